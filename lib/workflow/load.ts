@@ -1,0 +1,428 @@
+import picomatch from 'picomatch';
+import type { AgentPhase, Catalog, Comparison, ResolvedAgent, ResolvedModel, Workflow } from './model.js';
+import {
+  type AgentEntry,
+  type AgentSpec,
+  AgentSpecSchema,
+  type ModelCatalog,
+  ModelCatalogSchema,
+  type Provider,
+  type WorkflowSource,
+  WorkflowSourceSchema,
+} from './schema.js';
+import { type Diagnostic, type SourcePath, YamlSource } from './source.js';
+
+/** The result of loading a file: the value when there were no errors, and every diagnostic. */
+export interface Loaded<T> {
+  readonly value?: T;
+  readonly diagnostics: Diagnostic[];
+}
+
+/** Parses and checks `workflows/models.yml`. */
+export function loadModels(file: string, text: string): Loaded<ModelCatalog> {
+  const src = new YamlSource(file, text);
+  if (src.diagnostics.length > 0) return { diagnostics: src.diagnostics };
+  const parsed = ModelCatalogSchema.safeParse(src.data);
+  if (!parsed.success) return { diagnostics: src.fromZod(parsed.error.issues) };
+  const diagnostics: Diagnostic[] = [];
+  for (const [provider, alias] of Object.entries(parsed.data.defaults)) {
+    const m = parsed.data.models[alias];
+    if (!m) diagnostics.push(src.at(['defaults', provider], `defaults.${provider}: unknown model "${alias}"`));
+    else if (m.provider !== provider) {
+      diagnostics.push(src.at(['defaults', provider], `defaults.${provider}: "${alias}" is a ${m.provider} model`));
+    }
+  }
+  return diagnostics.length > 0 ? { diagnostics } : { value: parsed.data, diagnostics };
+}
+
+/** Parses and checks one agent file (`workflows/agents/<name>.yml`); the file name must match `name`. */
+export function loadAgent(file: string, text: string, models?: ModelCatalog): Loaded<AgentSpec> {
+  const src = new YamlSource(file, text);
+  if (src.diagnostics.length > 0) return { diagnostics: src.diagnostics };
+  const parsed = AgentSpecSchema.safeParse(src.data);
+  if (!parsed.success) return { diagnostics: src.fromZod(parsed.error.issues) };
+  const diagnostics: Diagnostic[] = [];
+  const base = file.split(/[\\/]/).pop()?.replace(/\.ya?ml$/, '');
+  if (base && base !== parsed.data.name) {
+    diagnostics.push(src.at(['name'], `name: "${parsed.data.name}" must match the file name "${base}"`));
+  }
+  if (models) {
+    const m = findModel(models, parsed.data.model);
+    if (!m) diagnostics.push(src.at(['model'], `model: unknown model "${parsed.data.model}" (see workflows/models.yml)`));
+    else if (m.provider !== parsed.data.provider) {
+      diagnostics.push(src.at(['model'], `model: "${parsed.data.model}" is a ${m.provider} model, not ${parsed.data.provider}`));
+    }
+    parsed.data.fallback.forEach((f, i) => {
+      const err = fallbackError(models, f);
+      if (err) diagnostics.push(src.at(['fallback', i], `fallback.${i}: ${err}`));
+    });
+  }
+  return diagnostics.length > 0 ? { diagnostics } : { value: parsed.data, diagnostics };
+}
+
+/**
+ * Parses, normalises and checks a workflow file against the catalog.
+ *
+ * Every problem is reported with its position; the workflow is returned only when there are none.
+ * Checks: schema, unknown agents and models, provider/model mismatches, duplicate phases and
+ * agents, unknown `depends_on`, cycles, invalid globs.
+ */
+export function loadWorkflow(file: string, text: string, catalog: Catalog): Loaded<Workflow> {
+  const src = new YamlSource(file, text);
+  if (src.diagnostics.length > 0) return { diagnostics: src.diagnostics };
+  const parsed = WorkflowSourceSchema.safeParse(src.data);
+  if (!parsed.success) return { diagnostics: src.fromZod(parsed.error.issues) };
+  const diagnostics: Diagnostic[] = [];
+  const id = (file.split(/[\\/]/).pop() ?? file).replace(/\.ya?ml$/, '');
+  const workflow = normalize(id, parsed.data, catalog, src, diagnostics);
+  return diagnostics.length > 0 ? { diagnostics } : { value: workflow, diagnostics };
+}
+
+/** Finds a model by alias or by provider model id. */
+export function findModel(models: ModelCatalog, ref: string): ResolvedModel | undefined {
+  const alias = models.models[ref] ? ref : Object.keys(models.models).find((k) => models.models[k]?.id === ref);
+  const m = alias ? models.models[alias] : undefined;
+  if (!alias || !m) return undefined;
+  return {
+    provider: m.provider,
+    alias,
+    modelId: m.id,
+    contextWindow: m.context_window,
+    price: {
+      input: m.price.input,
+      output: m.price.output,
+      cacheRead: m.price.cache_read ?? m.price.input,
+      cacheWrite: m.price.cache_write ?? m.price.input,
+    },
+  };
+}
+
+function fallbackError(models: ModelCatalog, target: string): string | undefined {
+  const [provider, model] = splitTarget(target);
+  if (provider !== 'bedrock' && provider !== 'openai') return `unknown provider "${provider}"`;
+  const m = findModel(models, model ?? models.defaults[provider]);
+  if (!m) return `unknown model "${model}"`;
+  if (m.provider !== provider) return `"${model}" is a ${m.provider} model, not ${provider}`;
+  return undefined;
+}
+
+function splitTarget(target: string): [string, string | undefined] {
+  const i = target.indexOf(':');
+  return i < 0 ? [target, undefined] : [target.slice(0, i), target.slice(i + 1)];
+}
+
+const SERVICES: Record<string, Provider> = {
+  'claude-api': 'bedrock',
+  bedrock: 'bedrock',
+  'openai-api': 'openai',
+  openai: 'openai',
+};
+
+/** All actions a bare `pull_request` trigger stands for: a review when a PR opens or changes. */
+export const DEFAULT_PR_ACTIONS = ['opened', 'synchronize', 'reopened', 'ready_for_review'] as const;
+
+function normalize(
+  id: string,
+  w: WorkflowSource,
+  catalog: Catalog,
+  src: YamlSource,
+  diagnostics: Diagnostic[],
+): Workflow {
+  const events = (Array.isArray(w.trigger.event) ? w.trigger.event : [w.trigger.event]).flatMap((e) =>
+    e === 'pull_request' ? DEFAULT_PR_ACTIONS.map((a) => `pull_request.${a}`) : [e],
+  );
+  const condList = w.trigger.conditions
+    ? Array.isArray(w.trigger.conditions)
+      ? w.trigger.conditions
+      : [w.trigger.conditions]
+    : [];
+  const conditions = Object.assign({}, ...condList) as {
+    files_changed?: string[];
+    lines_changed?: string;
+    test_coverage?: string;
+  };
+  const condPath = (key: string): SourcePath => {
+    if (!Array.isArray(w.trigger.conditions)) return ['trigger', 'conditions', key];
+    const i = w.trigger.conditions.findIndex((c) => key in c);
+    return ['trigger', 'conditions', i, key];
+  };
+  conditions.files_changed?.forEach((glob, i) => {
+    const err = globError(glob);
+    if (err) diagnostics.push(src.at([...condPath('files_changed'), i], `files_changed.${i}: ${err}`));
+  });
+
+  // Legacy workflow-level fallback rules: `if: claude-api.fails / use: openai-api`.
+  const legacyFallback = new Map<Provider, Provider>();
+  let notifyOnFailure: string | undefined;
+  let stopOnFailure = false;
+  w.fallback?.forEach((rule, i) => {
+    const from = SERVICES[rule.if.replace(/\.fails$/, '')];
+    if (!from) diagnostics.push(src.at(['fallback', i, 'if'], `fallback.${i}.if: unknown service in "${rule.if}"`));
+    if (rule.use) {
+      const to = SERVICES[rule.use];
+      if (!to) diagnostics.push(src.at(['fallback', i, 'use'], `fallback.${i}.use: unknown service "${rule.use}"`));
+      else if (from) legacyFallback.set(from, to);
+    }
+    if (rule.notify) notifyOnFailure = rule.notify;
+    if (rule.continue === false) stopOnFailure = true;
+  });
+
+  const phaseSources: Array<{ path: SourcePath; phase: NonNullable<WorkflowSource['phases']>[number] }> = w.phases
+    ? w.phases.map((phase, i) => ({ path: ['phases', i], phase }))
+    : [
+        {
+          path: [],
+          phase: { name: 'review', agents: w.agents ?? [], parallel: w.execution !== 'sequential' },
+        },
+      ];
+
+  const phases: AgentPhase[] = [];
+  const seen = new Set<string>();
+  for (const { path, phase } of phaseSources) {
+    if (seen.has(phase.name)) diagnostics.push(src.at([...path, 'name'], `duplicate phase name "${phase.name}"`));
+    seen.add(phase.name);
+    if (phase.approval) {
+      diagnostics.push(
+        src.at(
+          [...path, 'approval'],
+          'approval phases are not supported by this version yet (the approval gate is planned); remove the phase to run the workflow',
+        ),
+      );
+      continue;
+    }
+    const agentsPath: SourcePath = w.phases ? [...path, 'agents'] : ['agents'];
+    const agents: ResolvedAgent[] = [];
+    const names = new Set<string>();
+    (phase.agents ?? []).forEach((entry, i) => {
+      const agent = resolveAgent(entry, catalog, legacyFallback, src, [...agentsPath, i], diagnostics);
+      if (!agent) return;
+      if (names.has(agent.name)) {
+        diagnostics.push(src.at([...agentsPath, i], `agent "${agent.name}" appears twice in phase "${phase.name}"`));
+      }
+      names.add(agent.name);
+      agents.push(agent);
+    });
+    const parallel = phase.parallel ?? true;
+    phases.push({
+      kind: 'agents',
+      name: phase.name,
+      dependsOn: phase.depends_on ?? [],
+      parallel,
+      required: phase.required ?? stopOnFailure,
+      maxConcurrency: parallel ? (phase.max_concurrency ?? Math.min(40, Math.max(1, agents.length))) : 1,
+      agents,
+    });
+  }
+  checkGraph(phaseSources, src, diagnostics);
+
+  const outputs = w.output ? (Array.isArray(w.output) ? Object.assign({}, ...w.output) : w.output) : {};
+  const o = outputs as NonNullable<Extract<WorkflowSource['output'], object>> & Record<string, unknown>;
+  const slack = typeof o.slack === 'string' ? o.slack : o.slack === true || o.slack_notification ? 'default' : undefined;
+
+  return {
+    id,
+    name: w.name,
+    description: w.description ?? '',
+    trigger: {
+      events,
+      ...(conditions.files_changed ? { filesChanged: conditions.files_changed } : {}),
+      ...(conditions.lines_changed ? { linesChanged: parseComparison(conditions.lines_changed) } : {}),
+      ...(conditions.test_coverage ? { testCoverage: parseComparison(conditions.test_coverage) } : {}),
+    },
+    budget: {
+      ...(w.budget?.max_usd_per_run !== undefined ? { maxUsdPerRun: w.budget.max_usd_per_run } : {}),
+      ...(w.budget?.project ? { project: w.budget.project } : {}),
+    },
+    phases,
+    output: {
+      githubReview: o.github_review ?? o.github_comment ?? true,
+      ...(slack ? { slack } : {}),
+      databaseLog: o.database_log ?? true,
+      createFiles: o.create_files ?? false,
+    },
+    ...(notifyOnFailure ? { notifyOnFailure } : {}),
+  };
+}
+
+/** Parses `"> 100"` or `"< 80%"`. The schema has already checked the shape. */
+export function parseComparison(text: string): Comparison {
+  const m = /^\s*(>=|<=|==|>|<)\s*(\d+(?:\.\d+)?)\s*%?\s*$/.exec(text);
+  if (!m) throw new Error(`not a comparison: ${text}`);
+  return { op: m[1] as Comparison['op'], value: Number(m[2]) };
+}
+
+function globError(glob: string): string | undefined {
+  if (glob.startsWith('/')) return `"${glob}" is absolute; globs match paths relative to the repository root`;
+  if (glob.split('/').includes('..')) return `"${glob}" leaves the repository ("..")`;
+  let depth = 0;
+  for (const ch of glob.replace(/\\./g, '')) {
+    if (ch === '{' || ch === '[') depth++;
+    if (ch === '}' || ch === ']') depth--;
+    if (depth < 0) break;
+  }
+  if (depth !== 0) return `"${glob}" has unbalanced brackets`;
+  try {
+    picomatch.makeRe(glob, { strictBrackets: true });
+  } catch (e) {
+    return `"${glob}" is not a valid glob: ${(e as Error).message}`;
+  }
+  return undefined;
+}
+
+/** Finds an agent by name, alias, or name without its `-agent` suffix. */
+export function findAgent(agents: ReadonlyMap<string, AgentSpec>, ref: string): AgentSpec | undefined {
+  const direct = agents.get(ref) ?? agents.get(ref.replace(/-agent$/, ''));
+  if (direct) return direct;
+  for (const spec of agents.values()) if (spec.aliases.includes(ref)) return spec;
+  return undefined;
+}
+
+function resolveAgent(
+  entry: AgentEntry,
+  catalog: Catalog,
+  legacyFallback: ReadonlyMap<Provider, Provider>,
+  src: YamlSource,
+  path: SourcePath,
+  diagnostics: Diagnostic[],
+): ResolvedAgent | undefined {
+  const ref = typeof entry === 'string' ? entry : 'agent' in entry ? entry.agent : entry.name;
+  const refPath = typeof entry === 'string' ? path : [...path, 'agent' in entry ? 'agent' : 'name'];
+  const spec = findAgent(catalog.agents, ref);
+  if (!spec) {
+    const known = [...catalog.agents.keys()].join(', ');
+    diagnostics.push(src.at(refPath, `unknown agent "${ref}" (known: ${known})`));
+    return undefined;
+  }
+  let provider: Provider | undefined;
+  let model: string | undefined;
+  let maxTokens = spec.max_tokens;
+  let temperature = spec.temperature;
+  let tasks = spec.tasks;
+  let fallbackRefs = spec.fallback;
+  let modelPath: SourcePath = path;
+  if (typeof entry !== 'string' && 'agent' in entry) {
+    provider = entry.provider;
+    model = entry.model;
+    modelPath = [...path, entry.model ? 'model' : 'provider'];
+    maxTokens = entry.max_tokens ?? maxTokens;
+    temperature = entry.temperature ?? temperature;
+    tasks = entry.tasks ?? tasks;
+    fallbackRefs = entry.fallback ?? fallbackRefs;
+  } else if (typeof entry !== 'string') {
+    provider = entry.service ? SERVICES[entry.service] : undefined;
+    model = entry.config?.model;
+    modelPath = [...path, entry.config?.model ? 'config' : 'service'];
+    if (entry.config?.model) modelPath = [...path, 'config', 'model'];
+    maxTokens = entry.config?.max_tokens ?? maxTokens;
+    temperature = entry.config?.temperature ?? temperature;
+    tasks = entry.tasks ?? tasks;
+  }
+  const models = catalog.models;
+  let resolved: ResolvedModel | undefined;
+  if (model) {
+    resolved = findModel(models, model);
+    if (!resolved) {
+      diagnostics.push(src.at(modelPath, `unknown model "${model}" (see workflows/models.yml)`));
+      return undefined;
+    }
+    if (provider && resolved.provider !== provider) {
+      diagnostics.push(src.at(modelPath, `model "${model}" is a ${resolved.provider} model, not ${provider}`));
+      return undefined;
+    }
+  } else if (provider && provider !== spec.provider) {
+    resolved = findModel(models, models.defaults[provider]);
+  } else {
+    resolved = findModel(models, spec.model);
+  }
+  if (!resolved) {
+    diagnostics.push(src.at(modelPath, `agent "${spec.name}" names an unknown model "${spec.model}"`));
+    return undefined;
+  }
+  const fallback: ResolvedModel[] = [];
+  fallbackRefs.forEach((target, i) => {
+    const [p, m] = splitTarget(target);
+    const err = fallbackError(models, target);
+    if (err) {
+      diagnostics.push(src.at(typeof entry === 'string' ? path : [...path, 'fallback', i], `fallback "${target}": ${err}`));
+      return;
+    }
+    const fm = findModel(models, m ?? models.defaults[p as Provider]);
+    if (fm) fallback.push(fm);
+  });
+  const legacy = legacyFallback.get(resolved.provider);
+  if (legacy && !fallback.some((f) => f.provider === legacy)) {
+    const fm = findModel(models, models.defaults[legacy]);
+    if (fm) fallback.push(fm);
+  }
+  if (maxTokens >= resolved.contextWindow) {
+    diagnostics.push(src.at(path, `max_tokens ${maxTokens} does not fit ${resolved.alias}'s context window`));
+  }
+  return {
+    name: spec.name,
+    model: resolved,
+    fallback: fallback.filter((f) => f.modelId !== resolved.modelId),
+    maxTokens,
+    temperature,
+    categories: spec.categories,
+    tasks,
+    prompt: spec.prompt.trim(),
+  };
+}
+
+type PhaseSource = { path: SourcePath; phase: { name: string; depends_on?: string[] | undefined } };
+
+function checkGraph(phases: PhaseSource[], src: YamlSource, diagnostics: Diagnostic[]): void {
+  const byName = new Map(phases.map((p) => [p.phase.name, p]));
+  for (const { path, phase } of phases) {
+    phase.depends_on?.forEach((dep, i) => {
+      if (!byName.has(dep)) {
+        diagnostics.push(src.at([...path, 'depends_on', i], `depends_on: unknown phase "${dep}"`));
+      } else if (dep === phase.name) {
+        diagnostics.push(src.at([...path, 'depends_on', i], `phase "${dep}" depends on itself`));
+      }
+    });
+  }
+  // Kahn's algorithm: whatever cannot be ordered is on (or behind) a cycle.
+  const indegree = new Map(phases.map((p) => [p.phase.name, 0]));
+  for (const { phase } of phases) {
+    for (const dep of phase.depends_on ?? []) if (byName.has(dep) && dep !== phase.name) indegree.set(phase.name, (indegree.get(phase.name) ?? 0) + 1);
+  }
+  const queue = [...indegree].filter(([, d]) => d === 0).map(([n]) => n);
+  const done = new Set<string>();
+  while (queue.length > 0) {
+    const n = queue.shift() as string;
+    done.add(n);
+    for (const { phase } of phases) {
+      if (phase.depends_on?.includes(n) && phase.name !== n) {
+        const d = (indegree.get(phase.name) ?? 0) - 1;
+        indegree.set(phase.name, d);
+        if (d === 0) queue.push(phase.name);
+      }
+    }
+  }
+  for (const { path, phase } of phases) {
+    if (!done.has(phase.name) && !phase.depends_on?.includes(phase.name)) {
+      diagnostics.push(
+        src.at([...path, 'depends_on'], `phase "${phase.name}" is on a dependency cycle and can never start`),
+      );
+    }
+  }
+}
+
+/**
+ * Orders phases into levels: every phase comes after the phases it depends on, and phases of
+ * one level do not depend on each other (they may run side by side).
+ */
+export function phaseLevels<T extends { name: string; dependsOn: readonly string[] }>(phases: readonly T[]): T[][] {
+  const levels: T[][] = [];
+  const placed = new Set<string>();
+  let rest = [...phases];
+  while (rest.length > 0) {
+    const level = rest.filter((p) => p.dependsOn.every((d) => placed.has(d)));
+    if (level.length === 0) throw new Error('phases form a cycle');
+    for (const p of level) placed.add(p.name);
+    levels.push(level);
+    rest = rest.filter((p) => !level.includes(p));
+  }
+  return levels;
+}

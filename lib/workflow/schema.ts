@@ -1,0 +1,218 @@
+import { z } from 'zod';
+
+/** Model providers AgentFlow can call. `bedrock` is Claude on Amazon Bedrock (Converse API). */
+export const PROVIDERS = ['bedrock', 'openai'] as const;
+export type Provider = (typeof PROVIDERS)[number];
+
+/** Severity of a finding, most severe first. */
+export const SEVERITIES = ['critical', 'high', 'medium', 'low', 'info'] as const;
+
+const name = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9-]*$/, 'use lower-case letters, digits and dashes (for example "code-review")');
+
+/** A price per million tokens in USD. */
+const usdPerMillion = z.number().nonnegative();
+
+/**
+ * One model in `workflows/models.yml`.
+ *
+ * Prices are USD per million tokens; `context_window` and `max_output` are tokens.
+ */
+export const ModelSchema = z.strictObject({
+  provider: z.enum(PROVIDERS),
+  id: z.string().min(1).describe('the provider model id or Bedrock inference profile id'),
+  foundation_model: z
+    .string()
+    .optional()
+    .describe('Bedrock only: the foundation model id behind an inference profile (for IAM grants)'),
+  context_window: z.number().int().positive(),
+  max_output: z.number().int().positive(),
+  tier: z.enum(['simple', 'medium', 'complex']),
+  price: z.strictObject({
+    input: usdPerMillion,
+    output: usdPerMillion,
+    cache_read: usdPerMillion.optional(),
+    cache_write: usdPerMillion.optional(),
+  }),
+  source: z.string().url(),
+  as_of: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'use a date like 2025-11-01'),
+  deprecated: z.boolean().optional(),
+});
+export type ModelSpec = z.infer<typeof ModelSchema>;
+
+/** The model catalog file. `defaults` names the model used when only a provider is given. */
+export const ModelCatalogSchema = z.strictObject({
+  defaults: z.strictObject({ bedrock: z.string(), openai: z.string() }),
+  models: z.record(z.string().regex(/^[a-z0-9][a-z0-9.-]*$/), ModelSchema),
+});
+export type ModelCatalog = z.infer<typeof ModelCatalogSchema>;
+
+/** Categories a finding can carry; an agent declares which it reports. */
+export const CATEGORIES = [
+  'correctness',
+  'quality',
+  'performance',
+  'security',
+  'testing',
+  'documentation',
+  'architecture',
+  'accessibility',
+] as const;
+
+/** One agent in `workflows/agents/<name>.yml`: its prompt and defaults. */
+export const AgentSpecSchema = z.strictObject({
+  name,
+  description: z.string().min(1),
+  aliases: z.array(z.string()).default([]),
+  provider: z.enum(PROVIDERS),
+  model: z.string().min(1),
+  fallback: z.array(z.string()).default([]),
+  max_tokens: z.number().int().min(256).max(64_000).default(4000),
+  temperature: z.number().min(0).max(1).default(0.2),
+  complexity: z.enum(['simple', 'medium', 'complex']).default('medium'),
+  categories: z.array(z.enum(CATEGORIES)).min(1),
+  tasks: z.array(z.string()).default([]),
+  output: z.enum(['findings']).default('findings'),
+  prompt: z.string().min(40, 'write the instructions the model gets (at least a few sentences)'),
+});
+export type AgentSpec = z.infer<typeof AgentSpecSchema>;
+
+const fallbackTarget = z
+  .string()
+  .regex(/^(bedrock|openai)(:[A-Za-z0-9.:-]+)?$/, 'write a fallback as provider or provider:model, e.g. "openai:gpt-4.1-mini"');
+
+/** A v1 agent entry that overrides catalog fields. */
+const AgentOverride = z.strictObject({
+  agent: z.string().min(1),
+  provider: z.enum(PROVIDERS).optional(),
+  model: z.string().optional(),
+  max_tokens: z.number().int().min(256).max(64_000).optional(),
+  temperature: z.number().min(0).max(1).optional(),
+  fallback: z.array(fallbackTarget).optional(),
+  tasks: z.array(z.string()).optional(),
+});
+
+/** The design documents' agent shape: `name`, `type`, `service`, `config`, `tasks`. */
+const AgentLegacy = z.strictObject({
+  name: z.string().min(1),
+  type: z.string().optional(),
+  service: z.enum(['claude-api', 'openai-api', 'bedrock', 'openai']).optional(),
+  config: z
+    .looseObject({
+      model: z.string().optional(),
+      max_tokens: z.number().int().min(256).max(64_000).optional(),
+      temperature: z.number().min(0).max(1).optional(),
+      focus: z.string().optional(),
+    })
+    .optional(),
+  tasks: z.array(z.string()).optional(),
+});
+
+export const AgentEntrySchema = z.union([z.string().min(1), AgentOverride, AgentLegacy]);
+export type AgentEntry = z.infer<typeof AgentEntrySchema>;
+
+const comparison = z
+  .string()
+  .regex(/^\s*(>=|<=|==|>|<)\s*\d+(\.\d+)?\s*$/, 'write a comparison like "> 100"');
+const percentComparison = z
+  .string()
+  .regex(/^\s*(>=|<=|==|>|<)\s*\d+(\.\d+)?\s*%\s*$/, 'write a comparison like "< 80%"');
+
+const Conditions = z.strictObject({
+  files_changed: z.array(z.string().min(1)).min(1).optional(),
+  lines_changed: comparison.optional(),
+  test_coverage: percentComparison.optional(),
+});
+
+const event = z
+  .string()
+  .regex(/^(pull_request(\.[a-z_]+)?|manual)$/, 'use pull_request, pull_request.<action> or manual');
+
+const Phase = z
+  .strictObject({
+    name,
+    description: z.string().optional(),
+    depends_on: z.array(z.string()).optional(),
+    parallel: z.boolean().optional(),
+    required: z.boolean().optional(),
+    max_concurrency: z.number().int().min(1).max(40).optional(),
+    agents: z.array(AgentEntrySchema).min(1).optional(),
+    approval: z
+      .strictObject({
+        channel: z.string(),
+        approvers: z.array(z.string()).min(1),
+        timeout: z.string().regex(/^\d+[smhd]$/, 'write a duration like 30m, 24h or 2d'),
+        on_timeout: z.enum(['reject', 'approve']).default('reject'),
+      })
+      .optional(),
+  })
+  .refine((p) => (p.agents ? 1 : 0) + (p.approval ? 1 : 0) === 1, {
+    message: 'a phase needs either agents or approval',
+  });
+
+const Output = z.strictObject({
+  github_review: z.boolean().optional(),
+  github_comment: z.boolean().optional(),
+  slack: z.union([z.string(), z.boolean()]).optional(),
+  slack_notification: z.boolean().optional(),
+  database_log: z.boolean().optional(),
+  format: z.enum(['markdown']).optional(),
+  create_files: z.boolean().optional(),
+});
+
+const LegacyFallbackRule = z.strictObject({
+  if: z.string().regex(/^[a-z-]+\.fails$/, 'write a rule like "claude-api.fails"'),
+  use: z.string().optional(),
+  notify: z.string().optional(),
+  continue: z.boolean().optional(),
+});
+
+/**
+ * A workflow file as written: the v1 language plus the older shapes of the design documents
+ * (`agents:` + `execution:`, list-valued `conditions:`/`output:`, rule-list `fallback:`).
+ * {@link normalizeWorkflow} turns it into a {@link Workflow}.
+ */
+export const WorkflowSourceSchema = z
+  .strictObject({
+    name: z.string().min(1),
+    description: z.string().optional(),
+    trigger: z.strictObject({
+      event: z.union([event, z.array(event).min(1)]),
+      conditions: z.union([Conditions, z.array(Conditions)]).optional(),
+    }),
+    budget: z
+      .strictObject({ max_usd_per_run: z.number().positive().optional(), project: z.string().optional() })
+      .optional(),
+    phases: z.array(Phase).min(1).optional(),
+    agents: z.array(AgentEntrySchema).min(1).optional(),
+    execution: z.enum(['parallel', 'sequential']).optional(),
+    fallback: z.array(LegacyFallbackRule).optional(),
+    output: z.union([Output, z.array(Output)]).optional(),
+  })
+  .superRefine((w, ctx) => {
+    if (!w.phases && !w.agents) ctx.addIssue({ code: 'custom', message: 'a workflow needs phases (or agents)' });
+    if (w.phases && w.agents) {
+      ctx.addIssue({ code: 'custom', path: ['agents'], message: 'use phases or agents, not both' });
+    }
+    if (w.phases && w.execution) {
+      ctx.addIssue({ code: 'custom', path: ['execution'], message: 'execution applies to agents; use parallel on a phase' });
+    }
+  });
+export type WorkflowSource = z.infer<typeof WorkflowSourceSchema>;
+
+/** JSON Schema of a workflow file for editors (`# yaml-language-server: $schema=...`). */
+export function workflowJsonSchema(): Record<string, unknown> {
+  const schema = z.toJSONSchema(WorkflowSourceSchema, { io: 'input', unrepresentable: 'any' });
+  return { ...schema, title: 'AgentFlow workflow', $id: 'https://agentflow.dev/schema/workflow.json' };
+}
+
+/** JSON Schema of an agent catalog file. */
+export function agentJsonSchema(): Record<string, unknown> {
+  return { ...z.toJSONSchema(AgentSpecSchema, { io: 'input' }), title: 'AgentFlow agent' };
+}
+
+/** JSON Schema of the model catalog. */
+export function modelsJsonSchema(): Record<string, unknown> {
+  return { ...z.toJSONSchema(ModelCatalogSchema, { io: 'input' }), title: 'AgentFlow models' };
+}
