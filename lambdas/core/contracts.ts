@@ -1,0 +1,273 @@
+import { z } from 'zod';
+import { InvalidInputError } from './errors.js';
+
+/**
+ * Task contracts: the small JSON that travels through the state machine (DESIGN §7). Large
+ * things (diffs, findings, reports) travel as artifact references (`ArtifactRef`).
+ */
+
+/** Providers AgentFlow calls; `bedrock` is Claude through the Bedrock Converse API. */
+export const PROVIDERS = ['bedrock', 'openai'] as const;
+export type Provider = (typeof PROVIDERS)[number];
+
+export const SEVERITIES = ['critical', 'high', 'medium', 'low', 'info'] as const;
+export type Severity = (typeof SEVERITIES)[number];
+
+/** A key in the artifact store (an S3 key, or a path under the local state folder). */
+export const ArtifactRef = z.string().min(1).max(1024);
+
+/** The pull request a run reviews, taken from the webhook event (ids and SHAs only). */
+export const ChangeSchema = z.strictObject({
+  repository: z.string().min(1).describe('owner/name'),
+  number: z.number().int().nonnegative(),
+  title: z.string().default(''),
+  author: z.string().default(''),
+  url: z.string().default(''),
+  action: z.string().default('opened'),
+  baseSha: z.string().min(1),
+  headSha: z.string().min(1),
+  baseRef: z.string().default(''),
+  headRef: z.string().default(''),
+  /** Test coverage in percent when a source reported it (used by `test_coverage` conditions). */
+  testCoverage: z.number().min(0).max(100).optional(),
+});
+export type Change = z.infer<typeof ChangeSchema>;
+
+/** Execution input of every compiled state machine. */
+export const ExecutionInputSchema = z.strictObject({
+  runId: z.string().min(1).max(80),
+  workflow: z.string().min(1),
+  change: ChangeSchema,
+});
+export type ExecutionInput = z.infer<typeof ExecutionInputSchema>;
+
+const ModelRef = z.strictObject({
+  provider: z.enum(PROVIDERS),
+  alias: z.string(),
+  modelId: z.string(),
+  contextWindow: z.number().int().positive(),
+  price: z.strictObject({
+    input: z.number().nonnegative(),
+    output: z.number().nonnegative(),
+    cacheRead: z.number().nonnegative(),
+    cacheWrite: z.number().nonnegative(),
+  }),
+});
+export type ModelRef = z.infer<typeof ModelRef>;
+
+/** A Map item: one agent as the compiler resolved it (prices in USD per million tokens). */
+export const AgentItemSchema = z.strictObject({
+  name: z.string(),
+  model: ModelRef,
+  fallback: z.array(ModelRef),
+  maxTokens: z.number().int().positive(),
+  temperature: z.number().min(0).max(1),
+  categories: z.array(z.string()),
+  tasks: z.array(z.string()),
+  prompt: z.string(),
+});
+export type AgentItem = z.infer<typeof AgentItemSchema>;
+
+/** Change statistics LoadContext returns; Choice states test these fields. */
+export const ContextStatsSchema = z.strictObject({
+  filesChanged: z.number().int().nonnegative(),
+  additions: z.number().int().nonnegative(),
+  deletions: z.number().int().nonnegative(),
+  linesChanged: z.number().int().nonnegative(),
+  matchedFiles: z.number().int().nonnegative(),
+  redactions: z.number().int().nonnegative(),
+  estimatedTokens: z.number().int().nonnegative(),
+  testCoverage: z.number().optional(),
+});
+export type ContextStats = z.infer<typeof ContextStatsSchema>;
+
+export const LoadContextInputSchema = z.strictObject({
+  runId: z.string(),
+  workflow: z.string(),
+  change: ChangeSchema,
+  /** Globs of the workflow's `files_changed` condition; `matchedFiles` counts files matching any. */
+  filesChanged: z.array(z.string()).default([]),
+});
+export type LoadContextInput = z.infer<typeof LoadContextInputSchema>;
+export interface LoadContextOutput {
+  contextRef: string;
+  stats: ContextStats;
+}
+
+/** One changed file in the stored context. `patch` is the unified diff hunk text, redacted. */
+export const ChangedFileSchema = z.strictObject({
+  path: z.string(),
+  status: z.enum(['added', 'modified', 'removed', 'renamed', 'copied', 'changed', 'unchanged']),
+  additions: z.number().int().nonnegative(),
+  deletions: z.number().int().nonnegative(),
+  patch: z.string(),
+  previousPath: z.string().optional(),
+  binary: z.boolean().default(false),
+});
+export type ChangedFile = z.infer<typeof ChangedFileSchema>;
+
+/** The context artifact: the change, redacted, as every agent of the run sees it. */
+export const ContextArtifactSchema = z.strictObject({
+  change: ChangeSchema,
+  files: z.array(ChangedFileSchema),
+  stats: ContextStatsSchema,
+});
+export type ContextArtifact = z.infer<typeof ContextArtifactSchema>;
+
+/** A finding as models must return it and as reports show it. `line` is in the new file. */
+export const FindingSchema = z.strictObject({
+  file: z.string().min(1),
+  line: z.number().int().nonnegative(),
+  severity: z.enum(SEVERITIES),
+  category: z.string().min(1),
+  message: z.string().min(1),
+  suggestion: z.string().default(''),
+});
+export type Finding = z.infer<typeof FindingSchema>;
+
+/** The JSON object a model must answer with. */
+export const ModelAnswerSchema = z.strictObject({
+  summary: z.string().default(''),
+  findings: z.array(FindingSchema),
+});
+export type ModelAnswer = z.infer<typeof ModelAnswerSchema>;
+
+export const InvokeAgentInputSchema = z.strictObject({
+  agent: AgentItemSchema,
+  runId: z.string(),
+  workflow: z.string(),
+  phase: z.string(),
+  contextRef: ArtifactRef,
+  /** Results of earlier phases, keyed by phase (small summaries with refs). */
+  previous: z.record(z.string(), z.unknown()).default({}),
+});
+export type InvokeAgentInput = z.infer<typeof InvokeAgentInputSchema>;
+
+/** One agent's result: the Map iteration's output. Costs in USD, counts in tokens. */
+export const AgentResultSchema = z.strictObject({
+  name: z.string(),
+  phase: z.string(),
+  status: z.enum(['succeeded', 'failed']),
+  provider: z.string(),
+  model: z.string(),
+  inputTokens: z.number().int().nonnegative(),
+  outputTokens: z.number().int().nonnegative(),
+  cachedTokens: z.number().int().nonnegative().default(0),
+  costUsd: z.number().nonnegative(),
+  findings: z.number().int().nonnegative(),
+  findingsRef: z.string().optional(),
+  chunks: z.number().int().nonnegative().default(0),
+  repaired: z.boolean().default(false),
+  servedBy: z.string().optional(),
+  durationMs: z.number().nonnegative().default(0),
+  /** Set by the Map iteration's Catch: `{Error, Cause}` as Step Functions reports them. */
+  error: z.object({ Error: z.string(), Cause: z.string().optional() }).optional(),
+});
+export type AgentResult = z.infer<typeof AgentResultSchema>;
+
+export const AggregateInputSchema = z.strictObject({
+  runId: z.string(),
+  workflow: z.string(),
+  change: ChangeSchema,
+  contextRef: ArtifactRef,
+  results: z.record(z.string(), z.array(z.unknown())),
+  requiredPhases: z.array(z.string()).default([]),
+});
+export type AggregateInput = z.infer<typeof AggregateInputSchema>;
+
+/** Run summary: counts, cost in USD and per-agent status. Small by construction. */
+export const RunSummarySchema = z.strictObject({
+  workflow: z.string(),
+  findings: z.number().int().nonnegative(),
+  bySeverity: z.record(z.string(), z.number()),
+  costUsd: z.number().nonnegative(),
+  inputTokens: z.number().int().nonnegative(),
+  outputTokens: z.number().int().nonnegative(),
+  agents: z.array(
+    z.strictObject({
+      name: z.string(),
+      phase: z.string(),
+      status: z.enum(['succeeded', 'failed']),
+      provider: z.string(),
+      model: z.string(),
+      inputTokens: z.number(),
+      outputTokens: z.number(),
+      costUsd: z.number(),
+      findings: z.number(),
+      error: z.string().optional(),
+    }),
+  ),
+  offline: z.boolean(),
+});
+export type RunSummary = z.infer<typeof RunSummarySchema>;
+
+export interface AggregateOutput {
+  reportRef: string;
+  commentRef: string;
+  summary: RunSummary;
+}
+
+const PublishReport = z.strictObject({
+  kind: z.literal('report'),
+  runId: z.string(),
+  workflow: z.string(),
+  change: ChangeSchema,
+  report: z.strictObject({ reportRef: ArtifactRef, commentRef: ArtifactRef, summary: RunSummarySchema }),
+  outputs: z.strictObject({
+    githubReview: z.boolean(),
+    databaseLog: z.boolean(),
+    slack: z.string().optional(),
+  }),
+});
+const PublishSkipped = z.strictObject({
+  kind: z.literal('skipped'),
+  runId: z.string(),
+  workflow: z.string(),
+  change: ChangeSchema,
+  reason: z.string(),
+  stats: ContextStatsSchema,
+});
+const PublishFailed = z.strictObject({
+  kind: z.literal('failed'),
+  runId: z.string(),
+  workflow: z.string(),
+  change: ChangeSchema,
+  error: z.object({ Error: z.string(), Cause: z.string().optional() }),
+  notify: z.string().optional(),
+});
+export const PublishInputSchema = z.discriminatedUnion('kind', [PublishReport, PublishSkipped, PublishFailed]);
+export type PublishInput = z.infer<typeof PublishInputSchema>;
+export interface PublishOutput {
+  commentUrl: string | null;
+}
+
+/** A run record (`RUN#<runId>`): what `agentflow runs` and `GET /runs` show. */
+export const RunRecordSchema = z.object({
+  runId: z.string(),
+  workflow: z.string(),
+  status: z.enum(['RUNNING', 'SUCCEEDED', 'SKIPPED', 'FAILED']),
+  repository: z.string(),
+  number: z.number(),
+  headSha: z.string(),
+  startedAt: z.string(),
+  finishedAt: z.string().optional(),
+  costUsd: z.number().default(0),
+  findings: z.number().default(0),
+  agents: z.array(z.unknown()).default([]),
+  reason: z.string().optional(),
+  error: z.string().optional(),
+  commentUrl: z.string().nullable().optional(),
+  reportRef: z.string().optional(),
+});
+export type RunRecord = z.infer<typeof RunRecordSchema>;
+
+/**
+ * Parses task input with a contract; a mismatch becomes {@link InvalidInputError} naming the
+ * field paths.
+ */
+export function parseInput<T extends z.ZodType>(schema: T, input: unknown, task: string): z.infer<T> {
+  const r = schema.safeParse(input);
+  if (r.success) return r.data;
+  const detail = r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+  throw new InvalidInputError(`${task}: invalid input: ${detail}`);
+}

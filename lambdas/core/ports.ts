@@ -1,0 +1,84 @@
+import type { Change, ChangedFile, Provider, RunRecord } from './contracts.js';
+
+/**
+ * Ports: what the use cases need from the outside world. Adapters in `lambdas/adapters`
+ * implement them with AWS SDK, Octokit and provider clients (cloud) or local equivalents.
+ */
+
+/** Stores JSON and text artifacts by key (S3 in the cloud, a folder locally). */
+export interface ArtifactStore {
+  putJson(key: string, value: unknown): Promise<string>;
+  getJson(key: string): Promise<unknown>;
+  putText(key: string, text: string, contentType?: string): Promise<string>;
+  getText(key: string): Promise<string>;
+}
+
+/** Lists the files a pull request changes, with their patches. */
+export interface ChangeSource {
+  /** @throws Error when the repository or commits cannot be read */
+  listChangedFiles(change: Change): Promise<ChangedFile[]>;
+}
+
+/** One message to a chat model. */
+export interface ChatMessage {
+  role: 'user' | 'assistant';
+  content: string;
+}
+
+/** A request to a model. `maxTokens` bounds the answer. */
+export interface ModelRequest {
+  modelId: string;
+  system: string;
+  messages: ChatMessage[];
+  maxTokens: number;
+  temperature: number;
+}
+
+/** Token usage as the provider reported it. */
+export interface TokenUsage {
+  inputTokens: number;
+  outputTokens: number;
+  cacheReadTokens: number;
+  cacheWriteTokens: number;
+}
+
+/** A model's answer. `servedBy` names a stand-in server (the offline model) when one answered. */
+export interface ModelResponse {
+  text: string;
+  usage: TokenUsage;
+  servedBy?: string;
+}
+
+/**
+ * A model provider.
+ * @throws ProviderThrottledError | ProviderUnavailableError | ProviderTimeoutError (retryable)
+ * @throws ProviderRejectedError | ProviderAuthError (not retryable)
+ */
+export interface ModelProvider {
+  complete(request: ModelRequest): Promise<ModelResponse>;
+}
+
+/** Every provider wired: a missing one does not compile. */
+export type ProviderTable = Record<Provider, ModelProvider>;
+
+/** Posts (or, locally, prints and writes) the pull-request comment. */
+export interface CommentPublisher {
+  /** Creates or updates the one comment carrying `marker`; returns its URL or path. */
+  upsertComment(change: Change, marker: string, body: string): Promise<string | null>;
+}
+
+/** Run records (DynamoDB `RUN#` items). */
+export interface RunStore {
+  put(record: RunRecord): Promise<void>;
+  get(runId: string): Promise<RunRecord | undefined>;
+  list(limit?: number): Promise<RunRecord[]>;
+}
+
+/** Starts executions of a workflow's state machine. */
+export interface ExecutionStarter {
+  /**
+   * Starts one execution named `name`.
+   * @returns `started: false` when an execution of that name already exists (a redelivery)
+   */
+  start(workflow: string, name: string, input: unknown): Promise<{ name: string; started: boolean }>;
+}

@@ -1,0 +1,71 @@
+import type { AgentItem, Change, ModelAnswer } from './contracts.js';
+import { ModelAnswerSchema } from './contracts.js';
+import type { ChatMessage } from './ports.js';
+
+/** Instructions appended to every agent's prompt: the answer format AgentFlow validates. */
+export function systemPrompt(agent: AgentItem): string {
+  return `${agent.prompt}
+
+## Answer format
+Answer with one JSON object and nothing else (no prose, no Markdown fence):
+{"summary": "<one or two sentences>", "findings": [{"file": "<path as shown in the diff>", "line": <line number in the new file, 0 if the whole file>, "severity": "critical|high|medium|low|info", "category": "${agent.categories.join('|')}", "message": "<the problem and why it matters>", "suggestion": "<the concrete fix>"}]}
+Report only problems in lines the change adds or modifies. An empty "findings" list is a valid answer.`;
+}
+
+/**
+ * The user message for one chunk of the change. The header lines (`Agent:`, `Categories:`) are
+ * stable so that tests and the offline model server can read them.
+ */
+export function chunkMessage(agent: AgentItem, change: Change, chunk: string, index: number, total: number): string {
+  return [
+    `Pull request: ${change.repository}#${change.number} "${change.title}" by ${change.author || 'unknown'}`,
+    `Agent: ${agent.name}`,
+    `Categories: ${agent.categories.join(', ')}`,
+    agent.tasks.length ? `Tasks: ${agent.tasks.join(', ')}` : '',
+    `Part ${index + 1} of ${total} of the change:`,
+    '',
+    chunk,
+  ]
+    .filter((l, i) => l !== '' || i === 5)
+    .join('\n');
+}
+
+/** The follow-up that asks the model to fix an invalid answer (sent once). */
+export function repairMessages(previous: ChatMessage[], answer: string, problem: string): ChatMessage[] {
+  return [
+    ...previous,
+    { role: 'assistant', content: answer || '(empty answer)' },
+    {
+      role: 'user',
+      content: `Your answer could not be used: ${problem}. Answer again with only the JSON object in the required format.`,
+    },
+  ];
+}
+
+/** The outcome of {@link parseAnswer}. */
+export type ParsedAnswer = { ok: true; answer: ModelAnswer } | { ok: false; problem: string };
+
+/**
+ * Parses a model's answer: the JSON object (a surrounding Markdown fence or prose is tolerated),
+ * validated against the findings schema.
+ */
+export function parseAnswer(text: string): ParsedAnswer {
+  const start = text.indexOf('{');
+  const end = text.lastIndexOf('}');
+  if (start < 0 || end <= start) return { ok: false, problem: 'it contains no JSON object' };
+  let json: unknown;
+  try {
+    json = JSON.parse(text.slice(start, end + 1));
+  } catch (e) {
+    return { ok: false, problem: `it is not valid JSON (${(e as Error).message})` };
+  }
+  const r = ModelAnswerSchema.safeParse(json);
+  if (!r.success) {
+    const first = r.error.issues
+      .slice(0, 3)
+      .map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`)
+      .join('; ');
+    return { ok: false, problem: `it does not match the format (${first})` };
+  }
+  return { ok: true, answer: r.data };
+}

@@ -1,0 +1,85 @@
+import type { ChangedFile } from './contracts.js';
+
+/**
+ * Estimated tokens of `text`: one token per 3.5 characters, rounded up. Source code tokenizes
+ * denser than prose (about 3.5 characters per token for Claude and GPT-4-class tokenizers), so
+ * this errs towards more tokens: chunks stay inside the context window.
+ */
+export function estimateTokens(text: string): number {
+  return Math.ceil(text.length / 3.5);
+}
+
+/** Renders one changed file the way prompts show it. */
+export function renderFile(file: ChangedFile): string {
+  const header =
+    file.status === 'renamed' && file.previousPath
+      ? `### ${file.path} (renamed from ${file.previousPath}, +${file.additions} -${file.deletions})`
+      : `### ${file.path} (${file.status}, +${file.additions} -${file.deletions})`;
+  return `${header}\n\`\`\`diff\n${file.binary ? '(binary file)' : file.patch}\n\`\`\`\n`;
+}
+
+/**
+ * Splits the changed files into chunks of at most `budgetTokens` estimated tokens each, keeping
+ * files whole where they fit and splitting a file that alone is too large at hunk (`@@`)
+ * boundaries, then at line boundaries. Nothing is dropped: every line of every patch lands in
+ * exactly one chunk.
+ *
+ * @param budgetTokens tokens available for the diff in one prompt (> 0)
+ * @returns chunks of rendered diff text, in file order
+ * @throws RangeError when `budgetTokens` is not positive
+ */
+export function chunkFiles(files: readonly ChangedFile[], budgetTokens: number): string[] {
+  if (!(budgetTokens > 0)) throw new RangeError(`token budget must be positive, got ${budgetTokens}`);
+  const chunks: string[] = [];
+  let current = '';
+  const flush = () => {
+    if (current) chunks.push(current);
+    current = '';
+  };
+  for (const file of files) {
+    const rendered = renderFile(file);
+    if (estimateTokens(current + rendered) <= budgetTokens) {
+      current += rendered;
+      continue;
+    }
+    flush();
+    if (estimateTokens(rendered) <= budgetTokens) {
+      current = rendered;
+      continue;
+    }
+    for (const piece of splitPatch(file, budgetTokens)) chunks.push(piece);
+  }
+  flush();
+  return chunks;
+}
+
+function splitPatch(file: ChangedFile, budgetTokens: number): string[] {
+  const lines = file.patch.split('\n');
+  const pieces: string[] = [];
+  let part: string[] = [];
+  let n = 0;
+  const header = (i: number) => `### ${file.path} (${file.status}, part ${i})\n\`\`\`diff\n`;
+  const overhead = estimateTokens(`${header(99)}\`\`\`\n`);
+  const limit = Math.max(1, budgetTokens - overhead);
+  const emit = () => {
+    if (part.length === 0) return;
+    n++;
+    pieces.push(`${header(n)}${part.join('\n')}\n\`\`\`\n`);
+    part = [];
+  };
+  for (const line of lines) {
+    if (line.startsWith('@@') && part.length > 0 && estimateTokens([...part, line].join('\n')) > limit / 2) emit();
+    if (estimateTokens([...part, line].join('\n')) > limit) emit();
+    // A single line longer than the budget is cut into pieces rather than dropped.
+    let rest = line;
+    while (estimateTokens(rest) > limit) {
+      const cut = Math.floor(limit * 3.5);
+      part.push(rest.slice(0, cut));
+      emit();
+      rest = rest.slice(cut);
+    }
+    part.push(rest);
+  }
+  emit();
+  return pieces;
+}
