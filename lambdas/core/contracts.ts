@@ -171,6 +171,7 @@ export const AggregateInputSchema = z.strictObject({
   change: ChangeSchema,
   contextRef: ArtifactRef,
   results: z.record(z.string(), z.array(z.unknown())),
+  workflowName: z.string().default(''),
   requiredPhases: z.array(z.string()).default([]),
 });
 export type AggregateInput = z.infer<typeof AggregateInputSchema>;

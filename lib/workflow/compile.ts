@@ -200,6 +200,7 @@ export function compileWorkflow(workflow: Workflow): AslDefinition {
       'change.$': '$.change',
       'contextRef.$': '$.context.contextRef',
       'results.$': '$.results',
+      workflowName: workflow.name,
       requiredPhases,
     },
     {

@@ -216,7 +216,14 @@ function normalize(
   checkGraph(phaseSources, src, diagnostics);
 
   const outputs = w.output ? (Array.isArray(w.output) ? Object.assign({}, ...w.output) : w.output) : {};
-  const o = outputs as NonNullable<Extract<WorkflowSource['output'], object>> & Record<string, unknown>;
+  const o = outputs as {
+    github_review?: boolean;
+    github_comment?: boolean;
+    slack?: string | boolean;
+    slack_notification?: boolean;
+    database_log?: boolean;
+    create_files?: boolean;
+  };
   const slack = typeof o.slack === 'string' ? o.slack : o.slack === true || o.slack_notification ? 'default' : undefined;
 
   return {

@@ -1,0 +1,92 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import type { Octokit } from '@octokit/rest';
+import type { Change, ChangedFile } from '../core/contracts.js';
+import type { ChangeSource } from '../core/ports.js';
+
+const run = promisify(execFile);
+
+/** Changed files of a pull request from the GitHub REST API (`GET /repos/{o}/{r}/pulls/{n}/files`). */
+export class GitHubChangeSource implements ChangeSource {
+  constructor(private readonly octokit: Octokit) {}
+
+  async listChangedFiles(change: Change): Promise<ChangedFile[]> {
+    const [owner, repo] = change.repository.split('/');
+    if (!owner || !repo) throw new Error(`repository must be owner/name, got ${change.repository}`);
+    const files = await this.octokit.paginate(this.octokit.rest.pulls.listFiles, {
+      owner,
+      repo,
+      pull_number: change.number,
+      per_page: 100,
+    });
+    return files.map((f) => ({
+      path: f.filename,
+      status: f.status,
+      additions: f.additions,
+      deletions: f.deletions,
+      // GitHub omits `patch` for binary files and for very large diffs.
+      patch: f.patch ?? '',
+      binary: f.patch === undefined && f.changes === 0,
+      ...(f.previous_filename ? { previousPath: f.previous_filename } : {}),
+    }));
+  }
+}
+
+/**
+ * Changed files between the change's base and head commits of a local git repository
+ * (`git diff -M base head`), the local stand-in for the GitHub API.
+ */
+export class GitChangeSource implements ChangeSource {
+  constructor(private readonly repoPath: string) {}
+
+  async listChangedFiles(change: Change): Promise<ChangedFile[]> {
+    let out: string;
+    try {
+      ({ stdout: out } = await run(
+        'git',
+        ['-C', this.repoPath, 'diff', '-M', '--no-color', '--no-ext-diff', '--unified=3', change.baseSha, change.headSha],
+        { maxBuffer: 256 * 1024 * 1024 },
+      ));
+    } catch (e) {
+      const msg = (e as { stderr?: string }).stderr?.trim() || (e as Error).message;
+      throw new Error(`cannot diff ${change.baseSha}..${change.headSha} in ${this.repoPath}: ${msg}`);
+    }
+    return parseUnifiedDiff(out);
+  }
+}
+
+/** Parses `git diff` output into changed files. Exported for tests. */
+export function parseUnifiedDiff(diff: string): ChangedFile[] {
+  const files: ChangedFile[] = [];
+  const sections = diff.split(/^diff --git /m).slice(1);
+  for (const section of sections) {
+    const lines = section.split('\n');
+    const head = lines[0] ?? '';
+    const m = /^a\/(.+) b\/(.+)$/.exec(head);
+    let path = m?.[2] ?? head;
+    let previousPath: string | undefined;
+    let status: ChangedFile['status'] = 'modified';
+    let binary = false;
+    const hunkStart = lines.findIndex((l) => l.startsWith('@@'));
+    const meta = hunkStart < 0 ? lines : lines.slice(0, hunkStart);
+    for (const l of meta) {
+      if (l.startsWith('new file mode')) status = 'added';
+      else if (l.startsWith('deleted file mode')) status = 'removed';
+      else if (l.startsWith('rename from ')) {
+        previousPath = l.slice('rename from '.length);
+        status = 'renamed';
+      } else if (l.startsWith('rename to ')) path = l.slice('rename to '.length);
+      else if (l.startsWith('Binary files')) binary = true;
+    }
+    const patchLines = hunkStart < 0 ? [] : lines.slice(hunkStart);
+    while (patchLines.length > 0 && patchLines[patchLines.length - 1] === '') patchLines.pop();
+    let additions = 0;
+    let deletions = 0;
+    for (const l of patchLines) {
+      if (l.startsWith('+')) additions++;
+      else if (l.startsWith('-')) deletions++;
+    }
+    files.push({ path, status, additions, deletions, patch: patchLines.join('\n'), binary, ...(previousPath ? { previousPath } : {}) });
+  }
+  return files;
+}

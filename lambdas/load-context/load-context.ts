@@ -1,0 +1,58 @@
+import picomatch from 'picomatch';
+import {
+  type ContextArtifact,
+  type LoadContextInput,
+  LoadContextInputSchema,
+  type LoadContextOutput,
+  parseInput,
+} from '../core/contracts.js';
+import type { ArtifactStore, ChangeSource } from '../core/ports.js';
+import { redactSecrets } from '../core/redact.js';
+import { estimateTokens, renderFile } from '../core/tokens.js';
+
+export interface LoadContextDeps {
+  changes: ChangeSource;
+  artifacts: ArtifactStore;
+}
+
+/** Artifact key of a run's context. */
+export const contextKey = (runId: string) => `runs/${runId}/context.json`;
+
+/**
+ * LoadContext: fetches the change, redacts credentials from every patch, computes change stats
+ * (and how many files match the workflow's `files_changed` globs; a glob without a slash matches
+ * the file name in any folder, as in .gitignore), stores the context as an artifact and returns
+ * only its reference and the stats.
+ *
+ * @throws InvalidInputError when the input does not match the contract
+ * @throws Error from the change source when the change cannot be read
+ */
+export async function loadContext(raw: unknown, deps: LoadContextDeps): Promise<LoadContextOutput> {
+  const input: LoadContextInput = parseInput(LoadContextInputSchema, raw, 'LoadContext');
+  const files = await deps.changes.listChangedFiles(input.change);
+  let redactions = 0;
+  const clean = files.map((f) => {
+    const r = redactSecrets(f.patch);
+    redactions += r.count;
+    return { ...f, patch: r.text };
+  });
+  const isMatch = input.filesChanged.length > 0 ? picomatch(input.filesChanged, { basename: true, dot: true }) : () => true;
+  const additions = clean.reduce((s, f) => s + f.additions, 0);
+  const deletions = clean.reduce((s, f) => s + f.deletions, 0);
+  const artifact: ContextArtifact = {
+    change: input.change,
+    files: clean,
+    stats: {
+      filesChanged: clean.length,
+      additions,
+      deletions,
+      linesChanged: additions + deletions,
+      matchedFiles: clean.filter((f) => isMatch(f.path)).length,
+      redactions,
+      estimatedTokens: clean.reduce((s, f) => s + estimateTokens(renderFile(f)), 0),
+      ...(input.change.testCoverage !== undefined ? { testCoverage: input.change.testCoverage } : {}),
+    },
+  };
+  const contextRef = await deps.artifacts.putJson(contextKey(input.runId), artifact);
+  return { contextRef, stats: artifact.stats };
+}

@@ -1,0 +1,24 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { S3Client } from '@aws-sdk/client-s3';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import middy from '@middy/core';
+import { S3ArtifactStore } from '../adapters/artifacts.js';
+import { GitHubCommentPublisher } from '../adapters/comments.js';
+import { DynamoRunStore } from '../adapters/runs.js';
+import { cloudOctokit } from '../shared/cloud.js';
+import { requireEnv } from '../shared/env.js';
+import { logger } from '../shared/powertools.js';
+import { publish } from './publish.js';
+
+const artifacts = new S3ArtifactStore(new S3Client({}), requireEnv('ARTIFACT_BUCKET'));
+const runs = new DynamoRunStore(
+  DynamoDBDocumentClient.from(new DynamoDBClient({}), { marshallOptions: { removeUndefinedValues: true } }),
+  requireEnv('TABLE_NAME'),
+);
+const octokit = cloudOctokit();
+
+/** Publish task: see {@link publish}. */
+export const handler = middy(async (event: unknown) =>
+  publish(event, { artifacts, runs, comments: new GitHubCommentPublisher(await octokit) }),
+).use(injectLambdaContext(logger));

@@ -1,0 +1,76 @@
+import {
+  parseInput,
+  type PublishInput,
+  PublishInputSchema,
+  type PublishOutput,
+  type RunRecord,
+} from '../core/contracts.js';
+import type { ArtifactStore, CommentPublisher, RunStore } from '../core/ports.js';
+import { commentMarker, errorText } from '../core/report.js';
+
+export interface PublishDeps {
+  artifacts: ArtifactStore;
+  comments: CommentPublisher;
+  runs: RunStore;
+  now?: () => Date;
+}
+
+/**
+ * Publish: posts the comment (one per pull request and workflow, found again by its hidden
+ * marker) when `outputs.githubReview` is on, and writes the run record. Also records skipped
+ * and failed runs (the state machine's skip path and run-level Catch call it with `kind`).
+ *
+ * @returns the comment's URL (or local path), or null when nothing was posted
+ * @throws InvalidInputError on a bad input; errors of the comment publisher or run store
+ */
+export async function publish(raw: unknown, deps: PublishDeps): Promise<PublishOutput> {
+  const input: PublishInput = parseInput(PublishInputSchema, raw, 'Publish');
+  const now = (deps.now ?? (() => new Date()))().toISOString();
+  const previous = await deps.runs.get(input.runId);
+  const base: RunRecord = {
+    runId: input.runId,
+    workflow: input.workflow,
+    status: 'RUNNING',
+    repository: input.change.repository,
+    number: input.change.number,
+    headSha: input.change.headSha,
+    startedAt: previous?.startedAt ?? now,
+    finishedAt: now,
+    costUsd: 0,
+    findings: 0,
+    agents: [],
+  };
+  switch (input.kind) {
+    case 'skipped':
+      await deps.runs.put({ ...base, status: 'SKIPPED', reason: input.reason });
+      return { commentUrl: null };
+    case 'failed': {
+      await deps.runs.put({ ...base, status: 'FAILED', error: errorText(input.error) ?? input.error.Error });
+      return { commentUrl: null };
+    }
+    case 'report': {
+      const { summary } = input.report;
+      let commentUrl: string | null = null;
+      if (input.outputs.githubReview) {
+        const body = await deps.artifacts.getText(input.report.commentRef);
+        commentUrl = await deps.comments.upsertComment(input.change, commentMarker(input.workflow), body);
+      }
+      if (input.outputs.databaseLog) {
+        await deps.runs.put({
+          ...base,
+          status: 'SUCCEEDED',
+          costUsd: summary.costUsd,
+          findings: summary.findings,
+          agents: summary.agents,
+          commentUrl,
+          reportRef: input.report.reportRef,
+        });
+      }
+      return { commentUrl };
+    }
+    default: {
+      const never: never = input;
+      throw new Error(`unhandled publish kind ${JSON.stringify(never)}`);
+    }
+  }
+}
