@@ -102,7 +102,7 @@ export const commentMarker = (workflow: string) => `<!-- agentflow:${workflow} -
 export const MAX_COMMENT_CHARS = 60_000;
 
 const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\r?\n/g, '<br>');
-const usd = (n: number) => `$${n.toFixed(n > 0 && n < 0.01 ? 6 : 4)}`;
+const usd = (n: number) => `$${n.toFixed(n > 0 && n < 0.0001 ? 6 : 4)}`;
 const int = (n: number) => n.toLocaleString('en-US');
 
 /**

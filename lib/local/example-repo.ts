@@ -1,0 +1,50 @@
+import { execFileSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { PROJECT_ROOT } from '../workspace.js';
+
+/** The example app's sources: `base/` is main, `head/` overlays the pull request's changes. */
+export const EXAMPLE_APP = join(PROJECT_ROOT, 'examples', 'mobile-app');
+
+/** The example repository's two commits. */
+export interface ExampleRepo {
+  path: string;
+  base: string;
+  head: string;
+}
+
+/**
+ * (Re)creates a git repository at `dir` with two commits: the example app (`main`) and the pull
+ * request's change (`feature/checkout-payments`). Author and dates are fixed, so the SHAs are the
+ * same on every machine.
+ * @throws Error when git is missing or fails
+ */
+export function createExampleRepo(dir: string): ExampleRepo {
+  if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const env = {
+    ...process.env,
+    GIT_AUTHOR_NAME: 'Acme Mobile',
+    GIT_AUTHOR_EMAIL: 'mobile@acme-shop.example',
+    GIT_COMMITTER_NAME: 'Acme Mobile',
+    GIT_COMMITTER_EMAIL: 'mobile@acme-shop.example',
+    GIT_AUTHOR_DATE: '2026-01-05T10:00:00Z',
+    GIT_COMMITTER_DATE: '2026-01-05T10:00:00Z',
+    GIT_CONFIG_NOSYSTEM: '1',
+    HOME: dir,
+  };
+  const git = (...args: string[]) => execFileSync('git', ['-C', dir, ...args], { env, encoding: 'utf8' }).trim();
+  git('init', '-q', '-b', 'main');
+  cpSync(join(EXAMPLE_APP, 'base'), dir, { recursive: true });
+  git('add', '-A');
+  git('commit', '-q', '-m', 'Acme Shop: checkout and cart');
+  const base = git('rev-parse', 'HEAD');
+  git('checkout', '-q', '-b', 'feature/checkout-payments');
+  cpSync(join(EXAMPLE_APP, 'head'), dir, { recursive: true });
+  git('add', '-A');
+  env.GIT_AUTHOR_DATE = '2026-01-06T09:30:00Z';
+  env.GIT_COMMITTER_DATE = '2026-01-06T09:30:00Z';
+  git('commit', '-q', '-m', 'Checkout: pay with card; cart: coupons');
+  const head = git('rev-parse', 'HEAD');
+  return { path: dir, base, head };
+}

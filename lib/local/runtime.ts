@@ -1,0 +1,310 @@
+import { mkdirSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { CreateTableCommand, DynamoDBClient, ResourceInUseException } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
+import dynalite from 'dynalite';
+import { aggregate } from '../../lambdas/aggregate/aggregate.js';
+import { FsArtifactStore } from '../../lambdas/adapters/artifacts.js';
+import { GitChangeSource } from '../../lambdas/adapters/changes.js';
+import { FileCommentPublisher } from '../../lambdas/adapters/comments.js';
+import { DynamoRunStore, TABLE_KEYS } from '../../lambdas/adapters/runs.js';
+import type { ExecutionInput, RunSummary } from '../../lambdas/core/contracts.js';
+import type { ExecutionStarter, ProviderTable, RunStore } from '../../lambdas/core/ports.js';
+import { invokeAgent } from '../../lambdas/invoke-agent/invoke-agent.js';
+import { loadContext } from '../../lambdas/load-context/load-context.js';
+import { publish } from '../../lambdas/publish/publish.js';
+import type { Workspace } from '../workspace.js';
+import { type AslDefinition, compileWorkflow, type TaskKind, taskKindOf, taskStates } from '../workflow/index.js';
+import { type OfflineModelOptions, OfflineModelServer } from './offline-model.js';
+import { localProviders, type ProviderModes, providerModes } from './providers.js';
+
+/** The local table's name (the cloud table is named by CloudFormation). */
+export const LOCAL_TABLE = 'agentflow';
+
+/** Options of {@link LocalRuntime.start}. */
+export interface LocalRuntimeOptions {
+  /** Folder for artifacts (`artifacts/`) and the DynamoDB data (`dynamodb/`). */
+  stateDir: string;
+  /** The local git repository LoadContext diffs. */
+  repoPath: string;
+  workspace: Workspace;
+  /** Keep DynamoDB data in `stateDir` (false: in memory). @default true */
+  persist?: boolean;
+  offline?: OfflineModelOptions;
+  /** Where provider calls go. @default providerModes() from the environment */
+  modes?: ProviderModes;
+  /** Retry waits locally, in ms, instead of the definition's backoff. @default 100 */
+  retryDelayMs?: number;
+  /** Called when publish writes the pull-request comment. */
+  onComment?: (body: string, path: string) => void;
+}
+
+/** What a state machine execution ended with. */
+export interface ExecutionResult {
+  name: string;
+  workflow: string;
+  status: 'SUCCEEDED' | 'FAILED';
+  /** The execution output: the run summary (or the skip) on success. */
+  output: unknown;
+  error?: string;
+  /** State transitions (states entered), as Step Functions Standard bills them. */
+  transitions: number;
+  durationMs: number;
+}
+
+/** A progress event of a running execution, for printing. */
+export interface ProgressEvent {
+  execution: string;
+  kind: 'entered' | 'exited' | 'failed' | 'retried' | 'caught';
+  state: string;
+  /** Agent name for states inside a Map iteration. */
+  agent?: string;
+  detail?: string;
+  ms?: number;
+}
+
+/**
+ * The embedded runtime: runs the compiled definitions of a workspace on this machine with
+ * aws-local-stepfunctions, every Task state overridden by the in-process use case the Lambda
+ * runs; DynamoDB is dynalite on 127.0.0.1; artifacts are files; models are the real SDK
+ * clients, pointed at the offline model server when no credentials are set.
+ */
+export class LocalRuntime {
+  readonly artifacts: FsArtifactStore;
+  readonly definitions = new Map<string, AslDefinition>();
+  readonly executions = new Map<string, Promise<ExecutionResult>>();
+  readonly listeners = new Set<(e: ProgressEvent) => void>();
+  providers!: ProviderTable;
+  runs!: RunStore;
+  offline?: OfflineModelServer;
+  modes!: ProviderModes;
+  private db?: Server;
+  private dbClient?: DynamoDBClient;
+
+  private constructor(private readonly options: LocalRuntimeOptions) {
+    this.artifacts = new FsArtifactStore(join(options.stateDir, 'artifacts'));
+    for (const [id, wf] of options.workspace.workflows) this.definitions.set(id, compileWorkflow(wf));
+  }
+
+  /** Starts dynalite, the offline model server when a provider needs it, and the table. */
+  static async start(options: LocalRuntimeOptions): Promise<LocalRuntime> {
+    const rt = new LocalRuntime(options);
+    rt.modes = options.modes ?? providerModes();
+    if (rt.modes.openai === 'offline' || rt.modes.bedrock === 'offline') {
+      rt.offline = await new OfflineModelServer(options.offline).start();
+    }
+    rt.providers = localProviders(rt.modes, rt.offline);
+    const persist = options.persist ?? true;
+    const dbPath = join(options.stateDir, 'dynamodb');
+    if (persist) mkdirSync(dbPath, { recursive: true });
+    rt.db = dynalite({ ...(persist ? { path: dbPath } : {}), createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+    await new Promise<void>((ok, fail) => {
+      rt.db?.once('error', fail);
+      rt.db?.listen(0, '127.0.0.1', () => ok());
+    });
+    const port = (rt.db.address() as AddressInfo).port;
+    rt.dbClient = new DynamoDBClient({
+      endpoint: `http://127.0.0.1:${port}`,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    });
+    await createTable(rt.dbClient);
+    rt.runs = new DynamoRunStore(
+      DynamoDBDocumentClient.from(rt.dbClient, { marshallOptions: { removeUndefinedValues: true } }),
+      LOCAL_TABLE,
+    );
+    return rt;
+  }
+
+  /** Stops the servers. Running executions are not awaited. */
+  async stop(): Promise<void> {
+    this.dbClient?.destroy();
+    await this.offline?.stop();
+    await new Promise<void>((ok) => (this.db ? this.db.close(() => ok()) : ok()));
+  }
+
+  /** An {@link ExecutionStarter} on this runtime: for the webhook use case in `serve` and the demo. */
+  get starter(): ExecutionStarter {
+    return {
+      start: async (workflow, name, input) => {
+        if (this.executions.has(name) || (await this.runs.get(name))) return { name, started: false };
+        void this.startExecution(workflow, name, input as ExecutionInput);
+        return { name, started: true };
+      },
+    };
+  }
+
+  /** Starts an execution and returns its promise (also kept in {@link executions}). */
+  startExecution(workflow: string, name: string, input: ExecutionInput): Promise<ExecutionResult> {
+    const p = this.execute(workflow, name, input);
+    this.executions.set(name, p);
+    return p;
+  }
+
+  private emit(e: ProgressEvent): void {
+    for (const l of this.listeners) l(e);
+  }
+
+  private handlers(def: AslDefinition): Record<string, (input: unknown) => Promise<unknown>> {
+    const deps = {
+      changes: new GitChangeSource(this.options.repoPath),
+      artifacts: this.artifacts,
+      providers: this.providers,
+      runs: this.runs,
+      comments: new FileCommentPublisher(this.artifacts, this.options.onComment),
+    };
+    const useCases: Record<TaskKind, (payload: unknown) => Promise<unknown>> = {
+      loadContext: (p) => loadContext(p, deps),
+      invokeAgent: (p) => invokeAgent(p, deps),
+      aggregate: (p) => aggregate(p, deps),
+      publish: (p) => publish(p, deps),
+    };
+    const out: Record<string, (input: unknown) => Promise<unknown>> = {};
+    for (const [name, state] of taskStates(def)) {
+      const kind = taskKindOf(state);
+      if (!kind) throw new Error(`Task state "${name}" calls no known function; the local runtime cannot run it`);
+      // lambda:invoke without payloadResponseOnly: the service result is { Payload }.
+      out[name] = async (input) => ({ Payload: await useCases[kind]((input as { Payload: unknown }).Payload) });
+    }
+    return out;
+  }
+
+  /**
+   * Runs one execution of `workflow` to the end.
+   * @throws Error when the workflow is unknown
+   */
+  async execute(workflow: string, name: string, input: ExecutionInput): Promise<ExecutionResult> {
+    const def = this.definitions.get(workflow);
+    if (!def) throw new Error(`unknown workflow "${workflow}" (known: ${[...this.definitions.keys()].join(', ')})`);
+    const started = Date.now();
+    await this.runs.put({
+      runId: name,
+      workflow,
+      status: 'RUNNING',
+      repository: input.change.repository,
+      number: input.change.number,
+      headSha: input.change.headSha,
+      startedAt: new Date(started).toISOString(),
+      costUsd: 0,
+      findings: 0,
+      agents: [],
+    });
+    const handlers = this.handlers(def);
+    const retryDelay = this.options.retryDelayMs ?? 100;
+    const sm = new StateMachine(def as unknown as StateMachineDefinition, { validationOptions: { checkArn: false } });
+    const exec = sm.run(input as never, {
+      overrides: {
+        taskResourceLocalHandlers: handlers as never,
+        retryIntervalOverrides: Object.fromEntries(Object.keys(handlers).map((n) => [n, retryDelay])),
+      },
+      context: { Execution: { Name: name, Input: input as never, StartTime: new Date(started).toISOString() } },
+    });
+    let transitions = 0;
+    const enteredAt = new Map<string, number>();
+    const logs = (async () => {
+      for await (const ev of exec.eventLogs) {
+        if (ev.type === 'StateEntered') {
+          transitions++;
+          const agent = agentOf(ev.state.input);
+          enteredAt.set(`${ev.state.name}#${ev.index ?? ''}`, ev.timestamp);
+          this.emit({ execution: name, kind: 'entered', state: ev.state.name, ...(agent ? { agent } : {}) });
+        } else if (ev.type === 'StateExited') {
+          const agent = agentOf(ev.state.input);
+          const t0 = enteredAt.get(`${ev.state.name}#${ev.index ?? ''}`);
+          this.emit({
+            execution: name,
+            kind: 'exited',
+            state: ev.state.name,
+            ...(agent ? { agent } : {}),
+            ...(t0 ? { ms: ev.timestamp - t0 } : {}),
+            detail: describeOutput(ev.state.output),
+          });
+        } else if (ev.type === 'StateRetried') {
+          this.emit({ execution: name, kind: 'retried', state: ev.state.name, detail: `attempt ${ev.retry.attempt + 1}` });
+        } else if (ev.type === 'StateCaught' || ev.type === 'StateFailed') {
+          const agent = agentOf(ev.state.input);
+          const err = ev as unknown as { Error?: string; Cause?: unknown };
+          this.emit({
+            execution: name,
+            kind: ev.type === 'StateCaught' ? 'caught' : 'failed',
+            state: ev.state.name,
+            ...(agent ? { agent } : {}),
+            detail: `${err.Error ?? 'error'}: ${String(err.Cause ?? '')}`.slice(0, 300),
+          });
+        }
+      }
+    })();
+    let result: ExecutionResult;
+    try {
+      const output = await exec.result;
+      result = { name, workflow, status: 'SUCCEEDED', output, transitions, durationMs: Date.now() - started };
+    } catch (e) {
+      const cause = (e as { cause?: { name?: string; message?: string } }).cause;
+      const error = cause?.name ? `${cause.name}: ${cause.message ?? ''}` : (e as Error).message;
+      result = { name, workflow, status: 'FAILED', output: null, error, transitions, durationMs: Date.now() - started };
+      const record = await this.runs.get(name);
+      if (record?.status === 'RUNNING') {
+        await this.runs.put({ ...record, status: 'FAILED', finishedAt: new Date().toISOString(), error });
+      }
+    }
+    await logs.catch(() => undefined);
+    result.transitions = transitions;
+    return result;
+  }
+}
+
+function agentOf(input: unknown): string | undefined {
+  const a = (input as { agent?: { name?: unknown } } | null)?.agent;
+  return typeof a?.name === 'string' ? a.name : undefined;
+}
+
+function describeOutput(output: unknown): string | undefined {
+  const o = output as Record<string, unknown> | null;
+  if (!o || typeof o !== 'object') return undefined;
+  if ('findings' in o && 'costUsd' in o && 'status' in o) {
+    return `${o.status}, ${o.findings} findings, ${o.inputTokens}+${o.outputTokens} tokens, $${Number(o.costUsd).toFixed(6)}`;
+  }
+  const ctx = o.context as { stats?: { filesChanged: number; linesChanged: number; redactions: number } } | undefined;
+  if (ctx?.stats && !('report' in o)) {
+    return `${ctx.stats.filesChanged} files, ${ctx.stats.linesChanged} changed lines, ${ctx.stats.redactions} secrets redacted`;
+  }
+  const summary = (o.report as { summary?: RunSummary } | undefined)?.summary;
+  if (summary && !('published' in o)) return `${summary.findings} findings, $${summary.costUsd.toFixed(6)}`;
+  return undefined;
+}
+
+async function createTable(client: DynamoDBClient): Promise<void> {
+  try {
+    await client.send(
+      new CreateTableCommand({
+        TableName: LOCAL_TABLE,
+        BillingMode: 'PAY_PER_REQUEST',
+        AttributeDefinitions: [
+          { AttributeName: TABLE_KEYS.partitionKey, AttributeType: 'S' },
+          { AttributeName: TABLE_KEYS.sortKey, AttributeType: 'S' },
+          { AttributeName: TABLE_KEYS.indexPartitionKey, AttributeType: 'S' },
+          { AttributeName: TABLE_KEYS.indexSortKey, AttributeType: 'S' },
+        ],
+        KeySchema: [
+          { AttributeName: TABLE_KEYS.partitionKey, KeyType: 'HASH' },
+          { AttributeName: TABLE_KEYS.sortKey, KeyType: 'RANGE' },
+        ],
+        GlobalSecondaryIndexes: [
+          {
+            IndexName: TABLE_KEYS.runsIndex,
+            KeySchema: [
+              { AttributeName: TABLE_KEYS.indexPartitionKey, KeyType: 'HASH' },
+              { AttributeName: TABLE_KEYS.indexSortKey, KeyType: 'RANGE' },
+            ],
+            Projection: { ProjectionType: 'ALL' },
+          },
+        ],
+      }),
+    );
+  } catch (e) {
+    if (!(e instanceof ResourceInUseException)) throw e;
+  }
+}
