@@ -84,7 +84,7 @@ export class LocalRuntime {
   private db?: Server;
   private dbClient?: DynamoDBClient;
 
-  private constructor(private readonly options: LocalRuntimeOptions) {
+  private constructor(readonly options: LocalRuntimeOptions) {
     this.artifacts = new FsArtifactStore(join(options.stateDir, 'artifacts'));
     for (const [id, wf] of options.workspace.workflows) this.definitions.set(id, compileWorkflow(wf));
   }
@@ -220,7 +220,7 @@ export class LocalRuntime {
             state: ev.state.name,
             ...(agent ? { agent } : {}),
             ...(t0 ? { ms: ev.timestamp - t0 } : {}),
-            detail: describeOutput(ev.state.output),
+            ...(ev.state.type === 'Task' ? { detail: describeOutput(ev.state.output) } : {}),
           });
         } else if (ev.type === 'StateRetried') {
           this.emit({ execution: name, kind: 'retried', state: ev.state.name, detail: `attempt ${ev.retry.attempt + 1}` });

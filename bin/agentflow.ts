@@ -1,0 +1,262 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Command, Option } from 'commander';
+import type { ExecutionInput, RunRecord, RunSummary } from '../lambdas/core/contracts.js';
+import { executionName } from '../lambdas/core/triggers.js';
+import { formatProgress } from '../lib/local/progress.js';
+import { LocalRuntime } from '../lib/local/runtime.js';
+import { startLocalServer } from '../lib/local/server.js';
+import { loadWorkspace, PROJECT_ROOT, resolveWorkflowFile, WORKFLOWS_DIR } from '../lib/workspace.js';
+import { compileWorkflow, formatDiagnostic, toMermaid } from '../lib/workflow/index.js';
+
+/** Default folder for local state (artifacts, DynamoDB data, comments). */
+const DEFAULT_STATE_DIR = join(PROJECT_ROOT, '.agentflow', 'state');
+/** Local default webhook secret when AGENTFLOW_GITHUB_WEBHOOK_SECRET is not set. */
+const DEV_SECRET = 'agentflow-local-dev-secret';
+
+const program = new Command()
+  .name('agentflow')
+  .description('Run AI agent workflows on pull requests: validate, graph and run them locally, serve the webhook.')
+  .showHelpAfterError();
+
+const stateDirOption = () => new Option('--state-dir <dir>', 'folder for local state (artifacts, run records)').default(DEFAULT_STATE_DIR);
+const workflowsOption = () => new Option('--workflows <dir>', 'workflows folder').default(WORKFLOWS_DIR);
+
+program
+  .command('validate')
+  .description('Validate workflows, agents and models; errors print as path:line:col: message (exit 1)')
+  .argument('[paths...]', 'workflow files (default: every workflow in the workflows folder)')
+  .addOption(workflowsOption())
+  .action((paths: string[], opts: { workflows: string }) => {
+    const ws = loadWorkspace(opts.workflows, paths.length ? paths.map((p) => resolve(p)) : undefined);
+    for (const d of ws.diagnostics) console.error(formatDiagnostic(d));
+    if (ws.diagnostics.length > 0) {
+      console.error(`✖ ${ws.diagnostics.length} problem${ws.diagnostics.length === 1 ? '' : 's'}`);
+      process.exitCode = 1;
+      return;
+    }
+    for (const wf of ws.workflows.values()) {
+      const def = compileWorkflow(wf);
+      const agents = wf.phases.reduce((n, p) => n + p.agents.length, 0);
+      console.log(`✔ ${wf.id}: ${wf.phases.length} phase(s), ${agents} agent(s), ${Object.keys(def.States).length} states`);
+    }
+    console.log(`✔ ${ws.catalog?.agents.size ?? 0} agents, ${Object.keys(ws.catalog?.models.models ?? {}).length} models valid`);
+  });
+
+program
+  .command('graph')
+  .description('Print the compiled state machine of a workflow as a Mermaid diagram')
+  .argument('<workflow>', 'workflow id (pr-review) or file')
+  .option('--asl', 'print the Amazon States Language JSON instead')
+  .addOption(workflowsOption())
+  .action((ref: string, opts: { asl?: boolean; workflows: string }) => {
+    const wf = loadOne(ref, opts.workflows);
+    const def = compileWorkflow(wf);
+    console.log(opts.asl ? JSON.stringify(def, null, 2) : toMermaid(def));
+  });
+
+program
+  .command('run')
+  .description('Run a workflow on a local git repository (the diff between --base and --head)')
+  .argument('<workflow>', 'workflow id (pr-review) or file')
+  .requiredOption('--repo <path>', 'local git repository')
+  .requiredOption('--base <ref>', 'base commit or branch')
+  .requiredOption('--head <ref>', 'head commit or branch')
+  .option('--json', 'end the output with one JSON object (progress goes to stderr)')
+  .option('--number <n>', 'pull request number to show', '1')
+  .option('--title <title>', 'pull request title to show', 'Local change')
+  .option('--repository <owner/name>', 'repository name to show', 'local/repository')
+  .addOption(stateDirOption())
+  .addOption(workflowsOption())
+  .action(async (ref: string, opts: RunOptions) => {
+    const wf = loadOne(ref, opts.workflows);
+    const repo = resolve(opts.repo);
+    const rev = (r: string) => {
+      try {
+        return execFileSync('git', ['-C', repo, 'rev-parse', '--verify', `${r}^{commit}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+      } catch {
+        throw new UsageError(`${r} is not a commit in ${repo}`);
+      }
+    };
+    const change = {
+      repository: opts.repository,
+      number: Number(opts.number),
+      title: opts.title,
+      author: process.env.USER ?? '',
+      url: '',
+      action: 'opened',
+      baseSha: rev(opts.base),
+      headSha: rev(opts.head),
+      baseRef: opts.base,
+      headRef: opts.head,
+    };
+    const out = opts.json ? (s: string) => console.error(s) : (s: string) => console.log(s);
+    let commentPath: string | null = null;
+    const runtime = await LocalRuntime.start({
+      stateDir: opts.stateDir,
+      repoPath: repo,
+      workspace: loadWorkspace(opts.workflows, [resolveWorkflowFile(ref, opts.workflows)]),
+      onComment: (_body, path) => {
+        commentPath = path;
+      },
+    });
+    try {
+      out(`AgentFlow: ${wf.name} on ${repo} (${change.baseSha.slice(0, 7)}..${change.headSha.slice(0, 7)})`);
+      out(`providers: openai → ${runtime.modes.openai}, bedrock → ${runtime.modes.bedrock}`);
+      runtime.listeners.add((e) => {
+        const line = formatProgress(e);
+        if (line) out(line);
+      });
+      const name = executionName(`local-${Date.now().toString(36)}`, wf.id);
+      const input: ExecutionInput = { runId: name, workflow: wf.id, change };
+      const result = await runtime.startExecution(wf.id, name, input);
+      const summary = result.status === 'SUCCEEDED' ? (result.output as Partial<RunSummary>) : undefined;
+      if (commentPath) out(`\n${readFileSync(commentPath, 'utf8')}`);
+      if (commentPath) out(`comment written to ${commentPath}`);
+      out(`${result.status === 'SUCCEEDED' ? '✔' : '✖'} execution ${name} ${result.status.toLowerCase()} in ${result.durationMs} ms, ${result.transitions} state transitions${result.error ? `: ${result.error}` : ''}`);
+      if (opts.json) {
+        const record = await runtime.runs.get(name);
+        console.log(
+          JSON.stringify({
+            status: result.status,
+            execution: name,
+            workflow: wf.id,
+            costUsd: summary?.costUsd ?? 0,
+            agents: (summary?.agents ?? []).map((a) => ({
+              name: a.name,
+              status: a.status,
+              provider: a.provider,
+              model: a.model,
+              inputTokens: a.inputTokens,
+              outputTokens: a.outputTokens,
+              costUsd: a.costUsd,
+              error: a.error ?? null,
+            })),
+            findings: summary?.findings ?? 0,
+            commentPath,
+            ...(record?.status === 'SKIPPED' ? { skipped: record.reason } : {}),
+            ...(result.error ? { error: result.error } : {}),
+          }),
+        );
+      }
+      if (result.status !== 'SUCCEEDED') process.exitCode = 1;
+    } finally {
+      await runtime.stop();
+    }
+  });
+
+program
+  .command('serve')
+  .description('Serve the webhook route (POST /webhooks/github) and GET /runs on 127.0.0.1')
+  .option('--port <n>', 'port (0 picks a free one)', '3000')
+  .option('--repo <path>', 'local git repository the pull requests point at', '.')
+  .addOption(stateDirOption())
+  .addOption(workflowsOption())
+  .action(async (opts: { port: string; repo: string; stateDir: string; workflows: string }) => {
+    const ws = loadWorkspace(opts.workflows);
+    if (ws.diagnostics.length > 0) {
+      for (const d of ws.diagnostics) console.error(formatDiagnostic(d));
+      throw new UsageError('fix the workflows above first (npx agentflow validate)');
+    }
+    const secret = process.env.AGENTFLOW_GITHUB_WEBHOOK_SECRET ?? DEV_SECRET;
+    if (!process.env.AGENTFLOW_GITHUB_WEBHOOK_SECRET) {
+      console.error(`AGENTFLOW_GITHUB_WEBHOOK_SECRET is not set: using the development secret "${DEV_SECRET}"`);
+    }
+    const runtime = await LocalRuntime.start({ stateDir: opts.stateDir, repoPath: resolve(opts.repo), workspace: ws });
+    runtime.listeners.add((e) => {
+      const line = formatProgress(e);
+      if (line) console.log(`[${e.execution}] ${line}`);
+    });
+    const server = await startLocalServer({ runtime, secret, port: Number(opts.port) });
+    mkdirSync(opts.stateDir, { recursive: true });
+    writeFileSync(join(opts.stateDir, 'serve.json'), JSON.stringify({ url: server.url, pid: process.pid }));
+    console.log(`AgentFlow listening on ${server.url}`);
+    console.log(`  POST ${server.url}/webhooks/github   GET ${server.url}/runs   GET ${server.url}/runs/<execution>`);
+    console.log(`  workflows: ${[...ws.workflows.keys()].join(', ')}; providers: openai → ${runtime.modes.openai}, bedrock → ${runtime.modes.bedrock}`);
+    const stop = async () => {
+      rmSync(join(opts.stateDir, 'serve.json'), { force: true });
+      await server.close();
+      await runtime.stop();
+      process.exit(0);
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+
+program
+  .command('runs')
+  .description('List runs (from a running `agentflow serve` on the same --state-dir, or the state folder)')
+  .option('--json', 'print JSON')
+  .addOption(stateDirOption())
+  .action(async (opts: { json?: boolean; stateDir: string }) => {
+    const runs = await listRuns(opts.stateDir);
+    if (opts.json) {
+      console.log(JSON.stringify({ runs }, null, 2));
+      return;
+    }
+    if (runs.length === 0) {
+      console.log('no runs yet');
+      return;
+    }
+    console.log(['STATUS    ', 'EXECUTION'.padEnd(60), 'WORKFLOW'.padEnd(16), 'PR'.padEnd(22), 'FINDINGS', 'COST (USD)'].join(' '));
+    for (const r of runs) {
+      console.log(
+        [r.status.padEnd(10), r.runId.padEnd(60), r.workflow.padEnd(16), `${r.repository}#${r.number}`.padEnd(22), String(r.findings).padStart(8), `$${r.costUsd.toFixed(4)}`.padStart(10)].join(' '),
+      );
+    }
+  });
+
+interface RunOptions {
+  repo: string;
+  base: string;
+  head: string;
+  json?: boolean;
+  number: string;
+  title: string;
+  repository: string;
+  stateDir: string;
+  workflows: string;
+}
+
+class UsageError extends Error {}
+
+function loadOne(ref: string, dir: string) {
+  let file: string;
+  try {
+    file = resolveWorkflowFile(ref, dir);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const ws = loadWorkspace(dir, [file]);
+  const wf = [...ws.workflows.values()][0];
+  if (!wf || ws.diagnostics.length > 0) {
+    for (const d of ws.diagnostics) console.error(formatDiagnostic(d));
+    throw new UsageError(`${ref} is not valid`);
+  }
+  return wf;
+}
+
+async function listRuns(stateDir: string): Promise<RunRecord[]> {
+  const servePath = join(stateDir, 'serve.json');
+  if (existsSync(servePath)) {
+    try {
+      const { url } = JSON.parse(readFileSync(servePath, 'utf8')) as { url: string };
+      const r = await fetch(`${url}/runs`);
+      if (r.ok) return ((await r.json()) as { runs: RunRecord[] }).runs;
+    } catch {
+      // serve is gone: read the folder
+    }
+  }
+  const runtime = await LocalRuntime.start({ stateDir, repoPath: '.', workspace: loadWorkspace(WORKFLOWS_DIR, []), modes: { openai: 'openai-compatible', bedrock: 'aws' } });
+  try {
+    return await runtime.runs.list(100);
+  } finally {
+    await runtime.stop();
+  }
+}
+
+program.parseAsync(process.argv).catch((e: unknown) => {
+  console.error(`agentflow: ${(e as Error).message}`);
+  process.exitCode = e instanceof UsageError ? 2 : 1;
+});
