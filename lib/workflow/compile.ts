@@ -231,14 +231,13 @@ export function compileWorkflow(workflow: Workflow): AslDefinition {
     {
       ResultSelector: { 'commentUrl.$': '$.Payload.commentUrl' },
       ResultPath: '$.published',
+      // The execution's output is the run summary.
+      OutputPath: '$.report.summary',
       Catch: runCatch,
       Next: STATE.done,
     },
   );
-  states[STATE.done] = {
-    Type: 'Succeed',
-    OutputPath: '$.report.summary',
-  };
+  states[STATE.done] = { Type: 'Succeed', Comment: 'The review is published.' };
   states[STATE.recordFailure] = lambdaTask(
     'publish',
     {

@@ -1,0 +1,57 @@
+import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { DefinitionBody, LogLevel, StateMachine, StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
+import type { RemovalPolicy } from 'aws-cdk-lib';
+import { Construct } from 'constructs';
+import { compileWorkflow, TASK_FUNCTIONS, type TaskKind, type Workflow } from '../workflow/index.js';
+
+/** Props of {@link WorkflowStateMachine}. */
+export interface WorkflowStateMachineProps {
+  readonly workflow: Workflow;
+  /** The Lambda function of each task kind the compiled definition calls. */
+  readonly functions: Readonly<Record<TaskKind, IFunction>>;
+  /** Name prefix, e.g. `agentflow-dev`. */
+  readonly namePrefix: string;
+  readonly logRetention: RetentionDays;
+  readonly removalPolicy: RemovalPolicy;
+}
+
+/**
+ * One STANDARD state machine for one workflow, from the same compiled definition the local runtime
+ * runs (`compileWorkflow`); function ARNs arrive through definition substitutions. Logging ALL
+ * with execution data, X-Ray tracing on, and invoke grants on exactly the task functions.
+ */
+export class WorkflowStateMachine extends Construct {
+  readonly stateMachine: StateMachine;
+
+  constructor(scope: Construct, id: string, props: WorkflowStateMachineProps) {
+    super(scope, id);
+    const definition = compileWorkflow(props.workflow);
+    const size = JSON.stringify(definition).length;
+    // Source: https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html (definition size 1 MB)
+    if (size > 1_000_000) {
+      throw new Error(`workflow ${props.workflow.id}: the compiled definition is ${size} bytes, over Step Functions' 1 MB limit; shorten the agent prompts`);
+    }
+    const substitutions: Record<string, string> = {};
+    for (const [kind, key] of Object.entries(TASK_FUNCTIONS) as Array<[TaskKind, string]>) {
+      substitutions[key] = props.functions[kind].functionArn;
+    }
+    this.stateMachine = new StateMachine(this, 'StateMachine', {
+      stateMachineName: `${props.namePrefix}-${props.workflow.id}`.slice(0, 80),
+      stateMachineType: StateMachineType.STANDARD,
+      definitionBody: DefinitionBody.fromString(JSON.stringify(definition)),
+      definitionSubstitutions: substitutions,
+      tracingEnabled: true,
+      logs: {
+        destination: new LogGroup(this, 'Logs', {
+          logGroupName: `/aws/vendedlogs/states/${props.namePrefix}-${props.workflow.id}`,
+          retention: props.logRetention,
+          removalPolicy: props.removalPolicy,
+        }),
+        level: LogLevel.ALL,
+        includeExecutionData: true,
+      },
+    });
+    for (const fn of new Set(Object.values(props.functions))) fn.grantInvoke(this.stateMachine);
+  }
+}

@@ -1,0 +1,168 @@
+import { Aws, CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import { HttpApi, HttpMethod } from 'aws-cdk-lib/aws-apigatewayv2';
+import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import { AttributeType, Billing, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { BlockPublicAccess, Bucket, BucketEncryption } from 'aws-cdk-lib/aws-s3';
+import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
+import type { Construct } from 'constructs';
+import { TABLE_KEYS } from '../lambdas/adapters/runs.js';
+import type { EnvironmentConfig } from './config.js';
+import { TaskFunction } from './constructs/task-function.js';
+import { WorkflowStateMachine } from './constructs/workflow-state-machine.js';
+import type { ModelCatalog, TaskKind, Workflow } from './workflow/index.js';
+
+/** Props of {@link AgentFlowStack}. */
+export interface AgentFlowStackProps extends StackProps {
+  /** The environment name (`dev`, `prod`): names secrets and resources. */
+  readonly envName: string;
+  readonly config: EnvironmentConfig;
+  /** The checked workflows; one state machine each. */
+  readonly workflows: readonly Workflow[];
+  readonly models: ModelCatalog;
+  /** The project root (for bundling). */
+  readonly projectRoot: string;
+}
+
+/**
+ * AgentFlow for one environment: the HTTP API (`POST /webhooks/github`), the task Lambdas, one
+ * STANDARD state machine per workflow, the DynamoDB table, the artifact bucket, and the
+ * Secrets Manager secrets referenced by name (`agentflow/<env>/github`, `agentflow/<env>/openai`).
+ */
+export class AgentFlowStack extends Stack {
+  constructor(scope: Construct, id: string, props: AgentFlowStackProps) {
+    super(scope, id, props);
+    const removalPolicy = props.config.removalPolicy === 'destroy' ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN;
+    const logRetention = props.config.logRetentionDays as RetentionDays;
+    const prefix = `agentflow-${props.envName}`;
+
+    const table = new TableV2(this, 'Table', {
+      partitionKey: { name: TABLE_KEYS.partitionKey, type: AttributeType.STRING },
+      sortKey: { name: TABLE_KEYS.sortKey, type: AttributeType.STRING },
+      billing: Billing.onDemand(),
+      timeToLiveAttribute: TABLE_KEYS.ttl,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      removalPolicy,
+      globalSecondaryIndexes: [
+        {
+          indexName: TABLE_KEYS.runsIndex,
+          partitionKey: { name: TABLE_KEYS.indexPartitionKey, type: AttributeType.STRING },
+          sortKey: { name: TABLE_KEYS.indexSortKey, type: AttributeType.STRING },
+        },
+      ],
+    });
+    const bucket = new Bucket(this, 'Artifacts', {
+      encryption: BucketEncryption.S3_MANAGED,
+      blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
+      enforceSSL: true,
+      removalPolicy,
+      autoDeleteObjects: removalPolicy === RemovalPolicy.DESTROY,
+      lifecycleRules: [{ prefix: 'runs/', expiration: Duration.days(90) }],
+    });
+    const githubSecret = Secret.fromSecretNameV2(this, 'GitHubSecret', `agentflow/${props.envName}/github`);
+    const openaiSecret = Secret.fromSecretNameV2(this, 'OpenAISecret', `agentflow/${props.envName}/openai`);
+
+    const common = { projectRoot: props.projectRoot, logRetention, removalPolicy };
+    const loadContext = new TaskFunction(this, 'LoadContext', {
+      ...common,
+      task: 'load-context',
+      timeout: Duration.seconds(120),
+      memorySize: 1024,
+      environment: { ARTIFACT_BUCKET: bucket.bucketName, GITHUB_SECRET_NAME: githubSecret.secretName, GITHUB_API_URL: props.config.githubApiUrl },
+    }).fn;
+    const invokeAgent = new TaskFunction(this, 'InvokeAgent', {
+      ...common,
+      task: 'invoke-agent',
+      timeout: Duration.seconds(900),
+      memorySize: 1024,
+      environment: { ARTIFACT_BUCKET: bucket.bucketName, OPENAI_SECRET_NAME: openaiSecret.secretName },
+    }).fn;
+    const aggregate = new TaskFunction(this, 'Aggregate', {
+      ...common,
+      task: 'aggregate',
+      timeout: Duration.seconds(60),
+      environment: { ARTIFACT_BUCKET: bucket.bucketName },
+    }).fn;
+    const publish = new TaskFunction(this, 'Publish', {
+      ...common,
+      task: 'publish',
+      timeout: Duration.seconds(60),
+      environment: {
+        ARTIFACT_BUCKET: bucket.bucketName,
+        TABLE_NAME: table.tableName,
+        GITHUB_SECRET_NAME: githubSecret.secretName,
+        GITHUB_API_URL: props.config.githubApiUrl,
+      },
+    }).fn;
+
+    // Grants: each function gets what its use case touches, no more.
+    bucket.grantWrite(loadContext);
+    githubSecret.grantRead(loadContext);
+    bucket.grantReadWrite(invokeAgent);
+    openaiSecret.grantRead(invokeAgent);
+    bucket.grantReadWrite(aggregate);
+    bucket.grantRead(publish);
+    table.grantReadWriteData(publish);
+    githubSecret.grantRead(publish);
+    const bedrockResources = bedrockModelArns(props.workflows, props.models);
+    if (bedrockResources.length > 0) {
+      invokeAgent.addToRolePolicy(new PolicyStatement({ actions: ['bedrock:InvokeModel'], resources: bedrockResources }));
+    }
+
+    const functions: Record<TaskKind, typeof loadContext> = { loadContext, invokeAgent, aggregate, publish };
+    const machines = props.workflows.map((workflow) => ({
+      workflow,
+      sm: new WorkflowStateMachine(this, `Workflow-${workflow.id}`, { workflow, functions, namePrefix: prefix, logRetention, removalPolicy }).stateMachine,
+    }));
+
+    const webhook = new TaskFunction(this, 'Webhook', {
+      ...common,
+      task: 'webhook',
+      // GitHub waits 10 s for an answer: the function must finish (or fail) well before.
+      timeout: Duration.seconds(8),
+      memorySize: 512,
+      environment: {
+        GITHUB_SECRET_NAME: githubSecret.secretName,
+        AGENTFLOW_WORKFLOWS: JSON.stringify(
+          machines.map(({ workflow, sm }) => ({ id: workflow.id, events: workflow.trigger.events, stateMachineArn: sm.stateMachineArn })),
+        ),
+      },
+    }).fn;
+    githubSecret.grantRead(webhook);
+    for (const { sm } of machines) sm.grantStartExecution(webhook);
+
+    const api = new HttpApi(this, 'Api', { apiName: `${prefix}-webhooks`, description: 'AgentFlow webhooks' });
+    api.addRoutes({ path: '/webhooks/github', methods: [HttpMethod.POST], integration: new HttpLambdaIntegration('GitHubWebhook', webhook) });
+
+    new CfnOutput(this, 'GitHubWebhookUrl', { value: `${api.apiEndpoint}/webhooks/github`, description: 'Payload URL for the GitHub webhook (content type application/json)' });
+    new CfnOutput(this, 'ArtifactBucketName', { value: bucket.bucketName });
+    new CfnOutput(this, 'TableName', { value: table.tableName });
+  }
+}
+
+/**
+ * IAM resources for `bedrock:InvokeModel` on exactly the Bedrock models the workflows use (agents
+ * and fallbacks): the inference profile in this region and its foundation model in every region the
+ * profile routes to. Source: https://docs.aws.amazon.com/bedrock/latest/userguide/inference-profiles-prereq.html
+ */
+export function bedrockModelArns(workflows: readonly Workflow[], models: ModelCatalog): string[] {
+  const arns = new Set<string>();
+  for (const wf of workflows) {
+    for (const phase of wf.phases) {
+      for (const agent of phase.agents) {
+        for (const m of [agent.model, ...agent.fallback]) {
+          if (m.provider !== 'bedrock') continue;
+          const spec = models.models[m.alias];
+          if (m.modelId.includes('.anthropic.') || /^(us|eu|apac|global)\./.test(m.modelId)) {
+            arns.add(`arn:${Aws.PARTITION}:bedrock:${Aws.REGION}:${Aws.ACCOUNT_ID}:inference-profile/${m.modelId}`);
+            arns.add(`arn:${Aws.PARTITION}:bedrock:*::foundation-model/${spec?.foundation_model ?? m.modelId.replace(/^[a-z]+\./, '')}`);
+          } else {
+            arns.add(`arn:${Aws.PARTITION}:bedrock:${Aws.REGION}::foundation-model/${m.modelId}`);
+          }
+        }
+      }
+    }
+  }
+  return [...arns].sort();
+}
