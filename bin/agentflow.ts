@@ -7,8 +7,8 @@ import { executionName } from '../lambdas/core/triggers.js';
 import { formatProgress } from '../lib/local/progress.js';
 import { LocalRuntime } from '../lib/local/runtime.js';
 import { startLocalServer } from '../lib/local/server.js';
-import { loadWorkspace, PROJECT_ROOT, resolveWorkflowFile, WORKFLOWS_DIR } from '../lib/workspace.js';
 import { compileWorkflow, formatDiagnostic, toMermaid } from '../lib/workflow/index.js';
+import { loadWorkspace, PROJECT_ROOT, resolveWorkflowFile, WORKFLOWS_DIR } from '../lib/workspace.js';
 
 /** Default folder for local state (artifacts, DynamoDB data, comments). */
 const DEFAULT_STATE_DIR = join(PROJECT_ROOT, '.agentflow', 'state');
@@ -74,7 +74,10 @@ program
     const repo = resolve(opts.repo);
     const rev = (r: string) => {
       try {
-        return execFileSync('git', ['-C', repo, 'rev-parse', '--verify', `${r}^{commit}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+        return execFileSync('git', ['-C', repo, 'rev-parse', '--verify', `${r}^{commit}`], {
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'pipe'],
+        }).trim();
       } catch {
         throw new UsageError(`${r} is not a commit in ${repo}`);
       }
@@ -114,7 +117,9 @@ program
       const summary = result.status === 'SUCCEEDED' ? (result.output as Partial<RunSummary>) : undefined;
       if (commentPath) out(`\n${readFileSync(commentPath, 'utf8')}`);
       if (commentPath) out(`comment written to ${commentPath}`);
-      out(`${result.status === 'SUCCEEDED' ? '✔' : '✖'} execution ${name} ${result.status.toLowerCase()} in ${result.durationMs} ms, ${result.transitions} state transitions${result.error ? `: ${result.error}` : ''}`);
+      out(
+        `${result.status === 'SUCCEEDED' ? '✔' : '✖'} execution ${name} ${result.status.toLowerCase()} in ${result.durationMs} ms, ${result.transitions} state transitions${result.error ? `: ${result.error}` : ''}`,
+      );
       if (opts.json) {
         const record = await runtime.runs.get(name);
         console.log(
@@ -173,7 +178,9 @@ program
     writeFileSync(join(opts.stateDir, 'serve.json'), JSON.stringify({ url: server.url, pid: process.pid }));
     console.log(`AgentFlow listening on ${server.url}`);
     console.log(`  POST ${server.url}/webhooks/github   GET ${server.url}/runs   GET ${server.url}/runs/<execution>`);
-    console.log(`  workflows: ${[...ws.workflows.keys()].join(', ')}; providers: openai → ${runtime.modes.openai}, bedrock → ${runtime.modes.bedrock}`);
+    console.log(
+      `  workflows: ${[...ws.workflows.keys()].join(', ')}; providers: openai → ${runtime.modes.openai}, bedrock → ${runtime.modes.bedrock}`,
+    );
     const stop = async () => {
       rmSync(join(opts.stateDir, 'serve.json'), { force: true });
       await server.close();
@@ -202,7 +209,14 @@ program
     console.log(['STATUS    ', 'EXECUTION'.padEnd(60), 'WORKFLOW'.padEnd(16), 'PR'.padEnd(22), 'FINDINGS', 'COST (USD)'].join(' '));
     for (const r of runs) {
       console.log(
-        [r.status.padEnd(10), r.runId.padEnd(60), r.workflow.padEnd(16), `${r.repository}#${r.number}`.padEnd(22), String(r.findings).padStart(8), `$${r.costUsd.toFixed(4)}`.padStart(10)].join(' '),
+        [
+          r.status.padEnd(10),
+          r.runId.padEnd(60),
+          r.workflow.padEnd(16),
+          `${r.repository}#${r.number}`.padEnd(22),
+          String(r.findings).padStart(8),
+          `$${r.costUsd.toFixed(4)}`.padStart(10),
+        ].join(' '),
       );
     }
   });
@@ -248,7 +262,12 @@ async function listRuns(stateDir: string): Promise<RunRecord[]> {
       // serve is gone: read the folder
     }
   }
-  const runtime = await LocalRuntime.start({ stateDir, repoPath: '.', workspace: loadWorkspace(WORKFLOWS_DIR, []), modes: { openai: 'openai-compatible', bedrock: 'aws' } });
+  const runtime = await LocalRuntime.start({
+    stateDir,
+    repoPath: '.',
+    workspace: loadWorkspace(WORKFLOWS_DIR, []),
+    modes: { openai: 'openai-compatible', bedrock: 'aws' },
+  });
   try {
     return await runtime.runs.list(100);
   } finally {

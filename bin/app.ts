@@ -1,8 +1,8 @@
 import { App } from 'aws-cdk-lib';
 import { loadEnvironmentConfig } from '../lib/config.js';
 import { AgentFlowStack } from '../lib/stack.js';
-import { loadWorkspace, PROJECT_ROOT } from '../lib/workspace.js';
 import { formatDiagnostic } from '../lib/workflow/index.js';
+import { loadWorkspace, PROJECT_ROOT } from '../lib/workspace.js';
 
 /** The CDK app: one AgentFlowStack for the environment named by `-c env=<name>` (default dev). */
 const app = new App();

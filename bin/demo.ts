@@ -10,8 +10,8 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { sign } from '@octokit/webhooks-methods';
 import examples from '@octokit/webhooks-examples';
+import { sign } from '@octokit/webhooks-methods';
 import type { RunRecord, RunSummary } from '../lambdas/core/contracts.js';
 import { createExampleRepo } from '../lib/local/example-repo.js';
 import { formatProgress } from '../lib/local/progress.js';
@@ -46,7 +46,7 @@ try {
     if (line) console.log(line);
   });
 
-  const sample = (examples as Array<{ name: string; examples: Array<Record<string, unknown>> }>)
+  const sample = (examples as unknown as Array<{ name: string; examples: Array<Record<string, unknown>> }>)
     .find((e) => e.name === 'pull_request')
     ?.examples.find((x) => x.action === 'opened');
   if (!sample) throw new Error('@octokit/webhooks-examples has no pull_request.opened example');
@@ -56,7 +56,11 @@ try {
     repository: Record<string, unknown>;
   };
   payload.number = 42;
-  Object.assign(payload.pull_request, { number: 42, title: 'Checkout: pay with card; cart: coupons', html_url: 'https://github.com/acme/shop-apps/pull/42' });
+  Object.assign(payload.pull_request, {
+    number: 42,
+    title: 'Checkout: pay with card; cart: coupons',
+    html_url: 'https://github.com/acme/shop-apps/pull/42',
+  });
   Object.assign(payload.pull_request.base, { sha: repo.base, ref: 'main' });
   Object.assign(payload.pull_request.head, { sha: repo.head, ref: 'feature/checkout-payments' });
   Object.assign(payload.pull_request.user, { login: 'mobile-dev' });

@@ -9,7 +9,10 @@ const RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545
 /** One environment in cdk.json `context.environments.<name>`. */
 export const EnvironmentConfigSchema = z.strictObject({
   /** AWS account id; default: the CLI's current account. */
-  account: z.string().regex(/^\d{12}$/, 'an AWS account id has 12 digits').optional(),
+  account: z
+    .string()
+    .regex(/^\d{12}$/, 'an AWS account id has 12 digits')
+    .optional(),
   region: z.string().regex(/^[a-z]{2}(-gov)?-[a-z]+-\d$/, 'use a region name such as us-east-1'),
   logRetentionDays: z.number().refine((d) => (RETENTION_DAYS as readonly number[]).includes(d), {
     message: `use one of ${RETENTION_DAYS.join(', ')}`,
@@ -29,7 +32,9 @@ export function loadEnvironmentConfig(environments: unknown, name: string): Envi
   if (!all.success) throw new Error('cdk.json: context.environments must be an object of environments');
   const raw = all.data[name];
   if (raw === undefined) {
-    throw new Error(`cdk.json: context.environments.${name} is not defined (known: ${Object.keys(all.data).join(', ')}); pass -c env=<name>`);
+    throw new Error(
+      `cdk.json: context.environments.${name} is not defined (known: ${Object.keys(all.data).join(', ')}); pass -c env=<name>`,
+    );
   }
   const r = EnvironmentConfigSchema.safeParse(raw);
   if (!r.success) {

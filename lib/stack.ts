@@ -69,7 +69,11 @@ export class AgentFlowStack extends Stack {
       task: 'load-context',
       timeout: Duration.seconds(120),
       memorySize: 1024,
-      environment: { ARTIFACT_BUCKET: bucket.bucketName, GITHUB_SECRET_NAME: githubSecret.secretName, GITHUB_API_URL: props.config.githubApiUrl },
+      environment: {
+        ARTIFACT_BUCKET: bucket.bucketName,
+        GITHUB_SECRET_NAME: githubSecret.secretName,
+        GITHUB_API_URL: props.config.githubApiUrl,
+      },
     }).fn;
     const invokeAgent = new TaskFunction(this, 'InvokeAgent', {
       ...common,
@@ -113,7 +117,13 @@ export class AgentFlowStack extends Stack {
     const functions: Record<TaskKind, typeof loadContext> = { loadContext, invokeAgent, aggregate, publish };
     const machines = props.workflows.map((workflow) => ({
       workflow,
-      sm: new WorkflowStateMachine(this, `Workflow-${workflow.id}`, { workflow, functions, namePrefix: prefix, logRetention, removalPolicy }).stateMachine,
+      sm: new WorkflowStateMachine(this, `Workflow-${workflow.id}`, {
+        workflow,
+        functions,
+        namePrefix: prefix,
+        logRetention,
+        removalPolicy,
+      }).stateMachine,
     }));
 
     const webhook = new TaskFunction(this, 'Webhook', {
@@ -133,9 +143,16 @@ export class AgentFlowStack extends Stack {
     for (const { sm } of machines) sm.grantStartExecution(webhook);
 
     const api = new HttpApi(this, 'Api', { apiName: `${prefix}-webhooks`, description: 'AgentFlow webhooks' });
-    api.addRoutes({ path: '/webhooks/github', methods: [HttpMethod.POST], integration: new HttpLambdaIntegration('GitHubWebhook', webhook) });
+    api.addRoutes({
+      path: '/webhooks/github',
+      methods: [HttpMethod.POST],
+      integration: new HttpLambdaIntegration('GitHubWebhook', webhook),
+    });
 
-    new CfnOutput(this, 'GitHubWebhookUrl', { value: `${api.apiEndpoint}/webhooks/github`, description: 'Payload URL for the GitHub webhook (content type application/json)' });
+    new CfnOutput(this, 'GitHubWebhookUrl', {
+      value: `${api.apiEndpoint}/webhooks/github`,
+      description: 'Payload URL for the GitHub webhook (content type application/json)',
+    });
     new CfnOutput(this, 'ArtifactBucketName', { value: bucket.bucketName });
     new CfnOutput(this, 'TableName', { value: table.tableName });
   }

@@ -58,7 +58,11 @@ export function loadWorkspace(dir: string = WORKFLOWS_DIR, only?: readonly strin
   const catalog = models ? { agents, models } : undefined;
   const workflows = new Map<string, Workflow>();
   const files = new Map<string, string>();
-  const targets = only ?? safeList(dir).filter((f) => isYaml(f) && f !== 'models.yml').map((f) => join(dir, f));
+  const targets =
+    only ??
+    safeList(dir)
+      .filter((f) => isYaml(f) && f !== 'models.yml')
+      .map((f) => join(dir, f));
   for (const file of targets) {
     let text: string;
     try {

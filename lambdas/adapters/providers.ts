@@ -20,7 +20,13 @@ export const OFFLINE_SERVER_NAME = 'AgentFlow offline model server';
  * 429 → throttled; 5xx and connection failures → unavailable; timeouts → timeout; 401/403 → auth;
  * other 4xx (context too long, content policy, bad request) → rejected.
  */
-export function classifyProviderError(provider: string, status: number | undefined, name: string, message: string, cause: unknown): ProviderError {
+export function classifyProviderError(
+  provider: string,
+  status: number | undefined,
+  name: string,
+  message: string,
+  cause: unknown,
+): ProviderError {
   const text = `${provider}: ${message}`;
   if (/Timeout/i.test(name)) return new ProviderTimeoutError(text, provider, status, { cause });
   if (status === 429 || /Throttl|TooManyRequests|ServiceQuotaExceeded/.test(name)) {

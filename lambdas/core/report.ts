@@ -8,7 +8,11 @@ export interface ReportFinding extends Finding {
 }
 
 const rank = (s: Severity) => SEVERITIES.indexOf(s);
-const norm = (s: string) => s.toLowerCase().replace(/[^a-z0-9]+/g, ' ').trim();
+const norm = (s: string) =>
+  s
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, ' ')
+    .trim();
 
 /**
  * Merges findings across agents: findings on the same file and line with the same category or
@@ -20,10 +24,7 @@ export function mergeFindings(perAgent: ReadonlyArray<{ agent: string; findings:
   for (const { agent, findings } of perAgent) {
     for (const f of findings) {
       const same = merged.find(
-        (m) =>
-          m.file === f.file &&
-          m.line === f.line &&
-          (m.category === f.category || norm(m.message) === norm(f.message)),
+        (m) => m.file === f.file && m.line === f.line && (m.category === f.category || norm(m.message) === norm(f.message)),
       );
       if (!same) {
         merged.push({ ...f, agents: [agent] });
@@ -37,9 +38,7 @@ export function mergeFindings(perAgent: ReadonlyArray<{ agent: string; findings:
       if (f.suggestion.length > same.suggestion.length) same.suggestion = f.suggestion;
     }
   }
-  return merged.sort(
-    (a, b) => rank(a.severity) - rank(b.severity) || a.file.localeCompare(b.file) || a.line - b.line,
-  );
+  return merged.sort((a, b) => rank(a.severity) - rank(b.severity) || a.file.localeCompare(b.file) || a.line - b.line);
 }
 
 /** Reads a Step Functions error cause: Lambda's JSON `{errorMessage}` or plain text. */
@@ -56,11 +55,7 @@ export function errorText(error: AgentResult['error']): string | undefined {
 }
 
 /** Builds the run summary (USD rounded to the micro-dollar). */
-export function summarize(
-  workflow: string,
-  agents: readonly AgentResult[],
-  findings: readonly ReportFinding[],
-): RunSummary {
+export function summarize(workflow: string, agents: readonly AgentResult[], findings: readonly ReportFinding[]): RunSummary {
   const bySeverity: Record<string, number> = {};
   for (const s of SEVERITIES) bySeverity[s] = 0;
   for (const f of findings) bySeverity[f.severity] = (bySeverity[f.severity] ?? 0) + 1;
@@ -129,10 +124,18 @@ export function renderComment(input: {
       ` · ${int(summary.inputTokens + summary.outputTokens)} tokens · ${usd(summary.costUsd)}`,
   );
   if (failed.length > 0) {
-    out.push('', `> [!WARNING]`, `> ${failed.length} of ${summary.agents.length} agents failed: ${failed.map((a) => `**${a.name}** (${a.error ?? 'unknown error'})`).join('; ')}. The other agents' findings are below.`);
+    out.push(
+      '',
+      `> [!WARNING]`,
+      `> ${failed.length} of ${summary.agents.length} agents failed: ${failed.map((a) => `**${a.name}** (${a.error ?? 'unknown error'})`).join('; ')}. The other agents' findings are below.`,
+    );
   }
   if (input.servedBy) {
-    out.push('', `> [!NOTE]`, `> Answers came from the **${input.servedBy}** (deterministic, rule-based stand-in for Bedrock and OpenAI on 127.0.0.1), not from a real model.`);
+    out.push(
+      '',
+      `> [!NOTE]`,
+      `> Answers came from the **${input.servedBy}** (deterministic, rule-based stand-in for Bedrock and OpenAI on 127.0.0.1), not from a real model.`,
+    );
   }
   out.push('', '### Findings', '');
   if (findings.length === 0) {
@@ -152,15 +155,23 @@ export function renderComment(input: {
       out.push('', `_${findings.length - shown} more findings are in the full report (run ${input.runId})._`);
     }
   }
-  out.push('', '### Agents', '', '| Agent | Status | Provider | Model | Input tokens | Output tokens | Cost (USD) |', '|---|---|---|---|---:|---:|---:|');
+  out.push(
+    '',
+    '### Agents',
+    '',
+    '| Agent | Status | Provider | Model | Input tokens | Output tokens | Cost (USD) |',
+    '|---|---|---|---|---:|---:|---:|',
+  );
   for (const a of summary.agents) {
     out.push(
       `| ${a.name} | ${a.status === 'succeeded' ? '✅ succeeded' : `❌ failed: ${cell(a.error ?? '')}`} | ${a.provider} | ${a.model} | ${int(a.inputTokens)} | ${int(a.outputTokens)} | ${usd(a.costUsd)} |`,
     );
   }
+  out.push(`| **Total** | | | | **${int(summary.inputTokens)}** | **${int(summary.outputTokens)}** | **${usd(summary.costUsd)}** |`);
   out.push(
-    `| **Total** | | | | **${int(summary.inputTokens)}** | **${int(summary.outputTokens)}** | **${usd(summary.costUsd)}** |`,
+    '',
+    `<sub>Run \`${input.runId}\` · ${input.change.repository}#${input.change.number} at ${input.change.headSha.slice(0, 7)}</sub>`,
+    '',
   );
-  out.push('', `<sub>Run \`${input.runId}\` · ${input.change.repository}#${input.change.number} at ${input.change.headSha.slice(0, 7)}</sub>`, '');
   return out.join('\n');
 }

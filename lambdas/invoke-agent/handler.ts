@@ -1,5 +1,5 @@
-import { S3Client } from '@aws-sdk/client-s3';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { S3Client } from '@aws-sdk/client-s3';
 import middy from '@middy/core';
 import { S3ArtifactStore } from '../adapters/artifacts.js';
 import { cloudProviders } from '../shared/cloud.js';

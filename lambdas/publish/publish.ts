@@ -1,10 +1,4 @@
-import {
-  parseInput,
-  type PublishInput,
-  PublishInputSchema,
-  type PublishOutput,
-  type RunRecord,
-} from '../core/contracts.js';
+import { type PublishInput, PublishInputSchema, type PublishOutput, parseInput, type RunRecord } from '../core/contracts.js';
 import type { ArtifactStore, CommentPublisher, RunStore } from '../core/ports.js';
 import { commentMarker, errorText } from '../core/report.js';
 

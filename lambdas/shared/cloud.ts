@@ -1,8 +1,8 @@
 import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
 import { Octokit } from '@octokit/rest';
 import OpenAI from 'openai';
-import type { ModelProvider, ProviderTable } from '../core/ports.js';
 import { BedrockProvider, OpenAIProvider } from '../adapters/providers.js';
+import type { ModelProvider, ProviderTable } from '../core/ports.js';
 import { requireEnv } from './env.js';
 import { secretField } from './secrets.js';
 

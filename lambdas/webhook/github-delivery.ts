@@ -1,13 +1,7 @@
 import { verify } from '@octokit/webhooks-methods';
 import type { ExecutionInput } from '../core/contracts.js';
 import type { ExecutionStarter } from '../core/ports.js';
-import {
-  changeFromPullRequest,
-  executionName,
-  matchWorkflows,
-  PullRequestEventSchema,
-  type WorkflowTrigger,
-} from '../core/triggers.js';
+import { changeFromPullRequest, executionName, matchWorkflows, PullRequestEventSchema, type WorkflowTrigger } from '../core/triggers.js';
 
 /** An HTTP request as API Gateway's HTTP API (payload format 2.0) hands it over. */
 export interface HttpRequest {

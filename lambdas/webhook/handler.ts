@@ -1,5 +1,5 @@
-import { SFNClient } from '@aws-sdk/client-sfn';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { SFNClient } from '@aws-sdk/client-sfn';
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { z } from 'zod';
@@ -13,10 +13,7 @@ import { handleGithubDelivery } from './github-delivery.js';
 const workflows = z
   .array(z.strictObject({ id: z.string(), events: z.array(z.string()), stateMachineArn: z.string() }))
   .parse(JSON.parse(requireEnv('AGENTFLOW_WORKFLOWS')));
-const starter = new SfnExecutionStarter(
-  new SFNClient({}),
-  Object.fromEntries(workflows.map((w) => [w.id, w.stateMachineArn])),
-);
+const starter = new SfnExecutionStarter(new SFNClient({}), Object.fromEntries(workflows.map((w) => [w.id, w.stateMachineArn])));
 const secretName = requireEnv('GITHUB_SECRET_NAME');
 
 /** POST /webhooks/github: verify, match, start (see {@link handleGithubDelivery}). */

@@ -1,10 +1,10 @@
+import { join } from 'node:path';
+import type { RemovalPolicy } from 'aws-cdk-lib';
 import { Duration } from 'aws-cdk-lib';
 import { Architecture, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, type NodejsFunctionProps, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
-import type { RemovalPolicy } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
-import { join } from 'node:path';
 
 /** Props of {@link TaskFunction}. */
 export interface TaskFunctionProps {

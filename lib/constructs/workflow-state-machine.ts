@@ -1,7 +1,7 @@
+import type { RemovalPolicy } from 'aws-cdk-lib';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { DefinitionBody, LogLevel, StateMachine, StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
-import type { RemovalPolicy } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import { compileWorkflow, TASK_FUNCTIONS, type TaskKind, type Workflow } from '../workflow/index.js';
 
@@ -30,7 +30,9 @@ export class WorkflowStateMachine extends Construct {
     const size = JSON.stringify(definition).length;
     // Source: https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html (definition size 1 MB)
     if (size > 1_000_000) {
-      throw new Error(`workflow ${props.workflow.id}: the compiled definition is ${size} bytes, over Step Functions' 1 MB limit; shorten the agent prompts`);
+      throw new Error(
+        `workflow ${props.workflow.id}: the compiled definition is ${size} bytes, over Step Functions' 1 MB limit; shorten the agent prompts`,
+      );
     }
     const substitutions: Record<string, string> = {};
     for (const [kind, key] of Object.entries(TASK_FUNCTIONS) as Array<[TaskKind, string]>) {

@@ -21,7 +21,10 @@ export interface OfflineModelOptions {
 /** Parses `AGENTFLOW_OFFLINE_FAULTS` (`provider:status|invalid`, comma separated). @throws Error on a malformed entry */
 export function parseFaults(text: string | undefined): Partial<Record<'bedrock' | 'openai', OfflineFault>> {
   const faults: Partial<Record<'bedrock' | 'openai', OfflineFault>> = {};
-  for (const part of (text ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const part of (text ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const m = /^(bedrock|openai):(\d{3}|invalid)$/.exec(part);
     if (!m) throw new Error(`AGENTFLOW_OFFLINE_FAULTS: cannot read "${part}" (write provider:status, e.g. bedrock:503)`);
     faults[m[1] as 'bedrock' | 'openai'] = m[2] === 'invalid' ? 'invalid' : Number(m[2]);
@@ -43,7 +46,10 @@ export function offlineAnswer(system: string, messages: Array<{ role: string; co
   const all = messages.map((m) => m.content).join('\n');
   // A repair request: answer the original prompt again.
   const prompt = /could not be used/.test(user) ? (messages.find((m) => m.role === 'user')?.content ?? user) : user;
-  const categories = (/^Categories: (.+)$/m.exec(prompt)?.[1] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const categories = (/^Categories: (.+)$/m.exec(prompt)?.[1] ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const agent = /^Agent: (.+)$/m.exec(prompt)?.[1] ?? 'agent';
   const findings = reviewPrompt(prompt, categories);
   void system;
@@ -136,7 +142,13 @@ export class OfflineModelServer {
     }
     const messages = body.messages ?? [];
     const system = messages.find((m) => m.role === 'system')?.content ?? '';
-    const text = fault === 'invalid' ? 'Here are my thoughts on the change (not JSON).' : offlineAnswer(system, messages.filter((m) => m.role !== 'system'));
+    const text =
+      fault === 'invalid'
+        ? 'Here are my thoughts on the change (not JSON).'
+        : offlineAnswer(
+            system,
+            messages.filter((m) => m.role !== 'system'),
+          );
     const promptTokens = tokens(messages.map((m) => m.content).join('\n'));
     const completionTokens = tokens(text);
     send(200, {
@@ -184,7 +196,14 @@ export class OfflineModelServer {
     await this.wait();
     const fault = this.fault('bedrock');
     if (typeof fault === 'number') {
-      const type = fault === 429 ? 'ThrottlingException' : fault >= 500 ? 'ServiceUnavailableException' : fault === 403 ? 'AccessDeniedException' : 'ValidationException';
+      const type =
+        fault === 429
+          ? 'ThrottlingException'
+          : fault >= 500
+            ? 'ServiceUnavailableException'
+            : fault === 403
+              ? 'AccessDeniedException'
+              : 'ValidationException';
       send(fault, { message: `offline model server: injected HTTP ${fault}` }, type);
       return;
     }

@@ -203,7 +203,10 @@ export function reviewPrompt(prompt: string, categories: readonly string[]): Off
         message: `${added.length} added lines in ${file} have no test in this change.`,
         suggestion: /\.swift$/.test(file)
           ? `Add an XCTest case (for example \`${file.split('/').pop()?.replace('.swift', 'Tests')}\`) for the new behaviour, including its error path.`
-          : `Add a JUnit test (for example \`${file.split('/').pop()?.replace(/\.(kt|java)$/, 'Test')}\`) for the new behaviour, including its error path.`,
+          : `Add a JUnit test (for example \`${file
+              .split('/')
+              .pop()
+              ?.replace(/\.(kt|java)$/, 'Test')}\`) for the new behaviour, including its error path.`,
       });
     }
   }

@@ -33,7 +33,11 @@ export function providerModes(env: NodeJS.ProcessEnv = process.env): ProviderMod
 const TIMEOUT_MS = 120_000;
 
 /** Builds the provider table for local mode with the same adapters the Lambdas use. */
-export function localProviders(modes: ProviderModes, offline: OfflineModelServer | undefined, env: NodeJS.ProcessEnv = process.env): ProviderTable {
+export function localProviders(
+  modes: ProviderModes,
+  offline: OfflineModelServer | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): ProviderTable {
   const need = (what: string) => {
     if (!offline) throw new Error(`the offline model server is needed for ${what} but was not started`);
     return offline;

@@ -6,18 +6,18 @@ import { CreateTableCommand, DynamoDBClient, ResourceInUseException } from '@aws
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
 import dynalite from 'dynalite';
-import { aggregate } from '../../lambdas/aggregate/aggregate.js';
 import { FsArtifactStore } from '../../lambdas/adapters/artifacts.js';
 import { GitChangeSource } from '../../lambdas/adapters/changes.js';
 import { FileCommentPublisher } from '../../lambdas/adapters/comments.js';
 import { DynamoRunStore, TABLE_KEYS } from '../../lambdas/adapters/runs.js';
+import { aggregate } from '../../lambdas/aggregate/aggregate.js';
 import type { ExecutionInput, RunSummary } from '../../lambdas/core/contracts.js';
 import type { ExecutionStarter, ProviderTable, RunStore } from '../../lambdas/core/ports.js';
 import { invokeAgent } from '../../lambdas/invoke-agent/invoke-agent.js';
 import { loadContext } from '../../lambdas/load-context/load-context.js';
 import { publish } from '../../lambdas/publish/publish.js';
-import type { Workspace } from '../workspace.js';
 import { type AslDefinition, compileWorkflow, type TaskKind, taskKindOf, taskStates } from '../workflow/index.js';
+import type { Workspace } from '../workspace.js';
 import { type OfflineModelOptions, OfflineModelServer } from './offline-model.js';
 import { localProviders, type ProviderModes, providerModes } from './providers.js';
 

@@ -39,7 +39,13 @@ export function toHttpApiEvent(req: IncomingMessage, body: Buffer): APIGatewayPr
       apiId: 'local',
       domainName: headers.host ?? '127.0.0.1',
       domainPrefix: 'local',
-      http: { method: req.method ?? 'GET', path: url.pathname, protocol: 'HTTP/1.1', sourceIp: req.socket.remoteAddress ?? '127.0.0.1', userAgent: headers['user-agent'] ?? '' },
+      http: {
+        method: req.method ?? 'GET',
+        path: url.pathname,
+        protocol: 'HTTP/1.1',
+        sourceIp: req.socket.remoteAddress ?? '127.0.0.1',
+        userAgent: headers['user-agent'] ?? '',
+      },
       requestId: `local-${now.getTime()}`,
       routeKey: `${req.method} ${url.pathname}`,
       stage: '$default',
@@ -65,7 +71,10 @@ export interface LocalServer {
  */
 export async function startLocalServer(options: LocalServerOptions): Promise<LocalServer> {
   const { runtime } = options;
-  const workflows: WorkflowTrigger[] = [...runtime.options.workspace.workflows.values()].map((w) => ({ id: w.id, events: w.trigger.events }));
+  const workflows: WorkflowTrigger[] = [...runtime.options.workspace.workflows.values()].map((w) => ({
+    id: w.id,
+    events: w.trigger.events,
+  }));
   const send = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
     res.writeHead(status, { 'content-type': 'application/json', ...headers });
     res.end(typeof body === 'string' ? body : JSON.stringify(body, null, 2));

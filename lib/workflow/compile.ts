@@ -105,9 +105,7 @@ export function compileWorkflow(workflow: Workflow): AslDefinition {
   const states: Record<string, AslState> = {};
   const levels = phaseLevels(workflow.phases);
   const firstAfterConditions = levels.length > 0 ? levelStateName(levels, 0) : STATE.aggregate;
-  const hasConditions = Boolean(
-    workflow.trigger.filesChanged || workflow.trigger.linesChanged || workflow.trigger.testCoverage,
-  );
+  const hasConditions = Boolean(workflow.trigger.filesChanged || workflow.trigger.linesChanged || workflow.trigger.testCoverage);
 
   states[STATE.start] = {
     Type: 'Pass',
@@ -261,10 +259,7 @@ export function compileWorkflow(workflow: Workflow): AslDefinition {
   };
 
   return {
-    Comment: `AgentFlow workflow "${workflow.name}" (${workflow.id}): ${workflow.description || 'generated from YAML'}`.slice(
-      0,
-      500,
-    ),
+    Comment: `AgentFlow workflow "${workflow.name}" (${workflow.id}): ${workflow.description || 'generated from YAML'}`.slice(0, 500),
     StartAt: STATE.start,
     TimeoutSeconds: 6 * 3600,
     States: states,

@@ -28,7 +28,9 @@ export function toMermaid(def: AslDefinition): string {
       const proc = (state.ItemProcessor ?? state.Iterator) as { StartAt: string; States: Record<string, AslState> } | undefined;
       const branches = state.Branches as Array<{ StartAt: string; States: Record<string, AslState> }> | undefined;
       if (proc || branches) {
-        lines.push(`${indent}subgraph ${id(name)}["${label(name)} (${state.Type}${state.MaxConcurrency ? `, max ${state.MaxConcurrency}` : ''})"]`);
+        lines.push(
+          `${indent}subgraph ${id(name)}["${label(name)} (${state.Type}${state.MaxConcurrency ? `, max ${state.MaxConcurrency}` : ''})"]`,
+        );
         for (const b of branches ?? [proc as { StartAt: string; States: Record<string, AslState> }]) {
           walk(b.States, `${indent}  `);
         }

@@ -42,7 +42,10 @@ export function loadAgent(file: string, text: string, models?: ModelCatalog): Lo
   const parsed = AgentSpecSchema.safeParse(src.data);
   if (!parsed.success) return { diagnostics: src.fromZod(parsed.error.issues) };
   const diagnostics: Diagnostic[] = [];
-  const base = file.split(/[\\/]/).pop()?.replace(/\.ya?ml$/, '');
+  const base = file
+    .split(/[\\/]/)
+    .pop()
+    ?.replace(/\.ya?ml$/, '');
   if (base && base !== parsed.data.name) {
     diagnostics.push(src.at(['name'], `name: "${parsed.data.name}" must match the file name "${base}"`));
   }
@@ -121,21 +124,11 @@ const SERVICES: Record<string, Provider> = {
 /** All actions a bare `pull_request` trigger stands for: a review when a PR opens or changes. */
 export const DEFAULT_PR_ACTIONS = ['opened', 'synchronize', 'reopened', 'ready_for_review'] as const;
 
-function normalize(
-  id: string,
-  w: WorkflowSource,
-  catalog: Catalog,
-  src: YamlSource,
-  diagnostics: Diagnostic[],
-): Workflow {
+function normalize(id: string, w: WorkflowSource, catalog: Catalog, src: YamlSource, diagnostics: Diagnostic[]): Workflow {
   const events = (Array.isArray(w.trigger.event) ? w.trigger.event : [w.trigger.event]).flatMap((e) =>
     e === 'pull_request' ? DEFAULT_PR_ACTIONS.map((a) => `pull_request.${a}`) : [e],
   );
-  const condList = w.trigger.conditions
-    ? Array.isArray(w.trigger.conditions)
-      ? w.trigger.conditions
-      : [w.trigger.conditions]
-    : [];
+  const condList = w.trigger.conditions ? (Array.isArray(w.trigger.conditions) ? w.trigger.conditions : [w.trigger.conditions]) : [];
   const conditions = Object.assign({}, ...condList) as {
     files_changed?: string[];
     lines_changed?: string;
@@ -392,7 +385,8 @@ function checkGraph(phases: PhaseSource[], src: YamlSource, diagnostics: Diagnos
   // Kahn's algorithm: whatever cannot be ordered is on (or behind) a cycle.
   const indegree = new Map(phases.map((p) => [p.phase.name, 0]));
   for (const { phase } of phases) {
-    for (const dep of phase.depends_on ?? []) if (byName.has(dep) && dep !== phase.name) indegree.set(phase.name, (indegree.get(phase.name) ?? 0) + 1);
+    for (const dep of phase.depends_on ?? [])
+      if (byName.has(dep) && dep !== phase.name) indegree.set(phase.name, (indegree.get(phase.name) ?? 0) + 1);
   }
   const queue = [...indegree].filter(([, d]) => d === 0).map(([n]) => n);
   const done = new Set<string>();
@@ -409,9 +403,7 @@ function checkGraph(phases: PhaseSource[], src: YamlSource, diagnostics: Diagnos
   }
   for (const { path, phase } of phases) {
     if (!done.has(phase.name) && !phase.depends_on?.includes(phase.name)) {
-      diagnostics.push(
-        src.at([...path, 'depends_on'], `phase "${phase.name}" is on a dependency cycle and can never start`),
-      );
+      diagnostics.push(src.at([...path, 'depends_on'], `phase "${phase.name}" is on a dependency cycle and can never start`));
     }
   }
 }

@@ -7,9 +7,7 @@ export type Provider = (typeof PROVIDERS)[number];
 /** Severity of a finding, most severe first. */
 export const SEVERITIES = ['critical', 'high', 'medium', 'low', 'info'] as const;
 
-const name = z
-  .string()
-  .regex(/^[a-z0-9][a-z0-9-]*$/, 'use lower-case letters, digits and dashes (for example "code-review")');
+const name = z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'use lower-case letters, digits and dashes (for example "code-review")');
 
 /** A price per million tokens in USD. */
 const usdPerMillion = z.number().nonnegative();
@@ -22,10 +20,7 @@ const usdPerMillion = z.number().nonnegative();
 export const ModelSchema = z.strictObject({
   provider: z.enum(PROVIDERS),
   id: z.string().min(1).describe('the provider model id or Bedrock inference profile id'),
-  foundation_model: z
-    .string()
-    .optional()
-    .describe('Bedrock only: the foundation model id behind an inference profile (for IAM grants)'),
+  foundation_model: z.string().optional().describe('Bedrock only: the foundation model id behind an inference profile (for IAM grants)'),
   context_window: z.number().int().positive(),
   max_output: z.number().int().positive(),
   tier: z.enum(['simple', 'medium', 'complex']),
@@ -112,12 +107,8 @@ const AgentLegacy = z.strictObject({
 export const AgentEntrySchema = z.union([z.string().min(1), AgentOverride, AgentLegacy]);
 export type AgentEntry = z.infer<typeof AgentEntrySchema>;
 
-const comparison = z
-  .string()
-  .regex(/^\s*(>=|<=|==|>|<)\s*\d+(\.\d+)?\s*$/, 'write a comparison like "> 100"');
-const percentComparison = z
-  .string()
-  .regex(/^\s*(>=|<=|==|>|<)\s*\d+(\.\d+)?\s*%\s*$/, 'write a comparison like "< 80%"');
+const comparison = z.string().regex(/^\s*(>=|<=|==|>|<)\s*\d+(\.\d+)?\s*$/, 'write a comparison like "> 100"');
+const percentComparison = z.string().regex(/^\s*(>=|<=|==|>|<)\s*\d+(\.\d+)?\s*%\s*$/, 'write a comparison like "< 80%"');
 
 const Conditions = z.strictObject({
   files_changed: z.array(z.string().min(1)).min(1).optional(),
@@ -125,9 +116,7 @@ const Conditions = z.strictObject({
   test_coverage: percentComparison.optional(),
 });
 
-const event = z
-  .string()
-  .regex(/^(pull_request(\.[a-z_]+)?|manual)$/, 'use pull_request, pull_request.<action> or manual');
+const event = z.string().regex(/^(pull_request(\.[a-z_]+)?|manual)$/, 'use pull_request, pull_request.<action> or manual');
 
 const Phase = z
   .strictObject({
@@ -181,9 +170,7 @@ export const WorkflowSourceSchema = z
       event: z.union([event, z.array(event).min(1)]),
       conditions: z.union([Conditions, z.array(Conditions)]).optional(),
     }),
-    budget: z
-      .strictObject({ max_usd_per_run: z.number().positive().optional(), project: z.string().optional() })
-      .optional(),
+    budget: z.strictObject({ max_usd_per_run: z.number().positive().optional(), project: z.string().optional() }).optional(),
     phases: z.array(Phase).min(1).optional(),
     agents: z.array(AgentEntrySchema).min(1).optional(),
     execution: z.enum(['parallel', 'sequential']).optional(),
