@@ -1,0 +1,182 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadWorkspace, PROJECT_ROOT } from '../../../lib/workspace.js';
+import { type Catalog, formatDiagnostic, loadModels, loadWorkflow } from '../../../lib/workflow/index.js';
+
+const ws = loadWorkspace();
+const catalog = ws.catalog as Catalog;
+const load = (text: string) => loadWorkflow('workflows/test.yml', text, catalog);
+const errors = (text: string) => load(text).diagnostics.map(formatDiagnostic);
+
+const valid = `name: T
+trigger: { event: pull_request.opened }
+phases:
+  - name: review
+    agents: [code-review, security]
+`;
+
+describe('Function: loadWorkspace', () => {
+  it('loads the shipped workflows, agents and models without a diagnostic', () => {
+    // Assess
+    expect(ws.diagnostics.map(formatDiagnostic)).toEqual([]);
+    expect([...ws.workflows.keys()]).toContain('pr-review');
+    expect(catalog.agents.size).toBeGreaterThanOrEqual(5);
+  });
+
+  it('ships pr-review as one parallel phase of code-review, security, test-coverage and documentation', () => {
+    const wf = ws.workflows.get('pr-review');
+    expect(wf?.phases).toHaveLength(1);
+    expect(wf?.phases[0]?.parallel).toBe(true);
+    expect(wf?.phases[0]?.agents.map((a) => a.name)).toEqual(['code-review', 'security', 'test-coverage', 'documentation']);
+  });
+
+  it('gives every model a price, a source and a date', () => {
+    for (const [alias, m] of Object.entries(catalog.models.models)) {
+      expect(m.price.input, alias).toBeGreaterThan(0);
+      expect(m.source, alias).toMatch(/^https:\/\//);
+      expect(m.as_of, alias).toMatch(/^\d{4}-\d{2}-\d{2}$/);
+    }
+  });
+});
+
+describe('Function: loadWorkflow (seed workflows of the design documents)', () => {
+  const seeds = ['code-review.yml', 'pr-review.yml', 'test-generation.yml'];
+  const seedWs = loadWorkspace(undefined, seeds.map((f) => join(PROJECT_ROOT, 'test', 'fixtures', 'seed', f)));
+
+  it('loads the three seed files unchanged', () => {
+    expect(seedWs.diagnostics.map(formatDiagnostic)).toEqual([]);
+    expect([...seedWs.workflows.keys()].sort()).toEqual(['code-review', 'pr-review', 'test-generation']);
+  });
+
+  it('keeps the seed fixtures byte-identical to the design documents', () => {
+    for (const f of seeds) {
+      const original = join(PROJECT_ROOT, '..', 'shared', 'reference', 'seed-workflows', f);
+      let text: string | undefined;
+      try {
+        text = readFileSync(original, 'utf8');
+      } catch {
+        continue; // shared/ is beside the clone on developer machines and in CI
+      }
+      expect(readFileSync(join(PROJECT_ROOT, 'test', 'fixtures', 'seed', f), 'utf8')).toBe(text);
+    }
+  });
+
+  it('normalises `agents:` + `execution: parallel` into one parallel phase', () => {
+    const wf = seedWs.workflows.get('pr-review');
+    expect(wf?.phases.map((p) => [p.name, p.parallel, p.agents.length])).toEqual([['review', true, 4]]);
+    expect(wf?.trigger.events).toEqual(['pull_request.opened']);
+  });
+
+  it('maps service claude-api to Bedrock and the fallback rule to an OpenAI fallback', () => {
+    const wf = seedWs.workflows.get('code-review');
+    const review = wf?.phases[0]?.agents.find((a) => a.name === 'code-review');
+    expect(review?.model.provider).toBe('bedrock');
+    expect(review?.model.alias).toBe('claude-3-opus');
+    expect(review?.maxTokens).toBe(4000);
+    expect(review?.fallback.some((f) => f.provider === 'openai')).toBe(true);
+    expect(wf?.notifyOnFailure).toBe('slack-channel');
+    expect(wf?.phases[0]?.required).toBe(true);
+  });
+
+  it('reads list-shaped conditions and a bare pull_request event', () => {
+    const wf = seedWs.workflows.get('code-review');
+    expect(wf?.trigger.filesChanged).toEqual(['*.swift', '*.m', '*.h']);
+    expect(wf?.trigger.linesChanged).toEqual({ op: '>', value: 100 });
+    expect(wf?.trigger.events).toContain('pull_request.synchronize');
+    expect(seedWs.workflows.get('test-generation')?.trigger.testCoverage).toEqual({ op: '<', value: 80 });
+  });
+
+  it('orders the four test-generation phases by depends_on, one agent at a time', () => {
+    const wf = seedWs.workflows.get('test-generation');
+    expect(wf?.phases.map((p) => [p.name, p.dependsOn])).toEqual([
+      ['analysis', []],
+      ['generation', ['analysis']],
+      ['review', ['generation']],
+      ['execution', ['review']],
+    ]);
+    expect(wf?.phases[0]?.maxConcurrency).toBe(1);
+  });
+});
+
+describe('Function: loadWorkflow (bad input)', () => {
+  it('accepts a minimal valid workflow', () => {
+    expect(errors(valid)).toEqual([]);
+  });
+
+  it('rejects malformed YAML with its line and column', () => {
+    expect(errors('name: T\ntrigger: { event: pull_request.opened\nphases: []\n')[0]).toMatch(/^workflows\/test\.yml:\d+:\d+: /);
+  });
+
+  it('rejects an unknown agent at the line of the entry', () => {
+    expect(errors(valid.replace('security', 'securty'))).toEqual([expect.stringMatching(/^workflows\/test\.yml:5:27: unknown agent "securty"/)]);
+  });
+
+  it('rejects an unknown model at its line', () => {
+    const text = `${valid}      - agent: test-coverage\n        model: gpt-99\n`.replace('agents: [code-review, security]\n', 'agents:\n      - code-review\n');
+    expect(errors(text)).toEqual([expect.stringMatching(/:8:16: unknown model "gpt-99"/)]);
+  });
+
+  it('rejects a model of the wrong provider', () => {
+    const text = valid.replace('agents: [code-review, security]', 'agents:\n      - agent: security\n        provider: openai\n        model: claude-haiku');
+    expect(errors(text).join()).toMatch(/claude-haiku" is a bedrock model, not openai/);
+  });
+
+  it('rejects an unknown field and names it', () => {
+    expect(errors(`${valid}colour: blue\n`)).toEqual([expect.stringMatching(/:6:1: unknown field "colour"/)]);
+  });
+
+  it('rejects a dependency cycle on every phase of it', () => {
+    const text = `name: T
+trigger: { event: manual }
+phases:
+  - name: a
+    depends_on: [b]
+    agents: [code-review]
+  - name: b
+    depends_on: [a]
+    agents: [security]
+`;
+    const e = errors(text);
+    expect(e).toHaveLength(2);
+    expect(e[0]).toMatch(/:5:17: phase "a" is on a dependency cycle/);
+    expect(e[1]).toMatch(/:8:17: phase "b" is on a dependency cycle/);
+  });
+
+  it('rejects an unknown phase in depends_on and a duplicate phase name', () => {
+    const text = `name: T
+trigger: { event: manual }
+phases:
+  - name: a
+    agents: [code-review]
+  - name: a
+    depends_on: [nope]
+    agents: [security]
+`;
+    const e = errors(text).join('\n');
+    expect(e).toMatch(/:6:11: duplicate phase name "a"/);
+    expect(e).toMatch(/:7:18: depends_on: unknown phase "nope"/);
+  });
+
+  it('rejects an invalid glob', () => {
+    const text = valid.replace('trigger: { event: pull_request.opened }', 'trigger:\n  event: pull_request.opened\n  conditions:\n    files_changed: ["src/[abc"]');
+    expect(errors(text)).toEqual([expect.stringMatching(/:5:21: files_changed\.0: "src\/\[abc" has unbalanced brackets/)]);
+  });
+
+  it('rejects a bad comparison with the field path', () => {
+    const text = valid.replace('trigger: { event: pull_request.opened }', 'trigger:\n  event: pull_request.opened\n  conditions:\n    lines_changed: lots');
+    expect(errors(text)[0]).toMatch(/:5:20: trigger\.conditions\.lines_changed: write a comparison like "> 100"/);
+  });
+
+  it('reports approval phases as not supported yet instead of compiling them', () => {
+    const text = `${valid}  - name: approve\n    depends_on: [review]\n    approval: { channel: "#leads", approvers: [U1], timeout: 24h }\n`;
+    expect(errors(text)[0]).toMatch(/:8:15: approval phases are not supported by this version yet/);
+  });
+});
+
+describe('Function: loadModels', () => {
+  it('rejects a default that names an unknown model', () => {
+    const text = readFileSync(join(PROJECT_ROOT, 'workflows', 'models.yml'), 'utf8').replace('openai: gpt-4.1-mini', 'openai: gpt-0');
+    expect(loadModels('models.yml', text).diagnostics.map(formatDiagnostic)).toEqual([expect.stringMatching(/^models\.yml:\d+:11: defaults\.openai: unknown model "gpt-0"/)]);
+  });
+});
