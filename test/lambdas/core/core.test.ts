@@ -1,0 +1,132 @@
+import { describe, expect, it } from 'vitest';
+import type { ChangedFile } from '../../../lambdas/core/contracts.js';
+import { costUsd } from '../../../lambdas/core/pricing.js';
+import { parseAnswer } from '../../../lambdas/core/prompt.js';
+import { redactSecrets } from '../../../lambdas/core/redact.js';
+import { commentMarker, mergeFindings, renderComment, summarize } from '../../../lambdas/core/report.js';
+import { chunkFiles, estimateTokens } from '../../../lambdas/core/tokens.js';
+import { executionName, matchWorkflows } from '../../../lambdas/core/triggers.js';
+
+describe('Function: redactSecrets', () => {
+  it('replaces keys, tokens and quoted secret assignments and counts them', () => {
+    const text = [
+      'let key = "AKIAIOSFODNN7EXAMPLE"',
+      'token: ghp_abcdefghijklmnopqrstuvwxyz0123456789',
+      'private let apiKey = "pk_live_51HxAcmeDemo0000000000"',
+      'val password = "hunter2hunter2"',
+      'let name = "not a secret at all"',
+    ].join('\n');
+    const r = redactSecrets(text);
+    expect(r.count).toBe(4);
+    expect(r.text).not.toMatch(/AKIAIOSFODNN7EXAMPLE|ghp_|pk_live|hunter2/);
+    expect(r.text).toContain('[REDACTED:aws-access-key]');
+    expect(r.text).toContain('let name = "not a secret at all"');
+  });
+
+  it('redacts a PEM private key block whole', () => {
+    const r = redactSecrets('-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----');
+    expect(r.text).toBe('[REDACTED:private-key]');
+  });
+});
+
+describe('Function: chunkFiles', () => {
+  const file = (path: string, lines: number): ChangedFile => ({
+    path,
+    status: 'modified',
+    additions: lines,
+    deletions: 0,
+    binary: false,
+    patch: [`@@ -1,0 +1,${lines} @@`, ...Array.from({ length: lines }, (_, i) => `+line ${i} of ${path} with some code`)].join('\n'),
+  });
+
+  it('keeps small files together in one chunk', () => {
+    expect(chunkFiles([file('a.swift', 3), file('b.kt', 3)], 10_000)).toHaveLength(1);
+  });
+
+  it('splits a change too large for one prompt without losing a line', () => {
+    const files = [file('a.swift', 400), file('b.kt', 50), file('c.swift', 5)];
+    const chunks = chunkFiles(files, 1_000);
+    expect(chunks.length).toBeGreaterThan(3);
+    for (const c of chunks) expect(estimateTokens(c)).toBeLessThanOrEqual(1_000);
+    const joined = chunks.join('\n');
+    for (const f of files) for (const l of f.patch.split('\n').filter((x) => x.startsWith('+'))) expect(joined).toContain(l);
+  });
+
+  it('rejects a budget that is not positive', () => {
+    expect(() => chunkFiles([], 0)).toThrow(RangeError);
+  });
+});
+
+describe('Function: costUsd', () => {
+  it('prices input, output and cache tokens per million, to the micro-dollar', () => {
+    const price = { input: 3, output: 15, cacheRead: 0.3, cacheWrite: 3.75 };
+    expect(costUsd({ inputTokens: 1_000, outputTokens: 500, cacheReadTokens: 2_000, cacheWriteTokens: 100 }, price)).toBe(0.011475);
+    expect(costUsd({ inputTokens: 1, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0 }, { ...price, input: 0.4 })).toBe(0);
+  });
+});
+
+describe('Function: parseAnswer', () => {
+  it('accepts the JSON object inside a Markdown fence', () => {
+    const r = parseAnswer('```json\n{"summary":"ok","findings":[{"file":"a.swift","line":3,"severity":"high","category":"correctness","message":"m"}]}\n```');
+    expect(r.ok && r.answer.findings[0]?.suggestion).toBe('');
+  });
+
+  it('rejects prose, bad JSON and a wrong severity with the reason', () => {
+    expect(parseAnswer('looks good')).toEqual({ ok: false, problem: 'it contains no JSON object' });
+    expect(parseAnswer('{"findings": [}').ok).toBe(false);
+    const r = parseAnswer('{"findings":[{"file":"a","line":1,"severity":"urgent","category":"x","message":"m"}]}');
+    expect(r.ok ? '' : r.problem).toMatch(/findings\.0\.severity/);
+  });
+});
+
+describe('Function: mergeFindings', () => {
+  it('merges the same problem reported by two agents and keeps the higher severity', () => {
+    const f = { file: 'a.swift', line: 3, category: 'security', message: 'Key in code', suggestion: '' };
+    const merged = mergeFindings([
+      { agent: 'code-review', findings: [{ ...f, severity: 'medium' }] },
+      { agent: 'security', findings: [{ ...f, severity: 'critical', suggestion: 'rotate it' }, { ...f, line: 9, severity: 'low' }] },
+    ]);
+    expect(merged).toHaveLength(2);
+    expect(merged[0]).toMatchObject({ severity: 'critical', agents: ['code-review', 'security'], suggestion: 'rotate it' });
+  });
+});
+
+describe('Function: renderComment', () => {
+  it('shows findings by severity with file:line, failed agents with their reason, tokens and USD', () => {
+    const findings = mergeFindings([
+      { agent: 'security', findings: [{ file: 'Pay.swift', line: 10, severity: 'critical', category: 'security', message: 'Secret', suggestion: 'Rotate' }] },
+    ]);
+    const summary = summarize(
+      'pr-review',
+      [
+        { name: 'security', phase: 'review', status: 'succeeded', provider: 'openai', model: 'gpt-4.1-mini', inputTokens: 1000, outputTokens: 200, cachedTokens: 0, costUsd: 0.00072, findings: 1, chunks: 1, repaired: false, durationMs: 5 },
+        { name: 'code-review', phase: 'review', status: 'failed', provider: 'bedrock', model: 'claude-sonnet', inputTokens: 0, outputTokens: 0, cachedTokens: 0, costUsd: 0, findings: 0, chunks: 0, repaired: false, durationMs: 0, error: { Error: 'ProviderUnavailableError', Cause: '{"errorMessage":"bedrock: 503"}' } },
+      ],
+      findings,
+    );
+    const md = renderComment({ workflowName: 'PR review', workflow: 'pr-review', change: { repository: 'acme/app', number: 1, title: '', author: '', url: '', action: 'opened', baseSha: 'a', headSha: 'b1234567', baseRef: '', headRef: '' }, runId: 'r1', findings, summary });
+    expect(md.startsWith(commentMarker('pr-review'))).toBe(true);
+    expect(md).toContain('| 🔴 critical | `Pay.swift:10` | security | Secret<br>**Fix:** Rotate | security |');
+    expect(md).toContain('1 of 2 agents failed: **code-review** (ProviderUnavailableError: bedrock: 503)');
+    expect(md).toContain('| security | ✅ succeeded | openai | gpt-4.1-mini | 1,000 | 200 | $0.0007 |');
+    expect(summary.costUsd).toBe(0.00072);
+  });
+});
+
+describe('Function: executionName', () => {
+  it('is stable per delivery and workflow, Step Functions-safe and at most 80 characters', () => {
+    const n = executionName('72d3162e-cc78-11e3-81ab-4c9367dc0958', 'pr-review');
+    expect(n).toBe('72d3162e-cc78-11e3-81ab-4c9367dc0958-pr-review');
+    const long = executionName('x'.repeat(100) + ' /?', 'w'.repeat(60));
+    expect(long.length).toBeLessThanOrEqual(80);
+    expect(long).toMatch(/^[A-Za-z0-9_-]+$/);
+  });
+});
+
+describe('Function: matchWorkflows', () => {
+  it('matches event.action against each trigger', () => {
+    const wfs = [{ id: 'a', events: ['pull_request.opened'] }, { id: 'b', events: ['pull_request.closed'] }];
+    expect(matchWorkflows('pull_request', 'opened', wfs)).toEqual(['a']);
+    expect(matchWorkflows('pull_request', 'labeled', wfs)).toEqual([]);
+  });
+});

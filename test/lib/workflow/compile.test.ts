@@ -1,0 +1,165 @@
+import { join } from 'node:path';
+import aslValidator from 'asl-validator';
+import { describe, expect, it } from 'vitest';
+import { AgentItemSchema } from '../../../lambdas/core/contracts.js';
+import { loadWorkspace, PROJECT_ROOT } from '../../../lib/workspace.js';
+import {
+  type AslState,
+  type Catalog,
+  compileWorkflow,
+  LAMBDA_SERVICE_ERRORS,
+  loadWorkflow,
+  RETRYABLE_ERRORS,
+  taskStates,
+  toMermaid,
+  type Workflow,
+} from '../../../lib/workflow/index.js';
+
+const ws = loadWorkspace();
+const seeds = loadWorkspace(
+  undefined,
+  ['code-review.yml', 'pr-review.yml', 'test-generation.yml'].map((f) => join(PROJECT_ROOT, 'test', 'fixtures', 'seed', f)),
+);
+const all: Workflow[] = [...ws.workflows.values(), ...seeds.workflows.values()];
+const prReview = compileWorkflow(ws.workflows.get('pr-review') as Workflow);
+const state = (name: string) => prReview.States[name] as AslState;
+
+function compileText(text: string) {
+  const r = loadWorkflow('t.yml', text, ws.catalog as Catalog);
+  if (!r.value) throw new Error(r.diagnostics.map((d) => d.message).join('\n'));
+  return compileWorkflow(r.value);
+}
+
+describe('Function: compileWorkflow', () => {
+  it.each(all.map((w) => [w.id, w]))('compiles %s to a definition asl-validator accepts', (_id, wf) => {
+    const def = compileWorkflow(wf as Workflow);
+    const r = aslValidator(structuredClone(def), { checkPaths: true, checkArn: false });
+    expect(r.errors).toEqual([]);
+    expect(r.isValid).toBe(true);
+  });
+
+  it('starts with the run fields, then LoadContext with only a reference and stats coming back', () => {
+    expect(prReview.StartAt).toBe('Start run');
+    expect(state('Load context')).toMatchObject({
+      Type: 'Task',
+      Resource: 'arn:aws:states:::lambda:invoke',
+      Parameters: { FunctionName: '${LoadContextFunctionArn}' },
+      ResultSelector: { 'contextRef.$': '$.Payload.contextRef', 'stats.$': '$.Payload.stats' },
+      ResultPath: '$.context',
+      Next: 'Check conditions',
+    });
+  });
+
+  it('skips with a reason when files_changed does not hold', () => {
+    expect(state('Check conditions')).toMatchObject({
+      Type: 'Choice',
+      Choices: [{ And: [{ Variable: '$.context.stats.matchedFiles', NumericGreaterThan: 0 }], Next: 'Phase: review' }],
+      Default: 'Skip: conditions not met',
+    });
+    expect((state('Skip: conditions not met').Result as { reason: string }).reason).toMatch(/change a file matching \*\.swift/);
+  });
+
+  it('compiles lines_changed and test_coverage into Choice rules (unknown coverage does not skip)', () => {
+    const def = compileWorkflow(seeds.workflows.get('test-generation') as Workflow);
+    const rules = ((def.States['Check conditions'] as AslState).Choices as Array<{ And: unknown[] }>)[0]?.And;
+    expect(rules).toContainEqual({
+      Or: [
+        { Not: { Variable: '$.context.stats.testCoverage', IsPresent: true } },
+        { Variable: '$.context.stats.testCoverage', NumericLessThan: 80 },
+      ],
+    });
+    const cr = compileWorkflow(seeds.workflows.get('code-review') as Workflow);
+    expect(((cr.States['Check conditions'] as AslState).Choices as Array<{ And: unknown[] }>)[0]?.And).toContainEqual({
+      Variable: '$.context.stats.linesChanged',
+      NumericGreaterThan: 100,
+    });
+  });
+
+  it('injects the phase agents with a Pass state whose items match the InvokeAgent contract', () => {
+    const pass = state('Phase: review');
+    expect(pass).toMatchObject({ Type: 'Pass', ResultPath: '$.phaseAgents', Next: 'Agents: review' });
+    for (const item of pass.Result as unknown[]) expect(AgentItemSchema.safeParse(item).success).toBe(true);
+  });
+
+  it('runs the agents of a parallel phase in a Map state with an ItemSelector of references', () => {
+    expect(state('Agents: review')).toMatchObject({
+      Type: 'Map',
+      ItemsPath: '$.phaseAgents',
+      MaxConcurrency: 4,
+      ItemSelector: {
+        'agent.$': '$$.Map.Item.Value',
+        'runId.$': '$.runId',
+        phase: 'review',
+        'contextRef.$': '$.context.contextRef',
+        'previous.$': '$.results',
+      },
+      ResultPath: '$.results.review',
+      Next: 'Aggregate findings',
+    });
+  });
+
+  it('retries Lambda service errors and retryable provider errors with backoff and full jitter, and catches the rest per agent', () => {
+    const proc = state('Agents: review').ItemProcessor as { States: Record<string, AslState> };
+    const task = proc.States['Run agent: review'] as AslState;
+    expect(task.Retry).toEqual([
+      expect.objectContaining({ ErrorEquals: [...LAMBDA_SERVICE_ERRORS], BackoffRate: 2, JitterStrategy: 'FULL' }),
+      expect.objectContaining({ ErrorEquals: [...RETRYABLE_ERRORS], BackoffRate: 2, JitterStrategy: 'FULL', MaxDelaySeconds: 30 }),
+    ]);
+    expect(task.Catch).toEqual([{ ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: 'Agent failed: review' }]);
+    expect(proc.States['Agent failed: review']).toMatchObject({ Type: 'Pass', Parameters: { status: 'failed', 'error.$': '$.error' }, End: true });
+  });
+
+  it('runs a phase with parallel: false one agent at a time', () => {
+    const def = compileWorkflow(seeds.workflows.get('test-generation') as Workflow);
+    expect((def.States['Agents: analysis'] as AslState).MaxConcurrency).toBe(1);
+  });
+
+  it('runs phases that do not depend on each other side by side in a Parallel state, keeping every result', () => {
+    const def = compileText(`name: T
+trigger: { event: manual }
+phases:
+  - name: first
+    agents: [code-review]
+  - name: sec
+    depends_on: [first]
+    agents: [security]
+  - name: docs
+    depends_on: [first]
+    agents: [documentation]
+`);
+    const par = def.States['Phases: sec + docs'] as AslState;
+    expect(par.Type).toBe('Parallel');
+    expect(par.ResultSelector).toEqual({ 'first.$': '$[0].results.first', 'sec.$': '$[0].results.sec', 'docs.$': '$[1].results.docs' });
+    expect(par.ResultPath).toBe('$.results');
+    expect((def.States['Agents: first'] as AslState).Next).toBe('Phases: sec + docs');
+  });
+
+  it('catches every top-level task into Record failure and a Fail state', () => {
+    for (const name of ['Load context', 'Agents: review', 'Aggregate findings', 'Publish results']) {
+      expect(state(name).Catch, name).toEqual([{ ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: 'Record failure' }]);
+    }
+    expect(state('Record failure')).toMatchObject({ Type: 'Task', Parameters: { Payload: { kind: 'failed' } }, Next: 'Run failed' });
+    expect(state('Run failed')).toMatchObject({ Type: 'Fail', Error: 'AgentFlowRunFailed' });
+  });
+
+  it('gives every task a timeout and names every state for people', () => {
+    for (const [name, s] of taskStates(prReview)) {
+      expect(s.TimeoutSeconds, name).toBeGreaterThan(0);
+      expect(name).not.toMatch(/^Task\d*$/);
+    }
+  });
+
+  it('keeps the compiled definition small', () => {
+    expect(JSON.stringify(prReview).length).toBeLessThan(64 * 1024);
+  });
+});
+
+describe('Function: toMermaid', () => {
+  it('draws states, the Map subgraph, choices and catches', () => {
+    const m = toMermaid(prReview);
+    expect(m.startsWith('flowchart TD\n')).toBe(true);
+    expect(m).toMatch(/subgraph s\d+\["Agents: review \(Map, max 4\)"\]/);
+    expect(m).toMatch(/-->\|no\| s\d+/);
+    expect(m).toMatch(/-\.->\|States\.ALL\|/);
+  });
+});
