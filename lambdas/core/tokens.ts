@@ -58,8 +58,12 @@ function splitPatch(file: ChangedFile, budgetTokens: number): string[] {
   const pieces: string[] = [];
   let part: string[] = [];
   let n = 0;
+  // Line numbers in the old and new file where the next line lands, so that a part which starts
+  // inside a hunk gets a hunk header of its own and line numbers stay right.
+  let oldLine = 0;
+  let newLine = 0;
   const header = (i: number) => `### ${file.path} (${file.status}, part ${i})\n\`\`\`diff\n`;
-  const overhead = estimateTokens(`${header(99)}\`\`\`\n`);
+  const overhead = estimateTokens(`${header(99)}@@ -000000,0 +000000,0 @@\n\`\`\`\n`);
   const limit = Math.max(1, budgetTokens - overhead);
   const emit = () => {
     if (part.length === 0) return;
@@ -67,18 +71,35 @@ function splitPatch(file: ChangedFile, budgetTokens: number): string[] {
     pieces.push(`${header(n)}${part.join('\n')}\n\`\`\`\n`);
     part = [];
   };
+  const push = (line: string) => {
+    if (part.length === 0 && !line.startsWith('@@') && newLine > 0) part.push(`@@ -${oldLine},0 +${newLine},0 @@`);
+    part.push(line);
+  };
   for (const line of lines) {
-    if (line.startsWith('@@') && part.length > 0 && estimateTokens([...part, line].join('\n')) > limit / 2) emit();
+    const hunk = /^@@ -(\d+)(?:,\d+)? \+(\d+)(?:,\d+)? @@/.exec(line);
+    if (hunk && part.length > 0 && estimateTokens([...part, line].join('\n')) > limit / 2) emit();
     if (estimateTokens([...part, line].join('\n')) > limit) emit();
+    if (hunk) {
+      oldLine = Number(hunk[1]);
+      newLine = Number(hunk[2]);
+      push(line);
+      continue;
+    }
     // A single line longer than the budget is cut into pieces rather than dropped.
     let rest = line;
     while (estimateTokens(rest) > limit) {
       const cut = Math.floor(limit * 3.5);
-      part.push(rest.slice(0, cut));
+      push(rest.slice(0, cut));
       emit();
       rest = rest.slice(cut);
     }
-    part.push(rest);
+    push(rest);
+    if (line.startsWith('+')) newLine++;
+    else if (line.startsWith('-')) oldLine++;
+    else {
+      oldLine++;
+      newLine++;
+    }
   }
   emit();
   return pieces;
