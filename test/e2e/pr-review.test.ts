@@ -1,0 +1,138 @@
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RunSummary } from '../../lambdas/core/contracts.js';
+import type { ExampleRepo } from '../../lib/local/example-repo.js';
+import { LocalRuntime } from '../../lib/local/runtime.js';
+import { loadWorkspace } from '../../lib/workspace.js';
+import { exampleInput, exampleRepo, tempDir } from '../helpers.js';
+
+let repo: ExampleRepo;
+beforeAll(() => {
+  repo = exampleRepo();
+});
+
+async function runtimeWith(options: Partial<Parameters<typeof LocalRuntime.start>[0]> = {}) {
+  return LocalRuntime.start({
+    stateDir: tempDir(),
+    repoPath: repo.path,
+    workspace: loadWorkspace(),
+    persist: false,
+    modes: { openai: 'offline', bedrock: 'offline' },
+    retryDelayMs: 1,
+    ...options,
+  });
+}
+
+describe('e2e: pr-review on the local runtime', () => {
+  let rt: LocalRuntime;
+  let comment = '';
+  beforeAll(async () => {
+    rt = await runtimeWith({
+      onComment: (body) => {
+        comment = body;
+      },
+    });
+  });
+  afterAll(async () => {
+    await rt.stop();
+  });
+
+  it('reviews the example change with four agents in parallel and publishes the comment and run record', async () => {
+    const result = await rt.execute('pr-review', 'e2e-1', exampleInput(repo, 'e2e-1'));
+    expect(result.status).toBe('SUCCEEDED');
+    const summary = result.output as RunSummary;
+    expect(summary.agents.map((a) => [a.name, a.status, a.provider, a.model])).toEqual([
+      ['code-review', 'succeeded', 'bedrock', 'claude-sonnet'],
+      ['security', 'succeeded', 'bedrock', 'claude-sonnet'],
+      ['test-coverage', 'succeeded', 'openai', 'gpt-4.1-mini'],
+      ['documentation', 'succeeded', 'bedrock', 'claude-haiku'],
+    ]);
+    for (const a of summary.agents) {
+      expect(a.inputTokens, a.name).toBeGreaterThan(0);
+      expect(a.costUsd, a.name).toBeGreaterThan(0);
+    }
+    expect(summary.costUsd).toBeCloseTo(
+      summary.agents.reduce((s, a) => s + a.costUsd, 0),
+      6,
+    );
+    expect(summary.bySeverity.critical).toBe(2);
+    expect(summary.findings).toBeGreaterThanOrEqual(15);
+    expect(summary.offline).toBe(true);
+
+    // The comment: findings by severity with file:line, agents with provider, model, tokens and USD.
+    expect(comment).toMatch(/^<!-- agentflow:pr-review -->/);
+    expect(comment).toContain('| 🔴 critical | `ios/Shop/Checkout/PaymentClient.swift:10` | security |');
+    expect(comment).toContain('`android/app/src/main/java/com/acme/shop/cart/CartRepository.kt:21` | correctness | `!!` throws');
+    expect(comment).toMatch(/\| code-review \| ✅ succeeded \| bedrock \| claude-sonnet \| [\d,]+ \| [\d,]+ \| \$0\.\d{4} \|/);
+    expect(comment).toContain('AgentFlow offline model server');
+    expect(comment).not.toContain('AKIAIOSFODNN7EXAMPLE');
+
+    // Nothing but references travelled through the state machine; the run record holds the totals.
+    const record = await rt.runs.get('e2e-1');
+    expect(record).toMatchObject({ status: 'SUCCEEDED', findings: summary.findings, costUsd: summary.costUsd, repository: 'acme/shop-apps' });
+    expect(result.transitions).toBe(12);
+  });
+
+  it('never lets a secret reach the model: the stored context is redacted', async () => {
+    await rt.execute('pr-review', 'e2e-2', exampleInput(repo, 'e2e-2'));
+    const ctx = await rt.artifacts.getText('runs/e2e-2/context.json');
+    expect(ctx).toContain('[REDACTED:aws-access-key]');
+    expect(ctx).not.toMatch(/AKIAIOSFODNN7EXAMPLE|pk_live_51HxAcmeDemo/);
+  });
+
+  it('skips with a reason and a SKIPPED run record when no file matches files_changed', async () => {
+    const result = await rt.execute('pr-review', 'e2e-skip', { ...exampleInput(repo, 'e2e-skip'), change: { ...exampleInput(repo, 'e2e-skip').change, headSha: repo.base } });
+    expect(result.status).toBe('SUCCEEDED');
+    const record = await rt.runs.get('e2e-skip');
+    expect(record?.status).toBe('SKIPPED');
+    expect(record?.reason).toMatch(/must change a file matching \*\.swift/);
+  });
+
+  it('fails the run with a record when the change cannot be loaded', async () => {
+    const result = await rt.execute('pr-review', 'e2e-bad', { ...exampleInput(repo, 'e2e-bad'), change: { ...exampleInput(repo, 'e2e-bad').change, headSha: 'f'.repeat(40) } });
+    expect(result.status).toBe('FAILED');
+    expect((await rt.runs.get('e2e-bad'))?.status).toBe('FAILED');
+  });
+});
+
+describe('e2e: one provider failing', () => {
+  it('reports the Bedrock agents failed with the reason while the OpenAI agent finishes and the run succeeds', async () => {
+    let comment = '';
+    const rt = await runtimeWith({
+      offline: { faults: { bedrock: 503 } },
+      onComment: (b) => {
+        comment = b;
+      },
+    });
+    try {
+      const result = await rt.execute('pr-review', 'e2e-503', exampleInput(repo, 'e2e-503'));
+      expect(result.status).toBe('SUCCEEDED');
+      const summary = result.output as RunSummary;
+      const byName = Object.fromEntries(summary.agents.map((a) => [a.name, a]));
+      expect(byName['test-coverage']?.status).toBe('succeeded');
+      for (const name of ['code-review', 'security', 'documentation']) {
+        expect(byName[name]?.status, name).toBe('failed');
+        expect(byName[name]?.error, name).toMatch(/^ProviderUnavailableError: bedrock: /);
+      }
+      // Step Functions retried the retryable error before the Catch (1 call + 2 retries per agent).
+      expect(rt.offline?.stats.bedrock).toBe(9);
+      expect(comment).toContain('3 of 4 agents failed');
+      expect(comment).toContain('| test-coverage | ✅ succeeded | openai |');
+    } finally {
+      await rt.stop();
+    }
+  });
+
+  it('keeps state in --state-dir so a later process sees the runs', async () => {
+    const stateDir = tempDir();
+    const first = await runtimeWith({ stateDir, persist: true });
+    await first.execute('pr-review', 'persisted-1', exampleInput(repo, 'persisted-1'));
+    await first.stop();
+    const second = await runtimeWith({ stateDir: join(stateDir), persist: true });
+    try {
+      expect((await second.runs.list()).map((r) => r.runId)).toContain('persisted-1');
+    } finally {
+      await second.stop();
+    }
+  });
+});
