@@ -27,7 +27,10 @@ describe('CLI: agentflow', () => {
 
   it('prints every error of a bad workflow as path:line:col: message and exits 1', async () => {
     const file = join(tempDir(), 'bad.yml');
-    writeFileSync(file, 'name: Bad\ntrigger: { event: pull_request.opened }\nphases:\n  - name: review\n    agents: [nobody]\n  - name: x\n    depends_on: [ghost]\n    agents: [security]\n');
+    writeFileSync(
+      file,
+      'name: Bad\ntrigger: { event: pull_request.opened }\nphases:\n  - name: review\n    agents: [nobody]\n  - name: x\n    depends_on: [ghost]\n    agents: [security]\n',
+    );
     const r = await cli('validate', file);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/bad\.yml:5:14: unknown agent "nobody"/);
@@ -43,13 +46,39 @@ describe('CLI: agentflow', () => {
 
   it('runs a workflow on a local repository and ends with one JSON object', async () => {
     const repo = exampleRepo();
-    const r = await cli('run', 'pr-review', '--repo', repo.path, '--base', repo.base, '--head', repo.head, '--json', '--state-dir', tempDir());
+    const r = await cli(
+      'run',
+      'pr-review',
+      '--repo',
+      repo.path,
+      '--base',
+      repo.base,
+      '--head',
+      repo.head,
+      '--json',
+      '--state-dir',
+      tempDir(),
+    );
     expect(r.code).toBe(0);
     const lines = r.stdout.trim().split('\n');
     const out = JSON.parse(lines[lines.length - 1] as string);
-    expect(out).toMatchObject({ status: 'SUCCEEDED', workflow: 'pr-review', findings: expect.any(Number), commentPath: expect.stringMatching(/pr-review\.md$/) });
+    expect(out).toMatchObject({
+      status: 'SUCCEEDED',
+      workflow: 'pr-review',
+      findings: expect.any(Number),
+      commentPath: expect.stringMatching(/pr-review\.md$/),
+    });
     expect(out.agents).toHaveLength(4);
-    expect(Object.keys(out.agents[0]).sort()).toEqual(['costUsd', 'error', 'inputTokens', 'model', 'name', 'outputTokens', 'provider', 'status']);
+    expect(Object.keys(out.agents[0]).sort()).toEqual([
+      'costUsd',
+      'error',
+      'inputTokens',
+      'model',
+      'name',
+      'outputTokens',
+      'provider',
+      'status',
+    ]);
     expect(out.costUsd).toBeGreaterThan(0);
     expect(r.stderr).toContain('▶ Agents: review');
   });

@@ -69,7 +69,12 @@ describe('e2e: pr-review on the local runtime', () => {
 
     // Nothing but references travelled through the state machine; the run record holds the totals.
     const record = await rt.runs.get('e2e-1');
-    expect(record).toMatchObject({ status: 'SUCCEEDED', findings: summary.findings, costUsd: summary.costUsd, repository: 'acme/shop-apps' });
+    expect(record).toMatchObject({
+      status: 'SUCCEEDED',
+      findings: summary.findings,
+      costUsd: summary.costUsd,
+      repository: 'acme/shop-apps',
+    });
     expect(result.transitions).toBe(12);
   });
 
@@ -81,7 +86,10 @@ describe('e2e: pr-review on the local runtime', () => {
   });
 
   it('skips with a reason and a SKIPPED run record when no file matches files_changed', async () => {
-    const result = await rt.execute('pr-review', 'e2e-skip', { ...exampleInput(repo, 'e2e-skip'), change: { ...exampleInput(repo, 'e2e-skip').change, headSha: repo.base } });
+    const result = await rt.execute('pr-review', 'e2e-skip', {
+      ...exampleInput(repo, 'e2e-skip'),
+      change: { ...exampleInput(repo, 'e2e-skip').change, headSha: repo.base },
+    });
     expect(result.status).toBe('SUCCEEDED');
     const record = await rt.runs.get('e2e-skip');
     expect(record?.status).toBe('SKIPPED');
@@ -89,7 +97,10 @@ describe('e2e: pr-review on the local runtime', () => {
   });
 
   it('fails the run with a record when the change cannot be loaded', async () => {
-    const result = await rt.execute('pr-review', 'e2e-bad', { ...exampleInput(repo, 'e2e-bad'), change: { ...exampleInput(repo, 'e2e-bad').change, headSha: 'f'.repeat(40) } });
+    const result = await rt.execute('pr-review', 'e2e-bad', {
+      ...exampleInput(repo, 'e2e-bad'),
+      change: { ...exampleInput(repo, 'e2e-bad').change, headSha: 'f'.repeat(40) },
+    });
     expect(result.status).toBe('FAILED');
     expect((await rt.runs.get('e2e-bad'))?.status).toBe('FAILED');
   });

@@ -67,7 +67,9 @@ describe('Function: costUsd', () => {
 
 describe('Function: parseAnswer', () => {
   it('accepts the JSON object inside a Markdown fence', () => {
-    const r = parseAnswer('```json\n{"summary":"ok","findings":[{"file":"a.swift","line":3,"severity":"high","category":"correctness","message":"m"}]}\n```');
+    const r = parseAnswer(
+      '```json\n{"summary":"ok","findings":[{"file":"a.swift","line":3,"severity":"high","category":"correctness","message":"m"}]}\n```',
+    );
     expect(r.ok && r.answer.findings[0]?.suggestion).toBe('');
   });
 
@@ -84,7 +86,13 @@ describe('Function: mergeFindings', () => {
     const f = { file: 'a.swift', line: 3, category: 'security', message: 'Key in code', suggestion: '' };
     const merged = mergeFindings([
       { agent: 'code-review', findings: [{ ...f, severity: 'medium' }] },
-      { agent: 'security', findings: [{ ...f, severity: 'critical', suggestion: 'rotate it' }, { ...f, line: 9, severity: 'low' }] },
+      {
+        agent: 'security',
+        findings: [
+          { ...f, severity: 'critical', suggestion: 'rotate it' },
+          { ...f, line: 9, severity: 'low' },
+        ],
+      },
     ]);
     expect(merged).toHaveLength(2);
     expect(merged[0]).toMatchObject({ severity: 'critical', agents: ['code-review', 'security'], suggestion: 'rotate it' });
@@ -94,17 +102,67 @@ describe('Function: mergeFindings', () => {
 describe('Function: renderComment', () => {
   it('shows findings by severity with file:line, failed agents with their reason, tokens and USD', () => {
     const findings = mergeFindings([
-      { agent: 'security', findings: [{ file: 'Pay.swift', line: 10, severity: 'critical', category: 'security', message: 'Secret', suggestion: 'Rotate' }] },
+      {
+        agent: 'security',
+        findings: [{ file: 'Pay.swift', line: 10, severity: 'critical', category: 'security', message: 'Secret', suggestion: 'Rotate' }],
+      },
     ]);
     const summary = summarize(
       'pr-review',
       [
-        { name: 'security', phase: 'review', status: 'succeeded', provider: 'openai', model: 'gpt-4.1-mini', inputTokens: 1000, outputTokens: 200, cachedTokens: 0, costUsd: 0.00072, findings: 1, chunks: 1, repaired: false, durationMs: 5 },
-        { name: 'code-review', phase: 'review', status: 'failed', provider: 'bedrock', model: 'claude-sonnet', inputTokens: 0, outputTokens: 0, cachedTokens: 0, costUsd: 0, findings: 0, chunks: 0, repaired: false, durationMs: 0, error: { Error: 'ProviderUnavailableError', Cause: '{"errorMessage":"bedrock: 503"}' } },
+        {
+          name: 'security',
+          phase: 'review',
+          status: 'succeeded',
+          provider: 'openai',
+          model: 'gpt-4.1-mini',
+          inputTokens: 1000,
+          outputTokens: 200,
+          cachedTokens: 0,
+          costUsd: 0.00072,
+          findings: 1,
+          chunks: 1,
+          repaired: false,
+          durationMs: 5,
+        },
+        {
+          name: 'code-review',
+          phase: 'review',
+          status: 'failed',
+          provider: 'bedrock',
+          model: 'claude-sonnet',
+          inputTokens: 0,
+          outputTokens: 0,
+          cachedTokens: 0,
+          costUsd: 0,
+          findings: 0,
+          chunks: 0,
+          repaired: false,
+          durationMs: 0,
+          error: { Error: 'ProviderUnavailableError', Cause: '{"errorMessage":"bedrock: 503"}' },
+        },
       ],
       findings,
     );
-    const md = renderComment({ workflowName: 'PR review', workflow: 'pr-review', change: { repository: 'acme/app', number: 1, title: '', author: '', url: '', action: 'opened', baseSha: 'a', headSha: 'b1234567', baseRef: '', headRef: '' }, runId: 'r1', findings, summary });
+    const md = renderComment({
+      workflowName: 'PR review',
+      workflow: 'pr-review',
+      change: {
+        repository: 'acme/app',
+        number: 1,
+        title: '',
+        author: '',
+        url: '',
+        action: 'opened',
+        baseSha: 'a',
+        headSha: 'b1234567',
+        baseRef: '',
+        headRef: '',
+      },
+      runId: 'r1',
+      findings,
+      summary,
+    });
     expect(md.startsWith(commentMarker('pr-review'))).toBe(true);
     expect(md).toContain('| 🔴 critical | `Pay.swift:10` | security | Secret<br>**Fix:** Rotate | security |');
     expect(md).toContain('1 of 2 agents failed: **code-review** (ProviderUnavailableError: bedrock: 503)');
@@ -125,7 +183,10 @@ describe('Function: executionName', () => {
 
 describe('Function: matchWorkflows', () => {
   it('matches event.action against each trigger', () => {
-    const wfs = [{ id: 'a', events: ['pull_request.opened'] }, { id: 'b', events: ['pull_request.closed'] }];
+    const wfs = [
+      { id: 'a', events: ['pull_request.opened'] },
+      { id: 'b', events: ['pull_request.closed'] },
+    ];
     expect(matchWorkflows('pull_request', 'opened', wfs)).toEqual(['a']);
     expect(matchWorkflows('pull_request', 'labeled', wfs)).toEqual([]);
   });

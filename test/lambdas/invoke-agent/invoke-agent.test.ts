@@ -20,7 +20,18 @@ const agent = (provider: 'bedrock' | 'openai', contextWindow = 200_000): AgentIt
 });
 
 const context = (files: ContextArtifact['files']): ContextArtifact => ({
-  change: { repository: 'acme/app', number: 1, title: 'T', author: 'dev', url: '', action: 'opened', baseSha: 'a', headSha: 'b', baseRef: '', headRef: '' },
+  change: {
+    repository: 'acme/app',
+    number: 1,
+    title: 'T',
+    author: 'dev',
+    url: '',
+    action: 'opened',
+    baseSha: 'a',
+    headSha: 'b',
+    baseRef: '',
+    headRef: '',
+  },
   files,
   stats: { filesChanged: files.length, additions: 1, deletions: 0, linesChanged: 1, matchedFiles: 1, redactions: 0, estimatedTokens: 10 },
 });
@@ -51,19 +62,24 @@ async function setup(files: ContextArtifact['files'], faults: ConstructorParamet
 const input = (a: AgentItem, contextRef: string) => ({ agent: a, runId: 'r1', workflow: 'pr-review', phase: 'review', contextRef });
 
 describe('Function: invokeAgent', () => {
-  it.each(['bedrock', 'openai'] as const)('reviews through the real %s SDK client, prices the usage and stores findings by reference', async (provider) => {
-    const { artifacts, providers, contextRef } = await setup([swift(['let token = cardToken!', 'print("x")'])]);
-    const r = await invokeAgent(input(agent(provider), contextRef), { artifacts, providers });
-    expect(r).toMatchObject({ status: 'succeeded', provider, findings: 2, chunks: 1, servedBy: 'AgentFlow offline model server' });
-    expect(r.inputTokens).toBeGreaterThan(0);
-    expect(r.costUsd).toBeCloseTo((r.inputTokens * 3 + r.outputTokens * 15) / 1e6, 6);
-    const stored = (await artifacts.getJson(findingsKey('r1', 'review', 'code-review'))) as { findings: Array<{ line: number; severity: string }> };
-    expect(stored.findings.map((f) => [f.line, f.severity])).toEqual([
-      [10, 'high'],
-      [11, 'low'],
-    ]);
-    expect(server?.stats[provider]).toBe(1);
-  });
+  it.each(['bedrock', 'openai'] as const)(
+    'reviews through the real %s SDK client, prices the usage and stores findings by reference',
+    async (provider) => {
+      const { artifacts, providers, contextRef } = await setup([swift(['let token = cardToken!', 'print("x")'])]);
+      const r = await invokeAgent(input(agent(provider), contextRef), { artifacts, providers });
+      expect(r).toMatchObject({ status: 'succeeded', provider, findings: 2, chunks: 1, servedBy: 'AgentFlow offline model server' });
+      expect(r.inputTokens).toBeGreaterThan(0);
+      expect(r.costUsd).toBeCloseTo((r.inputTokens * 3 + r.outputTokens * 15) / 1e6, 6);
+      const stored = (await artifacts.getJson(findingsKey('r1', 'review', 'code-review'))) as {
+        findings: Array<{ line: number; severity: string }>;
+      };
+      expect(stored.findings.map((f) => [f.line, f.severity])).toEqual([
+        [10, 'high'],
+        [11, 'low'],
+      ]);
+      expect(server?.stats[provider]).toBe(1);
+    },
+  );
 
   it('splits a change too large for the model into chunks and reviews every chunk', async () => {
     const lines = Array.from({ length: 300 }, (_, i) => (i % 50 === 0 ? `let v${i} = value!` : `let v${i} = value // ok`));
@@ -98,7 +114,9 @@ describe('Function: invokeAgent', () => {
 
   it('classifies HTTP 429 from OpenAI as ProviderThrottledError', async () => {
     const { artifacts, providers, contextRef } = await setup([swift(['let a = b!'])], { faults: { openai: 429 } });
-    await expect(invokeAgent(input(agent('openai'), contextRef), { artifacts, providers })).rejects.toMatchObject({ name: 'ProviderThrottledError' });
+    await expect(invokeAgent(input(agent('openai'), contextRef), { artifacts, providers })).rejects.toMatchObject({
+      name: 'ProviderThrottledError',
+    });
   });
 
   it('rejects a Map item that does not match the contract', async () => {

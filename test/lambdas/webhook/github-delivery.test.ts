@@ -35,7 +35,10 @@ const workflows = [{ id: 'pr-review', events: ['pull_request.opened', 'pull_requ
 
 async function deliver(body: string, headers: Record<string, string | undefined>, isBase64Encoded = false) {
   const rec = recorder();
-  const res = await handleGithubDelivery({ headers, body, isBase64Encoded }, { secret: async () => SECRET, workflows, starter: rec.starter });
+  const res = await handleGithubDelivery(
+    { headers, body, isBase64Encoded },
+    { secret: async () => SECRET, workflows, starter: rec.starter },
+  );
   return { res, started: rec.started };
 }
 
@@ -61,8 +64,13 @@ describe('Function: handleGithubDelivery', () => {
     const body = prEvent();
     const { res, started } = await deliver(body, await headers(body));
     expect(res.statusCode).toBe(202);
-    expect(JSON.parse(res.body)).toEqual({ executions: [{ workflow: 'pr-review', name: '72d3162e-cc78-11e3-81ab-4c9367dc0958-pr-review', started: true }] });
-    expect(started[0]?.input).toMatchObject({ workflow: 'pr-review', change: { repository: 'acme/app', number: 7, headSha: 'c'.repeat(40) } });
+    expect(JSON.parse(res.body)).toEqual({
+      executions: [{ workflow: 'pr-review', name: '72d3162e-cc78-11e3-81ab-4c9367dc0958-pr-review', started: true }],
+    });
+    expect(started[0]?.input).toMatchObject({
+      workflow: 'pr-review',
+      change: { repository: 'acme/app', number: 7, headSha: 'c'.repeat(40) },
+    });
   });
 
   it('verifies a base64-encoded body on its decoded bytes', async () => {

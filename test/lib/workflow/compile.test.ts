@@ -2,7 +2,6 @@ import { join } from 'node:path';
 import aslValidator from 'asl-validator';
 import { describe, expect, it } from 'vitest';
 import { AgentItemSchema } from '../../../lambdas/core/contracts.js';
-import { loadWorkspace, PROJECT_ROOT } from '../../../lib/workspace.js';
 import {
   type AslState,
   type Catalog,
@@ -14,6 +13,7 @@ import {
   toMermaid,
   type Workflow,
 } from '../../../lib/workflow/index.js';
+import { loadWorkspace, PROJECT_ROOT } from '../../../lib/workspace.js';
 
 const ws = loadWorkspace();
 const seeds = loadWorkspace(
@@ -106,7 +106,11 @@ describe('Function: compileWorkflow', () => {
       expect.objectContaining({ ErrorEquals: [...RETRYABLE_ERRORS], BackoffRate: 2, JitterStrategy: 'FULL', MaxDelaySeconds: 30 }),
     ]);
     expect(task.Catch).toEqual([{ ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: 'Agent failed: review' }]);
-    expect(proc.States['Agent failed: review']).toMatchObject({ Type: 'Pass', Parameters: { status: 'failed', 'error.$': '$.error' }, End: true });
+    expect(proc.States['Agent failed: review']).toMatchObject({
+      Type: 'Pass',
+      Parameters: { status: 'failed', 'error.$': '$.error' },
+      End: true,
+    });
   });
 
   it('runs a phase with parallel: false one agent at a time', () => {

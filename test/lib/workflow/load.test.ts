@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadWorkspace, PROJECT_ROOT } from '../../../lib/workspace.js';
 import { type Catalog, formatDiagnostic, loadModels, loadWorkflow } from '../../../lib/workflow/index.js';
+import { loadWorkspace, PROJECT_ROOT } from '../../../lib/workspace.js';
 
 const ws = loadWorkspace();
 const catalog = ws.catalog as Catalog;
@@ -42,7 +42,10 @@ describe('Function: loadWorkspace', () => {
 
 describe('Function: loadWorkflow (seed workflows of the design documents)', () => {
   const seeds = ['code-review.yml', 'pr-review.yml', 'test-generation.yml'];
-  const seedWs = loadWorkspace(undefined, seeds.map((f) => join(PROJECT_ROOT, 'test', 'fixtures', 'seed', f)));
+  const seedWs = loadWorkspace(
+    undefined,
+    seeds.map((f) => join(PROJECT_ROOT, 'test', 'fixtures', 'seed', f)),
+  );
 
   it('loads the three seed files unchanged', () => {
     expect(seedWs.diagnostics.map(formatDiagnostic)).toEqual([]);
@@ -109,16 +112,24 @@ describe('Function: loadWorkflow (bad input)', () => {
   });
 
   it('rejects an unknown agent at the line of the entry', () => {
-    expect(errors(valid.replace('security', 'securty'))).toEqual([expect.stringMatching(/^workflows\/test\.yml:5:27: unknown agent "securty"/)]);
+    expect(errors(valid.replace('security', 'securty'))).toEqual([
+      expect.stringMatching(/^workflows\/test\.yml:5:27: unknown agent "securty"/),
+    ]);
   });
 
   it('rejects an unknown model at its line', () => {
-    const text = `${valid}      - agent: test-coverage\n        model: gpt-99\n`.replace('agents: [code-review, security]\n', 'agents:\n      - code-review\n');
+    const text = `${valid}      - agent: test-coverage\n        model: gpt-99\n`.replace(
+      'agents: [code-review, security]\n',
+      'agents:\n      - code-review\n',
+    );
     expect(errors(text)).toEqual([expect.stringMatching(/:8:16: unknown model "gpt-99"/)]);
   });
 
   it('rejects a model of the wrong provider', () => {
-    const text = valid.replace('agents: [code-review, security]', 'agents:\n      - agent: security\n        provider: openai\n        model: claude-haiku');
+    const text = valid.replace(
+      'agents: [code-review, security]',
+      'agents:\n      - agent: security\n        provider: openai\n        model: claude-haiku',
+    );
     expect(errors(text).join()).toMatch(/claude-haiku" is a bedrock model, not openai/);
   });
 
@@ -159,12 +170,18 @@ phases:
   });
 
   it('rejects an invalid glob', () => {
-    const text = valid.replace('trigger: { event: pull_request.opened }', 'trigger:\n  event: pull_request.opened\n  conditions:\n    files_changed: ["src/[abc"]');
+    const text = valid.replace(
+      'trigger: { event: pull_request.opened }',
+      'trigger:\n  event: pull_request.opened\n  conditions:\n    files_changed: ["src/[abc"]',
+    );
     expect(errors(text)).toEqual([expect.stringMatching(/:5:21: files_changed\.0: "src\/\[abc" has unbalanced brackets/)]);
   });
 
   it('rejects a bad comparison with the field path', () => {
-    const text = valid.replace('trigger: { event: pull_request.opened }', 'trigger:\n  event: pull_request.opened\n  conditions:\n    lines_changed: lots');
+    const text = valid.replace(
+      'trigger: { event: pull_request.opened }',
+      'trigger:\n  event: pull_request.opened\n  conditions:\n    lines_changed: lots',
+    );
     expect(errors(text)[0]).toMatch(/:5:20: trigger\.conditions\.lines_changed: write a comparison like "> 100"/);
   });
 
@@ -177,6 +194,8 @@ phases:
 describe('Function: loadModels', () => {
   it('rejects a default that names an unknown model', () => {
     const text = readFileSync(join(PROJECT_ROOT, 'workflows', 'models.yml'), 'utf8').replace('openai: gpt-4.1-mini', 'openai: gpt-0');
-    expect(loadModels('models.yml', text).diagnostics.map(formatDiagnostic)).toEqual([expect.stringMatching(/^models\.yml:\d+:11: defaults\.openai: unknown model "gpt-0"/)]);
+    expect(loadModels('models.yml', text).diagnostics.map(formatDiagnostic)).toEqual([
+      expect.stringMatching(/^models\.yml:\d+:11: defaults\.openai: unknown model "gpt-0"/),
+    ]);
   });
 });

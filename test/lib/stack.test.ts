@@ -1,0 +1,112 @@
+import { App } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { loadEnvironmentConfig } from '../../lib/config.js';
+import { AgentFlowStack } from '../../lib/stack.js';
+import type { ModelCatalog } from '../../lib/workflow/index.js';
+import { loadWorkspace, PROJECT_ROOT } from '../../lib/workspace.js';
+
+const environments = {
+  dev: { region: 'us-east-1', logRetentionDays: 14, removalPolicy: 'destroy' },
+  prod: { region: 'eu-west-1', logRetentionDays: 90, removalPolicy: 'retain' },
+};
+
+let template: Template;
+const ws = loadWorkspace();
+
+beforeAll(() => {
+  // Skip bundling: the template is what we assert; `npx cdk synth` bundles for real.
+  const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+  const stack = new AgentFlowStack(app, 'AgentFlow-dev', {
+    envName: 'dev',
+    config: loadEnvironmentConfig(environments, 'dev'),
+    workflows: [...ws.workflows.values()],
+    models: ws.catalog?.models as ModelCatalog,
+    projectRoot: PROJECT_ROOT,
+    env: { region: 'us-east-1', account: '123456789012' },
+  });
+  template = Template.fromStack(stack);
+});
+
+describe('Stack: AgentFlowStack', () => {
+  it('routes POST /webhooks/github on an HTTP API to the webhook Lambda', () => {
+    template.resourceCountIs('AWS::ApiGatewayV2::Api', 1);
+    template.hasResourceProperties('AWS::ApiGatewayV2::Api', { ProtocolType: 'HTTP' });
+    template.hasResourceProperties('AWS::ApiGatewayV2::Route', { RouteKey: 'POST /webhooks/github' });
+  });
+
+  it('creates one STANDARD state machine per workflow with logging ALL and tracing', () => {
+    template.resourceCountIs('AWS::StepFunctions::StateMachine', ws.workflows.size);
+    template.hasResourceProperties('AWS::StepFunctions::StateMachine', {
+      StateMachineName: 'agentflow-dev-pr-review',
+      StateMachineType: 'STANDARD',
+      TracingConfiguration: { Enabled: true },
+      LoggingConfiguration: Match.objectLike({ Level: 'ALL', IncludeExecutionData: true }),
+      DefinitionSubstitutions: Match.objectLike({ InvokeAgentFunctionArn: Match.anyValue(), LoadContextFunctionArn: Match.anyValue() }),
+    });
+  });
+
+  it('runs every task Lambda on Node.js 24 with tracing, and the webhook under GitHub’s 10 s', () => {
+    const fns = Object.values(template.findResources('AWS::Lambda::Function')).filter((f) =>
+      JSON.stringify(f).includes('POWERTOOLS_SERVICE_NAME'),
+    ) as Array<{ Properties: { Runtime: string; Architectures: string[] } }>;
+    expect(fns).toHaveLength(5);
+    for (const f of fns) expect([f.Properties.Runtime, f.Properties.Architectures]).toEqual(['nodejs24.x', ['arm64']]);
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Timeout: 8,
+      Environment: { Variables: Match.objectLike({ GITHUB_SECRET_NAME: 'agentflow/dev/github', AGENTFLOW_WORKFLOWS: Match.anyValue() }) },
+    });
+    template.hasResourceProperties('AWS::Lambda::Function', { Timeout: 900, TracingConfig: { Mode: 'Active' } });
+  });
+
+  it('has the table with TTL and the runs index, and an encrypted, private artifact bucket', () => {
+    template.hasResourceProperties('AWS::DynamoDB::GlobalTable', {
+      KeySchema: [
+        { AttributeName: 'pk', KeyType: 'HASH' },
+        { AttributeName: 'sk', KeyType: 'RANGE' },
+      ],
+      TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
+      GlobalSecondaryIndexes: [Match.objectLike({ IndexName: 'gsi1' })],
+    });
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      PublicAccessBlockConfiguration: {
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      },
+      BucketEncryption: Match.anyValue(),
+    });
+  });
+
+  it('allows bedrock:InvokeModel on the configured Claude models only', () => {
+    const policies = template.findResources('AWS::IAM::Policy');
+    const statements = Object.values(policies).flatMap(
+      (p) =>
+        (p as { Properties: { PolicyDocument: { Statement: Array<{ Action: unknown; Resource: unknown }> } } }).Properties.PolicyDocument
+          .Statement,
+    );
+    const bedrock = statements.filter((s) => JSON.stringify(s.Action).includes('bedrock:'));
+    expect(bedrock).toHaveLength(1);
+    const resources = JSON.stringify(bedrock[0]?.Resource);
+    expect(resources).toContain('inference-profile/us.anthropic.claude-sonnet-4-5-20250929-v1:0');
+    expect(resources).toContain('foundation-model/anthropic.claude-haiku-4-5-20251001-v1:0');
+    expect(resources).not.toContain('claude-opus');
+    expect(resources).not.toMatch(/foundation-model\/\*/);
+  });
+
+  it('lets only the webhook start executions and reads secrets by name', () => {
+    const text = JSON.stringify(template.toJSON());
+    expect(text).toContain('states:StartExecution');
+    expect(text).toContain('secret:agentflow/dev/openai-??????');
+  });
+});
+
+describe('Function: loadEnvironmentConfig', () => {
+  it('fails with the context path when an environment is missing or invalid', () => {
+    expect(() => loadEnvironmentConfig(environments, 'qa')).toThrow(/context\.environments\.qa is not defined \(known: dev, prod\)/);
+    expect(() => loadEnvironmentConfig({ dev: { ...environments.dev, logRetentionDays: 13 } }, 'dev')).toThrow(
+      /context\.environments\.dev\.logRetentionDays: use one of 1, 3/,
+    );
+  });
+});
