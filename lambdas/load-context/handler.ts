@@ -3,15 +3,14 @@ import { S3Client } from '@aws-sdk/client-s3';
 import middy from '@middy/core';
 import { S3ArtifactStore } from '../adapters/artifacts.js';
 import { GitHubChangeSource } from '../adapters/changes.js';
-import { cloudOctokit } from '../shared/cloud.js';
+import { githubClient } from '../shared/octokit.js';
 import { requireEnv } from '../shared/env.js';
 import { logger } from '../shared/powertools.js';
 import { loadContext } from './load-context.js';
 
 const artifacts = new S3ArtifactStore(new S3Client({}), requireEnv('ARTIFACT_BUCKET'));
-const octokit = cloudOctokit();
 
 /** LoadContext task: see {@link loadContext}. */
 export const handler = middy(async (event: unknown) =>
-  loadContext(event, { changes: new GitHubChangeSource(await octokit), artifacts }),
+  loadContext(event, { changes: new GitHubChangeSource(await githubClient()), artifacts }),
 ).use(injectLambdaContext(logger));

@@ -6,7 +6,7 @@ import middy from '@middy/core';
 import { S3ArtifactStore } from '../adapters/artifacts.js';
 import { GitHubCommentPublisher } from '../adapters/comments.js';
 import { DynamoRunStore } from '../adapters/runs.js';
-import { cloudOctokit } from '../shared/cloud.js';
+import { githubClient } from '../shared/octokit.js';
 import { requireEnv } from '../shared/env.js';
 import { logger } from '../shared/powertools.js';
 import { publish } from './publish.js';
@@ -16,9 +16,8 @@ const runs = new DynamoRunStore(
   DynamoDBDocumentClient.from(new DynamoDBClient({}), { marshallOptions: { removeUndefinedValues: true } }),
   requireEnv('TABLE_NAME'),
 );
-const octokit = cloudOctokit();
 
 /** Publish task: see {@link publish}. */
 export const handler = middy(async (event: unknown) =>
-  publish(event, { artifacts, runs, comments: new GitHubCommentPublisher(await octokit) }),
+  publish(event, { artifacts, runs, comments: new GitHubCommentPublisher(await githubClient()) }),
 ).use(injectLambdaContext(logger));

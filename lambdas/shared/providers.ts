@@ -1,5 +1,4 @@
 import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
-import { Octokit } from '@octokit/rest';
 import OpenAI from 'openai';
 import { BedrockProvider, OpenAIProvider } from '../adapters/providers.js';
 import type { ModelProvider, ProviderTable } from '../core/ports.js';
@@ -33,8 +32,3 @@ export function cloudProviders(): ProviderTable {
   };
 }
 
-/** An Octokit authenticated with the token in the secret named by `GITHUB_SECRET_NAME` (field `token`). */
-export async function cloudOctokit(): Promise<Octokit> {
-  const token = await secretField(requireEnv('GITHUB_SECRET_NAME'), 'token');
-  return new Octokit({ auth: token, baseUrl: process.env.GITHUB_API_URL || 'https://api.github.com', userAgent: 'agentflow' });
-}
