@@ -72,7 +72,12 @@ const DELAY_MS = 1000;
   await rt.stop();
   const median = [...runs].sort((a, b) => a - b)[1] ?? 0;
   record({ name: 'orchestration: 4 agents × 1000 ms answers, wall time', value: Math.round(median), unit: 'ms', target: null });
-  record({ name: 'orchestration overhead (wall ÷ one answer)', value: Number((median / DELAY_MS).toFixed(3)), unit: 'ratio', target: '≤ 1.25 (sequential: 4.0)' });
+  record({
+    name: 'orchestration overhead (wall ÷ one answer)',
+    value: Number((median / DELAY_MS).toFixed(3)),
+    unit: 'ratio',
+    target: '≤ 1.25 (sequential: 4.0)',
+  });
   record({ name: 'state transitions per pr-review run', value: transitions, unit: 'count', target: null });
   record({
     name: 'Step Functions cost per 1,000 pr-review runs',
@@ -97,7 +102,12 @@ const DELAY_MS = 1000;
   const ms = performance.now() - t0;
   await rt.stop();
   record({ name: 'pr-review run with instant answers, wall time', value: Math.round(ms), unit: 'ms', target: null });
-  record({ name: 'model cost of one pr-review run (example change)', value: (r.output as { costUsd: number }).costUsd, unit: 'USD', target: null });
+  record({
+    name: 'model cost of one pr-review run (example change)',
+    value: (r.output as { costUsd: number }).costUsd,
+    unit: 'USD',
+    target: null,
+  });
 }
 
 // 3. Lambda bundles: size and cold module load time.
@@ -135,12 +145,23 @@ for (const task of ['webhook', 'load-context', 'invoke-agent', 'aggregate', 'pub
     try {
       out = execFileSync(
         process.execPath,
-        ['--input-type=module', '-e', `const t=performance.now(); await import(${JSON.stringify(outfile)}); console.log(performance.now()-t);`],
+        [
+          '--input-type=module',
+          '-e',
+          `const t=performance.now(); await import(${JSON.stringify(outfile)}); console.log(performance.now()-t);`,
+        ],
         { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
       );
     } catch (e) {
       const stderr = String((e as { stderr?: string }).stderr ?? '');
-      throw new Error(`bundle ${task} fails to load: ${stderr.split('\n').filter((l) => /Error/.test(l)).slice(0, 2).join(' ').slice(0, 300)}`);
+      throw new Error(
+        `bundle ${task} fails to load: ${stderr
+          .split('\n')
+          .filter((l) => /Error/.test(l))
+          .slice(0, 2)
+          .join(' ')
+          .slice(0, 300)}`,
+      );
     }
     loads.push(Number(out.trim()));
   }

@@ -1,8 +1,8 @@
 /** `npm run schemas`: writes the JSON Schemas editors use for workflow, agent and model files. */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PROJECT_ROOT } from '../lib/workspace.js';
 import { agentJsonSchema, modelsJsonSchema, workflowJsonSchema } from '../lib/workflow/index.js';
+import { PROJECT_ROOT } from '../lib/workspace.js';
 
 /** The schema files and their content. */
 export function schemaFiles(): Record<string, string> {

@@ -2,9 +2,9 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { S3Client } from '@aws-sdk/client-s3';
 import middy from '@middy/core';
 import { S3ArtifactStore } from '../adapters/artifacts.js';
-import { cloudProviders } from '../shared/providers.js';
 import { requireEnv } from '../shared/env.js';
 import { logger } from '../shared/powertools.js';
+import { cloudProviders } from '../shared/providers.js';
 import { invokeAgent } from './invoke-agent.js';
 
 const artifacts = new S3ArtifactStore(new S3Client({}), requireEnv('ARTIFACT_BUCKET'));

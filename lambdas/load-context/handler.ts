@@ -3,8 +3,8 @@ import { S3Client } from '@aws-sdk/client-s3';
 import middy from '@middy/core';
 import { S3ArtifactStore } from '../adapters/artifacts.js';
 import { GitHubChangeSource } from '../adapters/changes.js';
-import { githubClient } from '../shared/octokit.js';
 import { requireEnv } from '../shared/env.js';
+import { githubClient } from '../shared/octokit.js';
 import { logger } from '../shared/powertools.js';
 import { loadContext } from './load-context.js';
 

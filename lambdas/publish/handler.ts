@@ -6,8 +6,8 @@ import middy from '@middy/core';
 import { S3ArtifactStore } from '../adapters/artifacts.js';
 import { GitHubCommentPublisher } from '../adapters/comments.js';
 import { DynamoRunStore } from '../adapters/runs.js';
-import { githubClient } from '../shared/octokit.js';
 import { requireEnv } from '../shared/env.js';
+import { githubClient } from '../shared/octokit.js';
 import { logger } from '../shared/powertools.js';
 import { publish } from './publish.js';
 

@@ -10,6 +10,8 @@ describe('JSON Schemas for editors', () => {
 
   it('describes the workflow fields, including the older shapes', () => {
     const schema = JSON.parse(schemaFiles()['workflow.schema.json'] as string) as { properties: Record<string, unknown> };
-    expect(Object.keys(schema.properties)).toEqual(expect.arrayContaining(['name', 'trigger', 'phases', 'agents', 'execution', 'fallback', 'output', 'budget']));
+    expect(Object.keys(schema.properties)).toEqual(
+      expect.arrayContaining(['name', 'trigger', 'phases', 'agents', 'execution', 'fallback', 'output', 'budget']),
+    );
   });
 });
