@@ -22,8 +22,6 @@ export interface Workspace {
   readonly dir: string;
   readonly catalog?: Catalog;
   readonly workflows: ReadonlyMap<string, Workflow>;
-  /** Source file of each workflow, by id. */
-  readonly files: ReadonlyMap<string, string>;
   readonly diagnostics: Diagnostic[];
 }
 
@@ -57,7 +55,6 @@ export function loadWorkspace(dir: string = WORKFLOWS_DIR, only?: readonly strin
   }
   const catalog = models ? { agents, models } : undefined;
   const workflows = new Map<string, Workflow>();
-  const files = new Map<string, string>();
   const targets =
     only ??
     safeList(dir)
@@ -74,12 +71,9 @@ export function loadWorkspace(dir: string = WORKFLOWS_DIR, only?: readonly strin
     if (!catalog) continue;
     const r = loadWorkflow(display(file), text, catalog);
     diagnostics.push(...r.diagnostics);
-    if (r.value) {
-      workflows.set(r.value.id, r.value);
-      files.set(r.value.id, file);
-    }
+    if (r.value) workflows.set(r.value.id, r.value);
   }
-  return { dir, ...(catalog ? { catalog } : {}), workflows, files, diagnostics };
+  return { dir, ...(catalog ? { catalog } : {}), workflows, diagnostics };
 }
 
 /**

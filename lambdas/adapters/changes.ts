@@ -3,6 +3,7 @@ import { promisify } from 'node:util';
 import type { Octokit } from '@octokit/rest';
 import type { Change, ChangedFile } from '../core/contracts.js';
 import type { ChangeSource } from '../core/ports.js';
+import { splitRepository } from '../core/triggers.js';
 
 const run = promisify(execFile);
 
@@ -11,8 +12,7 @@ export class GitHubChangeSource implements ChangeSource {
   constructor(private readonly octokit: Octokit) {}
 
   async listChangedFiles(change: Change): Promise<ChangedFile[]> {
-    const [owner, repo] = change.repository.split('/');
-    if (!owner || !repo) throw new Error(`repository must be owner/name, got ${change.repository}`);
+    const { owner, repo } = splitRepository(change.repository);
     const files = await this.octokit.paginate(this.octokit.rest.pulls.listFiles, {
       owner,
       repo,

@@ -1,6 +1,7 @@
 import type { Octokit } from '@octokit/rest';
 import type { Change } from '../core/contracts.js';
 import type { ArtifactStore, CommentPublisher } from '../core/ports.js';
+import { splitRepository } from '../core/triggers.js';
 
 /**
  * The pull-request comment on GitHub: updates the comment that carries the marker, or creates
@@ -10,8 +11,7 @@ export class GitHubCommentPublisher implements CommentPublisher {
   constructor(private readonly octokit: Octokit) {}
 
   async upsertComment(change: Change, marker: string, body: string): Promise<string | null> {
-    const [owner, repo] = change.repository.split('/');
-    if (!owner || !repo) throw new Error(`repository must be owner/name, got ${change.repository}`);
+    const { owner, repo } = splitRepository(change.repository);
     const comments = await this.octokit.paginate(this.octokit.rest.issues.listComments, {
       owner,
       repo,

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { Change } from './contracts.js';
+import { InvalidInputError } from './errors.js';
 
 /** A workflow as the webhook sees it: its id and the events that start it. */
 export interface WorkflowTrigger {
@@ -22,6 +23,16 @@ export const PullRequestEventSchema = z.object({
   repository: z.object({ full_name: z.string() }),
 });
 export type PullRequestEvent = z.infer<typeof PullRequestEventSchema>;
+
+/**
+ * Splits `owner/name` into its parts.
+ * @throws InvalidInputError when it is not `owner/name`
+ */
+export function splitRepository(fullName: string): { owner: string; repo: string } {
+  const [owner, repo, ...rest] = fullName.split('/');
+  if (!owner || !repo || rest.length > 0) throw new InvalidInputError(`repository must be owner/name, got "${fullName}"`);
+  return { owner, repo };
+}
 
 /** The ids of the workflows whose trigger names `event.action` (e.g. `pull_request.opened`). */
 export function matchWorkflows(event: string, action: string, workflows: readonly WorkflowTrigger[]): string[] {

@@ -41,9 +41,8 @@ export interface OfflineStats {
 const tokens = (s: string) => Math.max(1, Math.ceil(s.length / 4));
 
 /** The answer the offline model gives to a system prompt + messages: findings for the asked categories. */
-export function offlineAnswer(system: string, messages: Array<{ role: string; content: string }>): string {
+export function offlineAnswer(_system: string, messages: Array<{ role: string; content: string }>): string {
   const user = [...messages].reverse().find((m) => m.role === 'user')?.content ?? '';
-  const all = messages.map((m) => m.content).join('\n');
   // A repair request: answer the original prompt again.
   const prompt = /could not be used/.test(user) ? (messages.find((m) => m.role === 'user')?.content ?? user) : user;
   const categories = (/^Categories: (.+)$/m.exec(prompt)?.[1] ?? '')
@@ -52,8 +51,6 @@ export function offlineAnswer(system: string, messages: Array<{ role: string; co
     .filter(Boolean);
   const agent = /^Agent: (.+)$/m.exec(prompt)?.[1] ?? 'agent';
   const findings = reviewPrompt(prompt, categories);
-  void system;
-  void all;
   return JSON.stringify({
     summary: `${agent}: ${findings.length} finding(s) from the offline model's rules for ${categories.join(', ') || 'no categories'}.`,
     findings,

@@ -311,8 +311,7 @@ function resolveAgent(
   } else if (typeof entry !== 'string') {
     provider = entry.service ? SERVICES[entry.service] : undefined;
     model = entry.config?.model;
-    modelPath = [...path, entry.config?.model ? 'config' : 'service'];
-    if (entry.config?.model) modelPath = [...path, 'config', 'model'];
+    modelPath = entry.config?.model ? [...path, 'config', 'model'] : [...path, 'service'];
     maxTokens = entry.config?.max_tokens ?? maxTokens;
     temperature = entry.config?.temperature ?? temperature;
     tasks = entry.tasks ?? tasks;
