@@ -1,9 +1,14 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { Command, Option } from 'commander';
+import { DynamoBreakerStore, DynamoBudgetLedger } from '../lambdas/adapters/gateway-store.js';
 import type { ExecutionInput, RunRecord, RunSummary } from '../lambdas/core/contracts.js';
 import { executionName } from '../lambdas/core/triggers.js';
+import { loadLocalGatewayConfig } from '../lib/config.js';
+import { type BreakerReport, breakerReport, type CostReport, costReport, formatBreakers, formatCostReport } from '../lib/local/costs.js';
 import { formatProgress } from '../lib/local/progress.js';
 import { LocalRuntime } from '../lib/local/runtime.js';
 import { startLocalServer } from '../lib/local/server.js';
@@ -20,7 +25,13 @@ const program = new Command()
   .description('Run AI agent workflows on pull requests: validate, graph and run them locally, serve the webhook.')
   .showHelpAfterError();
 
-const stateDirOption = () => new Option('--state-dir <dir>', 'folder for local state (artifacts, run records)').default(DEFAULT_STATE_DIR);
+const stateDirOption = () =>
+  new Option('--state-dir <dir>', 'folder for local state (artifacts, run records, budgets, breakers, cache)').default(DEFAULT_STATE_DIR);
+const configOption = () =>
+  new Option(
+    '--config <file>',
+    'gateway settings (budgets, breaker, rateLimits, cache) as JSON/YAML; default: cdk.json context.environments.local',
+  );
 const workflowsOption = () => new Option('--workflows <dir>', 'workflows folder').default(WORKFLOWS_DIR);
 
 program
@@ -68,6 +79,7 @@ program
   .option('--title <title>', 'pull request title to show', 'Local change')
   .option('--repository <owner/name>', 'repository name to show', 'local/repository')
   .addOption(stateDirOption())
+  .addOption(configOption())
   .addOption(workflowsOption())
   .action(async (ref: string, opts: RunOptions) => {
     const wf = loadOne(ref, opts.workflows);
@@ -100,13 +112,14 @@ program
       stateDir: opts.stateDir,
       repoPath: repo,
       workspace: loadWorkspace(opts.workflows, [resolveWorkflowFile(ref, opts.workflows)]),
+      gateway: gatewayConfig(opts.config),
       onComment: (_body, path) => {
         commentPath = path;
       },
     });
     try {
       out(`AgentFlow: ${wf.name} on ${repo} (${change.baseSha.slice(0, 7)}..${change.headSha.slice(0, 7)})`);
-      out(`providers: openai → ${runtime.modes.openai}, bedrock → ${runtime.modes.bedrock}`);
+      out(`providers: ${describeModes(runtime)}`);
       runtime.listeners.add((e) => {
         const line = formatProgress(e);
         if (line) out(line);
@@ -148,8 +161,9 @@ program
   .option('--port <n>', 'port (0 picks a free one)', '3000')
   .option('--repo <path>', 'local git repository the pull requests point at', '.')
   .addOption(stateDirOption())
+  .addOption(configOption())
   .addOption(workflowsOption())
-  .action(async (opts: { port: string; repo: string; stateDir: string; workflows: string }) => {
+  .action(async (opts: { port: string; repo: string; stateDir: string; workflows: string; config?: string }) => {
     const ws = loadWorkspace(opts.workflows);
     if (ws.diagnostics.length > 0) {
       for (const d of ws.diagnostics) console.error(formatDiagnostic(d));
@@ -159,7 +173,12 @@ program
     if (!process.env.AGENTFLOW_GITHUB_WEBHOOK_SECRET) {
       console.error(`AGENTFLOW_GITHUB_WEBHOOK_SECRET is not set: using the development secret "${DEV_SECRET}"`);
     }
-    const runtime = await LocalRuntime.start({ stateDir: opts.stateDir, repoPath: resolve(opts.repo), workspace: ws });
+    const runtime = await LocalRuntime.start({
+      stateDir: opts.stateDir,
+      repoPath: resolve(opts.repo),
+      workspace: ws,
+      gateway: gatewayConfig(opts.config),
+    });
     runtime.listeners.add((e) => {
       const line = formatProgress(e);
       if (line) console.log(`[${e.execution}] ${line}`);
@@ -169,9 +188,8 @@ program
     writeFileSync(join(opts.stateDir, 'serve.json'), JSON.stringify({ url: server.url, pid: process.pid }));
     console.log(`AgentFlow listening on ${server.url}`);
     console.log(`  POST ${server.url}/webhooks/github   GET ${server.url}/runs   GET ${server.url}/runs/<execution>`);
-    console.log(
-      `  workflows: ${[...ws.workflows.keys()].join(', ')}; providers: openai → ${runtime.modes.openai}, bedrock → ${runtime.modes.bedrock}`,
-    );
+    console.log(`  GET ${server.url}/costs   GET ${server.url}/breakers`);
+    console.log(`  workflows: ${[...ws.workflows.keys()].join(', ')}; providers: ${describeModes(runtime)}`);
     const stop = async () => {
       rmSync(join(opts.stateDir, 'serve.json'), { force: true });
       await server.close();
@@ -212,6 +230,106 @@ program
     }
   });
 
+program
+  .command('costs')
+  .description('Show budgets (committed, spent, reserved against limits) and spend per provider and model')
+  .option('--json', 'print JSON')
+  .option('--table <name>', 'read a deployed AgentFlow table instead of the local state (uses your AWS credentials)')
+  .option('--region <region>', 'AWS region of --table (default: AWS_REGION)')
+  .option('--sweep', 'first release reservations of crashed calls whose lease has expired')
+  .addOption(stateDirOption())
+  .addOption(configOption())
+  .action(async (opts: { json?: boolean; table?: string; region?: string; sweep?: boolean; stateDir: string; config?: string }) => {
+    const config = gatewayConfig(opts.config);
+    const report = await withGatewayTables(opts, '/costs', async ({ ledger }) => {
+      if (opts.sweep) {
+        const n = await ledger.sweepAll(Date.now());
+        if (!opts.json) console.error(`released ${n} expired reservation(s)`);
+      }
+      return costReport(ledger, config.budgets);
+    });
+    console.log(opts.json ? JSON.stringify(report, null, 2) : formatCostReport(report as CostReport));
+  });
+
+program
+  .command('breakers')
+  .description('Show the circuit breaker of every provider and model (closed, open, half-open)')
+  .option('--json', 'print JSON')
+  .option('--table <name>', 'read a deployed AgentFlow table instead of the local state (uses your AWS credentials)')
+  .option('--region <region>', 'AWS region of --table (default: AWS_REGION)')
+  .addOption(stateDirOption())
+  .action(async (opts: { json?: boolean; table?: string; region?: string; stateDir: string }) => {
+    const rows = await withGatewayTables(opts, '/breakers', async ({ breakers }) => ({ breakers: await breakerReport(breakers) }));
+    const list = (rows as { breakers: BreakerReport[] }).breakers;
+    console.log(opts.json ? JSON.stringify({ breakers: list }, null, 2) : formatBreakers(list));
+  });
+
+function gatewayConfig(file: string | undefined) {
+  try {
+    return loadLocalGatewayConfig(PROJECT_ROOT, file);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
+function describeModes(runtime: LocalRuntime): string {
+  return Object.entries(runtime.modes)
+    .map(([p, m]) => `${p} → ${m}`)
+    .join(', ');
+}
+
+/**
+ * Runs `read` against the gateway's tables: a deployed table (`--table`), a running `serve` on the
+ * same state folder (through `path` of its HTTP API, since the folder is locked while it runs), or
+ * the state folder itself.
+ */
+async function withGatewayTables<T>(
+  opts: { table?: string; region?: string; stateDir: string },
+  path: string,
+  read: (t: { ledger: DynamoBudgetLedger; breakers: DynamoBreakerStore }) => Promise<T>,
+): Promise<T | unknown> {
+  if (opts.table) {
+    const client = new DynamoDBClient(opts.region ? { region: opts.region } : {});
+    const doc = DynamoDBDocumentClient.from(client);
+    try {
+      return await read({ ledger: new DynamoBudgetLedger(doc, opts.table), breakers: new DynamoBreakerStore(doc, opts.table) });
+    } finally {
+      client.destroy();
+    }
+  }
+  const served = await fromServe(opts.stateDir, path);
+  if (served !== undefined) return served;
+  const runtime = await stateRuntime(opts.stateDir);
+  try {
+    return await read({ ledger: runtime.ledger, breakers: runtime.breakers });
+  } finally {
+    await runtime.stop();
+  }
+}
+
+async function fromServe(stateDir: string, path: string): Promise<unknown> {
+  const servePath = join(stateDir, 'serve.json');
+  if (!existsSync(servePath)) return undefined;
+  try {
+    const { url } = JSON.parse(readFileSync(servePath, 'utf8')) as { url: string };
+    const r = await fetch(`${url}${path}`);
+    if (r.ok) return await r.json();
+  } catch {
+    // serve is gone: read the folder
+  }
+  return undefined;
+}
+
+/** A runtime on the state folder that starts no model server (for reading state). */
+function stateRuntime(stateDir: string): Promise<LocalRuntime> {
+  return LocalRuntime.start({
+    stateDir,
+    repoPath: '.',
+    workspace: loadWorkspace(WORKFLOWS_DIR, []),
+    modes: { openai: 'openai-compatible', bedrock: 'aws', 'openai-compatible': 'remote' },
+  });
+}
+
 interface RunOptions {
   repo: string;
   base: string;
@@ -222,6 +340,7 @@ interface RunOptions {
   repository: string;
   stateDir: string;
   workflows: string;
+  config?: string;
 }
 
 class UsageError extends Error {}
@@ -243,22 +362,9 @@ function loadOne(ref: string, dir: string) {
 }
 
 async function listRuns(stateDir: string): Promise<RunRecord[]> {
-  const servePath = join(stateDir, 'serve.json');
-  if (existsSync(servePath)) {
-    try {
-      const { url } = JSON.parse(readFileSync(servePath, 'utf8')) as { url: string };
-      const r = await fetch(`${url}/runs`);
-      if (r.ok) return ((await r.json()) as { runs: RunRecord[] }).runs;
-    } catch {
-      // serve is gone: read the folder
-    }
-  }
-  const runtime = await LocalRuntime.start({
-    stateDir,
-    repoPath: '.',
-    workspace: loadWorkspace(WORKFLOWS_DIR, []),
-    modes: { openai: 'openai-compatible', bedrock: 'aws' },
-  });
+  const served = (await fromServe(stateDir, '/runs')) as { runs: RunRecord[] } | undefined;
+  if (served) return served.runs;
+  const runtime = await stateRuntime(stateDir);
   try {
     return await runtime.runs.list(100);
   } finally {

@@ -56,7 +56,7 @@ const DELAY_MS = 1000;
     repoPath: repo.path,
     workspace: loadWorkspace(),
     persist: false,
-    modes: { openai: 'offline', bedrock: 'offline' },
+    modes: { openai: 'offline', bedrock: 'offline', 'openai-compatible': 'offline' },
     offline: { delayMs: DELAY_MS, faults: {} },
   });
   await rt.execute('pr-review', 'warmup', { runId: 'warmup', workflow: 'pr-review', change });
@@ -94,7 +94,7 @@ const DELAY_MS = 1000;
     repoPath: repo.path,
     workspace: loadWorkspace(),
     persist: false,
-    modes: { openai: 'offline', bedrock: 'offline' },
+    modes: { openai: 'offline', bedrock: 'offline', 'openai-compatible': 'offline' },
     offline: { delayMs: 0, faults: {} },
   });
   const t0 = performance.now();

@@ -1,4 +1,8 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { type GatewayConfig, GatewayConfigSchema, parseGatewayConfig } from '../lambdas/core/gateway-config.js';
 
 /**
  * CloudWatch Logs retention values allowed by the API, in days.
@@ -20,6 +24,8 @@ export const EnvironmentConfigSchema = z.strictObject({
   /** `destroy` deletes the table and bucket with the stack (dev); `retain` keeps them (prod). */
   removalPolicy: z.enum(['destroy', 'retain']),
   githubApiUrl: z.string().url().default('https://api.github.com'),
+  // The model gateway's settings: budgets, breaker, retry, rateLimits, cache, providerTimeoutSeconds.
+  ...GatewayConfigSchema.shape,
 });
 export type EnvironmentConfig = z.infer<typeof EnvironmentConfigSchema>;
 
@@ -42,4 +48,29 @@ export function loadEnvironmentConfig(environments: unknown, name: string): Envi
     throw new Error(`cdk.json: context.environments.${name}.${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}`);
   }
   return r.data;
+}
+
+/**
+ * The gateway settings local commands use: the file given with `--config` (JSON or YAML, the
+ * shape of a cdk.json `context.environments.<env>` entry; only gateway keys are read), else
+ * cdk.json `context.environments.local` in `projectRoot`, else the defaults.
+ * @throws Error naming the file and field path of an invalid setting
+ */
+export function loadLocalGatewayConfig(projectRoot: string, configFile?: string): GatewayConfig {
+  if (configFile) {
+    let text: string;
+    try {
+      text = readFileSync(configFile, 'utf8');
+    } catch (e) {
+      throw new Error(`${configFile}: cannot read the config file (${(e as Error).message})`);
+    }
+    return parseGatewayConfig(configFile.endsWith('.json') ? JSON.parse(text) : parseYaml(text), configFile);
+  }
+  let cdk: { context?: { environments?: { local?: unknown } } } = {};
+  try {
+    cdk = JSON.parse(readFileSync(join(projectRoot, 'cdk.json'), 'utf8'));
+  } catch {
+    // no cdk.json: defaults
+  }
+  return parseGatewayConfig(cdk.context?.environments?.local ?? {}, 'cdk.json: context.environments.local');
 }

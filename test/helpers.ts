@@ -1,8 +1,14 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createDynamoGateway } from '../lambdas/adapters/gateway-store.js';
+import { MemoryGatewayMetrics } from '../lambdas/adapters/metrics.js';
 import type { ExecutionInput } from '../lambdas/core/contracts.js';
+import { GatewayConfigSchema } from '../lambdas/core/gateway-config.js';
 import { createExampleRepo, type ExampleRepo } from '../lib/local/example-repo.js';
+import { type OfflineModelOptions, OfflineModelServer } from '../lib/local/offline-model.js';
+import { localProviders } from '../lib/local/providers.js';
+import { LOCAL_TABLE, startLocalTable } from '../lib/local/runtime.js';
 
 /** A fresh temporary folder. */
 export const tempDir = (prefix = 'agentflow-test-') => mkdtempSync(join(tmpdir(), prefix));
@@ -29,3 +35,44 @@ export function exampleInput(repo: ExampleRepo, runId: string, workflow = 'pr-re
     },
   };
 }
+
+/** Options of {@link startGateway}. */
+export interface GatewayEnvOptions {
+  offline?: OfflineModelOptions;
+  /** Gateway settings (merged over fast test retries: 3 tries, 1–5 ms backoff). */
+  config?: Record<string, unknown>;
+  clock?: () => number;
+}
+
+/**
+ * A model gateway on real parts: dynalite (in memory) for budgets, breakers, cache and rate
+ * limits; the offline model server on 127.0.0.1 for both wire formats; the real SDK clients.
+ */
+export async function startGateway(o: GatewayEnvOptions = {}) {
+  const server = await new OfflineModelServer(o.offline).start();
+  const table = await startLocalTable();
+  const config = GatewayConfigSchema.parse({ retry: { attemptsPerProvider: 3, baseDelayMs: 1, maxDelayMs: 5 }, ...o.config });
+  const metrics = new MemoryGatewayMetrics();
+  const providers = localProviders({ openai: 'offline', bedrock: 'offline', 'openai-compatible': 'offline' }, server);
+  const gw = createDynamoGateway({
+    doc: table.doc,
+    table: LOCAL_TABLE,
+    providers,
+    config,
+    metrics,
+    ...(o.clock ? { clock: o.clock } : {}),
+  });
+  return {
+    ...gw,
+    server,
+    table,
+    metrics,
+    config,
+    providers,
+    stop: async () => {
+      await server.stop();
+      await table.stop();
+    },
+  };
+}
+export type GatewayEnv = Awaited<ReturnType<typeof startGateway>>;

@@ -28,7 +28,7 @@ export function classifyProviderError(
   cause: unknown,
 ): ProviderError {
   const text = `${provider}: ${message}`;
-  if (/Timeout/i.test(name)) return new ProviderTimeoutError(text, provider, status, { cause });
+  if (/Timeout|Abort/i.test(name)) return new ProviderTimeoutError(text, provider, status, { cause });
   if (status === 429 || /Throttl|TooManyRequests|ServiceQuotaExceeded/.test(name)) {
     return new ProviderThrottledError(text, provider, status ?? 429, { cause });
   }
@@ -43,6 +43,8 @@ export function classifyProviderError(
 export interface OpenAIProviderOptions {
   /** `true` for servers other than api.openai.com (Ollama, vLLM): uses `max_tokens` and no `response_format`. @default false */
   compatible?: boolean;
+  /** The provider name errors carry. @default 'openai' ('openai-compatible' when `compatible`) */
+  name?: string;
 }
 
 /**
@@ -55,21 +57,31 @@ export class OpenAIProvider implements ModelProvider {
     private readonly options: OpenAIProviderOptions = {},
   ) {}
 
+  private get name(): string {
+    return this.options.name ?? (this.options.compatible ? 'openai-compatible' : 'openai');
+  }
+
   async complete(req: ModelRequest): Promise<ModelResponse> {
     let r: OpenAI.Chat.Completions.ChatCompletion;
     try {
-      r = await this.client.chat.completions.create({
-        model: req.modelId,
-        messages: [{ role: 'system', content: req.system }, ...req.messages],
-        temperature: req.temperature,
-        ...(this.options.compatible
-          ? { max_tokens: req.maxTokens }
-          : { max_completion_tokens: req.maxTokens, response_format: { type: 'json_object' as const } }),
-      });
+      r = await this.client.chat.completions.create(
+        {
+          model: req.modelId,
+          messages: [{ role: 'system', content: req.system }, ...req.messages],
+          temperature: req.temperature,
+          ...(this.options.compatible
+            ? { max_tokens: req.maxTokens }
+            : { max_completion_tokens: req.maxTokens, response_format: { type: 'json_object' as const } }),
+        },
+        req.timeoutMs ? { timeout: req.timeoutMs } : undefined,
+      );
     } catch (e) {
       const status = e instanceof OpenAI.APIError ? e.status : undefined;
       const name = e instanceof OpenAI.APIConnectionTimeoutError ? 'Timeout' : ((e as Error).constructor?.name ?? 'Error');
-      throw classifyProviderError('openai', status, name, (e as Error).message, e);
+      throw classifyProviderError(this.name, status, name, (e as Error).message, e);
+    }
+    if (!r || typeof r !== 'object' || !Array.isArray(r.choices)) {
+      throw new ProviderUnavailableError(`${this.name}: malformed response (no choices)`, this.name, 200);
     }
     const cached = r.usage?.prompt_tokens_details?.cached_tokens ?? 0;
     return {
@@ -88,19 +100,30 @@ export class OpenAIProvider implements ModelProvider {
 /**
  * Claude on Amazon Bedrock through the Converse API. Usage fields: `inputTokens`,
  * `outputTokens`, `cacheReadInputTokens`, `cacheWriteInputTokens`.
+ *
+ * Prompt caching: a cache point follows the system prompt (the agent's shared instructions) and,
+ * when the request continues a conversation (the repair prompt), the first user message (the
+ * change under review), so a repeat of that prefix within the cache TTL is read at the cache-read
+ * price. Below the model's minimum cacheable length Bedrock ignores the cache point.
+ * Source: https://docs.aws.amazon.com/bedrock/latest/userguide/prompt-caching.html (2025-11).
  */
 export class BedrockProvider implements ModelProvider {
   constructor(private readonly client: BedrockRuntimeClient) {}
 
   async complete(req: ModelRequest): Promise<ModelResponse> {
     try {
+      const cachePoint = { cachePoint: { type: 'default' as const } };
       const r = await this.client.send(
         new ConverseCommand({
           modelId: req.modelId,
-          system: [{ text: req.system }],
-          messages: req.messages.map((m) => ({ role: m.role, content: [{ text: m.content }] })),
+          system: [{ text: req.system }, cachePoint],
+          messages: req.messages.map((m, i) => ({
+            role: m.role,
+            content: i === 0 && req.messages.length > 1 ? [{ text: m.content }, cachePoint] : [{ text: m.content }],
+          })),
           inferenceConfig: { maxTokens: req.maxTokens, temperature: req.temperature },
         }),
+        req.timeoutMs ? { abortSignal: AbortSignal.timeout(req.timeoutMs) } : undefined,
       );
       const text = (r.output?.message?.content ?? []).map((c) => c.text ?? '').join('');
       const extra = r.additionalModelResponseFields as { servedBy?: string } | undefined;

@@ -6,8 +6,12 @@ import { InvalidInputError } from './errors.js';
  * things (diffs, findings, reports) travel as artifact references (`ArtifactRef`).
  */
 
-/** Providers AgentFlow calls; `bedrock` is Claude through the Bedrock Converse API. */
-export const PROVIDERS = ['bedrock', 'openai'] as const;
+/**
+ * Providers AgentFlow calls: `bedrock` is Claude through the Bedrock Converse API, `openai` the
+ * OpenAI chat completions API, `openai-compatible` any server speaking it at a configured base URL
+ * (Ollama, vLLM, a corporate gateway).
+ */
+export const PROVIDERS = ['bedrock', 'openai', 'openai-compatible'] as const;
 export type Provider = (typeof PROVIDERS)[number];
 
 export const SEVERITIES = ['critical', 'high', 'medium', 'low', 'info'] as const;
@@ -46,14 +50,20 @@ const ModelRef = z.strictObject({
   alias: z.string(),
   modelId: z.string(),
   contextWindow: z.number().int().positive(),
-  price: z.strictObject({
-    input: z.number().nonnegative(),
-    output: z.number().nonnegative(),
-    cacheRead: z.number().nonnegative(),
-    cacheWrite: z.number().nonnegative(),
-  }),
+  /** USD per million tokens; `null` when models.yml has no price (the gateway then refuses to call it). */
+  price: z
+    .strictObject({
+      input: z.number().nonnegative(),
+      output: z.number().nonnegative(),
+      cacheRead: z.number().nonnegative(),
+      cacheWrite: z.number().nonnegative(),
+    })
+    .nullable(),
 });
 export type ModelRef = z.infer<typeof ModelRef>;
+
+export const TIERS = ['simple', 'medium', 'complex'] as const;
+export type Tier = (typeof TIERS)[number];
 
 /** A Map item: one agent as the compiler resolved it (prices in USD per million tokens). */
 export const AgentItemSchema = z.strictObject({
@@ -65,6 +75,12 @@ export const AgentItemSchema = z.strictObject({
   categories: z.array(z.string()),
   tasks: z.array(z.string()),
   prompt: z.string(),
+  /** Use the gateway's response cache. */
+  cache: z.boolean().default(true),
+  /** The agent's declared complexity (routing input for `model: auto`). */
+  complexity: z.enum(TIERS).default('medium'),
+  /** Set for `model: auto`: the tier models to pick from by the change size (see `routeModel`). */
+  auto: z.strictObject({ simple: ModelRef, medium: ModelRef, complex: ModelRef }).optional(),
 });
 export type AgentItem = z.infer<typeof AgentItemSchema>;
 
@@ -140,8 +156,23 @@ export const InvokeAgentInputSchema = z.strictObject({
   contextRef: ArtifactRef,
   /** Results of earlier phases, keyed by phase (small summaries with refs). */
   previous: z.record(z.string(), z.unknown()).default({}),
+  /** The workflow's `budget:`; the project defaults to the repository name. */
+  budget: z.strictObject({ maxUsdPerRun: z.number().positive().optional(), project: z.string().optional() }).default({}),
 });
 export type InvokeAgentInput = z.infer<typeof InvokeAgentInputSchema>;
+
+/** One try of one provider by the gateway: provider, model alias, outcome, error, ms. */
+export const AttemptSchema = z.strictObject({
+  provider: z.string(),
+  model: z.string(),
+  outcome: z.enum(['ok', 'cache-hit', 'error', 'skipped']),
+  error: z.string().optional(),
+  ms: z.number().nonnegative(),
+});
+export type AttemptRecord = z.infer<typeof AttemptSchema>;
+
+/** Attempts kept per agent result, to keep the Map output small. */
+export const MAX_ATTEMPTS_KEPT = 20;
 
 /** One agent's result: the Map iteration's output. Costs in USD, counts in tokens. */
 export const AgentResultSchema = z.strictObject({
@@ -160,6 +191,15 @@ export const AgentResultSchema = z.strictObject({
   repaired: z.boolean().default(false),
   servedBy: z.string().optional(),
   durationMs: z.number().nonnegative().default(0),
+  /** Provider calls made (cache hits excluded) and answers taken from the response cache. */
+  calls: z.number().int().nonnegative().default(0),
+  cacheHits: z.number().int().nonnegative().default(0),
+  /** True when a fallback model answered at least one call. */
+  fallbackUsed: z.boolean().default(false),
+  /** `model: auto`: which model was picked and why. */
+  routing: z.string().optional(),
+  /** Every try of every provider, in order (at most {@link MAX_ATTEMPTS_KEPT}). */
+  attempts: z.array(AttemptSchema).default([]),
   /** Set by the Map iteration's Catch: `{Error, Cause}` as Step Functions reports them. */
   error: z.object({ Error: z.string(), Cause: z.string().optional() }).optional(),
 });
@@ -196,6 +236,11 @@ export const RunSummarySchema = z.strictObject({
       costUsd: z.number(),
       findings: z.number(),
       error: z.string().optional(),
+      calls: z.number().default(0),
+      cacheHits: z.number().default(0),
+      fallbackUsed: z.boolean().default(false),
+      routing: z.string().optional(),
+      attempts: z.array(AttemptSchema).default([]),
     }),
   ),
   offline: z.boolean(),

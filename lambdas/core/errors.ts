@@ -81,5 +81,53 @@ export class RequiredPhaseFailedError extends AgentFlowError {
   }
 }
 
+/** Which budget a refusal or reservation concerns (DESIGN §6). */
+export type BudgetScopeKind = 'run' | 'project-day' | 'project-month' | 'global-month';
+
+/**
+ * A provider call was not made because its worst-case cost would pass a budget. Not retryable.
+ * Amounts are USD; `committedUsd` is settled spend plus open reservations in that scope.
+ */
+export class BudgetExceededError extends AgentFlowError {
+  constructor(
+    readonly scope: BudgetScopeKind,
+    /** The scope's key, e.g. `project#ios-app#day#2026-11-21`. */
+    readonly scopeKey: string,
+    readonly limitUsd: number,
+    readonly committedUsd: number,
+    readonly estimateUsd: number,
+  ) {
+    super(
+      `budget ${scopeKey}: limit $${limitUsd.toFixed(2)}, committed $${committedUsd.toFixed(6)}, ` +
+        `this call may cost up to $${estimateUsd.toFixed(6)}; no call was made`,
+    );
+    this.name = 'BudgetExceededError';
+  }
+}
+
+/** The budget table could not be read or written, so no call was made (fail closed). Not retryable. */
+export class BudgetUnavailableError extends AgentFlowError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'BudgetUnavailableError';
+  }
+}
+
+/** Every candidate provider's circuit breaker is open (or half-open with a probe in flight). Not retryable. */
+export class CircuitOpenError extends AgentFlowError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CircuitOpenError';
+  }
+}
+
+/** A model has no price in models.yml, so its cost cannot be bounded: no call is made. Not retryable. */
+export class PriceUnknownError extends AgentFlowError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PriceUnknownError';
+  }
+}
+
 /** Retryable error names, as the compiler's Retry lists them. */
 export const RETRYABLE_ERROR_NAMES = ['ProviderThrottledError', 'ProviderUnavailableError', 'ProviderTimeoutError'];

@@ -32,6 +32,8 @@ export interface ModelRequest {
   messages: ChatMessage[];
   maxTokens: number;
   temperature: number;
+  /** Abort the call after this many ms (ProviderTimeoutError). @default the client's timeout */
+  timeoutMs?: number;
 }
 
 /** Token usage as the provider reported it. */

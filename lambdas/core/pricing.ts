@@ -8,7 +8,7 @@ import type { TokenUsage } from './ports.js';
  * input (Bedrock reports cache reads and writes separately; the OpenAI adapter subtracts
  * `cached_tokens` from `prompt_tokens` before calling this).
  */
-export function costUsd(usage: TokenUsage, price: ModelRef['price']): number {
+export function costUsd(usage: TokenUsage, price: NonNullable<ModelRef['price']>): number {
   const micro =
     usage.inputTokens * price.input +
     usage.outputTokens * price.output +

@@ -80,9 +80,37 @@ export function summarize(workflow: string, agents: readonly AgentResult[], find
         costUsd: a.costUsd,
         findings: a.findings,
         ...(error ? { error } : {}),
+        calls: a.calls,
+        cacheHits: a.cacheHits,
+        fallbackUsed: a.fallbackUsed,
+        ...(a.routing ? { routing: a.routing } : {}),
+        attempts: a.attempts,
       };
     }),
   };
+}
+
+/**
+ * What the gateway did for an agent, for the report: model routing, cache hits, fallback and the
+ * attempts that did not answer (provider/model, error name, ms).
+ */
+export function gatewayNotes(a: RunSummary['agents'][number]): string {
+  const notes: string[] = [];
+  if (a.routing) notes.push(a.routing);
+  if (a.cacheHits > 0) notes.push(`${a.cacheHits} cache hit${a.cacheHits === 1 ? '' : 's'} ($0)`);
+  if (a.fallbackUsed) notes.push('fallback used');
+  const failed = a.attempts.filter((t) => t.outcome === 'error' || t.outcome === 'skipped');
+  if (failed.length > 0) {
+    notes.push(
+      `attempts: ${failed
+        .map(
+          (t) =>
+            `${t.provider}/${t.model} ${t.outcome === 'skipped' ? 'skipped' : 'failed'} (${(t.error ?? '').split(':')[0]}, ${t.ms} ms)`,
+        )
+        .join('; ')}`,
+    );
+  }
+  return notes.join(' · ');
 }
 
 const ICON: Record<Severity, string> = { critical: '🔴', high: '🟠', medium: '🟡', low: '🔵', info: '⚪' };
@@ -159,15 +187,15 @@ export function renderComment(input: {
     '',
     '### Agents',
     '',
-    '| Agent | Status | Provider | Model | Input tokens | Output tokens | Cost (USD) |',
-    '|---|---|---|---|---:|---:|---:|',
+    '| Agent | Status | Provider | Model | Input tokens | Output tokens | Cost (USD) | Gateway |',
+    '|---|---|---|---|---:|---:|---:|---|',
   );
   for (const a of summary.agents) {
     out.push(
-      `| ${a.name} | ${a.status === 'succeeded' ? '✅ succeeded' : `❌ failed: ${cell(a.error ?? '')}`} | ${a.provider} | ${a.model} | ${int(a.inputTokens)} | ${int(a.outputTokens)} | ${usd(a.costUsd)} |`,
+      `| ${a.name} | ${a.status === 'succeeded' ? '✅ succeeded' : `❌ failed: ${cell(a.error ?? '')}`} | ${a.provider} | ${a.model} | ${int(a.inputTokens)} | ${int(a.outputTokens)} | ${usd(a.costUsd)} | ${cell(gatewayNotes(a))} |`,
     );
   }
-  out.push(`| **Total** | | | | **${int(summary.inputTokens)}** | **${int(summary.outputTokens)}** | **${usd(summary.costUsd)}** |`);
+  out.push(`| **Total** | | | | **${int(summary.inputTokens)}** | **${int(summary.outputTokens)}** | **${usd(summary.costUsd)}** | |`);
   out.push(
     '',
     `<sub>Run \`${input.runId}\` · ${input.change.repository}#${input.change.number} at ${input.change.headSha.slice(0, 7)}</sub>`,

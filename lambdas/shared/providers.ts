@@ -1,12 +1,11 @@
 import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
 import OpenAI from 'openai';
 import { BedrockProvider, OpenAIProvider } from '../adapters/providers.js';
+import { ProviderRejectedError } from '../core/errors.js';
+import type { GatewayConfig } from '../core/gateway-config.js';
 import type { ModelProvider, ProviderTable } from '../core/ports.js';
 import { requireEnv } from './env.js';
 import { secretField } from './secrets.js';
-
-/** Per-call provider timeout in ms (Lambda's own timeout is 900 s). */
-const PROVIDER_TIMEOUT_MS = 240_000;
 
 /** A provider whose client is built on first use (its key comes from Secrets Manager). */
 class LazyProvider implements ModelProvider {
@@ -19,15 +18,30 @@ class LazyProvider implements ModelProvider {
 }
 
 /**
- * The cloud provider table: Bedrock through IAM, OpenAI with the key in the secret named by
- * `OPENAI_SECRET_NAME` (field `apiKey`). SDK retries are off: Step Functions Retry owns retrying.
+ * The cloud provider table: Bedrock through IAM; OpenAI with the key in the secret named by
+ * `OPENAI_SECRET_NAME` (field `apiKey`); `openai-compatible` at the configured
+ * `openaiCompatibleBaseUrl`, with the same secret's optional `compatibleApiKey` field. SDK retries
+ * are off: the gateway owns retrying (backoff with full jitter, then fallback), and each call's
+ * timeout is the gateway's `providerTimeoutSeconds`.
  */
-export function cloudProviders(): ProviderTable {
+export function cloudProviders(config: GatewayConfig): ProviderTable {
+  const timeout = config.providerTimeoutSeconds * 1000;
   return {
-    bedrock: new BedrockProvider(new BedrockRuntimeClient({ maxAttempts: 1, requestHandler: { requestTimeout: PROVIDER_TIMEOUT_MS } })),
+    bedrock: new BedrockProvider(new BedrockRuntimeClient({ maxAttempts: 1, requestHandler: { requestTimeout: timeout } })),
     openai: new LazyProvider(async () => {
       const apiKey = await secretField(requireEnv('OPENAI_SECRET_NAME'), 'apiKey');
-      return new OpenAIProvider(new OpenAI({ apiKey, maxRetries: 0, timeout: PROVIDER_TIMEOUT_MS }));
+      return new OpenAIProvider(new OpenAI({ apiKey, maxRetries: 0, timeout }));
+    }),
+    'openai-compatible': new LazyProvider(async () => {
+      const baseURL = config.openaiCompatibleBaseUrl;
+      if (!baseURL) {
+        throw new ProviderRejectedError(
+          'openai-compatible: no base URL configured (set openaiCompatibleBaseUrl in cdk.json context.environments.<env>)',
+          'openai-compatible',
+        );
+      }
+      const apiKey = await secretField(requireEnv('OPENAI_SECRET_NAME'), 'compatibleApiKey').catch(() => 'none');
+      return new OpenAIProvider(new OpenAI({ apiKey, baseURL, maxRetries: 0, timeout }), { compatible: true });
     }),
   };
 }

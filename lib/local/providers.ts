@@ -4,13 +4,16 @@ import { join } from 'node:path';
 import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
 import OpenAI from 'openai';
 import { BedrockProvider, OpenAIProvider } from '../../lambdas/adapters/providers.js';
-import type { ProviderTable } from '../../lambdas/core/ports.js';
+import { ProviderRejectedError } from '../../lambdas/core/errors.js';
+import type { ModelProvider, ProviderTable } from '../../lambdas/core/ports.js';
 import type { OfflineModelServer } from './offline-model.js';
 
 /** Where each provider's calls go in local mode. */
 export interface ProviderModes {
   openai: 'openai' | 'openai-compatible' | 'offline';
   bedrock: 'aws' | 'offline';
+  /** `remote` when `OPENAI_COMPATIBLE_BASE_URL` (or the config's `openaiCompatibleBaseUrl`) names a server. */
+  'openai-compatible': 'remote' | 'offline';
 }
 
 /**
@@ -18,18 +21,21 @@ export interface ProviderModes {
  * OpenAI is real with `OPENAI_API_KEY` (at `OPENAI_BASE_URL` when set), an OpenAI-compatible server
  * with only `OPENAI_BASE_URL` (Ollama, vLLM), else offline. Bedrock is real when AWS credentials
  * are configured (`AWS_ACCESS_KEY_ID`, `AWS_PROFILE`, web identity, container credentials or
- * `~/.aws/credentials`), else offline. `AGENTFLOW_OFFLINE=1` forces both offline.
+ * `~/.aws/credentials`), else offline. The `openai-compatible` provider is remote when
+ * `OPENAI_COMPATIBLE_BASE_URL` or `compatibleBaseUrl` is set, else offline.
+ * `AGENTFLOW_OFFLINE=1` forces all offline.
  */
-export function providerModes(env: NodeJS.ProcessEnv = process.env): ProviderModes {
-  if (env.AGENTFLOW_OFFLINE === '1') return { openai: 'offline', bedrock: 'offline' };
+export function providerModes(env: NodeJS.ProcessEnv = process.env, compatibleBaseUrl?: string): ProviderModes {
+  if (env.AGENTFLOW_OFFLINE === '1') return { openai: 'offline', bedrock: 'offline', 'openai-compatible': 'offline' };
   const openai = env.OPENAI_API_KEY ? 'openai' : env.OPENAI_BASE_URL ? 'openai-compatible' : 'offline';
   const aws =
     Boolean(env.AWS_ACCESS_KEY_ID || env.AWS_PROFILE || env.AWS_WEB_IDENTITY_TOKEN_FILE || env.AWS_CONTAINER_CREDENTIALS_FULL_URI) ||
     existsSync(join(homedir(), '.aws', 'credentials'));
-  return { openai, bedrock: aws ? 'aws' : 'offline' };
+  const compatible = env.OPENAI_COMPATIBLE_BASE_URL || compatibleBaseUrl ? 'remote' : 'offline';
+  return { openai, bedrock: aws ? 'aws' : 'offline', 'openai-compatible': compatible };
 }
 
-/** Per-call timeout for local provider calls in ms. */
+/** Per-call timeout for local provider calls in ms (the gateway passes a shorter one per call). */
 const TIMEOUT_MS = 120_000;
 
 /** Builds the provider table for local mode with the same adapters the Lambdas use. */
@@ -37,6 +43,7 @@ export function localProviders(
   modes: ProviderModes,
   offline: OfflineModelServer | undefined,
   env: NodeJS.ProcessEnv = process.env,
+  compatibleBaseUrl?: string,
 ): ProviderTable {
   const need = (what: string) => {
     if (!offline) throw new Error(`the offline model server is needed for ${what} but was not started`);
@@ -65,5 +72,25 @@ export function localProviders(
           }),
         )
       : new BedrockProvider(new BedrockRuntimeClient({ region: env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1', maxAttempts: 1 }));
-  return { openai, bedrock };
+  const compatibleUrl = env.OPENAI_COMPATIBLE_BASE_URL || compatibleBaseUrl;
+  const compatible: ModelProvider =
+    modes['openai-compatible'] === 'remote' && compatibleUrl
+      ? new OpenAIProvider(
+          new OpenAI({ apiKey: env.OPENAI_COMPATIBLE_API_KEY || 'none', baseURL: compatibleUrl, maxRetries: 0, timeout: TIMEOUT_MS }),
+          { compatible: true },
+        )
+      : offline
+        ? new OpenAIProvider(new OpenAI({ apiKey: 'offline', baseURL: offline.openaiUrl, maxRetries: 0, timeout: TIMEOUT_MS }), {
+            compatible: true,
+          })
+        : {
+            complete: () =>
+              Promise.reject(
+                new ProviderRejectedError(
+                  'openai-compatible: set OPENAI_COMPATIBLE_BASE_URL (e.g. http://localhost:11434/v1)',
+                  'openai-compatible',
+                ),
+              ),
+          };
+  return { openai, bedrock, 'openai-compatible': compatible };
 }

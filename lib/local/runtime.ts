@@ -9,9 +9,13 @@ import dynalite from 'dynalite';
 import { FsArtifactStore } from '../../lambdas/adapters/artifacts.js';
 import { GitChangeSource } from '../../lambdas/adapters/changes.js';
 import { FileCommentPublisher } from '../../lambdas/adapters/comments.js';
+import { createDynamoGateway, type DynamoBreakerStore, type DynamoBudgetLedger } from '../../lambdas/adapters/gateway-store.js';
+import { MemoryGatewayMetrics } from '../../lambdas/adapters/metrics.js';
 import { DynamoRunStore, TABLE_KEYS } from '../../lambdas/adapters/runs.js';
 import { aggregate } from '../../lambdas/aggregate/aggregate.js';
 import type { ExecutionInput, RunSummary } from '../../lambdas/core/contracts.js';
+import type { ModelGateway } from '../../lambdas/core/gateway.js';
+import { type GatewayConfig, GatewayConfigSchema } from '../../lambdas/core/gateway-config.js';
 import type { ExecutionStarter, ProviderTable, RunStore } from '../../lambdas/core/ports.js';
 import { invokeAgent } from '../../lambdas/invoke-agent/invoke-agent.js';
 import { loadContext } from '../../lambdas/load-context/load-context.js';
@@ -40,6 +44,8 @@ export interface LocalRuntimeOptions {
   retryDelayMs?: number;
   /** Called when publish writes the pull-request comment. */
   onComment?: (body: string, path: string) => void;
+  /** Budgets, breaker, retry, rate limits and cache of the model gateway. @default all defaults (no budget limits) */
+  gateway?: GatewayConfig;
 }
 
 /** What a state machine execution ended with. */
@@ -79,10 +85,15 @@ export class LocalRuntime {
   readonly listeners = new Set<(e: ProgressEvent) => void>();
   providers!: ProviderTable;
   runs!: RunStore;
+  /** The model gateway every InvokeAgent task calls through (state in the local table). */
+  gateway!: ModelGateway;
+  ledger!: DynamoBudgetLedger;
+  breakers!: DynamoBreakerStore;
+  readonly metrics = new MemoryGatewayMetrics();
+  gatewayConfig!: GatewayConfig;
   offline?: OfflineModelServer;
   modes!: ProviderModes;
-  private db?: Server;
-  private dbClient?: DynamoDBClient;
+  private table?: LocalTable;
 
   private constructor(readonly options: LocalRuntimeOptions) {
     this.artifacts = new FsArtifactStore(join(options.stateDir, 'artifacts'));
@@ -92,38 +103,29 @@ export class LocalRuntime {
   /** Starts dynalite, the offline model server when a provider needs it, and the table. */
   static async start(options: LocalRuntimeOptions): Promise<LocalRuntime> {
     const rt = new LocalRuntime(options);
-    rt.modes = options.modes ?? providerModes();
-    if (rt.modes.openai === 'offline' || rt.modes.bedrock === 'offline') {
+    rt.gatewayConfig = options.gateway ?? GatewayConfigSchema.parse({});
+    const compatibleUrl = rt.gatewayConfig.openaiCompatibleBaseUrl;
+    rt.modes = options.modes ?? providerModes(process.env, compatibleUrl);
+    if (Object.values(rt.modes).includes('offline')) {
       rt.offline = await new OfflineModelServer(options.offline).start();
     }
-    rt.providers = localProviders(rt.modes, rt.offline);
+    rt.providers = localProviders(rt.modes, rt.offline, process.env, compatibleUrl);
     const persist = options.persist ?? true;
-    const dbPath = join(options.stateDir, 'dynamodb');
-    if (persist) mkdirSync(dbPath, { recursive: true });
-    rt.db = dynalite({ ...(persist ? { path: dbPath } : {}), createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
-    await new Promise<void>((ok, fail) => {
-      rt.db?.once('error', fail);
-      rt.db?.listen(0, '127.0.0.1', () => ok());
-    });
-    const port = (rt.db.address() as AddressInfo).port;
-    rt.dbClient = new DynamoDBClient({
-      endpoint: `http://127.0.0.1:${port}`,
-      region: 'us-east-1',
-      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-    });
-    await createTable(rt.dbClient);
-    rt.runs = new DynamoRunStore(
-      DynamoDBDocumentClient.from(rt.dbClient, { marshallOptions: { removeUndefinedValues: true } }),
-      LOCAL_TABLE,
-    );
+    const table = await startLocalTable(persist ? join(options.stateDir, 'dynamodb') : undefined);
+    rt.table = table;
+    const doc = table.doc;
+    rt.runs = new DynamoRunStore(doc, LOCAL_TABLE);
+    const gw = createDynamoGateway({ doc, table: LOCAL_TABLE, providers: rt.providers, config: rt.gatewayConfig, metrics: rt.metrics });
+    rt.gateway = gw.gateway;
+    rt.ledger = gw.ledger;
+    rt.breakers = gw.breakers;
     return rt;
   }
 
   /** Stops the servers. Running executions are not awaited. */
   async stop(): Promise<void> {
-    this.dbClient?.destroy();
     await this.offline?.stop();
-    await new Promise<void>((ok) => (this.db ? this.db.close(() => ok()) : ok()));
+    await this.table?.stop();
   }
 
   /** An {@link ExecutionStarter} on this runtime: for the webhook use case in `serve` and the demo. */
@@ -152,7 +154,8 @@ export class LocalRuntime {
     const deps = {
       changes: new GitChangeSource(this.options.repoPath),
       artifacts: this.artifacts,
-      providers: this.providers,
+      gateway: this.gateway,
+      budgets: this.gatewayConfig.budgets,
       runs: this.runs,
       comments: new FileCommentPublisher(this.artifacts, this.options.onComment),
     };
@@ -274,6 +277,39 @@ function describeOutput(output: unknown): string | undefined {
   const summary = (o.report as { summary?: RunSummary } | undefined)?.summary;
   if (summary && !('published' in o)) return `${summary.findings} findings, $${summary.costUsd.toFixed(6)}`;
   return undefined;
+}
+
+/** dynalite on 127.0.0.1 with the AgentFlow table, and a document client for it. */
+export interface LocalTable {
+  readonly doc: DynamoDBDocumentClient;
+  readonly client: DynamoDBClient;
+  readonly endpoint: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts dynalite on an ephemeral 127.0.0.1 port (in memory, or persisted in `path`) and creates
+ * the AgentFlow table (same keys and index as the CDK table).
+ */
+export async function startLocalTable(path?: string): Promise<LocalTable> {
+  if (path) mkdirSync(path, { recursive: true });
+  const db: Server = dynalite({ ...(path ? { path } : {}), createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+  await new Promise<void>((ok, fail) => {
+    db.once('error', fail);
+    db.listen(0, '127.0.0.1', () => ok());
+  });
+  const endpoint = `http://127.0.0.1:${(db.address() as AddressInfo).port}`;
+  const client = new DynamoDBClient({ endpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+  await createTable(client);
+  return {
+    doc: DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } }),
+    client,
+    endpoint,
+    stop: async () => {
+      client.destroy();
+      await new Promise<void>((ok) => db.close(() => ok()));
+    },
+  };
 }
 
 async function createTable(client: DynamoDBClient): Promise<void> {

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import type { WorkflowTrigger } from '../../lambdas/core/triggers.js';
 import { handleGithubDelivery } from '../../lambdas/webhook/github-delivery.js';
+import { breakerReport, costReport } from './costs.js';
 import type { LocalRuntime } from './runtime.js';
 
 /** Largest body the local server accepts: API Gateway HTTP API's 10 MB payload limit. */
@@ -67,7 +68,7 @@ export interface LocalServer {
 /**
  * Serves AgentFlow's routes on 127.0.0.1: `POST /webhooks/github` (the webhook use case, starting
  * executions on the local runtime), `GET /runs`, `GET /runs/<execution>` (run records as JSON)
- * and `GET /health`.
+ * `GET /costs` (budgets and spend, as `agentflow costs --json`), `GET /breakers` and `GET /health`.
  */
 export async function startLocalServer(options: LocalServerOptions): Promise<LocalServer> {
   const { runtime } = options;
@@ -111,6 +112,14 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
         const run = await runtime.runs.get(m[1]);
         if (run) send(res, 200, run);
         else send(res, 404, { message: `no run ${m[1]}` });
+        return;
+      }
+      if (req.method === 'GET' && path === '/costs') {
+        send(res, 200, await costReport(runtime.ledger, runtime.gatewayConfig.budgets));
+        return;
+      }
+      if (req.method === 'GET' && path === '/breakers') {
+        send(res, 200, { breakers: await breakerReport(runtime.breakers) });
         return;
       }
       if (req.method === 'GET' && path === '/health') {

@@ -166,7 +166,7 @@ export function compileWorkflow(workflow: Workflow): AslDefinition {
     const next = i + 1 < levels.length ? levelStateName(levels, i + 1) : STATE.aggregate;
     const [only] = level;
     if (level.length === 1 && only) {
-      Object.assign(states, phaseStates(only, next, true));
+      Object.assign(states, phaseStates(only, next, true, workflow.budget));
       return;
     }
     const before = workflow.phases.filter((p) => levels.slice(0, i).flat().includes(p));
@@ -179,7 +179,7 @@ export function compileWorkflow(workflow: Workflow): AslDefinition {
       Type: 'Parallel',
       Comment: 'Phases that do not depend on each other run side by side.',
       Branches: level.map((p) => {
-        const branch = phaseStates(p, undefined, false);
+        const branch = phaseStates(p, undefined, false, workflow.budget);
         return { StartAt: phaseStartName(p), States: branch };
       }),
       ResultSelector: selector,
@@ -276,7 +276,7 @@ function levelStateName(levels: AgentPhase[][], i: number): string {
 const phaseStartName = (p: AgentPhase) => `Phase: ${p.name}`;
 
 /** The Pass + Map pair of one phase. `next` undefined ends the branch (inside a Parallel). */
-function phaseStates(phase: AgentPhase, next: string | undefined, topLevel: boolean): Record<string, AslState> {
+function phaseStates(phase: AgentPhase, next: string | undefined, topLevel: boolean, budget: Workflow['budget']): Record<string, AslState> {
   const key = phaseKey(phase.name);
   const failed = `Agent failed: ${phase.name}`;
   const iterator = {
@@ -339,6 +339,7 @@ function phaseStates(phase: AgentPhase, next: string | undefined, topLevel: bool
       phase: phase.name,
       'contextRef.$': '$.context.contextRef',
       'previous.$': '$.results',
+      budget,
     },
     MaxConcurrency: phase.parallel ? Math.min(40, phase.maxConcurrency) : 1,
     ItemProcessor: iterator,

@@ -6,6 +6,7 @@ import {
   AgentSpecSchema,
   type ModelCatalog,
   ModelCatalogSchema,
+  PROVIDERS,
   type Provider,
   type WorkflowSource,
   WorkflowSourceSchema,
@@ -25,7 +26,17 @@ export function loadModels(file: string, text: string): Loaded<ModelCatalog> {
   const parsed = ModelCatalogSchema.safeParse(src.data);
   if (!parsed.success) return { diagnostics: src.fromZod(parsed.error.issues) };
   const diagnostics: Diagnostic[] = [];
+  for (const [provider, tiers] of Object.entries(parsed.data.tiers)) {
+    for (const [tier, alias] of Object.entries(tiers ?? {})) {
+      const m = parsed.data.models[alias];
+      if (!m) diagnostics.push(src.at(['tiers', provider, tier], `tiers.${provider}.${tier}: unknown model "${alias}"`));
+      else if (m.provider !== provider) {
+        diagnostics.push(src.at(['tiers', provider, tier], `tiers.${provider}.${tier}: "${alias}" is a ${m.provider} model`));
+      }
+    }
+  }
   for (const [provider, alias] of Object.entries(parsed.data.defaults)) {
+    if (alias === undefined) continue;
     const m = parsed.data.models[alias];
     if (!m) diagnostics.push(src.at(['defaults', provider], `defaults.${provider}: unknown model "${alias}"`));
     else if (m.provider !== provider) {
@@ -49,7 +60,11 @@ export function loadAgent(file: string, text: string, models?: ModelCatalog): Lo
   if (base && base !== parsed.data.name) {
     diagnostics.push(src.at(['name'], `name: "${parsed.data.name}" must match the file name "${base}"`));
   }
-  if (models) {
+  if (models && parsed.data.model === 'auto') {
+    if (!models.tiers[parsed.data.provider]) {
+      diagnostics.push(src.at(['model'], `model: "auto" needs tiers.${parsed.data.provider} in workflows/models.yml`));
+    }
+  } else if (models) {
     const m = findModel(models, parsed.data.model);
     if (!m) diagnostics.push(src.at(['model'], `model: unknown model "${parsed.data.model}" (see workflows/models.yml)`));
     else if (m.provider !== parsed.data.provider) {
@@ -91,19 +106,23 @@ export function findModel(models: ModelCatalog, ref: string): ResolvedModel | un
     alias,
     modelId: m.id,
     contextWindow: m.context_window,
-    price: {
-      input: m.price.input,
-      output: m.price.output,
-      cacheRead: m.price.cache_read ?? m.price.input,
-      cacheWrite: m.price.cache_write ?? m.price.input,
-    },
+    price: m.price
+      ? {
+          input: m.price.input,
+          output: m.price.output,
+          cacheRead: m.price.cache_read ?? m.price.input,
+          cacheWrite: m.price.cache_write ?? m.price.input,
+        }
+      : null,
   };
 }
 
 function fallbackError(models: ModelCatalog, target: string): string | undefined {
   const [provider, model] = splitTarget(target);
-  if (provider !== 'bedrock' && provider !== 'openai') return `unknown provider "${provider}"`;
-  const m = findModel(models, model ?? models.defaults[provider]);
+  if (!(PROVIDERS as readonly string[]).includes(provider)) return `unknown provider "${provider}"`;
+  const ref = model ?? models.defaults[provider as Provider];
+  if (!ref) return `no default model for ${provider}: write ${provider}:<model>`;
+  const m = findModel(models, ref);
   if (!m) return `unknown model "${model}"`;
   if (m.provider !== provider) return `"${model}" is a ${m.provider} model, not ${provider}`;
   return undefined;
@@ -299,10 +318,12 @@ function resolveAgent(
   let temperature = spec.temperature;
   let tasks = spec.tasks;
   let fallbackRefs = spec.fallback;
+  let cache = spec.cache;
   let modelPath: SourcePath = path;
   if (typeof entry !== 'string' && 'agent' in entry) {
     provider = entry.provider;
     model = entry.model;
+    cache = entry.cache ?? cache;
     modelPath = [...path, entry.model ? 'model' : 'provider'];
     maxTokens = entry.max_tokens ?? maxTokens;
     temperature = entry.temperature ?? temperature;
@@ -318,7 +339,20 @@ function resolveAgent(
   }
   const models = catalog.models;
   let resolved: ResolvedModel | undefined;
-  if (model) {
+  let auto: ResolvedAgent['auto'];
+  if (model === 'auto' || (!model && (!provider || provider === spec.provider) && spec.model === 'auto')) {
+    const p = provider ?? spec.provider;
+    const tiers = models.tiers[p];
+    const picks = tiers
+      ? { simple: findModel(models, tiers.simple), medium: findModel(models, tiers.medium), complex: findModel(models, tiers.complex) }
+      : undefined;
+    if (!picks?.simple || !picks.medium || !picks.complex) {
+      diagnostics.push(src.at(modelPath, `model "auto" needs tiers.${p} (simple, medium, complex) in workflows/models.yml`));
+      return undefined;
+    }
+    auto = { simple: picks.simple, medium: picks.medium, complex: picks.complex };
+    resolved = auto[spec.complexity];
+  } else if (model) {
     resolved = findModel(models, model);
     if (!resolved) {
       diagnostics.push(src.at(modelPath, `unknown model "${model}" (see workflows/models.yml)`));
@@ -329,7 +363,12 @@ function resolveAgent(
       return undefined;
     }
   } else if (provider && provider !== spec.provider) {
-    resolved = findModel(models, models.defaults[provider]);
+    const ref = models.defaults[provider];
+    if (!ref) {
+      diagnostics.push(src.at(modelPath, `no default model for ${provider} in workflows/models.yml: name a model`));
+      return undefined;
+    }
+    resolved = findModel(models, ref);
   } else {
     resolved = findModel(models, spec.model);
   }
@@ -345,12 +384,12 @@ function resolveAgent(
       diagnostics.push(src.at(typeof entry === 'string' ? path : [...path, 'fallback', i], `fallback "${target}": ${err}`));
       return;
     }
-    const fm = findModel(models, m ?? models.defaults[p as Provider]);
+    const fm = findModel(models, m ?? models.defaults[p as Provider] ?? '');
     if (fm) fallback.push(fm);
   });
   const legacy = legacyFallback.get(resolved.provider);
   if (legacy && !fallback.some((f) => f.provider === legacy)) {
-    const fm = findModel(models, models.defaults[legacy]);
+    const fm = findModel(models, models.defaults[legacy] ?? '');
     if (fm) fallback.push(fm);
   }
   if (maxTokens >= resolved.contextWindow) {
@@ -365,6 +404,9 @@ function resolveAgent(
     categories: spec.categories,
     tasks,
     prompt: spec.prompt.trim(),
+    cache,
+    complexity: spec.complexity,
+    ...(auto ? { auto } : {}),
   };
 }
 

@@ -17,7 +17,8 @@ export interface ResolvedModel {
   readonly modelId: string;
   /** Tokens the model accepts in one request (prompt + answer). */
   readonly contextWindow: number;
-  readonly price: ModelPrice;
+  /** `null` when models.yml gives no price: the gateway then never calls the model. */
+  readonly price: ModelPrice | null;
 }
 
 /**
@@ -34,6 +35,12 @@ export interface ResolvedAgent {
   readonly categories: readonly string[];
   readonly tasks: readonly string[];
   readonly prompt: string;
+  /** Use the gateway's response cache. */
+  readonly cache: boolean;
+  /** The agent's declared complexity: the tier `model: auto` starts from. */
+  readonly complexity: 'simple' | 'medium' | 'complex';
+  /** For `model: auto`: the provider's tier models; InvokeAgent picks one by the change size. */
+  readonly auto?: { readonly simple: ResolvedModel; readonly medium: ResolvedModel; readonly complex: ResolvedModel };
 }
 
 /** A numeric comparison from a condition such as `lines_changed: "> 100"`. */

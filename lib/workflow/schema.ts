@@ -1,7 +1,13 @@
 import { z } from 'zod';
 
-/** Model providers AgentFlow can call. `bedrock` is Claude on Amazon Bedrock (Converse API). */
-export const PROVIDERS = ['bedrock', 'openai'] as const;
+/**
+ * Model providers AgentFlow can call. `bedrock` is Claude on Amazon Bedrock (Converse API);
+ * `openai-compatible` is any server speaking OpenAI chat completions at a configured base URL.
+ */
+export const PROVIDERS = ['bedrock', 'openai', 'openai-compatible'] as const;
+
+/** Model tiers for routing (`model: auto`). */
+export const TIERS = ['simple', 'medium', 'complex'] as const;
 export type Provider = (typeof PROVIDERS)[number];
 
 /** Severity of a finding, most severe first. */
@@ -23,23 +29,32 @@ export const ModelSchema = z.strictObject({
   foundation_model: z.string().optional().describe('Bedrock only: the foundation model id behind an inference profile (for IAM grants)'),
   context_window: z.number().int().positive(),
   max_output: z.number().int().positive(),
-  tier: z.enum(['simple', 'medium', 'complex']),
-  price: z.strictObject({
-    input: usdPerMillion,
-    output: usdPerMillion,
-    cache_read: usdPerMillion.optional(),
-    cache_write: usdPerMillion.optional(),
-  }),
+  tier: z.enum(TIERS),
+  price: z
+    .strictObject({
+      input: usdPerMillion,
+      output: usdPerMillion,
+      cache_read: usdPerMillion.optional(),
+      cache_write: usdPerMillion.optional(),
+    })
+    .optional()
+    .describe('USD per million tokens; a model without a price is never called (the gateway cannot bound its cost)'),
   source: z.string().url(),
   as_of: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'use a date like 2025-11-01'),
   deprecated: z.boolean().optional(),
 });
 export type ModelSpec = z.infer<typeof ModelSchema>;
 
-/** The model catalog file. `defaults` names the model used when only a provider is given. */
+const TierModels = z.strictObject({ simple: z.string(), medium: z.string(), complex: z.string() });
+
+/**
+ * The model catalog file. `defaults` names the model used when only a provider is given; `tiers`
+ * names, per provider, the model `model: auto` picks for each tier.
+ */
 export const ModelCatalogSchema = z.strictObject({
-  defaults: z.strictObject({ bedrock: z.string(), openai: z.string() }),
-  models: z.record(z.string().regex(/^[a-z0-9][a-z0-9.-]*$/), ModelSchema),
+  defaults: z.strictObject({ bedrock: z.string(), openai: z.string(), 'openai-compatible': z.string().optional() }),
+  tiers: z.partialRecord(z.enum(PROVIDERS), TierModels).default({}),
+  models: z.record(z.string().regex(/^[a-z0-9][a-z0-9.:-]*$/), ModelSchema),
 });
 export type ModelCatalog = z.infer<typeof ModelCatalogSchema>;
 
@@ -61,11 +76,12 @@ export const AgentSpecSchema = z.strictObject({
   description: z.string().min(1),
   aliases: z.array(z.string()).default([]),
   provider: z.enum(PROVIDERS),
-  model: z.string().min(1),
+  model: z.string().min(1).describe('a model alias from models.yml, or "auto" to route by change size and complexity'),
   fallback: z.array(z.string()).default([]),
+  cache: z.boolean().default(true).describe('reuse an identical earlier answer from the response cache'),
   max_tokens: z.number().int().min(256).max(64_000).default(4000),
   temperature: z.number().min(0).max(1).default(0.2),
-  complexity: z.enum(['simple', 'medium', 'complex']).default('medium'),
+  complexity: z.enum(TIERS).default('medium'),
   categories: z.array(z.enum(CATEGORIES)).min(1),
   tasks: z.array(z.string()).default([]),
   output: z.enum(['findings']).default('findings'),
@@ -75,7 +91,10 @@ export type AgentSpec = z.infer<typeof AgentSpecSchema>;
 
 const fallbackTarget = z
   .string()
-  .regex(/^(bedrock|openai)(:[A-Za-z0-9.:-]+)?$/, 'write a fallback as provider or provider:model, e.g. "openai:gpt-4.1-mini"');
+  .regex(
+    /^(bedrock|openai|openai-compatible)(:[A-Za-z0-9.:-]+)?$/,
+    'write a fallback as provider or provider:model, e.g. "openai:gpt-4.1-mini"',
+  );
 
 /** A v1 agent entry that overrides catalog fields. */
 const AgentOverride = z.strictObject({
@@ -86,6 +105,7 @@ const AgentOverride = z.strictObject({
   temperature: z.number().min(0).max(1).optional(),
   fallback: z.array(fallbackTarget).optional(),
   tasks: z.array(z.string()).optional(),
+  cache: z.boolean().optional(),
 });
 
 /** The design documents' agent shape: `name`, `type`, `service`, `config`, `tasks`. */

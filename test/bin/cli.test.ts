@@ -70,8 +70,12 @@ describe('CLI: agentflow', () => {
     });
     expect(out.agents).toHaveLength(4);
     expect(Object.keys(out.agents[0]).sort()).toEqual([
+      'attempts',
+      'cacheHits',
+      'calls',
       'costUsd',
       'error',
+      'fallbackUsed',
       'inputTokens',
       'model',
       'name',
@@ -84,7 +88,7 @@ describe('CLI: agentflow', () => {
   });
 
   it('has --help on every command', async () => {
-    for (const cmd of ['validate', 'graph', 'run', 'serve', 'runs']) {
+    for (const cmd of ['validate', 'graph', 'run', 'serve', 'runs', 'costs', 'breakers']) {
       const r = await cli(cmd, '--help');
       expect(r.code, cmd).toBe(0);
       expect(r.stdout, cmd).toMatch(/^Usage: agentflow /);

@@ -3,9 +3,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { FsArtifactStore } from '../../../lambdas/adapters/artifacts.js';
 import type { AgentItem, ContextArtifact } from '../../../lambdas/core/contracts.js';
 import { findingsKey, invokeAgent } from '../../../lambdas/invoke-agent/invoke-agent.js';
-import { OfflineModelServer } from '../../../lib/local/offline-model.js';
-import { localProviders } from '../../../lib/local/providers.js';
-import { tempDir } from '../../helpers.js';
+import type { OfflineModelServer } from '../../../lib/local/offline-model.js';
+import { type GatewayEnv, startGateway, tempDir } from '../../helpers.js';
 
 const price = { input: 3, output: 15, cacheRead: 0.3, cacheWrite: 3.75 };
 const agent = (provider: 'bedrock' | 'openai', contextWindow = 200_000): AgentItem => ({
@@ -17,6 +16,8 @@ const agent = (provider: 'bedrock' | 'openai', contextWindow = 200_000): AgentIt
   categories: ['correctness', 'quality'],
   tasks: [],
   prompt: 'Review the change like a senior iOS engineer and report crashes and quality problems.',
+  cache: true,
+  complexity: 'medium',
 });
 
 const context = (files: ContextArtifact['files']): ContextArtifact => ({
@@ -45,17 +46,20 @@ const swift = (lines: string[]): ContextArtifact['files'][number] => ({
   patch: [`@@ -10,0 +10,${lines.length} @@`, ...lines.map((l) => `+${l}`)].join('\n'),
 });
 
+let env: GatewayEnv | undefined;
 let server: OfflineModelServer | undefined;
 afterEach(async () => {
-  await server?.stop();
+  await env?.stop();
+  env = undefined;
   server = undefined;
 });
 
-async function setup(files: ContextArtifact['files'], faults: ConstructorParameters<typeof OfflineModelServer>[0] = {}) {
-  server = await new OfflineModelServer(faults).start();
+async function setup(files: ContextArtifact['files'], offline: ConstructorParameters<typeof OfflineModelServer>[0] = {}) {
+  env = await startGateway({ offline });
+  server = env.server;
   const artifacts = new FsArtifactStore(join(tempDir(), 'artifacts'));
   const contextRef = await artifacts.putJson('runs/r1/context.json', context(files));
-  const providers = localProviders({ openai: 'offline', bedrock: 'offline' }, server);
+  const providers = { gateway: env.gateway, budgets: env.config.budgets };
   return { artifacts, providers, contextRef };
 }
 
@@ -66,7 +70,7 @@ describe('Function: invokeAgent', () => {
     'reviews through the real %s SDK client, prices the usage and stores findings by reference',
     async (provider) => {
       const { artifacts, providers, contextRef } = await setup([swift(['let token = cardToken!', 'print("x")'])]);
-      const r = await invokeAgent(input(agent(provider), contextRef), { artifacts, providers });
+      const r = await invokeAgent(input(agent(provider), contextRef), { artifacts, ...providers });
       expect(r).toMatchObject({ status: 'succeeded', provider, findings: 2, chunks: 1, servedBy: 'AgentFlow offline model server' });
       expect(r.inputTokens).toBeGreaterThan(0);
       expect(r.costUsd).toBeCloseTo((r.inputTokens * 3 + r.outputTokens * 15) / 1e6, 6);
@@ -84,7 +88,7 @@ describe('Function: invokeAgent', () => {
   it('splits a change too large for the model into chunks and reviews every chunk', async () => {
     const lines = Array.from({ length: 300 }, (_, i) => (i % 50 === 0 ? `let v${i} = value!` : `let v${i} = value // ok`));
     const { artifacts, providers, contextRef } = await setup([swift(lines)]);
-    const r = await invokeAgent(input(agent('openai', 2_500), contextRef), { artifacts, providers });
+    const r = await invokeAgent(input(agent('openai', 2_500), contextRef), { artifacts, ...providers });
     expect(r.chunks).toBeGreaterThan(1);
     expect(server?.stats.openai).toBe(r.chunks);
     expect(r.findings).toBe(6);
@@ -94,7 +98,7 @@ describe('Function: invokeAgent', () => {
 
   it('fails with ProviderRejectedError after one repair prompt when the answer stays invalid, keeping the raw answer', async () => {
     const { artifacts, providers, contextRef } = await setup([swift(['let a = b!'])], { faults: { openai: 'invalid' } });
-    await expect(invokeAgent(input(agent('openai'), contextRef), { artifacts, providers })).rejects.toMatchObject({
+    await expect(invokeAgent(input(agent('openai'), contextRef), { artifacts, ...providers })).rejects.toMatchObject({
       name: 'ProviderRejectedError',
       message: expect.stringMatching(/invalid format twice.*runs\/r1\/raw\/review\/code-review-part1\.txt/),
     });
@@ -109,18 +113,18 @@ describe('Function: invokeAgent', () => {
     [401, 'ProviderAuthError'],
   ] as const)('classifies HTTP %i from Bedrock as %s', async (status, name) => {
     const { artifacts, providers, contextRef } = await setup([swift(['let a = b!'])], { faults: { bedrock: status } });
-    await expect(invokeAgent(input(agent('bedrock'), contextRef), { artifacts, providers })).rejects.toMatchObject({ name });
+    await expect(invokeAgent(input(agent('bedrock'), contextRef), { artifacts, ...providers })).rejects.toMatchObject({ name });
   });
 
   it('classifies HTTP 429 from OpenAI as ProviderThrottledError', async () => {
     const { artifacts, providers, contextRef } = await setup([swift(['let a = b!'])], { faults: { openai: 429 } });
-    await expect(invokeAgent(input(agent('openai'), contextRef), { artifacts, providers })).rejects.toMatchObject({
+    await expect(invokeAgent(input(agent('openai'), contextRef), { artifacts, ...providers })).rejects.toMatchObject({
       name: 'ProviderThrottledError',
     });
   });
 
   it('rejects a Map item that does not match the contract', async () => {
     const { artifacts, providers } = await setup([]);
-    await expect(invokeAgent({ agent: { name: 'x' } }, { artifacts, providers })).rejects.toMatchObject({ name: 'InvalidInputError' });
+    await expect(invokeAgent({ agent: { name: 'x' } }, { artifacts, ...providers })).rejects.toMatchObject({ name: 'InvalidInputError' });
   });
 });

@@ -33,7 +33,7 @@ describe('Function: loadWorkspace', () => {
 
   it('gives every model a price, a source and a date', () => {
     for (const [alias, m] of Object.entries(catalog.models.models)) {
-      expect(m.price.input, alias).toBeGreaterThan(0);
+      expect(m.price?.input, alias).toBeGreaterThan(0);
       expect(m.source, alias).toMatch(/^https:\/\//);
       expect(m.as_of, alias).toMatch(/^\d{4}-\d{2}-\d{2}$/);
     }

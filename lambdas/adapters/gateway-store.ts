@@ -1,0 +1,619 @@
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { type DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { type BreakerRecord, type BreakerStateName, type BreakerStore, CircuitBreaker } from '../core/breaker.js';
+import {
+  type BudgetLedger,
+  type BudgetScope,
+  type BudgetStatus,
+  type Hold,
+  holdMember,
+  parseHold,
+  type ReserveOutcome,
+  type UsageRecord,
+  type UsageTotals,
+} from '../core/budget.js';
+import type { BudgetScopeKind } from '../core/errors.js';
+import {
+  type CachedAnswer,
+  type GatewayMetrics,
+  ModelGateway,
+  type RateLimitStore,
+  type ResponseCache,
+  type SlotHolder,
+} from '../core/gateway.js';
+import type { GatewayConfig, RateLimit } from '../core/gateway-config.js';
+import type { ProviderTable } from '../core/ports.js';
+
+/**
+ * The gateway's state in the AgentFlow table (DESIGN §8), one item per budget scope, breaker,
+ * cached answer and provider rate limit. Every change is one atomic or conditional write:
+ * `ConditionalCheckFailedException` is the domain answer "refused" and is mapped to it here.
+ */
+
+const isConditionFailure = (e: unknown) =>
+  e instanceof ConditionalCheckFailedException || (e as { name?: string })?.name === 'ConditionalCheckFailedException';
+
+/** Runs a conditional write; `false` when its condition failed. */
+async function conditional(write: () => Promise<unknown>): Promise<boolean> {
+  try {
+    await write();
+    return true;
+  } catch (e) {
+    if (isConditionFailure(e)) return false;
+    throw e;
+  }
+}
+
+const num = (v: unknown, d = 0): number => (typeof v === 'number' ? v : v === undefined ? d : Number(v));
+const strings = (v: unknown): string[] => (v instanceof Set ? [...v].map(String) : Array.isArray(v) ? v.map(String) : []);
+
+/** Budget scopes as `BUDGET#<scope key>` items: `committed`, `spent` (integer micro-USD), `holds` (string set). */
+export class DynamoBudgetLedger implements BudgetLedger {
+  constructor(
+    private readonly doc: DynamoDBDocumentClient,
+    private readonly table: string,
+  ) {}
+
+  private key(scope: BudgetScope) {
+    return { pk: `BUDGET#${scope.key}`, sk: 'BUDGET' };
+  }
+
+  /** Attributes every write refreshes: kind, limit, expiry and (except runs) the listing index. */
+  private meta(scope: BudgetScope) {
+    const listed = scope.kind !== 'run';
+    return {
+      set: `kind = :kind, expiresAt = :exp${scope.limitMicro !== undefined ? ', limitMicro = :limit' : ''}${listed ? ', gsi1pk = :g, gsi1sk = :gk' : ''}`,
+      values: {
+        ':kind': scope.kind,
+        ':exp': scope.expiresAtSeconds,
+        ...(scope.limitMicro !== undefined ? { ':limit': scope.limitMicro } : {}),
+        ...(listed ? { ':g': 'BUDGETS', ':gk': scope.key } : {}),
+      },
+    };
+  }
+
+  async reserve(scope: BudgetScope, hold: Hold): Promise<ReserveOutcome> {
+    const meta = this.meta(scope);
+    const limited = scope.limitMicro !== undefined;
+    try {
+      const r = await this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: this.key(scope),
+          UpdateExpression: `SET ${meta.set} ADD committed :est, holds :hold`,
+          ...(limited ? { ConditionExpression: 'attribute_not_exists(committed) OR committed <= :threshold' } : {}),
+          ExpressionAttributeValues: {
+            ...meta.values,
+            ':est': hold.estimateMicro,
+            ':hold': new Set([holdMember(hold)]),
+            ...(limited ? { ':threshold': (scope.limitMicro as number) - hold.estimateMicro } : {}),
+          },
+          ReturnValues: 'UPDATED_NEW',
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        }),
+      );
+      return { ok: true, committedMicro: num(r.Attributes?.committed) };
+    } catch (e) {
+      if (!isConditionFailure(e)) throw e;
+      const item =
+        (e as { Item?: Record<string, unknown> }).Item ??
+        (await this.doc.send(new GetCommand({ TableName: this.table, Key: this.key(scope), ConsistentRead: true }))).Item;
+      const now = Date.now();
+      const expired = strings(item?.holds).filter((m) => (parseHold(m)?.expiresAtMs ?? Number.POSITIVE_INFINITY) < now).length;
+      return { ok: false, committedMicro: num(item?.committed), expiredHolds: expired };
+    }
+  }
+
+  settle(scope: BudgetScope, hold: Hold, actualMicro: number): Promise<boolean> {
+    const meta = this.meta(scope);
+    return conditional(() =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: this.key(scope),
+          UpdateExpression: `SET ${meta.set} ADD committed :delta, spent :actual DELETE holds :hold`,
+          ConditionExpression: 'contains(holds, :member)',
+          ExpressionAttributeValues: {
+            ...meta.values,
+            ':delta': actualMicro - hold.estimateMicro,
+            ':actual': actualMicro,
+            ':hold': new Set([holdMember(hold)]),
+            ':member': holdMember(hold),
+          },
+        }),
+      ),
+    );
+  }
+
+  release(scope: BudgetScope, hold: Hold): Promise<boolean> {
+    return conditional(() =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: this.key(scope),
+          UpdateExpression: 'ADD committed :minus DELETE holds :hold',
+          ConditionExpression: 'contains(holds, :member)',
+          ExpressionAttributeValues: {
+            ':minus': -hold.estimateMicro,
+            ':hold': new Set([holdMember(hold)]),
+            ':member': holdMember(hold),
+          },
+        }),
+      ),
+    );
+  }
+
+  async sweep(scope: BudgetScope, nowMs: number): Promise<number> {
+    const r = await this.doc.send(new GetCommand({ TableName: this.table, Key: this.key(scope), ConsistentRead: true }));
+    let released = 0;
+    for (const member of strings(r.Item?.holds)) {
+      const hold = parseHold(member);
+      if (hold && hold.expiresAtMs < nowMs && (await this.release(scope, hold))) released++;
+    }
+    return released;
+  }
+
+  /** Sweeps every listed scope (what `agentflow costs --sweep` runs). @returns holds released */
+  async sweepAll(nowMs: number): Promise<number> {
+    let n = 0;
+    for (const s of await this.list()) {
+      n += await this.sweep({ kind: s.kind, key: s.key, expiresAtSeconds: 0 }, nowMs);
+    }
+    return n;
+  }
+
+  async list(): Promise<BudgetStatus[]> {
+    const items = await queryAll(this.doc, this.table, 'BUDGETS');
+    return items.map((i) => ({
+      key: String(i.gsi1sk),
+      kind: String(i.kind) as BudgetScopeKind,
+      ...(i.limitMicro !== undefined ? { limitMicro: num(i.limitMicro) } : {}),
+      committedMicro: num(i.committed),
+      spentMicro: num(i.spent),
+      openHolds: strings(i.holds).length,
+    }));
+  }
+
+  async get(scopeKey: string): Promise<BudgetStatus | undefined> {
+    const r = await this.doc.send(
+      new GetCommand({ TableName: this.table, Key: { pk: `BUDGET#${scopeKey}`, sk: 'BUDGET' }, ConsistentRead: true }),
+    );
+    const i = r.Item;
+    if (!i) return undefined;
+    return {
+      key: scopeKey,
+      kind: String(i.kind) as BudgetScopeKind,
+      ...(i.limitMicro !== undefined ? { limitMicro: num(i.limitMicro) } : {}),
+      committedMicro: num(i.committed),
+      spentMicro: num(i.spent),
+      openHolds: strings(i.holds).length,
+    };
+  }
+
+  async recordUsage(u: UsageRecord): Promise<void> {
+    await this.doc.send(
+      new UpdateCommand({
+        TableName: this.table,
+        Key: { pk: `USAGE#${u.month}`, sk: `${u.provider}#${u.model}` },
+        UpdateExpression:
+          'SET provider = :p, model = :m, expiresAt = :exp ADD calls :calls, cacheHits :hits, costMicro :cost, inputTokens :in, outputTokens :out, cachedTokens :cached',
+        ExpressionAttributeValues: {
+          ':p': u.provider,
+          ':m': u.model,
+          ':exp': Math.floor(Date.now() / 1000) + 400 * 24 * 3600,
+          ':calls': u.cacheHit ? 0 : 1,
+          ':hits': u.cacheHit ? 1 : 0,
+          ':cost': u.costMicro,
+          ':in': u.inputTokens,
+          ':out': u.outputTokens,
+          ':cached': u.cachedTokens,
+        },
+      }),
+    );
+  }
+
+  async listUsage(month: string): Promise<UsageTotals[]> {
+    const r = await this.doc.send(
+      new QueryCommand({ TableName: this.table, KeyConditionExpression: 'pk = :p', ExpressionAttributeValues: { ':p': `USAGE#${month}` } }),
+    );
+    return (r.Items ?? []).map((i) => ({
+      month,
+      provider: String(i.provider),
+      model: String(i.model),
+      calls: num(i.calls),
+      cacheHits: num(i.cacheHits),
+      costMicro: num(i.costMicro),
+      inputTokens: num(i.inputTokens),
+      outputTokens: num(i.outputTokens),
+      cachedTokens: num(i.cachedTokens),
+    }));
+  }
+}
+
+async function queryAll(doc: DynamoDBDocumentClient, table: string, partition: string): Promise<Record<string, unknown>[]> {
+  const out: Record<string, unknown>[] = [];
+  let start: Record<string, unknown> | undefined;
+  do {
+    const r = await doc.send(
+      new QueryCommand({
+        TableName: table,
+        IndexName: 'gsi1',
+        KeyConditionExpression: 'gsi1pk = :p',
+        ExpressionAttributeValues: { ':p': partition },
+        ...(start ? { ExclusiveStartKey: start } : {}),
+      }),
+    );
+    out.push(...(r.Items ?? []));
+    start = r.LastEvaluatedKey;
+  } while (start);
+  return out;
+}
+
+/** Circuit breakers as `BREAKER#<provider>#<model>` items. */
+export class DynamoBreakerStore implements BreakerStore {
+  constructor(
+    private readonly doc: DynamoDBDocumentClient,
+    private readonly table: string,
+  ) {}
+
+  private key(key: string) {
+    return { pk: `BREAKER#${key}`, sk: 'BREAKER' };
+  }
+
+  private record(i: Record<string, unknown>): BreakerRecord {
+    return {
+      key: String(i.pk).slice('BREAKER#'.length),
+      provider: String(i.provider ?? ''),
+      model: String(i.model ?? ''),
+      state: (i.state as BreakerStateName | undefined) ?? 'closed',
+      failures: num(i.failures),
+      calls: num(i.calls),
+      windowStartMs: num(i.windowStart),
+      cooldownMs: num(i.cooldownMs),
+      ...(i.openUntil !== undefined ? { openUntilMs: num(i.openUntil) } : {}),
+      ...(i.probeId !== undefined ? { probeId: String(i.probeId) } : {}),
+      ...(i.probeLeaseUntil !== undefined ? { probeLeaseUntilMs: num(i.probeLeaseUntil) } : {}),
+      ...(i.lastError !== undefined ? { lastError: String(i.lastError) } : {}),
+      ...(i.updatedAt !== undefined ? { updatedAtMs: num(i.updatedAt) } : {}),
+      opened: num(i.opened),
+    };
+  }
+
+  async get(key: string): Promise<BreakerRecord | undefined> {
+    const r = await this.doc.send(new GetCommand({ TableName: this.table, Key: this.key(key), ConsistentRead: true }));
+    return r.Item ? this.record(r.Item) : undefined;
+  }
+
+  claimProbe(key: string, o: { nowMs: number; probeId: string; leaseUntilMs: number }): Promise<boolean> {
+    return conditional(() =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: this.key(key),
+          UpdateExpression: 'SET #s = :half, probeId = :pid, probeLeaseUntil = :lease, updatedAt = :now',
+          ConditionExpression: '(#s = :open AND openUntil <= :now) OR (#s = :half AND probeLeaseUntil <= :now)',
+          ExpressionAttributeNames: { '#s': 'state' },
+          ExpressionAttributeValues: {
+            ':half': 'half-open',
+            ':open': 'open',
+            ':pid': o.probeId,
+            ':lease': o.leaseUntilMs,
+            ':now': o.nowMs,
+          },
+        }),
+      ),
+    );
+  }
+
+  async count(
+    key: string,
+    o: { provider: string; model: string; nowMs: number; windowMs: number; failed: boolean },
+  ): Promise<{ failures: number; calls: number }> {
+    const floor = o.nowMs - o.windowMs;
+    const common = {
+      ':p': o.provider,
+      ':m': o.model,
+      ':closed': 'closed',
+      ':g': 'BREAKERS',
+      ':gk': key,
+      ':now': o.nowMs,
+      ':one': 1,
+      ':f': o.failed ? 1 : 0,
+    };
+    const base = 'provider = :p, model = :m, #s = if_not_exists(#s, :closed), gsi1pk = :g, gsi1sk = :gk, updatedAt = :now';
+    for (let i = 0; i < 8; i++) {
+      try {
+        const r = await this.doc.send(
+          new UpdateCommand({
+            TableName: this.table,
+            Key: this.key(key),
+            UpdateExpression: `SET ${base} ADD calls :one, failures :f`,
+            ConditionExpression: 'windowStart > :floor',
+            ExpressionAttributeNames: { '#s': 'state' },
+            ExpressionAttributeValues: { ...common, ':floor': floor },
+            ReturnValues: 'ALL_NEW',
+          }),
+        );
+        return { failures: num(r.Attributes?.failures), calls: num(r.Attributes?.calls) };
+      } catch (e) {
+        if (!isConditionFailure(e)) throw e;
+      }
+      // The window has passed (or never started): start a new one with this call, unless another caller just did.
+      const started = await conditional(() =>
+        this.doc.send(
+          new UpdateCommand({
+            TableName: this.table,
+            Key: this.key(key),
+            UpdateExpression: `SET ${base}, windowStart = :now, calls = :one, failures = :f`,
+            ConditionExpression: 'attribute_not_exists(windowStart) OR windowStart <= :floor',
+            ExpressionAttributeNames: { '#s': 'state' },
+            ExpressionAttributeValues: { ...common, ':floor': floor },
+          }),
+        ),
+      );
+      if (started) return { failures: o.failed ? 1 : 0, calls: 1 };
+    }
+    throw new Error(`circuit breaker ${key}: could not count the call (window contention)`);
+  }
+
+  trip(
+    key: string,
+    o: { provider: string; model: string; nowMs: number; cooldownMs: number; reason: string; force: boolean },
+  ): Promise<boolean> {
+    return conditional(() =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: this.key(key),
+          UpdateExpression:
+            'SET #s = :open, openUntil = :until, cooldownMs = :cd, lastError = :r, updatedAt = :now, provider = :p, model = :m, gsi1pk = :g, gsi1sk = :gk ADD opened :one',
+          ConditionExpression: o.force ? 'attribute_not_exists(#s) OR #s <> :open' : 'attribute_not_exists(#s) OR #s = :closed',
+          ExpressionAttributeNames: { '#s': 'state' },
+          ExpressionAttributeValues: {
+            ':open': 'open',
+            ...(o.force ? {} : { ':closed': 'closed' }),
+            ':until': o.nowMs + o.cooldownMs,
+            ':cd': o.cooldownMs,
+            ':r': o.reason,
+            ':now': o.nowMs,
+            ':p': o.provider,
+            ':m': o.model,
+            ':g': 'BREAKERS',
+            ':gk': key,
+            ':one': 1,
+          },
+        }),
+      ),
+    );
+  }
+
+  reopen(key: string, o: { probeId: string; nowMs: number; cooldownMs: number; reason: string }): Promise<boolean> {
+    return conditional(() =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: this.key(key),
+          UpdateExpression:
+            'SET #s = :open, openUntil = :until, cooldownMs = :cd, lastError = :r, updatedAt = :now REMOVE probeId, probeLeaseUntil ADD opened :one',
+          ConditionExpression: '#s = :half AND probeId = :pid',
+          ExpressionAttributeNames: { '#s': 'state' },
+          ExpressionAttributeValues: {
+            ':open': 'open',
+            ':half': 'half-open',
+            ':pid': o.probeId,
+            ':until': o.nowMs + o.cooldownMs,
+            ':cd': o.cooldownMs,
+            ':r': o.reason,
+            ':now': o.nowMs,
+            ':one': 1,
+          },
+        }),
+      ),
+    );
+  }
+
+  close(key: string, o: { probeId: string; nowMs: number; cooldownMs: number }): Promise<boolean> {
+    return conditional(() =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: this.key(key),
+          UpdateExpression:
+            'SET #s = :closed, failures = :zero, calls = :zero, windowStart = :now, cooldownMs = :cd, updatedAt = :now REMOVE probeId, probeLeaseUntil, openUntil',
+          ConditionExpression: '#s = :half AND probeId = :pid',
+          ExpressionAttributeNames: { '#s': 'state' },
+          ExpressionAttributeValues: {
+            ':closed': 'closed',
+            ':half': 'half-open',
+            ':pid': o.probeId,
+            ':zero': 0,
+            ':now': o.nowMs,
+            ':cd': o.cooldownMs,
+          },
+        }),
+      ),
+    );
+  }
+
+  async list(): Promise<BreakerRecord[]> {
+    return (await queryAll(this.doc, this.table, 'BREAKERS')).map((i) => this.record(i));
+  }
+}
+
+/** Cached answers as `CACHE#<sha256>` items with a TTL (expiry is also checked on read: TTL deletion lags). */
+export class DynamoResponseCache implements ResponseCache {
+  constructor(
+    private readonly doc: DynamoDBDocumentClient,
+    private readonly table: string,
+  ) {}
+
+  async get(key: string, nowMs: number): Promise<CachedAnswer | undefined> {
+    const r = await this.doc.send(new GetCommand({ TableName: this.table, Key: { pk: `CACHE#${key}`, sk: 'CACHE' } }));
+    const i = r.Item;
+    if (!i || num(i.expiresAtMs) <= nowMs) return undefined;
+    return { text: String(i.text), usage: i.usage as CachedAnswer['usage'], createdAtMs: num(i.createdAtMs) };
+  }
+
+  async put(key: string, answer: CachedAnswer, expiresAtMs: number): Promise<void> {
+    await this.doc.send(
+      new PutCommand({
+        TableName: this.table,
+        Item: {
+          pk: `CACHE#${key}`,
+          sk: 'CACHE',
+          text: answer.text,
+          usage: answer.usage,
+          createdAtMs: answer.createdAtMs,
+          expiresAtMs,
+          expiresAt: Math.ceil(expiresAtMs / 1000),
+        },
+      }),
+    );
+  }
+}
+
+/**
+ * Provider rate limits as `RATE#<provider>` items: a token bucket (`tokens`, `refilledAt`) whose
+ * consumption is one conditional decrement and whose refill is one write conditioned on the
+ * `refilledAt` it was computed from, and a concurrency set `holders` bounded by `size(holders)`.
+ */
+export class DynamoRateLimitStore implements RateLimitStore {
+  constructor(
+    private readonly doc: DynamoDBDocumentClient,
+    private readonly table: string,
+  ) {}
+
+  private key(provider: string) {
+    return { pk: `RATE#${provider}`, sk: 'RATE' };
+  }
+
+  private tryEnter(provider: string, member: string, max: number): Promise<boolean> {
+    return conditional(() =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: this.key(provider),
+          UpdateExpression: 'ADD holders :h',
+          ConditionExpression: 'attribute_not_exists(holders) OR size(holders) < :max',
+          ExpressionAttributeValues: { ':h': new Set([member]), ':max': max },
+        }),
+      ),
+    );
+  }
+
+  async enter(provider: string, holder: SlotHolder, max: number, nowMs: number): Promise<boolean> {
+    const member = `${holder.leaseUntilMs}~${holder.id}`;
+    if (await this.tryEnter(provider, member, max)) return true;
+    const r = await this.doc.send(new GetCommand({ TableName: this.table, Key: this.key(provider), ConsistentRead: true }));
+    const expired = strings(r.Item?.holders).filter((m) => Number(m.split('~')[0]) < nowMs);
+    if (expired.length === 0) return false;
+    await this.doc.send(
+      new UpdateCommand({
+        TableName: this.table,
+        Key: this.key(provider),
+        UpdateExpression: 'DELETE holders :h',
+        ExpressionAttributeValues: { ':h': new Set(expired) },
+      }),
+    );
+    return this.tryEnter(provider, member, max);
+  }
+
+  async leave(provider: string, holder: SlotHolder): Promise<void> {
+    await this.doc.send(
+      new UpdateCommand({
+        TableName: this.table,
+        Key: this.key(provider),
+        UpdateExpression: 'DELETE holders :h',
+        ExpressionAttributeValues: { ':h': new Set([`${holder.leaseUntilMs}~${holder.id}`]) },
+      }),
+    );
+  }
+
+  async take(provider: string, limit: RateLimit, nowMs: number): Promise<{ ok: true } | { ok: false; waitMs: number }> {
+    const capacity = limit.requestsPerMinute;
+    const perMs = limit.requestsPerMinute / 60_000;
+    const consume = () =>
+      conditional(() =>
+        this.doc.send(
+          new UpdateCommand({
+            TableName: this.table,
+            Key: this.key(provider),
+            UpdateExpression: 'ADD tokens :minus',
+            ConditionExpression: 'tokens >= :one',
+            ExpressionAttributeValues: { ':minus': -1, ':one': 1 },
+          }),
+        ),
+      );
+    if (await consume()) return { ok: true };
+    const r = await this.doc.send(new GetCommand({ TableName: this.table, Key: this.key(provider), ConsistentRead: true }));
+    if (r.Item?.refilledAt === undefined) {
+      // A new bucket starts full; this call takes the first token.
+      const created = await conditional(() =>
+        this.doc.send(
+          new UpdateCommand({
+            TableName: this.table,
+            Key: this.key(provider),
+            UpdateExpression: 'SET tokens = :t, refilledAt = :now',
+            ConditionExpression: 'attribute_not_exists(refilledAt)',
+            ExpressionAttributeValues: { ':t': capacity - 1, ':now': nowMs },
+          }),
+        ),
+      );
+      return created ? { ok: true } : { ok: false, waitMs: 1 };
+    }
+    const tokens = num(r.Item.tokens);
+    const seen = num(r.Item.refilledAt);
+    const add = Math.round(Math.min(capacity - tokens, Math.max(0, nowMs - seen) * perMs) * 1e6) / 1e6;
+    if (add > 0) {
+      await conditional(() =>
+        this.doc.send(
+          new UpdateCommand({
+            TableName: this.table,
+            Key: this.key(provider),
+            UpdateExpression: 'SET refilledAt = :now ADD tokens :add',
+            ConditionExpression: 'refilledAt = :seen',
+            ExpressionAttributeValues: { ':now': nowMs, ':add': add, ':seen': seen },
+          }),
+        ),
+      );
+      if (await consume()) return { ok: true };
+    }
+    return { ok: false, waitMs: Math.max(1, Math.ceil((1 - Math.min(1, tokens + add)) / perMs)) };
+  }
+}
+
+/** What {@link createDynamoGateway} needs. */
+export interface DynamoGatewayOptions {
+  doc: DynamoDBDocumentClient;
+  table: string;
+  providers: ProviderTable;
+  config: GatewayConfig;
+  metrics: GatewayMetrics;
+  clock?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+/** The model gateway with all its state in the AgentFlow table (the Lambda and the local runtime use this). */
+export function createDynamoGateway(o: DynamoGatewayOptions): {
+  gateway: ModelGateway;
+  ledger: DynamoBudgetLedger;
+  breakers: DynamoBreakerStore;
+} {
+  const clock = o.clock ?? Date.now;
+  const ledger = new DynamoBudgetLedger(o.doc, o.table);
+  const breakers = new DynamoBreakerStore(o.doc, o.table);
+  const probeLeaseMs = (o.config.breaker.probeLeaseSeconds ?? o.config.providerTimeoutSeconds + 10) * 1000;
+  const breaker = new CircuitBreaker(breakers, o.config.breaker, clock, () => crypto.randomUUID(), probeLeaseMs);
+  const gateway = new ModelGateway({
+    providers: o.providers,
+    ledger,
+    breaker,
+    cache: new DynamoResponseCache(o.doc, o.table),
+    limits: new DynamoRateLimitStore(o.doc, o.table),
+    metrics: o.metrics,
+    config: o.config,
+    clock,
+    ...(o.sleep ? { sleep: o.sleep } : {}),
+  });
+  return { gateway, ledger, breakers };
+}

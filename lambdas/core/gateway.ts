@@ -1,0 +1,439 @@
+import { createHash } from 'node:crypto';
+import type { Admission, CircuitBreaker, FailureKind } from './breaker.js';
+import { type BudgetLedger, type BudgetScope, fromMicro, maxInputTokens, reserveBudget, worstCaseMicro } from './budget.js';
+import type { ModelRef } from './contracts.js';
+import {
+  BudgetExceededError,
+  BudgetUnavailableError,
+  CircuitOpenError,
+  PriceUnknownError,
+  ProviderAuthError,
+  ProviderError,
+  ProviderRejectedError,
+  ProviderThrottledError,
+  ProviderTimeoutError,
+  ProviderUnavailableError,
+} from './errors.js';
+import type { GatewayConfig, RateLimit } from './gateway-config.js';
+import { DEFAULT_RATE_LIMITS } from './gateway-config.js';
+import type { ChatMessage, ModelResponse, ProviderTable, TokenUsage } from './ports.js';
+import { costUsd } from './pricing.js';
+
+/**
+ * The model gateway: every model call of every agent goes through {@link ModelGateway.complete},
+ * which walks the agent's provider chain (primary, then fallbacks) and for each candidate:
+ *
+ * 1. fails closed on a model without a price (`PriceUnknownError`, next candidate);
+ * 2. answers from the response cache when the same request was answered before ($0);
+ * 3. skips the candidate when its circuit breaker is open (or half-open with a probe in flight);
+ * 4. takes a concurrency slot and a token from the provider's rate limit (queueing until the deadline);
+ * 5. reserves the worst-case cost in every budget scope (`BudgetExceededError` stops the call);
+ * 6. calls the provider with a timeout; on a retryable error retries with exponential backoff and
+ *    full jitter while time is left, then moves to the next candidate;
+ * 7. settles the budget to the actual cost, records the breaker outcome, stores the answer in the
+ *    cache and emits metrics.
+ *
+ * Every attempt (provider, model, outcome, error, ms) is returned, and on failure appended to the
+ * error's message, so reports show what happened.
+ */
+
+/** One try of one candidate, as reports show it. */
+export interface Attempt {
+  readonly provider: string;
+  readonly model: string;
+  readonly outcome: 'ok' | 'cache-hit' | 'error' | 'skipped';
+  /** Error name and a short message for `error` / `skipped`. */
+  readonly error?: string;
+  readonly ms: number;
+}
+
+/** A cached answer (DynamoDB `CACHE#<sha256>`). */
+export interface CachedAnswer {
+  readonly text: string;
+  readonly usage: TokenUsage;
+  readonly createdAtMs: number;
+}
+
+/** The response cache: answers by request hash, with an expiry. */
+export interface ResponseCache {
+  /** @returns the answer when present and not expired at `nowMs` */
+  get(key: string, nowMs: number): Promise<CachedAnswer | undefined>;
+  put(key: string, answer: CachedAnswer, expiresAtMs: number): Promise<void>;
+}
+
+/** A held concurrency slot of a provider's rate limit. */
+export interface SlotHolder {
+  readonly id: string;
+  /** After this instant (ms) the slot counts as abandoned (its caller crashed). */
+  readonly leaseUntilMs: number;
+}
+
+/** Provider rate limits kept in the table (`RATE#<provider>`): a token bucket and a concurrency set. */
+export interface RateLimitStore {
+  /** Adds `holder` to the provider's in-flight set if it holds fewer than `max` (abandoned slots are swept first). */
+  enter(provider: string, holder: SlotHolder, max: number, nowMs: number): Promise<boolean>;
+  leave(provider: string, holder: SlotHolder): Promise<void>;
+  /** Takes one token from the provider's bucket (capacity = one minute's worth). @returns ok, or how long until a token is due */
+  take(provider: string, limit: RateLimit, nowMs: number): Promise<{ ok: true } | { ok: false; waitMs: number }>;
+}
+
+/** Names of the gateway's metrics (Powertools Metrics / EMF). */
+export type GatewayMetricName =
+  | 'CostUsd'
+  | 'InputTokens'
+  | 'OutputTokens'
+  | 'CachedTokens'
+  | 'CacheHit'
+  | 'BudgetRejected'
+  | 'BreakerOpened'
+  | 'FallbackUsed'
+  | 'ProviderLatency';
+
+/** Dimensions of every gateway metric. */
+export interface GatewayDimensions {
+  readonly workflow: string;
+  readonly agent: string;
+  readonly provider: string;
+  readonly model: string;
+  readonly project: string;
+}
+
+/** Where the gateway's metrics go (Powertools Metrics in Lambda; counters locally). */
+export interface GatewayMetrics {
+  record(dimensions: GatewayDimensions, values: Partial<Record<GatewayMetricName, number>>): void;
+}
+
+/** What an agent asks the gateway for. */
+export interface GatewayCall {
+  /** The primary model, then its fallbacks, in order. */
+  readonly candidates: readonly ModelRef[];
+  readonly system: string;
+  readonly messages: readonly ChatMessage[];
+  /** Upper bound on answer tokens. */
+  readonly maxTokens: number;
+  readonly temperature: number;
+  /** Budget scopes this call counts against (see `budgetScopes`). */
+  readonly scopes: readonly BudgetScope[];
+  /** Use the response cache. @default true */
+  readonly cache?: boolean;
+  /** Only answers this accepts are cached (e.g. ones that parse). @default every answer */
+  readonly cacheIf?: (text: string) => boolean;
+  readonly labels: { readonly workflow: string; readonly agent: string; readonly project: string };
+  /** No try starts after this instant (ms since the epoch); tries are cut to the time left. */
+  readonly deadlineMs: number;
+}
+
+/** The gateway's answer. Costs in USD. */
+export interface GatewayAnswer {
+  readonly text: string;
+  readonly usage: TokenUsage;
+  /** The candidate that answered. */
+  readonly model: ModelRef;
+  readonly costUsd: number;
+  /** The reservation the call held (worst case), in USD; 0 for a cache hit. */
+  readonly estimateUsd: number;
+  readonly cacheHit: boolean;
+  readonly fallbackUsed: boolean;
+  readonly attempts: readonly Attempt[];
+  readonly servedBy?: string;
+}
+
+/** The gateway's collaborators. */
+export interface GatewayDeps {
+  readonly providers: ProviderTable;
+  readonly ledger: BudgetLedger;
+  readonly breaker: CircuitBreaker;
+  readonly cache: ResponseCache;
+  readonly limits: RateLimitStore;
+  readonly metrics: GatewayMetrics;
+  readonly config: GatewayConfig;
+  /** @default Date.now */
+  readonly clock?: () => number;
+  /** @default setTimeout-based */
+  readonly sleep?: (ms: number) => Promise<void>;
+  /** @default Math.random */
+  readonly random?: () => number;
+  /** @default crypto.randomUUID */
+  readonly newId?: () => string;
+}
+
+/** SHA-256 over provider, model, parameters and the full prompt: the response cache key. */
+export function cacheKey(model: ModelRef, call: Pick<GatewayCall, 'system' | 'messages' | 'maxTokens' | 'temperature'>): string {
+  const material = JSON.stringify([model.provider, model.modelId, call.maxTokens, call.temperature, call.system, call.messages]);
+  return createHash('sha256').update(material).digest('hex');
+}
+
+const short = (e: unknown): string => {
+  const err = e as Error;
+  return `${err.name}: ${err.message}`.slice(0, 200);
+};
+
+/** How a provider error counts for the breaker: throttles, 5xx and timeouts count; 401/403 open at once; 400 does not count. */
+export function failureKind(e: unknown): FailureKind {
+  if (e instanceof ProviderAuthError) return 'auth';
+  if (e instanceof ProviderThrottledError || e instanceof ProviderUnavailableError || e instanceof ProviderTimeoutError) return 'counted';
+  return 'ignored';
+}
+
+const isRetryable = (e: unknown) => failureKind(e) === 'counted';
+
+/** See the module docstring. */
+export class ModelGateway {
+  private readonly clock: () => number;
+  private readonly sleep: (ms: number) => Promise<void>;
+  private readonly random: () => number;
+  private readonly newId: () => string;
+
+  constructor(private readonly deps: GatewayDeps) {
+    this.clock = deps.clock ?? Date.now;
+    this.sleep = deps.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+    this.random = deps.random ?? Math.random;
+    this.newId = deps.newId ?? (() => crypto.randomUUID());
+  }
+
+  /**
+   * Answers one request through the candidate chain.
+   *
+   * @throws BudgetExceededError when a scope's limit would be passed (no call made)
+   * @throws BudgetUnavailableError when the budget table cannot be used (fail closed, no call made)
+   * @throws ProviderRejectedError on a 400 from the provider (not retried, no fallback: the request itself is at fault)
+   * @throws CircuitOpenError when every candidate's breaker is open
+   * @throws PriceUnknownError when no candidate has a price
+   * @throws ProviderThrottledError | ProviderUnavailableError | ProviderTimeoutError | ProviderAuthError
+   *   when every candidate failed (the last error, with all attempts in its message)
+   */
+  async complete(call: GatewayCall): Promise<GatewayAnswer> {
+    const attempts: Attempt[] = [];
+    let last: unknown;
+    for (const [index, model] of call.candidates.entries()) {
+      const dims: GatewayDimensions = { ...call.labels, provider: model.provider, model: model.alias };
+      const t0 = this.clock();
+      const skip = (e: Error) => {
+        attempts.push({ provider: model.provider, model: model.alias, outcome: 'skipped', error: short(e), ms: this.clock() - t0 });
+        last = e;
+      };
+      if (!model.price) {
+        skip(new PriceUnknownError(`${model.alias} has no price in workflows/models.yml; it is not called`));
+        continue;
+      }
+      const useCache = (call.cache ?? true) && this.deps.config.cache.enabled;
+      const key = useCache ? cacheKey(model, call) : '';
+      if (useCache) {
+        const hit = await this.deps.cache.get(key, this.clock()).catch(() => undefined);
+        if (hit) {
+          attempts.push({ provider: model.provider, model: model.alias, outcome: 'cache-hit', ms: this.clock() - t0 });
+          this.deps.metrics.record(dims, { CacheHit: 1, CostUsd: 0, FallbackUsed: index > 0 ? 1 : 0 });
+          await this.usage(model, hit.usage, 0, true);
+          return this.answer(model, hit.text, hit.usage, 0, 0, true, index > 0, attempts);
+        }
+      }
+      let admission: Admission;
+      try {
+        admission = await this.deps.breaker.admit(model.provider, model.modelId);
+      } catch (e) {
+        throw new BudgetUnavailableError(`gateway table unavailable (circuit breaker), no call was made: ${(e as Error).message}`, {
+          cause: e,
+        });
+      }
+      if (admission.kind === 'rejected') {
+        skip(new CircuitOpenError(`${model.provider}/${model.alias}: circuit breaker ${admission.state}`));
+        continue;
+      }
+      const outcome = await this.tryCandidate(call, model, admission, dims, attempts);
+      if (outcome.ok) {
+        if (useCache && (call.cacheIf?.(outcome.answer.text) ?? true)) {
+          const ttlMs = this.deps.config.cache.ttlHours * 3600_000;
+          await this.deps.cache
+            .put(key, { text: outcome.answer.text, usage: outcome.answer.usage, createdAtMs: this.clock() }, this.clock() + ttlMs)
+            .catch(() => undefined);
+        }
+        const a = outcome.answer;
+        this.deps.metrics.record(dims, {
+          CostUsd: a.costUsd,
+          InputTokens: a.usage.inputTokens + a.usage.cacheReadTokens + a.usage.cacheWriteTokens,
+          OutputTokens: a.usage.outputTokens,
+          CachedTokens: a.usage.cacheReadTokens,
+          CacheHit: 0,
+          FallbackUsed: index > 0 ? 1 : 0,
+        });
+        return { ...a, fallbackUsed: index > 0 };
+      }
+      last = outcome.error;
+      if (outcome.error instanceof BudgetExceededError) this.deps.metrics.record(dims, { BudgetRejected: 1 });
+      if (outcome.stop) throw withAttempts(outcome.error, attempts);
+    }
+    if (attempts.every((a) => a.error?.startsWith('CircuitOpenError'))) {
+      throw withAttempts(new CircuitOpenError('every provider of this agent has an open circuit breaker; no call was made'), attempts);
+    }
+    throw withAttempts(last ?? new ProviderUnavailableError('no candidate model', 'none'), attempts);
+  }
+
+  /** Tries one candidate up to `attemptsPerProvider` times (a probe: once). */
+  private async tryCandidate(
+    call: GatewayCall,
+    model: ModelRef,
+    admission: Exclude<Admission, { kind: 'rejected' }>,
+    dims: GatewayDimensions,
+    attempts: Attempt[],
+  ): Promise<{ ok: true; answer: GatewayAnswer } | { ok: false; error: unknown; stop: boolean }> {
+    const { retry, providerTimeoutSeconds } = this.deps.config;
+    const tries = admission.kind === 'probe' ? 1 : retry.attemptsPerProvider;
+    const price = model.price as NonNullable<ModelRef['price']>;
+    const estimateMicro = worstCaseMicro(maxInputTokens(call.system, call.messages), call.maxTokens, price);
+    let error: unknown;
+    for (let n = 1; n <= tries; n++) {
+      const t0 = this.clock();
+      const left = call.deadlineMs - t0;
+      if (left <= 0) {
+        error ??= new ProviderTimeoutError(`${model.provider}: no time left for another try`, model.provider);
+        break;
+      }
+      const timeoutMs = Math.min(providerTimeoutSeconds * 1000, left);
+      const record = (e: unknown) =>
+        attempts.push({ provider: model.provider, model: model.alias, outcome: 'error', error: short(e), ms: this.clock() - t0 });
+      const holder = { id: this.newId(), leaseUntilMs: t0 + timeoutMs + 10_000 };
+      try {
+        await this.acquireSlot(model.provider, holder, call.deadlineMs);
+      } catch (e) {
+        record(e);
+        return { ok: false, error: e, stop: false };
+      }
+      try {
+        let reservation: Awaited<ReturnType<typeof reserveBudget>>;
+        try {
+          reservation = await reserveBudget(
+            this.deps.ledger,
+            call.scopes,
+            { id: holder.id, estimateMicro, expiresAtMs: holder.leaseUntilMs },
+            t0,
+          );
+        } catch (e) {
+          record(e);
+          return { ok: false, error: e, stop: true };
+        }
+        const started = this.clock();
+        let response: ModelResponse;
+        try {
+          response = await this.deps.providers[model.provider].complete({
+            modelId: model.modelId,
+            system: call.system,
+            messages: [...call.messages],
+            maxTokens: call.maxTokens,
+            temperature: call.temperature,
+            timeoutMs,
+          });
+        } catch (e) {
+          await reservation.release();
+          record(e);
+          error = e;
+          const kind = failureKind(e);
+          const opened = await this.deps.breaker.onFailure(admission, model.provider, model.modelId, kind, short(e)).catch(() => false);
+          if (opened) this.deps.metrics.record(dims, { BreakerOpened: 1 });
+          if (e instanceof ProviderRejectedError) return { ok: false, error: e, stop: true };
+          if (!isRetryable(e) || opened) break;
+          if (n < tries) {
+            const delay = this.random() * Math.min(retry.maxDelayMs, retry.baseDelayMs * 2 ** (n - 1));
+            if (this.clock() + delay >= call.deadlineMs) break;
+            await this.sleep(delay);
+          }
+          continue;
+        }
+        const latency = this.clock() - started;
+        const cost = costUsd(response.usage, price);
+        const actualMicro = Math.round(cost * 1_000_000);
+        const settled = await reservation.settle(actualMicro).catch(() => false);
+        if (settled) await this.usage(model, response.usage, actualMicro, false);
+        await this.deps.breaker.onSuccess(admission, model.provider, model.modelId).catch(() => undefined);
+        this.deps.metrics.record(dims, { ProviderLatency: latency });
+        attempts.push({ provider: model.provider, model: model.alias, outcome: 'ok', ms: this.clock() - t0 });
+        return {
+          ok: true,
+          answer: this.answer(
+            model,
+            response.text,
+            response.usage,
+            cost,
+            fromMicro(estimateMicro),
+            false,
+            false,
+            attempts,
+            response.servedBy,
+          ),
+        };
+      } finally {
+        await this.deps.limits.leave(model.provider, holder).catch(() => undefined);
+      }
+    }
+    return { ok: false, error, stop: false };
+  }
+
+  /**
+   * Waits for a concurrency slot and a rate-limit token of `provider`, polling with jitter.
+   * @throws ProviderThrottledError when none is free before the deadline (not counted by the breaker)
+   */
+  private async acquireSlot(provider: ModelRef['provider'], holder: SlotHolder, deadlineMs: number): Promise<void> {
+    const limit: RateLimit = this.deps.config.rateLimits[provider] ?? DEFAULT_RATE_LIMITS[provider];
+    const give = (what: string) =>
+      new ProviderThrottledError(`${provider}: AgentFlow rate limit (${what}) had no room before the deadline`, provider);
+    let entered = false;
+    try {
+      while (!(await this.deps.limits.enter(provider, holder, limit.maxConcurrency, this.clock()))) {
+        const wait = 25 + this.random() * 100;
+        if (this.clock() + wait >= deadlineMs) throw give(`${limit.maxConcurrency} calls in flight`);
+        await this.sleep(wait);
+      }
+      entered = true;
+      for (;;) {
+        const r = await this.deps.limits.take(provider, limit, this.clock());
+        if (r.ok) return;
+        const wait = r.waitMs + this.random() * r.waitMs;
+        if (this.clock() + wait >= deadlineMs) throw give(`${limit.requestsPerMinute} requests per minute`);
+        await this.sleep(wait);
+      }
+    } catch (e) {
+      if (entered) await this.deps.limits.leave(provider, holder).catch(() => undefined);
+      if (e instanceof ProviderError) throw e;
+      throw new BudgetUnavailableError(`gateway table unavailable (rate limit), no call was made: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  /** Adds a call to the month's per-model totals; a lost write only loses a statistic, never a budget. */
+  private async usage(model: ModelRef, u: TokenUsage, costMicro: number, cacheHit: boolean): Promise<void> {
+    await this.deps.ledger
+      .recordUsage({
+        month: new Date(this.clock()).toISOString().slice(0, 7),
+        provider: model.provider,
+        model: model.alias,
+        costMicro,
+        inputTokens: u.inputTokens + u.cacheReadTokens + u.cacheWriteTokens,
+        outputTokens: u.outputTokens,
+        cachedTokens: u.cacheReadTokens,
+        cacheHit,
+      })
+      .catch(() => undefined);
+  }
+
+  private answer(
+    model: ModelRef,
+    text: string,
+    usage: TokenUsage,
+    cost: number,
+    estimateUsd: number,
+    cacheHit: boolean,
+    fallbackUsed: boolean,
+    attempts: readonly Attempt[],
+    servedBy?: string,
+  ): GatewayAnswer {
+    return { text, usage, model, costUsd: cost, estimateUsd, cacheHit, fallbackUsed, attempts, ...(servedBy ? { servedBy } : {}) };
+  }
+}
+
+/** Appends the attempts to an error's message so the Catch's Cause (and the report) shows them. */
+function withAttempts(e: unknown, attempts: readonly Attempt[]): Error {
+  const err = e instanceof Error ? e : new Error(String(e));
+  if (attempts.length > 0) {
+    const list = attempts.map((a) => `${a.provider}/${a.model} ${a.outcome}${a.error ? ` (${a.error.split(':')[0]})` : ''} ${a.ms} ms`);
+    err.message = `${err.message} [attempts: ${list.join('; ')}]`;
+  }
+  return err;
+}
