@@ -4,8 +4,12 @@ import type { AddressInfo } from 'node:net';
 import { OFFLINE_FINGERPRINT } from '../../lambdas/adapters/providers.js';
 import { reviewPrompt } from './offline-rules.js';
 
-/** A fault the server injects instead of answering: an HTTP status, or `invalid` (a non-JSON answer). */
-export type OfflineFault = number | 'invalid';
+/**
+ * A fault the server injects instead of answering: an HTTP status (400 says "context too long"),
+ * `invalid` (a well-formed response whose answer is not JSON), `malformed` (HTTP 200 with a
+ * truncated body) or `hang` (never answers: the client's timeout must end the call).
+ */
+export type OfflineFault = number | 'invalid' | 'malformed' | 'hang';
 
 /** Options of the offline model server. */
 export interface OfflineModelOptions {
@@ -25,9 +29,9 @@ export function parseFaults(text: string | undefined): Partial<Record<'bedrock' 
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean)) {
-    const m = /^(bedrock|openai):(\d{3}|invalid)$/.exec(part);
+    const m = /^(bedrock|openai):(\d{3}|invalid|malformed|hang)$/.exec(part);
     if (!m) throw new Error(`AGENTFLOW_OFFLINE_FAULTS: cannot read "${part}" (write provider:status, e.g. bedrock:503)`);
-    faults[m[1] as 'bedrock' | 'openai'] = m[2] === 'invalid' ? 'invalid' : Number(m[2]);
+    faults[m[1] as 'bedrock' | 'openai'] = /^\d+$/.test(m[2] as string) ? Number(m[2]) : (m[2] as OfflineFault);
   }
   return faults;
 }
@@ -66,6 +70,8 @@ export function offlineAnswer(_system: string, messages: Array<{ role: string; c
  */
 export class OfflineModelServer {
   readonly stats: OfflineStats = { openai: 0, bedrock: 0 };
+  /** Requests by `provider:model id`. */
+  readonly modelCalls: Record<string, number> = {};
   private http?: Server;
   private h2?: http2.Http2Server;
   private readonly sessions = new Set<http2.ServerHttp2Session>();
@@ -80,6 +86,27 @@ export class OfflineModelServer {
 
   private fault(provider: 'bedrock' | 'openai'): OfflineFault | undefined {
     return (this.options.faults ?? parseFaults(process.env.AGENTFLOW_OFFLINE_FAULTS))[provider];
+  }
+
+  private countModel(key: string): void {
+    this.modelCalls[key] = (this.modelCalls[key] ?? 0) + 1;
+  }
+
+  /** Replaces the injected faults (tests: a provider recovers or starts failing). */
+  setFaults(faults: Partial<Record<'bedrock' | 'openai', OfflineFault>>): void {
+    this.options.faults = faults;
+  }
+
+  /** System prompts seen in the last 5 minutes (the providers' prompt cache TTL), for cache-token usage. */
+  private readonly seenPrefixes = new Map<string, number>();
+
+  /** Tokens of `prefix` read from the simulated prompt cache (0 on the first sight, which writes it). */
+  private cachedPrefix(prefix: string, minTokens: number): { read: number; write: number } {
+    const t = tokens(prefix);
+    if (t < minTokens) return { read: 0, write: 0 };
+    const seen = this.seenPrefixes.get(prefix);
+    this.seenPrefixes.set(prefix, Date.now());
+    return seen !== undefined && Date.now() - seen < 300_000 ? { read: t, write: 0 } : { read: 0, write: t };
   }
 
   /** Starts both listeners on 127.0.0.1 (ephemeral ports unless given). */
@@ -131,8 +158,25 @@ export class OfflineModelServer {
       return;
     }
     this.stats.openai++;
+    this.countModel(`openai:${body.model ?? ''}`);
     await this.wait();
     const fault = this.fault('openai');
+    if (fault === 'hang') return;
+    if (fault === 'malformed') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"id":"chatcmpl-offline","choices":[{"index":0,"message":{"role":"assist');
+      return;
+    }
+    if (fault === 400) {
+      send(400, {
+        error: {
+          message: "offline model server: injected HTTP 400: This model's maximum context length is 128000 tokens.",
+          type: 'invalid_request_error',
+          code: 'context_length_exceeded',
+        },
+      });
+      return;
+    }
     if (typeof fault === 'number') {
       send(fault, { error: { message: `offline model server: injected HTTP ${fault}`, type: 'server_error', code: String(fault) } });
       return;
@@ -148,6 +192,8 @@ export class OfflineModelServer {
           );
     const promptTokens = tokens(messages.map((m) => m.content).join('\n'));
     const completionTokens = tokens(text);
+    // OpenAI caches prompt prefixes of 1,024 tokens or more automatically.
+    const cached = this.cachedPrefix(system, 1024).read;
     send(200, {
       id: `chatcmpl-offline-${this.stats.openai}`,
       object: 'chat.completion',
@@ -159,7 +205,7 @@ export class OfflineModelServer {
         prompt_tokens: promptTokens,
         completion_tokens: completionTokens,
         total_tokens: promptTokens + completionTokens,
-        prompt_tokens_details: { cached_tokens: 0 },
+        prompt_tokens_details: { cached_tokens: Math.min(cached, promptTokens) },
       },
     });
   }
@@ -182,7 +228,10 @@ export class OfflineModelServer {
       send(404, { message: `offline model server: no route ${headers[':method']} ${path}` }, 'ResourceNotFoundException');
       return;
     }
-    let body: { system?: Array<{ text?: string }>; messages?: Array<{ role: string; content: Array<{ text?: string }> }> };
+    let body: {
+      system?: Array<{ text?: string; cachePoint?: unknown }>;
+      messages?: Array<{ role: string; content: Array<{ text?: string }> }>;
+    };
     try {
       body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
     } catch {
@@ -190,8 +239,21 @@ export class OfflineModelServer {
       return;
     }
     this.stats.bedrock++;
+    this.countModel(`bedrock:${decodeURIComponent(m[1] ?? '')}`);
     await this.wait();
     const fault = this.fault('bedrock');
+    if (fault === 'hang') return;
+    if (fault === 'malformed') {
+      if (!stream.destroyed) {
+        stream.respond({ ':status': 200, 'content-type': 'application/json' });
+        stream.end('{"output":{"message":{"role":"assistant","content":[{"te');
+      }
+      return;
+    }
+    if (fault === 400) {
+      send(400, { message: 'offline model server: injected HTTP 400: Input is too long for requested model.' }, 'ValidationException');
+      return;
+    }
     if (typeof fault === 'number') {
       const type =
         fault === 429
@@ -207,12 +269,21 @@ export class OfflineModelServer {
     const system = (body.system ?? []).map((s) => s.text ?? '').join('\n');
     const messages = (body.messages ?? []).map((msg) => ({ role: msg.role, content: msg.content.map((c) => c.text ?? '').join('') }));
     const text = fault === 'invalid' ? 'I reviewed the change; it looks fine overall.' : offlineAnswer(system, messages);
-    const inputTokens = tokens(system + messages.map((x) => x.content).join('\n'));
+    const allInput = tokens(system + messages.map((x) => x.content).join('\n'));
+    // A cache point after the system prompt caches it (Claude's minimum cacheable prefix: 1,024 tokens).
+    const cache = (body.system ?? []).some((b) => b.cachePoint) ? this.cachedPrefix(system, 1024) : { read: 0, write: 0 };
+    const inputTokens = Math.max(0, allInput - cache.read - cache.write);
     const outputTokens = tokens(text);
     send(200, {
       output: { message: { role: 'assistant', content: [{ text }] } },
       stopReason: 'end_turn',
-      usage: { inputTokens, outputTokens, totalTokens: inputTokens + outputTokens, cacheReadInputTokens: 0, cacheWriteInputTokens: 0 },
+      usage: {
+        inputTokens,
+        outputTokens,
+        totalTokens: allInput + outputTokens,
+        cacheReadInputTokens: cache.read,
+        cacheWriteInputTokens: cache.write,
+      },
       metrics: { latencyMs: this.delayMs },
       additionalModelResponseFields: { servedBy: OFFLINE_FINGERPRINT },
     });

@@ -131,6 +131,64 @@ describe('e2e: one provider failing', () => {
     }
   });
 
+  it('finishes the Bedrock agents on OpenAI when Bedrock answers 503, and sends Bedrock no calls while its breaker is open', async () => {
+    let comment = '';
+    const rt = await runtimeWith({
+      offline: { faults: { bedrock: 503 } },
+      onComment: (b) => {
+        comment = b;
+      },
+    });
+    try {
+      const first = await rt.execute('pr-review', 'e2e-fallback-1', exampleInput(repo, 'e2e-fallback-1'));
+      const summary = first.output as RunSummary;
+      expect(summary.agents.map((a) => [a.name, a.status, a.provider])).toEqual([
+        ['code-review', 'succeeded', 'openai'],
+        ['security', 'succeeded', 'openai'],
+        ['test-coverage', 'succeeded', 'openai'],
+        ['documentation', 'succeeded', 'openai'],
+      ]);
+      expect(summary.agents.filter((a) => a.fallbackUsed).map((a) => a.name)).toEqual(['code-review', 'security', 'documentation']);
+      expect(comment).toMatch(
+        /\| code-review \| ✅ succeeded \| openai \| gpt-4\.1 \|.*fallback used · attempts: bedrock\/claude-sonnet failed \(ProviderUnavailableError, \d+ ms\)/,
+      );
+      const breakers = await rt.breakers.list();
+      const sonnet = breakers.find((b) => b.model.includes('claude-sonnet'));
+      expect(sonnet).toMatchObject({ provider: 'bedrock', state: 'open' });
+      const key = `bedrock:${sonnet?.model}`;
+      const sonnetCalls = rt.offline?.modelCalls[key];
+      expect(sonnetCalls).toBeGreaterThanOrEqual(5);
+      const second = await rt.execute('pr-review', 'e2e-fallback-2', exampleInput(repo, 'e2e-fallback-2'));
+      expect((second.output as RunSummary).agents.every((a) => a.status === 'succeeded')).toBe(true);
+      expect(rt.offline?.modelCalls[key]).toBe(sonnetCalls);
+    } finally {
+      await rt.stop();
+    }
+  });
+
+  it("enforces a workflow's max_usd_per_run locally: agents that would pass it make no call and the comment says why", async () => {
+    let comment = '';
+    const rt = await runtimeWith({
+      gateway: GatewayConfigSchema.parse({ budgets: { perRunUsd: 0.05 }, retry: { baseDelayMs: 1, maxDelayMs: 5 } }),
+      onComment: (b) => {
+        comment = b;
+      },
+    });
+    try {
+      const result = await rt.execute('pr-review', 'e2e-budget', exampleInput(repo, 'e2e-budget'));
+      const summary = result.output as RunSummary;
+      const refused = summary.agents.filter((a) => a.status === 'failed');
+      expect(refused.length).toBeGreaterThan(0);
+      for (const a of refused) expect(a.error).toMatch(/^BudgetExceededError: budget run#e2e-budget: limit \$0\.05/);
+      expect(comment).toContain('BudgetExceededError: budget run#e2e-budget: limit $0.05');
+      const run = await rt.ledger.get('run#e2e-budget');
+      expect(run?.committedMicro).toBeLessThanOrEqual(50_000);
+      expect(run?.openHolds).toBe(0);
+    } finally {
+      await rt.stop();
+    }
+  });
+
   it('keeps state in --state-dir so a later process sees the runs', async () => {
     const stateDir = tempDir();
     const first = await runtimeWith({ stateDir, persist: true });
