@@ -8,10 +8,37 @@ import { BlockPublicAccess, Bucket, BucketEncryption } from 'aws-cdk-lib/aws-s3'
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
 import { TABLE_KEYS } from '../lambdas/adapters/runs.js';
+import { GATEWAY_CONFIG_KEYS, parseGatewayConfig } from '../lambdas/core/gateway-config.js';
 import type { EnvironmentConfig } from './config.js';
+import { SpendDashboard } from './constructs/spend-dashboard.js';
 import { TaskFunction } from './constructs/task-function.js';
 import { WorkflowStateMachine } from './constructs/workflow-state-machine.js';
 import type { ModelCatalog, TaskKind, Workflow } from './workflow/index.js';
+
+/** The CloudWatch namespace of the gateway's metrics. */
+export const METRICS_NAMESPACE = 'AgentFlow';
+
+/**
+ * Lambda environment variables share a 4 KB limit; the gateway settings get most of it.
+ * Source: https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html (2025-11).
+ */
+const MAX_GATEWAY_ENV_BYTES = 3072;
+
+/**
+ * The gateway settings of an environment as the InvokeAgent Lambda reads them (`AGENTFLOW_GATEWAY`).
+ * @throws Error when they are too large for a Lambda environment variable
+ */
+export function gatewayEnvironment(config: EnvironmentConfig): string {
+  const picked = Object.fromEntries(GATEWAY_CONFIG_KEYS.map((k) => [k, config[k]]));
+  const json = JSON.stringify(parseGatewayConfig(picked, 'gateway settings'));
+  if (Buffer.byteLength(json) > MAX_GATEWAY_ENV_BYTES) {
+    throw new Error(
+      `cdk.json: the gateway settings (budgets, rateLimits, ...) are ${Buffer.byteLength(json)} bytes as JSON; ` +
+        `Lambda environment variables allow about ${MAX_GATEWAY_ENV_BYTES}: use defaultProject instead of listing many projects`,
+    );
+  }
+  return json;
+}
 
 /** Props of {@link AgentFlowStack}. */
 export interface AgentFlowStackProps extends StackProps {
@@ -80,7 +107,13 @@ export class AgentFlowStack extends Stack {
       task: 'invoke-agent',
       timeout: Duration.seconds(900),
       memorySize: 1024,
-      environment: { ARTIFACT_BUCKET: bucket.bucketName, OPENAI_SECRET_NAME: openaiSecret.secretName },
+      environment: {
+        ARTIFACT_BUCKET: bucket.bucketName,
+        OPENAI_SECRET_NAME: openaiSecret.secretName,
+        TABLE_NAME: table.tableName,
+        AGENTFLOW_GATEWAY: gatewayEnvironment(props.config),
+        POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
+      },
     }).fn;
     const aggregate = new TaskFunction(this, 'Aggregate', {
       ...common,
@@ -105,6 +138,7 @@ export class AgentFlowStack extends Stack {
     githubSecret.grantRead(loadContext);
     bucket.grantReadWrite(invokeAgent);
     openaiSecret.grantRead(invokeAgent);
+    table.grantReadWriteData(invokeAgent); // budgets, breakers, cache, rate limits
     bucket.grantReadWrite(aggregate);
     bucket.grantRead(publish);
     table.grantReadWriteData(publish);
@@ -153,6 +187,8 @@ export class AgentFlowStack extends Stack {
       value: `${api.apiEndpoint}/webhooks/github`,
       description: 'Payload URL for the GitHub webhook (content type application/json)',
     });
+    const dashboard = new SpendDashboard(this, 'Spend', { dashboardName: `${prefix}-spend`, namespace: METRICS_NAMESPACE }).dashboard;
+    new CfnOutput(this, 'SpendDashboardName', { value: dashboard.dashboardName });
     new CfnOutput(this, 'ArtifactBucketName', { value: bucket.bucketName });
     new CfnOutput(this, 'TableName', { value: table.tableName });
   }
@@ -168,7 +204,8 @@ export function bedrockModelArns(workflows: readonly Workflow[], models: ModelCa
   for (const wf of workflows) {
     for (const phase of wf.phases) {
       for (const agent of phase.agents) {
-        for (const m of [agent.model, ...agent.fallback]) {
+        const routed = agent.auto ? [agent.auto.simple, agent.auto.medium, agent.auto.complex] : [];
+        for (const m of [agent.model, ...routed, ...agent.fallback]) {
           if (m.provider !== 'bedrock') continue;
           const spec = models.models[m.alias];
           if (m.modelId.includes('.anthropic.') || /^(us|eu|apac|global)\./.test(m.modelId)) {

@@ -1,0 +1,72 @@
+import { Duration } from 'aws-cdk-lib';
+import { Dashboard, GraphWidget, MathExpression, TextWidget } from 'aws-cdk-lib/aws-cloudwatch';
+import { Construct } from 'constructs';
+
+/** Props of {@link SpendDashboard}. */
+export interface SpendDashboardProps {
+  /** Dashboard name. */
+  readonly dashboardName: string;
+  /** The EMF namespace the gateway's metrics are published in. @default 'AgentFlow' */
+  readonly namespace?: string;
+}
+
+/**
+ * A CloudWatch dashboard of the model gateway's metrics (Powertools Metrics, EMF): spend in USD by
+ * provider and model, tokens, cache hits, budget rejections, breaker openings, fallbacks and
+ * provider latency (p50/p99). Widgets use `SEARCH` over the gateway's dimensions (workflow, agent,
+ * provider, model, project, service), so new models and projects appear without a deploy.
+ */
+export class SpendDashboard extends Construct {
+  readonly dashboard: Dashboard;
+
+  constructor(scope: Construct, id: string, props: SpendDashboardProps) {
+    super(scope, id);
+    const ns = props.namespace ?? 'AgentFlow';
+    const dims = '{' + [ns, 'agent', 'model', 'project', 'provider', 'service', 'workflow'].join(',') + '}';
+    const search = (metric: string, stat: string, label: string, group = 'provider, model') =>
+      new MathExpression({
+        expression: `SUM(SEARCH('${dims} MetricName="${metric}"', '${stat}', 3600))`,
+        label,
+        period: Duration.hours(1),
+        searchAccount: undefined,
+      }).with({ label: `${label} (${group})` });
+    const bySearch = (metric: string, stat: string, label: string) =>
+      new MathExpression({ expression: `SEARCH('${dims} MetricName="${metric}"', '${stat}', 3600)`, label, period: Duration.hours(1) });
+    this.dashboard = new Dashboard(this, 'Dashboard', { dashboardName: props.dashboardName });
+    this.dashboard.addWidgets(
+      new TextWidget({
+        markdown: '# AgentFlow spend\nModel cost in USD as the gateway priced it from provider usage (workflows/models.yml prices).',
+        width: 24,
+        height: 2,
+      }),
+    );
+    this.dashboard.addWidgets(
+      new GraphWidget({ title: 'Spend (USD / hour), total', left: [search('CostUsd', 'Sum', 'USD')], width: 12 }),
+      new GraphWidget({ title: 'Spend (USD / hour) by provider, model, agent', left: [bySearch('CostUsd', 'Sum', '')], width: 12 }),
+    );
+    this.dashboard.addWidgets(
+      new GraphWidget({
+        title: 'Tokens / hour',
+        left: [search('InputTokens', 'Sum', 'input'), search('OutputTokens', 'Sum', 'output'), search('CachedTokens', 'Sum', 'cached')],
+        width: 12,
+      }),
+      new GraphWidget({
+        title: 'Gateway events / hour',
+        left: [
+          search('CacheHit', 'Sum', 'cache hits'),
+          search('FallbackUsed', 'Sum', 'fallbacks'),
+          search('BudgetRejected', 'Sum', 'budget rejections'),
+          search('BreakerOpened', 'Sum', 'breakers opened'),
+        ],
+        width: 12,
+      }),
+    );
+    this.dashboard.addWidgets(
+      new GraphWidget({
+        title: 'Provider latency (ms)',
+        left: [bySearch('ProviderLatency', 'p50', 'p50'), bySearch('ProviderLatency', 'p99', 'p99')],
+        width: 24,
+      }),
+    );
+  }
+}
