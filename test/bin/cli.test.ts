@@ -87,6 +87,42 @@ describe('CLI: agentflow', () => {
     expect(r.stderr).toContain('▶ Agents: review');
   });
 
+  it("shows the run's spend in `costs` and the breakers in `breakers`, from the same --state-dir", async () => {
+    const repo = exampleRepo();
+    const stateDir = tempDir();
+    const run = await cli(
+      'run',
+      'pr-review',
+      '--repo',
+      repo.path,
+      '--base',
+      repo.base,
+      '--head',
+      repo.head,
+      '--json',
+      '--state-dir',
+      stateDir,
+    );
+    expect(run.code).toBe(0);
+    const costUsd = JSON.parse(run.stdout.trim().split('\n').at(-1) as string).costUsd as number;
+
+    const costs = await cli('costs', '--json', '--state-dir', stateDir);
+    expect(costs.code).toBe(0);
+    const report = JSON.parse(costs.stdout);
+    const month = new Date().toISOString().slice(0, 7);
+    expect(report.month).toBe(month);
+    const global = report.scopes.find((s: { scope: string }) => s.scope === `global#month#${month}`);
+    expect(global).toMatchObject({ limitUsd: 3000, openReservations: 0, reservedUsd: 0 });
+    expect(global.spentUsd).toBeCloseTo(costUsd, 6);
+    expect([...new Set(report.models.map((m: { provider: string }) => m.provider))].sort()).toEqual(['bedrock', 'openai']);
+    expect(report.totalUsd).toBeCloseTo(costUsd, 6);
+
+    const text = await cli('costs', '--state-dir', stateDir);
+    expect(text.stdout).toMatch(/global#month#\d{4}-\d{2}\s+\$3000\.00/);
+    const breakers = await cli('breakers', '--json', '--state-dir', stateDir);
+    expect(JSON.parse(breakers.stdout).breakers.every((b: { state: string }) => b.state === 'closed')).toBe(true);
+  });
+
   it('has --help on every command', async () => {
     for (const cmd of ['validate', 'graph', 'run', 'serve', 'runs', 'costs', 'breakers']) {
       const r = await cli(cmd, '--help');

@@ -1,8 +1,11 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { App } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { loadEnvironmentConfig } from '../../lib/config.js';
-import { AgentFlowStack } from '../../lib/stack.js';
+import { loadEnvironmentConfig, loadLocalGatewayConfig } from '../../lib/config.js';
+import { AgentFlowStack, gatewayEnvironment } from '../../lib/stack.js';
 import type { ModelCatalog } from '../../lib/workflow/index.js';
 import { loadWorkspace, PROJECT_ROOT } from '../../lib/workspace.js';
 
@@ -99,6 +102,51 @@ describe('Stack: AgentFlowStack', () => {
     const text = JSON.stringify(template.toJSON());
     expect(text).toContain('states:StartExecution');
     expect(text).toContain('secret:agentflow/dev/openai-??????');
+  });
+});
+
+describe('Stack: the model gateway', () => {
+  it('gives InvokeAgent the table, the gateway settings and the metrics namespace, and a spend dashboard', () => {
+    const fn = Object.values(template.findResources('AWS::Lambda::Function')).find(
+      (f) => f.Properties.Environment?.Variables?.POWERTOOLS_SERVICE_NAME === 'agentflow-invoke-agent',
+    );
+    const vars = fn?.Properties.Environment.Variables;
+    expect(vars).toMatchObject({ TABLE_NAME: expect.anything(), POWERTOOLS_METRICS_NAMESPACE: 'AgentFlow' });
+    expect(JSON.parse(vars.AGENTFLOW_GATEWAY)).toMatchObject({ breaker: { failureThreshold: 5 }, cache: { enabled: true } });
+    template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
+    expect(JSON.stringify(template.findResources('AWS::CloudWatch::Dashboard'))).toMatch(/MetricName=.{0,8}CostUsd/);
+  });
+
+  it('passes the budgets of cdk.json to the Lambda and refuses settings too large for its environment', () => {
+    const config = loadEnvironmentConfig(
+      { dev: { ...environments.dev, budgets: { perRunUsd: 2, projects: { 'ios-app': { dailyUsd: 50, monthlyUsd: 600 } } } } },
+      'dev',
+    );
+    expect(JSON.parse(gatewayEnvironment(config)).budgets).toEqual({
+      perRunUsd: 2,
+      global: {},
+      projects: { 'ios-app': { dailyUsd: 50, monthlyUsd: 600 } },
+    });
+    const many = Object.fromEntries(Array.from({ length: 200 }, (_, i) => [`project-${i}`, { dailyUsd: 1 }]));
+    const big = loadEnvironmentConfig({ dev: { ...environments.dev, budgets: { projects: many } } }, 'dev');
+    expect(() => gatewayEnvironment(big)).toThrow(/gateway settings .* bytes as JSON; .*use defaultProject/);
+  });
+
+  it('names the field of an invalid budget', () => {
+    expect(() => loadEnvironmentConfig({ dev: { ...environments.dev, budgets: { perRunUsd: -1 } } }, 'dev')).toThrow(
+      /context\.environments\.dev\.budgets\.perRunUsd: /,
+    );
+  });
+});
+
+describe('Function: loadLocalGatewayConfig', () => {
+  it('reads environments.local of cdk.json, or a --config file of the same shape, and names a bad field with the file', () => {
+    expect(loadLocalGatewayConfig(PROJECT_ROOT).budgets.perRunUsd).toBe(2);
+    const dir = mkdtempSync(join(tmpdir(), 'agentflow-config-'));
+    writeFileSync(join(dir, 'gw.yml'), 'region: us-east-1\nbudgets:\n  global: { monthlyUsd: 10 }\n');
+    expect(loadLocalGatewayConfig(PROJECT_ROOT, join(dir, 'gw.yml')).budgets.global.monthlyUsd).toBe(10);
+    writeFileSync(join(dir, 'bad.json'), JSON.stringify({ breaker: { failureRatio: 2 } }));
+    expect(() => loadLocalGatewayConfig(PROJECT_ROOT, join(dir, 'bad.json'))).toThrow(/bad\.json\.breaker\.failureRatio: /);
   });
 });
 

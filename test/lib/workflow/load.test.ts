@@ -199,3 +199,35 @@ describe('Function: loadModels', () => {
     ]);
   });
 });
+
+describe('Model routing: model: auto', () => {
+  const auto = `name: T
+trigger: { event: pull_request.opened }
+phases:
+  - name: review
+    agents:
+      - agent: security
+        model: auto
+      - agent: documentation
+        cache: false
+`;
+
+  it('resolves model: auto to the provider tiers of models.yml and keeps cache: false', () => {
+    const wf = load(auto).value;
+    const [security, docs] = wf?.phases[0]?.agents ?? [];
+    expect(security?.auto ? Object.values(security.auto).map((m) => m.alias) : []).toEqual([
+      'claude-haiku',
+      'claude-sonnet',
+      'claude-opus',
+    ]);
+    expect(security?.model.alias).toBe(security?.auto?.[security.complexity].alias);
+    expect(docs).toMatchObject({ cache: false });
+    expect(docs?.auto).toBeUndefined();
+  });
+
+  it('rejects model: auto for a provider without tiers', () => {
+    const models = { ...catalog.models, tiers: {} };
+    const r = loadWorkflow('workflows/test.yml', auto, { ...catalog, models });
+    expect(r.diagnostics.map(formatDiagnostic)).toEqual([expect.stringMatching(/:7:16: model "auto" needs tiers\.bedrock/)]);
+  });
+});
