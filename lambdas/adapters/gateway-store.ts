@@ -14,6 +14,7 @@ import {
 } from '../core/budget.js';
 import type { BudgetScopeKind } from '../core/errors.js';
 import {
+  type AcquireOutcome,
   type CachedAnswer,
   type GatewayMetrics,
   ModelGateway,
@@ -104,17 +105,20 @@ export class DynamoBudgetLedger implements BudgetLedger {
     }
   }
 
-  settle(scope: BudgetScope, hold: Hold, actualMicro: number): Promise<boolean> {
+  settle(scope: BudgetScope, hold: Hold, actualMicro: number, usage?: UsageRecord): Promise<boolean> {
     const meta = this.meta(scope);
+    const u = usage ? usageUpdate(usage) : undefined;
     return conditional(() =>
       this.doc.send(
         new UpdateCommand({
           TableName: this.table,
           Key: this.key(scope),
-          UpdateExpression: `SET ${meta.set} ADD committed :delta, spent :actual DELETE holds :hold`,
+          UpdateExpression: `SET ${meta.set} ADD committed :delta, spent :actual${u ? `, ${u.add}` : ''} DELETE holds :hold`,
           ConditionExpression: 'contains(holds, :member)',
+          ...(u ? { ExpressionAttributeNames: u.names } : {}),
           ExpressionAttributeValues: {
             ...meta.values,
+            ...u?.values,
             ':delta': actualMicro - hold.estimateMicro,
             ':actual': actualMicro,
             ':hold': new Set([holdMember(hold)]),
@@ -190,44 +194,69 @@ export class DynamoBudgetLedger implements BudgetLedger {
     };
   }
 
-  async recordUsage(u: UsageRecord): Promise<void> {
+  async recordUsage(usage: UsageRecord): Promise<void> {
+    const scope: BudgetScope = {
+      kind: 'global-month',
+      key: `global#month#${usage.month}`,
+      expiresAtSeconds: Math.floor(Date.now() / 1000) + 400 * 24 * 3600,
+    };
+    const meta = this.meta(scope);
+    const u = usageUpdate(usage);
     await this.doc.send(
       new UpdateCommand({
         TableName: this.table,
-        Key: { pk: `USAGE#${u.month}`, sk: `${u.provider}#${u.model}` },
-        UpdateExpression:
-          'SET provider = :p, model = :m, expiresAt = :exp ADD calls :calls, cacheHits :hits, costMicro :cost, inputTokens :in, outputTokens :out, cachedTokens :cached',
-        ExpressionAttributeValues: {
-          ':p': u.provider,
-          ':m': u.model,
-          ':exp': Math.floor(Date.now() / 1000) + 400 * 24 * 3600,
-          ':calls': u.cacheHit ? 0 : 1,
-          ':hits': u.cacheHit ? 1 : 0,
-          ':cost': u.costMicro,
-          ':in': u.inputTokens,
-          ':out': u.outputTokens,
-          ':cached': u.cachedTokens,
-        },
+        Key: this.key(scope),
+        UpdateExpression: `SET ${meta.set} ADD ${u.add}`,
+        ExpressionAttributeNames: u.names,
+        ExpressionAttributeValues: { ...meta.values, ...u.values },
       }),
     );
   }
 
+  /** The month's totals per provider and model, kept as `u|<provider>|<model>|<field>` attributes of the global-month item. */
   async listUsage(month: string): Promise<UsageTotals[]> {
-    const r = await this.doc.send(
-      new QueryCommand({ TableName: this.table, KeyConditionExpression: 'pk = :p', ExpressionAttributeValues: { ':p': `USAGE#${month}` } }),
-    );
-    return (r.Items ?? []).map((i) => ({
-      month,
-      provider: String(i.provider),
-      model: String(i.model),
-      calls: num(i.calls),
-      cacheHits: num(i.cacheHits),
-      costMicro: num(i.costMicro),
-      inputTokens: num(i.inputTokens),
-      outputTokens: num(i.outputTokens),
-      cachedTokens: num(i.cachedTokens),
-    }));
+    const r = await this.doc.send(new GetCommand({ TableName: this.table, Key: { pk: `BUDGET#global#month#${month}`, sk: 'BUDGET' } }));
+    const rows = new Map<string, UsageTotals & Record<string, unknown>>();
+    for (const [name, value] of Object.entries(r.Item ?? {})) {
+      const m = /^u\|([^|]+)\|([^|]+)\|(\w+)$/.exec(name);
+      if (!m) continue;
+      const [, provider, model, field] = m as unknown as [string, string, string, keyof UsageTotals];
+      const row = rows.get(`${provider}|${model}`) ?? {
+        month,
+        provider,
+        model,
+        calls: 0,
+        cacheHits: 0,
+        costMicro: 0,
+        inputTokens: 0,
+        outputTokens: 0,
+        cachedTokens: 0,
+      };
+      (row as Record<string, unknown>)[field] = num(value);
+      rows.set(`${provider}|${model}`, row);
+    }
+    return [...rows.values()];
   }
+}
+
+/** The `ADD` clause adding one call to the per-model totals (attribute names `u|<provider>|<model>|<field>`). */
+function usageUpdate(u: UsageRecord): { add: string; names: Record<string, string>; values: Record<string, number> } {
+  const fields: Record<string, number> = {
+    calls: u.cacheHit ? 0 : 1,
+    cacheHits: u.cacheHit ? 1 : 0,
+    costMicro: u.costMicro,
+    inputTokens: u.inputTokens,
+    outputTokens: u.outputTokens,
+    cachedTokens: u.cachedTokens,
+  };
+  const names: Record<string, string> = {};
+  const values: Record<string, number> = {};
+  const add = Object.entries(fields).map(([f, v], i) => {
+    names[`#u${i}`] = `u|${u.provider}|${u.model}|${f}`;
+    values[`:u${i}`] = v;
+    return `#u${i} :u${i}`;
+  });
+  return { add: add.join(', '), names, values };
 }
 
 async function queryAll(doc: DynamoDBDocumentClient, table: string, partition: string): Promise<Record<string, unknown>[]> {
@@ -473,9 +502,10 @@ export class DynamoResponseCache implements ResponseCache {
 }
 
 /**
- * Provider rate limits as `RATE#<provider>` items: a token bucket (`tokens`, `refilledAt`) whose
- * consumption is one conditional decrement and whose refill is one write conditioned on the
- * `refilledAt` it was computed from, and a concurrency set `holders` bounded by `size(holders)`.
+ * Provider rate limits as `RATE#<provider>` items: a token bucket (`tokens`, `refilledAt`) and the
+ * set of calls in flight (`holders`). Taking a slot is one conditional write that both adds the
+ * holder and takes a token (`size(holders) < max AND tokens >= 1`); refilling is one write
+ * conditioned on the `refilledAt` it was computed from, so concurrent refills cannot add twice.
  */
 export class DynamoRateLimitStore implements RateLimitStore {
   constructor(
@@ -487,35 +517,79 @@ export class DynamoRateLimitStore implements RateLimitStore {
     return { pk: `RATE#${provider}`, sk: 'RATE' };
   }
 
-  private tryEnter(provider: string, member: string, max: number): Promise<boolean> {
+  private member(h: SlotHolder): string {
+    return `${h.leaseUntilMs}~${h.id}`;
+  }
+
+  private take(provider: string, member: string, max: number): Promise<boolean> {
     return conditional(() =>
       this.doc.send(
         new UpdateCommand({
           TableName: this.table,
           Key: this.key(provider),
-          UpdateExpression: 'ADD holders :h',
-          ConditionExpression: 'attribute_not_exists(holders) OR size(holders) < :max',
-          ExpressionAttributeValues: { ':h': new Set([member]), ':max': max },
+          UpdateExpression: 'ADD holders :h, tokens :minus',
+          ConditionExpression: '(attribute_not_exists(holders) OR size(holders) < :max) AND tokens >= :one',
+          ExpressionAttributeValues: { ':h': new Set([member]), ':max': max, ':minus': -1, ':one': 1 },
         }),
       ),
     );
   }
 
-  async enter(provider: string, holder: SlotHolder, max: number, nowMs: number): Promise<boolean> {
-    const member = `${holder.leaseUntilMs}~${holder.id}`;
-    if (await this.tryEnter(provider, member, max)) return true;
+  async acquire(provider: string, holder: SlotHolder, limit: RateLimit, nowMs: number): Promise<AcquireOutcome> {
+    const member = this.member(holder);
+    if (await this.take(provider, member, limit.maxConcurrency)) return { ok: true };
     const r = await this.doc.send(new GetCommand({ TableName: this.table, Key: this.key(provider), ConsistentRead: true }));
-    const expired = strings(r.Item?.holders).filter((m) => Number(m.split('~')[0]) < nowMs);
-    if (expired.length === 0) return false;
-    await this.doc.send(
-      new UpdateCommand({
-        TableName: this.table,
-        Key: this.key(provider),
-        UpdateExpression: 'DELETE holders :h',
-        ExpressionAttributeValues: { ':h': new Set(expired) },
-      }),
-    );
-    return this.tryEnter(provider, member, max);
+    const item = r.Item;
+    const capacity = limit.requestsPerMinute;
+    const perMs = limit.requestsPerMinute / 60_000;
+    let tokens = num(item?.tokens);
+    if (item?.refilledAt === undefined) {
+      // A new bucket starts full.
+      await conditional(() =>
+        this.doc.send(
+          new UpdateCommand({
+            TableName: this.table,
+            Key: this.key(provider),
+            UpdateExpression: 'SET tokens = :t, refilledAt = :now',
+            ConditionExpression: 'attribute_not_exists(refilledAt)',
+            ExpressionAttributeValues: { ':t': capacity, ':now': nowMs },
+          }),
+        ),
+      );
+      tokens = capacity;
+    } else {
+      const seen = num(item.refilledAt);
+      const add = Math.round(Math.min(capacity - tokens, Math.max(0, nowMs - seen) * perMs) * 1e6) / 1e6;
+      if (add > 0) {
+        const refilled = await conditional(() =>
+          this.doc.send(
+            new UpdateCommand({
+              TableName: this.table,
+              Key: this.key(provider),
+              UpdateExpression: 'SET refilledAt = :now ADD tokens :add',
+              ConditionExpression: 'refilledAt = :seen',
+              ExpressionAttributeValues: { ':now': nowMs, ':add': add, ':seen': seen },
+            }),
+          ),
+        );
+        if (refilled) tokens += add;
+      }
+    }
+    const holders = strings(item?.holders);
+    const expired = holders.filter((m) => Number(m.split('~')[0]) < nowMs);
+    if (expired.length > 0) {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: this.key(provider),
+          UpdateExpression: 'DELETE holders :h',
+          ExpressionAttributeValues: { ':h': new Set(expired) },
+        }),
+      );
+    }
+    if (await this.take(provider, member, limit.maxConcurrency)) return { ok: true };
+    if (holders.length - expired.length >= limit.maxConcurrency) return { ok: false, reason: 'concurrency', waitMs: 50 };
+    return { ok: false, reason: 'rate', waitMs: Math.max(1, Math.ceil((1 - Math.min(1, tokens)) / perMs)) };
   }
 
   async leave(provider: string, holder: SlotHolder): Promise<void> {
@@ -524,61 +598,9 @@ export class DynamoRateLimitStore implements RateLimitStore {
         TableName: this.table,
         Key: this.key(provider),
         UpdateExpression: 'DELETE holders :h',
-        ExpressionAttributeValues: { ':h': new Set([`${holder.leaseUntilMs}~${holder.id}`]) },
+        ExpressionAttributeValues: { ':h': new Set([this.member(holder)]) },
       }),
     );
-  }
-
-  async take(provider: string, limit: RateLimit, nowMs: number): Promise<{ ok: true } | { ok: false; waitMs: number }> {
-    const capacity = limit.requestsPerMinute;
-    const perMs = limit.requestsPerMinute / 60_000;
-    const consume = () =>
-      conditional(() =>
-        this.doc.send(
-          new UpdateCommand({
-            TableName: this.table,
-            Key: this.key(provider),
-            UpdateExpression: 'ADD tokens :minus',
-            ConditionExpression: 'tokens >= :one',
-            ExpressionAttributeValues: { ':minus': -1, ':one': 1 },
-          }),
-        ),
-      );
-    if (await consume()) return { ok: true };
-    const r = await this.doc.send(new GetCommand({ TableName: this.table, Key: this.key(provider), ConsistentRead: true }));
-    if (r.Item?.refilledAt === undefined) {
-      // A new bucket starts full; this call takes the first token.
-      const created = await conditional(() =>
-        this.doc.send(
-          new UpdateCommand({
-            TableName: this.table,
-            Key: this.key(provider),
-            UpdateExpression: 'SET tokens = :t, refilledAt = :now',
-            ConditionExpression: 'attribute_not_exists(refilledAt)',
-            ExpressionAttributeValues: { ':t': capacity - 1, ':now': nowMs },
-          }),
-        ),
-      );
-      return created ? { ok: true } : { ok: false, waitMs: 1 };
-    }
-    const tokens = num(r.Item.tokens);
-    const seen = num(r.Item.refilledAt);
-    const add = Math.round(Math.min(capacity - tokens, Math.max(0, nowMs - seen) * perMs) * 1e6) / 1e6;
-    if (add > 0) {
-      await conditional(() =>
-        this.doc.send(
-          new UpdateCommand({
-            TableName: this.table,
-            Key: this.key(provider),
-            UpdateExpression: 'SET refilledAt = :now ADD tokens :add',
-            ConditionExpression: 'refilledAt = :seen',
-            ExpressionAttributeValues: { ':now': nowMs, ':add': add, ':seen': seen },
-          }),
-        ),
-      );
-      if (await consume()) return { ok: true };
-    }
-    return { ok: false, waitMs: Math.max(1, Math.ceil((1 - Math.min(1, tokens + add)) / perMs)) };
   }
 }
 

@@ -87,12 +87,13 @@ export class CircuitBreaker {
   }
 
   /**
-   * Asks whether a call to `provider`/`modelId` may go ahead.
+   * Asks whether a call to `provider`/`modelId` may go ahead. `preRead` is a record read by
+   * {@link peek} a moment ago (saves a round trip); the transition to half-open is conditional either way.
    * @returns closed (go), probe (go; this caller is the one half-open probe) or rejected (skip this provider)
    */
-  async admit(provider: string, modelId: string): Promise<Admission> {
+  async admit(provider: string, modelId: string, preRead?: { record: BreakerRecord | undefined }): Promise<Admission> {
     const key = breakerKey(provider, modelId);
-    const rec = await this.store.get(key);
+    const rec = preRead ? preRead.record : await this.store.get(key);
     const now = this.clock();
     if (!rec || rec.state === 'closed') return { kind: 'closed', key };
     const due = rec.state === 'open' ? (rec.openUntilMs ?? 0) : (rec.probeLeaseUntilMs ?? 0);
@@ -102,6 +103,11 @@ export class CircuitBreaker {
     return won
       ? { kind: 'probe', key, probeId, cooldownMs: rec.cooldownMs || this.baseCooldownMs }
       : { kind: 'rejected', key, state: 'half-open' };
+  }
+
+  /** Reads a breaker's record (one consistent read), e.g. in parallel with other work before {@link admit}. */
+  peek(provider: string, modelId: string): Promise<BreakerRecord | undefined> {
+    return this.store.get(breakerKey(provider, modelId));
   }
 
   /** Records a successful call: a probe closes the breaker; a closed call counts towards the window. */

@@ -72,15 +72,20 @@ export interface BudgetStatus {
 export interface BudgetLedger {
   /** `ADD committed :estimate, holds :member` if `committed <= limit - estimate` (unconditional without a limit). */
   reserve(scope: BudgetScope, hold: Hold): Promise<ReserveOutcome>;
-  /** `ADD committed :(actual - estimate), spent :actual DELETE holds :member` if the hold is still there. @returns false when already settled or released */
-  settle(scope: BudgetScope, hold: Hold, actualMicro: number): Promise<boolean>;
+  /**
+   * `ADD committed :(actual - estimate), spent :actual DELETE holds :member` if the hold is still
+   * there; with `usage`, the same write adds the call to the month's per-model totals (the gateway
+   * passes it for the global-month scope only, so a call is counted once, in the same write).
+   * @returns false when already settled or released
+   */
+  settle(scope: BudgetScope, hold: Hold, actualMicro: number, usage?: UsageRecord): Promise<boolean>;
   /** `ADD committed :-estimate DELETE holds :member` if the hold is still there. @returns false when already gone */
   release(scope: BudgetScope, hold: Hold): Promise<boolean>;
   /** Releases the scope's holds whose expiry is before `nowMs`. @returns how many it released */
   sweep(scope: BudgetScope, nowMs: number): Promise<number>;
   /** Every project and global scope (run scopes are listed with their runs). */
   list(): Promise<BudgetStatus[]>;
-  /** Adds one call (or cache hit) to the month's totals per provider and model (`USAGE#<yyyy-mm>`). */
+  /** Adds a cache hit (or another call without a reservation) to the month's totals per provider and model. */
   recordUsage(usage: UsageRecord): Promise<void>;
 }
 
@@ -195,8 +200,10 @@ export class Reservation {
    * keeps the hold until a sweep releases it.
    * @returns true when this call applied the settlement (false: it was already settled)
    */
-  async settle(actualMicro: number): Promise<boolean> {
-    const done = await Promise.all(this.scopes.map((s) => retry(() => this.ledger.settle(s, this.hold, actualMicro))));
+  async settle(actualMicro: number, usage?: UsageRecord): Promise<boolean> {
+    const done = await Promise.all(
+      this.scopes.map((s) => retry(() => this.ledger.settle(s, this.hold, actualMicro, s.kind === 'global-month' ? usage : undefined))),
+    );
     return done.some(Boolean);
   }
 

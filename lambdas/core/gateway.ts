@@ -1,6 +1,14 @@
 import { createHash } from 'node:crypto';
 import type { Admission, CircuitBreaker, FailureKind } from './breaker.js';
-import { type BudgetLedger, type BudgetScope, fromMicro, maxInputTokens, reserveBudget, worstCaseMicro } from './budget.js';
+import {
+  type BudgetLedger,
+  type BudgetScope,
+  fromMicro,
+  maxInputTokens,
+  reserveBudget,
+  type UsageRecord,
+  worstCaseMicro,
+} from './budget.js';
 import type { ModelRef } from './contracts.js';
 import {
   BudgetExceededError,
@@ -68,13 +76,18 @@ export interface SlotHolder {
   readonly leaseUntilMs: number;
 }
 
-/** Provider rate limits kept in the table (`RATE#<provider>`): a token bucket and a concurrency set. */
+/** The answer to a slot request: ok, or which limit is full and how long to wait before asking again (ms). */
+export type AcquireOutcome = { ok: true } | { ok: false; reason: 'concurrency' | 'rate'; waitMs: number };
+
+/** Provider rate limits kept in the table (`RATE#<provider>`): a token bucket and the set of calls in flight. */
 export interface RateLimitStore {
-  /** Adds `holder` to the provider's in-flight set if it holds fewer than `max` (abandoned slots are swept first). */
-  enter(provider: string, holder: SlotHolder, max: number, nowMs: number): Promise<boolean>;
+  /**
+   * Takes a token from the provider's bucket (capacity: one minute's worth) and adds `holder` to its
+   * in-flight set if it holds fewer than `limit.maxConcurrency` — both or neither. Refills the bucket
+   * and sweeps abandoned holders when the first try is refused.
+   */
+  acquire(provider: string, holder: SlotHolder, limit: RateLimit, nowMs: number): Promise<AcquireOutcome>;
   leave(provider: string, holder: SlotHolder): Promise<void>;
-  /** Takes one token from the provider's bucket (capacity = one minute's worth). @returns ok, or how long until a token is due */
-  take(provider: string, limit: RateLimit, nowMs: number): Promise<{ ok: true } | { ok: false; waitMs: number }>;
 }
 
 /** Names of the gateway's metrics (Powertools Metrics / EMF). */
@@ -218,18 +231,24 @@ export class ModelGateway {
       }
       const useCache = (call.cache ?? true) && this.deps.config.cache.enabled;
       const key = useCache ? cacheKey(model, call) : '';
-      if (useCache) {
-        const hit = await this.deps.cache.get(key, this.clock()).catch(() => undefined);
-        if (hit) {
-          attempts.push({ provider: model.provider, model: model.alias, outcome: 'cache-hit', ms: this.clock() - t0 });
-          this.deps.metrics.record(dims, { CacheHit: 1, CostUsd: 0, FallbackUsed: index > 0 ? 1 : 0 });
-          await this.usage(model, hit.usage, 0, true);
-          return this.answer(model, hit.text, hit.usage, 0, 0, true, index > 0, attempts);
-        }
+      // The cache lookup and the breaker read are independent: one round trip for both.
+      const [hit, breakerRead] = await Promise.all([
+        useCache ? this.deps.cache.get(key, this.clock()).catch(() => undefined) : undefined,
+        this.deps.breaker.peek(model.provider, model.modelId).then(
+          (record) => ({ ok: true as const, record }),
+          (e: unknown) => ({ ok: false as const, error: e }),
+        ),
+      ]);
+      if (hit) {
+        attempts.push({ provider: model.provider, model: model.alias, outcome: 'cache-hit', ms: this.clock() - t0 });
+        this.deps.metrics.record(dims, { CacheHit: 1, CostUsd: 0, FallbackUsed: index > 0 ? 1 : 0 });
+        await this.usage(model, hit.usage, 0, true);
+        return this.answer(model, hit.text, hit.usage, 0, 0, true, index > 0, attempts);
       }
       let admission: Admission;
       try {
-        admission = await this.deps.breaker.admit(model.provider, model.modelId);
+        if (!breakerRead.ok) throw breakerRead.error;
+        admission = await this.deps.breaker.admit(model.provider, model.modelId, { record: breakerRead.record });
       } catch (e) {
         throw new BudgetUnavailableError(`gateway table unavailable (circuit breaker), no call was made: ${(e as Error).message}`, {
           cause: e,
@@ -239,14 +258,18 @@ export class ModelGateway {
         skip(new CircuitOpenError(`${model.provider}/${model.alias}: circuit breaker ${admission.state}`));
         continue;
       }
-      const outcome = await this.tryCandidate(call, model, admission, dims, attempts);
+      const store = (a: GatewayAnswer): Promise<void> =>
+        useCache && (call.cacheIf?.(a.text) ?? true)
+          ? this.deps.cache
+              .put(
+                key,
+                { text: a.text, usage: a.usage, createdAtMs: this.clock() },
+                this.clock() + this.deps.config.cache.ttlHours * 3600_000,
+              )
+              .catch(() => undefined)
+          : Promise.resolve();
+      const outcome = await this.tryCandidate(call, model, admission, dims, attempts, store);
       if (outcome.ok) {
-        if (useCache && (call.cacheIf?.(outcome.answer.text) ?? true)) {
-          const ttlMs = this.deps.config.cache.ttlHours * 3600_000;
-          await this.deps.cache
-            .put(key, { text: outcome.answer.text, usage: outcome.answer.usage, createdAtMs: this.clock() }, this.clock() + ttlMs)
-            .catch(() => undefined);
-        }
         const a = outcome.answer;
         this.deps.metrics.record(dims, {
           CostUsd: a.costUsd,
@@ -255,6 +278,7 @@ export class ModelGateway {
           CachedTokens: a.usage.cacheReadTokens,
           CacheHit: 0,
           FallbackUsed: index > 0 ? 1 : 0,
+          ProviderLatency: outcome.latencyMs,
         });
         return { ...a, fallbackUsed: index > 0 };
       }
@@ -268,18 +292,25 @@ export class ModelGateway {
     throw withAttempts(last ?? new ProviderUnavailableError('no candidate model', 'none'), attempts);
   }
 
-  /** Tries one candidate up to `attemptsPerProvider` times (a probe: once). */
+  /**
+   * Tries one candidate up to `attemptsPerProvider` times (a probe: once). Before each try the
+   * rate-limit slot and the budget reservation are taken side by side; after a success, the
+   * settlement, usage totals, breaker count, slot release and cache store are written side by side.
+   */
   private async tryCandidate(
     call: GatewayCall,
     model: ModelRef,
     admission: Exclude<Admission, { kind: 'rejected' }>,
     dims: GatewayDimensions,
     attempts: Attempt[],
-  ): Promise<{ ok: true; answer: GatewayAnswer } | { ok: false; error: unknown; stop: boolean }> {
+    store: (a: GatewayAnswer) => Promise<void>,
+  ): Promise<{ ok: true; answer: GatewayAnswer; latencyMs: number } | { ok: false; error: unknown; stop: boolean }> {
     const { retry, providerTimeoutSeconds } = this.deps.config;
     const tries = admission.kind === 'probe' ? 1 : retry.attemptsPerProvider;
     const price = model.price as NonNullable<ModelRef['price']>;
     const estimateMicro = worstCaseMicro(maxInputTokens(call.system, call.messages), call.maxTokens, price);
+    // No try outlives the deadline, so a hold or slot still there 30 s after it belongs to a crashed caller.
+    const leaseUntilMs = call.deadlineMs + 30_000;
     let error: unknown;
     for (let n = 1; n <= tries; n++) {
       const t0 = this.clock();
@@ -288,81 +319,76 @@ export class ModelGateway {
         error ??= new ProviderTimeoutError(`${model.provider}: no time left for another try`, model.provider);
         break;
       }
-      const timeoutMs = Math.min(providerTimeoutSeconds * 1000, left);
       const record = (e: unknown) =>
         attempts.push({ provider: model.provider, model: model.alias, outcome: 'error', error: short(e), ms: this.clock() - t0 });
-      const holder = { id: this.newId(), leaseUntilMs: t0 + timeoutMs + 10_000 };
+      const holder: SlotHolder = { id: this.newId(), leaseUntilMs };
+      const leave = () => this.deps.limits.leave(model.provider, holder).catch(() => undefined);
+      const [slot, budget] = await Promise.allSettled([
+        this.acquireSlot(model.provider, holder, call.deadlineMs),
+        reserveBudget(this.deps.ledger, call.scopes, { id: holder.id, estimateMicro, expiresAtMs: leaseUntilMs }, t0),
+      ]);
+      if (slot.status === 'rejected' || budget.status === 'rejected') {
+        await Promise.all([
+          slot.status === 'fulfilled' ? leave() : undefined,
+          budget.status === 'fulfilled' ? budget.value.release() : undefined,
+        ]);
+        // A budget refusal stops the call; a full rate limit moves on to the next candidate.
+        const e = budget.status === 'rejected' ? budget.reason : (slot as PromiseRejectedResult).reason;
+        record(e);
+        return { ok: false, error: e, stop: budget.status === 'rejected' };
+      }
+      const reservation = budget.value;
+      const started = this.clock();
+      let response: ModelResponse;
       try {
-        await this.acquireSlot(model.provider, holder, call.deadlineMs);
+        response = await this.deps.providers[model.provider].complete({
+          modelId: model.modelId,
+          system: call.system,
+          messages: [...call.messages],
+          maxTokens: call.maxTokens,
+          temperature: call.temperature,
+          timeoutMs: Math.min(providerTimeoutSeconds * 1000, left),
+        });
       } catch (e) {
         record(e);
-        return { ok: false, error: e, stop: false };
-      }
-      try {
-        let reservation: Awaited<ReturnType<typeof reserveBudget>>;
-        try {
-          reservation = await reserveBudget(
-            this.deps.ledger,
-            call.scopes,
-            { id: holder.id, estimateMicro, expiresAtMs: holder.leaseUntilMs },
-            t0,
-          );
-        } catch (e) {
-          record(e);
-          return { ok: false, error: e, stop: true };
+        error = e;
+        const [, opened] = await Promise.all([
+          reservation.release(),
+          this.deps.breaker.onFailure(admission, model.provider, model.modelId, failureKind(e), short(e)).catch(() => false),
+          leave(),
+        ]);
+        if (opened) this.deps.metrics.record(dims, { BreakerOpened: 1 });
+        if (e instanceof ProviderRejectedError) return { ok: false, error: e, stop: true };
+        if (!isRetryable(e) || opened) break;
+        if (n < tries) {
+          const delay = this.random() * Math.min(retry.maxDelayMs, retry.baseDelayMs * 2 ** (n - 1));
+          if (this.clock() + delay >= call.deadlineMs) break;
+          await this.sleep(delay);
         }
-        const started = this.clock();
-        let response: ModelResponse;
-        try {
-          response = await this.deps.providers[model.provider].complete({
-            modelId: model.modelId,
-            system: call.system,
-            messages: [...call.messages],
-            maxTokens: call.maxTokens,
-            temperature: call.temperature,
-            timeoutMs,
-          });
-        } catch (e) {
-          await reservation.release();
-          record(e);
-          error = e;
-          const kind = failureKind(e);
-          const opened = await this.deps.breaker.onFailure(admission, model.provider, model.modelId, kind, short(e)).catch(() => false);
-          if (opened) this.deps.metrics.record(dims, { BreakerOpened: 1 });
-          if (e instanceof ProviderRejectedError) return { ok: false, error: e, stop: true };
-          if (!isRetryable(e) || opened) break;
-          if (n < tries) {
-            const delay = this.random() * Math.min(retry.maxDelayMs, retry.baseDelayMs * 2 ** (n - 1));
-            if (this.clock() + delay >= call.deadlineMs) break;
-            await this.sleep(delay);
-          }
-          continue;
-        }
-        const latency = this.clock() - started;
-        const cost = costUsd(response.usage, price);
-        const actualMicro = Math.round(cost * 1_000_000);
-        const settled = await reservation.settle(actualMicro).catch(() => false);
-        if (settled) await this.usage(model, response.usage, actualMicro, false);
-        await this.deps.breaker.onSuccess(admission, model.provider, model.modelId).catch(() => undefined);
-        this.deps.metrics.record(dims, { ProviderLatency: latency });
-        attempts.push({ provider: model.provider, model: model.alias, outcome: 'ok', ms: this.clock() - t0 });
-        return {
-          ok: true,
-          answer: this.answer(
-            model,
-            response.text,
-            response.usage,
-            cost,
-            fromMicro(estimateMicro),
-            false,
-            false,
-            attempts,
-            response.servedBy,
-          ),
-        };
-      } finally {
-        await this.deps.limits.leave(model.provider, holder).catch(() => undefined);
+        continue;
       }
+      const latency = this.clock() - started;
+      const cost = costUsd(response.usage, price);
+      const actualMicro = Math.round(cost * 1_000_000);
+      attempts.push({ provider: model.provider, model: model.alias, outcome: 'ok', ms: this.clock() - t0 });
+      const answer = this.answer(
+        model,
+        response.text,
+        response.usage,
+        cost,
+        fromMicro(estimateMicro),
+        false,
+        false,
+        attempts,
+        response.servedBy,
+      );
+      await Promise.all([
+        reservation.settle(actualMicro, this.usageRecord(model, response.usage, actualMicro, false)).catch(() => false),
+        this.deps.breaker.onSuccess(admission, model.provider, model.modelId).catch(() => undefined),
+        leave(),
+        store(answer),
+      ]);
+      return { ok: true, answer, latencyMs: latency };
     }
     return { ok: false, error, stop: false };
   }
@@ -370,47 +396,43 @@ export class ModelGateway {
   /**
    * Waits for a concurrency slot and a rate-limit token of `provider`, polling with jitter.
    * @throws ProviderThrottledError when none is free before the deadline (not counted by the breaker)
+   * @throws BudgetUnavailableError when the table cannot be used
    */
   private async acquireSlot(provider: ModelRef['provider'], holder: SlotHolder, deadlineMs: number): Promise<void> {
     const limit: RateLimit = this.deps.config.rateLimits[provider] ?? DEFAULT_RATE_LIMITS[provider];
-    const give = (what: string) =>
-      new ProviderThrottledError(`${provider}: AgentFlow rate limit (${what}) had no room before the deadline`, provider);
-    let entered = false;
-    try {
-      while (!(await this.deps.limits.enter(provider, holder, limit.maxConcurrency, this.clock()))) {
-        const wait = 25 + this.random() * 100;
-        if (this.clock() + wait >= deadlineMs) throw give(`${limit.maxConcurrency} calls in flight`);
-        await this.sleep(wait);
+    for (;;) {
+      let r: AcquireOutcome;
+      try {
+        r = await this.deps.limits.acquire(provider, holder, limit, this.clock());
+      } catch (e) {
+        throw new BudgetUnavailableError(`gateway table unavailable (rate limit), no call was made: ${(e as Error).message}`, { cause: e });
       }
-      entered = true;
-      for (;;) {
-        const r = await this.deps.limits.take(provider, limit, this.clock());
-        if (r.ok) return;
-        const wait = r.waitMs + this.random() * r.waitMs;
-        if (this.clock() + wait >= deadlineMs) throw give(`${limit.requestsPerMinute} requests per minute`);
-        await this.sleep(wait);
+      if (r.ok) return;
+      const wait = r.waitMs * (1 + this.random());
+      if (this.clock() + wait >= deadlineMs) {
+        const what = r.reason === 'rate' ? `${limit.requestsPerMinute} requests per minute` : `${limit.maxConcurrency} calls in flight`;
+        throw new ProviderThrottledError(`${provider}: AgentFlow rate limit (${what}) had no room before the deadline`, provider);
       }
-    } catch (e) {
-      if (entered) await this.deps.limits.leave(provider, holder).catch(() => undefined);
-      if (e instanceof ProviderError) throw e;
-      throw new BudgetUnavailableError(`gateway table unavailable (rate limit), no call was made: ${(e as Error).message}`, { cause: e });
+      await this.sleep(wait);
     }
   }
 
   /** Adds a call to the month's per-model totals; a lost write only loses a statistic, never a budget. */
   private async usage(model: ModelRef, u: TokenUsage, costMicro: number, cacheHit: boolean): Promise<void> {
-    await this.deps.ledger
-      .recordUsage({
-        month: new Date(this.clock()).toISOString().slice(0, 7),
-        provider: model.provider,
-        model: model.alias,
-        costMicro,
-        inputTokens: u.inputTokens + u.cacheReadTokens + u.cacheWriteTokens,
-        outputTokens: u.outputTokens,
-        cachedTokens: u.cacheReadTokens,
-        cacheHit,
-      })
-      .catch(() => undefined);
+    await this.deps.ledger.recordUsage(this.usageRecord(model, u, costMicro, cacheHit)).catch(() => undefined);
+  }
+
+  private usageRecord(model: ModelRef, u: TokenUsage, costMicro: number, cacheHit: boolean): UsageRecord {
+    return {
+      month: new Date(this.clock()).toISOString().slice(0, 7),
+      provider: model.provider,
+      model: model.alias,
+      costMicro,
+      inputTokens: u.inputTokens + u.cacheReadTokens + u.cacheWriteTokens,
+      outputTokens: u.outputTokens,
+      cachedTokens: u.cacheReadTokens,
+      cacheHit,
+    };
   }
 
   private answer(

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { CreateTableCommand, DynamoDBClient, ResourceInUseException } from '@aws-sdk/client-dynamodb';
+import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, ResourceInUseException } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
 import dynalite from 'dynalite';
@@ -343,4 +343,11 @@ async function createTable(client: DynamoDBClient): Promise<void> {
   } catch (e) {
     if (!(e instanceof ResourceInUseException)) throw e;
   }
+  // dynalite answers CreateTable before the table is ACTIVE (a timer, slower under load): wait for it.
+  for (let i = 0; i < 200; i++) {
+    const d = await client.send(new DescribeTableCommand({ TableName: LOCAL_TABLE }));
+    if (d.Table?.TableStatus === 'ACTIVE' && d.Table.GlobalSecondaryIndexes?.every((g) => g.IndexStatus === 'ACTIVE')) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error('the local DynamoDB table did not become ACTIVE');
 }
