@@ -11,7 +11,7 @@
  * - each Lambda's bundle as CDK deploys it (esbuild, minified, `@aws-sdk/*` from the nodejs24.x
  *   runtime) and its module load time in a fresh Node process.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { Console } from 'node:console';
 import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,7 +28,7 @@ import { SFN_USD_PER_TRANSITION } from '../lambdas/core/pricing.js';
 import { createExampleRepo } from '../lib/local/example-repo.js';
 import { OfflineModelServer } from '../lib/local/offline-model.js';
 import { localProviders } from '../lib/local/providers.js';
-import { LOCAL_TABLE, LocalRuntime, startLocalTable } from '../lib/local/runtime.js';
+import { connectLocalTable, LOCAL_TABLE, LocalRuntime, type LocalTable, startLocalTable } from '../lib/local/runtime.js';
 import { loadWorkspace, PROJECT_ROOT } from '../lib/workspace.js';
 
 interface Result {
@@ -134,10 +134,11 @@ const DELAY_MS = 1000;
   record({ name: 'provider calls for both runs (second run: 0)', value: calls, unit: 'count', target: null });
 }
 
-// 3. Model gateway: overhead per call against a direct SDK call, and reservations per second.
-{
+// 3. Model gateway: overhead per call against a direct SDK call, and reservations per second, with
+// dynalite in this process (as `agentflow run` uses it) and in a child process (its CPU not ours, as
+// DynamoDB's is not the Lambda's).
+async function gatewayBench(where: string, table: LocalTable): Promise<void> {
   const server = await new OfflineModelServer({ delayMs: 0, faults: {} }).start();
-  const table = await startLocalTable();
   const providers = localProviders({ openai: 'offline', bedrock: 'offline', 'openai-compatible': 'offline' }, server);
   const config = GatewayConfigSchema.parse({
     budgets: { perRunUsd: 1000, global: { monthlyUsd: 1_000_000 }, projects: { bench: { dailyUsd: 100_000, monthlyUsd: 1_000_000 } } },
@@ -190,10 +191,20 @@ const DELAY_MS = 1000;
   }
   const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))] ?? 0;
   const ms = (x: number) => Number(x.toFixed(2));
-  record({ name: 'direct Bedrock SDK call to the local server, p50', value: ms(pct(direct, 0.5)), unit: 'ms', target: null });
-  record({ name: 'same call through the gateway, p50', value: ms(pct(viaGateway, 0.5)), unit: 'ms', target: null });
-  record({ name: 'gateway overhead per call, p50', value: ms(pct(viaGateway, 0.5) - pct(direct, 0.5)), unit: 'ms', target: '≤ 10' });
-  record({ name: 'gateway overhead per call, p99', value: ms(pct(viaGateway, 0.99) - pct(direct, 0.99)), unit: 'ms', target: null });
+  record({ name: `direct Bedrock SDK call to the local server, p50 (${where})`, value: ms(pct(direct, 0.5)), unit: 'ms', target: null });
+  record({ name: `same call through the gateway, p50 (${where})`, value: ms(pct(viaGateway, 0.5)), unit: 'ms', target: null });
+  record({
+    name: `gateway overhead per call, p50 (${where})`,
+    value: ms(pct(viaGateway, 0.5) - pct(direct, 0.5)),
+    unit: 'ms',
+    target: '≤ 10',
+  });
+  record({
+    name: `gateway overhead per call, p99 (${where})`,
+    value: ms(pct(viaGateway, 0.99) - pct(direct, 0.99)),
+    unit: 'ms',
+    target: null,
+  });
 
   // Reservations per second: 50 callers reserving in all four scopes (one conditional write each)
   // and settling, for 3 s.
@@ -217,13 +228,28 @@ const DELAY_MS = 1000;
   );
   const seconds = (performance.now() - started) / 1000;
   record({
-    name: 'budget reservations/s at 50 concurrency (4 scopes + settle)',
+    name: `reservations/s, 50 callers, 4 scopes + settle (${where})`,
     value: Math.round(reserved / seconds),
     unit: '/s',
     target: null,
   });
   await server.stop();
   await table.stop();
+}
+
+await gatewayBench('dynalite in-process', await startLocalTable());
+{
+  // dynalite in a child process, like a remote table.
+  const child = spawn(
+    process.execPath,
+    ['-e', "const d=require('dynalite')({createTableMs:0});d.listen(0,'127.0.0.1',()=>console.log(d.address().port))"],
+    {
+      cwd: PROJECT_ROOT,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  const port = await new Promise<string>((ok) => child.stdout.once('data', (d: Buffer) => ok(d.toString().trim())));
+  await gatewayBench('dynalite in a child process', await connectLocalTable(`http://127.0.0.1:${port}`, async () => void child.kill()));
 }
 
 // 4. Lambda bundles: size and cold module load time.

@@ -16,7 +16,6 @@ import {
   CircuitOpenError,
   PriceUnknownError,
   ProviderAuthError,
-  ProviderError,
   ProviderRejectedError,
   ProviderThrottledError,
   ProviderTimeoutError,

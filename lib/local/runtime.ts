@@ -299,6 +299,14 @@ export async function startLocalTable(path?: string): Promise<LocalTable> {
     db.listen(0, '127.0.0.1', () => ok());
   });
   const endpoint = `http://127.0.0.1:${(db.address() as AddressInfo).port}`;
+  return connectLocalTable(endpoint, () => new Promise<void>((ok) => db.close(() => ok())));
+}
+
+/**
+ * Connects to a DynamoDB-compatible endpoint (dynalite started elsewhere, e.g. in another process)
+ * and creates the AgentFlow table there. `close` runs after the client is destroyed on `stop()`.
+ */
+export async function connectLocalTable(endpoint: string, close: () => Promise<void> = async () => undefined): Promise<LocalTable> {
   const client = new DynamoDBClient({ endpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
   await createTable(client);
   return {
@@ -307,7 +315,7 @@ export async function startLocalTable(path?: string): Promise<LocalTable> {
     endpoint,
     stop: async () => {
       client.destroy();
-      await new Promise<void>((ok) => db.close(() => ok()));
+      await close();
     },
   };
 }
