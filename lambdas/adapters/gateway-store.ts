@@ -48,6 +48,17 @@ async function conditional(write: () => Promise<unknown>): Promise<boolean> {
 const num = (v: unknown, d = 0): number => (typeof v === 'number' ? v : v === undefined ? d : Number(v));
 const strings = (v: unknown): string[] => (v instanceof Set ? [...v].map(String) : Array.isArray(v) ? v.map(String) : []);
 
+function budgetStatus(key: string, i: Record<string, unknown>): BudgetStatus {
+  return {
+    key,
+    kind: String(i.kind) as BudgetScopeKind,
+    ...(i.limitMicro !== undefined ? { limitMicro: num(i.limitMicro) } : {}),
+    committedMicro: num(i.committed),
+    spentMicro: num(i.spent),
+    openHolds: strings(i.holds).length,
+  };
+}
+
 /** Budget scopes as `BUDGET#<scope key>` items: `committed`, `spent` (integer micro-USD), `holds` (string set). */
 export class DynamoBudgetLedger implements BudgetLedger {
   constructor(
@@ -168,30 +179,14 @@ export class DynamoBudgetLedger implements BudgetLedger {
 
   async list(): Promise<BudgetStatus[]> {
     const items = await queryAll(this.doc, this.table, 'BUDGETS');
-    return items.map((i) => ({
-      key: String(i.gsi1sk),
-      kind: String(i.kind) as BudgetScopeKind,
-      ...(i.limitMicro !== undefined ? { limitMicro: num(i.limitMicro) } : {}),
-      committedMicro: num(i.committed),
-      spentMicro: num(i.spent),
-      openHolds: strings(i.holds).length,
-    }));
+    return items.map((i) => budgetStatus(String(i.gsi1sk), i));
   }
 
   async get(scopeKey: string): Promise<BudgetStatus | undefined> {
     const r = await this.doc.send(
       new GetCommand({ TableName: this.table, Key: { pk: `BUDGET#${scopeKey}`, sk: 'BUDGET' }, ConsistentRead: true }),
     );
-    const i = r.Item;
-    if (!i) return undefined;
-    return {
-      key: scopeKey,
-      kind: String(i.kind) as BudgetScopeKind,
-      ...(i.limitMicro !== undefined ? { limitMicro: num(i.limitMicro) } : {}),
-      committedMicro: num(i.committed),
-      spentMicro: num(i.spent),
-      openHolds: strings(i.holds).length,
-    };
+    return r.Item ? budgetStatus(scopeKey, r.Item) : undefined;
   }
 
   async recordUsage(usage: UsageRecord): Promise<void> {
