@@ -150,11 +150,6 @@ export class CircuitBreaker {
     if (c.failures >= this.config.failureThreshold || ratioTripped) return trip(false);
     return false;
   }
-
-  /** Every breaker that has counted anything. */
-  list(): Promise<BreakerRecord[]> {
-    return this.store.list();
-  }
 }
 
 /**

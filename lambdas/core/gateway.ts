@@ -6,6 +6,7 @@ import {
   fromMicro,
   maxInputTokens,
   reserveBudget,
+  toMicro,
   type UsageRecord,
   worstCaseMicro,
 } from './budget.js';
@@ -242,7 +243,7 @@ export class ModelGateway {
         attempts.push({ provider: model.provider, model: model.alias, outcome: 'cache-hit', ms: this.clock() - t0 });
         this.deps.metrics.record(dims, { CacheHit: 1, CostUsd: 0, FallbackUsed: index > 0 ? 1 : 0 });
         await this.usage(model, hit.usage, 0, true);
-        return this.answer(model, hit.text, hit.usage, 0, 0, true, index > 0, attempts);
+        return { text: hit.text, usage: hit.usage, model, costUsd: 0, estimateUsd: 0, cacheHit: true, fallbackUsed: index > 0, attempts };
       }
       let admission: Admission;
       try {
@@ -368,19 +369,19 @@ export class ModelGateway {
       }
       const latency = this.clock() - started;
       const cost = costUsd(response.usage, price);
-      const actualMicro = Math.round(cost * 1_000_000);
+      const actualMicro = toMicro(cost);
       attempts.push({ provider: model.provider, model: model.alias, outcome: 'ok', ms: this.clock() - t0 });
-      const answer = this.answer(
+      const answer: GatewayAnswer = {
+        text: response.text,
+        usage: response.usage,
         model,
-        response.text,
-        response.usage,
-        cost,
-        fromMicro(estimateMicro),
-        false,
-        false,
+        costUsd: cost,
+        estimateUsd: fromMicro(estimateMicro),
+        cacheHit: false,
+        fallbackUsed: false, // set by complete(), which knows the candidate's place in the chain
         attempts,
-        response.servedBy,
-      );
+        ...(response.servedBy ? { servedBy: response.servedBy } : {}),
+      };
       await Promise.all([
         reservation.settle(actualMicro, this.usageRecord(model, response.usage, actualMicro, false)).catch(() => false),
         this.deps.breaker.onSuccess(admission, model.provider, model.modelId).catch(() => undefined),
@@ -432,20 +433,6 @@ export class ModelGateway {
       cachedTokens: u.cacheReadTokens,
       cacheHit,
     };
-  }
-
-  private answer(
-    model: ModelRef,
-    text: string,
-    usage: TokenUsage,
-    cost: number,
-    estimateUsd: number,
-    cacheHit: boolean,
-    fallbackUsed: boolean,
-    attempts: readonly Attempt[],
-    servedBy?: string,
-  ): GatewayAnswer {
-    return { text, usage, model, costUsd: cost, estimateUsd, cacheHit, fallbackUsed, attempts, ...(servedBy ? { servedBy } : {}) };
   }
 }
 

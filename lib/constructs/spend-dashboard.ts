@@ -23,15 +23,11 @@ export class SpendDashboard extends Construct {
     super(scope, id);
     const ns = props.namespace ?? 'AgentFlow';
     const dims = '{' + [ns, 'agent', 'model', 'project', 'provider', 'service', 'workflow'].join(',') + '}';
-    const search = (metric: string, stat: string, label: string, group = 'provider, model') =>
-      new MathExpression({
-        expression: `SUM(SEARCH('${dims} MetricName="${metric}"', '${stat}', 3600))`,
-        label,
-        period: Duration.hours(1),
-        searchAccount: undefined,
-      }).with({ label: `${label} (${group})` });
-    const bySearch = (metric: string, stat: string, label: string) =>
+    // One line per dimension combination (provider, model, agent, ...), and their sum.
+    const each = (metric: string, stat: string, label: string) =>
       new MathExpression({ expression: `SEARCH('${dims} MetricName="${metric}"', '${stat}', 3600)`, label, period: Duration.hours(1) });
+    const total = (metric: string, label: string) =>
+      new MathExpression({ expression: `SUM(SEARCH('${dims} MetricName="${metric}"', 'Sum', 3600))`, label, period: Duration.hours(1) });
     this.dashboard = new Dashboard(this, 'Dashboard', { dashboardName: props.dashboardName });
     this.dashboard.addWidgets(
       new TextWidget({
@@ -41,22 +37,22 @@ export class SpendDashboard extends Construct {
       }),
     );
     this.dashboard.addWidgets(
-      new GraphWidget({ title: 'Spend (USD / hour), total', left: [search('CostUsd', 'Sum', 'USD')], width: 12 }),
-      new GraphWidget({ title: 'Spend (USD / hour) by provider, model, agent', left: [bySearch('CostUsd', 'Sum', '')], width: 12 }),
+      new GraphWidget({ title: 'Spend (USD / hour), total', left: [total('CostUsd', 'USD')], width: 12 }),
+      new GraphWidget({ title: 'Spend (USD / hour) by provider, model, agent', left: [each('CostUsd', 'Sum', '')], width: 12 }),
     );
     this.dashboard.addWidgets(
       new GraphWidget({
         title: 'Tokens / hour',
-        left: [search('InputTokens', 'Sum', 'input'), search('OutputTokens', 'Sum', 'output'), search('CachedTokens', 'Sum', 'cached')],
+        left: [total('InputTokens', 'input'), total('OutputTokens', 'output'), total('CachedTokens', 'cached')],
         width: 12,
       }),
       new GraphWidget({
         title: 'Gateway events / hour',
         left: [
-          search('CacheHit', 'Sum', 'cache hits'),
-          search('FallbackUsed', 'Sum', 'fallbacks'),
-          search('BudgetRejected', 'Sum', 'budget rejections'),
-          search('BreakerOpened', 'Sum', 'breakers opened'),
+          total('CacheHit', 'cache hits'),
+          total('FallbackUsed', 'fallbacks'),
+          total('BudgetRejected', 'budget rejections'),
+          total('BreakerOpened', 'breakers opened'),
         ],
         width: 12,
       }),
@@ -64,7 +60,7 @@ export class SpendDashboard extends Construct {
     this.dashboard.addWidgets(
       new GraphWidget({
         title: 'Provider latency (ms)',
-        left: [bySearch('ProviderLatency', 'p50', 'p50'), bySearch('ProviderLatency', 'p99', 'p99')],
+        left: [each('ProviderLatency', 'p50', 'p50'), each('ProviderLatency', 'p99', 'p99')],
         width: 24,
       }),
     );

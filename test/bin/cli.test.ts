@@ -18,6 +18,12 @@ const cli = async (...args: string[]) => {
   }
 };
 
+/** `agentflow run pr-review --json` on a fresh example repository, keeping state in `stateDir`. */
+const runExample = (stateDir: string) => {
+  const repo = exampleRepo();
+  return cli('run', 'pr-review', '--repo', repo.path, '--base', repo.base, '--head', repo.head, '--json', '--state-dir', stateDir);
+};
+
 describe('CLI: agentflow', () => {
   it('validates the shipped workflows', async () => {
     const r = await cli('validate');
@@ -45,20 +51,7 @@ describe('CLI: agentflow', () => {
   });
 
   it('runs a workflow on a local repository and ends with one JSON object', async () => {
-    const repo = exampleRepo();
-    const r = await cli(
-      'run',
-      'pr-review',
-      '--repo',
-      repo.path,
-      '--base',
-      repo.base,
-      '--head',
-      repo.head,
-      '--json',
-      '--state-dir',
-      tempDir(),
-    );
+    const r = await runExample(tempDir());
     expect(r.code).toBe(0);
     const lines = r.stdout.trim().split('\n');
     const out = JSON.parse(lines[lines.length - 1] as string);
@@ -88,21 +81,9 @@ describe('CLI: agentflow', () => {
   });
 
   it("shows the run's spend in `costs` and the breakers in `breakers`, from the same --state-dir", async () => {
-    const repo = exampleRepo();
     const stateDir = tempDir();
-    const run = await cli(
-      'run',
-      'pr-review',
-      '--repo',
-      repo.path,
-      '--base',
-      repo.base,
-      '--head',
-      repo.head,
-      '--json',
-      '--state-dir',
-      stateDir,
-    );
+    const run = await runExample(stateDir);
+
     expect(run.code).toBe(0);
     const costUsd = JSON.parse(run.stdout.trim().split('\n').at(-1) as string).costUsd as number;
 
