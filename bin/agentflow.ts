@@ -49,8 +49,11 @@ program
     }
     for (const wf of ws.workflows.values()) {
       const def = compileWorkflow(wf);
-      const agents = wf.phases.reduce((n, p) => n + p.agents.length, 0);
-      console.log(`✔ ${wf.id}: ${wf.phases.length} phase(s), ${agents} agent(s), ${Object.keys(def.States).length} states`);
+      const agents = wf.phases.reduce((n, p) => n + (p.kind === 'agents' ? p.agents.length : 0), 0);
+      const gates = wf.phases.filter((p) => p.kind !== 'agents').length;
+      console.log(
+        `✔ ${wf.id}: ${wf.phases.length} phase(s), ${agents} agent(s)${gates ? `, ${gates} gate(s)` : ''}, ${Object.keys(def.States).length} states`,
+      );
     }
     console.log(`✔ ${ws.catalog?.agents.size ?? 0} agents, ${Object.keys(ws.catalog?.models.models ?? {}).length} models valid`);
   });

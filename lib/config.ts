@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { type ApproverGroups, ApproverGroupsSchema } from '../lambdas/core/approvals.js';
 import { type GatewayConfig, GatewayConfigSchema, parseGatewayConfig } from '../lambdas/core/gateway-config.js';
 
 /**
@@ -24,6 +25,11 @@ export const EnvironmentConfigSchema = z.strictObject({
   /** `destroy` deletes the table and bucket with the stack (dev); `retain` keeps them (prod). */
   removalPolicy: z.enum(['destroy', 'retain']),
   githubApiUrl: z.string().url().default('https://api.github.com'),
+  /**
+   * Approver groups workflows name in `approvers:` and `run_by:`: Slack user ids and GitHub logins
+   * or `@org/team` teams, e.g. `{ "mobile-leads": { "slack": ["U024BE7LH"], "github": ["@acme/mobile-leads"] } }`.
+   */
+  groups: ApproverGroupsSchema.default({}),
   // The model gateway's settings: budgets, breaker, retry, rateLimits, cache, providerTimeoutSeconds.
   ...GatewayConfigSchema.shape,
 });
@@ -47,6 +53,19 @@ export function loadEnvironmentConfig(environments: unknown, name: string): Envi
     const issue = r.error.issues[0];
     throw new Error(`cdk.json: context.environments.${name}.${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}`);
   }
+  return r.data;
+}
+
+/** The `groups` of cdk.json `context.environments.local` in `projectRoot` (none when there is no cdk.json). */
+export function loadLocalGroups(projectRoot: string): ApproverGroups {
+  let cdk: { context?: { environments?: { local?: { groups?: unknown } } } } = {};
+  try {
+    cdk = JSON.parse(readFileSync(join(projectRoot, 'cdk.json'), 'utf8'));
+  } catch {
+    return {};
+  }
+  const r = ApproverGroupsSchema.safeParse(cdk.context?.environments?.local?.groups ?? {});
+  if (!r.success) throw new Error(`cdk.json: context.environments.local.groups: ${r.error.issues[0]?.message ?? 'invalid'}`);
   return r.data;
 }
 

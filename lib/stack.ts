@@ -203,7 +203,7 @@ export function bedrockModelArns(workflows: readonly Workflow[], models: ModelCa
   const arns = new Set<string>();
   for (const wf of workflows) {
     for (const phase of wf.phases) {
-      for (const agent of phase.agents) {
+      for (const agent of phase.kind === 'agents' ? phase.agents : []) {
         const routed = agent.auto ? [agent.auto.simple, agent.auto.medium, agent.auto.complex] : [];
         for (const m of [agent.model, ...routed, ...agent.fallback]) {
           if (m.provider !== 'bedrock') continue;

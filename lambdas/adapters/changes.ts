@@ -30,6 +30,17 @@ export class GitHubChangeSource implements ChangeSource {
       ...(f.previous_filename ? { previousPath: f.previous_filename } : {}),
     }));
   }
+
+  async readHeadFile(change: Change, path: string): Promise<string | undefined> {
+    const { owner, repo } = splitRepository(change.repository);
+    try {
+      const r = await this.octokit.rest.repos.getContent({ owner, repo, path, ref: change.headSha, mediaType: { format: 'raw' } });
+      return typeof r.data === 'string' ? r.data : undefined;
+    } catch (e) {
+      if ((e as { status?: number }).status === 404) return undefined;
+      throw e;
+    }
+  }
 }
 
 /**
@@ -52,6 +63,15 @@ export class GitChangeSource implements ChangeSource {
       throw new Error(`cannot diff ${change.baseSha}..${change.headSha} in ${this.repoPath}: ${msg}`);
     }
     return parseUnifiedDiff(out);
+  }
+
+  async readHeadFile(change: Change, path: string): Promise<string | undefined> {
+    try {
+      const { stdout } = await run('git', ['-C', this.repoPath, 'show', `${change.headSha}:${path}`], { maxBuffer: 16 * 1024 * 1024 });
+      return stdout;
+    } catch {
+      return undefined;
+    }
   }
 }
 

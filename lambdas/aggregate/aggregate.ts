@@ -37,7 +37,7 @@ export async function aggregate(raw: unknown, deps: AggregateDeps): Promise<Aggr
       }),
   );
   const findings = mergeFindings(perAgent);
-  const summary = summarize(input.workflow, agents, findings);
+  const summary = summarize(input.workflow, agents, findings, input.gates);
   const servedBy = agents.find((a) => a.servedBy)?.servedBy;
   const comment = renderComment({
     workflowName: input.workflowName || input.workflow,
@@ -47,6 +47,7 @@ export async function aggregate(raw: unknown, deps: AggregateDeps): Promise<Aggr
     findings,
     summary,
     ...(servedBy ? { servedBy } : {}),
+    documents: agents.map((a) => ({ agent: a.name, ref: a.documentRef })),
   });
   const base = `runs/${input.runId}`;
   const reportRef = await deps.artifacts.putJson(`${base}/report.json`, { summary, findings, agents });

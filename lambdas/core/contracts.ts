@@ -79,6 +79,7 @@ export const AgentItemSchema = z.strictObject({
   cache: z.boolean().default(true),
   /** The agent's declared complexity (routing input for `model: auto`). */
   complexity: z.enum(TIERS).default('medium'),
+  output: z.enum(['findings', 'document']).default('findings'),
   /** Set for `model: auto`: the tier models to pick from by the change size (see `routeModel`). */
   auto: z.strictObject({ simple: ModelRef, medium: ModelRef, complex: ModelRef }).optional(),
 });
@@ -103,6 +104,8 @@ export const LoadContextInputSchema = z.strictObject({
   change: ChangeSchema,
   /** Globs of the workflow's `files_changed` condition; `matchedFiles` counts files matching any. */
   filesChanged: z.array(z.string()).default([]),
+  /** Read the head commit's test coverage (the workflow has a `test_coverage` condition). */
+  coverage: z.boolean().default(false),
 });
 export type LoadContextInput = z.infer<typeof LoadContextInputSchema>;
 export interface LoadContextOutput {
@@ -145,6 +148,8 @@ export type Finding = z.infer<typeof FindingSchema>;
 export const ModelAnswerSchema = z.strictObject({
   summary: z.string().default(''),
   findings: z.array(FindingSchema),
+  /** Markdown, from agents whose output is `document`. */
+  document: z.string().optional(),
 });
 export type ModelAnswer = z.infer<typeof ModelAnswerSchema>;
 
@@ -187,6 +192,8 @@ export const AgentResultSchema = z.strictObject({
   costUsd: z.number().nonnegative(),
   findings: z.number().int().nonnegative(),
   findingsRef: z.string().optional(),
+  /** The Markdown document an `output: document` agent wrote. */
+  documentRef: ArtifactRef.optional(),
   chunks: z.number().int().nonnegative().default(0),
   repaired: z.boolean().default(false),
   servedBy: z.string().optional(),
@@ -205,12 +212,24 @@ export const AgentResultSchema = z.strictObject({
 });
 export type AgentResult = z.infer<typeof AgentResultSchema>;
 
+/** What a gate phase ended with (`$.gates.<phase>`): SendTaskSuccess output, or the outcome the compiled Catch set. */
+export const GateOutcomeSchema = z.looseObject({
+  outcome: z.string(),
+  by: z.string().optional(),
+  at: z.string().optional(),
+  approvalId: z.string().optional(),
+  decision: z.looseObject({ by: z.string().optional(), at: z.string().optional() }).optional(),
+});
+export type GateOutcome = z.infer<typeof GateOutcomeSchema>;
+
 export const AggregateInputSchema = z.strictObject({
   runId: z.string(),
   workflow: z.string(),
   change: ChangeSchema,
   contextRef: ArtifactRef,
   results: z.record(z.string(), z.array(z.unknown())),
+  /** Outcomes of approval and CI gates by phase key. */
+  gates: z.record(z.string(), GateOutcomeSchema).default({}),
   workflowName: z.string().default(''),
   requiredPhases: z.array(z.string()).default([]),
 });
@@ -244,6 +263,8 @@ export const RunSummarySchema = z.strictObject({
     }),
   ),
   offline: z.boolean(),
+  /** Gate outcomes, e.g. `{ approve: "approved by <@U024BE7LH>" }`. */
+  gates: z.record(z.string(), z.string()).default({}),
 });
 export type RunSummary = z.infer<typeof RunSummarySchema>;
 
@@ -281,7 +302,15 @@ const PublishFailed = z.strictObject({
   error: z.object({ Error: z.string(), Cause: z.string().optional() }),
   notify: z.string().optional(),
 });
-export const PublishInputSchema = z.discriminatedUnion('kind', [PublishReport, PublishSkipped, PublishFailed]);
+const PublishStopped = z.strictObject({
+  kind: z.literal('stopped'),
+  runId: z.string(),
+  workflow: z.string(),
+  change: ChangeSchema,
+  reason: z.string(),
+  gates: z.record(z.string(), GateOutcomeSchema).default({}),
+});
+export const PublishInputSchema = z.discriminatedUnion('kind', [PublishReport, PublishSkipped, PublishFailed, PublishStopped]);
 export type PublishInput = z.infer<typeof PublishInputSchema>;
 export interface PublishOutput {
   commentUrl: string | null;
@@ -291,7 +320,7 @@ export interface PublishOutput {
 export const RunRecordSchema = z.object({
   runId: z.string(),
   workflow: z.string(),
-  status: z.enum(['RUNNING', 'SUCCEEDED', 'SKIPPED', 'FAILED']),
+  status: z.enum(['RUNNING', 'SUCCEEDED', 'SKIPPED', 'STOPPED', 'FAILED']),
   repository: z.string(),
   number: z.number(),
   headSha: z.string(),

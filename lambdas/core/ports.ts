@@ -17,6 +17,11 @@ export interface ArtifactStore {
 export interface ChangeSource {
   /** @throws Error when the repository or commits cannot be read */
   listChangedFiles(change: Change): Promise<ChangedFile[]>;
+  /**
+   * A text file at the change's head commit, or undefined when it does not exist (for the coverage
+   * summary, see {@link COVERAGE_SUMMARY_PATH}).
+   */
+  readHeadFile(change: Change, path: string): Promise<string | undefined>;
 }
 
 /** One message to a chat model. */
@@ -83,4 +88,23 @@ export interface ExecutionStarter {
    * @returns `started: false` when an execution of that name already exists (a redelivery)
    */
   start(workflow: string, name: string, input: unknown): Promise<{ name: string; started: boolean }>;
+}
+
+/** JSON a {@link DeliveryGuard} can store as a result. */
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+
+/** What {@link DeliveryGuard.once} found. */
+export type OnceOutcome<T> = { inProgress: false; duplicate: boolean; result: T } | { inProgress: true };
+
+/**
+ * Runs the work for one delivery id at most once (the Powertools idempotency record in DynamoDB).
+ */
+export interface DeliveryGuard {
+  /**
+   * Runs `work` once per `key`. A key whose work finished gives its stored result with
+   * `duplicate: true`; a key whose work runs elsewhere right now gives `inProgress: true`. When
+   * `work` throws, nothing is kept (the error is rethrown), so a redelivery runs it again; a
+   * record left by a crash stops blocking once `remainingMs` (the Lambda's remaining time) passes.
+   */
+  once<T extends JsonValue>(key: string, work: () => Promise<T>, remainingMs: number): Promise<OnceOutcome<T>>;
 }

@@ -1,4 +1,4 @@
-import type { AgentItem, Change, ModelAnswer } from './contracts.js';
+import type { AgentItem, Change, Finding, ModelAnswer } from './contracts.js';
 import { ModelAnswerSchema } from './contracts.js';
 import type { ChatMessage } from './ports.js';
 
@@ -9,25 +9,44 @@ export function systemPrompt(agent: AgentItem): string {
 ## Answer format
 Answer with one JSON object and nothing else (no prose, no Markdown fence):
 {"summary": "<one or two sentences>", "findings": [{"file": "<path as shown in the diff>", "line": <line number in the new file, 0 if the whole file>, "severity": "critical|high|medium|low|info", "category": "${agent.categories.join('|')}", "message": "<the problem and why it matters>", "suggestion": "<the concrete fix>"}]}
-Report only problems in lines the change adds or modifies. An empty "findings" list is a valid answer.`;
+Report only problems in lines the change adds or modifies. An empty "findings" list is a valid answer.${
+    agent.output === 'document'
+      ? `
+
+## Document
+Also write the document your instructions ask for, in Markdown, as the string field "document" of the same JSON object. Base it on the change and on the earlier phases' findings.`
+      : ''
+  }`;
+}
+
+/**
+ * The earlier phases' findings as prompt lines (at most `max`), so later phases build on them:
+ * `- [high] security: App/Api.swift:12 Hard-coded key (security)`.
+ */
+export function earlierFindings(findings: ReadonlyArray<{ agent: string; finding: Finding }>, max = 30): string {
+  if (findings.length === 0) return '';
+  const lines = findings
+    .slice(0, max)
+    .map(({ agent, finding: f }) => `- [${f.severity}] ${agent}: ${f.file}${f.line > 0 ? `:${f.line}` : ''} ${f.message}`);
+  const more = findings.length > max ? [`- … ${findings.length - max} more`] : [];
+  return ['Findings of earlier phases:', ...lines, ...more].join('\n');
 }
 
 /**
  * The user message for one chunk of the change. The header lines (`Agent:`, `Categories:`) are
  * stable so that tests and the offline model server can read them.
  */
-export function chunkMessage(agent: AgentItem, change: Change, chunk: string, index: number, total: number): string {
+export function chunkMessage(agent: AgentItem, change: Change, chunk: string, index: number, total: number, earlier = ''): string {
   return [
     `Pull request: ${change.repository}#${change.number} "${change.title}" by ${change.author || 'unknown'}`,
     `Agent: ${agent.name}`,
     `Categories: ${agent.categories.join(', ')}`,
-    agent.tasks.length ? `Tasks: ${agent.tasks.join(', ')}` : '',
+    ...(agent.tasks.length ? [`Tasks: ${agent.tasks.join(', ')}`] : []),
+    ...(earlier ? ['', earlier, ''] : []),
     `Part ${index + 1} of ${total} of the change:`,
     '',
     chunk,
-  ]
-    .filter((l, i) => l !== '' || i === 5)
-    .join('\n');
+  ].join('\n');
 }
 
 /** The follow-up that asks the model to fix an invalid answer (sent once). */

@@ -1,4 +1,4 @@
-import type { AgentResult, Change, Finding, RunSummary, Severity } from './contracts.js';
+import type { AgentResult, Change, Finding, GateOutcome, RunSummary, Severity } from './contracts.js';
 import { SEVERITIES } from './contracts.js';
 import { roundUsd } from './pricing.js';
 
@@ -55,7 +55,20 @@ export function errorText(error: AgentResult['error']): string | undefined {
 }
 
 /** Builds the run summary (USD rounded to the micro-dollar). */
-export function summarize(workflow: string, agents: readonly AgentResult[], findings: readonly ReportFinding[]): RunSummary {
+/** One line per gate outcome: `approved by <@U024BE7LH> at …`, `timeout`, `rejected by @octocat`. */
+export function describeGate(g: GateOutcome): string {
+  const by = g.by ?? g.decision?.by;
+  const at = g.at ?? g.decision?.at;
+  const extra = typeof g.conclusion === 'string' ? ` (CI ${g.conclusion})` : '';
+  return `${g.outcome}${by ? ` by ${by}` : ''}${at ? ` at ${at}` : ''}${extra}`;
+}
+
+export function summarize(
+  workflow: string,
+  agents: readonly AgentResult[],
+  findings: readonly ReportFinding[],
+  gates: Readonly<Record<string, GateOutcome>> = {},
+): RunSummary {
   const bySeverity: Record<string, number> = {};
   for (const s of SEVERITIES) bySeverity[s] = 0;
   for (const f of findings) bySeverity[f.severity] = (bySeverity[f.severity] ?? 0) + 1;
@@ -67,6 +80,7 @@ export function summarize(workflow: string, agents: readonly AgentResult[], find
     inputTokens: agents.reduce((s, a) => s + a.inputTokens, 0),
     outputTokens: agents.reduce((s, a) => s + a.outputTokens, 0),
     offline: agents.some((a) => a.servedBy !== undefined),
+    gates: Object.fromEntries(Object.entries(gates).map(([k, g]) => [k, describeGate(g)])),
     agents: agents.map((a) => {
       const error = errorText(a.error);
       return {
@@ -140,6 +154,8 @@ export function renderComment(input: {
   findings: readonly ReportFinding[];
   summary: RunSummary;
   servedBy?: string;
+  /** Documents agents wrote (artifact keys). */
+  documents?: ReadonlyArray<{ agent: string; ref: string | undefined }>;
 }): string {
   const { summary, findings } = input;
   const failed = summary.agents.filter((a) => a.status === 'failed');
@@ -164,6 +180,14 @@ export function renderComment(input: {
       `> [!NOTE]`,
       `> Answers came from the **${input.servedBy}** (deterministic, rule-based stand-in for Bedrock and OpenAI on 127.0.0.1), not from a real model.`,
     );
+  }
+  const gates = Object.entries(summary.gates ?? {});
+  if (gates.length > 0) {
+    out.push('', '### Gates', '', ...gates.map(([phase, text]) => `- **${phase}**: ${text}`));
+  }
+  const documents = (input.documents ?? []).filter((d) => d.ref);
+  if (documents.length > 0) {
+    out.push('', '### Documents', '', ...documents.map((d) => `- **${d.agent}** wrote \`${d.ref}\``));
   }
   out.push('', '### Findings', '');
   if (findings.length === 0) {

@@ -1,9 +1,11 @@
 import { budgetScopes } from '../core/budget.js';
 import {
   type AgentResult,
+  AgentResultSchema,
   type AttemptRecord,
   ContextArtifactSchema,
   type Finding,
+  FindingSchema,
   type InvokeAgentInput,
   InvokeAgentInputSchema,
   MAX_ATTEMPTS_KEPT,
@@ -15,7 +17,7 @@ import type { GatewayAnswer, GatewayCall, ModelGateway } from '../core/gateway.j
 import type { BudgetConfig } from '../core/gateway-config.js';
 import type { ArtifactStore, ChatMessage, TokenUsage } from '../core/ports.js';
 import { addUsage, NO_USAGE, roundUsd } from '../core/pricing.js';
-import { chunkMessage, parseAnswer, repairMessages, systemPrompt } from '../core/prompt.js';
+import { chunkMessage, earlierFindings, parseAnswer, repairMessages, systemPrompt } from '../core/prompt.js';
 import { routeModel } from '../core/routing.js';
 import { chunkFiles, estimateTokens } from '../core/tokens.js';
 import { splitRepository } from '../core/triggers.js';
@@ -36,6 +38,23 @@ export const MAX_CHUNK_TOKENS = 60_000;
 
 /** Artifact key of an agent's findings. */
 export const findingsKey = (runId: string, phase: string, agent: string) => `runs/${runId}/findings/${phase}/${agent}.json`;
+
+/** Artifact key of the Markdown document an `output: document` agent writes. */
+export const documentKey = (runId: string, phase: string, agent: string) => `runs/${runId}/documents/${phase}/${agent}.md`;
+
+/** The findings of earlier phases' agents (`previous` holds their small results with findings refs). */
+async function previousFindings(previous: Record<string, unknown>, artifacts: ArtifactStore): Promise<Array<{ agent: string; finding: Finding }>> {
+  const results = Object.values(previous)
+    .flatMap((v) => (Array.isArray(v) ? v : []))
+    .map((r) => AgentResultSchema.safeParse(r))
+    .flatMap((r) => (r.success && r.data.status === 'succeeded' && r.data.findingsRef ? [r.data] : []));
+  const out: Array<{ agent: string; finding: Finding }> = [];
+  for (const r of results) {
+    const stored = (await artifacts.getJson(r.findingsRef as string)) as { findings?: unknown };
+    for (const finding of FindingSchema.array().catch([]).parse(stored.findings ?? [])) out.push({ agent: r.name, finding });
+  }
+  return out;
+}
 
 /**
  * InvokeAgent: reviews the run's context with one agent.
@@ -72,9 +91,10 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
     maxUsdPerRun: input.budget.maxUsdPerRun,
     now: new Date(started),
   });
+  const earlier = earlierFindings(await previousFindings(input.previous, deps.artifacts));
   const system = systemPrompt(agent);
   const window = Math.min(...candidates.map((c) => c.contextWindow));
-  const overhead = estimateTokens(system) + estimateTokens(chunkMessage(agent, context.change, '', 0, 1)) + 64;
+  const overhead = estimateTokens(system) + estimateTokens(chunkMessage(agent, context.change, '', 0, 1, earlier)) + 64;
   const budget = Math.min(MAX_CHUNK_TOKENS, Math.floor((window - agent.maxTokens - overhead) * 0.9));
   const chunks = context.files.length > 0 ? chunkFiles(context.files, budget) : [];
 
@@ -112,8 +132,9 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
     return a;
   };
   const findings: Finding[] = [];
+  const documents: string[] = [];
   for (const [i, chunk] of chunks.entries()) {
-    const messages: ChatMessage[] = [{ role: 'user', content: chunkMessage(agent, context.change, chunk, i, chunks.length) }];
+    const messages: ChatMessage[] = [{ role: 'user', content: chunkMessage(agent, context.change, chunk, i, chunks.length, earlier) }];
     const first = await ask(messages);
     let parsed = parseAnswer(first.text);
     if (!parsed.ok) {
@@ -132,7 +153,12 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
       }
     }
     findings.push(...parsed.answer.findings);
+    if (parsed.answer.document) documents.push(parsed.answer.document);
   }
+  const documentRef =
+    agent.output === 'document' && documents.length > 0
+      ? await deps.artifacts.putText(documentKey(input.runId, input.phase, agent.name), documents.join('\n\n---\n\n'), 'text/markdown')
+      : undefined;
   const findingsRef = await deps.artifacts.putJson(findingsKey(input.runId, input.phase, agent.name), {
     agent: agent.name,
     phase: input.phase,
@@ -151,6 +177,7 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
     costUsd: roundUsd(cost),
     findings: findings.length,
     findingsRef,
+    ...(documentRef ? { documentRef } : {}),
     chunks: chunks.length,
     repaired,
     ...(servedBy ? { servedBy } : {}),

@@ -1,5 +1,6 @@
 import picomatch from 'picomatch';
 import {
+  type Change,
   type ContextArtifact,
   type LoadContextInput,
   LoadContextInputSchema,
@@ -17,6 +18,25 @@ export interface LoadContextDeps {
 
 /** Artifact key of a run's context. */
 export const contextKey = (runId: string) => `runs/${runId}/context.json`;
+
+/**
+ * Where a `test_coverage` condition reads coverage: an Istanbul/nyc `json-summary` file (also written
+ * by Slather, Kover and JaCoCo converters) committed or produced at the head commit; its
+ * `total.lines.pct` is the percentage. A manual run's `coverage=<percent>` takes precedence.
+ */
+export const COVERAGE_SUMMARY_PATH = 'coverage/coverage-summary.json';
+
+/** The head commit's line coverage in percent, or undefined when there is no readable summary. */
+export async function headCoverage(change: Change, changes: ChangeSource): Promise<number | undefined> {
+  const text = await changes.readHeadFile(change, COVERAGE_SUMMARY_PATH);
+  if (!text) return undefined;
+  try {
+    const pct = (JSON.parse(text) as { total?: { lines?: { pct?: unknown } } }).total?.lines?.pct;
+    return typeof pct === 'number' && pct >= 0 && pct <= 100 ? pct : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * LoadContext: fetches the change, redacts credentials from every patch, computes change stats
@@ -39,6 +59,7 @@ export async function loadContext(raw: unknown, deps: LoadContextDeps): Promise<
   const isMatch = input.filesChanged.length > 0 ? picomatch(input.filesChanged, { basename: true, dot: true }) : () => true;
   const additions = clean.reduce((s, f) => s + f.additions, 0);
   const deletions = clean.reduce((s, f) => s + f.deletions, 0);
+  const coverage = input.change.testCoverage ?? (input.coverage ? await headCoverage(input.change, deps.changes) : undefined);
   const artifact: ContextArtifact = {
     change: input.change,
     files: clean,
@@ -50,7 +71,7 @@ export async function loadContext(raw: unknown, deps: LoadContextDeps): Promise<
       matchedFiles: clean.filter((f) => isMatch(f.path)).length,
       redactions,
       estimatedTokens: clean.reduce((s, f) => s + estimateTokens(renderFile(f)), 0),
-      ...(input.change.testCoverage !== undefined ? { testCoverage: input.change.testCoverage } : {}),
+      ...(coverage !== undefined ? { testCoverage: coverage } : {}),
     },
   };
   const contextRef = await deps.artifacts.putJson(contextKey(input.runId), artifact);

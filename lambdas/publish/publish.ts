@@ -38,6 +38,9 @@ export async function publish(raw: unknown, deps: PublishDeps): Promise<PublishO
     case 'skipped':
       await deps.runs.put({ ...base, status: 'SKIPPED', reason: input.reason });
       return { commentUrl: null };
+    case 'stopped':
+      await deps.runs.put({ ...base, status: 'STOPPED', reason: input.reason });
+      return { commentUrl: null };
     case 'failed': {
       await deps.runs.put({ ...base, status: 'FAILED', error: errorText(input.error) ?? input.error.Error });
       return { commentUrl: null };

@@ -45,7 +45,7 @@ export interface OfflineStats {
 const tokens = (s: string) => Math.max(1, Math.ceil(s.length / 4));
 
 /** The answer the offline model gives to a system prompt + messages: findings for the asked categories. */
-export function offlineAnswer(_system: string, messages: Array<{ role: string; content: string }>): string {
+export function offlineAnswer(system: string, messages: Array<{ role: string; content: string }>): string {
   const user = [...messages].reverse().find((m) => m.role === 'user')?.content ?? '';
   // A repair request: answer the original prompt again.
   const prompt = /could not be used/.test(user) ? (messages.find((m) => m.role === 'user')?.content ?? user) : user;
@@ -58,7 +58,49 @@ export function offlineAnswer(_system: string, messages: Array<{ role: string; c
   return JSON.stringify({
     summary: `${agent}: ${findings.length} finding(s) from the offline model's rules for ${categories.join(', ') || 'no categories'}.`,
     findings,
+    ...(/^## Document$/m.test(system) ? { document: offlineDocument(prompt, agent, findings) } : {}),
   });
+}
+
+/**
+ * The offline model's document (for `output: document` agents): an ADR and a migration guide
+ * assembled from the earlier phases' findings in the prompt and this change's own findings.
+ */
+function offlineDocument(prompt: string, agent: string, findings: ReadonlyArray<{ file: string; line: number; message: string; suggestion: string }>): string {
+  const pr = /^Pull request: (.+)$/m.exec(prompt)?.[1] ?? 'the change';
+  const earlier = [...prompt.matchAll(/^- \[(\w+)\] ([\w-]+): (.+)$/gm)].map((m) => ({ severity: m[1], agent: m[2], text: m[3] }));
+  const by = (a: string) => earlier.filter((e) => e.agent === a).map((e) => `- ${e.text}`);
+  const context = by('architecture');
+  const steps = by('migration-planning');
+  const impact = by('impact-analysis');
+  const files = [...new Set(findings.map((f) => f.file))];
+  return [
+    `# ADR: Architecture migration for ${pr}`,
+    '',
+    '_Written by the AgentFlow offline model (rule-based stand-in), not by a real model._',
+    '',
+    '## Status',
+    '',
+    'Accepted (the approval gate of the workflow was approved).',
+    '',
+    '## Context',
+    '',
+    ...(context.length ? context : ['- No architecture findings were reported.']),
+    '',
+    '## Decision',
+    '',
+    `Migrate incrementally, one step per pull request, in the order of the migration guide below${files.length ? `, starting with ${files.slice(0, 3).join(', ')}` : ''}.`,
+    '',
+    '## Consequences',
+    '',
+    ...(impact.length ? impact : ['- No impact findings were reported.']),
+    '',
+    '# Migration guide',
+    '',
+    ...(steps.length ? steps.map((s, i) => `${i + 1}. ${s.slice(2)} Verify with the module's tests; roll back by reverting the step's pull request.`) : ['1. No migration steps were reported.']),
+    '',
+    `_Agent: ${agent}._`,
+  ].join('\n');
 }
 
 /**

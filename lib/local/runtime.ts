@@ -6,6 +6,8 @@ import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, ResourceInUse
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
 import dynalite from 'dynalite';
+import { randomUUID } from 'node:crypto';
+import { DynamoApprovalStore } from '../../lambdas/adapters/approvals.js';
 import { FsArtifactStore } from '../../lambdas/adapters/artifacts.js';
 import { GitChangeSource } from '../../lambdas/adapters/changes.js';
 import { FileCommentPublisher } from '../../lambdas/adapters/comments.js';
@@ -13,6 +15,16 @@ import { createDynamoGateway, type DynamoBreakerStore, type DynamoBudgetLedger }
 import { MemoryGatewayMetrics } from '../../lambdas/adapters/metrics.js';
 import { DynamoRunStore, TABLE_KEYS } from '../../lambdas/adapters/runs.js';
 import { aggregate } from '../../lambdas/aggregate/aggregate.js';
+import {
+  type Actor,
+  type ApproverGroups,
+  type Decision,
+  decideApproval,
+  listApprovals,
+  type PendingApproval,
+  RequestApprovalInputSchema,
+  requestApproval,
+} from '../../lambdas/core/approvals.js';
 import type { ExecutionInput, RunSummary } from '../../lambdas/core/contracts.js';
 import type { ModelGateway } from '../../lambdas/core/gateway.js';
 import { type GatewayConfig, GatewayConfigSchema } from '../../lambdas/core/gateway-config.js';
@@ -20,8 +32,9 @@ import type { ExecutionStarter, ProviderTable, RunStore } from '../../lambdas/co
 import { invokeAgent } from '../../lambdas/invoke-agent/invoke-agent.js';
 import { loadContext } from '../../lambdas/load-context/load-context.js';
 import { publish } from '../../lambdas/publish/publish.js';
-import { type AslDefinition, compileWorkflow, type TaskKind, taskKindOf, taskStates } from '../workflow/index.js';
+import { type AslDefinition, compileWorkflow, type TaskKind, taskKindOf, taskStates, WAIT_FOR_TASK_TOKEN } from '../workflow/index.js';
 import type { Workspace } from '../workspace.js';
+import { LocalApprovalNotifier, LocalTaskCallbacks } from './approvals.js';
 import { type OfflineModelOptions, OfflineModelServer } from './offline-model.js';
 import { localProviders, type ProviderModes, providerModes } from './providers.js';
 
@@ -46,6 +59,10 @@ export interface LocalRuntimeOptions {
   onComment?: (body: string, path: string) => void;
   /** Budgets, breaker, retry, rate limits and cache of the model gateway. @default all defaults (no budget limits) */
   gateway?: GatewayConfig;
+  /** Approver groups of the environment config (cdk.json `environments.local.groups`). @default {} */
+  groups?: ApproverGroups;
+  /** Prints approval requests and outcomes. @default console.log */
+  print?: (line: string) => void;
 }
 
 /** What a state machine execution ended with. */
@@ -93,7 +110,14 @@ export class LocalRuntime {
   gatewayConfig!: GatewayConfig;
   offline?: OfflineModelServer;
   modes!: ProviderModes;
+  /** Approvals and CI callbacks waiting on task tokens (`APPROVAL#` items in the local table). */
+  approvals!: DynamoApprovalStore;
+  /** The local engine's task tokens (SendTaskSuccess / SendTaskFailure). */
+  readonly callbacks = new LocalTaskCallbacks();
+  /** The approval messages as Slack would show them (also appended to `<stateDir>/slack-outbox.jsonl`). */
+  notifier!: LocalApprovalNotifier;
   private table?: LocalTable;
+  private readonly starting = new Set<string>();
 
   private constructor(readonly options: LocalRuntimeOptions) {
     this.artifacts = new FsArtifactStore(join(options.stateDir, 'artifacts'));
@@ -119,7 +143,32 @@ export class LocalRuntime {
     rt.gateway = gw.gateway;
     rt.ledger = gw.ledger;
     rt.breakers = gw.breakers;
+    rt.approvals = new DynamoApprovalStore(doc, LOCAL_TABLE);
+    rt.notifier = new LocalApprovalNotifier(options.print ?? ((l) => console.log(l)), join(options.stateDir, 'slack-outbox.jsonl'));
     return rt;
+  }
+
+  /** Pending approvals and CI callbacks (no task tokens). */
+  listApprovals(): Promise<PendingApproval[]> {
+    return listApprovals(this.approvals);
+  }
+
+  /** Decides an approval as `actor` (see `decideApproval`); `output` is added to a CI report. */
+  decide(id: string, decision: 'approve' | 'reject', actor: Actor, output: Record<string, unknown> = {}): Promise<Decision> {
+    return decideApproval(id, decision, actor, { approvals: this.approvals, callbacks: this.callbacks, notifier: this.notifier }, output);
+  }
+
+  /**
+   * The waiting Task state's override: mints a task token (the engine has none), runs the
+   * RequestApproval use case with it and waits for the callback; the engine's TimeoutSeconds
+   * ends the wait with States.Timeout.
+   */
+  private async waitForCallback(payload: unknown): Promise<unknown> {
+    const input = RequestApprovalInputSchema.parse(payload);
+    const taskToken = `local-${randomUUID()}`;
+    const decided = this.callbacks.wait(taskToken, input.timeoutSeconds);
+    await requestApproval({ ...input, taskToken }, { approvals: this.approvals, notifier: this.notifier, groups: this.options.groups ?? {} });
+    return decided;
   }
 
   /** Stops the servers. Running executions are not awaited. */
@@ -132,9 +181,16 @@ export class LocalRuntime {
   get starter(): ExecutionStarter {
     return {
       start: async (workflow, name, input) => {
-        if (this.executions.has(name) || (await this.runs.get(name))) return { name, started: false };
-        void this.startExecution(workflow, name, input as ExecutionInput);
-        return { name, started: true };
+        // Checked and claimed before the first await, so two deliveries at once start one execution.
+        if (this.executions.has(name) || this.starting.has(name)) return { name, started: false };
+        this.starting.add(name);
+        try {
+          if (await this.runs.get(name)) return { name, started: false };
+          void this.startExecution(workflow, name, input as ExecutionInput);
+          return { name, started: true };
+        } finally {
+          this.starting.delete(name);
+        }
       },
     };
   }
@@ -164,13 +220,19 @@ export class LocalRuntime {
       invokeAgent: (p) => invokeAgent(p, deps),
       aggregate: (p) => aggregate(p, deps),
       publish: (p) => publish(p, deps),
+      requestApproval: (p) => this.waitForCallback(p),
     };
     const out: Record<string, (input: unknown) => Promise<unknown>> = {};
     for (const [name, state] of taskStates(def)) {
       const kind = taskKindOf(state);
       if (!kind) throw new Error(`Task state "${name}" calls no known function; the local runtime cannot run it`);
-      // lambda:invoke without payloadResponseOnly: the service result is { Payload }.
-      out[name] = async (input) => ({ Payload: await useCases[kind]((input as { Payload: unknown }).Payload) });
+      const payload = (input: unknown) => (input as { Payload: unknown }).Payload;
+      // lambda:invoke without payloadResponseOnly: the service result is { Payload }; a waiting
+      // task's result is the callback's output itself.
+      out[name] =
+        state.Resource === WAIT_FOR_TASK_TOKEN
+          ? (input) => useCases[kind](payload(input))
+          : async (input) => ({ Payload: await useCases[kind](payload(input)) });
     }
     return out;
   }
@@ -203,7 +265,9 @@ export class LocalRuntime {
         taskResourceLocalHandlers: handlers as never,
         retryIntervalOverrides: Object.fromEntries(Object.keys(handlers).map((n) => [n, retryDelay])),
       },
-      context: { Execution: { Name: name, Input: input as never, StartTime: new Date(started).toISOString() } },
+      // The engine has no task tokens: `$$.Task.Token` resolves to this placeholder and the waiting
+      // task's override mints a real one per request.
+      context: { Execution: { Name: name, Input: input as never, StartTime: new Date(started).toISOString() }, Task: { Token: 'local' } } as never,
     });
     let transitions = 0;
     const enteredAt = new Map<string, number>();

@@ -1,5 +1,5 @@
 import { phaseLevels } from './load.js';
-import type { AgentPhase, Comparison, Workflow } from './model.js';
+import type { AgentPhase, Comparison, GatePhase, Phase, Workflow } from './model.js';
 
 /**
  * The Lambda tasks a compiled state machine calls, and the definition substitution key of each
@@ -11,6 +11,7 @@ export const TASK_FUNCTIONS = {
   invokeAgent: 'InvokeAgentFunctionArn',
   aggregate: 'AggregateFunctionArn',
   publish: 'PublishFunctionArn',
+  requestApproval: 'RequestApprovalFunctionArn',
 } as const;
 export type TaskKind = keyof typeof TASK_FUNCTIONS;
 
@@ -44,7 +45,15 @@ export const TASK_TIMEOUT_SECONDS: Record<TaskKind, number> = {
   invokeAgent: 900,
   aggregate: 120,
   publish: 120,
+  // A waiting gate's TimeoutSeconds is the phase's own timeout; this is only the fallback.
+  requestApproval: 86_400,
 };
+
+/** The error a rejected approval fails the waiting task with (SendTaskFailure). */
+export const APPROVAL_REJECTED_ERROR = 'ApprovalRejectedError';
+
+/** The Step Functions integration that waits for a task token. */
+export const WAIT_FOR_TASK_TOKEN = 'arn:aws:states:::lambda:invoke.waitForTaskToken';
 
 /** Name of the Task state that runs the agents of `phase` inside its Map state. */
 export const agentTaskName = (phase: string) => `Run agent: ${phase}`;
@@ -63,6 +72,8 @@ const STATE = {
   done: 'Done',
   recordFailure: 'Record failure',
   failed: 'Run failed',
+  recordStop: 'Record stopped run',
+  stopped: 'Stopped',
 } as const;
 
 /** The key of a phase's results under `$.results` (JSONPath-safe). */
@@ -115,6 +126,7 @@ export function compileWorkflow(workflow: Workflow): AslDefinition {
       'workflow.$': '$.workflow',
       'change.$': '$.change',
       results: {},
+      gates: {},
     },
     Next: STATE.load,
   };
@@ -125,6 +137,7 @@ export function compileWorkflow(workflow: Workflow): AslDefinition {
       'workflow.$': '$.workflow',
       'change.$': '$.change',
       filesChanged: workflow.trigger.filesChanged ?? [],
+      coverage: workflow.trigger.testCoverage !== undefined,
     },
     {
       ResultSelector: { 'contextRef.$': '$.Payload.contextRef', 'stats.$': '$.Payload.stats' },
@@ -165,20 +178,26 @@ export function compileWorkflow(workflow: Workflow): AslDefinition {
   levels.forEach((level, i) => {
     const next = i + 1 < levels.length ? levelStateName(levels, i + 1) : STATE.aggregate;
     const [only] = level;
-    if (level.length === 1 && only) {
-      Object.assign(states, phaseStates(only, next, true, workflow.budget));
+    if (level.length === 1 && only?.kind !== 'agents' && only) {
+      Object.assign(states, gateStates(only, next));
+      return;
+    }
+    const agentLevel = level as AgentPhase[];
+    const [one] = agentLevel;
+    if (agentLevel.length === 1 && one) {
+      Object.assign(states, phaseStates(one, next, true, workflow.budget));
       return;
     }
     const before = workflow.phases.filter((p) => levels.slice(0, i).flat().includes(p));
     const selector: Record<string, string> = {};
     for (const p of before) selector[`${phaseKey(p.name)}.$`] = `$[0].results.${phaseKey(p.name)}`;
-    level.forEach((p, b) => {
+    agentLevel.forEach((p, b) => {
       selector[`${phaseKey(p.name)}.$`] = `$[${b}].results.${phaseKey(p.name)}`;
     });
     states[levelStateName(levels, i)] = {
       Type: 'Parallel',
       Comment: 'Phases that do not depend on each other run side by side.',
-      Branches: level.map((p) => {
+      Branches: agentLevel.map((p) => {
         const branch = phaseStates(p, undefined, false, workflow.budget);
         return { StartAt: phaseStartName(p), States: branch };
       }),
@@ -189,7 +208,7 @@ export function compileWorkflow(workflow: Workflow): AslDefinition {
     };
   });
 
-  const requiredPhases = workflow.phases.filter((p) => p.required).map((p) => p.name);
+  const requiredPhases = workflow.phases.filter((p) => p.kind === 'agents' && p.required).map((p) => p.name);
   states[STATE.aggregate] = lambdaTask(
     'aggregate',
     {
@@ -198,6 +217,7 @@ export function compileWorkflow(workflow: Workflow): AslDefinition {
       'change.$': '$.change',
       'contextRef.$': '$.context.contextRef',
       'results.$': '$.results',
+      'gates.$': '$.gates',
       workflowName: workflow.name,
       requiredPhases,
     },
@@ -236,6 +256,21 @@ export function compileWorkflow(workflow: Workflow): AslDefinition {
     },
   );
   states[STATE.done] = { Type: 'Succeed', Comment: 'The review is published.' };
+  if (workflow.phases.some((p) => p.kind !== 'agents')) {
+    states[STATE.recordStop] = lambdaTask(
+      'publish',
+      {
+        kind: 'stopped',
+        'runId.$': '$.runId',
+        'workflow.$': '$.workflow',
+        'change.$': '$.change',
+        'reason.$': '$.stop.reason',
+        'gates.$': '$.gates',
+      },
+      { ResultPath: null, Catch: runCatch, Next: STATE.stopped },
+    );
+    states[STATE.stopped] = { Type: 'Succeed', Comment: 'A gate ended the run: rejected, timed out or CI failed to report.' };
+  }
   states[STATE.recordFailure] = lambdaTask(
     'publish',
     {
@@ -266,14 +301,102 @@ export function compileWorkflow(workflow: Workflow): AslDefinition {
   };
 }
 
-function levelStateName(levels: AgentPhase[][], i: number): string {
+function levelStateName(levels: Phase[][], i: number): string {
   const level = levels[i] ?? [];
   const [only] = level;
   if (level.length === 1 && only) return phaseStartName(only);
   return `Phases: ${level.map((p) => p.name).join(' + ')}`;
 }
 
-const phaseStartName = (p: AgentPhase) => `Phase: ${p.name}`;
+const phaseStartName = (p: Phase) => (p.kind === 'agents' ? `Phase: ${p.name}` : gateStateName(p, false));
+
+/** Name of the waiting Task state of a gate phase (`Approve: release`, `Wait for CI: execution`). */
+export const gateStateName = (p: Pick<GatePhase, 'kind' | 'name'>, escalation: boolean) =>
+  p.kind === 'ci' ? `Wait for CI: ${p.name}` : escalation ? `Escalate: ${p.name}` : `Approve: ${p.name}`;
+
+/**
+ * The approval gate fragment of a gate phase: one `lambda:invoke.waitForTaskToken` Task per
+ * request (with the phase's TimeoutSeconds, always), Catches that turn `ApprovalRejectedError` and
+ * `States.Timeout` into outcomes, and a Choice over `approved | rejected | timeout`:
+ * approved → `next`; rejected → the stop path; timeout → `on_timeout` (approve → `next`, reject →
+ * stop, escalate → a second request to the escalation channel whose own timeout stops the run).
+ * A `ci` gate continues on any report; its timeout follows `on_timeout` (continue or fail).
+ * The outcome is kept at `$.gates.<phase>`: `{ outcome, by, at, approvalId, ... }`.
+ */
+export function gateStates(phase: GatePhase, next: string): Record<string, AslState> {
+  const key = phaseKey(phase.name);
+  const at = `$.gates.${key}`;
+  const decide = `Decide: ${phase.name}`;
+  const rejected = `Rejected: ${phase.name}`;
+  const timedOut = `Timed out: ${phase.name}`;
+  const stop = `Stop: ${phase.name}`;
+  const request = (escalation: boolean, channel: string, approvers: readonly string[], timeoutSeconds: number, onTimeout: string): AslState => ({
+    Type: 'Task',
+    Comment:
+      phase.kind === 'ci'
+        ? `Waits up to ${timeoutSeconds} s for CI to report through /webhooks/ci.`
+        : `Asks ${channel} to approve; waits up to ${timeoutSeconds} s for a decision.`,
+    Resource: WAIT_FOR_TASK_TOKEN,
+    Parameters: {
+      FunctionName: `\${${TASK_FUNCTIONS.requestApproval}}`,
+      Payload: {
+        'taskToken.$': '$$.Task.Token',
+        'runId.$': '$.runId',
+        'workflow.$': '$.workflow',
+        'change.$': '$.change',
+        phase: phase.name,
+        kind: phase.kind,
+        channel,
+        approvers,
+        timeoutSeconds,
+        escalation,
+      },
+    },
+    TimeoutSeconds: timeoutSeconds,
+    Retry: [{ ErrorEquals: [...LAMBDA_SERVICE_ERRORS], IntervalSeconds: 2, MaxAttempts: 3, BackoffRate: 2, JitterStrategy: 'FULL' }],
+    ResultPath: at,
+    Catch: [
+      { ErrorEquals: [APPROVAL_REJECTED_ERROR], ResultPath: at, Next: rejected },
+      { ErrorEquals: ['States.Timeout'], ResultPath: null, Next: onTimeout },
+      ...runCatch,
+    ],
+    Next: decide,
+  });
+  const states: Record<string, AslState> = {};
+  const escalate = phase.kind === 'approval' && phase.onTimeout === 'escalate' ? phase.escalate : undefined;
+  states[gateStateName(phase, false)] = request(false, phase.channel, phase.approvers, phase.timeoutSeconds, timedOut);
+  states[rejected] = {
+    Type: 'Pass',
+    Comment: 'SendTaskFailure carried the decision as JSON in the Cause.',
+    Parameters: { 'decision.$': `States.StringToJson(${at}.Cause)`, outcome: 'rejected' },
+    ResultPath: at,
+    Next: decide,
+  };
+  states[timedOut] = { Type: 'Pass', Result: { outcome: 'timeout' }, ResultPath: at, Next: decide };
+  const onTimeout = escalate ? gateStateName(phase, true) : phase.onTimeout === 'approve' ? next : stop;
+  states[decide] = {
+    Type: 'Choice',
+    Comment: phase.kind === 'ci' ? 'Any CI report continues; a timeout follows on_timeout.' : 'approve, reject or timeout (on_timeout).',
+    Choices: [
+      { Variable: `${at}.outcome`, StringEquals: 'timeout', Next: onTimeout },
+      { Variable: `${at}.outcome`, StringEquals: 'rejected', Next: phase.kind === 'ci' ? next : stop },
+      { Variable: `${at}.outcome`, StringEquals: 'approved', Next: next },
+    ],
+    Default: stop,
+  };
+  if (escalate) {
+    const expired = `Expired: ${phase.name}`;
+    states[gateStateName(phase, true)] = request(true, escalate.channel, escalate.approvers, escalate.timeoutSeconds, expired);
+    states[expired] = { Type: 'Pass', Result: { outcome: 'expired' }, ResultPath: at, Next: decide };
+  }
+  states[stop] = {
+    Type: 'Pass',
+    Parameters: { 'reason.$': `States.Format('${phase.kind === 'ci' ? 'CI gate' : 'Approval'} "${phase.name}" ended {}; the later phases did not run.', ${at}.outcome)` },
+    ResultPath: '$.stop',
+    Next: STATE.recordStop,
+  };
+  return states;
+}
 
 /** The Pass + Map pair of one phase. `next` undefined ends the branch (inside a Parallel). */
 function phaseStates(phase: AgentPhase, next: string | undefined, topLevel: boolean, budget: Workflow['budget']): Record<string, AslState> {
@@ -373,10 +496,10 @@ function conditionRules(workflow: Workflow): AslState[] {
   if (t.filesChanged) rules.push({ Variable: '$.context.stats.matchedFiles', NumericGreaterThan: 0 });
   if (t.linesChanged) rules.push({ Variable: '$.context.stats.linesChanged', [NUMERIC[t.linesChanged.op]]: t.linesChanged.value });
   if (t.testCoverage) {
-    // Coverage unknown (no source reported it) does not skip the run.
+    // Unknown coverage (no summary at the head commit, no coverage= on a manual run) does not meet the condition.
     rules.push({
-      Or: [
-        { Not: { Variable: '$.context.stats.testCoverage', IsPresent: true } },
+      And: [
+        { Variable: '$.context.stats.testCoverage', IsPresent: true },
         { Variable: '$.context.stats.testCoverage', [NUMERIC[t.testCoverage.op]]: t.testCoverage.value },
       ],
     });
@@ -389,7 +512,7 @@ function describeConditions(workflow: Workflow): string {
   const parts: string[] = [];
   if (t.filesChanged) parts.push(`change a file matching ${t.filesChanged.join(', ')}`);
   if (t.linesChanged) parts.push(`change ${t.linesChanged.op} ${t.linesChanged.value} lines`);
-  if (t.testCoverage) parts.push(`have test coverage ${t.testCoverage.op} ${t.testCoverage.value}%`);
+  if (t.testCoverage) parts.push(`have a known test coverage ${t.testCoverage.op} ${t.testCoverage.value}% (coverage/coverage-summary.json)`);
   return parts.join(' and ');
 }
 

@@ -1,6 +1,6 @@
 export * from './compile.js';
 export * from './graph.js';
 export * from './load.js';
-export type * from './model.js';
+export * from './model.js';
 export * from './schema.js';
 export * from './source.js';

@@ -1,5 +1,5 @@
 import picomatch from 'picomatch';
-import type { AgentPhase, Catalog, Comparison, ResolvedAgent, ResolvedModel, Workflow } from './model.js';
+import type { Catalog, Comparison, Phase, ResolvedAgent, ResolvedModel, Workflow } from './model.js';
 import {
   type AgentEntry,
   type AgentSpec,
@@ -188,18 +188,43 @@ function normalize(id: string, w: WorkflowSource, catalog: Catalog, src: YamlSou
         },
       ];
 
-  const phases: AgentPhase[] = [];
+  const phases: Phase[] = [];
   const seen = new Set<string>();
   for (const { path, phase } of phaseSources) {
     if (seen.has(phase.name)) diagnostics.push(src.at([...path, 'name'], `duplicate phase name "${phase.name}"`));
     seen.add(phase.name);
     if (phase.approval) {
-      diagnostics.push(
-        src.at(
-          [...path, 'approval'],
-          'approval phases are not supported by this version yet (the approval gate is planned); remove the phase to run the workflow',
-        ),
-      );
+      const a = phase.approval;
+      phases.push({
+        kind: 'approval',
+        name: phase.name,
+        dependsOn: phase.depends_on ?? [],
+        channel: a.channel,
+        approvers: a.approvers,
+        timeoutSeconds: durationToSeconds(a.timeout),
+        onTimeout: a.on_timeout,
+        ...(a.escalate
+          ? {
+              escalate: {
+                channel: a.escalate.channel,
+                approvers: a.escalate.approvers ?? a.approvers,
+                timeoutSeconds: durationToSeconds(a.escalate.timeout),
+              },
+            }
+          : {}),
+      });
+      continue;
+    }
+    if (phase.ci) {
+      phases.push({
+        kind: 'ci',
+        name: phase.name,
+        dependsOn: phase.depends_on ?? [],
+        channel: '',
+        approvers: [],
+        timeoutSeconds: durationToSeconds(phase.ci.timeout),
+        onTimeout: phase.ci.on_timeout === 'continue' ? 'approve' : 'reject',
+      });
       continue;
     }
     const agentsPath: SourcePath = w.phases ? [...path, 'agents'] : ['agents'];
@@ -225,7 +250,20 @@ function normalize(id: string, w: WorkflowSource, catalog: Catalog, src: YamlSou
       agents,
     });
   }
+  const graphOk = diagnostics.length;
   checkGraph(phaseSources, src, diagnostics);
+  if (diagnostics.length === graphOk && phases.length === phaseSources.length) {
+    for (const level of phaseLevels(phases)) {
+      if (level.length < 2) continue;
+      for (const p of level.filter((x) => x.kind !== 'agents')) {
+        const at = phaseSources.find((x) => x.phase.name === p.name)?.path ?? [];
+        const others = level.filter((x) => x !== p).map((x) => x.name);
+        diagnostics.push(
+          src.at([...at, 'depends_on'], `${p.kind} phase "${p.name}" would run side by side with ${others.join(', ')}; make it depend on them or them on it`),
+        );
+      }
+    }
+  }
 
   const outputs = w.output ? (Array.isArray(w.output) ? Object.assign({}, ...w.output) : w.output) : {};
   const o = outputs as {
@@ -247,6 +285,7 @@ function normalize(id: string, w: WorkflowSource, catalog: Catalog, src: YamlSou
       ...(conditions.files_changed ? { filesChanged: conditions.files_changed } : {}),
       ...(conditions.lines_changed ? { linesChanged: parseComparison(conditions.lines_changed) } : {}),
       ...(conditions.test_coverage ? { testCoverage: parseComparison(conditions.test_coverage) } : {}),
+      runBy: w.trigger.run_by ?? [],
     },
     budget: {
       ...(w.budget?.max_usd_per_run !== undefined ? { maxUsdPerRun: w.budget.max_usd_per_run } : {}),
@@ -406,6 +445,7 @@ function resolveAgent(
     prompt: spec.prompt.trim(),
     cache,
     complexity: spec.complexity,
+    output: spec.output,
     ...(auto ? { auto } : {}),
   };
 }
@@ -447,6 +487,13 @@ function checkGraph(phases: PhaseSource[], src: YamlSource, diagnostics: Diagnos
       diagnostics.push(src.at([...path, 'depends_on'], `phase "${phase.name}" is on a dependency cycle and can never start`));
     }
   }
+}
+
+/** `30s`, `30m`, `24h`, `2d` in seconds (the schema has checked the shape). */
+export function durationToSeconds(text: string): number {
+  const n = Number.parseInt(text, 10);
+  const unit = text.slice(-1) as 's' | 'm' | 'h' | 'd';
+  return n * { s: 1, m: 60, h: 3600, d: 86_400 }[unit];
 }
 
 /**

@@ -39,6 +39,8 @@ export interface ResolvedAgent {
   readonly cache: boolean;
   /** The agent's declared complexity: the tier `model: auto` starts from. */
   readonly complexity: 'simple' | 'medium' | 'complex';
+  /** `document`: the agent writes a Markdown document (stored as an artifact) besides its findings. */
+  readonly output: 'findings' | 'document';
   /** For `model: auto`: the provider's tier models; InvokeAgent picks one by the change size. */
   readonly auto?: { readonly simple: ResolvedModel; readonly medium: ResolvedModel; readonly complex: ResolvedModel };
 }
@@ -62,6 +64,27 @@ export interface AgentPhase {
   readonly agents: readonly ResolvedAgent[];
 }
 
+/**
+ * A phase that waits on a Step Functions task token: `approval` for a person's decision in Slack
+ * (or a pull-request comment), `ci` for the team's CI to report through `/webhooks/ci`.
+ */
+export interface GatePhase {
+  readonly kind: 'approval' | 'ci';
+  readonly name: string;
+  readonly dependsOn: readonly string[];
+  /** Slack channel of the approval message (empty for `ci`). */
+  readonly channel: string;
+  /** Slack user ids, `@github-user`, `@org/team` or group names of the environment config. */
+  readonly approvers: readonly string[];
+  /** The waiting state's TimeoutSeconds. */
+  readonly timeoutSeconds: number;
+  /** What a timeout means: `approve`/`reject` (for `ci`: continue/fail), or `escalate` to a second request. */
+  readonly onTimeout: 'approve' | 'reject' | 'escalate';
+  readonly escalate?: { readonly channel: string; readonly approvers: readonly string[]; readonly timeoutSeconds: number };
+}
+
+export type Phase = AgentPhase | GatePhase;
+
 /** The normalised, checked workflow the compiler consumes. */
 export interface Workflow {
   /** The file name without `.yml`; names the state machine. */
@@ -74,9 +97,11 @@ export interface Workflow {
     readonly filesChanged?: readonly string[];
     readonly linesChanged?: Comparison;
     readonly testCoverage?: Comparison;
+    /** Who may start a manual run (Slack user ids or group names); empty: anyone in the workspace. */
+    readonly runBy: readonly string[];
   };
   readonly budget: { readonly maxUsdPerRun?: number; readonly project?: string };
-  readonly phases: readonly AgentPhase[];
+  readonly phases: readonly Phase[];
   readonly output: {
     readonly githubReview: boolean;
     readonly slack?: string;
@@ -92,3 +117,6 @@ export interface Catalog {
   readonly agents: ReadonlyMap<string, import('./schema.js').AgentSpec>;
   readonly models: import('./schema.js').ModelCatalog;
 }
+
+/** The phases of a workflow that run agents (gates left out). */
+export const agentPhases = (wf: Pick<Workflow, 'phases'>): AgentPhase[] => wf.phases.filter((p): p is AgentPhase => p.kind === 'agents');

@@ -84,7 +84,7 @@ export const AgentSpecSchema = z.strictObject({
   complexity: z.enum(TIERS).default('medium'),
   categories: z.array(z.enum(CATEGORIES)).min(1),
   tasks: z.array(z.string()).default([]),
-  output: z.enum(['findings']).default('findings'),
+  output: z.enum(['findings', 'document']).default('findings'),
   prompt: z.string().min(40, 'write the instructions the model gets (at least a few sentences)'),
 });
 export type AgentSpec = z.infer<typeof AgentSpecSchema>;
@@ -138,6 +138,9 @@ const Conditions = z.strictObject({
 
 const event = z.string().regex(/^(pull_request(\.[a-z_]+)?|manual)$/, 'use pull_request, pull_request.<action> or manual');
 
+/** A duration of at least one second and at most a year (Step Functions' limit on an execution). */
+const duration = z.string().regex(/^\d+[smhd]$/, 'write a duration like 30m, 24h or 2d');
+
 const Phase = z
   .strictObject({
     name,
@@ -149,15 +152,27 @@ const Phase = z
     agents: z.array(AgentEntrySchema).min(1).optional(),
     approval: z
       .strictObject({
-        channel: z.string(),
-        approvers: z.array(z.string()).min(1),
-        timeout: z.string().regex(/^\d+[smhd]$/, 'write a duration like 30m, 24h or 2d'),
-        on_timeout: z.enum(['reject', 'approve']).default('reject'),
+        channel: z.string().min(1),
+        approvers: z.array(z.string().min(1)).min(1),
+        timeout: duration,
+        on_timeout: z.enum(['reject', 'approve', 'escalate']).default('reject'),
+        escalate: z
+          .strictObject({ channel: z.string().min(1), approvers: z.array(z.string().min(1)).min(1).optional(), timeout: duration })
+          .optional(),
+      })
+      .optional(),
+    ci: z
+      .strictObject({
+        timeout: duration,
+        on_timeout: z.enum(['fail', 'continue']).default('fail'),
       })
       .optional(),
   })
-  .refine((p) => (p.agents ? 1 : 0) + (p.approval ? 1 : 0) === 1, {
-    message: 'a phase needs either agents or approval',
+  .refine((p) => (p.agents ? 1 : 0) + (p.approval ? 1 : 0) + (p.ci ? 1 : 0) === 1, {
+    message: 'a phase needs exactly one of agents, approval or ci',
+  })
+  .refine((p) => p.approval?.on_timeout !== 'escalate' || p.approval.escalate !== undefined, {
+    message: 'on_timeout: escalate needs an escalate: { channel, timeout } block',
   });
 
 const Output = z.strictObject({
@@ -189,6 +204,8 @@ export const WorkflowSourceSchema = z
     trigger: z.strictObject({
       event: z.union([event, z.array(event).min(1)]),
       conditions: z.union([Conditions, z.array(Conditions)]).optional(),
+      /** Who may start a `manual` run from Slack: Slack user ids or groups of the environment config. */
+      run_by: z.array(z.string().min(1)).min(1).optional(),
     }),
     budget: z.strictObject({ max_usd_per_run: z.number().positive().optional(), project: z.string().optional() }).optional(),
     phases: z.array(Phase).min(1).optional(),

@@ -18,6 +18,7 @@ const agent = (provider: 'bedrock' | 'openai', contextWindow = 200_000): AgentIt
   prompt: 'Review the change like a senior iOS engineer and report crashes and quality problems.',
   cache: true,
   complexity: 'medium',
+  output: 'findings',
 });
 
 const context = (files: ContextArtifact['files']): ContextArtifact => ({

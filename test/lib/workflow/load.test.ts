@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { type Catalog, formatDiagnostic, loadModels, loadWorkflow } from '../../../lib/workflow/index.js';
+import { agentPhases, type Catalog, formatDiagnostic, loadModels, loadWorkflow } from '../../../lib/workflow/index.js';
 import { loadWorkspace, PROJECT_ROOT } from '../../../lib/workspace.js';
 
 const ws = loadWorkspace();
@@ -27,8 +27,10 @@ describe('Function: loadWorkspace', () => {
   it('ships pr-review as one parallel phase of code-review, security, test-coverage and documentation', () => {
     const wf = ws.workflows.get('pr-review');
     expect(wf?.phases).toHaveLength(1);
-    expect(wf?.phases[0]?.parallel).toBe(true);
-    expect(wf?.phases[0]?.agents.map((a) => a.name)).toEqual(['code-review', 'security', 'test-coverage', 'documentation']);
+    const phase = wf?.phases[0];
+    if (phase?.kind !== 'agents') throw new Error('expected an agent phase');
+    expect(phase.parallel).toBe(true);
+    expect(phase.agents.map((a) => a.name)).toEqual(['code-review', 'security', 'test-coverage', 'documentation']);
   });
 
   it('gives every model a price, a source and a date', () => {
@@ -67,19 +69,19 @@ describe('Function: loadWorkflow (seed workflows of the design documents)', () =
 
   it('normalises `agents:` + `execution: parallel` into one parallel phase', () => {
     const wf = seedWs.workflows.get('pr-review');
-    expect(wf?.phases.map((p) => [p.name, p.parallel, p.agents.length])).toEqual([['review', true, 4]]);
+    expect(agentPhases(wf ?? { phases: [] }).map((p) => [p.name, p.parallel, p.agents.length])).toEqual([['review', true, 4]]);
     expect(wf?.trigger.events).toEqual(['pull_request.opened']);
   });
 
   it('maps service claude-api to Bedrock and the fallback rule to an OpenAI fallback', () => {
     const wf = seedWs.workflows.get('code-review');
-    const review = wf?.phases[0]?.agents.find((a) => a.name === 'code-review');
+    const review = agentPhases(wf ?? { phases: [] })[0]?.agents.find((a) => a.name === 'code-review');
     expect(review?.model.provider).toBe('bedrock');
     expect(review?.model.alias).toBe('claude-3-opus');
     expect(review?.maxTokens).toBe(4000);
     expect(review?.fallback.some((f) => f.provider === 'openai')).toBe(true);
     expect(wf?.notifyOnFailure).toBe('slack-channel');
-    expect(wf?.phases[0]?.required).toBe(true);
+    expect(agentPhases(wf ?? { phases: [] })[0]?.required).toBe(true);
   });
 
   it('reads list-shaped conditions and a bare pull_request event', () => {
@@ -98,7 +100,7 @@ describe('Function: loadWorkflow (seed workflows of the design documents)', () =
       ['review', ['generation']],
       ['execution', ['review']],
     ]);
-    expect(wf?.phases[0]?.maxConcurrency).toBe(1);
+    expect(agentPhases(wf ?? { phases: [] })[0]?.maxConcurrency).toBe(1);
   });
 });
 
@@ -214,7 +216,7 @@ phases:
 
   it('resolves model: auto to the provider tiers of models.yml and keeps cache: false', () => {
     const wf = load(auto).value;
-    const [security, docs] = wf?.phases[0]?.agents ?? [];
+    const [security, docs] = agentPhases(wf ?? { phases: [] })[0]?.agents ?? [];
     expect(security?.auto ? Object.values(security.auto).map((m) => m.alias) : []).toEqual([
       'claude-haiku',
       'claude-sonnet',

@@ -1,0 +1,129 @@
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { type DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { type ApprovalRecord, ApprovalRecordSchema, type ApprovalStore, type MessageRef } from '../core/approvals.js';
+import { TABLE_KEYS } from './runs.js';
+
+/** Approval records are deleted (TTL) this long after their deadline, in seconds (30 days). */
+const KEEP_SECONDS = 30 * 24 * 3600;
+const PENDING = 'APPROVALS#PENDING';
+const key = (id: string) => ({ pk: `APPROVAL#${id}`, sk: 'APPROVAL' });
+const ciKey = (repository: string, sha: string) => `CI#${repository}#${sha}`;
+
+const conditionFailed = (e: unknown) => e instanceof ConditionalCheckFailedException || (e as Error).name === 'ConditionalCheckFailedException';
+
+/**
+ * Approvals in the AgentFlow table: `pk = APPROVAL#<id>`, `sk = APPROVAL`. A pending record is in
+ * `gsi1` under `APPROVALS#PENDING` (sorted by deadline); a decision removes it from there in the
+ * same conditional write that takes it. A pending CI callback also has a pointer item
+ * `pk = CI#<repo>#<sha>` so CI can report by commit.
+ */
+export class DynamoApprovalStore implements ApprovalStore {
+  constructor(
+    private readonly doc: DynamoDBDocumentClient,
+    private readonly table: string,
+  ) {}
+
+  async create(record: ApprovalRecord): Promise<void> {
+    const expiresAt = Math.floor(Date.parse(record.deadline) / 1000) + KEEP_SECONDS;
+    await this.doc.send(
+      new PutCommand({
+        TableName: this.table,
+        Item: { ...record, ...key(record.id), gsi1pk: PENDING, gsi1sk: `${record.deadline}#${record.id}`, expiresAt },
+        ConditionExpression: 'attribute_not_exists(pk)',
+      }),
+    );
+    if (record.kind === 'ci') {
+      await this.doc.send(
+        new PutCommand({
+          TableName: this.table,
+          Item: { pk: ciKey(record.repository, record.headSha), sk: 'CI', approvalId: record.id, expiresAt },
+        }),
+      );
+    }
+  }
+
+  async get(id: string): Promise<ApprovalRecord | undefined> {
+    const r = await this.doc.send(new GetCommand({ TableName: this.table, Key: key(id), ConsistentRead: true }));
+    return r.Item ? ApprovalRecordSchema.parse(r.Item) : undefined;
+  }
+
+  async claim(id: string, status: 'APPROVED' | 'REJECTED', by: string, at: string, now: string): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: key(id),
+          UpdateExpression: 'SET #s = :s, decidedBy = :by, decidedAt = :at REMOVE gsi1pk, gsi1sk',
+          ConditionExpression: '#s = :pending AND deadline > :now',
+          ExpressionAttributeNames: { '#s': 'status' },
+          ExpressionAttributeValues: { ':s': status, ':by': by, ':at': at, ':pending': 'PENDING', ':now': now },
+        }),
+      );
+      return true;
+    } catch (e) {
+      if (conditionFailed(e)) return false;
+      throw e;
+    }
+  }
+
+  async release(id: string, by: string, at: string): Promise<void> {
+    const record = await this.get(id);
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: key(id),
+          UpdateExpression: 'SET #s = :pending, gsi1pk = :p, gsi1sk = :sk REMOVE decidedBy, decidedAt',
+          ConditionExpression: 'decidedBy = :by AND decidedAt = :at',
+          ExpressionAttributeNames: { '#s': 'status' },
+          ExpressionAttributeValues: { ':pending': 'PENDING', ':p': PENDING, ':sk': `${record?.deadline ?? ''}#${id}`, ':by': by, ':at': at },
+        }),
+      );
+    } catch (e) {
+      if (!conditionFailed(e)) throw e;
+    }
+  }
+
+  async expire(id: string): Promise<void> {
+    await this.doc.send(
+      new UpdateCommand({
+        TableName: this.table,
+        Key: key(id),
+        UpdateExpression: 'SET #s = :e REMOVE gsi1pk, gsi1sk',
+        ExpressionAttributeNames: { '#s': 'status' },
+        ExpressionAttributeValues: { ':e': 'EXPIRED' },
+      }),
+    );
+  }
+
+  async setMessage(id: string, message: MessageRef): Promise<void> {
+    await this.doc.send(
+      new UpdateCommand({
+        TableName: this.table,
+        Key: key(id),
+        UpdateExpression: 'SET message = :m',
+        ExpressionAttributeValues: { ':m': message },
+      }),
+    );
+  }
+
+  async listPending(): Promise<ApprovalRecord[]> {
+    const r = await this.doc.send(
+      new QueryCommand({
+        TableName: this.table,
+        IndexName: TABLE_KEYS.runsIndex,
+        KeyConditionExpression: 'gsi1pk = :p',
+        ExpressionAttributeValues: { ':p': PENDING },
+        Limit: 100,
+      }),
+    );
+    return (r.Items ?? []).map((i) => ApprovalRecordSchema.parse(i));
+  }
+
+  async findPendingCi(repository: string, headSha: string): Promise<ApprovalRecord | undefined> {
+    const r = await this.doc.send(new GetCommand({ TableName: this.table, Key: { pk: ciKey(repository, headSha), sk: 'CI' } }));
+    const id = r.Item?.approvalId as string | undefined;
+    const record = id ? await this.get(id) : undefined;
+    return record?.status === 'PENDING' ? record : undefined;
+  }
+}

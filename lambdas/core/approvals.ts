@@ -1,0 +1,356 @@
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import { ChangeSchema, parseInput } from './contracts.js';
+import { InvalidInputError } from './errors.js';
+
+/**
+ * Human approvals and external callbacks on Step Functions task tokens (DESIGN §6).
+ *
+ * A `lambda:invoke.waitForTaskToken` state calls {@link requestApproval}: the task token is stored
+ * under an opaque id (`APPROVAL#<id>`), never shown to anyone, and a message with Approve/Reject
+ * buttons that carry only the id goes to the channel. {@link decideApproval} checks who decides,
+ * makes the decision single-use with one conditional write, and completes the task
+ * (SendTaskSuccess / SendTaskFailure) before it answers.
+ */
+
+/** `approval`: a person decides; `ci`: the team's CI reports a result through `/webhooks/ci`. */
+export const CALLBACK_KINDS = ['approval', 'ci'] as const;
+export type CallbackKind = (typeof CALLBACK_KINDS)[number];
+
+/** The error a rejection fails the waiting task with; the compiled Catch turns it into the `rejected` outcome. */
+export const REJECTED_ERROR = 'ApprovalRejectedError';
+
+/** Who may decide, resolved from a workflow's `approvers:` list and the environment's groups. */
+export const ApproversSchema = z.strictObject({
+  /** Slack user ids (`U024BE7LH`). */
+  slack: z.array(z.string()).default([]),
+  /** GitHub logins. */
+  github: z.array(z.string()).default([]),
+  /** GitHub teams as `org/team-slug`. */
+  teams: z.array(z.string()).default([]),
+});
+export type Approvers = z.infer<typeof ApproversSchema>;
+
+/**
+ * Approver groups of an environment (cdk.json `environments.<env>.groups`): Slack user ids and
+ * GitHub logins or `@org/team` teams.
+ */
+export const ApproverGroupsSchema = z.record(
+  z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'a group name is lower-case letters, digits and dashes'),
+  z.strictObject({ slack: z.array(z.string()).default([]), github: z.array(z.string()).default([]) }),
+);
+export type ApproverGroups = z.infer<typeof ApproverGroupsSchema>;
+
+const SLACK_USER = /^[UW][A-Z0-9]{2,}$/;
+const GITHUB_TEAM = /^@([A-Za-z0-9-]+)\/([A-Za-z0-9_.-]+)$/;
+const GITHUB_USER = /^@([A-Za-z0-9-]+)$/;
+
+/**
+ * Resolves an approver list: a Slack user id (`U024BE7LH`), a GitHub user (`@octocat`), a GitHub
+ * team (`@acme/mobile-leads`) or the name of a group in `groups`.
+ * @throws InvalidInputError naming an entry that is none of these
+ */
+export function resolveApprovers(entries: readonly string[], groups: ApproverGroups): Approvers {
+  const out: Approvers = { slack: [], github: [], teams: [] };
+  const add = (entry: string, from: string) => {
+    const team = GITHUB_TEAM.exec(entry);
+    const user = GITHUB_USER.exec(entry);
+    if (SLACK_USER.test(entry)) out.slack.push(entry);
+    else if (team) out.teams.push(`${team[1]}/${team[2]}`);
+    else if (user?.[1]) out.github.push(user[1]);
+    else throw new InvalidInputError(`approver "${entry}"${from} is not a Slack user id (U…), @github-user, @org/team or a group`);
+  };
+  for (const entry of entries) {
+    const group = groups[entry];
+    if (group) {
+      for (const s of group.slack) add(s, ` of group ${entry}`);
+      for (const g of group.github) add(g.startsWith('@') ? g : `@${g}`, ` of group ${entry}`);
+    } else if (SLACK_USER.test(entry) || entry.startsWith('@')) {
+      add(entry, '');
+    } else {
+      throw new InvalidInputError(`approver group "${entry}" is not defined (add it under groups in the environment config)`);
+    }
+  }
+  return { slack: [...new Set(out.slack)], github: [...new Set(out.github)], teams: [...new Set(out.teams)] };
+}
+
+/** The waiting task's payload (the compiled approval gate sends it). */
+export const RequestApprovalInputSchema = z.strictObject({
+  taskToken: z.string().min(1).max(2048),
+  runId: z.string().min(1),
+  workflow: z.string().min(1),
+  phase: z.string().min(1),
+  kind: z.enum(CALLBACK_KINDS).default('approval'),
+  /** Slack channel for the message (`#mobile-leads`); empty for CI callbacks. */
+  channel: z.string().default(''),
+  approvers: z.array(z.string()).default([]),
+  /** The state's TimeoutSeconds: after it the decision is "expired". */
+  timeoutSeconds: z.number().int().positive(),
+  /** True on the escalation step of `on_timeout: escalate`. */
+  escalation: z.boolean().default(false),
+  change: ChangeSchema,
+});
+export type RequestApprovalInput = z.infer<typeof RequestApprovalInputSchema>;
+
+export const APPROVAL_STATUSES = ['PENDING', 'APPROVED', 'REJECTED', 'EXPIRED'] as const;
+export type ApprovalStatus = (typeof APPROVAL_STATUSES)[number];
+
+/** Where the Slack message is, so it can be updated with the outcome. */
+export const MessageRefSchema = z.strictObject({ channel: z.string(), ts: z.string() });
+export type MessageRef = z.infer<typeof MessageRefSchema>;
+
+/** An approval (or CI callback) as stored: `pk = APPROVAL#<id>`. The task token never leaves the store. */
+export const ApprovalRecordSchema = z.object({
+  id: z.string(),
+  kind: z.enum(CALLBACK_KINDS),
+  taskToken: z.string(),
+  workflow: z.string(),
+  execution: z.string(),
+  phase: z.string(),
+  channel: z.string(),
+  approvers: ApproversSchema,
+  status: z.enum(APPROVAL_STATUSES),
+  createdAt: z.string(),
+  /** ISO time after which the decision is "expired" (the state's TimeoutSeconds). */
+  deadline: z.string(),
+  repository: z.string(),
+  number: z.number(),
+  headSha: z.string(),
+  title: z.string().default(''),
+  escalation: z.boolean().default(false),
+  decidedBy: z.string().optional(),
+  decidedAt: z.string().optional(),
+  message: MessageRefSchema.optional(),
+});
+export type ApprovalRecord = z.infer<typeof ApprovalRecordSchema>;
+
+/** What a person (or CI) deciding is known as. */
+export interface Actor {
+  /** Slack user id, when the decision came from Slack. */
+  slack?: string;
+  /** GitHub login, when it came from a pull-request comment. */
+  github?: string;
+  /** CI reporting through the signed `/webhooks/ci` route. */
+  ci?: boolean;
+}
+
+export const actorName = (a: Actor): string => (a.slack ? `<@${a.slack}>` : a.github ? `@${a.github}` : a.ci ? 'CI' : 'unknown');
+
+/** The approval store (DynamoDB `APPROVAL#` items). */
+export interface ApprovalStore {
+  create(record: ApprovalRecord): Promise<void>;
+  get(id: string): Promise<ApprovalRecord | undefined>;
+  /**
+   * Takes the decision: one conditional write that succeeds only while the record is PENDING and
+   * `now` is before its deadline. @returns false when another decision won or it expired
+   */
+  claim(id: string, status: 'APPROVED' | 'REJECTED', by: string, at: string, now: string): Promise<boolean>;
+  /** Undoes {@link claim} when the task could not be told (conditional on the same `by` and `at`). */
+  release(id: string, by: string, at: string): Promise<void>;
+  /** Marks a pending record whose task is gone as EXPIRED. */
+  expire(id: string): Promise<void>;
+  setMessage(id: string, message: MessageRef): Promise<void>;
+  /** Pending records, soonest deadline first. */
+  listPending(): Promise<ApprovalRecord[]>;
+  /** The pending CI callback of a commit, if any. */
+  findPendingCi(repository: string, headSha: string): Promise<ApprovalRecord | undefined>;
+}
+
+/** Why a task could not be completed: SFN `TaskTimedOut`, `InvalidToken`, `TaskDoesNotExist`. */
+export class TaskCallbackError extends Error {
+  constructor(
+    readonly reason: 'timed-out' | 'invalid',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'TaskCallbackError';
+  }
+}
+
+/** Completes waiting tasks (Step Functions SendTaskSuccess / SendTaskFailure; the local engine's promises). */
+export interface TaskCallbacks {
+  /** @throws TaskCallbackError when the task timed out or the token is no longer valid; other errors are transient */
+  succeed(taskToken: string, output: Record<string, unknown>): Promise<void>;
+  /** @throws TaskCallbackError as {@link succeed} */
+  fail(taskToken: string, error: string, cause: string): Promise<void>;
+}
+
+/** Posts the approval message and updates it with the outcome (Slack Web API; printed locally). */
+export interface ApprovalNotifier {
+  /** Posts the request; buttons carry only `record.id`. @returns where the message is, when it was posted */
+  request(record: ApprovalRecord): Promise<MessageRef | undefined>;
+  /** Updates the message with the outcome and who decided. */
+  decided(record: ApprovalRecord): Promise<void>;
+}
+
+/** Answers whether a GitHub login is an active member of `org/team` (GitHub REST API). */
+export interface TeamDirectory {
+  isMember(team: string, login: string): Promise<boolean>;
+}
+
+export interface RequestApprovalDeps {
+  approvals: ApprovalStore;
+  notifier: ApprovalNotifier;
+  groups: ApproverGroups;
+  now?: () => Date;
+  /** @default 12 random bytes, base64url (16 characters) */
+  newId?: () => string;
+}
+
+/**
+ * RequestApproval (the waiting task's Lambda): stores the task token under a new opaque id and
+ * posts the message. Returns the id; Step Functions ignores the return value and waits for the
+ * callback or the state's TimeoutSeconds.
+ * @throws InvalidInputError on a bad payload or an unknown approver group
+ */
+export async function requestApproval(raw: unknown, deps: RequestApprovalDeps): Promise<{ approvalId: string }> {
+  const input = parseInput(RequestApprovalInputSchema, raw, 'RequestApproval');
+  const now = (deps.now ?? (() => new Date()))();
+  const id = (deps.newId ?? (() => randomBytes(12).toString('base64url')))();
+  const record: ApprovalRecord = {
+    id,
+    kind: input.kind,
+    taskToken: input.taskToken,
+    workflow: input.workflow,
+    execution: input.runId,
+    phase: input.phase,
+    channel: input.channel,
+    approvers: resolveApprovers(input.approvers, deps.groups),
+    status: 'PENDING',
+    createdAt: now.toISOString(),
+    deadline: new Date(now.getTime() + input.timeoutSeconds * 1000).toISOString(),
+    repository: input.change.repository,
+    number: input.change.number,
+    headSha: input.change.headSha,
+    title: input.change.title,
+    escalation: input.escalation,
+  };
+  await deps.approvals.create(record);
+  const message = await deps.notifier.request(record);
+  if (message) await deps.approvals.setMessage(id, message);
+  return { approvalId: id };
+}
+
+export interface DecideDeps {
+  approvals: ApprovalStore;
+  callbacks: TaskCallbacks;
+  notifier: ApprovalNotifier;
+  teams?: TeamDirectory;
+  now?: () => Date;
+}
+
+/** The result of {@link decideApproval}; `message` is what the person is told. */
+export interface Decision {
+  outcome: 'approved' | 'rejected' | 'already-decided' | 'expired' | 'forbidden' | 'unknown' | 'retry';
+  message: string;
+  approval?: Pick<ApprovalRecord, 'id' | 'workflow' | 'execution' | 'phase'>;
+}
+
+/** Whether `actor` may decide `record`. */
+export async function mayDecide(record: ApprovalRecord, actor: Actor, teams?: TeamDirectory): Promise<boolean> {
+  if (record.kind === 'ci') return actor.ci === true;
+  if (actor.slack) return record.approvers.slack.includes(actor.slack);
+  if (actor.github) {
+    if (record.approvers.github.some((g) => g.toLowerCase() === actor.github?.toLowerCase())) return true;
+    for (const team of record.approvers.teams) if (teams && (await teams.isMember(team, actor.github))) return true;
+  }
+  return false;
+}
+
+/**
+ * Decides an approval (or completes a CI callback) once.
+ *
+ * Order: unknown id → `unknown`; a decider who is not an approver → `forbidden` (nothing written,
+ * the token untouched); already decided → `already-decided`; past the deadline → `expired`; then
+ * the conditional claim (a concurrent decision loses here); then SendTaskSuccess
+ * (`{ outcome, by, at, approvalId, ...output }`) or SendTaskFailure (`ApprovalRejectedError`,
+ * cause = the same JSON); `TaskTimedOut`/`InvalidToken` mark it EXPIRED and answer `expired`;
+ * any other failure undoes the claim and answers `retry`. The message is updated last.
+ */
+export async function decideApproval(
+  id: string,
+  decision: 'approve' | 'reject',
+  actor: Actor,
+  deps: DecideDeps,
+  output: Record<string, unknown> = {},
+): Promise<Decision> {
+  const now = (deps.now ?? (() => new Date()))();
+  const record = await deps.approvals.get(id);
+  if (!record) return { outcome: 'unknown', message: `No approval ${id} exists.` };
+  const approval = { id, workflow: record.workflow, execution: record.execution, phase: record.phase };
+  const what = `${record.workflow} › ${record.phase}`;
+  if (!(await mayDecide(record, actor, deps.teams))) {
+    return { outcome: 'forbidden', message: `${actorName(actor)} is not an approver of ${what}.`, approval };
+  }
+  const decided = (r: ApprovalRecord): Decision => ({
+    outcome: 'already-decided',
+    message: `${what} was already decided: ${r.status.toLowerCase()} by ${r.decidedBy ?? 'someone'}.`,
+    approval,
+  });
+  const expired: Decision = { outcome: 'expired', message: `${what} expired at ${record.deadline}; nothing was changed.`, approval };
+  if (record.status === 'EXPIRED') return expired;
+  if (record.status !== 'PENDING') return decided(record);
+  if (now.getTime() >= Date.parse(record.deadline)) return expired;
+
+  const status = decision === 'approve' ? 'APPROVED' : 'REJECTED';
+  const by = actorName(actor);
+  const at = now.toISOString();
+  if (!(await deps.approvals.claim(id, status, by, at, at))) {
+    const current = await deps.approvals.get(id);
+    if (current && (current.status === 'APPROVED' || current.status === 'REJECTED')) return decided(current);
+    return expired;
+  }
+  const result = { ...output, outcome: decision === 'approve' ? 'approved' : 'rejected', by, at, approvalId: id };
+  try {
+    if (decision === 'approve') await deps.callbacks.succeed(record.taskToken, result);
+    else await deps.callbacks.fail(record.taskToken, REJECTED_ERROR, JSON.stringify(result));
+  } catch (e) {
+    if (e instanceof TaskCallbackError) {
+      await deps.approvals.expire(id);
+      await deps.notifier.decided({ ...record, status: 'EXPIRED' }).catch(() => undefined);
+      return expired;
+    }
+    await deps.approvals.release(id, by, at);
+    return { outcome: 'retry', message: `Could not deliver the decision on ${what} (${(e as Error).name}); try again.`, approval };
+  }
+  const done: ApprovalRecord = { ...record, status, decidedBy: by, decidedAt: at };
+  await deps.notifier.decided(done).catch(() => undefined);
+  return { outcome: result.outcome as 'approved' | 'rejected', message: `${what}: ${result.outcome} by ${by}.`, approval };
+}
+
+/** A pending approval as `agentflow approvals` lists it (no task token). */
+export interface PendingApproval {
+  id: string;
+  kind: CallbackKind;
+  workflow: string;
+  execution: string;
+  phase: string;
+  channel: string;
+  deadline: string;
+  repository: string;
+  number: number;
+}
+
+export const toPending = (r: ApprovalRecord): PendingApproval => ({
+  id: r.id,
+  kind: r.kind,
+  workflow: r.workflow,
+  execution: r.execution,
+  phase: r.phase,
+  channel: r.channel,
+  deadline: r.deadline,
+  repository: r.repository,
+  number: r.number,
+});
+
+/** Pending approvals whose deadline has not passed (a timed-out task's record stays PENDING until swept). */
+export async function listApprovals(store: ApprovalStore, now: Date = new Date()): Promise<PendingApproval[]> {
+  return (await store.listPending()).filter((r) => Date.parse(r.deadline) > now.getTime()).map(toPending);
+}
+
+/** Parses a duration such as `30s`, `30m`, `24h` or `2d` into seconds. */
+export function durationSeconds(text: string): number {
+  const m = /^(\d+)([smhd])$/.exec(text);
+  if (!m?.[1] || !m[2]) throw new InvalidInputError(`not a duration: ${text} (write 30m, 24h or 2d)`);
+  return Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[m[2] as 's' | 'm' | 'h' | 'd'];
+}

@@ -1,0 +1,130 @@
+import { z } from 'zod';
+import type { ApprovalRecord } from './approvals.js';
+
+/** `action_id`s of the approval message's buttons; their `value` is the approval id and nothing else. */
+export const APPROVE_ACTION = 'agentflow_approve';
+export const REJECT_ACTION = 'agentflow_reject';
+
+const prLink = (r: ApprovalRecord) =>
+  r.number > 0 ? `<https://github.com/${r.repository}/pull/${r.number}|${r.repository}#${r.number}>` : `${r.repository}@${r.headSha.slice(0, 7)}`;
+
+/**
+ * The approval request as Block Kit: what is asked, by when, and Approve/Reject buttons whose
+ * value is only the opaque approval id (a task token is up to 2,048 characters; a button value
+ * holds 2,000, and a token must not be shown to anyone).
+ * Source: https://api.slack.com/reference/block-kit/block-elements#button (2026-11)
+ */
+export function approvalBlocks(r: ApprovalRecord): { text: string; blocks: unknown[] } {
+  const text = `Approval needed: ${r.workflow} › ${r.phase} for ${r.repository}${r.number ? `#${r.number}` : ''}`;
+  return {
+    text,
+    blocks: [
+      {
+        type: 'section',
+        text: {
+          type: 'mrkdwn',
+          text: `*${r.escalation ? 'Escalated approval' : 'Approval needed'}*: ${r.workflow} › *${r.phase}*\n${prLink(r)} ${r.title ? `“${r.title}”` : ''}\nDecide by ${r.deadline} (execution \`${r.execution}\`).`,
+        },
+      },
+      {
+        type: 'actions',
+        block_id: 'agentflow_decision',
+        elements: [
+          { type: 'button', action_id: APPROVE_ACTION, style: 'primary', text: { type: 'plain_text', text: 'Approve' }, value: r.id },
+          { type: 'button', action_id: REJECT_ACTION, style: 'danger', text: { type: 'plain_text', text: 'Reject' }, value: r.id },
+        ],
+      },
+      {
+        type: 'context',
+        elements: [{ type: 'mrkdwn', text: `Or comment \`/agentflow approve ${r.id}\` (or \`reject\`) on the pull request.` }],
+      },
+    ],
+  };
+}
+
+/** The message after the decision: the outcome and who decided, no buttons. */
+export function decidedBlocks(r: ApprovalRecord): { text: string; blocks: unknown[] } {
+  const outcome =
+    r.status === 'APPROVED'
+      ? `:white_check_mark: Approved by ${r.decidedBy} at ${r.decidedAt}`
+      : r.status === 'REJECTED'
+        ? `:x: Rejected by ${r.decidedBy} at ${r.decidedAt}`
+        : `:hourglass: Expired at ${r.deadline} without a decision`;
+  const text = `${r.workflow} › ${r.phase}: ${outcome}`;
+  return {
+    text,
+    blocks: [
+      { type: 'section', text: { type: 'mrkdwn', text: `${r.workflow} › *${r.phase}* for ${prLink(r)}\n${outcome}` } },
+    ],
+  };
+}
+
+/** A parsed `/agentflow` command (Slack slash command text or a pull-request comment). */
+export type AgentflowCommand =
+  | { kind: 'run'; workflow: string; params: Record<string, string> }
+  | { kind: 'status'; execution: string }
+  | { kind: 'approve' | 'reject'; id: string }
+  | { kind: 'review' }
+  | { kind: 'help' }
+  | { kind: 'error'; message: string };
+
+export const COMMAND_HELP = [
+  '`/agentflow run <workflow> [key=value …]` starts a workflow (keys: repo=owner/name, pr=<number>, base=<ref>, head=<ref>, coverage=<percent>)',
+  '`/agentflow status <execution>` shows a run',
+  '`/agentflow approve <id>` / `/agentflow reject <id>` decides an approval',
+  '`/agentflow review` (on a pull request) runs the review again',
+].join('\n');
+
+/**
+ * Parses the words after `/agentflow`. `key=value` pairs take no spaces; an unknown verb or a
+ * missing argument is a `kind: 'error'` with a message that says what to write.
+ */
+export function parseCommand(text: string): AgentflowCommand {
+  const words = text.trim().split(/\s+/).filter(Boolean);
+  const [verb, ...rest] = words;
+  switch (verb?.toLowerCase()) {
+    case undefined:
+    case 'help':
+      return { kind: 'help' };
+    case 'run': {
+      const [workflow, ...pairs] = rest;
+      if (!workflow || workflow.includes('=')) return { kind: 'error', message: 'Which workflow? Write `/agentflow run <workflow> [key=value …]`.' };
+      const params: Record<string, string> = {};
+      for (const p of pairs) {
+        const m = /^([a-z_]+)=(\S+)$/.exec(p);
+        if (!m?.[1] || m[2] === undefined) return { kind: 'error', message: `\`${p}\` is not key=value.` };
+        params[m[1]] = m[2];
+      }
+      return { kind: 'run', workflow, params };
+    }
+    case 'status':
+      return rest[0] ? { kind: 'status', execution: rest[0] } : { kind: 'error', message: 'Which execution? Write `/agentflow status <execution>`.' };
+    case 'approve':
+    case 'reject':
+      return rest[0] ? { kind: verb.toLowerCase() as 'approve' | 'reject', id: rest[0] } : { kind: 'error', message: `Which approval? Write \`/agentflow ${verb} <id>\`.` };
+    case 'review':
+      return { kind: 'review' };
+    default:
+      return { kind: 'error', message: `Unknown command \`${verb}\`.` };
+  }
+}
+
+/** The fields of a Slack `block_actions` interaction payload we use. */
+export const BlockActionsSchema = z.object({
+  type: z.literal('block_actions'),
+  user: z.object({ id: z.string() }),
+  actions: z.array(z.object({ action_id: z.string(), value: z.string().optional() })).min(1),
+  response_url: z.string().optional(),
+});
+
+/** The fields of a Slack slash command (form-encoded) we use. */
+export const SlashCommandSchema = z.object({
+  command: z.string(),
+  text: z.string().default(''),
+  user_id: z.string(),
+  trigger_id: z.string().default(''),
+  channel_id: z.string().default(''),
+});
+
+/** An ephemeral answer: only the person who typed the command or clicked sees it. */
+export const ephemeral = (text: string) => ({ response_type: 'ephemeral', text });

@@ -1,0 +1,108 @@
+import { appendFileSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import {
+  type ApprovalNotifier,
+  type ApprovalRecord,
+  type MessageRef,
+  TaskCallbackError,
+  type TaskCallbacks,
+} from '../../lambdas/core/approvals.js';
+import { approvalBlocks, decidedBlocks } from '../../lambdas/core/slack.js';
+
+interface Waiting {
+  resolve: (output: unknown) => void;
+  reject: (error: Error) => void;
+  deadline: number;
+}
+
+/**
+ * The local engine's task tokens: a waiting Task state's override registers a promise under a
+ * fresh token; {@link succeed} and {@link fail} settle it, as SendTaskSuccess/SendTaskFailure do
+ * in the cloud. A token past its deadline answers `TaskTimedOut` (the engine has already failed
+ * the state with `States.Timeout`), an unknown or used token `InvalidToken`.
+ */
+export class LocalTaskCallbacks implements TaskCallbacks {
+  private readonly waiting = new Map<string, Waiting>();
+
+  /** Registers a waiting task; the promise settles on the callback. */
+  wait(token: string, timeoutSeconds: number): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      this.waiting.set(token, { resolve, reject, deadline: Date.now() + timeoutSeconds * 1000 });
+    });
+  }
+
+  private take(token: string): Waiting {
+    const w = this.waiting.get(token);
+    if (!w) throw new TaskCallbackError('invalid', 'the task token is no longer valid (InvalidToken)');
+    this.waiting.delete(token);
+    if (Date.now() >= w.deadline) throw new TaskCallbackError('timed-out', 'the task timed out (TaskTimedOut)');
+    return w;
+  }
+
+  async succeed(taskToken: string, output: Record<string, unknown>): Promise<void> {
+    this.take(taskToken).resolve(output);
+  }
+
+  async fail(taskToken: string, error: string, cause: string): Promise<void> {
+    const e = new Error(cause);
+    e.name = error;
+    this.take(taskToken).reject(e);
+  }
+}
+
+/** A message as the local notifier keeps it: what Slack would show. */
+export interface LocalMessage {
+  id: string;
+  channel: string;
+  ts: string;
+  text: string;
+  blocks: unknown[];
+  updated: boolean;
+}
+
+/**
+ * The local stand-in for the Slack message: prints the request (with the command that decides it)
+ * through `print`, keeps the Block Kit message as Slack would show it (for tests and `serve`),
+ * and appends every post and update to `outbox` (JSON Lines) when given.
+ */
+export class LocalApprovalNotifier implements ApprovalNotifier {
+  readonly messages = new Map<string, LocalMessage>();
+  private seq = 0;
+
+  constructor(
+    private readonly print: (line: string) => void,
+    private readonly outbox?: string,
+  ) {}
+
+  private write(kind: string, m: LocalMessage): void {
+    if (!this.outbox) return;
+    mkdirSync(dirname(this.outbox), { recursive: true });
+    appendFileSync(this.outbox, `${JSON.stringify({ kind, ...m })}\n`);
+  }
+
+  async request(record: ApprovalRecord): Promise<MessageRef | undefined> {
+    if (record.kind === 'ci') {
+      this.print(`⏸ ${record.workflow} › ${record.phase}: waiting for CI to report on ${record.headSha.slice(0, 12)} (POST /webhooks/ci)`);
+      return undefined;
+    }
+    const ts = `${Math.floor(Date.now() / 1000)}.${String(++this.seq).padStart(6, '0')}`;
+    const m: LocalMessage = { id: record.id, channel: record.channel, ts, ...approvalBlocks(record), updated: false };
+    this.messages.set(record.id, m);
+    this.write('post', m);
+    const who = [...record.approvers.slack, ...record.approvers.github.map((g) => `@${g}`), ...record.approvers.teams.map((t) => `@${t}`)];
+    this.print(
+      `⏸ ${record.workflow} › ${record.phase}: approval ${record.id} asked in ${record.channel} of ${who.join(', ')} (until ${record.deadline}); decide with: npx agentflow approve ${record.id} [--reject] --as ${record.approvers.slack[0] ?? '<user>'}`,
+    );
+    return { channel: record.channel, ts };
+  }
+
+  async decided(record: ApprovalRecord): Promise<void> {
+    const before = this.messages.get(record.id);
+    if (!before) return;
+    const m: LocalMessage = { ...before, ...decidedBlocks(record), updated: true };
+    this.messages.set(record.id, m);
+    this.write('update', m);
+    this.print(`▶ ${m.text}`);
+  }
+}
+

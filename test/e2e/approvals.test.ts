@@ -1,0 +1,179 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RunSummary } from '../../lambdas/core/contracts.js';
+import { GatewayConfigSchema } from '../../lambdas/core/gateway-config.js';
+import type { ExampleRepo } from '../../lib/local/example-repo.js';
+import { type ExecutionResult, LocalRuntime } from '../../lib/local/runtime.js';
+import type { GatePhase, Workflow } from '../../lib/workflow/index.js';
+import { loadWorkspace, type Workspace } from '../../lib/workspace.js';
+import { exampleInput, exampleRepo, tempDir } from '../helpers.js';
+
+const LEAD = 'U024BE7LH';
+let repo: ExampleRepo;
+
+/** The shipped workspace with the architecture-migration approval's timeouts replaced (seconds). */
+function withGate(ws: Workspace, gate: Partial<GatePhase>): Workspace {
+  const wf = ws.workflows.get('architecture-migration') as Workflow;
+  const phases = wf.phases.map((p) => (p.kind === 'approval' ? { ...p, ...gate } : p));
+  return { ...ws, workflows: new Map([...ws.workflows, ['architecture-migration', { ...wf, phases }]]) };
+}
+
+async function runtime(workspace: Workspace): Promise<LocalRuntime> {
+  return LocalRuntime.start({
+    stateDir: tempDir(),
+    repoPath: repo.path,
+    workspace,
+    persist: false,
+    modes: { openai: 'offline', bedrock: 'offline', 'openai-compatible': 'offline' },
+    retryDelayMs: 1,
+    gateway: GatewayConfigSchema.parse({ retry: { baseDelayMs: 1, maxDelayMs: 5 } }),
+    groups: { 'mobile-leads': { slack: [LEAD], github: ['octocat'] } },
+    print: () => undefined,
+  });
+}
+
+/** Starts architecture-migration and waits until its approval is pending. */
+async function startAndWait(rt: LocalRuntime, name: string): Promise<{ id: string; done: Promise<ExecutionResult> }> {
+  const done = rt.startExecution('architecture-migration', name, exampleInput(repo, name, 'architecture-migration'));
+  for (let i = 0; i < 600; i++) {
+    const pending = (await rt.listApprovals()).find((a) => a.execution === name);
+    if (pending) return { id: pending.id, done };
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`no approval became pending for ${name}`);
+}
+
+beforeAll(() => {
+  repo = exampleRepo();
+});
+
+describe('e2e: approval gate on the local runtime (architecture-migration)', () => {
+  let rt: LocalRuntime;
+  beforeAll(async () => {
+    rt = await runtime(loadWorkspace());
+  });
+  afterAll(async () => {
+    await rt.stop();
+  });
+
+  it('waits for the approval, continues on Approve, and the documentation agent writes the ADR and migration guide', async () => {
+    const { id, done } = await startAndWait(rt, 'mig-approve');
+    expect(id).toMatch(/^[A-Za-z0-9_-]{16}$/);
+    const message = rt.notifier.messages.get(id);
+    // The buttons carry the approval id and nothing else (never the task token).
+    expect(JSON.stringify(message?.blocks)).not.toContain('local-');
+    const decision = await rt.decide(id, 'approve', { slack: LEAD });
+    expect(decision.outcome).toBe('approved');
+    const result = await done;
+    expect(result.status).toBe('SUCCEEDED');
+    const summary = result.output as RunSummary;
+    expect(summary.agents.map((a) => [a.phase, a.name, a.status])).toEqual([
+      ['architecture', 'architecture', 'succeeded'],
+      ['migration-plan', 'migration-planning', 'succeeded'],
+      ['impact', 'impact-analysis', 'succeeded'],
+      ['documentation', 'architecture-docs', 'succeeded'],
+    ]);
+    expect(summary.agents.find((a) => a.name === 'migration-planning')?.provider).toBe('openai');
+    expect(summary.gates.approve).toMatch(new RegExp(`^approved by <@${LEAD}> at `));
+    const report = (await rt.artifacts.getJson(`runs/mig-approve/report.json`)) as { agents: Array<{ name: string; documentRef?: string }> };
+    const ref = report.agents.find((a) => a.name === 'architecture-docs')?.documentRef;
+    const doc = await rt.artifacts.getText(ref as string);
+    expect(doc).toContain('# ADR:');
+    expect(doc).toContain('# Migration guide');
+    // The Slack message now shows the outcome and who decided, without buttons.
+    expect(rt.notifier.messages.get(id)?.updated).toBe(true);
+    expect(rt.notifier.messages.get(id)?.text).toContain(`Approved by <@${LEAD}>`);
+    expect(JSON.stringify(rt.notifier.messages.get(id)?.blocks)).not.toContain('button');
+  });
+
+  it('a replayed click has one effect: the second is told "already decided"', async () => {
+    const { id, done } = await startAndWait(rt, 'mig-replay');
+    expect((await rt.decide(id, 'approve', { slack: LEAD })).outcome).toBe('approved');
+    const again = await rt.decide(id, 'approve', { slack: LEAD });
+    expect(again.outcome).toBe('already-decided');
+    expect(again.message).toContain('already decided');
+    expect((await done).status).toBe('SUCCEEDED');
+  });
+
+  it('a non-approver is refused and the token is untouched: the approver can still decide', async () => {
+    const { id, done } = await startAndWait(rt, 'mig-forbidden');
+    const refused = await rt.decide(id, 'approve', { slack: 'U0NOTALEAD' });
+    expect(refused.outcome).toBe('forbidden');
+    expect((await rt.approvals.get(id))?.status).toBe('PENDING');
+    expect((await rt.listApprovals()).map((a) => a.id)).toContain(id);
+    expect((await rt.decide(id, 'reject', { github: 'octocat' })).outcome).toBe('rejected');
+    const result = await done;
+    expect(result.status).toBe('SUCCEEDED');
+    const record = await rt.runs.get('mig-forbidden');
+    expect(record?.status).toBe('STOPPED');
+    expect(record?.reason).toContain('Approval "approve" ended rejected');
+  });
+
+  it('Approve and Reject clicked at the same moment: exactly one decision', async () => {
+    const { id, done } = await startAndWait(rt, 'mig-race');
+    const results = await Promise.all([
+      rt.decide(id, 'approve', { slack: LEAD }),
+      rt.decide(id, 'reject', { slack: LEAD }),
+      rt.decide(id, 'approve', { github: 'octocat' }),
+      rt.decide(id, 'reject', { github: 'octocat' }),
+    ]);
+    const won = results.filter((r) => r.outcome === 'approved' || r.outcome === 'rejected');
+    expect(won).toHaveLength(1);
+    expect(results.filter((r) => r.outcome === 'already-decided')).toHaveLength(3);
+    const result = await done;
+    const record = await rt.runs.get('mig-race');
+    expect(record?.status).toBe(won[0]?.outcome === 'approved' ? 'SUCCEEDED' : 'STOPPED');
+    expect(result.status).toBe('SUCCEEDED');
+  });
+});
+
+describe('e2e: approval timeouts', () => {
+  it('on_timeout reject stops the run, and a click after the timeout is told "expired"', async () => {
+    const rt = await runtime(withGate(loadWorkspace(), { timeoutSeconds: 1, onTimeout: 'reject' }));
+    try {
+      const { id, done } = await startAndWait(rt, 'mig-timeout');
+      const result = await done;
+      expect(result.status).toBe('SUCCEEDED');
+      expect((await rt.runs.get('mig-timeout'))?.reason).toContain('ended timeout');
+      const late = await rt.decide(id, 'approve', { slack: LEAD });
+      expect(late.outcome).toBe('expired');
+      expect(late.message).toContain('expired');
+      expect(await rt.listApprovals()).toEqual([]);
+    } finally {
+      await rt.stop();
+    }
+  });
+
+  it('on_timeout escalate asks the escalation channel, whose approval continues the run', async () => {
+    const rt = await runtime(
+      withGate(loadWorkspace(), { timeoutSeconds: 1, onTimeout: 'escalate', escalate: { channel: '#eng-managers', approvers: [LEAD], timeoutSeconds: 30 } }),
+    );
+    try {
+      const first = await startAndWait(rt, 'mig-escalate');
+      let second: string | undefined;
+      for (let i = 0; i < 300 && !second; i++) {
+        second = (await rt.listApprovals()).find((a) => a.execution === 'mig-escalate' && a.id !== first.id)?.id;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(rt.notifier.messages.get(second as string)?.channel).toBe('#eng-managers');
+      expect((await rt.decide(second as string, 'approve', { slack: LEAD })).outcome).toBe('approved');
+      const result = await first.done;
+      expect(result.status).toBe('SUCCEEDED');
+      expect((result.output as RunSummary).gates.approve).toMatch(/^approved by/);
+    } finally {
+      await rt.stop();
+    }
+  });
+
+  it('on_timeout approve continues without a decision', async () => {
+    const rt = await runtime(withGate(loadWorkspace(), { timeoutSeconds: 1, onTimeout: 'approve' }));
+    try {
+      const { done } = await startAndWait(rt, 'mig-auto');
+      const result = await done;
+      expect(result.status).toBe('SUCCEEDED');
+      expect((result.output as RunSummary).gates.approve).toBe('timeout');
+      expect((await rt.runs.get('mig-auto'))?.status).toBe('SUCCEEDED');
+    } finally {
+      await rt.stop();
+    }
+  });
+});
