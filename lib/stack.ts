@@ -8,7 +8,9 @@ import { BlockPublicAccess, Bucket, BucketEncryption } from 'aws-cdk-lib/aws-s3'
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
 import { TABLE_KEYS } from '../lambdas/adapters/runs.js';
+import { resolveApprovers } from '../lambdas/core/approvals.js';
 import { GATEWAY_CONFIG_KEYS, parseGatewayConfig } from '../lambdas/core/gateway-config.js';
+import { INGRESS_ROUTES } from '../lambdas/webhook/routes.js';
 import type { EnvironmentConfig } from './config.js';
 import { SpendDashboard } from './constructs/spend-dashboard.js';
 import { TaskFunction } from './constructs/task-function.js';
@@ -40,6 +42,24 @@ export function gatewayEnvironment(config: EnvironmentConfig): string {
   return json;
 }
 
+/**
+ * Checks that every group a workflow's `approvers:`, `escalate.approvers:` or `run_by:` names is
+ * defined in the environment's `groups`.
+ * @throws Error naming the workflow, the entry and the context path to add it under
+ */
+export function checkGroups(workflows: readonly Workflow[], config: EnvironmentConfig, envName: string): void {
+  for (const wf of workflows) {
+    const lists = [wf.trigger.runBy, ...wf.phases.flatMap((p) => (p.kind === 'agents' ? [] : [p.approvers, p.escalate?.approvers ?? []]))];
+    for (const list of lists) {
+      try {
+        resolveApprovers(list, config.groups);
+      } catch (e) {
+        throw new Error(`cdk.json: context.environments.${envName}.groups: workflow ${wf.id}: ${(e as Error).message}`);
+      }
+    }
+  }
+}
+
 /** Props of {@link AgentFlowStack}. */
 export interface AgentFlowStackProps extends StackProps {
   /** The environment name (`dev`, `prod`): names secrets and resources. */
@@ -53,9 +73,10 @@ export interface AgentFlowStackProps extends StackProps {
 }
 
 /**
- * AgentFlow for one environment: the HTTP API (`POST /webhooks/github`), the task Lambdas, one
- * STANDARD state machine per workflow, the DynamoDB table, the artifact bucket, and the
- * Secrets Manager secrets referenced by name (`agentflow/<env>/github`, `agentflow/<env>/openai`).
+ * AgentFlow for one environment: the HTTP API (`POST /webhooks/github`, `/webhooks/slack/commands`,
+ * `/webhooks/slack/interactions`, `/webhooks/ci`, one ingress Lambda), the task Lambdas (with the
+ * approval task), one STANDARD state machine per workflow, the DynamoDB table, the artifact bucket,
+ * and the Secrets Manager secrets referenced by name (`agentflow/<env>/github`, `/slack`, `/openai`, `/ci`).
  */
 export class AgentFlowStack extends Stack {
   constructor(scope: Construct, id: string, props: AgentFlowStackProps) {
@@ -89,6 +110,10 @@ export class AgentFlowStack extends Stack {
     });
     const githubSecret = Secret.fromSecretNameV2(this, 'GitHubSecret', `agentflow/${props.envName}/github`);
     const openaiSecret = Secret.fromSecretNameV2(this, 'OpenAISecret', `agentflow/${props.envName}/openai`);
+    const slackSecret = Secret.fromSecretNameV2(this, 'SlackSecret', `agentflow/${props.envName}/slack`);
+    const ciSecret = Secret.fromSecretNameV2(this, 'CiSecret', `agentflow/${props.envName}/ci`);
+    checkGroups(props.workflows, props.config, props.envName);
+    const groupsJson = JSON.stringify(props.config.groups);
 
     const common = { projectRoot: props.projectRoot, logRetention, removalPolicy };
     const loadContext = new TaskFunction(this, 'LoadContext', {
@@ -133,7 +158,22 @@ export class AgentFlowStack extends Stack {
       },
     }).fn;
 
+    const requestApproval = new TaskFunction(this, 'RequestApproval', {
+      ...common,
+      task: 'request-approval',
+      timeout: Duration.seconds(30),
+      environment: {
+        TABLE_NAME: table.tableName,
+        SLACK_SECRET_NAME: slackSecret.secretName,
+        GITHUB_SECRET_NAME: githubSecret.secretName,
+        GITHUB_API_URL: props.config.githubApiUrl,
+        AGENTFLOW_GROUPS: groupsJson,
+      },
+    }).fn;
+
     // Grants: each function gets what its use case touches, no more.
+    table.grantReadWriteData(requestApproval); // APPROVAL# items
+    slackSecret.grantRead(requestApproval);
     bucket.grantWrite(loadContext);
     githubSecret.grantRead(loadContext);
     bucket.grantReadWrite(invokeAgent);
@@ -148,7 +188,7 @@ export class AgentFlowStack extends Stack {
       invokeAgent.addToRolePolicy(new PolicyStatement({ actions: ['bedrock:InvokeModel'], resources: bedrockResources }));
     }
 
-    const functions: Record<TaskKind, typeof loadContext> = { loadContext, invokeAgent, aggregate, publish };
+    const functions: Record<TaskKind, typeof loadContext> = { loadContext, invokeAgent, aggregate, publish, requestApproval };
     const machines = props.workflows.map((workflow) => ({
       workflow,
       sm: new WorkflowStateMachine(this, `Workflow-${workflow.id}`, {
@@ -163,30 +203,48 @@ export class AgentFlowStack extends Stack {
     const webhook = new TaskFunction(this, 'Webhook', {
       ...common,
       task: 'webhook',
-      // GitHub waits 10 s for an answer: the function must finish (or fail) well before.
+      // GitHub waits 10 s and Slack 3 s for an answer: the function must finish (or fail) well before.
       timeout: Duration.seconds(8),
       memorySize: 512,
       environment: {
+        TABLE_NAME: table.tableName,
         GITHUB_SECRET_NAME: githubSecret.secretName,
+        GITHUB_API_URL: props.config.githubApiUrl,
+        SLACK_SECRET_NAME: slackSecret.secretName,
+        CI_SECRET_NAME: ciSecret.secretName,
+        AGENTFLOW_GROUPS: groupsJson,
         AGENTFLOW_WORKFLOWS: JSON.stringify(
-          machines.map(({ workflow, sm }) => ({ id: workflow.id, events: workflow.trigger.events, stateMachineArn: sm.stateMachineArn })),
+          machines.map(({ workflow, sm }) => ({
+            id: workflow.id,
+            events: workflow.trigger.events,
+            ...(workflow.trigger.linesChanged ? { linesChanged: workflow.trigger.linesChanged } : {}),
+            ...(workflow.trigger.runBy.length ? { runBy: workflow.trigger.runBy } : {}),
+            stateMachineArn: sm.stateMachineArn,
+          })),
         ),
       },
     }).fn;
-    githubSecret.grantRead(webhook);
-    for (const { sm } of machines) sm.grantStartExecution(webhook);
+    for (const secret of [githubSecret, slackSecret, ciSecret]) secret.grantRead(webhook);
+    table.grantReadWriteData(webhook); // delivery idempotency records, approvals, run records
+    for (const { sm } of machines) {
+      sm.grantStartExecution(webhook);
+      sm.grantTaskResponse(webhook); // SendTaskSuccess / SendTaskFailure for decisions
+    }
 
-    const api = new HttpApi(this, 'Api', { apiName: `${prefix}-webhooks`, description: 'AgentFlow webhooks' });
-    api.addRoutes({
-      path: '/webhooks/github',
-      methods: [HttpMethod.POST],
-      integration: new HttpLambdaIntegration('GitHubWebhook', webhook),
-    });
+    const api = new HttpApi(this, 'Api', { apiName: `${prefix}-webhooks`, description: 'AgentFlow webhooks: GitHub, Slack, CI' });
+    const ingress = new HttpLambdaIntegration('Ingress', webhook);
+    for (const path of INGRESS_ROUTES) api.addRoutes({ path, methods: [HttpMethod.POST], integration: ingress });
 
     new CfnOutput(this, 'GitHubWebhookUrl', {
       value: `${api.apiEndpoint}/webhooks/github`,
       description: 'Payload URL for the GitHub webhook (content type application/json)',
     });
+    new CfnOutput(this, 'SlackCommandUrl', { value: `${api.apiEndpoint}/webhooks/slack/commands`, description: 'Request URL of the /agentflow slash command' });
+    new CfnOutput(this, 'SlackInteractionsUrl', {
+      value: `${api.apiEndpoint}/webhooks/slack/interactions`,
+      description: 'Interactivity Request URL of the Slack app (Approve/Reject buttons)',
+    });
+    new CfnOutput(this, 'CiCallbackUrl', { value: `${api.apiEndpoint}/webhooks/ci`, description: 'Where CI reports generated-test results (signed)' });
     const dashboard = new SpendDashboard(this, 'Spend', { dashboardName: `${prefix}-spend`, namespace: METRICS_NAMESPACE }).dashboard;
     new CfnOutput(this, 'SpendDashboardName', { value: dashboard.dashboardName });
     new CfnOutput(this, 'ArtifactBucketName', { value: bucket.bucketName });

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { Octokit } from '@octokit/rest';
 import type { Change, ChangedFile } from '../core/contracts.js';
-import type { ChangeSource } from '../core/ports.js';
+import type { ChangeLookup, ChangeSource } from '../core/ports.js';
 import { splitRepository } from '../core/triggers.js';
 
 const run = promisify(execFile);
@@ -109,4 +109,62 @@ export function parseUnifiedDiff(diff: string): ChangedFile[] {
     files.push({ path, status, additions, deletions, patch: patchLines.join('\n'), binary, ...(previousPath ? { previousPath } : {}) });
   }
   return files;
+}
+
+/** {@link ChangeLookup} on the GitHub REST API (`GET /repos/{o}/{r}/pulls/{n}`, `GET /repos/{o}/{r}/commits/{ref}`). */
+export class GitHubChangeLookup implements ChangeLookup {
+  constructor(private readonly octokit: Octokit) {}
+
+  async pullRequest(repository: string, number: number): Promise<Change> {
+    const { owner, repo } = splitRepository(repository);
+    const { data: pr } = await this.octokit.rest.pulls.get({ owner, repo, pull_number: number });
+    return {
+      repository,
+      number,
+      title: pr.title,
+      author: pr.user?.login ?? '',
+      url: pr.html_url,
+      action: 'manual',
+      baseSha: pr.base.sha,
+      headSha: pr.head.sha,
+      baseRef: pr.base.ref,
+      headRef: pr.head.ref,
+    };
+  }
+
+  async refs(repository: string, base: string, head: string): Promise<Change> {
+    const { owner, repo } = splitRepository(repository);
+    const sha = async (ref: string) => (await this.octokit.rest.repos.getCommit({ owner, repo, ref })).data.sha;
+    const [baseSha, headSha] = await Promise.all([sha(base), sha(head)]);
+    return { repository, number: 0, title: `${base}...${head}`, author: '', url: '', action: 'manual', baseSha, headSha, baseRef: base, headRef: head };
+  }
+}
+
+/**
+ * {@link ChangeLookup} on a local git repository: refs resolve with `git rev-parse`; a pull request
+ * is the change of its latest local run (`known`), since there is no GitHub to ask.
+ */
+export class GitChangeLookup implements ChangeLookup {
+  constructor(
+    private readonly repoPath: string,
+    private readonly known: (repository: string, number: number) => Promise<Change | undefined> = async () => undefined,
+  ) {}
+
+  async pullRequest(repository: string, number: number): Promise<Change> {
+    const change = await this.known(repository, number);
+    if (!change) throw new Error(`pull request ${repository}#${number} has no local run yet; use base=<ref> head=<ref>`);
+    return change;
+  }
+
+  async refs(repository: string, base: string, head: string): Promise<Change> {
+    const sha = async (ref: string) => {
+      try {
+        return (await run('git', ['-C', this.repoPath, 'rev-parse', '--verify', `${ref}^{commit}`])).stdout.trim();
+      } catch {
+        throw new Error(`${ref} is not a commit in ${this.repoPath}`);
+      }
+    };
+    const [baseSha, headSha] = await Promise.all([sha(base), sha(head)]);
+    return { repository, number: 0, title: `${base}...${head}`, author: '', url: '', action: 'manual', baseSha, headSha, baseRef: base, headRef: head };
+  }
 }

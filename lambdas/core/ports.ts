@@ -108,3 +108,11 @@ export interface DeliveryGuard {
    */
   once<T extends JsonValue>(key: string, work: () => Promise<T>, remainingMs: number): Promise<OnceOutcome<T>>;
 }
+
+/** Resolves what a command names into the change a run reviews. */
+export interface ChangeLookup {
+  /** The pull request's current head and base. @throws Error when it does not exist */
+  pullRequest(repository: string, number: number): Promise<Change>;
+  /** Two refs (branch, tag or SHA) as a change without a pull request (`number: 0`). @throws Error when a ref does not resolve */
+  refs(repository: string, base: string, head: string): Promise<Change>;
+}

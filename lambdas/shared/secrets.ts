@@ -13,3 +13,18 @@ export async function secretField(secretName: string, field: string): Promise<st
   if (typeof v !== 'string' || v === '') throw new Error(`secret ${secretName} has no string field "${field}"`);
   return v;
 }
+
+/** Like {@link secretField}, but undefined when the field is absent or empty (optional settings such as a previous secret). */
+export async function optionalSecretField(secretName: string, field: string): Promise<string | undefined> {
+  const value = await getSecret(secretName, { transform: 'json', maxAge: 300 });
+  const parsed = z.record(z.string(), z.unknown()).safeParse(value);
+  const v = parsed.success ? parsed.data[field] : undefined;
+  return typeof v === 'string' && v !== '' ? v : undefined;
+}
+
+/** A secret's current and previous value (`<field>` and `previous<Field>`), for rotations without downtime. */
+export async function rotatingSecret(secretName: string, field: string): Promise<string[]> {
+  const previous = `previous${field[0]?.toUpperCase() ?? ''}${field.slice(1)}`;
+  const [current, old] = await Promise.all([secretField(secretName, field), optionalSecretField(secretName, previous)]);
+  return old ? [current, old] : [current];
+}

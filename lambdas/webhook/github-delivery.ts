@@ -1,83 +1,184 @@
-import { verify } from '@octokit/webhooks-methods';
-import type { ExecutionInput } from '../core/contracts.js';
-import type { ExecutionStarter } from '../core/ports.js';
-import { changeFromPullRequest, executionName, matchWorkflows, PullRequestEventSchema, type WorkflowTrigger } from '../core/triggers.js';
+import { type DecideDeps, decideApproval } from '../core/approvals.js';
+import type { Change, ExecutionInput } from '../core/contracts.js';
+import { bodyBytes, type HttpRequest, type HttpResponse, json, lowerHeaders, MAX_BODY_BYTES, mediaType, rawBody, UNAUTHORIZED } from '../core/http.js';
+import type { ChangeLookup, DeliveryGuard, ExecutionStarter } from '../core/ports.js';
+import { verifyGithubSignature } from '../core/signatures.js';
+import { parseCommand } from '../core/slack.js';
+import {
+  changeFromPullRequest,
+  executionName,
+  IssueCommentEventSchema,
+  matchWorkflows,
+  PullRequestEventSchema,
+  satisfies,
+  TRUSTED_ASSOCIATIONS,
+  type WorkflowTrigger,
+} from '../core/triggers.js';
 
-/** An HTTP request as API Gateway's HTTP API (payload format 2.0) hands it over. */
-export interface HttpRequest {
-  headers: Record<string, string | undefined>;
-  body?: string | undefined;
-  isBase64Encoded?: boolean | undefined;
-}
+export type { HttpRequest, HttpResponse } from '../core/http.js';
 
-/** The HTTP answer, in API Gateway's Lambda proxy format. */
-export interface HttpResponse {
-  statusCode: number;
-  headers: Record<string, string>;
-  body: string;
-}
+/** GitHub events the route acts on; any other event is answered 200 and ignored. */
+export const GITHUB_EVENTS = ['pull_request', 'issue_comment'] as const;
 
 export interface GithubDeliveryDeps {
-  /** The webhook secret (Secrets Manager in the cloud, an environment variable locally). */
-  secret: () => Promise<string>;
+  /**
+   * The webhook secrets: the current one and, during a rotation, the previous one (Secrets
+   * Manager `webhookSecret` and `previousWebhookSecret` in the cloud, environment variables locally).
+   */
+  secrets: () => Promise<readonly string[]>;
   workflows: readonly WorkflowTrigger[];
   starter: ExecutionStarter;
+  /** Makes a delivery id start its executions once (sequential or concurrent redeliveries). */
+  guard: DeliveryGuard;
+  /** Time left to answer, in ms (the Lambda's remaining time). @default 8000 */
+  remainingMs?: () => number;
+  /** `/agentflow approve|reject <id>` on a pull request. */
+  approvals?: DecideDeps;
+  /** `/agentflow review` on a pull request: the pull request's current head and base. */
+  changes?: ChangeLookup;
 }
 
-const json = (statusCode: number, body: unknown): HttpResponse => ({
-  statusCode,
-  headers: { 'content-type': 'application/json' },
-  body: JSON.stringify(body),
-});
+/** Rejects with `DeadlineError` after `ms`. */
+class DeadlineError extends Error {
+  constructor(ms: number) {
+    super(`no answer within ${ms} ms`);
+    this.name = 'DeadlineError';
+  }
+}
+
+function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new DeadlineError(ms)), Math.max(1, ms));
+  });
+  return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
+}
+
+/** A 5xx that tells GitHub's admin to redeliver; it names no internals. */
+const unavailable = () => json(503, { message: 'could not start the workflow now; redeliver this delivery later' });
 
 /**
- * Handles one GitHub webhook delivery.
+ * Handles one GitHub webhook delivery (`POST /webhooks/github`).
  *
- * Verifies `X-Hub-Signature-256` (HMAC-SHA256 of the raw body; base64-encoded bodies are decoded
- * first) before parsing anything, then starts one execution per workflow whose trigger names the
- * event's action, named from `X-GitHub-Delivery`.
+ * Order, each step before any later work: body over {@link MAX_BODY_BYTES} → 413; missing
+ * `X-GitHub-Event` / `X-GitHub-Delivery` → 400; Content-Type not `application/json` → 415;
+ * `X-Hub-Signature-256` checked on the raw bytes (base64-encoded bodies decoded first) against the
+ * current and the previous secret → 401; `ping` → 200; an event no route uses → 200 ignored; then
+ * the JSON is parsed (400 if it is not JSON or not the event's shape). Error bodies are opaque.
  *
- * Answers: 400 missing headers or a body that is not a pull_request event; 401 missing or bad
- * signature (nothing started); 200 for events no workflow wants (nothing started); 202 with
- * `{ executions: [{ workflow, name, started }] }`.
+ * `pull_request`: the workflows whose trigger names the action and whose `lines_changed` holds for
+ * the event's additions + deletions are started, one execution each, named from the delivery id;
+ * the guard makes a redelivery (sequential or concurrent) answer 200 `duplicate` with one set of
+ * executions; a failed StartExecution answers 503 and keeps nothing, so a redelivery starts them.
+ * Answers: 202 `{ delivery, executions }`, 200 `{ duplicate: true, ... }`.
+ *
+ * `issue_comment` on a pull request, first line `/agentflow …`: `approve|reject <id>` decides an
+ * approval as the comment's author (GitHub login or team); `review` (by an owner, member or
+ * collaborator) starts the workflows triggered by `pull_request.synchronize` again.
  */
 export async function handleGithubDelivery(req: HttpRequest, deps: GithubDeliveryDeps): Promise<HttpResponse> {
-  const h = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k.toLowerCase(), v]));
+  if (bodyBytes(req) > MAX_BODY_BYTES) return json(413, { message: `payload too large (limit ${MAX_BODY_BYTES} bytes)` });
+  const h = lowerHeaders(req.headers);
   const event = h['x-github-event'];
   const delivery = h['x-github-delivery'];
   if (!event || !delivery) return json(400, { message: 'missing X-GitHub-Event or X-GitHub-Delivery header' });
-  const signature = h['x-hub-signature-256'];
-  if (!signature) return json(401, { message: 'unauthorized' });
-  const body = req.isBase64Encoded ? Buffer.from(req.body ?? '', 'base64').toString('utf8') : (req.body ?? '');
-  let valid = false;
-  try {
-    valid = await verify(await deps.secret(), body, signature);
-  } catch {
-    valid = false;
+  if (mediaType(h['content-type']) !== 'application/json') {
+    return json(415, { message: 'send webhooks as application/json (the webhook\'s "Content type" setting)' });
   }
-  if (!valid) return json(401, { message: 'unauthorized' });
+  const body = rawBody(req);
+  const remaining = deps.remainingMs ?? (() => 8000);
+  let secrets: readonly string[];
+  try {
+    secrets = await withDeadline(deps.secrets(), remaining() - 1500);
+  } catch {
+    return unavailable();
+  }
+  if (!verifyGithubSignature(secrets, body, h['x-hub-signature-256'])) return UNAUTHORIZED();
 
   if (event === 'ping') return json(200, { message: 'pong' });
+  if (!(GITHUB_EVENTS as readonly string[]).includes(event)) return json(200, { message: `event ${event} ignored: no route uses it` });
   let payload: unknown;
   try {
-    payload = JSON.parse(body);
+    payload = JSON.parse(body.toString('utf8'));
   } catch {
     return json(400, { message: 'body is not JSON' });
   }
-  if (event !== 'pull_request') return json(200, { message: `event ${event} ignored: no workflow handles it` });
+  if (event === 'issue_comment') return handleComment(payload, delivery, deps);
+
   const parsed = PullRequestEventSchema.safeParse(payload);
   if (!parsed.success) return json(400, { message: 'not a pull_request event payload' });
-  const ids = matchWorkflows(event, parsed.data.action, deps.workflows);
-  if (ids.length === 0) {
+  const matched = matchWorkflows(event, parsed.data.action, deps.workflows);
+  if (matched.length === 0) {
     return json(200, { message: `pull_request.${parsed.data.action} ignored: no workflow is triggered by it` });
   }
-  const change = changeFromPullRequest(parsed.data);
-  const executions = [];
-  for (const workflow of ids) {
-    const name = executionName(delivery, workflow);
-    const input: ExecutionInput = { runId: name, workflow, change };
-    const r = await deps.starter.start(workflow, name, input);
-    executions.push({ workflow, name: r.name, started: r.started });
+  const { additions, deletions } = parsed.data.pull_request;
+  const lines = additions !== undefined && deletions !== undefined ? additions + deletions : undefined;
+  const wanted = matched.filter((w) => !w.linesChanged || lines === undefined || satisfies(lines, w.linesChanged));
+  if (wanted.length === 0) {
+    return json(200, {
+      message: `pull_request.${parsed.data.action} ignored: ${lines} changed lines do not meet lines_changed of ${matched.map((w) => w.id).join(', ')}`,
+    });
   }
-  return json(202, { executions });
+  return start(delivery, wanted, changeFromPullRequest(parsed.data), deps);
+}
+
+/** Starts `workflows` for `change` once per delivery id. */
+async function start(delivery: string, workflows: readonly WorkflowTrigger[], change: Change, deps: GithubDeliveryDeps): Promise<HttpResponse> {
+  const remaining = deps.remainingMs ?? (() => 8000);
+  const work = async () => {
+    const executions: Array<{ workflow: string; name: string; started: boolean }> = [];
+    for (const w of workflows) {
+      const name = executionName(delivery, w.id);
+      const input: ExecutionInput = { runId: name, workflow: w.id, change };
+      const r = await deps.starter.start(w.id, name, input);
+      executions.push({ workflow: w.id, name: r.name, started: r.started });
+    }
+    return { executions };
+  };
+  try {
+    const r = await withDeadline(deps.guard.once(delivery, work, remaining()), remaining() - 1000);
+    if (r.inProgress) return json(202, { delivery, duplicate: true, message: 'this delivery is being processed already' });
+    const executions = r.result.executions;
+    // A name that already existed (the guard's record had expired) is a duplicate too.
+    const duplicate = r.duplicate || executions.every((e) => !e.started);
+    return json(duplicate ? 200 : 202, { delivery, ...(duplicate ? { duplicate: true } : {}), executions });
+  } catch {
+    return unavailable();
+  }
+}
+
+async function handleComment(payload: unknown, delivery: string, deps: GithubDeliveryDeps): Promise<HttpResponse> {
+  const parsed = IssueCommentEventSchema.safeParse(payload);
+  if (!parsed.success) return json(400, { message: 'not an issue_comment event payload' });
+  const e = parsed.data;
+  const first = e.comment.body.trim().split('\n')[0]?.trim() ?? '';
+  if (e.action !== 'created' || !e.issue.pull_request || !/^\/agentflow\b/.test(first)) {
+    return json(200, { message: 'comment ignored: not an /agentflow command on a pull request' });
+  }
+  const cmd = parseCommand(first.replace(/^\/agentflow\s*/, ''));
+  const login = e.comment.user.login;
+  switch (cmd.kind) {
+    case 'approve':
+    case 'reject': {
+      if (!deps.approvals) return json(200, { message: 'approvals are not configured' });
+      const decision = await decideApproval(cmd.id, cmd.kind, { github: login }, deps.approvals);
+      return json(200, decision);
+    }
+    case 'review': {
+      if (!(TRUSTED_ASSOCIATIONS as readonly string[]).includes(e.comment.author_association)) {
+        return json(200, { outcome: 'forbidden', message: `@${login} may not request a review (needs write access)` });
+      }
+      const workflows = matchWorkflows('pull_request', 'synchronize', deps.workflows);
+      if (!deps.changes || workflows.length === 0) return json(200, { message: 'no workflow reviews pull requests' });
+      let change: Change;
+      try {
+        change = await deps.changes.pullRequest(e.repository.full_name, e.issue.number);
+      } catch {
+        return unavailable();
+      }
+      return start(delivery, workflows, { ...change, action: 'review' }, deps);
+    }
+    default:
+      return json(200, { message: 'comment ignored: use /agentflow approve <id>, /agentflow reject <id> or /agentflow review' });
+  }
 }

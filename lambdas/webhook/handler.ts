@@ -1,27 +1,73 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { SFNClient } from '@aws-sdk/client-sfn';
 import middy from '@middy/core';
-import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { z } from 'zod';
+import { GitHubChangeLookup } from '../adapters/changes.js';
+import { PowertoolsDeliveryGuard } from '../adapters/delivery-guard.js';
+import { DynamoRunStore } from '../adapters/runs.js';
 import { SfnExecutionStarter } from '../adapters/starter.js';
+import type { ChangeLookup } from '../core/ports.js';
+import { WorkflowTriggerSchema } from '../core/triggers.js';
+import { cloudDecideDeps, doc, dynamo, groups, sfn } from '../shared/approvals.js';
 import { requireEnv } from '../shared/env.js';
+import { githubClient } from '../shared/octokit.js';
 import { logger } from '../shared/powertools.js';
-import { secretField } from '../shared/secrets.js';
-import { handleGithubDelivery } from './github-delivery.js';
+import { rotatingSecret } from '../shared/secrets.js';
+import { type IngressDeps, routeIngress } from './routes.js';
 
-/** `AGENTFLOW_WORKFLOWS`: `[{ id, events, stateMachineArn }]`, written by the stack. */
+/** `AGENTFLOW_WORKFLOWS`: `[{ id, events, linesChanged?, runBy?, stateMachineArn }]`, written by the stack. */
 const workflows = z
-  .array(z.strictObject({ id: z.string(), events: z.array(z.string()), stateMachineArn: z.string() }))
+  .array(WorkflowTriggerSchema.extend({ stateMachineArn: z.string() }))
   .parse(JSON.parse(requireEnv('AGENTFLOW_WORKFLOWS')));
-const starter = new SfnExecutionStarter(new SFNClient({}), Object.fromEntries(workflows.map((w) => [w.id, w.stateMachineArn])));
-const secretName = requireEnv('GITHUB_SECRET_NAME');
+const table = requireEnv('TABLE_NAME');
+const starter = new SfnExecutionStarter(sfn, Object.fromEntries(workflows.map((w) => [w.id, w.stateMachineArn])));
+const guard = new PowertoolsDeliveryGuard({ client: dynamo, table });
+const approvals = cloudDecideDeps();
+const changes: ChangeLookup = {
+  pullRequest: async (repo, n) => new GitHubChangeLookup(await githubClient()).pullRequest(repo, n),
+  refs: async (repo, base, head) => new GitHubChangeLookup(await githubClient()).refs(repo, base, head),
+};
 
-/** POST /webhooks/github: verify, match, start (see {@link handleGithubDelivery}). */
-export const handler = middy(async (event: APIGatewayProxyEventV2): Promise<APIGatewayProxyStructuredResultV2> => {
-  const res = await handleGithubDelivery(
-    { headers: event.headers, body: event.body, isBase64Encoded: event.isBase64Encoded },
-    { secret: () => secretField(secretName, 'webhookSecret'), workflows, starter },
-  );
-  logger.info('github delivery', { status: res.statusCode, delivery: event.headers['x-github-delivery'] });
+/** Tells a Slack user something ephemeral through the interaction's `response_url` (2 s timeout). */
+async function respond(url: string, message: object): Promise<void> {
+  if (!url.startsWith('https://hooks.slack.com/')) return;
+  await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(message), signal: AbortSignal.timeout(2000) });
+}
+
+function deps(context: Context): IngressDeps {
+  const remainingMs = () => context.getRemainingTimeInMillis();
+  return {
+    github: {
+      secrets: () => rotatingSecret(requireEnv('GITHUB_SECRET_NAME'), 'webhookSecret'),
+      workflows,
+      starter,
+      guard,
+      remainingMs,
+      approvals,
+      changes,
+    },
+    slack: {
+      signingSecrets: () => rotatingSecret(requireEnv('SLACK_SECRET_NAME'), 'signingSecret'),
+      workflows,
+      groups,
+      starter,
+      runs: new DynamoRunStore(doc, table),
+      changes,
+      approvals,
+      respond,
+      remainingMs: () => Math.min(2500, remainingMs() - 500),
+    },
+    ci: { secrets: () => rotatingSecret(requireEnv('CI_SECRET_NAME'), 'callbackSecret'), approvals },
+  };
+}
+
+/**
+ * The HTTP API's ingress: `POST /webhooks/github`, `/webhooks/slack/commands`,
+ * `/webhooks/slack/interactions`, `/webhooks/ci` (see `routes.ts`). Logs the route, status and
+ * delivery id only: never a body, header value or secret.
+ */
+export const handler = middy(async (event: APIGatewayProxyEventV2, context: Context): Promise<APIGatewayProxyStructuredResultV2> => {
+  const res = await routeIngress(event.rawPath, { headers: event.headers, body: event.body, isBase64Encoded: event.isBase64Encoded }, deps(context));
+  logger.info('ingress', { route: event.rawPath, status: res.statusCode, delivery: event.headers['x-github-delivery'] });
   return res;
 }).use(injectLambdaContext(logger));

@@ -3,7 +3,15 @@ import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { DefinitionBody, LogLevel, StateMachine, StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import { compileWorkflow, TASK_FUNCTIONS, type TaskKind, type Workflow } from '../workflow/index.js';
+import {
+  type AslDefinition,
+  callbackStatesWithoutTimeout,
+  compileWorkflow,
+  hasCallbackStates,
+  TASK_FUNCTIONS,
+  type TaskKind,
+  type Workflow,
+} from '../workflow/index.js';
 
 /** Props of {@link WorkflowStateMachine}. */
 export interface WorkflowStateMachineProps {
@@ -14,6 +22,10 @@ export interface WorkflowStateMachineProps {
   readonly namePrefix: string;
   readonly logRetention: RetentionDays;
   readonly removalPolicy: RemovalPolicy;
+  /** STANDARD (the default) or EXPRESS; a definition with callback states must be STANDARD. */
+  readonly type?: StateMachineType;
+  /** A definition to deploy instead of the compiled one (tests of the synth-time checks). */
+  readonly definition?: AslDefinition;
 }
 
 /**
@@ -26,7 +38,19 @@ export class WorkflowStateMachine extends Construct {
 
   constructor(scope: Construct, id: string, props: WorkflowStateMachineProps) {
     super(scope, id);
-    const definition = compileWorkflow(props.workflow);
+    const definition = props.definition ?? compileWorkflow(props.workflow);
+    const type = props.type ?? StateMachineType.STANDARD;
+    // Synth-time checks: nothing may wait forever, and task tokens exist only on STANDARD.
+    this.node.addValidation({
+      validate: () => [
+        ...callbackStatesWithoutTimeout(definition).map(
+          (s) => `workflow ${props.workflow.id}: callback state "${s}" waits for a task token without TimeoutSeconds`,
+        ),
+        ...(hasCallbackStates(definition) && type !== StateMachineType.STANDARD
+          ? [`workflow ${props.workflow.id}: callback states need a STANDARD state machine (Express has no task tokens)`]
+          : []),
+      ],
+    });
     const size = JSON.stringify(definition).length;
     // Source: https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html (definition size 1 MB)
     if (size > 1_000_000) {
@@ -40,7 +64,7 @@ export class WorkflowStateMachine extends Construct {
     }
     this.stateMachine = new StateMachine(this, 'StateMachine', {
       stateMachineName: `${props.namePrefix}-${props.workflow.id}`.slice(0, 80),
-      stateMachineType: StateMachineType.STANDARD,
+      stateMachineType: type,
       definitionBody: DefinitionBody.fromString(JSON.stringify(definition)),
       definitionSubstitutions: substitutions,
       tracingEnabled: true,

@@ -9,7 +9,8 @@ import dynalite from 'dynalite';
 import { randomUUID } from 'node:crypto';
 import { DynamoApprovalStore } from '../../lambdas/adapters/approvals.js';
 import { FsArtifactStore } from '../../lambdas/adapters/artifacts.js';
-import { GitChangeSource } from '../../lambdas/adapters/changes.js';
+import { GitChangeLookup, GitChangeSource } from '../../lambdas/adapters/changes.js';
+import { PowertoolsDeliveryGuard } from '../../lambdas/adapters/delivery-guard.js';
 import { FileCommentPublisher } from '../../lambdas/adapters/comments.js';
 import { createDynamoGateway, type DynamoBreakerStore, type DynamoBudgetLedger } from '../../lambdas/adapters/gateway-store.js';
 import { MemoryGatewayMetrics } from '../../lambdas/adapters/metrics.js';
@@ -18,6 +19,7 @@ import { aggregate } from '../../lambdas/aggregate/aggregate.js';
 import {
   type Actor,
   type ApproverGroups,
+  type DecideDeps,
   type Decision,
   decideApproval,
   listApprovals,
@@ -25,10 +27,10 @@ import {
   RequestApprovalInputSchema,
   requestApproval,
 } from '../../lambdas/core/approvals.js';
-import type { ExecutionInput, RunSummary } from '../../lambdas/core/contracts.js';
+import { ContextArtifactSchema, type ExecutionInput, type RunSummary } from '../../lambdas/core/contracts.js';
 import type { ModelGateway } from '../../lambdas/core/gateway.js';
 import { type GatewayConfig, GatewayConfigSchema } from '../../lambdas/core/gateway-config.js';
-import type { ExecutionStarter, ProviderTable, RunStore } from '../../lambdas/core/ports.js';
+import type { ChangeLookup, DeliveryGuard, ExecutionStarter, ProviderTable, RunStore } from '../../lambdas/core/ports.js';
 import { invokeAgent } from '../../lambdas/invoke-agent/invoke-agent.js';
 import { loadContext } from '../../lambdas/load-context/load-context.js';
 import { publish } from '../../lambdas/publish/publish.js';
@@ -116,6 +118,10 @@ export class LocalRuntime {
   readonly callbacks = new LocalTaskCallbacks();
   /** The approval messages as Slack would show them (also appended to `<stateDir>/slack-outbox.jsonl`). */
   notifier!: LocalApprovalNotifier;
+  /** Powertools idempotency records for webhook deliveries, in the local table. */
+  guard!: DeliveryGuard;
+  /** Resolves `pr=` and `base=`/`head=` of commands against the local repository and earlier runs. */
+  changeLookup!: ChangeLookup;
   private table?: LocalTable;
   private readonly starting = new Set<string>();
 
@@ -144,6 +150,13 @@ export class LocalRuntime {
     rt.ledger = gw.ledger;
     rt.breakers = gw.breakers;
     rt.approvals = new DynamoApprovalStore(doc, LOCAL_TABLE);
+    rt.guard = new PowertoolsDeliveryGuard({ client: table.client, table: LOCAL_TABLE });
+    rt.changeLookup = new GitChangeLookup(options.repoPath, async (repository, number) => {
+      const run = (await rt.runs.list(200)).find((r) => r.repository === repository && r.number === number);
+      if (!run) return undefined;
+      const ctx = ContextArtifactSchema.safeParse(await rt.artifacts.getJson(`runs/${run.runId}/context.json`).catch(() => undefined));
+      return ctx.success ? ctx.data.change : undefined;
+    });
     rt.notifier = new LocalApprovalNotifier(options.print ?? ((l) => console.log(l)), join(options.stateDir, 'slack-outbox.jsonl'));
     return rt;
   }
@@ -153,9 +166,14 @@ export class LocalRuntime {
     return listApprovals(this.approvals);
   }
 
+  /** What deciding needs on this runtime: the local table, task tokens and notifier. */
+  get decideDeps(): DecideDeps {
+    return { approvals: this.approvals, callbacks: this.callbacks, notifier: this.notifier };
+  }
+
   /** Decides an approval as `actor` (see `decideApproval`); `output` is added to a CI report. */
   decide(id: string, decision: 'approve' | 'reject', actor: Actor, output: Record<string, unknown> = {}): Promise<Decision> {
-    return decideApproval(id, decision, actor, { approvals: this.approvals, callbacks: this.callbacks, notifier: this.notifier }, output);
+    return decideApproval(id, decision, actor, this.decideDeps, output);
   }
 
   /**

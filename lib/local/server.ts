@@ -1,8 +1,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import { z } from 'zod';
 import type { WorkflowTrigger } from '../../lambdas/core/triggers.js';
-import { handleGithubDelivery } from '../../lambdas/webhook/github-delivery.js';
+import { type IngressDeps, INGRESS_ROUTES, routeIngress } from '../../lambdas/webhook/routes.js';
 import { breakerReport, costReport } from './costs.js';
 import type { LocalRuntime } from './runtime.js';
 
@@ -14,9 +15,60 @@ export interface LocalServerOptions {
   runtime: LocalRuntime;
   /** The GitHub webhook secret (AGENTFLOW_GITHUB_WEBHOOK_SECRET). */
   secret: string;
+  /** The previous GitHub webhook secret during a rotation (AGENTFLOW_GITHUB_WEBHOOK_SECRET_PREVIOUS). */
+  previousSecret?: string;
+  /** The Slack app's signing secret (AGENTFLOW_SLACK_SIGNING_SECRET); without it the Slack routes answer 503. */
+  slackSigningSecret?: string;
+  /** The CI callback secret (AGENTFLOW_CI_SECRET); without it `/webhooks/ci` answers 503. */
+  ciSecret?: string;
   /** @default 0 (an ephemeral port) */
   port?: number;
 }
+
+/** The workflows as the ingress routes see them. */
+export function workflowTriggers(runtime: LocalRuntime): WorkflowTrigger[] {
+  return [...runtime.options.workspace.workflows.values()].map((w) => ({
+    id: w.id,
+    events: w.trigger.events,
+    ...(w.trigger.linesChanged ? { linesChanged: w.trigger.linesChanged } : {}),
+    runBy: w.trigger.runBy,
+  }));
+}
+
+/** The ingress routes' dependencies on the local runtime (the same use cases the webhook Lambda runs). */
+export function localIngress(runtime: LocalRuntime, options: Omit<LocalServerOptions, 'runtime' | 'port'>): IngressDeps {
+  const workflows = workflowTriggers(runtime);
+  const secrets = [options.secret, options.previousSecret ?? ''].filter(Boolean);
+  const slack = options.slackSigningSecret;
+  const ci = options.ciSecret;
+  return {
+    github: {
+      secrets: async () => secrets,
+      workflows,
+      starter: runtime.starter,
+      guard: runtime.guard,
+      approvals: runtime.decideDeps,
+      changes: runtime.changeLookup,
+    },
+    ...(slack
+      ? {
+          slack: {
+            signingSecrets: async () => [slack],
+            workflows,
+            groups: runtime.options.groups ?? {},
+            starter: runtime.starter,
+            runs: runtime.runs,
+            changes: runtime.changeLookup,
+            approvals: runtime.decideDeps,
+          },
+        }
+      : {}),
+    ...(ci ? { ci: { secrets: async () => [ci], approvals: runtime.decideDeps } } : {}),
+  };
+}
+
+/** `POST /approvals/<id>` body: the local stand-in for a click (serve binds 127.0.0.1 only). */
+const LocalDecisionSchema = z.strictObject({ decision: z.enum(['approve', 'reject']), as: z.string().min(1) });
 
 /**
  * Builds the API Gateway HTTP API event (payload format 2.0) for a request, as the cloud route
@@ -58,6 +110,18 @@ export function toHttpApiEvent(req: IncomingMessage, body: Buffer): APIGatewayPr
   };
 }
 
+/** Reads a request body; undefined when it exceeds {@link MAX_BODY_BYTES}. */
+async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req) {
+    size += (c as Buffer).length;
+    if (size > MAX_BODY_BYTES) return undefined;
+    chunks.push(c as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
 /** A running local server. */
 export interface LocalServer {
   url: string;
@@ -66,16 +130,17 @@ export interface LocalServer {
 }
 
 /**
- * Serves AgentFlow's routes on 127.0.0.1: `POST /webhooks/github` (the webhook use case, starting
- * executions on the local runtime), `GET /runs`, `GET /runs/<execution>` (run records as JSON)
- * `GET /costs` (budgets and spend, as `agentflow costs --json`), `GET /breakers` and `GET /health`.
+ * Serves AgentFlow's routes on 127.0.0.1: the ingress routes of the HTTP API (`POST
+ * /webhooks/github`, `/webhooks/slack/commands`, `/webhooks/slack/interactions`, `/webhooks/ci`,
+ * the same use cases as the webhook Lambda, starting executions on the local runtime), and local
+ * tools' API: `GET /runs`, `GET /runs/<execution>`, `GET /costs`, `GET /breakers`, `GET /approvals`
+ * (pending, no task tokens), `POST /approvals/<id>` `{ decision, as }` (decide as a Slack user id
+ * or `@github-login`) and `GET /health`.
  */
 export async function startLocalServer(options: LocalServerOptions): Promise<LocalServer> {
   const { runtime } = options;
-  const workflows: WorkflowTrigger[] = [...runtime.options.workspace.workflows.values()].map((w) => ({
-    id: w.id,
-    events: w.trigger.events,
-  }));
+  const ingress = localIngress(runtime, options);
+  const workflows = ingress.github.workflows;
   const send = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
     res.writeHead(status, { 'content-type': 'application/json', ...headers });
     res.end(typeof body === 'string' ? body : JSON.stringify(body, null, 2));
@@ -83,24 +148,32 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
   const server = createServer(async (req, res) => {
     try {
       const path = new URL(req.url ?? '/', 'http://127.0.0.1').pathname;
-      if (req.method === 'POST' && path === '/webhooks/github') {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        for await (const c of req) {
-          size += (c as Buffer).length;
-          if (size > MAX_BODY_BYTES) {
-            send(res, 413, { message: 'payload too large' });
-            req.destroy();
-            return;
-          }
-          chunks.push(c as Buffer);
+      if (req.method === 'POST' && (INGRESS_ROUTES as readonly string[]).includes(path)) {
+        const body = await readBody(req);
+        if (!body) {
+          send(res, 413, { message: 'payload too large' });
+          req.destroy();
+          return;
         }
-        const event = toHttpApiEvent(req, Buffer.concat(chunks));
-        const r = await handleGithubDelivery(
-          { headers: event.headers, body: event.body, isBase64Encoded: event.isBase64Encoded },
-          { secret: async () => options.secret, workflows, starter: runtime.starter },
-        );
+        const event = toHttpApiEvent(req, body);
+        const r = await routeIngress(path, { headers: event.headers, body: event.body, isBase64Encoded: event.isBase64Encoded }, ingress);
         send(res, r.statusCode, r.body, r.headers);
+        return;
+      }
+      if (req.method === 'GET' && path === '/approvals') {
+        send(res, 200, { approvals: await runtime.listApprovals() });
+        return;
+      }
+      const a = /^\/approvals\/([A-Za-z0-9_-]{1,64})$/.exec(path);
+      if (req.method === 'POST' && a?.[1]) {
+        const parsed = LocalDecisionSchema.safeParse(JSON.parse((await readBody(req))?.toString('utf8') || '{}'));
+        if (!parsed.success) {
+          send(res, 400, { message: 'send { "decision": "approve" | "reject", "as": "<Slack user id or @github-login>" }' });
+          return;
+        }
+        const who = parsed.data.as;
+        const actor = who.startsWith('@') ? { github: who.slice(1) } : { slack: who };
+        send(res, 200, await runtime.decide(a[1], parsed.data.decision, actor));
         return;
       }
       if (req.method === 'GET' && path === '/runs') {

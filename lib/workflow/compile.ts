@@ -536,3 +536,19 @@ export function taskKindOf(state: AslState): TaskKind | undefined {
   const entry = Object.entries(TASK_FUNCTIONS).find(([, key]) => fn === `\${${key}}`);
   return entry?.[0] as TaskKind | undefined;
 }
+
+/**
+ * Callback states (`.waitForTaskToken`) without `TimeoutSeconds` (or `TimeoutSecondsPath`): such a
+ * state waits up to the execution's one-year limit when nobody answers. The stack's synth-time
+ * check rejects a definition that has one.
+ */
+export function callbackStatesWithoutTimeout(def: { States: Record<string, AslState> }): string[] {
+  return taskStates(def)
+    .filter(([, s]) => String(s.Resource ?? '').endsWith('.waitForTaskToken'))
+    .filter(([, s]) => s.TimeoutSeconds === undefined && s.TimeoutSecondsPath === undefined)
+    .map(([name]) => name);
+}
+
+/** Whether a definition has callback states (which need a STANDARD state machine: Express has no task tokens). */
+export const hasCallbackStates = (def: { States: Record<string, AslState> }) =>
+  taskStates(def).some(([, s]) => String(s.Resource ?? '').endsWith('.waitForTaskToken'));

@@ -195,7 +195,7 @@ describe('Function: matchWorkflows', () => {
       { id: 'a', events: ['pull_request.opened'] },
       { id: 'b', events: ['pull_request.closed'] },
     ];
-    expect(matchWorkflows('pull_request', 'opened', wfs)).toEqual(['a']);
+    expect(matchWorkflows('pull_request', 'opened', wfs).map((w) => w.id)).toEqual(['a']);
     expect(matchWorkflows('pull_request', 'labeled', wfs)).toEqual([]);
   });
 });

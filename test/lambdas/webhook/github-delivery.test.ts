@@ -1,23 +1,41 @@
-import { sign } from '@octokit/webhooks-methods';
-import { describe, expect, it } from 'vitest';
+import { ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { PowertoolsDeliveryGuard } from '../../../lambdas/adapters/delivery-guard.js';
 import type { ExecutionStarter } from '../../../lambdas/core/ports.js';
-import { handleGithubDelivery } from '../../../lambdas/webhook/github-delivery.js';
+import { githubSignature } from '../../../lambdas/core/signatures.js';
+import { type GithubDeliveryDeps, handleGithubDelivery } from '../../../lambdas/webhook/github-delivery.js';
+import { LOCAL_TABLE, type LocalTable, startLocalTable } from '../../../lib/local/runtime.js';
 
 const SECRET = "It's a Secret to Everybody";
+const OLD_SECRET = 'the secret before the rotation';
 
-function recorder() {
-  const started: Array<{ workflow: string; name: string; input: unknown }> = [];
+let table: LocalTable;
+beforeAll(async () => {
+  table = await startLocalTable();
+});
+afterAll(async () => {
+  await table.stop();
+});
+
+/** A starter that records every StartExecution call (it does not de-duplicate: the guard must). */
+function recorder(options: { failFirst?: boolean; delayMs?: number } = {}) {
+  const calls: Array<{ workflow: string; name: string; input: unknown }> = [];
+  let fail = options.failFirst ?? false;
   const starter: ExecutionStarter = {
     start: async (workflow, name, input) => {
-      const dup = started.some((s) => s.name === name);
-      if (!dup) started.push({ workflow, name, input });
-      return { name, started: !dup };
+      await new Promise((r) => setTimeout(r, options.delayMs ?? 0));
+      if (fail) {
+        fail = false;
+        throw Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' });
+      }
+      calls.push({ workflow, name, input });
+      return { name, started: true };
     },
   };
-  return { started, starter };
+  return { calls, starter };
 }
 
-const prEvent = (action = 'opened') =>
+const prEvent = (action = 'opened', extra: Record<string, unknown> = {}) =>
   JSON.stringify({
     action,
     number: 7,
@@ -27,97 +45,219 @@ const prEvent = (action = 'opened') =>
       user: { login: 'dev' },
       base: { sha: 'b'.repeat(40), ref: 'main' },
       head: { sha: 'c'.repeat(40), ref: 'feature' },
+      additions: 120,
+      deletions: 30,
+      ...extra,
     },
     repository: { full_name: 'acme/app' },
   });
 
-const workflows = [{ id: 'pr-review', events: ['pull_request.opened', 'pull_request.synchronize'] }];
+const workflows = [
+  { id: 'pr-review', events: ['pull_request.opened', 'pull_request.synchronize'] },
+  { id: 'big-only', events: ['pull_request.opened'], linesChanged: { op: '>' as const, value: 500 } },
+];
 
-async function deliver(body: string, headers: Record<string, string | undefined>, isBase64Encoded = false) {
-  const rec = recorder();
-  const res = await handleGithubDelivery(
-    { headers, body, isBase64Encoded },
-    { secret: async () => SECRET, workflows, starter: rec.starter },
-  );
-  return { res, started: rec.started };
+let seq = 0;
+const newDelivery = () => `72d3162e-cc78-11e3-81ab-${String(++seq).padStart(12, '0')}`;
+
+function deps(starter: ExecutionStarter, over: Partial<GithubDeliveryDeps> = {}): GithubDeliveryDeps {
+  return {
+    secrets: async () => [SECRET, OLD_SECRET],
+    workflows,
+    starter,
+    guard: new PowertoolsDeliveryGuard({ client: table.client, table: LOCAL_TABLE }),
+    ...over,
+  };
 }
 
-const headers = async (body: string, extra: Record<string, string> = {}) => ({
-  'X-GitHub-Event': 'pull_request',
-  'X-GitHub-Delivery': '72d3162e-cc78-11e3-81ab-4c9367dc0958',
-  'X-Hub-Signature-256': await sign(SECRET, body),
+const headers = (body: string | Buffer, delivery: string, extra: Record<string, string | undefined> = {}) => ({
+  'content-type': 'application/json',
+  'x-github-event': 'pull_request',
+  'x-github-delivery': delivery,
+  'x-hub-signature-256': githubSignature(SECRET, body),
   ...extra,
 });
 
-describe('Function: handleGithubDelivery', () => {
+const tableItems = async () => (await table.doc.send(new ScanCommand({ TableName: LOCAL_TABLE }))).Items?.length ?? 0;
+
+/** Runs `fn` with console and stdout/stderr captured; returns what was written. */
+async function captureOutput<T>(fn: () => Promise<T>): Promise<{ value: T; output: string }> {
+  const out: string[] = [];
+  const spies = [
+    vi.spyOn(process.stdout, 'write').mockImplementation((c) => (out.push(String(c)), true)),
+    vi.spyOn(process.stderr, 'write').mockImplementation((c) => (out.push(String(c)), true)),
+    ...(['log', 'info', 'warn', 'error', 'debug'] as const).map((m) => vi.spyOn(console, m).mockImplementation((...a) => out.push(a.join(' ')))),
+  ];
+  try {
+    return { value: await fn(), output: out.join('\n') };
+  } finally {
+    for (const s of spies) s.mockRestore();
+  }
+}
+
+describe('Function: handleGithubDelivery (signature)', () => {
   it("accepts GitHub's documented test vector", async () => {
     // Source: https://docs.github.com/en/webhooks/using-webhooks/validating-webhook-deliveries#testing-the-webhook-payload-validation
-    const { res } = await deliver('Hello, World!', {
-      'x-github-event': 'ping',
-      'x-github-delivery': 'd1',
-      'x-hub-signature-256': 'sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17',
-    });
+    const res = await handleGithubDelivery(
+      {
+        headers: {
+          'content-type': 'application/json',
+          'x-github-event': 'ping',
+          'x-github-delivery': 'd1',
+          'x-hub-signature-256': 'sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17',
+        },
+        body: 'Hello, World!',
+      },
+      deps(recorder().starter),
+    );
     expect(res.statusCode).toBe(200);
   });
 
-  it('starts one execution named from the delivery for a matching pull_request action', async () => {
-    const body = prEvent();
-    const { res, started } = await deliver(body, await headers(body));
-    expect(res.statusCode).toBe(202);
-    expect(JSON.parse(res.body)).toEqual({
-      executions: [{ workflow: 'pr-review', name: '72d3162e-cc78-11e3-81ab-4c9367dc0958-pr-review', started: true }],
-    });
-    expect(started[0]?.input).toMatchObject({
-      workflow: 'pr-review',
-      change: { repository: 'acme/app', number: 7, headSha: 'c'.repeat(40) },
-    });
+  const body = prEvent();
+  const cases: Array<[string, () => { body: string; headers: Record<string, string | undefined> }, number]> = [
+    ['tampered body', () => ({ body: body.replace('"T"', '"X"'), headers: headers(body, newDelivery()) }), 401],
+    ['wrong secret', () => ({ body, headers: { ...headers(body, newDelivery()), 'x-hub-signature-256': githubSignature('wrong', body) } }), 401],
+    [
+      'sha1= only',
+      () => ({ body, headers: { ...headers(body, newDelivery()), 'x-hub-signature-256': undefined, 'x-hub-signature': 'sha1=0123456789abcdef0123456789abcdef01234567' } }),
+      401,
+    ],
+    ['truncated digest', () => ({ body, headers: { ...headers(body, newDelivery()), 'x-hub-signature-256': githubSignature(SECRET, body).slice(0, 40) } }), 401],
+    ['missing headers', () => ({ body, headers: { ...headers(body, newDelivery()), 'x-github-event': undefined, 'x-github-delivery': undefined } }), 400],
+    ['wrong content type', () => ({ body: `payload=${encodeURIComponent(body)}`, headers: { ...headers(`payload=${encodeURIComponent(body)}`, newDelivery()), 'content-type': 'application/x-www-form-urlencoded' } }), 415],
+  ];
+  it.each(cases)('%s: the right status and zero side effects (no execution, no table write, nothing logged that holds the secret or body)', async (_name, make, status) => {
+    const rec = recorder();
+    const before = await tableItems();
+    const { body: b, headers: h } = make();
+    const { value: res, output } = await captureOutput(() => handleGithubDelivery({ headers: h, body: b }, deps(rec.starter)));
+    expect(res.statusCode).toBe(status);
+    expect(rec.calls).toEqual([]);
+    expect(await tableItems()).toBe(before);
+    expect(output).not.toContain(SECRET);
+    expect(output).not.toContain('pull_request');
+    // Opaque bodies: nothing about which check failed or what was expected.
+    if (status === 401) expect(JSON.parse(res.body)).toEqual({ message: 'unauthorized' });
+    expect(res.body).not.toContain(SECRET);
   });
 
-  it('verifies a base64-encoded body on its decoded bytes', async () => {
-    const body = prEvent();
-    const { res, started } = await deliver(Buffer.from(body).toString('base64'), await headers(body), true);
-    expect(res.statusCode).toBe(202);
-    expect(started).toHaveLength(1);
-  });
-
-  it('rejects a tampered body with 401 and starts nothing', async () => {
-    const body = prEvent();
-    const h = await headers(body);
-    const { res, started } = await deliver(body.replace('"T"', '"X"'), h);
+  it('a body re-serialised from parsed JSON fails verification', async () => {
+    const original = prEvent().replace(/,/g, ', ');
+    const reserialised = JSON.stringify(JSON.parse(original));
+    const rec = recorder();
+    const res = await handleGithubDelivery({ headers: headers(original, newDelivery()), body: reserialised }, deps(rec.starter));
     expect(res.statusCode).toBe(401);
-    expect(res.body).not.toContain('acme');
-    expect(started).toEqual([]);
+    expect(rec.calls).toEqual([]);
   });
 
-  it('rejects a missing signature with 401 and a wrong secret with 401', async () => {
+  it('a base64-encoded body passes (verified on the decoded bytes)', async () => {
     const body = prEvent();
-    const h = await headers(body);
-    expect((await deliver(body, { ...h, 'X-Hub-Signature-256': undefined })).res.statusCode).toBe(401);
-    expect((await deliver(body, { ...h, 'X-Hub-Signature-256': await sign('wrong', body) })).res.statusCode).toBe(401);
+    const rec = recorder();
+    const res = await handleGithubDelivery(
+      { headers: headers(body, newDelivery()), body: Buffer.from(body).toString('base64'), isBase64Encoded: true },
+      deps(rec.starter),
+    );
+    expect(res.statusCode).toBe(202);
+    expect(rec.calls.map((c) => c.workflow)).toEqual(['pr-review']);
   });
 
-  it('rejects a body re-serialised from parsed JSON', async () => {
-    const body = prEvent().replace('{', '{ ');
-    const h = await headers(body);
-    const { res } = await deliver(JSON.stringify(JSON.parse(body)), h);
-    expect(res.statusCode).toBe(401);
-  });
-
-  it('answers 400 when the event or delivery header is missing', async () => {
+  it('accepts the previous secret during a rotation', async () => {
     const body = prEvent();
-    const h = await headers(body);
-    expect((await deliver(body, { ...h, 'X-GitHub-Delivery': undefined })).res.statusCode).toBe(400);
-    expect((await deliver(body, { ...h, 'X-GitHub-Event': undefined })).res.statusCode).toBe(400);
+    const rec = recorder();
+    const res = await handleGithubDelivery(
+      { headers: { ...headers(body, newDelivery()), 'x-hub-signature-256': githubSignature(OLD_SECRET, body) }, body },
+      deps(rec.starter),
+    );
+    expect(res.statusCode).toBe(202);
   });
 
-  it('answers 2xx and starts nothing for an action no workflow wants, and for other events', async () => {
-    const body = prEvent('labeled');
-    const a = await deliver(body, await headers(body));
-    expect(a.res.statusCode).toBe(200);
-    expect(a.started).toEqual([]);
-    const issues = JSON.stringify({ action: 'opened' });
-    const b = await deliver(issues, await headers(issues, { 'X-GitHub-Event': 'issues' }));
-    expect(b.res.statusCode).toBe(200);
-    expect(b.started).toEqual([]);
+  it('refuses an oversized body with 413 before verifying it', async () => {
+    const rec = recorder();
+    const huge = 'x'.repeat(5 * 1024 * 1024 + 1);
+    const res = await handleGithubDelivery({ headers: headers('{}', newDelivery()), body: huge }, deps(rec.starter));
+    expect(res.statusCode).toBe(413);
+    expect(rec.calls).toEqual([]);
+  });
+});
+
+describe('Function: handleGithubDelivery (filtering and idempotency)', () => {
+  it('starts the workflows of the event and action whose lines_changed holds; the execution names come from the delivery id; the input holds ids only', async () => {
+    const body = prEvent();
+    const rec = recorder();
+    const delivery = newDelivery();
+    const res = await handleGithubDelivery({ headers: headers(body, delivery), body }, deps(rec.starter));
+    expect(res.statusCode).toBe(202);
+    // big-only needs > 500 changed lines; the event has 150.
+    expect(rec.calls.map((c) => [c.workflow, c.name])).toEqual([['pr-review', `${delivery}-pr-review`]]);
+    const input = rec.calls[0]?.input as { change: Record<string, unknown> };
+    expect(Object.keys(input.change).sort()).toEqual(['action', 'author', 'baseRef', 'baseSha', 'headRef', 'headSha', 'number', 'repository', 'title', 'url']);
+    expect(JSON.stringify(input).length).toBeLessThan(1000);
+  });
+
+  it('filters event and action before any work: other events and actions start nothing', async () => {
+    const rec = recorder();
+    const labeled = prEvent('labeled');
+    expect((await handleGithubDelivery({ headers: headers(labeled, newDelivery()), body: labeled }, deps(rec.starter))).statusCode).toBe(200);
+    const push = '{"ref":"refs/heads/main"}';
+    const res = await handleGithubDelivery({ headers: headers(push, newDelivery(), { 'x-github-event': 'push' }), body: push }, deps(rec.starter));
+    expect(res.statusCode).toBe(200);
+    expect(JSON.parse(res.body).message).toContain('ignored');
+    expect(rec.calls).toEqual([]);
+  });
+
+  it('pull_request.synchronize re-reviews', async () => {
+    const body = prEvent('synchronize');
+    const rec = recorder();
+    const res = await handleGithubDelivery({ headers: headers(body, newDelivery()), body }, deps(rec.starter));
+    expect(res.statusCode).toBe(202);
+    expect(rec.calls.map((c) => c.workflow)).toEqual(['pr-review']);
+  });
+
+  it('the same delivery twice in a row: one execution, and the second answer is a 2xx "duplicate"', async () => {
+    const body = prEvent();
+    const rec = recorder();
+    const d = deps(rec.starter);
+    const delivery = newDelivery();
+    const first = await handleGithubDelivery({ headers: headers(body, delivery), body }, d);
+    const second = await handleGithubDelivery({ headers: headers(body, delivery), body }, d);
+    expect(first.statusCode).toBe(202);
+    expect(second.statusCode).toBe(200);
+    expect(JSON.parse(second.body)).toMatchObject({ duplicate: true, executions: [{ name: `${delivery}-pr-review` }] });
+    expect(rec.calls).toHaveLength(1);
+  });
+
+  it('the same delivery twice at once: one execution', async () => {
+    const body = prEvent();
+    const rec = recorder({ delayMs: 150 });
+    const delivery = newDelivery();
+    // Two Lambda instances: separate guards on the same table.
+    const results = await Promise.all([
+      handleGithubDelivery({ headers: headers(body, delivery), body }, deps(rec.starter)),
+      handleGithubDelivery({ headers: headers(body, delivery), body }, deps(rec.starter)),
+    ]);
+    expect(rec.calls).toHaveLength(1);
+    expect(results.map((r) => r.statusCode).sort()).toEqual([202, 202]);
+    expect(results.filter((r) => JSON.parse(r.body).duplicate === true)).toHaveLength(1);
+  });
+
+  it('a redelivery after a failed start is processed (the failure answers 5xx and keeps nothing)', async () => {
+    const body = prEvent();
+    const rec = recorder({ failFirst: true });
+    const d = deps(rec.starter);
+    const delivery = newDelivery();
+    const failed = await handleGithubDelivery({ headers: headers(body, delivery), body }, d);
+    expect(failed.statusCode).toBe(503);
+    expect(failed.body).not.toContain('Throttling');
+    const redelivered = await handleGithubDelivery({ headers: headers(body, delivery), body }, d);
+    expect(redelivered.statusCode).toBe(202);
+    expect(rec.calls).toHaveLength(1);
+  });
+
+  it('a slow dependency fails fast with a 5xx inside the time left', async () => {
+    const body = prEvent();
+    const slow: ExecutionStarter = { start: () => new Promise(() => undefined) };
+    // The starter never answers: only the deadline can end the request.
+    const res = await handleGithubDelivery({ headers: headers(body, newDelivery()), body }, deps(slow, { remainingMs: () => 1500 }));
+    expect(res.statusCode).toBe(503);
   });
 });

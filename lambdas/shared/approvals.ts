@@ -1,0 +1,53 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { SFNClient } from '@aws-sdk/client-sfn';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DynamoApprovalStore } from '../adapters/approvals.js';
+import { SlackApprovalNotifier } from '../adapters/slack.js';
+import { SfnTaskCallbacks } from '../adapters/task-callbacks.js';
+import { GitHubTeamDirectory } from '../adapters/teams.js';
+import { type ApprovalNotifier, type ApproverGroups, ApproverGroupsSchema, type DecideDeps } from '../core/approvals.js';
+import { optionalEnv, requireEnv } from './env.js';
+import { githubClient } from './octokit.js';
+import { secretField } from './secrets.js';
+
+/**
+ * Clients with short timeouts: the ingress must answer GitHub within 10 s and Slack within 3 s, so
+ * a slow dependency fails fast (and the route answers 5xx) instead of holding the request.
+ */
+export const FAST = { maxAttempts: 2, requestHandler: { connectionTimeout: 1000, requestTimeout: 2500 } } as const;
+
+export const dynamo = new DynamoDBClient(FAST);
+export const doc = DynamoDBDocumentClient.from(dynamo, { marshallOptions: { removeUndefinedValues: true } });
+export const sfn = new SFNClient(FAST);
+
+/** Approver groups from `AGENTFLOW_GROUPS` (written by the stack from cdk.json `groups`). */
+export const groups: ApproverGroups = ApproverGroupsSchema.parse(JSON.parse(optionalEnv('AGENTFLOW_GROUPS', '{}')));
+
+/** The Slack notifier, built on first use from the bot token in `SLACK_SECRET_NAME` (field `botToken`). */
+function slackNotifier(): ApprovalNotifier {
+  let client: Promise<SlackApprovalNotifier> | undefined;
+  const get = () => {
+    client ??= secretField(requireEnv('SLACK_SECRET_NAME'), 'botToken')
+      .then((token) => new SlackApprovalNotifier(token, { slackApiUrl: process.env.SLACK_API_URL || undefined }))
+      .catch((e: unknown) => {
+        client = undefined;
+        throw e;
+      });
+    return client;
+  };
+  return {
+    request: async (r) => (await get()).request(r),
+    decided: async (r) => (await get()).decided(r),
+  };
+}
+
+/** Everything deciding an approval needs in the cloud: the table, Step Functions, Slack and GitHub teams. */
+export function cloudDecideDeps(): DecideDeps {
+  const approvals = new DynamoApprovalStore(doc, requireEnv('TABLE_NAME'));
+  return {
+    approvals,
+    callbacks: new SfnTaskCallbacks(sfn),
+    notifier: slackNotifier(),
+    teams: { isMember: async (team, login) => new GitHubTeamDirectory(await githubClient()).isMember(team, login) },
+  };
+}

@@ -1,0 +1,151 @@
+import { randomBytes } from 'node:crypto';
+import { type ApproverGroups, type DecideDeps, decideApproval, resolveApprovers } from '../core/approvals.js';
+import type { Change, ExecutionInput } from '../core/contracts.js';
+import { bodyBytes, type HttpRequest, type HttpResponse, json, lowerHeaders, MAX_BODY_BYTES, mediaType, rawBody, UNAUTHORIZED } from '../core/http.js';
+import type { ChangeLookup, ExecutionStarter, RunStore } from '../core/ports.js';
+import { verifySlackSignature } from '../core/signatures.js';
+import { APPROVE_ACTION, BlockActionsSchema, COMMAND_HELP, ephemeral, parseCommand, REJECT_ACTION, SlashCommandSchema } from '../core/slack.js';
+import { executionName, type WorkflowTrigger } from '../core/triggers.js';
+
+export interface SlackDeps {
+  /** The app's signing secret(s): the current one and, during a rotation, the previous one. */
+  signingSecrets: () => Promise<readonly string[]>;
+  workflows: readonly WorkflowTrigger[];
+  /** Groups that `run_by:` lists may name. */
+  groups: ApproverGroups;
+  starter: ExecutionStarter;
+  runs: RunStore;
+  changes: ChangeLookup;
+  approvals: DecideDeps;
+  /** Tells the person who clicked something only they see (a POST to the interaction's `response_url`). */
+  respond?: (responseUrl: string, message: { response_type: string; text: string; replace_original: boolean }) => Promise<void>;
+  /** @default Date.now */
+  now?: () => number;
+  /** Time left to answer, in ms; Slack waits 3 s. @default 2500 */
+  remainingMs?: () => number;
+}
+
+const FORM = 'application/x-www-form-urlencoded';
+
+/** Verifies a Slack request and returns its form fields, or the error answer. */
+async function verified(req: HttpRequest, deps: SlackDeps): Promise<URLSearchParams | HttpResponse> {
+  if (bodyBytes(req) > MAX_BODY_BYTES) return json(413, { message: 'payload too large' });
+  const h = lowerHeaders(req.headers);
+  if (!h['x-slack-request-timestamp'] || !h['x-slack-signature']) return json(400, { message: 'missing X-Slack-Request-Timestamp or X-Slack-Signature' });
+  if (mediaType(h['content-type']) !== FORM) return json(415, { message: `Slack sends ${FORM}` });
+  const body = rawBody(req);
+  const now = Math.floor((deps.now ?? Date.now)() / 1000);
+  const ok = verifySlackSignature(await deps.signingSecrets(), body, h['x-slack-request-timestamp'], h['x-slack-signature'], now);
+  if (!ok) return UNAUTHORIZED();
+  return new URLSearchParams(body.toString('utf8'));
+}
+
+const say = (text: string): HttpResponse => json(200, ephemeral(text));
+
+/**
+ * `POST /webhooks/slack/commands`: the `/agentflow` slash command. The v0 signature is checked on
+ * the raw body, with the timestamp within ±5 minutes, before the form is parsed (401, opaque).
+ * Answers are ephemeral and come within Slack's 3 s:
+ * - `run <workflow> [key=value …]` starts a workflow whose trigger has `manual`, if the user is in
+ *   its `run_by:` (user ids or groups); keys `repo` (required), `pr`, or `base` + `head`, and
+ *   `coverage`; the execution is named from the command's `trigger_id`, so a replay starts nothing;
+ * - `status <execution>` shows the run record;
+ * - `approve|reject <id>` decides an approval as the user;
+ * - anything else gets the help text, with what was wrong.
+ */
+export async function handleSlackCommand(req: HttpRequest, deps: SlackDeps): Promise<HttpResponse> {
+  const form = await verified(req, deps);
+  if (!(form instanceof URLSearchParams)) return form;
+  const parsed = SlashCommandSchema.safeParse(Object.fromEntries(form));
+  if (!parsed.success) return json(400, { message: 'not a slash command' });
+  const { user_id: user, trigger_id: trigger } = parsed.data;
+  const cmd = parseCommand(parsed.data.text);
+  switch (cmd.kind) {
+    case 'help':
+      return say(COMMAND_HELP);
+    case 'error':
+      return say(`${cmd.message}\n${COMMAND_HELP}`);
+    case 'review':
+      return say('`/agentflow review` works as a comment on a pull request. In Slack, use `/agentflow run <workflow> repo=owner/name pr=<n>`.');
+    case 'approve':
+    case 'reject':
+      return say((await decideApproval(cmd.id, cmd.kind, { slack: user }, deps.approvals)).message);
+    case 'status': {
+      const run = await deps.runs.get(cmd.execution);
+      if (!run) return say(`No run named \`${cmd.execution}\`.`);
+      const extra = run.reason ?? run.error ?? (run.status === 'SUCCEEDED' ? `${run.findings} findings, $${run.costUsd.toFixed(4)}` : '');
+      return say(`\`${run.runId}\` (${run.workflow}) on ${run.repository}${run.number ? `#${run.number}` : ''}: *${run.status}*${extra ? ` — ${extra}` : ''}`);
+    }
+    case 'run':
+      return runWorkflow(cmd.workflow, cmd.params, user, trigger, deps);
+  }
+}
+
+async function runWorkflow(id: string, params: Record<string, string>, user: string, trigger: string, deps: SlackDeps): Promise<HttpResponse> {
+  const manual = deps.workflows.filter((w) => w.events.includes('manual'));
+  const wf = deps.workflows.find((w) => w.id === id);
+  const known = manual.map((w) => `\`${w.id}\``).join(', ') || 'none';
+  if (!wf) return say(`There is no workflow \`${id}\`. Workflows you can run by hand: ${known}.`);
+  if (!wf.events.includes('manual')) return say(`\`${id}\` is not started by hand (its trigger has no \`manual\`). Workflows you can run: ${known}.`);
+  if (wf.runBy && wf.runBy.length > 0) {
+    let allowed: string[];
+    try {
+      allowed = resolveApprovers(wf.runBy, deps.groups).slack;
+    } catch (e) {
+      return say(`\`${id}\` cannot be started: ${(e as Error).message}.`);
+    }
+    if (!allowed.includes(user)) return say(`You may not run \`${id}\`; ask someone in ${wf.runBy.join(', ')}.`);
+  }
+  const repo = params.repo;
+  if (!repo || !/^[\w.-]+\/[\w.-]+$/.test(repo)) return say('Which repository? Add `repo=owner/name` (and `pr=<number>`, or `base=<ref> head=<ref>`).');
+  const pr = params.pr;
+  if (pr !== undefined && !/^\d+$/.test(pr)) return say(`\`pr=${pr}\` is not a pull request number.`);
+  const coverage = params.coverage === undefined ? undefined : Number(params.coverage.replace(/%$/, ''));
+  if (coverage !== undefined && !(coverage >= 0 && coverage <= 100)) return say(`\`coverage=${params.coverage}\` is not a percentage.`);
+  const remaining = deps.remainingMs ?? (() => 2500);
+  try {
+    const work = (async () => {
+      const base: Change = pr ? await deps.changes.pullRequest(repo, Number(pr)) : await deps.changes.refs(repo, params.base ?? 'main', params.head ?? 'HEAD');
+      const change: Change = { ...base, action: 'manual', ...(coverage !== undefined ? { testCoverage: coverage } : {}) };
+      const name = executionName(`slack-${trigger || randomBytes(8).toString('hex')}`, id);
+      const input: ExecutionInput = { runId: name, workflow: id, change };
+      return deps.starter.start(id, name, input);
+    })();
+    const r = await Promise.race([work, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), remaining()).unref())]);
+    return say(
+      r.started
+        ? `Started \`${id}\` as execution \`${r.name}\`. Follow it with \`/agentflow status ${r.name}\`.`
+        : `\`${r.name}\` is already running (this command was received before).`,
+    );
+  } catch (e) {
+    return say(`Could not start \`${id}\`: ${(e as Error).message === 'timeout' ? 'GitHub or Step Functions did not answer in time; try again' : (e as Error).message}.`);
+  }
+}
+
+/**
+ * `POST /webhooks/slack/interactions`: Approve/Reject button clicks (`block_actions`). Verified like
+ * the commands; the button's value is the approval id. The decision (single-use, approvers only)
+ * completes the waiting task before this answers; a refused, late or second click is told so in
+ * an ephemeral message through `response_url`. The answer body repeats the outcome as JSON.
+ */
+export async function handleSlackInteraction(req: HttpRequest, deps: SlackDeps): Promise<HttpResponse> {
+  const form = await verified(req, deps);
+  if (!(form instanceof URLSearchParams)) return form;
+  let payload: unknown;
+  try {
+    payload = JSON.parse(form.get('payload') ?? '');
+  } catch {
+    return json(400, { message: 'no interaction payload' });
+  }
+  const parsed = BlockActionsSchema.safeParse(payload);
+  if (!parsed.success) return json(200, { message: 'interaction ignored' });
+  const action = parsed.data.actions[0];
+  const decision = action?.action_id === APPROVE_ACTION ? 'approve' : action?.action_id === REJECT_ACTION ? 'reject' : undefined;
+  if (!decision || !action?.value) return json(200, { message: 'interaction ignored' });
+  const result = await decideApproval(action.value, decision, { slack: parsed.data.user.id }, deps.approvals);
+  const url = parsed.data.response_url;
+  if (url && deps.respond && result.outcome !== 'approved' && result.outcome !== 'rejected') {
+    await deps.respond(url, { response_type: 'ephemeral', text: result.message, replace_original: false }).catch(() => undefined);
+  }
+  return json(200, { ...ephemeral(result.message), outcome: result.outcome });
+}
