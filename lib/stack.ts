@@ -229,6 +229,7 @@ export class AgentFlowStack extends Stack {
     for (const { sm } of machines) {
       sm.grantStartExecution(webhook);
       sm.grantTaskResponse(webhook); // SendTaskSuccess / SendTaskFailure for decisions
+      sm.grantRead(webhook); // DescribeExecution for /agentflow status
     }
 
     const api = new HttpApi(this, 'Api', { apiName: `${prefix}-webhooks`, description: 'AgentFlow webhooks: GitHub, Slack, CI' });

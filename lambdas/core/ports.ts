@@ -88,6 +88,8 @@ export interface ExecutionStarter {
    * @returns `started: false` when an execution of that name already exists (a redelivery)
    */
   start(workflow: string, name: string, input: unknown): Promise<{ name: string; started: boolean }>;
+  /** The status of an execution (`RUNNING`, `SUCCEEDED`, …), or undefined when none has that name. */
+  status?(workflow: string, name: string): Promise<string | undefined>;
 }
 
 /** JSON a {@link DeliveryGuard} can store as a result. */

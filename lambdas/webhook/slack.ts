@@ -72,7 +72,11 @@ export async function handleSlackCommand(req: HttpRequest, deps: SlackDeps): Pro
       return say((await decideApproval(cmd.id, cmd.kind, { slack: user }, deps.approvals)).message);
     case 'status': {
       const run = await deps.runs.get(cmd.execution);
-      if (!run) return say(`No run named \`${cmd.execution}\`.`);
+      if (!run) {
+        const wf = deps.workflows.find((w) => cmd.execution.endsWith(`-${w.id}`));
+        const status = wf ? await deps.starter.status?.(wf.id, cmd.execution) : undefined;
+        return say(status ? `\`${cmd.execution}\` (${wf?.id}): *${status}*` : `No run named \`${cmd.execution}\`.`);
+      }
       const extra = run.reason ?? run.error ?? (run.status === 'SUCCEEDED' ? `${run.findings} findings, $${run.costUsd.toFixed(4)}` : '');
       return say(`\`${run.runId}\` (${run.workflow}) on ${run.repository}${run.number ? `#${run.number}` : ''}: *${run.status}*${extra ? ` — ${extra}` : ''}`);
     }

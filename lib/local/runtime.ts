@@ -210,6 +210,12 @@ export class LocalRuntime {
           this.starting.delete(name);
         }
       },
+      status: async (_workflow, name) => {
+        const running = this.executions.get(name);
+        if (!running) return (await this.runs.get(name))?.status;
+        const done = await Promise.race([running, Promise.resolve(undefined)]);
+        return done?.status ?? 'RUNNING';
+      },
     };
   }
 

@@ -97,7 +97,8 @@ describe('e2e: agentflow serve', () => {
 
     // The same delivery again (a redelivery) starts nothing new.
     const again = await post(body, await sign(SECRET, body), 'a1b2c3d4-0000-4000-8000-000000000042');
-    expect(((await again.json()) as { executions: Array<{ started: boolean }> }).executions[0]?.started).toBe(false);
+    expect(again.status).toBe(200);
+    expect(await again.json()).toMatchObject({ duplicate: true });
 
     const { stdout } = await run(process.execPath, [CLI, 'runs', '--json', '--state-dir', stateDir]);
     expect((JSON.parse(stdout) as { runs: RunRecord[] }).runs.map((r) => r.runId)).toEqual([name]);

@@ -1,16 +1,20 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { App } from 'aws-cdk-lib';
+import { App, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { Function } from 'aws-cdk-lib/aws-lambda';
+import { StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadEnvironmentConfig, loadLocalGatewayConfig } from '../../lib/config.js';
 import { AgentFlowStack, gatewayEnvironment } from '../../lib/stack.js';
-import type { ModelCatalog } from '../../lib/workflow/index.js';
+import { WorkflowStateMachine } from '../../lib/constructs/workflow-state-machine.js';
+import { callbackStatesWithoutTimeout, compileWorkflow, type ModelCatalog, taskStates, type Workflow } from '../../lib/workflow/index.js';
 import { loadWorkspace, PROJECT_ROOT } from '../../lib/workspace.js';
 
+const groups = { 'mobile-leads': { slack: ['U024BE7LH'], github: ['@acme/mobile-leads'] } };
 const environments = {
-  dev: { region: 'us-east-1', logRetentionDays: 14, removalPolicy: 'destroy' },
+  dev: { region: 'us-east-1', logRetentionDays: 14, removalPolicy: 'destroy', groups },
   prod: { region: 'eu-west-1', logRetentionDays: 90, removalPolicy: 'retain' },
 };
 
@@ -32,10 +36,71 @@ beforeAll(() => {
 });
 
 describe('Stack: AgentFlowStack', () => {
-  it('routes POST /webhooks/github on an HTTP API to the webhook Lambda', () => {
+  it('routes POST /webhooks/github, the two Slack routes and /webhooks/ci on an HTTP API to the ingress Lambda', () => {
     template.resourceCountIs('AWS::ApiGatewayV2::Api', 1);
     template.hasResourceProperties('AWS::ApiGatewayV2::Api', { ProtocolType: 'HTTP' });
-    template.hasResourceProperties('AWS::ApiGatewayV2::Route', { RouteKey: 'POST /webhooks/github' });
+    for (const path of ['/webhooks/github', '/webhooks/slack/commands', '/webhooks/slack/interactions', '/webhooks/ci']) {
+      template.hasResourceProperties('AWS::ApiGatewayV2::Route', { RouteKey: `POST ${path}` });
+    }
+  });
+
+  it('every state machine with a callback state is STANDARD, and every callback state has TimeoutSeconds', () => {
+    const machines = Object.values(template.findResources('AWS::StepFunctions::StateMachine')) as Array<{
+      Properties: { StateMachineType: string; DefinitionString: unknown };
+    }>;
+    const withCallbacks = machines.filter((m) => JSON.stringify(m.Properties.DefinitionString).includes('waitForTaskToken'));
+    expect(withCallbacks.length).toBeGreaterThanOrEqual(2);
+    for (const m of withCallbacks) expect(m.Properties.StateMachineType).toBe('STANDARD');
+    for (const wf of ws.workflows.values()) {
+      const def = compileWorkflow(wf);
+      expect(callbackStatesWithoutTimeout(def), wf.id).toEqual([]);
+      for (const [name, st] of taskStates(def).filter(([, t]) => String(t.Resource).endsWith('.waitForTaskToken'))) {
+        expect(st.TimeoutSeconds, `${wf.id}: ${name}`).toBeGreaterThan(0);
+      }
+    }
+  });
+
+  it('rejects at synth a callback state without TimeoutSeconds, and one on an EXPRESS state machine', () => {
+    const wf = ws.workflows.get('architecture-migration') as Workflow;
+    const def = compileWorkflow(wf);
+    const gate = def.States['Approve: approve'] as Record<string, unknown>;
+    delete gate.TimeoutSeconds;
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const stack = new Stack(app, 'Check', { env: { account: '123456789012', region: 'us-east-1' } });
+    const fn = Function.fromFunctionAttributes(stack, 'Fn', { functionArn: 'arn:aws:lambda:us-east-1:123456789012:function:f', sameEnvironment: true });
+    const functions = { loadContext: fn, invokeAgent: fn, aggregate: fn, publish: fn, requestApproval: fn };
+    const common = { workflow: wf, functions, namePrefix: 't', logRetention: 1 as never, removalPolicy: RemovalPolicy.DESTROY };
+    new WorkflowStateMachine(stack, 'NoTimeout', { ...common, definition: def });
+    expect(() => app.synth()).toThrow(/callback state "Approve: approve" waits for a task token without TimeoutSeconds/);
+    const app2 = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const stack2 = new Stack(app2, 'Check2', { env: { account: '123456789012', region: 'us-east-1' } });
+    const fn2 = Function.fromFunctionAttributes(stack2, 'Fn', { functionArn: 'arn:aws:lambda:us-east-1:123456789012:function:f', sameEnvironment: true });
+    const f2 = { loadContext: fn2, invokeAgent: fn2, aggregate: fn2, publish: fn2, requestApproval: fn2 };
+    new WorkflowStateMachine(stack2, 'Express', { ...common, functions: f2, type: StateMachineType.EXPRESS });
+    expect(() => app2.synth()).toThrow(/callback states need a STANDARD state machine/);
+  });
+
+  it('fails synth naming the context path when a workflow names an undefined approver group', () => {
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    expect(
+      () =>
+        new AgentFlowStack(app, 'AgentFlow-prod', {
+          envName: 'prod',
+          config: loadEnvironmentConfig(environments, 'prod'),
+          workflows: [...ws.workflows.values()],
+          models: ws.catalog?.models as ModelCatalog,
+          projectRoot: PROJECT_ROOT,
+        }),
+    ).toThrow(/cdk\.json: context\.environments\.prod\.groups: workflow architecture-migration: approver group "mobile-leads" is not defined/);
+  });
+
+  it('lets the ingress Lambda answer task tokens and gives RequestApproval the Slack secret and groups', () => {
+    const text = JSON.stringify(template.toJSON());
+    expect(text).toContain('states:SendTaskSuccess');
+    expect(text).toContain('states:SendTaskFailure');
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ SLACK_SECRET_NAME: 'agentflow/dev/slack', AGENTFLOW_GROUPS: Match.stringLikeRegexp('U024BE7LH') }) },
+    });
   });
 
   it('creates one STANDARD state machine per workflow with logging ALL and tracing', () => {
@@ -53,7 +118,7 @@ describe('Stack: AgentFlowStack', () => {
     const fns = Object.values(template.findResources('AWS::Lambda::Function')).filter((f) =>
       JSON.stringify(f).includes('POWERTOOLS_SERVICE_NAME'),
     ) as Array<{ Properties: { Runtime: string; Architectures: string[] } }>;
-    expect(fns).toHaveLength(5);
+    expect(fns).toHaveLength(6);
     for (const f of fns) expect([f.Properties.Runtime, f.Properties.Architectures]).toEqual(['nodejs24.x', ['arm64']]);
     template.hasResourceProperties('AWS::Lambda::Function', {
       Timeout: 8,

@@ -59,12 +59,12 @@ describe('Function: compileWorkflow', () => {
     expect((state('Skip: conditions not met').Result as { reason: string }).reason).toMatch(/change a file matching \*\.swift/);
   });
 
-  it('compiles lines_changed and test_coverage into Choice rules (unknown coverage does not skip)', () => {
+  it('compiles lines_changed and test_coverage into Choice rules (unknown coverage does not meet the condition)', () => {
     const def = compileWorkflow(seeds.workflows.get('test-generation') as Workflow);
     const rules = ((def.States['Check conditions'] as AslState).Choices as Array<{ And: unknown[] }>)[0]?.And;
     expect(rules).toContainEqual({
-      Or: [
-        { Not: { Variable: '$.context.stats.testCoverage', IsPresent: true } },
+      And: [
+        { Variable: '$.context.stats.testCoverage', IsPresent: true },
         { Variable: '$.context.stats.testCoverage', NumericLessThan: 80 },
       ],
     });

@@ -187,9 +187,16 @@ phases:
     expect(errors(text)[0]).toMatch(/:5:20: trigger\.conditions\.lines_changed: write a comparison like "> 100"/);
   });
 
-  it('reports approval phases as not supported yet instead of compiling them', () => {
-    const text = `${valid}  - name: approve\n    depends_on: [review]\n    approval: { channel: "#leads", approvers: [U1], timeout: 24h }\n`;
-    expect(errors(text)[0]).toMatch(/:8:15: approval phases are not supported by this version yet/);
+  it('refuses an approval phase that would run side by side with another phase', () => {
+    const text = `${valid}  - name: approve\n    approval: { channel: "#leads", approvers: [U1AAA], timeout: 24h }\n`;
+    expect(errors(text)[0]).toMatch(/approval phase "approve" would run side by side with review/);
+  });
+
+  it('refuses on_timeout: escalate without an escalate block, and a phase with both agents and approval', () => {
+    const text = `${valid}  - name: approve\n    depends_on: [review]\n    approval: { channel: "#leads", approvers: [U1AAA], timeout: 24h, on_timeout: escalate }\n`;
+    expect(errors(text)[0]).toMatch(/on_timeout: escalate needs an escalate/);
+    const both = `${valid}  - name: approve\n    depends_on: [review]\n    agents: [security]\n    approval: { channel: "#leads", approvers: [U1AAA], timeout: 24h }\n`;
+    expect(errors(both)[0]).toMatch(/exactly one of agents, approval or ci/);
   });
 });
 
