@@ -5,13 +5,14 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { Command, Option } from 'commander';
 import { DynamoBreakerStore, DynamoBudgetLedger } from '../lambdas/adapters/gateway-store.js';
+import type { Decision, PendingApproval } from '../lambdas/core/approvals.js';
 import type { ExecutionInput, RunRecord, RunSummary } from '../lambdas/core/contracts.js';
 import { executionName } from '../lambdas/core/triggers.js';
-import { loadLocalGatewayConfig } from '../lib/config.js';
+import { loadLocalGatewayConfig, loadLocalGroups } from '../lib/config.js';
 import { type BreakerReport, breakerReport, type CostReport, costReport, formatBreakers, formatCostReport } from '../lib/local/costs.js';
 import { formatProgress } from '../lib/local/progress.js';
 import { LocalRuntime } from '../lib/local/runtime.js';
-import { startLocalServer } from '../lib/local/server.js';
+import { type LocalServerOptions, startLocalServer } from '../lib/local/server.js';
 import { compileWorkflow, formatDiagnostic, toMermaid } from '../lib/workflow/index.js';
 import { loadWorkspace, PROJECT_ROOT, resolveWorkflowFile, WORKFLOWS_DIR } from '../lib/workspace.js';
 
@@ -116,10 +117,15 @@ program
       repoPath: repo,
       workspace: loadWorkspace(opts.workflows, [resolveWorkflowFile(ref, opts.workflows)]),
       gateway: gatewayConfig(opts.config),
+      groups: loadLocalGroups(PROJECT_ROOT),
+      print: out,
       onComment: (_body, path) => {
         commentPath = path;
       },
     });
+    // A workflow with an approval or CI gate waits for a decision: serve the local API so that
+    // `agentflow approvals` / `agentflow approve` (another terminal, same --state-dir) can reach it.
+    const api = wf.phases.some((p) => p.kind !== 'agents') ? await serveState(runtime, opts.stateDir, 0) : undefined;
     try {
       out(`AgentFlow: ${wf.name} on ${repo} (${change.baseSha.slice(0, 7)}..${change.headSha.slice(0, 7)})`);
       out(`providers: ${describeModes(runtime)}`);
@@ -148,19 +154,22 @@ program
             findings: summary?.findings ?? 0,
             commentPath,
             ...(record?.status === 'SKIPPED' ? { skipped: record.reason } : {}),
+            ...(record?.status === 'STOPPED' ? { stopped: record.reason } : {}),
+            ...(summary?.gates && Object.keys(summary.gates).length ? { gates: summary.gates } : {}),
             ...(result.error ? { error: result.error } : {}),
           }),
         );
       }
       if (result.status !== 'SUCCEEDED') process.exitCode = 1;
     } finally {
+      await api?.close();
       await runtime.stop();
     }
   });
 
 program
   .command('serve')
-  .description('Serve the webhook route (POST /webhooks/github) and GET /runs on 127.0.0.1')
+  .description('Serve the webhook routes (GitHub, Slack, CI) and the local API (runs, costs, approvals) on 127.0.0.1')
   .option('--port <n>', 'port (0 picks a free one)', '3000')
   .option('--repo <path>', 'local git repository the pull requests point at', '.')
   .addOption(stateDirOption())
@@ -181,20 +190,31 @@ program
       repoPath: resolve(opts.repo),
       workspace: ws,
       gateway: gatewayConfig(opts.config),
+      groups: loadLocalGroups(PROJECT_ROOT),
     });
     runtime.listeners.add((e) => {
       const line = formatProgress(e);
       if (line) console.log(`[${e.execution}] ${line}`);
     });
-    const server = await startLocalServer({ runtime, secret, port: Number(opts.port) });
-    mkdirSync(opts.stateDir, { recursive: true });
-    writeFileSync(join(opts.stateDir, 'serve.json'), JSON.stringify({ url: server.url, pid: process.pid }));
+    const slack = process.env.AGENTFLOW_SLACK_SIGNING_SECRET;
+    const ci = process.env.AGENTFLOW_CI_SECRET;
+    if (!slack) console.error('AGENTFLOW_SLACK_SIGNING_SECRET is not set: the Slack routes answer 503');
+    if (!ci) console.error('AGENTFLOW_CI_SECRET is not set: /webhooks/ci answers 503');
+    const server = await serveState(runtime, opts.stateDir, Number(opts.port), {
+      secret,
+      ...(process.env.AGENTFLOW_GITHUB_WEBHOOK_SECRET_PREVIOUS
+        ? { previousSecret: process.env.AGENTFLOW_GITHUB_WEBHOOK_SECRET_PREVIOUS }
+        : {}),
+      ...(slack ? { slackSigningSecret: slack } : {}),
+      ...(ci ? { ciSecret: ci } : {}),
+    });
     console.log(`AgentFlow listening on ${server.url}`);
-    console.log(`  POST ${server.url}/webhooks/github   GET ${server.url}/runs   GET ${server.url}/runs/<execution>`);
-    console.log(`  GET ${server.url}/costs   GET ${server.url}/breakers`);
+    console.log(
+      `  POST ${server.url}/webhooks/github   ${server.url}/webhooks/slack/commands   ${server.url}/webhooks/slack/interactions   ${server.url}/webhooks/ci`,
+    );
+    console.log(`  GET ${server.url}/runs   /runs/<execution>   /costs   /breakers   /approvals   POST /approvals/<id>`);
     console.log(`  workflows: ${[...ws.workflows.keys()].join(', ')}; providers: ${describeModes(runtime)}`);
     const stop = async () => {
-      rmSync(join(opts.stateDir, 'serve.json'), { force: true });
       await server.close();
       await runtime.stop();
       process.exit(0);
@@ -231,6 +251,67 @@ program
         ].join(' '),
       );
     }
+  });
+
+program
+  .command('approvals')
+  .description('List pending approvals and CI gates (id, workflow, execution, phase, expires) of a running serve/run on --state-dir')
+  .option('--json', 'print JSON')
+  .addOption(stateDirOption())
+  .action(async (opts: { json?: boolean; stateDir: string }) => {
+    const served = (await fromServe(opts.stateDir, '/approvals')) as { approvals: PendingApproval[] } | undefined;
+    let approvals = served?.approvals;
+    if (!approvals) {
+      const runtime = await stateRuntime(opts.stateDir);
+      try {
+        approvals = await runtime.listApprovals();
+      } finally {
+        await runtime.stop();
+      }
+    }
+    if (opts.json) {
+      console.log(JSON.stringify({ approvals }, null, 2));
+      return;
+    }
+    if (approvals.length === 0) {
+      console.log('no pending approvals');
+      return;
+    }
+    console.log(
+      ['ID'.padEnd(18), 'KIND'.padEnd(9), 'WORKFLOW'.padEnd(24), 'PHASE'.padEnd(14), 'EXPIRES'.padEnd(26), 'EXECUTION'].join(' '),
+    );
+    for (const a of approvals) {
+      console.log(
+        [a.id.padEnd(18), a.kind.padEnd(9), a.workflow.padEnd(24), a.phase.padEnd(14), a.deadline.padEnd(26), a.execution].join(' '),
+      );
+    }
+  });
+
+program
+  .command('approve')
+  .description('Approve (or --reject) a pending approval as a Slack user id or @github-login, through the running serve/run on --state-dir')
+  .argument('<id>', 'approval id (from `agentflow approvals` or the Slack message)')
+  .option('--reject', 'reject instead of approving')
+  .option('--as <user>', 'decide as this Slack user id (U…) or @github-login (default: the first Slack user of the local groups)')
+  .addOption(stateDirOption())
+  .action(async (id: string, opts: { reject?: boolean; as?: string; stateDir: string }) => {
+    const who = opts.as ?? Object.values(loadLocalGroups(PROJECT_ROOT)).flatMap((g) => g.slack)[0];
+    if (!who) throw new UsageError('pass --as <Slack user id or @github-login>');
+    const url = serveUrl(opts.stateDir);
+    if (!url) {
+      throw new UsageError(
+        `no running \`agentflow serve\` or \`agentflow run\` on ${opts.stateDir}: the waiting execution lives in that process (start it with the same --state-dir)`,
+      );
+    }
+    const r = await fetch(`${url}/approvals/${encodeURIComponent(id)}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ decision: opts.reject ? 'reject' : 'approve', as: who }),
+    });
+    const decision = (await r.json()) as Decision;
+    const ok = decision.outcome === 'approved' || decision.outcome === 'rejected';
+    console.log(`${ok ? '✔' : '✖'} ${decision.message ?? JSON.stringify(decision)}`);
+    if (!ok) process.exitCode = 1;
   });
 
 program
@@ -310,11 +391,43 @@ async function withGatewayTables<T>(
   }
 }
 
-async function fromServe(stateDir: string, path: string): Promise<unknown> {
+/** The URL of the local API of a serve/run holding `stateDir` (its `serve.json`), if any. */
+function serveUrl(stateDir: string): string | undefined {
   const servePath = join(stateDir, 'serve.json');
   if (!existsSync(servePath)) return undefined;
   try {
-    const { url } = JSON.parse(readFileSync(servePath, 'utf8')) as { url: string };
+    return (JSON.parse(readFileSync(servePath, 'utf8')) as { url: string }).url;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Starts the local server for `runtime` and records its URL in `<stateDir>/serve.json`, so the
+ * other commands on the same state folder (which dynalite locks) go through its HTTP API.
+ */
+async function serveState(
+  runtime: LocalRuntime,
+  stateDir: string,
+  port: number,
+  secrets: Omit<LocalServerOptions, 'runtime' | 'port'> = { secret: DEV_SECRET },
+): Promise<{ url: string; close(): Promise<void> }> {
+  const server = await startLocalServer({ runtime, port, ...secrets });
+  mkdirSync(stateDir, { recursive: true });
+  writeFileSync(join(stateDir, 'serve.json'), JSON.stringify({ url: server.url, pid: process.pid }));
+  return {
+    url: server.url,
+    close: async () => {
+      rmSync(join(stateDir, 'serve.json'), { force: true });
+      await server.close();
+    },
+  };
+}
+
+async function fromServe(stateDir: string, path: string): Promise<unknown> {
+  const url = serveUrl(stateDir);
+  if (!url) return undefined;
+  try {
     const r = await fetch(`${url}${path}`);
     if (r.ok) return await r.json();
   } catch {

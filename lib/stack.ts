@@ -240,12 +240,18 @@ export class AgentFlowStack extends Stack {
       value: `${api.apiEndpoint}/webhooks/github`,
       description: 'Payload URL for the GitHub webhook (content type application/json)',
     });
-    new CfnOutput(this, 'SlackCommandUrl', { value: `${api.apiEndpoint}/webhooks/slack/commands`, description: 'Request URL of the /agentflow slash command' });
+    new CfnOutput(this, 'SlackCommandUrl', {
+      value: `${api.apiEndpoint}/webhooks/slack/commands`,
+      description: 'Request URL of the /agentflow slash command',
+    });
     new CfnOutput(this, 'SlackInteractionsUrl', {
       value: `${api.apiEndpoint}/webhooks/slack/interactions`,
       description: 'Interactivity Request URL of the Slack app (Approve/Reject buttons)',
     });
-    new CfnOutput(this, 'CiCallbackUrl', { value: `${api.apiEndpoint}/webhooks/ci`, description: 'Where CI reports generated-test results (signed)' });
+    new CfnOutput(this, 'CiCallbackUrl', {
+      value: `${api.apiEndpoint}/webhooks/ci`,
+      description: 'Where CI reports generated-test results (signed)',
+    });
     const dashboard = new SpendDashboard(this, 'Spend', { dashboardName: `${prefix}-spend`, namespace: METRICS_NAMESPACE }).dashboard;
     new CfnOutput(this, 'SpendDashboardName', { value: dashboard.dashboardName });
     new CfnOutput(this, 'ArtifactBucketName', { value: bucket.bucketName });

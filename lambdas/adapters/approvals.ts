@@ -9,7 +9,8 @@ const PENDING = 'APPROVALS#PENDING';
 const key = (id: string) => ({ pk: `APPROVAL#${id}`, sk: 'APPROVAL' });
 const ciKey = (repository: string, sha: string) => `CI#${repository}#${sha}`;
 
-const conditionFailed = (e: unknown) => e instanceof ConditionalCheckFailedException || (e as Error).name === 'ConditionalCheckFailedException';
+const conditionFailed = (e: unknown) =>
+  e instanceof ConditionalCheckFailedException || (e as Error).name === 'ConditionalCheckFailedException';
 
 /**
  * Approvals in the AgentFlow table: `pk = APPROVAL#<id>`, `sk = APPROVAL`. A pending record is in
@@ -76,7 +77,13 @@ export class DynamoApprovalStore implements ApprovalStore {
           UpdateExpression: 'SET #s = :pending, gsi1pk = :p, gsi1sk = :sk REMOVE decidedBy, decidedAt',
           ConditionExpression: 'decidedBy = :by AND decidedAt = :at',
           ExpressionAttributeNames: { '#s': 'status' },
-          ExpressionAttributeValues: { ':pending': 'PENDING', ':p': PENDING, ':sk': `${record?.deadline ?? ''}#${id}`, ':by': by, ':at': at },
+          ExpressionAttributeValues: {
+            ':pending': 'PENDING',
+            ':p': PENDING,
+            ':sk': `${record?.deadline ?? ''}#${id}`,
+            ':by': by,
+            ':at': at,
+          },
         }),
       );
     } catch (e) {

@@ -136,7 +136,18 @@ export class GitHubChangeLookup implements ChangeLookup {
     const { owner, repo } = splitRepository(repository);
     const sha = async (ref: string) => (await this.octokit.rest.repos.getCommit({ owner, repo, ref })).data.sha;
     const [baseSha, headSha] = await Promise.all([sha(base), sha(head)]);
-    return { repository, number: 0, title: `${base}...${head}`, author: '', url: '', action: 'manual', baseSha, headSha, baseRef: base, headRef: head };
+    return {
+      repository,
+      number: 0,
+      title: `${base}...${head}`,
+      author: '',
+      url: '',
+      action: 'manual',
+      baseSha,
+      headSha,
+      baseRef: base,
+      headRef: head,
+    };
   }
 }
 
@@ -165,6 +176,17 @@ export class GitChangeLookup implements ChangeLookup {
       }
     };
     const [baseSha, headSha] = await Promise.all([sha(base), sha(head)]);
-    return { repository, number: 0, title: `${base}...${head}`, author: '', url: '', action: 'manual', baseSha, headSha, baseRef: base, headRef: head };
+    return {
+      repository,
+      number: 0,
+      title: `${base}...${head}`,
+      author: '',
+      url: '',
+      action: 'manual',
+      baseSha,
+      headSha,
+      baseRef: base,
+      headRef: head,
+    };
   }
 }

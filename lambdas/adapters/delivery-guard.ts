@@ -1,6 +1,6 @@
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { IdempotencyAlreadyInProgressError, IdempotencyConfig, makeIdempotent } from '@aws-lambda-powertools/idempotency';
 import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { DeliveryGuard, JsonValue, OnceOutcome } from '../core/ports.js';
 import { TABLE_KEYS } from './runs.js';
 
@@ -21,7 +21,11 @@ type Work = () => Promise<JsonValue>;
  * redelivery beyond it; a failed start deletes the record.
  */
 export class PowertoolsDeliveryGuard implements DeliveryGuard {
-  private readonly run: (req: { key: string }, context: { getRemainingTimeInMillis(): number }, work: Work) => Promise<{ result: JsonValue; duplicate?: boolean }>;
+  private readonly run: (
+    req: { key: string },
+    context: { getRemainingTimeInMillis(): number },
+    work: Work,
+  ) => Promise<{ result: JsonValue; duplicate?: boolean }>;
 
   constructor(options: DeliveryGuardOptions) {
     const persistenceStore = new DynamoDBPersistenceLayer({

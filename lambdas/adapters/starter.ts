@@ -26,7 +26,9 @@ export class SfnExecutionStarter implements ExecutionStarter {
     const arn = this.stateMachines[workflow];
     if (!arn) return undefined;
     try {
-      const r = await this.sfn.send(new DescribeExecutionCommand({ executionArn: `${arn.replace(':stateMachine:', ':execution:')}:${name}` }));
+      const r = await this.sfn.send(
+        new DescribeExecutionCommand({ executionArn: `${arn.replace(':stateMachine:', ':execution:')}:${name}` }),
+      );
       return r.status;
     } catch (e) {
       if ((e as Error).name === 'ExecutionDoesNotExist') return undefined;

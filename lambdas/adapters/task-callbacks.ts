@@ -1,11 +1,12 @@
-import { type SFNClient, SendTaskFailureCommand, SendTaskSuccessCommand } from '@aws-sdk/client-sfn';
+import { SendTaskFailureCommand, SendTaskSuccessCommand, type SFNClient } from '@aws-sdk/client-sfn';
 import { TaskCallbackError, type TaskCallbacks } from '../core/approvals.js';
 
 /** Step Functions' answers that mean the waiting task is gone: it timed out, or the token is no longer valid. */
 function gone(e: unknown): never {
   const name = (e as Error).name;
   if (name === 'TaskTimedOut') throw new TaskCallbackError('timed-out', 'the task timed out');
-  if (name === 'InvalidToken' || name === 'TaskDoesNotExist') throw new TaskCallbackError('invalid', `the task token is no longer valid (${name})`);
+  if (name === 'InvalidToken' || name === 'TaskDoesNotExist')
+    throw new TaskCallbackError('invalid', `the task token is no longer valid (${name})`);
   throw e;
 }
 
@@ -22,8 +23,6 @@ export class SfnTaskCallbacks implements TaskCallbacks {
   }
 
   async fail(taskToken: string, error: string, cause: string): Promise<void> {
-    await this.sfn
-      .send(new SendTaskFailureCommand({ taskToken, error: error.slice(0, 256), cause: cause.slice(0, 32_768) }))
-      .catch(gone);
+    await this.sfn.send(new SendTaskFailureCommand({ taskToken, error: error.slice(0, 256), cause: cause.slice(0, 32_768) })).catch(gone);
   }
 }

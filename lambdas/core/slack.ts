@@ -6,7 +6,9 @@ export const APPROVE_ACTION = 'agentflow_approve';
 export const REJECT_ACTION = 'agentflow_reject';
 
 const prLink = (r: ApprovalRecord) =>
-  r.number > 0 ? `<https://github.com/${r.repository}/pull/${r.number}|${r.repository}#${r.number}>` : `${r.repository}@${r.headSha.slice(0, 7)}`;
+  r.number > 0
+    ? `<https://github.com/${r.repository}/pull/${r.number}|${r.repository}#${r.number}>`
+    : `${r.repository}@${r.headSha.slice(0, 7)}`;
 
 /**
  * The approval request as Block Kit: what is asked, by when, and Approve/Reject buttons whose
@@ -53,9 +55,7 @@ export function decidedBlocks(r: ApprovalRecord): { text: string; blocks: unknow
   const text = `${r.workflow} › ${r.phase}: ${outcome}`;
   return {
     text,
-    blocks: [
-      { type: 'section', text: { type: 'mrkdwn', text: `${r.workflow} › *${r.phase}* for ${prLink(r)}\n${outcome}` } },
-    ],
+    blocks: [{ type: 'section', text: { type: 'mrkdwn', text: `${r.workflow} › *${r.phase}* for ${prLink(r)}\n${outcome}` } }],
   };
 }
 
@@ -88,7 +88,8 @@ export function parseCommand(text: string): AgentflowCommand {
       return { kind: 'help' };
     case 'run': {
       const [workflow, ...pairs] = rest;
-      if (!workflow || workflow.includes('=')) return { kind: 'error', message: 'Which workflow? Write `/agentflow run <workflow> [key=value …]`.' };
+      if (!workflow || workflow.includes('='))
+        return { kind: 'error', message: 'Which workflow? Write `/agentflow run <workflow> [key=value …]`.' };
       const params: Record<string, string> = {};
       for (const p of pairs) {
         const m = /^([a-z_]+)=(\S+)$/.exec(p);
@@ -98,10 +99,14 @@ export function parseCommand(text: string): AgentflowCommand {
       return { kind: 'run', workflow, params };
     }
     case 'status':
-      return rest[0] ? { kind: 'status', execution: rest[0] } : { kind: 'error', message: 'Which execution? Write `/agentflow status <execution>`.' };
+      return rest[0]
+        ? { kind: 'status', execution: rest[0] }
+        : { kind: 'error', message: 'Which execution? Write `/agentflow status <execution>`.' };
     case 'approve':
     case 'reject':
-      return rest[0] ? { kind: verb.toLowerCase() as 'approve' | 'reject', id: rest[0] } : { kind: 'error', message: `Which approval? Write \`/agentflow ${verb} <id>\`.` };
+      return rest[0]
+        ? { kind: verb.toLowerCase() as 'approve' | 'reject', id: rest[0] }
+        : { kind: 'error', message: `Which approval? Write \`/agentflow ${verb} <id>\`.` };
     case 'review':
       return { kind: 'review' };
     default:

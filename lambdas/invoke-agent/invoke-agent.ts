@@ -43,7 +43,10 @@ export const findingsKey = (runId: string, phase: string, agent: string) => `run
 export const documentKey = (runId: string, phase: string, agent: string) => `runs/${runId}/documents/${phase}/${agent}.md`;
 
 /** The findings of earlier phases' agents (`previous` holds their small results with findings refs). */
-async function previousFindings(previous: Record<string, unknown>, artifacts: ArtifactStore): Promise<Array<{ agent: string; finding: Finding }>> {
+async function previousFindings(
+  previous: Record<string, unknown>,
+  artifacts: ArtifactStore,
+): Promise<Array<{ agent: string; finding: Finding }>> {
   const results = Object.values(previous)
     .flatMap((v) => (Array.isArray(v) ? v : []))
     .map((r) => AgentResultSchema.safeParse(r))
@@ -51,7 +54,10 @@ async function previousFindings(previous: Record<string, unknown>, artifacts: Ar
   const out: Array<{ agent: string; finding: Finding }> = [];
   for (const r of results) {
     const stored = (await artifacts.getJson(r.findingsRef as string)) as { findings?: unknown };
-    for (const finding of FindingSchema.array().catch([]).parse(stored.findings ?? [])) out.push({ agent: r.name, finding });
+    for (const finding of FindingSchema.array()
+      .catch([])
+      .parse(stored.findings ?? []))
+      out.push({ agent: r.name, finding });
   }
   return out;
 }

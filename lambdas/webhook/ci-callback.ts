@@ -1,6 +1,16 @@
 import { z } from 'zod';
 import { type DecideDeps, decideApproval } from '../core/approvals.js';
-import { bodyBytes, type HttpRequest, type HttpResponse, json, lowerHeaders, MAX_BODY_BYTES, mediaType, rawBody, UNAUTHORIZED } from '../core/http.js';
+import {
+  bodyBytes,
+  type HttpRequest,
+  type HttpResponse,
+  json,
+  lowerHeaders,
+  MAX_BODY_BYTES,
+  mediaType,
+  rawBody,
+  UNAUTHORIZED,
+} from '../core/http.js';
 import { verifyGithubSignature } from '../core/signatures.js';
 
 /** Header carrying `sha256=<HMAC-SHA256 of the raw body>` keyed by the CI secret (GitHub's scheme). */
@@ -44,7 +54,9 @@ export async function handleCiCallback(req: HttpRequest, deps: CiCallbackDeps): 
   try {
     report = CiReportSchema.parse(JSON.parse(body.toString('utf8')));
   } catch {
-    return json(400, { message: 'expected { repository, sha | callback, conclusion: success|failure|cancelled|timed_out, summary?, coverage?, url? }' });
+    return json(400, {
+      message: 'expected { repository, sha | callback, conclusion: success|failure|cancelled|timed_out, summary?, coverage?, url? }',
+    });
   }
   const id =
     report.callback ??

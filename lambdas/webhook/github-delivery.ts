@@ -1,6 +1,16 @@
 import { type DecideDeps, decideApproval } from '../core/approvals.js';
 import type { Change, ExecutionInput } from '../core/contracts.js';
-import { bodyBytes, type HttpRequest, type HttpResponse, json, lowerHeaders, MAX_BODY_BYTES, mediaType, rawBody, UNAUTHORIZED } from '../core/http.js';
+import {
+  bodyBytes,
+  type HttpRequest,
+  type HttpResponse,
+  json,
+  lowerHeaders,
+  MAX_BODY_BYTES,
+  mediaType,
+  rawBody,
+  UNAUTHORIZED,
+} from '../core/http.js';
 import type { ChangeLookup, DeliveryGuard, ExecutionStarter } from '../core/ports.js';
 import { verifyGithubSignature } from '../core/signatures.js';
 import { parseCommand } from '../core/slack.js';
@@ -123,7 +133,12 @@ export async function handleGithubDelivery(req: HttpRequest, deps: GithubDeliver
 }
 
 /** Starts `workflows` for `change` once per delivery id. */
-async function start(delivery: string, workflows: readonly WorkflowTrigger[], change: Change, deps: GithubDeliveryDeps): Promise<HttpResponse> {
+async function start(
+  delivery: string,
+  workflows: readonly WorkflowTrigger[],
+  change: Change,
+  deps: GithubDeliveryDeps,
+): Promise<HttpResponse> {
   const remaining = deps.remainingMs ?? (() => 8000);
   const work = async () => {
     const executions: Array<{ workflow: string; name: string; started: boolean }> = [];

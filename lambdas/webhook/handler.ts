@@ -31,7 +31,12 @@ const changes: ChangeLookup = {
 /** Tells a Slack user something ephemeral through the interaction's `response_url` (2 s timeout). */
 async function respond(url: string, message: object): Promise<void> {
   if (!url.startsWith('https://hooks.slack.com/')) return;
-  await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(message), signal: AbortSignal.timeout(2000) });
+  await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(message),
+    signal: AbortSignal.timeout(2000),
+  });
 }
 
 function deps(context: Context): IngressDeps {
@@ -67,7 +72,11 @@ function deps(context: Context): IngressDeps {
  * delivery id only: never a body, header value or secret.
  */
 export const handler = middy(async (event: APIGatewayProxyEventV2, context: Context): Promise<APIGatewayProxyStructuredResultV2> => {
-  const res = await routeIngress(event.rawPath, { headers: event.headers, body: event.body, isBase64Encoded: event.isBase64Encoded }, deps(context));
+  const res = await routeIngress(
+    event.rawPath,
+    { headers: event.headers, body: event.body, isBase64Encoded: event.isBase64Encoded },
+    deps(context),
+  );
   logger.info('ingress', { route: event.rawPath, status: res.statusCode, delivery: event.headers['x-github-delivery'] });
   return res;
 }).use(injectLambdaContext(logger));

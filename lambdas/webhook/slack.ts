@@ -1,10 +1,28 @@
 import { randomBytes } from 'node:crypto';
 import { type ApproverGroups, type DecideDeps, decideApproval, resolveApprovers } from '../core/approvals.js';
 import type { Change, ExecutionInput } from '../core/contracts.js';
-import { bodyBytes, type HttpRequest, type HttpResponse, json, lowerHeaders, MAX_BODY_BYTES, mediaType, rawBody, UNAUTHORIZED } from '../core/http.js';
+import {
+  bodyBytes,
+  type HttpRequest,
+  type HttpResponse,
+  json,
+  lowerHeaders,
+  MAX_BODY_BYTES,
+  mediaType,
+  rawBody,
+  UNAUTHORIZED,
+} from '../core/http.js';
 import type { ChangeLookup, ExecutionStarter, RunStore } from '../core/ports.js';
 import { verifySlackSignature } from '../core/signatures.js';
-import { APPROVE_ACTION, BlockActionsSchema, COMMAND_HELP, ephemeral, parseCommand, REJECT_ACTION, SlashCommandSchema } from '../core/slack.js';
+import {
+  APPROVE_ACTION,
+  BlockActionsSchema,
+  COMMAND_HELP,
+  ephemeral,
+  parseCommand,
+  REJECT_ACTION,
+  SlashCommandSchema,
+} from '../core/slack.js';
 import { executionName, type WorkflowTrigger } from '../core/triggers.js';
 
 export interface SlackDeps {
@@ -31,7 +49,8 @@ const FORM = 'application/x-www-form-urlencoded';
 async function verified(req: HttpRequest, deps: SlackDeps): Promise<URLSearchParams | HttpResponse> {
   if (bodyBytes(req) > MAX_BODY_BYTES) return json(413, { message: 'payload too large' });
   const h = lowerHeaders(req.headers);
-  if (!h['x-slack-request-timestamp'] || !h['x-slack-signature']) return json(400, { message: 'missing X-Slack-Request-Timestamp or X-Slack-Signature' });
+  if (!h['x-slack-request-timestamp'] || !h['x-slack-signature'])
+    return json(400, { message: 'missing X-Slack-Request-Timestamp or X-Slack-Signature' });
   if (mediaType(h['content-type']) !== FORM) return json(415, { message: `Slack sends ${FORM}` });
   const body = rawBody(req);
   const now = Math.floor((deps.now ?? Date.now)() / 1000);
@@ -66,7 +85,9 @@ export async function handleSlackCommand(req: HttpRequest, deps: SlackDeps): Pro
     case 'error':
       return say(`${cmd.message}\n${COMMAND_HELP}`);
     case 'review':
-      return say('`/agentflow review` works as a comment on a pull request. In Slack, use `/agentflow run <workflow> repo=owner/name pr=<n>`.');
+      return say(
+        '`/agentflow review` works as a comment on a pull request. In Slack, use `/agentflow run <workflow> repo=owner/name pr=<n>`.',
+      );
     case 'approve':
     case 'reject':
       return say((await decideApproval(cmd.id, cmd.kind, { slack: user }, deps.approvals)).message);
@@ -78,19 +99,28 @@ export async function handleSlackCommand(req: HttpRequest, deps: SlackDeps): Pro
         return say(status ? `\`${cmd.execution}\` (${wf?.id}): *${status}*` : `No run named \`${cmd.execution}\`.`);
       }
       const extra = run.reason ?? run.error ?? (run.status === 'SUCCEEDED' ? `${run.findings} findings, $${run.costUsd.toFixed(4)}` : '');
-      return say(`\`${run.runId}\` (${run.workflow}) on ${run.repository}${run.number ? `#${run.number}` : ''}: *${run.status}*${extra ? ` — ${extra}` : ''}`);
+      return say(
+        `\`${run.runId}\` (${run.workflow}) on ${run.repository}${run.number ? `#${run.number}` : ''}: *${run.status}*${extra ? ` — ${extra}` : ''}`,
+      );
     }
     case 'run':
       return runWorkflow(cmd.workflow, cmd.params, user, trigger, deps);
   }
 }
 
-async function runWorkflow(id: string, params: Record<string, string>, user: string, trigger: string, deps: SlackDeps): Promise<HttpResponse> {
+async function runWorkflow(
+  id: string,
+  params: Record<string, string>,
+  user: string,
+  trigger: string,
+  deps: SlackDeps,
+): Promise<HttpResponse> {
   const manual = deps.workflows.filter((w) => w.events.includes('manual'));
   const wf = deps.workflows.find((w) => w.id === id);
   const known = manual.map((w) => `\`${w.id}\``).join(', ') || 'none';
   if (!wf) return say(`There is no workflow \`${id}\`. Workflows you can run by hand: ${known}.`);
-  if (!wf.events.includes('manual')) return say(`\`${id}\` is not started by hand (its trigger has no \`manual\`). Workflows you can run: ${known}.`);
+  if (!wf.events.includes('manual'))
+    return say(`\`${id}\` is not started by hand (its trigger has no \`manual\`). Workflows you can run: ${known}.`);
   if (wf.runBy && wf.runBy.length > 0) {
     let allowed: string[];
     try {
@@ -101,7 +131,8 @@ async function runWorkflow(id: string, params: Record<string, string>, user: str
     if (!allowed.includes(user)) return say(`You may not run \`${id}\`; ask someone in ${wf.runBy.join(', ')}.`);
   }
   const repo = params.repo;
-  if (!repo || !/^[\w.-]+\/[\w.-]+$/.test(repo)) return say('Which repository? Add `repo=owner/name` (and `pr=<number>`, or `base=<ref> head=<ref>`).');
+  if (!repo || !/^[\w.-]+\/[\w.-]+$/.test(repo))
+    return say('Which repository? Add `repo=owner/name` (and `pr=<number>`, or `base=<ref> head=<ref>`).');
   const pr = params.pr;
   if (pr !== undefined && !/^\d+$/.test(pr)) return say(`\`pr=${pr}\` is not a pull request number.`);
   const coverage = params.coverage === undefined ? undefined : Number(params.coverage.replace(/%$/, ''));
@@ -109,20 +140,27 @@ async function runWorkflow(id: string, params: Record<string, string>, user: str
   const remaining = deps.remainingMs ?? (() => 2500);
   try {
     const work = (async () => {
-      const base: Change = pr ? await deps.changes.pullRequest(repo, Number(pr)) : await deps.changes.refs(repo, params.base ?? 'main', params.head ?? 'HEAD');
+      const base: Change = pr
+        ? await deps.changes.pullRequest(repo, Number(pr))
+        : await deps.changes.refs(repo, params.base ?? 'main', params.head ?? 'HEAD');
       const change: Change = { ...base, action: 'manual', ...(coverage !== undefined ? { testCoverage: coverage } : {}) };
       const name = executionName(`slack-${trigger || randomBytes(8).toString('hex')}`, id);
       const input: ExecutionInput = { runId: name, workflow: id, change };
       return deps.starter.start(id, name, input);
     })();
-    const r = await Promise.race([work, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), remaining()).unref())]);
+    const r = await Promise.race([
+      work,
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), remaining()).unref()),
+    ]);
     return say(
       r.started
         ? `Started \`${id}\` as execution \`${r.name}\`. Follow it with \`/agentflow status ${r.name}\`.`
         : `\`${r.name}\` is already running (this command was received before).`,
     );
   } catch (e) {
-    return say(`Could not start \`${id}\`: ${(e as Error).message === 'timeout' ? 'GitHub or Step Functions did not answer in time; try again' : (e as Error).message}.`);
+    return say(
+      `Could not start \`${id}\`: ${(e as Error).message === 'timeout' ? 'GitHub or Step Functions did not answer in time; try again' : (e as Error).message}.`,
+    );
   }
 }
 

@@ -105,4 +105,3 @@ export class LocalApprovalNotifier implements ApprovalNotifier {
     this.print(`▶ ${m.text}`);
   }
 }
-

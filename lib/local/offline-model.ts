@@ -66,7 +66,11 @@ export function offlineAnswer(system: string, messages: Array<{ role: string; co
  * The offline model's document (for `output: document` agents): an ADR and a migration guide
  * assembled from the earlier phases' findings in the prompt and this change's own findings.
  */
-function offlineDocument(prompt: string, agent: string, findings: ReadonlyArray<{ file: string; line: number; message: string; suggestion: string }>): string {
+function offlineDocument(
+  prompt: string,
+  agent: string,
+  findings: ReadonlyArray<{ file: string; line: number; message: string; suggestion: string }>,
+): string {
   const pr = /^Pull request: (.+)$/m.exec(prompt)?.[1] ?? 'the change';
   const earlier = [...prompt.matchAll(/^- \[(\w+)\] ([\w-]+): (.+)$/gm)].map((m) => ({ severity: m[1], agent: m[2], text: m[3] }));
   const by = (a: string) => earlier.filter((e) => e.agent === a).map((e) => `- ${e.text}`);
@@ -97,7 +101,9 @@ function offlineDocument(prompt: string, agent: string, findings: ReadonlyArray<
     '',
     '# Migration guide',
     '',
-    ...(steps.length ? steps.map((s, i) => `${i + 1}. ${s.slice(2)} Verify with the module's tests; roll back by reverting the step's pull request.`) : ['1. No migration steps were reported.']),
+    ...(steps.length
+      ? steps.map((s, i) => `${i + 1}. ${s.slice(2)} Verify with the module's tests; roll back by reverting the step's pull request.`)
+      : ['1. No migration steps were reported.']),
     '',
     `_Agent: ${agent}._`,
   ].join('\n');

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -6,12 +7,11 @@ import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, ResourceInUse
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
 import dynalite from 'dynalite';
-import { randomUUID } from 'node:crypto';
 import { DynamoApprovalStore } from '../../lambdas/adapters/approvals.js';
 import { FsArtifactStore } from '../../lambdas/adapters/artifacts.js';
 import { GitChangeLookup, GitChangeSource } from '../../lambdas/adapters/changes.js';
-import { PowertoolsDeliveryGuard } from '../../lambdas/adapters/delivery-guard.js';
 import { FileCommentPublisher } from '../../lambdas/adapters/comments.js';
+import { PowertoolsDeliveryGuard } from '../../lambdas/adapters/delivery-guard.js';
 import { createDynamoGateway, type DynamoBreakerStore, type DynamoBudgetLedger } from '../../lambdas/adapters/gateway-store.js';
 import { MemoryGatewayMetrics } from '../../lambdas/adapters/metrics.js';
 import { DynamoRunStore, TABLE_KEYS } from '../../lambdas/adapters/runs.js';
@@ -185,7 +185,10 @@ export class LocalRuntime {
     const input = RequestApprovalInputSchema.parse(payload);
     const taskToken = `local-${randomUUID()}`;
     const decided = this.callbacks.wait(taskToken, input.timeoutSeconds);
-    await requestApproval({ ...input, taskToken }, { approvals: this.approvals, notifier: this.notifier, groups: this.options.groups ?? {} });
+    await requestApproval(
+      { ...input, taskToken },
+      { approvals: this.approvals, notifier: this.notifier, groups: this.options.groups ?? {} },
+    );
     return decided;
   }
 
@@ -291,7 +294,10 @@ export class LocalRuntime {
       },
       // The engine has no task tokens: `$$.Task.Token` resolves to this placeholder and the waiting
       // task's override mints a real one per request.
-      context: { Execution: { Name: name, Input: input as never, StartTime: new Date(started).toISOString() }, Task: { Token: 'local' } } as never,
+      context: {
+        Execution: { Name: name, Input: input as never, StartTime: new Date(started).toISOString() },
+        Task: { Token: 'local' },
+      } as never,
     });
     let transitions = 0;
     const enteredAt = new Map<string, number>();

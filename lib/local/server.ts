@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { z } from 'zod';
 import type { WorkflowTrigger } from '../../lambdas/core/triggers.js';
-import { type IngressDeps, INGRESS_ROUTES, routeIngress } from '../../lambdas/webhook/routes.js';
+import { INGRESS_ROUTES, type IngressDeps, routeIngress } from '../../lambdas/webhook/routes.js';
 import { breakerReport, costReport } from './costs.js';
 import type { LocalRuntime } from './runtime.js';
 

@@ -330,7 +330,13 @@ export function gateStates(phase: GatePhase, next: string): Record<string, AslSt
   const rejected = `Rejected: ${phase.name}`;
   const timedOut = `Timed out: ${phase.name}`;
   const stop = `Stop: ${phase.name}`;
-  const request = (escalation: boolean, channel: string, approvers: readonly string[], timeoutSeconds: number, onTimeout: string): AslState => ({
+  const request = (
+    escalation: boolean,
+    channel: string,
+    approvers: readonly string[],
+    timeoutSeconds: number,
+    onTimeout: string,
+  ): AslState => ({
     Type: 'Task',
     Comment:
       phase.kind === 'ci'
@@ -391,7 +397,9 @@ export function gateStates(phase: GatePhase, next: string): Record<string, AslSt
   }
   states[stop] = {
     Type: 'Pass',
-    Parameters: { 'reason.$': `States.Format('${phase.kind === 'ci' ? 'CI gate' : 'Approval'} "${phase.name}" ended {}; the later phases did not run.', ${at}.outcome)` },
+    Parameters: {
+      'reason.$': `States.Format('${phase.kind === 'ci' ? 'CI gate' : 'Approval'} "${phase.name}" ended {}; the later phases did not run.', ${at}.outcome)`,
+    },
     ResultPath: '$.stop',
     Next: STATE.recordStop,
   };
@@ -512,7 +520,8 @@ function describeConditions(workflow: Workflow): string {
   const parts: string[] = [];
   if (t.filesChanged) parts.push(`change a file matching ${t.filesChanged.join(', ')}`);
   if (t.linesChanged) parts.push(`change ${t.linesChanged.op} ${t.linesChanged.value} lines`);
-  if (t.testCoverage) parts.push(`have a known test coverage ${t.testCoverage.op} ${t.testCoverage.value}% (coverage/coverage-summary.json)`);
+  if (t.testCoverage)
+    parts.push(`have a known test coverage ${t.testCoverage.op} ${t.testCoverage.value}% (coverage/coverage-summary.json)`);
   return parts.join(' and ');
 }
 

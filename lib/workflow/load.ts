@@ -259,7 +259,10 @@ function normalize(id: string, w: WorkflowSource, catalog: Catalog, src: YamlSou
         const at = phaseSources.find((x) => x.phase.name === p.name)?.path ?? [];
         const others = level.filter((x) => x !== p).map((x) => x.name);
         diagnostics.push(
-          src.at([...at, 'depends_on'], `${p.kind} phase "${p.name}" would run side by side with ${others.join(', ')}; make it depend on them or them on it`),
+          src.at(
+            [...at, 'depends_on'],
+            `${p.kind} phase "${p.name}" would run side by side with ${others.join(', ')}; make it depend on them or them on it`,
+          ),
         );
       }
     }

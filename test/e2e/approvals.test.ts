@@ -74,7 +74,9 @@ describe('e2e: approval gate on the local runtime (architecture-migration)', () 
     ]);
     expect(summary.agents.find((a) => a.name === 'migration-planning')?.provider).toBe('openai');
     expect(summary.gates.approve).toMatch(new RegExp(`^approved by <@${LEAD}> at `));
-    const report = (await rt.artifacts.getJson(`runs/mig-approve/report.json`)) as { agents: Array<{ name: string; documentRef?: string }> };
+    const report = (await rt.artifacts.getJson(`runs/mig-approve/report.json`)) as {
+      agents: Array<{ name: string; documentRef?: string }>;
+    };
     const ref = report.agents.find((a) => a.name === 'architecture-docs')?.documentRef;
     const doc = await rt.artifacts.getText(ref as string);
     expect(doc).toContain('# ADR:');
@@ -145,7 +147,11 @@ describe('e2e: approval timeouts', () => {
 
   it('on_timeout escalate asks the escalation channel, whose approval continues the run', async () => {
     const rt = await runtime(
-      withGate(loadWorkspace(), { timeoutSeconds: 1, onTimeout: 'escalate', escalate: { channel: '#eng-managers', approvers: [LEAD], timeoutSeconds: 30 } }),
+      withGate(loadWorkspace(), {
+        timeoutSeconds: 1,
+        onTimeout: 'escalate',
+        escalate: { channel: '#eng-managers', approvers: [LEAD], timeoutSeconds: 30 },
+      }),
     );
     try {
       const first = await startAndWait(rt, 'mig-escalate');

@@ -4,12 +4,15 @@ import { promisify } from 'node:util';
 import { sign } from '@octokit/webhooks-methods';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunRecord } from '../../lambdas/core/contracts.js';
+import { slackSignature } from '../../lambdas/core/signatures.js';
 import type { ExampleRepo } from '../../lib/local/example-repo.js';
 import { PROJECT_ROOT } from '../../lib/workspace.js';
 import { exampleRepo, tempDir } from '../helpers.js';
 
 const CLI = join(PROJECT_ROOT, 'bin', 'agentflow.js');
 const SECRET = 'serve-test-secret';
+const SLACK = 'serve-test-slack-signing-secret';
+const LEAD = 'U024BE7LH';
 const run = promisify(execFile);
 
 let repo: ExampleRepo;
@@ -21,7 +24,7 @@ beforeAll(async () => {
   repo = exampleRepo();
   stateDir = tempDir();
   server = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--repo', repo.path, '--state-dir', stateDir], {
-    env: { ...process.env, AGENTFLOW_GITHUB_WEBHOOK_SECRET: SECRET, AGENTFLOW_OFFLINE: '1' },
+    env: { ...process.env, AGENTFLOW_GITHUB_WEBHOOK_SECRET: SECRET, AGENTFLOW_SLACK_SIGNING_SECRET: SLACK, AGENTFLOW_OFFLINE: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   url = await new Promise<string>((ok, fail) => {
@@ -101,6 +104,127 @@ describe('e2e: agentflow serve', () => {
     expect(await again.json()).toMatchObject({ duplicate: true });
 
     const { stdout } = await run(process.execPath, [CLI, 'runs', '--json', '--state-dir', stateDir]);
-    expect((JSON.parse(stdout) as { runs: RunRecord[] }).runs.map((r) => r.runId)).toEqual([name]);
+    const runs = (JSON.parse(stdout) as { runs: RunRecord[] }).runs;
+    expect(runs.filter((r) => r.workflow === 'pr-review').map((r) => r.runId)).toEqual([name]);
+    // test-generation is triggered too, and skipped: the example has no coverage summary.
+    expect(runs.find((r) => r.workflow === 'test-generation')).toMatchObject({
+      status: 'SKIPPED',
+      reason: expect.stringContaining('coverage'),
+    });
+  });
+
+  it('starts a workflow from the Slack command; `agentflow approvals` lists its approval and `agentflow approve` decides it while serve runs', async () => {
+    const body = new URLSearchParams({
+      command: '/agentflow',
+      text: `run architecture-migration repo=acme/shop-apps base=${repo.base} head=${repo.head}`,
+      user_id: LEAD,
+      trigger_id: '13345224609.738474920.8088930838d88f008e0',
+    }).toString();
+    const ts = Math.floor(Date.now() / 1000);
+    const res = await fetch(`${url}/webhooks/slack/commands`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        'x-slack-request-timestamp': String(ts),
+        'x-slack-signature': slackSignature(SLACK, ts, body),
+      },
+      body,
+    });
+    expect(res.status).toBe(200);
+    const answer = (await res.json()) as { response_type: string; text: string };
+    expect(answer.response_type).toBe('ephemeral');
+    const execution = /execution `([^`]+)`/.exec(answer.text)?.[1] as string;
+    expect(execution).toContain('architecture-migration');
+
+    let pending: Array<{ id: string; execution: string; phase: string; deadline: string }> = [];
+    for (let i = 0; i < 100 && pending.length === 0; i++) {
+      const { stdout } = await run(process.execPath, [CLI, 'approvals', '--json', '--state-dir', stateDir]);
+      pending = (JSON.parse(stdout) as { approvals: typeof pending }).approvals.filter((a) => a.execution === execution);
+      if (pending.length === 0) await new Promise((ok) => setTimeout(ok, 100));
+    }
+    expect(pending[0]).toMatchObject({ execution, phase: 'approve' });
+    const table = await run(process.execPath, [CLI, 'approvals', '--state-dir', stateDir]);
+    expect(table.stdout).toContain(pending[0]?.id);
+
+    const denied = await run(process.execPath, [
+      CLI,
+      'approve',
+      pending[0]?.id as string,
+      '--as',
+      'U0NOBODY',
+      '--state-dir',
+      stateDir,
+    ]).catch((e) => e);
+    expect(denied.stdout).toContain('is not an approver');
+    const { stdout } = await run(process.execPath, [CLI, 'approve', pending[0]?.id as string, '--as', LEAD, '--state-dir', stateDir]);
+    expect(stdout).toContain(`approved by <@${LEAD}>`);
+
+    let record: RunRecord | undefined;
+    for (let i = 0; i < 100; i++) {
+      const r = await fetch(`${url}/runs/${execution}`);
+      record = r.ok ? ((await r.json()) as RunRecord) : undefined;
+      if (record && record.status !== 'RUNNING') break;
+      await new Promise((ok) => setTimeout(ok, 100));
+    }
+    expect(record).toMatchObject({ status: 'SUCCEEDED', workflow: 'architecture-migration' });
+  });
+
+  it('`/agentflow reject <id>` in a pull-request comment decides as the GitHub user; `/agentflow review` runs the review again', async () => {
+    const body = new URLSearchParams({
+      command: '/agentflow',
+      text: `run architecture-migration repo=acme/shop-apps base=${repo.base} head=${repo.head}`,
+      user_id: LEAD,
+      trigger_id: 'trigger-2',
+    }).toString();
+    const ts = Math.floor(Date.now() / 1000);
+    const started = (await (
+      await fetch(`${url}/webhooks/slack/commands`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          'x-slack-request-timestamp': String(ts),
+          'x-slack-signature': slackSignature(SLACK, ts, body),
+        },
+        body,
+      })
+    ).json()) as { text: string };
+    const execution = /execution `([^`]+)`/.exec(started.text)?.[1] as string;
+    let id: string | undefined;
+    for (let i = 0; i < 100 && !id; i++) {
+      const list = (await (await fetch(`${url}/approvals`)).json()) as { approvals: Array<{ id: string; execution: string }> };
+      id = list.approvals.find((a) => a.execution === execution)?.id;
+      if (!id) await new Promise((ok) => setTimeout(ok, 100));
+    }
+    const comment = (text: string, login: string, association = 'MEMBER') =>
+      JSON.stringify({
+        action: 'created',
+        issue: { number: 42, pull_request: { url: 'https://api.github.com/repos/acme/shop-apps/pulls/42' } },
+        comment: { body: text, user: { login }, author_association: association },
+        repository: { full_name: 'acme/shop-apps' },
+      });
+    const send = async (text: string, login: string, delivery: string, association?: string) => {
+      const b = comment(text, login, association);
+      const r = await fetch(`${url}/webhooks/github`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'x-github-event': 'issue_comment',
+          'x-github-delivery': delivery,
+          'x-hub-signature-256': await sign(SECRET, b),
+        },
+        body: b,
+      });
+      return {
+        status: r.status,
+        body: (await r.json()) as { outcome?: string; message?: string; executions?: Array<{ workflow: string; name: string }> },
+      };
+    };
+    expect((await send(`/agentflow reject ${id}`, 'someone-else', 'c-1')).body.outcome).toBe('forbidden');
+    expect((await send(`/agentflow reject ${id}`, 'octocat', 'c-2')).body.outcome).toBe('rejected');
+
+    const review = await send('/agentflow review', 'octocat', 'c-3');
+    expect(review.status).toBe(202);
+    expect(review.body.executions?.map((e) => e.workflow)).toContain('pr-review');
+    expect((await send('/agentflow review', 'drive-by', 'c-4', 'NONE')).body.outcome).toBe('forbidden');
   });
 });

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GatewayConfigSchema } from '../../lambdas/core/gateway-config.js';
 import { slackSignature, verifySlackSignature } from '../../lambdas/core/signatures.js';
 import { APPROVE_ACTION, REJECT_ACTION } from '../../lambdas/core/slack.js';
 import { type IngressDeps, routeIngress } from '../../lambdas/webhook/routes.js';
 import { handleSlackCommand } from '../../lambdas/webhook/slack.js';
-import { GatewayConfigSchema } from '../../lambdas/core/gateway-config.js';
 import type { ExampleRepo } from '../../lib/local/example-repo.js';
 import { LocalRuntime } from '../../lib/local/runtime.js';
 import { localIngress } from '../../lib/local/server.js';
@@ -39,7 +39,12 @@ const command = (text: string, user = LEAD, trigger = `trig-${Math.random().toSt
 
 const click = (id: string, action: string, user = LEAD) =>
   new URLSearchParams({
-    payload: JSON.stringify({ type: 'block_actions', user: { id: user }, actions: [{ action_id: action, value: id }], response_url: 'https://hooks.slack.com/actions/T/1/x' }),
+    payload: JSON.stringify({
+      type: 'block_actions',
+      user: { id: user },
+      actions: [{ action_id: action, value: id }],
+      response_url: 'https://hooks.slack.com/actions/T/1/x',
+    }),
   }).toString();
 
 function withTimeout(ws: Workspace, seconds: number): Workspace {
@@ -73,7 +78,11 @@ async function pendingFor(rt: LocalRuntime, execution: string): Promise<string> 
 
 /** Starts architecture-migration through the Slack command and returns its execution name. */
 async function runFromSlack(deps: IngressDeps): Promise<string> {
-  const res = await routeIngress('/webhooks/slack/commands', signed(command(`run architecture-migration repo=acme/shop-apps base=${repo.base} head=${repo.head}`)), deps);
+  const res = await routeIngress(
+    '/webhooks/slack/commands',
+    signed(command(`run architecture-migration repo=acme/shop-apps base=${repo.base} head=${repo.head}`)),
+    deps,
+  );
   const text = JSON.parse(res.body).text as string;
   const name = /execution `([^`]+)`/.exec(text)?.[1];
   if (!name) throw new Error(text);
@@ -86,9 +95,18 @@ beforeAll(() => {
 
 describe('Slack request verification', () => {
   it("Slack's documented signing example passes", async () => {
-    expect(verifySlackSignature([EXAMPLE.secret], Buffer.from(EXAMPLE.body), EXAMPLE.timestamp, EXAMPLE.signature, Number(EXAMPLE.timestamp))).toBe(true);
+    expect(
+      verifySlackSignature([EXAMPLE.secret], Buffer.from(EXAMPLE.body), EXAMPLE.timestamp, EXAMPLE.signature, Number(EXAMPLE.timestamp)),
+    ).toBe(true);
     const res = await handleSlackCommand(
-      { headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-slack-request-timestamp': EXAMPLE.timestamp, 'x-slack-signature': EXAMPLE.signature }, body: EXAMPLE.body },
+      {
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          'x-slack-request-timestamp': EXAMPLE.timestamp,
+          'x-slack-signature': EXAMPLE.signature,
+        },
+        body: EXAMPLE.body,
+      },
       { signingSecrets: async () => [EXAMPLE.secret], now: () => Number(EXAMPLE.timestamp) * 1000 } as never,
     );
     expect(res.statusCode).toBe(200);
@@ -125,13 +143,17 @@ describe('e2e: Slack routes on the local runtime', () => {
     const name = await runFromSlack(deps);
     expect(name).toMatch(/^slack-trig-.*-architecture-migration$/);
     const status = await routeIngress('/webhooks/slack/commands', signed(command(`status ${name}`)), deps);
-    expect(JSON.parse(status.body)).toMatchObject({ response_type: 'ephemeral', text: expect.stringMatching(new RegExp(`\`${name}\` \\(architecture-migration\\).*RUNNING`)) });
+    expect(JSON.parse(status.body)).toMatchObject({
+      response_type: 'ephemeral',
+      text: expect.stringMatching(new RegExp(`\`${name}\` \\(architecture-migration\\).*RUNNING`)),
+    });
     await rt.decide(await pendingFor(rt, name), 'reject', { slack: LEAD });
     await rt.executions.get(name);
   });
 
   it('an unknown workflow, a workflow without a manual trigger, a malformed command and a user outside run_by get helpful ephemeral errors', async () => {
-    const say = async (text: string, user = LEAD) => JSON.parse((await routeIngress('/webhooks/slack/commands', signed(command(text, user)), deps)).body).text as string;
+    const say = async (text: string, user = LEAD) =>
+      JSON.parse((await routeIngress('/webhooks/slack/commands', signed(command(text, user)), deps)).body).text as string;
     expect(await say('run nope repo=a/b')).toMatch(/There is no workflow `nope`\. Workflows you can run by hand: `architecture-migration`/);
     expect(await say('run pr-review repo=a/b')).toMatch(/is not started by hand/);
     expect(await say('run architecture-migration')).toMatch(/Which repository\? Add `repo=owner\/name`/);

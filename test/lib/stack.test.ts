@@ -2,13 +2,13 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { App, RemovalPolicy, Stack } from 'aws-cdk-lib';
-import { Function } from 'aws-cdk-lib/aws-lambda';
-import { StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
 import { Match, Template } from 'aws-cdk-lib/assertions';
+import { Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
+import { StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadEnvironmentConfig, loadLocalGatewayConfig } from '../../lib/config.js';
-import { AgentFlowStack, gatewayEnvironment } from '../../lib/stack.js';
 import { WorkflowStateMachine } from '../../lib/constructs/workflow-state-machine.js';
+import { AgentFlowStack, gatewayEnvironment } from '../../lib/stack.js';
 import { callbackStatesWithoutTimeout, compileWorkflow, type ModelCatalog, taskStates, type Workflow } from '../../lib/workflow/index.js';
 import { loadWorkspace, PROJECT_ROOT } from '../../lib/workspace.js';
 
@@ -67,14 +67,20 @@ describe('Stack: AgentFlowStack', () => {
     delete gate.TimeoutSeconds;
     const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
     const stack = new Stack(app, 'Check', { env: { account: '123456789012', region: 'us-east-1' } });
-    const fn = Function.fromFunctionAttributes(stack, 'Fn', { functionArn: 'arn:aws:lambda:us-east-1:123456789012:function:f', sameEnvironment: true });
+    const fn = LambdaFunction.fromFunctionAttributes(stack, 'Fn', {
+      functionArn: 'arn:aws:lambda:us-east-1:123456789012:function:f',
+      sameEnvironment: true,
+    });
     const functions = { loadContext: fn, invokeAgent: fn, aggregate: fn, publish: fn, requestApproval: fn };
     const common = { workflow: wf, functions, namePrefix: 't', logRetention: 1 as never, removalPolicy: RemovalPolicy.DESTROY };
     new WorkflowStateMachine(stack, 'NoTimeout', { ...common, definition: def });
     expect(() => app.synth()).toThrow(/callback state "Approve: approve" waits for a task token without TimeoutSeconds/);
     const app2 = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
     const stack2 = new Stack(app2, 'Check2', { env: { account: '123456789012', region: 'us-east-1' } });
-    const fn2 = Function.fromFunctionAttributes(stack2, 'Fn', { functionArn: 'arn:aws:lambda:us-east-1:123456789012:function:f', sameEnvironment: true });
+    const fn2 = LambdaFunction.fromFunctionAttributes(stack2, 'Fn', {
+      functionArn: 'arn:aws:lambda:us-east-1:123456789012:function:f',
+      sameEnvironment: true,
+    });
     const f2 = { loadContext: fn2, invokeAgent: fn2, aggregate: fn2, publish: fn2, requestApproval: fn2 };
     new WorkflowStateMachine(stack2, 'Express', { ...common, functions: f2, type: StateMachineType.EXPRESS });
     expect(() => app2.synth()).toThrow(/callback states need a STANDARD state machine/);
@@ -91,7 +97,9 @@ describe('Stack: AgentFlowStack', () => {
           models: ws.catalog?.models as ModelCatalog,
           projectRoot: PROJECT_ROOT,
         }),
-    ).toThrow(/cdk\.json: context\.environments\.prod\.groups: workflow architecture-migration: approver group "mobile-leads" is not defined/);
+    ).toThrow(
+      /cdk\.json: context\.environments\.prod\.groups: workflow architecture-migration: approver group "mobile-leads" is not defined/,
+    );
   });
 
   it('lets the ingress Lambda answer task tokens and gives RequestApproval the Slack secret and groups', () => {
@@ -99,7 +107,9 @@ describe('Stack: AgentFlowStack', () => {
     expect(text).toContain('states:SendTaskSuccess');
     expect(text).toContain('states:SendTaskFailure');
     template.hasResourceProperties('AWS::Lambda::Function', {
-      Environment: { Variables: Match.objectLike({ SLACK_SECRET_NAME: 'agentflow/dev/slack', AGENTFLOW_GROUPS: Match.stringLikeRegexp('U024BE7LH') }) },
+      Environment: {
+        Variables: Match.objectLike({ SLACK_SECRET_NAME: 'agentflow/dev/slack', AGENTFLOW_GROUPS: Match.stringLikeRegexp('U024BE7LH') }),
+      },
     });
   });
 

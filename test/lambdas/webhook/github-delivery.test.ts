@@ -84,9 +84,11 @@ const tableItems = async () => (await table.doc.send(new ScanCommand({ TableName
 async function captureOutput<T>(fn: () => Promise<T>): Promise<{ value: T; output: string }> {
   const out: string[] = [];
   const spies = [
-    vi.spyOn(process.stdout, 'write').mockImplementation((c) => (out.push(String(c)), true)),
-    vi.spyOn(process.stderr, 'write').mockImplementation((c) => (out.push(String(c)), true)),
-    ...(['log', 'info', 'warn', 'error', 'debug'] as const).map((m) => vi.spyOn(console, m).mockImplementation((...a) => out.push(a.join(' ')))),
+    vi.spyOn(process.stdout, 'write').mockImplementation((c) => out.push(String(c)) > 0),
+    vi.spyOn(process.stderr, 'write').mockImplementation((c) => out.push(String(c)) > 0),
+    ...(['log', 'info', 'warn', 'error', 'debug'] as const).map((m) =>
+      vi.spyOn(console, m).mockImplementation((...a) => out.push(a.join(' '))),
+    ),
   ];
   try {
     return { value: await fn(), output: out.join('\n') };
@@ -116,30 +118,59 @@ describe('Function: handleGithubDelivery (signature)', () => {
   const body = prEvent();
   const cases: Array<[string, () => { body: string; headers: Record<string, string | undefined> }, number]> = [
     ['tampered body', () => ({ body: body.replace('"T"', '"X"'), headers: headers(body, newDelivery()) }), 401],
-    ['wrong secret', () => ({ body, headers: { ...headers(body, newDelivery()), 'x-hub-signature-256': githubSignature('wrong', body) } }), 401],
     [
-      'sha1= only',
-      () => ({ body, headers: { ...headers(body, newDelivery()), 'x-hub-signature-256': undefined, 'x-hub-signature': 'sha1=0123456789abcdef0123456789abcdef01234567' } }),
+      'wrong secret',
+      () => ({ body, headers: { ...headers(body, newDelivery()), 'x-hub-signature-256': githubSignature('wrong', body) } }),
       401,
     ],
-    ['truncated digest', () => ({ body, headers: { ...headers(body, newDelivery()), 'x-hub-signature-256': githubSignature(SECRET, body).slice(0, 40) } }), 401],
-    ['missing headers', () => ({ body, headers: { ...headers(body, newDelivery()), 'x-github-event': undefined, 'x-github-delivery': undefined } }), 400],
-    ['wrong content type', () => ({ body: `payload=${encodeURIComponent(body)}`, headers: { ...headers(`payload=${encodeURIComponent(body)}`, newDelivery()), 'content-type': 'application/x-www-form-urlencoded' } }), 415],
+    [
+      'sha1= only',
+      () => ({
+        body,
+        headers: {
+          ...headers(body, newDelivery()),
+          'x-hub-signature-256': undefined,
+          'x-hub-signature': 'sha1=0123456789abcdef0123456789abcdef01234567',
+        },
+      }),
+      401,
+    ],
+    [
+      'truncated digest',
+      () => ({ body, headers: { ...headers(body, newDelivery()), 'x-hub-signature-256': githubSignature(SECRET, body).slice(0, 40) } }),
+      401,
+    ],
+    [
+      'missing headers',
+      () => ({ body, headers: { ...headers(body, newDelivery()), 'x-github-event': undefined, 'x-github-delivery': undefined } }),
+      400,
+    ],
+    [
+      'wrong content type',
+      () => ({
+        body: `payload=${encodeURIComponent(body)}`,
+        headers: { ...headers(`payload=${encodeURIComponent(body)}`, newDelivery()), 'content-type': 'application/x-www-form-urlencoded' },
+      }),
+      415,
+    ],
   ];
-  it.each(cases)('%s: the right status and zero side effects (no execution, no table write, nothing logged that holds the secret or body)', async (_name, make, status) => {
-    const rec = recorder();
-    const before = await tableItems();
-    const { body: b, headers: h } = make();
-    const { value: res, output } = await captureOutput(() => handleGithubDelivery({ headers: h, body: b }, deps(rec.starter)));
-    expect(res.statusCode).toBe(status);
-    expect(rec.calls).toEqual([]);
-    expect(await tableItems()).toBe(before);
-    expect(output).not.toContain(SECRET);
-    expect(output).not.toContain('pull_request');
-    // Opaque bodies: nothing about which check failed or what was expected.
-    if (status === 401) expect(JSON.parse(res.body)).toEqual({ message: 'unauthorized' });
-    expect(res.body).not.toContain(SECRET);
-  });
+  it.each(cases)(
+    '%s: the right status and zero side effects (no execution, no table write, nothing logged that holds the secret or body)',
+    async (_name, make, status) => {
+      const rec = recorder();
+      const before = await tableItems();
+      const { body: b, headers: h } = make();
+      const { value: res, output } = await captureOutput(() => handleGithubDelivery({ headers: h, body: b }, deps(rec.starter)));
+      expect(res.statusCode).toBe(status);
+      expect(rec.calls).toEqual([]);
+      expect(await tableItems()).toBe(before);
+      expect(output).not.toContain(SECRET);
+      expect(output).not.toContain('pull_request');
+      // Opaque bodies: nothing about which check failed or what was expected.
+      if (status === 401) expect(JSON.parse(res.body)).toEqual({ message: 'unauthorized' });
+      expect(res.body).not.toContain(SECRET);
+    },
+  );
 
   it('a body re-serialised from parsed JSON fails verification', async () => {
     const original = prEvent().replace(/,/g, ', ');
@@ -190,16 +221,32 @@ describe('Function: handleGithubDelivery (filtering and idempotency)', () => {
     // big-only needs > 500 changed lines; the event has 150.
     expect(rec.calls.map((c) => [c.workflow, c.name])).toEqual([['pr-review', `${delivery}-pr-review`]]);
     const input = rec.calls[0]?.input as { change: Record<string, unknown> };
-    expect(Object.keys(input.change).sort()).toEqual(['action', 'author', 'baseRef', 'baseSha', 'headRef', 'headSha', 'number', 'repository', 'title', 'url']);
+    expect(Object.keys(input.change).sort()).toEqual([
+      'action',
+      'author',
+      'baseRef',
+      'baseSha',
+      'headRef',
+      'headSha',
+      'number',
+      'repository',
+      'title',
+      'url',
+    ]);
     expect(JSON.stringify(input).length).toBeLessThan(1000);
   });
 
   it('filters event and action before any work: other events and actions start nothing', async () => {
     const rec = recorder();
     const labeled = prEvent('labeled');
-    expect((await handleGithubDelivery({ headers: headers(labeled, newDelivery()), body: labeled }, deps(rec.starter))).statusCode).toBe(200);
+    expect((await handleGithubDelivery({ headers: headers(labeled, newDelivery()), body: labeled }, deps(rec.starter))).statusCode).toBe(
+      200,
+    );
     const push = '{"ref":"refs/heads/main"}';
-    const res = await handleGithubDelivery({ headers: headers(push, newDelivery(), { 'x-github-event': 'push' }), body: push }, deps(rec.starter));
+    const res = await handleGithubDelivery(
+      { headers: headers(push, newDelivery(), { 'x-github-event': 'push' }), body: push },
+      deps(rec.starter),
+    );
     expect(res.statusCode).toBe(200);
     expect(JSON.parse(res.body).message).toContain('ignored');
     expect(rec.calls).toEqual([]);
