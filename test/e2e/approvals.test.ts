@@ -1,13 +1,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PendingApproval } from '../../lambdas/core/approvals.js';
 import type { RunSummary } from '../../lambdas/core/contracts.js';
 import { GatewayConfigSchema } from '../../lambdas/core/gateway-config.js';
+import { githubSignature } from '../../lambdas/core/signatures.js';
+import { routeIngress } from '../../lambdas/webhook/routes.js';
 import type { ExampleRepo } from '../../lib/local/example-repo.js';
 import { type ExecutionResult, LocalRuntime } from '../../lib/local/runtime.js';
+import { localIngress } from '../../lib/local/server.js';
 import type { GatePhase, Workflow } from '../../lib/workflow/index.js';
 import { loadWorkspace, type Workspace } from '../../lib/workspace.js';
 import { exampleInput, exampleRepo, tempDir } from '../helpers.js';
 
 const LEAD = 'U024BE7LH';
+const CI_SECRET = 'ci-callback-secret';
 let repo: ExampleRepo;
 
 /** The shipped workspace with the architecture-migration approval's timeouts replaced (seconds). */
@@ -178,6 +183,47 @@ describe('e2e: approval timeouts', () => {
       expect(result.status).toBe('SUCCEEDED');
       expect((result.output as RunSummary).gates.approve).toBe('timeout');
       expect((await rt.runs.get('mig-auto'))?.status).toBe('SUCCEEDED');
+    } finally {
+      await rt.stop();
+    }
+  });
+});
+
+describe('e2e: test-generation waits for CI through the signed /webhooks/ci route', () => {
+  it('runs analysis → generation → review, waits for CI, and continues with the report; a forged report is refused', async () => {
+    const rt = await runtime(loadWorkspace());
+    try {
+      const deps = localIngress(rt, { secret: 'gh', ciSecret: CI_SECRET });
+      const input = exampleInput(repo, 'tg-1', 'test-generation');
+      input.change.testCoverage = 62.5;
+      const done = rt.startExecution('test-generation', 'tg-1', input);
+      let pending: PendingApproval | undefined;
+      for (let i = 0; i < 600 && !pending; i++) {
+        pending = (await rt.listApprovals()).find((a) => a.execution === 'tg-1');
+        if (!pending) await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(pending).toMatchObject({ kind: 'ci', phase: 'execution' });
+      const report = JSON.stringify({
+        repository: 'acme/shop-apps',
+        sha: repo.head,
+        conclusion: 'success',
+        summary: '14 generated tests passed',
+        coverage: 81.2,
+      });
+      const headers = (body: string, secret = CI_SECRET) => ({
+        'content-type': 'application/json',
+        'x-agentflow-signature-256': githubSignature(secret, body),
+      });
+      expect((await routeIngress('/webhooks/ci', { headers: headers(report, 'forged'), body: report }, deps)).statusCode).toBe(401);
+      const ok = await routeIngress('/webhooks/ci', { headers: headers(report), body: report }, deps);
+      expect(ok.statusCode).toBe(200);
+      const result = await done;
+      expect(result.status).toBe('SUCCEEDED');
+      const summary = result.output as RunSummary;
+      expect(summary.agents.map((a) => a.phase)).toEqual(['analysis', 'generation', 'review']);
+      expect(summary.gates.execution).toMatch(/^approved by CI at .* \(CI success\)$/);
+      // A second report for the same commit finds no waiting gate.
+      expect((await routeIngress('/webhooks/ci', { headers: headers(report), body: report }, deps)).statusCode).toBe(404);
     } finally {
       await rt.stop();
     }
