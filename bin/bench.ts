@@ -8,6 +8,8 @@
  * - model gateway overhead per call (budget reservation in 4 scopes, breaker, rate limit, cache
  *   miss + store, Powertools metrics serialisation) minus a direct SDK call to the same local
  *   server, p50 and p99, and budget reservations per second at 50 concurrent callers (dynalite);
+ * - the webhook handler in process per delivery (verify, match, idempotency record, start on the
+ *   local engine), p50 and p99, and a duplicate delivery's answer;
  * - each Lambda's bundle as CDK deploys it (esbuild, minified, `@aws-sdk/*` from the nodejs24.x
  *   runtime) and its module load time in a fresh Node process.
  */
@@ -25,10 +27,13 @@ import { budgetScopes, reserveBudget } from '../lambdas/core/budget.js';
 import type { ModelRef } from '../lambdas/core/contracts.js';
 import { GatewayConfigSchema } from '../lambdas/core/gateway-config.js';
 import { SFN_USD_PER_TRANSITION } from '../lambdas/core/pricing.js';
+import { githubSignature } from '../lambdas/core/signatures.js';
+import { handleGithubDelivery } from '../lambdas/webhook/github-delivery.js';
 import { createExampleRepo } from '../lib/local/example-repo.js';
 import { OfflineModelServer } from '../lib/local/offline-model.js';
 import { localProviders } from '../lib/local/providers.js';
 import { connectLocalTable, LOCAL_TABLE, LocalRuntime, type LocalTable, startLocalTable } from '../lib/local/runtime.js';
+import { localIngress } from '../lib/local/server.js';
 import { loadWorkspace, PROJECT_ROOT } from '../lib/workspace.js';
 
 interface Result {
@@ -252,7 +257,72 @@ await gatewayBench('dynalite in-process', await startLocalTable());
   await gatewayBench('dynalite in a child process', await connectLocalTable(`http://127.0.0.1:${port}`, async () => void child.kill()));
 }
 
-// 4. Lambda bundles: size and cold module load time.
+// 4. Webhook handler in process: verify the signature, match the workflows, take the delivery's
+// idempotency record (Powertools, dynalite) and start the execution on the local engine. Each
+// execution finishes before the next delivery, so the timing is the handler's alone.
+{
+  const runtime = await LocalRuntime.start({
+    stateDir: join(work, 'webhook'),
+    repoPath: repo.path,
+    workspace: loadWorkspace(undefined, [join(PROJECT_ROOT, 'workflows', 'pr-review.yml')]),
+    persist: false,
+    modes: { openai: 'offline', bedrock: 'offline', 'openai-compatible': 'offline' },
+    print: () => undefined,
+  });
+  const secret = 'bench-webhook-secret';
+  const deps = localIngress(runtime, { secret }).github;
+  const body = JSON.stringify({
+    action: 'opened',
+    number: 42,
+    pull_request: {
+      title: 'bench',
+      html_url: '',
+      user: { login: 'bench' },
+      base: { sha: repo.base, ref: 'main' },
+      head: { sha: repo.head, ref: 'feature' },
+      additions: 120,
+      deletions: 30,
+    },
+    repository: { full_name: 'acme/shop-apps' },
+  });
+  const headers = (delivery: string) => ({
+    'content-type': 'application/json',
+    'x-github-event': 'pull_request',
+    'x-github-delivery': delivery,
+    'x-hub-signature-256': githubSignature(secret, body),
+  });
+  const fresh: number[] = [];
+  const dup: number[] = [];
+  for (let i = 0; i < 60; i++) {
+    const delivery = `bench-${i}`;
+    const t0 = performance.now();
+    const res = await handleGithubDelivery({ headers: headers(delivery), body }, deps);
+    const t1 = performance.now();
+    if (res.statusCode !== 202) throw new Error(`webhook bench: ${res.statusCode} ${res.body}`);
+    await runtime.executions.get(`${delivery}-pr-review`);
+    const t2 = performance.now();
+    await handleGithubDelivery({ headers: headers(delivery), body }, deps);
+    dup.push(performance.now() - t2);
+    if (i >= 10) fresh.push(t1 - t0); // the first ten warm up the JIT and the table
+  }
+  await runtime.stop();
+  const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((xs.length * p) / 100))] ?? 0;
+  record({
+    name: 'webhook in process per delivery p50 (verify, match, start)',
+    value: Number(pct(fresh, 50).toFixed(1)),
+    unit: 'ms',
+    target: '≪ 10000 (GitHub)',
+  });
+  record({ name: 'webhook in process per delivery p99', value: Number(pct(fresh, 99).toFixed(1)), unit: 'ms', target: null });
+  record({
+    name: 'webhook duplicate delivery p50 (stored answer)',
+    value: Number(pct(dup.slice(10), 50).toFixed(1)),
+    unit: 'ms',
+    target: null,
+  });
+}
+
+// 5. Lambda bundles: size and cold module load time.
 const env = {
   ...process.env,
   AWS_REGION: 'us-east-1',
@@ -260,12 +330,14 @@ const env = {
   TABLE_NAME: 'bench',
   GITHUB_SECRET_NAME: 'agentflow/bench/github',
   OPENAI_SECRET_NAME: 'agentflow/bench/openai',
+  SLACK_SECRET_NAME: 'agentflow/bench/slack',
+  CI_SECRET_NAME: 'agentflow/bench/ci',
   AGENTFLOW_WORKFLOWS: '[]',
   AWS_ACCESS_KEY_ID: 'bench',
   AWS_SECRET_ACCESS_KEY: 'bench',
   POWERTOOLS_DEV: 'true',
 };
-for (const task of ['webhook', 'load-context', 'invoke-agent', 'aggregate', 'publish']) {
+for (const task of ['webhook', 'request-approval', 'load-context', 'invoke-agent', 'aggregate', 'publish']) {
   // Under the project so `@aws-sdk/*` resolves from node_modules, as it does from the Lambda runtime.
   const outfile = join(PROJECT_ROOT, 'node_modules', '.cache', 'agentflow-bench', task, 'index.mjs');
   await build({
