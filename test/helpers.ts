@@ -8,7 +8,8 @@ import { GatewayConfigSchema } from '../lambdas/core/gateway-config.js';
 import { createExampleRepo, type ExampleRepo } from '../lib/local/example-repo.js';
 import { type OfflineModelOptions, OfflineModelServer } from '../lib/local/offline-model.js';
 import { localProviders } from '../lib/local/providers.js';
-import { LOCAL_TABLE, startLocalTable } from '../lib/local/runtime.js';
+import { LOCAL_TABLE, LocalRuntime, type LocalRuntimeOptions, startLocalTable } from '../lib/local/runtime.js';
+import { loadWorkspace } from '../lib/workspace.js';
 
 /** A fresh temporary folder. */
 export const tempDir = (prefix = 'agentflow-test-') => mkdtempSync(join(tmpdir(), prefix));
@@ -76,3 +77,35 @@ export async function startGateway(o: GatewayEnvOptions = {}) {
   };
 }
 export type GatewayEnv = Awaited<ReturnType<typeof startGateway>>;
+
+/** The Slack user of the test approver group (Slack's documented example user). */
+export const LEAD = 'U024BE7LH';
+
+/**
+ * A local runtime on the example repository for approval tests: in memory, offline models, fast
+ * retries, quiet, with the approver group `mobile-leads` = { slack: [LEAD], github: [octocat] }.
+ */
+export function approvalRuntime(repo: ExampleRepo, options: Partial<LocalRuntimeOptions> = {}): Promise<LocalRuntime> {
+  return LocalRuntime.start({
+    stateDir: tempDir(),
+    repoPath: repo.path,
+    workspace: loadWorkspace(),
+    persist: false,
+    modes: { openai: 'offline', bedrock: 'offline', 'openai-compatible': 'offline' },
+    retryDelayMs: 1,
+    gateway: GatewayConfigSchema.parse({ retry: { baseDelayMs: 1, maxDelayMs: 5 } }),
+    groups: { 'mobile-leads': { slack: [LEAD], github: ['octocat'] } },
+    print: () => undefined,
+    ...options,
+  });
+}
+
+/** Polls `read` every 20 ms until it returns a value (at most ~12 s). */
+export async function waitFor<T>(read: () => Promise<T | undefined>, what: string): Promise<T> {
+  for (let i = 0; i < 600; i++) {
+    const v = await read();
+    if (v !== undefined) return v;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}

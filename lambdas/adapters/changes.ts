@@ -111,6 +111,22 @@ export function parseUnifiedDiff(diff: string): ChangedFile[] {
   return files;
 }
 
+/** A change between two refs, without a pull request (`number: 0`). */
+function refsChange(repository: string, base: string, head: string, baseSha: string, headSha: string): Change {
+  return {
+    repository,
+    number: 0,
+    title: `${base}...${head}`,
+    author: '',
+    url: '',
+    action: 'manual',
+    baseSha,
+    headSha,
+    baseRef: base,
+    headRef: head,
+  };
+}
+
 /** {@link ChangeLookup} on the GitHub REST API (`GET /repos/{o}/{r}/pulls/{n}`, `GET /repos/{o}/{r}/commits/{ref}`). */
 export class GitHubChangeLookup implements ChangeLookup {
   constructor(private readonly octokit: Octokit) {}
@@ -136,18 +152,7 @@ export class GitHubChangeLookup implements ChangeLookup {
     const { owner, repo } = splitRepository(repository);
     const sha = async (ref: string) => (await this.octokit.rest.repos.getCommit({ owner, repo, ref })).data.sha;
     const [baseSha, headSha] = await Promise.all([sha(base), sha(head)]);
-    return {
-      repository,
-      number: 0,
-      title: `${base}...${head}`,
-      author: '',
-      url: '',
-      action: 'manual',
-      baseSha,
-      headSha,
-      baseRef: base,
-      headRef: head,
-    };
+    return refsChange(repository, base, head, baseSha, headSha);
   }
 }
 
@@ -176,17 +181,6 @@ export class GitChangeLookup implements ChangeLookup {
       }
     };
     const [baseSha, headSha] = await Promise.all([sha(base), sha(head)]);
-    return {
-      repository,
-      number: 0,
-      title: `${base}...${head}`,
-      author: '',
-      url: '',
-      action: 'manual',
-      baseSha,
-      headSha,
-      baseRef: base,
-      headRef: head,
-    };
+    return refsChange(repository, base, head, baseSha, headSha);
   }
 }

@@ -1,17 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PendingApproval } from '../../lambdas/core/approvals.js';
 import type { RunSummary } from '../../lambdas/core/contracts.js';
-import { GatewayConfigSchema } from '../../lambdas/core/gateway-config.js';
 import { githubSignature } from '../../lambdas/core/signatures.js';
 import { routeIngress } from '../../lambdas/webhook/routes.js';
 import type { ExampleRepo } from '../../lib/local/example-repo.js';
-import { type ExecutionResult, LocalRuntime } from '../../lib/local/runtime.js';
+import type { ExecutionResult, LocalRuntime } from '../../lib/local/runtime.js';
 import { localIngress } from '../../lib/local/server.js';
 import type { GatePhase, Workflow } from '../../lib/workflow/index.js';
 import { loadWorkspace, type Workspace } from '../../lib/workspace.js';
-import { exampleInput, exampleRepo, tempDir } from '../helpers.js';
+import { approvalRuntime, exampleInput, exampleRepo, LEAD, waitFor } from '../helpers.js';
 
-const LEAD = 'U024BE7LH';
 const CI_SECRET = 'ci-callback-secret';
 let repo: ExampleRepo;
 
@@ -22,29 +19,13 @@ function withGate(ws: Workspace, gate: Partial<GatePhase>): Workspace {
   return { ...ws, workflows: new Map([...ws.workflows, ['architecture-migration', { ...wf, phases }]]) };
 }
 
-async function runtime(workspace: Workspace): Promise<LocalRuntime> {
-  return LocalRuntime.start({
-    stateDir: tempDir(),
-    repoPath: repo.path,
-    workspace,
-    persist: false,
-    modes: { openai: 'offline', bedrock: 'offline', 'openai-compatible': 'offline' },
-    retryDelayMs: 1,
-    gateway: GatewayConfigSchema.parse({ retry: { baseDelayMs: 1, maxDelayMs: 5 } }),
-    groups: { 'mobile-leads': { slack: [LEAD], github: ['octocat'] } },
-    print: () => undefined,
-  });
-}
+const runtime = (workspace: Workspace) => approvalRuntime(repo, { workspace });
 
 /** Starts architecture-migration and waits until its approval is pending. */
 async function startAndWait(rt: LocalRuntime, name: string): Promise<{ id: string; done: Promise<ExecutionResult> }> {
   const done = rt.startExecution('architecture-migration', name, exampleInput(repo, name, 'architecture-migration'));
-  for (let i = 0; i < 600; i++) {
-    const pending = (await rt.listApprovals()).find((a) => a.execution === name);
-    if (pending) return { id: pending.id, done };
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`no approval became pending for ${name}`);
+  const pending = await waitFor(async () => (await rt.listApprovals()).find((a) => a.execution === name), `the approval of ${name}`);
+  return { id: pending.id, done };
 }
 
 beforeAll(() => {
@@ -160,11 +141,12 @@ describe('e2e: approval timeouts', () => {
     );
     try {
       const first = await startAndWait(rt, 'mig-escalate');
-      let second: string | undefined;
-      for (let i = 0; i < 300 && !second; i++) {
-        second = (await rt.listApprovals()).find((a) => a.execution === 'mig-escalate' && a.id !== first.id)?.id;
-        await new Promise((r) => setTimeout(r, 20));
-      }
+      const second = (
+        await waitFor(
+          async () => (await rt.listApprovals()).find((a) => a.execution === 'mig-escalate' && a.id !== first.id),
+          'the escalation',
+        )
+      ).id;
       expect(rt.notifier.messages.get(second as string)?.channel).toBe('#eng-managers');
       expect((await rt.decide(second as string, 'approve', { slack: LEAD })).outcome).toBe('approved');
       const result = await first.done;
@@ -197,11 +179,7 @@ describe('e2e: test-generation waits for CI through the signed /webhooks/ci rout
       const input = exampleInput(repo, 'tg-1', 'test-generation');
       input.change.testCoverage = 62.5;
       const done = rt.startExecution('test-generation', 'tg-1', input);
-      let pending: PendingApproval | undefined;
-      for (let i = 0; i < 600 && !pending; i++) {
-        pending = (await rt.listApprovals()).find((a) => a.execution === 'tg-1');
-        if (!pending) await new Promise((r) => setTimeout(r, 20));
-      }
+      const pending = await waitFor(async () => (await rt.listApprovals()).find((a) => a.execution === 'tg-1'), 'the CI gate');
       expect(pending).toMatchObject({ kind: 'ci', phase: 'execution' });
       const report = JSON.stringify({
         repository: 'acme/shop-apps',

@@ -7,12 +7,11 @@ import type { RunRecord } from '../../lambdas/core/contracts.js';
 import { slackSignature } from '../../lambdas/core/signatures.js';
 import type { ExampleRepo } from '../../lib/local/example-repo.js';
 import { PROJECT_ROOT } from '../../lib/workspace.js';
-import { exampleRepo, tempDir } from '../helpers.js';
+import { exampleRepo, LEAD, tempDir, waitFor } from '../helpers.js';
 
 const CLI = join(PROJECT_ROOT, 'bin', 'agentflow.js');
 const SECRET = 'serve-test-secret';
 const SLACK = 'serve-test-slack-signing-secret';
-const LEAD = 'U024BE7LH';
 const run = promisify(execFile);
 
 let repo: ExampleRepo;
@@ -70,6 +69,30 @@ async function post(body: string, signature: string | undefined, delivery: strin
   });
 }
 
+/** Polls GET /runs/<name> until the run is no longer RUNNING. */
+const finishedRun = (name: string) =>
+  waitFor(async () => {
+    const r = await fetch(`${url}/runs/${name}`);
+    const record = r.ok ? ((await r.json()) as RunRecord) : undefined;
+    return record && record.status !== 'RUNNING' ? record : undefined;
+  }, `run ${name}`);
+
+/** Sends a signed `/agentflow <text>` slash command as the lead; returns the status and the ephemeral answer. */
+async function slackCommand(text: string, trigger: string): Promise<{ status: number; answer: { response_type: string; text: string } }> {
+  const body = new URLSearchParams({ command: '/agentflow', text, user_id: LEAD, trigger_id: trigger }).toString();
+  const ts = Math.floor(Date.now() / 1000);
+  const res = await fetch(`${url}/webhooks/slack/commands`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      'x-slack-request-timestamp': String(ts),
+      'x-slack-signature': slackSignature(SLACK, ts, body),
+    },
+    body,
+  });
+  return { status: res.status, answer: (await res.json()) as { response_type: string; text: string } };
+}
+
 describe('e2e: agentflow serve', () => {
   it('refuses a forged or unsigned delivery with 401 and starts nothing', async () => {
     const body = payload();
@@ -87,13 +110,7 @@ describe('e2e: agentflow serve', () => {
     const name = executions[0]?.name as string;
     expect(name).toBe('a1b2c3d4-0000-4000-8000-000000000042-pr-review');
 
-    let record: RunRecord | undefined;
-    for (let i = 0; i < 100; i++) {
-      const r = await fetch(`${url}/runs/${name}`);
-      record = r.ok ? ((await r.json()) as RunRecord) : undefined;
-      if (record && record.status !== 'RUNNING') break;
-      await new Promise((ok) => setTimeout(ok, 100));
-    }
+    const record = await finishedRun(name);
     expect(record).toMatchObject({ status: 'SUCCEEDED', workflow: 'pr-review', repository: 'acme/shop-apps', number: 42 });
     expect(record?.findings).toBeGreaterThan(0);
     expect(record?.agents).toHaveLength(4);
@@ -114,24 +131,11 @@ describe('e2e: agentflow serve', () => {
   });
 
   it('starts a workflow from the Slack command; `agentflow approvals` lists its approval and `agentflow approve` decides it while serve runs', async () => {
-    const body = new URLSearchParams({
-      command: '/agentflow',
-      text: `run architecture-migration repo=acme/shop-apps base=${repo.base} head=${repo.head}`,
-      user_id: LEAD,
-      trigger_id: '13345224609.738474920.8088930838d88f008e0',
-    }).toString();
-    const ts = Math.floor(Date.now() / 1000);
-    const res = await fetch(`${url}/webhooks/slack/commands`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/x-www-form-urlencoded',
-        'x-slack-request-timestamp': String(ts),
-        'x-slack-signature': slackSignature(SLACK, ts, body),
-      },
-      body,
-    });
-    expect(res.status).toBe(200);
-    const answer = (await res.json()) as { response_type: string; text: string };
+    const { status, answer } = await slackCommand(
+      `run architecture-migration repo=acme/shop-apps base=${repo.base} head=${repo.head}`,
+      '13345224609.738474920.8088930838d88f008e0',
+    );
+    expect(status).toBe(200);
     expect(answer.response_type).toBe('ephemeral');
     const execution = /execution `([^`]+)`/.exec(answer.text)?.[1] as string;
     expect(execution).toContain('architecture-migration');
@@ -159,42 +163,20 @@ describe('e2e: agentflow serve', () => {
     const { stdout } = await run(process.execPath, [CLI, 'approve', pending[0]?.id as string, '--as', LEAD, '--state-dir', stateDir]);
     expect(stdout).toContain(`approved by <@${LEAD}>`);
 
-    let record: RunRecord | undefined;
-    for (let i = 0; i < 100; i++) {
-      const r = await fetch(`${url}/runs/${execution}`);
-      record = r.ok ? ((await r.json()) as RunRecord) : undefined;
-      if (record && record.status !== 'RUNNING') break;
-      await new Promise((ok) => setTimeout(ok, 100));
-    }
+    const record = await finishedRun(execution);
     expect(record).toMatchObject({ status: 'SUCCEEDED', workflow: 'architecture-migration' });
   });
 
   it('`/agentflow reject <id>` in a pull-request comment decides as the GitHub user; `/agentflow review` runs the review again', async () => {
-    const body = new URLSearchParams({
-      command: '/agentflow',
-      text: `run architecture-migration repo=acme/shop-apps base=${repo.base} head=${repo.head}`,
-      user_id: LEAD,
-      trigger_id: 'trigger-2',
-    }).toString();
-    const ts = Math.floor(Date.now() / 1000);
-    const started = (await (
-      await fetch(`${url}/webhooks/slack/commands`, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/x-www-form-urlencoded',
-          'x-slack-request-timestamp': String(ts),
-          'x-slack-signature': slackSignature(SLACK, ts, body),
-        },
-        body,
-      })
-    ).json()) as { text: string };
-    const execution = /execution `([^`]+)`/.exec(started.text)?.[1] as string;
-    let id: string | undefined;
-    for (let i = 0; i < 100 && !id; i++) {
+    const { answer } = await slackCommand(
+      `run architecture-migration repo=acme/shop-apps base=${repo.base} head=${repo.head}`,
+      'trigger-2',
+    );
+    const execution = /execution `([^`]+)`/.exec(answer.text)?.[1] as string;
+    const id = await waitFor(async () => {
       const list = (await (await fetch(`${url}/approvals`)).json()) as { approvals: Array<{ id: string; execution: string }> };
-      id = list.approvals.find((a) => a.execution === execution)?.id;
-      if (!id) await new Promise((ok) => setTimeout(ok, 100));
-    }
+      return list.approvals.find((a) => a.execution === execution)?.id;
+    }, 'the approval');
     const comment = (text: string, login: string, association = 'MEMBER') =>
       JSON.stringify({
         action: 'created',

@@ -1,18 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GatewayConfigSchema } from '../../lambdas/core/gateway-config.js';
 import { slackSignature, verifySlackSignature } from '../../lambdas/core/signatures.js';
 import { APPROVE_ACTION, REJECT_ACTION } from '../../lambdas/core/slack.js';
 import { type IngressDeps, routeIngress } from '../../lambdas/webhook/routes.js';
 import { handleSlackCommand } from '../../lambdas/webhook/slack.js';
 import type { ExampleRepo } from '../../lib/local/example-repo.js';
-import { LocalRuntime } from '../../lib/local/runtime.js';
+import type { LocalRuntime } from '../../lib/local/runtime.js';
 import { localIngress } from '../../lib/local/server.js';
 import type { Workflow } from '../../lib/workflow/index.js';
 import { loadWorkspace, type Workspace } from '../../lib/workspace.js';
-import { exampleRepo, tempDir } from '../helpers.js';
+import { approvalRuntime, exampleRepo, LEAD, waitFor } from '../helpers.js';
 
 const SIGNING = 'local-slack-signing-secret';
-const LEAD = 'U024BE7LH';
 let repo: ExampleRepo;
 
 /** Slack's documented request-signing example. Source: https://api.slack.com/authentication/verifying-requests-from-slack (2026-11) */
@@ -53,28 +51,9 @@ function withTimeout(ws: Workspace, seconds: number): Workspace {
   return { ...ws, workflows: new Map([...ws.workflows, ['architecture-migration', { ...wf, phases }]]) };
 }
 
-async function runtime(workspace = loadWorkspace()) {
-  return LocalRuntime.start({
-    stateDir: tempDir(),
-    repoPath: repo.path,
-    workspace,
-    persist: false,
-    modes: { openai: 'offline', bedrock: 'offline', 'openai-compatible': 'offline' },
-    retryDelayMs: 1,
-    gateway: GatewayConfigSchema.parse({ retry: { baseDelayMs: 1, maxDelayMs: 5 } }),
-    groups: { 'mobile-leads': { slack: [LEAD], github: ['octocat'] } },
-    print: () => undefined,
-  });
-}
-
-async function pendingFor(rt: LocalRuntime, execution: string): Promise<string> {
-  for (let i = 0; i < 600; i++) {
-    const a = (await rt.listApprovals()).find((x) => x.execution === execution);
-    if (a) return a.id;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`no approval for ${execution}`);
-}
+const runtime = (workspace = loadWorkspace()) => approvalRuntime(repo, { workspace });
+const pendingFor = async (rt: LocalRuntime, execution: string) =>
+  (await waitFor(async () => (await rt.listApprovals()).find((x) => x.execution === execution), `the approval of ${execution}`)).id;
 
 /** Starts architecture-migration through the Slack command and returns its execution name. */
 async function runFromSlack(deps: IngressDeps): Promise<string> {

@@ -65,25 +65,26 @@ describe('Stack: AgentFlowStack', () => {
     const def = compileWorkflow(wf);
     const gate = def.States['Approve: approve'] as Record<string, unknown>;
     delete gate.TimeoutSeconds;
-    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
-    const stack = new Stack(app, 'Check', { env: { account: '123456789012', region: 'us-east-1' } });
-    const fn = LambdaFunction.fromFunctionAttributes(stack, 'Fn', {
-      functionArn: 'arn:aws:lambda:us-east-1:123456789012:function:f',
-      sameEnvironment: true,
-    });
-    const functions = { loadContext: fn, invokeAgent: fn, aggregate: fn, publish: fn, requestApproval: fn };
-    const common = { workflow: wf, functions, namePrefix: 't', logRetention: 1 as never, removalPolicy: RemovalPolicy.DESTROY };
-    new WorkflowStateMachine(stack, 'NoTimeout', { ...common, definition: def });
-    expect(() => app.synth()).toThrow(/callback state "Approve: approve" waits for a task token without TimeoutSeconds/);
-    const app2 = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
-    const stack2 = new Stack(app2, 'Check2', { env: { account: '123456789012', region: 'us-east-1' } });
-    const fn2 = LambdaFunction.fromFunctionAttributes(stack2, 'Fn', {
-      functionArn: 'arn:aws:lambda:us-east-1:123456789012:function:f',
-      sameEnvironment: true,
-    });
-    const f2 = { loadContext: fn2, invokeAgent: fn2, aggregate: fn2, publish: fn2, requestApproval: fn2 };
-    new WorkflowStateMachine(stack2, 'Express', { ...common, functions: f2, type: StateMachineType.EXPRESS });
-    expect(() => app2.synth()).toThrow(/callback states need a STANDARD state machine/);
+    const synth = (props: Partial<ConstructorParameters<typeof WorkflowStateMachine>[2]>) => () => {
+      const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+      const stack = new Stack(app, 'Check', { env: { account: '123456789012', region: 'us-east-1' } });
+      const fn = LambdaFunction.fromFunctionAttributes(stack, 'Fn', {
+        functionArn: 'arn:aws:lambda:us-east-1:123456789012:function:f',
+        sameEnvironment: true,
+      });
+      const functions = { loadContext: fn, invokeAgent: fn, aggregate: fn, publish: fn, requestApproval: fn };
+      new WorkflowStateMachine(stack, 'Machine', {
+        workflow: wf,
+        functions,
+        namePrefix: 't',
+        logRetention: 1 as never,
+        removalPolicy: RemovalPolicy.DESTROY,
+        ...props,
+      });
+      app.synth();
+    };
+    expect(synth({ definition: def })).toThrow(/callback state "Approve: approve" waits for a task token without TimeoutSeconds/);
+    expect(synth({ type: StateMachineType.EXPRESS })).toThrow(/callback states need a STANDARD state machine/);
   });
 
   it('fails synth naming the context path when a workflow names an undefined approver group', () => {
