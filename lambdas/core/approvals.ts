@@ -261,7 +261,8 @@ export async function mayDecide(record: ApprovalRecord, actor: Actor, teams?: Te
  * Decides an approval (or completes a CI callback) once.
  *
  * Order: unknown id → `unknown`; a decider who is not an approver → `forbidden` (nothing written,
- * the token untouched); already decided → `already-decided`; past the deadline → `expired`; then
+ * the token untouched); already decided → `already-decided`; past the deadline → `expired` (marked
+ * EXPIRED and the message updated); then
  * the conditional claim (a concurrent decision loses here); then SendTaskSuccess
  * (`{ outcome, by, at, approvalId, ...output }`) or SendTaskFailure (`ApprovalRejectedError`,
  * cause = the same JSON); `TaskTimedOut`/`InvalidToken` mark it EXPIRED and answer `expired`;
@@ -290,7 +291,12 @@ export async function decideApproval(
   const expired: Decision = { outcome: 'expired', message: `${what} expired at ${record.deadline}; nothing was changed.`, approval };
   if (record.status === 'EXPIRED') return expired;
   if (record.status !== 'PENDING') return decided(record);
-  if (now.getTime() >= Date.parse(record.deadline)) return expired;
+  if (now.getTime() >= Date.parse(record.deadline)) {
+    // The state timed out without a decision: mark it and show it on the message.
+    await deps.approvals.expire(id);
+    await deps.notifier.decided({ ...record, status: 'EXPIRED' }).catch(() => undefined);
+    return expired;
+  }
 
   const status = decision === 'approve' ? 'APPROVED' : 'REJECTED';
   const by = actorName(actor);

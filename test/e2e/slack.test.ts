@@ -191,6 +191,8 @@ describe('e2e: a click after the timeout', () => {
       const res = await routeIngress('/webhooks/slack/interactions', signed(click(id, APPROVE_ACTION)), deps);
       expect(JSON.parse(res.body)).toMatchObject({ outcome: 'expired', text: expect.stringContaining('expired') });
       expect((await rt.runs.get(name))?.status).toBe('STOPPED');
+      // The message now shows that the approval expired, without buttons.
+      expect(rt.notifier.messages.get(id)?.text).toContain('Expired at');
     } finally {
       await rt.stop();
     }
