@@ -13,10 +13,10 @@ const conditionFailed = (e: unknown) =>
   e instanceof ConditionalCheckFailedException || (e as Error).name === 'ConditionalCheckFailedException';
 
 /**
- * Approvals in the AgentFlow table: `pk = APPROVAL#<id>`, `sk = APPROVAL`. A pending record is in
- * `gsi1` under `APPROVALS#PENDING` (sorted by deadline); a decision removes it from there in the
- * same conditional write that takes it. A pending CI callback also has a pointer item
- * `pk = CI#<repo>#<sha>` so CI can report by commit.
+ * Approvals in the AgentFlow table: `pk = APPROVAL#<id>`, `sk = APPROVAL`. Once its message is
+ * posted a pending record is in `gsi1` under `APPROVALS#PENDING` (sorted by deadline); a decision
+ * removes it from there in the same conditional write that takes it. A CI callback also has a
+ * pointer item `pk = CI#<repo>#<sha>`, written first, so CI can report by commit.
  */
 export class DynamoApprovalStore implements ApprovalStore {
   constructor(
@@ -26,13 +26,6 @@ export class DynamoApprovalStore implements ApprovalStore {
 
   async create(record: ApprovalRecord): Promise<void> {
     const expiresAt = Math.floor(Date.parse(record.deadline) / 1000) + KEEP_SECONDS;
-    await this.doc.send(
-      new PutCommand({
-        TableName: this.table,
-        Item: { ...record, ...key(record.id), gsi1pk: PENDING, gsi1sk: `${record.deadline}#${record.id}`, expiresAt },
-        ConditionExpression: 'attribute_not_exists(pk)',
-      }),
-    );
     if (record.kind === 'ci') {
       await this.doc.send(
         new PutCommand({
@@ -41,6 +34,13 @@ export class DynamoApprovalStore implements ApprovalStore {
         }),
       );
     }
+    await this.doc.send(
+      new PutCommand({
+        TableName: this.table,
+        Item: { ...record, ...key(record.id), expiresAt },
+        ConditionExpression: 'attribute_not_exists(pk)',
+      }),
+    );
   }
 
   async get(id: string): Promise<ApprovalRecord | undefined> {
@@ -103,15 +103,29 @@ export class DynamoApprovalStore implements ApprovalStore {
     );
   }
 
-  async setMessage(id: string, message: MessageRef): Promise<void> {
-    await this.doc.send(
-      new UpdateCommand({
-        TableName: this.table,
-        Key: key(id),
-        UpdateExpression: 'SET message = :m',
-        ExpressionAttributeValues: { ':m': message },
-      }),
-    );
+  async activate(id: string, message: MessageRef | undefined): Promise<void> {
+    const record = await this.get(id);
+    if (!record) return;
+    await this.doc
+      .send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: key(id),
+          // Only while still pending: a decision may already have taken it.
+          UpdateExpression: `SET gsi1pk = :p, gsi1sk = :sk${message ? ', message = :m' : ''}`,
+          ConditionExpression: '#s = :pending',
+          ExpressionAttributeNames: { '#s': 'status' },
+          ExpressionAttributeValues: {
+            ':p': PENDING,
+            ':sk': `${record.deadline}#${id}`,
+            ':pending': 'PENDING',
+            ...(message ? { ':m': message } : {}),
+          },
+        }),
+      )
+      .catch((e: unknown) => {
+        if (!conditionFailed(e)) throw e;
+      });
   }
 
   async listPending(): Promise<ApprovalRecord[]> {

@@ -149,8 +149,12 @@ export interface ApprovalStore {
   release(id: string, by: string, at: string): Promise<void>;
   /** Marks a pending record whose task is gone as EXPIRED. */
   expire(id: string): Promise<void>;
-  setMessage(id: string, message: MessageRef): Promise<void>;
-  /** Pending records, soonest deadline first. */
+  /**
+   * Lists a created record as pending, with where its message is: called once the message is
+   * posted, so a listed approval is always complete.
+   */
+  activate(id: string, message: MessageRef | undefined): Promise<void>;
+  /** Pending records (activated, not decided), soonest deadline first. */
   listPending(): Promise<ApprovalRecord[]>;
   /** The pending CI callback of a commit, if any. */
   findPendingCi(repository: string, headSha: string): Promise<ApprovalRecord | undefined>;
@@ -226,8 +230,7 @@ export async function requestApproval(raw: unknown, deps: RequestApprovalDeps): 
     escalation: input.escalation,
   };
   await deps.approvals.create(record);
-  const message = await deps.notifier.request(record);
-  if (message) await deps.approvals.setMessage(id, message);
+  await deps.approvals.activate(id, await deps.notifier.request(record));
   return { approvalId: id };
 }
 
