@@ -23,7 +23,7 @@ const DEV_SECRET = 'agentflow-local-dev-secret';
 
 const program = new Command()
   .name('agentflow')
-  .description('Run AI agent workflows on pull requests: validate, graph and run them locally, serve the webhook.')
+  .description('Run AI agent workflows on pull requests: validate, graph and run them locally, serve the webhooks, decide approvals.')
   .showHelpAfterError();
 
 const stateDirOption = () =>
