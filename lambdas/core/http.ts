@@ -52,3 +52,23 @@ export function bodyBytes(req: HttpRequest): number {
   const n = req.body?.length ?? 0;
   return req.isBase64Encoded ? Math.floor((n * 3) / 4) : Buffer.byteLength(req.body ?? '');
 }
+
+/** A dependency did not answer in the time the route has left. */
+export class DeadlineError extends Error {
+  constructor(ms: number) {
+    super(`no answer within ${ms} ms`);
+    this.name = 'DeadlineError';
+  }
+}
+
+/**
+ * `p`, or a rejection with {@link DeadlineError} after `ms` (at least 1 ms), whichever comes first;
+ * the timer is cleared either way. The work itself is not cancelled.
+ */
+export function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new DeadlineError(ms)), Math.max(1, ms));
+  });
+  return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
+}

@@ -10,6 +10,7 @@ import {
   mediaType,
   rawBody,
   UNAUTHORIZED,
+  withDeadline,
 } from '../core/http.js';
 import type { ChangeLookup, DeliveryGuard, ExecutionStarter } from '../core/ports.js';
 import { verifyGithubSignature } from '../core/signatures.js';
@@ -46,22 +47,6 @@ export interface GithubDeliveryDeps {
   approvals?: DecideDeps;
   /** `/agentflow review` on a pull request: the pull request's current head and base. */
   changes?: ChangeLookup;
-}
-
-/** Rejects with `DeadlineError` after `ms`. */
-class DeadlineError extends Error {
-  constructor(ms: number) {
-    super(`no answer within ${ms} ms`);
-    this.name = 'DeadlineError';
-  }
-}
-
-function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new DeadlineError(ms)), Math.max(1, ms));
-  });
-  return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
 }
 
 /** A 5xx that tells GitHub's admin to redeliver; it names no internals. */

@@ -3,6 +3,7 @@ import { type ApproverGroups, type DecideDeps, decideApproval, resolveApprovers 
 import type { Change, ExecutionInput } from '../core/contracts.js';
 import {
   bodyBytes,
+  DeadlineError,
   type HttpRequest,
   type HttpResponse,
   json,
@@ -11,6 +12,7 @@ import {
   mediaType,
   rawBody,
   UNAUTHORIZED,
+  withDeadline,
 } from '../core/http.js';
 import type { ChangeLookup, ExecutionStarter, RunStore } from '../core/ports.js';
 import { verifySlackSignature } from '../core/signatures.js';
@@ -54,7 +56,13 @@ async function verified(req: HttpRequest, deps: SlackDeps): Promise<URLSearchPar
   if (mediaType(h['content-type']) !== FORM) return json(415, { message: `Slack sends ${FORM}` });
   const body = rawBody(req);
   const now = Math.floor((deps.now ?? Date.now)() / 1000);
-  const ok = verifySlackSignature(await deps.signingSecrets(), body, h['x-slack-request-timestamp'], h['x-slack-signature'], now);
+  let secrets: readonly string[];
+  try {
+    secrets = await withDeadline(deps.signingSecrets(), 1500);
+  } catch {
+    return json(503, { message: 'try again' });
+  }
+  const ok = verifySlackSignature(secrets, body, h['x-slack-request-timestamp'], h['x-slack-signature'], now);
   if (!ok) return UNAUTHORIZED();
   return new URLSearchParams(body.toString('utf8'));
 }
@@ -148,19 +156,15 @@ async function runWorkflow(
       const input: ExecutionInput = { runId: name, workflow: id, change };
       return deps.starter.start(id, name, input);
     })();
-    const r = await Promise.race([
-      work,
-      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), remaining()).unref()),
-    ]);
+    const r = await withDeadline(work, remaining());
     return say(
       r.started
         ? `Started \`${id}\` as execution \`${r.name}\`. Follow it with \`/agentflow status ${r.name}\`.`
         : `\`${r.name}\` is already running (this command was received before).`,
     );
   } catch (e) {
-    return say(
-      `Could not start \`${id}\`: ${(e as Error).message === 'timeout' ? 'GitHub or Step Functions did not answer in time; try again' : (e as Error).message}.`,
-    );
+    const why = e instanceof DeadlineError ? 'GitHub or Step Functions did not answer in time; try again' : (e as Error).message;
+    return say(`Could not start \`${id}\`: ${why}.`);
   }
 }
 
