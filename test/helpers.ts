@@ -82,10 +82,10 @@ export type GatewayEnv = Awaited<ReturnType<typeof startGateway>>;
 export const LEAD = 'U024BE7LH';
 
 /**
- * A local runtime on the example repository for approval tests: in memory, offline models, fast
- * retries, quiet, with the approver group `mobile-leads` = { slack: [LEAD], github: [octocat] }.
+ * A local runtime on the example repository for tests: in memory, offline models, fast retries,
+ * approval requests not printed, with the approver group `mobile-leads` = { slack: [LEAD], github: [octocat] }.
  */
-export function approvalRuntime(repo: ExampleRepo, options: Partial<LocalRuntimeOptions> = {}): Promise<LocalRuntime> {
+export function testRuntime(repo: ExampleRepo, options: Partial<LocalRuntimeOptions> = {}): Promise<LocalRuntime> {
   return LocalRuntime.start({
     stateDir: tempDir(),
     repoPath: repo.path,

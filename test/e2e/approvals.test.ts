@@ -7,7 +7,7 @@ import type { ExecutionResult, LocalRuntime } from '../../lib/local/runtime.js';
 import { localIngress } from '../../lib/local/server.js';
 import type { GatePhase, Workflow } from '../../lib/workflow/index.js';
 import { loadWorkspace, type Workspace } from '../../lib/workspace.js';
-import { approvalRuntime, exampleInput, exampleRepo, LEAD, waitFor } from '../helpers.js';
+import { exampleInput, exampleRepo, LEAD, testRuntime, waitFor } from '../helpers.js';
 
 const CI_SECRET = 'ci-callback-secret';
 let repo: ExampleRepo;
@@ -19,7 +19,7 @@ function withGate(ws: Workspace, gate: Partial<GatePhase>): Workspace {
   return { ...ws, workflows: new Map([...ws.workflows, ['architecture-migration', { ...wf, phases }]]) };
 }
 
-const runtime = (workspace: Workspace) => approvalRuntime(repo, { workspace });
+const runtime = (workspace: Workspace) => testRuntime(repo, { workspace });
 
 /** Starts architecture-migration and waits until its approval is pending. */
 async function startAndWait(rt: LocalRuntime, name: string): Promise<{ id: string; done: Promise<ExecutionResult> }> {

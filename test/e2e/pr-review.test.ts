@@ -3,27 +3,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunSummary } from '../../lambdas/core/contracts.js';
 import { GatewayConfigSchema } from '../../lambdas/core/gateway-config.js';
 import type { ExampleRepo } from '../../lib/local/example-repo.js';
-import { LocalRuntime } from '../../lib/local/runtime.js';
-import { loadWorkspace } from '../../lib/workspace.js';
-import { exampleInput, exampleRepo, tempDir } from '../helpers.js';
+import type { LocalRuntime, LocalRuntimeOptions } from '../../lib/local/runtime.js';
+import { exampleInput, exampleRepo, tempDir, testRuntime } from '../helpers.js';
 
 let repo: ExampleRepo;
 beforeAll(() => {
   repo = exampleRepo();
 });
 
-async function runtimeWith(options: Partial<Parameters<typeof LocalRuntime.start>[0]> = {}) {
-  return LocalRuntime.start({
-    stateDir: tempDir(),
-    repoPath: repo.path,
-    workspace: loadWorkspace(),
-    persist: false,
-    modes: { openai: 'offline', bedrock: 'offline', 'openai-compatible': 'offline' },
-    retryDelayMs: 1,
-    gateway: GatewayConfigSchema.parse({ retry: { baseDelayMs: 1, maxDelayMs: 5 } }),
-    ...options,
-  });
-}
+const runtimeWith = (options: Partial<LocalRuntimeOptions> = {}) => testRuntime(repo, options);
 
 describe('e2e: pr-review on the local runtime', () => {
   let rt: LocalRuntime;

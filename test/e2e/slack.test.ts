@@ -8,7 +8,7 @@ import type { LocalRuntime } from '../../lib/local/runtime.js';
 import { localIngress } from '../../lib/local/server.js';
 import type { Workflow } from '../../lib/workflow/index.js';
 import { loadWorkspace, type Workspace } from '../../lib/workspace.js';
-import { approvalRuntime, exampleRepo, LEAD, waitFor } from '../helpers.js';
+import { exampleRepo, LEAD, testRuntime, waitFor } from '../helpers.js';
 
 const SIGNING = 'local-slack-signing-secret';
 let repo: ExampleRepo;
@@ -51,7 +51,7 @@ function withTimeout(ws: Workspace, seconds: number): Workspace {
   return { ...ws, workflows: new Map([...ws.workflows, ['architecture-migration', { ...wf, phases }]]) };
 }
 
-const runtime = (workspace = loadWorkspace()) => approvalRuntime(repo, { workspace });
+const runtime = (workspace = loadWorkspace()) => testRuntime(repo, { workspace });
 const pendingFor = async (rt: LocalRuntime, execution: string) =>
   (await waitFor(async () => (await rt.listApprovals()).find((x) => x.execution === execution), `the approval of ${execution}`)).id;
 
