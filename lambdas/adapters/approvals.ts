@@ -8,6 +8,10 @@ const KEEP_SECONDS = 30 * 24 * 3600;
 const PENDING = 'APPROVALS#PENDING';
 const key = (id: string) => ({ pk: `APPROVAL#${id}`, sk: 'APPROVAL' });
 const ciKey = (repository: string, sha: string) => `CI#${repository}#${sha}`;
+const runKey = (execution: string, phase: string, escalation: boolean) => ({
+  pk: `APPROVAL_RUN#${execution}`,
+  sk: `${phase}#${escalation ? 'escalation' : 'request'}`,
+});
 
 const conditionFailed = (e: unknown) =>
   e instanceof ConditionalCheckFailedException || (e as Error).name === 'ConditionalCheckFailedException';
@@ -16,7 +20,8 @@ const conditionFailed = (e: unknown) =>
  * Approvals in the AgentFlow table: `pk = APPROVAL#<id>`, `sk = APPROVAL`. Once its message is
  * posted a pending record is in `gsi1` under `APPROVALS#PENDING` (sorted by deadline); a decision
  * removes it from there in the same conditional write that takes it. A CI callback also has a
- * pointer item `pk = CI#<repo>#<sha>`, written first, so CI can report by commit.
+ * pointer item `pk = CI#<repo>#<sha>`, written first, so CI can report by commit; every request has
+ * one under `pk = APPROVAL_RUN#<execution>` so the state's timeout path can find it.
  */
 export class DynamoApprovalStore implements ApprovalStore {
   constructor(
@@ -41,6 +46,20 @@ export class DynamoApprovalStore implements ApprovalStore {
         ConditionExpression: 'attribute_not_exists(pk)',
       }),
     );
+    await this.doc.send(
+      new PutCommand({
+        TableName: this.table,
+        Item: { ...runKey(record.execution, record.phase, record.escalation), approvalId: record.id, expiresAt },
+      }),
+    );
+  }
+
+  async findByRun(execution: string, phase: string, escalation: boolean): Promise<ApprovalRecord | undefined> {
+    const r = await this.doc.send(
+      new GetCommand({ TableName: this.table, Key: runKey(execution, phase, escalation), ConsistentRead: true }),
+    );
+    const id = r.Item?.approvalId as string | undefined;
+    return id ? this.get(id) : undefined;
   }
 
   async get(id: string): Promise<ApprovalRecord | undefined> {

@@ -156,6 +156,8 @@ export interface ApprovalStore {
   activate(id: string, message: MessageRef | undefined): Promise<void>;
   /** Pending records (activated, not decided), soonest deadline first. */
   listPending(): Promise<ApprovalRecord[]>;
+  /** The request a waiting state of `execution` made for `phase` (the escalation's when `escalation`). */
+  findByRun(execution: string, phase: string, escalation: boolean): Promise<ApprovalRecord | undefined>;
   /** The pending CI callback of a commit, if any. */
   findPendingCi(repository: string, headSha: string): Promise<ApprovalRecord | undefined>;
 }
@@ -232,6 +234,34 @@ export async function requestApproval(raw: unknown, deps: RequestApprovalDeps): 
   await deps.approvals.create(record);
   await deps.approvals.activate(id, await deps.notifier.request(record));
   return { approvalId: id };
+}
+
+/** The payload of the compiled gate's timeout path: mark the timed-out request expired. */
+export const ExpireApprovalInputSchema = z.strictObject({
+  action: z.literal('expire'),
+  runId: z.string().min(1),
+  phase: z.string().min(1),
+  escalation: z.boolean().default(false),
+});
+
+/** Whether a RequestApproval payload is the timeout path's `expire` action. */
+export const isExpireAction = (raw: unknown): boolean => (raw as { action?: unknown } | null)?.action === 'expire';
+
+/**
+ * ExpireApproval (the gate's timeout path, same Lambda as RequestApproval): marks the state's
+ * still-pending request EXPIRED and updates its message, so nobody is left looking at buttons that
+ * can no longer work. @returns whether a pending request was expired
+ */
+export async function expireApproval(
+  raw: unknown,
+  deps: Pick<RequestApprovalDeps, 'approvals' | 'notifier'>,
+): Promise<{ expired: boolean }> {
+  const input = parseInput(ExpireApprovalInputSchema, raw, 'ExpireApproval');
+  const record = await deps.approvals.findByRun(input.runId, input.phase, input.escalation);
+  if (record?.status !== 'PENDING') return { expired: false };
+  await deps.approvals.expire(record.id);
+  await deps.notifier.decided({ ...record, status: 'EXPIRED' });
+  return { expired: true };
 }
 
 export interface DecideDeps {

@@ -1,6 +1,6 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
-import { requestApproval } from '../core/approvals.js';
+import { expireApproval, isExpireAction, requestApproval } from '../core/approvals.js';
 import { cloudDecideDeps, groups } from '../shared/approvals.js';
 import { logger } from '../shared/powertools.js';
 
@@ -9,9 +9,11 @@ const { approvals, notifier } = cloudDecideDeps();
 /**
  * RequestApproval task (`lambda:invoke.waitForTaskToken`): stores the task token under a new
  * opaque id and posts the Slack message (see {@link requestApproval}). Step Functions waits for
- * the decision or the state's TimeoutSeconds; this function's return value is ignored.
+ * the decision or the state's TimeoutSeconds; this function's return value is ignored. The gate's
+ * timeout path calls it with `action: expire` (see {@link expireApproval}).
  */
 export const handler = middy(async (event: unknown) => {
+  if (isExpireAction(event)) return expireApproval(event, { approvals, notifier });
   const r = await requestApproval(event, { approvals, notifier, groups });
   logger.info('approval requested', { approvalId: r.approvalId });
   return r;

@@ -22,6 +22,8 @@ import {
   type DecideDeps,
   type Decision,
   decideApproval,
+  expireApproval,
+  isExpireAction,
   listApprovals,
   type PendingApproval,
   RequestApprovalInputSchema,
@@ -247,7 +249,8 @@ export class LocalRuntime {
       invokeAgent: (p) => invokeAgent(p, deps),
       aggregate: (p) => aggregate(p, deps),
       publish: (p) => publish(p, deps),
-      requestApproval: (p) => this.waitForCallback(p),
+      requestApproval: (p) =>
+        isExpireAction(p) ? expireApproval(p, { approvals: this.approvals, notifier: this.notifier }) : this.waitForCallback(p),
     };
     const out: Record<string, (input: unknown) => Promise<unknown>> = {};
     for (const [name, state] of taskStates(def)) {

@@ -370,7 +370,13 @@ export function gateStates(phase: GatePhase, next: string): Record<string, AslSt
   });
   const states: Record<string, AslState> = {};
   const escalate = phase.kind === 'approval' && phase.onTimeout === 'escalate' ? phase.escalate : undefined;
-  states[gateStateName(phase, false)] = request(false, phase.channel, phase.approvers, phase.timeoutSeconds, timedOut);
+  states[gateStateName(phase, false)] = request(
+    false,
+    phase.channel,
+    phase.approvers,
+    phase.timeoutSeconds,
+    `Expire request: ${phase.name}`,
+  );
   states[rejected] = {
     Type: 'Pass',
     Comment: 'SendTaskFailure carried the decision as JSON in the Cause.',
@@ -378,6 +384,20 @@ export function gateStates(phase: GatePhase, next: string): Record<string, AslSt
     ResultPath: at,
     Next: decide,
   };
+  // On a timeout, first mark the request expired (its message shows it), then record the outcome.
+  const expireRequest = (escalation: boolean, next: string): AslState =>
+    lambdaTask(
+      'requestApproval',
+      { action: 'expire', 'runId.$': '$.runId', phase: phase.name, escalation },
+      {
+        Comment: 'Marks the timed-out request EXPIRED and updates its message; a failure here does not stop the run.',
+        TimeoutSeconds: 60,
+        ResultPath: null,
+        Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: null, Next: next }],
+        Next: next,
+      },
+    );
+  states[`Expire request: ${phase.name}`] = expireRequest(false, timedOut);
   states[timedOut] = { Type: 'Pass', Result: { outcome: 'timeout' }, ResultPath: at, Next: decide };
   const onTimeout = escalate ? gateStateName(phase, true) : phase.onTimeout === 'approve' ? next : stop;
   states[decide] = {
@@ -392,7 +412,14 @@ export function gateStates(phase: GatePhase, next: string): Record<string, AslSt
   };
   if (escalate) {
     const expired = `Expired: ${phase.name}`;
-    states[gateStateName(phase, true)] = request(true, escalate.channel, escalate.approvers, escalate.timeoutSeconds, expired);
+    states[gateStateName(phase, true)] = request(
+      true,
+      escalate.channel,
+      escalate.approvers,
+      escalate.timeoutSeconds,
+      `Expire escalation: ${phase.name}`,
+    );
+    states[`Expire escalation: ${phase.name}`] = expireRequest(true, expired);
     states[expired] = { Type: 'Pass', Result: { outcome: 'expired' }, ResultPath: at, Next: decide };
   }
   states[stop] = {

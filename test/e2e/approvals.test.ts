@@ -122,6 +122,9 @@ describe('e2e: approval timeouts', () => {
       const result = await done;
       expect(result.status).toBe('SUCCEEDED');
       expect((await rt.runs.get('mig-timeout'))?.reason).toContain('ended timeout');
+      // The timeout path marked the request expired and updated its message, before anyone clicked.
+      expect((await rt.approvals.get(id))?.status).toBe('EXPIRED');
+      expect(rt.notifier.messages.get(id)?.text).toContain('Expired at');
       const late = await rt.decide(id, 'approve', { slack: LEAD });
       expect(late.outcome).toBe('expired');
       expect(late.message).toContain('expired');
@@ -148,6 +151,7 @@ describe('e2e: approval timeouts', () => {
         )
       ).id;
       expect(rt.notifier.messages.get(second as string)?.channel).toBe('#eng-managers');
+      expect(rt.notifier.messages.get(first.id)?.text).toContain('Expired at');
       expect((await rt.decide(second as string, 'approve', { slack: LEAD })).outcome).toBe('approved');
       const result = await first.done;
       expect(result.status).toBe('SUCCEEDED');
