@@ -29,3 +29,19 @@ export class SlackApprovalNotifier implements ApprovalNotifier {
     await this.client.chat.update({ channel: record.message.channel, ts: record.message.ts, ...decidedBlocks(record) } as never);
   }
 }
+
+/**
+ * Tells a Slack user something only they see, through an interaction's `response_url` (a POST of
+ * `{ response_type: 'ephemeral', text, replace_original: false }`, 2 s timeout). URLs that are not
+ * Slack's (`https://hooks.slack.com/`) are ignored, so a forged payload cannot make us call elsewhere.
+ * Source: https://api.slack.com/interactivity/handling#message_responses (2026-11)
+ */
+export async function respondToSlack(url: string, message: object): Promise<void> {
+  if (!url.startsWith('https://hooks.slack.com/')) return;
+  await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(message),
+    signal: AbortSignal.timeout(2000),
+  });
+}

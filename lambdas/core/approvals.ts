@@ -386,10 +386,3 @@ export const toPending = (r: ApprovalRecord): PendingApproval => ({
 export async function listApprovals(store: ApprovalStore, now: Date = new Date()): Promise<PendingApproval[]> {
   return (await store.listPending()).filter((r) => Date.parse(r.deadline) > now.getTime()).map(toPending);
 }
-
-/** Parses a duration such as `30s`, `30m`, `24h` or `2d` into seconds. */
-export function durationSeconds(text: string): number {
-  const m = /^(\d+)([smhd])$/.exec(text);
-  if (!m?.[1] || !m[2]) throw new InvalidInputError(`not a duration: ${text} (write 30m, 24h or 2d)`);
-  return Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[m[2] as 's' | 'm' | 'h' | 'd'];
-}

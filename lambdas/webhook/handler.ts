@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { GitHubChangeLookup } from '../adapters/changes.js';
 import { PowertoolsDeliveryGuard } from '../adapters/delivery-guard.js';
 import { DynamoRunStore } from '../adapters/runs.js';
+import { respondToSlack } from '../adapters/slack.js';
 import { SfnExecutionStarter } from '../adapters/starter.js';
 import type { ChangeLookup } from '../core/ports.js';
 import { WorkflowTriggerSchema } from '../core/triggers.js';
@@ -28,17 +29,6 @@ const changes: ChangeLookup = {
   refs: async (repo, base, head) => new GitHubChangeLookup(await githubClient()).refs(repo, base, head),
 };
 
-/** Tells a Slack user something ephemeral through the interaction's `response_url` (2 s timeout). */
-async function respond(url: string, message: object): Promise<void> {
-  if (!url.startsWith('https://hooks.slack.com/')) return;
-  await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(message),
-    signal: AbortSignal.timeout(2000),
-  });
-}
-
 function deps(context: Context): IngressDeps {
   const remainingMs = () => context.getRemainingTimeInMillis();
   return {
@@ -59,7 +49,7 @@ function deps(context: Context): IngressDeps {
       runs: new DynamoRunStore(doc, table),
       changes,
       approvals,
-      respond,
+      respond: respondToSlack,
       remainingMs: () => Math.min(2500, remainingMs() - 500),
     },
     ci: { secrets: () => rotatingSecret(requireEnv('CI_SECRET_NAME'), 'callbackSecret'), approvals },

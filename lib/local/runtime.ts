@@ -249,8 +249,7 @@ export class LocalRuntime {
       invokeAgent: (p) => invokeAgent(p, deps),
       aggregate: (p) => aggregate(p, deps),
       publish: (p) => publish(p, deps),
-      requestApproval: (p) =>
-        isExpireAction(p) ? expireApproval(p, { approvals: this.approvals, notifier: this.notifier }) : this.waitForCallback(p),
+      requestApproval: (p) => (isExpireAction(p) ? expireApproval(p, this.decideDeps) : this.waitForCallback(p)),
     };
     const out: Record<string, (input: unknown) => Promise<unknown>> = {};
     for (const [name, state] of taskStates(def)) {

@@ -1,8 +1,10 @@
 import { join } from 'node:path';
 import aslValidator from 'asl-validator';
 import { describe, expect, it } from 'vitest';
+import { REJECTED_ERROR } from '../../../lambdas/core/approvals.js';
 import { AgentItemSchema } from '../../../lambdas/core/contracts.js';
 import {
+  APPROVAL_REJECTED_ERROR,
   type AslState,
   type Catalog,
   compileWorkflow,
@@ -151,6 +153,11 @@ phases:
       expect(s.TimeoutSeconds, name).toBeGreaterThan(0);
       expect(name).not.toMatch(/^Task\d*$/);
     }
+  });
+
+  it('catches the error name the decision use case fails a rejected task with', () => {
+    // lib/workflow imports nothing of lambdas/: the two constants must agree.
+    expect(APPROVAL_REJECTED_ERROR).toBe(REJECTED_ERROR);
   });
 
   it('keeps the compiled definition small', () => {
