@@ -65,6 +65,13 @@ export type ModelRef = z.infer<typeof ModelRef>;
 export const TIERS = ['simple', 'medium', 'complex'] as const;
 export type Tier = (typeof TIERS)[number];
 
+/** Include / exclude globs (a glob without a slash matches the file name in any folder, as in .gitignore). */
+export const PathFilterSchema = z.strictObject({
+  include: z.array(z.string()).default([]),
+  exclude: z.array(z.string()).default([]),
+});
+export type PathFilter = z.infer<typeof PathFilterSchema>;
+
 /** A Map item: one agent as the compiler resolved it (prices in USD per million tokens). */
 export const AgentItemSchema = z.strictObject({
   name: z.string(),
@@ -82,6 +89,12 @@ export const AgentItemSchema = z.strictObject({
   output: z.enum(['findings', 'document']).default('findings'),
   /** Set for `model: auto`: the tier models to pick from by the change size (see `routeModel`). */
   auto: z.strictObject({ simple: ModelRef, medium: ModelRef, complex: ModelRef }).optional(),
+  /**
+   * Which changed files this agent reviews: `include` globs (the catalog's `files:` and the agent's
+   * `paths.include`; empty = every file the plan keeps) and `exclude` globs (`paths.exclude`).
+   * A glob without a slash matches the file name in any folder.
+   */
+  paths: PathFilterSchema.default({ include: [], exclude: [] }),
 });
 export type AgentItem = z.infer<typeof AgentItemSchema>;
 

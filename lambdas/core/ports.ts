@@ -53,6 +53,8 @@ export interface TokenUsage {
 export interface ModelResponse {
   text: string;
   usage: TokenUsage;
+  /** The answer was cut at `maxTokens` (OpenAI `finish_reason: "length"`, Bedrock `stopReason: "max_tokens"`). */
+  truncated?: boolean;
   servedBy?: string;
 }
 

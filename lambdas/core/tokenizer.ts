@@ -1,0 +1,106 @@
+import { createRequire } from 'node:module';
+import { Tiktoken, type TiktokenBPE } from 'js-tiktoken/lite';
+import o200k from 'js-tiktoken/ranks/o200k_base';
+import type { Provider } from './contracts.js';
+
+/**
+ * Token counts from real tokenizers (js-tiktoken, pure JavaScript, no WASM):
+ *
+ * - `openai`: `o200k_base`, the encoding of GPT-4o, GPT-4.1, o-series and GPT-5 models (exact for
+ *   the text; the chat format adds a few tokens per message, see {@link MESSAGE_OVERHEAD_TOKENS}).
+ *   Source: https://github.com/openai/tiktoken (model → encoding table), checked 2026-11-29.
+ * - `claude`: Anthropic's published Claude tokenizer (`@anthropic-ai/tokenizer`, the ranks of the
+ *   Claude 1/2 models, loaded into js-tiktoken). Anthropic publishes no tokenizer for Claude 3 and
+ *   later; their counts run higher than this one on code, so estimates for Claude are multiplied by
+ *   {@link CLAUDE_SAFETY_MARGIN}. Source: https://docs.anthropic.com/en/docs/build-with-claude/token-counting
+ *   (the exact count is the Count Tokens API, a network call we do not make per chunk), 2026-11-29.
+ *
+ * Reservations use these counts as their input part, so they stay close to what the provider
+ * reports (the bench prints estimated ÷ reported) instead of counting every byte as a token.
+ */
+export type TokenizerFamily = 'openai' | 'claude';
+
+/** Multiplier on Claude estimates (see the module docstring): newer Claude tokenizers produce up to ~10 % more tokens on code. */
+export const CLAUDE_SAFETY_MARGIN = 1.1;
+
+/** Tokens a chat request adds per message (role markers, separators): OpenAI's cookbook counts 3–4; we take 8 to be safe. */
+export const MESSAGE_OVERHEAD_TOKENS = 8;
+/** Tokens a request adds once (the assistant priming, the tool/format scaffolding). */
+export const REQUEST_OVERHEAD_TOKENS = 32;
+
+/** The tokenizer family of a provider: `bedrock` serves Claude; the OpenAI APIs use o200k. */
+export const TOKENIZER_OF: Record<Provider, TokenizerFamily> = {
+  bedrock: 'claude',
+  openai: 'openai',
+  'openai-compatible': 'openai',
+};
+
+const encoders: Partial<Record<TokenizerFamily, Tiktoken>> = {};
+
+function encoder(family: TokenizerFamily): Tiktoken {
+  const cached = encoders[family];
+  if (cached) return cached;
+  let made: Tiktoken;
+  if (family === 'openai') {
+    made = new Tiktoken(o200k);
+  } else {
+    // The package is CommonJS with a JSON rank file; read it through require (bundlers inline it).
+    const ranks = createRequire(import.meta.url)('@anthropic-ai/tokenizer/claude.json') as TiktokenBPE;
+    made = new Tiktoken(ranks);
+  }
+  encoders[family] = made;
+  return made;
+}
+
+/**
+ * Tokens of `text` for a tokenizer family (no chat overhead). Special-token text in the input is
+ * counted as ordinary text, as providers do for user content.
+ *
+ * @example countTokens('let x = 1', 'openai') // → 5
+ */
+export function countTokens(text: string, family: TokenizerFamily): number {
+  if (text.length === 0) return 0;
+  const enc = encoder(family);
+  const source = family === 'claude' ? text.normalize('NFKC') : text;
+  // BPE is quadratic in the length of one pre-token: a minified line or a base64 blob would take
+  // seconds. Runs of LONG_RUN or more non-space characters are encoded in RUN_PIECE-character
+  // pieces, the rest in slices cut at line ends. A cut can only split a token in two, so the
+  // count errs high, never low.
+  let n = 0;
+  const encode = (part: string) => {
+    for (let i = 0; i < part.length; ) {
+      let end = Math.min(part.length, i + MAX_SLICE);
+      if (end < part.length) {
+        const nl = part.lastIndexOf('\n', end);
+        if (nl > i) end = nl + 1;
+      }
+      n += enc.encode(part.slice(i, end), [], []).length;
+      i = end;
+    }
+  };
+  const longRun = new RegExp(`\\S{${LONG_RUN},}`, 'g');
+  let last = 0;
+  for (const m of source.matchAll(longRun)) {
+    encode(source.slice(last, m.index));
+    for (let i = 0; i < m[0].length; i += RUN_PIECE) n += enc.encode(m[0].slice(i, i + RUN_PIECE), [], []).length;
+    last = m.index + m[0].length;
+  }
+  encode(source.slice(last));
+  return family === 'claude' ? Math.ceil(n * CLAUDE_SAFETY_MARGIN) : n;
+}
+
+/** Longest slice of ordinary text tokenized in one piece (characters). */
+const MAX_SLICE = 8192;
+/** Non-space runs this long are cut into {@link RUN_PIECE}-character pieces. */
+const LONG_RUN = 128;
+const RUN_PIECE = 32;
+
+/**
+ * Estimated input tokens of a chat request (system prompt and messages) for a provider: the
+ * tokenizer count plus the chat-format overhead. The reservation's input part.
+ */
+export function requestTokens(provider: Provider, system: string, messages: ReadonlyArray<{ content: string }>): number {
+  const family = TOKENIZER_OF[provider];
+  const text = countTokens(system, family) + messages.reduce((n, m) => n + countTokens(m.content, family), 0);
+  return text + REQUEST_OVERHEAD_TOKENS + MESSAGE_OVERHEAD_TOKENS * (messages.length + 1);
+}
