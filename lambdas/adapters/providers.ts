@@ -50,6 +50,7 @@ export interface OpenAIProviderOptions {
 /**
  * OpenAI chat completions through the `openai` SDK. Usage: `prompt_tokens` minus
  * `prompt_tokens_details.cached_tokens` is uncached input; cached tokens are cache reads.
+ * `finish_reason: "length"` (the answer hit `maxTokens`) sets `truncated: true`.
  */
 export class OpenAIProvider implements ModelProvider {
   constructor(
@@ -84,14 +85,16 @@ export class OpenAIProvider implements ModelProvider {
       throw new ProviderUnavailableError(`${this.name}: malformed response (no choices)`, this.name, 200);
     }
     const cached = r.usage?.prompt_tokens_details?.cached_tokens ?? 0;
+    const choice = r.choices[0];
     return {
-      text: r.choices[0]?.message?.content ?? '',
+      text: choice?.message?.content ?? '',
       usage: {
         inputTokens: Math.max(0, (r.usage?.prompt_tokens ?? 0) - cached),
         outputTokens: r.usage?.completion_tokens ?? 0,
         cacheReadTokens: cached,
         cacheWriteTokens: 0,
       },
+      ...(choice?.finish_reason === 'length' ? { truncated: true } : {}),
       ...(r.system_fingerprint === OFFLINE_FINGERPRINT ? { servedBy: OFFLINE_SERVER_NAME } : {}),
     };
   }
@@ -99,7 +102,8 @@ export class OpenAIProvider implements ModelProvider {
 
 /**
  * Claude on Amazon Bedrock through the Converse API. Usage fields: `inputTokens`,
- * `outputTokens`, `cacheReadInputTokens`, `cacheWriteInputTokens`.
+ * `outputTokens`, `cacheReadInputTokens`, `cacheWriteInputTokens`. `stopReason: "max_tokens"`
+ * (the answer hit `maxTokens`) sets `truncated: true`.
  *
  * Prompt caching: a cache point follows the system prompt (the agent's shared instructions) and,
  * when the request continues a conversation (the repair prompt), the first user message (the
@@ -135,6 +139,7 @@ export class BedrockProvider implements ModelProvider {
           cacheReadTokens: r.usage?.cacheReadInputTokens ?? 0,
           cacheWriteTokens: r.usage?.cacheWriteInputTokens ?? 0,
         },
+        ...(r.stopReason === 'max_tokens' ? { truncated: true } : {}),
         ...(extra?.servedBy === OFFLINE_FINGERPRINT ? { servedBy: OFFLINE_SERVER_NAME } : {}),
       };
     } catch (e) {

@@ -2,14 +2,19 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { OFFLINE_FINGERPRINT } from '../../lambdas/adapters/providers.js';
+import { PROVIDERS, type Provider } from '../../lambdas/core/contracts.js';
+import { countTokens } from '../../lambdas/core/tokenizer.js';
 import { reviewPrompt } from './offline-rules.js';
 
 /**
- * A fault the server injects instead of answering: an HTTP status (400 says "context too long"),
- * `invalid` (a well-formed response whose answer is not JSON), `malformed` (HTTP 200 with a
+ * A fault the server injects instead of answering: an HTTP status 400–599 (400 says "context too
+ * long"), `invalid` (a well-formed response whose answer is not JSON), `malformed` (HTTP 200 with a
  * truncated body) or `hang` (never answers: the client's timeout must end the call).
  */
 export type OfflineFault = number | 'invalid' | 'malformed' | 'hang';
+
+/** Injected faults by provider, e.g. `{ bedrock: 503, 'openai-compatible': 'hang' }`. */
+export type OfflineFaults = Partial<Record<Provider, OfflineFault>>;
 
 /** Options of the offline model server. */
 export interface OfflineModelOptions {
@@ -17,32 +22,118 @@ export interface OfflineModelOptions {
   delayMs?: number;
   /**
    * Faults by provider, e.g. `{ bedrock: 503 }`.
-   * @default parsed from AGENTFLOW_OFFLINE_FAULTS (`bedrock:503,openai:429`, `openai:invalid`)
+   * @default parsed from AGENTFLOW_OFFLINE_FAULTS when the server is constructed (`bedrock:503,openai:429`, `openai-compatible:hang`)
    */
-  faults?: Partial<Record<'bedrock' | 'openai', OfflineFault>>;
+  faults?: OfflineFaults;
 }
 
-/** Parses `AGENTFLOW_OFFLINE_FAULTS` (`provider:status|invalid`, comma separated). @throws Error on a malformed entry */
-export function parseFaults(text: string | undefined): Partial<Record<'bedrock' | 'openai', OfflineFault>> {
-  const faults: Partial<Record<'bedrock' | 'openai', OfflineFault>> = {};
+const FAULT_WORDS = ['invalid', 'malformed', 'hang'] as const;
+const PROVIDER_SET: ReadonlySet<string> = new Set(PROVIDERS);
+
+/**
+ * Parses `AGENTFLOW_OFFLINE_FAULTS`: comma-separated `provider:fault` entries, where provider is one
+ * of {@link PROVIDERS} and fault an HTTP status 400–599 or `invalid`, `malformed`, `hang`
+ * (see {@link OfflineFault}). A later entry for the same provider replaces an earlier one.
+ *
+ * @example parseFaults('bedrock:503, openai-compatible:hang') // → { bedrock: 503, 'openai-compatible': 'hang' }
+ * @throws Error with one line naming the bad entry and the accepted forms, e.g.
+ *   `AGENTFLOW_OFFLINE_FAULTS: "foo:503" — provider must be one of bedrock, openai, openai-compatible; fault an HTTP status (400-599), invalid, malformed or hang`
+ */
+export function parseFaults(text: string | undefined): OfflineFaults {
+  const faults: OfflineFaults = {};
   for (const part of (text ?? '')
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean)) {
-    const m = /^(bedrock|openai):(\d{3}|invalid|malformed|hang)$/.exec(part);
-    if (!m) throw new Error(`AGENTFLOW_OFFLINE_FAULTS: cannot read "${part}" (write provider:status, e.g. bedrock:503)`);
-    faults[m[1] as 'bedrock' | 'openai'] = /^\d+$/.test(m[2] as string) ? Number(m[2]) : (m[2] as OfflineFault);
+    const at = part.lastIndexOf(':');
+    const provider = part.slice(0, at).trim();
+    const fault = parseFault(part.slice(at + 1).trim());
+    if (at < 0 || !isProvider(provider) || fault === undefined) {
+      throw new Error(
+        `AGENTFLOW_OFFLINE_FAULTS: "${part}" — provider must be one of ${PROVIDERS.join(', ')}; ` +
+          `fault an HTTP status (400-599), ${FAULT_WORDS.slice(0, -1).join(', ')} or ${FAULT_WORDS.at(-1)}`,
+      );
+    }
+    faults[provider] = fault;
   }
   return faults;
 }
 
-/** Requests the server has answered, by provider (for tests and the bench). */
-export interface OfflineStats {
-  openai: number;
-  bedrock: number;
+function isProvider(name: string): name is Provider {
+  return PROVIDER_SET.has(name);
 }
 
-const tokens = (s: string) => Math.max(1, Math.ceil(s.length / 4));
+function parseFault(text: string): OfflineFault | undefined {
+  if ((FAULT_WORDS as readonly string[]).includes(text)) return text as (typeof FAULT_WORDS)[number];
+  if (!/^\d{3}$/.test(text)) return undefined;
+  const status = Number(text);
+  return status >= 400 && status <= 599 ? status : undefined;
+}
+
+/** Requests the server has answered, by provider (for tests and the bench). */
+export type OfflineStats = Record<Provider, number>;
+
+/** The providers that speak the OpenAI chat completions wire format. */
+type OpenAIWireProvider = Exclude<Provider, 'bedrock'>;
+
+/**
+ * The path prefix of each OpenAI-wire provider on the HTTP listener: the base URL the runtime gives
+ * that provider's SDK client ({@link OfflineModelServer.openaiUrl}, {@link OfflineModelServer.compatibleUrl}).
+ * The prefix is how the server tells the two providers apart (for faults, stats and `modelCalls`).
+ */
+export const OPENAI_WIRE_PREFIX: Record<OpenAIWireProvider, string> = {
+  openai: '/v1',
+  'openai-compatible': '/compat/v1',
+};
+
+/**
+ * Chat-format overhead in tokens: each message costs its role and content plus
+ * {@link TOKENS_PER_MESSAGE}, and the reply is primed with {@link REPLY_PRIMING_TOKENS}.
+ * Source: OpenAI cookbook "How to count tokens with tiktoken" (gpt-4o family), checked 2026-11-29.
+ */
+export const TOKENS_PER_MESSAGE = 3;
+/** Tokens that prime the assistant's reply, once per request (see {@link TOKENS_PER_MESSAGE}). */
+export const REPLY_PRIMING_TOKENS = 3;
+
+/**
+ * Input tokens the offline server reports for a chat: the o200k_base count (`countTokens(…, 'openai')`)
+ * of every message's role and content, plus {@link TOKENS_PER_MESSAGE} per message and
+ * {@link REPLY_PRIMING_TOKENS}. The system prompt, when not empty, counts as one more message. The
+ * server uses this count for both wire formats: it stands in for the providers and needs a real,
+ * deterministic count, not Claude's unpublished tokenizer.
+ */
+export function offlineInputTokens(system: string, messages: ReadonlyArray<{ role: string; content: string }>): number {
+  const all = system ? [{ role: 'system', content: system }, ...messages] : messages;
+  return all.reduce(
+    (n, m) => n + TOKENS_PER_MESSAGE + countTokens(m.role, 'openai') + countTokens(m.content, 'openai'),
+    REPLY_PRIMING_TOKENS,
+  );
+}
+
+/**
+ * Cuts an answer to at most `maxTokens` o200k tokens, as a provider stops generating at its limit.
+ * Returns the text to send, its token count and whether it was cut. Without a limit (or when the
+ * answer fits) the text is whole.
+ */
+export function capAnswer(text: string, maxTokens: number | undefined): { text: string; tokens: number; truncated: boolean } {
+  const whole = countTokens(text, 'openai');
+  if (maxTokens === undefined || whole <= maxTokens) return { text, tokens: whole, truncated: false };
+  const fits = (n: number) => countTokens(text.slice(0, n), 'openai') <= maxTokens;
+  // The longest prefix that fits: binary search over characters (a prefix never has fewer tokens
+  // than a shorter one, up to a token split at the cut, which the loop below corrects).
+  let lo = 0;
+  let hi = text.length;
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (fits(mid)) lo = mid;
+    else hi = mid - 1;
+  }
+  while (lo > 0 && !fits(lo)) lo--;
+  // Never end on the first half of a surrogate pair.
+  if (lo > 0 && /[\uD800-\uDBFF]/.test(text.charAt(lo - 1))) lo--;
+  const cut = text.slice(0, lo);
+  return { text: cut, tokens: countTokens(cut, 'openai'), truncated: true };
+}
 
 /** The answer the offline model gives to a system prompt + messages: findings for the asked categories. */
 export function offlineAnswer(system: string, messages: Array<{ role: string; content: string }>): string {
@@ -109,31 +200,51 @@ function offlineDocument(
   ].join('\n');
 }
 
+/** The OpenAI-wire providers, in {@link PROVIDERS} order. */
+const OPENAI_WIRE_PROVIDERS = PROVIDERS.filter((p): p is OpenAIWireProvider => p !== 'bedrock');
+
+/** A positive whole number of tokens from a request field, else `undefined` (no limit). */
+const tokenLimit = (...values: unknown[]): number | undefined =>
+  values.find((v): v is number => typeof v === 'number' && Number.isInteger(v) && v > 0);
+
 /**
  * A model server on 127.0.0.1 that speaks two wire formats with deterministic, rule-based answers:
- * OpenAI chat completions (`POST /v1/chat/completions`, HTTP/1.1) and Bedrock Converse
- * (`POST /model/{modelId}/converse`, cleartext HTTP/2, as the Bedrock runtime client speaks).
- * It stands in for the real providers when no credentials are configured, and names itself in
- * every answer (`system_fingerprint` / `additionalModelResponseFields.servedBy`).
+ * OpenAI chat completions (HTTP/1.1; `POST /v1/chat/completions` for `openai`,
+ * `POST /compat/v1/chat/completions` for `openai-compatible`, see {@link OPENAI_WIRE_PREFIX}) and
+ * Bedrock Converse (`POST /model/{modelId}/converse`, cleartext HTTP/2, as the Bedrock runtime
+ * client speaks). It stands in for the real providers when no credentials are configured, and names
+ * itself in every answer (`system_fingerprint` / `additionalModelResponseFields.servedBy`).
+ *
+ * Usage is what a provider would report: input tokens from {@link offlineInputTokens}, output
+ * tokens the o200k count of the answer actually sent (both formats; see the function's note). The
+ * request's answer limit (OpenAI `max_completion_tokens` or `max_tokens`, Bedrock
+ * `inferenceConfig.maxTokens`) is respected: a longer answer is cut to the limit ({@link capAnswer})
+ * and marked `finish_reason: "length"` / `stopReason: "max_tokens"`; otherwise `"stop"` / `"end_turn"`.
+ *
+ * @throws Error from the constructor when `AGENTFLOW_OFFLINE_FAULTS` cannot be read (see {@link parseFaults})
  */
 export class OfflineModelServer {
-  readonly stats: OfflineStats = { openai: 0, bedrock: 0 };
+  readonly stats: OfflineStats = { bedrock: 0, openai: 0, 'openai-compatible': 0 };
   /** Requests by `provider:model id`. */
   readonly modelCalls: Record<string, number> = {};
   private http?: Server;
   private h2?: http2.Http2Server;
   private readonly sessions = new Set<http2.ServerHttp2Session>();
+  private faults: OfflineFaults;
+  /** Base URL of the `openai` provider (`http://127.0.0.1:{port}/v1`), set by {@link start}. */
   openaiUrl = '';
+  /** Base URL of the `openai-compatible` provider (`http://127.0.0.1:{port}/compat/v1`), set by {@link start}. */
+  compatibleUrl = '';
+  /** Endpoint of the Bedrock runtime client (`http://127.0.0.1:{port}`), set by {@link start}. */
   bedrockUrl = '';
 
-  constructor(private readonly options: OfflineModelOptions = {}) {}
+  constructor(private readonly options: OfflineModelOptions = {}) {
+    // Read here, not per request, so a bad value fails when the runtime starts, as one line.
+    this.faults = options.faults ?? parseFaults(process.env.AGENTFLOW_OFFLINE_FAULTS);
+  }
 
   private get delayMs(): number {
     return this.options.delayMs ?? Number(process.env.AGENTFLOW_OFFLINE_DELAY_MS ?? 0);
-  }
-
-  private fault(provider: 'bedrock' | 'openai'): OfflineFault | undefined {
-    return (this.options.faults ?? parseFaults(process.env.AGENTFLOW_OFFLINE_FAULTS))[provider];
   }
 
   private countModel(key: string): void {
@@ -141,16 +252,16 @@ export class OfflineModelServer {
   }
 
   /** Replaces the injected faults (tests: a provider recovers or starts failing). */
-  setFaults(faults: Partial<Record<'bedrock' | 'openai', OfflineFault>>): void {
-    this.options.faults = faults;
+  setFaults(faults: OfflineFaults): void {
+    this.faults = faults;
   }
 
   /** System prompts seen in the last 5 minutes (the providers' prompt cache TTL), for cache-token usage. */
   private readonly seenPrefixes = new Map<string, number>();
 
-  /** Tokens of `prefix` read from the simulated prompt cache (0 on the first sight, which writes it). */
+  /** Tokens (o200k) of `prefix` read from the simulated prompt cache (0 on the first sight, which writes it). */
   private cachedPrefix(prefix: string, minTokens: number): { read: number; write: number } {
-    const t = tokens(prefix);
+    const t = countTokens(prefix, 'openai');
     if (t < minTokens) return { read: 0, write: 0 };
     const seen = this.seenPrefixes.get(prefix);
     this.seenPrefixes.set(prefix, Date.now());
@@ -161,7 +272,9 @@ export class OfflineModelServer {
   async start(ports: { openai?: number; bedrock?: number } = {}): Promise<this> {
     this.http = createServer((req, res) => void this.onOpenAI(req, res));
     await new Promise<void>((ok) => this.http?.listen(ports.openai ?? 0, '127.0.0.1', ok));
-    this.openaiUrl = `http://127.0.0.1:${(this.http.address() as AddressInfo).port}/v1`;
+    const origin = `http://127.0.0.1:${(this.http.address() as AddressInfo).port}`;
+    this.openaiUrl = `${origin}${OPENAI_WIRE_PREFIX.openai}`;
+    this.compatibleUrl = `${origin}${OPENAI_WIRE_PREFIX['openai-compatible']}`;
     this.h2 = http2.createServer();
     this.h2.on('session', (s) => {
       this.sessions.add(s);
@@ -192,23 +305,30 @@ export class OfflineModelServer {
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(JSON.stringify(body));
     };
-    if (req.method !== 'POST' || !req.url?.endsWith('/chat/completions')) {
+    const path = new URL(req.url ?? '/', 'http://127.0.0.1').pathname;
+    const provider = OPENAI_WIRE_PROVIDERS.find((p) => path === `${OPENAI_WIRE_PREFIX[p]}/chat/completions`);
+    if (req.method !== 'POST' || !provider) {
       send(404, { error: { message: `offline model server: no route ${req.method} ${req.url}`, type: 'invalid_request_error' } });
       return;
     }
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
-    let body: { model?: string; messages?: Array<{ role: string; content: string }> };
+    let body: {
+      model?: string;
+      messages?: Array<{ role: string; content: string }>;
+      max_tokens?: unknown;
+      max_completion_tokens?: unknown;
+    };
     try {
       body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
     } catch {
       send(400, { error: { message: 'body is not JSON', type: 'invalid_request_error' } });
       return;
     }
-    this.stats.openai++;
-    this.countModel(`openai:${body.model ?? ''}`);
+    this.stats[provider]++;
+    this.countModel(`${provider}:${body.model ?? ''}`);
     await this.wait();
-    const fault = this.fault('openai');
+    const fault = this.faults[provider];
     if (fault === 'hang') return;
     if (fault === 'malformed') {
       res.writeHead(200, { 'content-type': 'application/json' });
@@ -229,30 +349,37 @@ export class OfflineModelServer {
       send(fault, { error: { message: `offline model server: injected HTTP ${fault}`, type: 'server_error', code: String(fault) } });
       return;
     }
-    const messages = body.messages ?? [];
+    const messages = (body.messages ?? []).map((m) => ({ role: m.role, content: typeof m.content === 'string' ? m.content : '' }));
     const system = messages.find((m) => m.role === 'system')?.content ?? '';
-    const text =
+    const answer =
       fault === 'invalid'
         ? 'Here are my thoughts on the change (not JSON).'
         : offlineAnswer(
             system,
             messages.filter((m) => m.role !== 'system'),
           );
-    const promptTokens = tokens(messages.map((m) => m.content).join('\n'));
-    const completionTokens = tokens(text);
+    const out = capAnswer(answer, tokenLimit(body.max_completion_tokens, body.max_tokens));
+    const promptTokens = offlineInputTokens('', messages);
     // OpenAI caches prompt prefixes of 1,024 tokens or more automatically.
     const cached = this.cachedPrefix(system, 1024).read;
     send(200, {
-      id: `chatcmpl-offline-${this.stats.openai}`,
+      id: `chatcmpl-offline-${this.stats[provider]}`,
       object: 'chat.completion',
       created: Math.floor(Date.now() / 1000),
       model: body.model ?? 'offline',
       system_fingerprint: OFFLINE_FINGERPRINT,
-      choices: [{ index: 0, message: { role: 'assistant', content: text, refusal: null }, finish_reason: 'stop', logprobs: null }],
+      choices: [
+        {
+          index: 0,
+          message: { role: 'assistant', content: out.text, refusal: null },
+          finish_reason: out.truncated ? 'length' : 'stop',
+          logprobs: null,
+        },
+      ],
       usage: {
         prompt_tokens: promptTokens,
-        completion_tokens: completionTokens,
-        total_tokens: promptTokens + completionTokens,
+        completion_tokens: out.tokens,
+        total_tokens: promptTokens + out.tokens,
         prompt_tokens_details: { cached_tokens: Math.min(cached, promptTokens) },
       },
     });
@@ -279,6 +406,7 @@ export class OfflineModelServer {
     let body: {
       system?: Array<{ text?: string; cachePoint?: unknown }>;
       messages?: Array<{ role: string; content: Array<{ text?: string }> }>;
+      inferenceConfig?: { maxTokens?: unknown };
     };
     try {
       body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
@@ -289,7 +417,7 @@ export class OfflineModelServer {
     this.stats.bedrock++;
     this.countModel(`bedrock:${decodeURIComponent(m[1] ?? '')}`);
     await this.wait();
-    const fault = this.fault('bedrock');
+    const fault = this.faults.bedrock;
     if (fault === 'hang') return;
     if (fault === 'malformed') {
       if (!stream.destroyed) {
@@ -316,19 +444,19 @@ export class OfflineModelServer {
     }
     const system = (body.system ?? []).map((s) => s.text ?? '').join('\n');
     const messages = (body.messages ?? []).map((msg) => ({ role: msg.role, content: msg.content.map((c) => c.text ?? '').join('') }));
-    const text = fault === 'invalid' ? 'I reviewed the change; it looks fine overall.' : offlineAnswer(system, messages);
-    const allInput = tokens(system + messages.map((x) => x.content).join('\n'));
+    const answer = fault === 'invalid' ? 'I reviewed the change; it looks fine overall.' : offlineAnswer(system, messages);
+    const out = capAnswer(answer, tokenLimit(body.inferenceConfig?.maxTokens));
+    const allInput = offlineInputTokens(system, messages);
     // A cache point after the system prompt caches it (Claude's minimum cacheable prefix: 1,024 tokens).
     const cache = (body.system ?? []).some((b) => b.cachePoint) ? this.cachedPrefix(system, 1024) : { read: 0, write: 0 };
     const inputTokens = Math.max(0, allInput - cache.read - cache.write);
-    const outputTokens = tokens(text);
     send(200, {
-      output: { message: { role: 'assistant', content: [{ text }] } },
-      stopReason: 'end_turn',
+      output: { message: { role: 'assistant', content: [{ text: out.text }] } },
+      stopReason: out.truncated ? 'max_tokens' : 'end_turn',
       usage: {
         inputTokens,
-        outputTokens,
-        totalTokens: allInput + outputTokens,
+        outputTokens: out.tokens,
+        totalTokens: allInput + out.tokens,
         cacheReadInputTokens: cache.read,
         cacheWriteInputTokens: cache.write,
       },

@@ -38,7 +38,14 @@ export function providerModes(env: NodeJS.ProcessEnv = process.env, compatibleBa
 /** Per-call timeout for local provider calls in ms (the gateway passes a shorter one per call). */
 const TIMEOUT_MS = 120_000;
 
-/** Builds the provider table for local mode with the same adapters the Lambdas use. */
+/**
+ * Builds the provider table for local mode with the same adapters the Lambdas use. Offline
+ * providers point at the offline model server: `openai` at its `openaiUrl` (`…/v1`),
+ * `openai-compatible` at its `compatibleUrl` (`…/compat/v1`, so the server serves that provider's
+ * faults and counts its calls apart), `bedrock` at its `bedrockUrl`.
+ *
+ * @throws Error when a provider is offline but `offline` is undefined (the server was not started)
+ */
 export function localProviders(
   modes: ProviderModes,
   offline: OfflineModelServer | undefined,
@@ -80,7 +87,7 @@ export function localProviders(
           { compatible: true },
         )
       : offline
-        ? new OpenAIProvider(new OpenAI({ apiKey: 'offline', baseURL: offline.openaiUrl, maxRetries: 0, timeout: TIMEOUT_MS }), {
+        ? new OpenAIProvider(new OpenAI({ apiKey: 'offline', baseURL: offline.compatibleUrl, maxRetries: 0, timeout: TIMEOUT_MS }), {
             compatible: true,
           })
         : {

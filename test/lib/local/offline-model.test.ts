@@ -1,0 +1,284 @@
+import { BedrockRuntimeClient, ConverseCommand } from '@aws-sdk/client-bedrock-runtime';
+import OpenAI from 'openai';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { PROVIDERS } from '../../../lambdas/core/contracts.js';
+import { countTokens } from '../../../lambdas/core/tokenizer.js';
+import {
+  type OfflineModelOptions,
+  OfflineModelServer,
+  parseFaults,
+  REPLY_PRIMING_TOKENS,
+  TOKENS_PER_MESSAGE,
+} from '../../../lib/local/offline-model.js';
+import { localProviders } from '../../../lib/local/providers.js';
+import { LocalRuntime } from '../../../lib/local/runtime.js';
+import { loadWorkspace } from '../../../lib/workspace.js';
+import { tempDir } from '../../helpers.js';
+
+/**
+ * The offline model server through the real clients: the `openai` SDK at `openaiUrl` /
+ * `compatibleUrl` (HTTP/1.1) and the Bedrock runtime client's ConverseCommand at `bedrockUrl`
+ * (cleartext HTTP/2, the client's default handler, as lib/local/providers.ts builds it).
+ */
+let server: OfflineModelServer | undefined;
+beforeEach(() => {
+  // The server reads AGENTFLOW_OFFLINE_FAULTS only when no faults are passed; start each test without one.
+  vi.stubEnv('AGENTFLOW_OFFLINE_FAULTS', '');
+});
+afterEach(async () => {
+  await server?.stop();
+  server = undefined;
+  vi.unstubAllEnvs();
+});
+
+async function start(options: OfflineModelOptions = { faults: {} }): Promise<OfflineModelServer> {
+  server = await new OfflineModelServer(options).start();
+  return server;
+}
+
+const openai = (baseURL: string) => new OpenAI({ apiKey: 'offline', baseURL, maxRetries: 0 });
+const bedrock = (endpoint: string) =>
+  new BedrockRuntimeClient({
+    endpoint,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'offline', secretAccessKey: 'offline' },
+    maxAttempts: 1,
+  });
+
+const SYSTEM = 'You review Swift code and answer with JSON findings.';
+/** A prompt whose answer (two force-unwrap findings with message and suggestion) is well over 50 tokens. */
+const PROMPT = [
+  'Agent: code-review',
+  'Categories: correctness',
+  '### App/Checkout.swift (modified)',
+  '```diff',
+  '@@ -10,0 +10,2 @@',
+  '+let token = cardToken!',
+  '+let amount = total!',
+  '```',
+].join('\n');
+
+/** The chat-format count the server documents: o200k tokens of each role and content, plus the per-message and priming overhead. */
+const expectedInput = (messages: Array<{ role: string; content: string }>) =>
+  messages.reduce(
+    (n, m) => n + TOKENS_PER_MESSAGE + countTokens(m.role, 'openai') + countTokens(m.content, 'openai'),
+    REPLY_PRIMING_TOKENS,
+  );
+
+describe('Class: OfflineModelServer (OpenAI chat completions)', () => {
+  it.each(['max_tokens', 'max_completion_tokens'] as const)(
+    'cuts a long answer at %s 50 and reports finish_reason "length" with at most 50 completion tokens',
+    async (field) => {
+      // Prepare
+      const s = await start();
+      // Act
+      const r = await openai(s.openaiUrl).chat.completions.create({
+        model: 'gpt-4.1-mini',
+        messages: [
+          { role: 'system', content: SYSTEM },
+          { role: 'user', content: PROMPT },
+        ],
+        [field]: 50,
+      });
+      // Assess
+      const text = r.choices[0]?.message.content ?? '';
+      expect(r.choices[0]?.finish_reason).toBe('length');
+      expect(r.usage?.completion_tokens).toBeLessThanOrEqual(50);
+      expect(r.usage?.completion_tokens).toBe(countTokens(text, 'openai'));
+      expect(text.length).toBeGreaterThan(0);
+      expect(() => JSON.parse(text)).toThrow();
+    },
+  );
+
+  it('sends the whole answer with finish_reason "stop" when it fits max_tokens', async () => {
+    const s = await start();
+    const r = await openai(s.openaiUrl).chat.completions.create({
+      model: 'gpt-4.1-mini',
+      messages: [
+        { role: 'system', content: SYSTEM },
+        { role: 'user', content: PROMPT },
+      ],
+      max_tokens: 4000,
+    });
+    const text = r.choices[0]?.message.content ?? '';
+    expect(r.choices[0]?.finish_reason).toBe('stop');
+    expect(JSON.parse(text).findings).toHaveLength(2);
+    expect(r.usage?.completion_tokens).toBe(countTokens(text, 'openai'));
+    expect(r.usage?.total_tokens).toBe((r.usage?.prompt_tokens ?? 0) + (r.usage?.completion_tokens ?? 0));
+  });
+
+  it('reports prompt tokens as the o200k count of every message plus the chat-format overhead', async () => {
+    const s = await start();
+    const messages = [
+      { role: 'system' as const, content: SYSTEM },
+      { role: 'user' as const, content: PROMPT },
+      { role: 'assistant' as const, content: 'not JSON' },
+      { role: 'user' as const, content: 'Your answer could not be used. Answer with JSON only.' },
+    ];
+    const r = await openai(s.openaiUrl).chat.completions.create({ model: 'gpt-4.1-mini', messages });
+    expect(r.usage?.prompt_tokens).toBe(expectedInput(messages));
+    expect(r.usage?.prompt_tokens_details?.cached_tokens).toBe(0);
+  });
+});
+
+describe('Class: OfflineModelServer (Bedrock Converse)', () => {
+  const converse = (maxTokens: number, system = SYSTEM) =>
+    new ConverseCommand({
+      modelId: 'us.anthropic.claude-sonnet-4-5-20250929-v1:0',
+      system: [{ text: system }, { cachePoint: { type: 'default' } }],
+      messages: [{ role: 'user', content: [{ text: PROMPT }] }],
+      inferenceConfig: { maxTokens, temperature: 0.2 },
+    });
+
+  it('cuts a long answer at inferenceConfig.maxTokens 50 and reports stopReason "max_tokens" with at most 50 output tokens', async () => {
+    const s = await start();
+    const r = await bedrock(s.bedrockUrl).send(converse(50));
+    const text = r.output?.message?.content?.[0]?.text ?? '';
+    expect(r.stopReason).toBe('max_tokens');
+    expect(r.usage?.outputTokens).toBeLessThanOrEqual(50);
+    expect(r.usage?.outputTokens).toBe(countTokens(text, 'openai'));
+  });
+
+  it('sends the whole answer with stopReason "end_turn" when it fits maxTokens', async () => {
+    const s = await start();
+    const r = await bedrock(s.bedrockUrl).send(converse(4000));
+    const text = r.output?.message?.content?.[0]?.text ?? '';
+    expect(r.stopReason).toBe('end_turn');
+    expect(JSON.parse(text).findings).toHaveLength(2);
+    expect(r.usage?.outputTokens).toBe(countTokens(text, 'openai'));
+  });
+
+  it('reports input tokens as the o200k count of the system prompt and messages plus the chat-format overhead', async () => {
+    const s = await start();
+    const r = await bedrock(s.bedrockUrl).send(converse(4000));
+    const input = expectedInput([
+      { role: 'system', content: SYSTEM },
+      { role: 'user', content: PROMPT },
+    ]);
+    expect(r.usage).toMatchObject({ inputTokens: input, cacheReadInputTokens: 0, cacheWriteInputTokens: 0 });
+    expect(r.usage?.totalTokens).toBe(input + (r.usage?.outputTokens ?? 0));
+  });
+
+  it('writes a system prompt of 1,024 tokens or more to the simulated cache, then reads it, counted with the tokenizer', async () => {
+    const s = await start();
+    const long = `${SYSTEM}\n${'Report every force unwrap with its file and line. '.repeat(120)}`;
+    const cached = countTokens(long, 'openai');
+    expect(cached).toBeGreaterThanOrEqual(1024);
+    const first = await bedrock(s.bedrockUrl).send(converse(4000, long));
+    const second = await bedrock(s.bedrockUrl).send(converse(4000, long));
+    expect(first.usage).toMatchObject({ cacheWriteInputTokens: cached, cacheReadInputTokens: 0 });
+    expect(second.usage).toMatchObject({ cacheWriteInputTokens: 0, cacheReadInputTokens: cached });
+    expect((second.usage?.inputTokens ?? 0) + cached).toBe(
+      expectedInput([
+        { role: 'system', content: long },
+        { role: 'user', content: PROMPT },
+      ]),
+    );
+  });
+});
+
+describe('Function: parseFaults', () => {
+  it.each(PROVIDERS)('accepts a fault for the provider %s', (provider) => {
+    expect(parseFaults(`${provider}:503`)).toEqual({ [provider]: 503 });
+  });
+
+  it('reads several comma-separated entries with statuses and fault words', () => {
+    expect(parseFaults(' openai-compatible:503, bedrock:hang,openai:invalid ')).toEqual({
+      'openai-compatible': 503,
+      bedrock: 'hang',
+      openai: 'invalid',
+    });
+    expect(parseFaults(undefined)).toEqual({});
+  });
+
+  it.each(['foo:503', 'openai:99', 'openai:slow', 'openai:600', 'bedrock'])(
+    'refuses "%s" with one line naming the entry and the accepted forms',
+    (entry) => {
+      expect(() => parseFaults(`bedrock:503,${entry}`)).toThrow(
+        new Error(
+          `AGENTFLOW_OFFLINE_FAULTS: "${entry}" — provider must be one of bedrock, openai, openai-compatible; ` +
+            'fault an HTTP status (400-599), invalid, malformed or hang',
+        ),
+      );
+    },
+  );
+
+  it('refuses a bad AGENTFLOW_OFFLINE_FAULTS when the server is constructed, not at the first request', () => {
+    vi.stubEnv('AGENTFLOW_OFFLINE_FAULTS', 'openai-compatible:503,foo:503');
+    expect(() => new OfflineModelServer()).toThrow(/^AGENTFLOW_OFFLINE_FAULTS: "foo:503" — provider must be one of [^\n]+$/);
+  });
+
+  it('makes LocalRuntime.start reject with the one-line message when a provider is offline', async () => {
+    vi.stubEnv('AGENTFLOW_OFFLINE_FAULTS', 'openai:slow');
+    await expect(
+      LocalRuntime.start({
+        stateDir: tempDir(),
+        repoPath: tempDir(),
+        workspace: loadWorkspace(),
+        persist: false,
+        modes: { openai: 'offline', bedrock: 'offline', 'openai-compatible': 'offline' },
+        print: () => undefined,
+      }),
+    ).rejects.toThrow(new Error(parseFaultsMessage('openai:slow')));
+  });
+});
+
+/** The message parseFaults throws for `entry`. */
+function parseFaultsMessage(entry: string): string {
+  try {
+    parseFaults(entry);
+  } catch (e) {
+    return (e as Error).message;
+  }
+  throw new Error(`parseFaults accepted ${entry}`);
+}
+
+describe('Class: OfflineModelServer (fault routing)', () => {
+  const request = {
+    modelId: 'gpt-4.1-mini',
+    system: SYSTEM,
+    messages: [{ role: 'user' as const, content: PROMPT }],
+    maxTokens: 4000,
+    temperature: 0,
+  };
+  const offlineModes = { openai: 'offline', bedrock: 'offline', 'openai-compatible': 'offline' } as const;
+
+  it('serves an openai-compatible fault to openai-compatible requests and not to openai ones', async () => {
+    const s = await start({ faults: { 'openai-compatible': 503 } });
+    const providers = localProviders(offlineModes, s);
+    await expect(providers['openai-compatible'].complete(request)).rejects.toMatchObject({
+      name: 'ProviderUnavailableError',
+      provider: 'openai-compatible',
+      status: 503,
+    });
+    await expect(providers.openai.complete(request)).resolves.toMatchObject({ servedBy: 'AgentFlow offline model server' });
+    expect(s.stats).toEqual({ bedrock: 0, openai: 1, 'openai-compatible': 1 });
+    expect(s.modelCalls).toEqual({ 'openai:gpt-4.1-mini': 1, 'openai-compatible:gpt-4.1-mini': 1 });
+  });
+
+  it('serves an openai fault to openai requests and not to openai-compatible ones', async () => {
+    const s = await start({ faults: { openai: 429 } });
+    const providers = localProviders(offlineModes, s);
+    await expect(providers.openai.complete(request)).rejects.toMatchObject({ name: 'ProviderThrottledError', provider: 'openai' });
+    await expect(providers['openai-compatible'].complete(request)).resolves.toMatchObject({ servedBy: 'AgentFlow offline model server' });
+  });
+
+  it('reads the openai-compatible fault from AGENTFLOW_OFFLINE_FAULTS', async () => {
+    vi.stubEnv('AGENTFLOW_OFFLINE_FAULTS', 'openai-compatible:503');
+    const s = await start({});
+    const r = await fetch(`${s.compatibleUrl}/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'qwen2.5-coder', messages: [{ role: 'user', content: PROMPT }] }),
+    });
+    expect(r.status).toBe(503);
+    expect(s.compatibleUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/compat\/v1$/);
+  });
+
+  it('answers 404 on a path that is neither provider prefix', async () => {
+    const s = await start();
+    const r = await fetch(s.openaiUrl.replace(/\/v1$/, '/v2/chat/completions'), { method: 'POST', body: '{}' });
+    expect(r.status).toBe(404);
+    expect(s.stats).toEqual({ bedrock: 0, openai: 0, 'openai-compatible': 0 });
+  });
+});
