@@ -1,34 +1,79 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import type { Octokit } from '@octokit/rest';
+import type { Octokit, RestEndpointMethodTypes } from '@octokit/rest';
 import type { Change, ChangedFile } from '../core/contracts.js';
 import type { ChangeLookup, ChangeSource } from '../core/ports.js';
+import { assertSafeRef } from '../core/refs.js';
 import { splitRepository } from '../core/triggers.js';
 
-const run = promisify(execFile);
+const exec = promisify(execFile);
 
-/** Changed files of a pull request from the GitHub REST API (`GET /repos/{o}/{r}/pulls/{n}/files`). */
+/** A changed file as the GitHub REST API returns it (pull request files and compare `files`). */
+type GitHubDiffEntry = RestEndpointMethodTypes['pulls']['listFiles']['response']['data'][number];
+
+/**
+ * Files per compare page we ask for. GitHub documents that a compare lists its changed files on
+ * the first page only, at most 300 of them; we still ask for the next page while a page comes back
+ * with at least this many files and new names, so a paginated file list is read whole as well.
+ * Source: https://docs.github.com/rest/commits/commits#compare-two-commits ("Working with large comparisons").
+ */
+const COMPARE_PER_PAGE = 100;
+/** Most compare pages we read: 30 × 100 = 3000 files, the cap GitHub puts on a pull request's file list. */
+const COMPARE_MAX_PAGES = 30;
+
+/** Maps one GitHub diff entry to the stored shape. */
+function fromGitHub(f: GitHubDiffEntry): ChangedFile {
+  return {
+    path: f.filename,
+    status: f.status,
+    additions: f.additions,
+    deletions: f.deletions,
+    // GitHub omits `patch` for binary files and for very large diffs.
+    patch: f.patch ?? '',
+    binary: f.patch === undefined && f.changes === 0,
+    ...(f.previous_filename ? { previousPath: f.previous_filename } : {}),
+  };
+}
+
+/**
+ * Changed files of a change from the GitHub REST API: a pull request's files
+ * (`GET /repos/{o}/{r}/pulls/{n}/files`), or, for a change without a pull request (`number: 0`),
+ * the files of the compare `GET /repos/{o}/{r}/compare/{base}...{head}` (three dots: from the
+ * merge base, as a pull request shows them).
+ */
 export class GitHubChangeSource implements ChangeSource {
   constructor(private readonly octokit: Octokit) {}
 
   async listChangedFiles(change: Change): Promise<ChangedFile[]> {
     const { owner, repo } = splitRepository(change.repository);
+    if (change.number === 0) return (await this.compareFiles(owner, repo, change.baseSha, change.headSha)).map(fromGitHub);
     const files = await this.octokit.paginate(this.octokit.rest.pulls.listFiles, {
       owner,
       repo,
       pull_number: change.number,
       per_page: 100,
     });
-    return files.map((f) => ({
-      path: f.filename,
-      status: f.status,
-      additions: f.additions,
-      deletions: f.deletions,
-      // GitHub omits `patch` for binary files and for very large diffs.
-      patch: f.patch ?? '',
-      binary: f.patch === undefined && f.changes === 0,
-      ...(f.previous_filename ? { previousPath: f.previous_filename } : {}),
-    }));
+    return files.map(fromGitHub);
+  }
+
+  /** The compare's files, page by page while a page is full and brings new names (see {@link COMPARE_PER_PAGE}). */
+  private async compareFiles(owner: string, repo: string, base: string, head: string): Promise<GitHubDiffEntry[]> {
+    const basehead = `${assertSafeRef(base)}...${assertSafeRef(head)}`;
+    const files = new Map<string, GitHubDiffEntry>();
+    for (let page = 1; page <= COMPARE_MAX_PAGES; page++) {
+      const { data } = await this.octokit.rest.repos.compareCommitsWithBasehead({
+        owner,
+        repo,
+        basehead,
+        per_page: COMPARE_PER_PAGE,
+        page,
+      });
+      const listed = data.files ?? [];
+      const fresh = listed.filter((f) => !files.has(f.filename));
+      for (const f of fresh) files.set(f.filename, f);
+      if (listed.length < COMPARE_PER_PAGE || fresh.length === 0) break;
+    }
+    return [...files.values()];
   }
 
   async readHeadFile(change: Change, path: string): Promise<string | undefined> {
@@ -44,71 +89,212 @@ export class GitHubChangeSource implements ChangeSource {
 }
 
 /**
- * Changed files between the change's base and head commits of a local git repository
- * (`git diff -M base head`), the local stand-in for the GitHub API.
+ * The environment git runs with: ours without the variables that would point it at another
+ * repository, index or object store than `-C <repoPath>` (set, for example, inside a git hook).
+ */
+function gitEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  const redirecting = new Set(['GIT_DIR', 'GIT_WORK_TREE', 'GIT_INDEX_FILE', 'GIT_OBJECT_DIRECTORY', 'GIT_COMMON_DIR', 'GIT_NAMESPACE']);
+  for (const [k, v] of Object.entries(process.env)) if (!redirecting.has(k)) env[k] = v;
+  return env;
+}
+
+/** A failed git call: its exit code and the first line git wrote to stderr. */
+interface GitFailure {
+  code: number | undefined;
+  line: string;
+}
+
+function gitFailure(e: unknown): GitFailure {
+  const err = e as { code?: unknown; stderr?: unknown; message?: string };
+  const stderr = typeof err.stderr === 'string' ? err.stderr : '';
+  const line =
+    stderr
+      .split('\n')
+      .map((l) => l.trim())
+      .find((l) => l.length > 0) ?? String(err.message ?? e);
+  return { code: typeof err.code === 'number' ? err.code : undefined, line: line.replace(/^(fatal|error): /, '') };
+}
+
+/** One clear line for a git call that failed on the repository itself (not a repository, not readable). */
+function repositoryError(repoPath: string, f: GitFailure): Error {
+  if (/not a git repository|cannot change to/.test(f.line)) return new Error(`${repoPath} is not a git repository`);
+  return new Error(`cannot read the git repository ${repoPath}: ${f.line}`);
+}
+
+/** Runs `git -C <repoPath> …args` (no shell) and returns its stdout. @throws the failure of the child process */
+async function git(repoPath: string, args: readonly string[], maxBuffer = 16 * 1024 * 1024): Promise<string> {
+  const { stdout } = await exec('git', ['-C', repoPath, ...args], { maxBuffer, env: gitEnv(), encoding: 'utf8' });
+  return stdout;
+}
+
+/**
+ * The commit SHA `ref` (a branch, tag or SHA) names in the local repository at `repoPath`.
+ * `ref` is checked with {@link assertSafeRef} before git runs.
+ *
+ * @throws InvalidInputError when `ref` is not a safe ref name
+ * @throws Error `<repoPath> is not a git repository`, or `no commit "<ref>" in <repoPath>` — one line each
+ * @example
+ * await resolveCommit('../app', 'feature/checkout'); // '3f2a…' (40 hex digits)
+ */
+export async function resolveCommit(repoPath: string, ref: string): Promise<string> {
+  assertSafeRef(ref);
+  try {
+    return (await git(repoPath, ['rev-parse', '--verify', '--quiet', '--end-of-options', `${ref}^{commit}`])).trim();
+  } catch (e) {
+    const f = gitFailure(e);
+    // `rev-parse --verify --quiet` exits 1, silently, when the name resolves to no commit.
+    if (f.code === 1) throw new Error(`no commit ${JSON.stringify(ref)} in ${repoPath}`);
+    throw repositoryError(repoPath, f);
+  }
+}
+
+/** Status letters of `git diff --raw` (https://git-scm.com/docs/git-diff#_raw_output_format) as GitHub names them. */
+const STATUS_BY_LETTER: Readonly<Record<string, ChangedFile['status']>> = {
+  A: 'added',
+  D: 'removed',
+  M: 'modified',
+  R: 'renamed',
+  C: 'copied',
+  T: 'changed',
+};
+
+/** One file pair of `git diff --raw -z`. */
+interface RawEntry {
+  status: ChangedFile['status'];
+  path: string;
+  previousPath?: string;
+}
+
+/**
+ * Parses `git diff -z --raw --numstat --patch` output: the raw records, the numstat records (one
+ * per raw record, in the same order), a NUL, then the patch text with one `diff --git` section per
+ * record, again in the same order. Paths come only from the NUL-separated records, never from the
+ * (quoted) patch headers. Binary files (numstat `-\t-`) get an empty patch.
+ *
+ * @throws Error when the three parts do not line up (a git whose output format we do not know)
+ */
+function parseGitDiff(out: string): ChangedFile[] {
+  let at = 0;
+  const next = (): string => {
+    const end = out.indexOf('\0', at);
+    if (end < 0) throw new Error('unexpected git diff output: a record is not NUL-terminated');
+    const token = out.slice(at, end);
+    at = end + 1;
+    return token;
+  };
+
+  const entries: RawEntry[] = [];
+  while (out.startsWith(':', at)) {
+    // ":<src mode> <dst mode> <src sha> <dst sha> <status letter><score>", then the path(s).
+    const letter = next().split(' ')[4]?.charAt(0) ?? '';
+    const src = next();
+    if (letter === 'R' || letter === 'C') entries.push({ status: STATUS_BY_LETTER[letter] ?? 'renamed', path: next(), previousPath: src });
+    else entries.push({ status: STATUS_BY_LETTER[letter] ?? 'changed', path: src });
+  }
+
+  const counts = entries.map((entry) => {
+    // "<added>\t<deleted>\t<path>", or "<added>\t<deleted>\t" followed by the source and destination paths.
+    const token = next();
+    const tab1 = token.indexOf('\t');
+    const tab2 = token.indexOf('\t', tab1 + 1);
+    const added = token.slice(0, tab1);
+    const deleted = token.slice(tab1 + 1, tab2);
+    let path = token.slice(tab2 + 1);
+    if (path === '') {
+      next();
+      path = next();
+    }
+    if (tab1 < 0 || tab2 < 0 || path !== entry.path) {
+      throw new Error(`unexpected git diff output: numstat record for ${JSON.stringify(entry.path)}`);
+    }
+    const binary = added === '-' && deleted === '-';
+    return { binary, additions: binary ? 0 : Number(added), deletions: binary ? 0 : Number(deleted) };
+  });
+
+  const patchText = out.slice(out.startsWith('\0', at) ? at + 1 : at);
+  const starts = [...patchText.matchAll(/^diff --git /gm)].map((m) => m.index);
+  if (starts.length !== entries.length) {
+    throw new Error(`unexpected git diff output: ${entries.length} changed files but ${starts.length} patch sections`);
+  }
+  return entries.map((entry, i) => {
+    const { binary, additions, deletions } = counts[i] ?? { binary: false, additions: 0, deletions: 0 };
+    const section = patchText.slice(starts[i], starts[i + 1] ?? patchText.length);
+    const hunk = /^@@/m.exec(section);
+    const patch = binary || !hunk ? '' : section.slice(hunk.index).replace(/\n$/, '');
+    return {
+      path: entry.path,
+      status: entry.status,
+      additions,
+      deletions,
+      patch,
+      binary,
+      ...(entry.previousPath !== undefined ? { previousPath: entry.previousPath } : {}),
+    };
+  });
+}
+
+/**
+ * Changed files of a change in a local git repository, the local stand-in for the GitHub API:
+ * the diff from `merge-base(base, head)` to `head` (what GitHub shows for a pull request), with
+ * rename detection (`-M`, 50 % similarity, as GitHub), exact paths from git's NUL-separated
+ * records, and `binary: true` with an empty patch for binary files.
  */
 export class GitChangeSource implements ChangeSource {
   constructor(private readonly repoPath: string) {}
 
+  /**
+   * @throws InvalidInputError when the base or head is not a safe ref name
+   * @throws Error (one line) when the repository or a commit does not exist, or base and head share no history
+   */
   async listChangedFiles(change: Change): Promise<ChangedFile[]> {
+    const [base, head] = await Promise.all([resolveCommit(this.repoPath, change.baseSha), resolveCommit(this.repoPath, change.headSha)]);
+    let mergeBase: string;
+    try {
+      mergeBase = (await git(this.repoPath, ['merge-base', '--end-of-options', base, head])).trim();
+    } catch (e) {
+      const f = gitFailure(e);
+      // `git merge-base` exits 1, silently, when the commits share no history.
+      if (f.code === 1) throw new Error(`${change.baseSha} and ${change.headSha} have no common history in ${this.repoPath}`);
+      throw repositoryError(this.repoPath, f);
+    }
     let out: string;
     try {
-      ({ stdout: out } = await run(
-        'git',
-        ['-C', this.repoPath, 'diff', '-M', '--no-color', '--no-ext-diff', '--unified=3', change.baseSha, change.headSha],
-        { maxBuffer: 256 * 1024 * 1024 },
-      ));
+      out = await git(
+        this.repoPath,
+        [
+          '-c',
+          'core.quotePath=false',
+          'diff',
+          '-z',
+          '--raw',
+          '--numstat',
+          '--patch',
+          '--find-renames',
+          '--unified=3',
+          '--no-color',
+          '--no-ext-diff',
+          '--no-textconv',
+          '--no-relative',
+          '--end-of-options',
+          mergeBase,
+          head,
+        ],
+        256 * 1024 * 1024,
+      );
     } catch (e) {
-      const msg = (e as { stderr?: string }).stderr?.trim() || (e as Error).message;
-      throw new Error(`cannot diff ${change.baseSha}..${change.headSha} in ${this.repoPath}: ${msg}`);
+      throw new Error(`cannot diff ${change.baseSha}...${change.headSha} in ${this.repoPath}: ${gitFailure(e).line}`);
     }
-    return parseUnifiedDiff(out);
+    return parseGitDiff(out);
   }
 
   async readHeadFile(change: Change, path: string): Promise<string | undefined> {
     try {
-      const { stdout } = await run('git', ['-C', this.repoPath, 'show', `${change.headSha}:${path}`], { maxBuffer: 16 * 1024 * 1024 });
-      return stdout;
+      return await git(this.repoPath, ['cat-file', 'blob', '--end-of-options', `${assertSafeRef(change.headSha)}:${path}`]);
     } catch {
       return undefined;
     }
   }
-}
-
-/** Parses `git diff` output into changed files. Exported for tests. */
-export function parseUnifiedDiff(diff: string): ChangedFile[] {
-  const files: ChangedFile[] = [];
-  const sections = diff.split(/^diff --git /m).slice(1);
-  for (const section of sections) {
-    const lines = section.split('\n');
-    const head = lines[0] ?? '';
-    const m = /^a\/(.+) b\/(.+)$/.exec(head);
-    let path = m?.[2] ?? head;
-    let previousPath: string | undefined;
-    let status: ChangedFile['status'] = 'modified';
-    let binary = false;
-    const hunkStart = lines.findIndex((l) => l.startsWith('@@'));
-    const meta = hunkStart < 0 ? lines : lines.slice(0, hunkStart);
-    for (const l of meta) {
-      if (l.startsWith('new file mode')) status = 'added';
-      else if (l.startsWith('deleted file mode')) status = 'removed';
-      else if (l.startsWith('rename from ')) {
-        previousPath = l.slice('rename from '.length);
-        status = 'renamed';
-      } else if (l.startsWith('rename to ')) path = l.slice('rename to '.length);
-      else if (l.startsWith('Binary files')) binary = true;
-    }
-    const patchLines = hunkStart < 0 ? [] : lines.slice(hunkStart);
-    while (patchLines.length > 0 && patchLines[patchLines.length - 1] === '') patchLines.pop();
-    let additions = 0;
-    let deletions = 0;
-    for (const l of patchLines) {
-      if (l.startsWith('+')) additions++;
-      else if (l.startsWith('-')) deletions++;
-    }
-    files.push({ path, status, additions, deletions, patch: patchLines.join('\n'), binary, ...(previousPath ? { previousPath } : {}) });
-  }
-  return files;
 }
 
 /** A change between two refs, without a pull request (`number: 0`). */
@@ -127,7 +313,12 @@ function refsChange(repository: string, base: string, head: string, baseSha: str
   };
 }
 
-/** {@link ChangeLookup} on the GitHub REST API (`GET /repos/{o}/{r}/pulls/{n}`, `GET /repos/{o}/{r}/commits/{ref}`). */
+/**
+ * {@link ChangeLookup} on the GitHub REST API: `GET /repos/{o}/{r}/pulls/{n}` for a pull request;
+ * for two refs, `GET /repos/{o}/{r}/commits/{ref}` for the head and
+ * `GET /repos/{o}/{r}/compare/{base}...{head}` for the merge base, so the change's `baseSha` is
+ * the merge base and its diff is the pull request's.
+ */
 export class GitHubChangeLookup implements ChangeLookup {
   constructor(private readonly octokit: Octokit) {}
 
@@ -148,17 +339,38 @@ export class GitHubChangeLookup implements ChangeLookup {
     };
   }
 
+  /**
+   * @throws InvalidInputError when a ref is not a safe ref name
+   * @throws Error `no commit "<ref>" in <owner/name>` when a ref does not resolve
+   */
   async refs(repository: string, base: string, head: string): Promise<Change> {
     const { owner, repo } = splitRepository(repository);
-    const sha = async (ref: string) => (await this.octokit.rest.repos.getCommit({ owner, repo, ref })).data.sha;
+    assertSafeRef(base);
+    assertSafeRef(head);
+    const sha = async (ref: string) => {
+      try {
+        return (await this.octokit.rest.repos.getCommit({ owner, repo, ref, per_page: 1 })).data.sha;
+      } catch (e) {
+        const status = (e as { status?: number }).status;
+        if (status === 404 || status === 422) throw new Error(`no commit ${JSON.stringify(ref)} in ${repository}`);
+        throw e;
+      }
+    };
     const [baseSha, headSha] = await Promise.all([sha(base), sha(head)]);
-    return refsChange(repository, base, head, baseSha, headSha);
+    const { data } = await this.octokit.rest.repos.compareCommitsWithBasehead({
+      owner,
+      repo,
+      basehead: `${baseSha}...${headSha}`,
+      per_page: 1,
+    });
+    return refsChange(repository, base, head, data.merge_base_commit.sha, headSha);
   }
 }
 
 /**
- * {@link ChangeLookup} on a local git repository: refs resolve with `git rev-parse`; a pull request
- * is the change of its latest local run (`known`), since there is no GitHub to ask.
+ * {@link ChangeLookup} on a local git repository: refs resolve with `git rev-parse` (the base's
+ * tip: {@link GitChangeSource} diffs from the merge base itself); a pull request is the change of
+ * its latest local run (`known`), since there is no GitHub to ask.
  */
 export class GitChangeLookup implements ChangeLookup {
   constructor(
@@ -172,15 +384,15 @@ export class GitChangeLookup implements ChangeLookup {
     return change;
   }
 
+  /**
+   * @throws InvalidInputError when a ref is not a safe ref name (checked before git runs)
+   * @throws Error (one line) when the repository or a commit does not exist
+   */
   async refs(repository: string, base: string, head: string): Promise<Change> {
-    const sha = async (ref: string) => {
-      try {
-        return (await run('git', ['-C', this.repoPath, 'rev-parse', '--verify', `${ref}^{commit}`])).stdout.trim();
-      } catch {
-        throw new Error(`${ref} is not a commit in ${this.repoPath}`);
-      }
-    };
-    const [baseSha, headSha] = await Promise.all([sha(base), sha(head)]);
+    assertSafeRef(base);
+    assertSafeRef(head);
+    const baseSha = await resolveCommit(this.repoPath, base);
+    const headSha = await resolveCommit(this.repoPath, head);
     return refsChange(repository, base, head, baseSha, headSha);
   }
 }
