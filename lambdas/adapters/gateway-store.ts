@@ -112,7 +112,7 @@ export class DynamoBudgetLedger implements BudgetLedger {
         (await this.doc.send(new GetCommand({ TableName: this.table, Key: this.key(scope), ConsistentRead: true }))).Item;
       const now = Date.now();
       const expired = strings(item?.holds).filter((m) => (parseHold(m)?.expiresAtMs ?? Number.POSITIVE_INFINITY) < now).length;
-      return { ok: false, committedMicro: num(item?.committed), expiredHolds: expired };
+      return { ok: false, committedMicro: num(item?.committed), expiredHolds: expired, spentMicro: num(item?.spent) };
     }
   }
 

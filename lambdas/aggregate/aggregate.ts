@@ -1,43 +1,88 @@
+import { fromMicro } from '../core/budget.js';
 import {
   type AgentResult,
   AgentResultSchema,
   type AggregateInput,
   AggregateInputSchema,
   type AggregateOutput,
+  ContextArtifactSchema,
   FindingSchema,
   parseInput,
 } from '../core/contracts.js';
-import { RequiredPhaseFailedError } from '../core/errors.js';
 import type { ArtifactStore } from '../core/ports.js';
-import { mergeFindings, renderComment, summarize } from '../core/report.js';
+import { mergeFindings, type NotReviewed, renderComment, summarize } from '../core/report.js';
+import { readSpend } from '../invoke-agent/invoke-agent.js';
 
 export interface AggregateDeps {
   artifacts: ArtifactStore;
 }
 
 /**
- * Aggregate: reads every agent's findings artifact, merges and de-duplicates them, stores the
+ * An agent's result with its spend taken from its spend record, which holds every invocation
+ * (Step Functions retries, and agents whose failure the Map's Catch turned into a result with no
+ * cost): the run's cost is then the sum of what the ledger settled. Micro-USD in `costMicro`.
+ */
+async function withSpend(a: AgentResult, runId: string, artifacts: ArtifactStore): Promise<AgentResult & { costMicro: number }> {
+  const spend = await readSpend(artifacts, runId, a.phase, a.name);
+  if (spend.invocations.length === 0) return { ...a, costMicro: Math.round(a.costUsd * 1_000_000) };
+  const sum = (f: (i: (typeof spend.invocations)[number]) => number) => spend.invocations.reduce((s, i) => s + f(i), 0);
+  const costMicro = sum((i) => i.costMicro);
+  return {
+    ...a,
+    costMicro,
+    costUsd: fromMicro(costMicro),
+    inputTokens: sum((i) => i.inputTokens),
+    outputTokens: sum((i) => i.outputTokens),
+    cachedTokens: sum((i) => i.cachedTokens),
+    calls: sum((i) => i.calls),
+    cacheHits: sum((i) => i.cacheHits),
+    repairs: sum((i) => i.repairs),
+    repaired: sum((i) => i.repairs) > 0,
+  };
+}
+
+/**
+ * Aggregate: reads every agent's findings and spend records, merges and de-duplicates the
+ * findings, decides the run's outcome (SUCCEEDED / PARTIAL / FAILED, see `summarize`), stores the
  * full report (JSON) and the pull-request comment (Markdown) as artifacts, and returns their
  * references with a small summary (counts, tokens, USD).
  *
+ * Costs come from the agents' spend records (every settled call, including retries, repairs,
+ * fallbacks and agents that failed later), so the summary's `costUsd` equals the run's settled
+ * spend in the budget ledger to the micro-dollar.
+ *
  * @throws InvalidInputError on a bad input
- * @throws RequiredPhaseFailedError when a phase marked `required` has a failed agent
  */
 export async function aggregate(raw: unknown, deps: AggregateDeps): Promise<AggregateOutput> {
   const input: AggregateInput = parseInput(AggregateInputSchema, raw, 'Aggregate');
-  const agents: AgentResult[] = Object.values(input.results)
-    .flat()
-    .map((r) => AgentResultSchema.parse(r));
-  const perAgent = await Promise.all(
-    agents
-      .filter((a) => a.status === 'succeeded' && a.findingsRef)
-      .map(async (a) => {
-        const stored = (await deps.artifacts.getJson(a.findingsRef as string)) as { findings?: unknown };
-        return { agent: a.name, findings: FindingSchema.array().parse(stored.findings ?? []) };
-      }),
+  const agents = await Promise.all(
+    Object.values(input.results)
+      .flat()
+      .map((r) => withSpend(AgentResultSchema.parse(r), input.runId, deps.artifacts)),
   );
-  const findings = mergeFindings(perAgent);
-  const summary = summarize(input.workflow, agents, findings, input.gates);
+  const stored = await Promise.all(
+    agents.map(async (a) => {
+      if (!a.findingsRef) return { agent: a.name, findings: [], notReviewed: [] as string[] };
+      const s = (await deps.artifacts.getJson(a.findingsRef)) as { findings?: unknown; notReviewed?: unknown };
+      return {
+        agent: a.name,
+        findings: FindingSchema.array().parse(s.findings ?? []),
+        notReviewed: Array.isArray(s.notReviewed) ? s.notReviewed.filter((p): p is string => typeof p === 'string') : [],
+      };
+    }),
+  );
+  const context = ContextArtifactSchema.safeParse(await deps.artifacts.getJson(input.contextRef).catch(() => undefined));
+  const excluded = context.success ? (context.data.plan?.excluded ?? []) : [];
+  const findings = mergeFindings(stored);
+  const totalMicro = agents.reduce((s, a) => s + a.costMicro, 0);
+  const summary = summarize(input.workflow, agents, findings, input.gates, {
+    costUsd: fromMicro(totalMicro),
+    excluded,
+    requiredPhases: input.requiredPhases,
+  });
+  const notReviewed: NotReviewed[] = agents.flatMap((a, i) =>
+    a.filesNotReviewed > 0 ? [{ agent: a.name, reason: a.notReviewed ?? 'not reached', paths: stored[i]?.notReviewed ?? [] }] : [],
+  );
   const servedBy = agents.find((a) => a.servedBy)?.servedBy;
   const comment = renderComment({
     workflowName: input.workflowName || input.workflow,
@@ -48,15 +93,11 @@ export async function aggregate(raw: unknown, deps: AggregateDeps): Promise<Aggr
     summary,
     ...(servedBy ? { servedBy } : {}),
     documents: agents.map((a) => ({ agent: a.name, ref: a.documentRef })),
+    excluded,
+    notReviewed,
   });
   const base = `runs/${input.runId}`;
-  const reportRef = await deps.artifacts.putJson(`${base}/report.json`, { summary, findings, agents });
+  const reportRef = await deps.artifacts.putJson(`${base}/report.json`, { summary, findings, agents, excluded, notReviewed });
   const commentRef = await deps.artifacts.putText(`${base}/comment.md`, comment, 'text/markdown');
-  const failedRequired = summary.agents.filter((a) => a.status === 'failed' && input.requiredPhases.includes(a.phase));
-  if (failedRequired.length > 0) {
-    throw new RequiredPhaseFailedError(
-      `required phase failed: ${failedRequired.map((a) => `${a.phase}/${a.name} (${a.error ?? 'error'})`).join(', ')}`,
-    );
-  }
   return { reportRef, commentRef, summary };
 }

@@ -1,6 +1,5 @@
 import { BudgetExceededError, type BudgetScopeKind, BudgetUnavailableError } from './errors.js';
 import type { BudgetConfig, ProjectLimits } from './gateway-config.js';
-import type { ChatMessage } from './ports.js';
 
 /**
  * Budgets (DESIGN §6): before every provider call the gateway reserves a worst-case estimate in
@@ -50,7 +49,15 @@ export function parseHold(member: string): Hold | undefined {
 }
 
 /** The result of one conditional reservation. `committedMicro` is the scope's value after (ok) or as found (refused). */
-export type ReserveOutcome = { ok: true; committedMicro: number } | { ok: false; committedMicro: number; expiredHolds: number };
+export type ReserveOutcome =
+  | { ok: true; committedMicro: number }
+  | {
+      ok: false;
+      committedMicro: number;
+      expiredHolds: number;
+      /** Settled spend as found (absent: unknown, treated as the committed amount). */
+      spentMicro?: number;
+    };
 
 /** A scope's state as `agentflow costs` shows it. */
 export interface BudgetStatus {
@@ -154,21 +161,6 @@ export function budgetScopes(config: BudgetConfig, o: ScopeOptions): BudgetScope
   ];
 }
 
-/** Token overhead per message and per request that the byte count does not cover (role markers, formatting). */
-const MESSAGE_OVERHEAD_TOKENS = 8;
-const REQUEST_OVERHEAD_TOKENS = 32;
-
-/**
- * An upper bound on a request's input tokens: its UTF-8 byte count plus a small overhead per
- * message. Claude's and OpenAI's tokenizers are byte-level BPE, where every token covers at least
- * one byte, so the byte count cannot be exceeded; typical text is 3–4 bytes per token, so this
- * reserves about 3× the usual input cost for the length of one call.
- */
-export function maxInputTokens(system: string, messages: readonly ChatMessage[]): number {
-  const bytes = Buffer.byteLength(system, 'utf8') + messages.reduce((n, m) => n + Buffer.byteLength(m.content, 'utf8'), 0);
-  return bytes + REQUEST_OVERHEAD_TOKENS + MESSAGE_OVERHEAD_TOKENS * (messages.length + 1);
-}
-
 /** Token prices in USD per million tokens. */
 export interface Price {
   readonly input: number;
@@ -265,11 +257,14 @@ export async function reserveBudget(ledger: BudgetLedger, scopes: readonly Budge
   }
   const scope = scopes[refusedAt] as BudgetScope;
   const outcome = (results[refusedAt] as PromiseFulfilledResult<ReserveOutcome>).value;
+  if (outcome.ok) throw new Error('unreachable: a refused scope reserved');
+  const spent = outcome.spentMicro ?? outcome.committedMicro;
   throw new BudgetExceededError(
     scope.kind,
     scope.key,
     fromMicro(scope.limitMicro ?? 0),
     fromMicro(outcome.committedMicro),
     fromMicro(hold.estimateMicro),
+    spent + hold.estimateMicro <= (scope.limitMicro ?? 0),
   );
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { InvalidInputError } from './errors.js';
+import { EXCLUSION_REASONS } from './plan-reasons.js';
 
 /**
  * Task contracts: the small JSON that travels through the state machine (DESIGN §7). Large
@@ -42,6 +43,8 @@ export const ExecutionInputSchema = z.strictObject({
   runId: z.string().min(1).max(80),
   workflow: z.string().min(1),
   change: ChangeSchema,
+  /** Set by the webhook when the trigger filters the pull request out: the run records SKIPPED with this reason. */
+  skip: z.string().optional(),
 });
 export type ExecutionInput = z.infer<typeof ExecutionInputSchema>;
 
@@ -106,7 +109,10 @@ export const ContextStatsSchema = z.strictObject({
   linesChanged: z.number().int().nonnegative(),
   matchedFiles: z.number().int().nonnegative(),
   redactions: z.number().int().nonnegative(),
+  /** Tokens of the reviewed files' diffs (o200k tokenizer; see `lambdas/core/tokenizer.ts`). */
   estimatedTokens: z.number().int().nonnegative(),
+  /** Changed files the review plan excludes (generated, vendored, lock, translation, binary, …). */
+  filesExcluded: z.number().int().nonnegative().default(0),
   testCoverage: z.number().optional(),
 });
 export type ContextStats = z.infer<typeof ContextStatsSchema>;
@@ -119,6 +125,10 @@ export const LoadContextInputSchema = z.strictObject({
   filesChanged: z.array(z.string()).default([]),
   /** Read the head commit's test coverage (the workflow has a `test_coverage` condition). */
   coverage: z.boolean().default(false),
+  /** The workflow's `paths:` (include / exclude globs over the changed files). */
+  paths: PathFilterSchema.default({ include: [], exclude: [] }),
+  /** Every agent of the workflow's agent phases, for the review plan. */
+  agents: z.array(z.strictObject({ phase: z.string(), agent: AgentItemSchema })).default([]),
 });
 export type LoadContextInput = z.infer<typeof LoadContextInputSchema>;
 export interface LoadContextOutput {
@@ -139,10 +149,35 @@ export const ChangedFileSchema = z.strictObject({
 export type ChangedFile = z.infer<typeof ChangedFileSchema>;
 
 /** The context artifact: the change, redacted, as every agent of the run sees it. */
+export const ExclusionSchema = z.strictObject({ path: z.string(), reason: z.enum(EXCLUSION_REASONS) });
+
+/** One agent's part of the review plan (see `lambdas/core/plan.ts`). USD amounts are worst cases. */
+export const AgentPlanSchema = z.strictObject({
+  name: z.string(),
+  phase: z.string(),
+  model: z.string(),
+  files: z.array(z.number().int().nonnegative()),
+  chunkTokens: z.number().int().positive(),
+  chunks: z.number().int().nonnegative(),
+  maxTokens: z.number().int().positive(),
+  needUsd: z.number().nonnegative(),
+  firstChunkUsd: z.number().nonnegative(),
+});
+
+/** The review plan every agent follows (see `buildPlan`). */
+export const ReviewPlanSchema = z.strictObject({
+  excluded: z.array(ExclusionSchema),
+  agents: z.array(AgentPlanSchema),
+});
+export type AgentPlan = z.infer<typeof AgentPlanSchema>;
+export type ReviewPlan = z.infer<typeof ReviewPlanSchema>;
+
 export const ContextArtifactSchema = z.strictObject({
   change: ChangeSchema,
   files: z.array(ChangedFileSchema),
   stats: ContextStatsSchema,
+  /** Absent in contexts written before the review plan existed: every agent then reviews every file. */
+  plan: ReviewPlanSchema.optional(),
 });
 export type ContextArtifact = z.infer<typeof ContextArtifactSchema>;
 
@@ -192,11 +227,18 @@ export type AttemptRecord = z.infer<typeof AttemptSchema>;
 /** Attempts kept per agent result, to keep the Map output small. */
 export const MAX_ATTEMPTS_KEPT = 20;
 
+/**
+ * How an agent ended: `succeeded` (reviewed every planned file), `partial` (reviewed some; the
+ * rest were cut by its budget share or a budget limit), `failed` (no result).
+ */
+export const AGENT_STATUSES = ['succeeded', 'partial', 'failed'] as const;
+export type AgentStatus = (typeof AGENT_STATUSES)[number];
+
 /** One agent's result: the Map iteration's output. Costs in USD, counts in tokens. */
 export const AgentResultSchema = z.strictObject({
   name: z.string(),
   phase: z.string(),
-  status: z.enum(['succeeded', 'failed']),
+  status: z.enum(AGENT_STATUSES),
   provider: z.string(),
   model: z.string(),
   inputTokens: z.number().int().nonnegative(),
@@ -220,6 +262,15 @@ export const AgentResultSchema = z.strictObject({
   routing: z.string().optional(),
   /** Every try of every provider, in order (at most {@link MAX_ATTEMPTS_KEPT}). */
   attempts: z.array(AttemptSchema).default([]),
+  /** Files the plan gave the agent that it reviewed, and that it did not reach. */
+  filesReviewed: z.number().int().nonnegative().default(0),
+  filesNotReviewed: z.number().int().nonnegative().default(0),
+  /** Why files were not reviewed, e.g. `budget: share of $0.50 spent`. */
+  notReviewed: z.string().optional(),
+  /** The agent's share of the run budget in USD (absent: the run has no limit). */
+  shareUsd: z.number().nonnegative().optional(),
+  /** Repair prompts sent (answers that did not parse the first time). */
+  repairs: z.number().int().nonnegative().default(0),
   /** Set by the Map iteration's Catch: `{Error, Cause}` as Step Functions reports them. */
   error: z.object({ Error: z.string(), Cause: z.string().optional() }).optional(),
 });
@@ -249,8 +300,17 @@ export const AggregateInputSchema = z.strictObject({
 export type AggregateInput = z.infer<typeof AggregateInputSchema>;
 
 /** Run summary: counts, cost in USD and per-agent status. Small by construction. */
+/** A run's outcome (DESIGN §12): every agent succeeded / some failed or were cut / none produced a result. */
+export const RUN_OUTCOMES = ['SUCCEEDED', 'PARTIAL', 'FAILED'] as const;
+export type RunOutcome = (typeof RUN_OUTCOMES)[number];
+
 export const RunSummarySchema = z.strictObject({
   workflow: z.string(),
+  status: z.enum(RUN_OUTCOMES),
+  /** Why the run is PARTIAL or FAILED, in one sentence. */
+  reason: z.string().optional(),
+  /** Files the review plan excluded, by reason. */
+  excluded: z.record(z.string(), z.number()).default({}),
   findings: z.number().int().nonnegative(),
   bySeverity: z.record(z.string(), z.number()),
   costUsd: z.number().nonnegative(),
@@ -260,7 +320,7 @@ export const RunSummarySchema = z.strictObject({
     z.strictObject({
       name: z.string(),
       phase: z.string(),
-      status: z.enum(['succeeded', 'failed']),
+      status: z.enum(AGENT_STATUSES),
       provider: z.string(),
       model: z.string(),
       inputTokens: z.number(),
@@ -273,6 +333,11 @@ export const RunSummarySchema = z.strictObject({
       fallbackUsed: z.boolean().default(false),
       routing: z.string().optional(),
       attempts: z.array(AttemptSchema).default([]),
+      filesReviewed: z.number().default(0),
+      filesNotReviewed: z.number().default(0),
+      notReviewed: z.string().optional(),
+      shareUsd: z.number().optional(),
+      repairs: z.number().default(0),
     }),
   ),
   offline: z.boolean(),
@@ -305,7 +370,7 @@ const PublishSkipped = z.strictObject({
   workflow: z.string(),
   change: ChangeSchema,
   reason: z.string(),
-  stats: ContextStatsSchema,
+  stats: ContextStatsSchema.optional(),
 });
 const PublishFailed = z.strictObject({
   kind: z.literal('failed'),
@@ -333,7 +398,7 @@ export interface PublishOutput {
 export const RunRecordSchema = z.object({
   runId: z.string(),
   workflow: z.string(),
-  status: z.enum(['RUNNING', 'SUCCEEDED', 'SKIPPED', 'STOPPED', 'FAILED']),
+  status: z.enum(['RUNNING', 'SUCCEEDED', 'PARTIAL', 'SKIPPED', 'STOPPED', 'FAILED']),
   repository: z.string(),
   number: z.number(),
   headSha: z.string(),

@@ -96,6 +96,11 @@ export class BudgetExceededError extends AgentFlowError {
     readonly limitUsd: number,
     readonly committedUsd: number,
     readonly estimateUsd: number,
+    /**
+     * True when the settled spend alone leaves room for the call and only reservations of calls in
+     * flight fill the limit: the refusal may clear when they settle (the gateway waits for that).
+     */
+    readonly transient = false,
   ) {
     super(
       `budget ${scopeKey}: limit $${limitUsd.toFixed(2)}, committed $${committedUsd.toFixed(6)}, ` +

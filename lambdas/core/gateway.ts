@@ -4,7 +4,8 @@ import {
   type BudgetLedger,
   type BudgetScope,
   fromMicro,
-  maxInputTokens,
+  type Hold,
+  type Reservation,
   reserveBudget,
   toMicro,
   type UsageRecord,
@@ -26,6 +27,7 @@ import type { GatewayConfig, RateLimit } from './gateway-config.js';
 import { DEFAULT_RATE_LIMITS } from './gateway-config.js';
 import type { ChatMessage, ModelResponse, ProviderTable, TokenUsage } from './ports.js';
 import { costUsd } from './pricing.js';
+import { requestTokens } from './tokenizer.js';
 
 /**
  * The model gateway: every model call of every agent goes through {@link ModelGateway.complete},
@@ -143,8 +145,14 @@ export interface GatewayAnswer {
   /** The candidate that answered. */
   readonly model: ModelRef;
   readonly costUsd: number;
+  /** The cost as settled in the budget ledger, in integer micro-USD (0 for a cache hit): what run totals add up. */
+  readonly costMicro: number;
   /** The reservation the call held (worst case), in USD; 0 for a cache hit. */
   readonly estimateUsd: number;
+  /** Input tokens the reservation counted (tokenizer estimate + chat overhead); 0 for a cache hit. */
+  readonly estimatedInputTokens: number;
+  /** The answer was cut at `maxTokens`. */
+  readonly truncated: boolean;
   readonly cacheHit: boolean;
   readonly fallbackUsed: boolean;
   readonly attempts: readonly Attempt[];
@@ -243,7 +251,19 @@ export class ModelGateway {
         attempts.push({ provider: model.provider, model: model.alias, outcome: 'cache-hit', ms: this.clock() - t0 });
         this.deps.metrics.record(dims, { CacheHit: 1, CostUsd: 0, FallbackUsed: index > 0 ? 1 : 0 });
         await this.usage(model, hit.usage, 0, true);
-        return { text: hit.text, usage: hit.usage, model, costUsd: 0, estimateUsd: 0, cacheHit: true, fallbackUsed: index > 0, attempts };
+        return {
+          text: hit.text,
+          usage: hit.usage,
+          model,
+          costUsd: 0,
+          costMicro: 0,
+          estimateUsd: 0,
+          estimatedInputTokens: 0,
+          truncated: false,
+          cacheHit: true,
+          fallbackUsed: index > 0,
+          attempts,
+        };
       }
       let admission: Admission;
       try {
@@ -283,7 +303,14 @@ export class ModelGateway {
         return { ...a, fallbackUsed: index > 0 };
       }
       last = outcome.error;
-      if (outcome.error instanceof BudgetExceededError) this.deps.metrics.record(dims, { BudgetRejected: 1 });
+      if (outcome.error instanceof BudgetExceededError) {
+        this.deps.metrics.record(dims, { BudgetRejected: 1 });
+        // A refused reservation moves on to a cheaper fallback (one whose worst case is lower); a
+        // dearer one would be refused too.
+        const cheaper = call.candidates.slice(index + 1).some((c) => c.price && worstCaseOf(call, c) < worstCaseOf(call, model));
+        if (!cheaper) throw withAttempts(outcome.error, attempts);
+        continue;
+      }
       if (outcome.stop) throw withAttempts(outcome.error, attempts);
     }
     if (attempts.every((a) => a.error?.startsWith('CircuitOpenError'))) {
@@ -308,7 +335,8 @@ export class ModelGateway {
     const { retry, providerTimeoutSeconds } = this.deps.config;
     const tries = admission.kind === 'probe' ? 1 : retry.attemptsPerProvider;
     const price = model.price as NonNullable<ModelRef['price']>;
-    const estimateMicro = worstCaseMicro(maxInputTokens(call.system, call.messages), call.maxTokens, price);
+    const inputTokens = requestTokens(model.provider, call.system, call.messages);
+    const estimateMicro = worstCaseMicro(inputTokens, call.maxTokens, price);
     // No try outlives the deadline, so a hold or slot still there 30 s after it belongs to a crashed caller.
     const leaseUntilMs = call.deadlineMs + 30_000;
     let error: unknown;
@@ -325,7 +353,7 @@ export class ModelGateway {
       const leave = () => this.deps.limits.leave(model.provider, holder).catch(() => undefined);
       const [slot, budget] = await Promise.allSettled([
         this.acquireSlot(model.provider, holder, call.deadlineMs),
-        reserveBudget(this.deps.ledger, call.scopes, { id: holder.id, estimateMicro, expiresAtMs: leaseUntilMs }, t0),
+        this.reserveWaiting(call, { id: holder.id, estimateMicro, expiresAtMs: leaseUntilMs }),
       ]);
       if (slot.status === 'rejected' || budget.status === 'rejected') {
         await Promise.all([
@@ -376,7 +404,10 @@ export class ModelGateway {
         usage: response.usage,
         model,
         costUsd: cost,
+        costMicro: actualMicro,
         estimateUsd: fromMicro(estimateMicro),
+        estimatedInputTokens: inputTokens,
+        truncated: response.truncated ?? false,
         cacheHit: false,
         fallbackUsed: false, // set by complete(), which knows the candidate's place in the chain
         attempts,
@@ -391,6 +422,27 @@ export class ModelGateway {
       return { ok: true, answer, latencyMs: latency };
     }
     return { ok: false, error, stop: false };
+  }
+
+  /**
+   * Reserves the call's worst case in every scope. A refusal that only reservations of calls in
+   * flight cause (the settled spend leaves room: `BudgetExceededError.transient`) is tried again
+   * with backoff and full jitter for up to {@link BUDGET_WAIT_MS}, since those calls will settle
+   * to their (usually much lower) actual cost; a refusal the settled spend causes is final.
+   * @throws BudgetExceededError | BudgetUnavailableError as `reserveBudget`
+   */
+  private async reserveWaiting(call: GatewayCall, hold: Hold): Promise<Reservation> {
+    const giveUpAt = Math.min(call.deadlineMs, this.clock() + BUDGET_WAIT_MS);
+    for (let n = 0; ; n++) {
+      try {
+        return await reserveBudget(this.deps.ledger, call.scopes, hold, this.clock());
+      } catch (e) {
+        if (!(e instanceof BudgetExceededError && e.transient)) throw e;
+        const wait = 25 + this.random() * Math.min(2_000, 100 * 2 ** n);
+        if (this.clock() + wait >= giveUpAt) throw e;
+        await this.sleep(wait);
+      }
+    }
   }
 
   /**
@@ -434,6 +486,15 @@ export class ModelGateway {
       cacheHit,
     };
   }
+}
+
+/** Longest wait for reservations of calls in flight to settle before a budget refusal is final (ms). */
+export const BUDGET_WAIT_MS = 120_000;
+
+/** The worst-case cost (micro-USD) of `call` on `model`: its reservation. */
+export function worstCaseOf(call: Pick<GatewayCall, 'system' | 'messages' | 'maxTokens'>, model: ModelRef): number {
+  if (!model.price) return Number.POSITIVE_INFINITY;
+  return worstCaseMicro(requestTokens(model.provider, call.system, call.messages), call.maxTokens, model.price);
 }
 
 /** Appends the attempts to an error's message so the Catch's Cause (and the report) shows them. */

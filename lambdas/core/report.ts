@@ -1,4 +1,4 @@
-import type { AgentResult, Change, Finding, GateOutcome, RunSummary, Severity } from './contracts.js';
+import type { AgentResult, Change, Finding, GateOutcome, RunOutcome, RunSummary, Severity } from './contracts.js';
 import { SEVERITIES } from './contracts.js';
 import { roundUsd } from './pricing.js';
 
@@ -63,20 +63,73 @@ export function describeGate(g: GateOutcome): string {
   return `${g.outcome}${by ? ` by ${by}` : ''}${at ? ` at ${at}` : ''}${extra}`;
 }
 
+/** Files the plan excluded and agents' files cut by the budget, as the comment lists them. */
+export interface NotReviewed {
+  readonly agent: string;
+  readonly reason: string;
+  readonly paths: readonly string[];
+}
+
+/**
+ * The run's outcome from its agents (DESIGN §12): SUCCEEDED when every agent succeeded (a run
+ * with no agents, too); FAILED when none produced a result (every agent failed), or when an agent
+ * of a `required` phase did not succeed; PARTIAL otherwise (some failed, or were cut short by the
+ * budget). The reason says which agents and why, in one sentence.
+ */
+export function runOutcome(
+  agents: ReadonlyArray<Pick<AgentResult, 'name' | 'phase' | 'status' | 'filesNotReviewed' | 'notReviewed' | 'error'>>,
+  requiredPhases: readonly string[] = [],
+): { status: RunOutcome; reason?: string } {
+  const failed = agents.filter((a) => a.status === 'failed');
+  const partial = agents.filter((a) => a.status === 'partial');
+  const why = (a: (typeof agents)[number]) => `${a.name} (${(errorText(a.error) ?? a.notReviewed ?? 'error').slice(0, 160)})`;
+  const required = agents.filter((a) => a.status !== 'succeeded' && requiredPhases.includes(a.phase));
+  if (agents.length > 0 && failed.length === agents.length) {
+    const budgetOnly = failed.every((a) => a.error?.Error === 'BudgetExceededError' && (a.error.Cause ?? '').startsWith('not reviewed'));
+    return {
+      status: 'FAILED',
+      reason: budgetOnly
+        ? 'not reviewed: budget — the run budget does not cover one chunk of any agent; raise max_usd_per_run or narrow paths'
+        : `every agent failed: ${failed.map(why).join('; ')}`,
+    };
+  }
+  if (required.length > 0) {
+    return { status: 'FAILED', reason: `required phase did not complete: ${required.map((a) => `${a.phase}/${why(a)}`).join('; ')}` };
+  }
+  if (failed.length === 0 && partial.length === 0) return { status: 'SUCCEEDED' };
+  const parts = [
+    ...(failed.length ? [`${failed.length} of ${agents.length} agents failed: ${failed.map(why).join('; ')}`] : []),
+    ...partial.map((a) => `${a.name} did not review ${a.filesNotReviewed} file${a.filesNotReviewed === 1 ? '' : 's'} (${a.notReviewed ?? 'budget'})`),
+  ];
+  return { status: 'PARTIAL', reason: parts.join('; ') };
+}
+
 export function summarize(
   workflow: string,
   agents: readonly AgentResult[],
   findings: readonly ReportFinding[],
   gates: Readonly<Record<string, GateOutcome>> = {},
+  extra: {
+    /** The run's cost in USD when known exactly (the sum of settled micro-dollars). @default the agents' costUsd added up */
+    costUsd?: number;
+    excluded?: ReadonlyArray<{ path: string; reason: string }>;
+    requiredPhases?: readonly string[];
+  } = {},
 ): RunSummary {
   const bySeverity: Record<string, number> = {};
   for (const s of SEVERITIES) bySeverity[s] = 0;
   for (const f of findings) bySeverity[f.severity] = (bySeverity[f.severity] ?? 0) + 1;
+  const excluded: Record<string, number> = {};
+  for (const e of extra.excluded ?? []) excluded[e.reason] = (excluded[e.reason] ?? 0) + 1;
+  const outcome = runOutcome(agents, extra.requiredPhases);
   return {
     workflow,
+    status: outcome.status,
+    ...(outcome.reason ? { reason: outcome.reason } : {}),
+    excluded,
     findings: findings.length,
     bySeverity,
-    costUsd: roundUsd(agents.reduce((s, a) => s + a.costUsd, 0)),
+    costUsd: extra.costUsd ?? roundUsd(agents.reduce((s, a) => s + a.costUsd, 0)),
     inputTokens: agents.reduce((s, a) => s + a.inputTokens, 0),
     outputTokens: agents.reduce((s, a) => s + a.outputTokens, 0),
     offline: agents.some((a) => a.servedBy !== undefined),
@@ -99,6 +152,11 @@ export function summarize(
         fallbackUsed: a.fallbackUsed,
         ...(a.routing ? { routing: a.routing } : {}),
         attempts: a.attempts,
+        filesReviewed: a.filesReviewed,
+        filesNotReviewed: a.filesNotReviewed,
+        ...(a.notReviewed ? { notReviewed: a.notReviewed } : {}),
+        ...(a.shareUsd !== undefined ? { shareUsd: a.shareUsd } : {}),
+        repairs: a.repairs,
       };
     }),
   };
@@ -138,7 +196,35 @@ export const commentMarker = (workflow: string) => `<!-- agentflow:${workflow} -
  */
 export const MAX_COMMENT_CHARS = 60_000;
 
-const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\r?\n/g, '<br>');
+const cell = (s: string) => escapeText(s).replace(/\|/g, '\\|').replace(/\r?\n/g, '<br>');
+/** Text from outside (errors, names) as plain text: no HTML tags, no Markdown links or emphasis from it. */
+const escapeText = (s: string) => s.replace(/[<>&]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;' })[c] as string);
+/** A path in a code span that its own backticks cannot end. */
+const code = (s: string) => {
+  const ticks = '`'.repeat(Math.max(0, ...Array.from(s.matchAll(/`+/g), (m) => m[0].length)) + 1);
+  return `${ticks}${ticks.length > 1 ? ' ' : ''}${s.replace(/\r?\n/g, ' ')}${ticks.length > 1 ? ' ' : ''}${ticks}`;
+};
+/** Paths listed in the "Not reviewed" section at most (the full report has all). */
+export const MAX_LISTED_FILES = 200;
+const OUTCOME_ICON: Record<RunOutcome, string> = { SUCCEEDED: '✅', PARTIAL: '⚠️', FAILED: '❌' };
+
+/** An agent's status cell: what it did, and for a failed agent that made paid calls, that it did. */
+function agentStatus(a: RunSummary['agents'][number]): string {
+  switch (a.status) {
+    case 'succeeded':
+      return '✅ succeeded';
+    case 'partial':
+      return `⚠️ partial: ${a.filesNotReviewed} file${a.filesNotReviewed === 1 ? '' : 's'} not reviewed (${cell(a.notReviewed ?? 'budget')})`;
+    case 'failed': {
+      const error = a.calls > 0 ? (a.error ?? '').replace(/no call was made/g, `no further call was made after ${a.calls} paid call${a.calls === 1 ? '' : 's'}`) : (a.error ?? '');
+      return `❌ failed: ${cell(error)}`;
+    }
+    default: {
+      const never: never = a.status;
+      return String(never);
+    }
+  }
+}
 const usd = (n: number) => `$${n.toFixed(n > 0 && n < 0.0001 ? 6 : 4)}`;
 const int = (n: number) => n.toLocaleString('en-US');
 
@@ -156,24 +242,23 @@ export function renderComment(input: {
   servedBy?: string;
   /** Documents agents wrote (artifact keys). */
   documents?: ReadonlyArray<{ agent: string; ref: string | undefined }>;
+  /** Files the review plan excluded, with the reason. */
+  excluded?: ReadonlyArray<{ path: string; reason: string }>;
+  /** Files agents did not reach (budget), per agent. */
+  notReviewed?: readonly NotReviewed[];
 }): string {
   const { summary, findings } = input;
-  const failed = summary.agents.filter((a) => a.status === 'failed');
   const sev = SEVERITIES.filter((s) => (summary.bySeverity[s] ?? 0) > 0)
     .map((s) => `${ICON[s]} ${summary.bySeverity[s]} ${s}`)
     .join(' · ');
-  const out: string[] = [commentMarker(input.workflow), `## AgentFlow · ${input.workflowName}`, ''];
+  const out: string[] = [commentMarker(input.workflow), `## AgentFlow · ${escapeText(input.workflowName)}`, ''];
+  // The outcome and why, before anything else.
+  out.push(`**${OUTCOME_ICON[summary.status]} ${summary.status}**${summary.reason ? ` — ${escapeText(summary.reason)}` : ''}`, '');
+  const calls = summary.agents.reduce((s, a) => s + a.calls, 0);
   out.push(
     `**${findings.length} finding${findings.length === 1 ? '' : 's'}**${sev ? ` (${sev})` : ''} from ${summary.agents.length} agents` +
-      ` · ${int(summary.inputTokens + summary.outputTokens)} tokens · ${usd(summary.costUsd)}`,
+      ` · ${int(summary.inputTokens + summary.outputTokens)} tokens · ${calls} model call${calls === 1 ? '' : 's'} · ${usd(summary.costUsd)}`,
   );
-  if (failed.length > 0) {
-    out.push(
-      '',
-      `> [!WARNING]`,
-      `> ${failed.length} of ${summary.agents.length} agents failed: ${failed.map((a) => `**${a.name}** (${a.error ?? 'unknown error'})`).join('; ')}. The other agents' findings are below.`,
-    );
-  }
   if (input.servedBy) {
     out.push(
       '',
@@ -188,6 +273,30 @@ export function renderComment(input: {
   const documents = (input.documents ?? []).filter((d) => d.ref);
   if (documents.length > 0) {
     out.push('', '### Documents', '', ...documents.map((d) => `- **${d.agent}** wrote \`${d.ref}\``));
+  }
+  const excluded = input.excluded ?? [];
+  const cut = (input.notReviewed ?? []).filter((n) => n.paths.length > 0);
+  if (excluded.length > 0 || cut.length > 0) {
+    out.push('', '### Not reviewed', '');
+    for (const n of cut) {
+      out.push(
+        `- **${escapeText(n.agent)}**: ${n.paths.length} file${n.paths.length === 1 ? '' : 's'} not reviewed — ${escapeText(n.reason)}. Raise \`max_usd_per_run\` or narrow \`paths\`.`,
+      );
+    }
+    if (excluded.length > 0) {
+      const counts = Object.entries(summary.excluded ?? {})
+        .map(([reason, n]) => `${n} ${reason}`)
+        .join(', ');
+      out.push(`- ${excluded.length} file${excluded.length === 1 ? '' : 's'} excluded by the review plan (${counts}); change with \`paths\` in the workflow.`);
+    }
+    const lines = [
+      ...cut.flatMap((n) => n.paths.map((p) => `- ${code(p)} — ${escapeText(n.agent)}: budget`)),
+      ...excluded.map((e) => `- ${code(e.path)} — ${e.reason}`),
+    ];
+    const shown = lines.slice(0, MAX_LISTED_FILES);
+    out.push('', '<details><summary>Files</summary>', '', ...shown);
+    if (lines.length > shown.length) out.push(`- … ${lines.length - shown.length} more in the full report`);
+    out.push('', '</details>');
   }
   out.push('', '### Findings', '');
   if (findings.length === 0) {
@@ -216,7 +325,7 @@ export function renderComment(input: {
   );
   for (const a of summary.agents) {
     out.push(
-      `| ${a.name} | ${a.status === 'succeeded' ? '✅ succeeded' : `❌ failed: ${cell(a.error ?? '')}`} | ${a.provider} | ${a.model} | ${int(a.inputTokens)} | ${int(a.outputTokens)} | ${usd(a.costUsd)} | ${cell(gatewayNotes(a))} |`,
+      `| ${a.name} | ${agentStatus(a)} | ${a.provider} | ${a.model} | ${int(a.inputTokens)} | ${int(a.outputTokens)} | ${usd(a.costUsd)} | ${cell(gatewayNotes(a))} |`,
     );
   }
   out.push(`| **Total** | | | | **${int(summary.inputTokens)}** | **${int(summary.outputTokens)}** | **${usd(summary.costUsd)}** | |`);

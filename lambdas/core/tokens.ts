@@ -6,8 +6,11 @@ import type { ChangedFile } from './contracts.js';
  * this errs towards more tokens: chunks stay inside the context window.
  */
 export function estimateTokens(text: string): number {
-  return Math.ceil(text.length / 3.5);
+  return Math.ceil(text.length / CHARS_PER_TOKEN);
 }
+
+/** Characters per token assumed for chunk sizes (code runs 3.5–4.5 in o200k and Claude's tokenizer). */
+const CHARS_PER_TOKEN = 3.5;
 
 /** Renders one changed file the way prompts show it. */
 export function renderFile(file: ChangedFile): string {
@@ -29,25 +32,45 @@ export function renderFile(file: ChangedFile): string {
  * @throws RangeError when `budgetTokens` is not positive
  */
 export function chunkFiles(files: readonly ChangedFile[], budgetTokens: number): string[] {
+  return layoutChunks(files, budgetTokens).map((c) => c.text);
+}
+
+/** A chunk of rendered diff text and the paths of the files (or file parts) it holds. */
+export interface Chunk {
+  readonly text: string;
+  readonly paths: readonly string[];
+}
+
+/** {@link chunkFiles} with the paths each chunk holds (a file split in parts appears in each part's chunk). */
+export function layoutChunks(files: readonly ChangedFile[], budgetTokens: number): Chunk[] {
   if (!(budgetTokens > 0)) throw new RangeError(`token budget must be positive, got ${budgetTokens}`);
-  const chunks: string[] = [];
-  let current = '';
+  const chunks: Chunk[] = [];
+  // Lengths are tracked instead of re-measuring the growing chunk: linear in the size of the change.
+  let current: string[] = [];
+  let paths: string[] = [];
+  let currentLength = 0;
   const flush = () => {
-    if (current) chunks.push(current);
-    current = '';
+    if (current.length) chunks.push({ text: current.join(''), paths });
+    current = [];
+    paths = [];
+    currentLength = 0;
   };
   for (const file of files) {
     const rendered = renderFile(file);
-    if (estimateTokens(current + rendered) <= budgetTokens) {
-      current += rendered;
+    if (Math.ceil((currentLength + rendered.length) / CHARS_PER_TOKEN) <= budgetTokens) {
+      current.push(rendered);
+      paths.push(file.path);
+      currentLength += rendered.length;
       continue;
     }
     flush();
     if (estimateTokens(rendered) <= budgetTokens) {
-      current = rendered;
+      current = [rendered];
+      paths = [file.path];
+      currentLength = rendered.length;
       continue;
     }
-    for (const piece of splitPatch(file, budgetTokens)) chunks.push(piece);
+    for (const piece of splitPatch(file, budgetTokens)) chunks.push({ text: piece, paths: [file.path] });
   }
   flush();
   return chunks;
@@ -65,20 +88,29 @@ function splitPatch(file: ChangedFile, budgetTokens: number): string[] {
   const header = (i: number) => `### ${file.path} (${file.status}, part ${i})\n\`\`\`diff\n`;
   const overhead = estimateTokens(`${header(99)}@@ -000000,0 +000000,0 @@\n\`\`\`\n`);
   const limit = Math.max(1, budgetTokens - overhead);
+  // Characters in `part` joined with newlines, tracked as lines are added (no re-joining per line).
+  let partLength = -1;
   const emit = () => {
     if (part.length === 0) return;
     n++;
     pieces.push(`${header(n)}${part.join('\n')}\n\`\`\`\n`);
     part = [];
+    partLength = -1;
   };
   const push = (line: string) => {
-    if (part.length === 0 && !line.startsWith('@@') && newLine > 0) part.push(`@@ -${oldLine},0 +${newLine},0 @@`);
+    if (part.length === 0 && !line.startsWith('@@') && newLine > 0) {
+      const h = `@@ -${oldLine},0 +${newLine},0 @@`;
+      part.push(h);
+      partLength += h.length + 1;
+    }
     part.push(line);
+    partLength += line.length + 1;
   };
+  const withLine = (line: string) => Math.ceil((partLength + line.length + 1) / CHARS_PER_TOKEN);
   for (const line of lines) {
     const hunk = /^@@ -(\d+)(?:,\d+)? \+(\d+)(?:,\d+)? @@/.exec(line);
-    if (hunk && part.length > 0 && estimateTokens([...part, line].join('\n')) > limit / 2) emit();
-    if (estimateTokens([...part, line].join('\n')) > limit) emit();
+    if (hunk && part.length > 0 && withLine(line) > limit / 2) emit();
+    if (withLine(line) > limit) emit();
     if (hunk) {
       oldLine = Number(hunk[1]);
       newLine = Number(hunk[2]);
@@ -88,7 +120,7 @@ function splitPatch(file: ChangedFile, budgetTokens: number): string[] {
     // A single line longer than the budget is cut into pieces rather than dropped.
     let rest = line;
     while (estimateTokens(rest) > limit) {
-      const cut = Math.floor(limit * 3.5);
+      const cut = Math.floor(limit * CHARS_PER_TOKEN);
       push(rest.slice(0, cut));
       emit();
       rest = rest.slice(cut);

@@ -1,4 +1,5 @@
-import { budgetScopes } from '../core/budget.js';
+import { z } from 'zod';
+import { budgetScopes, fromMicro } from '../core/budget.js';
 import {
   type AgentResult,
   AgentResultSchema,
@@ -12,15 +13,17 @@ import {
   type ModelRef,
   parseInput,
 } from '../core/contracts.js';
-import { ProviderRejectedError } from '../core/errors.js';
-import type { GatewayAnswer, GatewayCall, ModelGateway } from '../core/gateway.js';
+import { BudgetExceededError, ProviderRejectedError } from '../core/errors.js';
+import { type GatewayAnswer, type GatewayCall, type ModelGateway, worstCaseOf } from '../core/gateway.js';
 import type { BudgetConfig } from '../core/gateway-config.js';
+import { answerTokens, candidatesOf, chunkTokensFor, promptTokens, shareMicro } from '../core/plan.js';
 import type { ArtifactStore, ChatMessage, TokenUsage } from '../core/ports.js';
-import { addUsage, NO_USAGE, roundUsd } from '../core/pricing.js';
+import { addUsage, NO_USAGE } from '../core/pricing.js';
 import { chunkMessage, earlierFindings, parseAnswer, repairMessages, systemPrompt } from '../core/prompt.js';
-import { routeModel } from '../core/routing.js';
-import { chunkFiles, estimateTokens } from '../core/tokens.js';
+import { estimateTokens, layoutChunks } from '../core/tokens.js';
 import { splitRepository } from '../core/triggers.js';
+
+export { MAX_CHUNK_TOKENS } from '../core/plan.js';
 
 export interface InvokeAgentDeps {
   artifacts: ArtifactStore;
@@ -31,16 +34,60 @@ export interface InvokeAgentDeps {
   now?: () => number;
   /** Instant (ms since the epoch) by which the agent must finish; in Lambda, its remaining time minus a margin. @default now + 10 minutes */
   deadlineMs?: () => number;
+  /** Chunks of one agent in flight at once (the gateway's rate limits still apply per provider). @default {@link CHUNK_CONCURRENCY} */
+  concurrency?: number;
 }
 
-/** Largest diff chunk per prompt, in tokens, even for models with bigger windows: review quality drops on huge prompts. */
-export const MAX_CHUNK_TOKENS = 60_000;
+/** Chunks of one agent sent at once by default. */
+export const CHUNK_CONCURRENCY = 4;
 
 /** Artifact key of an agent's findings. */
 export const findingsKey = (runId: string, phase: string, agent: string) => `runs/${runId}/findings/${phase}/${agent}.json`;
 
 /** Artifact key of the Markdown document an `output: document` agent writes. */
 export const documentKey = (runId: string, phase: string, agent: string) => `runs/${runId}/documents/${phase}/${agent}.md`;
+
+/** Artifact key of an agent's spend record: every invocation's settled spend (see {@link SpendRecordSchema}). */
+export const spendKey = (runId: string, phase: string, agent: string) => `runs/${runId}/spend/${phase}/${agent}.json`;
+
+/** What one invocation of an agent spent. Cost in integer micro-USD as the ledger settled it. */
+export const InvocationSpendSchema = z.strictObject({
+  id: z.string(),
+  startedAt: z.string(),
+  costMicro: z.number().int().nonnegative(),
+  inputTokens: z.number().int().nonnegative(),
+  outputTokens: z.number().int().nonnegative(),
+  cachedTokens: z.number().int().nonnegative(),
+  calls: z.number().int().nonnegative(),
+  cacheHits: z.number().int().nonnegative(),
+  repairs: z.number().int().nonnegative(),
+  /** Input tokens the reservations counted, and what the provider reported for the same calls. */
+  estimatedInputTokens: z.number().int().nonnegative().default(0),
+  reportedInputTokens: z.number().int().nonnegative().default(0),
+  error: z.string().optional(),
+});
+export type InvocationSpend = z.infer<typeof InvocationSpendSchema>;
+
+/**
+ * An agent's spend record: one entry per invocation (Step Functions retries an agent after a
+ * retryable error, and each try spends). Written after every call, so the spend of an agent that
+ * fails later is still reported; Aggregate adds these up, so a run's reported cost is the ledger's.
+ */
+export const SpendRecordSchema = z.strictObject({
+  agent: z.string(),
+  phase: z.string(),
+  invocations: z.array(InvocationSpendSchema),
+});
+export type SpendRecord = z.infer<typeof SpendRecordSchema>;
+
+/** Reads an agent's spend record; an agent that never wrote one spent nothing. */
+export async function readSpend(artifacts: ArtifactStore, runId: string, phase: string, agent: string): Promise<SpendRecord> {
+  try {
+    return SpendRecordSchema.parse(await artifacts.getJson(spendKey(runId, phase, agent)));
+  } catch {
+    return { agent, phase, invocations: [] };
+  }
+}
 
 /** The findings of earlier phases' agents (`previous` holds their small results with findings refs). */
 async function previousFindings(
@@ -50,7 +97,7 @@ async function previousFindings(
   const results = Object.values(previous)
     .flatMap((v) => (Array.isArray(v) ? v : []))
     .map((r) => AgentResultSchema.safeParse(r))
-    .flatMap((r) => (r.success && r.data.status === 'succeeded' && r.data.findingsRef ? [r.data] : []));
+    .flatMap((r) => (r.success && r.data.status !== 'failed' && r.data.findingsRef ? [r.data] : []));
   const out: Array<{ agent: string; finding: Finding }> = [];
   for (const r of results) {
     const stored = (await artifacts.getJson(r.findingsRef as string)) as { findings?: unknown };
@@ -62,23 +109,41 @@ async function previousFindings(
   return out;
 }
 
+/** Runs `work` over `items` with at most `limit` in flight; `work` never throws (it records its own errors). */
+async function pool<T>(items: readonly T[], limit: number, work: (item: T, index: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lanes = Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      await work(items[i] as T, i);
+    }
+  });
+  await Promise.all(lanes);
+}
+
 /**
- * InvokeAgent: reviews the run's context with one agent.
+ * InvokeAgent: reviews the run's context with one agent, following the review plan.
  *
- * Picks the model (`model: auto` routes by change size and the agent's complexity), builds the
- * prompt from the agent's catalog entry, splits the diff into chunks that fit the smallest context
- * window of the agent's candidate models (window − max_tokens − prompt, at most
- * {@link MAX_CHUNK_TOKENS}), asks the model gateway once per chunk (budgets, circuit breakers,
- * fallback, cache), validates each answer against the findings schema (one repair prompt on an
- * invalid answer), stores the findings as an artifact and returns a small {@link AgentResult}
- * (tokens; cost in USD; every attempt).
+ * The plan (made by LoadContext) names the files the agent reviews, in review order, and how
+ * they are chunked; the agent's share of the run budget is fixed before it starts (`shareMicro`:
+ * shares of all agents add up to at most the run limit), less what earlier invocations of the same
+ * agent spent. Chunks are sent up to {@link CHUNK_CONCURRENCY} at a time through the model gateway
+ * (budgets, circuit breakers, fallback, cache, rate limits), each only while its worst case fits
+ * in what is left of the share (else the cheaper fallbacks that fit, else the chunk is not
+ * reviewed); each answer is validated against the findings schema (one repair prompt on an invalid
+ * answer). Every call's settled cost is written to the agent's spend record as it happens.
+ *
+ * Outcome: `succeeded` (every chunk reviewed), `partial` (some chunks cut by the budget; the files
+ * not reviewed are listed in the findings artifact), `failed` (returned, not thrown, when the
+ * budget left no chunk reviewed: "not reviewed: budget", with no provider call beyond the share).
  *
  * @throws InvalidInputError on a bad Map item
- * @throws BudgetExceededError | BudgetUnavailableError | CircuitOpenError | PriceUnknownError (no call made)
+ * @throws CircuitOpenError | PriceUnknownError | BudgetUnavailableError (no call made for that chunk)
  * @throws ProviderThrottledError | ProviderUnavailableError | ProviderTimeoutError (retryable; every candidate failed)
  * @throws ProviderRejectedError when the provider refuses the request or the answer is still invalid
  *   after the repair prompt (the raw answer is stored under `runs/<run>/raw/...`)
  * @throws ProviderAuthError when every candidate refused the credentials
+ *   — in every case after the chunks in flight finished and their spend was recorded.
  */
 export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<AgentResult> {
   const now = deps.now ?? Date.now;
@@ -87,9 +152,7 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
   const input: InvokeAgentInput = parseInput(InvokeAgentInputSchema, raw, 'InvokeAgent');
   const { agent } = input;
   const context = ContextArtifactSchema.parse(await deps.artifacts.getJson(input.contextRef));
-  const route = routeModel(agent, context.stats);
-  const primary: ModelRef = route?.model ?? agent.model;
-  const candidates = [primary, ...agent.fallback.filter((f) => f.modelId !== primary.modelId || f.provider !== primary.provider)];
+  const { primary, candidates, routing } = candidatesOf(agent, context.stats);
   const project = input.budget.project ?? splitRepository(context.change.repository).repo;
   const scopes = budgetScopes(deps.budgets, {
     runId: input.runId,
@@ -97,28 +160,79 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
     maxUsdPerRun: input.budget.maxUsdPerRun,
     now: new Date(started),
   });
+  const runLimit = scopes.find((s) => s.kind === 'run')?.limitMicro;
+  const planned = context.plan?.agents.find((a) => a.name === agent.name && a.phase === input.phase);
+  const files = planned ? planned.files.flatMap((i) => context.files[i] ?? []) : context.files;
+  const chunkTokens = planned?.chunkTokens ?? chunkTokensFor(agent, candidates, promptTokens(agent, context.change));
+  const chunks = files.length > 0 ? layoutChunks(files, chunkTokens) : [];
+  const spend = await readSpend(deps.artifacts, input.runId, input.phase, agent.name);
+  const spentBefore = spend.invocations.reduce((s, i) => s + i.costMicro, 0);
+  const share = context.plan ? shareMicro(context.plan.agents, agent.name, input.phase, runLimit) : Number.POSITIVE_INFINITY;
+  const available = share - spentBefore;
   const earlier = earlierFindings(await previousFindings(input.previous, deps.artifacts));
   const system = systemPrompt(agent);
-  const window = Math.min(...candidates.map((c) => c.contextWindow));
-  const overhead = estimateTokens(system) + estimateTokens(chunkMessage(agent, context.change, '', 0, 1, earlier)) + 64;
-  const budget = Math.min(MAX_CHUNK_TOKENS, Math.floor((window - agent.maxTokens - overhead) * 0.9));
-  const chunks = context.files.length > 0 ? chunkFiles(context.files, budget) : [];
 
+  // This invocation's accounting; every answer is added as it arrives.
+  const mine: InvocationSpend = {
+    id: `${started.toString(36)}-${Math.random().toString(36).slice(2, 8)}`,
+    startedAt: new Date(started).toISOString(),
+    costMicro: 0,
+    inputTokens: 0,
+    outputTokens: 0,
+    cachedTokens: 0,
+    calls: 0,
+    cacheHits: 0,
+    repairs: 0,
+    estimatedInputTokens: 0,
+    reportedInputTokens: 0,
+  };
   let usage: TokenUsage = NO_USAGE;
-  let cost = 0;
-  let calls = 0;
-  let cacheHits = 0;
   let fallbackUsed = false;
-  let repaired = false;
   let servedBy: string | undefined;
   let answeredBy: ModelRef = primary;
   const attempts: AttemptRecord[] = [];
-  const ask = async (messages: ChatMessage[]): Promise<GatewayAnswer> => {
-    const call: GatewayCall = {
-      candidates,
+  // Spend record writes are chained so they land in order, one at a time.
+  let writes: Promise<unknown> = Promise.resolve();
+  const saveSpend = () => {
+    const record: SpendRecord = { ...spend, invocations: [...spend.invocations, { ...mine }] };
+    writes = writes.then(() => deps.artifacts.putJson(spendKey(input.runId, input.phase, agent.name), record)).catch(() => undefined);
+    return writes;
+  };
+  const account = (a: GatewayAnswer) => {
+    usage = addUsage(usage, a.usage);
+    mine.costMicro += a.costMicro;
+    mine.inputTokens += a.usage.inputTokens + a.usage.cacheReadTokens + a.usage.cacheWriteTokens;
+    mine.outputTokens += a.usage.outputTokens;
+    mine.cachedTokens += a.usage.cacheReadTokens;
+    mine.calls += a.cacheHit ? 0 : 1;
+    mine.cacheHits += a.cacheHit ? 1 : 0;
+    if (!a.cacheHit) {
+      mine.estimatedInputTokens += a.estimatedInputTokens;
+      mine.reportedInputTokens += a.usage.inputTokens + a.usage.cacheReadTokens + a.usage.cacheWriteTokens;
+    }
+    fallbackUsed ||= a.fallbackUsed;
+    servedBy = a.servedBy ?? servedBy;
+    answeredBy = a.model;
+    attempts.push(...a.attempts);
+    void saveSpend();
+  };
+
+  // Worst cases held against the share by calls in flight, plus the settled cost of finished ones.
+  let committed = 0;
+  /** Asks the gateway when the call's worst case fits in what is left of the share; undefined when it does not. */
+  const ask = async (messages: ChatMessage[], maxTokens: number): Promise<GatewayAnswer | { refused: string }> => {
+    const call = { system, messages, maxTokens };
+    const fits = candidates.filter((c) => c.price && committed + worstCaseOf(call, c) <= available);
+    if (fits.length === 0) {
+      return { refused: `budget: its share of the run budget ($${fromMicro(Math.max(0, available)).toFixed(4)}) is spent` };
+    }
+    const hold = Math.max(...fits.map((c) => worstCaseOf(call, c)));
+    committed += hold;
+    const request: GatewayCall = {
+      candidates: fits,
       system,
       messages,
-      maxTokens: agent.maxTokens,
+      maxTokens,
       temperature: agent.temperature,
       scopes,
       cache: agent.cache,
@@ -126,72 +240,119 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
       labels: { workflow: input.workflow, agent: agent.name, project },
       deadlineMs,
     };
-    const a = await deps.gateway.complete(call);
-    usage = addUsage(usage, a.usage);
-    cost += a.costUsd;
-    calls += a.cacheHit ? 0 : 1;
-    cacheHits += a.cacheHit ? 1 : 0;
-    fallbackUsed ||= a.fallbackUsed;
-    servedBy = a.servedBy ?? servedBy;
-    answeredBy = a.model;
-    attempts.push(...a.attempts);
-    return a;
-  };
-  const findings: Finding[] = [];
-  const documents: string[] = [];
-  for (const [i, chunk] of chunks.entries()) {
-    const messages: ChatMessage[] = [{ role: 'user', content: chunkMessage(agent, context.change, chunk, i, chunks.length, earlier) }];
-    const first = await ask(messages);
-    let parsed = parseAnswer(first.text);
-    if (!parsed.ok) {
-      repaired = true;
-      const second = await ask(repairMessages(messages, first.text, parsed.problem));
-      parsed = parseAnswer(second.text);
-      if (!parsed.ok) {
-        const rawRef = await deps.artifacts.putText(
-          `runs/${input.runId}/raw/${input.phase}/${agent.name}-part${i + 1}.txt`,
-          `${first.text}\n\n--- after the repair prompt ---\n\n${second.text}`,
-        );
-        throw new ProviderRejectedError(
-          `${agent.name}: ${second.model.alias} answered in an invalid format twice (${parsed.problem}); raw answer at ${rawRef}`,
-          second.model.provider,
-        );
-      }
+    try {
+      const a = await deps.gateway.complete(request);
+      committed += a.costMicro - hold;
+      account(a);
+      return a;
+    } catch (e) {
+      committed -= hold;
+      if (e instanceof BudgetExceededError) return { refused: `budget: ${e.message.replace(/ \[attempts:.*$/, '')}` };
+      throw e;
     }
-    findings.push(...parsed.answer.findings);
-    if (parsed.answer.document) documents.push(parsed.answer.document);
+  };
+
+  const findings: Finding[][] = chunks.map(() => []);
+  const documents: string[] = [];
+  const notReviewed = new Set<string>();
+  const reviewed = new Set<string>();
+  let reason: string | undefined;
+  let failure: unknown;
+  await pool(chunks, deps.concurrency ?? CHUNK_CONCURRENCY, async (chunk, i) => {
+    if (failure !== undefined) {
+      for (const p of chunk.paths) notReviewed.add(p);
+      return;
+    }
+    const maxTokens = planned ? answerTokens(agent, estimateTokens(chunk.text)) : agent.maxTokens;
+    const messages: ChatMessage[] = [{ role: 'user', content: chunkMessage(agent, context.change, chunk.text, i, chunks.length, earlier) }];
+    try {
+      const first = await ask(messages, maxTokens);
+      if ('refused' in first) {
+        reason ??= first.refused;
+        for (const p of chunk.paths) notReviewed.add(p);
+        return;
+      }
+      let parsed = parseAnswer(first.text);
+      if (!parsed.ok) {
+        mine.repairs++;
+        const second = await ask(repairMessages(messages, first.text, parsed.problem), maxTokens);
+        if ('refused' in second) {
+          reason ??= second.refused;
+          for (const p of chunk.paths) notReviewed.add(p);
+          return;
+        }
+        parsed = parseAnswer(second.text);
+        if (!parsed.ok) {
+          const rawRef = await deps.artifacts.putText(
+            `runs/${input.runId}/raw/${input.phase}/${agent.name}-part${i + 1}.txt`,
+            `${first.text}\n\n--- after the repair prompt ---\n\n${second.text}`,
+          );
+          throw new ProviderRejectedError(
+            `${agent.name}: ${second.model.alias} answered in an invalid format twice (${parsed.problem}); raw answer at ${rawRef}`,
+            second.model.provider,
+          );
+        }
+      }
+      findings[i] = parsed.answer.findings;
+      if (parsed.answer.document) documents[i] = parsed.answer.document;
+      for (const p of chunk.paths) reviewed.add(p);
+    } catch (e) {
+      failure ??= e;
+      for (const p of chunk.paths) notReviewed.add(p);
+    }
+  });
+  // A file is reviewed only when all its parts were.
+  for (const p of notReviewed) reviewed.delete(p);
+  if (failure !== undefined) {
+    mine.error = `${(failure as Error).name}: ${(failure as Error).message}`.slice(0, 500);
+    await saveSpend();
+    throw failure;
   }
+  await saveSpend();
+
+  const all = findings.flat();
+  const docs = documents.filter(Boolean);
   const documentRef =
-    agent.output === 'document' && documents.length > 0
-      ? await deps.artifacts.putText(documentKey(input.runId, input.phase, agent.name), documents.join('\n\n---\n\n'), 'text/markdown')
+    agent.output === 'document' && docs.length > 0
+      ? await deps.artifacts.putText(documentKey(input.runId, input.phase, agent.name), docs.join('\n\n---\n\n'), 'text/markdown')
       : undefined;
+  const unreached = files.map((f) => f.path).filter((p) => notReviewed.has(p));
   const findingsRef = await deps.artifacts.putJson(findingsKey(input.runId, input.phase, agent.name), {
     agent: agent.name,
     phase: input.phase,
     model: answeredBy.alias,
-    findings,
+    findings: all,
+    notReviewed: unreached,
+    ...(reason ? { notReviewedReason: reason } : {}),
   });
+  const status: AgentResult['status'] = unreached.length === 0 ? 'succeeded' : reviewed.size > 0 ? 'partial' : 'failed';
   return {
     name: agent.name,
     phase: input.phase,
-    status: 'succeeded',
+    status,
     provider: answeredBy.provider,
     model: answeredBy.alias,
     inputTokens: usage.inputTokens + usage.cacheReadTokens + usage.cacheWriteTokens,
     outputTokens: usage.outputTokens,
     cachedTokens: usage.cacheReadTokens,
-    costUsd: roundUsd(cost),
-    findings: findings.length,
+    costUsd: fromMicro(mine.costMicro),
+    findings: all.length,
     findingsRef,
     ...(documentRef ? { documentRef } : {}),
     chunks: chunks.length,
-    repaired,
+    repaired: mine.repairs > 0,
+    repairs: mine.repairs,
     ...(servedBy ? { servedBy } : {}),
     durationMs: now() - started,
-    calls,
-    cacheHits,
+    calls: mine.calls,
+    cacheHits: mine.cacheHits,
     fallbackUsed,
-    ...(route ? { routing: route.reason } : {}),
+    ...(routing ? { routing } : {}),
     attempts: attempts.slice(-MAX_ATTEMPTS_KEPT),
+    filesReviewed: reviewed.size,
+    filesNotReviewed: unreached.length,
+    ...(reason ? { notReviewed: reason } : {}),
+    ...(Number.isFinite(share) ? { shareUsd: fromMicro(share) } : {}),
+    ...(status === 'failed' ? { error: { Error: 'BudgetExceededError', Cause: `not reviewed: ${reason ?? 'budget'}` } } : {}),
   };
 }

@@ -8,8 +8,10 @@ import {
   parseInput,
 } from '../core/contracts.js';
 import type { ArtifactStore, ChangeSource } from '../core/ports.js';
+import { buildPlan, parseGitAttributes, promptTokens } from '../core/plan.js';
 import { redactSecrets } from '../core/redact.js';
-import { estimateTokens, renderFile } from '../core/tokens.js';
+import { countTokens } from '../core/tokenizer.js';
+import { renderFile } from '../core/tokens.js';
 
 export interface LoadContextDeps {
   changes: ChangeSource;
@@ -39,10 +41,12 @@ export async function headCoverage(change: Change, changes: ChangeSource): Promi
 }
 
 /**
- * LoadContext: fetches the change, redacts credentials from every patch, computes change stats
- * (and how many files match the workflow's `files_changed` globs; a glob without a slash matches
- * the file name in any folder, as in .gitignore), stores the context as an artifact and returns
- * only its reference and the stats.
+ * LoadContext: fetches the change, redacts credentials from every patch, makes the review plan
+ * (which files each agent reviews and why the others are excluded, chunk layout and worst-case
+ * cost per agent: see `buildPlan`; `.gitattributes` at the head commit is honoured), computes
+ * change stats (and how many files match the workflow's `files_changed` globs; a glob without a
+ * slash matches the file name in any folder, as in .gitignore), stores the context with its plan
+ * as an artifact and returns only its reference and the stats. No model is called.
  *
  * @throws InvalidInputError when the input does not match the contract
  * @throws Error from the change source when the change cannot be read
@@ -59,10 +63,23 @@ export async function loadContext(raw: unknown, deps: LoadContextDeps): Promise<
   const isMatch = input.filesChanged.length > 0 ? picomatch(input.filesChanged, { basename: true, dot: true }) : () => true;
   const additions = clean.reduce((s, f) => s + f.additions, 0);
   const deletions = clean.reduce((s, f) => s + f.deletions, 0);
-  const coverage = input.change.testCoverage ?? (input.coverage ? await headCoverage(input.change, deps.changes) : undefined);
+  const [coverage, gitattributes] = await Promise.all([
+    input.change.testCoverage ?? (input.coverage ? headCoverage(input.change, deps.changes) : undefined),
+    deps.changes.readHeadFile(input.change, '.gitattributes').catch(() => undefined),
+  ]);
+  const plan = buildPlan({
+    files: clean,
+    stats: { linesChanged: additions + deletions },
+    attributes: parseGitAttributes(gitattributes ?? ''),
+    paths: input.paths,
+    agents: input.agents,
+    promptTokens: (agent) => promptTokens(agent, input.change),
+  });
+  const excluded = new Set(plan.excluded.map((e) => e.path));
   const artifact: ContextArtifact = {
     change: input.change,
     files: clean,
+    plan,
     stats: {
       filesChanged: clean.length,
       additions,
@@ -70,7 +87,8 @@ export async function loadContext(raw: unknown, deps: LoadContextDeps): Promise<
       linesChanged: additions + deletions,
       matchedFiles: clean.filter((f) => isMatch(f.path)).length,
       redactions,
-      estimatedTokens: clean.reduce((s, f) => s + estimateTokens(renderFile(f)), 0),
+      estimatedTokens: clean.reduce((s, f) => s + (excluded.has(f.path) ? 0 : countTokens(renderFile(f), 'openai')), 0),
+      filesExcluded: plan.excluded.length,
       ...(coverage !== undefined ? { testCoverage: coverage } : {}),
     },
   };

@@ -52,17 +52,18 @@ export async function publish(raw: unknown, deps: PublishDeps): Promise<PublishO
         const body = await deps.artifacts.getText(input.report.commentRef);
         commentUrl = await deps.comments.upsertComment(input.change, commentMarker(input.workflow), body);
       }
-      if (input.outputs.databaseLog) {
-        await deps.runs.put({
-          ...base,
-          status: 'SUCCEEDED',
-          costUsd: summary.costUsd,
-          findings: summary.findings,
-          agents: summary.agents,
-          commentUrl,
-          reportRef: input.report.reportRef,
-        });
-      }
+      // The outcome and the cost are always recorded (they are what `agentflow runs` and the
+      // status commands show); `database_log` adds the per-agent details.
+      await deps.runs.put({
+        ...base,
+        status: summary.status,
+        ...(summary.reason ? { reason: summary.reason } : {}),
+        costUsd: summary.costUsd,
+        findings: summary.findings,
+        ...(input.outputs.databaseLog ? { agents: summary.agents } : {}),
+        commentUrl,
+        reportRef: input.report.reportRef,
+      });
       return { commentUrl };
     }
     default: {

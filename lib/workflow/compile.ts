@@ -61,6 +61,8 @@ export const agentTaskName = (phase: string) => `Run agent: ${phase}`;
 export const mapStateName = (phase: string) => `Agents: ${phase}`;
 
 const STATE = {
+  checkPullRequest: 'Check pull request',
+  recordSkippedPullRequest: 'Record skipped pull request',
   start: 'Start run',
   load: 'Load context',
   conditions: 'Check conditions',
@@ -70,6 +72,8 @@ const STATE = {
   aggregate: 'Aggregate findings',
   publish: 'Publish results',
   done: 'Done',
+  outcome: 'Check outcome',
+  noResult: 'No result',
   recordFailure: 'Record failure',
   failed: 'Run failed',
   recordStop: 'Record stopped run',
@@ -103,13 +107,15 @@ const runCatch = [{ ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: ST
 /**
  * Compiles a checked workflow to a Step Functions state machine definition.
  *
- * Shape: Start run → Load context → Check conditions (Choice, skip with a reason) → per phase a
+ * Shape: Check pull request (Choice: the webhook set `skip`, e.g. a draft or a bot's pull request →
+ * Record skipped pull request → Skipped) → Start run → Load context → Check conditions (Choice,
+ * skip with a reason) → per phase a
  * Pass that injects the agent list and a Map state whose iterator is one InvokeAgent task (Retry on
  * Lambda service errors and on {@link RETRYABLE_ERRORS}, Catch into a failed-agent result) →
  * Aggregate findings → Publish results; independent phases run in a Parallel state. Every
  * top-level task has a Catch into `Record failure` → `Run failed`.
  *
- * Execution input: `{ runId, workflow, change }` (see `lambdas/core/contracts.ts`).
+ * Execution input: `{ runId, workflow, change, skip? }` (see `lambdas/core/contracts.ts`).
  * Function ARNs are `${...Arn}` placeholders from {@link TASK_FUNCTIONS}.
  */
 export function compileWorkflow(workflow: Workflow): AslDefinition {
@@ -118,6 +124,20 @@ export function compileWorkflow(workflow: Workflow): AslDefinition {
   const firstAfterConditions = levels.length > 0 ? levelStateName(levels, 0) : STATE.aggregate;
   const hasConditions = Boolean(workflow.trigger.filesChanged || workflow.trigger.linesChanged || workflow.trigger.testCoverage);
 
+  // First, before Start run: Start run's Parameters cannot copy an optional field (a path that is
+  // absent fails the execution with States.Runtime), so the skip is decided on the raw input.
+  states[STATE.checkPullRequest] = {
+    Type: 'Choice',
+    Comment: 'The webhook skips a pull request its trigger filters out (draft, bot author, label, branch) with a reason.',
+    Choices: [{ Variable: '$.skip', IsPresent: true, Next: STATE.recordSkippedPullRequest }],
+    Default: STATE.start,
+  };
+  states[STATE.recordSkippedPullRequest] = lambdaTask(
+    'publish',
+    { kind: 'skipped', 'runId.$': '$.runId', 'workflow.$': '$.workflow', 'change.$': '$.change', 'reason.$': '$.skip' },
+    { ResultPath: null, Catch: runCatch, Next: STATE.skipped },
+  );
+  states[STATE.skipped] = { Type: 'Succeed', Comment: 'The pull request or the change did not meet the trigger.' };
   states[STATE.start] = {
     Type: 'Pass',
     Comment: 'Keeps only the small run fields; everything large travels by reference.',
@@ -138,6 +158,9 @@ export function compileWorkflow(workflow: Workflow): AslDefinition {
       'change.$': '$.change',
       filesChanged: workflow.trigger.filesChanged ?? [],
       coverage: workflow.trigger.testCoverage !== undefined,
+      paths: { include: workflow.paths?.include ?? [], exclude: workflow.paths?.exclude ?? [] },
+      // Every agent, for the review plan (which files each reviews, chunks, budget shares).
+      agents: workflow.phases.flatMap((p) => (p.kind === 'agents' ? p.agents.map((agent) => ({ phase: p.name, agent })) : [])),
     },
     {
       ResultSelector: { 'contextRef.$': '$.Payload.contextRef', 'stats.$': '$.Payload.stats' },
@@ -172,7 +195,6 @@ export function compileWorkflow(workflow: Workflow): AslDefinition {
       },
       { ResultPath: null, Catch: runCatch, Next: STATE.skipped },
     );
-    states[STATE.skipped] = { Type: 'Succeed', Comment: 'The trigger conditions did not hold.' };
   }
 
   levels.forEach((level, i) => {
@@ -252,9 +274,21 @@ export function compileWorkflow(workflow: Workflow): AslDefinition {
       // The execution's output is the run summary.
       OutputPath: '$.report.summary',
       Catch: runCatch,
-      Next: STATE.done,
+      Next: STATE.outcome,
     },
   );
+  states[STATE.outcome] = {
+    Type: 'Choice',
+    Comment: 'The review is published either way; a run in which no agent produced a result fails the execution.',
+    Choices: [{ Variable: '$.status', StringEquals: 'FAILED', Next: STATE.noResult }],
+    Default: STATE.done,
+  };
+  states[STATE.noResult] = {
+    Type: 'Fail',
+    Comment: 'Every agent failed (or a required phase did not complete); the report says why.',
+    Error: 'AgentFlowRunFailed',
+    CausePath: '$.reason',
+  };
   states[STATE.done] = { Type: 'Succeed', Comment: 'The review is published.' };
   if (workflow.phases.some((p) => p.kind !== 'agents')) {
     states[STATE.recordStop] = lambdaTask(
@@ -295,7 +329,7 @@ export function compileWorkflow(workflow: Workflow): AslDefinition {
 
   return {
     Comment: `AgentFlow workflow "${workflow.name}" (${workflow.id}): ${workflow.description || 'generated from YAML'}`.slice(0, 500),
-    StartAt: STATE.start,
+    StartAt: STATE.checkPullRequest,
     TimeoutSeconds: 6 * 3600,
     States: states,
   };

@@ -1,0 +1,15 @@
+/** Why the review plan does not review a changed file (see `lambdas/core/plan.ts`). */
+export const EXCLUSION_REASONS = [
+  'generated',
+  'vendored',
+  'lock file',
+  'translation',
+  'binary',
+  'LFS pointer',
+  'snapshot',
+  'submodule',
+  'removed',
+  'excluded by paths',
+  'not in paths',
+] as const;
+export type ExclusionReason = (typeof EXCLUSION_REASONS)[number];
