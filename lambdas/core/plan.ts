@@ -63,7 +63,11 @@ export function parseGitAttributes(text: string): AttributeRule[] {
 /** A gitignore-style matcher: a pattern without a slash matches the file name in any folder. */
 function globMatcher(patterns: readonly string[]): (path: string) => boolean {
   if (patterns.length === 0) return () => false;
-  const anchored = patterns.map((p) => (p.startsWith('/') ? p.slice(1) : p));
+  // gitignore rules: a leading slash anchors at the root; a folder pattern whose only slash is the
+  // trailing one (`Pods/`) matches that folder at any depth.
+  const anchored = patterns.map((p) =>
+    p.startsWith('/') ? p.slice(1) : p.endsWith('/') && !p.slice(0, -1).includes('/') ? `**/${p}` : p,
+  );
   const withSlash = anchored.filter((p) => p.includes('/'));
   const bare = anchored.filter((p) => !p.includes('/'));
   const full = withSlash.length ? picomatch(withSlash, { dot: true }) : () => false;
