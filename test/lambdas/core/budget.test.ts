@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoBudgetLedger } from '../../../lambdas/adapters/gateway-store.js';
-import { type BudgetScope, budgetScopes, maxInputTokens, reserveBudget, toMicro, worstCaseMicro } from '../../../lambdas/core/budget.js';
+import { type BudgetScope, budgetScopes, reserveBudget, toMicro, worstCaseMicro } from '../../../lambdas/core/budget.js';
+import { requestTokens } from '../../../lambdas/core/tokenizer.js';
 import { BudgetConfigSchema } from '../../../lambdas/core/gateway-config.js';
 import { LOCAL_TABLE, type LocalTable, startLocalTable } from '../../../lib/local/runtime.js';
 
@@ -81,7 +82,7 @@ describe('Function: reserveBudget', () => {
 
   it('leaves the budget free after a burst of 64k-token reservations that settle at almost no cost (no pinning at the cap)', async () => {
     const s = scope(5);
-    const estimate = worstCaseMicro(maxInputTokens('system', [{ role: 'user', content: 'x'.repeat(2000) }]), 64_000, {
+    const estimate = worstCaseMicro(requestTokens('bedrock', 'system', [{ content: 'x'.repeat(2000) }]), 64_000, {
       input: 3,
       output: 15,
       cacheRead: 0.3,
@@ -157,8 +158,19 @@ describe('Function: budgetScopes', () => {
   });
 });
 
-describe('Function: maxInputTokens', () => {
-  it('bounds tokens by UTF-8 bytes, which byte-level BPE tokens cannot exceed', () => {
-    expect(maxInputTokens('ab', [{ role: 'user', content: 'é' }])).toBe(2 + 2 + 32 + 16);
+describe('Function: reserveBudget, refusals', () => {
+  it('marks a refusal transient when only reservations in flight fill the limit, final when settled spend does', async () => {
+    const s = scope(1);
+    const big = hold('in-flight', 900_000);
+    await reserveBudget(ledger, [s], big, Date.now());
+    await expect(reserveBudget(ledger, [s], hold('second', 200_000), Date.now())).rejects.toMatchObject({
+      name: 'BudgetExceededError',
+      transient: true,
+    });
+    await ledger.settle(s, big, 900_000);
+    await expect(reserveBudget(ledger, [s], hold('third', 200_000), Date.now())).rejects.toMatchObject({
+      name: 'BudgetExceededError',
+      transient: false,
+    });
   });
 });

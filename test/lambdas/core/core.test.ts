@@ -128,6 +128,9 @@ describe('Function: renderComment', () => {
           cacheHits: 0,
           fallbackUsed: false,
           attempts: [],
+          filesReviewed: 0,
+          filesNotReviewed: 0,
+          repairs: 0,
         },
         {
           name: 'code-review',
@@ -147,6 +150,9 @@ describe('Function: renderComment', () => {
           cacheHits: 0,
           fallbackUsed: false,
           attempts: [],
+          filesReviewed: 0,
+          filesNotReviewed: 0,
+          repairs: 0,
           error: { Error: 'ProviderUnavailableError', Cause: '{"errorMessage":"bedrock: 503"}' },
         },
       ],
@@ -173,7 +179,9 @@ describe('Function: renderComment', () => {
     });
     expect(md.startsWith(commentMarker('pr-review'))).toBe(true);
     expect(md).toContain('| 🔴 critical | `Pay.swift:10` | security | Secret<br>**Fix:** Rotate | security |');
-    expect(md).toContain('1 of 2 agents failed: **code-review** (ProviderUnavailableError: bedrock: 503)');
+    expect(summary.status).toBe('PARTIAL');
+    expect(md).toContain('**⚠️ PARTIAL** — 1 of 2 agents failed: code-review (ProviderUnavailableError: bedrock: 503)');
+    expect(md).toContain('| code-review | ❌ failed: ProviderUnavailableError: bedrock: 503 |');
     expect(md).toContain('| security | ✅ succeeded | openai | gpt-4.1-mini | 1,000 | 200 | $0.0007 |');
     expect(summary.costUsd).toBe(0.00072);
   });

@@ -2,7 +2,10 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FsArtifactStore } from '../../../lambdas/adapters/artifacts.js';
 import type { AgentItem, ContextArtifact } from '../../../lambdas/core/contracts.js';
-import { findingsKey, invokeAgent } from '../../../lambdas/invoke-agent/invoke-agent.js';
+import type { GatewayAnswer, GatewayCall, ModelGateway } from '../../../lambdas/core/gateway.js';
+import { GatewayConfigSchema } from '../../../lambdas/core/gateway-config.js';
+import { buildPlan, promptTokens } from '../../../lambdas/core/plan.js';
+import { findingsKey, invokeAgent, readSpend } from '../../../lambdas/invoke-agent/invoke-agent.js';
 import type { OfflineModelServer } from '../../../lib/local/offline-model.js';
 import { type GatewayEnv, startGateway, tempDir } from '../../helpers.js';
 
@@ -19,6 +22,7 @@ const agent = (provider: 'bedrock' | 'openai', contextWindow = 200_000): AgentIt
   cache: true,
   complexity: 'medium',
   output: 'findings',
+  paths: { include: [], exclude: [] },
 });
 
 const context = (files: ContextArtifact['files']): ContextArtifact => ({
@@ -35,7 +39,7 @@ const context = (files: ContextArtifact['files']): ContextArtifact => ({
     headRef: '',
   },
   files,
-  stats: { filesChanged: files.length, additions: 1, deletions: 0, linesChanged: 1, matchedFiles: 1, redactions: 0, estimatedTokens: 10 },
+  stats: { filesChanged: files.length, additions: 1, deletions: 0, linesChanged: 1, matchedFiles: 1, redactions: 0, estimatedTokens: 10, filesExcluded: 0 },
 });
 
 const swift = (lines: string[]): ContextArtifact['files'][number] => ({
@@ -97,13 +101,18 @@ describe('Function: invokeAgent', () => {
     expect(stored.findings.map((f) => f.line)).toEqual([10, 60, 110, 160, 210, 260]);
   });
 
-  it('fails with ProviderRejectedError after one repair prompt when the answer stays invalid, keeping the raw answer', async () => {
+  it('fails with ProviderRejectedError after one repair prompt when the answer stays invalid, keeping the raw answer and the spend', async () => {
     const { artifacts, providers, contextRef } = await setup([swift(['let a = b!'])], { faults: { openai: 'invalid' } });
     await expect(invokeAgent(input(agent('openai'), contextRef), { artifacts, ...providers })).rejects.toMatchObject({
       name: 'ProviderRejectedError',
       message: expect.stringMatching(/invalid format twice.*runs\/r1\/raw\/review\/code-review-part1\.txt/),
     });
     expect(server?.stats.openai).toBe(2);
+    // Both paid calls are in the agent's spend record, which Aggregate reports.
+    const spend = await readSpend(artifacts, 'r1', 'review', 'code-review');
+    expect(spend.invocations).toHaveLength(1);
+    expect(spend.invocations[0]).toMatchObject({ calls: 2, repairs: 1, error: expect.stringMatching(/^ProviderRejectedError/) });
+    expect(spend.invocations[0]?.costMicro).toBeGreaterThan(0);
     expect(await artifacts.getText('runs/r1/raw/review/code-review-part1.txt')).toMatch(/not JSON/);
   });
 
@@ -127,5 +136,100 @@ describe('Function: invokeAgent', () => {
   it('rejects a Map item that does not match the contract', async () => {
     const { artifacts, providers } = await setup([]);
     await expect(invokeAgent({ agent: { name: 'x' } }, { artifacts, ...providers })).rejects.toMatchObject({ name: 'InvalidInputError' });
+  });
+});
+
+/** A scripted gateway: answers every call with no findings at a fixed cost, counting calls in flight. Fails loudly past its script. */
+function scriptedGateway(o: { costMicro: number; maxCalls: number; delayMs?: number }) {
+  const seen: GatewayCall[] = [];
+  let inFlight = 0;
+  let maxInFlight = 0;
+  const gateway = {
+    async complete(call: GatewayCall): Promise<GatewayAnswer> {
+      seen.push(call);
+      if (seen.length > o.maxCalls) throw new Error(`scripted gateway: call ${seen.length} was not expected`);
+      inFlight++;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      await new Promise((r) => setTimeout(r, o.delayMs ?? 5));
+      inFlight--;
+      const model = call.candidates[0];
+      if (!model) throw new Error('scripted gateway: no candidate');
+      return {
+        text: '{"summary":"ok","findings":[]}',
+        usage: { inputTokens: 100, outputTokens: 10, cacheReadTokens: 0, cacheWriteTokens: 0 },
+        model,
+        costUsd: o.costMicro / 1e6,
+        costMicro: o.costMicro,
+        estimateUsd: 0,
+        estimatedInputTokens: 100,
+        truncated: false,
+        cacheHit: false,
+        fallbackUsed: false,
+        attempts: [],
+      };
+    },
+  };
+  return { gateway: gateway as unknown as ModelGateway, seen, maxInFlight: () => maxInFlight };
+}
+
+describe('Function: invokeAgent, following the review plan', () => {
+  const many = Array.from({ length: 12 }, (_, i) => ({
+    ...swift(Array.from({ length: 120 }, (_, k) => `let v${k} = value${k} // line ${k} of file ${i}`)),
+    path: `App/F${String(i).padStart(2, '0')}.swift`,
+  }));
+  const small = agent('openai', 6_000);
+
+  async function planned(maxUsdPerRun: number | undefined) {
+    const artifacts = new FsArtifactStore(join(tempDir(), 'artifacts'));
+    const ctx = context(many);
+    const plan = buildPlan({
+      files: many,
+      stats: ctx.stats,
+      agents: [{ phase: 'review', agent: small }],
+      promptTokens: (a) => promptTokens(a, ctx.change),
+    });
+    const contextRef = await artifacts.putJson('runs/r1/context.json', { ...ctx, plan });
+    const budgets = GatewayConfigSchema.parse({ budgets: maxUsdPerRun === undefined ? {} : { perRunUsd: maxUsdPerRun } }).budgets;
+    return { artifacts, contextRef, plan, budgets };
+  }
+
+  it('sends the chunks of one agent concurrently, at most the given number at once', async () => {
+    const { artifacts, contextRef, plan, budgets } = await planned(undefined);
+    const chunks = plan.agents[0]?.chunks ?? 0;
+    expect(chunks).toBeGreaterThan(4);
+    const fake = scriptedGateway({ costMicro: 10, maxCalls: chunks });
+    const r = await invokeAgent(input(small, contextRef), { artifacts, gateway: fake.gateway, budgets, concurrency: 3 });
+    expect(r).toMatchObject({ status: 'succeeded', chunks, calls: chunks, filesReviewed: 12, filesNotReviewed: 0 });
+    expect(fake.maxInFlight()).toBe(3);
+    // The answer cap follows the chunk, not the agent's whole max_tokens.
+    for (const call of fake.seen) expect(call.maxTokens).toBeLessThanOrEqual(small.maxTokens);
+  });
+
+  it('stops at its share of the run budget: reviews the highest-value chunks, lists the rest and reports partial', async () => {
+    const { artifacts, contextRef, plan, budgets } = await planned(0.1);
+    const a = plan.agents[0];
+    expect(a?.needUsd).toBeGreaterThan(0.1);
+    const fake = scriptedGateway({ costMicro: 15_000, maxCalls: 100, delayMs: 1 });
+    const r = await invokeAgent(input(small, contextRef), { artifacts, gateway: fake.gateway, budgets, concurrency: 1 });
+    expect(r.status).toBe('partial');
+    expect(r.shareUsd).toBe(0.1);
+    expect(r.costUsd).toBeLessThanOrEqual(0.1);
+    expect(r.filesReviewed).toBeGreaterThan(0);
+    expect(r.filesNotReviewed).toBeGreaterThan(0);
+    expect(r.notReviewed).toMatch(/^budget: its share of the run budget/);
+    const stored = (await artifacts.getJson(findingsKey('r1', 'review', 'code-review'))) as { notReviewed: string[] };
+    expect(stored.notReviewed.length).toBe(r.filesNotReviewed);
+    // Files come in review order, so the unreviewed ones are the last ones.
+    expect(stored.notReviewed).toContain('App/F11.swift');
+    expect(stored.notReviewed).not.toContain('App/F00.swift');
+  });
+
+  it('reports "not reviewed: budget" and makes no call when the share does not cover one chunk', async () => {
+    const { artifacts, contextRef, budgets } = await planned(0.000_5);
+    const fake = scriptedGateway({ costMicro: 1, maxCalls: 0 });
+    const r = await invokeAgent(input(small, contextRef), { artifacts, gateway: fake.gateway, budgets });
+    expect(r).toMatchObject({ status: 'failed', calls: 0, costUsd: 0, filesReviewed: 0, filesNotReviewed: 12 });
+    expect(r.error).toMatchObject({ Error: 'BudgetExceededError', Cause: expect.stringMatching(/^not reviewed: budget/) });
+    expect(fake.seen).toHaveLength(0);
   });
 });
