@@ -15,7 +15,7 @@ import type { EnvironmentConfig } from './config.js';
 import { SpendDashboard } from './constructs/spend-dashboard.js';
 import { TaskFunction } from './constructs/task-function.js';
 import { WorkflowStateMachine } from './constructs/workflow-state-machine.js';
-import type { ModelCatalog, TaskKind, Workflow } from './workflow/index.js';
+import { type ModelCatalog, type TaskKind, type Workflow, webhookTrigger } from './workflow/index.js';
 
 /** The CloudWatch namespace of the gateway's metrics. */
 export const METRICS_NAMESPACE = 'AgentFlow';
@@ -214,13 +214,7 @@ export class AgentFlowStack extends Stack {
         CI_SECRET_NAME: ciSecret.secretName,
         AGENTFLOW_GROUPS: groupsJson,
         AGENTFLOW_WORKFLOWS: JSON.stringify(
-          machines.map(({ workflow, sm }) => ({
-            id: workflow.id,
-            events: workflow.trigger.events,
-            ...(workflow.trigger.linesChanged ? { linesChanged: workflow.trigger.linesChanged } : {}),
-            ...(workflow.trigger.runBy.length ? { runBy: workflow.trigger.runBy } : {}),
-            stateMachineArn: sm.stateMachineArn,
-          })),
+          machines.map(({ workflow, sm }) => ({ ...webhookTrigger(workflow), stateMachineArn: sm.stateMachineArn })),
         ),
       },
     }).fn;

@@ -21,6 +21,7 @@ import {
   IssueCommentEventSchema,
   matchWorkflows,
   PullRequestEventSchema,
+  preconditions,
   satisfies,
   TRUSTED_ASSOCIATIONS,
   type WorkflowTrigger,
@@ -63,13 +64,16 @@ const unavailable = () => json(503, { message: 'could not start the workflow now
  *
  * `pull_request`: the workflows whose trigger names the action and whose `lines_changed` holds for
  * the event's additions + deletions are started, one execution each, named from the delivery id;
+ * a pull request the trigger's filters leave out (draft, bot author, authors, labels, branches: see
+ * {@link preconditions}) is started with `skip` set to the reason, so it leaves a SKIPPED run;
  * the guard makes a redelivery (sequential or concurrent) answer 200 `duplicate` with one set of
  * executions; a failed StartExecution answers 503 and keeps nothing, so a redelivery starts them.
  * Answers: 202 `{ delivery, executions }`, 200 `{ duplicate: true, ... }`.
  *
  * `issue_comment` on a pull request, first line `/agentflow …`: `approve|reject <id>` decides an
  * approval as the comment's author (GitHub login or team); `review` (by an owner, member or
- * collaborator) starts the workflows triggered by `pull_request.synchronize` again.
+ * collaborator) starts the workflows triggered by `pull_request.synchronize` again, whatever the
+ * pull-request filters say.
  */
 export async function handleGithubDelivery(req: HttpRequest, deps: GithubDeliveryDeps): Promise<HttpResponse> {
   if (bodyBytes(req) > MAX_BODY_BYTES) return json(413, { message: `payload too large (limit ${MAX_BODY_BYTES} bytes)` });
@@ -114,24 +118,30 @@ export async function handleGithubDelivery(req: HttpRequest, deps: GithubDeliver
       message: `pull_request.${parsed.data.action} ignored: ${lines} changed lines do not meet lines_changed of ${matched.map((w) => w.id).join(', ')}`,
     });
   }
-  return start(delivery, wanted, changeFromPullRequest(parsed.data), deps);
+  const pr = parsed.data;
+  return start(delivery, wanted, changeFromPullRequest(pr), deps, (w) => preconditions(pr, w));
 }
 
-/** Starts `workflows` for `change` once per delivery id. */
+/**
+ * Starts `workflows` for `change` once per delivery id; `skipOf` gives the reason a workflow's
+ * execution only records a SKIPPED run (execution input `skip`).
+ */
 async function start(
   delivery: string,
   workflows: readonly WorkflowTrigger[],
   change: Change,
   deps: GithubDeliveryDeps,
+  skipOf: (w: WorkflowTrigger) => string | undefined = () => undefined,
 ): Promise<HttpResponse> {
   const remaining = deps.remainingMs ?? (() => 8000);
   const work = async () => {
-    const executions: Array<{ workflow: string; name: string; started: boolean }> = [];
+    const executions: Array<{ workflow: string; name: string; started: boolean; skip?: string }> = [];
     for (const w of workflows) {
       const name = executionName(delivery, w.id);
-      const input: ExecutionInput = { runId: name, workflow: w.id, change };
+      const skip = skipOf(w);
+      const input: ExecutionInput = { runId: name, workflow: w.id, change, ...(skip ? { skip } : {}) };
       const r = await deps.starter.start(w.id, name, input);
-      executions.push({ workflow: w.id, name: r.name, started: r.started });
+      executions.push({ workflow: w.id, name: r.name, started: r.started, ...(skip ? { skip } : {}) });
     }
     return { executions };
   };
@@ -176,6 +186,9 @@ async function handleComment(payload: unknown, delivery: string, deps: GithubDel
       } catch {
         return unavailable();
       }
+      // No preconditions here: a person with write access asked for this review, so a draft, a
+      // bot's pull request or a filtered label or branch is reviewed anyway (the filters keep
+      // unwanted reviews from starting on their own, not from being asked for).
       return start(delivery, workflows, { ...change, action: 'review' }, deps);
     }
     default:

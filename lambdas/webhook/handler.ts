@@ -16,7 +16,10 @@ import { logger } from '../shared/powertools.js';
 import { rotatingSecret } from '../shared/secrets.js';
 import { type IngressDeps, routeIngress } from './routes.js';
 
-/** `AGENTFLOW_WORKFLOWS`: `[{ id, events, linesChanged?, runBy?, stateMachineArn }]`, written by the stack. */
+/**
+ * `AGENTFLOW_WORKFLOWS`: `[{ id, events, linesChanged?, runBy?, skipDrafts, skipBots, authors?, labels?,
+ * branches?, stateMachineArn }]`, written by the stack.
+ */
 const workflows = z
   .array(WorkflowTriggerSchema.extend({ stateMachineArn: z.string() }))
   .parse(JSON.parse(requireEnv('AGENTFLOW_WORKFLOWS')));

@@ -4,6 +4,7 @@ import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { z } from 'zod';
 import type { WorkflowTrigger } from '../../lambdas/core/triggers.js';
 import { INGRESS_ROUTES, type IngressDeps, routeIngress } from '../../lambdas/webhook/routes.js';
+import { webhookTrigger } from '../workflow/index.js';
 import { breakerReport, costReport } from './costs.js';
 import type { LocalRuntime } from './runtime.js';
 
@@ -27,12 +28,7 @@ export interface LocalServerOptions {
 
 /** The workflows as the ingress routes see them. */
 export function workflowTriggers(runtime: LocalRuntime): WorkflowTrigger[] {
-  return [...runtime.options.workspace.workflows.values()].map((w) => ({
-    id: w.id,
-    events: w.trigger.events,
-    ...(w.trigger.linesChanged ? { linesChanged: w.trigger.linesChanged } : {}),
-    runBy: w.trigger.runBy,
-  }));
+  return [...runtime.options.workspace.workflows.values()].map(webhookTrigger);
 }
 
 /** The ingress routes' dependencies on the local runtime (the same use cases the webhook Lambda runs). */

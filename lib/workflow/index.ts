@@ -1,4 +1,5 @@
 export * from './compile.js';
+export * from './events.js';
 export * from './graph.js';
 export * from './load.js';
 export * from './model.js';

@@ -1,5 +1,6 @@
 import picomatch from 'picomatch';
-import type { Catalog, Comparison, Phase, ResolvedAgent, ResolvedModel, Workflow } from './model.js';
+import { triggerEventError } from './events.js';
+import type { Catalog, Comparison, IncludeExclude, Phase, ResolvedAgent, ResolvedModel, Workflow } from './model.js';
 import {
   type AgentEntry,
   type AgentSpec,
@@ -60,6 +61,10 @@ export function loadAgent(file: string, text: string, models?: ModelCatalog): Lo
   if (base && base !== parsed.data.name) {
     diagnostics.push(src.at(['name'], `name: "${parsed.data.name}" must match the file name "${base}"`));
   }
+  parsed.data.files?.forEach((glob, i) => {
+    const err = globError(glob);
+    if (err) diagnostics.push(src.at(['files', i], `files.${i}: ${err}`));
+  });
   if (models && parsed.data.model === 'auto') {
     if (!models.tiers[parsed.data.provider]) {
       diagnostics.push(src.at(['model'], `model: "auto" needs tiers.${parsed.data.provider} in workflows/models.yml`));
@@ -82,8 +87,9 @@ export function loadAgent(file: string, text: string, models?: ModelCatalog): Lo
  * Parses, normalises and checks a workflow file against the catalog.
  *
  * Every problem is reported with its position; the workflow is returned only when there are none.
- * Checks: schema, unknown agents and models, provider/model mismatches, duplicate phases and
- * agents, unknown `depends_on`, cycles, invalid globs.
+ * Checks: schema, unknown events and actions (GitHub's webhook definitions), unknown agents and
+ * models, provider/model mismatches, duplicate phases and agents, unknown `depends_on`, cycles,
+ * invalid globs, pull-request conditions on a workflow that only runs manually.
  */
 export function loadWorkflow(file: string, text: string, catalog: Catalog): Loaded<Workflow> {
   const src = new YamlSource(file, text);
@@ -143,25 +149,57 @@ const SERVICES: Record<string, Provider> = {
 /** All actions a bare `pull_request` trigger stands for: a review when a PR opens or changes. */
 export const DEFAULT_PR_ACTIONS = ['opened', 'synchronize', 'reopened', 'ready_for_review'] as const;
 
+/** Conditions that filter pull requests at the webhook; they mean nothing to a manual run. */
+const PULL_REQUEST_CONDITIONS = ['skip_drafts', 'skip_bots', 'authors', 'labels', 'branches'] as const;
+
+type Conditions = Exclude<NonNullable<WorkflowSource['trigger']['conditions']>, unknown[]>;
+
 function normalize(id: string, w: WorkflowSource, catalog: Catalog, src: YamlSource, diagnostics: Diagnostic[]): Workflow {
-  const events = (Array.isArray(w.trigger.event) ? w.trigger.event : [w.trigger.event]).flatMap((e) =>
-    e === 'pull_request' ? DEFAULT_PR_ACTIONS.map((a) => `pull_request.${a}`) : [e],
-  );
+  const written = Array.isArray(w.trigger.event) ? w.trigger.event : [w.trigger.event];
+  written.forEach((e, i) => {
+    const err = triggerEventError(e);
+    if (err) diagnostics.push(src.at(Array.isArray(w.trigger.event) ? ['trigger', 'event', i] : ['trigger', 'event'], err));
+  });
+  const events = [...new Set(written.flatMap((e) => (e === 'pull_request' ? DEFAULT_PR_ACTIONS.map((a) => `pull_request.${a}`) : [e])))];
   const condList = w.trigger.conditions ? (Array.isArray(w.trigger.conditions) ? w.trigger.conditions : [w.trigger.conditions]) : [];
-  const conditions = Object.assign({}, ...condList) as {
-    files_changed?: string[];
-    lines_changed?: string;
-    test_coverage?: string;
-  };
+  const conditions: Conditions = Object.assign({}, ...condList);
   const condPath = (key: string): SourcePath => {
     if (!Array.isArray(w.trigger.conditions)) return ['trigger', 'conditions', key];
     const i = w.trigger.conditions.findIndex((c) => key in c);
     return ['trigger', 'conditions', i, key];
   };
-  conditions.files_changed?.forEach((glob, i) => {
-    const err = globError(glob);
-    if (err) diagnostics.push(src.at([...condPath('files_changed'), i], `files_changed.${i}: ${err}`));
-  });
+  const checkGlobs = (globs: readonly string[] | undefined, path: SourcePath, label: string) =>
+    globs?.forEach((glob, i) => {
+      const err = globError(glob);
+      if (err) diagnostics.push(src.at([...path, i], `${label}.${i}: ${err}`));
+    });
+  checkGlobs(conditions.files_changed, condPath('files_changed'), 'files_changed');
+  for (const key of ['authors', 'branches'] as const) {
+    for (const side of ['include', 'exclude'] as const) {
+      checkGlobs(conditions[key]?.[side], [...condPath(key), side], `${key}.${side}`);
+    }
+  }
+  checkGlobs(w.paths?.include, ['paths', 'include'], 'paths.include');
+  checkGlobs(w.paths?.exclude, ['paths', 'exclude'], 'paths.exclude');
+  const pullRequests = events.some((e) => e.startsWith('pull_request.'));
+  if (!pullRequests) {
+    for (const key of PULL_REQUEST_CONDITIONS.filter((k) => conditions[k] !== undefined)) {
+      diagnostics.push(
+        src.at(
+          condPath(key),
+          `${key} filters pull requests, but this workflow only starts manually: remove it or add a pull_request event`,
+          {
+            key: true,
+          },
+        ),
+      );
+    }
+  }
+  const skipDrafts = conditions.skip_drafts ?? true;
+  // A draft skipped when it opens is reviewed when it is marked ready, not never.
+  if (skipDrafts && events.includes('pull_request.opened') && !events.includes('pull_request.ready_for_review')) {
+    events.push('pull_request.ready_for_review');
+  }
 
   // Legacy workflow-level fallback rules: `if: claude-api.fails / use: openai-api`.
   const legacyFallback = new Map<Provider, Provider>();
@@ -289,7 +327,13 @@ function normalize(id: string, w: WorkflowSource, catalog: Catalog, src: YamlSou
       ...(conditions.lines_changed ? { linesChanged: parseComparison(conditions.lines_changed) } : {}),
       ...(conditions.test_coverage ? { testCoverage: parseComparison(conditions.test_coverage) } : {}),
       runBy: w.trigger.run_by ?? [],
+      skipDrafts,
+      skipBots: conditions.skip_bots ?? true,
+      ...(conditions.authors ? { authors: includeExclude(conditions.authors) } : {}),
+      ...(conditions.labels ? { labels: includeExclude(conditions.labels) } : {}),
+      ...(conditions.branches ? { branches: includeExclude(conditions.branches) } : {}),
     },
+    ...(w.paths ? { paths: includeExclude(w.paths) } : {}),
     budget: {
       ...(w.budget?.max_usd_per_run !== undefined ? { maxUsdPerRun: w.budget.max_usd_per_run } : {}),
       ...(w.budget?.project ? { project: w.budget.project } : {}),
@@ -304,6 +348,11 @@ function normalize(id: string, w: WorkflowSource, catalog: Catalog, src: YamlSou
     ...(notifyOnFailure ? { notifyOnFailure } : {}),
   };
 }
+
+const includeExclude = (f: { include?: string[] | undefined; exclude?: string[] | undefined }): IncludeExclude => ({
+  include: f.include ?? [],
+  exclude: f.exclude ?? [],
+});
 
 /** Parses `"> 100"` or `"< 80%"`. The schema has already checked the shape. */
 export function parseComparison(text: string): Comparison {
@@ -361,8 +410,16 @@ function resolveAgent(
   let tasks = spec.tasks;
   let fallbackRefs = spec.fallback;
   let cache = spec.cache;
+  let paths: IncludeExclude = { include: spec.files ?? [], exclude: [] };
   let modelPath: SourcePath = path;
   if (typeof entry !== 'string' && 'agent' in entry) {
+    for (const side of ['include', 'exclude'] as const) {
+      entry.paths?.[side]?.forEach((glob, i) => {
+        const err = globError(glob);
+        if (err) diagnostics.push(src.at([...path, 'paths', side, i], `paths.${side}.${i}: ${err}`));
+      });
+    }
+    paths = { include: entry.paths?.include ?? paths.include, exclude: entry.paths?.exclude ?? [] };
     provider = entry.provider;
     model = entry.model;
     cache = entry.cache ?? cache;
@@ -450,6 +507,7 @@ function resolveAgent(
     complexity: spec.complexity,
     output: spec.output,
     ...(auto ? { auto } : {}),
+    paths,
   };
 }
 

@@ -22,6 +22,15 @@ export interface ResolvedModel {
 }
 
 /**
+ * Include / exclude patterns: a value passes when it matches an `include` entry (or `include` is
+ * empty) and no `exclude` entry.
+ */
+export interface IncludeExclude {
+  readonly include: readonly string[];
+  readonly exclude: readonly string[];
+}
+
+/**
  * One agent as it runs in a phase: its catalog entry merged with the workflow's overrides.
  * This is the Map state's item, so it is kept small (the prompt is a few KB at most).
  */
@@ -43,6 +52,11 @@ export interface ResolvedAgent {
   readonly output: 'findings' | 'document';
   /** For `model: auto`: the provider's tier models; InvokeAgent picks one by the change size. */
   readonly auto?: { readonly simple: ResolvedModel; readonly medium: ResolvedModel; readonly complex: ResolvedModel };
+  /**
+   * The changed files this agent reviews (globs): `include` is the workflow entry's
+   * `paths.include`, else the catalog's `files` (empty: every file); `exclude` is `paths.exclude`.
+   */
+  readonly paths: IncludeExclude;
 }
 
 /** A numeric comparison from a condition such as `lines_changed: "> 100"`. */
@@ -99,7 +113,19 @@ export interface Workflow {
     readonly testCoverage?: Comparison;
     /** Who may start a manual run (Slack user ids or group names); empty: anyone in the workspace. */
     readonly runBy: readonly string[];
+    /** Skip draft pull requests (`skip_drafts`, default true); `pull_request.ready_for_review` starts them. */
+    readonly skipDrafts: boolean;
+    /** Skip pull requests whose author is a bot (`skip_bots`, default true). */
+    readonly skipBots: boolean;
+    /** Author logins or globs (case-insensitive); a name also matches the login with its `[bot]` suffix. */
+    readonly authors?: IncludeExclude;
+    /** Label names (case-insensitive): `include` needs one of them on the PR, `exclude` skips a PR with any. */
+    readonly labels?: IncludeExclude;
+    /** Base branch globs (`main`, `release/**`). */
+    readonly branches?: IncludeExclude;
   };
+  /** The changed files the review plan keeps (`paths:`); absent: every file. */
+  readonly paths?: IncludeExclude;
   readonly budget: { readonly maxUsdPerRun?: number; readonly project?: string };
   readonly phases: readonly Phase[];
   readonly output: {
@@ -110,6 +136,39 @@ export interface Workflow {
   };
   /** Channel to notify when the run fails (from the older `fallback: - notify:` rule). */
   readonly notifyOnFailure?: string;
+}
+
+/**
+ * A workflow as the webhook sees it (`AGENTFLOW_WORKFLOWS` in the cloud, the ingress routes
+ * locally): the fields of `WorkflowTrigger` in `lambdas/core/triggers.ts`, which checks them
+ * against each pull_request delivery.
+ */
+export interface WebhookTrigger {
+  readonly id: string;
+  readonly events: readonly string[];
+  readonly linesChanged?: Comparison;
+  readonly runBy?: readonly string[];
+  readonly skipDrafts: boolean;
+  readonly skipBots: boolean;
+  readonly authors?: IncludeExclude;
+  readonly labels?: IncludeExclude;
+  readonly branches?: IncludeExclude;
+}
+
+/** The trigger of `workflow` as the webhook checks it; `runBy` only when someone is named. */
+export function webhookTrigger(workflow: Workflow): WebhookTrigger {
+  const t = workflow.trigger;
+  return {
+    id: workflow.id,
+    events: t.events,
+    ...(t.linesChanged ? { linesChanged: t.linesChanged } : {}),
+    ...(t.runBy.length > 0 ? { runBy: t.runBy } : {}),
+    skipDrafts: t.skipDrafts,
+    skipBots: t.skipBots,
+    ...(t.authors ? { authors: t.authors } : {}),
+    ...(t.labels ? { labels: t.labels } : {}),
+    ...(t.branches ? { branches: t.branches } : {}),
+  };
 }
 
 /** The agent catalog and the model catalog a workflow is checked against. */

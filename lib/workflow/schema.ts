@@ -70,6 +70,24 @@ export const CATEGORIES = [
   'accessibility',
 ] as const;
 
+/** A non-empty list of globs (checked by the loader: relative, balanced brackets, compilable). */
+const globList = z.array(z.string().min(1)).min(1);
+
+/**
+ * `include` / `exclude` lists; at least one must be given. `include`: at least one entry must
+ * match; `exclude`: no entry may match.
+ */
+const includeExclude = (what: string) =>
+  z
+    .strictObject({
+      include: globList.optional().describe(`${what} that must match (any one)`),
+      exclude: globList.optional().describe(`${what} that must not match`),
+    })
+    .refine((f) => f.include !== undefined || f.exclude !== undefined, { message: 'give include, exclude or both' });
+
+/** Which changed files an agent or a workflow reviews (globs; one without a slash matches the file name in any folder). */
+export const PathsSchema = includeExclude('file globs');
+
 /** One agent in `workflows/agents/<name>.yml`: its prompt and defaults. */
 export const AgentSpecSchema = z.strictObject({
   name,
@@ -85,6 +103,11 @@ export const AgentSpecSchema = z.strictObject({
   categories: z.array(z.enum(CATEGORIES)).min(1),
   tasks: z.array(z.string()).default([]),
   output: z.enum(['findings', 'document']).default('findings'),
+  files: globList
+    .optional()
+    .describe(
+      'globs of the changed files this agent reviews (a glob without a slash matches the file name in any folder); default: every file',
+    ),
   prompt: z.string().min(40, 'write the instructions the model gets (at least a few sentences)'),
 });
 export type AgentSpec = z.infer<typeof AgentSpecSchema>;
@@ -106,6 +129,7 @@ const AgentOverride = z.strictObject({
   fallback: z.array(fallbackTarget).optional(),
   tasks: z.array(z.string()).optional(),
   cache: z.boolean().optional(),
+  paths: PathsSchema.optional().describe("the changed files this agent reviews; include replaces the catalog's files"),
 });
 
 /** The design documents' agent shape: `name`, `type`, `service`, `config`, `tasks`. */
@@ -134,9 +158,21 @@ const Conditions = z.strictObject({
   files_changed: z.array(z.string().min(1)).min(1).optional(),
   lines_changed: comparison.optional(),
   test_coverage: percentComparison.optional(),
+  skip_drafts: z.boolean().optional().describe('skip draft pull requests (they start on ready_for_review); default true'),
+  skip_bots: z.boolean().optional().describe('skip pull requests opened by bots (user type Bot or a login ending in [bot]); default true'),
+  authors: includeExclude('author logins or globs (a name also matches the login with its [bot] suffix)')
+    .optional()
+    .describe('whose pull requests start the workflow'),
+  labels: includeExclude('label names (case-insensitive)')
+    .optional()
+    .describe('labels a pull request must have (include: any one) or must not have (exclude: none)'),
+  branches: includeExclude('base branch globs').optional().describe('the base branches whose pull requests start the workflow'),
 });
 
-const event = z.string().regex(/^(pull_request(\.[a-z_]+)?|manual)$/, 'use pull_request, pull_request.<action> or manual');
+const event = z
+  .string()
+  .regex(/^[a-z_]+(\.[a-z_]+)?$/, 'use pull_request, pull_request.<action> or manual')
+  .describe('pull_request (opened, synchronize, reopened, ready_for_review), pull_request.<action> or manual');
 
 /** A duration of at least one second and at most a year (Step Functions' limit on an execution). */
 const duration = z.string().regex(/^\d+[smhd]$/, 'write a duration like 30m, 24h or 2d');
@@ -208,6 +244,7 @@ export const WorkflowSourceSchema = z
       run_by: z.array(z.string().min(1)).min(1).optional(),
     }),
     budget: z.strictObject({ max_usd_per_run: z.number().positive().optional(), project: z.string().optional() }).optional(),
+    paths: PathsSchema.optional().describe('the changed files the review plan keeps; default every file'),
     phases: z.array(Phase).min(1).optional(),
     agents: z.array(AgentEntrySchema).min(1).optional(),
     execution: z.enum(['parallel', 'sequential']).optional(),

@@ -1,4 +1,4 @@
-import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
+import { type Document, isMap, isNode, isScalar, isSeq, LineCounter, type Node, parseDocument, visit, type YAMLError } from 'yaml';
 import type { z } from 'zod';
 
 /**
@@ -39,9 +39,14 @@ export class YamlSource {
     readonly text: string,
   ) {
     this.doc = parseDocument(text, { lineCounter: this.lines, uniqueKeys: true, prettyErrors: false });
+    const seen = new Set<string>();
     for (const err of this.doc.errors) {
-      const [line, col] = err.linePos?.[0] ? [err.linePos[0].line, err.linePos[0].col] : [1, 1];
-      this.diagnostics.push({ file, line, col, message: err.message.split('\n')[0] ?? err.message });
+      const { offset, message } = syntaxError(this.doc, text, err);
+      const { line, col } = this.lines.linePos(offset);
+      // One diagnostic per position: the parser often reports one mistake twice.
+      if (seen.has(`${line}:${col}`)) continue;
+      seen.add(`${line}:${col}`);
+      this.diagnostics.push({ file, line, col, message });
     }
     this.data = this.doc.errors.length === 0 ? this.doc.toJS() : undefined;
   }
@@ -106,6 +111,55 @@ export class YamlSource {
     }
     return out;
   }
+}
+
+/**
+ * Where a YAML syntax error is reported and what it says. The parser gives the offset where it
+ * noticed the mistake (`err.pos`; `linePos` is only set with `prettyErrors`). For a quoted string
+ * or a flow collection (`{ … }`, `[ … ]`) that is never closed, that is the end of the file or the
+ * next key; the diagnostic points at the opening quote or bracket instead. A line indented too far
+ * under a `key: value` is reported at that line.
+ */
+function syntaxError(doc: Document, text: string, err: YAMLError): { offset: number; message: string } {
+  const message = err.message.split('\n')[0] ?? err.message;
+  const quote = /^Missing closing (["'])quote/.exec(message)?.[1];
+  const flow = /^Flow (map|sequence) in block collection/.exec(message)?.[1];
+  if (quote || flow) {
+    let opened: Node | undefined;
+    visit(doc, (_key, node) => {
+      if (!isNode(node) || node.range?.[1] !== err.pos[0]) return undefined;
+      const unclosedQuote = quote && isScalar(node) && node.type === (quote === '"' ? 'QUOTE_DOUBLE' : 'QUOTE_SINGLE');
+      const unclosedFlow = flow && (isMap(node) || isSeq(node)) && node.flow && isMap(node) === (flow === 'map');
+      if (!unclosedQuote && !unclosedFlow) return undefined;
+      opened = node;
+      return visit.BREAK;
+    });
+    const start = opened?.range?.[0];
+    if (start !== undefined) {
+      const message = quote
+        ? `the quoted string starting here is never closed: add the closing ${quote}`
+        : `the ${flow === 'map' ? '{' : '['} here is never closed: add the closing ${flow === 'map' ? '}' : ']'}`;
+      return { offset: start, message };
+    }
+  }
+  if (err.code === 'BLOCK_AS_IMPLICIT_KEY' || err.code === 'MULTILINE_IMPLICIT_KEY') {
+    // `key: value` followed by a line indented further: the parser reads the two lines as one
+    // value that is then used as a key. The mistake is the indentation of the second line.
+    const lineStart = text.lastIndexOf('\n', err.pos[0] - 1) + 1;
+    const indent = text.slice(lineStart).search(/\S/);
+    const rest = text.slice(err.pos[0]);
+    const next = /\n([ \t]*)(?=\S)/.exec(rest);
+    const valueOnly = !/^[^\n]*:(\s|$)/.test(rest);
+    if (next && valueOnly && (next[1] ?? '').length > indent) {
+      return {
+        offset: err.pos[0] + next.index + next[0].length,
+        message: `this line is indented further than the line above, which has a value already: check the indentation (${message})`,
+      };
+    }
+  }
+  // Indentation errors start at the line's leading spaces; point at what is indented.
+  const spaces = /^ +(?=\S)/.exec(text.slice(err.pos[0]));
+  return { offset: err.pos[0] + (spaces?.[0].length ?? 0), message };
 }
 
 function depth(issues: ReadonlyArray<z.core.$ZodIssue>): number {

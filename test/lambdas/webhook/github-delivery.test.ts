@@ -1,10 +1,15 @@
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
+import examples from '@octokit/webhooks-examples';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { PowertoolsDeliveryGuard } from '../../../lambdas/adapters/delivery-guard.js';
 import type { ExecutionStarter } from '../../../lambdas/core/ports.js';
 import { githubSignature } from '../../../lambdas/core/signatures.js';
 import { type GithubDeliveryDeps, handleGithubDelivery } from '../../../lambdas/webhook/github-delivery.js';
 import { LOCAL_TABLE, type LocalTable, startLocalTable } from '../../../lib/local/runtime.js';
+import { localIngress, workflowTriggers } from '../../../lib/local/server.js';
+import { webhookTrigger } from '../../../lib/workflow/index.js';
+import { loadWorkspace } from '../../../lib/workspace.js';
+import { exampleRepo, testRuntime, waitFor } from '../../helpers.js';
 
 const SECRET = "It's a Secret to Everybody";
 const OLD_SECRET = 'the secret before the rotation';
@@ -306,5 +311,81 @@ describe('Function: handleGithubDelivery (filtering and idempotency)', () => {
     // The starter never answers: only the deadline can end the request.
     const res = await handleGithubDelivery({ headers: headers(body, newDelivery()), body }, deps(slow, { remainingMs: () => 1500 }));
     expect(res.statusCode).toBe(503);
+  });
+});
+
+/** A copy of GitHub's example payload of `pull_request.<action>` (octokit/webhooks), with `pull_request` fields replaced. */
+function githubExample(action: string, pullRequest: Record<string, unknown> = {}): string {
+  const sample = (examples as unknown as Array<{ name: string; examples: Array<Record<string, unknown>> }>)
+    .find((e) => e.name === 'pull_request')
+    ?.examples.find((x) => x.action === action) as { pull_request: Record<string, unknown> } | undefined;
+  if (!sample) throw new Error(`@octokit/webhooks-examples has no pull_request.${action} example`);
+  const payload = structuredClone(sample);
+  Object.assign(payload.pull_request, pullRequest);
+  return JSON.stringify(payload);
+}
+
+describe('Function: handleGithubDelivery (pull-request filters)', () => {
+  it('starts a draft pull request with skip set to the reason, so the run records why it was skipped', async () => {
+    const body = prEvent('opened', { draft: true });
+    const rec = recorder();
+    const res = await handleGithubDelivery({ headers: headers(body, newDelivery()), body }, deps(rec.starter));
+    expect(res.statusCode).toBe(202);
+    expect(rec.calls.map((c) => [c.workflow, (c.input as { skip?: string }).skip])).toEqual([['pr-review', 'draft pull request']]);
+    expect(JSON.parse(res.body).executions).toEqual([expect.objectContaining({ workflow: 'pr-review', skip: 'draft pull request' })]);
+  });
+
+  it("applies each workflow's own filters: a bot's pull request is skipped by one and reviewed by another", async () => {
+    const body = prEvent('opened', { user: { login: 'renovate[bot]', type: 'Bot' } });
+    const rec = recorder();
+    const bots = [...workflows, { id: 'deps', events: ['pull_request.opened'], skipBots: false }];
+    const res = await handleGithubDelivery({ headers: headers(body, newDelivery()), body }, deps(rec.starter, { workflows: bots }));
+    expect(res.statusCode).toBe(202);
+    expect(rec.calls.map((c) => [c.workflow, (c.input as { skip?: string }).skip])).toEqual([
+      ['pr-review', 'author renovate[bot] is a bot'],
+      ['deps', undefined],
+    ]);
+  });
+
+  it("starts the shipped pr-review on GitHub's ready_for_review example, without a skip", async () => {
+    const body = githubExample('ready_for_review');
+    const rec = recorder();
+    const shipped = loadWorkspace();
+    const res = await handleGithubDelivery(
+      { headers: headers(body, newDelivery()), body },
+      deps(rec.starter, { workflows: [...shipped.workflows.values()].map(webhookTrigger) }),
+    );
+    expect(res.statusCode).toBe(202);
+    expect(rec.calls.map((c) => c.workflow)).toContain('pr-review');
+    expect(rec.calls.every((c) => (c.input as { skip?: string }).skip === undefined)).toBe(true);
+  });
+});
+
+describe('Use case: a draft pull request on the local runtime', () => {
+  it("ends GitHub's example pull request, marked draft, as a SKIPPED run with the reason, without loading the change", async () => {
+    // Prepare
+    const runtime = await testRuntime(exampleRepo());
+    try {
+      const github = localIngress(runtime, { secret: SECRET }).github;
+      const body = githubExample('opened', { draft: true });
+      const delivery = newDelivery();
+
+      // Act
+      const res = await handleGithubDelivery({ headers: headers(body, delivery), body }, github);
+
+      // Assess
+      expect(res.statusCode).toBe(202);
+      expect(workflowTriggers(runtime).find((w) => w.id === 'pr-review')).toMatchObject({ skipDrafts: true, skipBots: true });
+      const name = `${delivery}-pr-review`;
+      const run = await waitFor(async () => {
+        const r = await runtime.runs.get(name);
+        return r && r.status !== 'RUNNING' ? r : undefined;
+      }, `run ${name}`);
+      expect(run).toMatchObject({ status: 'SKIPPED', reason: 'draft pull request', repository: 'Codertocat/Hello-World', costUsd: 0 });
+      // Nothing was read: the example's SHAs do not exist in the example repository.
+      await expect(runtime.artifacts.getJson(`runs/${name}/context.json`)).rejects.toThrow();
+    } finally {
+      await runtime.stop();
+    }
   });
 });

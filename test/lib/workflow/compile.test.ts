@@ -41,7 +41,9 @@ describe('Function: compileWorkflow', () => {
   });
 
   it('starts with the run fields, then LoadContext with only a reference and stats coming back', () => {
-    expect(prReview.StartAt).toBe('Start run');
+    expect(prReview.StartAt).toBe('Check pull request');
+    expect(state('Check pull request').Default).toBe('Start run');
+    expect(state('Start run').Next).toBe('Load context');
     expect(state('Load context')).toMatchObject({
       Type: 'Task',
       Resource: 'arn:aws:states:::lambda:invoke',
@@ -50,6 +52,48 @@ describe('Function: compileWorkflow', () => {
       ResultPath: '$.context',
       Next: 'Check conditions',
     });
+  });
+
+  it('records a pull request the webhook skipped (execution input skip) before any work, with its reason', () => {
+    expect(state('Check pull request')).toEqual({
+      Type: 'Choice',
+      Comment: expect.stringContaining('draft'),
+      Choices: [{ Variable: '$.skip', IsPresent: true, Next: 'Record skipped pull request' }],
+      Default: 'Start run',
+    });
+    expect(state('Record skipped pull request')).toMatchObject({
+      Type: 'Task',
+      Parameters: {
+        FunctionName: '${PublishFunctionArn}',
+        Payload: { kind: 'skipped', 'runId.$': '$.runId', 'workflow.$': '$.workflow', 'change.$': '$.change', 'reason.$': '$.skip' },
+      },
+      ResultPath: null,
+      Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: 'Record failure' }],
+      Next: 'Skipped',
+    });
+    // A workflow without conditions has the Skipped state too.
+    const manual = compileText('name: T\ntrigger: { event: manual }\nphases:\n  - name: review\n    agents: [code-review]\n');
+    expect(manual.States.Skipped).toMatchObject({ Type: 'Succeed' });
+    expect(manual.States['Check conditions']).toBeUndefined();
+  });
+
+  it("passes the workflow's paths to LoadContext and each agent's paths in its Map item", () => {
+    const def = compileText(`name: T
+trigger: { event: pull_request.opened }
+paths: { include: ["ios/**"], exclude: ["ios/Generated/**"] }
+phases:
+  - name: review
+    agents:
+      - security
+      - agent: documentation
+        paths: { exclude: ["CHANGELOG.md"] }
+`);
+    const load = def.States['Load context'] as { Parameters: { Payload: Record<string, unknown> } };
+    expect(load.Parameters.Payload.paths).toEqual({ include: ['ios/**'], exclude: ['ios/Generated/**'] });
+    expect((state('Load context').Parameters as { Payload: Record<string, unknown> }).Payload.paths).toEqual({ include: [], exclude: [] });
+    const [security, docs] = (def.States['Phase: review'] as AslState).Result as Array<{ paths: unknown }>;
+    expect(AgentItemSchema.parse(security).paths.include).toContain('AndroidManifest.xml');
+    expect(docs?.paths).toEqual({ include: ws.catalog?.agents.get('documentation')?.files, exclude: ['CHANGELOG.md'] });
   });
 
   it('skips with a reason when files_changed does not hold', () => {

@@ -1,7 +1,15 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { agentPhases, type Catalog, formatDiagnostic, loadModels, loadWorkflow } from '../../../lib/workflow/index.js';
+import {
+  agentPhases,
+  type Catalog,
+  formatDiagnostic,
+  githubWebhookEvents,
+  loadAgent,
+  loadModels,
+  loadWorkflow,
+} from '../../../lib/workflow/index.js';
 import { loadWorkspace, PROJECT_ROOT } from '../../../lib/workspace.js';
 
 const ws = loadWorkspace();
@@ -70,7 +78,8 @@ describe('Function: loadWorkflow (seed workflows of the design documents)', () =
   it('normalises `agents:` + `execution: parallel` into one parallel phase', () => {
     const wf = seedWs.workflows.get('pr-review');
     expect(agentPhases(wf ?? { phases: [] }).map((p) => [p.name, p.parallel, p.agents.length])).toEqual([['review', true, 4]]);
-    expect(wf?.trigger.events).toEqual(['pull_request.opened']);
+    // Drafts are skipped by default, so a draft opened is reviewed when it is marked ready.
+    expect(wf?.trigger.events).toEqual(['pull_request.opened', 'pull_request.ready_for_review']);
   });
 
   it('maps service claude-api to Bedrock and the fallback rule to an OpenAI fallback', () => {
@@ -110,7 +119,9 @@ describe('Function: loadWorkflow (bad input)', () => {
   });
 
   it('rejects malformed YAML with its line and column', () => {
-    expect(errors('name: T\ntrigger: { event: pull_request.opened\nphases: []\n')[0]).toMatch(/^workflows\/test\.yml:\d+:\d+: /);
+    expect(errors('name: T\ntrigger: { event: pull_request.opened\nphases: []\n')).toEqual([
+      'workflows/test.yml:2:10: the { here is never closed: add the closing }',
+    ]);
   });
 
   it('rejects an unknown agent at the line of the entry', () => {
@@ -238,5 +249,166 @@ phases:
     const models = { ...catalog.models, tiers: {} };
     const r = loadWorkflow('workflows/test.yml', auto, { ...catalog, models });
     expect(r.diagnostics.map(formatDiagnostic)).toEqual([expect.stringMatching(/:7:16: model "auto" needs tiers\.bedrock/)]);
+  });
+});
+
+describe('Function: loadWorkflow (YAML syntax errors at their own position)', () => {
+  const cases: Array<[string, string, string]> = [
+    [
+      'a line indented under a key that has a value',
+      'name: T\ntrigger:\n  event: manual\n    run_by: [U1AAA]\n',
+      '4:5: this line is indented further than the line above, which has a value already',
+    ],
+    ['a mapping item out of line with its siblings', 'name: T\nphases:\n  - name: a\n    agents: [x]\n      parallel: true\n', '5:7: '],
+    [
+      'an unclosed double quote',
+      'name: T\ndescription: "Reviews\ntrigger: { event: manual }\n',
+      '2:14: the quoted string starting here is never closed',
+    ],
+    [
+      'an unclosed single quote',
+      "name: T\ntrigger:\n  event: 'manual\n",
+      "3:10: the quoted string starting here is never closed: add the closing '",
+    ],
+    [
+      'an unclosed flow sequence',
+      'name: T\ntrigger:\n  event: [pull_request.opened, manual\nphases: []\n',
+      '3:10: the [ here is never closed',
+    ],
+    ['a tab as indentation', 'name: T\ntrigger:\n\tevent: manual\n', '3:1: Tabs are not allowed as indentation'],
+    ['a duplicate key', 'name: T\ntrigger:\n  event: manual\n  event: pull_request\n', '4:3: Map keys must be unique'],
+  ];
+  it.each(cases)('reports %s at its line and column', (_name, text, expected) => {
+    const prefix = `workflows/test.yml:${expected}`;
+    const [first, ...rest] = errors(text);
+    expect(first?.slice(0, prefix.length)).toBe(prefix);
+    expect(rest).toEqual([]);
+  });
+});
+
+describe('Function: loadWorkflow (trigger events)', () => {
+  const withEvent = (event: string) => valid.replace('trigger: { event: pull_request.opened }', `trigger:\n  event: ${event}`);
+
+  it('refuses an unknown action at its list item, naming the actions GitHub sends', () => {
+    expect(errors(withEvent('[pull_request.opened, pull_request.opend]'))).toEqual([
+      expect.stringMatching(
+        /^workflows\/test\.yml:3:32: unknown action "opend" of pull_request \(known: assigned, auto_merge_disabled, .*ready_for_review.*unlocked\)$/,
+      ),
+    ]);
+  });
+
+  it('refuses an unknown event and a GitHub event that never starts a workflow', () => {
+    expect(errors(withEvent('pull_reqest'))).toEqual([
+      'workflows/test.yml:3:10: unknown event "pull_reqest" (known: pull_request, manual)',
+    ]);
+    expect(errors(withEvent('[manual, push, issue_comment.created]'))).toEqual([
+      'workflows/test.yml:3:19: GitHub\'s "push" event never starts a workflow (AgentFlow is triggered by pull_request, manual)',
+      'workflows/test.yml:3:25: GitHub\'s "issue_comment" event never starts a workflow (AgentFlow is triggered by pull_request, manual)',
+    ]);
+  });
+
+  it("accepts every pull_request action of GitHub's webhook definitions, a bare pull_request and manual", () => {
+    const actions = githubWebhookEvents().get('pull_request') ?? [];
+    expect(actions).toEqual(expect.arrayContaining(['opened', 'synchronize', 'reopened', 'ready_for_review', 'labeled']));
+    expect(errors(withEvent(`[${actions.map((a) => `pull_request.${a}`).join(', ')}, pull_request, manual]`))).toEqual([]);
+  });
+
+  it('adds ready_for_review to a workflow triggered by opened while drafts are skipped, and not when they are reviewed', () => {
+    expect(load(valid).value?.trigger.events).toEqual(['pull_request.opened', 'pull_request.ready_for_review']);
+    const drafts = withEvent('pull_request.opened\n  conditions: { skip_drafts: false }');
+    expect(load(drafts).value?.trigger.events).toEqual(['pull_request.opened']);
+  });
+});
+
+describe('Function: loadWorkflow (pull-request conditions)', () => {
+  const withConditions = (conditions: string) =>
+    valid.replace('trigger: { event: pull_request.opened }', `trigger:\n  event: pull_request.opened\n  conditions:\n${conditions}`);
+
+  it('skips drafts and bots by default', () => {
+    expect(load(valid).value?.trigger).toMatchObject({ skipDrafts: true, skipBots: true });
+    expect(load(valid).value?.trigger.authors).toBeUndefined();
+  });
+
+  it('reads skip_drafts, skip_bots, authors, labels and branches', () => {
+    const text = withConditions(`    skip_drafts: false
+    skip_bots: false
+    authors: { exclude: [renovate, "*-bot"] }
+    labels: { include: [review-me], exclude: [wip] }
+    branches: { include: [main, "release/**"] }
+`);
+    expect(errors(text)).toEqual([]);
+    expect(load(text).value?.trigger).toMatchObject({
+      skipDrafts: false,
+      skipBots: false,
+      authors: { include: [], exclude: ['renovate', '*-bot'] },
+      labels: { include: ['review-me'], exclude: ['wip'] },
+      branches: { include: ['main', 'release/**'], exclude: [] },
+    });
+  });
+
+  it('refuses an invalid branch glob at its position', () => {
+    expect(errors(withConditions('    branches: { exclude: ["release/[1-"] }\n'))).toEqual([
+      'workflows/test.yml:5:27: branches.exclude.0: "release/[1-" has unbalanced brackets',
+    ]);
+  });
+
+  it('refuses a filter with neither include nor exclude, an empty list and an unknown key', () => {
+    expect(errors(withConditions('    labels: {}\n'))).toEqual([
+      expect.stringMatching(/:5:13: trigger\.conditions\.labels: give include, exclude or both$/),
+    ]);
+    expect(errors(withConditions('    labels: { exclude: [] }\n'))[0]).toMatch(/:5:24: trigger\.conditions\.labels\.exclude: /);
+    expect(errors(withConditions('    skip_authors: [renovate]\n'))).toEqual([
+      expect.stringMatching(/:5:5: .*unknown field "skip_authors"/),
+    ]);
+  });
+
+  it('refuses pull-request conditions on a workflow that only starts manually', () => {
+    const text = valid.replace('trigger: { event: pull_request.opened }', 'trigger:\n  event: manual\n  conditions: { skip_bots: false }');
+    expect(errors(text)).toEqual([
+      'workflows/test.yml:4:17: skip_bots filters pull requests, but this workflow only starts manually: remove it or add a pull_request event',
+    ]);
+  });
+});
+
+describe('Function: loadWorkflow (paths and agent files)', () => {
+  it("resolves an agent's paths from the catalog's files, replaced by the entry's paths.include", () => {
+    const text = `${valid.replace('agents: [code-review, security]', 'agents:\n      - security\n      - agent: documentation\n        paths: { include: ["docs/**"], exclude: ["docs/internal/**"] }\n      - agent: code-review\n        paths: { exclude: ["*Tests.swift"] }')}`;
+    const [security, docs, review] = agentPhases(load(text).value ?? { phases: [] })[0]?.agents ?? [];
+    expect(security?.paths.include).toEqual(expect.arrayContaining(['*.swift', 'AndroidManifest.xml', '*.entitlements', 'Podfile']));
+    expect(security?.paths.exclude).toEqual([]);
+    expect(docs?.paths).toEqual({ include: ['docs/**'], exclude: ['docs/internal/**'] });
+    expect(review?.paths).toEqual({ include: catalog.agents.get('code-review')?.files, exclude: ['*Tests.swift'] });
+  });
+
+  it('reads the workflow paths and refuses an invalid glob in them or in an agent entry at its position', () => {
+    const ok = `${valid}paths: { include: ["ios/**", "android/**"], exclude: ["**/Generated/**"] }\n`;
+    expect(load(ok).value?.paths).toEqual({ include: ['ios/**', 'android/**'], exclude: ['**/Generated/**'] });
+    expect(errors(`${valid}paths: { exclude: ["/ios/**"] }\n`)).toEqual([
+      'workflows/test.yml:6:20: paths.exclude.0: "/ios/**" is absolute; globs match paths relative to the repository root',
+    ]);
+    const agent = valid.replace(
+      'agents: [code-review, security]',
+      'agents:\n      - agent: security\n        paths: { include: ["src/{a,b"] }',
+    );
+    expect(errors(agent)).toEqual(['workflows/test.yml:7:28: paths.include.0: "src/{a,b" has unbalanced brackets']);
+  });
+
+  it("refuses an invalid glob in an agent's files at its position", () => {
+    const text = readFileSync(join(PROJECT_ROOT, 'workflows', 'agents', 'documentation.yml'), 'utf8').replace(
+      'files: ["*.swift"',
+      'files: ["../*.swift"',
+    );
+    expect(loadAgent('workflows/agents/documentation.yml', text).diagnostics.map(formatDiagnostic)).toEqual([
+      expect.stringMatching(/^workflows\/agents\/documentation\.yml:\d+:9: files\.0: "\.\.\/\*\.swift" leaves the repository/),
+    ]);
+  });
+
+  it('ships agents that look at their own files: security at manifests and build files, documentation at docs', () => {
+    expect(catalog.agents.get('security')?.files).toEqual(
+      expect.arrayContaining(['AndroidManifest.xml', '*.plist', '*.gradle.kts', 'Package.swift']),
+    );
+    expect(catalog.agents.get('documentation')?.files).toEqual(expect.arrayContaining(['*.md', '*.swift', '*.kt']));
+    expect(catalog.agents.get('code-review')?.files).not.toContain('*.md');
+    expect(ws.workflows.get('pr-review')?.trigger.events).toContain('pull_request.ready_for_review');
   });
 });

@@ -1,0 +1,96 @@
+import examples from '@octokit/webhooks-examples';
+import { describe, expect, it } from 'vitest';
+import {
+  isBotLogin,
+  type PullRequestEvent,
+  PullRequestEventSchema,
+  preconditions,
+  type WorkflowTrigger,
+  WorkflowTriggerSchema,
+} from '../../../lambdas/core/triggers.js';
+
+/** GitHub's own `pull_request.opened` example payload (octokit/webhooks), parsed as the webhook parses it. */
+function openedExample(): PullRequestEvent {
+  const pr = (examples as unknown as Array<{ name: string; examples: Array<Record<string, unknown>> }>)
+    .find((e) => e.name === 'pull_request')
+    ?.examples.find((e) => e.action === 'opened');
+  return PullRequestEventSchema.parse(structuredClone(pr));
+}
+
+/** The example with `pull_request` fields replaced. */
+function event(over: Record<string, unknown>): PullRequestEvent {
+  const e = openedExample();
+  return { ...e, pull_request: { ...e.pull_request, ...over } };
+}
+
+const trigger = (over: Partial<WorkflowTrigger> = {}): WorkflowTrigger => ({ id: 'pr-review', events: ['pull_request.opened'], ...over });
+
+describe('Function: preconditions', () => {
+  it("reviews GitHub's example pull request (a person's, not a draft) with the defaults", () => {
+    // Prepare
+    const e = openedExample();
+
+    // Assess
+    expect(e.pull_request).toMatchObject({ draft: false, user: { login: 'Codertocat', type: 'User' } });
+    expect(preconditions(e, trigger())).toBeUndefined();
+  });
+
+  it('skips a draft pull request by default, and reviews it with skipDrafts: false', () => {
+    expect(preconditions(event({ draft: true }), trigger())).toBe('draft pull request');
+    expect(preconditions(event({ draft: true }), trigger({ skipDrafts: false }))).toBeUndefined();
+  });
+
+  it('skips a bot author by its [bot] login suffix and by user.type Bot, unless skipBots is false', () => {
+    expect(preconditions(event({ user: { login: 'renovate[bot]', type: 'Bot' } }), trigger())).toBe('author renovate[bot] is a bot');
+    expect(preconditions(event({ user: { login: 'dependabot[bot]' } }), trigger())).toBe('author dependabot[bot] is a bot');
+    expect(preconditions(event({ user: { login: 'ci-builder', type: 'Bot' } }), trigger())).toBe('author ci-builder is a bot');
+    expect(preconditions(event({ user: { login: 'renovate[bot]', type: 'Bot' } }), trigger({ skipBots: false }))).toBeUndefined();
+    expect(isBotLogin('octocat')).toBe(false);
+  });
+
+  it('skips an excluded author by name or glob, case-insensitively, with or without the [bot] suffix', () => {
+    const authors = { include: [], exclude: ['renovate', '*-bot'] };
+    const t = trigger({ skipBots: false, authors });
+    expect(preconditions(event({ user: { login: 'Renovate[bot]', type: 'Bot' } }), t)).toBe(
+      'author Renovate[bot] excluded (authors.exclude: renovate)',
+    );
+    expect(preconditions(event({ user: { login: 'release-bot' } }), t)).toBe('author release-bot excluded (authors.exclude: *-bot)');
+    expect(preconditions(openedExample(), t)).toBeUndefined();
+  });
+
+  it('reviews only the authors of authors.include when it is given', () => {
+    const t = trigger({ authors: { include: ['octocat', 'mobile-*'], exclude: [] } });
+    expect(preconditions(event({ user: { login: 'mobile-dev' } }), t)).toBeUndefined();
+    expect(preconditions(openedExample(), t)).toBe('author Codertocat is not in authors.include (octocat, mobile-*)');
+  });
+
+  it('skips a pull request with an excluded label (case-insensitive) and one without any label of labels.include', () => {
+    const labels = (...names: string[]) => ({ labels: names.map((name) => ({ name })) });
+    expect(preconditions(event(labels('bug', 'WIP')), trigger({ labels: { include: [], exclude: ['wip'] } }))).toBe('label WIP excluded');
+    expect(preconditions(event(labels('bug')), trigger({ labels: { include: ['review-me'], exclude: [] } }))).toBe(
+      'no label of labels.include (review-me)',
+    );
+    expect(preconditions(event(labels('Review-Me')), trigger({ labels: { include: ['review-me'], exclude: ['wip'] } }))).toBeUndefined();
+  });
+
+  it('filters the base branch with globs', () => {
+    const t = trigger({ branches: { include: ['main', 'release/**'], exclude: ['release/legacy-*'] } });
+    const base = (ref: string) => event({ base: { sha: 'a'.repeat(40), ref } });
+    expect(preconditions(base('main'), t)).toBeUndefined();
+    expect(preconditions(base('release/2.4'), t)).toBeUndefined();
+    expect(preconditions(base('release/legacy-1'), t)).toBe('base branch release/legacy-1 excluded (branches.exclude: release/legacy-*)');
+    expect(preconditions(base('master'), t)).toBe('base branch master is not in branches.include (main, release/**)');
+  });
+
+  it('checks drafts first: a draft by a bot is skipped as a draft', () => {
+    expect(preconditions(event({ draft: true, user: { login: 'renovate[bot]', type: 'Bot' } }), trigger())).toBe('draft pull request');
+  });
+});
+
+describe('Schema: WorkflowTriggerSchema', () => {
+  it('reads the filters the stack writes into AGENTFLOW_WORKFLOWS and refuses an unknown field', () => {
+    const written = { ...trigger(), skipDrafts: true, skipBots: false, labels: { include: [], exclude: ['wip'] } };
+    expect(WorkflowTriggerSchema.parse(JSON.parse(JSON.stringify(written)))).toEqual(written);
+    expect(WorkflowTriggerSchema.safeParse({ ...written, skipDraft: true }).success).toBe(false);
+  });
+});
