@@ -3,7 +3,7 @@ import { createDynamoGateway } from '../../../lambdas/adapters/gateway-store.js'
 import { CircuitBreaker } from '../../../lambdas/core/breaker.js';
 import { budgetScopes } from '../../../lambdas/core/budget.js';
 import type { ModelRef } from '../../../lambdas/core/contracts.js';
-import type { GatewayCall } from '../../../lambdas/core/gateway.js';
+import { type GatewayCall, worstCaseOf } from '../../../lambdas/core/gateway.js';
 import { BudgetConfigSchema } from '../../../lambdas/core/gateway-config.js';
 import { type GatewayEnv, type GatewayEnvOptions, startGateway } from '../../helpers.js';
 
@@ -212,13 +212,50 @@ describe('Class: ModelGateway', () => {
   it('refuses a call whose worst case would pass the run budget, naming the scope, with no provider call', async () => {
     const g = await gateway();
     const scopes = budgetScopes(BudgetConfigSchema.parse({ perRunUsd: 0.01 }), { runId: 'tiny', project: 'ios-app', now: new Date() });
-    await expect(g.gateway.complete(call({ scopes, maxTokens: 4000 }))).rejects.toMatchObject({
+    await expect(g.gateway.complete(call({ candidates: [sonnet], scopes, maxTokens: 4000 }))).rejects.toMatchObject({
       name: 'BudgetExceededError',
       scope: 'run',
       scopeKey: 'run#tiny',
     });
     expect(g.server.stats).toMatchObject({ bedrock: 0, openai: 0 });
     expect(g.metrics.totals.BudgetRejected).toBe(1);
+  });
+
+  it('tries the cheaper fallback when the primary model’s reservation is refused', async () => {
+    const g = await gateway();
+    const scopes = budgetScopes(BudgetConfigSchema.parse({ perRunUsd: 0.01 }), { runId: 'tiny-fallback', project: 'ios-app', now: new Date() });
+    const a = await g.gateway.complete(call({ scopes, maxTokens: 4000 }));
+    expect(a.model.alias).toBe('gpt-4.1-mini');
+    expect(a.attempts.map((t) => [t.model, t.outcome, (t.error ?? '').split(':')[0]])).toEqual([
+      ['claude-sonnet', 'error', 'BudgetExceededError'],
+      ['gpt-4.1-mini', 'ok', ''],
+    ]);
+    expect(g.server.stats).toMatchObject({ bedrock: 0, openai: 1 });
+  });
+
+  it('waits for reservations of calls in flight to settle instead of refusing a call the settled spend leaves room for', async () => {
+    const g = await gateway({ offline: { delayMs: 150 } });
+    const worst = worstCaseOf(call({ candidates: [sonnet] }), sonnet);
+    // Room for one worst case at a time, but for many actual costs.
+    const scopes = budgetScopes(BudgetConfigSchema.parse({ perRunUsd: (worst * 1.5) / 1e6 }), {
+      runId: 'tight',
+      project: 'ios-app',
+      now: new Date(),
+    });
+    const answers = await Promise.all([1, 2, 3].map(() => g.gateway.complete(call({ candidates: [sonnet], scopes }))));
+    expect(answers).toHaveLength(3);
+    expect(g.server.stats.bedrock).toBe(3);
+    const run = await g.ledger.get('run#tight');
+    expect(run?.spentMicro).toBe(answers.reduce((s, a) => s + a.costMicro, 0));
+    expect(run?.openHolds).toBe(0);
+  });
+
+  it('reserves the tokenizer count of the prompt (plus chat overhead) and the call’s max_tokens, not a byte count', async () => {
+    const g = await gateway();
+    const a = await g.gateway.complete(call({ candidates: [mini] }));
+    expect(a.estimatedInputTokens).toBeGreaterThanOrEqual(a.usage.inputTokens + a.usage.cacheReadTokens);
+    expect(a.estimatedInputTokens).toBeLessThan(2 * (a.usage.inputTokens + a.usage.cacheReadTokens) + 40);
+    expect(a.estimateUsd).toBeCloseTo((a.estimatedInputTokens * 0.4 + 1000 * 1.6) / 1e6, 6);
   });
 
   it('queues callers beyond the provider concurrency limit instead of sending them all at once', async () => {
