@@ -191,6 +191,28 @@ describe('e2e: one provider failing', () => {
     }
   });
 
+  it('fails the run with "not reviewed: budget" and makes no provider call when the budget covers no chunk at all', async () => {
+    let comment = '';
+    const rt = await runtimeWith({
+      gateway: GatewayConfigSchema.parse({ budgets: { perRunUsd: 0.0005 } }),
+      onComment: (b) => {
+        comment = b;
+      },
+    });
+    try {
+      const result = await rt.execute('pr-review', 'e2e-nobudget', exampleInput(repo, 'e2e-nobudget'));
+      expect(result.status).toBe('FAILED');
+      expect(result.error).toMatch(/^AgentFlowRunFailed: not reviewed: budget/);
+      expect(rt.offline?.stats).toMatchObject({ bedrock: 0, openai: 0 });
+      const record = await rt.runs.get('e2e-nobudget');
+      expect(record).toMatchObject({ status: 'FAILED', costUsd: 0, reason: expect.stringMatching(/^not reviewed: budget/) });
+      expect(comment).toContain('**❌ FAILED** — not reviewed: budget');
+      expect(comment).toMatch(/### Not reviewed\n\n- \*\*code-review\*\*: \d+ files? not reviewed — budget/);
+    } finally {
+      await rt.stop();
+    }
+  });
+
   it('keeps state in --state-dir so a later process sees the runs', async () => {
     const stateDir = tempDir();
     const first = await runtimeWith({ stateDir, persist: true });
