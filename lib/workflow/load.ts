@@ -155,50 +155,12 @@ const PULL_REQUEST_CONDITIONS = ['skip_drafts', 'skip_bots', 'authors', 'labels'
 type Conditions = Exclude<NonNullable<WorkflowSource['trigger']['conditions']>, unknown[]>;
 
 function normalize(id: string, w: WorkflowSource, catalog: Catalog, src: YamlSource, diagnostics: Diagnostic[]): Workflow {
-  const written = Array.isArray(w.trigger.event) ? w.trigger.event : [w.trigger.event];
-  written.forEach((e, i) => {
-    const err = triggerEventError(e);
-    if (err) diagnostics.push(src.at(Array.isArray(w.trigger.event) ? ['trigger', 'event', i] : ['trigger', 'event'], err));
-  });
-  const events = [...new Set(written.flatMap((e) => (e === 'pull_request' ? DEFAULT_PR_ACTIONS.map((a) => `pull_request.${a}`) : [e])))];
-  const condList = w.trigger.conditions ? (Array.isArray(w.trigger.conditions) ? w.trigger.conditions : [w.trigger.conditions]) : [];
-  const conditions: Conditions = Object.assign({}, ...condList);
-  const condPath = (key: string): SourcePath => {
-    if (!Array.isArray(w.trigger.conditions)) return ['trigger', 'conditions', key];
-    const i = w.trigger.conditions.findIndex((c) => key in c);
-    return ['trigger', 'conditions', i, key];
-  };
-  const checkGlobs = (globs: readonly string[] | undefined, path: SourcePath, label: string) =>
-    globs?.forEach((glob, i) => {
+  const trigger = normalizeTrigger(w, src, diagnostics);
+  for (const side of ['include', 'exclude'] as const) {
+    w.paths?.[side]?.forEach((glob, i) => {
       const err = globError(glob);
-      if (err) diagnostics.push(src.at([...path, i], `${label}.${i}: ${err}`));
+      if (err) diagnostics.push(src.at(['paths', side, i], `paths.${side}.${i}: ${err}`));
     });
-  checkGlobs(conditions.files_changed, condPath('files_changed'), 'files_changed');
-  for (const key of ['authors', 'branches'] as const) {
-    for (const side of ['include', 'exclude'] as const) {
-      checkGlobs(conditions[key]?.[side], [...condPath(key), side], `${key}.${side}`);
-    }
-  }
-  checkGlobs(w.paths?.include, ['paths', 'include'], 'paths.include');
-  checkGlobs(w.paths?.exclude, ['paths', 'exclude'], 'paths.exclude');
-  const pullRequests = events.some((e) => e.startsWith('pull_request.'));
-  if (!pullRequests) {
-    for (const key of PULL_REQUEST_CONDITIONS.filter((k) => conditions[k] !== undefined)) {
-      diagnostics.push(
-        src.at(
-          condPath(key),
-          `${key} filters pull requests, but this workflow only starts manually: remove it or add a pull_request event`,
-          {
-            key: true,
-          },
-        ),
-      );
-    }
-  }
-  const skipDrafts = conditions.skip_drafts ?? true;
-  // A draft skipped when it opens is reviewed when it is marked ready, not never.
-  if (skipDrafts && events.includes('pull_request.opened') && !events.includes('pull_request.ready_for_review')) {
-    events.push('pull_request.ready_for_review');
   }
 
   // Legacy workflow-level fallback rules: `if: claude-api.fails / use: openai-api`.
@@ -321,18 +283,7 @@ function normalize(id: string, w: WorkflowSource, catalog: Catalog, src: YamlSou
     id,
     name: w.name,
     description: w.description ?? '',
-    trigger: {
-      events,
-      ...(conditions.files_changed ? { filesChanged: conditions.files_changed } : {}),
-      ...(conditions.lines_changed ? { linesChanged: parseComparison(conditions.lines_changed) } : {}),
-      ...(conditions.test_coverage ? { testCoverage: parseComparison(conditions.test_coverage) } : {}),
-      runBy: w.trigger.run_by ?? [],
-      skipDrafts,
-      skipBots: conditions.skip_bots ?? true,
-      ...(conditions.authors ? { authors: includeExclude(conditions.authors) } : {}),
-      ...(conditions.labels ? { labels: includeExclude(conditions.labels) } : {}),
-      ...(conditions.branches ? { branches: includeExclude(conditions.branches) } : {}),
-    },
+    trigger,
     ...(w.paths ? { paths: includeExclude(w.paths) } : {}),
     budget: {
       ...(w.budget?.max_usd_per_run !== undefined ? { maxUsdPerRun: w.budget.max_usd_per_run } : {}),
@@ -346,6 +297,60 @@ function normalize(id: string, w: WorkflowSource, catalog: Catalog, src: YamlSou
       createFiles: o.create_files ?? false,
     },
     ...(notifyOnFailure ? { notifyOnFailure } : {}),
+  };
+}
+
+/**
+ * The trigger of a workflow source: events checked against GitHub's webhook definitions (a bare
+ * `pull_request` stands for {@link DEFAULT_PR_ACTIONS}), conditions merged from the list shape,
+ * globs checked, pull-request filters refused on a workflow that only starts manually, and
+ * `ready_for_review` added while drafts are skipped (a draft skipped when it opens is reviewed when
+ * it is marked ready, not never).
+ */
+function normalizeTrigger(w: WorkflowSource, src: YamlSource, diagnostics: Diagnostic[]): Workflow['trigger'] {
+  const written = Array.isArray(w.trigger.event) ? w.trigger.event : [w.trigger.event];
+  written.forEach((e, i) => {
+    const err = triggerEventError(e);
+    if (err) diagnostics.push(src.at(Array.isArray(w.trigger.event) ? ['trigger', 'event', i] : ['trigger', 'event'], err));
+  });
+  const events = [...new Set(written.flatMap((e) => (e === 'pull_request' ? DEFAULT_PR_ACTIONS.map((a) => `pull_request.${a}`) : [e])))];
+  const condList = w.trigger.conditions ? (Array.isArray(w.trigger.conditions) ? w.trigger.conditions : [w.trigger.conditions]) : [];
+  const conditions: Conditions = Object.assign({}, ...condList);
+  const condPath = (key: string): SourcePath => {
+    if (!Array.isArray(w.trigger.conditions)) return ['trigger', 'conditions', key];
+    const i = w.trigger.conditions.findIndex((c) => key in c);
+    return ['trigger', 'conditions', i, key];
+  };
+  const checkGlobs = (globs: readonly string[] | undefined, path: SourcePath, label: string) =>
+    globs?.forEach((glob, i) => {
+      const err = globError(glob);
+      if (err) diagnostics.push(src.at([...path, i], `${label}.${i}: ${err}`));
+    });
+  checkGlobs(conditions.files_changed, condPath('files_changed'), 'files_changed');
+  for (const key of ['authors', 'branches'] as const) {
+    for (const side of ['include', 'exclude'] as const) checkGlobs(conditions[key]?.[side], [...condPath(key), side], `${key}.${side}`);
+  }
+  if (!events.some((e) => e.startsWith('pull_request.'))) {
+    for (const key of PULL_REQUEST_CONDITIONS.filter((k) => conditions[k] !== undefined)) {
+      const message = `${key} filters pull requests, but this workflow only starts manually: remove it or add a pull_request event`;
+      diagnostics.push(src.at(condPath(key), message, { key: true }));
+    }
+  }
+  const skipDrafts = conditions.skip_drafts ?? true;
+  if (skipDrafts && events.includes('pull_request.opened') && !events.includes('pull_request.ready_for_review')) {
+    events.push('pull_request.ready_for_review');
+  }
+  return {
+    events,
+    ...(conditions.files_changed ? { filesChanged: conditions.files_changed } : {}),
+    ...(conditions.lines_changed ? { linesChanged: parseComparison(conditions.lines_changed) } : {}),
+    ...(conditions.test_coverage ? { testCoverage: parseComparison(conditions.test_coverage) } : {}),
+    runBy: w.trigger.run_by ?? [],
+    skipDrafts,
+    skipBots: conditions.skip_bots ?? true,
+    ...(conditions.authors ? { authors: includeExclude(conditions.authors) } : {}),
+    ...(conditions.labels ? { labels: includeExclude(conditions.labels) } : {}),
+    ...(conditions.branches ? { branches: includeExclude(conditions.branches) } : {}),
   };
 }
 
@@ -410,16 +415,9 @@ function resolveAgent(
   let tasks = spec.tasks;
   let fallbackRefs = spec.fallback;
   let cache = spec.cache;
-  let paths: IncludeExclude = { include: spec.files ?? [], exclude: [] };
+  const paths = agentPaths(entry, spec, src, path, diagnostics);
   let modelPath: SourcePath = path;
   if (typeof entry !== 'string' && 'agent' in entry) {
-    for (const side of ['include', 'exclude'] as const) {
-      entry.paths?.[side]?.forEach((glob, i) => {
-        const err = globError(glob);
-        if (err) diagnostics.push(src.at([...path, 'paths', side, i], `paths.${side}.${i}: ${err}`));
-      });
-    }
-    paths = { include: entry.paths?.include ?? paths.include, exclude: entry.paths?.exclude ?? [] };
     provider = entry.provider;
     model = entry.model;
     cache = entry.cache ?? cache;
@@ -509,6 +507,22 @@ function resolveAgent(
     ...(auto ? { auto } : {}),
     paths,
   };
+}
+
+/**
+ * The changed files an agent reviews: the entry's `paths.include` if given, else the catalog's
+ * `files` (empty: every file); `exclude` is the entry's `paths.exclude`. Invalid globs are reported
+ * at their position.
+ */
+function agentPaths(entry: AgentEntry, spec: AgentSpec, src: YamlSource, path: SourcePath, diagnostics: Diagnostic[]): IncludeExclude {
+  const own = typeof entry !== 'string' && 'agent' in entry ? entry.paths : undefined;
+  for (const side of ['include', 'exclude'] as const) {
+    own?.[side]?.forEach((glob, i) => {
+      const err = globError(glob);
+      if (err) diagnostics.push(src.at([...path, 'paths', side, i], `paths.${side}.${i}: ${err}`));
+    });
+  }
+  return { include: own?.include ?? spec.files ?? [], exclude: own?.exclude ?? [] };
 }
 
 type PhaseSource = { path: SourcePath; phase: { name: string; depends_on?: string[] | undefined } };
