@@ -361,6 +361,42 @@ describe('Function: handleGithubDelivery (pull-request filters)', () => {
   });
 });
 
+describe('Function: handleGithubDelivery (/agentflow review is not filtered)', () => {
+  it("starts the review a collaborator asks for on a bot's pull request, without a skip: a person asked", async () => {
+    // Prepare
+    const rec = recorder();
+    const botChange = {
+      repository: 'acme/app',
+      number: 7,
+      title: 'Update dependency',
+      author: 'renovate[bot]',
+      url: '',
+      action: 'opened',
+      baseSha: 'b'.repeat(40),
+      headSha: 'c'.repeat(40),
+      baseRef: 'main',
+      headRef: 'renovate/deps',
+    };
+    const changes = { pullRequest: async () => botChange, refs: async () => botChange };
+    const body = JSON.stringify({
+      action: 'created',
+      issue: { number: 7, pull_request: { url: 'https://api.github.com/repos/acme/app/pulls/7' } },
+      comment: { body: '/agentflow review', user: { login: 'octocat' }, author_association: 'MEMBER' },
+      repository: { full_name: 'acme/app' },
+    });
+
+    // Act
+    const res = await handleGithubDelivery(
+      { headers: headers(body, newDelivery(), { 'x-github-event': 'issue_comment' }), body },
+      deps(rec.starter, { changes }),
+    );
+
+    // Assess
+    expect(res.statusCode).toBe(202);
+    expect(rec.calls.map((c) => [c.workflow, (c.input as { skip?: string }).skip])).toEqual([['pr-review', undefined]]);
+  });
+});
+
 describe('Use case: a draft pull request on the local runtime', () => {
   it("ends GitHub's example pull request, marked draft, as a SKIPPED run with the reason, without loading the change", async () => {
     // Prepare
