@@ -1,16 +1,18 @@
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { Command, Option } from 'commander';
+import { z } from 'zod';
+import { GitChangeLookup } from '../lambdas/adapters/changes.js';
 import { DynamoBreakerStore, DynamoBudgetLedger } from '../lambdas/adapters/gateway-store.js';
 import type { Decision, PendingApproval } from '../lambdas/core/approvals.js';
-import type { ExecutionInput, RunRecord, RunSummary } from '../lambdas/core/contracts.js';
+import { type Change, type ExecutionInput, type RunRecord, type RunSummary, RunSummarySchema } from '../lambdas/core/contracts.js';
+import { assertSafeRef } from '../lambdas/core/refs.js';
 import { executionName } from '../lambdas/core/triggers.js';
 import { loadLocalGatewayConfig, loadLocalGroups } from '../lib/config.js';
 import { type BreakerReport, breakerReport, type CostReport, costReport, formatBreakers, formatCostReport } from '../lib/local/costs.js';
-import { formatProgress } from '../lib/local/progress.js';
+import { exitCodeFor, formatProgress, formatRunLine, runOutcome } from '../lib/local/progress.js';
 import { LocalRuntime } from '../lib/local/runtime.js';
 import { type LocalServerOptions, startLocalServer } from '../lib/local/server.js';
 import { compileWorkflow, formatDiagnostic, toMermaid } from '../lib/workflow/index.js';
@@ -73,12 +75,16 @@ program
 
 program
   .command('run')
-  .description('Run a workflow on a local git repository (the diff between --base and --head)')
+  .description(
+    'Run a workflow on a local git repository: the diff from merge-base(--base, --head) to --head, as GitHub shows a pull request. ' +
+      'Exit code: 0 succeeded, skipped or stopped; 2 partial; 1 failed or bad input',
+  )
   .argument('<workflow>', 'workflow id (pr-review) or file')
   .requiredOption('--repo <path>', 'local git repository')
-  .requiredOption('--base <ref>', 'base commit or branch')
-  .requiredOption('--head <ref>', 'head commit or branch')
+  .requiredOption('--base <ref>', 'base branch, tag or commit SHA')
+  .requiredOption('--head <ref>', 'head branch, tag or commit SHA')
   .option('--json', 'end the output with one JSON object (progress goes to stderr)')
+  .option('--fail-on-partial', 'exit 1 instead of 2 when the run is PARTIAL (for CI jobs that only treat 1 as failure)')
   .option('--number <n>', 'pull request number to show', '1')
   .option('--title <title>', 'pull request title to show', 'Local change')
   .option('--repository <owner/name>', 'repository name to show', 'local/repository')
@@ -88,28 +94,7 @@ program
   .action(async (ref: string, opts: RunOptions) => {
     const wf = loadOne(ref, opts.workflows);
     const repo = resolve(opts.repo);
-    const rev = (r: string) => {
-      try {
-        return execFileSync('git', ['-C', repo, 'rev-parse', '--verify', `${r}^{commit}`], {
-          encoding: 'utf8',
-          stdio: ['ignore', 'pipe', 'pipe'],
-        }).trim();
-      } catch {
-        throw new UsageError(`${r} is not a commit in ${repo}`);
-      }
-    };
-    const change = {
-      repository: opts.repository,
-      number: Number(opts.number),
-      title: opts.title,
-      author: process.env.USER ?? '',
-      url: '',
-      action: 'opened',
-      baseSha: rev(opts.base),
-      headSha: rev(opts.head),
-      baseRef: opts.base,
-      headRef: opts.head,
-    };
+    const change = await localChange(opts);
     const out = opts.json ? (s: string) => console.error(s) : (s: string) => console.log(s);
     let commentPath: string | null = null;
     const runtime = await LocalRuntime.start({
@@ -127,7 +112,7 @@ program
     // `agentflow approvals` / `agentflow approve` (another terminal, same --state-dir) can reach it.
     const api = wf.phases.some((p) => p.kind !== 'agents') ? await serveState(runtime, opts.stateDir, 0) : undefined;
     try {
-      out(`AgentFlow: ${wf.name} on ${repo} (${change.baseSha.slice(0, 7)}..${change.headSha.slice(0, 7)})`);
+      out(`AgentFlow: ${wf.name} on ${repo} (${change.baseSha.slice(0, 7)}...${change.headSha.slice(0, 7)}, from their merge base)`);
       out(`providers: ${describeModes(runtime)}`);
       runtime.listeners.add((e) => {
         const line = formatProgress(e);
@@ -136,17 +121,17 @@ program
       const name = executionName(`local-${Date.now().toString(36)}`, wf.id);
       const input: ExecutionInput = { runId: name, workflow: wf.id, change };
       const result = await runtime.startExecution(wf.id, name, input);
-      const summary = result.status === 'SUCCEEDED' ? (result.output as Partial<RunSummary>) : undefined;
       if (commentPath) out(`\n${readFileSync(commentPath, 'utf8')}`);
       if (commentPath) out(`comment written to ${commentPath}`);
-      out(
-        `${result.status === 'SUCCEEDED' ? '✔' : '✖'} execution ${name} ${result.status.toLowerCase()} in ${result.durationMs} ms, ${result.transitions} state transitions${result.error ? `: ${result.error}` : ''}`,
-      );
+      const record = await runtime.runs.get(name);
+      const summary = await runSummary(runtime, result, record);
+      const outcome = runOutcome(record, result);
+      out(formatRunLine(name, outcome, result));
       if (opts.json) {
-        const record = await runtime.runs.get(name);
         console.log(
           JSON.stringify({
-            status: result.status,
+            status: outcome.status,
+            ...(outcome.reason ? { reason: outcome.reason } : {}),
             execution: name,
             workflow: wf.id,
             costUsd: summary?.costUsd ?? 0,
@@ -160,7 +145,7 @@ program
           }),
         );
       }
-      if (result.status !== 'SUCCEEDED') process.exitCode = 1;
+      process.exitCode = exitCodeFor(outcome.status, { failOnPartial: opts.failOnPartial });
     } finally {
       await api?.close();
       await runtime.stop();
@@ -451,6 +436,7 @@ interface RunOptions {
   base: string;
   head: string;
   json?: boolean;
+  failOnPartial?: boolean;
   number: string;
   title: string;
   repository: string;
@@ -459,7 +445,43 @@ interface RunOptions {
   config?: string;
 }
 
+/** The report artifact's part `run --json` reads. */
+const ReportSummarySchema = z.object({ summary: RunSummarySchema });
+
+/**
+ * The run summary `run` reports: the execution's output, or, when the execution failed after
+ * aggregating (FAILED: every agent failed), the summary in the run's report artifact, so the
+ * agents, their errors and what they cost still show.
+ */
+async function runSummary(
+  runtime: LocalRuntime,
+  result: { status: 'SUCCEEDED' | 'FAILED'; output: unknown },
+  record: RunRecord | undefined,
+): Promise<Partial<RunSummary> | undefined> {
+  if (result.status === 'SUCCEEDED') return result.output as Partial<RunSummary>;
+  if (!record?.reportRef) return undefined;
+  const report = ReportSummarySchema.safeParse(await runtime.artifacts.getJson(record.reportRef).catch(() => undefined));
+  return report.success ? report.data.summary : undefined;
+}
+
+/** Bad input on the command line (exit 1, one line, no stack trace). */
 class UsageError extends Error {}
+
+/**
+ * The change `run` reviews: --base and --head checked with {@link assertSafeRef} before git runs,
+ * then resolved to commits in --repo (named as given, so errors read `../app is not a git repository`).
+ * @throws UsageError with one line when a ref is unsafe, --repo is not a repository or a ref names no commit
+ */
+async function localChange(opts: RunOptions): Promise<Change> {
+  try {
+    assertSafeRef(opts.base);
+    assertSafeRef(opts.head);
+    const refs = await new GitChangeLookup(opts.repo).refs(opts.repository, opts.base, opts.head);
+    return { ...refs, number: Number(opts.number), title: opts.title, author: process.env.USER ?? '', action: 'opened' };
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
 
 function loadOne(ref: string, dir: string) {
   let file: string;
@@ -489,6 +511,7 @@ async function listRuns(stateDir: string): Promise<RunRecord[]> {
 }
 
 program.parseAsync(process.argv).catch((e: unknown) => {
+  // One line, no stack trace; exit 1 for bad input and errors alike (2 means a PARTIAL run).
   console.error(`agentflow: ${(e as Error).message}`);
-  process.exitCode = e instanceof UsageError ? 2 : 1;
+  process.exitCode = 1;
 });

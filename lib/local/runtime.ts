@@ -40,6 +40,7 @@ import { type AslDefinition, compileWorkflow, type TaskKind, taskKindOf, taskSta
 import type { Workspace } from '../workspace.js';
 import { LocalApprovalNotifier, LocalTaskCallbacks } from './approvals.js';
 import { type OfflineModelOptions, OfflineModelServer } from './offline-model.js';
+import { type ProgressError, ProgressTracker } from './progress.js';
 import { localProviders, type ProviderModes, providerModes } from './providers.js';
 
 /** The local table's name (the cloud table is named by CloudFormation). */
@@ -82,14 +83,26 @@ export interface ExecutionResult {
   durationMs: number;
 }
 
-/** A progress event of a running execution, for printing. */
+/**
+ * A progress event of a running execution, for printing (see {@link ProgressTracker}): one
+ * `entered` and then one outcome per state execution — `exited`, `caught` (a Catch took the
+ * error) or `failed` (nothing did) — with a `retried` before each retry.
+ */
 export interface ProgressEvent {
   execution: string;
   kind: 'entered' | 'exited' | 'failed' | 'retried' | 'caught';
   state: string;
   /** Agent name for states inside a Map iteration. */
   agent?: string;
+  /** A short description of what a Task state returned (`exited`). */
   detail?: string;
+  /** The error of a `failed`, `caught` or `retried` state: its name (what Retry/Catch match) and message. */
+  error?: ProgressError;
+  /** An agent's result when not a success: `partial` (part of its files reviewed) or `failed` (`exited`). */
+  outcome?: 'partial' | 'failed';
+  /** The attempt a retry starts: 2 for the first retry (`retried`). */
+  attempt?: number;
+  /** Time from entering the state to its outcome, retries included, in ms. */
   ms?: number;
 }
 
@@ -302,39 +315,13 @@ export class LocalRuntime {
       } as never,
     });
     let transitions = 0;
-    const enteredAt = new Map<string, number>();
+    const progress = new ProgressTracker(name, { agentOf, describe: describeOutput });
     const logs = (async () => {
       for await (const ev of exec.eventLogs) {
-        if (ev.type === 'StateEntered') {
-          transitions++;
-          const agent = agentOf(ev.state.input);
-          enteredAt.set(`${ev.state.name}#${ev.index ?? ''}`, ev.timestamp);
-          this.emit({ execution: name, kind: 'entered', state: ev.state.name, ...(agent ? { agent } : {}) });
-        } else if (ev.type === 'StateExited') {
-          const agent = agentOf(ev.state.input);
-          const t0 = enteredAt.get(`${ev.state.name}#${ev.index ?? ''}`);
-          this.emit({
-            execution: name,
-            kind: 'exited',
-            state: ev.state.name,
-            ...(agent ? { agent } : {}),
-            ...(t0 ? { ms: ev.timestamp - t0 } : {}),
-            ...(ev.state.type === 'Task' ? { detail: describeOutput(ev.state.output) } : {}),
-          });
-        } else if (ev.type === 'StateRetried') {
-          this.emit({ execution: name, kind: 'retried', state: ev.state.name, detail: `attempt ${ev.retry.attempt + 1}` });
-        } else if (ev.type === 'StateCaught' || ev.type === 'StateFailed') {
-          const agent = agentOf(ev.state.input);
-          const err = ev as unknown as { Error?: string; Cause?: unknown };
-          this.emit({
-            execution: name,
-            kind: ev.type === 'StateCaught' ? 'caught' : 'failed',
-            state: ev.state.name,
-            ...(agent ? { agent } : {}),
-            detail: `${err.Error ?? 'error'}: ${String(err.Cause ?? '')}`.slice(0, 300),
-          });
-        }
+        if (ev.type === 'StateEntered') transitions++;
+        for (const e of progress.push(ev)) this.emit(e);
       }
+      for (const e of progress.flush()) this.emit(e);
     })();
     let result: ExecutionResult;
     try {

@@ -1,5 +1,5 @@
-import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
@@ -8,9 +8,11 @@ import { exampleRepo, tempDir } from '../helpers.js';
 
 const CLI = join(PROJECT_ROOT, 'bin', 'agentflow.js');
 const exec = promisify(execFile);
-const cli = async (...args: string[]) => {
+const cli = (...args: string[]) => cliWith({}, ...args);
+/** Runs the CLI with the offline model server and `env` added to the environment. */
+const cliWith = async (env: Record<string, string>, ...args: string[]) => {
   try {
-    const r = await exec(process.execPath, [CLI, ...args], { env: { ...process.env, AGENTFLOW_OFFLINE: '1' } });
+    const r = await exec(process.execPath, [CLI, ...args], { env: { ...process.env, AGENTFLOW_OFFLINE: '1', ...env } });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (e) {
     const err = e as { code: number; stdout: string; stderr: string };
@@ -62,22 +64,152 @@ describe('CLI: agentflow', () => {
       commentPath: expect.stringMatching(/pr-review\.md$/),
     });
     expect(out.agents).toHaveLength(4);
-    expect(Object.keys(out.agents[0]).sort()).toEqual([
-      'attempts',
-      'cacheHits',
-      'calls',
-      'costUsd',
-      'error',
-      'fallbackUsed',
-      'inputTokens',
-      'model',
-      'name',
-      'outputTokens',
-      'provider',
-      'status',
-    ]);
+    // The fields the README documents (the run summary may carry more, e.g. the review plan's).
+    expect(Object.keys(out.agents[0])).toEqual(
+      expect.arrayContaining([
+        'attempts',
+        'cacheHits',
+        'calls',
+        'costUsd',
+        'error',
+        'fallbackUsed',
+        'inputTokens',
+        'model',
+        'name',
+        'outputTokens',
+        'provider',
+        'status',
+      ]),
+    );
     expect(out.costUsd).toBeGreaterThan(0);
     expect(r.stderr).toContain('▶ Agents: review');
+  });
+
+  it('exits 2 on a PARTIAL run, 1 with --fail-on-partial, and says why in the last line and the JSON', async () => {
+    // Prepare: the offline Bedrock refuses every call, so the three Bedrock agents fail and the OpenAI one succeeds.
+    const repo = exampleRepo();
+    const faults = { AGENTFLOW_OFFLINE_FAULTS: 'bedrock:400' };
+    const args = ['run', 'pr-review', '--repo', repo.path, '--base', repo.base, '--head', repo.head, '--json'];
+
+    // Act
+    const partial = await cliWith(faults, ...args, '--state-dir', tempDir());
+    const strict = await cliWith(faults, ...args, '--fail-on-partial', '--state-dir', tempDir());
+
+    // Assess
+    expect(partial.code).toBe(2);
+    expect(strict.code).toBe(1);
+    const out = JSON.parse(partial.stdout.trim().split('\n').at(-1) as string);
+    expect(out).toMatchObject({ status: 'PARTIAL', reason: expect.stringMatching(/^3 of 4 agents failed/) });
+    expect(partial.stderr.trim().split('\n').at(-1)).toMatch(/^▲ run \S+ PARTIAL: 3 of 4 agents failed/);
+    // Each failed agent: one ✖ line with the error's name and message, and no ✔ for it.
+    expect(partial.stderr).toMatch(/^✖ {3}Run agent: review \[security\] \(\d+ ms\) — ProviderRejectedError: \S/m);
+    expect(partial.stderr).not.toMatch(/^✔ {3}Run agent: review \[security\]/m);
+    expect(partial.stderr).not.toMatch(/— error: $/m);
+  });
+
+  it('exits 1 on a FAILED run and still lists every agent with its error', async () => {
+    // Prepare: every offline provider refuses every call.
+    const repo = exampleRepo();
+
+    // Act
+    const r = await cliWith(
+      { AGENTFLOW_OFFLINE_FAULTS: 'bedrock:400,openai:400' },
+      ...['run', 'pr-review', '--repo', repo.path, '--base', repo.base, '--head', repo.head, '--json', '--state-dir', tempDir()],
+    );
+
+    // Assess
+    expect(r.code).toBe(1);
+    const out = JSON.parse(r.stdout.trim().split('\n').at(-1) as string);
+    expect(out).toMatchObject({ status: 'FAILED', reason: expect.stringMatching(/^every agent failed/) });
+    expect(out.agents.map((a: { status: string; error: unknown }) => [a.status, typeof a.error])).toEqual(
+      Array.from({ length: 4 }, () => ['failed', 'string']),
+    );
+    expect(r.stderr.trim().split('\n').at(-1)).toMatch(/^✖ run \S+ FAILED: every agent failed/);
+  });
+
+  describe('run: refs and repository', () => {
+    /** The one stderr line of a refused `run` (any more would be git's stderr or a stack trace). */
+    const refused = async (...args: string[]) => {
+      const r = await cli('run', 'pr-review', '--state-dir', tempDir(), ...args);
+      return { code: r.code, lines: r.stderr.trim().split('\n'), stdout: r.stdout };
+    };
+
+    it('rejects a --repo that is not a git repository with one line and exit 1', async () => {
+      // Prepare
+      const dir = tempDir('agentflow-not-a-repo-');
+
+      // Act
+      const r = await refused('--repo', dir, '--base', 'main', '--head', 'feature/x');
+
+      // Assess
+      expect(r).toEqual({ code: 1, lines: [`agentflow: ${dir} is not a git repository`], stdout: '' });
+    });
+
+    it('rejects a --head that names no commit with one line and exit 1', async () => {
+      // Prepare
+      const repo = exampleRepo();
+
+      // Act
+      const r = await refused('--repo', repo.path, '--base', 'main', '--head', 'does-not-exist');
+
+      // Assess
+      expect(r).toEqual({ code: 1, lines: [`agentflow: no commit "does-not-exist" in ${repo.path}`], stdout: '' });
+    });
+
+    it('rejects an option-like --head before git runs, with one line and exit 1', async () => {
+      // Prepare
+      const repo = exampleRepo();
+
+      // Act
+      const r = await refused('--repo', repo.path, '--base', 'main', '--head', '-x');
+
+      // Assess
+      expect(r).toEqual({ code: 1, lines: ['agentflow: invalid git ref "-x": starts with "-"'], stdout: '' });
+    });
+
+    it('reviews only the branch’s own files when the base moved 30 commits on (diff from the merge base)', async () => {
+      // Prepare: the example branch changes 3 files; main then moves on with 30 commits touching 30 other files.
+      const repo = exampleRepo();
+      const git = (...args: string[]) =>
+        execFileSync('git', ['-C', repo.path, '-c', 'user.name=t', '-c', 'user.email=t@t', '-c', 'commit.gpgsign=false', ...args], {
+          encoding: 'utf8',
+        });
+      git('checkout', '-q', 'main');
+      mkdirSync(join(repo.path, 'ios/Shop/Later'), { recursive: true });
+      for (let i = 1; i <= 30; i++) {
+        writeFileSync(join(repo.path, `ios/Shop/Later/Screen${i}.swift`), `struct Screen${i} {}\n`);
+        git('add', '--', `ios/Shop/Later/Screen${i}.swift`);
+        git('commit', '-q', '-m', `main ${i}`);
+      }
+      const stateDir = tempDir();
+
+      // Act
+      const r = await cli(
+        'run',
+        'pr-review',
+        '--repo',
+        repo.path,
+        '--base',
+        'main',
+        '--head',
+        'feature/checkout-payments',
+        '--json',
+        '--state-dir',
+        stateDir,
+      );
+
+      // Assess
+      expect(r.code).toBe(0);
+      const out = JSON.parse(r.stdout.trim().split('\n').at(-1) as string);
+      expect(out.status).toBe('SUCCEEDED');
+      const context = JSON.parse(readFileSync(join(stateDir, 'artifacts', 'runs', out.execution, 'context.json'), 'utf8'));
+      expect(context.stats.filesChanged).toBe(3);
+      expect(context.files.map((f: { path: string }) => f.path).sort()).toEqual([
+        'android/app/src/main/java/com/acme/shop/cart/CartRepository.kt',
+        'ios/Shop/Checkout/CheckoutViewModel.swift',
+        'ios/Shop/Checkout/PaymentClient.swift',
+      ]);
+    });
   });
 
   it("shows the run's spend in `costs` and the breakers in `breakers`, from the same --state-dir", async () => {
