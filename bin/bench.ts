@@ -35,6 +35,7 @@ import { localProviders } from '../lib/local/providers.js';
 import { connectLocalTable, LOCAL_TABLE, LocalRuntime, type LocalTable, startLocalTable } from '../lib/local/runtime.js';
 import { localIngress } from '../lib/local/server.js';
 import { loadWorkspace, PROJECT_ROOT } from '../lib/workspace.js';
+import { reviewPlanBench } from './bench-plan.js';
 
 interface Result {
   name: string;
@@ -138,6 +139,9 @@ const DELAY_MS = 1000;
   });
   record({ name: 'provider calls for both runs (second run: 0)', value: calls, unit: 'count', target: null });
 }
+
+// 2b. Review plan, budget shares, token estimates (bin/bench-plan.ts).
+await reviewPlanBench(record, work);
 
 // 3. Model gateway: overhead per call against a direct SDK call, and reservations per second, with
 // dynalite in this process (as `agentflow run` uses it) and in a child process (its CPU not ours, as

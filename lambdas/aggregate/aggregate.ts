@@ -37,6 +37,7 @@ async function withSpend(a: AgentResult, runId: string, artifacts: ArtifactStore
     calls: sum((i) => i.calls),
     cacheHits: sum((i) => i.cacheHits),
     repairs: sum((i) => i.repairs),
+    truncated: sum((i) => i.truncated),
     repaired: sum((i) => i.repairs) > 0,
   };
 }

@@ -271,6 +271,8 @@ export const AgentResultSchema = z.strictObject({
   shareUsd: z.number().nonnegative().optional(),
   /** Repair prompts sent (answers that did not parse the first time). */
   repairs: z.number().int().nonnegative().default(0),
+  /** Answers cut at `max_tokens`; the findings before the cut were kept. */
+  truncated: z.number().int().nonnegative().default(0),
   /** Set by the Map iteration's Catch: `{Error, Cause}` as Step Functions reports them. */
   error: z.object({ Error: z.string(), Cause: z.string().optional() }).optional(),
 });
@@ -338,6 +340,7 @@ export const RunSummarySchema = z.strictObject({
       notReviewed: z.string().optional(),
       shareUsd: z.number().optional(),
       repairs: z.number().default(0),
+      truncated: z.number().default(0),
     }),
   ),
   offline: z.boolean(),

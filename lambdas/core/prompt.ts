@@ -1,5 +1,5 @@
 import type { AgentItem, Change, Finding, ModelAnswer } from './contracts.js';
-import { ModelAnswerSchema } from './contracts.js';
+import { FindingSchema, ModelAnswerSchema } from './contracts.js';
 import type { ChatMessage } from './ports.js';
 
 /** Instructions appended to every agent's prompt: the answer format AgentFlow validates. */
@@ -9,7 +9,7 @@ export function systemPrompt(agent: AgentItem): string {
 ## Answer format
 Answer with one JSON object and nothing else (no prose, no Markdown fence):
 {"summary": "<one or two sentences>", "findings": [{"file": "<path as shown in the diff>", "line": <line number in the new file, 0 if the whole file>, "severity": "critical|high|medium|low|info", "category": "${agent.categories.join('|')}", "message": "<the problem and why it matters>", "suggestion": "<the concrete fix>"}]}
-Report only problems in lines the change adds or modifies. An empty "findings" list is a valid answer.${
+Report only problems in lines the change adds or modifies, at most ${MAX_FINDINGS_PER_PART} per part of the change, the most severe first. An empty "findings" list is a valid answer.${
     agent.output === 'document'
       ? `
 
@@ -59,6 +59,49 @@ export function repairMessages(previous: ChatMessage[], answer: string, problem:
       content: `Your answer could not be used: ${problem}. Answer again with only the JSON object in the required format.`,
     },
   ];
+}
+
+/** Findings asked for at most per chunk, so an answer fits the chunk's `max_tokens`. */
+export const MAX_FINDINGS_PER_PART = 30;
+
+/**
+ * The complete findings of an answer that was cut at `max_tokens` (a truncated JSON object):
+ * every whole object of the `findings` array before the cut that matches the findings schema.
+ * Text inside strings is honoured, so braces in messages do not confuse it.
+ */
+export function salvageFindings(text: string): Finding[] {
+  const start = text.search(/"findings"\s*:\s*\[/);
+  if (start < 0) return [];
+  const out: Finding[] = [];
+  let i = text.indexOf('[', start) + 1;
+  let depth = 0;
+  let from = -1;
+  let inString = false;
+  for (; i < text.length; i++) {
+    const c = text[i];
+    if (inString) {
+      if (c === '\\') i++;
+      else if (c === '"') inString = false;
+      continue;
+    }
+    if (c === '"') inString = true;
+    else if (c === '{') {
+      if (depth === 0) from = i;
+      depth++;
+    } else if (c === '}') {
+      depth--;
+      if (depth === 0 && from >= 0) {
+        try {
+          const f = FindingSchema.safeParse(JSON.parse(text.slice(from, i + 1)));
+          if (f.success) out.push(f.data);
+        } catch {
+          // not a whole object
+        }
+        from = -1;
+      }
+    } else if (c === ']' && depth === 0) break;
+  }
+  return out;
 }
 
 /** The outcome of {@link parseAnswer}. */

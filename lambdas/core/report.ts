@@ -157,6 +157,7 @@ export function summarize(
         ...(a.notReviewed ? { notReviewed: a.notReviewed } : {}),
         ...(a.shareUsd !== undefined ? { shareUsd: a.shareUsd } : {}),
         repairs: a.repairs,
+        truncated: a.truncated,
       };
     }),
   };
@@ -171,6 +172,8 @@ export function gatewayNotes(a: RunSummary['agents'][number]): string {
   if (a.routing) notes.push(a.routing);
   if (a.cacheHits > 0) notes.push(`${a.cacheHits} cache hit${a.cacheHits === 1 ? '' : 's'} ($0)`);
   if (a.fallbackUsed) notes.push('fallback used');
+  if (a.repairs > 0) notes.push(`${a.repairs} repair prompt${a.repairs === 1 ? '' : 's'}`);
+  if (a.truncated > 0) notes.push(`${a.truncated} answer${a.truncated === 1 ? '' : 's'} cut at max_tokens (findings before the cut kept)`);
   const failed = a.attempts.filter((t) => t.outcome === 'error' || t.outcome === 'skipped');
   if (failed.length > 0) {
     notes.push(

@@ -1,4 +1,4 @@
-import { createRequire } from 'node:module';
+import claudeRanks from '@anthropic-ai/tokenizer/claude.json' with { type: 'json' };
 import { Tiktoken, type TiktokenBPE } from 'js-tiktoken/lite';
 import o200k from 'js-tiktoken/ranks/o200k_base';
 import type { Provider } from './contracts.js';
@@ -10,9 +10,9 @@ import type { Provider } from './contracts.js';
  *   the text; the chat format adds a few tokens per message, see {@link MESSAGE_OVERHEAD_TOKENS}).
  *   Source: https://github.com/openai/tiktoken (model → encoding table), checked 2026-11-29.
  * - `claude`: Anthropic's published Claude tokenizer (`@anthropic-ai/tokenizer`, the ranks of the
- *   Claude 1/2 models, loaded into js-tiktoken). Anthropic publishes no tokenizer for Claude 3 and
- *   later; their counts run higher than this one on code, so estimates for Claude are multiplied by
- *   {@link CLAUDE_SAFETY_MARGIN}. Source: https://docs.anthropic.com/en/docs/build-with-claude/token-counting
+ *   Claude 1/2 models, loaded into js-tiktoken), the closest one available: Anthropic publishes no
+ *   tokenizer for Claude 3 and later, so estimates for Claude are multiplied by
+ *   {@link CLAUDE_SAFETY_MARGIN} (pass `margin: false` for the plain count). Source: https://docs.anthropic.com/en/docs/build-with-claude/token-counting
  *   (the exact count is the Count Tokens API, a network call we do not make per chunk), 2026-11-29.
  *
  * Reservations use these counts as their input part, so they stay close to what the provider
@@ -20,13 +20,18 @@ import type { Provider } from './contracts.js';
  */
 export type TokenizerFamily = 'openai' | 'claude';
 
-/** Multiplier on Claude estimates (see the module docstring): newer Claude tokenizers produce up to ~10 % more tokens on code. */
-export const CLAUDE_SAFETY_MARGIN = 1.1;
+/**
+ * Multiplier on Claude counts (see the module docstring). Anthropic states no ratio between its
+ * published tokenizer and Claude 3+; 5 % keeps the estimate above the legacy count without
+ * reserving (and so refusing) much more than calls cost. The gateway settles to the provider's
+ * reported usage, so the margin only decides how close to a limit a call may start.
+ */
+export const CLAUDE_SAFETY_MARGIN = 1.05;
 
-/** Tokens a chat request adds per message (role markers, separators): OpenAI's cookbook counts 3–4; we take 8 to be safe. */
-export const MESSAGE_OVERHEAD_TOKENS = 8;
-/** Tokens a request adds once (the assistant priming, the tool/format scaffolding). */
-export const REQUEST_OVERHEAD_TOKENS = 32;
+/** Tokens a chat request adds per message (role markers, separators): OpenAI's cookbook counts 3 for gpt-4o-class models; we take 4. */
+export const MESSAGE_OVERHEAD_TOKENS = 4;
+/** Tokens a request adds once (the assistant priming; OpenAI's cookbook: 3). */
+export const REQUEST_OVERHEAD_TOKENS = 8;
 
 /** The tokenizer family of a provider: `bedrock` serves Claude; the OpenAI APIs use o200k. */
 export const TOKENIZER_OF: Record<Provider, TokenizerFamily> = {
@@ -44,9 +49,8 @@ function encoder(family: TokenizerFamily): Tiktoken {
   if (family === 'openai') {
     made = new Tiktoken(o200k);
   } else {
-    // The package is CommonJS with a JSON rank file; read it through require (bundlers inline it).
-    const ranks = createRequire(import.meta.url)('@anthropic-ai/tokenizer/claude.json') as TiktokenBPE;
-    made = new Tiktoken(ranks);
+    // The rank file is plain JSON (a static import, so bundles carry it).
+    made = new Tiktoken(claudeRanks as TiktokenBPE);
   }
   encoders[family] = made;
   return made;
@@ -58,7 +62,7 @@ function encoder(family: TokenizerFamily): Tiktoken {
  *
  * @example countTokens('let x = 1', 'openai') // → 5
  */
-export function countTokens(text: string, family: TokenizerFamily): number {
+export function countTokens(text: string, family: TokenizerFamily, options: { margin?: boolean } = {}): number {
   if (text.length === 0) return 0;
   const enc = encoder(family);
   const source = family === 'claude' ? text.normalize('NFKC') : text;
@@ -86,7 +90,7 @@ export function countTokens(text: string, family: TokenizerFamily): number {
     last = m.index + m[0].length;
   }
   encode(source.slice(last));
-  return family === 'claude' ? Math.ceil(n * CLAUDE_SAFETY_MARGIN) : n;
+  return family === 'claude' && options.margin !== false ? Math.ceil(n * CLAUDE_SAFETY_MARGIN) : n;
 }
 
 /** Longest slice of ordinary text tokenized in one piece (characters). */

@@ -19,7 +19,7 @@ import type { BudgetConfig } from '../core/gateway-config.js';
 import { answerTokens, candidatesOf, chunkTokensFor, promptTokens, shareMicro } from '../core/plan.js';
 import type { ArtifactStore, ChatMessage, TokenUsage } from '../core/ports.js';
 import { addUsage, NO_USAGE } from '../core/pricing.js';
-import { chunkMessage, earlierFindings, parseAnswer, repairMessages, systemPrompt } from '../core/prompt.js';
+import { chunkMessage, earlierFindings, parseAnswer, repairMessages, salvageFindings, systemPrompt } from '../core/prompt.js';
 import { estimateTokens, layoutChunks } from '../core/tokens.js';
 import { splitRepository } from '../core/triggers.js';
 
@@ -61,6 +61,8 @@ export const InvocationSpendSchema = z.strictObject({
   calls: z.number().int().nonnegative(),
   cacheHits: z.number().int().nonnegative(),
   repairs: z.number().int().nonnegative(),
+  /** Answers cut at `max_tokens` (their findings before the cut were kept). */
+  truncated: z.number().int().nonnegative().default(0),
   /** Input tokens the reservations counted, and what the provider reported for the same calls. */
   estimatedInputTokens: z.number().int().nonnegative().default(0),
   reportedInputTokens: z.number().int().nonnegative().default(0),
@@ -183,6 +185,7 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
     calls: 0,
     cacheHits: 0,
     repairs: 0,
+    truncated: 0,
     estimatedInputTokens: 0,
     reportedInputTokens: 0,
   };
@@ -273,6 +276,12 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
         return;
       }
       let parsed = parseAnswer(first.text);
+      if (!parsed.ok && first.truncated && agent.output === 'findings') {
+        // Cut at max_tokens: a repair with the same cap would be cut again. Keep the findings
+        // before the cut (the prompt asks for the most severe first) and say so.
+        mine.truncated++;
+        parsed = { ok: true, answer: { summary: '', findings: salvageFindings(first.text) } };
+      }
       if (!parsed.ok) {
         mine.repairs++;
         const second = await ask(repairMessages(messages, first.text, parsed.problem), maxTokens);
@@ -342,6 +351,7 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
     chunks: chunks.length,
     repaired: mine.repairs > 0,
     repairs: mine.repairs,
+    truncated: mine.truncated,
     ...(servedBy ? { servedBy } : {}),
     durationMs: now() - started,
     calls: mine.calls,

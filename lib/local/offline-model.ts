@@ -3,7 +3,7 @@ import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { OFFLINE_FINGERPRINT } from '../../lambdas/adapters/providers.js';
 import { PROVIDERS, type Provider } from '../../lambdas/core/contracts.js';
-import { countTokens } from '../../lambdas/core/tokenizer.js';
+import { countTokens, type TokenizerFamily } from '../../lambdas/core/tokenizer.js';
 import { reviewPrompt } from './offline-rules.js';
 
 /**
@@ -99,15 +99,17 @@ export const REPLY_PRIMING_TOKENS = 3;
  * Input tokens the offline server reports for a chat: the o200k_base count (`countTokens(…, 'openai')`)
  * of every message's role and content, plus {@link TOKENS_PER_MESSAGE} per message and
  * {@link REPLY_PRIMING_TOKENS}. The system prompt, when not empty, counts as one more message. The
- * server uses this count for both wire formats: it stands in for the providers and needs a real,
- * deterministic count, not Claude's unpublished tokenizer.
+ * OpenAI wire format counts with o200k; the Bedrock (Claude) one with Anthropic's published Claude
+ * tokenizer, without the gateway's safety margin (`family: 'claude'`).
  */
-export function offlineInputTokens(system: string, messages: ReadonlyArray<{ role: string; content: string }>): number {
+export function offlineInputTokens(
+  system: string,
+  messages: ReadonlyArray<{ role: string; content: string }>,
+  family: TokenizerFamily = 'openai',
+): number {
   const all = system ? [{ role: 'system', content: system }, ...messages] : messages;
-  return all.reduce(
-    (n, m) => n + TOKENS_PER_MESSAGE + countTokens(m.role, 'openai') + countTokens(m.content, 'openai'),
-    REPLY_PRIMING_TOKENS,
-  );
+  const count = (t: string) => countTokens(t, family, { margin: false });
+  return all.reduce((n, m) => n + TOKENS_PER_MESSAGE + count(m.role) + count(m.content), REPLY_PRIMING_TOKENS);
 }
 
 /**
@@ -260,8 +262,8 @@ export class OfflineModelServer {
   private readonly seenPrefixes = new Map<string, number>();
 
   /** Tokens (o200k) of `prefix` read from the simulated prompt cache (0 on the first sight, which writes it). */
-  private cachedPrefix(prefix: string, minTokens: number): { read: number; write: number } {
-    const t = countTokens(prefix, 'openai');
+  private cachedPrefix(prefix: string, minTokens: number, family: TokenizerFamily = 'openai'): { read: number; write: number } {
+    const t = countTokens(prefix, family, { margin: false });
     if (t < minTokens) return { read: 0, write: 0 };
     const seen = this.seenPrefixes.get(prefix);
     this.seenPrefixes.set(prefix, Date.now());
@@ -442,13 +444,15 @@ export class OfflineModelServer {
       send(fault, { message: `offline model server: injected HTTP ${fault}` }, type);
       return;
     }
-    const system = (body.system ?? []).map((s) => s.text ?? '').join('\n');
+    // Text blocks only: a cachePoint block adds no text.
+    const system = (body.system ?? []).flatMap((s) => (s.text === undefined ? [] : [s.text])).join('\n');
     const messages = (body.messages ?? []).map((msg) => ({ role: msg.role, content: msg.content.map((c) => c.text ?? '').join('') }));
     const answer = fault === 'invalid' ? 'I reviewed the change; it looks fine overall.' : offlineAnswer(system, messages);
     const out = capAnswer(answer, tokenLimit(body.inferenceConfig?.maxTokens));
-    const allInput = offlineInputTokens(system, messages);
+    // Bedrock serves Claude: count with Claude's published tokenizer (no margin), as that provider would.
+    const allInput = offlineInputTokens(system, messages, 'claude');
     // A cache point after the system prompt caches it (Claude's minimum cacheable prefix: 1,024 tokens).
-    const cache = (body.system ?? []).some((b) => b.cachePoint) ? this.cachedPrefix(system, 1024) : { read: 0, write: 0 };
+    const cache = (body.system ?? []).some((b) => b.cachePoint) ? this.cachedPrefix(system, 1024, 'claude') : { read: 0, write: 0 };
     const inputTokens = Math.max(0, allInput - cache.read - cache.write);
     send(200, {
       output: { message: { role: 'assistant', content: [{ text: out.text }] } },

@@ -131,6 +131,7 @@ describe('Function: renderComment', () => {
           filesReviewed: 0,
           filesNotReviewed: 0,
           repairs: 0,
+          truncated: 0,
         },
         {
           name: 'code-review',
@@ -153,6 +154,7 @@ describe('Function: renderComment', () => {
           filesReviewed: 0,
           filesNotReviewed: 0,
           repairs: 0,
+          truncated: 0,
           error: { Error: 'ProviderUnavailableError', Cause: '{"errorMessage":"bedrock: 503"}' },
         },
       ],

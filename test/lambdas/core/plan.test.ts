@@ -231,7 +231,7 @@ describe('Function: countTokens / requestTokens', () => {
     expect(o200k).toBeGreaterThan(20);
     expect(o200k).toBeLessThan(Buffer.byteLength(code) / 2.5);
     expect(countTokens(code, 'claude')).toBeGreaterThan(o200k * 0.8);
-    expect(requestTokens('openai', 'system', [{ content: code }])).toBe(countTokens('system', 'openai') + o200k + 32 + 16);
+    expect(requestTokens('openai', 'system', [{ content: code }])).toBe(countTokens('system', 'openai') + o200k + 8 + 8);
   });
 
   it('counts a long line without spaces quickly and never below its real count', () => {

@@ -2,7 +2,7 @@ import { BedrockRuntimeClient, ConverseCommand } from '@aws-sdk/client-bedrock-r
 import OpenAI from 'openai';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { PROVIDERS } from '../../../lambdas/core/contracts.js';
-import { countTokens } from '../../../lambdas/core/tokenizer.js';
+import { countTokens, type TokenizerFamily } from '../../../lambdas/core/tokenizer.js';
 import {
   type OfflineModelOptions,
   OfflineModelServer,
@@ -59,9 +59,9 @@ const PROMPT = [
 ].join('\n');
 
 /** The chat-format count the server documents: o200k tokens of each role and content, plus the per-message and priming overhead. */
-const expectedInput = (messages: Array<{ role: string; content: string }>) =>
+const expectedInput = (messages: Array<{ role: string; content: string }>, family: TokenizerFamily = 'openai') =>
   messages.reduce(
-    (n, m) => n + TOKENS_PER_MESSAGE + countTokens(m.role, 'openai') + countTokens(m.content, 'openai'),
+    (n, m) => n + TOKENS_PER_MESSAGE + countTokens(m.role, family, { margin: false }) + countTokens(m.content, family, { margin: false }),
     REPLY_PRIMING_TOKENS,
   );
 
@@ -148,13 +148,16 @@ describe('Class: OfflineModelServer (Bedrock Converse)', () => {
     expect(r.usage?.outputTokens).toBe(countTokens(text, 'openai'));
   });
 
-  it('reports input tokens as the o200k count of the system prompt and messages plus the chat-format overhead', async () => {
+  it("reports input tokens as the Claude tokenizer's count of the system prompt and messages plus the chat-format overhead", async () => {
     const s = await start();
     const r = await bedrock(s.bedrockUrl).send(converse(4000));
-    const input = expectedInput([
-      { role: 'system', content: SYSTEM },
-      { role: 'user', content: PROMPT },
-    ]);
+    const input = expectedInput(
+      [
+        { role: 'system', content: SYSTEM },
+        { role: 'user', content: PROMPT },
+      ],
+      'claude',
+    );
     expect(r.usage).toMatchObject({ inputTokens: input, cacheReadInputTokens: 0, cacheWriteInputTokens: 0 });
     expect(r.usage?.totalTokens).toBe(input + (r.usage?.outputTokens ?? 0));
   });
@@ -162,17 +165,20 @@ describe('Class: OfflineModelServer (Bedrock Converse)', () => {
   it('writes a system prompt of 1,024 tokens or more to the simulated cache, then reads it, counted with the tokenizer', async () => {
     const s = await start();
     const long = `${SYSTEM}\n${'Report every force unwrap with its file and line. '.repeat(120)}`;
-    const cached = countTokens(long, 'openai');
+    const cached = countTokens(long, 'claude', { margin: false });
     expect(cached).toBeGreaterThanOrEqual(1024);
     const first = await bedrock(s.bedrockUrl).send(converse(4000, long));
     const second = await bedrock(s.bedrockUrl).send(converse(4000, long));
     expect(first.usage).toMatchObject({ cacheWriteInputTokens: cached, cacheReadInputTokens: 0 });
     expect(second.usage).toMatchObject({ cacheWriteInputTokens: 0, cacheReadInputTokens: cached });
     expect((second.usage?.inputTokens ?? 0) + cached).toBe(
-      expectedInput([
-        { role: 'system', content: long },
-        { role: 'user', content: PROMPT },
-      ]),
+      expectedInput(
+        [
+          { role: 'system', content: long },
+          { role: 'user', content: PROMPT },
+        ],
+        'claude',
+      ),
     );
   });
 });
