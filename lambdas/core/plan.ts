@@ -20,7 +20,6 @@ import { chunkFiles, estimateTokens } from './tokens.js';
 
 export { EXCLUSION_REASONS, type ExclusionReason } from './plan-reasons.js';
 
-
 /** `.gitattributes` flags Linguist (and so GitHub's diff view) honours. */
 export interface PathAttributes {
   readonly generated?: boolean;
@@ -65,9 +64,7 @@ function globMatcher(patterns: readonly string[]): (path: string) => boolean {
   if (patterns.length === 0) return () => false;
   // gitignore rules: a leading slash anchors at the root; a folder pattern whose only slash is the
   // trailing one (`Pods/`) matches that folder at any depth.
-  const anchored = patterns.map((p) =>
-    p.startsWith('/') ? p.slice(1) : p.endsWith('/') && !p.slice(0, -1).includes('/') ? `**/${p}` : p,
-  );
+  const anchored = patterns.map((p) => (p.startsWith('/') ? p.slice(1) : p.endsWith('/') && !p.slice(0, -1).includes('/') ? `**/${p}` : p));
   const withSlash = anchored.filter((p) => p.includes('/'));
   const bare = anchored.filter((p) => !p.includes('/'));
   const full = withSlash.length ? picomatch(withSlash, { dot: true }) : () => false;
@@ -95,7 +92,12 @@ export function attributesOf(path: string, rules: readonly AttributeRule[]): Pat
  * narrowed to iOS, Android, Flutter and React Native projects. `.gitattributes` overrides the
  * generated and vendored rules either way; the workflow's `paths.include` re-includes any of them.
  */
-export const DEFAULT_RULES: Readonly<Record<Exclude<ExclusionReason, 'binary' | 'LFS pointer' | 'submodule' | 'removed' | 'excluded by paths' | 'not in paths'>, readonly string[]>> = {
+export const DEFAULT_RULES: Readonly<
+  Record<
+    Exclude<ExclusionReason, 'binary' | 'LFS pointer' | 'submodule' | 'removed' | 'excluded by paths' | 'not in paths'>,
+    readonly string[]
+  >
+> = {
   vendored: [
     'Pods/',
     'Carthage/',
@@ -201,7 +203,8 @@ export function defaultExclusion(file: ChangedFile, attrs: PathAttributes = {}):
   return undefined;
 }
 
-const TEST_PATH = /(?:^|\/)(?:tests?|spec|__tests__|androidTest|testDebug|[A-Za-z0-9]+Tests|[A-Za-z0-9]+UITests)\/|(?:Tests?|Spec)\.(?:swift|kt|java|m)$|\.(?:test|spec)\.[jt]sx?$/;
+const TEST_PATH =
+  /(?:^|\/)(?:tests?|spec|__tests__|androidTest|testDebug|[A-Za-z0-9]+Tests|[A-Za-z0-9]+UITests)\/|(?:Tests?|Spec)\.(?:swift|kt|java|m)$|\.(?:test|spec)\.[jt]sx?$/;
 const SOURCE_EXT = /\.(?:swift|kt|kts|java|m|mm|h|c|cc|cpp|hpp|dart|js|jsx|ts|tsx|rs|go|py|rb|cs|scala)$/;
 
 /** Review value class of a path: 0 source, 1 tests, 2 everything else (build files, docs, resources). */
@@ -251,7 +254,10 @@ export function chunkTokensFor(agent: AgentItem, candidates: readonly ModelRef[]
 }
 
 /** The model an agent starts with and its fallbacks (the routed model first for `model: auto`). */
-export function candidatesOf(agent: AgentItem, stats: Pick<ContextStats, 'linesChanged'>): { primary: ModelRef; candidates: ModelRef[]; routing?: string } {
+export function candidatesOf(
+  agent: AgentItem,
+  stats: Pick<ContextStats, 'linesChanged'>,
+): { primary: ModelRef; candidates: ModelRef[]; routing?: string } {
   const route = routeModel(agent, stats);
   const primary = route?.model ?? agent.model;
   const candidates = [primary, ...agent.fallback.filter((f) => f.modelId !== primary.modelId || f.provider !== primary.provider)];
@@ -319,7 +325,12 @@ export function buildPlan(o: PlanOptions): ReviewPlan {
     const { primary, candidates } = candidatesOf(agent, o.stats);
     const prompt = o.promptTokens(agent);
     const chunkTokens = chunkTokensFor(agent, candidates, prompt);
-    const chunks = files.length ? chunkFiles(files.map((i) => o.files[i] as ChangedFile), chunkTokens) : [];
+    const chunks = files.length
+      ? chunkFiles(
+          files.map((i) => o.files[i] as ChangedFile),
+          chunkTokens,
+        )
+      : [];
     const price = primary.price ?? { input: 0, output: 0, cacheRead: 0, cacheWrite: 0 };
     const costs = chunks.map((c) => {
       const t = estimateTokens(c);

@@ -99,7 +99,9 @@ export function runOutcome(
   if (failed.length === 0 && partial.length === 0) return { status: 'SUCCEEDED' };
   const parts = [
     ...(failed.length ? [`${failed.length} of ${agents.length} agents failed: ${failed.map(why).join('; ')}`] : []),
-    ...partial.map((a) => `${a.name} did not review ${a.filesNotReviewed} file${a.filesNotReviewed === 1 ? '' : 's'} (${a.notReviewed ?? 'budget'})`),
+    ...partial.map(
+      (a) => `${a.name} did not review ${a.filesNotReviewed} file${a.filesNotReviewed === 1 ? '' : 's'} (${a.notReviewed ?? 'budget'})`,
+    ),
   ];
   return { status: 'PARTIAL', reason: parts.join('; ') };
 }
@@ -219,7 +221,10 @@ function agentStatus(a: RunSummary['agents'][number]): string {
     case 'partial':
       return `⚠️ partial: ${a.filesNotReviewed} file${a.filesNotReviewed === 1 ? '' : 's'} not reviewed (${cell(a.notReviewed ?? 'budget')})`;
     case 'failed': {
-      const error = a.calls > 0 ? (a.error ?? '').replace(/no call was made/g, `no further call was made after ${a.calls} paid call${a.calls === 1 ? '' : 's'}`) : (a.error ?? '');
+      const error =
+        a.calls > 0
+          ? (a.error ?? '').replace(/no call was made/g, `no further call was made after ${a.calls} paid call${a.calls === 1 ? '' : 's'}`)
+          : (a.error ?? '');
       return `❌ failed: ${cell(error)}`;
     }
     default: {
@@ -290,7 +295,9 @@ export function renderComment(input: {
       const counts = Object.entries(summary.excluded ?? {})
         .map(([reason, n]) => `${n} ${reason}`)
         .join(', ');
-      out.push(`- ${excluded.length} file${excluded.length === 1 ? '' : 's'} excluded by the review plan (${counts}); change with \`paths\` in the workflow.`);
+      out.push(
+        `- ${excluded.length} file${excluded.length === 1 ? '' : 's'} excluded by the review plan (${counts}); change with \`paths\` in the workflow.`,
+      );
     }
     const lines = [
       ...cut.flatMap((n) => n.paths.map((p) => `- ${code(p)} — ${escapeText(n.agent)}: budget`)),

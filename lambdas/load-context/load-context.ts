@@ -7,8 +7,8 @@ import {
   type LoadContextOutput,
   parseInput,
 } from '../core/contracts.js';
-import type { ArtifactStore, ChangeSource } from '../core/ports.js';
 import { buildPlan, parseGitAttributes, promptTokens } from '../core/plan.js';
+import type { ArtifactStore, ChangeSource } from '../core/ports.js';
 import { redactSecrets } from '../core/redact.js';
 import { countTokens } from '../core/tokenizer.js';
 import { renderFile } from '../core/tokens.js';

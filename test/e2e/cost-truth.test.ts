@@ -76,7 +76,9 @@ describe('e2e: the reported cost equals the settled spend in the ledger', () => 
   });
 
   it('when every agent fails after paid calls, and the run is FAILED', async () => {
-    const { summary, spentMicro, record } = await runAndCompare('cost-failed', { offline: { faults: { openai: 'invalid', bedrock: 'invalid' } } });
+    const { summary, spentMicro, record } = await runAndCompare('cost-failed', {
+      offline: { faults: { openai: 'invalid', bedrock: 'invalid' } },
+    });
     expect(summary.status).toBe('FAILED');
     expect(record?.status).toBe('FAILED');
     expect(spentMicro).toBeGreaterThan(0);

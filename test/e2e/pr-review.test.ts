@@ -114,7 +114,9 @@ describe('e2e: one provider failing', () => {
       expect(result.error).toMatch(/^AgentFlowRunFailed: every agent failed: code-review \((ProviderUnavailableError|CircuitOpenError)/);
       const record = await rt.runs.get('e2e-503');
       expect(record).toMatchObject({ status: 'FAILED', reason: expect.stringMatching(/^every agent failed/) });
-      const summary = RunSummarySchema.parse(await rt.artifacts.getJson('runs/e2e-503/report.json').then((r) => (r as { summary: unknown }).summary));
+      const summary = RunSummarySchema.parse(
+        await rt.artifacts.getJson('runs/e2e-503/report.json').then((r) => (r as { summary: unknown }).summary),
+      );
       for (const a of summary.agents) {
         expect(a.status, a.name).toBe('failed');
         expect(a.error, a.name).toMatch(/^(ProviderUnavailableError: (bedrock|openai): |CircuitOpenError: )/);
@@ -160,7 +162,7 @@ describe('e2e: one provider failing', () => {
     }
   });
 
-  it("divides a run budget too small for every agent: the agents it covers review, the others make no call and the comment says why", async () => {
+  it('divides a run budget too small for every agent: the agents it covers review, the others make no call and the comment says why', async () => {
     let comment = '';
     const rt = await runtimeWith({
       gateway: GatewayConfigSchema.parse({ budgets: { perRunUsd: 0.05 }, retry: { baseDelayMs: 1, maxDelayMs: 5 } }),

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoBudgetLedger } from '../../../lambdas/adapters/gateway-store.js';
 import { type BudgetScope, budgetScopes, reserveBudget, toMicro, worstCaseMicro } from '../../../lambdas/core/budget.js';
-import { requestTokens } from '../../../lambdas/core/tokenizer.js';
 import { BudgetConfigSchema } from '../../../lambdas/core/gateway-config.js';
+import { requestTokens } from '../../../lambdas/core/tokenizer.js';
 import { LOCAL_TABLE, type LocalTable, startLocalTable } from '../../../lib/local/runtime.js';
 
 let table: LocalTable;

@@ -223,7 +223,11 @@ describe('Class: ModelGateway', () => {
 
   it('tries the cheaper fallback when the primary model’s reservation is refused', async () => {
     const g = await gateway();
-    const scopes = budgetScopes(BudgetConfigSchema.parse({ perRunUsd: 0.01 }), { runId: 'tiny-fallback', project: 'ios-app', now: new Date() });
+    const scopes = budgetScopes(BudgetConfigSchema.parse({ perRunUsd: 0.01 }), {
+      runId: 'tiny-fallback',
+      project: 'ios-app',
+      now: new Date(),
+    });
     const a = await g.gateway.complete(call({ scopes, maxTokens: 4000 }));
     expect(a.model.alias).toBe('gpt-4.1-mini');
     expect(a.attempts.map((t) => [t.model, t.outcome, (t.error ?? '').split(':')[0]])).toEqual([

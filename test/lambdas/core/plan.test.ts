@@ -84,7 +84,8 @@ describe('Function: defaultExclusion', () => {
   });
 
   it('excludes a file whose first lines say it is generated', () => {
-    const patch = '@@ -0,0 +1,3 @@\n+// swiftlint:disable all\n+// Generated using SwiftGen — https://github.com/SwiftGen/SwiftGen\n+// DO NOT EDIT';
+    const patch =
+      '@@ -0,0 +1,3 @@\n+// swiftlint:disable all\n+// Generated using SwiftGen — https://github.com/SwiftGen/SwiftGen\n+// DO NOT EDIT';
     expect(defaultExclusion(file('ios/Shop/Strings+Generated.swift', 3, { patch }))).toBe('generated');
   });
 
@@ -166,7 +167,12 @@ describe('Function: buildPlan', () => {
 
   it('lays out the same chunks InvokeAgent will send and prices them at their worst case', () => {
     const many = Array.from({ length: 60 }, (_, i) => file(`ios/Shop/F${i}.swift`, 400));
-    const p = buildPlan({ files: many, stats: { linesChanged: 24_000 }, agents: [{ phase: 'review', agent: agent('code-review') }], promptTokens: () => 500 });
+    const p = buildPlan({
+      files: many,
+      stats: { linesChanged: 24_000 },
+      agents: [{ phase: 'review', agent: agent('code-review') }],
+      promptTokens: () => 500,
+    });
     const a = p.agents[0] as AgentPlan;
     const chunks = layoutChunks(
       a.files.map((i) => many[i] as ChangedFile),
@@ -226,7 +232,8 @@ describe('Function: shareMicro', () => {
 
 describe('Function: countTokens / requestTokens', () => {
   it('counts with a real tokenizer, far below one token per byte on code', () => {
-    const code = 'func pay(card: Card) async throws -> Receipt {\n  let token = try await client.tokenize(card)\n  return try await api.charge(token)\n}\n';
+    const code =
+      'func pay(card: Card) async throws -> Receipt {\n  let token = try await client.tokenize(card)\n  return try await api.charge(token)\n}\n';
     const o200k = countTokens(code, 'openai');
     expect(o200k).toBeGreaterThan(20);
     expect(o200k).toBeLessThan(Buffer.byteLength(code) / 2.5);

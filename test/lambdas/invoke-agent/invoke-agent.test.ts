@@ -39,7 +39,16 @@ const context = (files: ContextArtifact['files']): ContextArtifact => ({
     headRef: '',
   },
   files,
-  stats: { filesChanged: files.length, additions: 1, deletions: 0, linesChanged: 1, matchedFiles: 1, redactions: 0, estimatedTokens: 10, filesExcluded: 0 },
+  stats: {
+    filesChanged: files.length,
+    additions: 1,
+    deletions: 0,
+    linesChanged: 1,
+    matchedFiles: 1,
+    redactions: 0,
+    estimatedTokens: 10,
+    filesExcluded: 0,
+  },
 });
 
 const swift = (lines: string[]): ContextArtifact['files'][number] => ({
