@@ -513,5 +513,7 @@ async function listRuns(stateDir: string): Promise<RunRecord[]> {
 program.parseAsync(process.argv).catch((e: unknown) => {
   // One line, no stack trace; exit 1 for bad input and errors alike (2 means a PARTIAL run).
   console.error(`agentflow: ${(e as Error).message}`);
+  // `--json` promises one JSON object at the end of the output, on errors too.
+  if (process.argv.slice(2).includes('--json')) console.log(JSON.stringify({ status: 'FAILED', error: (e as Error).message }));
   process.exitCode = 1;
 });

@@ -475,7 +475,12 @@ export class DynamoResponseCache implements ResponseCache {
     const r = await this.doc.send(new GetCommand({ TableName: this.table, Key: { pk: `CACHE#${key}`, sk: 'CACHE' } }));
     const i = r.Item;
     if (!i || num(i.expiresAtMs) <= nowMs) return undefined;
-    return { text: String(i.text), usage: i.usage as CachedAnswer['usage'], createdAtMs: num(i.createdAtMs) };
+    return {
+      text: String(i.text),
+      usage: i.usage as CachedAnswer['usage'],
+      createdAtMs: num(i.createdAtMs),
+      ...(typeof i.servedBy === 'string' ? { servedBy: i.servedBy } : {}),
+    };
   }
 
   async put(key: string, answer: CachedAnswer, expiresAtMs: number): Promise<void> {
@@ -488,6 +493,7 @@ export class DynamoResponseCache implements ResponseCache {
           text: answer.text,
           usage: answer.usage,
           createdAtMs: answer.createdAtMs,
+          ...(answer.servedBy ? { servedBy: answer.servedBy } : {}),
           expiresAtMs,
           expiresAt: Math.ceil(expiresAtMs / 1000),
         },

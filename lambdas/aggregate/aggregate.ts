@@ -7,6 +7,7 @@ import {
   type AggregateOutput,
   ContextArtifactSchema,
   FindingSchema,
+  MAX_ATTEMPTS_KEPT,
   parseInput,
 } from '../core/contracts.js';
 import type { ArtifactStore } from '../core/ports.js';
@@ -36,6 +37,8 @@ async function withSpend(a: AgentResult, runId: string, artifacts: ArtifactStore
     cachedTokens: sum((i) => i.cachedTokens),
     calls: sum((i) => i.calls),
     cacheHits: sum((i) => i.cacheHits),
+    // A failed agent's result (from the Map's Catch) has no attempts: take them from its invocations.
+    attempts: a.attempts.length > 0 ? a.attempts : spend.invocations.flatMap((i) => i.attempts).slice(-MAX_ATTEMPTS_KEPT),
     repairs: sum((i) => i.repairs),
     truncated: sum((i) => i.truncated),
     repaired: sum((i) => i.repairs) > 0,

@@ -62,6 +62,8 @@ export interface CachedAnswer {
   readonly text: string;
   readonly usage: TokenUsage;
   readonly createdAtMs: number;
+  /** The stand-in server that gave the answer (the offline model), so a cached answer still says so. */
+  readonly servedBy?: string;
 }
 
 /** The response cache: answers by request hash, with an expiry. */
@@ -263,6 +265,7 @@ export class ModelGateway {
           cacheHit: true,
           fallbackUsed: index > 0,
           attempts,
+          ...(hit.servedBy ? { servedBy: hit.servedBy } : {}),
         };
       }
       let admission: Admission;
@@ -283,7 +286,7 @@ export class ModelGateway {
           ? this.deps.cache
               .put(
                 key,
-                { text: a.text, usage: a.usage, createdAtMs: this.clock() },
+                { text: a.text, usage: a.usage, createdAtMs: this.clock(), ...(a.servedBy ? { servedBy: a.servedBy } : {}) },
                 this.clock() + this.deps.config.cache.ttlHours * 3600_000,
               )
               .catch(() => undefined)
@@ -500,6 +503,8 @@ export function worstCaseOf(call: Pick<GatewayCall, 'system' | 'messages' | 'max
 /** Appends the attempts to an error's message so the Catch's Cause (and the report) shows them. */
 function withAttempts(e: unknown, attempts: readonly Attempt[]): Error {
   const err = e instanceof Error ? e : new Error(String(e));
+  // Kept on the error too, so the agent's spend record (and the report) lists them.
+  (err as Error & { attempts?: readonly Attempt[] }).attempts = [...attempts];
   if (attempts.length > 0) {
     const list = attempts.map((a) => `${a.provider}/${a.model} ${a.outcome}${a.error ? ` (${a.error.split(':')[0]})` : ''} ${a.ms} ms`);
     err.message = `${err.message} [attempts: ${list.join('; ')}]`;

@@ -11,5 +11,6 @@ export const EXCLUSION_REASONS = [
   'removed',
   'excluded by paths',
   'not in paths',
+  'no agent reviews it',
 ] as const;
 export type ExclusionReason = (typeof EXCLUSION_REASONS)[number];

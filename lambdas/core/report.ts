@@ -41,6 +41,14 @@ export function mergeFindings(perAgent: ReadonlyArray<{ agent: string; findings:
   return merged.sort((a, b) => rank(a.severity) - rank(b.severity) || a.file.localeCompare(b.file) || a.line - b.line);
 }
 
+/** `s` cut at a word boundary to at most `max` characters, with `…` when cut. */
+function clip(s: string, max: number): string {
+  if (s.length <= max) return s;
+  const cut = s.slice(0, max);
+  const space = cut.lastIndexOf(' ');
+  return `${space > max / 2 ? cut.slice(0, space) : cut}…`;
+}
+
 /** Reads a Step Functions error cause: Lambda's JSON `{errorMessage}` or plain text. */
 export function errorText(error: AgentResult['error']): string | undefined {
   if (!error) return undefined;
@@ -82,7 +90,7 @@ export function runOutcome(
 ): { status: RunOutcome; reason?: string } {
   const failed = agents.filter((a) => a.status === 'failed');
   const partial = agents.filter((a) => a.status === 'partial');
-  const why = (a: (typeof agents)[number]) => `${a.name} (${(errorText(a.error) ?? a.notReviewed ?? 'error').slice(0, 160)})`;
+  const why = (a: (typeof agents)[number]) => `${a.name} (${clip((errorText(a.error) ?? a.notReviewed ?? 'error').replace(/ \[attempts: .*\]$/s, ''), 300)})`;
   const required = agents.filter((a) => a.status !== 'succeeded' && requiredPhases.includes(a.phase));
   if (agents.length > 0 && failed.length === agents.length) {
     const budgetOnly = failed.every((a) => a.error?.Error === 'BudgetExceededError' && (a.error.Cause ?? '').startsWith('not reviewed'));

@@ -4,6 +4,7 @@ import {
   type AgentResult,
   AgentResultSchema,
   type AttemptRecord,
+  AttemptSchema,
   ContextArtifactSchema,
   type Finding,
   FindingSchema,
@@ -63,6 +64,8 @@ export const InvocationSpendSchema = z.strictObject({
   repairs: z.number().int().nonnegative(),
   /** Answers cut at `max_tokens` (their findings before the cut were kept). */
   truncated: z.number().int().nonnegative().default(0),
+  /** The gateway's tries of this invocation (the last {@link MAX_ATTEMPTS_KEPT}), failed ones included. */
+  attempts: z.array(AttemptSchema).default([]),
   /** Input tokens the reservations counted, and what the provider reported for the same calls. */
   estimatedInputTokens: z.number().int().nonnegative().default(0),
   reportedInputTokens: z.number().int().nonnegative().default(0),
@@ -186,6 +189,7 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
     cacheHits: 0,
     repairs: 0,
     truncated: 0,
+    attempts: [],
     estimatedInputTokens: 0,
     reportedInputTokens: 0,
   };
@@ -197,7 +201,10 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
   // Spend record writes are chained so they land in order, one at a time.
   let writes: Promise<unknown> = Promise.resolve();
   const saveSpend = () => {
-    const record: SpendRecord = { ...spend, invocations: [...spend.invocations, { ...mine }] };
+    const record: SpendRecord = {
+      ...spend,
+      invocations: [...spend.invocations, { ...mine, attempts: attempts.slice(-MAX_ATTEMPTS_KEPT) }],
+    };
     writes = writes.then(() => deps.artifacts.putJson(spendKey(input.runId, input.phase, agent.name), record)).catch(() => undefined);
     return writes;
   };
@@ -222,15 +229,43 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
 
   // Worst cases held against the share by calls in flight, plus the settled cost of finished ones.
   let committed = 0;
-  /** Asks the gateway when the call's worst case fits in what is left of the share; undefined when it does not. */
+  let settled = 0;
+  let inFlight = 0;
+  // Resolved (and replaced) whenever a call in flight finishes, so a chunk waiting for room re-checks.
+  const signal = () => {
+    let resolve = () => {};
+    const promise = new Promise<void>((r) => {
+      resolve = r;
+    });
+    return { promise, resolve };
+  };
+  let finished = signal();
+  const done = () => {
+    inFlight--;
+    finished.resolve();
+    finished = signal();
+  };
+  /** Asks the gateway when the call's worst case fits in what is left of the share; `refused` when it cannot. */
   const ask = async (messages: ChatMessage[], maxTokens: number): Promise<GatewayAnswer | { refused: string }> => {
     const call = { system, messages, maxTokens };
-    const fits = candidates.filter((c) => c.price && committed + worstCaseOf(call, c) <= available);
-    if (fits.length === 0) {
-      return { refused: `budget: its share of the run budget ($${fromMicro(Math.max(0, available)).toFixed(4)}) is spent` };
+    const cost = (c: ModelRef) => (c.price ? worstCaseOf(call, c) : Number.POSITIVE_INFINITY);
+    let fits = candidates.filter((c) => committed + cost(c) <= available);
+    // Calls in flight hold their worst case; when the settled spend alone leaves room, wait for them.
+    while (fits.length === 0 && inFlight > 0 && candidates.some((c) => settled + cost(c) <= available)) {
+      await finished.promise;
+      fits = candidates.filter((c) => committed + cost(c) <= available);
     }
-    const hold = Math.max(...fits.map((c) => worstCaseOf(call, c)));
+    if (fits.length === 0) {
+      const spent = fromMicro(spentBefore + settled).toFixed(4);
+      return {
+        refused: `budget: its share of the run budget ($${fromMicro(Math.max(0, share)).toFixed(4)}) has no room for the next part ($${spent} spent, the part may cost up to $${fromMicro(Math.min(...candidates.map(cost))).toFixed(4)})`,
+      };
+    }
+    // The hold is the worst case of the model that will answer unless it fails; a fallback that
+    // answers instead fits the share on its own (checked above) and is accounted at its actual cost.
+    const hold = cost(fits[0] as ModelRef);
     committed += hold;
+    inFlight++;
     const request: GatewayCall = {
       candidates: fits,
       system,
@@ -246,12 +281,17 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
     try {
       const a = await deps.gateway.complete(request);
       committed += a.costMicro - hold;
+      settled += a.costMicro;
       account(a);
       return a;
     } catch (e) {
       committed -= hold;
+      const tried = (e as { attempts?: unknown }).attempts;
+      if (Array.isArray(tried)) attempts.push(...(tried as AttemptRecord[]));
       if (e instanceof BudgetExceededError) return { refused: `budget: ${e.message.replace(/ \[attempts:.*$/, '')}` };
       throw e;
+    } finally {
+      done();
     }
   };
 

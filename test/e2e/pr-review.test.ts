@@ -179,7 +179,7 @@ describe('e2e: one provider failing', () => {
       expect(refused.length).toBeGreaterThan(0);
       expect(reviewed.length).toBeGreaterThan(0);
       for (const a of refused) {
-        expect(a.error).toMatch(/^BudgetExceededError: not reviewed: budget: its share of the run budget \(\$0\.0000\) is spent/);
+        expect(a.error).toMatch(/^BudgetExceededError: not reviewed: budget: its share of the run budget \(\$0\.0000\) has no room/);
         expect(a.calls, a.name).toBe(0);
       }
       for (const a of reviewed) expect(a.costUsd).toBeLessThanOrEqual(a.shareUsd ?? 0);

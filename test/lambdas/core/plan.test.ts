@@ -56,7 +56,8 @@ describe('Function: defaultExclusion', () => {
     ['Carthage/Checkouts/x/y.swift', 'vendored'],
     ['ios/Shop.xcodeproj/project.pbxproj', 'generated'],
     ['ios/Shop/Generated/Assets.generated.swift', 'generated'],
-    ['ios/Podfile.lock', 'generated'],
+    ['ios/Podfile.lock', 'lock file'],
+    ['MastodonSDK/Sources/MastodonLocalization/Generated/Strings.swift', 'generated'],
     ['ios/Shop.xcworkspace/xcshareddata/swiftpm/Package.resolved', 'lock file'],
     ['android/gradle.lockfile', 'lock file'],
     ['ios/ShopTests/__Snapshots__/CheckoutTests/testPay.1.png', 'snapshot'],
@@ -162,6 +163,8 @@ describe('Function: buildPlan', () => {
       ['ios/Shop/Info.plist', 'not in paths'],
       ['docs/guide.md', 'excluded by paths'],
       ['ios/Shop/Assets/logo.png', 'binary'],
+      // Re-included, but no agent's files select it: listed, not dropped silently.
+      ['ios/Shop/de.lproj/Localizable.strings', 'no agent reviews it'],
     ]);
   });
 
