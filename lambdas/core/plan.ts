@@ -94,7 +94,10 @@ export function attributesOf(path: string, rules: readonly AttributeRule[]): Pat
  */
 export const DEFAULT_RULES: Readonly<
   Record<
-    Exclude<ExclusionReason, 'binary' | 'LFS pointer' | 'submodule' | 'removed' | 'excluded by paths' | 'not in paths' | 'no agent reviews it'>,
+    Exclude<
+      ExclusionReason,
+      'binary' | 'LFS pointer' | 'submodule' | 'removed' | 'excluded by paths' | 'not in paths' | 'no agent reviews it'
+    >,
     readonly string[]
   >
 > = {

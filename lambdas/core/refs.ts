@@ -41,8 +41,9 @@ function refProblem(ref: string): string | undefined {
 
 /**
  * Returns `ref` when it is safe to hand to git as a revision: a branch or tag name that
- * `git check-ref-format` accepts, or a commit SHA (40 or 64 hex digits, or a shorter prefix).
- * Revision expressions (`HEAD~1`, `main^`, `@{upstream}`, `a..b`) are refused too.
+ * `git check-ref-format` accepts, or a commit SHA (40 or 64 hex digits, or a shorter prefix),
+ * optionally followed by an ancestry suffix (`~N`, `^`, `^N`: `main~3`, `abc123^`). Other revision
+ * expressions (`@{upstream}`, `a..b`, `:/text`) are refused.
  *
  * @throws InvalidInputError naming the ref (JSON-quoted, so a control character stays visible; cut at 80
  *   characters) and the rule it breaks
@@ -51,7 +52,9 @@ function refProblem(ref: string): string | undefined {
  * assertSafeRef('--upload-pack=evil'); // throws InvalidInputError: invalid git ref "--upload-pack=evil": starts with "-"
  */
 export function assertSafeRef(ref: string): string {
-  const problem = refProblem(ref);
+  // An ancestry suffix (`main~3`, `abc123^`, `HEAD^2~1`) names a commit relative to a ref: check the ref.
+  const suffix = /(?:[~^]\d{0,4})+$/.exec(ref);
+  const problem = refProblem(suffix && suffix.index > 0 ? ref.slice(0, suffix.index) : ref);
   if (problem) {
     const shown = ref.length > 80 ? `${ref.slice(0, 80)}…` : ref;
     throw new InvalidInputError(`invalid git ref ${quote(shown)}: ${problem}`);

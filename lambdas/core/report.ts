@@ -90,7 +90,8 @@ export function runOutcome(
 ): { status: RunOutcome; reason?: string } {
   const failed = agents.filter((a) => a.status === 'failed');
   const partial = agents.filter((a) => a.status === 'partial');
-  const why = (a: (typeof agents)[number]) => `${a.name} (${clip((errorText(a.error) ?? a.notReviewed ?? 'error').replace(/ \[attempts: .*\]$/s, ''), 300)})`;
+  const why = (a: (typeof agents)[number]) =>
+    `${a.name} (${clip((errorText(a.error) ?? a.notReviewed ?? 'error').replace(/ \[attempts: .*\]$/s, ''), 300)})`;
   const required = agents.filter((a) => a.status !== 'succeeded' && requiredPhases.includes(a.phase));
   if (agents.length > 0 && failed.length === agents.length) {
     const budgetOnly = failed.every((a) => a.error?.Error === 'BudgetExceededError' && (a.error.Cause ?? '').startsWith('not reviewed'));

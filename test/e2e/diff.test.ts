@@ -247,8 +247,8 @@ describe('Class: GitChangeSource', () => {
     it('rejects an option-like or malformed ref before git runs', async () => {
       const dir = tempDir('agentflow-not-a-repo-');
       await expect(new GitChangeSource(dir).listChangedFiles(change('main', '--output=/tmp/x'))).rejects.toThrow(InvalidInputError);
-      await expect(new GitChangeLookup(dir).refs('local/repository', 'main', 'HEAD~1')).rejects.toThrow(
-        'invalid git ref "HEAD~1": contains "~"',
+      await expect(new GitChangeLookup(dir).refs('local/repository', 'main', 'main..HEAD')).rejects.toThrow(
+        'invalid git ref "main..HEAD": contains ".."',
       );
     });
 

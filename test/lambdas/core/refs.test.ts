@@ -45,6 +45,10 @@ describe('Function: assertSafeRef', () => {
     expect(assertSafeRef(sha)).toBe(sha);
   });
 
+  it.each(['HEAD~1', 'main^', '583c796a4^', 'feature/x~12', 'HEAD^2~3'])('accepts the ancestry expression %s', (ref) => {
+    expect(assertSafeRef(ref)).toBe(ref);
+  });
+
   it.each([
     ['', /is empty/],
     ['-x', /starts with "-"/],
@@ -54,8 +58,10 @@ describe('Function: assertSafeRef', () => {
     ['tab\there', /contains "\\t"/],
     ['new\nline', /contains "\\n"/],
     ['del\x7f', /contains "\\u007f"/],
-    ['HEAD~1', /contains "~"/],
-    ['main^', /contains "\^"/],
+    ['~1', /contains "~"/],
+    ['^', /contains "\^"/],
+    ['ma~in', /contains "~"/],
+    ['-x~1', /starts with "-"/],
     ['a:b', /contains ":"/],
     ['what?', /contains "\?"/],
     ['glob*', /contains "\*"/],
