@@ -214,12 +214,21 @@ function parseGitDiff(out: string): ChangedFile[] {
 
   const patchText = out.slice(out.startsWith('\0', at) ? at + 1 : at);
   const starts = [...patchText.matchAll(/^diff --git /gm)].map((m) => m.index);
-  if (starts.length !== entries.length) {
+  // A type change (file ↔ symlink, `T`) is one record but two patch sections (a deletion and an
+  // addition): it takes both while there are more sections than records left.
+  const sections: string[] = [];
+  let s = 0;
+  for (const [i, entry] of entries.entries()) {
+    const take = entry.status === 'changed' && starts.length - s > entries.length - i ? 2 : 1;
+    sections.push(patchText.slice(starts[s], starts[s + take] ?? patchText.length));
+    s += take;
+  }
+  if (s !== starts.length || starts.length < entries.length) {
     throw new Error(`unexpected git diff output: ${entries.length} changed files but ${starts.length} patch sections`);
   }
   return entries.map((entry, i) => {
     const { binary, additions, deletions } = counts[i] ?? { binary: false, additions: 0, deletions: 0 };
-    const section = patchText.slice(starts[i], starts[i + 1] ?? patchText.length);
+    const section = sections[i] ?? '';
     const hunk = /^@@/m.exec(section);
     const patch = binary || !hunk ? '' : section.slice(hunk.index).replace(/\n$/, '');
     return {
@@ -271,6 +280,8 @@ export class GitChangeSource implements ChangeSource {
           '--numstat',
           '--patch',
           '--find-renames',
+          // One section per submodule whatever the user's diff.submodule setting (`log` prints none).
+          '--submodule=short',
           '--unified=3',
           '--no-color',
           '--no-ext-diff',

@@ -66,8 +66,9 @@ export function countTokens(text: string, family: TokenizerFamily, options: { ma
   if (text.length === 0) return 0;
   const enc = encoder(family);
   const source = family === 'claude' ? text.normalize('NFKC') : text;
-  // BPE is quadratic in the length of one pre-token: a minified line or a base64 blob would take
-  // seconds. Runs of LONG_RUN or more non-space characters are encoded in RUN_PIECE-character
+  // BPE is quadratic in the length of one pre-token: a minified line, a base64 blob or a line of
+  // 16 KB of spaces would take seconds to minutes. Runs of LONG_RUN or more non-space (or space)
+  // characters are encoded in RUN_PIECE-character
   // pieces, the rest in slices cut at line ends. A cut can only split a token in two, so the
   // count errs high, never low.
   let n = 0;
@@ -82,7 +83,7 @@ export function countTokens(text: string, family: TokenizerFamily, options: { ma
       i = end;
     }
   };
-  const longRun = new RegExp(`\\S{${LONG_RUN},}`, 'g');
+  const longRun = new RegExp(`\\S{${LONG_RUN},}|[ \\t]{${LONG_RUN},}|\\s{${LONG_RUN},}`, 'g');
   let last = 0;
   for (const m of source.matchAll(longRun)) {
     encode(source.slice(last, m.index));

@@ -46,6 +46,24 @@ const change = (baseSha: string, headSha: string): Change => ({
 const lines = (n: number, tag = '') => `${Array.from({ length: n }, (_, i) => `line ${i + 1}${tag}`).join('\n')}\n`;
 
 describe('Class: GitChangeSource', () => {
+  it('reads a file that became a symlink (one record, two patch sections) and a submodule bump whatever diff.submodule says', async () => {
+    const repo = newRepo();
+    const base = repo.commit('base', { 'a.txt': 'hello\n', 'b.swift': 'x\n' });
+    repo.git('config', 'diff.submodule', 'log');
+    repo.git('rm', '-q', 'a.txt');
+    execFileSync('ln', ['-s', 'b.swift', join(repo.dir, 'a.txt')]);
+    repo.git('add', 'a.txt');
+    repo.git('update-index', '--add', '--cacheinfo', `160000,${base},vendor/lib`);
+    const head = repo.commit('type change', { 'b.swift': 'x\ny\n' });
+    const files = await new GitChangeSource(repo.dir).listChangedFiles(change(base, head));
+    expect(files.map((f) => [f.path, f.status, f.additions, f.deletions])).toEqual([
+      ['a.txt', 'changed', 1, 1],
+      ['b.swift', 'modified', 1, 0],
+      ['vendor/lib', 'added', 1, 0],
+    ]);
+    expect(files[2]?.patch).toMatch(/^\+Subproject commit [0-9a-f]{40}$/m);
+  });
+
   describe('a branch 30 commits behind its base', () => {
     let repo: ReturnType<typeof newRepo>;
     beforeAll(() => {
