@@ -27,7 +27,7 @@ import type { GatewayConfig, RateLimit } from './gateway-config.js';
 import { DEFAULT_RATE_LIMITS } from './gateway-config.js';
 import type { ChatMessage, ModelResponse, ProviderTable, TokenUsage } from './ports.js';
 import { costUsd } from './pricing.js';
-import { requestTokens } from './tokenizer.js';
+import { requestTokens, TOKENIZER_OF, type TokenizerFamily } from './tokenizer.js';
 
 /**
  * The model gateway: every model call of every agent goes through {@link ModelGateway.complete},
@@ -138,6 +138,12 @@ export interface GatewayCall {
   readonly labels: { readonly workflow: string; readonly agent: string; readonly project: string };
   /** No try starts after this instant (ms since the epoch); tries are cut to the time left. */
   readonly deadlineMs: number;
+  /**
+   * The request's input tokens per tokenizer family when the caller counted them already
+   * (`requestTokens` of the same system and messages), so the prompt is tokenized once per call.
+   * @default counted here
+   */
+  readonly inputTokens?: Partial<Record<TokenizerFamily, number>>;
 }
 
 /** The gateway's answer. Costs in USD. */
@@ -338,7 +344,7 @@ export class ModelGateway {
     const { retry, providerTimeoutSeconds } = this.deps.config;
     const tries = admission.kind === 'probe' ? 1 : retry.attemptsPerProvider;
     const price = model.price as NonNullable<ModelRef['price']>;
-    const inputTokens = requestTokens(model.provider, call.system, call.messages);
+    const inputTokens = inputTokensOf(call, model);
     const estimateMicro = worstCaseMicro(inputTokens, call.maxTokens, price);
     // No try outlives the deadline, so a hold or slot still there 30 s after it belongs to a crashed caller.
     const leaseUntilMs = call.deadlineMs + 30_000;
@@ -369,6 +375,14 @@ export class ModelGateway {
         return { ok: false, error: e, stop: budget.status === 'rejected' };
       }
       const reservation = budget.value;
+      // The slot and budget waits took time: the call gets what is left now, and none starts without a second left.
+      const remaining = call.deadlineMs - this.clock();
+      if (remaining < MIN_CALL_MS) {
+        await Promise.all([reservation.release(), leave()]);
+        error = new ProviderTimeoutError(`${model.provider}: no time left for the call after waiting for a slot and the budget`, model.provider);
+        record(error);
+        break;
+      }
       const started = this.clock();
       let response: ModelResponse;
       try {
@@ -378,7 +392,7 @@ export class ModelGateway {
           messages: [...call.messages],
           maxTokens: call.maxTokens,
           temperature: call.temperature,
-          timeoutMs: Math.min(providerTimeoutSeconds * 1000, left),
+          timeoutMs: Math.min(providerTimeoutSeconds * 1000, remaining),
         });
       } catch (e) {
         record(e);
@@ -435,7 +449,7 @@ export class ModelGateway {
    * @throws BudgetExceededError | BudgetUnavailableError as `reserveBudget`
    */
   private async reserveWaiting(call: GatewayCall, hold: Hold): Promise<Reservation> {
-    const giveUpAt = Math.min(call.deadlineMs, this.clock() + BUDGET_WAIT_MS);
+    const giveUpAt = Math.min(call.deadlineMs - MIN_CALL_MS, this.clock() + BUDGET_WAIT_MS);
     for (let n = 0; ; n++) {
       try {
         return await reserveBudget(this.deps.ledger, call.scopes, hold, this.clock());
@@ -491,13 +505,21 @@ export class ModelGateway {
   }
 }
 
+/** A provider call is not started with less time than this before the deadline (ms). */
+export const MIN_CALL_MS = 1_000;
+
 /** Longest wait for reservations of calls in flight to settle before a budget refusal is final (ms). */
 export const BUDGET_WAIT_MS = 120_000;
 
 /** The worst-case cost (micro-USD) of `call` on `model`: its reservation. */
-export function worstCaseOf(call: Pick<GatewayCall, 'system' | 'messages' | 'maxTokens'>, model: ModelRef): number {
+export function worstCaseOf(call: Pick<GatewayCall, 'system' | 'messages' | 'maxTokens' | 'inputTokens'>, model: ModelRef): number {
   if (!model.price) return Number.POSITIVE_INFINITY;
-  return worstCaseMicro(requestTokens(model.provider, call.system, call.messages), call.maxTokens, model.price);
+  return worstCaseMicro(inputTokensOf(call, model), call.maxTokens, model.price);
+}
+
+/** The call's input tokens for `model`'s tokenizer: the caller's count, or counted now. */
+function inputTokensOf(call: Pick<GatewayCall, 'system' | 'messages' | 'inputTokens'>, model: ModelRef): number {
+  return call.inputTokens?.[TOKENIZER_OF[model.provider]] ?? requestTokens(model.provider, call.system, call.messages);
 }
 
 /** Appends the attempts to an error's message so the Catch's Cause (and the report) shows them. */

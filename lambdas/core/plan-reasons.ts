@@ -8,6 +8,7 @@ export const EXCLUSION_REASONS = [
   'LFS pointer',
   'snapshot',
   'submodule',
+  'diff too large',
   'removed',
   'excluded by paths',
   'not in paths',

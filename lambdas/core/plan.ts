@@ -4,7 +4,8 @@ import type { AgentItem, AgentPlan, Change, ChangedFile, ContextStats, ModelRef,
 import type { ExclusionReason } from './plan-reasons.js';
 import { chunkMessage, systemPrompt } from './prompt.js';
 import { routeModel } from './routing.js';
-import { chunkFiles, estimateTokens } from './tokens.js';
+import { type Chunk, estimateTokens, layoutChunks, renderFile } from './tokens.js';
+import { countTokens, TOKENIZER_OF, type TokenizerFamily } from './tokenizer.js';
 
 /**
  * The review plan (DESIGN §12), made by LoadContext before any model call and followed by every
@@ -86,21 +87,16 @@ export function attributesOf(path: string, rules: readonly AttributeRule[]): Pat
   return { ...(generated !== undefined ? { generated } : {}), ...(vendored !== undefined ? { vendored } : {}) };
 }
 
+/** The exclusions decided by path rules. */
+type RuleReason = 'vendored' | 'generated' | 'lock file' | 'translation' | 'snapshot';
+
 /**
  * Default path rules a mobile team expects, after GitHub Linguist's `vendor.yml` and
  * `generated.rb` (https://github.com/github-linguist/linguist/tree/main/lib/linguist, 2026-11-29),
  * narrowed to iOS, Android, Flutter and React Native projects. `.gitattributes` overrides the
  * generated and vendored rules either way; the workflow's `paths.include` re-includes any of them.
  */
-export const DEFAULT_RULES: Readonly<
-  Record<
-    Exclude<
-      ExclusionReason,
-      'binary' | 'LFS pointer' | 'submodule' | 'removed' | 'excluded by paths' | 'not in paths' | 'no agent reviews it'
-    >,
-    readonly string[]
-  >
-> = {
+export const DEFAULT_RULES: Readonly<Record<RuleReason, readonly string[]>> = {
   vendored: [
     'Pods/',
     'Carthage/',
@@ -189,9 +185,8 @@ const SUBMODULE = /^[-+]Subproject commit [0-9a-f]{7,64}/m;
  * way), then the default rules.
  */
 export function defaultExclusion(file: ChangedFile, attrs: PathAttributes = {}): ExclusionReason | undefined {
-  if (file.binary) return 'binary';
-  if (LFS_POINTER.test(file.patch)) return 'LFS pointer';
-  if (SUBMODULE.test(file.patch)) return 'submodule';
+  const inherent = inherentExclusion(file);
+  if (inherent) return inherent;
   if (file.status === 'removed') return 'removed';
   if (attrs.generated === true) return 'generated';
   if (attrs.vendored === true) return 'vendored';
@@ -204,6 +199,18 @@ export function defaultExclusion(file: ChangedFile, attrs: PathAttributes = {}):
     const head = file.patch.split('\n', 12).join('\n');
     if (GENERATED_HEADER.test(head)) return 'generated';
   }
+  return undefined;
+}
+
+/**
+ * Why a file cannot be reviewed whatever the settings: no text diff to read (binary, LFS pointer,
+ * submodule bump) or GitHub left its patch out (a diff too large to show).
+ */
+export function inherentExclusion(file: ChangedFile): ExclusionReason | undefined {
+  if (file.binary) return 'binary';
+  if (LFS_POINTER.test(file.patch)) return 'LFS pointer';
+  if (SUBMODULE.test(file.patch)) return 'submodule';
+  if (file.patch === '' && file.additions + file.deletions > 0) return 'diff too large';
   return undefined;
 }
 
@@ -302,45 +309,73 @@ export interface PlanOptions {
  */
 export function buildPlan(o: PlanOptions): ReviewPlan {
   const include = o.paths?.include ?? [];
-  const workflowSelects = selects({ include, exclude: o.paths?.exclude ?? [] });
-  const explicitlyIncluded = globMatcher(include);
+  const exclude = o.paths?.exclude ?? [];
+  const included = globMatcher(include);
+  const excludedByPaths = globMatcher(exclude);
+  // An include glob re-includes a default exclusion only when it names that kind of file itself
+  // (`*.strings`, `Pods/**`, `Generated/**`): narrowing to `*.swift` keeps Pods/ and generated Swift out.
+  const reincluding = include.filter((p) => defaultExclusion({ path: p, status: 'modified', additions: 1, deletions: 0, patch: '', binary: false }));
+  const reincluded = globMatcher(reincluding);
   const excluded: Array<{ path: string; reason: ExclusionReason }> = [];
   const kept: number[] = [];
   o.files.forEach((f, i) => {
-    const inherent = f.binary ? 'binary' : LFS_POINTER.test(f.patch) ? 'LFS pointer' : SUBMODULE.test(f.patch) ? 'submodule' : undefined;
+    const inherent = inherentExclusion(f);
+    const byDefault = () => {
+      const reason = defaultExclusion(f, attributesOf(f.path, o.attributes ?? []));
+      return reason && reason !== 'removed' && reincluded(f.path) ? undefined : reason;
+    };
     const reason: ExclusionReason | undefined =
       inherent ??
-      (o.paths?.exclude?.length && globMatcher(o.paths.exclude)(f.path)
+      (exclude.length > 0 && excludedByPaths(f.path)
         ? 'excluded by paths'
-        : include.length > 0 && !explicitlyIncluded(f.path)
+        : include.length > 0 && !included(f.path)
           ? 'not in paths'
-          : include.length > 0
-            ? f.status === 'removed'
-              ? 'removed'
-              : undefined
-            : defaultExclusion(f, attributesOf(f.path, o.attributes ?? [])));
-    if (reason || !workflowSelects(f.path)) excluded.push({ path: f.path, reason: reason ?? 'excluded by paths' });
+          : byDefault());
+    if (reason) excluded.push({ path: f.path, reason });
     else kept.push(i);
   });
   kept.sort((a, b) => reviewOrder(o.files[a] as ChangedFile, o.files[b] as ChangedFile));
+  // Tokens of each rendered file per tokenizer family, counted once and shared by every agent.
+  const fileTokens = new Map<string, number>();
+  const tokensOf = (chunk: Chunk, family: TokenizerFamily, files: ReadonlyMap<string, ChangedFile>): number => {
+    const whole = chunk.paths.map((p) => files.get(p)).filter((f): f is ChangedFile => f !== undefined);
+    // A part of a split file is counted on its own; whole files from the cache.
+    if (whole.length !== chunk.paths.length || whole.reduce((n, f) => n + renderFile(f).length, 0) !== chunk.text.length) {
+      return countTokens(chunk.text, family);
+    }
+    return whole.reduce((n, f) => {
+      const key = `${family}\0${f.path}`;
+      let t = fileTokens.get(key);
+      if (t === undefined) {
+        t = countTokens(renderFile(f), family);
+        fileTokens.set(key, t);
+      }
+      return n + t;
+    }, 0);
+  };
   const agents = o.agents.map(({ phase, agent }) => {
     const pick = selects(agent.paths);
     const files = kept.filter((i) => pick((o.files[i] as ChangedFile).path));
     const { primary, candidates } = candidatesOf(agent, o.stats);
     const prompt = o.promptTokens(agent);
     const chunkTokens = chunkTokensFor(agent, candidates, prompt);
-    const chunks = files.length
-      ? chunkFiles(
-          files.map((i) => o.files[i] as ChangedFile),
-          chunkTokens,
-        )
-      : [];
-    const price = primary.price ?? { input: 0, output: 0, cacheRead: 0, cacheWrite: 0 };
+    const mine = files.map((i) => o.files[i] as ChangedFile);
+    const chunks = mine.length ? layoutChunks(mine, chunkTokens) : [];
+    const byPath = new Map(mine.map((f) => [f.path, f]));
+    // Each chunk at the worst case of its dearest candidate (the hold InvokeAgent takes), its diff
+    // counted with that candidate's tokenizer, plus the prompt, room for earlier findings and the
+    // chat overhead.
     const costs = chunks.map((c) => {
-      const t = estimateTokens(c);
-      return worstCaseMicro(prompt + EARLIER_FINDINGS_TOKENS + t, answerTokens(agent, t), price);
+      const answer = answerTokens(agent, estimateTokens(c.text));
+      return Math.max(
+        0,
+        ...candidates.map((m) =>
+          m.price
+            ? worstCaseMicro(tokensOf(c, TOKENIZER_OF[m.provider], byPath) + prompt + EARLIER_FINDINGS_TOKENS + PLAN_OVERHEAD_TOKENS, answer, m.price)
+            : 0,
+        ),
+      );
     });
-    const maxTokens = answerTokens(agent, chunkTokens);
     return {
       name: agent.name,
       phase,
@@ -348,7 +383,7 @@ export function buildPlan(o: PlanOptions): ReviewPlan {
       files,
       chunkTokens,
       chunks: chunks.length,
-      maxTokens,
+      maxTokens: answerTokens(agent, chunkTokens),
       needUsd: fromMicro(costs.reduce((s, c) => s + c, 0)),
       firstChunkUsd: fromMicro(costs[0] ?? 0),
     };
@@ -358,6 +393,9 @@ export function buildPlan(o: PlanOptions): ReviewPlan {
   for (const i of kept) if (!selected.has(i)) excluded.push({ path: (o.files[i] as ChangedFile).path, reason: 'no agent reviews it' });
   return { excluded, agents };
 }
+
+/** Chat-format tokens the plan adds per chunk (see `requestTokens`: per message and per request). */
+const PLAN_OVERHEAD_TOKENS = 64;
 
 /**
  * An agent's share of the run limit (micro-USD), decided before any agent starts from every

@@ -85,7 +85,7 @@ export interface NotReviewed {
  * budget). The reason says which agents and why, in one sentence.
  */
 export function runOutcome(
-  agents: ReadonlyArray<Pick<AgentResult, 'name' | 'phase' | 'status' | 'filesNotReviewed' | 'notReviewed' | 'error'>>,
+  agents: ReadonlyArray<Pick<AgentResult, 'name' | 'phase' | 'status' | 'filesNotReviewed' | 'notReviewed' | 'error' | 'calls' | 'chunks'>>,
   requiredPhases: readonly string[] = [],
 ): { status: RunOutcome; reason?: string } {
   const failed = agents.filter((a) => a.status === 'failed');
@@ -94,7 +94,9 @@ export function runOutcome(
     `${a.name} (${clip((errorText(a.error) ?? a.notReviewed ?? 'error').replace(/ \[attempts: .*\]$/s, ''), 300)})`;
   const required = agents.filter((a) => a.status !== 'succeeded' && requiredPhases.includes(a.phase));
   if (agents.length > 0 && failed.length === agents.length) {
-    const budgetOnly = failed.every((a) => a.error?.Error === 'BudgetExceededError' && (a.error.Cause ?? '').startsWith('not reviewed'));
+    const budgetOnly = failed.every(
+      (a) => a.error?.Error === 'BudgetExceededError' && (a.error.Cause ?? '').startsWith('not reviewed') && a.calls === 0,
+    );
     return {
       status: 'FAILED',
       reason: budgetOnly

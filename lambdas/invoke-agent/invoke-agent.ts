@@ -14,7 +14,7 @@ import {
   type ModelRef,
   parseInput,
 } from '../core/contracts.js';
-import { BudgetExceededError, ProviderRejectedError } from '../core/errors.js';
+import { BudgetExceededError, PriceUnknownError, ProviderRejectedError } from '../core/errors.js';
 import { type GatewayAnswer, type GatewayCall, type ModelGateway, worstCaseOf } from '../core/gateway.js';
 import type { BudgetConfig } from '../core/gateway-config.js';
 import { answerTokens, candidatesOf, chunkTokensFor, promptTokens, shareMicro } from '../core/plan.js';
@@ -22,6 +22,7 @@ import type { ArtifactStore, ChatMessage, TokenUsage } from '../core/ports.js';
 import { addUsage, NO_USAGE } from '../core/pricing.js';
 import { chunkMessage, earlierFindings, parseAnswer, repairMessages, salvageFindings, systemPrompt } from '../core/prompt.js';
 import { estimateTokens, layoutChunks } from '../core/tokens.js';
+import { requestTokens, TOKENIZER_OF, type TokenizerFamily } from '../core/tokenizer.js';
 import { splitRepository } from '../core/triggers.js';
 
 export { MAX_CHUNK_TOKENS } from '../core/plan.js';
@@ -247,12 +248,20 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
   };
   /** Asks the gateway when the call's worst case fits in what is left of the share; `refused` when it cannot. */
   const ask = async (messages: ChatMessage[], maxTokens: number): Promise<GatewayAnswer | { refused: string }> => {
-    const call = { system, messages, maxTokens };
+    // Tokenized once per family for the whole call (the gateway reuses the counts).
+    const inputTokens: Partial<Record<TokenizerFamily, number>> = {};
+    for (const c of candidates) {
+      const family = TOKENIZER_OF[c.provider];
+      inputTokens[family] ??= requestTokens(c.provider, system, messages);
+    }
+    const call = { system, messages, maxTokens, inputTokens };
     const cost = (c: ModelRef) => (c.price ? worstCaseOf(call, c) : Number.POSITIVE_INFINITY);
     let fits = candidates.filter((c) => committed + cost(c) <= available);
     // Calls in flight hold their worst case; when the settled spend alone leaves room, wait for them.
     while (fits.length === 0 && inFlight > 0 && candidates.some((c) => settled + cost(c) <= available)) {
       await finished.promise;
+      // Another chunk failed the agent while this one waited for room: send nothing more.
+      if (failure !== undefined) return { refused: '' };
       fits = candidates.filter((c) => committed + cost(c) <= available);
     }
     if (fits.length === 0) {
@@ -261,9 +270,8 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
         refused: `budget: its share of the run budget ($${fromMicro(Math.max(0, share)).toFixed(4)}) has no room for the next part ($${spent} spent, the part may cost up to $${fromMicro(Math.min(...candidates.map(cost))).toFixed(4)})`,
       };
     }
-    // The hold is the worst case of the model that will answer unless it fails; a fallback that
-    // answers instead fits the share on its own (checked above) and is accounted at its actual cost.
-    const hold = cost(fits[0] as ModelRef);
+    // The hold covers the dearest candidate that may answer (the gateway falls back on a failure).
+    const hold = Math.max(...fits.map(cost));
     committed += hold;
     inFlight++;
     const request: GatewayCall = {
@@ -277,6 +285,7 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
       cacheIf: (text) => parseAnswer(text).ok,
       labels: { workflow: input.workflow, agent: agent.name, project },
       deadlineMs,
+      inputTokens,
     };
     try {
       const a = await deps.gateway.complete(request);
@@ -299,22 +308,21 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
   const documents: string[] = [];
   const notReviewed = new Set<string>();
   const reviewed = new Set<string>();
-  let reason: string | undefined;
+  const reasons = new Set<string>();
+  let reviewedChunks = 0;
+  let rejection: Error | undefined;
   let failure: unknown;
+  const skip = (chunk: (typeof chunks)[number], why?: string) => {
+    if (why) reasons.add(why);
+    for (const p of chunk.paths) notReviewed.add(p);
+  };
   await pool(chunks, deps.concurrency ?? CHUNK_CONCURRENCY, async (chunk, i) => {
-    if (failure !== undefined) {
-      for (const p of chunk.paths) notReviewed.add(p);
-      return;
-    }
+    if (failure !== undefined) return skip(chunk);
     const maxTokens = planned ? answerTokens(agent, estimateTokens(chunk.text)) : agent.maxTokens;
     const messages: ChatMessage[] = [{ role: 'user', content: chunkMessage(agent, context.change, chunk.text, i, chunks.length, earlier) }];
     try {
       const first = await ask(messages, maxTokens);
-      if ('refused' in first) {
-        reason ??= first.refused;
-        for (const p of chunk.paths) notReviewed.add(p);
-        return;
-      }
+      if ('refused' in first) return skip(chunk, first.refused);
       let parsed = parseAnswer(first.text);
       if (!parsed.ok && first.truncated && agent.output === 'findings') {
         // Cut at max_tokens: a repair with the same cap would be cut again. Keep the findings
@@ -324,12 +332,9 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
       }
       if (!parsed.ok) {
         mine.repairs++;
+        if (failure !== undefined) return skip(chunk);
         const second = await ask(repairMessages(messages, first.text, parsed.problem), maxTokens);
-        if ('refused' in second) {
-          reason ??= second.refused;
-          for (const p of chunk.paths) notReviewed.add(p);
-          return;
-        }
+        if ('refused' in second) return skip(chunk, second.refused);
         parsed = parseAnswer(second.text);
         if (!parsed.ok) {
           const rawRef = await deps.artifacts.putText(
@@ -344,10 +349,17 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
       }
       findings[i] = parsed.answer.findings;
       if (parsed.answer.document) documents[i] = parsed.answer.document;
+      reviewedChunks++;
       for (const p of chunk.paths) reviewed.add(p);
     } catch (e) {
+      if (e instanceof ProviderRejectedError || e instanceof PriceUnknownError) {
+        // This chunk's request or answer is at fault, not the provider: the other chunks go on.
+        rejection ??= e;
+        return skip(chunk, `${e.name}: ${e.message.replace(/ \[attempts:.*$/s, '')}`);
+      }
+      // Provider down, breaker open, budget table unreachable: the agent fails (Step Functions retries the retryable ones).
       failure ??= e;
-      for (const p of chunk.paths) notReviewed.add(p);
+      skip(chunk);
     }
   });
   // A file is reviewed only when all its parts were.
@@ -366,6 +378,7 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
       ? await deps.artifacts.putText(documentKey(input.runId, input.phase, agent.name), docs.join('\n\n---\n\n'), 'text/markdown')
       : undefined;
   const unreached = files.map((f) => f.path).filter((p) => notReviewed.has(p));
+  const reason = reasons.size > 0 ? [...reasons].join('; ') : undefined;
   const findingsRef = await deps.artifacts.putJson(findingsKey(input.runId, input.phase, agent.name), {
     agent: agent.name,
     phase: input.phase,
@@ -374,7 +387,7 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
     notReviewed: unreached,
     ...(reason ? { notReviewedReason: reason } : {}),
   });
-  const status: AgentResult['status'] = unreached.length === 0 ? 'succeeded' : reviewed.size > 0 ? 'partial' : 'failed';
+  const status: AgentResult['status'] = unreached.length === 0 ? 'succeeded' : reviewedChunks > 0 ? 'partial' : 'failed';
   return {
     name: agent.name,
     phase: input.phase,
@@ -403,6 +416,12 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
     filesNotReviewed: unreached.length,
     ...(reason ? { notReviewed: reason } : {}),
     ...(Number.isFinite(share) ? { shareUsd: fromMicro(share) } : {}),
-    ...(status === 'failed' ? { error: { Error: 'BudgetExceededError', Cause: `not reviewed: ${reason ?? 'budget'}` } } : {}),
+    ...(status === 'failed'
+      ? {
+          error: rejection
+            ? { Error: rejection.name, Cause: rejection.message.replace(/ \[attempts:.*$/s, '') }
+            : { Error: 'BudgetExceededError', Cause: `not reviewed: ${reason ?? 'budget'}` },
+        }
+      : {}),
   };
 }

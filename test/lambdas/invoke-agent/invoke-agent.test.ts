@@ -110,25 +110,32 @@ describe('Function: invokeAgent', () => {
     expect(stored.findings.map((f) => f.line)).toEqual([10, 60, 110, 160, 210, 260]);
   });
 
-  it('fails with ProviderRejectedError after one repair prompt when the answer stays invalid, keeping the raw answer and the spend', async () => {
+  it('reports the chunk not reviewed (ProviderRejectedError) after one repair prompt when the answer stays invalid, keeping the raw answer and the spend', async () => {
     const { artifacts, providers, contextRef } = await setup([swift(['let a = b!'])], { faults: { openai: 'invalid' } });
-    await expect(invokeAgent(input(agent('openai'), contextRef), { artifacts, ...providers })).rejects.toMatchObject({
-      name: 'ProviderRejectedError',
-      message: expect.stringMatching(/invalid format twice.*runs\/r1\/raw\/review\/code-review-part1\.txt/),
+    const r = await invokeAgent(input(agent('openai'), contextRef), { artifacts, ...providers });
+    expect(r).toMatchObject({ status: 'failed', calls: 2, repairs: 1, filesNotReviewed: 1 });
+    expect(r.error).toMatchObject({
+      Error: 'ProviderRejectedError',
+      Cause: expect.stringMatching(/invalid format twice.*runs\/r1\/raw\/review\/code-review-part1\.txt/),
     });
     expect(server?.stats.openai).toBe(2);
     // Both paid calls are in the agent's spend record, which Aggregate reports.
     const spend = await readSpend(artifacts, 'r1', 'review', 'code-review');
     expect(spend.invocations).toHaveLength(1);
-    expect(spend.invocations[0]).toMatchObject({ calls: 2, repairs: 1, error: expect.stringMatching(/^ProviderRejectedError/) });
+    expect(spend.invocations[0]).toMatchObject({ calls: 2, repairs: 1 });
     expect(spend.invocations[0]?.costMicro).toBeGreaterThan(0);
     expect(await artifacts.getText('runs/r1/raw/review/code-review-part1.txt')).toMatch(/not JSON/);
+  });
+
+  it('reports a chunk the provider refuses (HTTP 400) as not reviewed, with the error, instead of failing the other chunks', async () => {
+    const { artifacts, providers, contextRef } = await setup([swift(['let a = b!'])], { faults: { bedrock: 400 } });
+    const r = await invokeAgent(input(agent('bedrock'), contextRef), { artifacts, ...providers });
+    expect(r).toMatchObject({ status: 'failed', filesNotReviewed: 1, error: { Error: 'ProviderRejectedError' } });
   });
 
   it.each([
     [503, 'ProviderUnavailableError'],
     [429, 'ProviderThrottledError'],
-    [400, 'ProviderRejectedError'],
     [401, 'ProviderAuthError'],
   ] as const)('classifies HTTP %i from Bedrock as %s', async (status, name) => {
     const { artifacts, providers, contextRef } = await setup([swift(['let a = b!'])], { faults: { bedrock: status } });
