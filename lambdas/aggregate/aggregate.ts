@@ -12,7 +12,7 @@ import {
 } from '../core/contracts.js';
 import type { ArtifactStore } from '../core/ports.js';
 import { mergeFindings, type NotReviewed, renderComment, summarize } from '../core/report.js';
-import { readSpend } from '../invoke-agent/invoke-agent.js';
+import { readSpend } from '../core/spend.js';
 
 export interface AggregateDeps {
   artifacts: ArtifactStore;

@@ -302,8 +302,11 @@ export const AggregateInputSchema = z.strictObject({
 export type AggregateInput = z.infer<typeof AggregateInputSchema>;
 
 /** Run summary: counts, cost in USD and per-agent status. Small by construction. */
-/** A run's outcome (DESIGN §12): every agent succeeded / some failed or were cut / none produced a result. */
-export const RUN_OUTCOMES = ['SUCCEEDED', 'PARTIAL', 'FAILED'] as const;
+/**
+ * A run's outcome (DESIGN §12): every agent succeeded / some failed or were cut / none produced a
+ * result / nothing to review (the plan excluded every changed file, so no agent had work).
+ */
+export const RUN_OUTCOMES = ['SUCCEEDED', 'PARTIAL', 'FAILED', 'SKIPPED'] as const;
 export type RunOutcome = (typeof RUN_OUTCOMES)[number];
 
 export const RunSummarySchema = z.strictObject({

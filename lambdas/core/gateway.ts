@@ -379,7 +379,10 @@ export class ModelGateway {
       const remaining = call.deadlineMs - this.clock();
       if (remaining < MIN_CALL_MS) {
         await Promise.all([reservation.release(), leave()]);
-        error = new ProviderTimeoutError(`${model.provider}: no time left for the call after waiting for a slot and the budget`, model.provider);
+        error = new ProviderTimeoutError(
+          `${model.provider}: no time left for the call after waiting for a slot and the budget`,
+          model.provider,
+        );
         record(error);
         break;
       }

@@ -4,8 +4,8 @@ import type { AgentItem, AgentPlan, Change, ChangedFile, ContextStats, ModelRef,
 import type { ExclusionReason } from './plan-reasons.js';
 import { chunkMessage, systemPrompt } from './prompt.js';
 import { routeModel } from './routing.js';
-import { type Chunk, estimateTokens, layoutChunks, renderFile } from './tokens.js';
 import { countTokens, TOKENIZER_OF, type TokenizerFamily } from './tokenizer.js';
+import { type Chunk, estimateTokens, layoutChunks, renderFile } from './tokens.js';
 
 /**
  * The review plan (DESIGN §12), made by LoadContext before any model call and followed by every
@@ -314,7 +314,7 @@ export function buildPlan(o: PlanOptions): ReviewPlan {
   const excludedByPaths = globMatcher(exclude);
   // An include glob re-includes a default exclusion only when it names that kind of file itself
   // (`*.strings`, `Pods/**`, `Generated/**`): narrowing to `*.swift` keeps Pods/ and generated Swift out.
-  const reincluding = include.filter((p) => defaultExclusion({ path: p, status: 'modified', additions: 1, deletions: 0, patch: '', binary: false }));
+  const reincluding = include.filter((p) => Object.values(RULE_MATCHERS).some((matches) => matches(p)));
   const reincluded = globMatcher(reincluding);
   const excluded: Array<{ path: string; reason: ExclusionReason }> = [];
   const kept: number[] = [];
@@ -371,7 +371,11 @@ export function buildPlan(o: PlanOptions): ReviewPlan {
         0,
         ...candidates.map((m) =>
           m.price
-            ? worstCaseMicro(tokensOf(c, TOKENIZER_OF[m.provider], byPath) + prompt + EARLIER_FINDINGS_TOKENS + PLAN_OVERHEAD_TOKENS, answer, m.price)
+            ? worstCaseMicro(
+                tokensOf(c, TOKENIZER_OF[m.provider], byPath) + prompt + EARLIER_FINDINGS_TOKENS + PLAN_OVERHEAD_TOKENS,
+                answer,
+                m.price,
+              )
             : 0,
         ),
       );

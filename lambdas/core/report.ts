@@ -80,7 +80,7 @@ export interface NotReviewed {
 
 /**
  * The run's outcome from its agents (DESIGN §12): SUCCEEDED when every agent succeeded (a run
- * with no agents, too); FAILED when none produced a result (every agent failed), or when an agent
+ * with no agents, too); SKIPPED when no agent had a file to review; FAILED when none produced a result (every agent failed), or when an agent
  * of a `required` phase did not succeed; PARTIAL otherwise (some failed, or were cut short by the
  * budget). The reason says which agents and why, in one sentence.
  */
@@ -103,6 +103,10 @@ export function runOutcome(
         ? 'not reviewed: budget — the run budget does not cover one chunk of any agent; raise max_usd_per_run or narrow paths'
         : `every agent failed: ${failed.map(why).join('; ')}`,
     };
+  }
+  // A review of nothing is not a success: no agent had a file to read.
+  if (agents.length > 0 && agents.every((a) => a.status === 'succeeded' && a.chunks === 0)) {
+    return { status: 'SKIPPED', reason: 'nothing to review: the review plan excludes every changed file (see Not reviewed)' };
   }
   if (required.length > 0) {
     return { status: 'FAILED', reason: `required phase did not complete: ${required.map((a) => `${a.phase}/${why(a)}`).join('; ')}` };
@@ -212,17 +216,20 @@ export const commentMarker = (workflow: string) => `<!-- agentflow:${workflow} -
  */
 export const MAX_COMMENT_CHARS = 60_000;
 
-const cell = (s: string) => escapeText(s).replace(/\|/g, '\\|').replace(/\r?\n/g, '<br>');
+const cell = (s: string) =>
+  escapeText(s)
+    .replace(/\|/g, '\\|')
+    .replace(/\r\n|\r|\n/g, '<br>');
 /** Text from outside (errors, names) as plain text: no HTML tags, no Markdown links or emphasis from it. */
 const escapeText = (s: string) => s.replace(/[<>&]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;' })[c] as string);
 /** A path in a code span that its own backticks cannot end. */
 const code = (s: string) => {
   const ticks = '`'.repeat(Math.max(0, ...Array.from(s.matchAll(/`+/g), (m) => m[0].length)) + 1);
-  return `${ticks}${ticks.length > 1 ? ' ' : ''}${s.replace(/\r?\n/g, ' ')}${ticks.length > 1 ? ' ' : ''}${ticks}`;
+  return `${ticks}${ticks.length > 1 ? ' ' : ''}${s.replace(/\r\n|\r|\n/g, ' ')}${ticks.length > 1 ? ' ' : ''}${ticks}`;
 };
 /** Paths listed in the "Not reviewed" section at most (the full report has all). */
 export const MAX_LISTED_FILES = 200;
-const OUTCOME_ICON: Record<RunOutcome, string> = { SUCCEEDED: '✅', PARTIAL: '⚠️', FAILED: '❌' };
+const OUTCOME_ICON: Record<RunOutcome, string> = { SUCCEEDED: '✅', PARTIAL: '⚠️', FAILED: '❌', SKIPPED: '⏭️' };
 
 /** An agent's status cell: what it did, and for a failed agent that made paid calls, that it did. */
 function agentStatus(a: RunSummary['agents'][number]): string {
@@ -327,7 +334,7 @@ export function renderComment(input: {
     let shown = 0;
     let size = out.join('\n').length + 3000;
     for (const f of findings) {
-      const row = `| ${ICON[f.severity]} ${f.severity} | \`${cell(f.file)}${f.line > 0 ? `:${f.line}` : ''}\` | ${cell(f.category)} | ${cell(f.message)}${f.suggestion ? `<br>**Fix:** ${cell(f.suggestion)}` : ''} | ${f.agents.join(', ')} |`;
+      const row = `| ${ICON[f.severity]} ${f.severity} | ${code(`${f.file}${f.line > 0 ? `:${f.line}` : ''}`).replace(/\|/g, '\\|')} | ${cell(f.category)} | ${cell(f.message)}${f.suggestion ? `<br>**Fix:** ${cell(f.suggestion)}` : ''} | ${f.agents.join(', ')} |`;
       if (size + row.length > MAX_COMMENT_CHARS) break;
       out.push(row);
       size += row.length + 1;

@@ -21,11 +21,13 @@ import { answerTokens, candidatesOf, chunkTokensFor, promptTokens, shareMicro } 
 import type { ArtifactStore, ChatMessage, TokenUsage } from '../core/ports.js';
 import { addUsage, NO_USAGE } from '../core/pricing.js';
 import { chunkMessage, earlierFindings, parseAnswer, repairMessages, salvageFindings, systemPrompt } from '../core/prompt.js';
-import { estimateTokens, layoutChunks } from '../core/tokens.js';
+import { type InvocationSpend, readSpend, type SpendRecord, spendKey } from '../core/spend.js';
 import { requestTokens, TOKENIZER_OF, type TokenizerFamily } from '../core/tokenizer.js';
+import { estimateTokens, layoutChunks } from '../core/tokens.js';
 import { splitRepository } from '../core/triggers.js';
 
 export { MAX_CHUNK_TOKENS } from '../core/plan.js';
+export { readSpend, spendKey } from '../core/spend.js';
 
 export interface InvokeAgentDeps {
   artifacts: ArtifactStore;
@@ -48,52 +50,6 @@ export const findingsKey = (runId: string, phase: string, agent: string) => `run
 
 /** Artifact key of the Markdown document an `output: document` agent writes. */
 export const documentKey = (runId: string, phase: string, agent: string) => `runs/${runId}/documents/${phase}/${agent}.md`;
-
-/** Artifact key of an agent's spend record: every invocation's settled spend (see {@link SpendRecordSchema}). */
-export const spendKey = (runId: string, phase: string, agent: string) => `runs/${runId}/spend/${phase}/${agent}.json`;
-
-/** What one invocation of an agent spent. Cost in integer micro-USD as the ledger settled it. */
-export const InvocationSpendSchema = z.strictObject({
-  id: z.string(),
-  startedAt: z.string(),
-  costMicro: z.number().int().nonnegative(),
-  inputTokens: z.number().int().nonnegative(),
-  outputTokens: z.number().int().nonnegative(),
-  cachedTokens: z.number().int().nonnegative(),
-  calls: z.number().int().nonnegative(),
-  cacheHits: z.number().int().nonnegative(),
-  repairs: z.number().int().nonnegative(),
-  /** Answers cut at `max_tokens` (their findings before the cut were kept). */
-  truncated: z.number().int().nonnegative().default(0),
-  /** The gateway's tries of this invocation (the last {@link MAX_ATTEMPTS_KEPT}), failed ones included. */
-  attempts: z.array(AttemptSchema).default([]),
-  /** Input tokens the reservations counted, and what the provider reported for the same calls. */
-  estimatedInputTokens: z.number().int().nonnegative().default(0),
-  reportedInputTokens: z.number().int().nonnegative().default(0),
-  error: z.string().optional(),
-});
-export type InvocationSpend = z.infer<typeof InvocationSpendSchema>;
-
-/**
- * An agent's spend record: one entry per invocation (Step Functions retries an agent after a
- * retryable error, and each try spends). Written after every call, so the spend of an agent that
- * fails later is still reported; Aggregate adds these up, so a run's reported cost is the ledger's.
- */
-export const SpendRecordSchema = z.strictObject({
-  agent: z.string(),
-  phase: z.string(),
-  invocations: z.array(InvocationSpendSchema),
-});
-export type SpendRecord = z.infer<typeof SpendRecordSchema>;
-
-/** Reads an agent's spend record; an agent that never wrote one spent nothing. */
-export async function readSpend(artifacts: ArtifactStore, runId: string, phase: string, agent: string): Promise<SpendRecord> {
-  try {
-    return SpendRecordSchema.parse(await artifacts.getJson(spendKey(runId, phase, agent)));
-  } catch {
-    return { agent, phase, invocations: [] };
-  }
-}
 
 /** The findings of earlier phases' agents (`previous` holds their small results with findings refs). */
 async function previousFindings(
@@ -201,13 +157,16 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
   const attempts: AttemptRecord[] = [];
   // Spend record writes are chained so they land in order, one at a time.
   let writes: Promise<unknown> = Promise.resolve();
-  const saveSpend = () => {
+  const saveSpend = async (final = false) => {
     const record: SpendRecord = {
       ...spend,
       invocations: [...spend.invocations, { ...mine, attempts: attempts.slice(-MAX_ATTEMPTS_KEPT) }],
     };
-    writes = writes.then(() => deps.artifacts.putJson(spendKey(input.runId, input.phase, agent.name), record)).catch(() => undefined);
-    return writes;
+    const write = writes.then(() => deps.artifacts.putJson(spendKey(input.runId, input.phase, agent.name), record));
+    // Writes after each call are best effort (the final one repeats them); the final one must succeed.
+    writes = write.catch(() => undefined);
+    if (final) await write;
+    else await writes;
   };
   const account = (a: GatewayAnswer) => {
     usage = addUsage(usage, a.usage);
@@ -366,10 +325,11 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
   for (const p of notReviewed) reviewed.delete(p);
   if (failure !== undefined) {
     mine.error = `${(failure as Error).name}: ${(failure as Error).message}`.slice(0, 500);
-    await saveSpend();
+    await saveSpend(true);
     throw failure;
   }
-  await saveSpend();
+  // The last write must land: without it the run would under-report what this agent spent.
+  await saveSpend(true);
 
   const all = findings.flat();
   const docs = documents.filter(Boolean);

@@ -3,7 +3,7 @@ import type { ChangedFile } from '../../../lambdas/core/contracts.js';
 import { costUsd } from '../../../lambdas/core/pricing.js';
 import { parseAnswer } from '../../../lambdas/core/prompt.js';
 import { redactSecrets } from '../../../lambdas/core/redact.js';
-import { commentMarker, mergeFindings, renderComment, summarize } from '../../../lambdas/core/report.js';
+import { commentMarker, mergeFindings, renderComment, runOutcome, summarize } from '../../../lambdas/core/report.js';
 import { chunkFiles, estimateTokens } from '../../../lambdas/core/tokens.js';
 import { executionName, matchWorkflows } from '../../../lambdas/core/triggers.js';
 
@@ -207,5 +207,44 @@ describe('Function: matchWorkflows', () => {
     ];
     expect(matchWorkflows('pull_request', 'opened', wfs).map((w) => w.id)).toEqual(['a']);
     expect(matchWorkflows('pull_request', 'labeled', wfs)).toEqual([]);
+  });
+});
+
+describe('Function: runOutcome', () => {
+  const agent = (name: string, over: Partial<Parameters<typeof runOutcome>[0][number]> = {}) => ({
+    name,
+    phase: 'review',
+    status: 'succeeded' as const,
+    filesNotReviewed: 0,
+    calls: 1,
+    chunks: 1,
+    ...over,
+  });
+
+  it('is SUCCEEDED when every agent reviewed everything, PARTIAL when one was cut by the budget', () => {
+    expect(runOutcome([agent('a'), agent('b')])).toEqual({ status: 'SUCCEEDED' });
+    expect(runOutcome([agent('a'), agent('b', { status: 'partial', filesNotReviewed: 3, notReviewed: 'budget: no room' })])).toEqual({
+      status: 'PARTIAL',
+      reason: 'b did not review 3 files (budget: no room)',
+    });
+  });
+
+  it('is FAILED "not reviewed: budget" only when no agent made a call; FAILED naming the errors otherwise', () => {
+    const refused = { Error: 'BudgetExceededError', Cause: 'not reviewed: budget: no room' };
+    expect(runOutcome([agent('a', { status: 'failed', calls: 0, error: refused })]).reason).toMatch(/^not reviewed: budget/);
+    expect(runOutcome([agent('a', { status: 'failed', calls: 2, error: refused })]).reason).toMatch(/^every agent failed: a \(/);
+  });
+
+  it('is SKIPPED when the plan left no agent a file to review', () => {
+    expect(runOutcome([agent('a', { chunks: 0, calls: 0 }), agent('b', { chunks: 0, calls: 0 })])).toMatchObject({
+      status: 'SKIPPED',
+      reason: expect.stringMatching(/^nothing to review/),
+    });
+  });
+
+  it('is FAILED when an agent of a required phase did not finish, even if others succeeded', () => {
+    const r = runOutcome([agent('a'), agent('b', { phase: 'gate', status: 'partial', filesNotReviewed: 1 })], ['gate']);
+    expect(r.status).toBe('FAILED');
+    expect(r.reason).toMatch(/^required phase did not complete: gate\/b/);
   });
 });

@@ -168,6 +168,26 @@ describe('Function: buildPlan', () => {
     ]);
   });
 
+  it('keeps the default exclusions when paths.include only narrows (*.swift does not bring Pods/ or generated Swift back)', () => {
+    const p = buildPlan({
+      files: [
+        file('ios/Pods/Alamofire/Session.swift'),
+        file('ios/Shop/Gen.generated.swift'),
+        file('ios/Shop/App.swift'),
+        file('a.txt', 2, { patch: '' }),
+      ],
+      stats: { linesChanged: 9 },
+      paths: { include: ['*.swift', '*.txt'], exclude: [] },
+      agents: [{ phase: 'review', agent: agent('code-review') }],
+      promptTokens: () => 500,
+    });
+    expect(p.excluded).toEqual([
+      { path: 'ios/Pods/Alamofire/Session.swift', reason: 'vendored' },
+      { path: 'ios/Shop/Gen.generated.swift', reason: 'generated' },
+      { path: 'a.txt', reason: 'diff too large' },
+    ]);
+  });
+
   it('lays out the same chunks InvokeAgent will send and prices them at their worst case', () => {
     const many = Array.from({ length: 60 }, (_, i) => file(`ios/Shop/F${i}.swift`, 400));
     const p = buildPlan({
