@@ -1,10 +1,8 @@
-import { z } from 'zod';
 import { budgetScopes, fromMicro } from '../core/budget.js';
 import {
   type AgentResult,
   AgentResultSchema,
   type AttemptRecord,
-  AttemptSchema,
   ContextArtifactSchema,
   type Finding,
   FindingSchema,
