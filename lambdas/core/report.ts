@@ -306,7 +306,7 @@ export function renderComment(input: {
     out.push('', '### Not reviewed', '');
     for (const n of cut) {
       out.push(
-        `- **${escapeText(n.agent)}**: ${n.paths.length} file${n.paths.length === 1 ? '' : 's'} not reviewed — ${escapeText(n.reason)}. Raise \`max_usd_per_run\` or narrow \`paths\`.`,
+        `- **${escapeText(n.agent)}**: ${n.paths.length} file${n.paths.length === 1 ? '' : 's'} not reviewed — ${escapeText(n.reason)}${n.reason.startsWith('budget') ? '. Raise `max_usd_per_run` or narrow `paths`.' : ''}`,
       );
     }
     if (excluded.length > 0) {

@@ -351,7 +351,12 @@ function describeOutput(output: unknown): string | undefined {
   const o = output as Record<string, unknown> | null;
   if (!o || typeof o !== 'object') return undefined;
   if ('findings' in o && 'costUsd' in o && 'status' in o) {
-    return `${o.status}, ${o.findings} findings, ${o.inputTokens}+${o.outputTokens} tokens, $${Number(o.costUsd).toFixed(6)}`;
+    const cost = `${o.inputTokens}+${o.outputTokens} tokens, $${Number(o.costUsd).toFixed(6)}`;
+    const error = o.error as { Error?: string; Cause?: string } | undefined;
+    // An agent that returned `failed` (a refused chunk, the budget) says why, like a caught error.
+    if (o.status === 'failed' && error?.Error) return `${error.Error}: ${String(error.Cause ?? '').slice(0, 240)} (${cost})`;
+    const n = Number(o.findings);
+    return `${o.status}, ${n} finding${n === 1 ? '' : 's'}${Number(o.filesNotReviewed) > 0 ? `, ${o.filesNotReviewed} files not reviewed` : ''}, ${cost}`;
   }
   const ctx = o.context as { stats?: { filesChanged: number; linesChanged: number; redactions: number } } | undefined;
   if (ctx?.stats && !('report' in o)) {

@@ -142,7 +142,9 @@ describe('Class: ModelGateway', () => {
     for (let i = 0; i < 2; i++) await g.gateway.complete(call(only)).catch(() => undefined);
     const before = g.server.stats.bedrock;
     now += 30_001;
-    const results = await Promise.allSettled(Array.from({ length: 50 }, () => g.gateway.complete(call(only))));
+    const results = await Promise.allSettled(
+      Array.from({ length: 50 }, () => g.gateway.complete(call({ ...only, deadlineMs: now + 30_000 }))),
+    );
     expect(g.server.stats.bedrock - before).toBe(1);
     expect(results.every((r) => r.status === 'rejected')).toBe(true);
     expect((await g.breakers.list())[0]).toMatchObject({ state: 'open', cooldownMs: 60_000, openUntilMs: now + 60_000 });
