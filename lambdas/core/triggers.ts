@@ -116,7 +116,9 @@ function authorMatches(login: string, patterns: readonly string[]): string | und
   const logins = [login, login.replace(/\[bot\]$/, '')].map((l) => l.toLowerCase());
   return patterns.find((p) => {
     const pattern = p.toLowerCase();
-    return logins.some((l) => l === pattern || picomatch.isMatch(l, pattern, { dot: true }));
+    // Brackets are literal in logins (`renovate[bot]`), never a character class.
+    const glob = pattern.replace(/[[\]]/g, (c) => `\\${c}`);
+    return logins.some((l) => l === pattern || picomatch.isMatch(l, glob, { dot: true }));
   });
 }
 

@@ -58,6 +58,14 @@ describe('Function: preconditions', () => {
     expect(preconditions(openedExample(), t)).toBeUndefined();
   });
 
+  it('reads brackets in an authors glob literally: *[bot] matches bot logins, not "matt"', () => {
+    const t = trigger({ skipBots: false, authors: { include: [], exclude: ['*[bot]'] } });
+    expect(preconditions(event({ user: { login: 'matt' } }), t)).toBeUndefined();
+    expect(preconditions(event({ user: { login: 'dependabot[bot]' } }), t)).toBe(
+      'author dependabot[bot] excluded (authors.exclude: *[bot])',
+    );
+  });
+
   it('reviews only the authors of authors.include when it is given', () => {
     const t = trigger({ authors: { include: ['octocat', 'mobile-*'], exclude: [] } });
     expect(preconditions(event({ user: { login: 'mobile-dev' } }), t)).toBeUndefined();
