@@ -216,17 +216,93 @@ export const commentMarker = (workflow: string) => `<!-- agentflow:${workflow} -
  */
 export const MAX_COMMENT_CHARS = 60_000;
 
-const cell = (s: string) =>
-  escapeText(s)
-    .replace(/\|/g, '\\|')
-    .replace(/\r\n|\r|\n/g, '<br>');
 /** Text from outside (errors, names) as plain text: no HTML tags, no Markdown links or emphasis from it. */
-const escapeText = (s: string) => s.replace(/[<>&]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;' })[c] as string);
+const escapeText = (s: string) => cellText(s, FIELD_CAPS.reason);
+const cell = (s: string) => cellText(s, FIELD_CAPS.reason);
 /** A path in a code span that its own backticks cannot end. */
 const code = (s: string) => {
   const ticks = '`'.repeat(Math.max(0, ...Array.from(s.matchAll(/`+/g), (m) => m[0].length)) + 1);
   return `${ticks}${ticks.length > 1 ? ' ' : ''}${s.replace(/\r\n|\r|\n/g, ' ')}${ticks.length > 1 ? ' ' : ''}${ticks}`;
 };
+/** Field caps for model-written text in the comment (characters, before escaping); longer text ends in `…`. */
+export const FIELD_CAPS = { file: 300, category: 100, message: 1_000, suggestion: 2_000, reason: 1_000 } as const;
+
+const cap = (s: string, max: number) => (s.length > max ? `${s.slice(0, max - 1)}…` : s);
+
+/** Characters that would start Markdown or HTML in a cell, as numeric character references (no backslashes: a `\` before a `|` is ambiguous in GFM tables). */
+const ENTITY: Record<string, string> = {
+  '&': '&amp;',
+  '<': '&lt;',
+  '>': '&gt;',
+  '|': '&#124;',
+  '\\': '&#92;',
+  '`': '&#96;',
+  '[': '&#91;',
+  ']': '&#93;',
+  '*': '&#42;',
+  _: '&#95;',
+  '~': '&#126;',
+};
+/** URLs GitHub would turn into links (GFM autolinks: scheme URLs and `www.`), shown as code instead. */
+const URL = /\b(?:[a-z][a-z0-9+.-]*:\/\/|www\.)[^\s<>`|]*[^\s<>`|).,;:!?'"]/gi;
+
+/** One line of outside text with no Markdown, HTML, links, URLs or mentions left in it. */
+const plainLine = (s: string): string => {
+  let out = '';
+  let at = 0;
+  for (const m of s.matchAll(URL)) {
+    out += inertText(s.slice(at, m.index)) + codeCell(m[0]);
+    at = m.index + m[0].length;
+  }
+  return out + inertText(s.slice(at));
+};
+const inertText = (s: string) =>
+  s
+    .replace(/[&<>|\\`[\]*_~]/g, (c) => ENTITY[c] as string)
+    // `@org/team`, `@user` and e-mail autolinks: a zero-width space after `@` keeps them from resolving.
+    .replace(/@(?=[\p{L}\p{N}_-])/gu, '@\u200b');
+/** A code span for a table cell: a `|` inside is `\|` (GFM), unless a `\` before it makes that ambiguous; then plain. */
+const codeCell = (s: string): string => (/\\\|/.test(s) ? inertText(s) : code(s).replace(/\|/g, '\\|'));
+
+/**
+ * Text a model (or an error that quotes one) wrote, safe for one Markdown table cell: capped at
+ * `max` characters, well-formed one-line code spans kept (re-fenced so they cannot break out),
+ * everything else inert — `& < > | \ ` [ ] * _ ~` as character references, bare URLs as code,
+ * `@` mentions broken by a zero-width space, line breaks (`\r\n`, `\r`, `\n`) as `<br>`.
+ */
+export function cellText(s: string, max: number = FIELD_CAPS.message): string {
+  return cap(s, max)
+    .split(/\r\n|\r|\n/)
+    .map(withCodeSpans)
+    .join('<br>');
+}
+
+/** Splits one line into well-formed code spans (a backtick run closed by a run of the same length) and text. */
+function withCodeSpans(line: string): string {
+  let out = '';
+  let at = 0;
+  let from = 0;
+  for (;;) {
+    const open = /`+/g;
+    open.lastIndex = from;
+    const o = open.exec(line);
+    if (!o) break;
+    const close = new RegExp(`(?<!\`)\`{${o[0].length}}(?!\`)`, 'g');
+    close.lastIndex = o.index + o[0].length;
+    const c = close.exec(line);
+    const inner = c ? line.slice(o.index + o[0].length, c.index) : '';
+    if (!c || inner.trim() === '') {
+      from = o.index + o[0].length;
+      continue;
+    }
+    const content = inner.length > 1 && inner.startsWith(' ') && inner.endsWith(' ') ? inner.slice(1, -1) : inner;
+    out += plainLine(line.slice(at, o.index)) + codeCell(content);
+    at = c.index + c[0].length;
+    from = at;
+  }
+  return out + plainLine(line.slice(at));
+}
+
 /** Paths listed in the "Not reviewed" section at most (the full report has all). */
 export const MAX_LISTED_FILES = 200;
 const OUTCOME_ICON: Record<RunOutcome, string> = { SUCCEEDED: '✅', PARTIAL: '⚠️', FAILED: '❌', SKIPPED: '⏭️' };
@@ -294,11 +370,16 @@ export function renderComment(input: {
   }
   const gates = Object.entries(summary.gates ?? {});
   if (gates.length > 0) {
-    out.push('', '### Gates', '', ...gates.map(([phase, text]) => `- **${phase}**: ${text}`));
+    out.push('', '### Gates', '', ...gates.map(([phase, text]) => `- **${escapeText(phase)}**: ${escapeText(text)}`));
   }
   const documents = (input.documents ?? []).filter((d) => d.ref);
   if (documents.length > 0) {
-    out.push('', '### Documents', '', ...documents.map((d) => `- **${d.agent}** wrote \`${d.ref}\``));
+    out.push(
+      '',
+      '### Documents',
+      '',
+      ...documents.map((d) => `- **${escapeText(d.agent)}** wrote ${code(cap(d.ref ?? '', FIELD_CAPS.file))}`),
+    );
   }
   const excluded = input.excluded ?? [];
   const cut = (input.notReviewed ?? []).filter((n) => n.paths.length > 0);
@@ -334,7 +415,9 @@ export function renderComment(input: {
     let shown = 0;
     let size = out.join('\n').length + 3000;
     for (const f of findings) {
-      const row = `| ${ICON[f.severity]} ${f.severity} | ${code(`${f.file}${f.line > 0 ? `:${f.line}` : ''}`).replace(/\|/g, '\\|')} | ${cell(f.category)} | ${cell(f.message)}${f.suggestion ? `<br>**Fix:** ${cell(f.suggestion)}` : ''} | ${f.agents.join(', ')} |`;
+      const location = `${cap(f.file, FIELD_CAPS.file)}${f.line > 0 ? `:${f.line}` : ''}`;
+      const fix = f.suggestion ? `<br>**Fix:** ${cellText(f.suggestion, FIELD_CAPS.suggestion)}` : '';
+      const row = `| ${ICON[f.severity]} ${f.severity} | ${codeCell(location)} | ${cellText(f.category, FIELD_CAPS.category)} | ${cellText(f.message, FIELD_CAPS.message)}${fix} | ${cell(f.agents.join(', '))} |`;
       if (size + row.length > MAX_COMMENT_CHARS) break;
       out.push(row);
       size += row.length + 1;
@@ -353,7 +436,7 @@ export function renderComment(input: {
   );
   for (const a of summary.agents) {
     out.push(
-      `| ${a.name} | ${agentStatus(a)} | ${a.provider} | ${a.model} | ${int(a.inputTokens)} | ${int(a.outputTokens)} | ${usd(a.costUsd)} | ${cell(gatewayNotes(a))} |`,
+      `| ${cell(a.name)} | ${agentStatus(a)} | ${cell(a.provider)} | ${cell(a.model)} | ${int(a.inputTokens)} | ${int(a.outputTokens)} | ${usd(a.costUsd)} | ${cell(gatewayNotes(a))} |`,
     );
   }
   out.push(`| **Total** | | | | **${int(summary.inputTokens)}** | **${int(summary.outputTokens)}** | **${usd(summary.costUsd)}** | |`);
