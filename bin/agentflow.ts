@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
@@ -12,16 +12,15 @@ import { assertSafeRef } from '../lambdas/core/refs.js';
 import { executionName } from '../lambdas/core/triggers.js';
 import { loadLocalGatewayConfig, loadLocalGroups } from '../lib/config.js';
 import { type BreakerReport, breakerReport, type CostReport, costReport, formatBreakers, formatCostReport } from '../lib/local/costs.js';
+import { localApiHeaders, readServeState, removeServeState, writeServeState } from '../lib/local/local-api-token.js';
 import { exitCodeFor, formatProgress, formatRunLine, runOutcome } from '../lib/local/progress.js';
 import { LocalRuntime } from '../lib/local/runtime.js';
-import { type LocalServerOptions, startLocalServer } from '../lib/local/server.js';
+import { type LocalServerOptions, localServerSecrets, startLocalServer } from '../lib/local/server.js';
 import { compileWorkflow, formatDiagnostic, toMermaid } from '../lib/workflow/index.js';
 import { loadWorkspace, PROJECT_ROOT, resolveWorkflowFile, WORKFLOWS_DIR } from '../lib/workspace.js';
 
 /** Default folder for local state (artifacts, DynamoDB data, comments). */
 const DEFAULT_STATE_DIR = join(PROJECT_ROOT, '.agentflow', 'state');
-/** Local default webhook secret when AGENTFLOW_GITHUB_WEBHOOK_SECRET is not set. */
-const DEV_SECRET = 'agentflow-local-dev-secret';
 
 const program = new Command()
   .name('agentflow')
@@ -109,8 +108,11 @@ program
       },
     });
     // A workflow with an approval or CI gate waits for a decision: serve the local API so that
-    // `agentflow approvals` / `agentflow approve` (another terminal, same --state-dir) can reach it.
-    const api = wf.phases.some((p) => p.kind !== 'agents') ? await serveState(runtime, opts.stateDir, 0) : undefined;
+    // `agentflow approvals` / `agentflow approve` (another terminal, same --state-dir) can reach it,
+    // and the webhook routes check the configured secrets, as `serve`'s do.
+    const api = wf.phases.some((p) => p.kind !== 'agents')
+      ? await serveState(runtime, opts.stateDir, 0, localServerSecrets().secrets)
+      : undefined;
     try {
       out(`AgentFlow: ${wf.name} on ${repo} (${change.baseSha.slice(0, 7)}...${change.headSha.slice(0, 7)}, from their merge base)`);
       out(`providers: ${describeModes(runtime)}`);
@@ -166,10 +168,8 @@ program
       for (const d of ws.diagnostics) console.error(formatDiagnostic(d));
       throw new UsageError('fix the workflows above first (npx agentflow validate)');
     }
-    const secret = process.env.AGENTFLOW_GITHUB_WEBHOOK_SECRET ?? DEV_SECRET;
-    if (!process.env.AGENTFLOW_GITHUB_WEBHOOK_SECRET) {
-      console.error(`AGENTFLOW_GITHUB_WEBHOOK_SECRET is not set: using the development secret "${DEV_SECRET}"`);
-    }
+    const { secrets, notes } = localServerSecrets();
+    for (const note of notes) console.error(note);
     const runtime = await LocalRuntime.start({
       stateDir: opts.stateDir,
       repoPath: resolve(opts.repo),
@@ -181,23 +181,13 @@ program
       const line = formatProgress(e);
       if (line) console.log(`[${e.execution}] ${line}`);
     });
-    const slack = process.env.AGENTFLOW_SLACK_SIGNING_SECRET;
-    const ci = process.env.AGENTFLOW_CI_SECRET;
-    if (!slack) console.error('AGENTFLOW_SLACK_SIGNING_SECRET is not set: the Slack routes answer 503');
-    if (!ci) console.error('AGENTFLOW_CI_SECRET is not set: /webhooks/ci answers 503');
-    const server = await serveState(runtime, opts.stateDir, Number(opts.port), {
-      secret,
-      ...(process.env.AGENTFLOW_GITHUB_WEBHOOK_SECRET_PREVIOUS
-        ? { previousSecret: process.env.AGENTFLOW_GITHUB_WEBHOOK_SECRET_PREVIOUS }
-        : {}),
-      ...(slack ? { slackSigningSecret: slack } : {}),
-      ...(ci ? { ciSecret: ci } : {}),
-    });
+    const server = await serveState(runtime, opts.stateDir, Number(opts.port), secrets);
     console.log(`AgentFlow listening on ${server.url}`);
     console.log(
       `  POST ${server.url}/webhooks/github   ${server.url}/webhooks/slack/commands   ${server.url}/webhooks/slack/interactions   ${server.url}/webhooks/ci`,
     );
     console.log(`  GET ${server.url}/runs   /runs/<execution>   /costs   /breakers   /approvals   POST /approvals/<id>`);
+    console.log(`  local API token (Authorization: Bearer …): in ${join(opts.stateDir, 'serve.json')}`);
     console.log(`  workflows: ${[...ws.workflows.keys()].join(', ')}; providers: ${describeModes(runtime)}`);
     const stop = async () => {
       await server.close();
@@ -282,15 +272,15 @@ program
   .action(async (id: string, opts: { reject?: boolean; as?: string; stateDir: string }) => {
     const who = opts.as ?? Object.values(loadLocalGroups(PROJECT_ROOT)).flatMap((g) => g.slack)[0];
     if (!who) throw new UsageError('pass --as <Slack user id or @github-login>');
-    const url = serveUrl(opts.stateDir);
-    if (!url) {
+    const served = readServeState(opts.stateDir);
+    if (!served) {
       throw new UsageError(
         `no running \`agentflow serve\` or \`agentflow run\` on ${opts.stateDir}: the waiting execution lives in that process (start it with the same --state-dir)`,
       );
     }
-    const r = await fetch(`${url}/approvals/${encodeURIComponent(id)}`, {
+    const r = await fetch(`${served.url}/approvals/${encodeURIComponent(id)}`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: localApiHeaders(served.token, true),
       body: JSON.stringify({ decision: opts.reject ? 'reject' : 'approve', as: who }),
     });
     const decision = (await r.json()) as Decision;
@@ -376,44 +366,34 @@ async function withGatewayTables<T>(
   }
 }
 
-/** The URL of the local API of a serve/run holding `stateDir` (its `serve.json`), if any. */
-function serveUrl(stateDir: string): string | undefined {
-  const servePath = join(stateDir, 'serve.json');
-  if (!existsSync(servePath)) return undefined;
-  try {
-    return (JSON.parse(readFileSync(servePath, 'utf8')) as { url: string }).url;
-  } catch {
-    return undefined;
-  }
-}
-
 /**
- * Starts the local server for `runtime` and records its URL in `<stateDir>/serve.json`, so the
- * other commands on the same state folder (which dynalite locks) go through its HTTP API.
+ * Starts the local server for `runtime` and records its URL and bearer token in
+ * `<stateDir>/serve.json` (mode 0600), so the other commands on the same state folder (which
+ * dynalite locks) go through its HTTP API.
  */
 async function serveState(
   runtime: LocalRuntime,
   stateDir: string,
   port: number,
-  secrets: Omit<LocalServerOptions, 'runtime' | 'port'> = { secret: DEV_SECRET },
+  secrets: Omit<LocalServerOptions, 'runtime' | 'port' | 'token'>,
 ): Promise<{ url: string; close(): Promise<void> }> {
   const server = await startLocalServer({ runtime, port, ...secrets });
-  mkdirSync(stateDir, { recursive: true });
-  writeFileSync(join(stateDir, 'serve.json'), JSON.stringify({ url: server.url, pid: process.pid }));
+  writeServeState(stateDir, { url: server.url, pid: process.pid, token: server.token });
   return {
     url: server.url,
     close: async () => {
-      rmSync(join(stateDir, 'serve.json'), { force: true });
+      removeServeState(stateDir);
       await server.close();
     },
   };
 }
 
+/** GET `path` from the local API of the serve/run holding `stateDir`, with its token; undefined if none answers. */
 async function fromServe(stateDir: string, path: string): Promise<unknown> {
-  const url = serveUrl(stateDir);
-  if (!url) return undefined;
+  const served = readServeState(stateDir);
+  if (!served) return undefined;
   try {
-    const r = await fetch(`${url}${path}`);
+    const r = await fetch(`${served.url}${path}`, { headers: localApiHeaders(served.token) });
     if (r.ok) return await r.json();
   } catch {
     // serve is gone: read the folder

@@ -6,6 +6,7 @@ import type { WorkflowTrigger } from '../../lambdas/core/triggers.js';
 import { INGRESS_ROUTES, type IngressDeps, routeIngress } from '../../lambdas/webhook/routes.js';
 import { webhookTrigger } from '../workflow/index.js';
 import { breakerReport, costReport } from './costs.js';
+import { bearerMatches, newLocalApiToken } from './local-api-token.js';
 import type { LocalRuntime } from './runtime.js';
 
 /** Largest body the local server accepts: API Gateway HTTP API's 10 MB payload limit. */
@@ -24,6 +25,72 @@ export interface LocalServerOptions {
   ciSecret?: string;
   /** @default 0 (an ephemeral port) */
   port?: number;
+  /**
+   * The bearer token the local API routes require (`Authorization: Bearer <token>`).
+   * @default a new random token ({@link LocalServer.token})
+   */
+  token?: string;
+}
+
+/** Local default GitHub webhook secret when AGENTFLOW_GITHUB_WEBHOOK_SECRET is not set. */
+export const DEV_WEBHOOK_SECRET = 'agentflow-local-dev-secret';
+
+/**
+ * The webhook secrets of the local server from the environment — one function for `serve` and
+ * the local API of a waiting `run`: AGENTFLOW_GITHUB_WEBHOOK_SECRET (default
+ * {@link DEV_WEBHOOK_SECRET}), AGENTFLOW_GITHUB_WEBHOOK_SECRET_PREVIOUS,
+ * AGENTFLOW_SLACK_SIGNING_SECRET and AGENTFLOW_CI_SECRET. `notes` says what is missing, one line each.
+ */
+export function localServerSecrets(env: NodeJS.ProcessEnv = process.env): {
+  secrets: Omit<LocalServerOptions, 'runtime' | 'port' | 'token'>;
+  notes: string[];
+} {
+  const github = env.AGENTFLOW_GITHUB_WEBHOOK_SECRET;
+  const previous = env.AGENTFLOW_GITHUB_WEBHOOK_SECRET_PREVIOUS;
+  const slack = env.AGENTFLOW_SLACK_SIGNING_SECRET;
+  const ci = env.AGENTFLOW_CI_SECRET;
+  const notes = [
+    ...(github ? [] : [`AGENTFLOW_GITHUB_WEBHOOK_SECRET is not set: using the development secret "${DEV_WEBHOOK_SECRET}"`]),
+    ...(slack ? [] : ['AGENTFLOW_SLACK_SIGNING_SECRET is not set: the Slack routes answer 503']),
+    ...(ci ? [] : ['AGENTFLOW_CI_SECRET is not set: /webhooks/ci answers 503']),
+  ];
+  return {
+    secrets: {
+      secret: github || DEV_WEBHOOK_SECRET,
+      ...(previous ? { previousSecret: previous } : {}),
+      ...(slack ? { slackSigningSecret: slack } : {}),
+      ...(ci ? { ciSecret: ci } : {}),
+    },
+    notes,
+  };
+}
+
+/**
+ * Why a request to a local API route (every route but the signed webhook routes) is refused, if it
+ * is: a `Host` other than this server's loopback names (DNS rebinding) or an `Origin` (a browser
+ * page) → 403; no `Authorization: Bearer <token>` → 401 (`GET /health` needs none); a JSON route
+ * without `Content-Type: application/json` → 415.
+ */
+export function refuseLocalRequest(
+  req: Pick<IncomingMessage, 'method' | 'headers'>,
+  path: string,
+  port: number,
+  token: string,
+): { status: 401 | 403 | 415; message: string } | undefined {
+  const allowed = [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`];
+  if (!allowed.includes((req.headers.host ?? '').toLowerCase())) {
+    return { status: 403, message: `refused: Host must be one of ${allowed.join(', ')}` };
+  }
+  if (req.headers.origin !== undefined) return { status: 403, message: 'refused: the local API does not answer browsers (Origin)' };
+  if (req.method === 'GET' && path === '/health') return undefined;
+  if (!bearerMatches(req.headers.authorization, token)) {
+    return { status: 401, message: 'send Authorization: Bearer <token> (the token is in serve.json in the state folder)' };
+  }
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
+    if (type !== 'application/json') return { status: 415, message: 'send Content-Type: application/json' };
+  }
+  return undefined;
 }
 
 /** The workflows as the ingress routes see them. */
@@ -121,6 +188,8 @@ async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
 /** A running local server. */
 export interface LocalServer {
   url: string;
+  /** The bearer token of the local API routes. */
+  token: string;
   server: Server;
   close(): Promise<void>;
 }
@@ -131,10 +200,13 @@ export interface LocalServer {
  * the same use cases as the webhook Lambda, starting executions on the local runtime), and local
  * tools' API: `GET /runs`, `GET /runs/<execution>`, `GET /costs`, `GET /breakers`, `GET /approvals`
  * (pending, no task tokens), `POST /approvals/<id>` `{ decision, as }` (decide as a Slack user id
- * or `@github-login`) and `GET /health`.
+ * or `@github-login`) and `GET /health`. The webhook routes check their signatures; every other
+ * route passes {@link refuseLocalRequest} first (loopback `Host`, no `Origin`, the bearer token —
+ * except `/health` —, JSON bodies).
  */
 export async function startLocalServer(options: LocalServerOptions): Promise<LocalServer> {
   const { runtime } = options;
+  const token = options.token ?? newLocalApiToken();
   const ingress = localIngress(runtime, options);
   const workflows = ingress.github.workflows;
   const send = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
@@ -156,13 +228,30 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
         send(res, r.statusCode, r.body, r.headers);
         return;
       }
+      const refused = refuseLocalRequest(req, path, (server.address() as AddressInfo).port, token);
+      if (refused) {
+        send(res, refused.status, { message: refused.message }, refused.status === 401 ? { 'www-authenticate': 'Bearer' } : {});
+        return;
+      }
       if (req.method === 'GET' && path === '/approvals') {
         send(res, 200, { approvals: await runtime.listApprovals() });
         return;
       }
       const a = /^\/approvals\/([A-Za-z0-9_-]{1,64})$/.exec(path);
       if (req.method === 'POST' && a?.[1]) {
-        const parsed = LocalDecisionSchema.safeParse(JSON.parse((await readBody(req))?.toString('utf8') || '{}'));
+        const body = await readBody(req);
+        if (!body) {
+          send(res, 413, { message: 'payload too large' });
+          req.destroy();
+          return;
+        }
+        let json: unknown;
+        try {
+          json = JSON.parse(body.toString('utf8') || '{}');
+        } catch {
+          json = undefined;
+        }
+        const parsed = LocalDecisionSchema.safeParse(json);
         if (!parsed.success) {
           send(res, 400, { message: 'send { "decision": "approve" | "reject", "as": "<Slack user id or @github-login>" }' });
           return;
@@ -207,6 +296,7 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
     url,
+    token,
     server,
     close: () =>
       new Promise<void>((ok) => {

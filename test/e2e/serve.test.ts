@@ -1,4 +1,6 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { readFileSync, statSync } from 'node:fs';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { sign } from '@octokit/webhooks-methods';
@@ -69,10 +71,33 @@ async function post(body: string, signature: string | undefined, delivery: strin
   });
 }
 
+/** The local API token `serve` wrote to the state folder. */
+const token = () => (JSON.parse(readFileSync(join(stateDir, 'serve.json'), 'utf8')) as { token: string }).token;
+
+/** A request to the local API with the token from the state folder. */
+const api = (path: string, init: RequestInit = {}) =>
+  fetch(`${url}${path}`, { ...init, headers: { authorization: `Bearer ${token()}`, ...(init.headers as Record<string, string>) } });
+
+/** POST /approvals/<id> through node:http, which sends the `Host` header it is given (fetch sets its own). */
+const postWithHost = (id: string, host: string) =>
+  new Promise<number>((ok, fail) => {
+    const body = JSON.stringify({ decision: 'approve', as: LEAD });
+    const req = request(
+      `${url}/approvals/${id}`,
+      { method: 'POST', headers: { host, authorization: `Bearer ${token()}`, 'content-type': 'application/json' } },
+      (res) => {
+        res.resume();
+        ok(res.statusCode ?? 0);
+      },
+    );
+    req.on('error', fail);
+    req.end(body);
+  });
+
 /** Polls GET /runs/<name> until the run is no longer RUNNING. */
 const finishedRun = (name: string) =>
   waitFor(async () => {
-    const r = await fetch(`${url}/runs/${name}`);
+    const r = await api(`/runs/${name}`);
     const record = r.ok ? ((await r.json()) as RunRecord) : undefined;
     return record && record.status !== 'RUNNING' ? record : undefined;
   }, `run ${name}`);
@@ -98,7 +123,7 @@ describe('e2e: agentflow serve', () => {
     const body = payload();
     expect((await post(body, await sign('not-the-secret', body), 'forged-1')).status).toBe(401);
     expect((await post(body, undefined, 'unsigned-1')).status).toBe(401);
-    const runs = (await (await fetch(`${url}/runs`)).json()) as { runs: RunRecord[] };
+    const runs = (await (await api('/runs')).json()) as { runs: RunRecord[] };
     expect(runs.runs).toEqual([]);
   });
 
@@ -167,6 +192,58 @@ describe('e2e: agentflow serve', () => {
     expect(record).toMatchObject({ status: 'SUCCEEDED', workflow: 'architecture-migration' });
   });
 
+  it('writes its local API token to serve.json (mode 0600) and refuses GET /runs, /approvals, /costs and /breakers without it', async () => {
+    // Prepare
+    const state = JSON.parse(readFileSync(join(stateDir, 'serve.json'), 'utf8')) as { url: string; pid: number; token: string };
+
+    // Act
+    const statuses = await Promise.all(['/runs', '/approvals', '/costs', '/breakers'].map(async (p) => (await fetch(`${url}${p}`)).status));
+    const wrong = await fetch(`${url}/runs`, { headers: { authorization: `Bearer ${state.token.slice(1)}x` } });
+
+    // Assess
+    expect(statSync(join(stateDir, 'serve.json')).mode & 0o777).toBe(0o600);
+    expect(state).toMatchObject({ url, pid: server.pid, token: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/) });
+    expect(statuses).toEqual([401, 401, 401, 401]);
+    expect(wrong.status).toBe(401);
+    expect((await api('/runs')).status).toBe(200);
+  });
+
+  it('refuses POST /approvals/<id> without the token (401), from a browser Origin (403), with a foreign Host (403) and as text/plain (415); with the token it decides', async () => {
+    // Prepare: a pending approval.
+    const { answer } = await slackCommand(
+      `run architecture-migration repo=acme/shop-apps base=${repo.base} head=${repo.head}`,
+      'trigger-local-api',
+    );
+    const execution = /execution `([^`]+)`/.exec(answer.text)?.[1] as string;
+    const id = await waitFor(async () => {
+      const list = (await (await api('/approvals')).json()) as { approvals: Array<{ id: string; execution: string }> };
+      return list.approvals.find((a) => a.execution === execution)?.id;
+    }, 'the approval');
+    const body = JSON.stringify({ decision: 'approve', as: LEAD });
+    const json = { 'content-type': 'application/json' };
+
+    // Act
+    const unauthenticated = await fetch(`${url}/approvals/${id}`, { method: 'POST', headers: json, body });
+    const browser = await api(`/approvals/${id}`, { method: 'POST', headers: { ...json, origin: 'https://evil.example' }, body });
+    const rebound = await postWithHost(id, 'evil.example');
+    const rebindWithPort = await postWithHost(id, `evil.example:${new URL(url).port}`);
+    const text = await api(`/approvals/${id}`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body });
+    const stillPending = ((await (await api('/approvals')).json()) as { approvals: Array<{ id: string }> }).approvals.map((a) => a.id);
+    const decided = await api(`/approvals/${id}`, { method: 'POST', headers: json, body });
+
+    // Assess
+    expect(unauthenticated.status).toBe(401);
+    expect(await unauthenticated.json()).toMatchObject({ message: expect.stringContaining('Authorization: Bearer') });
+    expect(browser.status).toBe(403);
+    expect(rebound).toBe(403);
+    expect(rebindWithPort).toBe(403);
+    expect(text.status).toBe(415);
+    expect(stillPending).toContain(id);
+    expect(decided.status).toBe(200);
+    expect(await decided.json()).toMatchObject({ outcome: 'approved' });
+    expect(await finishedRun(execution)).toMatchObject({ status: 'SUCCEEDED', workflow: 'architecture-migration' });
+  });
+
   it('`/agentflow reject <id>` in a pull-request comment decides as the GitHub user; `/agentflow review` runs the review again', async () => {
     const { answer } = await slackCommand(
       `run architecture-migration repo=acme/shop-apps base=${repo.base} head=${repo.head}`,
@@ -174,7 +251,7 @@ describe('e2e: agentflow serve', () => {
     );
     const execution = /execution `([^`]+)`/.exec(answer.text)?.[1] as string;
     const id = await waitFor(async () => {
-      const list = (await (await fetch(`${url}/approvals`)).json()) as { approvals: Array<{ id: string; execution: string }> };
+      const list = (await (await api('/approvals')).json()) as { approvals: Array<{ id: string; execution: string }> };
       return list.approvals.find((a) => a.execution === execution)?.id;
     }, 'the approval');
     const comment = (text: string, login: string, association = 'MEMBER') =>
