@@ -593,6 +593,11 @@ export class DynamoRateLimitStore implements RateLimitStore {
     return { ok: false, reason: 'rate', waitMs: Math.max(1, Math.ceil((1 - Math.min(1, tokens)) / perMs)) };
   }
 
+  /** Frees every concurrency slot of `provider` (their holders are known to be gone: a crashed local process). */
+  async releaseAll(provider: string): Promise<void> {
+    await this.doc.send(new UpdateCommand({ TableName: this.table, Key: this.key(provider), UpdateExpression: 'REMOVE holders' }));
+  }
+
   async leave(provider: string, holder: SlotHolder): Promise<void> {
     await this.doc.send(
       new UpdateCommand({

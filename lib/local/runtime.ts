@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, ResourceInUseException } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
@@ -12,7 +12,12 @@ import { FsArtifactStore } from '../../lambdas/adapters/artifacts.js';
 import { GitChangeLookup, GitChangeSource } from '../../lambdas/adapters/changes.js';
 import { FileCommentPublisher } from '../../lambdas/adapters/comments.js';
 import { PowertoolsDeliveryGuard } from '../../lambdas/adapters/delivery-guard.js';
-import { createDynamoGateway, type DynamoBreakerStore, type DynamoBudgetLedger } from '../../lambdas/adapters/gateway-store.js';
+import {
+  createDynamoGateway,
+  type DynamoBreakerStore,
+  type DynamoBudgetLedger,
+  DynamoRateLimitStore,
+} from '../../lambdas/adapters/gateway-store.js';
 import { MemoryGatewayMetrics } from '../../lambdas/adapters/metrics.js';
 import { DynamoRunStore, TABLE_KEYS } from '../../lambdas/adapters/runs.js';
 import { aggregate } from '../../lambdas/aggregate/aggregate.js';
@@ -29,7 +34,7 @@ import {
   RequestApprovalInputSchema,
   requestApproval,
 } from '../../lambdas/core/approvals.js';
-import { ContextArtifactSchema, type ExecutionInput, type RunSummary } from '../../lambdas/core/contracts.js';
+import { ContextArtifactSchema, type ExecutionInput, PROVIDERS, type RunSummary } from '../../lambdas/core/contracts.js';
 import type { ModelGateway } from '../../lambdas/core/gateway.js';
 import { type GatewayConfig, GatewayConfigSchema } from '../../lambdas/core/gateway-config.js';
 import type { ChangeLookup, DeliveryGuard, ExecutionStarter, ProviderTable, RunStore } from '../../lambdas/core/ports.js';
@@ -68,6 +73,13 @@ export interface LocalRuntimeOptions {
   groups?: ApproverGroups;
   /** Prints approval requests and outcomes. @default console.log */
   print?: (line: string) => void;
+}
+
+/** What {@link LocalRuntime.reconcile} put right: runs marked interrupted, approvals expired, budget holds released. */
+export interface Recovery {
+  runs: number;
+  approvals: number;
+  holds: number;
 }
 
 /** What a state machine execution ended with. */
@@ -173,7 +185,42 @@ export class LocalRuntime {
       return ctx.success ? ctx.data.change : undefined;
     });
     rt.notifier = new LocalApprovalNotifier(options.print ?? ((l) => console.log(l)), join(options.stateDir, 'slack-outbox.jsonl'));
+    // This process now owns the folder (claimFolder): whatever a previous owner left running is gone.
+    if (persist) rt.recovered = await rt.reconcile();
     return rt;
+  }
+
+  /** What {@link reconcile} put right when this runtime opened its state folder. */
+  recovered: Recovery = { runs: 0, approvals: 0, holds: 0 };
+
+  /**
+   * Puts right what a process that stopped without cleaning up (SIGKILL, a crash) left in the
+   * state folder. Only called by the folder's owner (see `claimFolder`), so nothing found running
+   * is alive: RUNNING runs become FAILED ("interrupted"), pending approvals and CI gates EXPIRED
+   * (their message says so), every budget hold is released and every rate-limit slot freed.
+   */
+  async reconcile(): Promise<Recovery> {
+    const at = new Date().toISOString();
+    const stale = (await this.runs.list(10_000)).filter((r) => r.status === 'RUNNING');
+    for (const r of stale) {
+      await this.runs.put({
+        ...r,
+        status: 'FAILED',
+        finishedAt: at,
+        error: 'interrupted: the process running it stopped before it finished (found when the state folder was opened again)',
+      });
+    }
+    const pending = await this.approvals.listPending();
+    for (const a of pending) {
+      await this.approvals.expire(a.id);
+      await this.notifier.decided({ ...a, status: 'EXPIRED' });
+    }
+    const holds = await this.ledger.sweepAll(Number.MAX_SAFE_INTEGER);
+    if (this.table) {
+      const limits = new DynamoRateLimitStore(this.table.doc, LOCAL_TABLE);
+      await Promise.all(PROVIDERS.map((p) => limits.releaseAll(p)));
+    }
+    return { runs: stale.length, approvals: pending.length, holds };
   }
 
   /** Pending approvals and CI callbacks (no task tokens). */
@@ -396,13 +443,74 @@ export interface LocalTable {
  */
 export async function startLocalTable(path?: string): Promise<LocalTable> {
   if (path) mkdirSync(path, { recursive: true });
+  // One process per data folder: a second dynalite on the same LevelDB folder crashes its process
+  // ("Database is closed") at its first request, so the folder is claimed first.
+  const release = path ? claimFolder(path) : () => undefined;
   const db: Server = dynalite({ ...(path ? { path } : {}), createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
-  await new Promise<void>((ok, fail) => {
-    db.once('error', fail);
-    db.listen(0, '127.0.0.1', () => ok());
-  });
+  try {
+    await new Promise<void>((ok, fail) => {
+      db.once('error', fail);
+      db.listen(0, '127.0.0.1', () => ok());
+    });
+  } catch (e) {
+    release();
+    throw e;
+  }
   const endpoint = `http://127.0.0.1:${(db.address() as AddressInfo).port}`;
-  return connectLocalTable(endpoint, () => new Promise<void>((ok) => db.close(() => ok())));
+  return connectLocalTable(endpoint, async () => {
+    await new Promise<void>((ok) => db.close(() => ok()));
+    release();
+  });
+}
+
+/** The owner file of a data folder: `{ pid, startedAt }` of the process that holds it. */
+const OWNER_FILE = 'agentflow-owner.json';
+
+/**
+ * Claims `dir` for this process with an owner file created exclusively. An owner file of a
+ * process that is gone (it crashed: SIGKILL, power loss) is taken over.
+ * @returns a function that gives the folder up
+ * @throws Error (one line) naming the folder and the process that holds it
+ */
+export function claimFolder(dir: string): () => void {
+  const file = join(dir, OWNER_FILE);
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      writeFileSync(file, JSON.stringify({ pid: process.pid, startedAt: new Date().toISOString() }), { flag: 'wx', mode: 0o600 });
+      return () => {
+        try {
+          const owner = JSON.parse(readFileSync(file, 'utf8')) as { pid?: number };
+          if (owner.pid === process.pid) rmSync(file, { force: true });
+        } catch {
+          // already gone
+        }
+      };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    let owner: { pid?: number; startedAt?: string } = {};
+    try {
+      owner = JSON.parse(readFileSync(file, 'utf8')) as typeof owner;
+    } catch {
+      // unreadable: treat as stale
+    }
+    if (owner.pid !== undefined && processAlive(owner.pid)) {
+      throw new Error(
+        `the state folder ${dirname(dir)} is in use by process ${owner.pid} (since ${owner.startedAt ?? 'unknown'}): stop it, talk to it through its API, or pass another --state-dir`,
+      );
+    }
+    rmSync(file, { force: true });
+  }
+  throw new Error(`cannot claim the state folder ${dirname(dir)}`);
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /**

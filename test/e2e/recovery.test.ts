@@ -1,0 +1,125 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { sign } from '@octokit/webhooks-methods';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { ExampleRepo } from '../../lib/local/example-repo.js';
+import { LocalRuntime } from '../../lib/local/runtime.js';
+import { loadWorkspace, PROJECT_ROOT } from '../../lib/workspace.js';
+import { exampleRepo, tempDir, waitFor } from '../helpers.js';
+
+/**
+ * Crash recovery (DESIGN §12, local state folder): a real `agentflow serve` is killed with SIGKILL
+ * while a run waits on the model; opening the same state folder again reconciles what it left.
+ */
+
+const CLI = join(PROJECT_ROOT, 'bin', 'agentflow.js');
+const SECRET = 'recovery-test-secret';
+
+let repo: ExampleRepo;
+beforeAll(() => {
+  repo = exampleRepo();
+});
+
+let child: ChildProcess | undefined;
+afterEach(async () => {
+  if (child && child.exitCode === null && child.signalCode === null) {
+    child.kill('SIGKILL');
+    await new Promise((r) => child?.once('exit', r));
+  }
+  child = undefined;
+});
+
+/** Starts `agentflow serve` on `stateDir` with slow offline answers; resolves with its URL. */
+async function serve(stateDir: string): Promise<string> {
+  child = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--repo', repo.path, '--state-dir', stateDir], {
+    env: { ...process.env, AGENTFLOW_GITHUB_WEBHOOK_SECRET: SECRET, AGENTFLOW_OFFLINE: '1', AGENTFLOW_OFFLINE_DELAY_MS: '60000' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const proc = child;
+  return new Promise<string>((ok, fail) => {
+    let out = '';
+    proc.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
+      if (m?.[1]) ok(m[1]);
+    });
+    proc.stderr?.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    proc.on('exit', (code) => fail(new Error(`serve exited with ${code}: ${out}`)));
+  });
+}
+
+async function deliver(url: string, delivery: string): Promise<Response> {
+  const body = JSON.stringify({
+    action: 'opened',
+    number: 42,
+    pull_request: {
+      title: 'Checkout: pay with card',
+      html_url: 'https://github.com/acme/shop-apps/pull/42',
+      user: { login: 'mobile-dev' },
+      base: { sha: repo.base, ref: 'main' },
+      head: { sha: repo.head, ref: 'feature/checkout-payments' },
+    },
+    repository: { full_name: 'acme/shop-apps' },
+  });
+  return fetch(`${url}/webhooks/github`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      'x-github-event': 'pull_request',
+      'x-github-delivery': delivery,
+      'x-hub-signature-256': await sign(SECRET, body),
+    },
+    body,
+  });
+}
+
+const open = (stateDir: string) =>
+  LocalRuntime.start({
+    stateDir,
+    repoPath: repo.path,
+    workspace: loadWorkspace(),
+    modes: { openai: 'offline', bedrock: 'offline', 'openai-compatible': 'offline' },
+    print: () => undefined,
+  });
+
+describe('e2e: a serve killed with SIGKILL mid-run', () => {
+  it('refuses a second process on the folder with one line, then reconciles runs, budget holds and slots after the kill', async () => {
+    const stateDir = tempDir();
+    const url = await serve(stateDir);
+    expect((await deliver(url, 'recovery-1')).status).toBe(202);
+    // The agents are waiting on the (slow) model: their budget holds and slots are taken.
+    const owner = join(stateDir, 'dynamodb', 'agentflow-owner.json');
+    expect(existsSync(owner)).toBe(true);
+    const ctx = join(stateDir, 'artifacts', 'runs', 'recovery-1-pr-review', 'context.json');
+    await waitFor(async () => (existsSync(ctx) ? true : undefined), 'the run to load its context');
+    await new Promise((r) => setTimeout(r, 1_500));
+
+    // A second process on the same folder stops with one clear line naming the folder and the holder.
+    await expect(open(stateDir)).rejects.toThrow(
+      new RegExp(`^the state folder ${stateDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is in use by process ${child?.pid} `),
+    );
+
+    child?.kill('SIGKILL');
+    await new Promise((r) => child?.once('exit', r));
+    expect(JSON.parse(readFileSync(owner, 'utf8')).pid).not.toBe(process.pid);
+
+    const rt = await open(stateDir);
+    try {
+      // Every workflow the delivery started (pr-review and the others triggered on opened) was interrupted.
+      expect(rt.recovered.runs).toBeGreaterThanOrEqual(1);
+      expect((await rt.runs.list()).filter((r) => r.status === 'RUNNING')).toEqual([]);
+      expect(rt.recovered.holds).toBeGreaterThan(0);
+      const record = await rt.runs.get('recovery-1-pr-review');
+      expect(record).toMatchObject({ status: 'FAILED', error: expect.stringMatching(/^interrupted: /) });
+      for (const b of await rt.ledger.list()) expect(b.openHolds, b.key).toBe(0);
+      // The folder now belongs to this process.
+      expect(JSON.parse(readFileSync(owner, 'utf8')).pid).toBe(process.pid);
+    } finally {
+      await rt.stop();
+    }
+    expect(existsSync(owner)).toBe(false);
+  }, 120_000);
+});
