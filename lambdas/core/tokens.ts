@@ -12,14 +12,45 @@ export function estimateTokens(text: string): number {
 /** Characters per token assumed for chunk sizes (code runs 3.5–4.5 in o200k and Claude's tokenizer). */
 const CHARS_PER_TOKEN = 3.5;
 
-/** Renders one changed file the way prompts show it. */
+/**
+ * Renders one changed file the way prompts show it: a `### path (status, +a -d)` header and the
+ * patch in a ```diff fence longer than any backtick run in the patch, so no line of the diff can
+ * close it. Line endings are git's: `\r\n` is a line break, a lone `\r` is shown as `␍` (see
+ * {@link normalizePatch}); control characters in paths are escaped so a file name cannot add lines.
+ */
 export function renderFile(file: ChangedFile): string {
+  const path = promptPath(file.path);
   const header =
     file.status === 'renamed' && file.previousPath
-      ? `### ${file.path} (renamed from ${file.previousPath}, +${file.additions} -${file.deletions})`
-      : `### ${file.path} (${file.status}, +${file.additions} -${file.deletions})`;
-  return `${header}\n\`\`\`diff\n${file.binary ? '(binary file)' : file.patch}\n\`\`\`\n`;
+      ? `### ${path} (renamed from ${promptPath(file.previousPath)}, +${file.additions} -${file.deletions})`
+      : `### ${path} (${file.status}, +${file.additions} -${file.deletions})`;
+  const patch = file.binary ? '(binary file)' : normalizePatch(file.patch);
+  const fence = fenceFor(patch);
+  return `${header}\n${fence}diff\n${patch}\n${fence}\n`;
 }
+
+/**
+ * A patch with git's line structure for a prompt: `\r\n` becomes `\n`, and a lone `\r` (which a
+ * model or a line splitter could read as a line break) becomes the visible `␍`, so a carriage
+ * return in an added line never changes which lines are reviewed.
+ *
+ * @example normalizePatch('+a\r\n+b\rc') // '+a\n+b␍c'
+ */
+export function normalizePatch(patch: string): string {
+  return patch.replace(/\r\n/g, '\n').replace(/\r/g, '␍');
+}
+
+/** A Markdown code fence of backticks longer than any backtick run in `text` (at least three). */
+export function fenceFor(text: string): string {
+  let longest = 0;
+  for (const m of text.matchAll(/`+/g)) longest = Math.max(longest, m[0].length);
+  return '`'.repeat(Math.max(3, longest + 1));
+}
+
+/** A path on one prompt line: control characters (newlines, carriage returns…) as `\uXXXX` escapes. */
+const promptPath = (path: string) =>
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this replaces.
+  path.replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 
 /**
  * Splits the changed files into chunks of at most `budgetTokens` estimated tokens each, keeping
@@ -77,7 +108,9 @@ export function layoutChunks(files: readonly ChangedFile[], budgetTokens: number
 }
 
 function splitPatch(file: ChangedFile, budgetTokens: number): string[] {
-  const lines = file.patch.split('\n');
+  const patch = normalizePatch(file.patch);
+  const lines = patch.split('\n');
+  const fence = fenceFor(patch);
   const pieces: string[] = [];
   let part: string[] = [];
   let n = 0;
@@ -85,15 +118,15 @@ function splitPatch(file: ChangedFile, budgetTokens: number): string[] {
   // inside a hunk gets a hunk header of its own and line numbers stay right.
   let oldLine = 0;
   let newLine = 0;
-  const header = (i: number) => `### ${file.path} (${file.status}, part ${i})\n\`\`\`diff\n`;
-  const overhead = estimateTokens(`${header(99)}@@ -000000,0 +000000,0 @@\n\`\`\`\n`);
+  const header = (i: number) => `### ${promptPath(file.path)} (${file.status}, part ${i})\n${fence}diff\n`;
+  const overhead = estimateTokens(`${header(99)}@@ -000000,0 +000000,0 @@\n${fence}\n`);
   const limit = Math.max(1, budgetTokens - overhead);
   // Characters in `part` joined with newlines, tracked as lines are added (no re-joining per line).
   let partLength = -1;
   const emit = () => {
     if (part.length === 0) return;
     n++;
-    pieces.push(`${header(n)}${part.join('\n')}\n\`\`\`\n`);
+    pieces.push(`${header(n)}${part.join('\n')}\n${fence}\n`);
     part = [];
     partLength = -1;
   };
