@@ -1,10 +1,11 @@
-import { execFile, execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { githubSignature } from '../../lambdas/core/signatures.js';
 import { PROJECT_ROOT } from '../../lib/workspace.js';
-import { exampleRepo, tempDir } from '../helpers.js';
+import { exampleRepo, tempDir, waitFor } from '../helpers.js';
 
 const CLI = join(PROJECT_ROOT, 'bin', 'agentflow.js');
 const exec = promisify(execFile);
@@ -209,6 +210,83 @@ describe('CLI: agentflow', () => {
         'ios/Shop/Checkout/CheckoutViewModel.swift',
         'ios/Shop/Checkout/PaymentClient.swift',
       ]);
+    });
+  });
+
+  describe('run: the local API of a run waiting at a gate', () => {
+    it('accepts a delivery signed with the configured AGENTFLOW_GITHUB_WEBHOOK_SECRET and refuses the development secret', async () => {
+      // Prepare: architecture-migration waits at its approval; its local API is in serve.json.
+      const repo = exampleRepo();
+      const stateDir = tempDir();
+      const secret = 'cli-test-configured-secret';
+      const child = spawn(
+        process.execPath,
+        [
+          CLI,
+          'run',
+          'architecture-migration',
+          '--repo',
+          repo.path,
+          '--base',
+          repo.base,
+          '--head',
+          repo.head,
+          '--json',
+          '--state-dir',
+          stateDir,
+        ],
+        { env: { ...process.env, AGENTFLOW_OFFLINE: '1', AGENTFLOW_GITHUB_WEBHOOK_SECRET: secret }, stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let stdout = '';
+      child.stdout?.on('data', (d: Buffer) => {
+        stdout += d.toString();
+      });
+      const exited = new Promise<number | null>((ok) => child.once('exit', ok));
+      try {
+        const servePath = join(stateDir, 'serve.json');
+        const { url, token } = await waitFor(
+          async () => (existsSync(servePath) ? (JSON.parse(readFileSync(servePath, 'utf8')) as { url: string; token: string }) : undefined),
+          'serve.json',
+        );
+        const id = await waitFor(async () => {
+          const r = await fetch(`${url}/approvals`, { headers: { authorization: `Bearer ${token}` } });
+          return ((await r.json()) as { approvals: Array<{ id: string }> }).approvals[0]?.id;
+        }, 'the approval');
+        const body = JSON.stringify({
+          action: 'created',
+          issue: { number: 1, pull_request: { url: 'https://api.github.com/repos/local/repository/pulls/1' } },
+          comment: { body: `/agentflow approve ${id}`, user: { login: 'octocat' }, author_association: 'MEMBER' },
+          repository: { full_name: 'local/repository' },
+        });
+        const deliver = (key: string, delivery: string) =>
+          fetch(`${url}/webhooks/github`, {
+            method: 'POST',
+            headers: {
+              'content-type': 'application/json',
+              'x-github-event': 'issue_comment',
+              'x-github-delivery': delivery,
+              'x-hub-signature-256': githubSignature(key, body),
+            },
+            body,
+          });
+
+        // Act
+        const dev = await deliver('agentflow-local-dev-secret', 'run-dev-1');
+        const configured = await deliver(secret, 'run-configured-1');
+
+        // Assess
+        expect(dev.status).toBe(401);
+        expect(configured.status).toBe(200);
+        expect(await configured.json()).toMatchObject({ outcome: 'approved' });
+        expect(await exited).toBe(0);
+        expect(JSON.parse(stdout.trim().split('\n').at(-1) as string)).toMatchObject({
+          status: 'SUCCEEDED',
+          workflow: 'architecture-migration',
+        });
+        expect(existsSync(servePath)).toBe(false);
+      } finally {
+        child.kill();
+      }
     });
   });
 
