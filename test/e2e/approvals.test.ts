@@ -1,10 +1,11 @@
+import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunSummary } from '../../lambdas/core/contracts.js';
 import { githubSignature } from '../../lambdas/core/signatures.js';
 import { routeIngress } from '../../lambdas/webhook/routes.js';
 import type { ExampleRepo } from '../../lib/local/example-repo.js';
 import type { ExecutionResult, LocalRuntime } from '../../lib/local/runtime.js';
-import { localIngress } from '../../lib/local/server.js';
+import { localIngress, startLocalServer } from '../../lib/local/server.js';
 import type { GatePhase, Workflow } from '../../lib/workflow/index.js';
 import { loadWorkspace, type Workspace } from '../../lib/workspace.js';
 import { exampleInput, exampleRepo, LEAD, testRuntime, waitFor } from '../helpers.js';
@@ -207,6 +208,61 @@ describe('e2e: test-generation waits for CI through the signed /webhooks/ci rout
       // A second report for the same commit finds no waiting gate.
       expect((await routeIngress('/webhooks/ci', { headers: headers(report), body: report }, deps)).statusCode).toBe(404);
     } finally {
+      await rt.stop();
+    }
+  });
+});
+
+describe('e2e: POST /approvals/<id> on the local server', () => {
+  /** A request through node:http, which sends the `Host` header it is given. */
+  const call = (url: string, path: string, headers: Record<string, string>, body?: string) =>
+    new Promise<{ status: number; body: string }>((ok, fail) => {
+      const req = request(`${url}${path}`, { method: body === undefined ? 'GET' : 'POST', headers }, (res) => {
+        let text = '';
+        res.on('data', (d: Buffer) => {
+          text += d.toString();
+        });
+        res.on('end', () => ok({ status: res.statusCode ?? 0, body: text }));
+      });
+      req.on('error', fail);
+      req.end(body);
+    });
+
+  it('decides for the token holder with any loopback Host and a JSON content type with charset; refuses a wrong token, a bad body and an Origin', async () => {
+    // Prepare
+    const rt = await runtime(loadWorkspace());
+    const server = await startLocalServer({ runtime: rt, secret: 'gh', token: 'local-api-test-token' });
+    try {
+      const port = new URL(server.url).port;
+      const { id, done } = await startAndWait(rt, 'mig-local-api');
+      const auth = { authorization: 'Bearer local-api-test-token' };
+      const json = { ...auth, 'content-type': 'application/json; charset=utf-8' };
+      const body = JSON.stringify({ decision: 'approve', as: LEAD });
+
+      // Act
+      const health = await call(server.url, '/health', { host: `localhost:${port}` });
+      const wrongToken = await call(server.url, `/approvals/${id}`, { ...json, authorization: 'Bearer local-api-test-tokeN' }, body);
+      const lowerCaseScheme = await call(server.url, '/approvals', { authorization: 'bearer local-api-test-token', host: `[::1]:${port}` });
+      const otherPort = await call(server.url, '/approvals', { ...auth, host: `127.0.0.1:${Number(port) + 1}` });
+      const fromPage = await call(server.url, '/approvals', { ...auth, origin: `http://127.0.0.1:${port}` });
+      const notJson = await call(server.url, `/approvals/${id}`, json, '{"decision":');
+      const pending = (await rt.approvals.get(id))?.status;
+      const decided = await call(server.url, `/approvals/${id}`, { ...json, host: `localhost:${port}` }, body);
+
+      // Assess
+      expect(health.status).toBe(200);
+      expect(wrongToken.status).toBe(401);
+      expect(lowerCaseScheme.status).toBe(200);
+      expect(otherPort.status).toBe(403);
+      expect(fromPage.status).toBe(403);
+      expect(JSON.parse(fromPage.body)).toEqual({ message: expect.stringContaining('Origin') });
+      expect(notJson.status).toBe(400);
+      expect(pending).toBe('PENDING');
+      expect(decided.status).toBe(200);
+      expect(JSON.parse(decided.body)).toMatchObject({ outcome: 'approved' });
+      expect((await done).status).toBe('SUCCEEDED');
+    } finally {
+      await server.close();
       await rt.stop();
     }
   });
