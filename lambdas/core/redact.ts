@@ -1,45 +1,102 @@
 /**
  * Removes credentials from text before it reaches a model or an artifact.
  *
- * Each match is replaced by `[REDACTED:<kind>]`, so reviewers (and models) still see that a secret
- * was committed. Patterns follow the token formats the vendors document (AWS access key ids,
- * GitHub `ghp_`/`github_pat_`, Slack `xox?-`, OpenAI `sk-`, Google `AIza`, Stripe `sk_live_`),
- * PEM private keys, JWTs, and quoted values assigned to names like `apiKey`, `secret`, `password`.
+ * Detection combines secretlint's recommended rule preset (`@secretlint/secretlint-rule-preset-recommend`,
+ * run in process through `@secretlint/core`) with AgentFlow's own rules for what mobile repositories
+ * leak (see `secrets/rules.ts`), filtered by the allow-lists in `secrets/allow.ts` (documented
+ * example keys, placeholders, names without values, low-entropy values).
+ *
+ * Each secret value is replaced by `[REDACTED:<kind>]` (kind: lowercase letters and hyphens), so
+ * reviewers and models still see that a secret was committed; the name it was assigned to stays.
  */
-const RULES: ReadonlyArray<{ kind: string; re: RegExp; group?: number }> = [
-  { kind: 'private-key', re: /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----/g },
-  { kind: 'aws-access-key', re: /\b(?:AKIA|ASIA)[0-9A-Z]{16}\b/g },
-  { kind: 'github-token', re: /\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{50,})\b/g },
-  { kind: 'slack-token', re: /\bxox[abposr]-[A-Za-z0-9-]{10,}\b/g },
-  { kind: 'openai-key', re: /\bsk-(?:proj-)?[A-Za-z0-9_-]{20,}\b/g },
-  { kind: 'stripe-key', re: /\b[rs]k_live_[A-Za-z0-9]{16,}\b/g },
-  { kind: 'google-api-key', re: /\bAIza[0-9A-Za-z_-]{35}\b/g },
-  { kind: 'jwt', re: /\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\b/g },
-  {
-    kind: 'secret-assignment',
-    re: /((?:api[_-]?key|apikey|secret|client[_-]?secret|token|password|passwd|auth[_-]?key|private[_-]?key)\w*["']?\s*[:=]\s*(?:@)?["'])([^"'\s]{8,})(["'])/gi,
-    group: 2,
-  },
-];
+import { lintSource } from '@secretlint/core';
+import { creator as recommendedPreset } from '@secretlint/secretlint-rule-preset-recommend';
+import { isAllowedValue } from './secrets/allow.js';
+import { findOwnSecrets, type SecretHit } from './secrets/rules.js';
 
-/** The result of {@link redactSecrets}: the clean text and how many secrets were removed. */
+/** One redacted secret: its kind as written in the marker. The value is never kept. */
+export interface RedactedSecret {
+  kind: string;
+}
+
+/** The result of {@link redactSecrets}: the clean text, how many secrets were removed and their kinds. */
 export interface Redaction {
   text: string;
   count: number;
+  /** One entry per redaction, in text order. */
+  secrets: RedactedSecret[];
 }
 
-/** Replaces every credential found in `text` with `[REDACTED:<kind>]`. Pure; never throws. */
-export function redactSecrets(text: string): Redaction {
-  let count = 0;
-  let out = text;
-  for (const rule of RULES) {
-    out = out.replace(rule.re, (...m: string[]) => {
-      const whole = m[0] ?? '';
-      if (whole.includes('[REDACTED:')) return whole;
-      count++;
-      if (rule.group === undefined) return `[REDACTED:${rule.kind}]`;
-      return `${m[1]}[REDACTED:${rule.kind}]${m[3]}`;
+/**
+ * secretlint configuration: the recommended preset, with `filter-comments` off so that a
+ * `secretlint-disable` comment inside a pull request cannot switch detection off.
+ */
+const SECRETLINT_CONFIG: Parameters<typeof lintSource>[0]['options']['config'] = {
+  rules: [
+    {
+      id: '@secretlint/secretlint-rule-preset-recommend',
+      rule: recommendedPreset,
+      rules: [{ id: '@secretlint/secretlint-rule-filter-comments', disabled: true }],
+    },
+  ],
+};
+
+/** `AWSSecretAccessKey` / `GITHUB_TOKEN` → `aws-secret-access-key` / `github-token`. */
+export function kindOf(messageId: string): string {
+  const kebab = messageId
+    .replace(/([a-z0-9])([A-Z])/g, '$1-$2')
+    .replace(/([A-Z]+)([A-Z][a-z])/g, '$1-$2')
+    .toLowerCase()
+    .replace(/[^a-z]+/g, '-')
+    .replace(/^-+|-+$/g, '');
+  return kebab.length > 0 ? kebab : 'secret';
+}
+
+/** secretlint's findings as ranges; closing quotes a rule included are left out of the range. */
+async function secretlintHits(text: string): Promise<SecretHit[]> {
+  try {
+    const result = await lintSource({
+      source: { filePath: 'diff.txt', content: text, contentType: 'text' },
+      options: { config: SECRETLINT_CONFIG, noPhysicFilePath: true, locale: 'en' },
     });
+    const hits: SecretHit[] = [];
+    for (const m of result.messages) {
+      let [start, end] = m.range;
+      while (end > start && /["'`\s,;]/.test(text[end - 1] ?? '')) end--;
+      if (end <= start || isAllowedValue(text.slice(start, end))) continue;
+      hits.push({ start, end, kind: kindOf(m.messageId) });
+    }
+    return hits;
+  } catch {
+    // secretlint failing on odd input must not stop redaction: AgentFlow's own rules still run.
+    return [];
   }
-  return { text: out, count };
+}
+
+/**
+ * Replaces every credential found in `text` with `[REDACTED:<kind>]`. Overlapping findings are
+ * merged (the earliest, then the longest, wins). Never throws; never returns a secret's value.
+ *
+ * @example
+ * const { text, count } = await redactSecrets('token: ghp_…');
+ * // text === 'token: [REDACTED:github-token]', count === 1
+ */
+export async function redactSecrets(text: string): Promise<Redaction> {
+  if (text.length === 0) return { text, count: 0, secrets: [] };
+  const hits = [...findOwnSecrets(text), ...(await secretlintHits(text))].sort((a, b) => a.start - b.start || b.end - a.end);
+  const parts: string[] = [];
+  const secrets: RedactedSecret[] = [];
+  let at = 0;
+  for (const hit of hits) {
+    if (hit.start < at) {
+      // Overlaps the previous redaction: extend it when this one reaches further.
+      if (hit.end > at) at = hit.end;
+      continue;
+    }
+    parts.push(text.slice(at, hit.start), `[REDACTED:${hit.kind}]`);
+    secrets.push({ kind: hit.kind });
+    at = hit.end;
+  }
+  parts.push(text.slice(at));
+  return { text: parts.join(''), count: secrets.length, secrets };
 }

@@ -55,11 +55,13 @@ export async function loadContext(raw: unknown, deps: LoadContextDeps): Promise<
   const input: LoadContextInput = parseInput(LoadContextInputSchema, raw, 'LoadContext');
   const files = await deps.changes.listChangedFiles(input.change);
   let redactions = 0;
-  const clean = files.map((f) => {
-    const r = redactSecrets(f.patch);
-    redactions += r.count;
-    return { ...f, patch: r.text };
-  });
+  const clean = await Promise.all(
+    files.map(async (f) => {
+      const r = await redactSecrets(f.patch);
+      redactions += r.count;
+      return { ...f, patch: r.text };
+    }),
+  );
   const isMatch = input.filesChanged.length > 0 ? picomatch(input.filesChanged, { basename: true, dot: true }) : () => true;
   const additions = clean.reduce((s, f) => s + f.additions, 0);
   const deletions = clean.reduce((s, f) => s + f.deletions, 0);

@@ -2,32 +2,9 @@ import { describe, expect, it } from 'vitest';
 import type { ChangedFile } from '../../../lambdas/core/contracts.js';
 import { costUsd } from '../../../lambdas/core/pricing.js';
 import { parseAnswer } from '../../../lambdas/core/prompt.js';
-import { redactSecrets } from '../../../lambdas/core/redact.js';
 import { commentMarker, mergeFindings, renderComment, runOutcome, summarize } from '../../../lambdas/core/report.js';
 import { chunkFiles, estimateTokens } from '../../../lambdas/core/tokens.js';
 import { executionName, matchWorkflows } from '../../../lambdas/core/triggers.js';
-
-describe('Function: redactSecrets', () => {
-  it('replaces keys, tokens and quoted secret assignments and counts them', () => {
-    const text = [
-      'let key = "AKIAIOSFODNN7EXAMPLE"',
-      'token: ghp_abcdefghijklmnopqrstuvwxyz0123456789',
-      'private let apiKey = "pk_live_51HxAcmeDemo0000000000"',
-      'val password = "hunter2hunter2"',
-      'let name = "not a secret at all"',
-    ].join('\n');
-    const r = redactSecrets(text);
-    expect(r.count).toBe(4);
-    expect(r.text).not.toMatch(/AKIAIOSFODNN7EXAMPLE|ghp_|pk_live|hunter2/);
-    expect(r.text).toContain('[REDACTED:aws-access-key]');
-    expect(r.text).toContain('let name = "not a secret at all"');
-  });
-
-  it('redacts a PEM private key block whole', () => {
-    const r = redactSecrets('-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----');
-    expect(r.text).toBe('[REDACTED:private-key]');
-  });
-});
 
 describe('Function: chunkFiles', () => {
   const file = (path: string, lines: number): ChangedFile => ({

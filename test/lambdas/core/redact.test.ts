@@ -1,0 +1,137 @@
+import { describe, expect, it } from 'vitest';
+import { kindOf, redactSecrets } from '../../../lambdas/core/redact.js';
+import { isSecretValue, shannonEntropy } from '../../../lambdas/core/secrets/allow.js';
+import { secretsCorpus } from '../../fixtures/secrets/corpus.js';
+
+/** A snippet as an added diff hunk: every line prefixed with `+`. */
+const added = (text: string) =>
+  text
+    .split('\n')
+    .map((l) => `+${l}`)
+    .join('\n');
+
+const MARKER = /\[REDACTED:([^\]]*)\]/g;
+
+describe('Function: redactSecrets', () => {
+  const { secrets, lookAlikes } = secretsCorpus();
+
+  it('holds a corpus of at least 50 secret kinds and 30 look-alikes', () => {
+    // Assess
+    expect(new Set(secrets.map((s) => s.kind)).size).toBeGreaterThanOrEqual(50);
+    expect(lookAlikes.length).toBeGreaterThanOrEqual(30);
+    expect(secrets.every((s) => s.values.length > 0 && s.values.every((v) => v.length >= 6))).toBe(true);
+  });
+
+  it('redacts ≥ 95 % of the corpus secrets with ≤ 5 % false positives', async () => {
+    // Act
+    const caught = await Promise.all(
+      secrets.map(async (s) => {
+        const r = await redactSecrets(added(s.text));
+        return r.count > 0 && s.values.every((v) => !r.text.includes(v));
+      }),
+    );
+    const flagged = await Promise.all(lookAlikes.map(async (l) => (await redactSecrets(added(l.text))).count > 0));
+    const recall = caught.filter(Boolean).length / secrets.length;
+    const falsePositives = flagged.filter(Boolean).length / lookAlikes.length;
+    console.log(
+      `secret redaction: recall ${(recall * 100).toFixed(1)} % of ${secrets.length} secrets, ` +
+        `false positives ${(falsePositives * 100).toFixed(1)} % of ${lookAlikes.length} look-alikes`,
+    );
+
+    // Assess
+    expect(recall).toBeGreaterThanOrEqual(0.95);
+    expect(falsePositives).toBeLessThanOrEqual(0.05);
+  });
+
+  it('never returns a secret value and names the kind in every marker', async () => {
+    for (const s of secrets) {
+      // Act
+      const r = await redactSecrets(added(s.text));
+
+      // Assess
+      for (const v of s.values) expect(r.text, s.kind).not.toContain(v);
+      const kinds = [...r.text.matchAll(MARKER)].map((m) => m[1]);
+      expect(kinds.length, s.kind).toBe(r.count);
+      for (const k of kinds) expect(k, s.kind).toMatch(/^[a-z]+(?:-[a-z]+)*$/);
+      expect(r.secrets.map((x) => x.kind)).toEqual(kinds);
+    }
+  });
+
+  it('leaves every look-alike unchanged', async () => {
+    for (const l of lookAlikes) {
+      // Act
+      const r = await redactSecrets(added(l.text));
+
+      // Assess
+      expect(r.text, l.name).toBe(added(l.text));
+    }
+  });
+
+  it('keeps the name and redacts only the value of an assignment', async () => {
+    // Prepare
+    const text = 'MYAPP_UPLOAD_STORE_PASSWORD=q8Wz3LmP0vXs!';
+
+    // Act
+    const r = await redactSecrets(text);
+
+    // Assess
+    expect(r).toEqual({ text: 'MYAPP_UPLOAD_STORE_PASSWORD=[REDACTED:password]', count: 1, secrets: [{ kind: 'password' }] });
+  });
+
+  it('does not flag a key name assigned to itself (CENTRALAUTH_TOKEN = "centralauth_Token")', async () => {
+    // Act
+    const r = await redactSecrets('    CENTRALAUTH_TOKEN = "centralauth_Token"');
+
+    // Assess
+    expect(r.count).toBe(0);
+  });
+
+  it('redacts a PEM private key block whole', async () => {
+    // Act
+    const r = await redactSecrets('-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----');
+
+    // Assess
+    expect(r.text).toBe('[REDACTED:private-key]');
+  });
+
+  it('ignores a secretlint-disable comment inside the change', async () => {
+    // Prepare
+    const token = `gh${'p_'}${'aB3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1dF3hJ5'}`;
+
+    // Act
+    const r = await redactSecrets(`// secretlint-disable\nlet t = "${token}"\n// secretlint-enable`);
+
+    // Assess
+    expect(r.text).not.toContain(token);
+  });
+
+  it('returns empty text unchanged', async () => {
+    expect(await redactSecrets('')).toEqual({ text: '', count: 0, secrets: [] });
+  });
+});
+
+describe('Function: kindOf', () => {
+  it('turns secretlint message ids into marker kinds', () => {
+    expect(kindOf('AWSSecretAccessKey')).toBe('aws-secret-access-key');
+    expect(kindOf('GITHUB_TOKEN')).toBe('github-token');
+    expect(kindOf('1PASSWORD_SERVICE_ACCOUNT_TOKEN')).toBe('password-service-account-token');
+  });
+});
+
+describe('Function: isSecretValue', () => {
+  it('rejects placeholders, references and identifiers', () => {
+    for (const v of ['xxxxxxxxxxxxxxxx', '<your-key>', '${API_TOKEN}', '$(API_TOKEN)', 'YOUR_API_KEY', 'changeme', 'auth_token']) {
+      expect(isSecretValue('API_TOKEN', v, 'token'), v).toBe(false);
+    }
+  });
+
+  it('accepts a short keystore password but not a short token', () => {
+    expect(isSecretValue('storePassword', 'andr0id42', 'password')).toBe(true);
+    expect(isSecretValue('apiToken', 'andr0id42', 'token')).toBe(false);
+  });
+
+  it('measures entropy in bits per character', () => {
+    expect(shannonEntropy('aaaa')).toBe(0);
+    expect(shannonEntropy('abcd')).toBe(2);
+  });
+});
