@@ -258,6 +258,9 @@ const plainLine = (s: string): string => {
 };
 const inertText = (s: string) =>
   s
+    // `#123` and `other/repo#123`: references that would link (and cross-reference) issues and pull
+    // requests. Before the character references below, which contain `#` and digits themselves.
+    .replace(/#(?=\d)/g, '#\u200b')
     .replace(/[&<>|\\`[\]*_~]/g, (c) => ENTITY[c] as string)
     // `@org/team`, `@user` and e-mail autolinks: a zero-width space after `@` keeps them from resolving.
     .replace(/@(?=[\p{L}\p{N}_-])/gu, '@\u200b');
@@ -268,7 +271,10 @@ const codeCell = (s: string): string => (/\\\|/.test(s) ? inertText(s) : code(s)
  * Text a model (or an error that quotes one) wrote, safe for one Markdown table cell: capped at
  * `max` characters, well-formed one-line code spans kept (re-fenced so they cannot break out),
  * everything else inert — `& < > | \ ` [ ] * _ ~` as character references, bare URLs as code,
- * `@` mentions broken by a zero-width space, line breaks (`\r\n`, `\r`, `\n`) as `<br>`.
+ * `@` mentions and `#123` references broken by a zero-width space, line breaks (`\r\n`, `\r`,
+ * `\n`) as `<br>`. No link survives, not even to the reviewed repository.
+ *
+ * @example cellText('[fix](https://evil.example) @org/team | <b>') // '&#91;fix&#93;(`https://evil.example`) @\u200borg/team &#124; &lt;b&gt;'
  */
 export function cellText(s: string, max: number = FIELD_CAPS.message): string {
   return cap(s, max)
@@ -332,7 +338,9 @@ const int = (n: number) => n.toLocaleString('en-US');
 
 /**
  * Renders the pull-request comment: findings by severity with file:line, per-agent status,
- * provider, model, tokens and cost in USD.
+ * provider, model, tokens and cost in USD. Everything a model or a pull request wrote (findings,
+ * error texts, reasons, names, paths) goes through {@link cellText} or a code span that cannot be
+ * ended from inside, capped per field ({@link FIELD_CAPS}).
  */
 export function renderComment(input: {
   workflowName: string;

@@ -60,7 +60,7 @@ const CORPUS: Finding[] = [
     message: '[Apply fix](https://evil.example) or https://evil.example/steal?x=1 or www.evil.example',
     suggestion: '<https://evil.example>',
   }),
-  finding({ message: 'ping @org/team and @octocat, mail admin@acme.example', suggestion: 'cc @acme/security' }),
+  finding({ message: 'ping @org/team and @octocat, mail admin@acme.example, see #12 and other/repo#3', suggestion: 'cc @acme/security' }),
   finding({ file: 'App/`evil`|x.swift', line: 3, message: 'file with backticks and a pipe' }),
   finding({ file: 'App/a\\|b.swift', message: 'backslash before a pipe in a path' }),
   finding({ message: 'code span break-out `` ` <img src=x> `` then `|` and ` unclosed [a](http://x)', suggestion: '```` fence' }),
@@ -130,7 +130,7 @@ describe('Function: renderComment', () => {
     expect(table).toContain('`https://evil.example/steal?x=1`');
   });
 
-  it('refuses @ mentions of teams and users, and e-mail autolinks', () => {
+  it('refuses @ mentions of teams and users, e-mail autolinks and #123 references', () => {
     // Act
     const table = findingsTable(render(CORPUS)).join('\n');
 
@@ -138,6 +138,8 @@ describe('Function: renderComment', () => {
     expect(outsideCode(table)).not.toMatch(/@[\w-]/);
     expect(table).toContain('@\u200borg/team');
     expect(table).toContain('admin@\u200bacme.example');
+    expect(outsideCode(table)).not.toMatch(/(?<!&)#\d/);
+    expect(table).toContain('see #\u200b12 and other/repo#\u200b3');
   });
 
   it('refuses code-span break-outs: a path with backticks stays one code span, a well-formed span in a message stays code', () => {
