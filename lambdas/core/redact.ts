@@ -52,6 +52,23 @@ export function kindOf(messageId: string): string {
   return kebab.length > 0 ? kebab : 'secret';
 }
 
+/**
+ * Where a secretlint finding's value is. Some rules report the match start with the value's length
+ * (the AWS secret key rule's range starts at the name, 13.1.0), so the value strings in the
+ * message data are located in the text, from the range start on; the range is the fallback.
+ */
+function valueRanges(text: string, range: readonly [number, number], data: unknown): Array<[number, number]> {
+  const values = Object.values(typeof data === 'object' && data !== null ? data : {}).filter(
+    (v): v is string => typeof v === 'string' && v.length >= 8,
+  );
+  const found: Array<[number, number]> = [];
+  for (const v of values) {
+    const at = text.indexOf(v, range[0]);
+    if (at >= 0 && at <= range[1] + 512) found.push([at, at + v.length]);
+  }
+  return found.length > 0 ? found : [[range[0], range[1]]];
+}
+
 /** secretlint's findings as ranges; closing quotes a rule included are left out of the range. */
 async function secretlintHits(text: string): Promise<SecretHit[]> {
   try {
@@ -61,10 +78,12 @@ async function secretlintHits(text: string): Promise<SecretHit[]> {
     });
     const hits: SecretHit[] = [];
     for (const m of result.messages) {
-      let [start, end] = m.range;
-      while (end > start && /["'`\s,;]/.test(text[end - 1] ?? '')) end--;
-      if (end <= start || isAllowedValue(text.slice(start, end))) continue;
-      hits.push({ start, end, kind: kindOf(m.messageId) });
+      const kind = kindOf(m.messageId);
+      for (let [start, end] of valueRanges(text, m.range, m.data)) {
+        while (end > start && /["'`\s,;]/.test(text[end - 1] ?? '')) end--;
+        if (end <= start || isAllowedValue(text.slice(start, end))) continue;
+        hits.push({ start, end, kind });
+      }
     }
     return hits;
   } catch {
@@ -75,7 +94,8 @@ async function secretlintHits(text: string): Promise<SecretHit[]> {
 
 /**
  * Replaces every credential found in `text` with `[REDACTED:<kind>]`. Overlapping findings are
- * merged (the earliest, then the longest, wins). Never throws; never returns a secret's value.
+ * merged (the earliest, then the longest, wins; a secretlint range holding one of AgentFlow's
+ * narrower hits gives way to it, so the name a value was assigned to stays readable). Never throws; never returns a secret's value.
  *
  * @example
  * const { text, count } = await redactSecrets('token: ghp_…');
@@ -83,7 +103,11 @@ async function secretlintHits(text: string): Promise<SecretHit[]> {
  */
 export async function redactSecrets(text: string): Promise<Redaction> {
   if (text.length === 0) return { text, count: 0, secrets: [] };
-  const hits = [...findOwnSecrets(text), ...(await secretlintHits(text))].sort((a, b) => a.start - b.start || b.end - a.end);
+  const own = findOwnSecrets(text);
+  // A secretlint range that holds one of ours is wider (it may include the name): ours wins.
+  const wider = (h: SecretHit) => own.some((o) => o.start >= h.start && o.end <= h.end);
+  const linted = (await secretlintHits(text)).filter((h) => !wider(h));
+  const hits = [...own, ...linted].sort((a, b) => a.start - b.start || b.end - a.end);
   const parts: string[] = [];
   const secrets: RedactedSecret[] = [];
   let at = 0;

@@ -31,7 +31,7 @@ const random = (minEntropy: number) => (v: string) => !isAllowedValue(v) && shan
 
 /** Names that hold credentials in code, config and `.env` files. */
 const NAME =
-  '[A-Za-z0-9_.-]*(?:pass(?:word|wd|phrase)?|pwd|secret|token|api[_.-]?key|apikey|access[_.-]?key|auth[_.-]?key|private[_.-]?key|signing[_.-]?key|encryption[_.-]?key|master[_.-]?key|admin[_.-]?key|credentials?|current_key|dsn|webhook[_.-]?url)[A-Za-z0-9_.-]*';
+  '(?<![A-Za-z0-9_.-])[A-Za-z0-9_.-]{0,60}?(?:pass(?:word|wd|phrase)?|pwd|secret|token|api[_.-]?key|apikey|access[_.-]?key|auth[_.-]?key|private[_.-]?key|signing[_.-]?key|encryption[_.-]?key|master[_.-]?key|admin[_.-]?key|credentials?|current_key|dsn|webhook[_.-]?url)[A-Za-z0-9_.-]{0,60}';
 const PASSWORD_NAME = /pass|pwd/i;
 const kindOfName = (name: string): 'password' | 'token' => (PASSWORD_NAME.test(name) ? 'password' : 'token');
 const assignmentKind = (name: string) => (kindOfName(name) === 'password' ? 'password' : 'secret-assignment');
@@ -96,7 +96,7 @@ const RULES: ReadonlyArray<Rule> = [
   // https://user:password@host — only the password is redacted.
   {
     kind: 'basic-auth-url',
-    re: /\b[a-z][a-z0-9+.-]*:\/\/[^\s:@/"'<>]+:([^\s@/"'<>]+)@[^\s/"'<>]+/gi,
+    re: /\b[a-z][a-z0-9+.-]{0,30}:\/\/[^\s:@/"'<>]{1,256}:([^\s@/"'<>]{1,256})@[^\s/"'<>]+/gi,
     group: 1,
     accept: (v) => !isAllowedValue(v) && !/^\$/.test(v) && v.length >= 4,
   },
