@@ -10,6 +10,8 @@
  *   server, p50 and p99, and budget reservations per second at 50 concurrent callers (dynalite);
  * - the webhook handler in process per delivery (verify, match, idempotency record, start on the
  *   local engine), p50 and p99, and a duplicate delivery's answer;
+ * - the review plan, budget shares and token estimates (bin/bench-plan.ts) and ingress under load
+ *   through the local server (bin/bench-ingress.ts);
  * - each Lambda's bundle as CDK deploys it (esbuild, minified, `@aws-sdk/*` from the nodejs24.x
  *   runtime) and its module load time in a fresh Node process.
  */
@@ -35,6 +37,7 @@ import { localProviders } from '../lib/local/providers.js';
 import { connectLocalTable, LOCAL_TABLE, LocalRuntime, type LocalTable, startLocalTable } from '../lib/local/runtime.js';
 import { localIngress } from '../lib/local/server.js';
 import { loadWorkspace, PROJECT_ROOT } from '../lib/workspace.js';
+import { ingressBench } from './bench-ingress.js';
 import { reviewPlanBench } from './bench-plan.js';
 
 interface Result {
@@ -142,6 +145,9 @@ const DELAY_MS = 1000;
 
 // 2b. Review plan, budget shares, token estimates (bin/bench-plan.ts).
 await reviewPlanBench(record, work);
+
+// 2c. Ingress under load through the local server (bin/bench-ingress.ts).
+await ingressBench(record, work);
 
 // 3. Model gateway: overhead per call against a direct SDK call, and reservations per second, with
 // dynalite in this process (as `agentflow run` uses it) and in a child process (its CPU not ours, as

@@ -86,7 +86,9 @@ try {
   if (res.status !== 202 || !name || !execution) throw new Error('the webhook did not start an execution');
   const result = await execution;
   if (commentPath) console.log(`\n${readFileSync(commentPath, 'utf8')}`);
-  const record = (await (await fetch(`${server.url}/runs/${name}`)).json()) as RunRecord;
+  const record = (await (
+    await fetch(`${server.url}/runs/${name}`, { headers: { authorization: `Bearer ${server.token}` } })
+  ).json()) as RunRecord;
   const summary = result.output as RunSummary | null;
   console.log(`comment: ${commentPath || '(none)'}`);
   console.log(`run record (GET /runs/${name}): ${record.status}, ${record.findings} findings, $${record.costUsd.toFixed(6)}`);

@@ -134,8 +134,9 @@ async function start(
   skipOf: (w: WorkflowTrigger) => string | undefined = () => undefined,
 ): Promise<HttpResponse> {
   const remaining = deps.remainingMs ?? (() => 8000);
+  // Kept outside `work`, so an answer after the deadline still knows what was started.
+  const executions: Array<{ workflow: string; name: string; started: boolean; skip?: string }> = [];
   const work = async () => {
-    const executions: Array<{ workflow: string; name: string; started: boolean; skip?: string }> = [];
     for (const w of workflows) {
       const name = executionName(delivery, w.id);
       const skip = skipOf(w);
@@ -153,6 +154,11 @@ async function start(
     const duplicate = r.duplicate || executions.every((e) => !e.started);
     return json(duplicate ? 200 : 202, { delivery, ...(duplicate ? { duplicate: true } : {}), executions });
   } catch {
+    // An execution that started is never answered with an error: GitHub would show a failed
+    // delivery for a review that is running (its idempotency record completes in the background).
+    if (executions.some((e) => e.started)) {
+      return json(202, { delivery, executions, message: 'started; the delivery record was still being written when the answer was due' });
+    }
     return unavailable();
   }
 }

@@ -329,6 +329,11 @@ export class LocalRuntime {
   /** Workflows whose definition the engine has validated (validating on every run cost a third of a local run's CPU). */
   private readonly validated = new Set<string>();
 
+  /** Validates every workflow's definition now (a server does this before it listens, off the request path). */
+  validateAll(): void {
+    for (const [workflow, def] of this.definitions) if (!this.validated.has(workflow)) this.stateMachine(workflow, def);
+  }
+
   /** A state machine for one execution; the definition is validated on its workflow's first run only. */
   private stateMachine(workflow: string, def: AslDefinition): StateMachine {
     const definition = def as unknown as StateMachineDefinition;

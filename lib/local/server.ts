@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { z } from 'zod';
+import { warmTokenizers } from '../../lambdas/core/tokenizer.js';
 import type { WorkflowTrigger } from '../../lambdas/core/triggers.js';
 import { INGRESS_ROUTES, type IngressDeps, routeIngress } from '../../lambdas/webhook/routes.js';
 import { webhookTrigger } from '../workflow/index.js';
@@ -206,6 +207,10 @@ export interface LocalServer {
  */
 export async function startLocalServer(options: LocalServerOptions): Promise<LocalServer> {
   const { runtime } = options;
+  // The runs a delivery starts count tokens; building the encoders in the first request's path
+  // would hold the event loop for over a second.
+  warmTokenizers();
+  runtime.validateAll();
   const token = options.token ?? newLocalApiToken();
   const ingress = localIngress(runtime, options);
   const workflows = ingress.github.workflows;

@@ -2,7 +2,7 @@ import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import examples from '@octokit/webhooks-examples';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { PowertoolsDeliveryGuard } from '../../../lambdas/adapters/delivery-guard.js';
-import type { ExecutionStarter } from '../../../lambdas/core/ports.js';
+import type { DeliveryGuard, ExecutionStarter } from '../../../lambdas/core/ports.js';
 import { githubSignature } from '../../../lambdas/core/signatures.js';
 import { type GithubDeliveryDeps, handleGithubDelivery } from '../../../lambdas/webhook/github-delivery.js';
 import { LOCAL_TABLE, type LocalTable, startLocalTable } from '../../../lib/local/runtime.js';
@@ -311,6 +311,24 @@ describe('Function: handleGithubDelivery (filtering and idempotency)', () => {
     // The starter never answers: only the deadline can end the request.
     const res = await handleGithubDelivery({ headers: headers(body, newDelivery()), body }, deps(slow, { remainingMs: () => 1500 }));
     expect(res.statusCode).toBe(503);
+  });
+
+  it('never answers an error for a delivery whose execution started, even when the record is written too late', async () => {
+    const body = prEvent();
+    const rec = recorder();
+    // The execution starts, then the idempotency record's completion never comes back in time.
+    const guard: DeliveryGuard = {
+      once: async (_key, work) => {
+        await work();
+        return new Promise(() => undefined);
+      },
+    };
+    const res = await handleGithubDelivery(
+      { headers: headers(body, newDelivery()), body },
+      deps(rec.starter, { guard, remainingMs: () => 1500 }),
+    );
+    expect(res.statusCode).toBe(202);
+    expect(JSON.parse(res.body).executions).toEqual([expect.objectContaining({ workflow: 'pr-review', started: true })]);
   });
 });
 

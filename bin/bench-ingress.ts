@@ -1,0 +1,89 @@
+/**
+ * Ingress under load (part of `npm run bench`): signed GitHub deliveries to the local server, 1, 10
+ * and 50 at once, while the runs they start execute in the same process (as `agentflow serve`
+ * does). Prints the answer time p50 / p99 per level and the deliveries answered with an error
+ * although their execution started (target 0).
+ */
+import { join } from 'node:path';
+import { sign } from '@octokit/webhooks-methods';
+import { GatewayConfigSchema } from '../lambdas/core/gateway-config.js';
+import { createExampleRepo } from '../lib/local/example-repo.js';
+import { LocalRuntime } from '../lib/local/runtime.js';
+import { startLocalServer } from '../lib/local/server.js';
+import { loadWorkspace } from '../lib/workspace.js';
+
+type Record_ = (r: { name: string; value: number; unit: string; target: string | null }) => void;
+
+const percentile = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))] ?? 0;
+
+export async function ingressBench(record: Record_, work: string): Promise<void> {
+  const repo = createExampleRepo(join(work, 'ingress-repo'));
+  const secret = 'bench-ingress-secret';
+  const runtime = await LocalRuntime.start({
+    stateDir: join(work, 'state-ingress'),
+    repoPath: repo.path,
+    workspace: loadWorkspace(),
+    persist: false,
+    modes: { openai: 'offline', bedrock: 'offline', 'openai-compatible': 'offline' },
+    // Answers take 500 ms, so the runs are in flight while the next deliveries arrive.
+    offline: { delayMs: 500, faults: {} },
+    gateway: GatewayConfigSchema.parse({ cache: { enabled: false } }),
+    print: () => undefined,
+  });
+  const server = await startLocalServer({ runtime, secret, port: 0 });
+  let n = 0;
+  const deliver = async () => {
+    const id = `bench-ingress-${++n}`;
+    const body = JSON.stringify({
+      action: 'opened',
+      number: n,
+      pull_request: {
+        title: 'bench',
+        html_url: '',
+        user: { login: 'bench' },
+        base: { sha: repo.base, ref: 'main' },
+        head: { sha: repo.head, ref: 'feature' },
+      },
+      repository: { full_name: 'acme/shop-apps' },
+    });
+    const t0 = performance.now();
+    const r = await fetch(`${server.url}/webhooks/github`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'x-github-event': 'pull_request',
+        'x-github-delivery': id,
+        'x-hub-signature-256': await sign(secret, body),
+      },
+      body,
+    });
+    await r.text();
+    return { id, ms: performance.now() - t0, ok: r.status < 300 };
+  };
+  try {
+    for (const level of [1, 10, 50]) {
+      const answers = await Promise.all(Array.from({ length: level }, () => deliver()));
+      // A delivery answered with an error whose execution started anyway is a false error.
+      const started = new Set([...runtime.executions.keys()].map((name) => name.replace(/-[a-z-]+$/, '')));
+      const falseErrors = answers.filter((a) => !a.ok && started.has(a.id)).length;
+      const ms = answers.map((a) => a.ms);
+      record({
+        name: `ingress through the local server, ${level} concurrent deliveries: p50`,
+        value: Math.round(percentile(ms, 0.5)),
+        unit: 'ms',
+        target: level >= 50 ? '< 2000' : '< 1000',
+      });
+      record({ name: `ingress, ${level} concurrent deliveries: p99`, value: Math.round(percentile(ms, 0.99)), unit: 'ms', target: null });
+      record({
+        name: `ingress, ${level} concurrent deliveries: answered with an error although started`,
+        value: falseErrors,
+        unit: 'count',
+        target: '0',
+      });
+      await Promise.allSettled([...runtime.executions.values()]);
+    }
+  } finally {
+    await server.close();
+    await runtime.stop();
+  }
+}
