@@ -10,8 +10,25 @@
  * - low-entropy values for generic `secret = "…"` assignments (see {@link shannonEntropy}).
  */
 
-/** Documented vendor example credentials (AWS IAM user guide), never real. */
-const DOCUMENTED_EXAMPLES: ReadonlySet<string> = new Set(['AKIAIOSFODNN7EXAMPLE', 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY']);
+/**
+ * Documented vendor example credentials, never real: AWS IAM user guide ("Managing access keys"),
+ * Slack "Verifying requests from Slack" (signing secret), Stripe API reference (test keys).
+ */
+const DOCUMENTED_EXAMPLES: ReadonlySet<string> = new Set([
+  'AKIAIOSFODNN7EXAMPLE',
+  'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
+  '8f742231b10e8888abcd99yyyzzz85a5',
+  'sk_test_4eC39HqLyjWDarjtT1zdp7dc',
+  'pk_test_TYooMQauvdEDq54NiTphI7jx',
+]);
+
+/** Values that are addresses, not credentials: URLs without a password, routes, file paths, reverse-DNS ids. */
+const NOT_A_CREDENTIAL = [
+  /^[a-z][a-z0-9+.-]*:\/\/[^@\s]*$/i,
+  /^\/[a-z0-9_.{}:/-]*$/,
+  /^\.{0,2}\/?[\w.-]+(?:\/[\w.-]+)+\.[a-z0-9]{1,5}$/i,
+  /^[a-z][a-z0-9]*(?:\.[a-z0-9_-]+){2,}$/,
+];
 
 /**
  * Documented example values that are still redacted for now: the local demo repository
@@ -57,6 +74,7 @@ export function isSecretValue(name: string, value: string, kind: 'password' | 't
   const v = value.trim();
   if (isAllowedValue(v)) return false;
   if (/\s/.test(v) || /[()[\]{};]/.test(v)) return false;
+  if (NOT_A_CREDENTIAL.some((re) => re.test(v))) return false;
   const sv = squash(v);
   const sn = squash(name);
   if (sv.length === 0 || sn.includes(sv) || sv.includes(sn)) return false;
