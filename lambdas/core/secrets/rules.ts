@@ -100,6 +100,14 @@ const RULES: ReadonlyArray<Rule> = [
     group: 1,
     accept: (v) => !isAllowedValue(v) && !/^\$/.test(v) && v.length >= 4,
   },
+  // Credentials in HTTP headers and command lines: `Authorization: Bearer …`, `curl -u user:password`.
+  { kind: 'bearer-token', re: /\b(?:Bearer|Basic)\s+([A-Za-z0-9._~+/-]{16,}=*)/g, group: 1, accept: random(3.5) },
+  {
+    kind: 'basic-auth',
+    re: /\s(?:-u|--user)\s+["'`]?[^\s:"'`]+:([^\s"'`@]{4,})/g,
+    group: 1,
+    accept: (v) => !isAllowedValue(v) && !v.startsWith('$'),
+  },
   // Android signing configs: storePassword "…" / keyPassword = '…' (Groovy and Kotlin DSL).
   {
     kind: 'signing-password',
