@@ -39,6 +39,7 @@ import { localIngress } from '../lib/local/server.js';
 import { loadWorkspace, PROJECT_ROOT } from '../lib/workspace.js';
 import { ingressBench } from './bench-ingress.js';
 import { reviewPlanBench } from './bench-plan.js';
+import { secretsBench } from './bench-secrets.js';
 
 interface Result {
   name: string;
@@ -148,6 +149,9 @@ await reviewPlanBench(record, work);
 
 // 2c. Ingress under load through the local server (bin/bench-ingress.ts).
 await ingressBench(record, work);
+
+// 2d. Secret redaction: recall and false positives on the corpus, throughput (bin/bench-secrets.ts).
+await secretsBench(record);
 
 // 3. Model gateway: overhead per call against a direct SDK call, and reservations per second, with
 // dynalite in this process (as `agentflow run` uses it) and in a child process (its CPU not ours, as
