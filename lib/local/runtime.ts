@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
@@ -471,42 +471,77 @@ export async function startLocalTable(path?: string): Promise<LocalTable> {
 /** The owner file of a data folder: `{ pid, startedAt }` of the process that holds it. */
 const OWNER_FILE = 'agentflow-owner.json';
 
+/** Folders this process has claimed (an owner file naming our own pid is stale unless listed here: a container restarts as pid 1). */
+const claimedHere = new Set<string>();
+
+interface Owner {
+  pid?: number;
+  startedAt?: string;
+}
+
+/** Reads an owner file; a file being written this instant is read again before it counts as unreadable. */
+function readOwner(file: string): Owner | undefined {
+  for (let i = 0; i < 5; i++) {
+    try {
+      return JSON.parse(readFileSync(file, 'utf8')) as Owner;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+    }
+  }
+  return {};
+}
+
 /**
- * Claims `dir` for this process with an owner file created exclusively. An owner file of a
- * process that is gone (it crashed: SIGKILL, power loss) is taken over.
+ * Claims `dir` for this process with an owner file created exclusively (`{ pid, startedAt }`).
+ * The owner file of a process that is gone (SIGKILL, power loss, a container restarted with the
+ * same pid) is taken over atomically: it is renamed aside, so of two processes taking over at
+ * once only one moves it, and a fresh owner's file moved by mistake is put back.
  * @returns a function that gives the folder up
  * @throws Error (one line) naming the folder and the process that holds it
  */
 export function claimFolder(dir: string): () => void {
   const file = join(dir, OWNER_FILE);
-  for (let attempt = 0; attempt < 3; attempt++) {
+  const inUse = (owner: Owner) =>
+    new Error(
+      `the state folder ${dirname(dir)} is in use by process ${owner.pid} (since ${owner.startedAt ?? 'unknown'}): stop it, talk to it through its API, or pass another --state-dir`,
+    );
+  if (claimedHere.has(dir)) throw inUse({ pid: process.pid });
+  for (let attempt = 0; attempt < 5; attempt++) {
     try {
       writeFileSync(file, JSON.stringify({ pid: process.pid, startedAt: new Date().toISOString() }), { flag: 'wx', mode: 0o600 });
+      claimedHere.add(dir);
       return () => {
-        try {
-          const owner = JSON.parse(readFileSync(file, 'utf8')) as { pid?: number };
-          if (owner.pid === process.pid) rmSync(file, { force: true });
-        } catch {
-          // already gone
-        }
+        claimedHere.delete(dir);
+        if (readOwner(file)?.pid === process.pid) rmSync(file, { force: true });
       };
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     }
-    let owner: { pid?: number; startedAt?: string } = {};
+    const owner = readOwner(file);
+    if (owner === undefined) continue;
+    const ours = owner.pid === process.pid;
+    if (owner.pid !== undefined && !ours && processAlive(owner.pid)) throw inUse(owner);
+    // Stale: move it aside; only one contender's rename succeeds.
+    const aside = `${file}.${process.pid}-${Math.random().toString(36).slice(2)}`;
     try {
-      owner = JSON.parse(readFileSync(file, 'utf8')) as typeof owner;
-    } catch {
-      // unreadable: treat as stale
+      renameSync(file, aside);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      throw e;
     }
-    if (owner.pid !== undefined && processAlive(owner.pid)) {
-      throw new Error(
-        `the state folder ${dirname(dir)} is in use by process ${owner.pid} (since ${owner.startedAt ?? 'unknown'}): stop it, talk to it through its API, or pass another --state-dir`,
-      );
+    const moved = readOwner(aside);
+    if (moved?.pid !== owner.pid || moved?.startedAt !== owner.startedAt) {
+      // A contender claimed the folder between our read and our rename: give its file back.
+      try {
+        linkSync(aside, file);
+      } catch {
+        // a third process claimed it meanwhile; it is the owner now
+      }
     }
-    rmSync(file, { force: true });
+    rmSync(aside, { force: true });
   }
-  throw new Error(`cannot claim the state folder ${dirname(dir)}`);
+  throw new Error(`cannot claim the state folder ${dirname(dir)}: its owner file keeps changing`);
 }
 
 function processAlive(pid: number): boolean {
