@@ -38,15 +38,15 @@ const assignmentKind = (name: string) => (kindOfName(name) === 'password' ? 'pas
 
 /** PEM blocks that hold no secret (certificates, public keys): partial-PEM lines inside are left alone. */
 const PUBLIC_PEM =
-  /-----BEGIN (?:CERTIFICATE|PUBLIC KEY|RSA PUBLIC KEY|PGP PUBLIC KEY BLOCK|CERTIFICATE REQUEST)-----[\s\S]*?-----END [A-Z ]+-----/g;
+  /-----BEGIN (?:CERTIFICATE|PUBLIC KEY|RSA PUBLIC KEY|PGP PUBLIC KEY BLOCK|CERTIFICATE REQUEST)-----(?:(?!-----BEGIN )[\s\S])*?-----END [A-Z ]{1,40}-----/g;
 
 const RULES: ReadonlyArray<Rule> = [
   {
     kind: 'private-key',
-    re: /-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY(?: BLOCK)?-----(?:[\s\S]*?-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|(?:(?:\\n|\r?\n)[+\- ]?[A-Za-z0-9+/=: -]*)*)/g,
+    re: /-----BEGIN ([A-Z0-9 ]{0,40})PRIVATE KEY(?: BLOCK)?-----(?:(?:(?!-----BEGIN )[\s\S])*?-----END [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----|(?:(?:\\n|\r?\n)[+\- ]?[A-Za-z0-9+/=: -]*)*)/g,
   },
   // A changed line in the middle of a PEM/PGP body: 64 base64 characters (RFC 7468 line width).
-  { kind: 'private-key-fragment', re: /^[+\- ]?\s*([A-Za-z0-9+/]{64})\s*$/gm, group: 1, accept: random(4.5) },
+  { kind: 'private-key-fragment', re: /^[+\- ]?[ \t]*([A-Za-z0-9+/]{64})[ \t]*$/gm, group: 1, accept: random(4.5) },
   { kind: 'aws-access-key', re: /\b((?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16})\b/g, group: 1, accept: (v) => !isAllowedValue(v) },
   {
     kind: 'aws-secret-key',
@@ -78,7 +78,7 @@ const RULES: ReadonlyArray<Rule> = [
   { kind: 'mailchimp-key', re: /\b([0-9a-f]{32}-us\d{1,2})\b/g, group: 1, accept: random(3) },
   { kind: 'mapbox-token', re: /\b(sk\.eyJ[A-Za-z0-9_-]{20,}\.[A-Za-z0-9_-]{20,})/g, group: 1 },
   { kind: 'npm-token', re: /\b(npm_[A-Za-z0-9]{36})\b/g, group: 1, accept: random(3) },
-  { kind: 'npm-token', re: /\/\/[^\s:]+\/:_(?:authToken|auth|password)\s*=\s*([^\s$"'][^\s"']{8,})/g, group: 1 },
+  { kind: 'npm-token', re: /\/\/[^\s:/]+(?:\/[^\s:/]+)*\/:_(?:authToken|auth|password)[ \t]*=[ \t]*([^\s$"'][^\s"']{8,})/g, group: 1 },
   { kind: 'gitlab-token', re: /\b(gl(?:pat|dt|rt|soat|cbt|ptt|ft)-[A-Za-z0-9_-]{20,})/g, group: 1, accept: random(3) },
   { kind: 'sentry-token', re: /\b(sntr[ysu]_[A-Za-z0-9+/=_-]{40,})/g, group: 1 },
   { kind: 'sentry-dsn', re: /https:\/\/([0-9a-f]{32})(?::[0-9a-f]{32})?@[a-z0-9.-]*sentry\.io\//g, group: 1, accept: random(3) },
@@ -111,14 +111,14 @@ const RULES: ReadonlyArray<Rule> = [
   // Android signing configs: storePassword "…" / keyPassword = '…' (Groovy and Kotlin DSL).
   {
     kind: 'signing-password',
-    re: /\b((?:store|key)Password)\b\s*(?:=\s*)?\(?\s*["']([^"'\n]+)["']/g,
+    re: /\b((?:store|key)Password)\b[ \t]*(?:=[ \t]*)?(?:\([ \t]*)?["']([^"'\n]+)["']/g,
     group: 2,
     accept: (v, m) => isSecretValue(m[1] ?? '', v, 'password'),
   },
   // GoogleService-Info.plist and other plists: <key>API_KEY</key> <string>…</string>.
   {
     kind: 'plist-secret',
-    re: new RegExp(`<key>(${NAME})</key>\\s*(?:[+ -]\\s*)?<string>([^<\\n]+)</string>`, 'gi'),
+    re: new RegExp(`<key>(${NAME})</key>[ \\t]*(?:\\r?\\n[+ -]?[ \\t]*)?<string>([^<\\n]+)</string>`, 'gi'),
     group: 2,
     accept: (v, m) => isSecretValue(m[1] ?? '', v, kindOfName(m[1] ?? '')),
   },
@@ -126,7 +126,7 @@ const RULES: ReadonlyArray<Rule> = [
   {
     kind: 'secret-assignment',
     re: new RegExp(
-      `(?:buildConfigField|resValue)\\s*\\(?\\s*["']\\w+["']\\s*,\\s*["'](${NAME})["']\\s*,\\s*["'](?:\\\\["'])?([^"'\\\\\\n]+)`,
+      `(?:buildConfigField|resValue)[ \\t]*(?:\\([ \\t]*)?["']\\w+["']\\s*,\\s*["'](${NAME})["']\\s*,\\s*["'](?:\\\\["'])?([^"'\\\\\\n]+)`,
       'gi',
     ),
     group: 2,
@@ -135,7 +135,7 @@ const RULES: ReadonlyArray<Rule> = [
   // Quoted assignments in code, JSON and YAML: apiKey = "…", "current_key": "…", password: '…'.
   {
     kind: 'secret-assignment',
-    re: new RegExp(`(${NAME})["']?\\s*(?::=|=>|[:=])\\s*@?["'\`]([^"'\`\\n]+)["'\`]`, 'gi'),
+    re: new RegExp(`(${NAME})["']?[ \\t]*(?::=|=>|[:=])[ \\t]*@?["'\`]([^"'\`\\n]+)["'\`]`, 'gi'),
     group: 2,
     accept: (v, m) => isSecretValue(m[1] ?? '', v, kindOfName(m[1] ?? '')),
   },
