@@ -216,8 +216,12 @@ export const commentMarker = (workflow: string) => `<!-- agentflow:${workflow} -
  */
 export const MAX_COMMENT_CHARS = 60_000;
 
-/** Text from outside (errors, names) as plain text: no HTML tags, no Markdown links or emphasis from it. */
-const escapeText = (s: string) => cellText(s, FIELD_CAPS.reason);
+/**
+ * Text from outside (errors, names) as plain text outside a table (headings, lists, the status
+ * line): no HTML tags, no Markdown links or emphasis from it; code spans keep a `|` as it is (only
+ * a table needs `\|`, and outside one GitHub would show the backslash).
+ */
+const escapeText = (s: string) => inlineText(s, FIELD_CAPS.reason, code);
 const cell = (s: string) => cellText(s, FIELD_CAPS.reason);
 /** A path in a code span that its own backticks cannot end. */
 const code = (s: string) => {
@@ -247,11 +251,11 @@ const ENTITY: Record<string, string> = {
 const URL = /\b(?:[a-z][a-z0-9+.-]*:\/\/|www\.)[^\s<>`|]*[^\s<>`|).,;:!?'"]/gi;
 
 /** One line of outside text with no Markdown, HTML, links, URLs or mentions left in it. */
-const plainLine = (s: string): string => {
+const plainLine = (s: string, span: (s: string) => string = codeCell): string => {
   let out = '';
   let at = 0;
   for (const m of s.matchAll(URL)) {
-    out += inertText(s.slice(at, m.index)) + codeCell(m[0]);
+    out += inertText(s.slice(at, m.index)) + span(m[0]);
     at = m.index + m[0].length;
   }
   return out + inertText(s.slice(at));
@@ -264,8 +268,11 @@ const inertText = (s: string) =>
     .replace(/[&<>|\\`[\]*_~]/g, (c) => ENTITY[c] as string)
     // `@org/team`, `@user` and e-mail autolinks: a zero-width space after `@` keeps them from resolving.
     .replace(/@(?=[\p{L}\p{N}_-])/gu, '@\u200b');
-/** A code span for a table cell: a `|` inside is `\|` (GFM), unless a `\` before it makes that ambiguous; then plain. */
-const codeCell = (s: string): string => (/\\\|/.test(s) ? inertText(s) : code(s).replace(/\|/g, '\\|'));
+/**
+ * A code span for a table cell: a `|` inside is `\|` (GFM), unless a `\` before it makes that
+ * ambiguous; then one line of inert text (line breaks as spaces, URLs as code, `|` as `&#124;`).
+ */
+const codeCell = (s: string): string => (/\\\|/.test(s) ? plainLine(s.replace(/\r\n|\r|\n/g, ' ')) : code(s).replace(/\|/g, '\\|'));
 
 /**
  * Text a model (or an error that quotes one) wrote, safe for one Markdown table cell: capped at
@@ -277,14 +284,19 @@ const codeCell = (s: string): string => (/\\\|/.test(s) ? inertText(s) : code(s)
  * @example cellText('[fix](https://evil.example) @org/team | <b>') // '&#91;fix&#93;(`https://evil.example`) @\u200borg/team &#124; &lt;b&gt;'
  */
 export function cellText(s: string, max: number = FIELD_CAPS.message): string {
+  return inlineText(s, max, codeCell);
+}
+
+/** {@link cellText} with code spans (kept ones and URLs) made by `span`: {@link codeCell} in a table, {@link code} outside one. */
+function inlineText(s: string, max: number, span: (s: string) => string): string {
   return cap(s, max)
     .split(/\r\n|\r|\n/)
-    .map(withCodeSpans)
+    .map((line) => withCodeSpans(line, span))
     .join('<br>');
 }
 
 /** Splits one line into well-formed code spans (a backtick run closed by a run of the same length) and text. */
-function withCodeSpans(line: string): string {
+function withCodeSpans(line: string, span: (s: string) => string): string {
   let out = '';
   let at = 0;
   let from = 0;
@@ -302,11 +314,11 @@ function withCodeSpans(line: string): string {
       continue;
     }
     const content = inner.length > 1 && inner.startsWith(' ') && inner.endsWith(' ') ? inner.slice(1, -1) : inner;
-    out += plainLine(line.slice(at, o.index)) + codeCell(content);
+    out += plainLine(line.slice(at, o.index), span) + span(content);
     at = c.index + c[0].length;
     from = at;
   }
-  return out + plainLine(line.slice(at));
+  return out + plainLine(line.slice(at), span);
 }
 
 /** Paths listed in the "Not reviewed" section at most (the full report has all). */

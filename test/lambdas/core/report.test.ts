@@ -158,6 +158,28 @@ describe('Function: renderComment', () => {
     expect(render([finding({ message: '`!!` throws on null' })])).toContain('| `!!` throws on null<br>**Fix:** Fix it |');
   });
 
+  it('refuses a path with a backslash-pipe that adds lines, headings or live links: the row stays one row', () => {
+    // Prepare
+    const evil = finding({ file: 'a\\|b\n| injected |\n\n# Heading [x](https://evil)', message: 'path injection' });
+
+    // Act
+    const md = render([evil, finding({ message: 'see `https://evil.example/login \\| now`' })]);
+
+    // Assess
+    const table = findingsTable(md);
+    expect(table).toHaveLength(4);
+    for (const row of table) {
+      expect(row.startsWith('| ') || row === '|---|---|---|---|---|').toBe(true);
+      expect(unescapedPipes(row)).toBe(6);
+    }
+    expect(md).not.toMatch(/^#+ Heading/m);
+    expect(md).not.toMatch(/^\| injected/m);
+    expect(md).not.toContain('](http');
+    expect(outsideCode(md)).not.toContain('https://');
+    expect(table[2]).toContain('| a&#92;&#124;b &#124; injected &#124;  # Heading &#91;x&#93;(`https://evil):10` |');
+    expect(table[3]).toContain('`https://evil.example/login` &#92;&#124; now');
+  });
+
   it('refuses forged emphasis and rows in a category: **APPROVED** is shown as text', () => {
     // Act
     const table = findingsTable(render(CORPUS));
@@ -206,6 +228,26 @@ describe('Function: renderComment', () => {
     expect(md).not.toMatch(/^\| forged/m);
     const status = md.split('\n').find((l) => l.startsWith('**⚠️ PARTIAL**')) ?? '';
     expect(status).not.toMatch(/<img|\]\(/);
+  });
+});
+
+describe('Function: renderComment outside the table', () => {
+  it('shows a code span with a pipe in the status reason without a stray backslash', () => {
+    // Prepare
+    const failed = agent('code-review', {
+      status: 'failed',
+      error: { Error: 'InvalidAnswerError', Cause: JSON.stringify({ errorMessage: 'bad `a|b` answer' }) },
+    });
+
+    // Act
+    const md = render([], [agent('security'), failed]);
+
+    // Assess
+    const status = md.split('\n').find((l) => l.startsWith('**⚠️ PARTIAL**')) ?? '';
+    expect(status).toContain('`a|b`');
+    expect(status).not.toContain('\\');
+    const row = md.split('\n').find((l) => l.startsWith('| code-review |')) ?? '';
+    expect(row).toContain('`a\\|b`');
   });
 });
 
