@@ -136,12 +136,27 @@ async function start(
   const remaining = deps.remainingMs ?? (() => 8000);
   // Kept outside `work`, so an answer after the deadline still knows what was started.
   const executions: Array<{ workflow: string; name: string; started: boolean; skip?: string }> = [];
+  let answered = false;
+  let starting: Promise<unknown> | undefined;
+  let startError: unknown;
   const work = async () => {
     for (const w of workflows) {
+      // Once the answer is out, start nothing more: what the answer said is what happened.
+      if (answered) throw new Error('the answer was due before every workflow started');
       const name = executionName(delivery, w.id);
       const skip = skipOf(w);
       const input: ExecutionInput = { runId: name, workflow: w.id, change, ...(skip ? { skip } : {}) };
-      const r = await deps.starter.start(w.id, name, input);
+      const pending = deps.starter.start(w.id, name, input);
+      starting = pending;
+      let r: Awaited<typeof pending>;
+      try {
+        r = await pending;
+      } catch (e) {
+        startError = e;
+        throw e;
+      } finally {
+        starting = undefined;
+      }
       executions.push({ workflow: w.id, name: r.name, started: r.started, ...(skip ? { skip } : {}) });
     }
     return { executions };
@@ -154,6 +169,23 @@ async function start(
     const duplicate = r.duplicate || executions.every((e) => !e.started);
     return json(duplicate ? 200 : 202, { delivery, ...(duplicate ? { duplicate: true } : {}), executions });
   } catch {
+    answered = true;
+    // A start still in flight at the deadline gets the last moments, so the answer says whether it started.
+    if (starting) {
+      await Promise.race([
+        starting.catch(() => undefined),
+        new Promise((r) => setTimeout(r, Math.max(0, Math.min(800, remaining() - 200)))),
+      ]);
+    }
+    if (startError !== undefined) {
+      // A workflow could not be started: the delivery failed, and a redelivery starts the rest
+      // (the ones that started have their names and will not start twice).
+      return json(503, {
+        delivery,
+        executions,
+        message: 'a workflow could not be started; redeliver to start it (started ones will not start twice)',
+      });
+    }
     // An execution that started is never answered with an error: GitHub would show a failed
     // delivery for a review that is running (its idempotency record completes in the background).
     if (executions.some((e) => e.started)) {

@@ -313,6 +313,53 @@ describe('Function: handleGithubDelivery (filtering and idempotency)', () => {
     expect(res.statusCode).toBe(503);
   });
 
+  it('waits for a start in flight at the deadline and starts nothing after the answer, so the answer says what started', async () => {
+    const two = [
+      { id: 'pr-review', events: ['pull_request.opened'] },
+      { id: 'docs', events: ['pull_request.opened'] },
+    ];
+    const body = prEvent();
+    const calls: string[] = [];
+    const slow: ExecutionStarter = {
+      start: async (workflow, name) => {
+        await new Promise((r) => setTimeout(r, 1_000));
+        calls.push(workflow);
+        return { name, started: true };
+      },
+    };
+    const res = await handleGithubDelivery(
+      { headers: headers(body, newDelivery()), body },
+      deps(slow, {
+        workflows: two,
+        remainingMs: (() => {
+          const end = Date.now() + 1_700;
+          return () => end - Date.now();
+        })(),
+      }),
+    );
+    await new Promise((r) => setTimeout(r, 1_000));
+    // The first start finished inside the grace period; the second was never started.
+    expect(res.statusCode).toBe(202);
+    expect(JSON.parse(res.body).executions.map((e: { workflow: string }) => e.workflow)).toEqual(['pr-review']);
+    expect(calls).toEqual(['pr-review']);
+  });
+
+  it('answers 503 when a workflow cannot be started, so a redelivery starts it (the started one does not start twice)', async () => {
+    const two = [
+      { id: 'pr-review', events: ['pull_request.opened'] },
+      { id: 'docs', events: ['pull_request.opened'] },
+    ];
+    const body = prEvent();
+    const failing: ExecutionStarter = {
+      start: async (workflow, name) => {
+        if (workflow === 'docs') throw Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' });
+        return { name, started: true };
+      },
+    };
+    const res = await handleGithubDelivery({ headers: headers(body, newDelivery()), body }, deps(failing, { workflows: two }));
+    expect(res.statusCode).toBe(503);
+  });
+
   it('never answers an error for a delivery whose execution started, even when the record is written too late', async () => {
     const body = prEvent();
     const rec = recorder();
