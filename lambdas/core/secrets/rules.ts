@@ -9,7 +9,7 @@
  * `SG.`, Mapbox `sk.` tokens, npm `npm_`, GitLab `glpat-`, Sentry `sntrys_`/DSNs, Azure storage
  * `AccountKey=`/SAS `sig=`, Anthropic `sk-ant-`, OpenAI `sk-`, PEM/PGP private keys (RFC 7468, RFC 4880).
  */
-import { isAllowedValue, isSecretValue, shannonEntropy } from './allow.js';
+import { isAllowedValue, isRandomQueryValue, isSecretValue, SECRET_QUERY_PARAM, shannonEntropy } from './allow.js';
 
 /** One match of a rule: the character range to replace and the kind named in the marker. */
 export interface SecretHit {
@@ -99,6 +99,13 @@ const RULES: ReadonlyArray<Rule> = [
     re: /\b[a-z][a-z0-9+.-]{0,30}:\/\/[^\s:@/"'<>]{1,256}:([^\s@/"'<>]{1,256})@[^\s/"'<>]+/gi,
     group: 1,
     accept: (v) => !isAllowedValue(v) && !/^\$/.test(v) && v.length >= 4,
+  },
+  // Credentials in URL query strings: `?access_token=…`, `&key=…`, `&token=…` (only the value).
+  {
+    kind: 'url-query-secret',
+    re: new RegExp(`[?&;](?:${SECRET_QUERY_PARAM})=([^&#\\s"'<>\`\\\\]+)`, 'gi'),
+    group: 1,
+    accept: (v) => isRandomQueryValue(v),
   },
   // Credentials in HTTP headers and command lines: `Authorization: Bearer …`, `curl -u user:password`.
   { kind: 'bearer-token', re: /\b(?:Bearer|Basic)\s+([A-Za-z0-9._~+/-]{16,}=*)/g, group: 1, accept: random(3.5) },
