@@ -7,7 +7,9 @@
  * example keys, placeholders, names without values, low-entropy values).
  *
  * Each secret value is replaced by `[REDACTED:<kind>]` (kind: lowercase letters and hyphens), so
- * reviewers and models still see that a secret was committed; the name it was assigned to stays.
+ * reviewers and models still see that a secret was committed; the name it was assigned to stays. A
+ * secret spanning lines gets one marker per line (diff prefixes and newlines kept), so line numbers
+ * in a diff hunk do not move; it still counts once.
  */
 import { lintSource } from '@secretlint/core';
 import { creator as recommendedPreset } from '@secretlint/secretlint-rule-preset-recommend';
@@ -93,6 +95,25 @@ async function secretlintHits(text: string): Promise<SecretHit[]> {
 }
 
 /**
+ * The marker(s) for one secret. A secret spanning lines (a PEM block in a diff) is replaced line by
+ * line: every line keeps its newline and its diff prefix (`+`, `-`, ` `) and gets its own marker, so a
+ * hunk keeps its line count and every later line keeps its new-file line number.
+ */
+function replacement(secret: string, kind: string): string {
+  const marker = `[REDACTED:${kind}]`;
+  if (!secret.includes('\n')) return marker;
+  const lines = secret.split('\n').map((line, i) => {
+    const cr = line.endsWith('\r') ? '\r' : '';
+    const body = cr ? line.slice(0, -1) : line;
+    // A PEM boundary line (`-----END …`) starts with a dash of its own: only a sixth dash is a prefix.
+    const prefix = i > 0 && (/^[+ ]/.test(body) || /^-(?!----[^-])/.test(body)) ? body[0] : '';
+    return body.length > prefix.length ? `${prefix}${marker}${cr}` : line;
+  });
+  const out = lines.join('\n');
+  return out.includes(marker) ? out : marker;
+}
+
+/**
  * Replaces every credential found in `text` with `[REDACTED:<kind>]`. Overlapping findings are
  * merged (the earliest, then the longest, wins; a secretlint range holding one of AgentFlow's
  * narrower hits gives way to it, so the name a value was assigned to stays readable). Never throws; never returns a secret's value.
@@ -117,7 +138,7 @@ export async function redactSecrets(text: string): Promise<Redaction> {
       if (hit.end > at) at = hit.end;
       continue;
     }
-    parts.push(text.slice(at, hit.start), `[REDACTED:${hit.kind}]`);
+    parts.push(text.slice(at, hit.start), replacement(text.slice(hit.start, hit.end), hit.kind));
     secrets.push({ kind: hit.kind });
     at = hit.end;
   }
