@@ -106,7 +106,7 @@ function replacement(secret: string, kind: string): string {
     const cr = line.endsWith('\r') ? '\r' : '';
     const body = cr ? line.slice(0, -1) : line;
     // A PEM boundary line (`-----END …`) starts with a dash of its own: only a sixth dash is a prefix.
-    const prefix = i > 0 && (/^[+ ]/.test(body) || /^-(?!----[^-])/.test(body)) ? body[0] : '';
+    const prefix = i > 0 && (/^[+ ]/.test(body) || /^-(?!----[^-])/.test(body)) ? body.slice(0, 1) : '';
     return body.length > prefix.length ? `${prefix}${marker}${cr}` : line;
   });
   const out = lines.join('\n');

@@ -41,7 +41,8 @@ export async function headCoverage(change: Change, changes: ChangeSource): Promi
 }
 
 /**
- * LoadContext: fetches the change, redacts credentials from every patch, makes the review plan
+ * LoadContext: fetches the change, redacts credentials from every patch, file path (and previous
+ * path) and the change's title (all counted in `stats.redactions`), makes the review plan
  * (which files each agent reviews and why the others are excluded, chunk layout and worst-case
  * cost per agent: see `buildPlan`; `.gitattributes` at the head commit is honoured), computes
  * change stats (and how many files match the workflow's `files_changed` globs; a glob without a
@@ -55,12 +56,20 @@ export async function loadContext(raw: unknown, deps: LoadContextDeps): Promise<
   const input: LoadContextInput = parseInput(LoadContextInputSchema, raw, 'LoadContext');
   const files = await deps.changes.listChangedFiles(input.change);
   let redactions = 0;
+  const redact = async (text: string) => {
+    const r = await redactSecrets(text);
+    redactions += r.count;
+    return r.text;
+  };
+  // The title and file paths are untrusted text too: they reach the plan, the prompts and the artifact.
+  const change: Change = { ...input.change, title: await redact(input.change.title) };
   const clean = await Promise.all(
-    files.map(async (f) => {
-      const r = await redactSecrets(f.patch);
-      redactions += r.count;
-      return { ...f, patch: r.text };
-    }),
+    files.map(async (f) => ({
+      ...f,
+      path: await redact(f.path),
+      ...(f.previousPath !== undefined ? { previousPath: await redact(f.previousPath) } : {}),
+      patch: await redact(f.patch),
+    })),
   );
   const isMatch = input.filesChanged.length > 0 ? picomatch(input.filesChanged, { basename: true, dot: true }) : () => true;
   const additions = clean.reduce((s, f) => s + f.additions, 0);
@@ -75,11 +84,11 @@ export async function loadContext(raw: unknown, deps: LoadContextDeps): Promise<
     attributes: parseGitAttributes(gitattributes ?? ''),
     paths: input.paths,
     agents: input.agents,
-    promptTokens: (agent) => promptTokens(agent, input.change),
+    promptTokens: (agent) => promptTokens(agent, change),
   });
   const excluded = new Set(plan.excluded.map((e) => e.path));
   const artifact: ContextArtifact = {
-    change: input.change,
+    change,
     files: clean,
     plan,
     stats: {
