@@ -109,3 +109,19 @@ export async function waitFor<T>(read: () => Promise<T | undefined>, what: strin
   }
   throw new Error(`timed out waiting for ${what}`);
 }
+
+/** A minimal signed-delivery body: `pull_request.opened` of the example repository's change (PR #42). */
+export function examplePullRequestPayload(repo: ExampleRepo): string {
+  return JSON.stringify({
+    action: 'opened',
+    number: 42,
+    pull_request: {
+      title: 'Checkout: pay with card',
+      html_url: 'https://github.com/acme/shop-apps/pull/42',
+      user: { login: 'mobile-dev' },
+      base: { sha: repo.base, ref: 'main' },
+      head: { sha: repo.head, ref: 'feature/checkout-payments' },
+    },
+    repository: { full_name: 'acme/shop-apps' },
+  });
+}

@@ -6,7 +6,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ExampleRepo } from '../../lib/local/example-repo.js';
 import { LocalRuntime } from '../../lib/local/runtime.js';
 import { loadWorkspace, PROJECT_ROOT } from '../../lib/workspace.js';
-import { exampleRepo, tempDir, waitFor } from '../helpers.js';
+import { examplePullRequestPayload, exampleRepo, tempDir, waitFor } from '../helpers.js';
 
 /**
  * Crash recovery (DESIGN §12, local state folder): a real `agentflow serve` is killed with SIGKILL
@@ -52,18 +52,7 @@ async function serve(stateDir: string): Promise<string> {
 }
 
 async function deliver(url: string, delivery: string): Promise<Response> {
-  const body = JSON.stringify({
-    action: 'opened',
-    number: 42,
-    pull_request: {
-      title: 'Checkout: pay with card',
-      html_url: 'https://github.com/acme/shop-apps/pull/42',
-      user: { login: 'mobile-dev' },
-      base: { sha: repo.base, ref: 'main' },
-      head: { sha: repo.head, ref: 'feature/checkout-payments' },
-    },
-    repository: { full_name: 'acme/shop-apps' },
-  });
+  const body = examplePullRequestPayload(repo);
   return fetch(`${url}/webhooks/github`, {
     method: 'POST',
     headers: {

@@ -9,7 +9,7 @@ import type { RunRecord } from '../../lambdas/core/contracts.js';
 import { slackSignature } from '../../lambdas/core/signatures.js';
 import type { ExampleRepo } from '../../lib/local/example-repo.js';
 import { PROJECT_ROOT } from '../../lib/workspace.js';
-import { exampleRepo, LEAD, tempDir, waitFor } from '../helpers.js';
+import { examplePullRequestPayload, exampleRepo, LEAD, tempDir, waitFor } from '../helpers.js';
 
 const CLI = join(PROJECT_ROOT, 'bin', 'agentflow.js');
 const SECRET = 'serve-test-secret';
@@ -44,19 +44,7 @@ afterAll(async () => {
   await new Promise((r) => server.once('exit', r));
 });
 
-const payload = () =>
-  JSON.stringify({
-    action: 'opened',
-    number: 42,
-    pull_request: {
-      title: 'Checkout: pay with card',
-      html_url: 'https://github.com/acme/shop-apps/pull/42',
-      user: { login: 'mobile-dev' },
-      base: { sha: repo.base, ref: 'main' },
-      head: { sha: repo.head, ref: 'feature/checkout-payments' },
-    },
-    repository: { full_name: 'acme/shop-apps' },
-  });
+const payload = () => examplePullRequestPayload(repo);
 
 async function post(body: string, signature: string | undefined, delivery: string) {
   return fetch(`${url}/webhooks/github`, {
