@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import { sign } from '@octokit/webhooks-methods';
 import { GatewayConfigSchema } from '../lambdas/core/gateway-config.js';
-import { createExampleRepo } from '../lib/local/example-repo.js';
+import { createExampleRepo, examplePullRequestPayload } from '../lib/local/example-repo.js';
 import { LocalRuntime } from '../lib/local/runtime.js';
 import { startLocalServer } from '../lib/local/server.js';
 import { loadWorkspace } from '../lib/workspace.js';
@@ -34,18 +34,7 @@ export async function ingressBench(record: Record_, work: string): Promise<void>
   let n = 0;
   const deliver = async () => {
     const id = `bench-ingress-${++n}`;
-    const body = JSON.stringify({
-      action: 'opened',
-      number: n,
-      pull_request: {
-        title: 'bench',
-        html_url: '',
-        user: { login: 'bench' },
-        base: { sha: repo.base, ref: 'main' },
-        head: { sha: repo.head, ref: 'feature' },
-      },
-      repository: { full_name: 'acme/shop-apps' },
-    });
+    const body = examplePullRequestPayload(repo, n);
     const t0 = performance.now();
     const r = await fetch(`${server.url}/webhooks/github`, {
       method: 'POST',

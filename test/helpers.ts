@@ -6,6 +6,9 @@ import { MemoryGatewayMetrics } from '../lambdas/adapters/metrics.js';
 import type { ExecutionInput } from '../lambdas/core/contracts.js';
 import { GatewayConfigSchema } from '../lambdas/core/gateway-config.js';
 import { createExampleRepo, type ExampleRepo } from '../lib/local/example-repo.js';
+
+export { examplePullRequestPayload } from '../lib/local/example-repo.js';
+
 import { type OfflineModelOptions, OfflineModelServer } from '../lib/local/offline-model.js';
 import { localProviders } from '../lib/local/providers.js';
 import { LOCAL_TABLE, LocalRuntime, type LocalRuntimeOptions, startLocalTable } from '../lib/local/runtime.js';
@@ -108,20 +111,4 @@ export async function waitFor<T>(read: () => Promise<T | undefined>, what: strin
     await new Promise((r) => setTimeout(r, 20));
   }
   throw new Error(`timed out waiting for ${what}`);
-}
-
-/** A minimal signed-delivery body: `pull_request.opened` of the example repository's change (PR #42). */
-export function examplePullRequestPayload(repo: ExampleRepo): string {
-  return JSON.stringify({
-    action: 'opened',
-    number: 42,
-    pull_request: {
-      title: 'Checkout: pay with card',
-      html_url: 'https://github.com/acme/shop-apps/pull/42',
-      user: { login: 'mobile-dev' },
-      base: { sha: repo.base, ref: 'main' },
-      head: { sha: repo.head, ref: 'feature/checkout-payments' },
-    },
-    repository: { full_name: 'acme/shop-apps' },
-  });
 }

@@ -241,9 +241,11 @@ export async function reserveBudget(ledger: BudgetLedger, scopes: readonly Budge
     }),
   );
   const reservation = new Reservation(ledger, scopes, hold);
-  const refusedAt = results.findIndex((r) => r.status === 'fulfilled' && !r.value.ok);
+  const refused = results.flatMap((r, i) =>
+    r.status === 'fulfilled' && !r.value.ok ? [{ scope: scopes[i] as BudgetScope, outcome: r.value }] : [],
+  )[0];
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (refusedAt < 0 && !failed) return reservation;
+  if (!refused && !failed) return reservation;
   // Release only where the reservation was written (a refused or failed scope holds nothing).
   const held = scopes.filter((_, i) => {
     const r = results[i];
@@ -255,9 +257,7 @@ export async function reserveBudget(ledger: BudgetLedger, scopes: readonly Budge
       cause: failed.reason,
     });
   }
-  const scope = scopes[refusedAt] as BudgetScope;
-  const outcome = (results[refusedAt] as PromiseFulfilledResult<ReserveOutcome>).value;
-  if (outcome.ok) throw new Error('unreachable: a refused scope reserved');
+  const { scope, outcome } = refused as NonNullable<typeof refused>;
   const spent = outcome.spentMicro ?? outcome.committedMicro;
   throw new BudgetExceededError(
     scope.kind,

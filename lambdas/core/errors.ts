@@ -73,14 +73,6 @@ export class ProviderAuthError extends ProviderError {
   }
 }
 
-/** A phase marked `required` had a failed agent. Fails the run. */
-export class RequiredPhaseFailedError extends AgentFlowError {
-  constructor(message: string) {
-    super(message);
-    this.name = 'RequiredPhaseFailedError';
-  }
-}
-
 /** Which budget a refusal or reservation concerns (DESIGN §6). */
 export type BudgetScopeKind = 'run' | 'project-day' | 'project-month' | 'global-month';
 

@@ -37,7 +37,9 @@ import { requestTokens, TOKENIZER_OF, type TokenizerFamily } from './tokenizer.j
  * 2. answers from the response cache when the same request was answered before ($0);
  * 3. skips the candidate when its circuit breaker is open (or half-open with a probe in flight);
  * 4. takes a concurrency slot and a token from the provider's rate limit (queueing until the deadline);
- * 5. reserves the worst-case cost in every budget scope (`BudgetExceededError` stops the call);
+ * 5. reserves the worst-case cost in every budget scope (input counted with the provider's
+ *    tokenizer, output at `maxTokens`); a refusal that only calls in flight cause waits for them to
+ *    settle, any other refusal moves to a cheaper candidate or ends with `BudgetExceededError`;
  * 6. calls the provider with a timeout; on a retryable error retries with exponential backoff and
  *    full jitter while time is left, then moves to the next candidate;
  * 7. settles the budget to the actual cost, records the breaker outcome, stores the answer in the
@@ -223,7 +225,7 @@ export class ModelGateway {
   /**
    * Answers one request through the candidate chain.
    *
-   * @throws BudgetExceededError when a scope's limit would be passed (no call made)
+   * @throws BudgetExceededError when a scope's limit would be passed and no cheaper candidate is left (no call made)
    * @throws BudgetUnavailableError when the budget table cannot be used (fail closed, no call made)
    * @throws ProviderRejectedError on a 400 from the provider (not retried, no fallback: the request itself is at fault)
    * @throws CircuitOpenError when every candidate's breaker is open

@@ -60,8 +60,13 @@ export function parseGitAttributes(text: string): AttributeRule[] {
   return rules;
 }
 
-/** A gitignore-style matcher: a pattern without a slash matches the file name in any folder. */
-function globMatcher(patterns: readonly string[]): (path: string) => boolean {
+/**
+ * A gitignore-style matcher over repository paths, the one glob meaning of the workflow language
+ * (`files_changed`, `paths`, agent `files`, default rules): a pattern without a slash matches the
+ * file name in any folder, a leading slash anchors at the root, a folder pattern (`Pods/`) matches
+ * everything below it.
+ */
+export function globMatcher(patterns: readonly string[]): (path: string) => boolean {
   if (patterns.length === 0) return () => false;
   // gitignore rules: a leading slash anchors at the root; a folder pattern whose only slash is the
   // trailing one (`Pods/`) matches that folder at any depth.

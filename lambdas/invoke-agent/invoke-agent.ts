@@ -24,9 +24,6 @@ import { requestTokens, TOKENIZER_OF, type TokenizerFamily } from '../core/token
 import { estimateTokens, layoutChunks } from '../core/tokens.js';
 import { splitRepository } from '../core/triggers.js';
 
-export { MAX_CHUNK_TOKENS } from '../core/plan.js';
-export { readSpend, spendKey } from '../core/spend.js';
-
 export interface InvokeAgentDeps {
   artifacts: ArtifactStore;
   /** Every model call goes through the gateway (budgets, breaker, fallback, cache, rate limits). */

@@ -1,4 +1,3 @@
-import picomatch from 'picomatch';
 import {
   type Change,
   type ContextArtifact,
@@ -7,7 +6,7 @@ import {
   type LoadContextOutput,
   parseInput,
 } from '../core/contracts.js';
-import { buildPlan, parseGitAttributes, promptTokens } from '../core/plan.js';
+import { buildPlan, globMatcher, parseGitAttributes, promptTokens } from '../core/plan.js';
 import type { ArtifactStore, ChangeSource } from '../core/ports.js';
 import { redactSecrets } from '../core/redact.js';
 import { countTokens } from '../core/tokenizer.js';
@@ -71,7 +70,7 @@ export async function loadContext(raw: unknown, deps: LoadContextDeps): Promise<
       patch: await redact(f.patch),
     })),
   );
-  const isMatch = input.filesChanged.length > 0 ? picomatch(input.filesChanged, { basename: true, dot: true }) : () => true;
+  const isMatch = input.filesChanged.length > 0 ? globMatcher(input.filesChanged) : () => true;
   const additions = clean.reduce((s, f) => s + f.additions, 0);
   const deletions = clean.reduce((s, f) => s + f.deletions, 0);
   const [coverage, gitattributes] = await Promise.all([

@@ -48,3 +48,23 @@ export function createExampleRepo(dir: string): ExampleRepo {
   const head = git('rev-parse', 'HEAD');
   return { path: dir, base, head };
 }
+
+/**
+ * A minimal GitHub `pull_request.opened` delivery body for the example repository's change (the
+ * fields the webhook reads), as JSON text ready to sign.
+ * @param number the pull request number @default 42
+ */
+export function examplePullRequestPayload(repo: ExampleRepo, number = 42): string {
+  return JSON.stringify({
+    action: 'opened',
+    number,
+    pull_request: {
+      title: 'Checkout: pay with card',
+      html_url: `https://github.com/acme/shop-apps/pull/${number}`,
+      user: { login: 'mobile-dev' },
+      base: { sha: repo.base, ref: 'main' },
+      head: { sha: repo.head, ref: 'feature/checkout-payments' },
+    },
+    repository: { full_name: 'acme/shop-apps' },
+  });
+}

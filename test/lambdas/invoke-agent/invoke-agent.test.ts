@@ -5,7 +5,8 @@ import type { AgentItem, ContextArtifact } from '../../../lambdas/core/contracts
 import type { GatewayAnswer, GatewayCall, ModelGateway } from '../../../lambdas/core/gateway.js';
 import { GatewayConfigSchema } from '../../../lambdas/core/gateway-config.js';
 import { buildPlan, promptTokens } from '../../../lambdas/core/plan.js';
-import { findingsKey, invokeAgent, readSpend } from '../../../lambdas/invoke-agent/invoke-agent.js';
+import { readSpend } from '../../../lambdas/core/spend.js';
+import { findingsKey, invokeAgent } from '../../../lambdas/invoke-agent/invoke-agent.js';
 import type { OfflineModelServer } from '../../../lib/local/offline-model.js';
 import { type GatewayEnv, startGateway, tempDir } from '../../helpers.js';
 
