@@ -14,7 +14,7 @@ import { loadLocalGatewayConfig, loadLocalGroups } from '../lib/config.js';
 import { type BreakerReport, breakerReport, type CostReport, costReport, formatBreakers, formatCostReport } from '../lib/local/costs.js';
 import { localApiHeaders, readServeState, removeServeState, writeServeState } from '../lib/local/local-api-token.js';
 import { exitCodeFor, formatProgress, formatRunLine, runOutcome } from '../lib/local/progress.js';
-import { LocalRuntime } from '../lib/local/runtime.js';
+import { DEFAULT_MAX_CONCURRENT_RUNS, LocalRuntime } from '../lib/local/runtime.js';
 import { type LocalServerOptions, localServerSecrets, startLocalServer } from '../lib/local/server.js';
 import { compileWorkflow, formatDiagnostic, toMermaid } from '../lib/workflow/index.js';
 import { loadWorkspace, PROJECT_ROOT, resolveWorkflowFile, WORKFLOWS_DIR } from '../lib/workspace.js';
@@ -159,10 +159,19 @@ program
   .description('Serve the webhook routes (GitHub, Slack, CI) and the local API (runs, costs, approvals) on 127.0.0.1')
   .option('--port <n>', 'port (0 picks a free one)', '3000')
   .option('--repo <path>', 'local git repository the pull requests point at', '.')
+  .option(
+    '--max-concurrent-runs <n>',
+    'executions that run at once; later ones wait (RUNNING) for a free place, so webhooks are answered fast under bursts',
+    String(DEFAULT_MAX_CONCURRENT_RUNS),
+  )
   .addOption(stateDirOption())
   .addOption(configOption())
   .addOption(workflowsOption())
-  .action(async (opts: { port: string; repo: string; stateDir: string; workflows: string; config?: string }) => {
+  .action(async (opts: { port: string; repo: string; stateDir: string; workflows: string; config?: string; maxConcurrentRuns: string }) => {
+    const maxConcurrentRuns = Number(opts.maxConcurrentRuns);
+    if (!Number.isInteger(maxConcurrentRuns) || maxConcurrentRuns < 1) {
+      throw new UsageError(`--max-concurrent-runs must be a whole number ≥ 1 (got "${opts.maxConcurrentRuns}")`);
+    }
     const ws = loadWorkspace(opts.workflows);
     if (ws.diagnostics.length > 0) {
       for (const d of ws.diagnostics) console.error(formatDiagnostic(d));
@@ -176,6 +185,7 @@ program
       workspace: ws,
       gateway: gatewayConfig(opts.config),
       groups: loadLocalGroups(PROJECT_ROOT),
+      maxConcurrentRuns,
     });
     runtime.listeners.add((e) => {
       const line = formatProgress(e);

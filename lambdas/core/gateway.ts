@@ -348,8 +348,10 @@ export class ModelGateway {
     const price = model.price as NonNullable<ModelRef['price']>;
     const inputTokens = inputTokensOf(call, model);
     const estimateMicro = worstCaseMicro(inputTokens, call.maxTokens, price);
-    // No try outlives the deadline, so a hold or slot still there 30 s after it belongs to a crashed caller.
-    const leaseUntilMs = call.deadlineMs + 30_000;
+    // A lease covers the call it guards: taken at `now`, the call may last until `now` + the call's
+    // longest time, plus a margin; a hold or slot still there after it belongs to a crashed caller.
+    const callBoundMs = (now: number) => Math.min(providerTimeoutSeconds * 1000, call.deadlineMs - now);
+    const leaseFrom = (now: number) => now + callBoundMs(now) + LEASE_MARGIN_MS;
     let error: unknown;
     for (let n = 1; n <= tries; n++) {
       const t0 = this.clock();
@@ -360,25 +362,44 @@ export class ModelGateway {
       }
       const record = (e: unknown) =>
         attempts.push({ provider: model.provider, model: model.alias, outcome: 'error', error: short(e), ms: this.clock() - t0 });
-      const holder: SlotHolder = { id: this.newId(), leaseUntilMs };
-      const leave = () => this.deps.limits.leave(model.provider, holder).catch(() => undefined);
+      const id = this.newId();
+      // The slot and the budget are taken side by side. When the budget must wait for calls in
+      // flight to settle, the slot is given back meanwhile (others may use it) and taken again
+      // afterwards, so neither lease has to outlast the wait.
+      const firstSlot = this.acquireSlot(model.provider, id, leaseFrom, call.deadlineMs);
+      const given = { back: false };
+      const giveSlotBack = async () => {
+        given.back = true;
+        const holder = await firstSlot.catch(() => undefined);
+        if (holder) await this.deps.limits.leave(model.provider, holder).catch(() => undefined);
+      };
       const [slot, budget] = await Promise.allSettled([
-        this.acquireSlot(model.provider, holder, call.deadlineMs),
-        this.reserveWaiting(call, { id: holder.id, estimateMicro, expiresAtMs: leaseUntilMs }),
+        firstSlot,
+        this.reserveWaiting(call, { id, estimateMicro }, leaseFrom, giveSlotBack),
       ]);
-      if (slot.status === 'rejected' || budget.status === 'rejected') {
-        await Promise.all([
-          slot.status === 'fulfilled' ? leave() : undefined,
-          budget.status === 'fulfilled' ? budget.value.release() : undefined,
-        ]);
+      let holder = slot.status === 'fulfilled' && !given.back ? slot.value : undefined;
+      let slotError = slot.status === 'rejected' && !given.back ? slot.reason : undefined;
+      if (budget.status === 'fulfilled' && !holder && !slotError) {
+        try {
+          holder = await this.acquireSlot(model.provider, id, leaseFrom, call.deadlineMs);
+        } catch (e) {
+          slotError = e;
+        }
+      }
+      const leave = () => (holder ? this.deps.limits.leave(model.provider, holder).catch(() => undefined) : undefined);
+      if (!holder || budget.status === 'rejected') {
+        await Promise.all([leave(), budget.status === 'fulfilled' ? budget.value.release() : undefined]);
         // A budget refusal stops the call; a full rate limit moves on to the next candidate.
-        const e = budget.status === 'rejected' ? budget.reason : (slot as PromiseRejectedResult).reason;
+        const e = budget.status === 'rejected' ? budget.reason : slotError;
         record(e);
         return { ok: false, error: e, stop: budget.status === 'rejected' };
       }
       const reservation = budget.value;
-      // The slot and budget waits took time: the call gets what is left now, and none starts without a second left.
-      const remaining = call.deadlineMs - this.clock();
+      // The waits took time: the call gets what is left now and ends before either lease does;
+      // none starts with less than a second.
+      const now = this.clock();
+      const remaining =
+        Math.min(call.deadlineMs, holder.leaseUntilMs - LEASE_MARGIN_MS, reservation.hold.expiresAtMs - LEASE_MARGIN_MS) - now;
       if (remaining < MIN_CALL_MS) {
         await Promise.all([reservation.release(), leave()]);
         error = new ProviderTimeoutError(
@@ -451,37 +472,54 @@ export class ModelGateway {
    * flight cause (the settled spend leaves room: `BudgetExceededError.transient`) is tried again
    * with backoff and full jitter for up to {@link BUDGET_WAIT_MS}, since those calls will settle
    * to their (usually much lower) actual cost; a refusal the settled spend causes is final.
+   * Each try's hold carries a lease from that try (`leaseFrom`); `onWait` runs once, before the
+   * first wait.
    * @throws BudgetExceededError | BudgetUnavailableError as `reserveBudget`
    */
-  private async reserveWaiting(call: GatewayCall, hold: Hold): Promise<Reservation> {
+  private async reserveWaiting(
+    call: GatewayCall,
+    hold: Omit<Hold, 'expiresAtMs'>,
+    leaseFrom: (nowMs: number) => number,
+    onWait: () => Promise<void>,
+  ): Promise<Reservation> {
     const giveUpAt = Math.min(call.deadlineMs - MIN_CALL_MS, this.clock() + BUDGET_WAIT_MS);
     for (let n = 0; ; n++) {
+      const now = this.clock();
       try {
-        return await reserveBudget(this.deps.ledger, call.scopes, hold, this.clock());
+        return await reserveBudget(this.deps.ledger, call.scopes, { ...hold, expiresAtMs: leaseFrom(now) }, now);
       } catch (e) {
         if (!(e instanceof BudgetExceededError && e.transient)) throw e;
         const wait = 25 + this.random() * Math.min(2_000, 100 * 2 ** n);
         if (this.clock() + wait >= giveUpAt) throw e;
+        if (n === 0) await onWait();
         await this.sleep(wait);
       }
     }
   }
 
   /**
-   * Waits for a concurrency slot and a rate-limit token of `provider`, polling with jitter.
+   * Waits for a concurrency slot and a rate-limit token of `provider`, polling with jitter; each
+   * try's lease is `leaseFrom(now)`.
+   * @returns the holder the slot was taken with (give it to `leave`)
    * @throws ProviderThrottledError when none is free before the deadline (not counted by the breaker)
    * @throws BudgetUnavailableError when the table cannot be used
    */
-  private async acquireSlot(provider: ModelRef['provider'], holder: SlotHolder, deadlineMs: number): Promise<void> {
+  private async acquireSlot(
+    provider: ModelRef['provider'],
+    id: string,
+    leaseFrom: (nowMs: number) => number,
+    deadlineMs: number,
+  ): Promise<SlotHolder> {
     const limit: RateLimit = this.deps.config.rateLimits[provider] ?? DEFAULT_RATE_LIMITS[provider];
     for (;;) {
       let r: AcquireOutcome;
+      const holder: SlotHolder = { id, leaseUntilMs: leaseFrom(this.clock()) };
       try {
         r = await this.deps.limits.acquire(provider, holder, limit, this.clock());
       } catch (e) {
         throw new BudgetUnavailableError(`gateway table unavailable (rate limit), no call was made: ${(e as Error).message}`, { cause: e });
       }
-      if (r.ok) return;
+      if (r.ok) return holder;
       const wait = r.waitMs * (1 + this.random());
       if (this.clock() + wait >= deadlineMs) {
         const what = r.reason === 'rate' ? `${limit.requestsPerMinute} requests per minute` : `${limit.maxConcurrency} calls in flight`;
@@ -509,6 +547,9 @@ export class ModelGateway {
     };
   }
 }
+
+/** A lease (budget hold, rate-limit slot) outlasts the longest call it guards by this much (ms). */
+export const LEASE_MARGIN_MS = 10_000;
 
 /** A provider call is not started with less time than this before the deadline (ms). */
 export const MIN_CALL_MS = 1_000;

@@ -4,7 +4,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, ResourceInUseException } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
 import dynalite from 'dynalite';
 import { DynamoApprovalStore } from '../../lambdas/adapters/approvals.js';
@@ -73,13 +73,27 @@ export interface LocalRuntimeOptions {
   groups?: ApproverGroups;
   /** Prints approval requests and outcomes. @default console.log */
   print?: (line: string) => void;
+  /**
+   * Executions that run at once; more wait (RUNNING, in start order) for one to finish, so a burst
+   * of deliveries does not starve the server's event loop and its ingress answers.
+   * @default {@link DEFAULT_MAX_CONCURRENT_RUNS}
+   */
+  maxConcurrentRuns?: number;
 }
+
+/** The start of a run record's `error` when {@link LocalRuntime.reconcile} found it interrupted (such a run may start again). */
+export const INTERRUPTED = 'interrupted:';
+
+/** Executions the embedded runtime runs at once by default (more wait their turn). */
+export const DEFAULT_MAX_CONCURRENT_RUNS = 8;
 
 /** What {@link LocalRuntime.reconcile} put right: runs marked interrupted, approvals expired, budget holds released. */
 export interface Recovery {
   runs: number;
   approvals: number;
   holds: number;
+  /** Webhook deliveries whose idempotency record was deleted because their execution was interrupted. */
+  deliveries: number;
 }
 
 /** What a state machine execution ended with. */
@@ -151,6 +165,9 @@ export class LocalRuntime {
   changeLookup!: ChangeLookup;
   private table?: LocalTable;
   private readonly starting = new Set<string>();
+  /** Executions running now, and the starts waiting for a free place (see `maxConcurrentRuns`). */
+  private running = 0;
+  private readonly waiting: Array<() => void> = [];
 
   private constructor(readonly options: LocalRuntimeOptions) {
     this.artifacts = new FsArtifactStore(join(options.stateDir, 'artifacts'));
@@ -177,7 +194,10 @@ export class LocalRuntime {
     rt.ledger = gw.ledger;
     rt.breakers = gw.breakers;
     rt.approvals = new DynamoApprovalStore(doc, LOCAL_TABLE);
-    rt.guard = new PowertoolsDeliveryGuard({ client: table.client, table: LOCAL_TABLE });
+    // Ingress has its own client (own sockets): its few requests never queue behind the runs' requests.
+    rt.ingressClient = table.newClient();
+    rt.guard = new PowertoolsDeliveryGuard({ client: rt.ingressClient, table: LOCAL_TABLE });
+    rt.ingressRuns = new DynamoRunStore(DynamoDBDocumentClient.from(rt.ingressClient), LOCAL_TABLE);
     rt.changeLookup = new GitChangeLookup(options.repoPath, async (repository, number) => {
       const run = (await rt.runs.list(200)).find((r) => r.repository === repository && r.number === number);
       if (!run) return undefined;
@@ -191,7 +211,7 @@ export class LocalRuntime {
   }
 
   /** What {@link reconcile} put right when this runtime opened its state folder. */
-  recovered: Recovery = { runs: 0, approvals: 0, holds: 0 };
+  recovered: Recovery = { runs: 0, approvals: 0, holds: 0, deliveries: 0 };
 
   /**
    * Puts right what a process that stopped without cleaning up (SIGKILL, a crash) left in the
@@ -207,9 +227,10 @@ export class LocalRuntime {
         ...r,
         status: 'FAILED',
         finishedAt: at,
-        error: 'interrupted: the process running it stopped before it finished (found when the state folder was opened again)',
+        error: `${INTERRUPTED} the process running it stopped before it finished (found when the state folder was opened again); a redelivery of its webhook starts it again`,
       });
     }
+    const deliveries = this.table ? await forgetDeliveries(this.table.doc, new Set(stale.map((r) => r.runId))) : 0;
     const pending = await this.approvals.listPending();
     for (const a of pending) {
       await this.approvals.expire(a.id);
@@ -220,7 +241,7 @@ export class LocalRuntime {
       const limits = new DynamoRateLimitStore(this.table.doc, LOCAL_TABLE);
       await Promise.all(PROVIDERS.map((p) => limits.releaseAll(p)));
     }
-    return { runs: stale.length, approvals: pending.length, holds };
+    return { runs: stale.length, approvals: pending.length, holds, deliveries };
   }
 
   /** Pending approvals and CI callbacks (no task tokens). */
@@ -251,11 +272,22 @@ export class LocalRuntime {
       { ...input, taskToken },
       { approvals: this.approvals, notifier: this.notifier, groups: this.options.groups ?? {} },
     );
-    return decided;
+    // A waiting execution gives its place up to the others while a person decides (hours, maybe).
+    this.leave();
+    try {
+      return await decided;
+    } finally {
+      await this.turn();
+    }
   }
+
+  private ingressClient?: DynamoDBClient;
+  /** The run records, read through the ingress client (see {@link starter}). */
+  private ingressRuns?: RunStore;
 
   /** Stops the servers. Running executions are not awaited. */
   async stop(): Promise<void> {
+    this.ingressClient?.destroy();
     await this.offline?.stop();
     await this.table?.stop();
   }
@@ -268,7 +300,9 @@ export class LocalRuntime {
         if (this.executions.has(name) || this.starting.has(name)) return { name, started: false };
         this.starting.add(name);
         try {
-          if (await this.runs.get(name)) return { name, started: false };
+          const earlier = await (this.ingressRuns ?? this.runs).get(name);
+          // A run interrupted by a crash starts again (its delivery's idempotency record was deleted by reconcile).
+          if (earlier && !(earlier.status === 'FAILED' && earlier.error?.startsWith(INTERRUPTED))) return { name, started: false };
           void this.startExecution(workflow, name, input as ExecutionInput);
           return { name, started: true };
         } finally {
@@ -277,7 +311,7 @@ export class LocalRuntime {
       },
       status: async (_workflow, name) => {
         const running = this.executions.get(name);
-        if (!running) return (await this.runs.get(name))?.status;
+        if (!running) return (await (this.ingressRuns ?? this.runs).get(name))?.status;
         const done = await Promise.race([running, Promise.resolve(undefined)]);
         return done?.status ?? 'RUNNING';
       },
@@ -353,7 +387,7 @@ export class LocalRuntime {
   async execute(workflow: string, name: string, input: ExecutionInput): Promise<ExecutionResult> {
     const def = this.definitions.get(workflow);
     if (!def) throw new Error(`unknown workflow "${workflow}" (known: ${[...this.definitions.keys()].join(', ')})`);
-    const started = Date.now();
+    const queued = Date.now();
     await this.runs.put({
       runId: name,
       workflow,
@@ -361,11 +395,36 @@ export class LocalRuntime {
       repository: input.change.repository,
       number: input.change.number,
       headSha: input.change.headSha,
-      startedAt: new Date(started).toISOString(),
+      startedAt: new Date(queued).toISOString(),
       costUsd: 0,
       findings: 0,
       agents: [],
     });
+    await this.turn();
+    try {
+      return await this.run(workflow, name, input, def, queued);
+    } finally {
+      this.leave();
+    }
+  }
+
+  /** Gives a place up: the next waiting start runs. */
+  private leave(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.running--;
+  }
+
+  /** Waits for a free place among the executions that run at once (FIFO). */
+  private async turn(): Promise<void> {
+    const max = Math.max(1, this.options.maxConcurrentRuns ?? DEFAULT_MAX_CONCURRENT_RUNS);
+    if (this.running < max) this.running++;
+    // A leaving execution hands its place straight to the first waiting one (the count stays).
+    else await new Promise<void>((go) => this.waiting.push(go));
+  }
+
+  private async run(workflow: string, name: string, input: ExecutionInput, def: AslDefinition, queued: number): Promise<ExecutionResult> {
+    const started = queued;
     const handlers = this.handlers(def);
     const retryDelay = this.options.retryDelayMs ?? 100;
     const sm = this.stateMachine(workflow, def);
@@ -409,6 +468,46 @@ export class LocalRuntime {
   }
 }
 
+/**
+ * Deletes the Powertools idempotency records (`pk = DELIVERY`) of webhook deliveries that started
+ * one of `executions`, so a redelivery starts them again.
+ * @returns how many records were deleted
+ */
+async function forgetDeliveries(doc: DynamoDBDocumentClient, executions: ReadonlySet<string>): Promise<number> {
+  if (executions.size === 0) return 0;
+  let deleted = 0;
+  let start: Record<string, unknown> | undefined;
+  do {
+    const page = await doc.send(
+      new QueryCommand({
+        TableName: LOCAL_TABLE,
+        KeyConditionExpression: '#pk = :pk',
+        ExpressionAttributeNames: { '#pk': TABLE_KEYS.partitionKey },
+        ExpressionAttributeValues: { ':pk': 'DELIVERY' },
+        ExclusiveStartKey: start,
+      }),
+    );
+    for (const item of page.Items ?? []) {
+      if (!startedAny(item.data, executions)) continue;
+      await doc.send(
+        new DeleteCommand({
+          TableName: LOCAL_TABLE,
+          Key: { [TABLE_KEYS.partitionKey]: item[TABLE_KEYS.partitionKey], [TABLE_KEYS.sortKey]: item[TABLE_KEYS.sortKey] },
+        }),
+      );
+      deleted++;
+    }
+    start = page.LastEvaluatedKey;
+  } while (start);
+  return deleted;
+}
+
+/** Whether a stored delivery result (`data`: `{ result: { executions: [{ name }] } }`) names one of `executions`. */
+function startedAny(data: unknown, executions: ReadonlySet<string>): boolean {
+  const list = (data as { result?: { executions?: unknown } } | undefined)?.result?.executions;
+  return Array.isArray(list) && list.some((e) => typeof e?.name === 'string' && executions.has(e.name));
+}
+
 function agentOf(input: unknown): string | undefined {
   const a = (input as { agent?: { name?: unknown } } | null)?.agent;
   return typeof a?.name === 'string' ? a.name : undefined;
@@ -439,6 +538,8 @@ export interface LocalTable {
   readonly doc: DynamoDBDocumentClient;
   readonly client: DynamoDBClient;
   readonly endpoint: string;
+  /** Another client for the same table, with its own connections (destroy it before `stop`). */
+  newClient(): DynamoDBClient;
   stop(): Promise<void>;
 }
 
@@ -558,12 +659,15 @@ function processAlive(pid: number): boolean {
  * and creates the AgentFlow table there. `close` runs after the client is destroyed on `stop()`.
  */
 export async function connectLocalTable(endpoint: string, close: () => Promise<void> = async () => undefined): Promise<LocalTable> {
-  const client = new DynamoDBClient({ endpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+  const newClient = () =>
+    new DynamoDBClient({ endpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+  const client = newClient();
   await createTable(client);
   return {
     doc: DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } }),
     client,
     endpoint,
+    newClient,
     stop: async () => {
       client.destroy();
       await close();

@@ -5,7 +5,8 @@ import { sign } from '@octokit/webhooks-methods';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ExampleRepo } from '../../lib/local/example-repo.js';
 import { LocalRuntime } from '../../lib/local/runtime.js';
-import { loadWorkspace, PROJECT_ROOT } from '../../lib/workspace.js';
+import { startLocalServer } from '../../lib/local/server.js';
+import { loadWorkspace, PROJECT_ROOT, WORKFLOWS_DIR } from '../../lib/workspace.js';
 import { examplePullRequestPayload, exampleRepo, tempDir, waitFor } from '../helpers.js';
 
 /**
@@ -69,13 +70,14 @@ const open = (stateDir: string) =>
   LocalRuntime.start({
     stateDir,
     repoPath: repo.path,
-    workspace: loadWorkspace(),
+    // pr-review only: the redelivered run below runs to its end (test-generation would wait for CI).
+    workspace: loadWorkspace(undefined, [join(WORKFLOWS_DIR, 'pr-review.yml')]),
     modes: { openai: 'offline', bedrock: 'offline', 'openai-compatible': 'offline' },
     print: () => undefined,
   });
 
 describe('e2e: a serve killed with SIGKILL mid-run', () => {
-  it('refuses a second process on the folder with one line, then reconciles runs, budget holds and slots after the kill', async () => {
+  it('refuses a second process on the folder with one line, then reconciles runs, budget holds and slots after the kill; a redelivery starts the interrupted run again', async () => {
     const stateDir = tempDir();
     const url = await serve(stateDir);
     expect((await deliver(url, 'recovery-1')).status).toBe(202);
@@ -106,6 +108,24 @@ describe('e2e: a serve killed with SIGKILL mid-run', () => {
       for (const b of await rt.ledger.list()) expect(b.openHolds, b.key).toBe(0);
       // The folder now belongs to this process.
       expect(JSON.parse(readFileSync(owner, 'utf8')).pid).toBe(process.pid);
+
+      // A redelivery of the interrupted delivery starts it again (not "duplicate"), and it finishes.
+      expect(rt.recovered.deliveries).toBe(1);
+      const server = await startLocalServer({ runtime: rt, secret: SECRET, port: 0 });
+      try {
+        const again = await deliver(server.url, 'recovery-1');
+        const body = (await again.json()) as { duplicate?: boolean; executions: Array<{ name: string; started: boolean }> };
+        expect(again.status).toBe(202);
+        expect(body.duplicate).toBeUndefined();
+        expect(body.executions).toEqual([{ workflow: 'pr-review', name: 'recovery-1-pr-review', started: true }]);
+        const result = await rt.executions.get('recovery-1-pr-review');
+        expect(result?.status).toBe('SUCCEEDED');
+        expect((await rt.runs.get('recovery-1-pr-review'))?.status).toBe('SUCCEEDED');
+        // A second redelivery is a duplicate again.
+        expect(((await (await deliver(server.url, 'recovery-1')).json()) as { duplicate?: boolean }).duplicate).toBe(true);
+      } finally {
+        await server.close();
+      }
     } finally {
       await rt.stop();
     }

@@ -1,10 +1,12 @@
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createDynamoGateway } from '../../../lambdas/adapters/gateway-store.js';
 import { CircuitBreaker } from '../../../lambdas/core/breaker.js';
 import { budgetScopes } from '../../../lambdas/core/budget.js';
 import type { ModelRef } from '../../../lambdas/core/contracts.js';
-import { type GatewayCall, worstCaseOf } from '../../../lambdas/core/gateway.js';
+import { type GatewayCall, LEASE_MARGIN_MS, worstCaseOf } from '../../../lambdas/core/gateway.js';
 import { BudgetConfigSchema } from '../../../lambdas/core/gateway-config.js';
+import { LOCAL_TABLE } from '../../../lib/local/runtime.js';
 import { type GatewayEnv, type GatewayEnvOptions, startGateway } from '../../helpers.js';
 
 const price = { input: 3, output: 15, cacheRead: 0.3, cacheWrite: 3.75 };
@@ -285,5 +287,72 @@ describe('Class: ModelGateway', () => {
     const results = await Promise.all(Array.from({ length: 8 }, () => g.gateway.complete(call({ candidates: [sonnet] }))));
     expect(results).toHaveLength(8);
     expect(peak).toBe(2);
+  });
+
+  it('leases its budget holds and rate-limit slot for the call they guard (provider timeout + margin), not for the whole deadline', async () => {
+    const g = await gateway({ offline: { delayMs: 50 }, config: { providerTimeoutSeconds: 5 } });
+    const c = call({ candidates: [sonnet], deadlineMs: Date.now() + 15 * 60_000 });
+    const seen: { holds: string[]; holders: string[] } = { holds: [], holders: [] };
+    const inner = g.providers.bedrock;
+    g.providers.bedrock = {
+      complete: async (r) => {
+        const get = (pk: string, sk: string) => g.table.doc.send(new GetCommand({ TableName: LOCAL_TABLE, Key: { pk, sk } }));
+        const [budget, rate] = await Promise.all([get(`BUDGET#${c.scopes[0]?.key}`, 'BUDGET'), get('RATE#bedrock', 'RATE')]);
+        seen.holds = [...((budget.Item?.holds as Set<string> | undefined) ?? [])];
+        seen.holders = [...((rate.Item?.holders as Set<string> | undefined) ?? [])];
+        return inner.complete(r);
+      },
+    };
+    const before = Date.now();
+    await g.gateway.complete(c);
+    const bound = Date.now() + 5_000 + LEASE_MARGIN_MS;
+    expect(seen.holds).toHaveLength(1);
+    expect(seen.holders).toHaveLength(1);
+    for (const member of [...seen.holds, ...seen.holders]) {
+      const lease = Number(member.split('~')[0]);
+      expect(lease).toBeGreaterThanOrEqual(before + 5_000);
+      expect(lease).toBeLessThanOrEqual(bound);
+    }
+  });
+
+  it('gives its rate-limit slot back while it waits for the budget, so a caller the budget admits is not held up', async () => {
+    const g = await gateway({
+      offline: { delayMs: 300 },
+      config: { rateLimits: { bedrock: { requestsPerMinute: 6000, maxConcurrency: 2 } } },
+    });
+    const worst = worstCaseOf(call({ candidates: [sonnet] }), sonnet);
+    const tight = budgetScopes(BudgetConfigSchema.parse({ perRunUsd: (worst * 1.5) / 1e6 }), {
+      runId: 'slot-back',
+      project: 'ios-app',
+      now: new Date(),
+    });
+    // Which calls were in flight when each call reached the provider.
+    const inFlight = new Set<string>();
+    const company: Record<string, string[]> = {};
+    const inner = g.providers.bedrock;
+    g.providers.bedrock = {
+      complete: async (r) => {
+        const who = String(r.messages[0]?.content).slice(-6);
+        company[who] = [...inFlight];
+        inFlight.add(who);
+        try {
+          return await inner.complete(r);
+        } finally {
+          inFlight.delete(who);
+        }
+      },
+    };
+    const tagged = (tag: string, scopes: GatewayCall['scopes'] = tight) =>
+      call({ candidates: [sonnet], scopes, messages: [{ role: 'user', content: `Agent: code-review\n+let x = y! // ${tag}` }] });
+    // Two calls of one run with room for one worst case: the second waits for the first to settle.
+    const first = g.gateway.complete(tagged('first.'));
+    await new Promise((r) => setTimeout(r, 50));
+    const second = g.gateway.complete(tagged('second'));
+    await new Promise((r) => setTimeout(r, 50));
+    // A call of another run: the waiting second call must not sit on the other slot.
+    const other = g.gateway.complete(tagged('other.', call().scopes));
+    await Promise.all([first, second, other]);
+    expect(company['other.']).toEqual(['first.']);
+    expect((await g.ledger.get('run#slot-back'))?.openHolds).toBe(0);
   });
 });
