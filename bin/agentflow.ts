@@ -310,8 +310,14 @@ program
   .addOption(configOption())
   .action(async (opts: { json?: boolean; table?: string; region?: string; sweep?: boolean; stateDir: string; config?: string }) => {
     const config = gatewayConfig(opts.config);
+    // While serve runs, it sweeps (the folder is its own); otherwise the sweep runs below.
+    const swept =
+      opts.sweep && !opts.table
+        ? ((await fromServe(opts.stateDir, '/costs/sweep', 'POST')) as { released?: number } | undefined)
+        : undefined;
+    if (swept && !opts.json) console.error(`released ${swept.released ?? 0} expired reservation(s)`);
     const report = await withGatewayTables(opts, '/costs', async ({ ledger }) => {
-      if (opts.sweep) {
+      if (opts.sweep && !swept) {
         const n = await ledger.sweepAll(Date.now());
         if (!opts.json) console.error(`released ${n} expired reservation(s)`);
       }
@@ -399,11 +405,15 @@ async function serveState(
 }
 
 /** GET `path` from the local API of the serve/run holding `stateDir`, with its token; undefined if none answers. */
-async function fromServe(stateDir: string, path: string): Promise<unknown> {
+async function fromServe(stateDir: string, path: string, method: 'GET' | 'POST' = 'GET'): Promise<unknown> {
   const served = readServeState(stateDir);
   if (!served) return undefined;
   try {
-    const r = await fetch(`${served.url}${path}`, { headers: localApiHeaders(served.token) });
+    const r = await fetch(`${served.url}${path}`, {
+      method,
+      headers: localApiHeaders(served.token, method === 'POST'),
+      ...(method === 'POST' ? { body: '{}' } : {}),
+    });
     if (r.ok) return await r.json();
   } catch {
     // serve is gone: read the folder

@@ -27,6 +27,7 @@ import type { GatewayConfig, RateLimit } from './gateway-config.js';
 import { DEFAULT_RATE_LIMITS } from './gateway-config.js';
 import type { ChatMessage, ModelResponse, ProviderTable, TokenUsage } from './ports.js';
 import { costUsd } from './pricing.js';
+import { withoutBoundary } from './prompt.js';
 import { requestTokens, TOKENIZER_OF, type TokenizerFamily } from './tokenizer.js';
 
 /**
@@ -188,9 +189,13 @@ export interface GatewayDeps {
   readonly newId?: () => string;
 }
 
-/** SHA-256 over provider, model, parameters and the full prompt: the response cache key. */
+/**
+ * SHA-256 over provider, model, parameters and the full prompt: the response cache key. The
+ * random data boundary of a user message does not count (`withoutBoundary`).
+ */
 export function cacheKey(model: ModelRef, call: Pick<GatewayCall, 'system' | 'messages' | 'maxTokens' | 'temperature'>): string {
-  const material = JSON.stringify([model.provider, model.modelId, call.maxTokens, call.temperature, call.system, call.messages]);
+  const messages = call.messages.map((m) => ({ ...m, content: withoutBoundary(m.content) }));
+  const material = JSON.stringify([model.provider, model.modelId, call.maxTokens, call.temperature, call.system, messages]);
   return createHash('sha256').update(material).digest('hex');
 }
 

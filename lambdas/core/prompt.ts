@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { AgentItem, Change, Finding, ModelAnswer } from './contracts.js';
 import { FindingSchema, ModelAnswerSchema } from './contracts.js';
 import type { ChatMessage } from './ports.js';
@@ -46,16 +46,26 @@ export const DATA_OPEN = 'AGENTFLOW-DATA-';
 export const DATA_CLOSE = 'END-AGENTFLOW-DATA-';
 
 /**
- * The boundary id for `data`: 16 hex digits of SHA-256 over the data (and a counter), taken again
- * until the data does not contain it. It is derived rather than drawn at random so that the same
- * prompt stays the same prompt (the gateway's answer cache keys on it); text cannot contain the
- * hash of itself, so the data cannot name its own closing line.
+ * A boundary id for `data`: 16 random hex digits (64 bits, a new one per call), drawn again until
+ * the data does not contain it, so nothing in the data can name its closing line. The gateway's
+ * answer cache does not see it (see {@link withoutBoundary}).
  */
-export function dataBoundary(data: string): string {
-  for (let n = 0; ; n++) {
-    const id = createHash('sha256').update(`${n}\0${data}`).digest('hex').slice(0, 16);
+export function dataBoundary(data: string, random: () => string = () => randomBytes(8).toString('hex')): string {
+  for (;;) {
+    const id = random();
     if (!data.includes(id)) return id;
   }
+}
+
+const OPENING_LINE = new RegExp(`^<<<${DATA_OPEN}([0-9a-f]{16})>>>$`, 'm');
+
+/**
+ * `text` with its data boundary id (the one of its first opening line) replaced by a fixed word:
+ * the same prompt with another random boundary is the same prompt for the answer cache.
+ */
+export function withoutBoundary(text: string): string {
+  const id = OPENING_LINE.exec(text)?.[1];
+  return id ? text.replaceAll(id, 'boundary') : text;
 }
 
 /** Text on one prompt line: line breaks and other control characters become spaces. */
@@ -66,7 +76,7 @@ const oneLine = (s: string) => s.replace(/[\u0000-\u001f\u007f\u2028\u2029\u0085
  * The user message for one chunk of the change. The header lines (`Agent:`, `Categories:`,
  * `Tasks:`, `Part N of M`) come first and are stable so that tests and the offline model server
  * can read them; everything from the pull request (title, author, the earlier phases' findings,
- * the diff) follows between data boundaries (see {@link dataBoundary}) that the system prompt
+ * the diff) follows between random data boundaries (see {@link dataBoundary}) that the system prompt
  * tells the model to treat as data, never as instructions.
  *
  * @example

@@ -13,6 +13,7 @@
  */
 import { lintSource } from '@secretlint/core';
 import { creator as recommendedPreset } from '@secretlint/secretlint-rule-preset-recommend';
+import type { ModelAnswer } from './contracts.js';
 import { isAllowedValue } from './secrets/allow.js';
 import { findOwnSecrets, type SecretHit } from './secrets/rules.js';
 
@@ -144,4 +145,35 @@ export async function redactSecrets(text: string): Promise<Redaction> {
   }
   parts.push(text.slice(at));
   return { text: parts.join(''), count: secrets.length, secrets };
+}
+
+/**
+ * A model answer with every text a model wrote (summary, document, each finding's file, message
+ * and suggestion) passed through {@link redactSecrets}: model output is scanned again before it
+ * is stored, given to later phases or posted, whatever the model saw.
+ * @returns the clean answer and how many secrets were removed from it
+ */
+export async function redactAnswer(answer: ModelAnswer): Promise<{ answer: ModelAnswer; count: number }> {
+  let count = 0;
+  const clean = async (text: string) => {
+    const r = await redactSecrets(text);
+    count += r.count;
+    return r.text;
+  };
+  const findings = await Promise.all(
+    answer.findings.map(async (f) => ({
+      ...f,
+      file: await clean(f.file),
+      message: await clean(f.message),
+      category: await clean(f.category),
+      suggestion: await clean(f.suggestion),
+    })),
+  );
+  const out: ModelAnswer = {
+    ...answer,
+    summary: await clean(answer.summary),
+    findings,
+    ...(answer.document !== undefined ? { document: await clean(answer.document) } : {}),
+  };
+  return { answer: out, count };
 }

@@ -32,12 +32,13 @@ export function renderFile(file: ChangedFile): string {
 /**
  * A patch with git's line structure for a prompt: `\r\n` becomes `\n`, and a lone `\r` (which a
  * model or a line splitter could read as a line break) becomes the visible `␍`, so a carriage
- * return in an added line never changes which lines are reviewed.
+ * return in an added line never changes which lines are reviewed. A `\r` that ends the patch is
+ * the end of a `\r\n` whose `\n` was trimmed with the patch's last line break.
  *
- * @example normalizePatch('+a\r\n+b\rc') // '+a\n+b␍c'
+ * @example normalizePatch('+a\r\n+b\rc\r') // '+a\n+b␍c'
  */
 export function normalizePatch(patch: string): string {
-  return patch.replace(/\r\n/g, '\n').replace(/\r/g, '␍');
+  return patch.replace(/\r\n|\r$/g, (m) => (m === '\r' ? '' : '\n')).replace(/\r/g, '␍');
 }
 
 /** A Markdown code fence of backticks longer than any backtick run in `text` (at least three). */

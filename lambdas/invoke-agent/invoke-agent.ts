@@ -19,6 +19,7 @@ import { answerTokens, candidatesOf, chunkTokensFor, promptTokens, shareMicro } 
 import type { ArtifactStore, ChatMessage, TokenUsage } from '../core/ports.js';
 import { addUsage, NO_USAGE } from '../core/pricing.js';
 import { chunkMessage, earlierFindings, parseAnswer, repairMessages, salvageFindings, systemPrompt } from '../core/prompt.js';
+import { redactAnswer, redactSecrets } from '../core/redact.js';
 import { type InvocationSpend, readSpend, type SpendRecord, spendKey } from '../core/spend.js';
 import { requestTokens, TOKENIZER_OF, type TokenizerFamily } from '../core/tokenizer.js';
 import { estimateTokens, layoutChunks } from '../core/tokens.js';
@@ -264,6 +265,7 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
   const reviewed = new Set<string>();
   const reasons = new Set<string>();
   let reviewedChunks = 0;
+  let answerRedactions = 0;
   let rejection: Error | undefined;
   let failure: unknown;
   const skip = (chunk: (typeof chunks)[number], why?: string) => {
@@ -287,13 +289,15 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
       if (!parsed.ok) {
         mine.repairs++;
         if (failure !== undefined) return skip(chunk);
-        const second = await ask(repairMessages(messages, first.text, parsed.problem), maxTokens);
+        // The answer goes back to a model: redacted like everything else sent to one.
+        const answered = (await redactSecrets(first.text)).text;
+        const second = await ask(repairMessages(messages, answered, parsed.problem), maxTokens);
         if ('refused' in second) return skip(chunk, second.refused);
         parsed = parseAnswer(second.text);
         if (!parsed.ok) {
           const rawRef = await deps.artifacts.putText(
             `runs/${input.runId}/raw/${input.phase}/${agent.name}-part${i + 1}.txt`,
-            `${first.text}\n\n--- after the repair prompt ---\n\n${second.text}`,
+            (await redactSecrets(`${first.text}\n\n--- after the repair prompt ---\n\n${second.text}`)).text,
           );
           throw new ProviderRejectedError(
             `${agent.name}: ${second.model.alias} answered in an invalid format twice (${parsed.problem}); raw answer at ${rawRef}`,
@@ -301,8 +305,11 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
           );
         }
       }
-      findings[i] = parsed.answer.findings;
-      if (parsed.answer.document) documents[i] = parsed.answer.document;
+      // Model output is scanned again before it is stored, given to later phases or posted.
+      const clean = await redactAnswer(parsed.answer);
+      answerRedactions += clean.count;
+      findings[i] = clean.answer.findings;
+      if (clean.answer.document) documents[i] = clean.answer.document;
       reviewedChunks++;
       for (const p of chunk.paths) reviewed.add(p);
     } catch (e) {
@@ -341,6 +348,8 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
     findings: all,
     notReviewed: unreached,
     ...(reason ? { notReviewedReason: reason } : {}),
+    /** Secrets found in the model's answers and redacted before anything was stored. */
+    answerRedactions,
   });
   const status: AgentResult['status'] = unreached.length === 0 ? 'succeeded' : reviewedChunks > 0 ? 'partial' : 'failed';
   return {

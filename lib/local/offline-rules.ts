@@ -30,7 +30,7 @@ const RULES: readonly LineRule[] = [
   {
     category: 'correctness',
     files: SWIFT,
-    pattern: /\btry!|\bas!|[\w)\]]!(?=[.\s,)\]]|$)(?!=)/,
+    pattern: /\btry!|\bas!|[\w)\]]!(?=[.\s,)\]␍]|$)(?!=)/,
     severity: 'high',
     message: 'Force unwrap, `try!` or `as!` crashes the app when the value is nil or the call throws.',
     suggestion: 'Use `guard let` / `if let`, `try?` with a fallback, or `do/catch`, and handle the failure path.',
@@ -144,7 +144,9 @@ export function addedLinesFromPrompt(prompt: string): AddedLines[] {
   const out: AddedLines[] = [];
   const blocks = prompt.split(/^### /m).slice(1);
   for (const block of blocks) {
-    const file = /^(\S+)/.exec(block)?.[1];
+    // `### <path> (<status>, +a -d)`: the path may hold spaces and parentheses.
+    const first = block.split('\n', 1)[0] ?? '';
+    const file = first.replace(/ \((?:renamed from .*|[a-z-]+)(?:, \+\d+ -\d+)?\)$/, '');
     if (!file) continue;
     const entry: AddedLines = { file, added: [] };
     let newLine = 0;

@@ -199,7 +199,7 @@ export interface LocalServer {
  * Serves AgentFlow's routes on 127.0.0.1: the ingress routes of the HTTP API (`POST
  * /webhooks/github`, `/webhooks/slack/commands`, `/webhooks/slack/interactions`, `/webhooks/ci`,
  * the same use cases as the webhook Lambda, starting executions on the local runtime), and local
- * tools' API: `GET /runs`, `GET /runs/<execution>`, `GET /costs`, `GET /breakers`, `GET /approvals`
+ * tools' API: `GET /runs`, `GET /runs/<execution>`, `GET /costs`, `POST /costs/sweep`, `GET /breakers`, `GET /approvals`
  * (pending, no task tokens), `POST /approvals/<id>` `{ decision, as }` (decide as a Slack user id
  * or `@github-login`) and `GET /health`. The webhook routes check their signatures; every other
  * route passes {@link refuseLocalRequest} first (loopback `Host`, no `Origin`, the bearer token —
@@ -279,6 +279,11 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
       }
       if (req.method === 'GET' && path === '/costs') {
         send(res, 200, await costReport(runtime.ledger, runtime.gatewayConfig.budgets));
+        return;
+      }
+      if (req.method === 'POST' && path === '/costs/sweep') {
+        // Releases the budget holds whose lease expired (crashed calls); the folder is this process's.
+        send(res, 200, { released: await runtime.ledger.sweepAll(Date.now()) });
         return;
       }
       if (req.method === 'GET' && path === '/breakers') {

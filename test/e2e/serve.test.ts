@@ -196,6 +196,19 @@ describe('e2e: agentflow serve', () => {
     expect((await api('/runs')).status).toBe(200);
   });
 
+  it('`agentflow costs --sweep` sweeps through the running serve (POST /costs/sweep, token and JSON only)', async () => {
+    // Act
+    const cli = await run(process.execPath, [CLI, 'costs', '--sweep', '--state-dir', stateDir]);
+    const plain = await fetch(`${url}/costs/sweep`, { method: 'POST', headers: { authorization: `Bearer ${token()}` }, body: '{}' });
+    const swept = await api('/costs/sweep', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+
+    // Assess
+    expect(cli.stderr).toMatch(/^released \d+ expired reservation\(s\)$/m);
+    expect(plain.status).toBe(415);
+    expect(swept.status).toBe(200);
+    expect(await swept.json()).toEqual({ released: expect.any(Number) });
+  });
+
   it('refuses POST /approvals/<id> without the token (401), from a browser Origin (403), with a foreign Host (403) and as text/plain (415); with the token it decides', async () => {
     // Prepare: a pending approval.
     const { answer } = await slackCommand(

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createDynamoGateway } from '../../../lambdas/adapters/gateway-store.js';
@@ -80,6 +81,19 @@ describe('Class: ModelGateway', () => {
     expect(second.attempts[0]?.outcome).toBe('cache-hit');
     expect(g.server.stats.bedrock).toBe(1);
     expect(g.metrics.totals.CacheHit).toBe(1);
+  });
+
+  it('answers the same chunk from the cache although each call draws a new random data boundary', async () => {
+    const g = await gateway();
+    const message = () => `Agent: code-review\n\n<<<AGENTFLOW-DATA-${randomBytes(8).toString('hex')}>>>`;
+    const ask = (content: string) => {
+      const id = /DATA-([0-9a-f]{16})/.exec(content)?.[1];
+      return call({ cache: true, messages: [{ role: 'user', content: `${content}\n+let x = y!\n<<<END-AGENTFLOW-DATA-${id}>>>` }] });
+    };
+    const first = await g.gateway.complete(ask(message()));
+    const second = await g.gateway.complete(ask(message()));
+    expect(second).toMatchObject({ cacheHit: true, text: first.text });
+    expect(g.server.stats.bedrock).toBe(1);
   });
 
   it('falls back to OpenAI when Bedrock answers 503, after retrying Bedrock with backoff, and records every attempt', async () => {

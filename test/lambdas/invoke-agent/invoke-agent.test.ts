@@ -128,6 +128,53 @@ describe('Function: invokeAgent', () => {
     expect(await artifacts.getText('runs/r1/raw/review/code-review-part1.txt')).toMatch(/not JSON/);
   });
 
+  it('redacts secrets a model writes (findings, summary, document) before storing them, and its invalid answer before the repair prompt', async () => {
+    // A format-valid token, split so the repository itself holds no secret-shaped literal.
+    const token = `gh${'p_'}R7x2Lq9ZmT4vKc8WnJ3pYs6HdF1gBa0Eu5Qi`;
+    const { artifacts, providers, contextRef } = await setup([swift(['let a = b!'])]);
+    const sent: GatewayCall[] = [];
+    let n = 0;
+    const gateway = {
+      complete: async (call: GatewayCall) => {
+        sent.push(call);
+        const real = await providers.gateway.complete(call);
+        const text =
+          ++n === 1
+            ? `Here is my review (token ${token}) {`
+            : JSON.stringify({
+                summary: `Found ${token}`,
+                findings: [
+                  {
+                    file: 'App/Checkout.swift',
+                    line: 10,
+                    severity: 'high',
+                    category: 'security',
+                    message: `Leaked ${token} in code`,
+                    suggestion: `Revoke ${token}`,
+                  },
+                ],
+              });
+        return { ...real, text } as GatewayAnswer;
+      },
+    };
+    const r = await invokeAgent(input(agent('openai'), contextRef), {
+      artifacts,
+      gateway: gateway as unknown as ModelGateway,
+      budgets: providers.budgets,
+    });
+    expect(r).toMatchObject({ status: 'succeeded', repairs: 1, findings: 1 });
+    // The repair prompt hands the model its own answer back: redacted.
+    expect(JSON.stringify(sent[1]?.messages)).not.toContain(token);
+    expect(JSON.stringify(sent[1]?.messages)).toContain('[REDACTED:');
+    const stored = (await artifacts.getJson(findingsKey('r1', 'review', 'code-review'))) as {
+      findings: Array<{ message: string; suggestion: string }>;
+      answerRedactions: number;
+    };
+    expect(JSON.stringify(stored)).not.toContain(token);
+    expect(stored.findings[0]?.message).toMatch(/^Leaked \[REDACTED:[a-z-]+\] in code$/);
+    expect(stored.answerRedactions).toBe(3);
+  });
+
   it('reports a chunk the provider refuses (HTTP 400) as not reviewed, with the error, instead of failing the other chunks', async () => {
     const { artifacts, providers, contextRef } = await setup([swift(['let a = b!'])], { faults: { bedrock: 400 } });
     const r = await invokeAgent(input(agent('bedrock'), contextRef), { artifacts, ...providers });
