@@ -144,9 +144,9 @@ export function addedLinesFromPrompt(prompt: string): AddedLines[] {
   const out: AddedLines[] = [];
   const blocks = prompt.split(/^### /m).slice(1);
   for (const block of blocks) {
-    // `### <path> (<status>, +a -d)`: the path may hold spaces and parentheses.
+    // `### <path> (<status>, +a -d)` or `(<status>, part N)`: the path may hold spaces and parentheses.
     const first = block.split('\n', 1)[0] ?? '';
-    const file = first.replace(/ \((?:renamed from .*|[a-z-]+)(?:, \+\d+ -\d+)?\)$/, '');
+    const file = first.replace(/ \((?:renamed from .*|[a-z-]+)(?:, \+\d+ -\d+|, part \d+)?\)$/, '');
     if (!file) continue;
     const entry: AddedLines = { file, added: [] };
     let newLine = 0;
