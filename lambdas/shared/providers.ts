@@ -7,12 +7,22 @@ import type { ModelProvider, ProviderTable } from '../core/ports.js';
 import { requireEnv } from './env.js';
 import { secretField } from './secrets.js';
 
-/** A provider whose client is built on first use (its key comes from Secrets Manager). */
-class LazyProvider implements ModelProvider {
+/**
+ * A provider whose client is built on first use (its key comes from Secrets Manager). A failed
+ * build (the secret does not exist yet, a throttled read) is not kept: the next call tries again,
+ * so a secret created after the function's first run is seen by a warm function.
+ */
+export class LazyProvider implements ModelProvider {
   private inner?: Promise<ModelProvider>;
   constructor(private readonly make: () => Promise<ModelProvider>) {}
   complete(req: Parameters<ModelProvider['complete']>[0]) {
-    this.inner ??= this.make();
+    if (!this.inner) {
+      const made = this.make();
+      this.inner = made;
+      made.catch(() => {
+        if (this.inner === made) this.inner = undefined;
+      });
+    }
     return this.inner.then((p) => p.complete(req));
   }
 }

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ModelRequest } from '../../../lambdas/core/ports.js';
+import type { ModelProvider, ModelRequest } from '../../../lambdas/core/ports.js';
 import { countTokens } from '../../../lambdas/core/tokenizer.js';
+import { LazyProvider } from '../../../lambdas/shared/providers.js';
 import { OfflineModelServer } from '../../../lib/local/offline-model.js';
 import { localProviders } from '../../../lib/local/providers.js';
 
@@ -59,5 +60,30 @@ describe.each([
     const r = await providers[provider].complete(request(4000));
     expect(r.truncated).toBeUndefined();
     expect(JSON.parse(r.text).findings).toHaveLength(2);
+  });
+});
+
+describe('LazyProvider (cloud providers with a key from Secrets Manager)', () => {
+  it('reads the secret again on the next call after a failed read, so a secret created later is seen by a warm function', async () => {
+    // Prepare: the first read fails (the secret does not exist yet), the second finds it.
+    let reads = 0;
+    const answer = { text: 'ok' } as unknown as Awaited<ReturnType<ModelProvider['complete']>>;
+    const lazy = new LazyProvider(async () => {
+      reads++;
+      if (reads === 1) throw new Error('ResourceNotFoundException: Secrets Manager can’t find the specified secret.');
+      return { complete: async () => answer };
+    });
+    const req = { modelId: 'm', system: '', messages: [], maxTokens: 1, temperature: 0, timeoutMs: 1000 };
+
+    // Act
+    const first = await lazy.complete(req).catch((e: Error) => e);
+    const second = await lazy.complete(req);
+    const third = await lazy.complete(req);
+
+    // Assess
+    expect(first).toBeInstanceOf(Error);
+    expect(second).toBe(answer);
+    expect(third).toBe(answer);
+    expect(reads).toBe(2);
   });
 });

@@ -1,0 +1,67 @@
+import { describe, expect, it } from 'vitest';
+import { REJECTED_ERROR } from '../../lambdas/core/approvals.js';
+import { PROVIDERS as CONTRACT_PROVIDERS, SEVERITIES as CONTRACT_SEVERITIES } from '../../lambdas/core/contracts.js';
+import * as errors from '../../lambdas/core/errors.js';
+import { APPROVAL_REJECTED_ERROR, compileWorkflow, LAMBDA_SERVICE_ERRORS, RETRYABLE_ERRORS } from '../../lib/workflow/compile.js';
+import { PROVIDERS as WORKFLOW_PROVIDERS, SEVERITIES as WORKFLOW_SEVERITIES } from '../../lib/workflow/schema.js';
+import { loadWorkspace } from '../../lib/workspace.js';
+
+/**
+ * Names written on both sides of the boundary between the workflow compiler (lib/workflow, which
+ * imports nothing of the Lambdas) and the Lambdas: the error names Retry and Catch match, the
+ * provider and severity lists. Any difference fails here.
+ */
+
+/** Every error class the Lambdas' core exports, by class name. */
+const errorClasses: Array<[string, unknown]> = Object.entries(errors as Record<string, unknown>).filter(
+  ([, v]) => typeof v === 'function' && (v as { prototype: unknown }).prototype instanceof Error,
+);
+
+/** An error name a compiled definition may match: a Lambda error class, the rejected approval, or a Step Functions / Lambda service error. */
+const known = new Set([...errorClasses.map(([n]) => n), REJECTED_ERROR, ...LAMBDA_SERVICE_ERRORS]);
+
+function errorEquals(node: unknown, out: string[] = []): string[] {
+  if (Array.isArray(node)) for (const n of node) errorEquals(n, out);
+  else if (node && typeof node === 'object') {
+    for (const [k, v] of Object.entries(node)) {
+      if (k === 'ErrorEquals' && Array.isArray(v)) out.push(...v.map(String));
+      else errorEquals(v, out);
+    }
+  }
+  return out;
+}
+
+describe('shared names between the compiler and the Lambdas', () => {
+  it('names every error class by its class name, so the name Step Functions sees is the one the compiler writes', () => {
+    expect(errorClasses.length).toBeGreaterThan(8);
+    // Constructor arguments by class: (message, provider) for most; BudgetExceededError takes amounts.
+    const make = (name: string, Cls: unknown) =>
+      name === 'BudgetExceededError'
+        ? new errors.BudgetExceededError('run', 'run#r', 1, 1, 1)
+        : new (Cls as new (m: string, p: string) => Error)('m', 'bedrock');
+    for (const [name, Cls] of errorClasses) expect(make(name, Cls).name, name).toBe(name);
+  });
+
+  it('retries only errors an InvokeAgent class raises, and catches the rejected approval by the name the approvals use case fails with', () => {
+    for (const name of RETRYABLE_ERRORS)
+      expect(
+        errorClasses.map(([n]) => n),
+        name,
+      ).toContain(name);
+    expect(APPROVAL_REJECTED_ERROR).toBe(REJECTED_ERROR);
+  });
+
+  it('matches in every compiled workflow only error names a Lambda or the service raises', () => {
+    const ws = loadWorkspace();
+    expect(ws.workflows.size).toBeGreaterThan(0);
+    for (const wf of ws.workflows.values()) {
+      const names = errorEquals(compileWorkflow(wf)).filter((n) => !n.startsWith('States.'));
+      for (const n of names) expect(known.has(n), `${wf.id}: ErrorEquals "${n}"`).toBe(true);
+    }
+  });
+
+  it('lists the same providers and severities in the workflow language as in the Lambdas’ contracts', () => {
+    expect([...WORKFLOW_PROVIDERS]).toEqual([...CONTRACT_PROVIDERS]);
+    expect([...WORKFLOW_SEVERITIES]).toEqual([...CONTRACT_SEVERITIES]);
+  });
+});
