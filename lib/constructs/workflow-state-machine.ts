@@ -7,6 +7,7 @@ import {
   type AslDefinition,
   callbackStatesWithoutTimeout,
   compileWorkflow,
+  executionTimeoutProblems,
   hasCallbackStates,
   TASK_FUNCTIONS,
   type TaskKind,
@@ -40,12 +41,13 @@ export class WorkflowStateMachine extends Construct {
     super(scope, id);
     const definition = props.definition ?? compileWorkflow(props.workflow);
     const type = props.type ?? StateMachineType.STANDARD;
-    // Synth-time checks: nothing may wait forever, and task tokens exist only on STANDARD.
+    // Synth-time checks: nothing may wait forever, no step may outlive the execution, and task tokens exist only on STANDARD.
     this.node.addValidation({
       validate: () => [
         ...callbackStatesWithoutTimeout(definition).map(
           (s) => `workflow ${props.workflow.id}: callback state "${s}" waits for a task token without TimeoutSeconds`,
         ),
+        ...executionTimeoutProblems(definition).map((p) => `workflow ${props.workflow.id}: ${p}`),
         ...(hasCallbackStates(definition) && type !== StateMachineType.STANDARD
           ? [`workflow ${props.workflow.id}: callback states need a STANDARD state machine (Express has no task tokens)`]
           : []),

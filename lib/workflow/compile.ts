@@ -330,7 +330,8 @@ export function compileWorkflow(workflow: Workflow): AslDefinition {
   return {
     Comment: `AgentFlow workflow "${workflow.name}" (${workflow.id}): ${workflow.description || 'generated from YAML'}`.slice(0, 500),
     StartAt: STATE.checkPullRequest,
-    TimeoutSeconds: 6 * 3600,
+    // Derived from the steps: every gate (and escalation) ends before the execution does.
+    TimeoutSeconds: executionTimeoutSeconds({ StartAt: STATE.checkPullRequest, States: states }),
     States: states,
   };
 }
@@ -364,6 +365,10 @@ export function gateStates(phase: GatePhase, next: string): Record<string, AslSt
   const rejected = `Rejected: ${phase.name}`;
   const timedOut = `Timed out: ${phase.name}`;
   const stop = `Stop: ${phase.name}`;
+  // The escalation has its own Rejected and Decide states, so the definition has no cycle (its
+  // worst case, and so the execution's timeout, can be derived from it).
+  const decideOf = (escalation: boolean) => (escalation ? `Decide escalation: ${phase.name}` : decide);
+  const rejectedOf = (escalation: boolean) => (escalation ? `Rejected escalation: ${phase.name}` : rejected);
   const request = (
     escalation: boolean,
     channel: string,
@@ -396,11 +401,11 @@ export function gateStates(phase: GatePhase, next: string): Record<string, AslSt
     Retry: [{ ErrorEquals: [...LAMBDA_SERVICE_ERRORS], IntervalSeconds: 2, MaxAttempts: 3, BackoffRate: 2, JitterStrategy: 'FULL' }],
     ResultPath: at,
     Catch: [
-      { ErrorEquals: [APPROVAL_REJECTED_ERROR], ResultPath: at, Next: rejected },
+      { ErrorEquals: [APPROVAL_REJECTED_ERROR], ResultPath: at, Next: rejectedOf(escalation) },
       { ErrorEquals: ['States.Timeout'], ResultPath: null, Next: onTimeout },
       ...runCatch,
     ],
-    Next: decide,
+    Next: decideOf(escalation),
   });
   const states: Record<string, AslState> = {};
   const escalate = phase.kind === 'approval' && phase.onTimeout === 'escalate' ? phase.escalate : undefined;
@@ -411,13 +416,14 @@ export function gateStates(phase: GatePhase, next: string): Record<string, AslSt
     phase.timeoutSeconds,
     `Expire request: ${phase.name}`,
   );
-  states[rejected] = {
+  const rejectedState = (escalation: boolean): AslState => ({
     Type: 'Pass',
     Comment: 'SendTaskFailure carried the decision as JSON in the Cause.',
     Parameters: { 'decision.$': `States.StringToJson(${at}.Cause)`, outcome: 'rejected' },
     ResultPath: at,
-    Next: decide,
-  };
+    Next: decideOf(escalation),
+  });
+  states[rejected] = rejectedState(false);
   // On a timeout, first mark the request expired (its message shows it), then record the outcome.
   const expireRequest = (escalation: boolean, next: string): AslState =>
     lambdaTask(
@@ -454,7 +460,14 @@ export function gateStates(phase: GatePhase, next: string): Record<string, AslSt
       `Expire escalation: ${phase.name}`,
     );
     states[`Expire escalation: ${phase.name}`] = expireRequest(true, expired);
-    states[expired] = { Type: 'Pass', Result: { outcome: 'expired' }, ResultPath: at, Next: decide };
+    states[rejectedOf(true)] = rejectedState(true);
+    states[expired] = { Type: 'Pass', Result: { outcome: 'expired' }, ResultPath: at, Next: decideOf(true) };
+    states[decideOf(true)] = {
+      Type: 'Choice',
+      Comment: 'The escalation: approved continues; rejected or expired stops.',
+      Choices: [{ Variable: `${at}.outcome`, StringEquals: 'approved', Next: next }],
+      Default: stop,
+    };
   }
   states[stop] = {
     Type: 'Pass',
@@ -622,3 +635,119 @@ export function callbackStatesWithoutTimeout(def: { States: Record<string, AslSt
 /** Whether a definition has callback states (which need a STANDARD state machine: Express has no task tokens). */
 export const hasCallbackStates = (def: { States: Record<string, AslState> }) =>
   taskStates(def).some(([, s]) => String(s.Resource ?? '').endsWith('.waitForTaskToken'));
+
+/** Step Functions' longest Standard execution: one year, in seconds. Source: https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html (2025-11). */
+export const MAX_EXECUTION_SECONDS = 365 * 24 * 3600;
+
+/** The longest a callback task's Lambda invocation takes before it waits (the RequestApproval function's timeout is 30 s). */
+const CALLBACK_INVOKE_SECONDS = 60;
+
+/** A branch of states: a definition, a Parallel branch or a Map's item processor. */
+interface AslBranch {
+  StartAt: string;
+  States: Record<string, AslState>;
+}
+
+/**
+ * The longest an execution of `branch` can take, in seconds, by the definition alone: the longest
+ * path from `StartAt` through `Next`, `Default`, `Choices` and `Catch`, where a Task takes its
+ * `TimeoutSeconds` once plus once per retry of every retrier (with their backoff waits), a Map
+ * takes its items in rounds of `MaxConcurrency` (items: the list the Pass before it injects), a
+ * Parallel its longest branch, and a Wait its `Seconds`. Gates count their full timeout (and the
+ * escalation's), so an execution timed out after this can never leave a gate waiting. A Task
+ * without `TimeoutSeconds` makes it `Infinity`.
+ * @throws Error when the graph has a cycle (the compiler makes none)
+ */
+export function worstCaseSeconds(branch: AslBranch): number {
+  const memo = new Map<string, number>();
+  const visiting = new Set<string>();
+  const itemsOf = (mapName: string, map: AslState): number => {
+    const feeder = Object.values(branch.States).find((s) => s.Type === 'Pass' && s.Next === mapName && s.ResultPath === map.ItemsPath);
+    return Array.isArray(feeder?.Result) ? feeder.Result.length : 40;
+  };
+  const own = (name: string, s: AslState): number => {
+    switch (s.Type) {
+      case 'Task': {
+        // A Task without TimeoutSeconds may run until the execution ends: no bound.
+        const timeout = Number(s.TimeoutSeconds ?? Number.POSITIVE_INFINITY);
+        // A retried callback task waited at most once: only an invocation that failed (quickly,
+        // a Lambda service error) is retried; the wait itself ends in a decision or States.Timeout.
+        const callback = String(s.Resource ?? '').endsWith('.waitForTaskToken');
+        const perRetry = callback ? CALLBACK_INVOKE_SECONDS : timeout;
+        let total = timeout;
+        for (const r of (s.Retry as AslState[] | undefined) ?? []) {
+          const attempts = Number(r.MaxAttempts ?? 3);
+          const interval = Number(r.IntervalSeconds ?? 1);
+          const rate = Number(r.BackoffRate ?? 2);
+          const cap = Number(r.MaxDelaySeconds ?? Number.POSITIVE_INFINITY);
+          for (let k = 0; k < attempts; k++) total += perRetry + Math.min(cap, interval * rate ** k);
+        }
+        return total;
+      }
+      case 'Map': {
+        const rounds = Math.ceil(itemsOf(name, s) / Math.max(1, Number(s.MaxConcurrency ?? 0) || 40));
+        return rounds * worstCaseSeconds(s.ItemProcessor as AslBranch);
+      }
+      case 'Parallel':
+        return Math.max(0, ...((s.Branches as AslBranch[] | undefined) ?? []).map(worstCaseSeconds));
+      case 'Wait':
+        return Number(s.Seconds ?? 0);
+      default:
+        return 0;
+    }
+  };
+  const from = (name: string): number => {
+    const known = memo.get(name);
+    if (known !== undefined) return known;
+    if (visiting.has(name)) throw new Error(`the definition loops through state "${name}"`);
+    const s = branch.States[name];
+    if (!s) return 0;
+    visiting.add(name);
+    const next = [
+      s.Next,
+      s.Default,
+      ...((s.Choices as AslState[] | undefined) ?? []).map((c) => c.Next),
+      ...((s.Catch as AslState[] | undefined) ?? []).map((c) => c.Next),
+    ].filter((n): n is string => typeof n === 'string');
+    const total = own(name, s) + Math.max(0, ...next.map(from));
+    visiting.delete(name);
+    memo.set(name, total);
+    return total;
+  };
+  return from(branch.StartAt);
+}
+
+/**
+ * The execution timeout a definition gets: its worst case ({@link worstCaseSeconds}) plus a
+ * margin of 10 % (at least 5 minutes), in whole seconds.
+ * @throws Error when that passes Step Functions' one-year limit
+ */
+export function executionTimeoutSeconds(branch: AslBranch): number {
+  const worst = worstCaseSeconds(branch);
+  const timeout = Math.ceil(worst + Math.max(300, worst * 0.1));
+  if (!Number.isFinite(timeout)) throw new Error('a step of the workflow has no timeout');
+  if (timeout > MAX_EXECUTION_SECONDS) {
+    throw new Error(
+      `the workflow can run ${Math.round(worst / 86_400)} days in the worst case, over Step Functions' one-year limit: shorten its gates' timeouts`,
+    );
+  }
+  return timeout;
+}
+
+/**
+ * Why a definition's execution could end while a step still waits: `TimeoutSeconds` missing or
+ * shorter than the worst case (a gate outliving its execution leaves its approval pending and no
+ * run record). Empty when it is safe.
+ */
+export function executionTimeoutProblems(def: AslDefinition): string[] {
+  const worst = worstCaseSeconds(def);
+  // A step without a timeout has no worst case; `callbackStatesWithoutTimeout` names it.
+  if (!Number.isFinite(worst)) return [];
+  if (def.TimeoutSeconds === undefined) return [`the state machine has no TimeoutSeconds (worst case ${worst} s)`];
+  if (def.TimeoutSeconds < worst) {
+    return [
+      `TimeoutSeconds ${def.TimeoutSeconds} is shorter than the worst case of its steps (${worst} s: every gate's timeout, escalations, agent phases with their retries): a gate could outlive its execution`,
+    ];
+  }
+  return [];
+}

@@ -87,6 +87,28 @@ describe('Stack: AgentFlowStack', () => {
     expect(synth({ type: StateMachineType.EXPRESS })).toThrow(/callback states need a STANDARD state machine/);
   });
 
+  it('rejects at synth a state machine whose TimeoutSeconds is shorter than its gates: an approval must never outlive its execution', () => {
+    const wf = ws.workflows.get('architecture-migration') as Workflow;
+    const def = { ...compileWorkflow(wf), TimeoutSeconds: 6 * 3600 };
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const stack = new Stack(app, 'Check', { env: { account: '123456789012', region: 'us-east-1' } });
+    const fn = LambdaFunction.fromFunctionAttributes(stack, 'Fn', {
+      functionArn: 'arn:aws:lambda:us-east-1:123456789012:function:f',
+      sameEnvironment: true,
+    });
+    new WorkflowStateMachine(stack, 'Machine', {
+      workflow: wf,
+      functions: { loadContext: fn, invokeAgent: fn, aggregate: fn, publish: fn, requestApproval: fn },
+      namePrefix: 't',
+      logRetention: 1 as never,
+      removalPolicy: RemovalPolicy.DESTROY,
+      definition: def,
+    });
+    expect(() => app.synth()).toThrow(
+      /workflow architecture-migration: TimeoutSeconds 21600 is shorter than the worst case of its steps \(\d+ s: .*\): a gate could outlive its execution/,
+    );
+  });
+
   it('fails synth naming the context path when a workflow names an undefined approver group', () => {
     const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
     expect(

@@ -8,12 +8,15 @@ import {
   type AslState,
   type Catalog,
   compileWorkflow,
+  executionTimeoutProblems,
   LAMBDA_SERVICE_ERRORS,
   loadWorkflow,
+  MAX_EXECUTION_SECONDS,
   RETRYABLE_ERRORS,
   taskStates,
   toMermaid,
   type Workflow,
+  worstCaseSeconds,
 } from '../../../lib/workflow/index.js';
 import { loadWorkspace, PROJECT_ROOT } from '../../../lib/workspace.js';
 
@@ -216,5 +219,65 @@ describe('Function: toMermaid', () => {
     expect(m).toMatch(/subgraph s\d+\["Agents: review \(Map, max 4\)"\]/);
     expect(m).toMatch(/-->\|no\| s\d+/);
     expect(m).toMatch(/-\.->\|States\.ALL\|/);
+  });
+});
+
+describe('Function: executionTimeoutSeconds (the state machine TimeoutSeconds)', () => {
+  const shipped = loadWorkspace();
+
+  it('gives every shipped workflow a timeout longer than its worst case: gates, escalations and agent phases with retries', () => {
+    for (const wf of shipped.workflows.values()) {
+      const def = compileWorkflow(wf);
+      const gates = wf.phases.reduce(
+        (sum, p) =>
+          sum +
+          (p.kind === 'agents'
+            ? 0
+            : p.timeoutSeconds + (p.kind === 'approval' && p.onTimeout === 'escalate' ? (p.escalate?.timeoutSeconds ?? 0) : 0)),
+        0,
+      );
+      expect(def.TimeoutSeconds, wf.id).toBeGreaterThan(gates);
+      expect(def.TimeoutSeconds, wf.id).toBeGreaterThanOrEqual(worstCaseSeconds(def));
+      expect(executionTimeoutProblems(def), wf.id).toEqual([]);
+    }
+  });
+
+  it('outlasts architecture-migration’s 24 h approval plus its 24 h escalation (it was a fixed 6 h)', () => {
+    const def = compileWorkflow(shipped.workflows.get('architecture-migration') as Workflow);
+    expect(def.TimeoutSeconds).toBeGreaterThan(48 * 3600);
+    expect(def.TimeoutSeconds).toBeLessThan(MAX_EXECUTION_SECONDS);
+  });
+
+  it('counts a Map state in rounds of MaxConcurrency, a Parallel state by its longest branch, and each retry with its backoff', () => {
+    const task = (t: number, next?: string) => ({
+      Type: 'Task',
+      Resource: 'arn:aws:states:::lambda:invoke',
+      TimeoutSeconds: t,
+      Retry: [{ ErrorEquals: ['X'], MaxAttempts: 2, IntervalSeconds: 1, BackoffRate: 2 }],
+      ...(next ? { Next: next } : { End: true }),
+    });
+    const def = {
+      StartAt: 'Items',
+      States: {
+        Items: { Type: 'Pass', Result: [1, 2, 3, 4, 5], ResultPath: '$.items', Next: 'Map' },
+        Map: {
+          Type: 'Map',
+          ItemsPath: '$.items',
+          MaxConcurrency: 2,
+          ItemProcessor: { StartAt: 'T', States: { T: task(10) } },
+          Next: 'Both',
+        },
+        Both: {
+          Type: 'Parallel',
+          Branches: [
+            { StartAt: 'A', States: { A: task(5) } },
+            { StartAt: 'B', States: { B: task(100) } },
+          ],
+          End: true,
+        },
+      },
+    };
+    // A task of t seconds with two retries (1 s, then 2 s apart): 3 t + 3.
+    expect(worstCaseSeconds(def)).toBe(3 * (3 * 10 + 3) + (3 * 100 + 3));
   });
 });
