@@ -1,0 +1,348 @@
+import { createHmac, randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
+import { sign } from '@octokit/webhooks-methods';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DynamoApprovalStore } from '../../lambdas/adapters/approvals.js';
+import { DynamoRunStore } from '../../lambdas/adapters/runs.js';
+import type { ExecutionInput, RunSummary } from '../../lambdas/core/contracts.js';
+import { slackSignature } from '../../lambdas/core/signatures.js';
+import { APPROVE_ACTION } from '../../lambdas/core/slack.js';
+import { CI_SIGNATURE_HEADER } from '../../lambdas/webhook/ci-callback.js';
+import { examplePullRequestPayload } from '../../lib/local/example-repo.js';
+import { LOCAL_TABLE } from '../../lib/local/runtime.js';
+import type { AslDefinition } from '../../lib/workflow/index.js';
+import { synthesizeDevStack } from './assembly.js';
+import { DeployedHarness, PR_NUMBER, REGION, REPOSITORY, SECRETS } from './harness.js';
+import type { Execution } from './step-functions.js';
+
+/**
+ * "A test that runs what deploys": the stack `cdk deploy` would deploy (synthesized in-process,
+ * every function bundled by esbuild as for the cloud), run end to end on this machine. Each Task
+ * state invokes its function's bundle in child processes with the template's environment; the
+ * state machines are the template's definitions on aws-local-stepfunctions; DynamoDB is dynalite;
+ * S3, Secrets Manager, Step Functions, GitHub and Slack are stand-ins on 127.0.0.1; the models are
+ * the offline model server. Nothing leaves this machine.
+ */
+
+let work: string;
+let h: DeployedHarness;
+/** Gate TimeoutSeconds to use instead of the template's, by state machine name (the timeout scenario). */
+const gateTimeouts = new Map<string, number>();
+
+/** The definition with every `.waitForTaskToken` state's TimeoutSeconds set to `seconds`. */
+function withGateTimeout(def: AslDefinition, seconds: number): AslDefinition {
+  const copy = structuredClone(def) as unknown as { States: Record<string, Record<string, unknown>> };
+  for (const s of Object.values(copy.States)) {
+    if (s.Type === 'Task' && String(s.Resource).endsWith('.waitForTaskToken')) s.TimeoutSeconds = seconds;
+  }
+  return copy as unknown as AslDefinition;
+}
+
+beforeAll(async () => {
+  work = mkdtempSync(join(tmpdir(), 'agentflow-deployed-'));
+  const { template, outdir, stackName } = synthesizeDevStack(join(work, 'cdk.out'));
+  h = await DeployedHarness.start({
+    outdir,
+    stackName,
+    template,
+    workDir: work,
+    engine: {
+      definitionFor: (sm) => {
+        const seconds = gateTimeouts.get(sm.name);
+        return seconds === undefined ? sm.definition : withGateTimeout(sm.definition, seconds);
+      },
+    },
+  });
+}, 300_000);
+
+afterAll(async () => {
+  await h?.stop();
+  if (work) rmSync(work, { recursive: true, force: true });
+}, 60_000);
+
+/** Polls `read` until it returns a value (every 50 ms, at most `ms`). */
+async function until<T>(read: () => T | undefined | Promise<T | undefined>, what: string, ms = 60_000): Promise<T> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    const v = await read();
+    if (v !== undefined) return v;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/** Waits for an execution's end; a failure message carries its error and the failed states. */
+async function finished(e: Execution): Promise<Execution> {
+  const done = await e.done;
+  if (done.status !== 'SUCCEEDED') {
+    const failed = done.events.filter((ev) => ev.type === 'StateFailed').map((ev) => `${ev.state?.name}: ${ev.Error}: ${ev.Cause}`);
+    console.error(`${e.name}: ${done.status} ${done.error}: ${done.cause}\n${failed.join('\n')}`);
+  }
+  return done;
+}
+
+/** Delivers a GitHub webhook to the deployed ingress function, signed with the webhook secret in Secrets Manager. */
+async function deliver(event: string, payload: string, secret: string = SECRETS['agentflow/dev/github'].webhookSecret) {
+  return h.post(
+    '/webhooks/github',
+    {
+      'content-type': 'application/json',
+      'user-agent': 'GitHub-Hookshot/harness',
+      'x-github-event': event,
+      'x-github-delivery': randomUUID(),
+      'x-hub-signature-256': await sign(secret, payload),
+    },
+    payload,
+  );
+}
+
+/** The execution a delivery started for `workflow`. */
+function startedBy(res: { json: unknown }, workflow: string): Execution {
+  const list = (res.json as { executions?: Array<{ workflow: string; name: string }> }).executions ?? [];
+  const name = list.find((x) => x.workflow === workflow)?.name;
+  const e = name ? h.sfn.find(h.machine(workflow).name, name) : undefined;
+  if (!e) throw new Error(`the delivery started no ${workflow} execution: ${JSON.stringify(res.json)}`);
+  return e;
+}
+
+/** Execution input for the example pull request, as the webhook builds it. */
+function input(workflow: string, runId: string): ExecutionInput {
+  return {
+    runId,
+    workflow,
+    change: {
+      repository: REPOSITORY,
+      number: PR_NUMBER,
+      title: 'Checkout: pay with card',
+      author: 'mobile-dev',
+      url: `https://github.com/${REPOSITORY}/pull/${PR_NUMBER}`,
+      action: 'opened',
+      baseSha: h.repo.base,
+      headSha: h.repo.head,
+      baseRef: 'main',
+      headRef: 'feature/checkout-payments',
+    },
+  };
+}
+
+/** A client of the Step Functions stand-in, as an operator's script would use the API. */
+const sfnClient = () =>
+  new SFNClient({
+    region: REGION,
+    endpoint: h.sfnApi.url,
+    credentials: { accessKeyId: 'AKIAHARNESSLOCAL0000', secretAccessKey: 'harness-local-secret' },
+  });
+
+/** The approval id of the Slack approval message posted to `channel` after `since` calls. */
+function approvalIdIn(channel: string, since: number): string | undefined {
+  for (const call of h.slack.calls.slice(since)) {
+    if (call.method !== 'chat.postMessage' || String(call.args.channel).replace(/^#/, '') !== channel) continue;
+    const found = JSON.stringify(call.args.blocks ?? []).match(new RegExp(`"action_id":"${APPROVE_ACTION}"[^}]*"value":"([^"]+)"`));
+    if (found?.[1]) return found[1];
+  }
+  return undefined;
+}
+
+const runs = () => new DynamoRunStore(h.table.doc, LOCAL_TABLE);
+
+describe('As deployed: the synthesized AgentFlow-dev stack, end to end on this machine', () => {
+  it('runs every function from its own bundle with the environment of its template', () => {
+    // Assess: the harness found the bundles and resolved every environment variable to a local value.
+    const ours = [...h.stack.functions.values()].filter((f) => f.environment.POWERTOOLS_SERVICE_NAME?.startsWith('agentflow-'));
+    expect(ours.map((f) => f.environment.POWERTOOLS_SERVICE_NAME).sort()).toEqual(
+      expect.arrayContaining(['agentflow-invoke-agent', 'agentflow-load-context', 'agentflow-publish', 'agentflow-webhook']),
+    );
+    for (const f of ours) {
+      expect(f.moduleFile, f.logicalId).toMatch(/asset\.[0-9a-f]{64}\/index\.mjs$/);
+      for (const [k, v] of Object.entries(f.environment)) expect(v, `${f.logicalId} ${k}`).not.toMatch(/\[object Object\]|\$\{Token/);
+    }
+    expect(h.stack.stateMachines.size).toBeGreaterThanOrEqual(3);
+  });
+
+  it('bundles every dependency but the AWS SDK v3, which the Node.js runtime of Lambda provides', () => {
+    for (const f of h.stack.functions.values()) {
+      const code = readFileSync(f.moduleFile, 'utf8');
+      const imports = [...code.matchAll(/(?:from|import)\s*\(?\s*"([^"]+)"/g)].map((m) => m[1] as string);
+      const external = imports.filter((s) => !s.startsWith('node:') && !s.startsWith('.'));
+      expect(external.filter((s) => !s.startsWith('@aws-sdk/')), f.logicalId).toEqual([]);
+    }
+  });
+
+  it('reviews a pull request from a signed GitHub delivery: SUCCEEDED, the comment on GitHub, the run in DynamoDB', async () => {
+    // Prepare
+    const before = h.models.stats.bedrock + h.models.stats.openai;
+
+    // Act
+    const res = await deliver('pull_request', examplePullRequestPayload(h.repo, PR_NUMBER));
+    const done = await finished(startedBy(res, 'pr-review'));
+
+    // Assess
+    expect(res.statusCode, res.body).toBe(202);
+    expect(done.status).toBe('SUCCEEDED');
+    const comment = h.github.comments.find((c) => c.issue === PR_NUMBER && c.body.includes('pr-review'));
+    expect(comment?.body).toContain('| Severity | Location | Category | Finding | Agents |');
+    const record = await runs().get(done.name);
+    expect(record?.status).toBe('SUCCEEDED');
+    expect(record?.costUsd).toBeGreaterThan(0);
+    expect(record?.commentUrl).toBe(comment?.html_url);
+    expect(h.models.stats.bedrock + h.models.stats.openai).toBeGreaterThan(before);
+    expect(h.s3.objects.size).toBeGreaterThan(0);
+    expect(h.sfnApi.calls).toContain('StartExecution');
+    expect(h.github.violations).toEqual([]);
+  }, 180_000);
+
+  it('still succeeds when Bedrock answers 503: the agents are served by their OpenAI fallback', async () => {
+    // Prepare
+    h.models.setFaults({ bedrock: 503 });
+    const openaiBefore = h.models.stats.openai;
+    try {
+      // Act
+      const res = await deliver('pull_request', examplePullRequestPayload(h.repo, PR_NUMBER));
+      const done = await finished(startedBy(res, 'pr-review'));
+
+      // Assess
+      expect(done.status).toBe('SUCCEEDED');
+      const summary = done.output as RunSummary & { summary?: RunSummary };
+      const record = await runs().get(done.name);
+      expect(record?.status).toBe('SUCCEEDED');
+      const agents = (record?.agents ?? []) as RunSummary['agents'];
+      const bedrockFirst = agents.filter((a) => a.attempts.some((t) => t.provider === 'bedrock'));
+      expect(bedrockFirst.length, JSON.stringify(summary)).toBeGreaterThan(0);
+      for (const a of bedrockFirst) {
+        expect(a.fallbackUsed, a.name).toBe(true);
+        expect(a.provider, a.name).toBe('openai');
+      }
+      expect(h.models.stats.openai).toBeGreaterThan(openaiBefore);
+    } finally {
+      h.models.setFaults({});
+    }
+  }, 180_000);
+
+  it('carries a handler error to the engine under its class name, through the minified bundle', async () => {
+    // Prepare: an execution whose change lacks its commits, so LoadContext rejects its payload.
+    const bad = input('pr-review', `bad-${randomUUID().slice(0, 8)}`) as unknown as { change: Record<string, unknown> };
+    delete bad.change.headSha;
+
+    // Act
+    const out = await sfnClient().send(
+      new StartExecutionCommand({ stateMachineArn: h.machine('pr-review').arn, name: `bad-${randomUUID()}`, input: JSON.stringify(bad) }),
+    );
+    const e = h.sfn.executions.get(String(out.executionArn));
+    const done = await (e as Execution).done;
+
+    // Assess
+    const errors = done.events.flatMap((ev) => [ev.Error, (ev.catch as { Error?: string } | undefined)?.Error]).filter(Boolean);
+    expect(errors).toContain('InvalidInputError');
+    expect(h.host.invocations.some((i) => i.error === 'InvalidInputError')).toBe(true);
+  }, 120_000);
+
+  it('asks the mobile leads in Slack for architecture-migration, and continues when a lead approves', async () => {
+    // Prepare
+    h.github.teams.set('acme/mobile-leads', new Set(['lead-dev']));
+    const since = h.slack.calls.length;
+    const name = `arch-${randomUUID().slice(0, 8)}`;
+    await sfnClient().send(
+      new StartExecutionCommand({
+        stateMachineArn: h.machine('architecture-migration').arn,
+        name,
+        input: JSON.stringify(input('architecture-migration', name)),
+      }),
+    );
+    const execution = h.sfn.find(h.machine('architecture-migration').name, name) as Execution;
+    const id = await until(() => approvalIdIn('mobile-leads', since), 'the approval message in #mobile-leads', 120_000);
+
+    // Act: a Slack click by someone who is not an approver, then `/agentflow approve` by a team member on GitHub.
+    const click = new URLSearchParams({
+      payload: JSON.stringify({
+        type: 'block_actions',
+        user: { id: 'U0NOTALEAD' },
+        actions: [{ action_id: APPROVE_ACTION, value: id }],
+        response_url: 'http://127.0.0.1:9/not-slack',
+      }),
+    }).toString();
+    const at = Math.floor(Date.now() / 1000);
+    const clicked = await h.post(
+      '/webhooks/slack/interactions',
+      {
+        'content-type': 'application/x-www-form-urlencoded',
+        'x-slack-request-timestamp': String(at),
+        'x-slack-signature': slackSignature(SECRETS['agentflow/dev/slack'].signingSecret, at, click),
+      },
+      click,
+    );
+    const comment = JSON.stringify({
+      action: 'created',
+      issue: { number: PR_NUMBER, pull_request: { url: `https://api.github.com/repos/${REPOSITORY}/pulls/${PR_NUMBER}` } },
+      comment: { body: `/agentflow approve ${id}`, user: { login: 'lead-dev' }, author_association: 'MEMBER' },
+      repository: { full_name: REPOSITORY },
+    });
+    const approved = await deliver('issue_comment', comment);
+    const done = await finished(execution);
+
+    // Assess
+    expect(clicked.statusCode, clicked.body).toBe(200);
+    expect(approved.statusCode, approved.body).toBe(200);
+    expect(approved.json).toMatchObject({ outcome: 'approved' });
+    expect(done.status).toBe('SUCCEEDED');
+    const approval = await new DynamoApprovalStore(h.table.doc, LOCAL_TABLE).get(id);
+    expect(approval?.status).toBe('APPROVED');
+    expect(h.slack.calls.slice(since).map((c) => c.method)).toEqual(expect.arrayContaining(['chat.postMessage', 'chat.update']));
+    expect(h.sfnApi.calls).toContain('SendTaskSuccess');
+    expect(h.github.violations).toEqual([]);
+  }, 240_000);
+
+  it('waits at the CI gate of test-generation and continues with the signed CI report', async () => {
+    // Prepare
+    const name = `tg-${randomUUID().slice(0, 8)}`;
+    const tg = input('test-generation', name);
+    tg.change.testCoverage = 62.5;
+    await sfnClient().send(new StartExecutionCommand({ stateMachineArn: h.machine('test-generation').arn, name, input: JSON.stringify(tg) }));
+    const execution = h.sfn.find(h.machine('test-generation').name, name) as Execution;
+    const approvals = new DynamoApprovalStore(h.table.doc, LOCAL_TABLE);
+    await until(async () => (await approvals.findPendingCi(REPOSITORY, h.repo.head)) ?? undefined, 'the CI gate', 120_000);
+    const report = JSON.stringify({ repository: REPOSITORY, sha: h.repo.head, conclusion: 'success', summary: '14 generated tests passed' });
+    const signed = (secret: string) => ({
+      'content-type': 'application/json',
+      [CI_SIGNATURE_HEADER]: `sha256=${createHmac('sha256', secret).update(report).digest('hex')}`,
+    });
+
+    // Act
+    const forged = await h.post('/webhooks/ci', signed('forged'), report);
+    const ok = await h.post('/webhooks/ci', signed(SECRETS['agentflow/dev/ci'].callbackSecret), report);
+    const done = await finished(execution);
+
+    // Assess
+    expect(forged.statusCode).toBe(401);
+    expect(ok.statusCode, ok.body).toBe(200);
+    expect(done.status).toBe('SUCCEEDED');
+    const summary = (done.output as { summary?: RunSummary }).summary ?? (done.output as RunSummary);
+    expect(JSON.stringify(summary)).toMatch(/CI success/);
+  }, 240_000);
+
+  it('ends a gate nobody answers at its TimeoutSeconds and expires its Slack message', async () => {
+    // Prepare: the template's 24 h gates, shortened for this run.
+    const sm = h.machine('architecture-migration');
+    gateTimeouts.set(sm.name, 2);
+    const since = h.slack.calls.length;
+    const name = `arch-timeout-${randomUUID().slice(0, 8)}`;
+    try {
+      // Act
+      const execution = h.sfn.start(sm.arn, name, input('architecture-migration', name));
+      const done = await finished(execution);
+
+      // Assess
+      const timeouts = done.events.filter(
+        (ev) => ev.Error === 'States.Timeout' || (ev.catch as { Error?: string } | undefined)?.Error === 'States.Timeout',
+      );
+      expect(timeouts.length).toBeGreaterThan(0);
+      const record = await runs().get(name);
+      expect(record?.status, JSON.stringify(record)).not.toBe('RUNNING');
+      expect(h.slack.calls.slice(since).filter((c) => c.method === 'chat.update').length).toBeGreaterThan(0);
+    } finally {
+      gateTimeouts.delete(sm.name);
+    }
+  }, 240_000);
+});

@@ -1,0 +1,422 @@
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { execFileSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { GitChangeSource } from '../../lambdas/adapters/changes.js';
+import type { Change } from '../../lambdas/core/contracts.js';
+import type { ExampleRepo } from '../../lib/local/example-repo.js';
+
+/**
+ * Stand-ins for the services the deployed functions call, each an HTTP server on 127.0.0.1 that
+ * speaks the service's wire protocol for the few operations AgentFlow uses (and answers any other
+ * with an error naming it): S3 (REST, path-style), Secrets Manager (JSON 1.1), the GitHub REST API
+ * (routes checked against GitHub's OpenAPI description), and the Slack Web API.
+ */
+
+/** A request as the stand-ins see it. */
+export interface Received {
+  method: string;
+  path: string;
+  query: URLSearchParams;
+  headers: IncomingMessage['headers'];
+  body: Buffer;
+}
+
+/** An HTTP server on an ephemeral 127.0.0.1 port. */
+export class LocalHttpServer {
+  private server?: Server;
+  url = '';
+
+  constructor(private readonly handle: (req: Received, res: ServerResponse) => Promise<void> | void) {}
+
+  async start(): Promise<this> {
+    this.server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const u = new URL(req.url ?? '/', 'http://127.0.0.1');
+        const received: Received = {
+          method: req.method ?? 'GET',
+          path: u.pathname,
+          query: u.searchParams,
+          headers: req.headers,
+          body: Buffer.concat(chunks),
+        };
+        Promise.resolve(this.handle(received, res)).catch((e: unknown) => {
+          if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+          res.end(`stand-in failed: ${(e as Error).stack ?? e}`);
+        });
+      });
+    });
+    await new Promise<void>((ok) => this.server?.listen(0, '127.0.0.1', ok));
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    this.server?.closeAllConnections();
+    await new Promise<void>((ok) => (this.server ? this.server.close(() => ok()) : ok()));
+  }
+}
+
+const sendJson = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
+  res.writeHead(status, { 'content-type': 'application/json', ...headers });
+  res.end(JSON.stringify(body));
+};
+
+/**
+ * The body of an `aws-chunked` upload (`<hex size>[;chunk-signature=…]\r\n<data>\r\n … 0\r\n<trailers>`),
+ * which the SDK sends when it streams a checksum as a trailer.
+ */
+function decodeAwsChunked(body: Buffer): Buffer {
+  const parts: Buffer[] = [];
+  let at = 0;
+  for (;;) {
+    const eol = body.indexOf('\r\n', at);
+    if (eol < 0) break;
+    const size = Number.parseInt(body.subarray(at, eol).toString('latin1').split(';')[0] ?? '0', 16);
+    if (!size) break;
+    parts.push(body.subarray(eol + 2, eol + 2 + size));
+    at = eol + 2 + size + 2;
+  }
+  return Buffer.concat(parts);
+}
+
+/**
+ * An S3 stand-in for PutObject, GetObject and HeadObject on path-style URLs (`/<bucket>/<key>`),
+ * the addressing the SDK uses for an IP endpoint. Objects live in memory.
+ */
+export class S3StandIn extends LocalHttpServer {
+  readonly objects = new Map<string, { body: Buffer; contentType: string }>();
+  readonly requests: string[] = [];
+
+  constructor(readonly buckets: readonly string[]) {
+    super((req, res) => this.onRequest(req, res));
+  }
+
+  private error(res: ServerResponse, status: number, code: string, message: string): void {
+    res.writeHead(status, { 'content-type': 'application/xml' });
+    res.end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${message}</Message></Error>`);
+  }
+
+  private onRequest(req: Received, res: ServerResponse): void {
+    const [, bucket = '', ...rest] = req.path.split('/');
+    const key = decodeURIComponent(rest.join('/'));
+    this.requests.push(`${req.method} ${bucket}/${key}`);
+    if (!this.buckets.includes(bucket)) return this.error(res, 404, 'NoSuchBucket', `The specified bucket does not exist: ${bucket}`);
+    if (!key) return this.error(res, 501, 'NotImplemented', `the S3 stand-in has no bucket operation ${req.method}`);
+    const id = `${bucket}/${key}`;
+    if (req.method === 'PUT') {
+      const chunked = String(req.headers['content-encoding'] ?? '').includes('aws-chunked');
+      const body = chunked ? decodeAwsChunked(req.body) : req.body;
+      this.objects.set(id, { body, contentType: String(req.headers['content-type'] ?? 'binary/octet-stream') });
+      res.writeHead(200, { etag: `"${body.length.toString(16)}"` });
+      res.end();
+      return;
+    }
+    if (req.method === 'GET' || req.method === 'HEAD') {
+      const o = this.objects.get(id);
+      if (!o) return this.error(res, 404, 'NoSuchKey', 'The specified key does not exist.');
+      res.writeHead(200, {
+        'content-type': o.contentType,
+        'content-length': String(o.body.length),
+        etag: `"${o.body.length.toString(16)}"`,
+        'last-modified': new Date().toUTCString(),
+      });
+      res.end(req.method === 'GET' ? o.body : undefined);
+      return;
+    }
+    this.error(res, 501, 'NotImplemented', `the S3 stand-in has no operation ${req.method} on objects`);
+  }
+}
+
+/** A Secrets Manager stand-in: `GetSecretValue` (JSON 1.1, `X-Amz-Target: secretsmanager.GetSecretValue`). */
+export class SecretsManagerStandIn extends LocalHttpServer {
+  readonly reads: string[] = [];
+
+  constructor(readonly secrets: Record<string, Record<string, string>>) {
+    super((req, res) => this.onRequest(req, res));
+  }
+
+  private onRequest(req: Received, res: ServerResponse): void {
+    const target = String(req.headers['x-amz-target'] ?? '');
+    const err = (type: string, message: string) => sendJson(res, 400, { __type: type, message }, { 'x-amzn-errortype': type });
+    if (target !== 'secretsmanager.GetSecretValue') return err('InvalidRequestException', `the stand-in has no operation ${target}`);
+    const { SecretId } = JSON.parse(req.body.toString('utf8')) as { SecretId: string };
+    this.reads.push(SecretId);
+    const value = this.secrets[SecretId];
+    if (!value) return err('ResourceNotFoundException', "Secrets Manager can't find the specified secret.");
+    sendJson(res, 200, {
+      ARN: `arn:aws:secretsmanager:us-east-1:123456789012:secret:${SecretId}-AbCdEf`,
+      Name: SecretId,
+      VersionId: '00000000-0000-0000-0000-000000000001',
+      SecretString: JSON.stringify(value),
+      VersionStages: ['AWSCURRENT'],
+      CreatedDate: 1_767_225_600,
+    });
+  }
+}
+
+/** Operations of GitHub's OpenAPI description: `METHOD /path/{param}` (from `@octokit/openapi-types`). */
+export function githubOpenApiRoutes(): Array<{ method: string; template: string; pattern: RegExp }> {
+  const require = createRequire(import.meta.url);
+  const file = join(dirname(require.resolve('@octokit/openapi-types/package.json')), 'types.d.ts');
+  const text = readFileSync(file, 'utf8');
+  const start = text.indexOf('export interface paths {');
+  const end = text.indexOf('\nexport ', start + 10);
+  const routes: Array<{ method: string; template: string; pattern: RegExp }> = [];
+  let current: string | undefined;
+  for (const line of text.slice(start, end).split('\n')) {
+    const p = /^ {2}"(\/[^"]*)": \{/.exec(line);
+    if (p) {
+      current = p[1];
+      continue;
+    }
+    const m = /^ {4}(get|put|post|delete|patch|head): operations\[/.exec(line);
+    if (m && current) {
+      const pattern = new RegExp(`^${current.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{[^}]+\}/g, '[^/]+')}$`);
+      routes.push({ method: (m[1] as string).toUpperCase(), template: current, pattern });
+    }
+  }
+  if (routes.length < 500) throw new Error(`could not read the paths of GitHub's OpenAPI description from ${file}`);
+  return routes;
+}
+
+/** A comment the GitHub stand-in holds. */
+export interface GitHubComment {
+  id: number;
+  issue: number;
+  body: string;
+  html_url: string;
+  user: { login: string };
+}
+
+/**
+ * A GitHub REST API stand-in for one repository whose data comes from a real git repository
+ * (`createExampleRepo`): pull request files and compares are git's diff in GitHub's shape, contents
+ * are the head commit's files. Every request is checked against GitHub's OpenAPI description (the
+ * route must exist) and for a token; problems are listed in {@link violations}.
+ */
+export class GitHubStandIn extends LocalHttpServer {
+  readonly comments: GitHubComment[] = [];
+  readonly requests: string[] = [];
+  readonly violations: string[] = [];
+  /** Team memberships: `org/team` → logins. */
+  readonly teams = new Map<string, Set<string>>();
+  private readonly routes = githubOpenApiRoutes();
+  private nextId = 1000;
+  private readonly source: GitChangeSource;
+
+  constructor(
+    readonly repo: ExampleRepo,
+    readonly options: { repository: string; number: number; token: string; title?: string },
+  ) {
+    super((req, res) => this.onRequest(req, res));
+    this.source = new GitChangeSource(repo.path);
+  }
+
+  private change(): Change {
+    return {
+      repository: this.options.repository,
+      number: this.options.number,
+      title: this.options.title ?? 'Checkout: pay with card',
+      author: 'mobile-dev',
+      url: `https://github.com/${this.options.repository}/pull/${this.options.number}`,
+      action: 'opened',
+      baseSha: this.repo.base,
+      headSha: this.repo.head,
+      baseRef: 'main',
+      headRef: 'feature/checkout-payments',
+    };
+  }
+
+  /** The change's files in GitHub's diff-entry shape. */
+  private async files(): Promise<Array<Record<string, unknown>>> {
+    const files = await this.source.listChangedFiles(this.change());
+    return files.map((f) => ({
+      sha: this.repo.head,
+      filename: f.path,
+      status: f.status,
+      additions: f.additions,
+      deletions: f.deletions,
+      changes: f.additions + f.deletions,
+      blob_url: `https://github.com/${this.options.repository}/blob/${this.repo.head}/${f.path}`,
+      raw_url: `https://github.com/${this.options.repository}/raw/${this.repo.head}/${f.path}`,
+      contents_url: `${this.url}/repos/${this.options.repository}/contents/${f.path}?ref=${this.repo.head}`,
+      ...(f.binary ? {} : { patch: f.patch }),
+      ...(f.previousPath ? { previous_filename: f.previousPath } : {}),
+    }));
+  }
+
+  private page<T>(req: Received, res: ServerResponse, items: T[]): void {
+    const perPage = Number(req.query.get('per_page') ?? 30);
+    const page = Number(req.query.get('page') ?? 1);
+    const slice = items.slice((page - 1) * perPage, page * perPage);
+    const headers: Record<string, string> = {};
+    if (page * perPage < items.length) {
+      const next = new URL(`${this.url}${req.path}`);
+      for (const [k, v] of req.query) next.searchParams.set(k, v);
+      next.searchParams.set('page', String(page + 1));
+      headers.link = `<${next}>; rel="next"`;
+    }
+    sendJson(res, 200, slice, headers);
+  }
+
+  private async onRequest(req: Received, res: ServerResponse): Promise<void> {
+    const line = `${req.method} ${req.path}`;
+    this.requests.push(`${line}${req.query.size ? `?${req.query}` : ''}`);
+    if (!this.routes.some((r) => r.method === req.method && r.pattern.test(req.path))) {
+      this.violations.push(`${line}: no such operation in GitHub's OpenAPI description`);
+    }
+    const auth = String(req.headers.authorization ?? '');
+    if (auth !== `token ${this.options.token}` && auth !== `bearer ${this.options.token}` && auth !== `Bearer ${this.options.token}`) {
+      this.violations.push(`${line}: Authorization is not the token of the GitHub secret`);
+      return sendJson(res, 401, { message: 'Bad credentials', documentation_url: 'https://docs.github.com/rest' });
+    }
+    const repoPrefix = `/repos/${this.options.repository}`;
+    const notFound = () => sendJson(res, 404, { message: 'Not Found', documentation_url: 'https://docs.github.com/rest' });
+    const n = this.options.number;
+    let m: RegExpExecArray | null;
+
+    if (req.method === 'GET' && req.path === `${repoPrefix}/pulls/${n}/files`) return this.page(req, res, await this.files());
+    if (req.method === 'GET' && req.path === `${repoPrefix}/pulls/${n}`) {
+      const c = this.change();
+      return sendJson(res, 200, {
+        number: n,
+        state: 'open',
+        title: c.title,
+        html_url: c.url,
+        user: { login: c.author },
+        draft: false,
+        base: { sha: c.baseSha, ref: c.baseRef },
+        head: { sha: c.headSha, ref: c.headRef },
+      });
+    }
+    if (req.method === 'GET' && (m = new RegExp(`^${repoPrefix}/compare/(.+)$`).exec(req.path))) {
+      const [base, head] = decodeURIComponent(m[1] as string).split('...');
+      if (base !== this.repo.base || head !== this.repo.head) return notFound();
+      const files = await this.files();
+      const page = Number(req.query.get('page') ?? 1);
+      const perPage = Number(req.query.get('per_page') ?? 30);
+      return sendJson(res, 200, {
+        status: 'ahead',
+        ahead_by: 1,
+        behind_by: 0,
+        total_commits: 1,
+        merge_base_commit: { sha: this.repo.base },
+        base_commit: { sha: this.repo.base },
+        commits: [{ sha: this.repo.head }],
+        files: files.slice((page - 1) * perPage, page * perPage),
+      });
+    }
+    if (req.method === 'GET' && (m = new RegExp(`^${repoPrefix}/commits/(.+)$`).exec(req.path))) {
+      try {
+        const sha = execFileSync('git', ['-C', this.repo.path, 'rev-parse', '--verify', `${decodeURIComponent(m[1] as string)}^{commit}`], {
+          encoding: 'utf8',
+        }).trim();
+        return sendJson(res, 200, { sha });
+      } catch {
+        return sendJson(res, 422, { message: 'No commit found for SHA' });
+      }
+    }
+    if (req.method === 'GET' && (m = new RegExp(`^${repoPrefix}/contents/(.+)$`).exec(req.path))) {
+      const ref = req.query.get('ref') ?? this.repo.head;
+      const path = decodeURIComponent(m[1] as string);
+      let text: string;
+      try {
+        text = execFileSync('git', ['-C', this.repo.path, 'cat-file', 'blob', `${ref}:${path}`], {
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'ignore'],
+        });
+      } catch {
+        return notFound();
+      }
+      if (String(req.headers.accept ?? '').includes('raw')) {
+        res.writeHead(200, { 'content-type': 'application/vnd.github.raw; charset=utf-8' });
+        res.end(text);
+        return;
+      }
+      return sendJson(res, 200, { type: 'file', path, encoding: 'base64', content: Buffer.from(text).toString('base64') });
+    }
+    if ((m = new RegExp(`^${repoPrefix}/issues/(\\d+)/comments$`).exec(req.path))) {
+      const issue = Number(m[1]);
+      if (req.method === 'GET') return this.page(req, res, this.comments.filter((c) => c.issue === issue));
+      if (req.method === 'POST') {
+        const { body } = JSON.parse(req.body.toString('utf8')) as { body: string };
+        const id = this.nextId++;
+        const c: GitHubComment = {
+          id,
+          issue,
+          body,
+          html_url: `https://github.com/${this.options.repository}/pull/${issue}#issuecomment-${id}`,
+          user: { login: 'agentflow[bot]' },
+        };
+        this.comments.push(c);
+        return sendJson(res, 201, c);
+      }
+    }
+    if (req.method === 'PATCH' && (m = new RegExp(`^${repoPrefix}/issues/comments/(\\d+)$`).exec(req.path))) {
+      const c = this.comments.find((x) => x.id === Number(m?.[1]));
+      if (!c) return notFound();
+      c.body = (JSON.parse(req.body.toString('utf8')) as { body: string }).body;
+      return sendJson(res, 200, c);
+    }
+    if (req.method === 'GET' && (m = /^\/orgs\/([^/]+)\/teams\/([^/]+)\/memberships\/([^/]+)$/.exec(req.path))) {
+      const members = this.teams.get(`${m[1]}/${m[2]}`);
+      if (!members?.has(m[3] as string)) return notFound();
+      return sendJson(res, 200, { state: 'active', role: 'member', url: `${this.url}${req.path}` });
+    }
+    this.violations.push(`${line}: the GitHub stand-in does not answer this route`);
+    return notFound();
+  }
+}
+
+/** A call of the Slack Web API stand-in: the method and its arguments (form or JSON). */
+export interface SlackCall {
+  method: string;
+  args: Record<string, unknown>;
+  token: string;
+}
+
+/** A Slack Web API stand-in (`POST /api/<method>`): `chat.postMessage` and `chat.update`. */
+export class SlackStandIn extends LocalHttpServer {
+  readonly calls: SlackCall[] = [];
+  private ts = 1_767_225_600;
+
+  constructor(readonly botToken: string) {
+    super((req, res) => this.onRequest(req, res));
+  }
+
+  /** The base URL the WebClient takes as `slackApiUrl`. */
+  get apiUrl(): string {
+    return `${this.url}/api/`;
+  }
+
+  private onRequest(req: Received, res: ServerResponse): void {
+    const method = req.path.replace(/^\/api\//, '');
+    const text = req.body.toString('utf8');
+    const type = String(req.headers['content-type'] ?? '');
+    const args: Record<string, unknown> = type.includes('json')
+      ? (JSON.parse(text) as Record<string, unknown>)
+      : Object.fromEntries(
+          [...new URLSearchParams(text)].map(([k, v]) => {
+            try {
+              return [k, k === 'blocks' || k === 'attachments' ? JSON.parse(v) : v];
+            } catch {
+              return [k, v];
+            }
+          }),
+        );
+    const token = String(req.headers.authorization ?? '').replace(/^Bearer /, '') || String(args.token ?? '');
+    this.calls.push({ method, args, token });
+    if (token !== this.botToken) return sendJson(res, 200, { ok: false, error: 'invalid_auth' });
+    if (method === 'chat.postMessage') {
+      const ts = `${this.ts++}.000100`;
+      return sendJson(res, 200, { ok: true, channel: `C${String(args.channel).toUpperCase().replace(/[^A-Z0-9]/g, '')}`, ts, message: { ts } });
+    }
+    if (method === 'chat.update') return sendJson(res, 200, { ok: true, channel: args.channel, ts: args.ts });
+    return sendJson(res, 200, { ok: false, error: 'unknown_method' });
+  }
+}
