@@ -30,6 +30,18 @@ export const EnvironmentConfigSchema = z.strictObject({
    * or `@org/team` teams, e.g. `{ "mobile-leads": { "slack": ["U024BE7LH"], "github": ["@acme/mobile-leads"] } }`.
    */
   groups: ApproverGroupsSchema.default({}),
+  /** E-mail address subscribed to the alarm topic (it must confirm the subscription). */
+  alarmEmail: z.string().email().optional(),
+  /**
+   * Concurrent executions reserved for the webhook Lambda, so a burst of deliveries cannot starve
+   * (or be starved by) the task Lambdas. 0 reserves none: accounts whose concurrency quota is 10
+   * (some new accounts) cannot reserve any. @default 20
+   */
+  ingressReservedConcurrency: z.number().int().min(0).max(1000).default(20),
+  /** Webhook API stage throttling: steady requests per second and burst. @default 50 rps, burst 100 */
+  apiThrottle: z
+    .strictObject({ rateLimit: z.number().min(1), burstLimit: z.number().int().min(1) })
+    .default({ rateLimit: 50, burstLimit: 100 }),
   // The model gateway's settings: budgets, breaker, retry, rateLimits, cache, providerTimeoutSeconds.
   ...GatewayConfigSchema.shape,
 });

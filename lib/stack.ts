@@ -1,17 +1,21 @@
 import { Aws, CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
-import { HttpApi, HttpMethod } from 'aws-cdk-lib/aws-apigatewayv2';
+import { type CfnStage, HttpApi, HttpMethod } from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import { AttributeType, Billing, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import { Rule } from 'aws-cdk-lib/aws-events';
+import { LambdaFunction as LambdaFunctionTarget } from 'aws-cdk-lib/aws-events-targets';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
-import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { BlockPublicAccess, Bucket, BucketEncryption } from 'aws-cdk-lib/aws-s3';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
 import { TABLE_KEYS } from '../lambdas/adapters/runs.js';
 import { resolveApprovers } from '../lambdas/core/approvals.js';
 import { GATEWAY_CONFIG_KEYS, parseGatewayConfig } from '../lambdas/core/gateway-config.js';
+import { ENDED_STATUSES } from '../lambdas/execution-status/execution-status.js';
 import { INGRESS_ROUTES } from '../lambdas/webhook/routes.js';
 import type { EnvironmentConfig } from './config.js';
+import { Operations } from './constructs/operations.js';
 import { SpendDashboard } from './constructs/spend-dashboard.js';
 import { TaskFunction } from './constructs/task-function.js';
 import { WorkflowStateMachine } from './constructs/workflow-state-machine.js';
@@ -85,7 +89,10 @@ export class AgentFlowStack extends Stack {
     const logRetention = props.config.logRetentionDays as RetentionDays;
     const prefix = `agentflow-${props.envName}`;
 
+    // Retained environments (prod) are protected from deletion: the stack and the table.
+    if (removalPolicy === RemovalPolicy.RETAIN) this.terminationProtection = true;
     const table = new TableV2(this, 'Table', {
+      deletionProtection: removalPolicy === RemovalPolicy.RETAIN,
       partitionKey: { name: TABLE_KEYS.partitionKey, type: AttributeType.STRING },
       sortKey: { name: TABLE_KEYS.sortKey, type: AttributeType.STRING },
       billing: Billing.onDemand(),
@@ -144,7 +151,7 @@ export class AgentFlowStack extends Stack {
       ...common,
       task: 'aggregate',
       timeout: Duration.seconds(60),
-      environment: { ARTIFACT_BUCKET: bucket.bucketName },
+      environment: { ARTIFACT_BUCKET: bucket.bucketName, POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE },
     }).fn;
     const publish = new TaskFunction(this, 'Publish', {
       ...common,
@@ -206,6 +213,7 @@ export class AgentFlowStack extends Stack {
       // GitHub waits 10 s and Slack 3 s for an answer: the function must finish (or fail) well before.
       timeout: Duration.seconds(8),
       memorySize: 512,
+      ...(props.config.ingressReservedConcurrency > 0 ? { reservedConcurrentExecutions: props.config.ingressReservedConcurrency } : {}),
       environment: {
         TABLE_NAME: table.tableName,
         GITHUB_SECRET_NAME: githubSecret.secretName,
@@ -226,9 +234,76 @@ export class AgentFlowStack extends Stack {
       sm.grantRead(webhook); // DescribeExecution for /agentflow status
     }
 
+    // Executions that end outside their own Catch paths (TIMED_OUT, ABORTED, an uncaught FAILED)
+    // still get their final run record, their pending approvals expired and a word on the PR.
+    const executionStatus = new TaskFunction(this, 'ExecutionStatus', {
+      ...common,
+      task: 'execution-status',
+      timeout: Duration.seconds(60),
+      environment: {
+        TABLE_NAME: table.tableName,
+        SLACK_SECRET_NAME: slackSecret.secretName,
+        GITHUB_SECRET_NAME: githubSecret.secretName,
+        GITHUB_API_URL: props.config.githubApiUrl,
+      },
+    }).fn;
+    table.grantReadWriteData(executionStatus);
+    slackSecret.grantRead(executionStatus);
+    githubSecret.grantRead(executionStatus);
+    new Rule(this, 'ExecutionEnded', {
+      description: 'AgentFlow executions that FAILED, TIMED_OUT or were ABORTED → ExecutionStatus',
+      eventPattern: {
+        source: ['aws.states'],
+        detailType: ['Step Functions Execution Status Change'],
+        detail: { status: [...ENDED_STATUSES], stateMachineArn: machines.map(({ sm }) => sm.stateMachineArn) },
+      },
+      targets: [new LambdaFunctionTarget(executionStatus, { retryAttempts: 8 })],
+    });
+
     const api = new HttpApi(this, 'Api', { apiName: `${prefix}-webhooks`, description: 'AgentFlow webhooks: GitHub, Slack, CI' });
     const ingress = new HttpLambdaIntegration('Ingress', webhook);
     for (const path of INGRESS_ROUTES) api.addRoutes({ path, methods: [HttpMethod.POST], integration: ingress });
+    // Stage throttling and access logs (request id, route, status, latency; no bodies, no headers).
+    const accessLogs = new LogGroup(this, 'ApiAccessLogs', { retention: logRetention, removalPolicy });
+    const stage = api.defaultStage?.node.defaultChild as CfnStage;
+    stage.defaultRouteSettings = {
+      throttlingRateLimit: props.config.apiThrottle.rateLimit,
+      throttlingBurstLimit: props.config.apiThrottle.burstLimit,
+    };
+    stage.accessLogSettings = {
+      destinationArn: accessLogs.logGroupArn,
+      format: JSON.stringify({
+        requestId: '$context.requestId',
+        ip: '$context.identity.sourceIp',
+        requestTime: '$context.requestTime',
+        routeKey: '$context.routeKey',
+        status: '$context.status',
+        responseLength: '$context.responseLength',
+        latencyMs: '$context.responseLatency',
+        integrationError: '$context.integrationErrorMessage',
+      }),
+    };
+
+    const ops = new Operations(this, 'Operations', {
+      prefix,
+      namespace: METRICS_NAMESPACE,
+      stateMachines: machines.map(({ workflow, sm }) => ({ id: workflow.id, sm })),
+      functions: {
+        LoadContext: loadContext,
+        InvokeAgent: invokeAgent,
+        Aggregate: aggregate,
+        Publish: publish,
+        RequestApproval: requestApproval,
+        Webhook: webhook,
+        ExecutionStatus: executionStatus,
+      },
+      api,
+      ...(props.config.alarmEmail ? { email: props.config.alarmEmail } : {}),
+    });
+    new CfnOutput(this, 'AlarmTopicArn', {
+      value: ops.topic.topicArn,
+      description: 'SNS topic of the AgentFlow alarms (subscribe your on-call)',
+    });
 
     new CfnOutput(this, 'GitHubWebhookUrl', {
       value: `${api.apiEndpoint}/webhooks/github`,

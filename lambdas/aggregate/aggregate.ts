@@ -45,6 +45,9 @@ async function withSpend(a: AgentResult, runId: string, artifacts: ArtifactStore
   };
 }
 
+/** The metric the Aggregate function emits per run: agents whose status is failed (the stack alarms on it). */
+export const AGENTS_FAILED_METRIC = 'AgentsFailed';
+
 /**
  * Aggregate: reads every agent's findings and spend records, merges and de-duplicates the
  * findings, decides the run's outcome (SUCCEEDED / PARTIAL / FAILED, see `summarize`), stores the

@@ -467,3 +467,19 @@ export function renderComment(input: {
   );
   return out.join('\n');
 }
+
+/**
+ * The workflow's comment when its execution ended without a report (timed out, aborted, failed
+ * outside its error handling): the outcome, the reason (inert text) and the execution name.
+ */
+export function endedComment(workflow: string, runId: string, reason: string): string {
+  return [
+    commentMarker(workflow),
+    `## AgentFlow · ${escapeText(workflow)}`,
+    '',
+    `**${OUTCOME_ICON.FAILED} FAILED** — ${escapeText(reason)}`,
+    '',
+    `No review was completed for this change. Execution ${code(cap(runId, FIELD_CAPS.file))}.`,
+    '',
+  ].join('\n');
+}

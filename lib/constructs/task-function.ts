@@ -16,6 +16,8 @@ export interface TaskFunctionProps {
   /** @default 512 */
   readonly memorySize?: number;
   readonly environment?: Record<string, string>;
+  /** Concurrent executions reserved for this function. @default none */
+  readonly reservedConcurrentExecutions?: number;
   readonly logRetention: RetentionDays;
   readonly removalPolicy: RemovalPolicy;
 }
@@ -42,6 +44,7 @@ export class TaskFunction extends Construct {
       timeout: props.timeout ?? Duration.seconds(60),
       tracing: Tracing.ACTIVE,
       logGroup,
+      ...(props.reservedConcurrentExecutions !== undefined ? { reservedConcurrentExecutions: props.reservedConcurrentExecutions } : {}),
       environment: {
         POWERTOOLS_SERVICE_NAME: `agentflow-${props.task}`,
         NODE_OPTIONS: '--enable-source-maps',

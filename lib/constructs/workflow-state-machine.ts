@@ -32,7 +32,8 @@ export interface WorkflowStateMachineProps {
 /**
  * One STANDARD state machine for one workflow, from the same compiled definition the local runtime
  * runs (`compileWorkflow`); function ARNs arrive through definition substitutions. Logging ALL
- * with execution data, X-Ray tracing on, and invoke grants on exactly the task functions.
+ * without execution data (task tokens stay out of logs), X-Ray tracing on, and invoke grants on
+ * exactly the task functions.
  */
 export class WorkflowStateMachine extends Construct {
   readonly stateMachine: StateMachine;
@@ -71,13 +72,12 @@ export class WorkflowStateMachine extends Construct {
       definitionSubstitutions: substitutions,
       tracingEnabled: true,
       logs: {
-        destination: new LogGroup(this, 'Logs', {
-          logGroupName: `/aws/vendedlogs/states/${props.namePrefix}-${props.workflow.id}`,
-          retention: props.logRetention,
-          removalPolicy: props.removalPolicy,
-        }),
+        // A generated name: a retained log group of an earlier (failed or destroyed) deploy does
+        // not block the next one with "already exists".
+        destination: new LogGroup(this, 'Logs', { retention: props.logRetention, removalPolicy: props.removalPolicy }),
         level: LogLevel.ALL,
-        includeExecutionData: true,
+        // Execution data (inputs, outputs) stays out of the logs: it holds task tokens.
+        includeExecutionData: false,
       },
     });
     for (const fn of new Set(Object.values(props.functions))) fn.grantInvoke(this.stateMachine);

@@ -38,6 +38,7 @@ import { ContextArtifactSchema, type ExecutionInput, PROVIDERS, type RunSummary 
 import type { ModelGateway } from '../../lambdas/core/gateway.js';
 import { type GatewayConfig, GatewayConfigSchema } from '../../lambdas/core/gateway-config.js';
 import type { ChangeLookup, DeliveryGuard, ExecutionStarter, ProviderTable, RunStore } from '../../lambdas/core/ports.js';
+import { executionEnded } from '../../lambdas/execution-status/execution-status.js';
 import { invokeAgent } from '../../lambdas/invoke-agent/invoke-agent.js';
 import { loadContext } from '../../lambdas/load-context/load-context.js';
 import { publish } from '../../lambdas/publish/publish.js';
@@ -457,10 +458,27 @@ export class LocalRuntime {
       const cause = (e as { cause?: { name?: string; message?: string } }).cause;
       const error = cause?.name ? `${cause.name}: ${cause.message ?? ''}` : (e as Error).message;
       result = { name, workflow, status: 'FAILED', output: null, error, transitions, durationMs: Date.now() - started };
-      const record = await this.runs.get(name);
-      if (record?.status === 'RUNNING') {
-        await this.runs.put({ ...record, status: 'FAILED', finishedAt: new Date().toISOString(), error });
-      }
+      // As the cloud's ExecutionStatus function does on the status-change event: record the end
+      // (unless the machine did), expire the run's pending approvals, tell the pull request.
+      const timedOut = (e as Error).name === 'ExecutionTimeoutError';
+      await executionEnded(
+        {
+          runId: name,
+          workflow,
+          change: input.change,
+          status: timedOut ? 'TIMED_OUT' : 'FAILED',
+          startedAt: started,
+          stoppedAt: Date.now(),
+          error: timedOut ? 'States.Timeout' : (cause?.name ?? (e as Error).name),
+          cause: cause?.message ?? (e as Error).message,
+        },
+        {
+          runs: this.runs,
+          approvals: this.approvals,
+          notifier: this.notifier,
+          comments: new FileCommentPublisher(this.artifacts, this.options.onComment),
+        },
+      );
     }
     await logs.catch(() => undefined);
     result.transitions = transitions;

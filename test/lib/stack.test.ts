@@ -136,13 +136,13 @@ describe('Stack: AgentFlowStack', () => {
     });
   });
 
-  it('creates one STANDARD state machine per workflow with logging ALL and tracing', () => {
+  it('creates one STANDARD state machine per workflow with logging ALL (no execution data: task tokens stay out of logs) and tracing', () => {
     template.resourceCountIs('AWS::StepFunctions::StateMachine', ws.workflows.size);
     template.hasResourceProperties('AWS::StepFunctions::StateMachine', {
       StateMachineName: 'agentflow-dev-pr-review',
       StateMachineType: 'STANDARD',
       TracingConfiguration: { Enabled: true },
-      LoggingConfiguration: Match.objectLike({ Level: 'ALL', IncludeExecutionData: true }),
+      LoggingConfiguration: Match.objectLike({ Level: 'ALL', IncludeExecutionData: false }),
       DefinitionSubstitutions: Match.objectLike({ InvokeAgentFunctionArn: Match.anyValue(), LoadContextFunctionArn: Match.anyValue() }),
     });
   });
@@ -151,13 +151,63 @@ describe('Stack: AgentFlowStack', () => {
     const fns = Object.values(template.findResources('AWS::Lambda::Function')).filter((f) =>
       JSON.stringify(f).includes('POWERTOOLS_SERVICE_NAME'),
     ) as Array<{ Properties: { Runtime: string; Architectures: string[] } }>;
-    expect(fns).toHaveLength(6);
+    expect(fns).toHaveLength(7);
     for (const f of fns) expect([f.Properties.Runtime, f.Properties.Architectures]).toEqual(['nodejs24.x', ['arm64']]);
     template.hasResourceProperties('AWS::Lambda::Function', {
       Timeout: 8,
+      ReservedConcurrentExecutions: 20,
       Environment: { Variables: Match.objectLike({ GITHUB_SECRET_NAME: 'agentflow/dev/github', AGENTFLOW_WORKFLOWS: Match.anyValue() }) },
     });
     template.hasResourceProperties('AWS::Lambda::Function', { Timeout: 900, TracingConfig: { Mode: 'Active' } });
+  });
+
+  it('records executions that end FAILED, TIMED_OUT or ABORTED through an EventBridge rule on exactly the workflows’ state machines', () => {
+    const rules = Object.values(template.findResources('AWS::Events::Rule')) as Array<{
+      Properties: {
+        EventPattern: { source: string[]; 'detail-type': string[]; detail: { status: string[]; stateMachineArn: unknown[] } };
+        Targets: unknown[];
+      };
+    }>;
+    expect(rules).toHaveLength(1);
+    const pattern = rules[0]?.Properties.EventPattern;
+    expect(pattern?.source).toEqual(['aws.states']);
+    expect(pattern?.['detail-type']).toEqual(['Step Functions Execution Status Change']);
+    expect(pattern?.detail.status).toEqual(['FAILED', 'TIMED_OUT', 'ABORTED']);
+    expect(pattern?.detail.stateMachineArn).toHaveLength(ws.workflows.size);
+    expect(JSON.stringify(rules[0]?.Properties.Targets)).toContain('ExecutionStatus');
+  });
+
+  it('alarms to one SNS topic on failed and timed-out executions, Lambda errors and throttles, API 5xx, failed agents, budget refusals and opened breakers', () => {
+    const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')) as Array<{
+      Properties: { AlarmName: string; AlarmActions: unknown[] };
+    }>;
+    const names = alarms.map((a) => a.Properties.AlarmName);
+    for (const wf of ws.workflows.keys()) {
+      expect(names).toContain(`agentflow-dev: ${wf} executions failed`);
+      expect(names).toContain(`agentflow-dev: ${wf} executions timed out`);
+    }
+    for (const fn of ['LoadContext', 'InvokeAgent', 'Aggregate', 'Publish', 'RequestApproval', 'Webhook', 'ExecutionStatus']) {
+      expect(names).toContain(`agentflow-dev: ${fn} Lambda errors`);
+      expect(names).toContain(`agentflow-dev: ${fn} Lambda throttles`);
+    }
+    for (const n of ['webhook API 5xx answers', 'agents failed', 'budget refusals', 'circuit breakers opened'])
+      expect(names).toContain(`agentflow-dev: ${n}`);
+    for (const a of alarms) expect(a.Properties.AlarmActions).toHaveLength(1);
+    template.resourceCountIs('AWS::SNS::Topic', 1);
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      AlarmName: 'agentflow-dev: agents failed',
+      Metrics: [Match.objectLike({ Expression: 'SELECT SUM(AgentsFailed) FROM "AgentFlow"' })],
+    });
+  });
+
+  it('throttles the webhook API stage and writes its access log; state machine log groups have generated names', () => {
+    template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+      DefaultRouteSettings: { ThrottlingRateLimit: 50, ThrottlingBurstLimit: 100 },
+      AccessLogSettings: Match.objectLike({ DestinationArn: Match.anyValue() }),
+    });
+    for (const lg of Object.values(template.findResources('AWS::Logs::LogGroup')) as Array<{ Properties: { LogGroupName?: unknown } }>) {
+      expect(lg.Properties.LogGroupName).toBeUndefined();
+    }
   });
 
   it('has the table with TTL and the runs index, and an encrypted, private artifact bucket', () => {
