@@ -129,7 +129,9 @@ export function readDeployedStack(outdir: string, stackName: string, template: C
       case 'AWS::Lambda::Function':
         return id;
       default:
-        throw new Error(`the harness cannot resolve { Ref: ${id} } (${type ?? 'no such resource'}): give it a local value in test/deployed/assembly.ts`);
+        throw new Error(
+          `the harness cannot resolve { Ref: ${id} } (${type ?? 'no such resource'}): give it a local value in test/deployed/assembly.ts`,
+        );
     }
   };
   const getAtt = (id: string, attr: string): string => {

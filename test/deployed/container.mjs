@@ -27,7 +27,13 @@ process.on('message', async (msg) => {
   }
   const handler = mod[exportName];
   if (typeof handler !== 'function') {
-    process.send({ id, ok: false, errorType: 'Runtime.HandlerNotFound', errorMessage: `${moduleFile}.${exportName} is undefined or not exported`, trace: [] });
+    process.send({
+      id,
+      ok: false,
+      errorType: 'Runtime.HandlerNotFound',
+      errorMessage: `${moduleFile}.${exportName} is undefined or not exported`,
+      trace: [],
+    });
     return;
   }
   const context = {

@@ -1,15 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { PROJECT_ROOT } from '../../lib/workspace.js';
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { createExampleRepo, type ExampleRepo } from '../../lib/local/example-repo.js';
 import { type OfflineModelOptions, OfflineModelServer } from '../../lib/local/offline-model.js';
 import { LOCAL_TABLE, type LocalTable, startLocalTable } from '../../lib/local/runtime.js';
+import { PROJECT_ROOT } from '../../lib/workspace.js';
 import { type CfnTemplate, type DeployedStack, readDeployedStack } from './assembly.js';
 import { LambdaHost } from './lambda-host.js';
 import { GitHubStandIn, S3StandIn, SecretsManagerStandIn, SlackStandIn } from './standins.js';
-import { type LocalStepFunctionsOptions, LocalStepFunctions, StepFunctionsApiStandIn } from './step-functions.js';
+import { LocalStepFunctions, type LocalStepFunctionsOptions, StepFunctionsApiStandIn } from './step-functions.js';
 
 /** The bucket name `Ref` of the artifact bucket resolves to. */
 export const LOCAL_BUCKET = 'agentflow-dev-artifacts-local';
@@ -82,7 +82,11 @@ export class DeployedHarness {
     const table = await startLocalTable();
     const s3 = await new S3StandIn([LOCAL_BUCKET]).start();
     const secrets = await new SecretsManagerStandIn(structuredClone(SECRETS) as Record<string, Record<string, string>>).start();
-    const github = await new GitHubStandIn(repo, { repository: REPOSITORY, number: PR_NUMBER, token: SECRETS['agentflow/dev/github'].token }).start();
+    const github = await new GitHubStandIn(repo, {
+      repository: REPOSITORY,
+      number: PR_NUMBER,
+      token: SECRETS['agentflow/dev/github'].token,
+    }).start();
     const slack = await new SlackStandIn(SECRETS['agentflow/dev/slack'].botToken).start();
     const models = await new OfflineModelServer(o.offline ?? { faults: {} }).start();
     // Set over the template's variables: where each SDK and API client sends its requests.
@@ -143,7 +147,9 @@ export class DeployedHarness {
       routeKey,
       rawPath: path,
       rawQueryString: '',
-      headers: Object.fromEntries(Object.entries({ 'content-length': String(Buffer.byteLength(body)), ...headers }).map(([k, v]) => [k.toLowerCase(), v])),
+      headers: Object.fromEntries(
+        Object.entries({ 'content-length': String(Buffer.byteLength(body)), ...headers }).map(([k, v]) => [k.toLowerCase(), v]),
+      ),
       requestContext: {
         accountId: '123456789012',
         apiId: 'harness',

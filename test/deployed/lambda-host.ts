@@ -62,7 +62,9 @@ class Container {
     child.stderr?.on('data', keep);
     this.ready = new Promise((ok, fail) => {
       child.once('message', () => ok());
-      child.once('exit', (code) => fail(new Error(`container of ${fn.logicalId} exited (${code}) before it was ready: ${this.log.join('\n')}`)));
+      child.once('exit', (code) =>
+        fail(new Error(`container of ${fn.logicalId} exited (${code}) before it was ready: ${this.log.join('\n')}`)),
+      );
     });
     this.ready.catch(() => undefined);
     child.on('message', (m: { id?: string; ok?: boolean; payload?: string; errorType?: string; errorMessage?: string }) => {

@@ -1,8 +1,8 @@
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createRequire } from 'node:module';
+import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { GitChangeSource } from '../../lambdas/adapters/changes.js';
 import type { Change } from '../../lambdas/core/contracts.js';
@@ -96,12 +96,12 @@ export class S3StandIn extends LocalHttpServer {
     super((req, res) => this.onRequest(req, res));
   }
 
-  private error(res: ServerResponse, status: number, code: string, message: string): void {
+  private error(res: ServerResponse, status: number, code: string, message: string) {
     res.writeHead(status, { 'content-type': 'application/xml' });
     res.end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${message}</Message></Error>`);
   }
 
-  private onRequest(req: Received, res: ServerResponse): void {
+  private onRequest(req: Received, res: ServerResponse) {
     const [, bucket = '', ...rest] = req.path.split('/');
     const key = decodeURIComponent(rest.join('/'));
     this.requests.push(`${req.method} ${bucket}/${key}`);
@@ -140,7 +140,7 @@ export class SecretsManagerStandIn extends LocalHttpServer {
     super((req, res) => this.onRequest(req, res));
   }
 
-  private onRequest(req: Received, res: ServerResponse): void {
+  private onRequest(req: Received, res: ServerResponse) {
     const target = String(req.headers['x-amz-target'] ?? '');
     const err = (type: string, message: string) => sendJson(res, 400, { __type: type, message }, { 'x-amzn-errortype': type });
     if (target !== 'secretsmanager.GetSecretValue') return err('InvalidRequestException', `the stand-in has no operation ${target}`);
@@ -279,6 +279,7 @@ export class GitHubStandIn extends LocalHttpServer {
     const notFound = () => sendJson(res, 404, { message: 'Not Found', documentation_url: 'https://docs.github.com/rest' });
     const n = this.options.number;
     let m: RegExpExecArray | null;
+    const route = (method: string | undefined, re: RegExp) => (method === undefined || req.method === method ? re.exec(req.path) : null);
 
     if (req.method === 'GET' && req.path === `${repoPrefix}/pulls/${n}/files`) return this.page(req, res, await this.files());
     if (req.method === 'GET' && req.path === `${repoPrefix}/pulls/${n}`) {
@@ -294,7 +295,8 @@ export class GitHubStandIn extends LocalHttpServer {
         head: { sha: c.headSha, ref: c.headRef },
       });
     }
-    if (req.method === 'GET' && (m = new RegExp(`^${repoPrefix}/compare/(.+)$`).exec(req.path))) {
+    m = route('GET', new RegExp(`^${repoPrefix}/compare/(.+)$`));
+    if (m) {
       const [base, head] = decodeURIComponent(m[1] as string).split('...');
       if (base !== this.repo.base || head !== this.repo.head) return notFound();
       const files = await this.files();
@@ -311,7 +313,8 @@ export class GitHubStandIn extends LocalHttpServer {
         files: files.slice((page - 1) * perPage, page * perPage),
       });
     }
-    if (req.method === 'GET' && (m = new RegExp(`^${repoPrefix}/commits/(.+)$`).exec(req.path))) {
+    m = route('GET', new RegExp(`^${repoPrefix}/commits/(.+)$`));
+    if (m) {
       try {
         const sha = execFileSync('git', ['-C', this.repo.path, 'rev-parse', '--verify', `${decodeURIComponent(m[1] as string)}^{commit}`], {
           encoding: 'utf8',
@@ -321,7 +324,8 @@ export class GitHubStandIn extends LocalHttpServer {
         return sendJson(res, 422, { message: 'No commit found for SHA' });
       }
     }
-    if (req.method === 'GET' && (m = new RegExp(`^${repoPrefix}/contents/(.+)$`).exec(req.path))) {
+    m = route('GET', new RegExp(`^${repoPrefix}/contents/(.+)$`));
+    if (m) {
       const ref = req.query.get('ref') ?? this.repo.head;
       const path = decodeURIComponent(m[1] as string);
       let text: string;
@@ -340,9 +344,15 @@ export class GitHubStandIn extends LocalHttpServer {
       }
       return sendJson(res, 200, { type: 'file', path, encoding: 'base64', content: Buffer.from(text).toString('base64') });
     }
-    if ((m = new RegExp(`^${repoPrefix}/issues/(\\d+)/comments$`).exec(req.path))) {
+    m = route(undefined, new RegExp(`^${repoPrefix}/issues/(\\d+)/comments$`));
+    if (m) {
       const issue = Number(m[1]);
-      if (req.method === 'GET') return this.page(req, res, this.comments.filter((c) => c.issue === issue));
+      if (req.method === 'GET')
+        return this.page(
+          req,
+          res,
+          this.comments.filter((c) => c.issue === issue),
+        );
       if (req.method === 'POST') {
         const { body } = JSON.parse(req.body.toString('utf8')) as { body: string };
         const id = this.nextId++;
@@ -357,13 +367,15 @@ export class GitHubStandIn extends LocalHttpServer {
         return sendJson(res, 201, c);
       }
     }
-    if (req.method === 'PATCH' && (m = new RegExp(`^${repoPrefix}/issues/comments/(\\d+)$`).exec(req.path))) {
+    m = route('PATCH', new RegExp(`^${repoPrefix}/issues/comments/(\\d+)$`));
+    if (m) {
       const c = this.comments.find((x) => x.id === Number(m?.[1]));
       if (!c) return notFound();
       c.body = (JSON.parse(req.body.toString('utf8')) as { body: string }).body;
       return sendJson(res, 200, c);
     }
-    if (req.method === 'GET' && (m = /^\/orgs\/([^/]+)\/teams\/([^/]+)\/memberships\/([^/]+)$/.exec(req.path))) {
+    m = route('GET', /^\/orgs\/([^/]+)\/teams\/([^/]+)\/memberships\/([^/]+)$/);
+    if (m) {
       const members = this.teams.get(`${m[1]}/${m[2]}`);
       if (!members?.has(m[3] as string)) return notFound();
       return sendJson(res, 200, { state: 'active', role: 'member', url: `${this.url}${req.path}` });
@@ -394,7 +406,7 @@ export class SlackStandIn extends LocalHttpServer {
     return `${this.url}/api/`;
   }
 
-  private onRequest(req: Received, res: ServerResponse): void {
+  private onRequest(req: Received, res: ServerResponse) {
     const method = req.path.replace(/^\/api\//, '');
     const text = req.body.toString('utf8');
     const type = String(req.headers['content-type'] ?? '');
@@ -414,7 +426,14 @@ export class SlackStandIn extends LocalHttpServer {
     if (token !== this.botToken) return sendJson(res, 200, { ok: false, error: 'invalid_auth' });
     if (method === 'chat.postMessage') {
       const ts = `${this.ts++}.000100`;
-      return sendJson(res, 200, { ok: true, channel: `C${String(args.channel).toUpperCase().replace(/[^A-Z0-9]/g, '')}`, ts, message: { ts } });
+      return sendJson(res, 200, {
+        ok: true,
+        channel: `C${String(args.channel)
+          .toUpperCase()
+          .replace(/[^A-Z0-9]/g, '')}`,
+        ts,
+        message: { ts },
+      });
     }
     if (method === 'chat.update') return sendJson(res, 200, { ok: true, channel: args.channel, ts: args.ts });
     return sendJson(res, 200, { ok: false, error: 'unknown_method' });

@@ -66,7 +66,8 @@ function taskStatesOf(def: { States: Record<string, Record<string, unknown>> }):
     if (s.Type === 'Task') out.push([name, s]);
     const inner = (s.ItemProcessor ?? s.Iterator) as { States: Record<string, Record<string, unknown>> } | undefined;
     if (inner) out.push(...taskStatesOf(inner));
-    for (const b of (s.Branches as Array<{ States: Record<string, Record<string, unknown>> }> | undefined) ?? []) out.push(...taskStatesOf(b));
+    for (const b of (s.Branches as Array<{ States: Record<string, Record<string, unknown>> }> | undefined) ?? [])
+      out.push(...taskStatesOf(b));
   }
   return out;
 }
@@ -173,7 +174,13 @@ export class LocalStepFunctions {
         retryIntervalOverrides: Object.fromEntries(Object.keys(handlers).map((n) => [n, this.options.retryDelayMs ?? 200])),
       },
       context: {
-        Execution: { Id: arn, Name: name, Input: input as never, StartTime: startDate.toISOString(), RoleArn: 'arn:aws:iam::123456789012:role/local' },
+        Execution: {
+          Id: arn,
+          Name: name,
+          Input: input as never,
+          StartTime: startDate.toISOString(),
+          RoleArn: 'arn:aws:iam::123456789012:role/local',
+        },
         StateMachine: { Id: sm.arn, Name: sm.name },
         Task: { Token: TOKEN_PLACEHOLDER },
       } as never,
@@ -276,7 +283,7 @@ export class StepFunctionsApiStandIn extends LocalHttpServer {
     super((req, res) => this.onRequest(req, res));
   }
 
-  private onRequest(req: Received, res: ServerResponse): void {
+  private onRequest(req: Received, res: ServerResponse) {
     const op = String(req.headers['x-amz-target'] ?? '').replace(/^AWSStepFunctions\./, '');
     this.calls.push(op);
     const send = (status: number, body: unknown, type?: string) => {
