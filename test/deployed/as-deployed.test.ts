@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { createHmac, randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -207,6 +208,12 @@ describe('As deployed: the synthesized AgentFlow-dev stack, end to end on this m
     expect(done.status).toBe('SUCCEEDED');
     const comment = h.github.comments.find((c) => c.issue === PR_NUMBER && c.body.includes('pr-review'));
     expect(comment?.body).toContain('| Severity | Location | Category | Finding | Agents |');
+    // The review read the real diff through the GitHub API: its findings point into the changed files.
+    expect(h.github.requests).toContain(`GET /repos/${REPOSITORY}/pulls/${PR_NUMBER}/files?per_page=100`);
+    const changed = execFileSync('git', ['-C', h.repo.path, 'diff', '--name-only', h.repo.base, h.repo.head], { encoding: 'utf8' })
+      .split('\n')
+      .filter(Boolean);
+    expect(changed.some((path) => comment?.body.includes(path))).toBe(true);
     const record = await runs().get(done.name);
     expect(record?.status).toBe('SUCCEEDED');
     expect(record?.costUsd).toBeGreaterThan(0);
@@ -366,8 +373,10 @@ describe('As deployed: the synthesized AgentFlow-dev stack, end to end on this m
     expect(forged.statusCode).toBe(401);
     expect(ok.statusCode, ok.body).toBe(200);
     expect(done.status).toBe('SUCCEEDED');
-    const summary = (done.output as { summary?: RunSummary }).summary ?? (done.output as RunSummary);
-    expect(JSON.stringify(summary)).toMatch(/CI success/);
+    const summary = done.output as RunSummary;
+    expect(summary.agents.map((a) => a.phase)).toEqual(['analysis', 'generation', 'review']);
+    expect(summary.gates.execution).toMatch(/^approved by CI at .* \(CI success\)$/);
+    expect(await runs().get(name)).toMatchObject({ status: 'SUCCEEDED' });
   }, 240_000);
 
   it('ends a gate nobody answers at its TimeoutSeconds and expires its Slack message', async () => {
