@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import type { RemovalPolicy } from 'aws-cdk-lib';
-import { Duration } from 'aws-cdk-lib';
+import { Duration, Validations } from 'aws-cdk-lib';
+import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Architecture, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, type NodejsFunctionProps, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
@@ -33,6 +34,18 @@ export class TaskFunction extends Construct {
   constructor(scope: Construct, id: string, props: TaskFunctionProps) {
     super(scope, id);
     const logGroup = new LogGroup(this, 'Logs', { retention: props.logRetention, removalPolicy: props.removalPolicy });
+    // Its own role, writing only to its own log group (no AWSLambdaBasicExecutionRole, which
+    // allows every log group of the account).
+    const role = new Role(this, 'Role', {
+      assumedBy: new ServicePrincipal('lambda.amazonaws.com'),
+      description: `AgentFlow ${props.task} function`,
+    });
+    logGroup.grantWrite(role);
+    Validations.of(this).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason:
+        'X-Ray tracing: xray:PutTraceSegments and xray:PutTelemetryRecords support no resource-level permissions (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsx-ray.html).',
+    });
     const fnProps: NodejsFunctionProps = {
       entry: join(props.projectRoot, 'lambdas', props.task, 'handler.ts'),
       handler: 'handler',
@@ -44,6 +57,7 @@ export class TaskFunction extends Construct {
       timeout: props.timeout ?? Duration.seconds(60),
       tracing: Tracing.ACTIVE,
       logGroup,
+      role,
       ...(props.reservedConcurrentExecutions !== undefined ? { reservedConcurrentExecutions: props.reservedConcurrentExecutions } : {}),
       environment: {
         POWERTOOLS_SERVICE_NAME: `agentflow-${props.task}`,

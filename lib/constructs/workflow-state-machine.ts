@@ -1,4 +1,4 @@
-import type { RemovalPolicy } from 'aws-cdk-lib';
+import { type RemovalPolicy, Validations } from 'aws-cdk-lib';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { DefinitionBody, LogLevel, StateMachine, StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
@@ -81,5 +81,10 @@ export class WorkflowStateMachine extends Construct {
       },
     });
     for (const fn of new Set(Object.values(props.functions))) fn.grantInvoke(this.stateMachine);
+    Validations.of(this).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason:
+        'X-Ray tracing and CloudWatch Logs delivery for Step Functions (logs:CreateLogDelivery, …) support no resource-level permissions (https://docs.aws.amazon.com/step-functions/latest/dg/cw-logs.html).',
+    });
   }
 }
