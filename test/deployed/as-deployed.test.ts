@@ -3,7 +3,7 @@ import { createHmac, randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
+import { DescribeExecutionCommand, SFNClient, StartExecutionCommand, StopExecutionCommand } from '@aws-sdk/client-sfn';
 import { sign } from '@octokit/webhooks-methods';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoApprovalStore } from '../../lambdas/adapters/approvals.js';
@@ -377,6 +377,37 @@ describe('As deployed: the synthesized AgentFlow-dev stack, end to end on this m
     expect(summary.agents.map((a) => a.phase)).toEqual(['analysis', 'generation', 'review']);
     expect(summary.gates.execution).toMatch(/^approved by CI at .* \(CI success\)$/);
     expect(await runs().get(name)).toMatchObject({ status: 'SUCCEEDED' });
+  }, 240_000);
+
+  it('records a stopped execution through the EventBridge rule: run FAILED, approval expired, the pull request told', async () => {
+    // Prepare: architecture-migration waiting for its approval.
+    const sm = h.machine('architecture-migration');
+    const since = h.slack.calls.length;
+    const name = `arch-stop-${randomUUID().slice(0, 8)}`;
+    const client = sfnClient();
+    const started = await client.send(
+      new StartExecutionCommand({ stateMachineArn: sm.arn, name, input: JSON.stringify(input('architecture-migration', name)) }),
+    );
+    const id = await until(() => approvalIdIn('mobile-leads', since), 'the approval message in #mobile-leads', 120_000);
+
+    // Act: an operator stops it (StopExecution); Step Functions tells EventBridge it was ABORTED.
+    await client.send(new StopExecutionCommand({ executionArn: started.executionArn }));
+    const done = await (h.sfn.executions.get(String(started.executionArn)) as Execution).done;
+    await h.bus.settled();
+
+    // Assess
+    expect(done.status).toBe('ABORTED');
+    expect((await client.send(new DescribeExecutionCommand({ executionArn: started.executionArn }))).status).toBe('ABORTED');
+    const delivered = h.bus.deliveries.filter((d) => d.event.detail.executionArn === started.executionArn);
+    expect(delivered).toHaveLength(1);
+    expect(await delivered[0]?.result).toMatchObject({ ok: true, value: { recorded: true, expired: 1 } });
+    expect(await runs().get(name)).toMatchObject({ status: 'FAILED', error: expect.stringMatching(/^aborted: /) });
+    expect((await new DynamoApprovalStore(h.table.doc, LOCAL_TABLE).get(id))?.status).toBe('EXPIRED');
+    expect(h.slack.calls.slice(since).some((c) => c.method === 'chat.update' && /Expired/.test(String(c.args.text)))).toBe(true);
+    expect(h.github.comments.some((c) => c.issue === PR_NUMBER && c.body.includes(name))).toBe(true);
+    // Only ended executions reach the rule: nothing was delivered for RUNNING or SUCCEEDED.
+    expect(h.bus.deliveries.every((d) => ['FAILED', 'TIMED_OUT', 'ABORTED'].includes(String(d.event.detail.status)))).toBe(true);
+    expect(h.github.violations).toEqual([]);
   }, 240_000);
 
   it('ends a gate nobody answers at its TimeoutSeconds and expires its Slack message', async () => {

@@ -44,6 +44,8 @@ export interface DeployedStack {
   readonly stateMachines: ReadonlyMap<string, DeployedStateMachine>;
   /** The function an ARN names (the `FunctionName` a Task state passes). */
   functionByArn(arn: string): DeployedFunction | undefined;
+  /** A template value with every intrinsic function in it resolved to its local value. */
+  resolveDeep(v: unknown): unknown;
 }
 
 /** Local names the template's resources resolve to (`Ref` of a table, bucket, ...). */
@@ -207,12 +209,22 @@ export function readDeployedStack(outdir: string, stackName: string, template: C
   }
 
   const byArn = new Map([...functions.values()].map((f) => [f.arn, f]));
+  const isIntrinsic = (o: Record<string, unknown>) => 'Ref' in o || Object.keys(o).some((k) => k.startsWith('Fn::'));
+  const resolveDeep = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(resolveDeep);
+    if (v && typeof v === 'object') {
+      const o = v as Record<string, unknown>;
+      return isIntrinsic(o) ? resolve(o) : Object.fromEntries(Object.entries(o).map(([k, x]) => [k, resolveDeep(x)]));
+    }
+    return v;
+  };
   return {
     outdir,
     template,
     functions,
     stateMachines,
     functionByArn: (arn) => byArn.get(arn) ?? functions.get(arn.split(':').at(-1) ?? ''),
+    resolveDeep,
   };
 }
 

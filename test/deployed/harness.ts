@@ -7,6 +7,7 @@ import { type OfflineModelOptions, OfflineModelServer } from '../../lib/local/of
 import { LOCAL_TABLE, type LocalTable, startLocalTable } from '../../lib/local/runtime.js';
 import { PROJECT_ROOT } from '../../lib/workspace.js';
 import { type CfnTemplate, type DeployedStack, readDeployedStack } from './assembly.js';
+import { LocalEventBus } from './event-bridge.js';
 import { LambdaHost } from './lambda-host.js';
 import { GitHubStandIn, S3StandIn, SecretsManagerStandIn, SlackStandIn } from './standins.js';
 import { LocalStepFunctions, type LocalStepFunctionsOptions, StepFunctionsApiStandIn } from './step-functions.js';
@@ -71,6 +72,8 @@ export class DeployedHarness {
     readonly host: LambdaHost,
     readonly sfn: LocalStepFunctions,
     readonly sfnApi: StepFunctionsApiStandIn,
+    /** The default event bus with the template's rules (Step Functions status changes go there). */
+    readonly bus: LocalEventBus,
     /** The variables set over the template's (endpoints), for the report. */
     readonly overrides: Record<string, string>,
   ) {}
@@ -113,10 +116,21 @@ export class DeployedHarness {
       AWS_SHARED_CREDENTIALS_FILE: join(o.workDir, 'no-aws-credentials'),
     };
     const host = new LambdaHost(runtime, overrides);
-    const sfn = new LocalStepFunctions(stack, host, o.engine);
+    const bus = new LocalEventBus(stack, host, REGION);
+    const state = { closing: false };
+    const sfn = new LocalStepFunctions(stack, host, {
+      ...o.engine,
+      onStatusChange: (e) => {
+        // Step Functions sends every status change to EventBridge; the rules pick theirs.
+        if (!state.closing) bus.executionStatusChanged(e);
+        o.engine?.onStatusChange?.(e);
+      },
+    });
     const sfnApi = await new StepFunctionsApiStandIn(sfn).start();
     overrides.AWS_ENDPOINT_URL_SFN = sfnApi.url;
-    return new DeployedHarness(stack, repo, table, s3, secrets, github, slack, models, host, sfn, sfnApi, overrides);
+    const h = new DeployedHarness(stack, repo, table, s3, secrets, github, slack, models, host, sfn, sfnApi, bus, overrides);
+    h.state = state;
+    return h;
   }
 
   /** The function of the stack an HTTP API route (`POST /webhooks/github`) integrates, from the template. */
@@ -183,8 +197,12 @@ export class DeployedHarness {
     return sm;
   }
 
+  private state = { closing: false };
+
   async stop(): Promise<void> {
+    this.state.closing = true;
     await this.sfn.stop();
+    await Promise.race([this.bus.settled(), new Promise((r) => setTimeout(r, 10_000))]);
     await this.host.stop();
     await Promise.all([this.sfnApi.stop(), this.s3.stop(), this.secrets.stop(), this.github.stop(), this.slack.stop(), this.models.stop()]);
     await this.table.stop();

@@ -57,6 +57,8 @@ export interface LocalStepFunctionsOptions {
   retryDelayMs?: number;
   /** Rewrites a state machine's definition before an execution (tests: a short gate timeout). */
   definitionFor?: (sm: DeployedStateMachine) => AslDefinition;
+  /** Told when an execution starts (RUNNING) and when it ends (what Step Functions sends EventBridge). */
+  onStatusChange?: (e: Execution) => void;
 }
 
 /** Every Task state of a definition (inside Map and Parallel states too), by name. */
@@ -216,15 +218,21 @@ export class LocalStepFunctions {
       } catch (e) {
         const err = e as Error & { cause?: { name?: string; message?: string } };
         execution.status = err.name === 'ExecutionTimeoutError' ? 'TIMED_OUT' : err.name === 'ExecutionAbortedError' ? 'ABORTED' : 'FAILED';
-        execution.error = err.cause?.name ?? err.name;
-        execution.cause = err.cause?.message ?? err.message;
+        if (execution.status === 'FAILED') {
+          execution.error = err.cause?.name ?? err.name;
+          execution.cause = err.cause?.message ?? err.message;
+        } else if (execution.status === 'TIMED_OUT') {
+          execution.error = 'States.Timeout';
+        }
       }
       execution.stopDate = new Date();
+      this.options.onStatusChange?.(execution);
       await logs.catch(() => undefined);
       for (const w of this.waiters.values()) if (w.execution === arn) w.gone ??= 'TaskDoesNotExist';
       return execution;
     })();
     this.executions.set(arn, execution);
+    this.options.onStatusChange?.(execution);
     return execution;
   }
 
