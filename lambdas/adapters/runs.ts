@@ -23,19 +23,30 @@ export class DynamoRunStore implements RunStore {
   ) {}
 
   async put(record: RunRecord): Promise<void> {
-    await this.doc.send(
-      new PutCommand({
-        TableName: this.table,
-        Item: {
-          ...record,
-          pk: `RUN#${record.runId}`,
-          sk: 'RUN',
-          gsi1pk: 'RUNS',
-          gsi1sk: `${record.startedAt}#${record.runId}`,
-          expiresAt: Math.floor(Date.parse(record.startedAt) / 1000) + RUN_TTL_SECONDS,
-        },
-      }),
-    );
+    await this.doc.send(new PutCommand({ TableName: this.table, Item: this.item(record) }));
+  }
+
+  async create(record: RunRecord): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new PutCommand({ TableName: this.table, Item: this.item(record), ConditionExpression: 'attribute_not_exists(pk)' }),
+      );
+      return true;
+    } catch (e) {
+      if ((e as Error).name === 'ConditionalCheckFailedException') return false;
+      throw e;
+    }
+  }
+
+  private item(record: RunRecord): Record<string, unknown> {
+    return {
+      ...record,
+      pk: `RUN#${record.runId}`,
+      sk: 'RUN',
+      gsi1pk: 'RUNS',
+      gsi1sk: `${record.startedAt}#${record.runId}`,
+      expiresAt: Math.floor(Date.parse(record.startedAt) / 1000) + RUN_TTL_SECONDS,
+    };
   }
 
   async get(runId: string): Promise<RunRecord | undefined> {

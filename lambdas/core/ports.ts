@@ -79,6 +79,8 @@ export interface CommentPublisher {
 /** Run records (DynamoDB `RUN#` items). */
 export interface RunStore {
   put(record: RunRecord): Promise<void>;
+  /** Writes `record` only if the run has no record yet. @returns false when one exists (it is kept) */
+  create(record: RunRecord): Promise<boolean>;
   get(runId: string): Promise<RunRecord | undefined>;
   list(limit?: number): Promise<RunRecord[]>;
 }

@@ -24,7 +24,11 @@ const workflows = z
   .array(WorkflowTriggerSchema.extend({ stateMachineArn: z.string() }))
   .parse(JSON.parse(requireEnv('AGENTFLOW_WORKFLOWS')));
 const table = requireEnv('TABLE_NAME');
-const starter = new SfnExecutionStarter(sfn, Object.fromEntries(workflows.map((w) => [w.id, w.stateMachineArn])));
+const starter = new SfnExecutionStarter(
+  sfn,
+  Object.fromEntries(workflows.map((w) => [w.id, w.stateMachineArn])),
+  new DynamoRunStore(doc, table),
+);
 const guard = new PowertoolsDeliveryGuard({ client: dynamo, table });
 const approvals = cloudDecideDeps();
 const changes: ChangeLookup = {
