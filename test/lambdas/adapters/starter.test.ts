@@ -56,7 +56,19 @@ describe('SfnExecutionStarter', () => {
   });
 
   it('keeps a record the execution already wrote (a skip can finish first), and writes none for a skipped run or a redelivery', async () => {
-    await runs.put({ ...(await runs.get('d1-pr-review'))!, runId: 'd2-pr-review', status: 'SKIPPED', reason: 'draft' } as never);
+    await runs.put({
+      runId: 'd2-pr-review',
+      workflow: 'pr-review',
+      status: 'SKIPPED',
+      reason: 'draft',
+      repository: 'acme/shop-apps',
+      number: 42,
+      headSha: 'b'.repeat(40),
+      startedAt: '2026-11-29T10:00:00.000Z',
+      costUsd: 0,
+      findings: 0,
+      agents: [],
+    });
     await new SfnExecutionStarter(sfn(), { 'pr-review': ARN }, runs).start('pr-review', 'd2-pr-review', input('d2-pr-review'));
     expect((await runs.get('d2-pr-review'))?.status).toBe('SKIPPED');
 
