@@ -11,7 +11,8 @@ export interface PublishDeps {
 
 /**
  * Publish: posts the comment (one per pull request and workflow, found again by its hidden
- * marker) when `outputs.githubReview` is on, and writes the run record. Also records skipped
+ * marker) when `outputs.githubReview` is on and the change is a pull request (number > 0), and
+ * writes the run record. Also records skipped
  * and failed runs (the state machine's skip path and run-level Catch call it with `kind`).
  *
  * @returns the comment's URL (or local path), or null when nothing was posted
@@ -48,7 +49,9 @@ export async function publish(raw: unknown, deps: PublishDeps): Promise<PublishO
     case 'report': {
       const { summary } = input.report;
       let commentUrl: string | null = null;
-      if (input.outputs.githubReview) {
+      // A change without a pull request (a manual run on two refs, number 0) has no comment thread:
+      // its results are the run record and the report.
+      if (input.outputs.githubReview && input.change.number > 0) {
         const body = await deps.artifacts.getText(input.report.commentRef);
         commentUrl = await deps.comments.upsertComment(input.change, commentMarker(input.workflow), body);
       }
