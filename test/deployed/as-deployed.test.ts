@@ -17,6 +17,7 @@ import { LOCAL_TABLE } from '../../lib/local/runtime.js';
 import type { AslDefinition } from '../../lib/workflow/index.js';
 import { synthesizeDevStack } from './assembly.js';
 import { DeployedHarness, PR_NUMBER, REGION, REPOSITORY, SECRETS } from './harness.js';
+import { isAllowed, roleStatements } from './iam.js';
 import type { Execution } from './step-functions.js';
 
 /**
@@ -444,4 +445,26 @@ describe('As deployed: the synthesized AgentFlow-dev stack, end to end on this m
       gateTimeouts.delete(sm.name);
     }
   }, 240_000);
+
+  it('made only AWS calls that the execution role of the calling function in the template allows', () => {
+    // Assess: every DynamoDB, S3, Secrets Manager and Step Functions call of the scenarios above,
+    // told apart by the access key each function's credentials carry, against its role's policies.
+    const functions = [...h.stack.functions.values()];
+    const byFunction = new Map<string, string[]>();
+    const denied: string[] = [];
+    for (const call of h.awsCalls.calls) {
+      const fn = h.host.functionOfKey(call.accessKeyId, functions);
+      if (!fn) continue; // the test's own API calls (an operator's StartExecution, StopExecution)
+      byFunction.set(fn.logicalId, [...(byFunction.get(fn.logicalId) ?? []), call.action]);
+      if (!isAllowed(roleStatements(h.stack, fn.logicalId), call.action, call.resource)) {
+        denied.push(`${fn.logicalId}: ${call.action} on ${call.resource}`);
+      }
+    }
+    expect([...new Set(denied)]).toEqual([]);
+    expect(byFunction.size).toBeGreaterThanOrEqual(5);
+    // The check can fail: a call no grant covers is refused (Aggregate has no table access).
+    const aggregateFn = functions.find((f) => f.environment.POWERTOOLS_SERVICE_NAME === 'agentflow-aggregate');
+    const tableArn = `arn:aws:dynamodb:${REGION}:123456789012:table/${LOCAL_TABLE}`;
+    expect(isAllowed(roleStatements(h.stack, aggregateFn?.logicalId ?? ''), 'dynamodb:PutItem', tableArn)).toBe(false);
+  });
 });

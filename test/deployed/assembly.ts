@@ -44,8 +44,11 @@ export interface DeployedStack {
   readonly stateMachines: ReadonlyMap<string, DeployedStateMachine>;
   /** The function an ARN names (the `FunctionName` a Task state passes). */
   functionByArn(arn: string): DeployedFunction | undefined;
-  /** A template value with every intrinsic function in it resolved to its local value. */
-  resolveDeep(v: unknown): unknown;
+  /**
+   * A template value with every intrinsic function in it resolved to its local value; `lenient`
+   * turns one the harness cannot resolve into `unresolved:<what>` (which matches no ARN) instead of throwing.
+   */
+  resolveDeep(v: unknown, options?: { lenient?: boolean }): unknown;
 }
 
 /** Local names the template's resources resolve to (`Ref` of a table, bucket, ...). */
@@ -210,11 +213,17 @@ export function readDeployedStack(outdir: string, stackName: string, template: C
 
   const byArn = new Map([...functions.values()].map((f) => [f.arn, f]));
   const isIntrinsic = (o: Record<string, unknown>) => 'Ref' in o || Object.keys(o).some((k) => k.startsWith('Fn::'));
-  const resolveDeep = (v: unknown): unknown => {
-    if (Array.isArray(v)) return v.map(resolveDeep);
+  const resolveDeep = (v: unknown, options: { lenient?: boolean } = {}): unknown => {
+    if (Array.isArray(v)) return v.map((x) => resolveDeep(x, options));
     if (v && typeof v === 'object') {
       const o = v as Record<string, unknown>;
-      return isIntrinsic(o) ? resolve(o) : Object.fromEntries(Object.entries(o).map(([k, x]) => [k, resolveDeep(x)]));
+      if (!isIntrinsic(o)) return Object.fromEntries(Object.entries(o).map(([k, x]) => [k, resolveDeep(x, options)]));
+      try {
+        return resolve(o);
+      } catch (e) {
+        if (!options.lenient) throw e;
+        return `unresolved:${JSON.stringify(o)}`;
+      }
     }
     return v;
   };

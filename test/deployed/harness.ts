@@ -6,10 +6,11 @@ import { createExampleRepo, type ExampleRepo } from '../../lib/local/example-rep
 import { type OfflineModelOptions, OfflineModelServer } from '../../lib/local/offline-model.js';
 import { LOCAL_TABLE, type LocalTable, startLocalTable } from '../../lib/local/runtime.js';
 import { PROJECT_ROOT } from '../../lib/workspace.js';
-import { type CfnTemplate, type DeployedStack, readDeployedStack } from './assembly.js';
+import { type CfnTemplate, type DeployedStack, LOCAL_ACCOUNT, readDeployedStack } from './assembly.js';
 import { LocalEventBus } from './event-bridge.js';
+import { AwsCallLog } from './iam.js';
 import { LambdaHost } from './lambda-host.js';
-import { GitHubStandIn, S3StandIn, SecretsManagerStandIn, SlackStandIn } from './standins.js';
+import { DynamoDbRecorder, GitHubStandIn, S3StandIn, SecretsManagerStandIn, SlackStandIn } from './standins.js';
 import { LocalStepFunctions, type LocalStepFunctionsOptions, StepFunctionsApiStandIn } from './step-functions.js';
 
 /** The bucket name `Ref` of the artifact bucket resolves to. */
@@ -83,8 +84,14 @@ export class DeployedHarness {
     provideRuntimeSdk(o.outdir);
     const stack = readDeployedStack(o.outdir, o.stackName, o.template, { table: LOCAL_TABLE, bucket: LOCAL_BUCKET, region: REGION });
     const table = await startLocalTable();
-    const s3 = await new S3StandIn([LOCAL_BUCKET]).start();
-    const secrets = await new SecretsManagerStandIn(structuredClone(SECRETS) as Record<string, Record<string, string>>).start();
+    const awsCalls = new AwsCallLog();
+    const dynamo = await new DynamoDbRecorder(
+      table.endpoint,
+      awsCalls,
+      (t) => `arn:aws:dynamodb:${REGION}:${LOCAL_ACCOUNT}:table/${t}`,
+    ).start();
+    const s3 = await new S3StandIn([LOCAL_BUCKET], awsCalls).start();
+    const secrets = await new SecretsManagerStandIn(structuredClone(SECRETS) as Record<string, Record<string, string>>, awsCalls).start();
     const github = await new GitHubStandIn(repo, {
       repository: REPOSITORY,
       number: PR_NUMBER,
@@ -94,7 +101,7 @@ export class DeployedHarness {
     const models = await new OfflineModelServer(o.offline ?? { faults: {} }).start();
     // Set over the template's variables: where each SDK and API client sends its requests.
     const overrides: Record<string, string> = {
-      AWS_ENDPOINT_URL_DYNAMODB: table.endpoint,
+      AWS_ENDPOINT_URL_DYNAMODB: dynamo.url,
       AWS_ENDPOINT_URL_S3: s3.url,
       AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.url,
       AWS_ENDPOINT_URL_BEDROCK_RUNTIME: models.bedrockUrl,
@@ -126,10 +133,12 @@ export class DeployedHarness {
         o.engine?.onStatusChange?.(e);
       },
     });
-    const sfnApi = await new StepFunctionsApiStandIn(sfn).start();
+    const sfnApi = await new StepFunctionsApiStandIn(sfn, awsCalls).start();
     overrides.AWS_ENDPOINT_URL_SFN = sfnApi.url;
     const h = new DeployedHarness(stack, repo, table, s3, secrets, github, slack, models, host, sfn, sfnApi, bus, overrides);
     h.state = state;
+    h.awsCalls = awsCalls;
+    h.dynamo = dynamo;
     return h;
   }
 
@@ -198,13 +207,24 @@ export class DeployedHarness {
   }
 
   private state = { closing: false };
+  /** Every AWS call the stand-ins received, by access key (see {@link LambdaHost.accessKeyOf}). */
+  awsCalls = new AwsCallLog();
+  private dynamo?: DynamoDbRecorder;
 
   async stop(): Promise<void> {
     this.state.closing = true;
     await this.sfn.stop();
     await Promise.race([this.bus.settled(), new Promise((r) => setTimeout(r, 10_000))]);
     await this.host.stop();
-    await Promise.all([this.sfnApi.stop(), this.s3.stop(), this.secrets.stop(), this.github.stop(), this.slack.stop(), this.models.stop()]);
+    await Promise.all([
+      this.dynamo?.stop(),
+      this.sfnApi.stop(),
+      this.s3.stop(),
+      this.secrets.stop(),
+      this.github.stop(),
+      this.slack.stop(),
+      this.models.stop(),
+    ]);
     await this.table.stop();
   }
 }

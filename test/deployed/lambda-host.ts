@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { DeployedFunction } from './assembly.js';
 
@@ -142,10 +142,25 @@ export class LambdaHost {
     private readonly overrides: Record<string, string> = {},
   ) {}
 
+  /**
+   * The access key id of `fn`'s execution role credentials: one per function, so a stand-in can
+   * tell from a request's SigV4 signature which function made it (see `iam.ts`).
+   */
+  accessKeyOf(fn: DeployedFunction): string {
+    return `AKIA${createHash('sha256').update(fn.logicalId).digest('hex').slice(0, 16).toUpperCase()}`;
+  }
+
+  /** The function whose credentials carry `accessKeyId`. */
+  functionOfKey(accessKeyId: string, functions: Iterable<DeployedFunction>): DeployedFunction | undefined {
+    for (const f of functions) if (this.accessKeyOf(f) === accessKeyId) return f;
+    return undefined;
+  }
+
   /** The environment variables of `fn` in its execution environment. */
   environmentOf(fn: DeployedFunction): Record<string, string> {
     return {
       ...this.runtimeEnv,
+      AWS_ACCESS_KEY_ID: this.accessKeyOf(fn),
       AWS_LAMBDA_FUNCTION_NAME: fn.logicalId,
       AWS_LAMBDA_FUNCTION_VERSION: '$LATEST',
       AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(fn.memorySize),

@@ -1,12 +1,13 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { GitChangeSource } from '../../lambdas/adapters/changes.js';
 import type { Change } from '../../lambdas/core/contracts.js';
 import type { ExampleRepo } from '../../lib/local/example-repo.js';
+import type { AwsCallLog } from './iam.js';
 
 /**
  * Stand-ins for the services the deployed functions call, each an HTTP server on 127.0.0.1 that
@@ -92,7 +93,10 @@ export class S3StandIn extends LocalHttpServer {
   readonly objects = new Map<string, { body: Buffer; contentType: string }>();
   readonly requests: string[] = [];
 
-  constructor(readonly buckets: readonly string[]) {
+  constructor(
+    readonly buckets: readonly string[],
+    private readonly log?: AwsCallLog,
+  ) {
     super((req, res) => this.onRequest(req, res));
   }
 
@@ -108,6 +112,8 @@ export class S3StandIn extends LocalHttpServer {
     if (!this.buckets.includes(bucket)) return this.error(res, 404, 'NoSuchBucket', `The specified bucket does not exist: ${bucket}`);
     if (!key) return this.error(res, 501, 'NotImplemented', `the S3 stand-in has no bucket operation ${req.method}`);
     const id = `${bucket}/${key}`;
+    const action = { PUT: 's3:PutObject', GET: 's3:GetObject', HEAD: 's3:GetObject' }[req.method] ?? `s3:${req.method}`;
+    this.log?.record(req.headers.authorization, action, `arn:aws:s3:::${id}`);
     if (req.method === 'PUT') {
       const chunked = String(req.headers['content-encoding'] ?? '').includes('aws-chunked');
       const body = chunked ? decodeAwsChunked(req.body) : req.body;
@@ -136,8 +142,16 @@ export class S3StandIn extends LocalHttpServer {
 export class SecretsManagerStandIn extends LocalHttpServer {
   readonly reads: string[] = [];
 
-  constructor(readonly secrets: Record<string, Record<string, string>>) {
+  constructor(
+    readonly secrets: Record<string, Record<string, string>>,
+    private readonly log?: AwsCallLog,
+  ) {
     super((req, res) => this.onRequest(req, res));
+  }
+
+  /** The ARN of a secret (name + the six random characters Secrets Manager adds). */
+  static arnOf(name: string): string {
+    return `arn:aws:secretsmanager:us-east-1:123456789012:secret:${name}-AbCdEf`;
   }
 
   private onRequest(req: Received, res: ServerResponse) {
@@ -146,10 +160,11 @@ export class SecretsManagerStandIn extends LocalHttpServer {
     if (target !== 'secretsmanager.GetSecretValue') return err('InvalidRequestException', `the stand-in has no operation ${target}`);
     const { SecretId } = JSON.parse(req.body.toString('utf8')) as { SecretId: string };
     this.reads.push(SecretId);
+    this.log?.record(req.headers.authorization, 'secretsmanager:GetSecretValue', SecretsManagerStandIn.arnOf(SecretId));
     const value = this.secrets[SecretId];
     if (!value) return err('ResourceNotFoundException', "Secrets Manager can't find the specified secret.");
     sendJson(res, 200, {
-      ARN: `arn:aws:secretsmanager:us-east-1:123456789012:secret:${SecretId}-AbCdEf`,
+      ARN: SecretsManagerStandIn.arnOf(SecretId),
       Name: SecretId,
       VersionId: '00000000-0000-0000-0000-000000000001',
       SecretString: JSON.stringify(value),
@@ -437,5 +452,59 @@ export class SlackStandIn extends LocalHttpServer {
     }
     if (method === 'chat.update') return sendJson(res, 200, { ok: true, channel: args.channel, ts: args.ts });
     return sendJson(res, 200, { ok: false, error: 'unknown_method' });
+  }
+}
+
+/**
+ * A pass-through in front of dynalite that records each DynamoDB call (`dynamodb:<Operation>` on
+ * the table, or the index a Query or Scan names) with the caller's access key, for the IAM check.
+ */
+export class DynamoDbRecorder extends LocalHttpServer {
+  constructor(
+    private readonly target: string,
+    private readonly log: AwsCallLog,
+    private readonly tableArn: (table: string) => string,
+  ) {
+    super((req, res) => this.forward(req, res));
+  }
+
+  private forward(req: Received, res: ServerResponse): Promise<void> {
+    const op = String(req.headers['x-amz-target'] ?? '').split('.')[1] ?? 'Unknown';
+    try {
+      const body = JSON.parse(req.body.toString('utf8')) as {
+        TableName?: string;
+        IndexName?: string;
+        RequestItems?: Record<string, unknown>;
+        TransactItems?: Array<Record<string, { TableName?: string }>>;
+      };
+      const tables = [
+        ...(body.TableName ? [body.TableName] : []),
+        ...Object.keys(body.RequestItems ?? {}),
+        ...(body.TransactItems ?? []).flatMap((t) => Object.values(t).map((x) => x.TableName ?? '')),
+      ];
+      for (const t of new Set(tables)) {
+        const arn = body.IndexName ? `${this.tableArn(t)}/index/${body.IndexName}` : this.tableArn(t);
+        this.log.record(req.headers.authorization, `dynamodb:${op}`, arn);
+      }
+    } catch {
+      this.log.record(req.headers.authorization, `dynamodb:${op}`, 'unparsed-request');
+    }
+    return new Promise((ok) => {
+      const url = new URL(this.target);
+      const out = httpRequest(
+        { host: url.hostname, port: url.port, method: req.method, path: req.path, headers: { ...req.headers, host: url.host } },
+        (answer) => {
+          res.writeHead(answer.statusCode ?? 500, answer.headers);
+          answer.pipe(res);
+          answer.on('end', () => ok());
+        },
+      );
+      out.on('error', (e) => {
+        res.writeHead(502);
+        res.end(String(e));
+        ok();
+      });
+      out.end(req.body);
+    });
   }
 }

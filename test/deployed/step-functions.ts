@@ -3,6 +3,7 @@ import type { ServerResponse } from 'node:http';
 import { StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
 import type { AslDefinition } from '../../lib/workflow/index.js';
 import type { DeployedStack, DeployedStateMachine } from './assembly.js';
+import type { AwsCallLog } from './iam.js';
 import type { LambdaHost } from './lambda-host.js';
 import { LocalHttpServer, type Received } from './standins.js';
 
@@ -244,6 +245,12 @@ export class LocalStepFunctions {
     return w;
   }
 
+  /** The state machine ARN of the execution a task token belongs to (what SendTask* is authorized on). */
+  tokenStateMachine(token: string): string | undefined {
+    const w = this.waiters.get(token);
+    return w ? this.executions.get(w.execution)?.stateMachine.arn : undefined;
+  }
+
   /** SendTaskHeartbeat: checks the token (the engine has no heartbeat timeouts). */
   heartbeat(token: string): void {
     this.waiter(token);
@@ -287,8 +294,18 @@ const epoch = (d: Date | undefined) => (d ? d.getTime() / 1000 : undefined);
 export class StepFunctionsApiStandIn extends LocalHttpServer {
   readonly calls: string[] = [];
 
-  constructor(readonly engine: LocalStepFunctions) {
+  constructor(
+    readonly engine: LocalStepFunctions,
+    private readonly log?: AwsCallLog,
+  ) {
     super((req, res) => this.onRequest(req, res));
+  }
+
+  /** The ARN IAM authorizes an operation on: the state machine, the execution, or the token's state machine. */
+  private resourceOf(op: string, body: Record<string, string>): string {
+    if (op === 'StartExecution') return String(body.stateMachineArn);
+    if (op.startsWith('SendTask')) return this.engine.tokenStateMachine(String(body.taskToken)) ?? 'unknown-task-token';
+    return String(body.executionArn ?? body.stateMachineArn ?? '*');
   }
 
   private onRequest(req: Received, res: ServerResponse) {
@@ -300,6 +317,7 @@ export class StepFunctionsApiStandIn extends LocalHttpServer {
     };
     try {
       const body = JSON.parse(req.body.toString('utf8') || '{}') as Record<string, string>;
+      this.log?.record(req.headers.authorization, `states:${op}`, this.resourceOf(op, body));
       switch (op) {
         case 'StartExecution': {
           const e = this.engine.start(String(body.stateMachineArn), body.name, JSON.parse(body.input ?? '{}'));
