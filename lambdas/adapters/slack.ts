@@ -1,6 +1,18 @@
-import { WebClient } from '@slack/web-api';
+import { ErrorCode, WebClient } from '@slack/web-api';
 import type { ApprovalNotifier, ApprovalRecord, MessageRef } from '../core/approvals.js';
+import { ApprovalUndeliverableError } from '../core/errors.js';
 import { approvalBlocks, decidedBlocks } from '../core/slack.js';
+
+/**
+ * Slack `chat.postMessage` errors that no retry fixes, and what to do about each.
+ * Source: https://api.slack.com/methods/chat.postMessage#errors (2026-11)
+ */
+const UNDELIVERABLE: Record<string, string> = {
+  not_in_channel: 'invite the AgentFlow app to the channel, or give it the chat:write.public scope',
+  channel_not_found: 'check the gate’s channel name, and invite the app if the channel is private',
+  is_archived: 'the channel is archived: choose another channel for the gate',
+  restricted_action: 'a workspace setting keeps the app from posting there: ask a Slack admin',
+};
 
 /**
  * {@link ApprovalNotifier} on the Slack Web API (`chat.postMessage`, `chat.update`) with the bot
@@ -18,10 +30,22 @@ export class SlackApprovalNotifier implements ApprovalNotifier {
     });
   }
 
+  /**
+   * Posts the approval message.
+   * @throws ApprovalUndeliverableError when Slack will not post to the channel (the bot is not in it, the channel does not exist or is archived)
+   */
   async request(record: ApprovalRecord): Promise<MessageRef | undefined> {
     if (record.kind !== 'approval' || !record.channel) return undefined;
-    const r = await this.client.chat.postMessage({ channel: record.channel.replace(/^#/, ''), ...approvalBlocks(record) } as never);
-    return r.ts && r.channel ? { channel: r.channel, ts: r.ts } : undefined;
+    try {
+      const r = await this.client.chat.postMessage({ channel: record.channel.replace(/^#/, ''), ...approvalBlocks(record) } as never);
+      return r.ts && r.channel ? { channel: r.channel, ts: r.ts } : undefined;
+    } catch (e) {
+      const code = (e as { code?: string; data?: { error?: string } }).code === ErrorCode.PlatformError ? (e as { data?: { error?: string } }).data?.error : undefined;
+      if (code && UNDELIVERABLE[code]) {
+        throw new ApprovalUndeliverableError(`Slack will not post the approval request to ${record.channel} (${code}): ${UNDELIVERABLE[code]}`);
+      }
+      throw e;
+    }
   }
 
   async decided(record: ApprovalRecord): Promise<void> {

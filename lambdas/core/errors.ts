@@ -126,5 +126,17 @@ export class PriceUnknownError extends AgentFlowError {
   }
 }
 
+/**
+ * An approval request could not be posted where the workflow asks (Slack answered
+ * `not_in_channel`, `channel_not_found`, `is_archived`…): the gate ends with this reason instead of
+ * failing the run. Not retryable.
+ */
+export class ApprovalUndeliverableError extends AgentFlowError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ApprovalUndeliverableError';
+  }
+}
+
 /** Retryable error names, as the compiler's Retry lists them. */
 export const RETRYABLE_ERROR_NAMES = ['ProviderThrottledError', 'ProviderUnavailableError', 'ProviderTimeoutError'];

@@ -52,6 +52,9 @@ export const TASK_TIMEOUT_SECONDS: Record<TaskKind, number> = {
 /** The error a rejected approval fails the waiting task with (SendTaskFailure). */
 export const APPROVAL_REJECTED_ERROR = 'ApprovalRejectedError';
 
+/** The error RequestApproval fails with when the request cannot be posted (the bot is not in the channel…): the gate ends with a reason. */
+export const APPROVAL_UNDELIVERABLE_ERROR = 'ApprovalUndeliverableError';
+
 /** The Step Functions integration that waits for a task token. */
 export const WAIT_FOR_TASK_TOKEN = 'arn:aws:states:::lambda:invoke.waitForTaskToken';
 
@@ -369,6 +372,7 @@ export function gateStates(phase: GatePhase, next: string): Record<string, AslSt
   // worst case, and so the execution's timeout, can be derived from it).
   const decideOf = (escalation: boolean) => (escalation ? `Decide escalation: ${phase.name}` : decide);
   const rejectedOf = (escalation: boolean) => (escalation ? `Rejected escalation: ${phase.name}` : rejected);
+  const undeliverable = (escalation: boolean) => `Not delivered${escalation ? ' escalation' : ''}: ${phase.name}`;
   const request = (
     escalation: boolean,
     channel: string,
@@ -403,6 +407,7 @@ export function gateStates(phase: GatePhase, next: string): Record<string, AslSt
     Catch: [
       { ErrorEquals: [APPROVAL_REJECTED_ERROR], ResultPath: at, Next: rejectedOf(escalation) },
       { ErrorEquals: ['States.Timeout'], ResultPath: null, Next: onTimeout },
+      ...(phase.kind === 'approval' ? [{ ErrorEquals: [APPROVAL_UNDELIVERABLE_ERROR], ResultPath: null, Next: undeliverable(escalation) }] : []),
       ...runCatch,
     ],
     Next: decideOf(escalation),
@@ -468,6 +473,22 @@ export function gateStates(phase: GatePhase, next: string): Record<string, AslSt
       Choices: [{ Variable: `${at}.outcome`, StringEquals: 'approved', Next: next }],
       Default: stop,
     };
+  }
+  // The request could not be posted (Slack: the bot is not in the channel, …): the gate ends the
+  // run as STOPPED with what to fix, instead of failing it.
+  if (phase.kind === 'approval') {
+    const where = (escalation: boolean) => (escalation ? (escalate?.channel ?? phase.channel) : phase.channel);
+    for (const escalation of escalate ? [false, true] : [false]) {
+      states[undeliverable(escalation)] = {
+        Type: 'Pass',
+        Comment: 'RequestApproval could not post the request (ApprovalUndeliverableError).',
+        Result: {
+          reason: `Approval "${phase.name}" could not be requested: Slack will not post to ${where(escalation)} (not_in_channel, channel_not_found or is_archived). Invite the AgentFlow app to the channel or give it the chat:write.public scope; the later phases did not run.`,
+        },
+        ResultPath: '$.stop',
+        Next: STATE.recordStop,
+      };
+    }
   }
   states[stop] = {
     Type: 'Pass',

@@ -1,6 +1,7 @@
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunSummary } from '../../lambdas/core/contracts.js';
+import { ApprovalUndeliverableError } from '../../lambdas/core/errors.js';
 import { githubSignature } from '../../lambdas/core/signatures.js';
 import { routeIngress } from '../../lambdas/webhook/routes.js';
 import type { ExampleRepo } from '../../lib/local/example-repo.js';
@@ -129,6 +130,23 @@ describe('e2e: approval timeouts', () => {
       const late = await rt.decide(id, 'approve', { slack: LEAD });
       expect(late.outcome).toBe('expired');
       expect(late.message).toContain('expired');
+      expect(await rt.listApprovals()).toEqual([]);
+    } finally {
+      await rt.stop();
+    }
+  });
+
+  it('stops the run with what to fix when Slack will not post the request (not_in_channel), instead of failing it', async () => {
+    const rt = await runtime(loadWorkspace());
+    try {
+      rt.notifier.request = async (r) => {
+        throw new ApprovalUndeliverableError(`Slack will not post the approval request to ${r.channel} (not_in_channel): invite the app`);
+      };
+      const result = await rt.execute('architecture-migration', 'mig-undelivered', exampleInput(repo, 'mig-undelivered', 'architecture-migration'));
+      expect(result.status).toBe('SUCCEEDED');
+      const record = await rt.runs.get('mig-undelivered');
+      expect(record?.status).toBe('STOPPED');
+      expect(record?.reason).toMatch(/^Approval "approve" could not be requested: Slack will not post to #\S+ \(not_in_channel, channel_not_found or is_archived\)\. Invite the AgentFlow app/);
       expect(await rt.listApprovals()).toEqual([]);
     } finally {
       await rt.stop();

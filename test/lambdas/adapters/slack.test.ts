@@ -1,4 +1,5 @@
 import { createServer, type Server } from 'node:http';
+import { ApprovalUndeliverableError } from '../../../lambdas/core/errors.js';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SlackApprovalNotifier } from '../../../lambdas/adapters/slack.js';
@@ -24,6 +25,8 @@ beforeAll(async () => {
       const args = req.headers['content-type']?.includes('json') ? JSON.parse(body) : Object.fromEntries(new URLSearchParams(body));
       calls.push({ method, auth: req.headers.authorization, args });
       res.writeHead(200, { 'content-type': 'application/json' });
+      // Slack's answer for a channel the bot is not in (HTTP 200, ok: false).
+      if (args.channel === 'not-invited') return void res.end(JSON.stringify({ ok: false, error: 'not_in_channel' }));
       res.end(JSON.stringify({ ok: true, channel: 'C0LEADS', ts: method === 'chat.update' ? args.ts : '1700000000.000100' }));
     });
   });
@@ -80,6 +83,15 @@ describe('Class: SlackApprovalNotifier (Slack Web API wire format)', () => {
     expect(update?.args).toMatchObject({ channel: 'C0LEADS', ts: '1700000000.000100' });
     expect(update?.args.text).toContain('Approved by <@U024BE7LH>');
     expect(update?.args.blocks).not.toContain('button');
+  });
+
+  it('turns not_in_channel into ApprovalUndeliverableError naming the channel and the fix (the gate ends with it)', async () => {
+    const notifier = new SlackApprovalNotifier('xoxb-test', { slackApiUrl: url });
+    const e = await notifier.request({ ...record, channel: '#not-invited' }).catch((x: Error) => x);
+    expect(e).toBeInstanceOf(ApprovalUndeliverableError);
+    expect((e as Error).message).toBe(
+      'Slack will not post the approval request to #not-invited (not_in_channel): invite the AgentFlow app to the channel, or give it the chat:write.public scope',
+    );
   });
 
   it('posts nothing for a CI gate', async () => {
