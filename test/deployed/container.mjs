@@ -57,4 +57,9 @@ process.on('message', async (msg) => {
     process.send({ id, ok: false, ...describe(e) });
   }
 });
-process.send({ ready: true });
+// Ready once the module's init ran (or failed): as in Lambda, init does not count against the
+// invocation's timeout, and a failed init fails each invocation.
+init.then(
+  () => process.send({ ready: true }),
+  () => process.send({ ready: true }),
+);
