@@ -1,4 +1,4 @@
-import { Aws, type CfnElement, CfnOutput, Duration, RemovalPolicy, Stack, type StackProps, Validations } from 'aws-cdk-lib';
+import { Annotations, Aws, type CfnElement, CfnOutput, Duration, RemovalPolicy, Stack, type StackProps, Validations } from 'aws-cdk-lib';
 import { type CfnStage, HttpApi, HttpMethod } from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import { AttributeType, Billing, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
@@ -62,6 +62,32 @@ export function checkGroups(workflows: readonly Workflow[], config: EnvironmentC
       }
     }
   }
+}
+
+/**
+ * Warnings for approval gates and `run_by:` lists whose approvers resolve to no Slack user: nobody
+ * can click Approve or run `/agentflow run` from Slack (GitHub comments still work for approvals).
+ */
+export function slackGroupWarnings(workflows: readonly Workflow[], config: EnvironmentConfig, envName: string): string[] {
+  const out: string[] = [];
+  for (const wf of workflows) {
+    const lists: Array<[string, readonly string[]]> = [
+      ...wf.phases.flatMap((p): Array<[string, readonly string[]]> =>
+        p.kind === 'approval'
+          ? [[`approval "${p.name}"`, p.approvers], ...(p.escalate ? ([[`escalation of "${p.name}"`, p.escalate.approvers]] as Array<[string, readonly string[]]>) : [])]
+          : [],
+      ),
+      ...(wf.trigger.runBy.length > 0 ? ([['run_by', wf.trigger.runBy]] as Array<[string, readonly string[]]>) : []),
+    ];
+    for (const [what, list] of lists) {
+      if (resolveApprovers(list, config.groups).slack.length === 0) {
+        out.push(
+          `workflow ${wf.id}: ${what} names no Slack user (${list.join(', ')}): add Slack user ids (U…) to context.environments.${envName}.groups in cdk.json, or nobody can ${what === 'run_by' ? 'start it from Slack' : 'approve it from Slack'}`,
+        );
+      }
+    }
+  }
+  return out;
 }
 
 /** Props of {@link AgentFlowStack}. */
@@ -134,6 +160,9 @@ export class AgentFlowStack extends Stack {
     const slackSecret = Secret.fromSecretNameV2(this, 'SlackSecret', `agentflow/${props.envName}/slack`);
     const ciSecret = Secret.fromSecretNameV2(this, 'CiSecret', `agentflow/${props.envName}/ci`);
     checkGroups(props.workflows, props.config, props.envName);
+    for (const warning of slackGroupWarnings(props.workflows, props.config, props.envName)) {
+      Annotations.of(this).addWarningV2('agentflow:approvers-without-slack', warning);
+    }
     const groupsJson = JSON.stringify(props.config.groups);
 
     const common = { projectRoot: props.projectRoot, logRetention, removalPolicy };

@@ -2,13 +2,13 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { App, RemovalPolicy, Stack } from 'aws-cdk-lib';
-import { Match, Template } from 'aws-cdk-lib/assertions';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
 import { StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadEnvironmentConfig, loadLocalGatewayConfig } from '../../lib/config.js';
 import { WorkflowStateMachine } from '../../lib/constructs/workflow-state-machine.js';
-import { AgentFlowStack, gatewayEnvironment } from '../../lib/stack.js';
+import { AgentFlowStack, gatewayEnvironment, slackGroupWarnings } from '../../lib/stack.js';
 import { callbackStatesWithoutTimeout, compileWorkflow, type ModelCatalog, taskStates, type Workflow } from '../../lib/workflow/index.js';
 import { loadWorkspace, PROJECT_ROOT } from '../../lib/workspace.js';
 
@@ -107,6 +107,24 @@ describe('Stack: AgentFlowStack', () => {
     expect(() => app.synth()).toThrow(
       /workflow architecture-migration: TimeoutSeconds 21600 is shorter than the worst case of its steps \(\d+ s: .*\): a gate could outlive its execution/,
     );
+  });
+
+  it('warns at synth when an approval gate’s approvers have no Slack user (the shipped cdk.json’s empty mobile-leads.slack)', () => {
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const stack = new AgentFlowStack(app, 'AgentFlow-dev', {
+      envName: 'dev',
+      config: loadEnvironmentConfig({ dev: { ...environments.dev, groups: { 'mobile-leads': { slack: [], github: ['@acme/mobile-leads'] } } } }, 'dev'),
+      workflows: [...ws.workflows.values()],
+      models: ws.catalog?.models as ModelCatalog,
+      projectRoot: PROJECT_ROOT,
+      env: { region: 'us-east-1', account: '123456789012' },
+    });
+    const warnings = Annotations.fromStack(stack).findWarning('*', Match.stringLikeRegexp('names no Slack user'));
+    expect(warnings.map((w) => String(w.entry.data))).toContainEqual(
+      expect.stringMatching(/^workflow architecture-migration: approval "approve" names no Slack user \(mobile-leads\): add Slack user ids \(U…\) to context\.environments\.dev\.groups/),
+    );
+    // The main test stack's group has a Slack id: no warning there.
+    expect(slackGroupWarnings([...ws.workflows.values()], loadEnvironmentConfig(environments, 'dev'), 'dev')).toEqual([]);
   });
 
   it('fails synth naming the context path when a workflow names an undefined approver group', () => {
