@@ -333,7 +333,11 @@ describe('As deployed: the synthesized AgentFlow-dev stack, end to end on this m
     expect(done.status).toBe('SUCCEEDED');
     const approval = await new DynamoApprovalStore(h.table.doc, LOCAL_TABLE).get(id);
     expect(approval?.status).toBe('APPROVED');
-    expect(h.slack.calls.slice(since).map((c) => c.method)).toEqual(expect.arrayContaining(['chat.postMessage', 'chat.update']));
+    const ingressLogs = h.host.logsOf(h.routeFunction('POST /webhooks/slack/interactions')).slice(-20).join('\n');
+    expect(
+      h.slack.calls.slice(since).map((c) => c.method),
+      ingressLogs,
+    ).toEqual(expect.arrayContaining(['chat.postMessage', 'chat.update']));
     expect(h.sfnApi.calls).toContain('SendTaskSuccess');
     expect(h.github.violations).toEqual([]);
   }, 240_000);
