@@ -72,10 +72,14 @@ export function slackGroupWarnings(workflows: readonly Workflow[], config: Envir
   const out: string[] = [];
   for (const wf of workflows) {
     const lists: Array<[string, readonly string[]]> = [
-      ...wf.phases.flatMap((p): Array<[string, readonly string[]]> =>
-        p.kind === 'approval'
-          ? [[`approval "${p.name}"`, p.approvers], ...(p.escalate ? ([[`escalation of "${p.name}"`, p.escalate.approvers]] as Array<[string, readonly string[]]>) : [])]
-          : [],
+      ...wf.phases.flatMap(
+        (p): Array<[string, readonly string[]]> =>
+          p.kind === 'approval'
+            ? [
+                [`approval "${p.name}"`, p.approvers],
+                ...(p.escalate ? ([[`escalation of "${p.name}"`, p.escalate.approvers]] as Array<[string, readonly string[]]>) : []),
+              ]
+            : [],
       ),
       ...(wf.trigger.runBy.length > 0 ? ([['run_by', wf.trigger.runBy]] as Array<[string, readonly string[]]>) : []),
     ];
@@ -205,6 +209,8 @@ export class AgentFlowStack extends Stack {
         TABLE_NAME: table.tableName,
         GITHUB_SECRET_NAME: githubSecret.secretName,
         GITHUB_API_URL: props.config.githubApiUrl,
+        // Manual runs started from Slack get their outcome in the request's thread.
+        SLACK_SECRET_NAME: slackSecret.secretName,
       },
     }).fn;
 
@@ -237,6 +243,7 @@ export class AgentFlowStack extends Stack {
     artifactAccess(publish, ['s3:GetObject']);
     table.grantReadWriteData(publish);
     githubSecret.grantRead(publish);
+    slackSecret.grantRead(publish);
     const bedrockResources = bedrockModelArns(props.workflows, props.models);
     if (bedrockResources.length > 0) {
       invokeAgent.addToRolePolicy(new PolicyStatement({ actions: ['bedrock:InvokeModel'], resources: bedrockResources }));

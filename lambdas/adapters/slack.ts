@@ -1,6 +1,7 @@
 import { ErrorCode, WebClient } from '@slack/web-api';
 import type { ApprovalNotifier, ApprovalRecord, MessageRef } from '../core/approvals.js';
 import { ApprovalUndeliverableError } from '../core/errors.js';
+import type { ThreadNotifier } from '../core/ports.js';
 import { approvalBlocks, decidedBlocks } from '../core/slack.js';
 
 /**
@@ -40,9 +41,14 @@ export class SlackApprovalNotifier implements ApprovalNotifier {
       const r = await this.client.chat.postMessage({ channel: record.channel.replace(/^#/, ''), ...approvalBlocks(record) } as never);
       return r.ts && r.channel ? { channel: r.channel, ts: r.ts } : undefined;
     } catch (e) {
-      const code = (e as { code?: string; data?: { error?: string } }).code === ErrorCode.PlatformError ? (e as { data?: { error?: string } }).data?.error : undefined;
+      const code =
+        (e as { code?: string; data?: { error?: string } }).code === ErrorCode.PlatformError
+          ? (e as { data?: { error?: string } }).data?.error
+          : undefined;
       if (code && UNDELIVERABLE[code]) {
-        throw new ApprovalUndeliverableError(`Slack will not post the approval request to ${record.channel} (${code}): ${UNDELIVERABLE[code]}`);
+        throw new ApprovalUndeliverableError(
+          `Slack will not post the approval request to ${record.channel} (${code}): ${UNDELIVERABLE[code]}`,
+        );
       }
       throw e;
     }
@@ -51,6 +57,32 @@ export class SlackApprovalNotifier implements ApprovalNotifier {
   async decided(record: ApprovalRecord): Promise<void> {
     if (!record.message) return;
     await this.client.chat.update({ channel: record.message.channel, ts: record.message.ts, ...decidedBlocks(record) } as never);
+  }
+}
+
+/**
+ * {@link ThreadNotifier} on the Slack Web API: `chat.postMessage` to start a manual run's thread
+ * and to reply in it (`thread_ts`). A post Slack refuses (the bot is not in the channel…) starts no
+ * thread: the run goes on without one.
+ */
+export class SlackThreadNotifier implements ThreadNotifier {
+  private readonly client: WebClient;
+
+  constructor(token: string, options: { slackApiUrl?: string; timeoutMs?: number } = {}) {
+    this.client = new WebClient(token, {
+      ...(options.slackApiUrl ? { slackApiUrl: options.slackApiUrl } : {}),
+      timeout: options.timeoutMs ?? 2500,
+      retryConfig: { retries: 1 },
+    });
+  }
+
+  async start(channel: string, text: string): Promise<{ channel: string; ts: string } | undefined> {
+    const r = await this.client.chat.postMessage({ channel, text, unfurl_links: false, unfurl_media: false }).catch(() => undefined);
+    return r?.ts && r.channel ? { channel: r.channel, ts: r.ts } : undefined;
+  }
+
+  async reply(thread: { channel: string; ts: string }, text: string): Promise<void> {
+    await this.client.chat.postMessage({ channel: thread.channel, thread_ts: thread.ts, text, unfurl_links: false, unfurl_media: false });
   }
 }
 

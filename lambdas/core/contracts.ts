@@ -35,6 +35,8 @@ export const ChangeSchema = z.strictObject({
   headRef: z.string().default(''),
   /** Test coverage in percent when a source reported it (used by `test_coverage` conditions). */
   testCoverage: z.number().min(0).max(100).optional(),
+  /** The Slack message a manual run was started from (`/agentflow run`): the outcome is posted in its thread. */
+  thread: z.strictObject({ channel: z.string().min(1), ts: z.string().min(1) }).optional(),
 });
 export type Change = z.infer<typeof ChangeSchema>;
 

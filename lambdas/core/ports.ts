@@ -85,6 +85,17 @@ export interface RunStore {
   list(limit?: number): Promise<RunRecord[]>;
 }
 
+/**
+ * Posts a manual run's Slack thread: the message it was started with, then its outcome as a reply.
+ * Texts are plain (the adapter escapes them for Slack).
+ */
+export interface ThreadNotifier {
+  /** Posts `text` in `channel`. @returns where the message is, or undefined when it could not be posted */
+  start(channel: string, text: string): Promise<{ channel: string; ts: string } | undefined>;
+  /** Replies `text` in the thread of `thread`. */
+  reply(thread: { channel: string; ts: string }, text: string): Promise<void>;
+}
+
 /** Starts executions of a workflow's state machine. */
 export interface ExecutionStarter {
   /**

@@ -133,3 +133,24 @@ export const SlashCommandSchema = z.object({
 
 /** An ephemeral answer: only the person who typed the command or clicked sees it. */
 export const ephemeral = (text: string) => ({ response_type: 'ephemeral', text });
+
+/** Text for Slack mrkdwn with nothing live in it: `&`, `<` and `>` escaped (no links, mentions or markup from data). Source: https://api.slack.com/reference/surfaces/formatting#escaping (2026-11) */
+export const slackText = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+/** The message a manual run's thread starts with. */
+export function runStartedText(o: {
+  workflow: string;
+  execution: string;
+  repository: string;
+  base: string;
+  head: string;
+  user: string;
+}): string {
+  return `▶️ ${slackText(o.workflow)} on ${slackText(o.repository)} ${slackText(o.base)}…${slackText(o.head)}, started by ${slackText(o.user)}: execution ${slackText(o.execution)}. The outcome follows in this thread.`;
+}
+
+/** A run's outcome as a thread reply: status, then findings and cost, or the reason. */
+export function runOutcomeText(o: { status: string; findings?: number; costUsd?: number; reason?: string }): string {
+  const numbers = o.findings !== undefined ? ` — ${o.findings} finding${o.findings === 1 ? '' : 's'}, $${(o.costUsd ?? 0).toFixed(4)}` : '';
+  return `${o.status}${numbers}${o.reason ? `. ${slackText(o.reason).slice(0, 600)}` : ''}`;
+}

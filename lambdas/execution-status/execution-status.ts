@@ -1,8 +1,9 @@
 import { z } from 'zod';
 import type { ApprovalNotifier, ApprovalStore } from '../core/approvals.js';
 import { type Change, ExecutionInputSchema, type RunRecord } from '../core/contracts.js';
-import type { CommentPublisher, RunStore } from '../core/ports.js';
+import type { CommentPublisher, RunStore, ThreadNotifier } from '../core/ports.js';
 import { commentMarker, endedComment } from '../core/report.js';
+import { runOutcomeText } from '../core/slack.js';
 
 /** How an execution ended outside its own Catch paths (what EventBridge reports and the machine did not record). */
 export const ENDED_STATUSES = ['FAILED', 'TIMED_OUT', 'ABORTED'] as const;
@@ -49,6 +50,8 @@ export interface ExecutionEndedDeps {
   approvals: ApprovalStore;
   notifier: ApprovalNotifier;
   comments?: CommentPublisher;
+  /** Replies in a manual run's Slack thread (`change.thread`). */
+  threads?: ThreadNotifier;
 }
 
 /** What {@link executionEnded} did. */
@@ -104,6 +107,8 @@ export async function executionEnded(e: EndedExecution, deps: ExecutionEndedDeps
       error: reason,
     };
     await deps.runs.put(record);
+    if (deps.threads && e.change?.thread)
+      await deps.threads.reply(e.change.thread, runOutcomeText({ status: 'FAILED', reason })).catch(() => undefined);
     if (deps.comments && e.change && e.change.number > 0) {
       commentUrl = await deps.comments.upsertComment(e.change, commentMarker(e.workflow), endedComment(e.workflow, e.runId, reason));
     }

@@ -2,13 +2,14 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import { GitHubCommentPublisher } from '../adapters/comments.js';
 import { DynamoRunStore } from '../adapters/runs.js';
-import { cloudDecideDeps, doc } from '../shared/approvals.js';
+import { cloudDecideDeps, cloudThreads, doc } from '../shared/approvals.js';
 import { requireEnv } from '../shared/env.js';
 import { githubClient } from '../shared/octokit.js';
 import { logger } from '../shared/powertools.js';
 import { executionEnded, fromStatusEvent } from './execution-status.js';
 
 const { approvals, notifier } = cloudDecideDeps();
+const threads = cloudThreads();
 const runs = new DynamoRunStore(doc, requireEnv('TABLE_NAME'));
 
 /**
@@ -18,7 +19,7 @@ const runs = new DynamoRunStore(doc, requireEnv('TABLE_NAME'));
 export const handler = middy(async (event: unknown) => {
   const ended = fromStatusEvent(event);
   const comments = ended.change && ended.change.number > 0 ? new GitHubCommentPublisher(await githubClient()) : undefined;
-  const r = await executionEnded(ended, { runs, approvals, notifier, ...(comments ? { comments } : {}) });
+  const r = await executionEnded(ended, { runs, approvals, notifier, ...(comments ? { comments } : {}), ...(threads ? { threads } : {}) });
   logger.info('execution ended', { runId: ended.runId, status: ended.status, ...r });
   return r;
 }).use(injectLambdaContext(logger));

@@ -6,6 +6,7 @@ import middy from '@middy/core';
 import { S3ArtifactStore } from '../adapters/artifacts.js';
 import { GitHubCommentPublisher } from '../adapters/comments.js';
 import { DynamoRunStore } from '../adapters/runs.js';
+import { cloudThreads } from '../shared/approvals.js';
 import { requireEnv } from '../shared/env.js';
 import { githubClient } from '../shared/octokit.js';
 import { logger } from '../shared/powertools.js';
@@ -18,6 +19,8 @@ const runs = new DynamoRunStore(
 );
 
 /** Publish task: see {@link publish}. */
+const threads = cloudThreads();
+
 export const handler = middy(async (event: unknown) =>
-  publish(event, { artifacts, runs, comments: new GitHubCommentPublisher(await githubClient()) }),
+  publish(event, { artifacts, runs, comments: new GitHubCommentPublisher(await githubClient()), ...(threads ? { threads } : {}) }),
 ).use(injectLambdaContext(logger));

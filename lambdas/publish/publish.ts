@@ -1,11 +1,14 @@
 import { type PublishInput, PublishInputSchema, type PublishOutput, parseInput, type RunRecord } from '../core/contracts.js';
-import type { ArtifactStore, CommentPublisher, RunStore } from '../core/ports.js';
+import type { ArtifactStore, CommentPublisher, RunStore, ThreadNotifier } from '../core/ports.js';
 import { commentMarker, errorText } from '../core/report.js';
+import { runOutcomeText } from '../core/slack.js';
 
 export interface PublishDeps {
   artifacts: ArtifactStore;
   comments: CommentPublisher;
   runs: RunStore;
+  /** Replies in a manual run's Slack thread (`change.thread`). @default none */
+  threads?: ThreadNotifier;
   now?: () => Date;
 }
 
@@ -35,15 +38,24 @@ export async function publish(raw: unknown, deps: PublishDeps): Promise<PublishO
     findings: 0,
     agents: [],
   };
+  // A manual run started from Slack is told its outcome in its thread; a lost reply loses nothing else.
+  const tell = async (outcome: Parameters<typeof runOutcomeText>[0]) => {
+    const thread = input.change.thread;
+    if (thread && deps.threads) await deps.threads.reply(thread, runOutcomeText(outcome)).catch(() => undefined);
+  };
   switch (input.kind) {
     case 'skipped':
       await deps.runs.put({ ...base, status: 'SKIPPED', reason: input.reason });
+      await tell({ status: 'SKIPPED', reason: input.reason });
       return { commentUrl: null };
     case 'stopped':
       await deps.runs.put({ ...base, status: 'STOPPED', reason: input.reason });
+      await tell({ status: 'STOPPED', reason: input.reason });
       return { commentUrl: null };
     case 'failed': {
-      await deps.runs.put({ ...base, status: 'FAILED', error: errorText(input.error) ?? input.error.Error });
+      const error = errorText(input.error) ?? input.error.Error;
+      await deps.runs.put({ ...base, status: 'FAILED', error });
+      await tell({ status: 'FAILED', reason: error });
       return { commentUrl: null };
     }
     case 'report': {
@@ -66,6 +78,12 @@ export async function publish(raw: unknown, deps: PublishDeps): Promise<PublishO
         ...(input.outputs.databaseLog ? { agents: summary.agents } : {}),
         commentUrl,
         reportRef: input.report.reportRef,
+      });
+      await tell({
+        status: summary.status,
+        findings: summary.findings,
+        costUsd: summary.costUsd,
+        ...(summary.reason ? { reason: summary.reason } : {}),
       });
       return { commentUrl };
     }

@@ -2,10 +2,11 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DynamoApprovalStore } from '../adapters/approvals.js';
-import { SlackApprovalNotifier } from '../adapters/slack.js';
+import { SlackApprovalNotifier, SlackThreadNotifier } from '../adapters/slack.js';
 import { SfnTaskCallbacks } from '../adapters/task-callbacks.js';
 import { GitHubTeamDirectory } from '../adapters/teams.js';
 import { type ApprovalNotifier, type ApproverGroups, ApproverGroupsSchema, type DecideDeps } from '../core/approvals.js';
+import type { ThreadNotifier } from '../core/ports.js';
 import { optionalEnv, requireEnv } from './env.js';
 import { githubClient } from './octokit.js';
 import { secretField } from './secrets.js';
@@ -38,6 +39,28 @@ function slackNotifier(): ApprovalNotifier {
   return {
     request: async (r) => (await get()).request(r),
     decided: async (r) => (await get()).decided(r),
+  };
+}
+
+/**
+ * The Slack thread notifier of manual runs, built on first use from the bot token in
+ * `SLACK_SECRET_NAME`; without that variable (a function not given the Slack secret) there is none.
+ */
+export function cloudThreads(): ThreadNotifier | undefined {
+  if (!process.env.SLACK_SECRET_NAME) return undefined;
+  let client: Promise<SlackThreadNotifier> | undefined;
+  const get = () => {
+    client ??= secretField(requireEnv('SLACK_SECRET_NAME'), 'botToken')
+      .then((token) => new SlackThreadNotifier(token, { slackApiUrl: process.env.SLACK_API_URL || undefined }))
+      .catch((e: unknown) => {
+        client = undefined;
+        throw e;
+      });
+    return client;
+  };
+  return {
+    start: async (channel, text) => (await get()).start(channel, text),
+    reply: async (thread, text) => (await get()).reply(thread, text),
   };
 }
 

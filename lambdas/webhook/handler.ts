@@ -9,7 +9,7 @@ import { respondToSlack } from '../adapters/slack.js';
 import { SfnExecutionStarter } from '../adapters/starter.js';
 import type { ChangeLookup } from '../core/ports.js';
 import { WorkflowTriggerSchema } from '../core/triggers.js';
-import { cloudDecideDeps, doc, dynamo, groups, sfn } from '../shared/approvals.js';
+import { cloudDecideDeps, cloudThreads, doc, dynamo, groups, sfn } from '../shared/approvals.js';
 import { requireEnv } from '../shared/env.js';
 import { githubClient } from '../shared/octokit.js';
 import { logger } from '../shared/powertools.js';
@@ -31,6 +31,7 @@ const starter = new SfnExecutionStarter(
 );
 const guard = new PowertoolsDeliveryGuard({ client: dynamo, table });
 const approvals = cloudDecideDeps();
+const threads = cloudThreads();
 const changes: ChangeLookup = {
   pullRequest: async (repo, n) => new GitHubChangeLookup(await githubClient()).pullRequest(repo, n),
   refs: async (repo, base, head) => new GitHubChangeLookup(await githubClient()).refs(repo, base, head),
@@ -57,6 +58,7 @@ function deps(context: Context): IngressDeps {
       changes,
       approvals,
       respond: respondToSlack,
+      ...(threads ? { threads } : {}),
       remainingMs: () => Math.min(2500, remainingMs() - 500),
     },
     ci: { secrets: () => rotatingSecret(requireEnv('CI_SECRET_NAME'), 'callbackSecret'), approvals },

@@ -14,7 +14,7 @@ import {
   UNAUTHORIZED,
   withDeadline,
 } from '../core/http.js';
-import type { ChangeLookup, ExecutionStarter, RunStore } from '../core/ports.js';
+import type { ChangeLookup, ExecutionStarter, RunStore, ThreadNotifier } from '../core/ports.js';
 import { verifySlackSignature } from '../core/signatures.js';
 import {
   APPROVE_ACTION,
@@ -23,6 +23,7 @@ import {
   ephemeral,
   parseCommand,
   REJECT_ACTION,
+  runStartedText,
   SlashCommandSchema,
 } from '../core/slack.js';
 import { executionName, type WorkflowTrigger } from '../core/triggers.js';
@@ -37,6 +38,8 @@ export interface SlackDeps {
   runs: RunStore;
   changes: ChangeLookup;
   approvals: DecideDeps;
+  /** Starts a manual run's Slack thread, where Publish posts its outcome. @default no thread */
+  threads?: ThreadNotifier;
   /** Tells the person who clicked something only they see (a POST to the interaction's `response_url`). */
   respond?: (responseUrl: string, message: { response_type: string; text: string; replace_original: boolean }) => Promise<void>;
   /** @default Date.now */
@@ -85,7 +88,7 @@ export async function handleSlackCommand(req: HttpRequest, deps: SlackDeps): Pro
   if (!(form instanceof URLSearchParams)) return form;
   const parsed = SlashCommandSchema.safeParse(Object.fromEntries(form));
   if (!parsed.success) return json(400, { message: 'not a slash command' });
-  const { user_id: user, trigger_id: trigger } = parsed.data;
+  const { user_id: user, trigger_id: trigger, channel_id: channel } = parsed.data;
   const cmd = parseCommand(parsed.data.text);
   switch (cmd.kind) {
     case 'help':
@@ -112,7 +115,7 @@ export async function handleSlackCommand(req: HttpRequest, deps: SlackDeps): Pro
       );
     }
     case 'run':
-      return runWorkflow(cmd.workflow, cmd.params, user, trigger, deps);
+      return runWorkflow(cmd.workflow, cmd.params, user, trigger, channel, deps);
   }
 }
 
@@ -121,6 +124,7 @@ async function runWorkflow(
   params: Record<string, string>,
   user: string,
   trigger: string,
+  channel: string,
   deps: SlackDeps,
 ): Promise<HttpResponse> {
   const manual = deps.workflows.filter((w) => w.events.includes('manual'));
@@ -151,8 +155,31 @@ async function runWorkflow(
       const base: Change = pr
         ? await deps.changes.pullRequest(repo, Number(pr))
         : await deps.changes.refs(repo, params.base ?? 'main', params.head ?? 'HEAD');
-      const change: Change = { ...base, action: 'manual', ...(coverage !== undefined ? { testCoverage: coverage } : {}) };
       const name = executionName(`slack-${trigger || randomBytes(8).toString('hex')}`, id);
+      // The run's thread: a message in the channel the command came from; the outcome is posted
+      // in its thread. No thread (no notifier, the bot cannot post there) does not stop the run.
+      const thread =
+        channel && deps.threads
+          ? await deps.threads
+              .start(
+                channel,
+                runStartedText({
+                  workflow: id,
+                  execution: name,
+                  repository: repo,
+                  base: base.baseRef || base.baseSha,
+                  head: base.headRef || base.headSha,
+                  user,
+                }),
+              )
+              .catch(() => undefined)
+          : undefined;
+      const change: Change = {
+        ...base,
+        action: 'manual',
+        ...(coverage !== undefined ? { testCoverage: coverage } : {}),
+        ...(thread ? { thread } : {}),
+      };
       const input: ExecutionInput = { runId: name, workflow: id, change };
       return deps.starter.start(id, name, input);
     })();

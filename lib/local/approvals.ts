@@ -7,6 +7,7 @@ import {
   TaskCallbackError,
   type TaskCallbacks,
 } from '../../lambdas/core/approvals.js';
+import type { ThreadNotifier } from '../../lambdas/core/ports.js';
 import { approvalBlocks, decidedBlocks } from '../../lambdas/core/slack.js';
 
 interface Waiting {
@@ -65,7 +66,7 @@ export interface LocalMessage {
  * through `print`, keeps the Block Kit message as Slack would show it (for tests and `serve`),
  * and appends every post and update to `outbox` (JSON Lines) when given.
  */
-export class LocalApprovalNotifier implements ApprovalNotifier {
+export class LocalApprovalNotifier implements ApprovalNotifier, ThreadNotifier {
   readonly messages = new Map<string, LocalMessage>();
   private seq = 0;
 
@@ -79,6 +80,24 @@ export class LocalApprovalNotifier implements ApprovalNotifier {
     mkdirSync(dirname(this.outbox), { recursive: true });
     appendFileSync(this.outbox, `${JSON.stringify({ kind, ...m })}\n`);
   }
+
+  /** Starts a manual run's thread (printed, and written to the outbox as `thread`). */
+  async start(channel: string, text: string): Promise<{ channel: string; ts: string } | undefined> {
+    const ts = `${Math.floor(Date.now() / 1000)}.${String(++this.seq).padStart(6, '0')}`;
+    this.write('thread', { id: ts, channel, ts, text, blocks: [], updated: false });
+    this.print(`💬 ${channel}: ${text}`);
+    return { channel, ts };
+  }
+
+  /** Replies in a manual run's thread (printed, and written to the outbox as `reply` with `thread_ts`). */
+  async reply(thread: { channel: string; ts: string }, text: string): Promise<void> {
+    this.replies.push({ ...thread, text });
+    this.write('reply', { id: thread.ts, channel: thread.channel, ts: thread.ts, text, blocks: [], updated: false });
+    this.print(`💬 ${thread.channel} (thread ${thread.ts}): ${text}`);
+  }
+
+  /** The thread replies posted, in order (tests read them). */
+  readonly replies: Array<{ channel: string; ts: string; text: string }> = [];
 
   async request(record: ApprovalRecord): Promise<MessageRef | undefined> {
     if (record.kind === 'ci') {

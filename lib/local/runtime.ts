@@ -338,6 +338,7 @@ export class LocalRuntime {
       budgets: this.gatewayConfig.budgets,
       runs: this.runs,
       comments: new FileCommentPublisher(this.artifacts, this.options.onComment),
+      threads: this.notifier,
     };
     const useCases: Record<TaskKind, (payload: unknown) => Promise<unknown>> = {
       loadContext: (p) => loadContext(p, deps),
@@ -477,6 +478,7 @@ export class LocalRuntime {
           approvals: this.approvals,
           notifier: this.notifier,
           comments: new FileCommentPublisher(this.artifacts, this.options.onComment),
+          threads: this.notifier,
         },
       );
     }

@@ -124,6 +124,7 @@ export function localIngress(runtime: LocalRuntime, options: Omit<LocalServerOpt
             runs: runtime.runs,
             changes: runtime.changeLookup,
             approvals: runtime.decideDeps,
+            threads: runtime.notifier,
           },
         }
       : {}),

@@ -407,7 +407,9 @@ export function gateStates(phase: GatePhase, next: string): Record<string, AslSt
     Catch: [
       { ErrorEquals: [APPROVAL_REJECTED_ERROR], ResultPath: at, Next: rejectedOf(escalation) },
       { ErrorEquals: ['States.Timeout'], ResultPath: null, Next: onTimeout },
-      ...(phase.kind === 'approval' ? [{ ErrorEquals: [APPROVAL_UNDELIVERABLE_ERROR], ResultPath: null, Next: undeliverable(escalation) }] : []),
+      ...(phase.kind === 'approval'
+        ? [{ ErrorEquals: [APPROVAL_UNDELIVERABLE_ERROR], ResultPath: null, Next: undeliverable(escalation) }]
+        : []),
       ...runCatch,
     ],
     Next: decideOf(escalation),

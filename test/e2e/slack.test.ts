@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { slackSignature, verifySlackSignature } from '../../lambdas/core/signatures.js';
 import { APPROVE_ACTION, REJECT_ACTION } from '../../lambdas/core/slack.js';
@@ -130,6 +132,23 @@ describe('e2e: Slack routes on the local runtime', () => {
     await rt.executions.get(name);
   });
 
+  it('/agentflow run on two refs posts a message in the channel and the run’s outcome in its thread (no pull request to comment on)', async () => {
+    const name = await runFromSlack(deps);
+    await rt.decide(await pendingFor(rt, name), 'reject', { slack: LEAD });
+    await rt.executions.get(name);
+    const record = await rt.runs.get(name);
+    expect(record).toMatchObject({ status: 'STOPPED', number: 0 });
+    // The thread's first message names the execution; the outcome is the reply in its thread.
+    const outbox = readFileSync(join(rt.options.stateDir, 'slack-outbox.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    const started = outbox.find((m) => m.kind === 'thread' && String(m.text).includes(name));
+    expect(started?.channel).toBe('C1');
+    const replies = rt.notifier.replies.filter((r) => r.ts === started?.ts);
+    expect(replies.map((r) => r.text)).toEqual([`STOPPED. ${record?.reason}`]);
+  });
+
   it('an unknown workflow, a workflow without a manual trigger, a malformed command and a user outside run_by get helpful ephemeral errors', async () => {
     const say = async (text: string, user = LEAD) =>
       JSON.parse((await routeIngress('/webhooks/slack/commands', signed(command(text, user)), deps)).body).text as string;
@@ -139,7 +158,8 @@ describe('e2e: Slack routes on the local runtime', () => {
     expect(await say('run architecture-migration repo=a/b pr')).toMatch(/`pr` is not key=value/);
     expect(await say('frobnicate')).toMatch(/Unknown command `frobnicate`/);
     expect(await say('run architecture-migration repo=acme/shop-apps', 'U0STRANGER')).toMatch(/You may not run `architecture-migration`/);
-    expect(rt.executions.size).toBe(1);
+    // Only the two runs the tests above started: none of these commands started one.
+    expect(rt.executions.size).toBe(2);
   });
 
   it('a replayed interaction has one effect', async () => {
