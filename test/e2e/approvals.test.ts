@@ -142,11 +142,17 @@ describe('e2e: approval timeouts', () => {
       rt.notifier.request = async (r) => {
         throw new ApprovalUndeliverableError(`Slack will not post the approval request to ${r.channel} (not_in_channel): invite the app`);
       };
-      const result = await rt.execute('architecture-migration', 'mig-undelivered', exampleInput(repo, 'mig-undelivered', 'architecture-migration'));
+      const result = await rt.execute(
+        'architecture-migration',
+        'mig-undelivered',
+        exampleInput(repo, 'mig-undelivered', 'architecture-migration'),
+      );
       expect(result.status).toBe('SUCCEEDED');
       const record = await rt.runs.get('mig-undelivered');
       expect(record?.status).toBe('STOPPED');
-      expect(record?.reason).toMatch(/^Approval "approve" could not be requested: Slack will not post to #\S+ \(not_in_channel, channel_not_found or is_archived\)\. Invite the AgentFlow app/);
+      expect(record?.reason).toMatch(
+        /^Approval "approve" could not be requested: Slack will not post to #\S+ \(not_in_channel, channel_not_found or is_archived\)\. Invite the AgentFlow app/,
+      );
       expect(await rt.listApprovals()).toEqual([]);
     } finally {
       await rt.stop();

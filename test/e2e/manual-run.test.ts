@@ -29,6 +29,11 @@ describe('e2e: a manual run on two refs (no pull request)', () => {
     expect((result.output as RunSummary).findings).toBeGreaterThan(0);
     expect(comments).toEqual([]);
     const record = await rt.runs.get('manual-1');
-    expect(record).toMatchObject({ status: 'SUCCEEDED', number: 0, commentUrl: null, reportRef: expect.stringContaining('runs/manual-1/report.json') });
+    expect(record).toMatchObject({
+      status: 'SUCCEEDED',
+      number: 0,
+      commentUrl: null,
+      reportRef: expect.stringContaining('runs/manual-1/report.json'),
+    });
   });
 });

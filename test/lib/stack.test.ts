@@ -113,7 +113,10 @@ describe('Stack: AgentFlowStack', () => {
     const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
     const stack = new AgentFlowStack(app, 'AgentFlow-dev', {
       envName: 'dev',
-      config: loadEnvironmentConfig({ dev: { ...environments.dev, groups: { 'mobile-leads': { slack: [], github: ['@acme/mobile-leads'] } } } }, 'dev'),
+      config: loadEnvironmentConfig(
+        { dev: { ...environments.dev, groups: { 'mobile-leads': { slack: [], github: ['@acme/mobile-leads'] } } } },
+        'dev',
+      ),
       workflows: [...ws.workflows.values()],
       models: ws.catalog?.models as ModelCatalog,
       projectRoot: PROJECT_ROOT,
@@ -121,7 +124,9 @@ describe('Stack: AgentFlowStack', () => {
     });
     const warnings = Annotations.fromStack(stack).findWarning('*', Match.stringLikeRegexp('names no Slack user'));
     expect(warnings.map((w) => String(w.entry.data))).toContainEqual(
-      expect.stringMatching(/^workflow architecture-migration: approval "approve" names no Slack user \(mobile-leads\): add Slack user ids \(U…\) to context\.environments\.dev\.groups/),
+      expect.stringMatching(
+        /^workflow architecture-migration: approval "approve" names no Slack user \(mobile-leads\): add Slack user ids \(U…\) to context\.environments\.dev\.groups/,
+      ),
     );
     // The main test stack's group has a Slack id: no warning there.
     expect(slackGroupWarnings([...ws.workflows.values()], loadEnvironmentConfig(environments, 'dev'), 'dev')).toEqual([]);

@@ -1,10 +1,10 @@
 import { createServer, type Server } from 'node:http';
-import { ApprovalUndeliverableError } from '../../../lambdas/core/errors.js';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SlackApprovalNotifier } from '../../../lambdas/adapters/slack.js';
 import { SfnTaskCallbacks } from '../../../lambdas/adapters/task-callbacks.js';
 import { type ApprovalRecord, TaskCallbackError } from '../../../lambdas/core/approvals.js';
+import { ApprovalUndeliverableError } from '../../../lambdas/core/errors.js';
 
 /**
  * A stand-in for the Slack Web API on 127.0.0.1 (`POST /api/<method>`, form-encoded arguments,
