@@ -395,6 +395,8 @@ const PublishStopped = z.strictObject({
   change: ChangeSchema,
   reason: z.string(),
   gates: z.record(z.string(), GateOutcomeSchema).default({}),
+  /** The agents' results of the phases before the gate (their spend records give the run's cost). */
+  results: z.record(z.string(), z.array(z.looseObject({ name: z.string(), phase: z.string() }))).default({}),
 });
 export const PublishInputSchema = z.discriminatedUnion('kind', [PublishReport, PublishSkipped, PublishFailed, PublishStopped]);
 export type PublishInput = z.infer<typeof PublishInputSchema>;

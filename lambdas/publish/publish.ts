@@ -1,7 +1,9 @@
+import { fromMicro } from '../core/budget.js';
 import { type PublishInput, PublishInputSchema, type PublishOutput, parseInput, type RunRecord } from '../core/contracts.js';
 import type { ArtifactStore, CommentPublisher, RunStore, ThreadNotifier } from '../core/ports.js';
 import { commentMarker, errorText } from '../core/report.js';
 import { runOutcomeText } from '../core/slack.js';
+import { readSpend } from '../core/spend.js';
 
 export interface PublishDeps {
   artifacts: ArtifactStore;
@@ -48,10 +50,15 @@ export async function publish(raw: unknown, deps: PublishDeps): Promise<PublishO
       await deps.runs.put({ ...base, status: 'SKIPPED', reason: input.reason });
       await tell({ status: 'SKIPPED', reason: input.reason });
       return { commentUrl: null };
-    case 'stopped':
-      await deps.runs.put({ ...base, status: 'STOPPED', reason: input.reason });
+    case 'stopped': {
+      // What the phases before the gate spent, from their spend records (= the budget ledger).
+      const agents = Object.values(input.results).flat();
+      const spent = await Promise.all(agents.map((a) => readSpend(deps.artifacts, input.runId, a.phase, a.name)));
+      const costUsd = fromMicro(spent.flatMap((r) => r.invocations).reduce((s, i) => s + i.costMicro, 0));
+      await deps.runs.put({ ...base, status: 'STOPPED', reason: input.reason, costUsd });
       await tell({ status: 'STOPPED', reason: input.reason });
       return { commentUrl: null };
+    }
     case 'failed': {
       const error = errorText(input.error) ?? input.error.Error;
       await deps.runs.put({ ...base, status: 'FAILED', error });

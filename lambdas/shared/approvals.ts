@@ -9,6 +9,7 @@ import { type ApprovalNotifier, type ApproverGroups, ApproverGroupsSchema, type 
 import type { ThreadNotifier } from '../core/ports.js';
 import { optionalEnv, requireEnv } from './env.js';
 import { githubClient } from './octokit.js';
+import { logger } from './powertools.js';
 import { secretField } from './secrets.js';
 
 /**
@@ -38,7 +39,13 @@ function slackNotifier(): ApprovalNotifier {
   };
   return {
     request: async (r) => (await get()).request(r),
-    decided: async (r) => (await get()).decided(r),
+    // The use cases go on when an update fails (the decision stands); the failure is logged, since the
+    // message keeps buttons that no longer work.
+    decided: async (r) =>
+      (await get()).decided(r).catch((e: unknown) => {
+        logger.warn('Slack message update failed', { approvalId: r.id, error: (e as Error).message });
+        throw e;
+      }),
   };
 }
 

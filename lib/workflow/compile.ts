@@ -303,6 +303,7 @@ export function compileWorkflow(workflow: Workflow): AslDefinition {
         'change.$': '$.change',
         'reason.$': '$.stop.reason',
         'gates.$': '$.gates',
+        'results.$': '$.results',
       },
       { ResultPath: null, Catch: runCatch, Next: STATE.stopped },
     );

@@ -123,7 +123,12 @@ describe('e2e: approval timeouts', () => {
       const { id, done } = await startAndWait(rt, 'mig-timeout');
       const result = await done;
       expect(result.status).toBe('SUCCEEDED');
-      expect((await rt.runs.get('mig-timeout'))?.reason).toContain('ended timeout');
+      const record = await rt.runs.get('mig-timeout');
+      expect(record?.reason).toContain('ended timeout');
+      // The phases before the gate were paid for: the STOPPED record says what, to the micro-dollar of the ledger.
+      const spent = (await rt.ledger.get('run#mig-timeout'))?.spentMicro ?? 0;
+      expect(spent).toBeGreaterThan(0);
+      expect(record?.costUsd).toBe(spent / 1e6);
       // The timeout path marked the request expired and updated its message, before anyone clicked.
       expect((await rt.approvals.get(id))?.status).toBe('EXPIRED');
       expect(rt.notifier.messages.get(id)?.text).toContain('Expired at');
