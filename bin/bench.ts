@@ -37,6 +37,7 @@ import { localProviders } from '../lib/local/providers.js';
 import { connectLocalTable, LOCAL_TABLE, LocalRuntime, type LocalTable, startLocalTable } from '../lib/local/runtime.js';
 import { localIngress } from '../lib/local/server.js';
 import { loadWorkspace, PROJECT_ROOT } from '../lib/workspace.js';
+import { deployedBench } from './bench-deployed.js';
 import { ingressBench } from './bench-ingress.js';
 import { reviewPlanBench } from './bench-plan.js';
 import { secretsBench } from './bench-secrets.js';
@@ -152,6 +153,9 @@ await ingressBench(record, work);
 
 // 2d. Secret redaction: recall and false positives on the corpus, throughput (bin/bench-secrets.ts).
 await secretsBench(record);
+
+// 2e. pr-review as deployed (synthesized stack, bundles, stand-ins) beside the local runtime (bin/bench-deployed.ts).
+await deployedBench(record);
 
 // 3. Model gateway: overhead per call against a direct SDK call, and reservations per second, with
 // dynalite in this process (as `agentflow run` uses it) and in a child process (its CPU not ours, as
