@@ -174,26 +174,92 @@ export function salvageFindings(text: string): Finding[] {
 export type ParsedAnswer = { ok: true; answer: ModelAnswer } | { ok: false; problem: string };
 
 /**
- * Parses a model's answer: the JSON object (a surrounding Markdown fence or prose is tolerated),
- * validated against the findings schema.
+ * Parses a model's answer into the findings object, tolerating the shapes real models give:
+ * candidates are tried in order — each fenced code block (```json first), then every balanced
+ * top-level `{…}` in the text (braces inside strings do not count, so prose with a brace before the
+ * object, or an example object after it, does not spoil it) — and the first that is JSON (raw line
+ * breaks inside strings, as a Markdown document often has them, are accepted) and matches the
+ * findings schema wins.
+ * @returns the answer, or `problem`: exactly what could not be used (no object; an object cut off at
+ *   the end; not JSON; the schema mismatch of the best candidate)
  */
 export function parseAnswer(text: string): ParsedAnswer {
-  const start = text.indexOf('{');
-  const end = text.lastIndexOf('}');
-  if (start < 0 || end <= start) return { ok: false, problem: 'it contains no JSON object' };
-  let json: unknown;
-  try {
-    json = JSON.parse(text.slice(start, end + 1));
-  } catch (e) {
-    return { ok: false, problem: `it is not valid JSON (${(e as Error).message})` };
-  }
-  const r = ModelAnswerSchema.safeParse(json);
-  if (!r.success) {
-    const first = r.error.issues
+  const fenced = [...text.matchAll(/```[ \t]*([A-Za-z]*)[ \t]*\r?\n([\s\S]*?)\r?\n[ \t]*```/g)]
+    .sort((x, y) => Number(y[1]?.toLowerCase() === 'json') - Number(x[1]?.toLowerCase() === 'json'))
+    .map((m) => (m[2] ?? '').trim());
+  const { objects, cut } = topLevelObjects(text);
+  const candidates = [...fenced.filter((f) => f.startsWith('{')), ...objects];
+  let mismatch: string | undefined;
+  let invalid: string | undefined;
+  for (const candidate of candidates) {
+    let json: unknown;
+    try {
+      json = JSON.parse(escapeControlsInStrings(candidate));
+    } catch (e) {
+      invalid ??= (e as Error).message;
+      continue;
+    }
+    const r = ModelAnswerSchema.safeParse(json);
+    if (r.success) return { ok: true, answer: r.data };
+    mismatch ??= r.error.issues
       .slice(0, 3)
       .map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`)
       .join('; ');
-    return { ok: false, problem: `it does not match the format (${first})` };
   }
-  return { ok: true, answer: r.data };
+  if (mismatch) return { ok: false, problem: `its JSON object does not match the format (${mismatch})` };
+  if (invalid) return { ok: false, problem: `its JSON object is not valid JSON (${invalid})` };
+  if (cut) return { ok: false, problem: 'its JSON object is cut off (it ends before the object closes)' };
+  return { ok: false, problem: text.trim() ? 'it contains no JSON object' : 'it is empty' };
+}
+
+/**
+ * The balanced top-level `{…}` spans of `text`, in order (string-aware: braces and quotes inside
+ * JSON strings do not count), and whether an object was still open at the end (`cut`).
+ */
+function topLevelObjects(text: string): { objects: string[]; cut: boolean } {
+  const objects: string[] = [];
+  let depth = 0;
+  let start = -1;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (inString) {
+      if (c === '\\') i++;
+      else if (c === '"') inString = false;
+      continue;
+    }
+    if (c === '"' && depth > 0) inString = true;
+    else if (c === '{') {
+      if (depth === 0) start = i;
+      depth++;
+    } else if (c === '}' && depth > 0) {
+      depth--;
+      if (depth === 0) objects.push(text.slice(start, i + 1));
+    }
+  }
+  return { objects, cut: depth > 0 };
+}
+
+/** JSON text with raw control characters inside string literals escaped (`\n` for a line break…). */
+function escapeControlsInStrings(json: string): string {
+  let out = '';
+  let inString = false;
+  for (let i = 0; i < json.length; i++) {
+    const c = json[i] as string;
+    if (inString) {
+      if (c === '\\') {
+        out += c + (json[i + 1] ?? '');
+        i++;
+        continue;
+      }
+      if (c === '"') inString = false;
+      const code = c.charCodeAt(0);
+      if (code < 0x20) {
+        out += c === '\n' ? '\\n' : c === '\r' ? '\\r' : c === '\t' ? '\\t' : `\\u${code.toString(16).padStart(4, '0')}`;
+        continue;
+      }
+    } else if (c === '"') inString = true;
+    out += c;
+  }
+  return out;
 }

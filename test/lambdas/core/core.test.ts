@@ -50,6 +50,44 @@ describe('Function: parseAnswer', () => {
     expect(r.ok && r.answer.findings[0]?.suggestion).toBe('');
   });
 
+  const finding = '{"file":"a.swift","line":3,"severity":"high","category":"correctness","message":"m"}';
+  const answer = `{"summary":"ok","findings":[${finding}]}`;
+
+  it('accepts a fenced JSON block with prose around it, and prefers the ```json block to another fence', () => {
+    const r = parseAnswer(
+      `Here is my review {of the change}:\n\n\`\`\`text\n{"not": "it"}\n\`\`\`\n\`\`\`json\n${answer}\n\`\`\`\nHope it helps!`,
+    );
+    expect(r.ok && r.answer.findings).toHaveLength(1);
+  });
+
+  it('accepts the object when prose before it holds a brace', () => {
+    const r = parseAnswer(`I looked at {App.swift} and found one problem. ${answer}`);
+    expect(r.ok && r.answer.findings[0]?.line).toBe(3);
+  });
+
+  it('accepts the first object when an example object follows it', () => {
+    const r = parseAnswer(`${answer}\n\nFor example, an empty review would be {"summary":"","findings":[]}.`);
+    expect(r.ok && r.answer.findings).toHaveLength(1);
+  });
+
+  it('accepts a Markdown document with raw line breaks inside its JSON string', () => {
+    const r = parseAnswer(`{"summary":"ADR","findings":[],"document":"# ADR 12\n\n## Context\n- a \\"quoted\\" word\n\ttab"}`);
+    expect(r.ok && r.answer.document).toBe('# ADR 12\n\n## Context\n- a "quoted" word\n\ttab');
+  });
+
+  it('says a truncated answer is cut off, an empty one empty, and an off-schema one which field is wrong', () => {
+    expect(parseAnswer(`{"summary":"ok","findings":[${finding},{"file":"b.swift","li`)).toEqual({
+      ok: false,
+      problem: 'its JSON object is cut off (it ends before the object closes)',
+    });
+    expect(parseAnswer('   ')).toEqual({ ok: false, problem: 'it is empty' });
+    expect(parseAnswer('{"verdict":"LGTM"}')).toEqual({
+      ok: false,
+      problem:
+        'its JSON object does not match the format (findings: Invalid input: expected array, received undefined; (root): Unrecognized key: "verdict")',
+    });
+  });
+
   it('rejects prose, bad JSON and a wrong severity with the reason', () => {
     expect(parseAnswer('looks good')).toEqual({ ok: false, problem: 'it contains no JSON object' });
     expect(parseAnswer('{"findings": [}').ok).toBe(false);
