@@ -492,6 +492,32 @@ function resolveAgent(
   if (maxTokens >= resolved.contextWindow) {
     diagnostics.push(src.at(path, `max_tokens ${maxTokens} does not fit ${resolved.alias}'s context window`));
   }
+  // A model cannot write more than its max_output: asking for more fails every call (HTTP 400).
+  const maxTokensPath: SourcePath =
+    typeof entry === 'string'
+      ? path
+      : 'agent' in entry && entry.max_tokens !== undefined
+        ? [...path, 'max_tokens']
+        : !('agent' in entry) && entry.config?.max_tokens !== undefined
+          ? [...path, 'config', 'max_tokens']
+          : path;
+  const routed = auto ? [auto.simple, auto.medium, auto.complex] : [];
+  const writers = [
+    { m: resolved, role: 'model' },
+    ...routed.map((m) => ({ m, role: 'tier model' })),
+    ...fallback.map((m) => ({ m, role: 'fallback' })),
+  ];
+  for (const { m, role } of writers) {
+    const maxOutput = models.models[m.alias]?.max_output;
+    if (maxOutput !== undefined && maxTokens > maxOutput) {
+      diagnostics.push(
+        src.at(
+          maxTokensPath,
+          `max_tokens ${maxTokens} of agent "${spec.name}" is more than its ${role} ${m.alias} can write (max_output ${maxOutput} in models.yml)`,
+        ),
+      );
+    }
+  }
   return {
     name: spec.name,
     model: resolved,

@@ -412,3 +412,24 @@ describe('Function: loadWorkflow (paths and agent files)', () => {
     expect(ws.workflows.get('pr-review')?.trigger.events).toContain('pull_request.ready_for_review');
   });
 });
+
+describe('Function: loadWorkflow (max_tokens and the models’ max_output)', () => {
+  it('refuses max_tokens over what the agent’s model or a fallback can write, at the line of max_tokens', () => {
+    // gpt-4.1-mini writes at most 32,768 tokens (models.yml max_output).
+    const text = `name: T
+trigger: { event: pull_request.opened }
+phases:
+  - name: review
+    agents:
+      - agent: test-coverage
+        max_tokens: 40000
+`;
+    expect(errors(text)).toContainEqual(
+      'workflows/test.yml:7:21: max_tokens 40000 of agent "test-coverage" is more than its model gpt-4.1-mini can write (max_output 32768 in models.yml)',
+    );
+  });
+
+  it('accepts the shipped agents: each asks at most what its model and fallbacks can write', () => {
+    expect(errors(valid)).toEqual([]);
+  });
+});
