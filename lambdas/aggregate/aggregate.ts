@@ -10,6 +10,7 @@ import {
   MAX_ATTEMPTS_KEPT,
   parseInput,
 } from '../core/contracts.js';
+import { placeFindings } from '../core/placement.js';
 import type { ArtifactStore } from '../core/ports.js';
 import { mergeFindings, type NotReviewed, renderComment, summarize } from '../core/report.js';
 import { readSpend } from '../core/spend.js';
@@ -80,12 +81,22 @@ export async function aggregate(raw: unknown, deps: AggregateDeps): Promise<Aggr
   );
   const context = ContextArtifactSchema.safeParse(await deps.artifacts.getJson(input.contextRef).catch(() => undefined));
   const excluded = context.success ? (context.data.plan?.excluded ?? []) : [];
-  const findings = mergeFindings(stored);
+  // Findings go where the diff is (a line it shows, else file level), before merging.
+  let relocated = 0;
+  const placed = context.success
+    ? stored.map((s) => {
+        const p = placeFindings(s.findings, context.data.files);
+        relocated += p.relocated;
+        return { ...s, findings: p.findings };
+      })
+    : stored;
+  const findings = mergeFindings(placed);
   const totalMicro = agents.reduce((s, a) => s + a.costMicro, 0);
   const summary = summarize(input.workflow, agents, findings, input.gates, {
     costUsd: fromMicro(totalMicro),
     excluded,
     requiredPhases: input.requiredPhases,
+    relocated,
   });
   const notReviewed: NotReviewed[] = agents.flatMap((a, i) =>
     a.filesNotReviewed > 0 ? [{ agent: a.name, reason: a.notReviewed ?? 'not reached', paths: stored[i]?.notReviewed ?? [] }] : [],

@@ -349,6 +349,8 @@ export const RunSummarySchema = z.strictObject({
     }),
   ),
   offline: z.boolean(),
+  /** Findings moved to file level because their file or line is not in the diff (see `placeFindings`). */
+  relocated: z.number().int().nonnegative().default(0),
   /** Gate outcomes, e.g. `{ approve: "approved by <@U024BE7LH>" }`. */
   gates: z.record(z.string(), z.string()).default({}),
 });
@@ -421,6 +423,8 @@ export const RunRecordSchema = z.object({
   error: z.string().optional(),
   commentUrl: z.string().nullable().optional(),
   reportRef: z.string().optional(),
+  /** Findings moved to file level because their file or line is not in the diff. */
+  relocated: z.number().optional(),
 });
 export type RunRecord = z.infer<typeof RunRecordSchema>;
 

@@ -21,13 +21,19 @@ const norm = (s: string) =>
  */
 export function mergeFindings(perAgent: ReadonlyArray<{ agent: string; findings: readonly Finding[] }>): ReportFinding[] {
   const merged: ReportFinding[] = [];
+  // Findings can only merge on the same file and line: one bucket each, so merging stays linear
+  // in the number of findings (a scan of all merged findings per finding was quadratic).
+  const byLine = new Map<string, ReportFinding[]>();
   for (const { agent, findings } of perAgent) {
     for (const f of findings) {
-      const same = merged.find(
-        (m) => m.file === f.file && m.line === f.line && (m.category === f.category || norm(m.message) === norm(f.message)),
-      );
+      const key = `${f.line}\u0000${f.file}`;
+      const bucket = byLine.get(key) ?? [];
+      const same = bucket.find((m) => m.category === f.category || norm(m.message) === norm(f.message));
       if (!same) {
-        merged.push({ ...f, agents: [agent] });
+        const added = { ...f, agents: [agent] };
+        merged.push(added);
+        bucket.push(added);
+        byLine.set(key, bucket);
         continue;
       }
       if (!same.agents.includes(agent)) same.agents.push(agent);
@@ -131,6 +137,8 @@ export function summarize(
     costUsd?: number;
     excluded?: ReadonlyArray<{ path: string; reason: string }>;
     requiredPhases?: readonly string[];
+    /** Findings moved to file level (see `placeFindings`). @default 0 */
+    relocated?: number;
   } = {},
 ): RunSummary {
   const bySeverity: Record<string, number> = {};
@@ -150,6 +158,7 @@ export function summarize(
     inputTokens: agents.reduce((s, a) => s + a.inputTokens, 0),
     outputTokens: agents.reduce((s, a) => s + a.outputTokens, 0),
     offline: agents.some((a) => a.servedBy !== undefined),
+    relocated: extra.relocated ?? 0,
     gates: Object.fromEntries(Object.entries(gates).map(([k, g]) => [k, describeGate(g)])),
     agents: agents.map((a) => {
       const error = errorText(a.error);

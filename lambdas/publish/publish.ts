@@ -85,6 +85,7 @@ export async function publish(raw: unknown, deps: PublishDeps): Promise<PublishO
         ...(input.outputs.databaseLog ? { agents: summary.agents } : {}),
         commentUrl,
         reportRef: input.report.reportRef,
+        relocated: summary.relocated,
       });
       await tell({
         status: summary.status,

@@ -66,6 +66,9 @@ describe('e2e: pr-review on the local runtime', () => {
       repository: 'acme/shop-apps',
     });
     expect(summary.status).toBe('SUCCEEDED');
+    // Every finding of the offline model is on a line the diff shows: none was moved to file level.
+    expect(summary.relocated).toBe(0);
+    expect(record?.relocated).toBe(0);
     expect(comment).toContain('**✅ SUCCEEDED**');
     expect(result.transitions).toBe(14);
   });

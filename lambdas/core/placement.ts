@@ -1,0 +1,63 @@
+import type { ChangedFile } from './contracts.js';
+
+/**
+ * The new-file line numbers a diff shows for each changed file: added lines and the context lines
+ * around them (what a reviewer sees and can comment on). Removed lines have no new-file line.
+ * `\r\n` is one line break, as git counts lines.
+ */
+export function shownLines(file: Pick<ChangedFile, 'patch'>): Set<number> {
+  const lines = new Set<number>();
+  let next = 0;
+  for (const raw of file.patch.split('\n')) {
+    const hunk = /^@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@/.exec(raw);
+    if (hunk) {
+      next = Number(hunk[1]);
+      continue;
+    }
+    if (next === 0) continue;
+    const c = raw[0];
+    if (c === '+' || c === ' ') lines.add(next++);
+    // '-' (removed) and '\' (no newline at end of file) take no new-file line.
+  }
+  return lines;
+}
+
+/** The result of {@link placeFindings}. */
+export interface Placement<T> {
+  findings: T[];
+  /** Findings moved to file level (line 0) because their file or line is not in the diff. */
+  relocated: number;
+}
+
+/**
+ * Puts every finding where the diff is: a finding on a file of the change and a line the diff
+ * shows (added or context) stays; a path written with `./`, `a/` or `b/` is mapped to the changed
+ * file; any other line becomes a file-level note (line 0), and a file not in the change keeps its
+ * name but at file level — never a line comment at a wrong place. Counts what it moved.
+ */
+export function placeFindings<T extends { file: string; line: number }>(
+  findings: readonly T[],
+  files: readonly ChangedFile[],
+): Placement<T> {
+  const byPath = new Map(files.map((f) => [f.path, f]));
+  const shown = new Map<string, Set<number>>();
+  let relocated = 0;
+  const placed = findings.map((f) => {
+    const path = byPath.has(f.file) ? f.file : f.file.replace(/^(?:\.\/|[ab]\/)/, '');
+    const file = byPath.get(path);
+    if (f.line === 0) return file ? { ...f, file: path } : f;
+    if (!file) {
+      relocated++;
+      return { ...f, line: 0 };
+    }
+    let lines = shown.get(path);
+    if (!lines) {
+      lines = shownLines(file);
+      shown.set(path, lines);
+    }
+    if (lines.has(f.line)) return { ...f, file: path };
+    relocated++;
+    return { ...f, file: path, line: 0 };
+  });
+  return { findings: placed, relocated };
+}
