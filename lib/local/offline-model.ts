@@ -11,7 +11,7 @@ import { reviewPrompt } from './offline-rules.js';
  * long"), `invalid` (a well-formed response whose answer is not JSON), `malformed` (HTTP 200 with a
  * truncated body) or `hang` (never answers: the client's timeout must end the call).
  */
-export type OfflineFault = number | 'invalid' | 'malformed' | 'hang';
+export type OfflineFault = number | 'invalid' | 'malformed' | 'hang' | AnswerShape;
 
 /** Injected faults by provider, e.g. `{ bedrock: 503, 'openai-compatible': 'hang' }`. */
 export type OfflineFaults = Partial<Record<Provider, OfflineFault>>;
@@ -27,17 +27,39 @@ export interface OfflineModelOptions {
   faults?: OfflineFaults;
 }
 
-const FAULT_WORDS = ['invalid', 'malformed', 'hang'] as const;
+/**
+ * Answer shapes real models give around a valid JSON answer (the parser must read each without a
+ * repair prompt): `fenced-prose` — prose, a ```json fence, more prose; `brace-prose` — prose with
+ * braces before the object; `two-objects` — the answer followed by an example object.
+ */
+export const ANSWER_SHAPES = ['fenced-prose', 'brace-prose', 'two-objects'] as const;
+export type AnswerShape = (typeof ANSWER_SHAPES)[number];
+
+/** `answer` (a JSON object) in the shape `fault` asks for; any other fault leaves it as it is. */
+export function shapeAnswer(answer: string, fault: OfflineFault | undefined): string {
+  switch (fault) {
+    case 'fenced-prose':
+      return `Here is my review of the change.\n\n\`\`\`json\n${answer}\n\`\`\`\n\nLet me know if you want more detail.`;
+    case 'brace-prose':
+      return `I read the diff {all parts} and the {context}; my answer: ${answer}`;
+    case 'two-objects':
+      return `${answer}\n\nFor reference, an empty review looks like {"summary":"","findings":[]}.`;
+    default:
+      return answer;
+  }
+}
+
+const FAULT_WORDS = ['invalid', 'malformed', 'hang', ...ANSWER_SHAPES] as const;
 const PROVIDER_SET: ReadonlySet<string> = new Set(PROVIDERS);
 
 /**
  * Parses `AGENTFLOW_OFFLINE_FAULTS`: comma-separated `provider:fault` entries, where provider is one
- * of {@link PROVIDERS} and fault an HTTP status 400–599 or `invalid`, `malformed`, `hang`
+ * of {@link PROVIDERS} and fault an HTTP status 400–599, `invalid`, `malformed`, `hang` or an answer shape ({@link ANSWER_SHAPES})
  * (see {@link OfflineFault}). A later entry for the same provider replaces an earlier one.
  *
  * @example parseFaults('bedrock:503, openai-compatible:hang') // → { bedrock: 503, 'openai-compatible': 'hang' }
  * @throws Error with one line naming the bad entry and the accepted forms, e.g.
- *   `AGENTFLOW_OFFLINE_FAULTS: "foo:503" — provider must be one of bedrock, openai, openai-compatible; fault an HTTP status (400-599), invalid, malformed or hang`
+ *   `AGENTFLOW_OFFLINE_FAULTS: "foo:503" — provider must be one of bedrock, openai, openai-compatible; fault an HTTP status (400-599), invalid, malformed, hang, fenced-prose, brace-prose or two-objects`
  */
 export function parseFaults(text: string | undefined): OfflineFaults {
   const faults: OfflineFaults = {};
@@ -356,9 +378,12 @@ export class OfflineModelServer {
     const answer =
       fault === 'invalid'
         ? 'Here are my thoughts on the change (not JSON).'
-        : offlineAnswer(
-            system,
-            messages.filter((m) => m.role !== 'system'),
+        : shapeAnswer(
+            offlineAnswer(
+              system,
+              messages.filter((m) => m.role !== 'system'),
+            ),
+            fault,
           );
     const out = capAnswer(answer, tokenLimit(body.max_completion_tokens, body.max_tokens));
     const promptTokens = offlineInputTokens('', messages);
@@ -447,7 +472,8 @@ export class OfflineModelServer {
     // Text blocks only: a cachePoint block adds no text.
     const system = (body.system ?? []).flatMap((s) => (s.text === undefined ? [] : [s.text])).join('\n');
     const messages = (body.messages ?? []).map((msg) => ({ role: msg.role, content: msg.content.map((c) => c.text ?? '').join('') }));
-    const answer = fault === 'invalid' ? 'I reviewed the change; it looks fine overall.' : offlineAnswer(system, messages);
+    const answer =
+      fault === 'invalid' ? 'I reviewed the change; it looks fine overall.' : shapeAnswer(offlineAnswer(system, messages), fault);
     const out = capAnswer(answer, tokenLimit(body.inferenceConfig?.maxTokens));
     // Bedrock serves Claude: count with Claude's published tokenizer (no margin), as that provider would.
     const allInput = offlineInputTokens(system, messages, 'claude');

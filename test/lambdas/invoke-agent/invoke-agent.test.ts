@@ -100,6 +100,21 @@ describe('Function: invokeAgent', () => {
     },
   );
 
+  it.each(['fenced-prose', 'brace-prose', 'two-objects'] as const)(
+    'reads an answer shaped %s through both wire formats with no repair prompt',
+    async (shape) => {
+      for (const provider of ['bedrock', 'openai'] as const) {
+        const { artifacts, providers, contextRef } = await setup([swift(['let token = cardToken!', 'print("x")'])], {
+          faults: { [provider]: shape },
+        });
+        const r = await invokeAgent(input(agent(provider), contextRef), { artifacts, ...providers });
+        expect(r, `${shape} on ${provider}`).toMatchObject({ status: 'succeeded', findings: 2, repairs: 0, calls: 1 });
+        await env?.stop();
+        env = undefined;
+      }
+    },
+  );
+
   it('splits a change too large for the model into chunks and reviews every chunk', async () => {
     const lines = Array.from({ length: 300 }, (_, i) => (i % 50 === 0 ? `let v${i} = value!` : `let v${i} = value // ok`));
     const { artifacts, providers, contextRef } = await setup([swift(lines)]);

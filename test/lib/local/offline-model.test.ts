@@ -203,7 +203,7 @@ describe('Function: parseFaults', () => {
       expect(() => parseFaults(`bedrock:503,${entry}`)).toThrow(
         new Error(
           `AGENTFLOW_OFFLINE_FAULTS: "${entry}" — provider must be one of bedrock, openai, openai-compatible; ` +
-            'fault an HTTP status (400-599), invalid, malformed or hang',
+            'fault an HTTP status (400-599), invalid, malformed, hang, fenced-prose, brace-prose or two-objects',
         ),
       );
     },
