@@ -34,10 +34,12 @@ export const EnvironmentConfigSchema = z.strictObject({
   alarmEmail: z.string().email().optional(),
   /**
    * Concurrent executions reserved for the webhook Lambda, so a burst of deliveries cannot starve
-   * (or be starved by) the task Lambdas. 0 reserves none: accounts whose concurrency quota is 10
-   * (some new accounts) cannot reserve any. @default 20
+   * (or be starved by) the task Lambdas. Lambda keeps 10 of the account's quota unreserved, so an
+   * account whose quota is 10 (some new accounts) cannot reserve any: 0 (the default) reserves none;
+   * the shipped prod environment reserves 20.
+   * @default 0
    */
-  ingressReservedConcurrency: z.number().int().min(0).max(1000).default(20),
+  ingressReservedConcurrency: z.number().int().min(0).max(1000).default(0),
   /** Webhook API stage throttling: steady requests per second and burst. @default 50 rps, burst 100 */
   apiThrottle: z
     .strictObject({ rateLimit: z.number().min(1), burstLimit: z.number().int().min(1) })

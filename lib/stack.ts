@@ -232,8 +232,21 @@ export class AgentFlowStack extends Stack {
     slackSecret.grantRead(requestApproval);
     // Artifacts: exactly the object actions each use case makes (S3ArtifactStore: GetObject,
     // PutObject), under `runs/` only.
-    const artifactAccess = (fn: typeof loadContext, actions: string[]) =>
+    const artifactAccess = (fn: typeof loadContext, actions: string[]) => {
       fn.addToRolePolicy(new PolicyStatement({ actions, resources: [bucket.arnForObjects('runs/*')] }));
+      // A reader also lists `runs/`: without s3:ListBucket, S3 answers a missing key (a spend record
+      // not written yet) with 403 AccessDenied instead of 404 NoSuchKey.
+      // Source: https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html#API_GetObject_Permissions (2026-11)
+      if (actions.includes('s3:GetObject')) {
+        fn.addToRolePolicy(
+          new PolicyStatement({
+            actions: ['s3:ListBucket'],
+            resources: [bucket.bucketArn],
+            conditions: { StringLike: { 's3:prefix': ['runs/*'] } },
+          }),
+        );
+      }
+    };
     artifactAccess(loadContext, ['s3:PutObject']);
     githubSecret.grantRead(loadContext);
     artifactAccess(invokeAgent, ['s3:GetObject', 's3:PutObject']);

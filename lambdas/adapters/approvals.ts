@@ -148,16 +148,23 @@ export class DynamoApprovalStore implements ApprovalStore {
   }
 
   async listPending(): Promise<ApprovalRecord[]> {
-    const r = await this.doc.send(
-      new QueryCommand({
-        TableName: this.table,
-        IndexName: TABLE_KEYS.runsIndex,
-        KeyConditionExpression: 'gsi1pk = :p',
-        ExpressionAttributeValues: { ':p': PENDING },
-        Limit: 100,
-      }),
-    );
-    return (r.Items ?? []).map((i) => ApprovalRecordSchema.parse(i));
+    const out: ApprovalRecord[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const r = await this.doc.send(
+        new QueryCommand({
+          TableName: this.table,
+          IndexName: TABLE_KEYS.runsIndex,
+          KeyConditionExpression: 'gsi1pk = :p',
+          ExpressionAttributeValues: { ':p': PENDING },
+          Limit: 100,
+          ExclusiveStartKey: start,
+        }),
+      );
+      out.push(...(r.Items ?? []).map((i) => ApprovalRecordSchema.parse(i)));
+      start = r.LastEvaluatedKey;
+    } while (start);
+    return out;
   }
 
   async findPendingCi(repository: string, headSha: string): Promise<ApprovalRecord | undefined> {

@@ -62,22 +62,22 @@ export class SlackApprovalNotifier implements ApprovalNotifier {
 
 /**
  * {@link ThreadNotifier} on the Slack Web API: `chat.postMessage` to start a manual run's thread
- * and to reply in it (`thread_ts`). A post Slack refuses (the bot is not in the channel…) starts no
- * thread: the run goes on without one.
+ * and to reply in it (`thread_ts`). A post Slack refuses (the bot is not in the channel…) or that
+ * takes longer than `startTimeoutMs` starts no thread: the run goes on without one (the slash
+ * command must be answered within 3 s).
  */
 export class SlackThreadNotifier implements ThreadNotifier {
   private readonly client: WebClient;
+  private readonly starter: WebClient;
 
-  constructor(token: string, options: { slackApiUrl?: string; timeoutMs?: number } = {}) {
-    this.client = new WebClient(token, {
-      ...(options.slackApiUrl ? { slackApiUrl: options.slackApiUrl } : {}),
-      timeout: options.timeoutMs ?? 2500,
-      retryConfig: { retries: 1 },
-    });
+  constructor(token: string, options: { slackApiUrl?: string; timeoutMs?: number; startTimeoutMs?: number } = {}) {
+    const base = options.slackApiUrl ? { slackApiUrl: options.slackApiUrl } : {};
+    this.client = new WebClient(token, { ...base, timeout: options.timeoutMs ?? 2500, retryConfig: { retries: 1 } });
+    this.starter = new WebClient(token, { ...base, timeout: options.startTimeoutMs ?? 700, retryConfig: { retries: 0 } });
   }
 
   async start(channel: string, text: string): Promise<{ channel: string; ts: string } | undefined> {
-    const r = await this.client.chat.postMessage({ channel, text, unfurl_links: false, unfurl_media: false }).catch(() => undefined);
+    const r = await this.starter.chat.postMessage({ channel, text, unfurl_links: false, unfurl_media: false }).catch(() => undefined);
     return r?.ts && r.channel ? { channel: r.channel, ts: r.ts } : undefined;
   }
 

@@ -371,10 +371,13 @@ export class ModelGateway {
       // The slot and the budget are taken side by side. When the budget must wait for calls in
       // flight to settle, the slot is given back meanwhile (others may use it) and taken again
       // afterwards, so neither lease has to outlast the wait.
-      const firstSlot = this.acquireSlot(model.provider, id, leaseFrom, call.deadlineMs);
+      // Set when the budget must wait: a slot acquisition still polling stops at its next try.
+      const abandon = { set: false };
+      const firstSlot = this.acquireSlot(model.provider, id, leaseFrom, call.deadlineMs, abandon);
       const given = { back: false };
       const giveSlotBack = async () => {
         given.back = true;
+        abandon.set = true;
         const holder = await firstSlot.catch(() => undefined);
         if (holder) await this.deps.limits.leave(model.provider, holder).catch(() => undefined);
       };
@@ -505,7 +508,7 @@ export class ModelGateway {
   /**
    * Waits for a concurrency slot and a rate-limit token of `provider`, polling with jitter; each
    * try's lease is `leaseFrom(now)`.
-   * @returns the holder the slot was taken with (give it to `leave`)
+   * @returns the holder the slot was taken with (give it to `leave`), or undefined once `abandon` is set
    * @throws ProviderThrottledError when none is free before the deadline (not counted by the breaker)
    * @throws BudgetUnavailableError when the table cannot be used
    */
@@ -514,9 +517,11 @@ export class ModelGateway {
     id: string,
     leaseFrom: (nowMs: number) => number,
     deadlineMs: number,
-  ): Promise<SlotHolder> {
+    abandon: { readonly set: boolean } = { set: false },
+  ): Promise<SlotHolder | undefined> {
     const limit: RateLimit = this.deps.config.rateLimits[provider] ?? DEFAULT_RATE_LIMITS[provider];
     for (;;) {
+      if (abandon.set) return undefined;
       let r: AcquireOutcome;
       const holder: SlotHolder = { id, leaseUntilMs: leaseFrom(this.clock()) };
       try {

@@ -228,7 +228,7 @@ export class LocalRuntime {
         ...r,
         status: 'FAILED',
         finishedAt: at,
-        error: `${INTERRUPTED} the process running it stopped before it finished (found when the state folder was opened again); a redelivery of its webhook starts it again`,
+        error: `${INTERRUPTED} the process running it stopped before it finished (found when the state folder was opened again); a redelivery of the webhook that started it starts it again; start other runs again yourself`,
       });
     }
     const deliveries = this.table ? await forgetDeliveries(this.table.doc, new Set(stale.map((r) => r.runId))) : 0;
@@ -274,12 +274,14 @@ export class LocalRuntime {
       { approvals: this.approvals, notifier: this.notifier, groups: this.options.groups ?? {} },
     );
     // A waiting execution gives its place up to the others while a person decides (hours, maybe).
-    this.leave();
-    try {
-      return await decided;
-    } finally {
-      await this.turn();
-    }
+    // When the decision comes it takes a place back at once, above the cap if need be: waiting
+    // for one could outlast the gate's TimeoutSeconds and turn a decision in time into a timeout.
+    // On a timeout `decided` never settles: the execution goes on without a place.
+    this.release(input.runId);
+    const result = await decided;
+    this.running++;
+    this.holding.add(input.runId);
+    return result;
   }
 
   private ingressClient?: DynamoDBClient;
@@ -403,15 +405,34 @@ export class LocalRuntime {
       agents: [],
     });
     await this.turn();
+    this.holding.add(name);
     try {
       return await this.run(workflow, name, input, def, queued);
     } finally {
-      this.leave();
+      this.release(name);
     }
+  }
+
+  /** Places taken now by running executions (an execution waiting for a decision holds none). */
+  get placesTaken(): number {
+    return this.running;
+  }
+
+  /** Executions holding a place now (one each at most). */
+  private readonly holding = new Set<string>();
+
+  /** Gives up `execution`'s place, if it holds one (idempotent). */
+  private release(execution: string): void {
+    if (this.holding.delete(execution)) this.leave();
   }
 
   /** Gives a place up: the next waiting start runs. */
   private leave(): void {
+    // Above the cap (a decision resumed an execution at once), the place is not passed on.
+    if (this.running > Math.max(1, this.options.maxConcurrentRuns ?? DEFAULT_MAX_CONCURRENT_RUNS)) {
+      this.running--;
+      return;
+    }
     const next = this.waiting.shift();
     if (next) next();
     else this.running--;

@@ -8,7 +8,7 @@ import { LOCAL_TABLE, type LocalTable, startLocalTable } from '../../lib/local/r
 import { PROJECT_ROOT } from '../../lib/workspace.js';
 import { type CfnTemplate, type DeployedStack, LOCAL_ACCOUNT, readDeployedStack } from './assembly.js';
 import { LocalEventBus } from './event-bridge.js';
-import { AwsCallLog } from './iam.js';
+import { AwsCallLog, isAllowed, roleStatements } from './iam.js';
 import { LambdaHost } from './lambda-host.js';
 import { DynamoDbRecorder, GitHubStandIn, S3StandIn, SecretsManagerStandIn, SlackStandIn } from './standins.js';
 import { LocalStepFunctions, type LocalStepFunctionsOptions, StepFunctionsApiStandIn } from './step-functions.js';
@@ -123,6 +123,11 @@ export class DeployedHarness {
       AWS_SHARED_CREDENTIALS_FILE: join(o.workDir, 'no-aws-credentials'),
     };
     const host = new LambdaHost(runtime, overrides);
+    // A missing key is 404 only to a function whose role may list the bucket (403 otherwise, as S3 does).
+    s3.mayList = (accessKeyId, bucketArn) => {
+      const fn = host.functionOfKey(accessKeyId, stack.functions.values());
+      return fn ? isAllowed(roleStatements(stack, fn.logicalId), 's3:ListBucket', bucketArn) : true;
+    };
     const bus = new LocalEventBus(stack, host, REGION);
     const state = { closing: false };
     const sfn = new LocalStepFunctions(stack, host, {

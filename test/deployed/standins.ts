@@ -92,6 +92,12 @@ function decodeAwsChunked(body: Buffer): Buffer {
 export class S3StandIn extends LocalHttpServer {
   readonly objects = new Map<string, { body: Buffer; contentType: string }>();
   readonly requests: string[] = [];
+  /**
+   * Whether the caller (by access key id) may `s3:ListBucket` the bucket: S3 answers a missing key
+   * with 403 AccessDenied instead of 404 NoSuchKey to a caller that may not.
+   * Source: https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html#API_GetObject_Permissions
+   */
+  mayList?: (accessKeyId: string, bucketArn: string) => boolean;
 
   constructor(
     readonly buckets: readonly string[],
@@ -124,7 +130,11 @@ export class S3StandIn extends LocalHttpServer {
     }
     if (req.method === 'GET' || req.method === 'HEAD') {
       const o = this.objects.get(id);
-      if (!o) return this.error(res, 404, 'NoSuchKey', 'The specified key does not exist.');
+      if (!o) {
+        const caller = /Credential=([A-Z0-9]+)\//.exec(String(req.headers.authorization ?? ''))?.[1] ?? '';
+        if (this.mayList && !this.mayList(caller, `arn:aws:s3:::${bucket}`)) return this.error(res, 403, 'AccessDenied', 'Access Denied');
+        return this.error(res, 404, 'NoSuchKey', 'The specified key does not exist.');
+      }
       res.writeHead(200, {
         'content-type': o.contentType,
         'content-length': String(o.body.length),

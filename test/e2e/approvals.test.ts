@@ -136,6 +136,8 @@ describe('e2e: approval timeouts', () => {
       expect(late.outcome).toBe('expired');
       expect(late.message).toContain('expired');
       expect(await rt.listApprovals()).toEqual([]);
+      // The gate's timeout gave the execution's place back exactly once: none is held or owed now.
+      expect(rt.placesTaken).toBe(0);
     } finally {
       await rt.stop();
     }
@@ -159,6 +161,8 @@ describe('e2e: approval timeouts', () => {
         /^Approval "approve" could not be requested: Slack will not post to #\S+ \(not_in_channel, channel_not_found or is_archived\)\. Invite the AgentFlow app/,
       );
       expect(await rt.listApprovals()).toEqual([]);
+      // The gate's timeout gave the execution's place back once: none is held now.
+      expect(rt.placesTaken).toBe(0);
     } finally {
       await rt.stop();
     }

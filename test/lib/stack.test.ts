@@ -14,7 +14,7 @@ import { loadWorkspace, PROJECT_ROOT } from '../../lib/workspace.js';
 
 const groups = { 'mobile-leads': { slack: ['U024BE7LH'], github: ['@acme/mobile-leads'] } };
 const environments = {
-  dev: { region: 'us-east-1', logRetentionDays: 14, removalPolicy: 'destroy', groups },
+  dev: { region: 'us-east-1', logRetentionDays: 14, removalPolicy: 'destroy', groups, ingressReservedConcurrency: 20 },
   prod: { region: 'eu-west-1', logRetentionDays: 90, removalPolicy: 'retain' },
 };
 
