@@ -55,6 +55,8 @@ const ModelRef = z.strictObject({
   alias: z.string(),
   modelId: z.string(),
   contextWindow: z.number().int().positive(),
+  /** The most tokens the model writes in one answer (`max_output` in models.yml). */
+  maxOutput: z.number().int().positive().optional(),
   /** USD per million tokens; `null` when models.yml has no price (the gateway then refuses to call it). */
   price: z
     .strictObject({

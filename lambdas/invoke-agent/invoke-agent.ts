@@ -259,6 +259,8 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
     }
   };
 
+  // The most tokens every candidate model can write (its max_output); unknown: the agent's max_tokens.
+  const outputCap = Math.min(...candidates.map((c) => c.maxOutput ?? agent.maxTokens));
   const findings: Finding[][] = chunks.map(() => []);
   const documents: string[] = [];
   const notReviewed = new Set<string>();
@@ -277,14 +279,25 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
     const maxTokens = planned ? answerTokens(agent, estimateTokens(chunk.text)) : agent.maxTokens;
     const messages: ChatMessage[] = [{ role: 'user', content: chunkMessage(agent, context.change, chunk.text, i, chunks.length, earlier) }];
     try {
-      const first = await ask(messages, maxTokens);
+      let first = await ask(messages, maxTokens);
       if ('refused' in first) return skip(chunk, first.refused);
       let parsed = parseAnswer(first.text);
-      if (!parsed.ok && first.truncated && agent.output === 'findings') {
-        // Cut at max_tokens: a repair with the same cap would be cut again. Keep the findings
-        // before the cut (the prompt asks for the most severe first) and say so.
+      if (!parsed.ok && first.truncated) {
+        // Cut at max_tokens: asking the same again would be cut again. Ask once with room up to
+        // what every candidate model can write (max_output), then keep the findings before a cut
+        // that remains (the prompt asks for the most severe first) and say so.
         mine.truncated++;
-        parsed = { ok: true, answer: { summary: '', findings: salvageFindings(first.text) } };
+        const room = Math.min(outputCap, maxTokens * 4);
+        if (room > maxTokens && failure === undefined) {
+          const again = await ask(messages, room);
+          if (!('refused' in again)) {
+            first = again;
+            parsed = parseAnswer(again.text);
+          }
+        }
+        if (!parsed.ok && first.truncated && agent.output === 'findings') {
+          parsed = { ok: true, answer: { summary: '', findings: salvageFindings(first.text) } };
+        }
       }
       if (!parsed.ok) {
         mine.repairs++;

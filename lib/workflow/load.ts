@@ -112,6 +112,7 @@ export function findModel(models: ModelCatalog, ref: string): ResolvedModel | un
     alias,
     modelId: m.id,
     contextWindow: m.context_window,
+    maxOutput: m.max_output,
     price: m.price
       ? {
           input: m.price.input,

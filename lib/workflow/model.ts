@@ -17,6 +17,8 @@ export interface ResolvedModel {
   readonly modelId: string;
   /** Tokens the model accepts in one request (prompt + answer). */
   readonly contextWindow: number;
+  /** The most tokens the model writes in one answer (`max_output` in models.yml). */
+  readonly maxOutput?: number;
   /** `null` when models.yml gives no price: the gateway then never calls the model. */
   readonly price: ModelPrice | null;
 }

@@ -115,6 +115,37 @@ describe('Function: invokeAgent', () => {
     },
   );
 
+  it('asks once more with room up to the model’s max_output when an answer is cut at max_tokens, never the same question again', async () => {
+    // Ten force unwraps: ten findings, far more than 256 answer tokens.
+    const lines = Array.from({ length: 10 }, (_, i) => `let v${i} = value${i}!`);
+    const { artifacts, providers, contextRef } = await setup([swift(lines)]);
+    const small = { ...agent('openai'), maxTokens: 256 };
+    const asked: number[] = [];
+    const gateway = {
+      complete: (c: GatewayCall) => {
+        asked.push(c.maxTokens);
+        return providers.gateway.complete(c);
+      },
+    } as unknown as ModelGateway;
+    const r = await invokeAgent(input({ ...small, model: { ...small.model, maxOutput: 32_768 } }, contextRef), {
+      artifacts,
+      gateway,
+      budgets: providers.budgets,
+    });
+    expect(r).toMatchObject({ status: 'succeeded', findings: 10, truncated: 1, repairs: 0, calls: 2 });
+    // The second call asked for four times the room (1,024 tokens), not the same 256.
+    expect(asked).toEqual([256, 1024]);
+  });
+
+  it('keeps the findings before the cut when the model can write no more (no max_output room), and says it was truncated', async () => {
+    const lines = Array.from({ length: 10 }, (_, i) => `let v${i} = value${i}!`);
+    const { artifacts, providers, contextRef } = await setup([swift(lines)]);
+    const r = await invokeAgent(input({ ...agent('openai'), maxTokens: 256 }, contextRef), { artifacts, ...providers });
+    expect(r).toMatchObject({ status: 'succeeded', truncated: 1, repairs: 0, calls: 1 });
+    expect(r.findings).toBeGreaterThan(0);
+    expect(r.findings).toBeLessThan(10);
+  });
+
   it('splits a change too large for the model into chunks and reviews every chunk', async () => {
     const lines = Array.from({ length: 300 }, (_, i) => (i % 50 === 0 ? `let v${i} = value!` : `let v${i} = value // ok`));
     const { artifacts, providers, contextRef } = await setup([swift(lines)]);
