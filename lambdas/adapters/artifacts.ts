@@ -23,6 +23,10 @@ export class S3ArtifactStore implements ArtifactStore {
     return key;
   }
 
+  where(key: string): string {
+    return `s3://${this.bucket}/${key}`;
+  }
+
   async getText(key: string): Promise<string> {
     const r = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
     if (!r.Body) throw new Error(`artifact ${key} is empty`);
@@ -42,6 +46,10 @@ export class FsArtifactStore implements ArtifactStore {
     const p = resolve(join(this.root, key));
     if (p !== this.root && !p.startsWith(this.root + sep)) throw new Error(`artifact key leaves the store: ${key}`);
     return p;
+  }
+
+  where(key: string): string {
+    return this.pathOf(key);
   }
 
   async putJson(key: string, value: unknown): Promise<string> {

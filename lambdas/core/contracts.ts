@@ -277,6 +277,8 @@ export const AgentResultSchema = z.strictObject({
   repairs: z.number().int().nonnegative().default(0),
   /** Answers cut at `max_tokens`; the findings before the cut were kept. */
   truncated: z.number().int().nonnegative().default(0),
+  /** Where the raw answers that needed a repair prompt are (absolute path locally, `s3://…` in the cloud). */
+  rawAnswers: z.array(z.string()).default([]),
   /** Set by the Map iteration's Catch: `{Error, Cause}` as Step Functions reports them. */
   error: z.object({ Error: z.string(), Cause: z.string().optional() }).optional(),
 });
@@ -348,6 +350,7 @@ export const RunSummarySchema = z.strictObject({
       shareUsd: z.number().optional(),
       repairs: z.number().default(0),
       truncated: z.number().default(0),
+      rawAnswers: z.array(z.string()).default([]),
     }),
   ),
   offline: z.boolean(),

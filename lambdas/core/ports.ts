@@ -11,6 +11,8 @@ export interface ArtifactStore {
   getJson(key: string): Promise<unknown>;
   putText(key: string, text: string, contentType?: string): Promise<string>;
   getText(key: string): Promise<string>;
+  /** Where a person finds `key`: the absolute file path locally, `s3://<bucket>/<key>` in the cloud. */
+  where(key: string): string;
 }
 
 /** Lists the files a pull request changes, with their patches. */

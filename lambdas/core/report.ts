@@ -184,6 +184,7 @@ export function summarize(
         ...(a.shareUsd !== undefined ? { shareUsd: a.shareUsd } : {}),
         repairs: a.repairs,
         truncated: a.truncated,
+        rawAnswers: a.rawAnswers,
       };
     }),
   };
@@ -200,6 +201,8 @@ export function gatewayNotes(a: RunSummary['agents'][number]): string {
   if (a.fallbackUsed) notes.push('fallback used');
   if (a.repairs > 0) notes.push(`${a.repairs} repair prompt${a.repairs === 1 ? '' : 's'}`);
   if (a.truncated > 0) notes.push(`${a.truncated} answer${a.truncated === 1 ? '' : 's'} cut at max_tokens (findings before the cut kept)`);
+  if (a.rawAnswers.length > 0)
+    notes.push(`raw answer${a.rawAnswers.length === 1 ? '' : 's'}: ${a.rawAnswers.map((w) => `\`${w}\``).join(', ')}`);
   const failed = a.attempts.filter((t) => t.outcome === 'error' || t.outcome === 'skipped');
   if (failed.length > 0) {
     notes.push(

@@ -268,6 +268,7 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
   const reasons = new Set<string>();
   let reviewedChunks = 0;
   let answerRedactions = 0;
+  const rawAnswers = new Set<string>();
   let rejection: Error | undefined;
   let failure: unknown;
   const skip = (chunk: (typeof chunks)[number], why?: string) => {
@@ -302,18 +303,22 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
       if (!parsed.ok) {
         mine.repairs++;
         if (failure !== undefined) return skip(chunk);
-        // The answer goes back to a model: redacted like everything else sent to one.
+        // The answer goes back to a model: redacted like everything else sent to one. It is kept
+        // (redacted), and where it is shows in the report.
         const answered = (await redactSecrets(first.text)).text;
+        const rawKey = `runs/${input.runId}/raw/${input.phase}/${agent.name}-part${i + 1}.txt`;
+        await deps.artifacts.putText(rawKey, answered);
+        rawAnswers.add(deps.artifacts.where(rawKey));
         const second = await ask(repairMessages(messages, answered, parsed.problem), maxTokens);
         if ('refused' in second) return skip(chunk, second.refused);
         parsed = parseAnswer(second.text);
         if (!parsed.ok) {
-          const rawRef = await deps.artifacts.putText(
-            `runs/${input.runId}/raw/${input.phase}/${agent.name}-part${i + 1}.txt`,
+          await deps.artifacts.putText(
+            rawKey,
             (await redactSecrets(`${first.text}\n\n--- after the repair prompt ---\n\n${second.text}`)).text,
           );
           throw new ProviderRejectedError(
-            `${agent.name}: ${second.model.alias} answered in an invalid format twice (${parsed.problem}); raw answer at ${rawRef}`,
+            `${agent.name}: ${second.model.alias} answered in an invalid format twice (${parsed.problem}); raw answer at ${deps.artifacts.where(rawKey)}`,
             second.model.provider,
           );
         }
@@ -382,6 +387,7 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
     repaired: mine.repairs > 0,
     repairs: mine.repairs,
     truncated: mine.truncated,
+    rawAnswers: [...rawAnswers].slice(0, 10),
     ...(servedBy ? { servedBy } : {}),
     durationMs: now() - started,
     calls: mine.calls,

@@ -147,6 +147,7 @@ describe('Function: renderComment', () => {
           filesNotReviewed: 0,
           repairs: 0,
           truncated: 0,
+          rawAnswers: [],
         },
         {
           name: 'code-review',
@@ -170,6 +171,7 @@ describe('Function: renderComment', () => {
           filesNotReviewed: 0,
           repairs: 0,
           truncated: 0,
+          rawAnswers: [],
           error: { Error: 'ProviderUnavailableError', Cause: '{"errorMessage":"bedrock: 503"}' },
         },
       ],

@@ -37,6 +37,7 @@ const agent = (name: string, over: Partial<AgentResult> = {}): AgentResult => ({
   filesNotReviewed: 0,
   repairs: 0,
   truncated: 0,
+  rawAnswers: [],
   ...over,
 });
 

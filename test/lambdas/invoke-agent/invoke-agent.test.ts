@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FsArtifactStore } from '../../../lambdas/adapters/artifacts.js';
@@ -172,6 +173,9 @@ describe('Function: invokeAgent', () => {
     expect(spend.invocations[0]).toMatchObject({ calls: 2, repairs: 1 });
     expect(spend.invocations[0]?.costMicro).toBeGreaterThan(0);
     expect(await artifacts.getText('runs/r1/raw/review/code-review-part1.txt')).toMatch(/not JSON/);
+    // Where the raw answer is, as a person opens it: the absolute path of the file (locally).
+    expect(r.rawAnswers).toEqual([artifacts.pathOf('runs/r1/raw/review/code-review-part1.txt')]);
+    expect(r.error?.Cause).toContain(artifacts.pathOf('runs/r1/raw/review/code-review-part1.txt'));
   });
 
   it('redacts secrets a model writes (findings, summary, document) before storing them, and its invalid answer before the repair prompt', async () => {
@@ -219,6 +223,9 @@ describe('Function: invokeAgent', () => {
     expect(JSON.stringify(stored)).not.toContain(token);
     expect(stored.findings[0]?.message).toMatch(/^Leaked \[REDACTED:[a-z-]+\] in code$/);
     expect(stored.answerRedactions).toBe(3);
+    // The invalid first answer is kept, redacted, and the result says where.
+    expect(r.rawAnswers).toHaveLength(1);
+    expect(readFileSync(r.rawAnswers[0] as string, 'utf8')).not.toContain(token);
   });
 
   it('reports a chunk the provider refuses (HTTP 400) as not reviewed, with the error, instead of failing the other chunks', async () => {
