@@ -1,4 +1,5 @@
-import { App, Validations } from 'aws-cdk-lib';
+import { App, Stack, Validations } from 'aws-cdk-lib';
+import { Bucket } from 'aws-cdk-lib/aws-s3';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { describe, expect, it } from 'vitest';
 import { loadEnvironmentConfig } from '../../lib/config.js';
@@ -43,9 +44,16 @@ describe('cdk-nag AwsSolutions checks', () => {
     } catch (e) {
       report = (e as Error).message;
     }
-    // The report lists each finding as AwsSolutions-<rule>[<finding>]: empty when all are fixed or acknowledged.
-    expect(report.match(/AwsSolutions-[A-Z]+\d+(\[[^\]]*\])?/g) ?? []).toEqual([]);
+    // The plugin fails the synth with its report when any finding is neither fixed nor acknowledged.
     expect(report).toBe('');
+  });
+
+  it('fails the synth on an unacknowledged finding (the check can fail)', () => {
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const stack = new Stack(app, 'Bare', { env: { region: 'us-east-1', account: '123456789012' } });
+    new Bucket(stack, 'NoLogsNoSsl');
+    Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+    expect(() => app.synth()).toThrow();
   });
 
   it('protects the prod stack and its table from deletion, and subscribes the alarm e-mail', () => {
