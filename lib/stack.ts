@@ -14,12 +14,21 @@ import { resolveApprovers } from '../lambdas/core/approvals.js';
 import { GATEWAY_CONFIG_KEYS, parseGatewayConfig } from '../lambdas/core/gateway-config.js';
 import { ENDED_STATUSES } from '../lambdas/execution-status/execution-status.js';
 import { INGRESS_ROUTES } from '../lambdas/webhook/routes.js';
-import type { EnvironmentConfig } from './config.js';
+import { type EnvironmentConfig, loadEnvironmentConfig } from './config.js';
 import { Operations } from './constructs/operations.js';
 import { SpendDashboard } from './constructs/spend-dashboard.js';
 import { TaskFunction } from './constructs/task-function.js';
 import { WorkflowStateMachine } from './constructs/workflow-state-machine.js';
-import { compileWorkflow, hasCallbackStates, type ModelCatalog, type TaskKind, type Workflow, webhookTrigger } from './workflow/index.js';
+import {
+  compileWorkflow,
+  formatDiagnostic,
+  hasCallbackStates,
+  type ModelCatalog,
+  type TaskKind,
+  type Workflow,
+  webhookTrigger,
+} from './workflow/index.js';
+import type { Workspace } from './workspace.js';
 
 /** The CloudWatch namespace of the gateway's metrics. */
 export const METRICS_NAMESPACE = 'AgentFlow';
@@ -467,4 +476,26 @@ export function bedrockModelArns(workflows: readonly Workflow[], models: ModelCa
     }
   }
   return [...arns].sort();
+}
+
+/**
+ * Adds `AgentFlow-<envName>` to `app` as `cdk deploy` builds it: the environment `envName` of the
+ * app's `environments` context (cdk.json), the checked workspace (every workflow, agent and model).
+ * @returns the stack
+ * @throws Error naming the context path of an invalid environment, or listing the workflows' diagnostics
+ */
+export function addEnvironmentStack(app: Construct, envName: string, workspace: Workspace, projectRoot: string): AgentFlowStack {
+  const config = loadEnvironmentConfig(app.node.tryGetContext('environments'), envName);
+  if (workspace.diagnostics.length > 0 || !workspace.catalog) {
+    throw new Error(`workflows are not valid:\n${workspace.diagnostics.map(formatDiagnostic).join('\n')}`);
+  }
+  return new AgentFlowStack(app, `AgentFlow-${envName}`, {
+    envName,
+    config,
+    workflows: [...workspace.workflows.values()],
+    models: workspace.catalog.models,
+    projectRoot,
+    env: { region: config.region, ...(config.account ? { account: config.account } : {}) },
+    description: `AgentFlow (${envName}): AI agent workflows on pull requests`,
+  });
 }

@@ -126,6 +126,11 @@ export interface DeliveryGuard {
    * record left by a crash stops blocking once `remainingMs` (the Lambda's remaining time) passes.
    */
   once<T extends JsonValue>(key: string, work: () => Promise<T>, remainingMs: number): Promise<OnceOutcome<T>>;
+  /**
+   * Forgets the finished keys whose stored result `matches`, so their next delivery runs the work
+   * again (a run its process lost in a crash). @returns how many were forgotten
+   */
+  forget(matches: (result: JsonValue) => boolean): Promise<number>;
 }
 
 /** Resolves what a command names into the change a run reviews. */

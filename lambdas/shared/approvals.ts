@@ -25,18 +25,27 @@ export const sfn = new SFNClient(FAST);
 /** Approver groups from `AGENTFLOW_GROUPS` (written by the stack from cdk.json `groups`). */
 export const groups: ApproverGroups = ApproverGroupsSchema.parse(JSON.parse(optionalEnv('AGENTFLOW_GROUPS', '{}')));
 
-/** The Slack notifier, built on first use from the bot token in `SLACK_SECRET_NAME` (field `botToken`). */
-function slackNotifier(): ApprovalNotifier {
-  let client: Promise<SlackApprovalNotifier> | undefined;
-  const get = () => {
+/**
+ * A Slack client built on first use from the bot token in `SLACK_SECRET_NAME` (field `botToken`),
+ * with `SLACK_API_URL` as its base URL when set. A failed build (a secret read that failed) is not
+ * kept: the next call tries again.
+ */
+function lazySlack<T>(make: (token: string, options: { slackApiUrl?: string }) => T): () => Promise<T> {
+  let client: Promise<T> | undefined;
+  return () => {
     client ??= secretField(requireEnv('SLACK_SECRET_NAME'), 'botToken')
-      .then((token) => new SlackApprovalNotifier(token, { slackApiUrl: process.env.SLACK_API_URL || undefined }))
+      .then((token) => make(token, { slackApiUrl: process.env.SLACK_API_URL || undefined }))
       .catch((e: unknown) => {
         client = undefined;
         throw e;
       });
     return client;
   };
+}
+
+/** The Slack approval notifier (see {@link lazySlack}). */
+function slackNotifier(): ApprovalNotifier {
+  const get = lazySlack((token, options) => new SlackApprovalNotifier(token, options));
   return {
     request: async (r) => (await get()).request(r),
     // The use cases go on when an update fails (the decision stands); the failure is logged, since the
@@ -55,16 +64,7 @@ function slackNotifier(): ApprovalNotifier {
  */
 export function cloudThreads(): ThreadNotifier | undefined {
   if (!process.env.SLACK_SECRET_NAME) return undefined;
-  let client: Promise<SlackThreadNotifier> | undefined;
-  const get = () => {
-    client ??= secretField(requireEnv('SLACK_SECRET_NAME'), 'botToken')
-      .then((token) => new SlackThreadNotifier(token, { slackApiUrl: process.env.SLACK_API_URL || undefined }))
-      .catch((e: unknown) => {
-        client = undefined;
-        throw e;
-      });
-    return client;
-  };
+  const get = lazySlack((token, options) => new SlackThreadNotifier(token, options));
   return {
     start: async (channel, text) => (await get()).start(channel, text),
     reply: async (thread, text) => (await get()).reply(thread, text),

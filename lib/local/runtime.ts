@@ -4,7 +4,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, ResourceInUseException } from '@aws-sdk/client-dynamodb';
-import { DeleteCommand, DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
 import dynalite from 'dynalite';
 import { DynamoApprovalStore } from '../../lambdas/adapters/approvals.js';
@@ -37,7 +37,7 @@ import {
 import { ContextArtifactSchema, type ExecutionInput, PROVIDERS, type RunSummary } from '../../lambdas/core/contracts.js';
 import type { ModelGateway } from '../../lambdas/core/gateway.js';
 import { type GatewayConfig, GatewayConfigSchema } from '../../lambdas/core/gateway-config.js';
-import type { ChangeLookup, DeliveryGuard, ExecutionStarter, ProviderTable, RunStore } from '../../lambdas/core/ports.js';
+import type { ChangeLookup, DeliveryGuard, ExecutionStarter, JsonValue, ProviderTable, RunStore } from '../../lambdas/core/ports.js';
 import { executionEnded } from '../../lambdas/execution-status/execution-status.js';
 import { invokeAgent } from '../../lambdas/invoke-agent/invoke-agent.js';
 import { loadContext } from '../../lambdas/load-context/load-context.js';
@@ -231,7 +231,8 @@ export class LocalRuntime {
         error: `${INTERRUPTED} the process running it stopped before it finished (found when the state folder was opened again); a redelivery of the webhook that started it starts it again; start other runs again yourself`,
       });
     }
-    const deliveries = this.table ? await forgetDeliveries(this.table.doc, new Set(stale.map((r) => r.runId))) : 0;
+    const interrupted = new Set(stale.map((r) => r.runId));
+    const deliveries = await this.guard.forget((result) => startedOneOf(result, interrupted));
     const pending = await this.approvals.listPending();
     for (const a of pending) {
       await this.approvals.expire(a.id);
@@ -509,43 +510,9 @@ export class LocalRuntime {
   }
 }
 
-/**
- * Deletes the Powertools idempotency records (`pk = DELIVERY`) of webhook deliveries that started
- * one of `executions`, so a redelivery starts them again.
- * @returns how many records were deleted
- */
-async function forgetDeliveries(doc: DynamoDBDocumentClient, executions: ReadonlySet<string>): Promise<number> {
-  if (executions.size === 0) return 0;
-  let deleted = 0;
-  let start: Record<string, unknown> | undefined;
-  do {
-    const page = await doc.send(
-      new QueryCommand({
-        TableName: LOCAL_TABLE,
-        KeyConditionExpression: '#pk = :pk',
-        ExpressionAttributeNames: { '#pk': TABLE_KEYS.partitionKey },
-        ExpressionAttributeValues: { ':pk': 'DELIVERY' },
-        ExclusiveStartKey: start,
-      }),
-    );
-    for (const item of page.Items ?? []) {
-      if (!startedAny(item.data, executions)) continue;
-      await doc.send(
-        new DeleteCommand({
-          TableName: LOCAL_TABLE,
-          Key: { [TABLE_KEYS.partitionKey]: item[TABLE_KEYS.partitionKey], [TABLE_KEYS.sortKey]: item[TABLE_KEYS.sortKey] },
-        }),
-      );
-      deleted++;
-    }
-    start = page.LastEvaluatedKey;
-  } while (start);
-  return deleted;
-}
-
-/** Whether a stored delivery result (`data`: `{ result: { executions: [{ name }] } }`) names one of `executions`. */
-function startedAny(data: unknown, executions: ReadonlySet<string>): boolean {
-  const list = (data as { result?: { executions?: unknown } } | undefined)?.result?.executions;
+/** Whether a delivery's stored result (`{ executions: [{ name }] }`, see github-delivery) started one of `executions`. */
+function startedOneOf(result: JsonValue, executions: ReadonlySet<string>): boolean {
+  const list = (result as { executions?: unknown } | null)?.executions;
   return Array.isArray(list) && list.some((e) => typeof e?.name === 'string' && executions.has(e.name));
 }
 

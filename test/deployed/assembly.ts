@@ -1,8 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { App } from 'aws-cdk-lib';
-import { loadEnvironmentConfig } from '../../lib/config.js';
-import { AgentFlowStack } from '../../lib/stack.js';
+import { addEnvironmentStack } from '../../lib/stack.js';
 import type { AslDefinition } from '../../lib/workflow/index.js';
 import { loadWorkspace, PROJECT_ROOT } from '../../lib/workspace.js';
 
@@ -79,20 +78,7 @@ export interface CfnTemplate {
 export function synthesizeDevStack(outdir: string): { template: CfnTemplate; outdir: string; stackName: string } {
   const cdk = JSON.parse(readFileSync(join(PROJECT_ROOT, 'cdk.json'), 'utf8')) as { context: { environments: unknown } };
   const app = new App({ outdir, context: cdk.context as Record<string, unknown> });
-  const envName = 'dev';
-  const config = loadEnvironmentConfig(app.node.tryGetContext('environments'), envName);
-  const ws = loadWorkspace();
-  if (ws.diagnostics.length > 0 || !ws.catalog) throw new Error(`workflows are not valid: ${JSON.stringify(ws.diagnostics)}`);
-  const stackName = `AgentFlow-${envName}`;
-  new AgentFlowStack(app, stackName, {
-    envName,
-    config,
-    workflows: [...ws.workflows.values()],
-    models: ws.catalog.models,
-    projectRoot: PROJECT_ROOT,
-    env: { region: config.region, ...(config.account ? { account: config.account } : {}) },
-    description: `AgentFlow (${envName}): AI agent workflows on pull requests`,
-  });
+  const stackName = addEnvironmentStack(app, 'dev', loadWorkspace(), PROJECT_ROOT).stackName;
   const assembly = app.synth();
   const stack = assembly.getStackByName(stackName);
   return { template: stack.template as CfnTemplate, outdir: assembly.directory, stackName };

@@ -369,6 +369,7 @@ describe('Function: handleGithubDelivery (filtering and idempotency)', () => {
         await work();
         return new Promise(() => undefined);
       },
+      forget: async () => 0,
     };
     const res = await handleGithubDelivery(
       { headers: headers(body, newDelivery()), body },
