@@ -10,9 +10,8 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { sign } from '@octokit/webhooks-methods';
 import { GatewayConfigSchema } from '../lambdas/core/gateway-config.js';
-import { createExampleRepo, examplePullRequestPayload } from '../lib/local/example-repo.js';
+import { createExampleRepo, deliveryHeaders, examplePullRequestPayload } from '../lib/local/example-repo.js';
 import { LocalRuntime } from '../lib/local/runtime.js';
 import { startLocalServer } from '../lib/local/server.js';
 import { loadWorkspace, WORKFLOWS_DIR } from '../lib/workspace.js';
@@ -44,12 +43,7 @@ export async function deployedBench(record: Record_): Promise<void> {
         const t0 = performance.now();
         const res = await h.post(
           '/webhooks/github',
-          {
-            'content-type': 'application/json',
-            'x-github-event': 'pull_request',
-            'x-github-delivery': randomUUID(),
-            'x-hub-signature-256': await sign(SECRETS['agentflow/dev/github'].webhookSecret, body),
-          },
+          await deliveryHeaders(SECRETS['agentflow/dev/github'].webhookSecret, body, randomUUID()),
           body,
         );
         const name = (res.json as { executions?: Array<{ workflow: string; name: string }> }).executions?.find(
@@ -84,12 +78,7 @@ export async function deployedBench(record: Record_): Promise<void> {
         const t0 = performance.now();
         const r = await fetch(`${server.url}/webhooks/github`, {
           method: 'POST',
-          headers: {
-            'content-type': 'application/json',
-            'x-github-event': 'pull_request',
-            'x-github-delivery': randomUUID(),
-            'x-hub-signature-256': await sign('bench-deployed', body),
-          },
+          headers: await deliveryHeaders('bench-deployed', body, randomUUID()),
           body,
         });
         const name = ((await r.json()) as { executions?: Array<{ name: string }> }).executions?.[0]?.name;

@@ -5,9 +5,8 @@
  * although their execution started (target 0).
  */
 import { join } from 'node:path';
-import { sign } from '@octokit/webhooks-methods';
 import { GatewayConfigSchema } from '../lambdas/core/gateway-config.js';
-import { createExampleRepo, examplePullRequestPayload } from '../lib/local/example-repo.js';
+import { createExampleRepo, deliveryHeaders, examplePullRequestPayload } from '../lib/local/example-repo.js';
 import { LocalRuntime } from '../lib/local/runtime.js';
 import { startLocalServer } from '../lib/local/server.js';
 import { loadWorkspace } from '../lib/workspace.js';
@@ -38,12 +37,7 @@ export async function ingressBench(record: Record_, work: string): Promise<void>
     const t0 = performance.now();
     const r = await fetch(`${server.url}/webhooks/github`, {
       method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        'x-github-event': 'pull_request',
-        'x-github-delivery': id,
-        'x-hub-signature-256': await sign(secret, body),
-      },
+      headers: await deliveryHeaders(secret, body, id),
       body,
     });
     await r.text();

@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { sign } from '@octokit/webhooks-methods';
 import { PROJECT_ROOT } from '../workspace.js';
 
 /** The example app's sources: `base/` is main, `head/` overlays the pull request's changes. */
@@ -67,4 +68,24 @@ export function examplePullRequestPayload(repo: ExampleRepo, number = 42): strin
     },
     repository: { full_name: 'acme/shop-apps' },
   });
+}
+
+/**
+ * The headers GitHub sends with a webhook delivery of `body`: JSON, the event, the delivery id and
+ * the `X-Hub-Signature-256` HMAC with `secret` (what `POST /webhooks/github` verifies).
+ * Source: https://docs.github.com/en/webhooks/webhook-events-and-payloads#delivery-headers (2026-11)
+ * @param event @default 'pull_request'
+ */
+export async function deliveryHeaders(
+  secret: string,
+  body: string,
+  delivery: string,
+  event = 'pull_request',
+): Promise<Record<string, string>> {
+  return {
+    'content-type': 'application/json',
+    'x-github-event': event,
+    'x-github-delivery': delivery,
+    'x-hub-signature-256': await sign(secret, body),
+  };
 }

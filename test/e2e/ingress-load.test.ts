@@ -1,8 +1,7 @@
 import { join } from 'node:path';
-import { sign } from '@octokit/webhooks-methods';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GatewayConfigSchema } from '../../lambdas/core/gateway-config.js';
-import type { ExampleRepo } from '../../lib/local/example-repo.js';
+import { deliveryHeaders, type ExampleRepo } from '../../lib/local/example-repo.js';
 import { LocalRuntime } from '../../lib/local/runtime.js';
 import { type LocalServer, startLocalServer } from '../../lib/local/server.js';
 import { loadWorkspace, WORKFLOWS_DIR } from '../../lib/workspace.js';
@@ -55,12 +54,7 @@ async function deliver(
   const body = examplePullRequestPayload(repo, number);
   const r = await fetch(`${server.url}/webhooks/github`, {
     method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      'x-github-event': 'pull_request',
-      'x-github-delivery': id,
-      'x-hub-signature-256': await sign(SECRET, body),
-    },
+    headers: await deliveryHeaders(SECRET, body, id),
     body,
   });
   return {

@@ -1,9 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { sign } from '@octokit/webhooks-methods';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { ExampleRepo } from '../../lib/local/example-repo.js';
+import { deliveryHeaders, type ExampleRepo } from '../../lib/local/example-repo.js';
 import { LocalRuntime } from '../../lib/local/runtime.js';
 import { startLocalServer } from '../../lib/local/server.js';
 import { loadWorkspace, PROJECT_ROOT, WORKFLOWS_DIR } from '../../lib/workspace.js';
@@ -56,12 +55,7 @@ async function deliver(url: string, delivery: string): Promise<Response> {
   const body = examplePullRequestPayload(repo);
   return fetch(`${url}/webhooks/github`, {
     method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      'x-github-event': 'pull_request',
-      'x-github-delivery': delivery,
-      'x-hub-signature-256': await sign(SECRET, body),
-    },
+    headers: await deliveryHeaders(SECRET, body, delivery),
     body,
   });
 }
