@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createDynamoGateway } from '../lambdas/adapters/gateway-store.js';
 import { MemoryGatewayMetrics } from '../lambdas/adapters/metrics.js';
-import type { ExecutionInput } from '../lambdas/core/contracts.js';
+import type { Change, ExecutionInput } from '../lambdas/core/contracts.js';
 import { GatewayConfigSchema } from '../lambdas/core/gateway-config.js';
 import { createExampleRepo, type ExampleRepo } from '../lib/local/example-repo.js';
 
@@ -20,24 +20,29 @@ export const tempDir = (prefix = 'agentflow-test-') => mkdtempSync(join(tmpdir()
 /** The example repository in a fresh temporary folder. */
 export const exampleRepo = (): ExampleRepo => createExampleRepo(join(tempDir(), 'repo'));
 
+/**
+ * The example pull request as a change (acme/shop-apps#42), on placeholder SHAs unless given.
+ * @example exampleChange({ number: 0, headSha: repo.head })
+ */
+export function exampleChange(over: Partial<Change> = {}): Change {
+  return {
+    repository: 'acme/shop-apps',
+    number: 42,
+    title: 'Checkout: pay with card',
+    author: 'mobile-dev',
+    url: '',
+    action: 'opened',
+    baseSha: 'a'.repeat(40),
+    headSha: 'b'.repeat(40),
+    baseRef: 'main',
+    headRef: 'feature/checkout-payments',
+    ...over,
+  };
+}
+
 /** Execution input for the example pull request. */
 export function exampleInput(repo: ExampleRepo, runId: string, workflow = 'pr-review'): ExecutionInput {
-  return {
-    runId,
-    workflow,
-    change: {
-      repository: 'acme/shop-apps',
-      number: 42,
-      title: 'Checkout: pay with card',
-      author: 'mobile-dev',
-      url: '',
-      action: 'opened',
-      baseSha: repo.base,
-      headSha: repo.head,
-      baseRef: 'main',
-      headRef: 'feature/checkout-payments',
-    },
-  };
+  return { runId, workflow, change: exampleChange({ baseSha: repo.base, headSha: repo.head }) };
 }
 
 /** Options of {@link startGateway}. */

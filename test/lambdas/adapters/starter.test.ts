@@ -4,6 +4,7 @@ import { DynamoRunStore } from '../../../lambdas/adapters/runs.js';
 import { SfnExecutionStarter } from '../../../lambdas/adapters/starter.js';
 import type { ExecutionInput } from '../../../lambdas/core/contracts.js';
 import { LOCAL_TABLE, type LocalTable, startLocalTable } from '../../../lib/local/runtime.js';
+import { exampleChange } from '../../helpers.js';
 
 let table: LocalTable;
 let runs: DynamoRunStore;
@@ -19,18 +20,8 @@ const ARN = 'arn:aws:states:us-east-1:123456789012:stateMachine:agentflow-dev-pr
 const input = (runId: string, skip?: string): ExecutionInput => ({
   runId,
   workflow: 'pr-review',
-  change: {
-    repository: 'acme/shop-apps',
-    number: 42,
-    title: 'Checkout',
-    author: 'dev',
-    url: '',
-    action: 'opened',
-    baseSha: 'a'.repeat(40),
-    headSha: 'b'.repeat(40),
-    baseRef: 'main',
-    headRef: 'feature',
-  },
+  change: exampleChange({ title: 'Checkout', author: 'dev', headRef: 'feature' }),
+
   ...(skip ? { skip } : {}),
 });
 

@@ -12,6 +12,7 @@ import {
 import { chunkFiles, normalizePatch, renderFile } from '../../../lambdas/core/tokens.js';
 import { offlineAnswer } from '../../../lib/local/offline-model.js';
 import { addedLinesFromPrompt, reviewPrompt } from '../../../lib/local/offline-rules.js';
+import { exampleChange } from '../../helpers.js';
 
 const agent: AgentItem = {
   name: 'code-review',
@@ -28,19 +29,7 @@ const agent: AgentItem = {
   paths: { include: [], exclude: [] },
 };
 
-const change = (over: Partial<Change> = {}): Change => ({
-  repository: 'acme/shop-apps',
-  number: 42,
-  title: 'Checkout: pay with card',
-  author: 'mobile-dev',
-  url: '',
-  action: 'opened',
-  baseSha: 'a'.repeat(40),
-  headSha: 'b'.repeat(40),
-  baseRef: 'main',
-  headRef: 'feature',
-  ...over,
-});
+const change = (over: Partial<Change> = {}): Change => exampleChange({ headRef: 'feature', ...over });
 
 const file = (path: string, patch: string): ChangedFile => ({ path, status: 'modified', additions: 1, deletions: 0, patch, binary: false });
 

@@ -5,6 +5,7 @@ import type { ApprovalRecord } from '../../../lambdas/core/approvals.js';
 import type { Change, RunRecord } from '../../../lambdas/core/contracts.js';
 import { executionEnded, fromStatusEvent } from '../../../lambdas/execution-status/execution-status.js';
 import { LOCAL_TABLE, type LocalTable, startLocalTable } from '../../../lib/local/runtime.js';
+import { exampleChange } from '../../helpers.js';
 
 let table: LocalTable;
 let runs: DynamoRunStore;
@@ -18,18 +19,7 @@ afterAll(async () => {
   await table?.stop();
 });
 
-const change = (number: number): Change => ({
-  repository: 'acme/shop-apps',
-  number,
-  title: 'Migrate to SwiftData',
-  author: 'dev',
-  url: '',
-  action: 'opened',
-  baseSha: 'a'.repeat(40),
-  headSha: 'b'.repeat(40),
-  baseRef: 'main',
-  headRef: 'feature',
-});
+const change = (number: number): Change => exampleChange({ number, title: 'Migrate to SwiftData', author: 'dev', headRef: 'feature' });
 
 /** A Step Functions "Execution Status Change" event as EventBridge delivers it (shape of the AWS docs' sample). */
 const statusEvent = (runId: string, status: 'FAILED' | 'TIMED_OUT' | 'ABORTED', number: number) => ({
