@@ -9,8 +9,7 @@
  *   while the settled spend still left room for them;
  * - prompt tokens of the 4-agent review ÷ tokens of the change itself.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fromMicro, toMicro } from '../lambdas/core/budget.js';
 import { type ContextArtifact, ContextArtifactSchema, type ExecutionInput, RunSummarySchema } from '../lambdas/core/contracts.js';
@@ -18,6 +17,7 @@ import type { GatewayCall } from '../lambdas/core/gateway.js';
 import { GatewayConfigSchema } from '../lambdas/core/gateway-config.js';
 import { countTokens } from '../lambdas/core/tokenizer.js';
 import { renderFile } from '../lambdas/core/tokens.js';
+import { freshRepo } from '../lib/local/example-repo.js';
 import { LocalRuntime } from '../lib/local/runtime.js';
 import { loadWorkspace } from '../lib/workspace.js';
 
@@ -32,18 +32,7 @@ type Record_ = (r: BenchResult) => void;
 
 /** A git repository with one commit on main and one on a branch changing `sources` source files plus translations and generated files. */
 function syntheticRepo(dir: string, sources: number): { path: string; base: string; head: string } {
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
-  const env = {
-    ...process.env,
-    GIT_AUTHOR_NAME: 'b',
-    GIT_AUTHOR_EMAIL: 'b@b',
-    GIT_COMMITTER_NAME: 'b',
-    GIT_COMMITTER_EMAIL: 'b@b',
-    HOME: dir,
-  };
-  const git = (...args: string[]) =>
-    execFileSync('git', ['-C', dir, ...args], { env, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 }).trim();
+  const { git } = freshRepo(dir, '2026-01-05T10:00:00Z');
   const write = (path: string, text: string) => {
     mkdirSync(dirname(join(dir, path)), { recursive: true });
     writeFileSync(join(dir, path), text);

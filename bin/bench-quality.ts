@@ -22,12 +22,12 @@
  * `quality/<id>/head`), so one runtime reviews them all. Exits 0 (a failed run is reported, not
  * fatal); 1 only when the benchmark itself cannot start.
  */
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { ExecutionInput } from '../lambdas/core/contracts.js';
 import { GatewayConfigSchema } from '../lambdas/core/gateway-config.js';
+import { freshRepo } from '../lib/local/example-repo.js';
 import { providerModes } from '../lib/local/providers.js';
 import { LocalRuntime } from '../lib/local/runtime.js';
 import { loadWorkspace } from '../lib/workspace.js';
@@ -56,20 +56,7 @@ interface CaseCommits {
  * commit (fixed author and dates, so the SHAs are stable).
  */
 export function createCorpusRepo(dir: string, cases: readonly QualityCase[]): Map<string, CaseCommits> {
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
-  const env = {
-    ...process.env,
-    GIT_AUTHOR_NAME: 'Acme Mobile',
-    GIT_AUTHOR_EMAIL: 'mobile@acme-shop.example',
-    GIT_COMMITTER_NAME: 'Acme Mobile',
-    GIT_COMMITTER_EMAIL: 'mobile@acme-shop.example',
-    GIT_AUTHOR_DATE: '2026-02-02T10:00:00Z',
-    GIT_COMMITTER_DATE: '2026-02-02T10:00:00Z',
-    GIT_CONFIG_NOSYSTEM: '1',
-    HOME: dir,
-  };
-  const git = (...args: string[]) => execFileSync('git', ['-C', dir, ...args], { env, encoding: 'utf8' }).trim();
+  const { git } = freshRepo(dir, '2026-02-02T10:00:00Z');
   const write = (files: Record<string, string | null>) => {
     for (const [path, text] of Object.entries(files)) {
       const abs = join(dir, path);

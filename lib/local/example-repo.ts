@@ -15,26 +15,39 @@ export interface ExampleRepo {
 }
 
 /**
+ * An empty folder `dir` (emptied first) for a git repository made the same on every machine: a
+ * fixed author and committer, commit dates `date` (ISO 8601; change `env` to move them), no system
+ * or user git configuration.
+ * @returns the environment git runs with, and `git(...args)` run in `dir` (stdout, trimmed)
+ * @throws Error from `git` when git is missing or fails
+ */
+export function freshRepo(dir: string, date: string): { env: NodeJS.ProcessEnv; git: (...args: string[]) => string } {
+  if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    GIT_AUTHOR_NAME: 'Acme Mobile',
+    GIT_AUTHOR_EMAIL: 'mobile@acme-shop.example',
+    GIT_COMMITTER_NAME: 'Acme Mobile',
+    GIT_COMMITTER_EMAIL: 'mobile@acme-shop.example',
+    GIT_AUTHOR_DATE: date,
+    GIT_COMMITTER_DATE: date,
+    GIT_CONFIG_NOSYSTEM: '1',
+    HOME: dir,
+  };
+  const git = (...args: string[]) =>
+    execFileSync('git', ['-C', dir, ...args], { env, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 }).trim();
+  return { env, git };
+}
+
+/**
  * (Re)creates a git repository at `dir` with two commits: the example app (`main`) and the pull
  * request's change (`feature/checkout-payments`). Author and dates are fixed, so the SHAs are the
  * same on every machine.
  * @throws Error when git is missing or fails
  */
 export function createExampleRepo(dir: string): ExampleRepo {
-  if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
-  const env = {
-    ...process.env,
-    GIT_AUTHOR_NAME: 'Acme Mobile',
-    GIT_AUTHOR_EMAIL: 'mobile@acme-shop.example',
-    GIT_COMMITTER_NAME: 'Acme Mobile',
-    GIT_COMMITTER_EMAIL: 'mobile@acme-shop.example',
-    GIT_AUTHOR_DATE: '2026-01-05T10:00:00Z',
-    GIT_COMMITTER_DATE: '2026-01-05T10:00:00Z',
-    GIT_CONFIG_NOSYSTEM: '1',
-    HOME: dir,
-  };
-  const git = (...args: string[]) => execFileSync('git', ['-C', dir, ...args], { env, encoding: 'utf8' }).trim();
+  const { env, git } = freshRepo(dir, '2026-01-05T10:00:00Z');
   git('init', '-q', '-b', 'main');
   cpSync(join(EXAMPLE_APP, 'base'), dir, { recursive: true });
   git('add', '-A');
