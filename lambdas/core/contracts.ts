@@ -121,6 +121,16 @@ export const ContextStatsSchema = z.strictObject({
 });
 export type ContextStats = z.infer<typeof ContextStatsSchema>;
 
+/** Context around each hunk in the prompts (the workflow's `context:`; `none` is all zeros and false). */
+export const ContextSettingsSchema = z.strictObject({
+  /** Lines below each change, and above it when no enclosing declaration is found. */
+  lines: z.number().int().nonnegative(),
+  /** A head file of at most this many lines is shown whole; 0: never. */
+  wholeFileLines: z.number().int().nonnegative(),
+  /** Start the context at the declaration enclosing the change. */
+  enclosing: z.boolean(),
+});
+
 export const LoadContextInputSchema = z.strictObject({
   runId: z.string(),
   workflow: z.string(),
@@ -133,6 +143,12 @@ export const LoadContextInputSchema = z.strictObject({
   paths: PathFilterSchema.default({ include: [], exclude: [] }),
   /** Every agent of the workflow's agent phases, for the review plan. */
   agents: z.array(z.strictObject({ phase: z.string(), agent: AgentItemSchema })).default([]),
+  /**
+   * The workflow's `context:`: how much of each file at the head commit the prompts show around
+   * its hunks (see `ContextOptions` in `hunks.ts`). @default 20 lines, files of ≤ 150 lines whole,
+   * the enclosing declaration
+   */
+  context: ContextSettingsSchema.default({ lines: 20, wholeFileLines: 150, enclosing: true }),
 });
 export type LoadContextInput = z.infer<typeof LoadContextInputSchema>;
 export interface LoadContextOutput {
@@ -147,6 +163,11 @@ export const ChangedFileSchema = z.strictObject({
   additions: z.number().int().nonnegative(),
   deletions: z.number().int().nonnegative(),
   patch: z.string(),
+  /**
+   * The patch with the context the prompts show: `patch` widened with unchanged lines of the file
+   * at the head commit (redacted; see `widenPatch` in `hunks.ts`). Absent: the prompts show `patch`.
+   */
+  shown: z.string().optional(),
   previousPath: z.string().optional(),
   binary: z.boolean().default(false),
 });

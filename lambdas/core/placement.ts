@@ -1,14 +1,15 @@
 import type { ChangedFile } from './contracts.js';
 
 /**
- * The new-file line numbers a diff shows for each changed file: added lines and the context lines
- * around them (what a reviewer sees and can comment on). Removed lines have no new-file line.
- * `\r\n` is one line break, as git counts lines.
+ * The new-file line numbers the prompts show for a changed file: added lines and the context lines
+ * around them (what a reviewer sees and can comment on), from `shown` (the patch with the context
+ * LoadContext added from the head commit) when there is one, else from `patch`. Removed lines have
+ * no new-file line. `\r\n` is one line break, as git counts lines.
  */
-export function shownLines(file: Pick<ChangedFile, 'patch'>): Set<number> {
+export function shownLines(file: Pick<ChangedFile, 'patch' | 'shown'>): Set<number> {
   const lines = new Set<number>();
   let next = 0;
-  for (const raw of file.patch.split('\n')) {
+  for (const raw of (file.shown ?? file.patch).split('\n')) {
     const hunk = /^@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@/.exec(raw);
     if (hunk) {
       next = Number(hunk[1]);

@@ -1,4 +1,5 @@
 import type { ChangedFile } from './contracts.js';
+import { numberLines } from './hunks.js';
 
 /**
  * Estimated tokens of `text`: one token per 3.5 characters, rounded up. Source code tokenizes
@@ -14,9 +15,24 @@ const CHARS_PER_TOKEN = 3.5;
 
 /**
  * Renders one changed file the way prompts show it: a `### path (status, +a -d)` header and the
- * patch in a ```diff fence longer than any backtick run in the patch, so no line of the diff can
- * close it. Line endings are git's: `\r\n` is a line break, a lone `\r` is shown as `␍` (see
- * {@link normalizePatch}); control characters in paths are escaped so a file name cannot add lines.
+ * patch with line numbers (see `numberLines` in `hunks.ts`: the new-file number on added and
+ * context lines, `(old number)` on removed lines) in a ```diff fence longer than any backtick run
+ * in it, so no line of the diff can close it. The patch shown is `shown` (the patch widened with
+ * context from the head commit) when LoadContext made one, else the real `patch`; the counts are
+ * the real patch's. Line endings are git's: `\r\n` is a line break, a lone `\r` is shown as `␍`
+ * (see {@link normalizePatch}); control characters in paths are escaped so a file name cannot add
+ * lines.
+ *
+ * @example
+ * renderFile({ path: 'a.swift', status: 'modified', additions: 1, deletions: 1, binary: false,
+ *   patch: '@@ -9,2 +9,2 @@\n-a\n+b\n c' });
+ * // ### a.swift (modified, +1 -1)
+ * // ```diff
+ * // @@ -9,2 +9,2 @@
+ * // (9) - a
+ * //  9 + b
+ * // 10   c
+ * // ```
  */
 export function renderFile(file: ChangedFile): string {
   const path = promptPath(file.path);
@@ -24,10 +40,19 @@ export function renderFile(file: ChangedFile): string {
     file.status === 'renamed' && file.previousPath
       ? `### ${path} (renamed from ${promptPath(file.previousPath)}, +${file.additions} -${file.deletions})`
       : `### ${path} (${file.status}, +${file.additions} -${file.deletions})`;
-  const patch = file.binary ? '(binary file)' : normalizePatch(file.patch);
+  const patch = file.binary ? '(binary file)' : numberedPatch(file);
   const fence = fenceFor(patch);
   return `${header}\n${fence}diff\n${patch}\n${fence}\n`;
 }
+
+/** The lines of the patch a prompt shows for `file`, numbered (see {@link renderFile}). */
+const numberedLines = (file: Pick<ChangedFile, 'patch' | 'shown'>) => numberLines(normalizePatch(file.shown ?? file.patch));
+
+/** The numbered patch text of `file` (see {@link renderFile}). */
+const numberedPatch = (file: Pick<ChangedFile, 'patch' | 'shown'>) =>
+  numberedLines(file)
+    .map((l) => l.text)
+    .join('\n');
 
 /**
  * A patch with git's line structure for a prompt: `\r\n` becomes `\n`, and a lone `\r` (which a
@@ -109,16 +134,11 @@ export function layoutChunks(files: readonly ChangedFile[], budgetTokens: number
 }
 
 function splitPatch(file: ChangedFile, budgetTokens: number): string[] {
-  const patch = normalizePatch(file.patch);
-  const lines = patch.split('\n');
-  const fence = fenceFor(patch);
+  const lines = numberedLines(file);
+  const fence = fenceFor(lines.map((l) => l.text).join('\n'));
   const pieces: string[] = [];
   let part: string[] = [];
   let n = 0;
-  // Line numbers in the old and new file where the next line lands, so that a part which starts
-  // inside a hunk gets a hunk header of its own and line numbers stay right.
-  let oldLine = 0;
-  let newLine = 0;
   const header = (i: number) => `### ${promptPath(file.path)} (${file.status}, part ${i})\n${fence}diff\n`;
   const overhead = estimateTokens(`${header(99)}@@ -000000,0 +000000,0 @@\n${fence}\n`);
   const limit = Math.max(1, budgetTokens - overhead);
@@ -131,9 +151,11 @@ function splitPatch(file: ChangedFile, budgetTokens: number): string[] {
     part = [];
     partLength = -1;
   };
-  const push = (line: string) => {
-    if (part.length === 0 && !line.startsWith('@@') && newLine > 0) {
-      const h = `@@ -${oldLine},0 +${newLine},0 @@`;
+  // A part which starts inside a hunk gets a hunk header of its own (the old and new line where
+  // its first line lands); every line carries its own number as well.
+  const push = (line: string, at: (typeof lines)[number]) => {
+    if (part.length === 0 && !at.header && at.inHunk) {
+      const h = `@@ -${at.oldLine},0 +${at.newLine},0 @@`;
       part.push(h);
       partLength += h.length + 1;
     }
@@ -141,31 +163,19 @@ function splitPatch(file: ChangedFile, budgetTokens: number): string[] {
     partLength += line.length + 1;
   };
   const withLine = (line: string) => Math.ceil((partLength + line.length + 1) / CHARS_PER_TOKEN);
-  for (const line of lines) {
-    const hunk = /^@@ -(\d+)(?:,\d+)? \+(\d+)(?:,\d+)? @@/.exec(line);
-    if (hunk && part.length > 0 && withLine(line) > limit / 2) emit();
+  for (const at of lines) {
+    const line = at.text;
+    if (at.header && part.length > 0 && withLine(line) > limit / 2) emit();
     if (withLine(line) > limit) emit();
-    if (hunk) {
-      oldLine = Number(hunk[1]);
-      newLine = Number(hunk[2]);
-      push(line);
-      continue;
-    }
     // A single line longer than the budget is cut into pieces rather than dropped.
     let rest = line;
     while (estimateTokens(rest) > limit) {
       const cut = Math.floor(limit * CHARS_PER_TOKEN);
-      push(rest.slice(0, cut));
+      push(rest.slice(0, cut), at);
       emit();
       rest = rest.slice(cut);
     }
-    push(rest);
-    if (line.startsWith('+')) newLine++;
-    else if (line.startsWith('-')) oldLine++;
-    else {
-      oldLine++;
-      newLine++;
-    }
+    push(rest, at);
   }
   emit();
   return pieces;

@@ -1,16 +1,28 @@
 import {
   type Change,
+  type ChangedFile,
   type ContextArtifact,
   type LoadContextInput,
   LoadContextInputSchema,
   type LoadContextOutput,
   parseInput,
 } from '../core/contracts.js';
-import { buildPlan, globMatcher, parseGitAttributes, promptTokens } from '../core/plan.js';
+import { type ContextOptions, widenPatch } from '../core/hunks.js';
+import {
+  buildPlan,
+  candidatesOf,
+  chunkTokensFor,
+  globMatcher,
+  MAX_CHUNK_TOKENS,
+  parseGitAttributes,
+  promptTokens,
+  reviewOrder,
+  selects,
+} from '../core/plan.js';
 import type { ArtifactStore, ChangeSource } from '../core/ports.js';
 import { redactSecrets } from '../core/redact.js';
 import { countTokens } from '../core/tokenizer.js';
-import { renderFile } from '../core/tokens.js';
+import { estimateTokens, renderFile } from '../core/tokens.js';
 
 export interface LoadContextDeps {
   changes: ChangeSource;
@@ -39,9 +51,81 @@ export async function headCoverage(change: Change, changes: ChangeSource): Promi
   }
 }
 
+/** Most head files LoadContext reads for context per run; files past it (in review order) show their plain patch. */
+export const MAX_CONTEXT_FILES = 300;
+
+/** Head files read at the same time for context. */
+export const CONTEXT_READ_CONCURRENCY = 8;
+
+/** A head file longer than this (characters) is not read for context: its plain patch is shown. */
+export const MAX_CONTEXT_FILE_CHARS = 1_000_000;
+
+/**
+ * The cap on a file's widened render (see {@link withContext}): at most this many times its plain
+ * render's tokens, or the plain render plus {@link CONTEXT_EXTRA_TOKENS}, whichever is larger.
+ */
+export const CONTEXT_RATIO = 3;
+
+/** Tokens of context a file may always add, however small its plain render (see {@link CONTEXT_RATIO}). */
+export const CONTEXT_EXTRA_TOKENS = 1_500;
+
+/** A redaction marker, as `redactSecrets` writes it. */
+const REDACTION_MARKER = /\[REDACTED:[a-z-]+\]/g;
+
+/**
+ * The patch the prompts show for `file`, given its (redacted) text at the head commit: the patch
+ * widened by `options` (see `widenPatch`), else with ±`lines` only (no whole file, no enclosing
+ * declaration), else undefined (the plain patch), taking the first whose render
+ *
+ * - stays within max({@link CONTEXT_RATIO} × the plain render, plain + {@link CONTEXT_EXTRA_TOKENS})
+ *   estimated tokens, and
+ * - stays within `splitAtTokens` when the plain render does (context never makes a file too large
+ *   for one chunk: a file is split only when its plain patch is).
+ *
+ * @param splitAtTokens the smallest chunk budget of the run's agents (`chunkTokensFor`)
+ * @returns the shown patch and the head lines it added, or undefined to show the plain patch
+ */
+export function withContext(
+  file: ChangedFile,
+  head: string,
+  options: ContextOptions,
+  splitAtTokens: number,
+): { shown: string; context: readonly string[] } | undefined {
+  const plain = estimateTokens(renderFile(file));
+  const cap = Math.min(
+    Math.max(CONTEXT_RATIO * plain, plain + CONTEXT_EXTRA_TOKENS),
+    plain <= splitAtTokens ? splitAtTokens : Number.POSITIVE_INFINITY,
+  );
+  const narrow: ContextOptions = { lines: options.lines, wholeFileLines: 0, enclosing: false };
+  const tries = options.wholeFileLines > 0 || options.enclosing ? [options, narrow] : [narrow];
+  for (const o of tries) {
+    const widened = widenPatch(file.patch, head, o);
+    if (!widened || widened.context.length === 0) continue;
+    if (estimateTokens(renderFile({ ...file, shown: widened.patch })) <= cap) return { shown: widened.patch, context: widened.context };
+  }
+  return undefined;
+}
+
+/** Runs `work` on each item with at most `limit` calls at a time; results in item order. */
+async function mapLimited<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await work(items[i] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
 /**
  * LoadContext: fetches the change, redacts credentials from every patch, file path (and previous
- * path) and the change's title (all counted in `stats.redactions`), makes the review plan
+ * path) and the change's title (all counted in `stats.redactions`), adds context from the head
+ * commit to the patches of the files the plan keeps (the workflow's `context:`; see
+ * {@link addContext}: each head file is redacted first, and every marker in a context line it
+ * adds counts as a redaction), makes the review plan
  * (which files each agent reviews and why the others are excluded, chunk layout and worst-case
  * cost per agent: see `buildPlan`; `.gitattributes` at the head commit is honoured), computes
  * change stats (and how many files match the workflow's `files_changed` globs; a glob without a
@@ -77,10 +161,15 @@ export async function loadContext(raw: unknown, deps: LoadContextDeps): Promise<
     input.change.testCoverage ?? (input.coverage ? headCoverage(input.change, deps.changes) : undefined),
     deps.changes.readHeadFile(input.change, '.gitattributes').catch(() => undefined),
   ]);
+  const attributes = parseGitAttributes(gitattributes ?? '');
+  const stats = { linesChanged: additions + deletions };
+  const shown = await addContext(input, change, files, clean, attributes, deps.changes);
+  redactions += shown.redactions;
+  const reviewed = shown.files;
   const plan = buildPlan({
-    files: clean,
-    stats: { linesChanged: additions + deletions },
-    attributes: parseGitAttributes(gitattributes ?? ''),
+    files: reviewed,
+    stats,
+    attributes,
     paths: input.paths,
     agents: input.agents,
     promptTokens: (agent) => promptTokens(agent, change),
@@ -88,7 +177,7 @@ export async function loadContext(raw: unknown, deps: LoadContextDeps): Promise<
   const excluded = new Set(plan.excluded.map((e) => e.path));
   const artifact: ContextArtifact = {
     change,
-    files: clean,
+    files: reviewed,
     plan,
     stats: {
       filesChanged: clean.length,
@@ -97,11 +186,70 @@ export async function loadContext(raw: unknown, deps: LoadContextDeps): Promise<
       linesChanged: additions + deletions,
       matchedFiles: clean.filter((f) => isMatch(f.path)).length,
       redactions,
-      estimatedTokens: clean.reduce((s, f) => s + (excluded.has(f.path) ? 0 : countTokens(renderFile(f), 'openai')), 0),
+      estimatedTokens: reviewed.reduce((s, f) => s + (excluded.has(f.path) ? 0 : countTokens(renderFile(f), 'openai')), 0),
       filesExcluded: plan.excluded.length,
       ...(coverage !== undefined ? { testCoverage: coverage } : {}),
     },
   };
   const contextRef = await deps.artifacts.putJson(contextKey(input.runId), artifact);
   return { contextRef, stats: artifact.stats };
+}
+
+/**
+ * The files with `shown` set where context from the head commit was added (see {@link withContext}),
+ * and how many redaction markers the added context lines hold. Reads, {@link CONTEXT_READ_CONCURRENCY}
+ * at a time, the head files of at most {@link MAX_CONTEXT_FILES} files the plan keeps for some agent
+ * (in review order: sources first, larger changes first), skipping added files (their patch is the
+ * whole file), removed and binary ones; a file that cannot be read, is larger than
+ * {@link MAX_CONTEXT_FILE_CHARS} or does not match its patch shows the plain patch. Each head file
+ * is redacted whole before any of its lines is used.
+ *
+ * @param files the files as the change source listed them (their real paths, to read)
+ * @param clean the same files, redacted
+ */
+export async function addContext(
+  input: LoadContextInput,
+  change: Change,
+  files: readonly ChangedFile[],
+  clean: readonly ChangedFile[],
+  attributes: ReturnType<typeof parseGitAttributes>,
+  changes: ChangeSource,
+): Promise<{ files: ChangedFile[]; redactions: number }> {
+  const options = input.context;
+  if (options.lines === 0 && options.wholeFileLines === 0 && !options.enclosing) return { files: [...clean], redactions: 0 };
+  const stats = { linesChanged: clean.reduce((s, f) => s + f.additions + f.deletions, 0) };
+  // The files the plan keeps (an agentless plan lists them as "no agent reviews it"), then those some agent selects.
+  const agentless = buildPlan({ files: clean, stats, attributes, paths: input.paths, agents: [], promptTokens: () => 0 });
+  const kept = new Set(agentless.excluded.filter((e) => e.reason === 'no agent reviews it').map((e) => e.path));
+  const pickers = input.agents.map(({ agent }) => selects(agent.paths));
+  const wanted = clean
+    .map((f, i) => ({ f, i }))
+    .filter(
+      ({ f }) =>
+        kept.has(f.path) &&
+        f.status !== 'added' &&
+        f.status !== 'removed' &&
+        !f.binary &&
+        (pickers.length === 0 || pickers.some((pick) => pick(f.path))),
+    )
+    .sort((a, b) => reviewOrder(a.f, b.f))
+    .slice(0, MAX_CONTEXT_FILES);
+  // The smallest chunk budget of the run's agents: context must not make a file split that fits it.
+  const splitAt = Math.min(
+    MAX_CHUNK_TOKENS,
+    ...input.agents.map(({ agent }) => chunkTokensFor(agent, candidatesOf(agent, stats).candidates, promptTokens(agent, change))),
+  );
+  const out = [...clean];
+  let redactions = 0;
+  await mapLimited(wanted, CONTEXT_READ_CONCURRENCY, async ({ f, i }) => {
+    const path = files[i]?.path ?? f.path;
+    const raw = await changes.readHeadFile(input.change, path).catch(() => undefined);
+    if (raw === undefined || raw.length > MAX_CONTEXT_FILE_CHARS) return;
+    const head = await redactSecrets(raw);
+    const widened = withContext(f, head.text, options, splitAt);
+    if (!widened) return;
+    out[i] = { ...f, shown: widened.shown };
+    for (const line of widened.context) redactions += line.match(REDACTION_MARKER)?.length ?? 0;
+  });
+  return { files: out, redactions };
 }

@@ -139,7 +139,17 @@ export interface AddedLines {
   added: Array<{ line: number; text: string; previous: string }>;
 }
 
-/** Reads the `### path (...)` + ```diff blocks of a prompt into added lines per file. */
+/**
+ * An added or context line in the numbered layout of the prompts (`renderFile`): the new-file
+ * number right-aligned, a space, the marker (`+` or a space), a space, the code. A removed line
+ * shows `(old number) - ` and matches neither.
+ */
+const NUMBERED_LINE = /^ *(\d+) ([+ ]) ([^\n]*)$/;
+
+/**
+ * Reads the `### path (...)` + ```diff blocks of a prompt into added lines per file, taking each
+ * line's number from the prompt's numbered layout as a model does (see `renderFile`).
+ */
 export function addedLinesFromPrompt(prompt: string): AddedLines[] {
   const out: AddedLines[] = [];
   const blocks = prompt.split(/^### /m).slice(1);
@@ -149,25 +159,13 @@ export function addedLinesFromPrompt(prompt: string): AddedLines[] {
     const file = first.replace(/ \((?:renamed from .*|[a-z-]+)(?:, \+\d+ -\d+|, part \d+)?\)$/, '');
     if (!file) continue;
     const entry: AddedLines = { file, added: [] };
-    let newLine = 0;
     let previous = '';
     for (const l of block.split('\n').slice(1)) {
-      const h = /^@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@/.exec(l);
-      if (h) {
-        newLine = Number(h[1]);
-        continue;
-      }
-      if (l.startsWith('```')) continue;
-      if (l.startsWith('+') && !l.startsWith('+++')) {
-        entry.added.push({ line: newLine, text: l.slice(1), previous });
-        previous = l.slice(1);
-        newLine++;
-      } else if (l.startsWith('-')) {
-        // removed lines do not advance the new file
-      } else if (newLine > 0) {
-        previous = l.slice(1);
-        newLine++;
-      }
+      const m = NUMBERED_LINE.exec(l);
+      if (!m) continue;
+      const text = m[3] ?? '';
+      if (m[2] === '+') entry.added.push({ line: Number(m[1]), text, previous });
+      previous = text;
     }
     out.push(entry);
   }
@@ -179,7 +177,11 @@ const isSource = (f: string) => /\.(swift|kt|m|java)$/.test(f) && !isTestFile(f)
 
 /** Applies the rules of `categories` to the files in `prompt`. Deterministic: same input, same findings. */
 export function reviewPrompt(prompt: string, categories: readonly string[]): OfflineFinding[] {
-  const files = addedLinesFromPrompt(prompt);
+  return reviewAdded(addedLinesFromPrompt(prompt), categories);
+}
+
+/** Applies the rules of `categories` to added lines (see {@link reviewPrompt}); the offline verifier re-checks cited code with it. */
+export function reviewAdded(files: readonly AddedLines[], categories: readonly string[]): OfflineFinding[] {
   const findings: OfflineFinding[] = [];
   for (const { file, added } of files) {
     for (const rule of RULES) {

@@ -164,6 +164,8 @@ export function compileWorkflow(workflow: Workflow): AslDefinition {
       paths: { include: workflow.paths?.include ?? [], exclude: workflow.paths?.exclude ?? [] },
       // Every agent, for the review plan (which files each reviews, chunks, budget shares).
       agents: workflow.phases.flatMap((p) => (p.kind === 'agents' ? p.agents.map((agent) => ({ phase: p.name, agent })) : [])),
+      // What the prompts show around each hunk; absent: LoadContext's default (the workflow loader always sets it).
+      ...(workflow.context ? { context: workflow.context } : {}),
     },
     {
       ResultSelector: { 'contextRef.$': '$.Payload.contextRef', 'stats.$': '$.Payload.stats' },

@@ -1,6 +1,15 @@
 import picomatch from 'picomatch';
 import { triggerEventError } from './events.js';
-import type { Catalog, Comparison, IncludeExclude, Phase, ResolvedAgent, ResolvedModel, Workflow } from './model.js';
+import {
+  type Catalog,
+  type Comparison,
+  DEFAULT_CONTEXT_SETTINGS,
+  type IncludeExclude,
+  type Phase,
+  type ResolvedAgent,
+  type ResolvedModel,
+  type Workflow,
+} from './model.js';
 import {
   type AgentEntry,
   type AgentSpec,
@@ -286,6 +295,14 @@ function normalize(id: string, w: WorkflowSource, catalog: Catalog, src: YamlSou
     description: w.description ?? '',
     trigger,
     ...(w.paths ? { paths: includeExclude(w.paths) } : {}),
+    context:
+      w.context === 'none'
+        ? { lines: 0, wholeFileLines: 0, enclosing: false }
+        : {
+            lines: w.context?.lines ?? DEFAULT_CONTEXT_SETTINGS.lines,
+            wholeFileLines: w.context?.whole_file_lines ?? DEFAULT_CONTEXT_SETTINGS.wholeFileLines,
+            enclosing: w.context?.enclosing ?? DEFAULT_CONTEXT_SETTINGS.enclosing,
+          },
     budget: {
       ...(w.budget?.max_usd_per_run !== undefined ? { maxUsdPerRun: w.budget.max_usd_per_run } : {}),
       ...(w.budget?.project ? { project: w.budget.project } : {}),

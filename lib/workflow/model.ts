@@ -101,6 +101,21 @@ export interface GatePhase {
 
 export type Phase = AgentPhase | GatePhase;
 
+/**
+ * A workflow's `context:` (see `ContextOptions` in `lambdas/core/hunks.ts`): lines of context
+ * below each change (and above it without an enclosing declaration), the line count up to which a
+ * file is shown whole, and whether the context starts at the enclosing declaration. `none` is
+ * `{ lines: 0, wholeFileLines: 0, enclosing: false }`.
+ */
+export interface ContextSettings {
+  readonly lines: number;
+  readonly wholeFileLines: number;
+  readonly enclosing: boolean;
+}
+
+/** The context of a workflow without `context:`: 20 lines, files of ≤ 150 lines whole, the enclosing declaration. */
+export const DEFAULT_CONTEXT_SETTINGS: ContextSettings = { lines: 20, wholeFileLines: 150, enclosing: true };
+
 /** The normalised, checked workflow the compiler consumes. */
 export interface Workflow {
   /** The file name without `.yml`; names the state machine. */
@@ -128,6 +143,8 @@ export interface Workflow {
   };
   /** The changed files the review plan keeps (`paths:`); absent: every file. */
   readonly paths?: IncludeExclude;
+  /** What the prompts show of each file at the head commit around its hunks (`context:`). @default DEFAULT_CONTEXT_SETTINGS */
+  readonly context?: ContextSettings;
   readonly budget: { readonly maxUsdPerRun?: number; readonly project?: string };
   readonly phases: readonly Phase[];
   readonly output: {

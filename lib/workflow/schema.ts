@@ -221,6 +221,26 @@ const Output = z.strictObject({
   create_files: z.boolean().optional(),
 });
 
+/**
+ * `context:` — the unchanged lines of each file at the head commit the prompts show around its
+ * hunks: `none` (git's 3 lines only) or `{ lines, whole_file_lines, enclosing }` (see
+ * `ContextOptions` in `lambdas/core/hunks.ts`; each field defaults to 20, 150 and true).
+ */
+export const ContextSchema = z.union([
+  z.literal('none'),
+  z.strictObject({
+    lines: z.number().int().min(0).max(200).optional().describe('lines below each change, and above it without an enclosing declaration; default 20'),
+    whole_file_lines: z
+      .number()
+      .int()
+      .min(0)
+      .max(1000)
+      .optional()
+      .describe('a file of at most this many lines is shown whole (0: never); default 150'),
+    enclosing: z.boolean().optional().describe("start the context at the change's enclosing declaration; default true"),
+  }),
+]);
+
 const LegacyFallbackRule = z.strictObject({
   if: z.string().regex(/^[a-z-]+\.fails$/, 'write a rule like "claude-api.fails"'),
   use: z.string().optional(),
@@ -245,6 +265,9 @@ export const WorkflowSourceSchema = z
     }),
     budget: z.strictObject({ max_usd_per_run: z.number().positive().optional(), project: z.string().optional() }).optional(),
     paths: PathsSchema.optional().describe('the changed files the review plan keeps; default every file'),
+    context: ContextSchema.optional().describe(
+      'what the prompts show of each file at the head commit around its hunks; default { lines: 20, whole_file_lines: 150, enclosing: true }',
+    ),
     phases: z.array(Phase).min(1).optional(),
     agents: z.array(AgentEntrySchema).min(1).optional(),
     execution: z.enum(['parallel', 'sequential']).optional(),

@@ -26,7 +26,13 @@ describe('Function: chunkFiles', () => {
     expect(chunks.length).toBeGreaterThan(3);
     for (const c of chunks) expect(estimateTokens(c)).toBeLessThanOrEqual(1_000);
     const joined = chunks.join('\n');
-    for (const f of files) for (const l of f.patch.split('\n').filter((x) => x.startsWith('+'))) expect(joined).toContain(l);
+    // Every added line is there, with its new-file number (line i of a new file is number i + 1).
+    for (const f of files) {
+      f.patch
+        .split('\n')
+        .filter((x) => x.startsWith('+'))
+        .forEach((l, i) => expect(joined).toMatch(new RegExp(`^ *${i + 1} \\+ ${l.slice(1)}$`, 'm')));
+    }
   });
 
   it('rejects a budget that is not positive', () => {
