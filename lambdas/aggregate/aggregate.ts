@@ -12,8 +12,9 @@ import {
 } from '../core/contracts.js';
 import { placeFindings } from '../core/placement.js';
 import type { ArtifactStore } from '../core/ports.js';
-import { mergeFindings, type NotReviewed, renderComment, summarize } from '../core/report.js';
+import { mergeFindings, type NotReviewed, type ReportFinding, renderComment, summarize } from '../core/report.js';
 import { readSpend } from '../core/spend.js';
+import { applyVerdicts, VERIFY_PHASE, VerdictsArtifactSchema, type VerificationSummary } from '../core/verify.js';
 
 export interface AggregateDeps {
   artifacts: ArtifactStore;
@@ -44,6 +45,27 @@ async function withSpend(a: AgentResult, runId: string, artifacts: ArtifactStore
     truncated: sum((i) => i.truncated),
     repaired: sum((i) => i.repairs) > 0,
   };
+}
+
+/**
+ * The findings after the verifier pass: its verdicts applied (see `applyVerdicts`), or, when the
+ * verifier ran but left no verdicts (it failed), every finding kept and counted unverified. Without
+ * a verifier the findings are unchanged and there is no verification summary.
+ */
+async function verified(
+  findings: ReportFinding[],
+  agents: readonly AgentResult[],
+  artifacts: ArtifactStore,
+): Promise<{ findings: ReportFinding[]; verification?: VerificationSummary }> {
+  const verifier = agents.find((a) => a.phase === VERIFY_PHASE);
+  if (!verifier) return { findings };
+  if (!verifier.verdictsRef) {
+    return {
+      findings,
+      verification: { checked: 0, confirmed: 0, dropped: 0, downgraded: 0, unverified: findings.length, notes: [] },
+    };
+  }
+  return applyVerdicts(findings, VerdictsArtifactSchema.parse(await artifacts.getJson(verifier.verdictsRef)));
 }
 
 /** The metric the Aggregate function emits per run: agents whose status is failed (the stack alarms on it). */
@@ -90,13 +112,16 @@ export async function aggregate(raw: unknown, deps: AggregateDeps): Promise<Aggr
         return { ...s, findings: p.findings };
       })
     : stored;
-  const findings = mergeFindings(placed);
+  const merged = mergeFindings(placed);
+  // The verifier's verdicts (workflow `verify:`) apply to the same placed, merged findings it was given.
+  const { findings, verification } = await verified(merged, agents, deps.artifacts);
   const totalMicro = agents.reduce((s, a) => s + a.costMicro, 0);
   const summary = summarize(input.workflow, agents, findings, input.gates, {
     costUsd: fromMicro(totalMicro),
     excluded,
     requiredPhases: input.requiredPhases,
     relocated,
+    ...(verification ? { verification } : {}),
   });
   const notReviewed: NotReviewed[] = agents.flatMap((a, i) =>
     a.filesNotReviewed > 0 ? [{ agent: a.name, reason: a.notReviewed ?? 'not reached', paths: stored[i]?.notReviewed ?? [] }] : [],

@@ -1,6 +1,7 @@
 import type { AgentResult, Change, Finding, GateOutcome, RunOutcome, RunSummary, Severity } from './contracts.js';
 import { SEVERITIES } from './contracts.js';
 import { roundUsd } from './pricing.js';
+import { VERIFY_PHASE, type VerificationSummary } from './verify.js';
 
 /** A finding with the agents that reported it. */
 export interface ReportFinding extends Finding {
@@ -94,6 +95,19 @@ export function runOutcome(
   agents: ReadonlyArray<Pick<AgentResult, 'name' | 'phase' | 'status' | 'filesNotReviewed' | 'notReviewed' | 'error' | 'calls' | 'chunks'>>,
   requiredPhases: readonly string[] = [],
 ): { status: RunOutcome; reason?: string } {
+  // The verifier checks the reviewers' findings: whether the review happened is the reviewers'
+  // outcome; a verifier that did not finish makes a reviewed run PARTIAL (its findings unverified).
+  const verifiers = agents.filter((a) => a.phase === VERIFY_PHASE);
+  if (verifiers.length > 0 && verifiers.length < agents.length) {
+    const reviewed = runOutcome(
+      agents.filter((a) => a.phase !== VERIFY_PHASE),
+      requiredPhases,
+    );
+    const unfinished = verifiers.filter((a) => a.status !== 'succeeded');
+    if (reviewed.status !== 'SUCCEEDED' || unfinished.length === 0) return reviewed;
+    const why = unfinished.map((a) => clip((errorText(a.error) ?? a.notReviewed ?? 'error').replace(/ \[attempts: .*\]$/s, ''), 300));
+    return { status: 'PARTIAL', reason: `findings not verified: ${why.join('; ')}` };
+  }
   const failed = agents.filter((a) => a.status === 'failed');
   const partial = agents.filter((a) => a.status === 'partial');
   const why = (a: (typeof agents)[number]) =>
@@ -139,6 +153,8 @@ export function summarize(
     requiredPhases?: readonly string[];
     /** Findings moved to file level (see `placeFindings`). @default 0 */
     relocated?: number;
+    /** What the verifier pass did (see `applyVerdicts`); absent when the workflow does not verify. */
+    verification?: VerificationSummary;
   } = {},
 ): RunSummary {
   const bySeverity: Record<string, number> = {};
@@ -159,6 +175,7 @@ export function summarize(
     outputTokens: agents.reduce((s, a) => s + a.outputTokens, 0),
     offline: agents.some((a) => a.servedBy !== undefined),
     relocated: extra.relocated ?? 0,
+    ...(extra.verification ? { verification: extra.verification } : {}),
     gates: Object.fromEntries(Object.entries(gates).map(([k, g]) => [k, describeGate(g)])),
     agents: agents.map((a) => {
       const error = errorText(a.error);
@@ -457,6 +474,29 @@ export function renderComment(input: {
     }
     if (shown < findings.length) {
       out.push('', `_${findings.length - shown} more findings are in the full report (run ${input.runId})._`);
+    }
+  }
+  const v = summary.verification;
+  if (v) {
+    const verifier = summary.agents.find((a) => a.phase === VERIFY_PHASE);
+    const parts = [
+      `${v.confirmed} confirmed`,
+      ...(v.dropped ? [`${v.dropped} dropped`] : []),
+      ...(v.downgraded ? [`${v.downgraded} downgraded`] : []),
+      ...(v.unverified ? [`${v.unverified} not verified`] : []),
+    ];
+    out.push(
+      '',
+      `**Verifier**${verifier ? ` (${cell(verifier.model)}, ${usd(verifier.costUsd)})` : ''}: ${v.checked} finding${v.checked === 1 ? '' : 's'} checked — ${parts.join(', ')}.`,
+    );
+    if (v.notes.length > 0) {
+      out.push('', '<details><summary>Not confirmed</summary>', '');
+      for (const n of v.notes) {
+        out.push(
+          `- ${codeCell(`${cap(n.file, FIELD_CAPS.file)}${n.line > 0 ? `:${n.line}` : ''}`)} ${cellText(n.message, FIELD_CAPS.message)} — _${cellText(n.reason || 'no reason given', FIELD_CAPS.suggestion)}_`,
+        );
+      }
+      out.push('', '</details>');
     }
   }
   out.push(

@@ -86,6 +86,17 @@ export async function publish(raw: unknown, deps: PublishDeps): Promise<PublishO
         commentUrl,
         reportRef: input.report.reportRef,
         relocated: summary.relocated,
+        ...(summary.verification
+          ? {
+              verification: {
+                checked: summary.verification.checked,
+                confirmed: summary.verification.confirmed,
+                dropped: summary.verification.dropped,
+                downgraded: summary.verification.downgraded,
+                unverified: summary.verification.unverified,
+              },
+            }
+          : {}),
       });
       await tell({
         status: summary.status,

@@ -45,6 +45,16 @@ export function loadModels(file: string, text: string): Loaded<ModelCatalog> {
       }
     }
   }
+  for (const [alias, m] of Object.entries(parsed.data.models)) {
+    if (m.structured_output !== undefined && m.provider !== 'openai-compatible') {
+      diagnostics.push(
+        src.at(
+          ['models', alias, 'structured_output'],
+          `models.${alias}.structured_output: only openai-compatible models take it (${m.provider} always enforces the answer format); remove it`,
+        ),
+      );
+    }
+  }
   for (const [provider, alias] of Object.entries(parsed.data.defaults)) {
     if (alias === undefined) continue;
     const m = parsed.data.models[alias];
@@ -122,6 +132,7 @@ export function findModel(models: ModelCatalog, ref: string): ResolvedModel | un
     modelId: m.id,
     contextWindow: m.context_window,
     maxOutput: m.max_output,
+    ...(m.structured_output ? { structuredOutput: m.structured_output } : {}),
     price: m.price
       ? {
           input: m.price.input,
@@ -277,6 +288,9 @@ function normalize(id: string, w: WorkflowSource, catalog: Catalog, src: YamlSou
       }
     }
   }
+
+  const verifier = verifierPhase(w, phases, catalog, src, diagnostics);
+  if (verifier) phases.push(verifier);
 
   const outputs = w.output ? (Array.isArray(w.output) ? Object.assign({}, ...w.output) : w.output) : {};
   const o = outputs as {
@@ -550,6 +564,78 @@ function resolveAgent(
     output: spec.output,
     ...(auto ? { auto } : {}),
     paths,
+  };
+}
+
+/** The phase the verifier runs in; a workflow with `verify` on cannot name a phase so. Tied to lambdas/core/verify.ts by a test. */
+export const VERIFY_PHASE = 'verify';
+/** The verifier agent's name. */
+export const VERIFIER_AGENT = 'verifier';
+/** Findings per verifier call unless `verify.batch` says otherwise. */
+export const DEFAULT_VERIFY_BATCH = 20;
+/** Answer tokens of a verifier call (about 60 per verdict, 50 verdicts at most), capped by the models' max_output. */
+const VERIFIER_MAX_TOKENS = 4096;
+
+/**
+ * The verifier pass of a workflow with `verify:` (true, or `{ model, fallback, batch, unconfirmed }`):
+ * one more agent phase, after every other phase, with the built-in verifier agent (`output:
+ * verdicts`). Its model defaults to the simple tier of the first agent's provider (a cheap model),
+ * else that provider's default model; it answers at temperature 0.
+ */
+function verifierPhase(w: WorkflowSource, phases: readonly Phase[], catalog: Catalog, src: YamlSource, diagnostics: Diagnostic[]): Phase | undefined {
+  if (!w.verify) return undefined;
+  const opts = w.verify === true ? {} : w.verify;
+  const at = (field?: string): SourcePath => (w.verify === true || !field ? ['verify'] : ['verify', field]);
+  const reserved = phases.findIndex((p) => p.name === VERIFY_PHASE);
+  if (reserved >= 0) {
+    diagnostics.push(src.at(w.phases ? ['phases', reserved, 'name'] : at(), `phase name "${VERIFY_PHASE}" is the verifier's when verify is on; rename the phase`));
+    return undefined;
+  }
+  const reviewers = phases.flatMap((p) => (p.kind === 'agents' ? p.agents : []));
+  const first = reviewers[0];
+  if (!first) {
+    diagnostics.push(src.at(at(), 'verify needs at least one agent phase whose findings it checks'));
+    return undefined;
+  }
+  const models = catalog.models;
+  const provider = first.model.provider;
+  const ref = opts.model ?? models.tiers[provider]?.simple ?? models.defaults[provider];
+  const model = ref ? findModel(models, ref) : undefined;
+  if (!model) {
+    diagnostics.push(src.at(at('model'), `unknown model "${ref ?? ''}" for the verifier (see workflows/models.yml)`));
+    return undefined;
+  }
+  const fallback: ResolvedModel[] = [];
+  (opts.fallback ?? []).forEach((f, i) => {
+    const m = findModel(models, f);
+    if (m) fallback.push(m);
+    else diagnostics.push(src.at(['verify', 'fallback', i], `unknown model "${f}" for the verifier's fallback (see workflows/models.yml)`));
+  });
+  const maxTokens = Math.min(VERIFIER_MAX_TOKENS, ...[model, ...fallback].map((m) => m.maxOutput ?? VERIFIER_MAX_TOKENS));
+  return {
+    kind: 'agents',
+    name: VERIFY_PHASE,
+    dependsOn: phases.map((p) => p.name),
+    parallel: false,
+    required: false,
+    maxConcurrency: 1,
+    agents: [
+      {
+        name: VERIFIER_AGENT,
+        model,
+        fallback: fallback.filter((f) => f.modelId !== model.modelId),
+        maxTokens,
+        temperature: 0,
+        categories: [],
+        tasks: [],
+        prompt: '',
+        cache: true,
+        complexity: 'simple',
+        output: 'verdicts',
+        paths: { include: [], exclude: [] },
+        verify: { batch: opts.batch ?? DEFAULT_VERIFY_BATCH, unconfirmed: opts.unconfirmed ?? 'drop' },
+      },
+    ],
   };
 }
 

@@ -1,4 +1,4 @@
-import type { Provider } from './schema.js';
+import type { Provider, StructuredOutput } from './schema.js';
 
 /** Token prices of a model in USD per million tokens. */
 export interface ModelPrice {
@@ -19,6 +19,8 @@ export interface ResolvedModel {
   readonly contextWindow: number;
   /** The most tokens the model writes in one answer (`max_output` in models.yml). */
   readonly maxOutput?: number;
+  /** `openai-compatible` only: `structured_output` in models.yml (absent: `prompt`). */
+  readonly structuredOutput?: StructuredOutput;
   /** `null` when models.yml gives no price: the gateway then never calls the model. */
   readonly price: ModelPrice | null;
 }
@@ -50,8 +52,13 @@ export interface ResolvedAgent {
   readonly cache: boolean;
   /** The agent's declared complexity: the tier `model: auto` starts from. */
   readonly complexity: 'simple' | 'medium' | 'complex';
-  /** `document`: the agent writes a Markdown document (stored as an artifact) besides its findings. */
-  readonly output: 'findings' | 'document';
+  /**
+   * `document`: the agent writes a Markdown document (stored as an artifact) besides its findings;
+   * `verdicts`: the built-in verifier (workflow `verify:`), which checks the other agents' findings.
+   */
+  readonly output: 'findings' | 'document' | 'verdicts';
+  /** Only for the built-in verifier (`output: verdicts`): findings per call and what happens to an unconfirmed one. */
+  readonly verify?: { readonly batch: number; readonly unconfirmed: 'drop' | 'downgrade' };
   /** For `model: auto`: the provider's tier models; InvokeAgent picks one by the change size. */
   readonly auto?: { readonly simple: ResolvedModel; readonly medium: ResolvedModel; readonly complex: ResolvedModel };
   /**

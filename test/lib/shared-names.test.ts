@@ -1,9 +1,21 @@
 import { describe, expect, it } from 'vitest';
 import { REJECTED_ERROR } from '../../lambdas/core/approvals.js';
-import { PROVIDERS as CONTRACT_PROVIDERS, SEVERITIES as CONTRACT_SEVERITIES } from '../../lambdas/core/contracts.js';
+import { AGENT_OUTPUTS, PROVIDERS as CONTRACT_PROVIDERS, SEVERITIES as CONTRACT_SEVERITIES } from '../../lambdas/core/contracts.js';
 import * as errors from '../../lambdas/core/errors.js';
+import {
+  VERIFIER_AGENT as CORE_VERIFIER_AGENT,
+  DEFAULT_VERIFY_BATCH as CORE_VERIFY_BATCH,
+  VERIFY_PHASE as CORE_VERIFY_PHASE,
+  VERIFY_ACTIONS,
+} from '../../lambdas/core/verify.js';
 import { APPROVAL_REJECTED_ERROR, compileWorkflow, LAMBDA_SERVICE_ERRORS, RETRYABLE_ERRORS } from '../../lib/workflow/compile.js';
-import { PROVIDERS as WORKFLOW_PROVIDERS, SEVERITIES as WORKFLOW_SEVERITIES } from '../../lib/workflow/schema.js';
+import {
+  VERIFIER_AGENT as LOAD_VERIFIER_AGENT,
+  DEFAULT_VERIFY_BATCH as LOAD_VERIFY_BATCH,
+  VERIFY_PHASE as LOAD_VERIFY_PHASE,
+} from '../../lib/workflow/load.js';
+import type { ResolvedAgent } from '../../lib/workflow/model.js';
+import { PROVIDERS as WORKFLOW_PROVIDERS, SEVERITIES as WORKFLOW_SEVERITIES, WorkflowSourceSchema } from '../../lib/workflow/schema.js';
 import { loadWorkspace } from '../../lib/workspace.js';
 
 /**
@@ -63,5 +75,17 @@ describe('shared names between the compiler and the Lambdas', () => {
   it('lists the same providers and severities in the workflow language as in the Lambdas’ contracts', () => {
     expect([...WORKFLOW_PROVIDERS]).toEqual([...CONTRACT_PROVIDERS]);
     expect([...WORKFLOW_SEVERITIES]).toEqual([...CONTRACT_SEVERITIES]);
+  });
+
+  it('names the verifier pass the same in the workflow loader and the Lambdas (phase, agent, batch, actions)', () => {
+    expect(LOAD_VERIFY_PHASE).toBe(CORE_VERIFY_PHASE);
+    expect(LOAD_VERIFIER_AGENT).toBe(CORE_VERIFIER_AGENT);
+    expect(LOAD_VERIFY_BATCH).toBe(CORE_VERIFY_BATCH);
+    const actions = (WorkflowSourceSchema.shape.verify.unwrap().options[1] as { shape: { unconfirmed: { unwrap(): { options: string[] } } } })
+      .shape.unconfirmed.unwrap().options;
+    expect(actions).toEqual([...VERIFY_ACTIONS]);
+    // A key missing here (or one the model does not have) fails to compile.
+    const outputs: Record<ResolvedAgent['output'], true> = { findings: true, document: true, verdicts: true };
+    expect(Object.keys(outputs)).toEqual([...AGENT_OUTPUTS]);
   });
 });
