@@ -1,5 +1,7 @@
-import { BedrockRuntimeClient, ConverseCommand } from '@aws-sdk/client-bedrock-runtime';
+import { BedrockRuntimeClient, ConverseCommand, type ToolInputSchema } from '@aws-sdk/client-bedrock-runtime';
 import OpenAI from 'openai';
+import type { AnswerFormat } from '../core/answer-format.js';
+import type { StructuredOutput } from '../core/contracts.js';
 import {
   ProviderAuthError,
   type ProviderError,
@@ -41,16 +43,56 @@ export function classifyProviderError(
 
 /** Options of {@link OpenAIProvider}. */
 export interface OpenAIProviderOptions {
-  /** `true` for servers other than api.openai.com (Ollama, vLLM): uses `max_tokens` and no `response_format`. @default false */
+  /**
+   * `true` for servers other than api.openai.com (Ollama, vLLM): uses `max_tokens`, and a
+   * `response_format` only as the model's `structured_output` says. @default false
+   */
   compatible?: boolean;
   /** The provider name errors carry. @default 'openai' ('openai-compatible' when `compatible`) */
   name?: string;
+}
+
+/** The `response_format` of a chat completion request. */
+type ResponseFormat = OpenAI.Chat.Completions.ChatCompletionCreateParams['response_format'];
+
+/**
+ * The strict `json_schema` response format for `format`: the answer is JSON matching the schema
+ * (constrained decoding). Source: OpenAI "Structured model outputs",
+ * https://platform.openai.com/docs/guides/structured-outputs (checked 2026-11).
+ */
+export function jsonSchemaFormat(format: AnswerFormat): ResponseFormat {
+  return {
+    type: 'json_schema',
+    json_schema: { name: format.name, description: format.description, strict: true, schema: format.schema },
+  };
+}
+
+/**
+ * The `response_format` an `openai-compatible` model gets for `format`, by its `structured_output`
+ * capability: `json_schema` → {@link jsonSchemaFormat}; `json_object` → JSON mode
+ * (`{type: 'json_object'}`, the prompt gives the shape); `prompt` → none. Without a format: none.
+ */
+export function compatibleFormat(format: AnswerFormat | undefined, capability: StructuredOutput = 'prompt'): ResponseFormat | undefined {
+  if (!format) return undefined;
+  const formats: Record<StructuredOutput, () => ResponseFormat | undefined> = {
+    json_schema: () => jsonSchemaFormat(format),
+    json_object: () => ({ type: 'json_object' }),
+    prompt: () => undefined,
+  };
+  return formats[capability]();
 }
 
 /**
  * OpenAI chat completions through the `openai` SDK. Usage: `prompt_tokens` minus
  * `prompt_tokens_details.cached_tokens` is uncached input; cached tokens are cache reads.
  * `finish_reason: "length"` (the answer hit `maxTokens`) sets `truncated: true`.
+ *
+ * Answer format: with `answerFormat`, `openai` sends a strict `json_schema` response format
+ * ({@link jsonSchemaFormat}) and `openai-compatible` what the model's `structuredOutput` allows
+ * ({@link compatibleFormat}); without one, `openai` keeps JSON mode (`json_object`). A
+ * `message.refusal` (the model declined, so there is no JSON) is a {@link ProviderRejectedError}
+ * naming the refusal. Source: https://platform.openai.com/docs/guides/structured-outputs
+ * ("Refusals"), checked 2026-11.
  */
 export class OpenAIProvider implements ModelProvider {
   constructor(
@@ -64,15 +106,19 @@ export class OpenAIProvider implements ModelProvider {
 
   async complete(req: ModelRequest): Promise<ModelResponse> {
     let r: OpenAI.Chat.Completions.ChatCompletion;
+    const responseFormat = this.options.compatible
+      ? compatibleFormat(req.answerFormat, req.structuredOutput)
+      : req.answerFormat
+        ? jsonSchemaFormat(req.answerFormat)
+        : ({ type: 'json_object' } as const);
     try {
       r = await this.client.chat.completions.create(
         {
           model: req.modelId,
           messages: [{ role: 'system', content: req.system }, ...req.messages],
           temperature: req.temperature,
-          ...(this.options.compatible
-            ? { max_tokens: req.maxTokens }
-            : { max_completion_tokens: req.maxTokens, response_format: { type: 'json_object' as const } }),
+          ...(this.options.compatible ? { max_tokens: req.maxTokens } : { max_completion_tokens: req.maxTokens }),
+          ...(responseFormat ? { response_format: responseFormat } : {}),
         },
         req.timeoutMs ? { timeout: req.timeoutMs } : undefined,
       );
@@ -86,6 +132,8 @@ export class OpenAIProvider implements ModelProvider {
     }
     const cached = r.usage?.prompt_tokens_details?.cached_tokens ?? 0;
     const choice = r.choices[0];
+    const refusal = choice?.message?.refusal;
+    if (refusal) throw new ProviderRejectedError(`${this.name}: the model refused to answer: ${refusal}`, this.name, 200);
     return {
       text: choice?.message?.content ?? '',
       usage: {
@@ -101,9 +149,36 @@ export class OpenAIProvider implements ModelProvider {
 }
 
 /**
+ * The Converse `toolConfig` that makes the model answer in `format`: one tool whose input schema is
+ * the format's schema, and `toolChoice` forcing that tool, so the answer is the tool's input (no
+ * text). Sources: https://docs.aws.amazon.com/bedrock/latest/userguide/tool-use-inference-call.html
+ * and https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_ToolChoice.html
+ * (a specific tool: Anthropic Claude 3 and later, Amazon Nova), checked 2026-11.
+ */
+export function toolConfigOf(format: AnswerFormat) {
+  return {
+    tools: [
+      {
+        toolSpec: {
+          name: format.name,
+          description: format.description,
+          // The SDK types the schema as a Smithy document (any JSON value); a JSON Schema object is one.
+          inputSchema: { json: format.schema as ToolInputSchema.JsonMember['json'] },
+        },
+      },
+    ],
+    toolChoice: { tool: { name: format.name } },
+  };
+}
+
+/**
  * Claude on Amazon Bedrock through the Converse API. Usage fields: `inputTokens`,
  * `outputTokens`, `cacheReadInputTokens`, `cacheWriteInputTokens`. `stopReason: "max_tokens"`
  * (the answer hit `maxTokens`) sets `truncated: true`.
+ *
+ * Answer format: with `answerFormat`, the request forces a tool whose input schema is the format's
+ * ({@link toolConfigOf}) and the answer's `text` is the JSON of the first `toolUse` block's `input`;
+ * when the model wrote no tool use, the text blocks are the answer (parsed like a prompt-only one).
  *
  * Prompt caching: a cache point follows the system prompt (the agent's shared instructions) and,
  * when the request continues a conversation (the repair prompt), the first user message (the
@@ -126,10 +201,13 @@ export class BedrockProvider implements ModelProvider {
             content: i === 0 && req.messages.length > 1 ? [{ text: m.content }, cachePoint] : [{ text: m.content }],
           })),
           inferenceConfig: { maxTokens: req.maxTokens, temperature: req.temperature },
+          ...(req.answerFormat ? { toolConfig: toolConfigOf(req.answerFormat) } : {}),
         }),
         req.timeoutMs ? { abortSignal: AbortSignal.timeout(req.timeoutMs) } : undefined,
       );
-      const text = (r.output?.message?.content ?? []).map((c) => c.text ?? '').join('');
+      const content = r.output?.message?.content ?? [];
+      const toolUse = content.find((c) => c.toolUse !== undefined)?.toolUse;
+      const text = toolUse ? JSON.stringify(toolUse.input ?? {}) : content.map((c) => c.text ?? '').join('');
       const extra = r.additionalModelResponseFields as { servedBy?: string } | undefined;
       return {
         text,

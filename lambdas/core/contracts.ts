@@ -18,6 +18,15 @@ export type Provider = (typeof PROVIDERS)[number];
 export const SEVERITIES = ['critical', 'high', 'medium', 'low', 'info'] as const;
 export type Severity = (typeof SEVERITIES)[number];
 
+/**
+ * How an `openai-compatible` model can be held to an answer format (`structured_output` in
+ * models.yml): `json_schema` (`response_format` with a strict JSON Schema), `json_object` (JSON mode:
+ * valid JSON, shape from the prompt) or `prompt` (the prompt alone). Bedrock (a forced tool) and
+ * OpenAI (strict `json_schema`) always enforce the format.
+ */
+export const STRUCTURED_OUTPUTS = ['json_schema', 'json_object', 'prompt'] as const;
+export type StructuredOutput = (typeof STRUCTURED_OUTPUTS)[number];
+
 /** A key in the artifact store (an S3 key, or a path under the local state folder). */
 export const ArtifactRef = z.string().min(1).max(1024);
 
@@ -57,6 +66,8 @@ const ModelRef = z.strictObject({
   contextWindow: z.number().int().positive(),
   /** The most tokens the model writes in one answer (`max_output` in models.yml). */
   maxOutput: z.number().int().positive().optional(),
+  /** `openai-compatible` only: how the model is held to an answer format (`structured_output` in models.yml). @default 'prompt' */
+  structuredOutput: z.enum(STRUCTURED_OUTPUTS).optional(),
   /** USD per million tokens; `null` when models.yml has no price (the gateway then refuses to call it). */
   price: z
     .strictObject({

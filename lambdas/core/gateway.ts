@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { AnswerFormat } from './answer-format.js';
 import type { Admission, CircuitBreaker, FailureKind } from './breaker.js';
 import {
   type BudgetLedger,
@@ -138,6 +139,11 @@ export interface GatewayCall {
   readonly cache?: boolean;
   /** Only answers this accepts are cached (e.g. ones that parse). @default every answer */
   readonly cacheIf?: (text: string) => boolean;
+  /**
+   * The shape the answer must have, enforced natively where the candidate model can (see
+   * `ModelRequest.answerFormat`); part of the cache key. @default - none: the prompt describes it
+   */
+  readonly answerFormat?: AnswerFormat;
   readonly labels: { readonly workflow: string; readonly agent: string; readonly project: string };
   /** No try starts after this instant (ms since the epoch); tries are cut to the time left. */
   readonly deadlineMs: number;
@@ -190,12 +196,18 @@ export interface GatewayDeps {
 }
 
 /**
- * SHA-256 over provider, model, parameters and the full prompt: the response cache key. The
- * random data boundary of a user message does not count (`withoutBoundary`).
+ * SHA-256 over provider, model, parameters, the answer format's name (with the model's
+ * `structuredOutput`, so an answer is never served across formats) and the full prompt: the
+ * response cache key. The random data boundary of a user message does not count (`withoutBoundary`).
  */
-export function cacheKey(model: ModelRef, call: Pick<GatewayCall, 'system' | 'messages' | 'maxTokens' | 'temperature'>): string {
+export function cacheKey(
+  model: ModelRef,
+  call: Pick<GatewayCall, 'system' | 'messages' | 'maxTokens' | 'temperature' | 'answerFormat'>,
+): string {
   const messages = call.messages.map((m) => ({ ...m, content: withoutBoundary(m.content) }));
-  const material = JSON.stringify([model.provider, model.modelId, call.maxTokens, call.temperature, call.system, messages]);
+  // Without a format the material is what it was before formats existed (earlier keys stay valid).
+  const format = call.answerFormat ? [call.answerFormat.name, model.structuredOutput ?? 'prompt'] : [];
+  const material = JSON.stringify([model.provider, model.modelId, call.maxTokens, call.temperature, call.system, messages, ...format]);
   return createHash('sha256').update(material).digest('hex');
 }
 
@@ -427,6 +439,8 @@ export class ModelGateway {
           maxTokens: call.maxTokens,
           temperature: call.temperature,
           timeoutMs: Math.min(providerTimeoutSeconds * 1000, remaining),
+          ...(call.answerFormat ? { answerFormat: call.answerFormat } : {}),
+          ...(model.structuredOutput ? { structuredOutput: model.structuredOutput } : {}),
         });
       } catch (e) {
         record(e);

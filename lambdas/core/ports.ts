@@ -1,4 +1,5 @@
-import type { Change, ChangedFile, Provider, RunRecord } from './contracts.js';
+import type { AnswerFormat } from './answer-format.js';
+import type { Change, ChangedFile, Provider, RunRecord, StructuredOutput } from './contracts.js';
 
 /**
  * Ports: what the use cases need from the outside world. Adapters in `lambdas/adapters`
@@ -41,6 +42,17 @@ export interface ModelRequest {
   temperature: number;
   /** Abort the call after this many ms (ProviderTimeoutError). @default the client's timeout */
   timeoutMs?: number;
+  /**
+   * The shape the answer must have. Bedrock and OpenAI enforce it natively (a forced tool; a strict
+   * `json_schema` response format) and answer with its JSON as `text`; `openai-compatible` as
+   * {@link structuredOutput} says. @default - none: the prompt alone describes the answer
+   */
+  answerFormat?: AnswerFormat;
+  /**
+   * What the target model supports for {@link answerFormat} (`structured_output` in models.yml;
+   * read by `openai-compatible` only). @default 'prompt'
+   */
+  structuredOutput?: StructuredOutput;
 }
 
 /** Token usage as the provider reported it. */

@@ -1,9 +1,26 @@
 import { randomBytes } from 'node:crypto';
+import type { z } from 'zod';
+import { normalizeStructured } from './answer-format.js';
 import type { AgentItem, Change, Finding, ModelAnswer } from './contracts.js';
 import { FindingSchema, ModelAnswerSchema } from './contracts.js';
 import type { ChatMessage } from './ports.js';
 
-/** Instructions appended to every agent's prompt: the answer format AgentFlow validates. */
+/** The line after an answer's JSON object that starts its Markdown document (prompt-only answers). */
+export const DOCUMENT_OPEN = '=== DOCUMENT ===';
+/** The line that ends the document: without it the document counts as cut off (see {@link parseAnswer}). */
+export const DOCUMENT_CLOSE = '=== END DOCUMENT ===';
+
+/**
+ * Instructions appended to every agent's prompt: the answer format AgentFlow validates.
+ *
+ * One prompt serves every candidate model of the call, whatever its structured-output support
+ * (the primary may enforce the format natively and a fallback not): it describes the prompt-only
+ * layout. For an `output: document` agent that is the JSON object, then the Markdown document after
+ * a line {@link DOCUMENT_OPEN} and before a line {@link DOCUMENT_CLOSE} (outside the JSON, so the
+ * model need not escape Markdown in a JSON string); a model held to one JSON object (a forced tool,
+ * a `json_schema` or `json_object` response format) puts it in the `"document"` field instead,
+ * which the answer format's schema carries.
+ */
 export function systemPrompt(agent: AgentItem): string {
   return `${agent.prompt}
 
@@ -18,7 +35,7 @@ The user message holds the change between a line \`<<<${DATA_OPEN}<id>>>>\` and 
       ? `
 
 ## Document
-Also write the document your instructions ask for, in Markdown, as the string field "document" of the same JSON object. Base it on the change and on the earlier phases' findings.`
+Also write the document your instructions ask for, in Markdown, based on the change and on the earlier phases' findings. Write it after the JSON object: a line \`${DOCUMENT_OPEN}\`, then the document, then a line \`${DOCUMENT_CLOSE}\`; nothing else follows the JSON object. When your answer can only be one JSON object (a tool call or a JSON-only response format), put the document in its string field "document" instead.`
       : ''
   }`;
 }
@@ -122,7 +139,7 @@ export function repairMessages(previous: ChatMessage[], answer: string, problem:
     { role: 'assistant', content: answer || '(empty answer)' },
     {
       role: 'user',
-      content: `Your answer could not be used: ${problem}. Answer again with only the JSON object in the required format.`,
+      content: `Your answer could not be used: ${problem}. Answer again in the required format: the JSON object, followed only by the document when your instructions ask for one.`,
     },
   ];
 }
@@ -179,27 +196,51 @@ export type ParsedAnswer = { ok: true; answer: ModelAnswer } | { ok: false; prob
  * top-level `{…}` in the text (braces inside strings do not count, so prose with a brace before the
  * object, or an example object after it, does not spoil it) — and the first that is JSON (raw line
  * breaks inside strings, as a Markdown document often has them, are accepted) and matches the
- * findings schema wins.
+ * findings schema wins. A structured answer's `null` fields (strict mode's absent optional ones) are
+ * read as absent ({@link normalizeStructured}).
+ *
+ * A document (see {@link systemPrompt}) is read from between the first line {@link DOCUMENT_OPEN}
+ * and the last line {@link DOCUMENT_CLOSE}; only the text before the opening line is searched for
+ * the JSON object, so code blocks and braces in the document cannot be taken for it. Without an
+ * opening line a `"document"` field of the JSON object is the document.
  * @returns the answer, or `problem`: exactly what could not be used (no object; an object cut off at
- *   the end; not JSON; the schema mismatch of the best candidate)
+ *   the end; not JSON; the schema mismatch of the best candidate; a document without its closing line)
  */
 export function parseAnswer(text: string): ParsedAnswer {
-  const fenced = [...text.matchAll(/```[ \t]*([A-Za-z]*)[ \t]*\r?\n([\s\S]*?)\r?\n[ \t]*```/g)]
+  const split = splitDocument(text);
+  if (split.document !== undefined && !split.closed) {
+    return { ok: false, problem: `its document is cut off (no closing line ${DOCUMENT_CLOSE})` };
+  }
+  const r = parseStructured(split.head, ModelAnswerSchema);
+  return r.ok && split.document ? { ok: true, answer: { ...r.answer, document: split.document } } : r;
+}
+
+/**
+ * The JSON object of an answer that matches `schema` (the findings of a review, the verifier's
+ * verdicts, …): candidates in the order {@link parseAnswer} gives, the first that is JSON (raw line
+ * breaks in strings accepted, strict mode's `null`s read as absent) and matches wins.
+ * @returns the answer, or `problem`: exactly what could not be used
+ */
+export function parseStructured<T extends z.ZodType>(
+  head: string,
+  schema: T,
+): { ok: true; answer: z.infer<T> } | { ok: false; problem: string } {
+  const fenced = [...head.matchAll(/```[ \t]*([A-Za-z]*)[ \t]*\r?\n([\s\S]*?)\r?\n[ \t]*```/g)]
     .sort((x, y) => Number(y[1]?.toLowerCase() === 'json') - Number(x[1]?.toLowerCase() === 'json'))
     .map((m) => (m[2] ?? '').trim());
-  const { objects, cut } = topLevelObjects(text);
+  const { objects, cut } = topLevelObjects(head);
   const candidates = [...fenced.filter((f) => f.startsWith('{')), ...objects];
   let mismatch: string | undefined;
   let invalid: string | undefined;
   for (const candidate of candidates) {
     let json: unknown;
     try {
-      json = JSON.parse(escapeControlsInStrings(candidate));
+      json = normalizeStructured(JSON.parse(escapeControlsInStrings(candidate)));
     } catch (e) {
       invalid ??= (e as Error).message;
       continue;
     }
-    const r = ModelAnswerSchema.safeParse(json);
+    const r = schema.safeParse(json);
     if (r.success) return { ok: true, answer: r.data };
     mismatch ??= r.error.issues
       .slice(0, 3)
@@ -209,7 +250,28 @@ export function parseAnswer(text: string): ParsedAnswer {
   if (mismatch) return { ok: false, problem: `its JSON object does not match the format (${mismatch})` };
   if (invalid) return { ok: false, problem: `its JSON object is not valid JSON (${invalid})` };
   if (cut) return { ok: false, problem: 'its JSON object is cut off (it ends before the object closes)' };
-  return { ok: false, problem: text.trim() ? 'it contains no JSON object' : 'it is empty' };
+  return { ok: false, problem: head.trim() ? 'it contains no JSON object' : 'it is empty' };
+}
+
+const OPEN_LINE = new RegExp(`^[ \\t]*${DOCUMENT_OPEN}[ \\t]*\\r?$`, 'm');
+const CLOSE_LINE = new RegExp(`^[ \\t]*${DOCUMENT_CLOSE}[ \\t]*\\r?$`, 'gm');
+
+/**
+ * An answer split at its document lines: `head` (the text before the first {@link DOCUMENT_OPEN}
+ * line), the `document` between it and the last {@link DOCUMENT_CLOSE} line (trimmed; undefined
+ * without an opening line) and whether that closing line was there.
+ */
+function splitDocument(text: string): { head: string; document?: string; closed: boolean } {
+  const open = OPEN_LINE.exec(text);
+  if (!open) return { head: text, closed: false };
+  const rest = text.slice(open.index + open[0].length);
+  const closes = [...rest.matchAll(CLOSE_LINE)];
+  const close = closes.at(-1);
+  return {
+    head: text.slice(0, open.index),
+    document: (close ? rest.slice(0, close.index) : rest).trim(),
+    closed: close !== undefined,
+  };
 }
 
 /**

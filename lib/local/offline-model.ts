@@ -2,16 +2,20 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { OFFLINE_FINGERPRINT } from '../../lambdas/adapters/providers.js';
+import type { JsonSchema } from '../../lambdas/core/answer-format.js';
 import { PROVIDERS, type Provider } from '../../lambdas/core/contracts.js';
+import { DOCUMENT_CLOSE, DOCUMENT_OPEN } from '../../lambdas/core/prompt.js';
 import { countTokens, type TokenizerFamily } from '../../lambdas/core/tokenizer.js';
-import { reviewPrompt } from './offline-rules.js';
+import { type OfflineFinding, reviewPrompt } from './offline-rules.js';
 
 /**
  * A fault the server injects instead of answering: an HTTP status 400–599 (400 says "context too
- * long"), `invalid` (a well-formed response whose answer is not JSON), `malformed` (HTTP 200 with a
- * truncated body) or `hang` (never answers: the client's timeout must end the call).
+ * long"), `invalid` (a well-formed response whose answer is not JSON; with a forced Bedrock tool, a
+ * text block and no tool use), `malformed` (HTTP 200 with a truncated body), `hang` (never answers:
+ * the client's timeout must end the call), an answer shape ({@link ANSWER_SHAPES}, text answers
+ * only) or an answer fault ({@link ANSWER_FAULTS}, every answer mode).
  */
-export type OfflineFault = number | 'invalid' | 'malformed' | 'hang' | AnswerShape;
+export type OfflineFault = number | 'invalid' | 'malformed' | 'hang' | AnswerShape | AnswerFault;
 
 /** Injected faults by provider, e.g. `{ bedrock: 503, 'openai-compatible': 'hang' }`. */
 export type OfflineFaults = Partial<Record<Provider, OfflineFault>>;
@@ -35,6 +39,22 @@ export interface OfflineModelOptions {
 export const ANSWER_SHAPES = ['fenced-prose', 'brace-prose', 'two-objects'] as const;
 export type AnswerShape = (typeof ANSWER_SHAPES)[number];
 
+/**
+ * Broken answers, in every answer mode (text, JSON mode, strict `json_schema`, Bedrock tool use):
+ * `truncated` — the answer cut at about half, marked `finish_reason: "length"` / `stopReason:
+ * "max_tokens"` (a cut tool use carries an empty `input`); `empty` — no content at all;
+ * `off-schema` — valid JSON that does not match the findings format (`findings` a string).
+ */
+export const ANSWER_FAULTS = ['truncated', 'empty', 'off-schema'] as const;
+export type AnswerFault = (typeof ANSWER_FAULTS)[number];
+
+/**
+ * How a request asks for its answer: `text` (no format: the prompt describes it), `json_object`
+ * (OpenAI JSON mode), `json_schema` (OpenAI structured outputs) or `tool` (a Bedrock toolConfig
+ * whose `toolChoice` forces a tool: the answer is that tool's input).
+ */
+export type AnswerMode = 'text' | 'json_object' | 'json_schema' | 'tool';
+
 /** `answer` (a JSON object) in the shape `fault` asks for; any other fault leaves it as it is. */
 export function shapeAnswer(answer: string, fault: OfflineFault | undefined): string {
   switch (fault) {
@@ -49,17 +69,17 @@ export function shapeAnswer(answer: string, fault: OfflineFault | undefined): st
   }
 }
 
-const FAULT_WORDS = ['invalid', 'malformed', 'hang', ...ANSWER_SHAPES] as const;
+const FAULT_WORDS = ['invalid', 'malformed', 'hang', ...ANSWER_SHAPES, ...ANSWER_FAULTS] as const;
 const PROVIDER_SET: ReadonlySet<string> = new Set(PROVIDERS);
 
 /**
  * Parses `AGENTFLOW_OFFLINE_FAULTS`: comma-separated `provider:fault` entries, where provider is one
- * of {@link PROVIDERS} and fault an HTTP status 400–599, `invalid`, `malformed`, `hang` or an answer shape ({@link ANSWER_SHAPES})
- * (see {@link OfflineFault}). A later entry for the same provider replaces an earlier one.
+ * of {@link PROVIDERS} and fault an HTTP status 400–599, `invalid`, `malformed`, `hang`, an answer shape ({@link ANSWER_SHAPES})
+ * or an answer fault ({@link ANSWER_FAULTS}: `truncated`, `empty`, `off-schema`) (see {@link OfflineFault}). A later entry for the same provider replaces an earlier one.
  *
  * @example parseFaults('bedrock:503, openai-compatible:hang') // → { bedrock: 503, 'openai-compatible': 'hang' }
  * @throws Error with one line naming the bad entry and the accepted forms, e.g.
- *   `AGENTFLOW_OFFLINE_FAULTS: "foo:503" — provider must be one of bedrock, openai, openai-compatible; fault an HTTP status (400-599), invalid, malformed, hang, fenced-prose, brace-prose or two-objects`
+ *   `AGENTFLOW_OFFLINE_FAULTS: "foo:503" — provider must be one of bedrock, openai, openai-compatible; fault an HTTP status (400-599), invalid, malformed, hang, fenced-prose, brace-prose, two-objects, truncated, empty or off-schema`
  */
 export function parseFaults(text: string | undefined): OfflineFaults {
   const faults: OfflineFaults = {};
@@ -159,8 +179,16 @@ export function capAnswer(text: string, maxTokens: number | undefined): { text: 
   return { text: cut, tokens: countTokens(cut, 'openai'), truncated: true };
 }
 
-/** The answer the offline model gives to a system prompt + messages: findings for the asked categories. */
-export function offlineAnswer(system: string, messages: Array<{ role: string; content: string }>): string {
+/** The offline model's review: what {@link offlineAnswer} lays out for an answer mode. */
+export interface OfflineReview {
+  summary: string;
+  findings: OfflineFinding[];
+  /** For `output: document` agents (the system prompt has a `## Document` section). */
+  document?: string;
+}
+
+/** The offline model's review of a system prompt + messages: findings for the asked categories. */
+export function offlineReview(system: string, messages: Array<{ role: string; content: string }>): OfflineReview {
   const user = [...messages].reverse().find((m) => m.role === 'user')?.content ?? '';
   // A repair request: answer the original prompt again.
   const prompt = /could not be used/.test(user) ? (messages.find((m) => m.role === 'user')?.content ?? user) : user;
@@ -170,11 +198,25 @@ export function offlineAnswer(system: string, messages: Array<{ role: string; co
     .filter(Boolean);
   const agent = /^Agent: (.+)$/m.exec(prompt)?.[1] ?? 'agent';
   const findings = reviewPrompt(prompt, categories);
-  return JSON.stringify({
+  return {
     summary: `${agent}: ${findings.length} finding(s) from the offline model's rules for ${categories.join(', ') || 'no categories'}.`,
     findings,
     ...(/^## Document$/m.test(system) ? { document: offlineDocument(prompt, agent, findings) } : {}),
-  });
+  };
+}
+
+/**
+ * The answer the offline model gives to a system prompt + messages, as the answer `mode` asks:
+ * `text` — the JSON object, then a document (if any) between the lines `=== DOCUMENT ===` and
+ * `=== END DOCUMENT ===`, as the system prompt asks a prompt-only model; `json_object` — one JSON
+ * object with the document in `"document"`; `json_schema` / `tool` — that object with every field
+ * present (`document: null` when there is none), as a strict schema requires.
+ */
+export function offlineAnswer(system: string, messages: Array<{ role: string; content: string }>, mode: AnswerMode = 'text'): string {
+  const { document, ...review } = offlineReview(system, messages);
+  if (mode === 'text') return `${JSON.stringify(review)}${document ? `\n${DOCUMENT_OPEN}\n${document}\n${DOCUMENT_CLOSE}` : ''}`;
+  if (mode === 'json_object') return JSON.stringify({ ...review, ...(document ? { document } : {}) });
+  return JSON.stringify({ ...review, document: document ?? null });
 }
 
 /**
@@ -224,6 +266,226 @@ function offlineDocument(
   ].join('\n');
 }
 
+/** A tool / json_schema name both vendors accept. */
+const FORMAT_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+
+const isObject = (v: unknown): v is JsonSchema => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * Where `schema` breaks OpenAI's strict-mode rules, as OpenAI words it, or undefined when it keeps
+ * them: the root is an object; every object with `properties` has `additionalProperties: false` and
+ * lists every property in `required`. Source: https://platform.openai.com/docs/guides/structured-outputs
+ * ("Supported schemas"), checked 2026-11.
+ */
+export function strictSchemaProblem(schema: JsonSchema): string | undefined {
+  if (schema.type !== 'object')
+    return "schema must be a JSON Schema of 'type: \"object\"', got 'type: " + JSON.stringify(schema.type) + "'.";
+  const walk = (node: unknown, context: string[]): string | undefined => {
+    if (Array.isArray(node)) {
+      for (const [i, n] of node.entries()) {
+        const p = walk(n, [...context, String(i)]);
+        if (p) return p;
+      }
+      return undefined;
+    }
+    if (!isObject(node)) return undefined;
+    const where = `In context=(${context.map((c) => `'${c}'`).join(', ')})`;
+    if (isObject(node.properties)) {
+      if (node.additionalProperties !== false) return `${where}, 'additionalProperties' is required to be supplied and to be false.`;
+      const required = Array.isArray(node.required) ? node.required : [];
+      const missing = Object.keys(node.properties).filter((k) => !required.includes(k));
+      if (missing.length > 0) {
+        return `${where}, 'required' is required to be supplied and to be an array including every key in properties. Missing '${missing[0]}'.`;
+      }
+    }
+    for (const key of ['properties', 'items', 'anyOf', '$defs'] as const) {
+      if (node[key] === undefined) continue;
+      const children = node[key];
+      if (key === 'properties' || key === '$defs') {
+        for (const [name, child] of Object.entries(children as JsonSchema)) {
+          const p = walk(child, [...context, key, name]);
+          if (p) return p;
+        }
+      } else {
+        const p = walk(children, [...context, key]);
+        if (p) return p;
+      }
+    }
+    return undefined;
+  };
+  return walk(schema, []);
+}
+
+/**
+ * Where `value` does not match `schema`, or undefined when it does. Checks the keywords an answer
+ * format uses (`type`, `properties`, `required`, `additionalProperties: false`, `items`, `enum`,
+ * `const`, `anyOf`, `minimum`, `maximum`); local `$ref`s are not followed. Enough for the offline
+ * server to check its own answer against the schema a request sends (no validator dependency).
+ */
+export function schemaMismatch(value: unknown, schema: JsonSchema, path = '$'): string | undefined {
+  if (Array.isArray(schema.anyOf)) {
+    const ok = schema.anyOf.some((s) => isObject(s) && schemaMismatch(value, s, path) === undefined);
+    if (!ok) return `${path}: matches no anyOf branch`;
+  }
+  const types = schema.type === undefined ? [] : Array.isArray(schema.type) ? schema.type : [schema.type];
+  const typeOf = (v: unknown) =>
+    v === null ? 'null' : Array.isArray(v) ? 'array' : Number.isInteger(v) ? 'integer' : typeof v === 'number' ? 'number' : typeof v;
+  const actual = typeOf(value);
+  if (types.length > 0 && !types.some((t) => t === actual || (t === 'number' && actual === 'integer'))) {
+    return `${path}: expected ${types.join(' or ')}, got ${actual}`;
+  }
+  if (Array.isArray(schema.enum) && !schema.enum.includes(value)) return `${path}: not one of ${JSON.stringify(schema.enum)}`;
+  if ('const' in schema && schema.const !== value) return `${path}: not ${JSON.stringify(schema.const)}`;
+  if (typeof value === 'number') {
+    if (typeof schema.minimum === 'number' && value < schema.minimum) return `${path}: below ${schema.minimum}`;
+    if (typeof schema.maximum === 'number' && value > schema.maximum) return `${path}: above ${schema.maximum}`;
+  }
+  if (Array.isArray(value) && isObject(schema.items)) {
+    for (const [i, v] of value.entries()) {
+      const m = schemaMismatch(v, schema.items, `${path}[${i}]`);
+      if (m) return m;
+    }
+  }
+  if (isObject(value)) {
+    const properties = isObject(schema.properties) ? schema.properties : {};
+    for (const key of Array.isArray(schema.required) ? (schema.required as string[]) : []) {
+      if (!(key in value)) return `${path}: missing "${key}"`;
+    }
+    for (const [key, v] of Object.entries(value)) {
+      const s = properties[key];
+      if (isObject(s)) {
+        const m = schemaMismatch(v, s, `${path}.${key}`);
+        if (m) return m;
+      } else if (schema.additionalProperties === false) return `${path}: unexpected "${key}"`;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The answer mode and schema of an OpenAI chat completions request's `response_format`, or the
+ * 400 `invalid_request_error` message OpenAI gives for a bad one: an unknown type; `json_schema`
+ * without a valid `name` or a `schema` object; with `strict: true`, a schema breaking the strict
+ * rules ({@link strictSchemaProblem}); `json_object` when no message mentions JSON.
+ * Source: https://platform.openai.com/docs/api-reference/chat/create (`response_format`), checked 2026-11.
+ */
+export function openAIAnswerMode(
+  format: unknown,
+  messages: ReadonlyArray<{ content: string }>,
+): { mode: AnswerMode; schema?: JsonSchema } | { error: string } {
+  if (format === undefined || format === null) return { mode: 'text' };
+  if (!isObject(format)) return { error: "Invalid type for 'response_format': expected an object." };
+  if (format.type === 'text') return { mode: 'text' };
+  if (format.type === 'json_object') {
+    if (!messages.some((m) => /json/i.test(m.content))) {
+      return { error: "'messages' must contain the word 'json' in some form, to use 'response_format' of type 'json_object'." };
+    }
+    return { mode: 'json_object' };
+  }
+  if (format.type !== 'json_schema') {
+    return { error: `Invalid value: '${String(format.type)}'. Supported values are: 'text', 'json_object' and 'json_schema'.` };
+  }
+  const spec = format.json_schema;
+  if (!isObject(spec)) return { error: "Missing required parameter: 'response_format.json_schema'." };
+  if (typeof spec.name !== 'string' || !FORMAT_NAME.test(spec.name)) {
+    return { error: "Invalid 'response_format.json_schema.name': must be 1-64 characters of a-z, A-Z, 0-9, underscores and dashes." };
+  }
+  if (!isObject(spec.schema)) return { error: "Missing required parameter: 'response_format.json_schema.schema'." };
+  if (spec.strict === true) {
+    const problem = strictSchemaProblem(spec.schema);
+    if (problem) return { error: `Invalid schema for response_format '${spec.name}': ${problem}` };
+  }
+  return { mode: 'json_schema', schema: spec.schema };
+}
+
+/**
+ * The answer mode and forced tool of a Converse request's `toolConfig`, or the 400
+ * ValidationException message Bedrock gives for a bad one: `tools` not a non-empty list; a tool
+ * without `toolSpec.name` (1–64 of letters, digits, `_`, `-`) or an `inputSchema.json` object
+ * schema; a `toolChoice.tool.name` naming no declared tool. `toolChoice` `tool` or `any` forces a
+ * tool (the named one, or the first); `auto` or none leaves the offline model answering in text.
+ * Source: https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_ToolConfiguration.html, checked 2026-11.
+ */
+export function bedrockAnswerMode(
+  toolConfig: unknown,
+): { mode: AnswerMode; tool?: { name: string; schema: JsonSchema } } | { error: string } {
+  if (toolConfig === undefined) return { mode: 'text' };
+  if (!isObject(toolConfig) || !Array.isArray(toolConfig.tools) || toolConfig.tools.length === 0) {
+    return { error: 'The value at toolConfig.tools must be a list of at least one tool.' };
+  }
+  const tools: Array<{ name: string; schema: JsonSchema }> = [];
+  for (const [i, t] of toolConfig.tools.entries()) {
+    const spec = isObject(t) ? t.toolSpec : undefined;
+    if (!isObject(spec) || typeof spec.name !== 'string' || !FORMAT_NAME.test(spec.name)) {
+      return {
+        error: `The value at toolConfig.tools.${i + 1}.member.toolSpec.name failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_-]+`,
+      };
+    }
+    const json = isObject(spec.inputSchema) ? spec.inputSchema.json : undefined;
+    if (!isObject(json) || json.type !== 'object') {
+      return { error: `The value at toolConfig.tools.${i + 1}.member.toolSpec.inputSchema.json must be a JSON Schema of type object.` };
+    }
+    tools.push({ name: spec.name, schema: json });
+  }
+  const choice = toolConfig.toolChoice;
+  if (choice === undefined || (isObject(choice) && 'auto' in choice)) return { mode: 'text' };
+  if (isObject(choice) && 'any' in choice) return { mode: 'tool', tool: tools[0] };
+  const named = isObject(choice) && isObject(choice.tool) ? choice.tool.name : undefined;
+  const tool = tools.find((t) => t.name === named);
+  if (!tool) return { error: `The tool ${JSON.stringify(named)} in toolConfig.toolChoice.tool.name is not in toolConfig.tools.` };
+  return { mode: 'tool', tool };
+}
+
+/**
+ * The text the offline model sends for `mode` and `fault` (before the answer limit) and whether an
+ * injected fault already cut it; `error` when its own answer does not match `schema` (a bug of the
+ * offline rules, answered as HTTP 500).
+ */
+function faultedAnswer(
+  system: string,
+  messages: Array<{ role: string; content: string }>,
+  mode: AnswerMode,
+  fault: OfflineFault | undefined,
+  schema: JsonSchema | undefined,
+): { text: string; cut: boolean } | { error: string } {
+  if (fault === 'invalid') return { text: 'Here are my thoughts on the change (not JSON).', cut: false };
+  if (fault === 'empty') return { text: '', cut: false };
+  if (fault === 'off-schema') {
+    return { text: JSON.stringify({ summary: 'Reviewed.', findings: 'none: the change looks fine' }), cut: false };
+  }
+  let text = offlineAnswer(system, messages, mode);
+  if (schema) {
+    const mismatch = schemaMismatch(JSON.parse(text), schema);
+    if (mismatch) return { error: `offline model server: its answer does not match the requested schema (${mismatch})` };
+  }
+  if (mode === 'text' || mode === 'json_object') text = shapeAnswer(text, fault);
+  if (fault === 'truncated') return { text: text.slice(0, Math.floor(text.length / 2)), cut: true };
+  return { text, cut: false };
+}
+
+/**
+ * The content blocks of a Converse answer: with a forced tool, one `toolUse` block whose `input` is
+ * the answer's JSON (an answer cut at the limit carries `{}`: its input never closed; an empty or
+ * non-JSON answer is sent as text, as a model that ignored the tool); otherwise one text block (none
+ * for an empty answer).
+ */
+function bedrockContent(
+  out: { text: string; truncated: boolean },
+  tool: string | undefined,
+  n: number,
+): Array<{ text: string } | { toolUse: { toolUseId: string; name: string; input: unknown } }> {
+  if (tool) {
+    let input: unknown;
+    try {
+      input = out.truncated ? {} : JSON.parse(out.text);
+    } catch {
+      input = undefined;
+    }
+    if (input !== undefined) return [{ toolUse: { toolUseId: `tooluse_offline_${n}`, name: tool, input } }];
+  }
+  return out.text ? [{ text: out.text }] : [];
+}
+
 /** The OpenAI-wire providers, in {@link PROVIDERS} order. */
 const OPENAI_WIRE_PROVIDERS = PROVIDERS.filter((p): p is OpenAIWireProvider => p !== 'bedrock');
 
@@ -244,6 +506,14 @@ const tokenLimit = (...values: unknown[]): number | undefined =>
  * request's answer limit (OpenAI `max_completion_tokens` or `max_tokens`, Bedrock
  * `inferenceConfig.maxTokens`) is respected: a longer answer is cut to the limit ({@link capAnswer})
  * and marked `finish_reason: "length"` / `stopReason: "max_tokens"`; otherwise `"stop"` / `"end_turn"`.
+ *
+ * Answer formats are checked as the real services check them: an OpenAI `response_format`
+ * ({@link openAIAnswerMode}: `json_object`, or `json_schema` with a name, a schema and, when
+ * `strict`, the strict rules; otherwise HTTP 400 `invalid_request_error`) and a Bedrock `toolConfig`
+ * ({@link bedrockAnswerMode}: otherwise HTTP 400 `ValidationException`). With a forced tool the
+ * answer is a `toolUse` block and `stopReason: "tool_use"`; with a `json_schema` the content is the
+ * JSON. The server's own answer is checked against the schema sent ({@link schemaMismatch}).
+ * Output tokens are counted from what is sent (the tool input's JSON for a tool use).
  *
  * @throws Error from the constructor when `AGENTFLOW_OFFLINE_FAULTS` cannot be read (see {@link parseFaults})
  */
@@ -342,6 +612,7 @@ export class OfflineModelServer {
       messages?: Array<{ role: string; content: string }>;
       max_tokens?: unknown;
       max_completion_tokens?: unknown;
+      response_format?: unknown;
     };
     try {
       body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
@@ -375,17 +646,25 @@ export class OfflineModelServer {
     }
     const messages = (body.messages ?? []).map((m) => ({ role: m.role, content: typeof m.content === 'string' ? m.content : '' }));
     const system = messages.find((m) => m.role === 'system')?.content ?? '';
-    const answer =
-      fault === 'invalid'
-        ? 'Here are my thoughts on the change (not JSON).'
-        : shapeAnswer(
-            offlineAnswer(
-              system,
-              messages.filter((m) => m.role !== 'system'),
-            ),
-            fault,
-          );
-    const out = capAnswer(answer, tokenLimit(body.max_completion_tokens, body.max_tokens));
+    const format = openAIAnswerMode(body.response_format, messages);
+    if ('error' in format) {
+      send(400, { error: { message: format.error, type: 'invalid_request_error', param: 'response_format', code: null } });
+      return;
+    }
+    const answer = faultedAnswer(
+      system,
+      messages.filter((m) => m.role !== 'system'),
+      format.mode,
+      fault,
+      format.schema,
+    );
+    if ('error' in answer) {
+      send(500, { error: { message: answer.error, type: 'server_error', code: null } });
+      return;
+    }
+    const out = answer.cut
+      ? { text: answer.text, tokens: countTokens(answer.text, 'openai'), truncated: true }
+      : capAnswer(answer.text, tokenLimit(body.max_completion_tokens, body.max_tokens));
     const promptTokens = offlineInputTokens('', messages);
     // OpenAI caches prompt prefixes of 1,024 tokens or more automatically.
     const cached = this.cachedPrefix(system, 1024).read;
@@ -434,6 +713,7 @@ export class OfflineModelServer {
       system?: Array<{ text?: string; cachePoint?: unknown }>;
       messages?: Array<{ role: string; content: Array<{ text?: string }> }>;
       inferenceConfig?: { maxTokens?: unknown };
+      toolConfig?: unknown;
     };
     try {
       body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
@@ -472,17 +752,28 @@ export class OfflineModelServer {
     // Text blocks only: a cachePoint block adds no text.
     const system = (body.system ?? []).flatMap((s) => (s.text === undefined ? [] : [s.text])).join('\n');
     const messages = (body.messages ?? []).map((msg) => ({ role: msg.role, content: msg.content.map((c) => c.text ?? '').join('') }));
-    const answer =
-      fault === 'invalid' ? 'I reviewed the change; it looks fine overall.' : shapeAnswer(offlineAnswer(system, messages), fault);
-    const out = capAnswer(answer, tokenLimit(body.inferenceConfig?.maxTokens));
+    const format = bedrockAnswerMode(body.toolConfig);
+    if ('error' in format) {
+      send(400, { message: format.error }, 'ValidationException');
+      return;
+    }
+    const answer = faultedAnswer(system, messages, format.mode, fault, format.tool?.schema);
+    if ('error' in answer) {
+      send(500, { message: answer.error }, 'InternalServerException');
+      return;
+    }
+    const out = answer.cut
+      ? { text: answer.text, tokens: countTokens(answer.text, 'openai'), truncated: true }
+      : capAnswer(answer.text, tokenLimit(body.inferenceConfig?.maxTokens));
+    const content = bedrockContent(out, format.tool?.name, this.stats.bedrock);
     // Bedrock serves Claude: count with Claude's published tokenizer (no margin), as that provider would.
     const allInput = offlineInputTokens(system, messages, 'claude');
     // A cache point after the system prompt caches it (Claude's minimum cacheable prefix: 1,024 tokens).
     const cache = (body.system ?? []).some((b) => b.cachePoint) ? this.cachedPrefix(system, 1024, 'claude') : { read: 0, write: 0 };
     const inputTokens = Math.max(0, allInput - cache.read - cache.write);
     send(200, {
-      output: { message: { role: 'assistant', content: [{ text: out.text }] } },
-      stopReason: out.truncated ? 'max_tokens' : 'end_turn',
+      output: { message: { role: 'assistant', content } },
+      stopReason: out.truncated ? 'max_tokens' : format.tool && content.some((c) => 'toolUse' in c) ? 'tool_use' : 'end_turn',
       usage: {
         inputTokens,
         outputTokens: out.tokens,

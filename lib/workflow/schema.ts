@@ -6,6 +6,14 @@ import { z } from 'zod';
  */
 export const PROVIDERS = ['bedrock', 'openai', 'openai-compatible'] as const;
 
+/**
+ * How an `openai-compatible` model can be held to an answer format (`structured_output`):
+ * `json_schema` (a strict JSON Schema `response_format`), `json_object` (JSON mode) or `prompt`
+ * (the prompt alone, the default). Bedrock and OpenAI always enforce the format natively.
+ */
+export const STRUCTURED_OUTPUTS = ['json_schema', 'json_object', 'prompt'] as const;
+export type StructuredOutput = (typeof STRUCTURED_OUTPUTS)[number];
+
 /** Model tiers for routing (`model: auto`). */
 export const TIERS = ['simple', 'medium', 'complex'] as const;
 export type Provider = (typeof PROVIDERS)[number];
@@ -42,6 +50,12 @@ export const ModelSchema = z.strictObject({
   source: z.string().url(),
   as_of: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'use a date like 2025-11-01'),
   deprecated: z.boolean().optional(),
+  structured_output: z
+    .enum(STRUCTURED_OUTPUTS)
+    .optional()
+    .describe(
+      'openai-compatible only: json_schema (strict response_format), json_object (JSON mode) or prompt (default); bedrock and openai always enforce the answer format',
+    ),
 });
 export type ModelSpec = z.infer<typeof ModelSchema>;
 
