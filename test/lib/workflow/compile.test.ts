@@ -143,8 +143,25 @@ phases:
         'previous.$': '$.results',
       },
       ResultPath: '$.results.review',
+      Next: 'Phase: verify',
+    });
+  });
+
+  it('runs the verifier (verify: true) as the last phase, one agent that sees every earlier result, before Aggregate', () => {
+    const pass = state('Phase: verify');
+    expect(pass).toMatchObject({ Type: 'Pass', Next: 'Agents: verify' });
+    const [verifier] = pass.Result as Array<{ name: string; output: string }>;
+    expect(AgentItemSchema.parse(verifier)).toMatchObject({ name: 'verifier', output: 'verdicts', verify: { batch: 20, unconfirmed: 'drop' } });
+    expect(state('Agents: verify')).toMatchObject({
+      Type: 'Map',
+      MaxConcurrency: 1,
+      ItemSelector: { phase: 'verify', 'previous.$': '$.results' },
+      ResultPath: '$.results.verify',
       Next: 'Aggregate findings',
     });
+    // The review plan gives the verifier its share of the run budget like any agent.
+    const load = state('Load context') as { Parameters: { Payload: { agents: Array<{ phase: string }> } } };
+    expect(load.Parameters.Payload.agents.map((a) => a.phase)).toContain('verify');
   });
 
   it('retries Lambda service errors and retryable provider errors with backoff and full jitter, and catches the rest per agent', () => {

@@ -32,9 +32,9 @@ describe('Function: loadWorkspace', () => {
     expect(catalog.agents.size).toBeGreaterThanOrEqual(5);
   });
 
-  it('ships pr-review as one parallel phase of code-review, security, test-coverage and documentation', () => {
+  it('ships pr-review as one parallel phase of code-review, security, test-coverage and documentation (then the verifier)', () => {
     const wf = ws.workflows.get('pr-review');
-    expect(wf?.phases).toHaveLength(1);
+    expect(wf?.phases.map((p) => p.name)).toEqual(['review', 'verify']);
     const phase = wf?.phases[0];
     if (phase?.kind !== 'agents') throw new Error('expected an agent phase');
     expect(phase.parallel).toBe(true);
@@ -431,5 +431,63 @@ phases:
 
   it('accepts the shipped agents: each asks at most what its model and fallbacks can write', () => {
     expect(errors(valid)).toEqual([]);
+  });
+});
+
+describe('Function: loadWorkflow (verify: the verifier pass)', () => {
+  const lastPhase = (text: string) => {
+    const r = load(text);
+    expect(r.diagnostics.map(formatDiagnostic)).toEqual([]);
+    return r.value?.phases.at(-1);
+  };
+
+  it('adds a last phase "verify" with the built-in verifier on the simple tier of the agents’ provider, after every phase', () => {
+    const phase = lastPhase(`${valid}verify: true\n`);
+    if (phase?.kind !== 'agents') throw new Error('expected the verifier phase');
+    expect(phase.name).toBe('verify');
+    expect(phase.dependsOn).toEqual(['review']);
+    expect(phase.parallel).toBe(false);
+    expect(phase.required).toBe(false);
+    const [verifier] = phase.agents;
+    expect(verifier?.name).toBe('verifier');
+    expect(verifier?.output).toBe('verdicts');
+    expect(verifier?.temperature).toBe(0);
+    // code-review runs on Bedrock: the simple tier there is claude-haiku (models.yml tiers).
+    expect(verifier?.model.alias).toBe('claude-haiku');
+    expect(verifier?.verify).toEqual({ batch: 20, unconfirmed: 'drop' });
+  });
+
+  it('takes the model, fallbacks, batch size and action from verify: { … }', () => {
+    const phase = lastPhase(`${valid}verify: { model: gpt-4.1-nano, fallback: [claude-haiku], batch: 5, unconfirmed: downgrade }\n`);
+    if (phase?.kind !== 'agents') throw new Error('expected the verifier phase');
+    const [verifier] = phase.agents;
+    expect(verifier?.model.alias).toBe('gpt-4.1-nano');
+    expect(verifier?.fallback.map((f) => f.alias)).toEqual(['claude-haiku']);
+    expect(verifier?.verify).toEqual({ batch: 5, unconfirmed: 'downgrade' });
+  });
+
+  it('adds nothing with verify: false or without verify', () => {
+    expect(load(`${valid}verify: false\n`).value?.phases.map((p) => p.name)).toEqual(['review']);
+    expect(load(valid).value?.phases.map((p) => p.name)).toEqual(['review']);
+  });
+
+  it('refuses an unknown verifier model, a batch out of range and a phase named verify, with line:col', () => {
+    expect(errors(`${valid}verify: { model: gpt-9 }\n`)).toEqual([
+      'workflows/test.yml:6:18: unknown model "gpt-9" for the verifier (see workflows/models.yml)',
+    ]);
+    expect(errors(`${valid}verify: { batch: 500 }\n`)[0]).toMatch(/^workflows\/test\.yml:6:18: .*batch/);
+    const named = `name: T
+trigger: { event: pull_request.opened }
+phases:
+  - name: verify
+    agents: [code-review]
+verify: true
+`;
+    expect(errors(named)).toEqual(['workflows/test.yml:4:11: phase name "verify" is the verifier\'s when verify is on; rename the phase']);
+  });
+
+  it('ships pr-review with the verifier on', () => {
+    const wf = ws.workflows.get('pr-review');
+    expect(wf?.phases.map((p) => p.name)).toEqual(['review', 'verify']);
   });
 });
