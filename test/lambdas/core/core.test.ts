@@ -31,7 +31,9 @@ describe('Function: chunkFiles', () => {
       f.patch
         .split('\n')
         .filter((x) => x.startsWith('+'))
-        .forEach((l, i) => expect(joined).toMatch(new RegExp(`^ *${i + 1} \\+ ${l.slice(1)}$`, 'm')));
+        .forEach((l, i) => {
+          expect(joined).toMatch(new RegExp(`^ *${i + 1} \\+ ${l.slice(1)}$`, 'm'));
+        });
     }
   });
 
