@@ -1,13 +1,18 @@
 import { BedrockRuntimeClient, ConverseCommand } from '@aws-sdk/client-bedrock-runtime';
 import OpenAI from 'openai';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { FINDINGS_FORMAT } from '../../../lambdas/core/answer-format.js';
 import { PROVIDERS } from '../../../lambdas/core/contracts.js';
+import { DOCUMENT_CLOSE, DOCUMENT_OPEN, parseAnswer } from '../../../lambdas/core/prompt.js';
 import { countTokens, type TokenizerFamily } from '../../../lambdas/core/tokenizer.js';
 import {
   type OfflineModelOptions,
   OfflineModelServer,
+  offlineAnswer,
   parseFaults,
   REPLY_PRIMING_TOKENS,
+  schemaMismatch,
+  strictSchemaProblem,
   TOKENS_PER_MESSAGE,
 } from '../../../lib/local/offline-model.js';
 import { localProviders } from '../../../lib/local/providers.js';
@@ -52,9 +57,8 @@ const PROMPT = [
   'Categories: correctness',
   '### App/Checkout.swift (modified)',
   '```diff',
-  '@@ -10,0 +10,2 @@',
-  '+let token = cardToken!',
-  '+let amount = total!',
+  '10 + let token = cardToken!',
+  '11 + let amount = total!',
   '```',
 ].join('\n');
 
@@ -203,7 +207,7 @@ describe('Function: parseFaults', () => {
       expect(() => parseFaults(`bedrock:503,${entry}`)).toThrow(
         new Error(
           `AGENTFLOW_OFFLINE_FAULTS: "${entry}" — provider must be one of bedrock, openai, openai-compatible; ` +
-            'fault an HTTP status (400-599), invalid, malformed, hang, fenced-prose, brace-prose or two-objects',
+            'fault an HTTP status (400-599), invalid, malformed, hang, fenced-prose, brace-prose, two-objects, truncated, empty or off-schema',
         ),
       );
     },
@@ -286,5 +290,203 @@ describe('Class: OfflineModelServer (fault routing)', () => {
     const r = await fetch(s.openaiUrl.replace(/\/v1$/, '/v2/chat/completions'), { method: 'POST', body: '{}' });
     expect(r.status).toBe(404);
     expect(s.stats).toEqual({ bedrock: 0, openai: 0, 'openai-compatible': 0 });
+  });
+});
+
+describe('Class: OfflineModelServer (Bedrock tool use)', () => {
+  const toolConfig = {
+    tools: [
+      { toolSpec: { name: FINDINGS_FORMAT.name, description: FINDINGS_FORMAT.description, inputSchema: { json: FINDINGS_FORMAT.schema } } },
+    ],
+    toolChoice: { tool: { name: FINDINGS_FORMAT.name } },
+  };
+  const converse = (maxTokens: number, config: unknown = toolConfig) =>
+    new ConverseCommand({
+      modelId: 'us.anthropic.claude-sonnet-4-5-20250929-v1:0',
+      system: [{ text: SYSTEM }],
+      messages: [{ role: 'user', content: [{ text: PROMPT }] }],
+      inferenceConfig: { maxTokens },
+      toolConfig: config as ConverseCommand['input']['toolConfig'],
+    });
+
+  it('answers a forced tool with a toolUse block whose input matches the schema, stopReason "tool_use", output tokens of the input JSON', async () => {
+    const s = await start();
+    const r = await bedrock(s.bedrockUrl).send(converse(4000));
+    const block = r.output?.message?.content?.[0];
+    expect(block?.toolUse).toMatchObject({ name: 'report_review', toolUseId: expect.any(String) });
+    expect(schemaMismatch(block?.toolUse?.input, FINDINGS_FORMAT.schema)).toBeUndefined();
+    expect(r.stopReason).toBe('tool_use');
+    expect(r.usage?.outputTokens).toBe(countTokens(JSON.stringify(block?.toolUse?.input), 'openai'));
+  });
+
+  it('sends an empty tool input and stopReason "max_tokens" when the answer is cut', async () => {
+    const s = await start();
+    const r = await bedrock(s.bedrockUrl).send(converse(50));
+    expect(r.output?.message?.content?.[0]?.toolUse?.input).toEqual({});
+    expect(r.stopReason).toBe('max_tokens');
+  });
+
+  it.each([
+    ['a toolChoice naming no declared tool', { ...toolConfig, toolChoice: { tool: { name: 'other' } } }, /toolChoice\.tool\.name/],
+    ['no tools', { tools: [], toolChoice: { tool: { name: 'report_review' } } }, /toolConfig\.tools/],
+    [
+      'a tool without an input schema',
+      { tools: [{ toolSpec: { name: 'report_review', inputSchema: { json: { type: 'string' } } } }], toolChoice: { any: {} } },
+      /inputSchema\.json/,
+    ],
+  ])('refuses %s with HTTP 400 ValidationException', async (_what, config, message) => {
+    const s = await start();
+    const e = await bedrock(s.bedrockUrl)
+      .send(converse(4000, config))
+      .catch((x: unknown) => x);
+    expect(e).toMatchObject({ name: 'ValidationException', $metadata: { httpStatusCode: 400 } });
+    expect((e as Error).message).toMatch(message);
+  });
+});
+
+describe('Class: OfflineModelServer (OpenAI response formats)', () => {
+  const jsonSchema = (schema: unknown, strict = true) => ({
+    type: 'json_schema' as const,
+    json_schema: { name: FINDINGS_FORMAT.name, strict, schema: schema as Record<string, unknown> },
+  });
+  const ask = (s: OfflineModelServer, response_format: unknown, system = SYSTEM) =>
+    openai(s.openaiUrl).chat.completions.create({
+      model: 'gpt-4.1-mini',
+      messages: [
+        { role: 'system', content: system },
+        { role: 'user', content: PROMPT },
+      ],
+      max_completion_tokens: 4000,
+      response_format: response_format as OpenAI.Chat.Completions.ChatCompletionCreateParams['response_format'],
+    });
+
+  it('answers a strict json_schema with JSON matching the schema (every field, document null)', async () => {
+    const s = await start();
+    const r = await ask(s, jsonSchema(FINDINGS_FORMAT.schema));
+    const answer = JSON.parse(r.choices[0]?.message.content ?? '');
+    expect(schemaMismatch(answer, FINDINGS_FORMAT.schema)).toBeUndefined();
+    expect(answer).toMatchObject({ document: null });
+    expect(answer.findings).toHaveLength(2);
+  });
+
+  it.each([
+    [
+      'a property missing from required',
+      { ...FINDINGS_FORMAT.schema, required: ['summary', 'findings'] },
+      "Invalid schema for response_format 'report_review': In context=(), 'required' is required to be supplied and to be an array including every key in properties. Missing 'document'.",
+    ],
+    [
+      'a nested object without additionalProperties: false',
+      {
+        type: 'object',
+        properties: { a: { type: 'object', properties: { b: { type: 'string' } }, required: ['b'] } },
+        required: ['a'],
+        additionalProperties: false,
+      },
+      "Invalid schema for response_format 'report_review': In context=('properties', 'a'), 'additionalProperties' is required to be supplied and to be false.",
+    ],
+  ])('refuses a strict schema with %s: HTTP 400 invalid_request_error as OpenAI words it', async (_what, schema, message) => {
+    const s = await start();
+    const e = await ask(s, jsonSchema(schema)).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(e).toMatchObject({ status: 400, error: { type: 'invalid_request_error', message } });
+  });
+
+  it('refuses a json_schema without a name or a schema', async () => {
+    const s = await start();
+    await expect(ask(s, { type: 'json_schema', json_schema: { schema: FINDINGS_FORMAT.schema } })).rejects.toMatchObject({ status: 400 });
+    await expect(ask(s, { type: 'json_schema', json_schema: { name: 'x' } })).rejects.toMatchObject({
+      status: 400,
+      error: { message: "Missing required parameter: 'response_format.json_schema.schema'." },
+    });
+  });
+
+  it('refuses JSON mode when no message mentions JSON, as OpenAI does', async () => {
+    const s = await start();
+    await expect(ask(s, { type: 'json_object' }, 'You review Swift code.')).rejects.toMatchObject({
+      status: 400,
+      error: { message: "'messages' must contain the word 'json' in some form, to use 'response_format' of type 'json_object'." },
+    });
+  });
+});
+
+describe('Function: offlineAnswer', () => {
+  const documentSystem = `${SYSTEM}\n\n## Document\nWrite an ADR.`;
+  const messages = [{ role: 'user', content: PROMPT }];
+
+  it('writes a prompt-only document after the JSON object between the document lines, which parseAnswer reads', () => {
+    const text = offlineAnswer(documentSystem, messages);
+    expect(text.split('\n')).toContain(DOCUMENT_OPEN);
+    expect(text.trimEnd().endsWith(DOCUMENT_CLOSE)).toBe(true);
+    expect(JSON.parse(text.slice(0, text.indexOf(`\n${DOCUMENT_OPEN}`)))).not.toHaveProperty('document');
+    expect(parseAnswer(text)).toMatchObject({ ok: true, answer: { document: expect.stringMatching(/^# ADR: /) } });
+  });
+
+  it('puts the document in the JSON object in JSON mode and in structured modes, where it is null without one', () => {
+    expect(JSON.parse(offlineAnswer(documentSystem, messages, 'json_object')).document).toMatch(/^# ADR: /);
+    expect(JSON.parse(offlineAnswer(documentSystem, messages, 'tool')).document).toMatch(/^# ADR: /);
+    expect(JSON.parse(offlineAnswer(SYSTEM, messages, 'json_schema')).document).toBeNull();
+    expect(JSON.parse(offlineAnswer(SYSTEM, messages, 'json_object'))).not.toHaveProperty('document');
+  });
+});
+
+describe('Function: strictSchemaProblem', () => {
+  it('accepts the generated findings format', () => {
+    expect(strictSchemaProblem(FINDINGS_FORMAT.schema)).toBeUndefined();
+  });
+
+  it('refuses a root that is not an object', () => {
+    expect(strictSchemaProblem({ type: 'array', items: {} })).toMatch(/type: \\"object\\"|type: "object"/);
+  });
+});
+
+describe('Class: OfflineModelServer (answer faults)', () => {
+  const request = (answerFormat?: typeof FINDINGS_FORMAT) => ({
+    modelId: 'm',
+    system: SYSTEM,
+    messages: [{ role: 'user' as const, content: PROMPT }],
+    maxTokens: 4000,
+    temperature: 0,
+    ...(answerFormat ? { answerFormat } : {}),
+  });
+
+  it.each(PROVIDERS)('cuts the answer at about half and marks it truncated for a truncated fault on %s', async (provider) => {
+    const s = await start({ faults: { [provider]: 'truncated' } });
+    const r = await localProviders({ openai: 'offline', bedrock: 'offline', 'openai-compatible': 'offline' }, s)[provider].complete(
+      request(FINDINGS_FORMAT),
+    );
+    expect(r.truncated).toBe(true);
+    expect(parseAnswer(r.text).ok).toBe(false);
+  });
+
+  it.each(PROVIDERS)('sends no content for an empty fault on %s', async (provider) => {
+    const s = await start({ faults: { [provider]: 'empty' } });
+    const r = await localProviders({ openai: 'offline', bedrock: 'offline', 'openai-compatible': 'offline' }, s)[provider].complete(
+      request(FINDINGS_FORMAT),
+    );
+    expect(r.text).toBe('');
+    expect(parseAnswer(r.text)).toEqual({ ok: false, problem: 'it is empty' });
+  });
+
+  it.each(PROVIDERS)('sends valid JSON off the findings schema for an off-schema fault on %s', async (provider) => {
+    const s = await start({ faults: { [provider]: 'off-schema' } });
+    const r = await localProviders({ openai: 'offline', bedrock: 'offline', 'openai-compatible': 'offline' }, s)[provider].complete(
+      request(FINDINGS_FORMAT),
+    );
+    expect(JSON.parse(r.text).findings).toBeTypeOf('string');
+    expect(parseAnswer(r.text)).toMatchObject({
+      ok: false,
+      problem: expect.stringMatching(/^its JSON object does not match the format \(findings: /),
+    });
+  });
+
+  it('shapes text answers only: a fenced-prose fault leaves a forced tool use as it is', async () => {
+    const s = await start({ faults: { bedrock: 'fenced-prose', 'openai-compatible': 'fenced-prose' } });
+    const providers = localProviders({ openai: 'offline', bedrock: 'offline', 'openai-compatible': 'offline' }, s);
+    const tool = await providers.bedrock.complete(request(FINDINGS_FORMAT));
+    const text = await providers['openai-compatible'].complete(request(FINDINGS_FORMAT));
+    expect(() => JSON.parse(tool.text)).not.toThrow();
+    expect(text.text).toMatch(/^Here is my review/);
+    expect(parseAnswer(text.text).ok).toBe(true);
   });
 });
