@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FsArtifactStore } from '../../../lambdas/adapters/artifacts.js';
-import type { AgentItem, ContextArtifact } from '../../../lambdas/core/contracts.js';
+import { FINDINGS_FORMAT } from '../../../lambdas/core/answer-format.js';
+import type { AgentItem, ContextArtifact, StructuredOutput } from '../../../lambdas/core/contracts.js';
 import type { GatewayAnswer, GatewayCall, ModelGateway } from '../../../lambdas/core/gateway.js';
 import { GatewayConfigSchema } from '../../../lambdas/core/gateway-config.js';
 import { buildPlan, promptTokens } from '../../../lambdas/core/plan.js';
@@ -25,6 +26,13 @@ const agent = (provider: 'bedrock' | 'openai', contextWindow = 200_000): AgentIt
   complexity: 'medium',
   output: 'findings',
   paths: { include: [], exclude: [] },
+});
+
+/** An agent on an openai-compatible model (Ollama, vLLM) with the given `structured_output`. */
+const compatibleAgent = (structuredOutput: StructuredOutput, output: AgentItem['output'] = 'findings'): AgentItem => ({
+  ...agent('openai'),
+  model: { provider: 'openai-compatible', alias: 'qwen-coder', modelId: 'qwen2.5-coder', contextWindow: 200_000, price, structuredOutput },
+  output,
 });
 
 const context = (files: ContextArtifact['files']): ContextArtifact => ({
@@ -101,21 +109,23 @@ describe('Function: invokeAgent', () => {
     },
   );
 
-  it.each(['fenced-prose', 'brace-prose', 'two-objects'] as const)(
-    'reads an answer shaped %s through both wire formats with no repair prompt',
-    async (shape) => {
-      for (const provider of ['bedrock', 'openai'] as const) {
-        const { artifacts, providers, contextRef } = await setup([swift(['let token = cardToken!', 'print("x")'])], {
-          faults: { [provider]: shape },
-        });
-        const r = await invokeAgent(input(agent(provider), contextRef), { artifacts, ...providers });
-        expect(r, `${shape} on ${provider}`).toMatchObject({ status: 'succeeded', findings: 2, repairs: 0, calls: 1 });
-        await env?.stop();
-        env = undefined;
-      }
-    },
-  );
-
+  it('asks bedrock and openai for the findings format natively (a forced tool, a strict json_schema) and reads their structured answers', async () => {
+    for (const provider of ['bedrock', 'openai'] as const) {
+      const { artifacts, providers, contextRef } = await setup([swift(['let token = cardToken!', 'print("x")'])]);
+      const sent: GatewayCall[] = [];
+      const gateway = {
+        complete: (c: GatewayCall) => {
+          sent.push(c);
+          return providers.gateway.complete(c);
+        },
+      } as unknown as ModelGateway;
+      const r = await invokeAgent(input(agent(provider), contextRef), { artifacts, gateway, budgets: providers.budgets });
+      expect(r, provider).toMatchObject({ status: 'succeeded', findings: 2, repairs: 0, calls: 1 });
+      expect(sent[0]?.answerFormat).toBe(FINDINGS_FORMAT);
+      await env?.stop();
+      env = undefined;
+    }
+  });
   it('asks once more with room up to the model’s max_output when an answer is cut at max_tokens, never the same question again', async () => {
     // Ten force unwraps: ten findings, far more than 256 answer tokens.
     const lines = Array.from({ length: 10 }, (_, i) => `let v${i} = value${i}!`);
@@ -288,6 +298,82 @@ function scriptedGateway(o: { costMicro: number; maxCalls: number; delayMs?: num
   };
   return { gateway: gateway as unknown as ModelGateway, seen, maxInFlight: () => maxInFlight };
 }
+
+describe('Function: invokeAgent (answer shapes)', () => {
+  const diff = () => [swift(['let token = cardToken!', 'print("x")'])];
+
+  it.each([
+    ['fenced with prose', 'fenced-prose'],
+    ['with a brace in the prose before it', 'brace-prose'],
+    ['followed by a second (example) object', 'two-objects'],
+  ] as const)('reads an answer %s from a prompt-only and a JSON-mode model with no repair prompt', async (_shape, fault) => {
+    for (const mode of ['prompt', 'json_object'] as const) {
+      const { artifacts, providers, contextRef } = await setup(diff(), { faults: { 'openai-compatible': fault } });
+      const r = await invokeAgent(input(compatibleAgent(mode), contextRef), { artifacts, ...providers });
+      expect(r, `${fault} with structured_output ${mode}`).toMatchObject({ status: 'succeeded', findings: 2, repairs: 0, calls: 1 });
+      await env?.stop();
+      env = undefined;
+    }
+  });
+
+  it('reads a document written after the JSON object (prompt-only model) and one with raw newlines inside its JSON string', async () => {
+    // Prepare: the offline model writes the document between the document lines; a second agent's
+    // model answers with the document as a JSON string holding raw line breaks.
+    const { artifacts, providers, contextRef } = await setup(diff());
+    const raw = `{"summary":"ADR","findings":[],"document":"# ADR 7\n\n## Context\n- a \\"quoted\\" word"}`;
+    const rawGateway = {
+      complete: async (c: GatewayCall) => ({ ...(await providers.gateway.complete(c)), text: raw }),
+    } as unknown as ModelGateway;
+    // Act
+    const after = await invokeAgent(input({ ...compatibleAgent('prompt', 'document'), name: 'adr' }, contextRef), {
+      artifacts,
+      ...providers,
+    });
+    const inJson = await invokeAgent(input({ ...agent('openai'), name: 'adr-raw', output: 'document' }, contextRef), {
+      artifacts,
+      gateway: rawGateway,
+      budgets: providers.budgets,
+    });
+    // Assess
+    expect(after).toMatchObject({ status: 'succeeded', repairs: 0, documentRef: expect.any(String) });
+    expect(await artifacts.getText(after.documentRef ?? '')).toMatch(/^# ADR: /m);
+    expect(inJson).toMatchObject({ status: 'succeeded', repairs: 0, documentRef: expect.any(String) });
+    expect(await artifacts.getText(inJson.documentRef ?? '')).toContain('# ADR 7\n\n## Context\n- a "quoted" word');
+  });
+
+  it.each(['bedrock', 'openai-compatible'] as const)(
+    'keeps the findings before the cut of a truncated answer on %s and says it was truncated',
+    async (provider) => {
+      const { artifacts, providers, contextRef } = await setup(diff(), { faults: { [provider]: 'truncated' } });
+      const a = provider === 'bedrock' ? agent('bedrock') : compatibleAgent('prompt');
+      const r = await invokeAgent(input(a, contextRef), { artifacts, ...providers });
+      expect(r).toMatchObject({ status: 'succeeded', truncated: 1, repairs: 0, calls: 1 });
+      expect(r.findings).toBeLessThan(2);
+    },
+  );
+
+  it.each(['bedrock', 'openai-compatible'] as const)(
+    'refuses an empty answer on %s after one repair prompt (ProviderRejectedError: "it is empty")',
+    async (provider) => {
+      const { artifacts, providers, contextRef } = await setup(diff(), { faults: { [provider]: 'empty' } });
+      const a = provider === 'bedrock' ? agent('bedrock') : compatibleAgent('prompt');
+      const r = await invokeAgent(input(a, contextRef), { artifacts, ...providers });
+      expect(r).toMatchObject({ status: 'failed', calls: 2, repairs: 1 });
+      expect(r.error).toMatchObject({ Error: 'ProviderRejectedError', Cause: expect.stringContaining('it is empty') });
+    },
+  );
+
+  it.each(['bedrock', 'openai-compatible'] as const)(
+    'refuses an off-schema answer on %s after one repair prompt, naming the wrong field',
+    async (provider) => {
+      const { artifacts, providers, contextRef } = await setup(diff(), { faults: { [provider]: 'off-schema' } });
+      const a = provider === 'bedrock' ? agent('bedrock') : compatibleAgent('prompt');
+      const r = await invokeAgent(input(a, contextRef), { artifacts, ...providers });
+      expect(r).toMatchObject({ status: 'failed', calls: 2, repairs: 1 });
+      expect(r.error?.Cause).toMatch(/does not match the format \(findings: /);
+    },
+  );
+});
 
 describe('Function: invokeAgent, following the review plan', () => {
   const many = Array.from({ length: 12 }, (_, i) => ({
