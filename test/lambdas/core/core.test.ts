@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ChangedFile } from '../../../lambdas/core/contracts.js';
 import { costUsd } from '../../../lambdas/core/pricing.js';
-import { parseAnswer } from '../../../lambdas/core/prompt.js';
+import { DOCUMENT_CLOSE, DOCUMENT_OPEN, parseAnswer } from '../../../lambdas/core/prompt.js';
 import { commentMarker, mergeFindings, renderComment, runOutcome, summarize } from '../../../lambdas/core/report.js';
 import { chunkFiles, estimateTokens } from '../../../lambdas/core/tokens.js';
 import { executionName, matchWorkflows } from '../../../lambdas/core/triggers.js';
@@ -94,6 +94,24 @@ describe('Function: parseAnswer', () => {
       problem:
         'its JSON object does not match the format (findings: Invalid input: expected array, received undefined; (root): Unrecognized key: "verdict")',
     });
+  });
+
+  it('reads a document written after the JSON object between the document lines, ignoring fences and braces in it', () => {
+    const doc = '# ADR 3\n\n```json\n{"summary":"not","findings":"it"}\n```\n{ braces }';
+    const r = parseAnswer(`${answer}\n${DOCUMENT_OPEN}\n${doc}\n${DOCUMENT_CLOSE}\n`);
+    expect(r).toEqual({ ok: true, answer: { summary: 'ok', findings: [expect.objectContaining({ line: 3 })], document: doc } });
+  });
+
+  it('says a document without its closing line is cut off', () => {
+    expect(parseAnswer(`${answer}\n${DOCUMENT_OPEN}\n# ADR 3\n\nThe deci`)).toEqual({
+      ok: false,
+      problem: `its document is cut off (no closing line ${DOCUMENT_CLOSE})`,
+    });
+  });
+
+  it('reads the nulls of a structured answer (strict mode) as absent fields', () => {
+    const r = parseAnswer(`{"summary":"ok","findings":[${finding.replace('}', ',"suggestion":"fix"}')}],"document":null}`);
+    expect(r).toEqual({ ok: true, answer: { summary: 'ok', findings: [expect.objectContaining({ suggestion: 'fix' })] } });
   });
 
   it('rejects prose, bad JSON and a wrong severity with the reason', () => {

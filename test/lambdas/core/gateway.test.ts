@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createDynamoGateway } from '../../../lambdas/adapters/gateway-store.js';
+import { FINDINGS_FORMAT } from '../../../lambdas/core/answer-format.js';
 import { CircuitBreaker } from '../../../lambdas/core/breaker.js';
 import { budgetScopes } from '../../../lambdas/core/budget.js';
 import type { ModelRef } from '../../../lambdas/core/contracts.js';
@@ -94,6 +95,41 @@ describe('Class: ModelGateway', () => {
     const second = await g.gateway.complete(ask(message()));
     expect(second).toMatchObject({ cacheHit: true, text: first.text });
     expect(g.server.stats.bedrock).toBe(1);
+  });
+
+  it('never serves a cached answer across answer formats: the same prompt with the findings format is a new call', async () => {
+    const g = await gateway();
+    const c = call({ cache: true });
+    const plain = await g.gateway.complete(c);
+    const structured = await g.gateway.complete({ ...c, answerFormat: FINDINGS_FORMAT });
+    const again = await g.gateway.complete({ ...c, answerFormat: FINDINGS_FORMAT });
+    expect(plain.cacheHit).toBe(false);
+    expect(structured).toMatchObject({ cacheHit: false });
+    expect(JSON.parse(structured.text)).toHaveProperty('document', null);
+    expect(again).toMatchObject({ cacheHit: true, text: structured.text });
+    expect(g.server.stats.bedrock).toBe(2);
+  });
+
+  it('passes the answer format and each candidate’s structured_output to its provider', async () => {
+    const g = await gateway({ offline: { faults: { bedrock: 503 } } });
+    const qwen: ModelRef = {
+      ...mini,
+      provider: 'openai-compatible',
+      alias: 'qwen',
+      modelId: 'qwen2.5-coder',
+      structuredOutput: 'json_object',
+    };
+    const seen: Array<Record<string, unknown>> = [];
+    const compatible = g.providers['openai-compatible'];
+    g.providers['openai-compatible'] = {
+      complete: (req) => {
+        seen.push({ answerFormat: req.answerFormat?.name, structuredOutput: req.structuredOutput });
+        return compatible.complete(req);
+      },
+    };
+    const a = await g.gateway.complete(call({ candidates: [sonnet, qwen], answerFormat: FINDINGS_FORMAT }));
+    expect(a).toMatchObject({ fallbackUsed: true, model: { alias: 'qwen' } });
+    expect(seen).toEqual([{ answerFormat: 'report_review', structuredOutput: 'json_object' }]);
   });
 
   it('falls back to OpenAI when Bedrock answers 503, after retrying Bedrock with backoff, and records every attempt', async () => {

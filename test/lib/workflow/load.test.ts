@@ -10,6 +10,7 @@ import {
   loadModels,
   loadWorkflow,
 } from '../../../lib/workflow/index.js';
+import { findModel } from '../../../lib/workflow/load.js';
 import { loadWorkspace, PROJECT_ROOT } from '../../../lib/workspace.js';
 
 const ws = loadWorkspace();
@@ -217,6 +218,42 @@ describe('Function: loadModels', () => {
     expect(loadModels('models.yml', text).diagnostics.map(formatDiagnostic)).toEqual([
       expect.stringMatching(/^models\.yml:\d+:11: defaults\.openai: unknown model "gpt-0"/),
     ]);
+  });
+
+  const models = readFileSync(join(PROJECT_ROOT, 'workflows', 'models.yml'), 'utf8');
+  const qwen = (structuredOutput: string) => `
+  qwen-coder:
+    provider: openai-compatible
+    id: qwen2.5-coder:32b
+    context_window: 32768
+    max_output: 8192
+    tier: medium
+    source: https://ollama.com/library/qwen2.5-coder
+    as_of: 2026-11-29
+    structured_output: ${structuredOutput}
+`;
+
+  it('rejects structured_output on a bedrock or openai model at its line and column', () => {
+    const text = models.replace(
+      '    as_of: 2025-11-24\n  claude-sonnet:',
+      '    as_of: 2025-11-24\n    structured_output: json_schema\n  claude-sonnet:',
+    );
+    expect(loadModels('models.yml', text).diagnostics.map(formatDiagnostic)).toEqual([
+      expect.stringMatching(
+        /^models\.yml:\d+:24: models\.claude-opus\.structured_output: only openai-compatible models take it \(bedrock always enforces the answer format\); remove it/,
+      ),
+    ]);
+  });
+
+  it('rejects a structured_output that is none of json_schema, json_object, prompt', () => {
+    const diagnostics = loadModels('models.yml', `${models.trimEnd()}\n${qwen('grammar')}`).diagnostics.map(formatDiagnostic);
+    expect(diagnostics).toEqual([expect.stringMatching(/^models\.yml:\d+:\d+: .*structured_output/)]);
+  });
+
+  it('carries an openai-compatible model’s structured_output to its model reference (absent: prompt)', () => {
+    const catalog = loadModels('models.yml', `${models.trimEnd()}\n${qwen('json_object')}`).value;
+    expect(catalog && findModel(catalog, 'qwen-coder')).toMatchObject({ provider: 'openai-compatible', structuredOutput: 'json_object' });
+    expect(catalog && findModel(catalog, 'claude-sonnet')).not.toHaveProperty('structuredOutput');
   });
 });
 
@@ -455,6 +492,8 @@ describe('Function: loadWorkflow (verify: the verifier pass)', () => {
     // code-review runs on Bedrock: the simple tier there is claude-haiku (models.yml tiers).
     expect(verifier?.model.alias).toBe('claude-haiku');
     expect(verifier?.verify).toEqual({ batch: 20, unconfirmed: 'drop' });
+    // code-review falls back to OpenAI: so does the verifier, to OpenAI's simple tier.
+    expect(verifier?.fallback.map((f) => f.alias)).toEqual(['gpt-4.1-nano']);
   });
 
   it('takes the model, fallbacks, batch size and action from verify: { … }', () => {
