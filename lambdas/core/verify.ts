@@ -55,7 +55,10 @@ const norm = (s: string) =>
  * its finding without relying on order.
  */
 export function findingKey(f: Pick<Finding, 'file' | 'line' | 'category' | 'message'>): string {
-  return createHash('sha256').update(`${f.file}\u0000${f.line}\u0000${f.category}\u0000${norm(f.message)}`).digest('hex').slice(0, 16);
+  return createHash('sha256')
+    .update(`${f.file}\u0000${f.line}\u0000${f.category}\u0000${norm(f.message)}`)
+    .digest('hex')
+    .slice(0, 16);
 }
 
 /** One line of a diff with its numbers: `new` for added and context lines, `old` for removed ones. */
@@ -94,7 +97,7 @@ function diffLines(patch: string): DiffLine[] {
  * A file-level finding (line 0) gets the first lines of the file's diff. Empty when the file is not
  * in the change, is binary or shows no such line.
  */
-export function citedCode(file: Pick<ChangedFile, 'patch' | 'binary'> & { shown?: string } | undefined, line: number): string {
+export function citedCode(file: (Pick<ChangedFile, 'patch' | 'binary'> & { shown?: string }) | undefined, line: number): string {
   if (!file || file.binary) return '';
   const lines = diffLines(file.shown ?? file.patch);
   let picked: DiffLine[];
@@ -111,9 +114,7 @@ export function citedCode(file: Pick<ChangedFile, 'patch' | 'binary'> & { shown?
     if (!picked.some((l) => l.new === line)) return '';
   }
   const width = Math.max(4, ...picked.map((l) => String(l.new ?? l.old ?? 0).length + 2));
-  return picked
-    .map((l) => `${(l.new !== undefined ? String(l.new) : `(${l.old})`).padStart(width)} ${l.marker} ${l.text}`)
-    .join('\n');
+  return picked.map((l) => `${(l.new !== undefined ? String(l.new) : `(${l.old})`).padStart(width)} ${l.marker} ${l.text}`).join('\n');
 }
 
 /** Text on one prompt line (model output: line breaks and control characters become spaces). */
@@ -269,7 +270,12 @@ export function parseVerdicts(text: string): { ok: true; answer: VerdictAnswer }
  * <<<END-AGENTFLOW-DATA-3f9c0a7d12e4b865>>>
  * ```
  */
-export function verifyMessage(change: Pick<Change, 'repository' | 'number' | 'title' | 'author'>, batch: string, index: number, total: number): string {
+export function verifyMessage(
+  change: Pick<Change, 'repository' | 'number' | 'title' | 'author'>,
+  batch: string,
+  index: number,
+  total: number,
+): string {
   const data = [
     `Pull request: ${oneLine(change.repository)}#${change.number} "${oneLine(change.title)}" by ${oneLine(change.author) || 'unknown'}`,
     '',

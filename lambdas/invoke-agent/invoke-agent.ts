@@ -1,29 +1,47 @@
+import { type AnswerFormat, FINDINGS_FORMAT } from '../core/answer-format.js';
 import { budgetScopes, fromMicro } from '../core/budget.js';
 import {
+  type AgentItem,
+  type AgentOutput,
   type AgentResult,
   AgentResultSchema,
   type AttemptRecord,
+  type ContextArtifact,
   ContextArtifactSchema,
   type Finding,
   FindingSchema,
   type InvokeAgentInput,
   InvokeAgentInputSchema,
   MAX_ATTEMPTS_KEPT,
+  type ModelAnswer,
   type ModelRef,
   parseInput,
 } from '../core/contracts.js';
 import { BudgetExceededError, PriceUnknownError, ProviderRejectedError } from '../core/errors.js';
 import { type GatewayAnswer, type GatewayCall, type ModelGateway, worstCaseOf } from '../core/gateway.js';
 import type { BudgetConfig } from '../core/gateway-config.js';
+import { placeFindings } from '../core/placement.js';
 import { answerTokens, candidatesOf, chunkTokensFor, promptTokens, shareMicro } from '../core/plan.js';
 import type { ArtifactStore, ChatMessage, TokenUsage } from '../core/ports.js';
 import { addUsage, NO_USAGE } from '../core/pricing.js';
 import { chunkMessage, earlierFindings, parseAnswer, repairMessages, salvageFindings, systemPrompt } from '../core/prompt.js';
 import { redactAnswer, redactSecrets } from '../core/redact.js';
+import { mergeFindings } from '../core/report.js';
 import { type InvocationSpend, readSpend, type SpendRecord, spendKey } from '../core/spend.js';
 import { requestTokens, TOKENIZER_OF, type TokenizerFamily } from '../core/tokenizer.js';
-import { estimateTokens, layoutChunks } from '../core/tokens.js';
+import { type Chunk, estimateTokens, layoutChunks } from '../core/tokens.js';
 import { splitRepository } from '../core/triggers.js';
+import {
+  parseVerdicts,
+  VERDICTS_FORMAT,
+  type Verdict,
+  type VerdictAnswer,
+  type VerdictsArtifact,
+  type VerifyBatch,
+  verifierSystemPrompt,
+  verifyBatches,
+  verifyMessage,
+} from '../core/verify.js';
 
 export interface InvokeAgentDeps {
   artifacts: ArtifactStore;
@@ -43,6 +61,39 @@ export const CHUNK_CONCURRENCY = 4;
 
 /** Artifact key of an agent's findings. */
 export const findingsKey = (runId: string, phase: string, agent: string) => `runs/${runId}/findings/${phase}/${agent}.json`;
+
+/** Artifact key of the verifier's verdicts. */
+export const verdictsKey = (runId: string, phase: string, agent: string) => `runs/${runId}/verdicts/${phase}/${agent}.json`;
+
+/** Answer tokens of a verifier call for `count` findings: about 100 per verdict and 256 more, at most the agent's `max_tokens`. */
+const verdictTokens = (agent: Pick<AgentItem, 'maxTokens'>, count: number) => Math.min(agent.maxTokens, 256 + 100 * count);
+
+/** How each kind of agent output is asked for and read: a new kind does not compile until it is wired here. */
+interface OutputKind {
+  system(agent: AgentItem): string;
+  format: AnswerFormat;
+  parse(text: string): { ok: true; answer: ModelAnswer | VerdictAnswer } | { ok: false; problem: string };
+}
+const OUTPUTS: Record<AgentOutput, OutputKind> = {
+  findings: { system: systemPrompt, format: FINDINGS_FORMAT, parse: parseAnswer },
+  document: { system: systemPrompt, format: FINDINGS_FORMAT, parse: parseAnswer },
+  verdicts: { system: verifierSystemPrompt, format: VERDICTS_FORMAT, parse: parseVerdicts },
+};
+
+/**
+ * The verifier's batches over the earlier phases' findings: each agent's findings placed on the
+ * diff, all merged (as Aggregate does), then cut into batches of `size` with the code each cites.
+ */
+function verifyBatchesOf(
+  prior: ReadonlyArray<{ agent: string; finding: Finding }>,
+  files: ContextArtifact['files'],
+  size?: number,
+): Array<Chunk & VerifyBatch> {
+  const byAgent = new Map<string, Finding[]>();
+  for (const { agent, finding } of prior) byAgent.set(agent, [...(byAgent.get(agent) ?? []), finding]);
+  const merged = mergeFindings([...byAgent].map(([agent, list]) => ({ agent, findings: placeFindings(list, files).findings })));
+  return verifyBatches(merged, files, size);
+}
 
 /** Artifact key of the Markdown document an `output: document` agent writes. */
 export const documentKey = (runId: string, phase: string, agent: string) => `runs/${runId}/documents/${phase}/${agent}.md`;
@@ -122,13 +173,18 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
   const planned = context.plan?.agents.find((a) => a.name === agent.name && a.phase === input.phase);
   const files = planned ? planned.files.flatMap((i) => context.files[i] ?? []) : context.files;
   const chunkTokens = planned?.chunkTokens ?? chunkTokensFor(agent, candidates, promptTokens(agent, context.change));
-  const chunks = files.length > 0 ? layoutChunks(files, chunkTokens) : [];
+  const prior = await previousFindings(input.previous, deps.artifacts);
+  const kind = OUTPUTS[agent.output];
+  const system = kind.system(agent);
+  // The verifier checks the earlier findings (placed and merged as Aggregate will, so its verdicts
+  // find them), in batches; every other agent reviews chunks of the diff with those findings as context.
+  const batches = agent.output === 'verdicts' ? verifyBatchesOf(prior, context.files, agent.verify?.batch) : undefined;
+  const earlier = batches ? '' : earlierFindings(prior);
+  const chunks: readonly Chunk[] = batches ?? (files.length > 0 ? layoutChunks(files, chunkTokens) : []);
   const spend = await readSpend(deps.artifacts, input.runId, input.phase, agent.name);
   const spentBefore = spend.invocations.reduce((s, i) => s + i.costMicro, 0);
   const share = context.plan ? shareMicro(context.plan.agents, agent.name, input.phase, runLimit) : Number.POSITIVE_INFINITY;
   const available = share - spentBefore;
-  const earlier = earlierFindings(await previousFindings(input.previous, deps.artifacts));
-  const system = systemPrompt(agent);
 
   // This invocation's accounting; every answer is added as it arrives.
   const mine: InvocationSpend = {
@@ -237,7 +293,8 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
       temperature: agent.temperature,
       scopes,
       cache: agent.cache,
-      cacheIf: (text) => parseAnswer(text).ok,
+      cacheIf: (text) => kind.parse(text).ok,
+      answerFormat: kind.format,
       labels: { workflow: input.workflow, agent: agent.name, project },
       deadlineMs,
       inputTokens,
@@ -262,6 +319,7 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
   // The most tokens every candidate model can write (its max_output); unknown: the agent's max_tokens.
   const outputCap = Math.min(...candidates.map((c) => c.maxOutput ?? agent.maxTokens));
   const findings: Finding[][] = chunks.map(() => []);
+  const verdicts: Verdict[][] = chunks.map(() => []);
   const documents: string[] = [];
   const notReviewed = new Set<string>();
   const reviewed = new Set<string>();
@@ -277,12 +335,23 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
   };
   await pool(chunks, deps.concurrency ?? CHUNK_CONCURRENCY, async (chunk, i) => {
     if (failure !== undefined) return skip(chunk);
-    const maxTokens = planned ? answerTokens(agent, estimateTokens(chunk.text)) : agent.maxTokens;
-    const messages: ChatMessage[] = [{ role: 'user', content: chunkMessage(agent, context.change, chunk.text, i, chunks.length, earlier) }];
+    const maxTokens = batches
+      ? verdictTokens(agent, Object.keys(batches[i]?.ids ?? {}).length)
+      : planned
+        ? answerTokens(agent, estimateTokens(chunk.text))
+        : agent.maxTokens;
+    const messages: ChatMessage[] = [
+      {
+        role: 'user',
+        content: batches
+          ? verifyMessage(context.change, chunk.text, i, chunks.length)
+          : chunkMessage(agent, context.change, chunk.text, i, chunks.length, earlier),
+      },
+    ];
     try {
       let first = await ask(messages, maxTokens);
       if ('refused' in first) return skip(chunk, first.refused);
-      let parsed = parseAnswer(first.text);
+      let parsed = kind.parse(first.text);
       if (!parsed.ok && first.truncated) {
         // Cut at max_tokens: asking the same again would be cut again. Ask once with room up to
         // what every candidate model can write (max_output), then keep the findings before a cut
@@ -293,7 +362,7 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
           const again = await ask(messages, room);
           if (!('refused' in again)) {
             first = again;
-            parsed = parseAnswer(again.text);
+            parsed = kind.parse(again.text);
           }
         }
         if (!parsed.ok && first.truncated && agent.output === 'findings') {
@@ -311,7 +380,7 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
         rawAnswers.add(deps.artifacts.where(rawKey));
         const second = await ask(repairMessages(messages, answered, parsed.problem), maxTokens);
         if ('refused' in second) return skip(chunk, second.refused);
-        parsed = parseAnswer(second.text);
+        parsed = kind.parse(second.text);
         if (!parsed.ok) {
           await deps.artifacts.putText(
             rawKey,
@@ -324,10 +393,17 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
         }
       }
       // Model output is scanned again before it is stored, given to later phases or posted.
-      const clean = await redactAnswer(parsed.answer);
-      answerRedactions += clean.count;
-      findings[i] = clean.answer.findings;
-      if (clean.answer.document) documents[i] = clean.answer.document;
+      if ('verdicts' in parsed.answer) {
+        const reasons = await redactSecrets(parsed.answer.verdicts.map((v) => v.reason.replace(/\n/g, ' ')).join('\n'));
+        answerRedactions += reasons.count;
+        const lines = reasons.text.split('\n');
+        verdicts[i] = parsed.answer.verdicts.map((v, j) => ({ ...v, reason: lines[j] ?? '' }));
+      } else {
+        const clean = await redactAnswer(parsed.answer);
+        answerRedactions += clean.count;
+        findings[i] = clean.answer.findings;
+        if (clean.answer.document) documents[i] = clean.answer.document;
+      }
       reviewedChunks++;
       for (const p of chunk.paths) reviewed.add(p);
     } catch (e) {
@@ -369,6 +445,20 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
     /** Secrets found in the model's answers and redacted before anything was stored. */
     answerRedactions,
   });
+  const verdictsRef = batches
+    ? await deps.artifacts.putJson(verdictsKey(input.runId, input.phase, agent.name), {
+        verdicts: Object.fromEntries(
+          batches.flatMap((b, i) =>
+            (verdicts[i] ?? []).flatMap((v) => {
+              const key = b.ids[v.id];
+              return key ? [[key, { confirmed: v.confirmed, reason: v.reason }] as const] : [];
+            }),
+          ),
+        ),
+        checked: batches.reduce((n, b) => n + Object.keys(b.ids).length, 0),
+        action: agent.verify?.unconfirmed ?? 'drop',
+      } satisfies VerdictsArtifact)
+    : undefined;
   const status: AgentResult['status'] = unreached.length === 0 ? 'succeeded' : reviewedChunks > 0 ? 'partial' : 'failed';
   return {
     name: agent.name,
@@ -383,6 +473,7 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
     findings: all.length,
     findingsRef,
     ...(documentRef ? { documentRef } : {}),
+    ...(verdictsRef ? { verdictsRef } : {}),
     chunks: chunks.length,
     repaired: mine.repairs > 0,
     repairs: mine.repairs,

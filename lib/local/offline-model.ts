@@ -7,6 +7,7 @@ import { PROVIDERS, type Provider } from '../../lambdas/core/contracts.js';
 import { DOCUMENT_CLOSE, DOCUMENT_OPEN } from '../../lambdas/core/prompt.js';
 import { countTokens, type TokenizerFamily } from '../../lambdas/core/tokenizer.js';
 import { type OfflineFinding, reviewPrompt } from './offline-rules.js';
+import { offlineVerdicts } from './offline-verifier.js';
 
 /**
  * A fault the server injects instead of answering: an HTTP status 400–599 (400 says "context too
@@ -213,6 +214,9 @@ export function offlineReview(system: string, messages: Array<{ role: string; co
  * present (`document: null` when there is none), as a strict schema requires.
  */
 export function offlineAnswer(system: string, messages: Array<{ role: string; content: string }>, mode: AnswerMode = 'text'): string {
+  // The verifier (`verifyMessage`): verdicts, the same object in every mode (it has no optional field).
+  const first = messages.find((m) => m.role === 'user')?.content ?? '';
+  if (first.startsWith('Verify: ')) return JSON.stringify(offlineVerdicts(first));
   const { document, ...review } = offlineReview(system, messages);
   if (mode === 'text') return `${JSON.stringify(review)}${document ? `\n${DOCUMENT_OPEN}\n${document}\n${DOCUMENT_CLOSE}` : ''}`;
   if (mode === 'json_object') return JSON.stringify({ ...review, ...(document ? { document } : {}) });

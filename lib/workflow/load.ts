@@ -580,15 +580,27 @@ const VERIFIER_MAX_TOKENS = 4096;
  * The verifier pass of a workflow with `verify:` (true, or `{ model, fallback, batch, unconfirmed }`):
  * one more agent phase, after every other phase, with the built-in verifier agent (`output:
  * verdicts`). Its model defaults to the simple tier of the first agent's provider (a cheap model),
- * else that provider's default model; it answers at temperature 0.
+ * else that provider's default model; its fallbacks default to the simple tier of every other
+ * provider the agents fall back to. It answers at temperature 0.
  */
-function verifierPhase(w: WorkflowSource, phases: readonly Phase[], catalog: Catalog, src: YamlSource, diagnostics: Diagnostic[]): Phase | undefined {
+function verifierPhase(
+  w: WorkflowSource,
+  phases: readonly Phase[],
+  catalog: Catalog,
+  src: YamlSource,
+  diagnostics: Diagnostic[],
+): Phase | undefined {
   if (!w.verify) return undefined;
   const opts = w.verify === true ? {} : w.verify;
   const at = (field?: string): SourcePath => (w.verify === true || !field ? ['verify'] : ['verify', field]);
   const reserved = phases.findIndex((p) => p.name === VERIFY_PHASE);
   if (reserved >= 0) {
-    diagnostics.push(src.at(w.phases ? ['phases', reserved, 'name'] : at(), `phase name "${VERIFY_PHASE}" is the verifier's when verify is on; rename the phase`));
+    diagnostics.push(
+      src.at(
+        w.phases ? ['phases', reserved, 'name'] : at(),
+        `phase name "${VERIFY_PHASE}" is the verifier's when verify is on; rename the phase`,
+      ),
+    );
     return undefined;
   }
   const reviewers = phases.flatMap((p) => (p.kind === 'agents' ? p.agents : []));
@@ -611,6 +623,15 @@ function verifierPhase(w: WorkflowSource, phases: readonly Phase[], catalog: Cat
     if (m) fallback.push(m);
     else diagnostics.push(src.at(['verify', 'fallback', i], `unknown model "${f}" for the verifier's fallback (see workflows/models.yml)`));
   });
+  // Without its own fallback list the verifier falls back as the reviewers do: to the cheap model
+  // of each other provider their fallbacks use, so an outage of one provider leaves nothing unverified.
+  if (!opts.fallback) {
+    const others = new Set(reviewers.flatMap((a) => a.fallback.map((f) => f.provider)).filter((p) => p !== model.provider));
+    for (const p of others) {
+      const m = findModel(models, models.tiers[p]?.simple ?? models.defaults[p] ?? '');
+      if (m) fallback.push(m);
+    }
+  }
   const maxTokens = Math.min(VERIFIER_MAX_TOKENS, ...[model, ...fallback].map((m) => m.maxOutput ?? VERIFIER_MAX_TOKENS));
   return {
     kind: 'agents',

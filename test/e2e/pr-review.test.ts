@@ -36,6 +36,8 @@ describe('e2e: pr-review on the local runtime', () => {
       ['security', 'succeeded', 'bedrock', 'claude-sonnet'],
       ['test-coverage', 'succeeded', 'openai', 'gpt-4.1-mini'],
       ['documentation', 'succeeded', 'bedrock', 'claude-haiku'],
+      // verify: true — the verifier checks the merged findings on the cheap model.
+      ['verifier', 'succeeded', 'bedrock', 'claude-haiku'],
     ]);
     for (const a of summary.agents) {
       expect(a.inputTokens, a.name).toBeGreaterThan(0);
@@ -70,7 +72,12 @@ describe('e2e: pr-review on the local runtime', () => {
     expect(summary.relocated).toBe(0);
     expect(record?.relocated).toBe(0);
     expect(comment).toContain('**✅ SUCCEEDED**');
-    expect(result.transitions).toBe(14);
+    // The offline verifier re-applies the offline rules to the cited code: it confirms every finding.
+    expect(summary.verification).toMatchObject({ checked: summary.findings, confirmed: summary.findings, dropped: 0, unverified: 0 });
+    expect(record?.verification).toMatchObject({ checked: summary.findings, dropped: 0 });
+    expect(comment).toMatch(new RegExp(`\\*\\*Verifier\\*\\* \\(claude-haiku, \\$0\\.\\d{4}\\): ${summary.findings} findings checked — ${summary.findings} confirmed\\.`));
+    // 14 for the review, 3 for the verifier (its Pass, Map and one agent task).
+    expect(result.transitions).toBe(17);
   });
 
   it('never lets a secret reach the model: the stored context is redacted', async () => {
@@ -120,7 +127,9 @@ describe('e2e: one provider failing', () => {
       const summary = RunSummarySchema.parse(
         await rt.artifacts.getJson('runs/e2e-503/report.json').then((r) => (r as { summary: unknown }).summary),
       );
-      for (const a of summary.agents) {
+      // Every reviewer failed; the verifier had nothing to check and called no model.
+      expect(summary.agents.find((a) => a.name === 'verifier')).toMatchObject({ status: 'succeeded', calls: 0 });
+      for (const a of summary.agents.filter((x) => x.name !== 'verifier')) {
         expect(a.status, a.name).toBe('failed');
         expect(a.error, a.name).toMatch(/^(ProviderUnavailableError: (bedrock|openai): |CircuitOpenError: )/);
       }
@@ -146,8 +155,9 @@ describe('e2e: one provider failing', () => {
         ['security', 'succeeded', 'openai'],
         ['test-coverage', 'succeeded', 'openai'],
         ['documentation', 'succeeded', 'openai'],
+        ['verifier', 'succeeded', 'openai'],
       ]);
-      expect(summary.agents.filter((a) => a.fallbackUsed).map((a) => a.name)).toEqual(['code-review', 'security', 'documentation']);
+      expect(summary.agents.filter((a) => a.fallbackUsed).map((a) => a.name)).toEqual(['code-review', 'security', 'documentation', 'verifier']);
       expect(comment).toMatch(
         /\| code-review \| ✅ succeeded \| openai \| gpt-4\.1 \|.*fallback used · attempts: bedrock\/claude-sonnet failed \(ProviderUnavailableError, \d+ ms\)/,
       );

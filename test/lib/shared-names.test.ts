@@ -81,8 +81,9 @@ describe('shared names between the compiler and the Lambdas', () => {
     expect(LOAD_VERIFY_PHASE).toBe(CORE_VERIFY_PHASE);
     expect(LOAD_VERIFIER_AGENT).toBe(CORE_VERIFIER_AGENT);
     expect(LOAD_VERIFY_BATCH).toBe(CORE_VERIFY_BATCH);
-    const actions = (WorkflowSourceSchema.shape.verify.unwrap().options[1] as { shape: { unconfirmed: { unwrap(): { options: string[] } } } })
-      .shape.unconfirmed.unwrap().options;
+    const actions = (
+      WorkflowSourceSchema.shape.verify.unwrap().options[1] as { shape: { unconfirmed: { unwrap(): { options: string[] } } } }
+    ).shape.unconfirmed.unwrap().options;
     expect(actions).toEqual([...VERIFY_ACTIONS]);
     // A key missing here (or one the model does not have) fails to compile.
     const outputs: Record<ResolvedAgent['output'], true> = { findings: true, document: true, verdicts: true };

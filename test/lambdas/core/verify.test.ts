@@ -46,7 +46,14 @@ describe('Function: findingKey', () => {
 describe('Function: citedCode', () => {
   it('numbers the cited lines as the file at head has them: new numbers on added and context lines, old ones on removed lines', () => {
     const code = citedCode(file, 11).split('\n');
-    expect(code).toEqual(['  10   let a = 1', '(11) - let b = old', '  11 + let b = value!', '  12 + print(b)', '  13   return', '  14   }']);
+    expect(code).toEqual([
+      '  10   let a = 1',
+      '(11) - let b = old',
+      '  11 + let b = value!',
+      '  12 + print(b)',
+      '  13   return',
+      '  14   }',
+    ]);
   });
 
   it('cites nothing for a line the diff does not show, a file outside the change or a binary file', () => {
@@ -89,7 +96,9 @@ describe('Function: verifyMessage', () => {
   it('puts the findings between data boundaries after a Verify header', () => {
     const msg = verifyMessage({ repository: 'acme/app', number: 7, title: 'Pay', author: 'alice' }, 'Finding F1: a', 0, 2);
     expect(msg.split('\n')[0]).toBe('Verify: batch 1 of 2 of the findings, between the data boundaries below:');
-    expect(msg).toMatch(/<<<AGENTFLOW-DATA-[0-9a-f]{16}>>>\nPull request: acme\/app#7 "Pay" by alice\n\nFinding F1: a\n<<<END-AGENTFLOW-DATA-/);
+    expect(msg).toMatch(
+      /<<<AGENTFLOW-DATA-[0-9a-f]{16}>>>\nPull request: acme\/app#7 "Pay" by alice\n\nFinding F1: a\n<<<END-AGENTFLOW-DATA-/,
+    );
   });
 });
 
