@@ -2,12 +2,14 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FsArtifactStore } from '../../../lambdas/adapters/artifacts.js';
+import { aggregate } from '../../../lambdas/aggregate/aggregate.js';
 import { FINDINGS_FORMAT } from '../../../lambdas/core/answer-format.js';
 import type { AgentItem, ContextArtifact, StructuredOutput } from '../../../lambdas/core/contracts.js';
 import type { GatewayAnswer, GatewayCall, ModelGateway } from '../../../lambdas/core/gateway.js';
 import { GatewayConfigSchema } from '../../../lambdas/core/gateway-config.js';
 import { buildPlan, promptTokens } from '../../../lambdas/core/plan.js';
 import { readSpend } from '../../../lambdas/core/spend.js';
+import { VERDICTS_FORMAT } from '../../../lambdas/core/verify.js';
 import { findingsKey, invokeAgent } from '../../../lambdas/invoke-agent/invoke-agent.js';
 import type { OfflineModelServer } from '../../../lib/local/offline-model.js';
 import { type GatewayEnv, startGateway, tempDir } from '../../helpers.js';
@@ -434,5 +436,80 @@ describe('Function: invokeAgent, following the review plan', () => {
     expect(r).toMatchObject({ status: 'failed', calls: 0, costUsd: 0, filesReviewed: 0, filesNotReviewed: 12 });
     expect(r.error).toMatchObject({ Error: 'BudgetExceededError', Cause: expect.stringMatching(/^not reviewed: budget/) });
     expect(fake.seen).toHaveLength(0);
+  });
+});
+
+describe('Function: invokeAgent (the verifier, output: verdicts)', () => {
+  const verifier = (): AgentItem => ({
+    ...agent('bedrock'),
+    name: 'verifier',
+    model: {
+      provider: 'bedrock',
+      alias: 'claude-haiku',
+      modelId: 'h',
+      contextWindow: 200_000,
+      price: { input: 1, output: 5, cacheRead: 0.1, cacheWrite: 1.25 },
+    },
+    maxTokens: 4096,
+    temperature: 0,
+    categories: [],
+    prompt: '',
+    output: 'verdicts',
+    verify: { batch: 1, unconfirmed: 'drop' },
+  });
+
+  it('checks each earlier finding against the code it cites; Aggregate drops the unconfirmed one and the run cost includes the verifier', async () => {
+    // Prepare: code-review reported the force unwrap at line 10 (real) and one at line 11 (invented: it is a print).
+    const { artifacts, providers, contextRef } = await setup([swift(['let token = cardToken!', 'print("x")'])]);
+    const sent: GatewayCall[] = [];
+    const gateway = {
+      complete: (c: GatewayCall) => {
+        sent.push(c);
+        return providers.gateway.complete(c);
+      },
+    } as unknown as ModelGateway;
+    const review = await invokeAgent(input(agent('bedrock'), contextRef), { artifacts, ...providers });
+    const stored = (await artifacts.getJson(findingsKey('r1', 'review', 'code-review'))) as { findings: Array<Record<string, unknown>> };
+    const invented = { ...stored.findings[0], line: 11, message: 'Force unwrap of the printed value crashes.' };
+    await artifacts.putJson(findingsKey('r1', 'review', 'code-review'), { ...stored, findings: [...stored.findings, invented] });
+
+    // Act
+    const v = await invokeAgent(
+      { ...input(verifier(), contextRef), phase: 'verify', previous: { review: [{ ...review, findings: 3 }] } },
+      { artifacts, gateway, budgets: providers.budgets },
+    );
+    const out = await aggregate(
+      { runId: 'r1', workflow: 'pr-review', change: context([]).change, contextRef, results: { review: [review], verify: [v] } },
+      { artifacts },
+    );
+
+    // Assess: one call per finding (batch: 1), asked for the verdicts format natively.
+    expect(v).toMatchObject({ name: 'verifier', status: 'succeeded', calls: 3, findings: 0, verdictsRef: expect.any(String) });
+    expect(sent.map((c) => c.answerFormat)).toEqual([VERDICTS_FORMAT, VERDICTS_FORMAT, VERDICTS_FORMAT]);
+    expect(sent[0]?.messages[0]?.content).toMatch(/^Verify: batch 1 of 3 of the findings/);
+    expect(out.summary.verification).toMatchObject({ checked: 3, confirmed: 2, dropped: 1, downgraded: 0, unverified: 0 });
+    expect(out.summary.verification?.notes).toEqual([
+      expect.objectContaining({
+        line: 11,
+        message: 'Force unwrap of the printed value crashes.',
+        reason: expect.stringContaining('no such problem'),
+      }),
+    ]);
+    expect(out.summary.findings).toBe(2);
+    // The verifier's spend is the run's: its spend record, summed with the reviewer's.
+    const verifierSpend = await readSpend(artifacts, 'r1', 'verify', 'verifier');
+    expect(verifierSpend.invocations[0]?.calls).toBe(3);
+    expect(out.summary.costUsd).toBeCloseTo(review.costUsd + v.costUsd, 6);
+    expect(v.costUsd).toBeGreaterThan(0);
+    const comment = await artifacts.getText(out.commentRef);
+    expect(comment).toMatch(/\*\*Verifier\*\* \(claude-haiku, \$0\.\d{4}\): 3 findings checked — 2 confirmed, 1 dropped\./);
+    expect(comment).toContain('<details><summary>Not confirmed</summary>');
+  });
+
+  it('reports nothing to check and calls no model when the earlier phases found nothing', async () => {
+    const { artifacts, providers, contextRef } = await setup([swift(['let a = 1'])]);
+    const v = await invokeAgent({ ...input(verifier(), contextRef), phase: 'verify', previous: {} }, { artifacts, ...providers });
+    expect(v).toMatchObject({ status: 'succeeded', calls: 0, chunks: 0 });
+    expect(server?.stats.bedrock).toBe(0);
   });
 });
