@@ -240,20 +240,29 @@ const Output = z.strictObject({
  * hunks: `none` (git's 3 lines only) or `{ lines, whole_file_lines, enclosing }` (see
  * `ContextOptions` in `lambdas/core/hunks.ts`; each field defaults to 20, 150 and true).
  */
-export const ContextSchema = z.union([
-  z.literal('none'),
-  z.strictObject({
-    lines: z.number().int().min(0).max(200).optional().describe('lines below each change, and above it without an enclosing declaration; default 20'),
-    whole_file_lines: z
-      .number()
-      .int()
-      .min(0)
-      .max(1000)
-      .optional()
-      .describe('a file of at most this many lines is shown whole (0: never); default 150'),
-    enclosing: z.boolean().optional().describe("start the context at the change's enclosing declaration; default true"),
-  }),
-]);
+export const ContextSchema = z.union(
+  [
+    z.literal('none'),
+    z.strictObject({
+      lines: z
+        .number()
+        .int()
+        .min(0)
+        .max(200)
+        .optional()
+        .describe('lines below each change, and above it without an enclosing declaration; default 20'),
+      whole_file_lines: z
+        .number()
+        .int()
+        .min(0)
+        .max(1000)
+        .optional()
+        .describe('a file of at most this many lines is shown whole (0: never); default 150'),
+      enclosing: z.boolean().optional().describe("start the context at the change's enclosing declaration; default true"),
+    }),
+  ],
+  { error: 'write none or { lines, whole_file_lines, enclosing }' },
+);
 
 const LegacyFallbackRule = z.strictObject({
   if: z.string().regex(/^[a-z-]+\.fails$/, 'write a rule like "claude-api.fails"'),
