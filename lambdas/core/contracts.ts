@@ -124,7 +124,7 @@ export const ContextStatsSchema = z.strictObject({
   linesChanged: z.number().int().nonnegative(),
   matchedFiles: z.number().int().nonnegative(),
   redactions: z.number().int().nonnegative(),
-  /** Tokens of the reviewed files' diffs (o200k tokenizer; see `lambdas/core/tokenizer.ts`). */
+  /** Tokens of the reviewed files' diffs as the prompts show them, context included (o200k tokenizer; see `lambdas/core/tokenizer.ts`). */
   estimatedTokens: z.number().int().nonnegative(),
   /** Changed files the review plan excludes (generated, vendored, lock, translation, binary, …). */
   filesExcluded: z.number().int().nonnegative().default(0),

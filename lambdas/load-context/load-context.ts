@@ -243,7 +243,9 @@ export async function addContext(
   let redactions = 0;
   await mapLimited(wanted, CONTEXT_READ_CONCURRENCY, async ({ f, i }) => {
     const path = files[i]?.path ?? f.path;
-    const raw = await changes.readHeadFile(input.change, path).catch(() => undefined);
+    const raw = await Promise.resolve()
+      .then(() => changes.readHeadFile(input.change, path))
+      .catch(() => undefined);
     if (raw === undefined || raw.length > MAX_CONTEXT_FILE_CHARS) return;
     const head = await redactSecrets(raw);
     const widened = withContext(f, head.text, options, splitAt);

@@ -35,6 +35,21 @@ describe('Function: shownLines', () => {
   });
 });
 
+describe('Function: shownLines (with context)', () => {
+  it('reads the shown patch (with context from the head commit) when there is one', () => {
+    // Prepare: git's hunk shows lines 10–12; the prompts showed 5–15.
+    const patch = '@@ -10,3 +10,3 @@\n a\n-b\n+B\n c';
+    const shown = `@@ -5,11 +5,11 @@\n${[5, 6, 7, 8, 9].map((n) => ` l${n}`).join('\n')}\n a\n-b\n+B\n c\n${[13, 14, 15].map((n) => ` l${n}`).join('\n')}`;
+
+    // Act / Assess
+    expect([...shownLines({ patch, shown })]).toEqual([5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
+    expect(placeFindings([finding('a.swift', 6), finding('a.swift', 30)], [{ ...file('a.swift', patch), shown }])).toMatchObject({
+      findings: [{ line: 6 }, { line: 0 }],
+      relocated: 1,
+    });
+  });
+});
+
 describe('Function: placeFindings', () => {
   const files = [file('App/Pay.swift', '@@ -10,3 +10,4 @@\n let a = 1\n+let b = token!\n+let c = 2\n let d = 3\n let e = 4')];
 
