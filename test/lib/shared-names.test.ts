@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { REJECTED_ERROR } from '../../lambdas/core/approvals.js';
-import { AGENT_OUTPUTS, PROVIDERS as CONTRACT_PROVIDERS, SEVERITIES as CONTRACT_SEVERITIES } from '../../lambdas/core/contracts.js';
+import {
+  AGENT_OUTPUTS,
+  PROVIDERS as CONTRACT_PROVIDERS,
+  SEVERITIES as CONTRACT_SEVERITIES,
+  STRUCTURED_OUTPUTS as CONTRACT_STRUCTURED_OUTPUTS,
+} from '../../lambdas/core/contracts.js';
 import * as errors from '../../lambdas/core/errors.js';
 import {
   VERIFIER_AGENT as CORE_VERIFIER_AGENT,
@@ -15,7 +20,12 @@ import {
   VERIFY_PHASE as LOAD_VERIFY_PHASE,
 } from '../../lib/workflow/load.js';
 import type { ResolvedAgent } from '../../lib/workflow/model.js';
-import { PROVIDERS as WORKFLOW_PROVIDERS, SEVERITIES as WORKFLOW_SEVERITIES, WorkflowSourceSchema } from '../../lib/workflow/schema.js';
+import {
+  PROVIDERS as WORKFLOW_PROVIDERS,
+  SEVERITIES as WORKFLOW_SEVERITIES,
+  STRUCTURED_OUTPUTS as WORKFLOW_STRUCTURED_OUTPUTS,
+  WorkflowSourceSchema,
+} from '../../lib/workflow/schema.js';
 import { loadWorkspace } from '../../lib/workspace.js';
 
 /**
@@ -72,9 +82,10 @@ describe('shared names between the compiler and the Lambdas', () => {
     }
   });
 
-  it('lists the same providers and severities in the workflow language as in the Lambdas’ contracts', () => {
+  it('lists the same providers, severities and structured outputs in the workflow language as in the Lambdas’ contracts', () => {
     expect([...WORKFLOW_PROVIDERS]).toEqual([...CONTRACT_PROVIDERS]);
     expect([...WORKFLOW_SEVERITIES]).toEqual([...CONTRACT_SEVERITIES]);
+    expect([...WORKFLOW_STRUCTURED_OUTPUTS]).toEqual([...CONTRACT_STRUCTURED_OUTPUTS]);
   });
 
   it('names the verifier pass the same in the workflow loader and the Lambdas (phase, agent, batch, actions)', () => {
