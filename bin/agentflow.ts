@@ -139,6 +139,9 @@ program
             costUsd: summary?.costUsd ?? 0,
             agents: (summary?.agents ?? []).map(({ phase: _phase, findings: _findings, ...a }) => ({ ...a, error: a.error ?? null })),
             findings: summary?.findings ?? 0,
+            // Findings moved to file level (not on a line the diff shows) and the verifier's counts and reasons.
+            ...(summary?.relocated ? { relocated: summary.relocated } : {}),
+            ...(summary?.verification ? { verification: summary.verification } : {}),
             commentPath,
             ...(record?.status === 'SKIPPED' ? { skipped: record.reason } : {}),
             ...(record?.status === 'STOPPED' ? { stopped: record.reason } : {}),

@@ -90,6 +90,13 @@ export const PathFilterSchema = z.strictObject({
 });
 export type PathFilter = z.infer<typeof PathFilterSchema>;
 
+/**
+ * What an agent answers with: `findings` (a review), `document` (findings and a Markdown document),
+ * `verdicts` (the built-in verifier: whether each earlier finding holds, see `lambdas/core/verify.ts`).
+ */
+export const AGENT_OUTPUTS = ['findings', 'document', 'verdicts'] as const;
+export type AgentOutput = (typeof AGENT_OUTPUTS)[number];
+
 /** A Map item: one agent as the compiler resolved it (prices in USD per million tokens). */
 export const AgentItemSchema = z.strictObject({
   name: z.string(),
@@ -104,7 +111,9 @@ export const AgentItemSchema = z.strictObject({
   cache: z.boolean().default(true),
   /** The agent's declared complexity (routing input for `model: auto`). */
   complexity: z.enum(TIERS).default('medium'),
-  output: z.enum(['findings', 'document']).default('findings'),
+  output: z.enum(AGENT_OUTPUTS).default('findings'),
+  /** Only for the built-in verifier (`output: verdicts`): findings per call and what happens to an unconfirmed one. */
+  verify: z.strictObject({ batch: z.number().int().positive(), unconfirmed: z.enum(['drop', 'downgrade']) }).optional(),
   /** Set for `model: auto`: the tier models to pick from by the change size (see `routeModel`). */
   auto: z.strictObject({ simple: ModelRef, medium: ModelRef, complex: ModelRef }).optional(),
   /**
@@ -285,6 +294,8 @@ export const AgentResultSchema = z.strictObject({
   findingsRef: z.string().optional(),
   /** The Markdown document an `output: document` agent wrote. */
   documentRef: ArtifactRef.optional(),
+  /** The verifier's verdicts (`output: verdicts`), applied by Aggregate. */
+  verdictsRef: ArtifactRef.optional(),
   chunks: z.number().int().nonnegative().default(0),
   repaired: z.boolean().default(false),
   servedBy: z.string().optional(),
@@ -388,6 +399,17 @@ export const RunSummarySchema = z.strictObject({
   offline: z.boolean(),
   /** Findings moved to file level because their file or line is not in the diff (see `placeFindings`). */
   relocated: z.number().int().nonnegative().default(0),
+  /** The verifier pass (`verify:`): findings checked, confirmed, dropped, downgraded, left unverified, and why. */
+  verification: z
+    .strictObject({
+      checked: z.number().int().nonnegative(),
+      confirmed: z.number().int().nonnegative(),
+      dropped: z.number().int().nonnegative(),
+      downgraded: z.number().int().nonnegative(),
+      unverified: z.number().int().nonnegative(),
+      notes: z.array(z.strictObject({ file: z.string(), line: z.number(), message: z.string(), reason: z.string() })),
+    })
+    .optional(),
   /** Gate outcomes, e.g. `{ approve: "approved by <@U024BE7LH>" }`. */
   gates: z.record(z.string(), z.string()).default({}),
 });
@@ -462,6 +484,10 @@ export const RunRecordSchema = z.object({
   reportRef: z.string().optional(),
   /** Findings moved to file level because their file or line is not in the diff. */
   relocated: z.number().optional(),
+  /** The verifier pass's counts (see the run summary's `verification`). */
+  verification: z
+    .object({ checked: z.number(), confirmed: z.number(), dropped: z.number(), downgraded: z.number(), unverified: z.number() })
+    .optional(),
 });
 export type RunRecord = z.infer<typeof RunRecordSchema>;
 

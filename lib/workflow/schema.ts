@@ -291,6 +291,25 @@ export const WorkflowSourceSchema = z
     context: ContextSchema.optional().describe(
       'what the prompts show of each file at the head commit around its hunks; default { lines: 20, whole_file_lines: 150, enclosing: true }',
     ),
+    verify: z
+      .union([
+        z.boolean(),
+        z.strictObject({
+          model: z
+            .string()
+            .min(1)
+            .optional()
+            .describe("the verifier model (an alias in models.yml); default the simple tier of the agents' provider"),
+          fallback: z.array(z.string().min(1)).optional().describe('models tried when the verifier model fails'),
+          batch: z.number().int().min(1).max(50).optional().describe('findings checked per model call; default 20'),
+          unconfirmed: z
+            .enum(['drop', 'downgrade'])
+            .optional()
+            .describe('what happens to a finding the verifier does not confirm; default drop'),
+        }),
+      ])
+      .optional()
+      .describe('after the agents, a cheap model checks each finding against the code it cites (default off; true for the defaults)'),
     phases: z.array(Phase).min(1).optional(),
     agents: z.array(AgentEntrySchema).min(1).optional(),
     execution: z.enum(['parallel', 'sequential']).optional(),

@@ -64,7 +64,9 @@ describe('CLI: agentflow', () => {
       findings: expect.any(Number),
       commentPath: expect.stringMatching(/pr-review\.md$/),
     });
-    expect(out.agents).toHaveLength(4);
+    // Four reviewers and the verifier (pr-review has verify: true).
+    expect(out.agents).toHaveLength(5);
+    expect(out.verification).toMatchObject({ checked: out.findings, dropped: 0 });
     // The fields the README documents (the run summary may carry more, e.g. the review plan's).
     expect(Object.keys(out.agents[0])).toEqual(
       expect.arrayContaining([
@@ -122,9 +124,11 @@ describe('CLI: agentflow', () => {
     expect(r.code).toBe(1);
     const out = JSON.parse(r.stdout.trim().split('\n').at(-1) as string);
     expect(out).toMatchObject({ status: 'FAILED', reason: expect.stringMatching(/^every agent failed/) });
-    expect(out.agents.map((a: { status: string; error: unknown }) => [a.status, typeof a.error])).toEqual(
-      Array.from({ length: 4 }, () => ['failed', 'string']),
-    );
+    // Every reviewer failed with its error; the verifier had nothing to check.
+    expect(out.agents.map((a: { status: string; error: unknown }) => [a.status, typeof a.error])).toEqual([
+      ...Array.from({ length: 4 }, () => ['failed', 'string']),
+      ['succeeded', 'object'],
+    ]);
     expect(r.stderr.trim().split('\n').at(-1)).toMatch(/^✖ run \S+ FAILED: every agent failed/);
   });
 

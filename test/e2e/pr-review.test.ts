@@ -75,7 +75,11 @@ describe('e2e: pr-review on the local runtime', () => {
     // The offline verifier re-applies the offline rules to the cited code: it confirms every finding.
     expect(summary.verification).toMatchObject({ checked: summary.findings, confirmed: summary.findings, dropped: 0, unverified: 0 });
     expect(record?.verification).toMatchObject({ checked: summary.findings, dropped: 0 });
-    expect(comment).toMatch(new RegExp(`\\*\\*Verifier\\*\\* \\(claude-haiku, \\$0\\.\\d{4}\\): ${summary.findings} findings checked — ${summary.findings} confirmed\\.`));
+    expect(comment).toMatch(
+      new RegExp(
+        `\\*\\*Verifier\\*\\* \\(claude-haiku, \\$0\\.\\d{4}\\): ${summary.findings} findings checked — ${summary.findings} confirmed\\.`,
+      ),
+    );
     // 14 for the review, 3 for the verifier (its Pass, Map and one agent task).
     expect(result.transitions).toBe(17);
   });
@@ -157,7 +161,12 @@ describe('e2e: one provider failing', () => {
         ['documentation', 'succeeded', 'openai'],
         ['verifier', 'succeeded', 'openai'],
       ]);
-      expect(summary.agents.filter((a) => a.fallbackUsed).map((a) => a.name)).toEqual(['code-review', 'security', 'documentation', 'verifier']);
+      expect(summary.agents.filter((a) => a.fallbackUsed).map((a) => a.name)).toEqual([
+        'code-review',
+        'security',
+        'documentation',
+        'verifier',
+      ]);
       expect(comment).toMatch(
         /\| code-review \| ✅ succeeded \| openai \| gpt-4\.1 \|.*fallback used · attempts: bedrock\/claude-sonnet failed \(ProviderUnavailableError, \d+ ms\)/,
       );

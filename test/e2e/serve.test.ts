@@ -126,7 +126,9 @@ describe('e2e: agentflow serve', () => {
     const record = await finishedRun(name);
     expect(record).toMatchObject({ status: 'SUCCEEDED', workflow: 'pr-review', repository: 'acme/shop-apps', number: 42 });
     expect(record?.findings).toBeGreaterThan(0);
-    expect(record?.agents).toHaveLength(4);
+    // Four reviewers and the verifier.
+    expect(record?.agents).toHaveLength(5);
+    expect(record?.verification).toMatchObject({ dropped: 0 });
 
     // The same delivery again (a redelivery) starts nothing new.
     const again = await post(body, await sign(SECRET, body), 'a1b2c3d4-0000-4000-8000-000000000042');

@@ -151,7 +151,11 @@ phases:
     const pass = state('Phase: verify');
     expect(pass).toMatchObject({ Type: 'Pass', Next: 'Agents: verify' });
     const [verifier] = pass.Result as Array<{ name: string; output: string }>;
-    expect(AgentItemSchema.parse(verifier)).toMatchObject({ name: 'verifier', output: 'verdicts', verify: { batch: 20, unconfirmed: 'drop' } });
+    expect(AgentItemSchema.parse(verifier)).toMatchObject({
+      name: 'verifier',
+      output: 'verdicts',
+      verify: { batch: 20, unconfirmed: 'drop' },
+    });
     expect(state('Agents: verify')).toMatchObject({
       Type: 'Map',
       MaxConcurrency: 1,
