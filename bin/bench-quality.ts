@@ -113,7 +113,17 @@ interface CaseOutcome {
   tokens: number;
   costUsd: number;
   ms: number;
+  /** The verifier's counts and the findings it did not confirm (the run summary's `verification`). */
+  verification?: Verification;
 }
+
+type Verification = {
+  checked: number;
+  confirmed: number;
+  dropped: number;
+  downgraded: number;
+  notes: Array<{ file: string; line: number; category: string }>;
+};
 
 const pad = (s: string, n: number) => (s.length >= n ? s : s + ' '.repeat(n - s.length));
 const padL = (s: string, n: number) => (s.length >= n ? s : ' '.repeat(n - s.length) + s);
@@ -126,7 +136,8 @@ async function main(): Promise<void> {
   const agentCategories: Record<string, readonly string[]> = {};
   for (const phase of workflow.phases) {
     if (phase.kind !== 'agents') continue;
-    for (const a of phase.agents) agentCategories[a.name] = a.categories;
+    // The verifier reports no findings of its own: its effect is in the overall row and its own line.
+    for (const a of phase.agents) if (a.output !== 'verdicts') agentCategories[a.name] = a.categories;
   }
   const modes = providerModes(process.env);
   const offline = Object.values(modes).every((m) => m === 'offline');
@@ -156,7 +167,12 @@ async function main(): Promise<void> {
         const result = await runtime
           .execute('pr-review', runId, caseInput(c, commits.get(c.id) as CaseCommits, runId, i + 1))
           .catch((e: unknown) => ({ status: `ERROR: ${e instanceof Error ? e.message : String(e)}`, output: undefined }));
-        const summary = (result.output ?? {}) as { inputTokens?: number; outputTokens?: number; costUsd?: number };
+        const summary = (result.output ?? {}) as {
+          inputTokens?: number;
+          outputTokens?: number;
+          costUsd?: number;
+          verification?: Verification;
+        };
         const report = (await runtime.artifacts.getJson(`runs/${runId}/report.json`).catch(() => undefined)) as
           | { findings?: ScoredFinding[] }
           | undefined;
@@ -167,6 +183,7 @@ async function main(): Promise<void> {
           tokens: (summary.inputTokens ?? 0) + (summary.outputTokens ?? 0),
           costUsd: summary.costUsd ?? 0,
           ms: performance.now() - started,
+          ...(summary.verification ? { verification: summary.verification } : {}),
         };
       }
     };
@@ -229,6 +246,25 @@ async function main(): Promise<void> {
   console.log(`mean tokens per PR (input+output): ${Math.round(tokens)}`);
   console.log(`mean cost per PR: $${cost.toFixed(4)}`);
   console.log(`clean PRs with at least one finding: ${cleanFlagged} of ${cleanCases}`);
+  // The verifier pass: what it checked and dropped, and how many dropped findings were right (a golden).
+  const checked = outcomes.reduce((s, o) => s + (o.verification?.checked ?? 0), 0);
+  if (outcomes.some((o) => o.verification)) {
+    const dropped = outcomes.reduce((s, o) => s + (o.verification?.dropped ?? 0), 0);
+    const downgraded = outcomes.reduce((s, o) => s + (o.verification?.downgraded ?? 0), 0);
+    const wronglyDropped = cases.reduce(
+      (s, c, i) =>
+        s +
+        scoreCase(
+          (outcomes[i]?.verification?.notes ?? []).map((n) => ({ ...n, agents: [] })),
+          c.golden,
+        ).matchedFindings,
+      0,
+    );
+    const confirmed = outcomes.reduce((s, o) => s + (o.verification?.confirmed ?? 0), 0);
+    console.log(
+      `verifier: ${checked} findings checked, ${confirmed} confirmed, ${dropped} dropped (${wronglyDropped} of them matched a golden), ${downgraded} downgraded`,
+    );
+  }
   console.log(`runs not SUCCEEDED: ${failed}`);
   console.log(`wall time: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   if (misses.length > 0) {

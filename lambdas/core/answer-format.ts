@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { ModelAnswerSchema } from './contracts.js';
+import { ModelAnswerSchema, type Provider, type StructuredOutput } from './contracts.js';
+import { countTokens, TOKENIZER_OF } from './tokenizer.js';
 
 /** A JSON Schema object (draft 2020-12 subset), as sent to a provider. */
 export type JsonSchema = { [key: string]: unknown };
@@ -142,3 +143,50 @@ export const FINDINGS_FORMAT: AnswerFormat = answerFormatOf(
   'report_review',
   'Report the review of the change: a short summary, the findings (an empty list when there are none) and, only when your instructions ask for a document, the Markdown document in "document" (null otherwise).',
 );
+
+/**
+ * Tokens of the system prompt Claude adds when a tool is forced (`tool_choice` any / tool): the
+ * largest count Anthropic lists for that choice (235–340 by model). Source: Anthropic, "Tool use
+ * pricing and tokens", https://docs.anthropic.com/en/docs/tool-use-pricing-and-tokens (checked 2026-11-29).
+ */
+export const FORCED_TOOL_SYSTEM_TOKENS = 340;
+
+/**
+ * How each provider sends an answer format, so its input tokens are counted where they are billed:
+ * `schema` — the schema travels with the request (a tool's input schema, a `json_schema` response
+ * format); `forcedTool` — the provider adds its tool-use system prompt too.
+ */
+export const FORMAT_TRANSPORT: Record<Provider, (capability: StructuredOutput | undefined) => { schema: boolean; forcedTool: boolean }> = {
+  bedrock: () => ({ schema: true, forcedTool: true }),
+  openai: () => ({ schema: true, forcedTool: false }),
+  'openai-compatible': (capability) => ({ schema: capability === 'json_schema', forcedTool: false }),
+};
+
+/**
+ * Input tokens a provider bills for sending `format` with a request (its name, description and
+ * schema, plus Claude's tool-use system prompt for a forced tool), counted with `family`'s
+ * tokenizer; 0 when the model gets no schema (prompt-only and JSON-mode models).
+ */
+export function formatTokens(
+  format: Pick<AnswerFormat, 'name' | 'description' | 'schema'> | undefined,
+  provider: Provider,
+  capability?: StructuredOutput,
+  options: { margin?: boolean } = {},
+): number {
+  if (!format) return 0;
+  const how = FORMAT_TRANSPORT[provider](capability);
+  if (!how.schema) return 0;
+  const family = TOKENIZER_OF[provider];
+  const key = `${family}:${options.margin !== false}`;
+  const counts = SCHEMA_TOKENS.get(format.schema) ?? new Map<string, number>();
+  SCHEMA_TOKENS.set(format.schema, counts);
+  let n = counts.get(key);
+  if (n === undefined) {
+    n = countTokens(`${format.name}\n${format.description}\n${JSON.stringify(format.schema)}`, family, options);
+    counts.set(key, n);
+  }
+  return n + (how.forcedTool ? FORCED_TOOL_SYSTEM_TOKENS : 0);
+}
+
+/** Token counts of a format's schema by tokenizer family (a format is counted once per process). */
+const SCHEMA_TOKENS = new WeakMap<object, Map<string, number>>();

@@ -407,7 +407,9 @@ export const RunSummarySchema = z.strictObject({
       dropped: z.number().int().nonnegative(),
       downgraded: z.number().int().nonnegative(),
       unverified: z.number().int().nonnegative(),
-      notes: z.array(z.strictObject({ file: z.string(), line: z.number(), message: z.string(), reason: z.string() })),
+      notes: z.array(
+        z.strictObject({ file: z.string(), line: z.number(), category: z.string().default(''), message: z.string(), reason: z.string() }),
+      ),
     })
     .optional(),
   /** Gate outcomes, e.g. `{ approve: "approved by <@U024BE7LH>" }`. */

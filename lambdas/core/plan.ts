@@ -1,4 +1,5 @@
 import picomatch from 'picomatch';
+import { FINDINGS_FORMAT, FORCED_TOOL_SYSTEM_TOKENS } from './answer-format.js';
 import { fromMicro, toMicro, worstCaseMicro } from './budget.js';
 import type { AgentItem, AgentPlan, Change, ChangedFile, ContextStats, ModelRef, PathFilter, ReviewPlan } from './contracts.js';
 import type { ExclusionReason } from './plan-reasons.js';
@@ -288,12 +289,16 @@ export function selects(paths: PathFilter): (path: string) => boolean {
 }
 
 /**
- * Tokens of an agent's prompt without the diff (system prompt and the chunk message's header
- * lines), as chunk sizes count them. LoadContext and InvokeAgent use this same function.
+ * Tokens of an agent's prompt without the diff (system prompt, the chunk message's header lines and
+ * the answer format sent with it: the findings schema as a forced tool, the most any provider
+ * bills), as chunk sizes count them. LoadContext and InvokeAgent use this same function.
  */
 export function promptTokens(agent: AgentItem, change: Change): number {
-  return estimateTokens(systemPrompt(agent)) + estimateTokens(chunkMessage(agent, change, '', 0, 1, '')) + 64;
+  return estimateTokens(systemPrompt(agent)) + estimateTokens(chunkMessage(agent, change, '', 0, 1, '')) + FORMAT_TOKENS + 64;
 }
+
+/** The findings format's tokens when sent as a forced tool (schema and Claude's tool-use prompt). */
+const FORMAT_TOKENS = estimateTokens(JSON.stringify(FINDINGS_FORMAT.schema)) + FORCED_TOOL_SYSTEM_TOKENS;
 
 /** Options of {@link buildPlan}. */
 export interface PlanOptions {

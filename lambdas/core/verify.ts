@@ -201,7 +201,7 @@ export interface VerificationSummary {
   /** Findings without a verdict (the verifier's batch failed or skipped them): kept as they were. */
   unverified: number;
   /** Up to 20 unconfirmed findings and the verifier's reason. */
-  notes: Array<{ file: string; line: number; message: string; reason: string }>;
+  notes: Array<{ file: string; line: number; category: string; message: string; reason: string }>;
 }
 
 const lower = (s: Severity): Severity => SEVERITIES[Math.min(SEVERITIES.length - 1, SEVERITIES.indexOf(s) + 1)] as Severity;
@@ -229,7 +229,7 @@ export function applyVerdicts<T extends ReportFinding>(
       out.push(f);
       continue;
     }
-    if (v.notes.length < 20) v.notes.push({ file: f.file, line: f.line, message: f.message, reason: verdict.reason });
+    if (v.notes.length < 20) v.notes.push({ file: f.file, line: f.line, category: f.category, message: f.message, reason: verdict.reason });
     if (stored.action === 'drop') {
       v.dropped++;
       continue;

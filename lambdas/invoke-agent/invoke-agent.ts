@@ -1,4 +1,4 @@
-import { type AnswerFormat, FINDINGS_FORMAT } from '../core/answer-format.js';
+import { type AnswerFormat, FINDINGS_FORMAT, formatTokens } from '../core/answer-format.js';
 import { budgetScopes, fromMicro } from '../core/budget.js';
 import {
   type AgentItem,
@@ -261,9 +261,12 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
   const ask = async (messages: ChatMessage[], maxTokens: number): Promise<GatewayAnswer | { refused: string }> => {
     // Tokenized once per family for the whole call (the gateway reuses the counts).
     const inputTokens: Partial<Record<TokenizerFamily, number>> = {};
+    const prompt: Partial<Record<TokenizerFamily, number>> = {};
     for (const c of candidates) {
       const family = TOKENIZER_OF[c.provider];
-      inputTokens[family] ??= requestTokens(c.provider, system, messages);
+      prompt[family] ??= requestTokens(c.provider, system, messages);
+      // The answer format is billed input too (a tool's schema, Claude's tool-use prompt): the most any candidate of the family sends.
+      inputTokens[family] = Math.max(inputTokens[family] ?? 0, prompt[family] + formatTokens(kind.format, c.provider, c.structuredOutput));
     }
     const call = { system, messages, maxTokens, inputTokens };
     const cost = (c: ModelRef) => (c.price ? worstCaseOf(call, c) : Number.POSITIVE_INFINITY);

@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { OFFLINE_FINGERPRINT } from '../../lambdas/adapters/providers.js';
-import type { JsonSchema } from '../../lambdas/core/answer-format.js';
+import { formatTokens, type JsonSchema } from '../../lambdas/core/answer-format.js';
 import { PROVIDERS, type Provider } from '../../lambdas/core/contracts.js';
 import { DOCUMENT_CLOSE, DOCUMENT_OPEN } from '../../lambdas/core/prompt.js';
 import { countTokens, type TokenizerFamily } from '../../lambdas/core/tokenizer.js';
@@ -412,12 +412,12 @@ export function openAIAnswerMode(
  */
 export function bedrockAnswerMode(
   toolConfig: unknown,
-): { mode: AnswerMode; tool?: { name: string; schema: JsonSchema } } | { error: string } {
+): { mode: AnswerMode; tool?: { name: string; description: string; schema: JsonSchema } } | { error: string } {
   if (toolConfig === undefined) return { mode: 'text' };
   if (!isObject(toolConfig) || !Array.isArray(toolConfig.tools) || toolConfig.tools.length === 0) {
     return { error: 'The value at toolConfig.tools must be a list of at least one tool.' };
   }
-  const tools: Array<{ name: string; schema: JsonSchema }> = [];
+  const tools: Array<{ name: string; description: string; schema: JsonSchema }> = [];
   for (const [i, t] of toolConfig.tools.entries()) {
     const spec = isObject(t) ? t.toolSpec : undefined;
     if (!isObject(spec) || typeof spec.name !== 'string' || !FORMAT_NAME.test(spec.name)) {
@@ -429,7 +429,7 @@ export function bedrockAnswerMode(
     if (!isObject(json) || json.type !== 'object') {
       return { error: `The value at toolConfig.tools.${i + 1}.member.toolSpec.inputSchema.json must be a JSON Schema of type object.` };
     }
-    tools.push({ name: spec.name, schema: json });
+    tools.push({ name: spec.name, description: typeof spec.description === 'string' ? spec.description : '', schema: json });
   }
   const choice = toolConfig.toolChoice;
   if (choice === undefined || (isObject(choice) && 'auto' in choice)) return { mode: 'text' };
@@ -669,7 +669,18 @@ export class OfflineModelServer {
     const out = answer.cut
       ? { text: answer.text, tokens: countTokens(answer.text, 'openai'), truncated: true }
       : capAnswer(answer.text, tokenLimit(body.max_completion_tokens, body.max_tokens));
-    const promptTokens = offlineInputTokens('', messages);
+    // A json_schema response format is billed input (its name, description and schema).
+    const spec =
+      format.mode === 'json_schema'
+        ? (body.response_format as { json_schema?: { name?: string; description?: string } }).json_schema
+        : undefined;
+    const promptTokens =
+      offlineInputTokens('', messages) +
+      (format.mode === 'json_schema' && format.schema
+        ? formatTokens({ name: spec?.name ?? '', description: spec?.description ?? '', schema: format.schema }, 'openai', undefined, {
+            margin: false,
+          })
+        : 0);
     // OpenAI caches prompt prefixes of 1,024 tokens or more automatically.
     const cached = this.cachedPrefix(system, 1024).read;
     send(200, {
@@ -771,7 +782,10 @@ export class OfflineModelServer {
       : capAnswer(answer.text, tokenLimit(body.inferenceConfig?.maxTokens));
     const content = bedrockContent(out, format.tool?.name, this.stats.bedrock);
     // Bedrock serves Claude: count with Claude's published tokenizer (no margin), as that provider would.
-    const allInput = offlineInputTokens(system, messages, 'claude');
+    // A forced tool is billed input: its spec and Claude's tool-use system prompt.
+    const allInput =
+      offlineInputTokens(system, messages, 'claude') +
+      (format.tool ? formatTokens(format.tool, 'bedrock', undefined, { margin: false }) : 0);
     // A cache point after the system prompt caches it (Claude's minimum cacheable prefix: 1,024 tokens).
     const cache = (body.system ?? []).some((b) => b.cachePoint) ? this.cachedPrefix(system, 1024, 'claude') : { read: 0, write: 0 };
     const inputTokens = Math.max(0, allInput - cache.read - cache.write);

@@ -137,7 +137,7 @@ describe('Function: applyVerdicts', () => {
       dropped: 1,
       downgraded: 0,
       unverified: 1,
-      notes: [{ file: 'App/Pay.swift', line: 13, message: 'Invented problem.', reason: 'line 13 is `return`' }],
+      notes: [{ file: 'App/Pay.swift', line: 13, category: 'correctness', message: 'Invented problem.', reason: 'line 13 is `return`' }],
     });
   });
 
