@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { type AnswerFormat, answerFormatOf } from './answer-format.js';
 import type { AgentItem, Change, ChangedFile, Finding, Severity } from './contracts.js';
 import { SEVERITIES } from './contracts.js';
+import { numberLines } from './hunks.js';
 import { DATA_CLOSE, DATA_OPEN, dataBoundary, parseStructured } from './prompt.js';
 import type { ReportFinding } from './report.js';
 import { normalizePatch } from './tokens.js';
@@ -61,60 +62,29 @@ export function findingKey(f: Pick<Finding, 'file' | 'line' | 'category' | 'mess
     .slice(0, 16);
 }
 
-/** One line of a diff with its numbers: `new` for added and context lines, `old` for removed ones. */
-interface DiffLine {
-  readonly marker: '+' | ' ' | '-';
-  readonly new?: number;
-  readonly old?: number;
-  readonly text: string;
-}
-
-/** The lines of a unified patch with their old/new numbers (`\` lines and headers dropped). */
-function diffLines(patch: string): DiffLine[] {
-  const out: DiffLine[] = [];
-  let oldLine = 0;
-  let newLine = 0;
-  for (const raw of normalizePatch(patch).split('\n')) {
-    const hunk = /^@@ -(\d+)(?:,\d+)? \+(\d+)(?:,\d+)? @@/.exec(raw);
-    if (hunk) {
-      oldLine = Number(hunk[1]);
-      newLine = Number(hunk[2]);
-      continue;
-    }
-    if (newLine === 0 && oldLine === 0) continue;
-    const c = raw[0];
-    if (c === '+') out.push({ marker: '+', new: newLine++, text: raw.slice(1) });
-    else if (c === '-') out.push({ marker: '-', old: oldLine++, text: raw.slice(1) });
-    else if (c === ' ') out.push({ marker: ' ', new: newLine++, old: oldLine++, text: raw.slice(1) });
-  }
-  return out;
-}
-
 /**
- * The code a finding cites, numbered as the review prompts number it: the diff lines (the patch
- * with the context the prompts showed, `shown`, else the patch) within {@link CITED_RADIUS} lines of
- * `line` — `  12 + code` for added, `  13   code` for context, `(11) - code` for removed lines.
- * A file-level finding (line 0) gets the first lines of the file's diff. Empty when the file is not
- * in the change, is binary or shows no such line.
+ * The code a finding cites, numbered as the review prompts number it (`numberLines`): the diff
+ * lines (the patch with the context the prompts showed, `shown`, else the patch) within
+ * {@link CITED_RADIUS} lines of `line` — `  12 + code` for added, `  13   code` for context,
+ * `(11) - code` for removed lines. A file-level finding (line 0) gets the first lines of the file's
+ * diff. Empty when the file is not in the change, is binary or does not show that line.
  */
 export function citedCode(file: (Pick<ChangedFile, 'patch' | 'binary'> & { shown?: string }) | undefined, line: number): string {
   if (!file || file.binary) return '';
-  const lines = diffLines(file.shown ?? file.patch);
-  let picked: DiffLine[];
-  if (line === 0) picked = lines.slice(0, FILE_LEVEL_LINES);
-  else {
-    const at = lines.findIndex((l) => l.new !== undefined && l.new >= line - CITED_RADIUS);
-    if (at < 0) return '';
-    picked = [];
-    for (let i = at; i < lines.length; i++) {
-      const l = lines[i] as DiffLine;
-      if (l.new !== undefined && l.new > line + CITED_RADIUS) break;
-      picked.push(l);
-    }
-    if (!picked.some((l) => l.new === line)) return '';
-  }
-  const width = Math.max(4, ...picked.map((l) => String(l.new ?? l.old ?? 0).length + 2));
-  return picked.map((l) => `${(l.new !== undefined ? String(l.new) : `(${l.old})`).padStart(width)} ${l.marker} ${l.text}`).join('\n');
+  const lines = numberLines(normalizePatch(file.shown ?? file.patch)).filter((l) => l.inHunk && !l.header);
+  // A numbered line's marker is the character after its right-aligned label.
+  const marker = (text: string) => /^ *(?:\d+|\(\d+\)) ([+ -])/.exec(text)?.[1];
+  if (line === 0)
+    return lines
+      .slice(0, FILE_LEVEL_LINES)
+      .map((l) => l.text)
+      .join('\n');
+  const shown = lines.some((l) => l.newLine === line && (marker(l.text) === '+' || marker(l.text) === ' '));
+  if (!shown) return '';
+  return lines
+    .filter((l) => l.newLine >= line - CITED_RADIUS && l.newLine <= line + CITED_RADIUS && marker(l.text) !== undefined)
+    .map((l) => l.text)
+    .join('\n');
 }
 
 /** Text on one prompt line (model output: line breaks and control characters become spaces). */
