@@ -118,7 +118,7 @@ export interface NumberedLine {
  * (`normalizePatch`): a `\r` is not a line break here.
  *
  * @example numberLines('@@ -9,2 +9,2 @@\n-a\n+b\n c').map((l) => l.text)
- * // ['@@ -9,2 +9,2 @@', '(9) - a', ' 9 + b', '10   c']
+ * // ['@@ -9,2 +9,2 @@', '(9) - a', '  9 + b', ' 10   c']
  */
 export function numberLines(patch: string): NumberedLine[] {
   const raw = patch.split('\n');
@@ -185,10 +185,31 @@ export const ENCLOSING_SEARCH_LINES = 60;
  * A line that starts a declaration in Swift, Kotlin, Java, Objective-C, TypeScript/JavaScript or
  * Python: after modifiers and annotations, one of func/fun/class/struct/enum/extension/protocol/
  * interface/object/init/deinit/def/function/actor/record/constructor, or `@implementation` /
- * `@interface` / `- (…)` / `+ (…)` (Objective-C), or a Java-style method `Type name(…) {`.
+ * `@interface` / `- (…)` / `+ (…)` (Objective-C). Java-style methods: {@link isJavaMethod}. Every
+ * alternative is linear (no nested quantifiers over overlapping classes).
  */
 const DECLARATION =
-  /^\s*(?:(?:@\w+(?:\([^)]*\))?|public|private|protected|internal|fileprivate|open|static|final|abstract|override|sealed|data|inline|suspend|export|default|async|mutating|nonmutating|convenience|required|lazy|class|companion|enum|inner|value|operator|infix|tailrec|external|actual|expect|synchronized|native|readonly|declare)\s+)*(?:func|fun|class|struct|enum|extension|protocol|interface|object|init|deinit|def|function|actor|record|constructor|subscript)\b|^\s*@(?:implementation|interface|protocol)\b|^\s*[-+]\s*\(|^\s*(?:(?:public|private|protected|static|final|abstract|synchronized)\s+)+[\w<>[\],.? ]+\s+\w+\s*\([^;]*$/;
+  /^\s*(?:(?:@\w+(?:\([^)]*\))?|public|private|protected|internal|fileprivate|open|static|final|abstract|override|sealed|data|inline|suspend|export|default|async|mutating|nonmutating|convenience|required|lazy|class|companion|enum|inner|value|operator|infix|tailrec|external|actual|expect|synchronized|native|readonly|declare)\s+)*(?:func|fun|class|struct|enum|extension|protocol|interface|object|init|deinit|def|function|actor|record|constructor|subscript)\b|^\s*@(?:implementation|interface|protocol)\b|^\s*[-+]\s*\(/;
+
+/** Java modifiers that may start a method declaration (see {@link isJavaMethod}). */
+const JAVA_MODIFIERS = new Set(['public', 'private', 'protected', 'static', 'final', 'abstract', 'synchronized']);
+
+/**
+ * A Java-style method declaration `modifiers… Type name(…` with no `;` (a call or a field is not
+ * one): split into words rather than matched by one pattern, so a crafted line cannot make the
+ * test backtrack (it is linear in the line's length).
+ */
+function isJavaMethod(line: string): boolean {
+  if (line.includes(';')) return false;
+  const paren = line.indexOf('(');
+  if (paren < 0) return false;
+  const words = line.slice(0, paren).trim().split(/\s+/);
+  let i = 0;
+  while (i < words.length && JAVA_MODIFIERS.has(words[i] as string)) i++;
+  if (i === 0 || words.length - i < 2) return false;
+  const name = words[words.length - 1] as string;
+  return /^\w+$/.test(name) && words.slice(i, -1).every((w) => /^[\w<>[\],.?]+$/.test(w));
+}
 
 /** Longest line {@link enclosingDeclaration} tests as a declaration. */
 const MAX_DECLARATION_CHARS = 300;
@@ -216,7 +237,7 @@ export function enclosingDeclaration(lines: readonly string[], at: number, text:
     const line = lines[n - 1] ?? '';
     if (line.trim() === '' || indentation(line) >= indent) continue;
     // Declarations are short lines; the length bound also keeps the pattern's backtracking small.
-    if (line.length <= MAX_DECLARATION_CHARS && DECLARATION.test(line)) return n;
+    if (line.length <= MAX_DECLARATION_CHARS && (DECLARATION.test(line) || isJavaMethod(line))) return n;
   }
   return undefined;
 }

@@ -30,8 +30,8 @@ const CHARS_PER_TOKEN = 3.5;
  * // ```diff
  * // @@ -9,2 +9,2 @@
  * // (9) - a
- * //  9 + b
- * // 10   c
+ * //   9 + b
+ * //  10   c
  * // ```
  */
 export function renderFile(file: ChangedFile): string {

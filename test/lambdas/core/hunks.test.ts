@@ -297,4 +297,22 @@ describe('Function: enclosingDeclaration', () => {
     expect(enclosingDeclaration(lines, 2, '  init(x: Int) {')).toBe(1);
     expect(enclosingDeclaration(lines, 1, 'class B {')).toBeUndefined();
   });
+
+  it('finds a Java method by its modifiers, type and name, and not a field initialised by a call', () => {
+    const lines = ['  public static List<String> names(int n) {', '    return list;', '  public int x = count();', '    x++;'];
+    expect(enclosingDeclaration(lines, 2, '    return list;')).toBe(1);
+    expect(enclosingDeclaration(lines, 4, '    x++;')).toBe(1);
+  });
+
+  it('widens a head file built to make a declaration pattern backtrack (60 hunks under 540 crafted lines)', () => {
+    // Each crafted line is `public`, 290 spaces and `x(;`: a pattern with overlapping classes took
+    // about 0.1 s per line and 41 s for this file; words are now tested one by one.
+    const crafted = `public${' '.repeat(290)}x(;`;
+    const head = Array.from({ length: 600 }, (_, i) => (i % 10 === 0 ? '    let a = 1' : crafted)).join('\n');
+    const patch = Array.from({ length: 60 }, (_, k) => [`@@ -${k * 10 + 1},1 +${k * 10 + 1},1 @@`, '-    let a = 0', '+    let a = 1'])
+      .flat()
+      .join('\n');
+    const widened = widenPatch(patch, head);
+    expect(widened?.patch.split('\n').filter((l) => l.startsWith('+'))).toHaveLength(60);
+  });
 });
