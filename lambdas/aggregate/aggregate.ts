@@ -10,9 +10,8 @@ import {
   MAX_ATTEMPTS_KEPT,
   parseInput,
 } from '../core/contracts.js';
-import { placeFindings } from '../core/placement.js';
 import type { ArtifactStore } from '../core/ports.js';
-import { mergeFindings, type NotReviewed, type ReportFinding, renderComment, summarize } from '../core/report.js';
+import { type NotReviewed, type ReportFinding, renderComment, reviewFindings, summarize } from '../core/report.js';
 import { readSpend } from '../core/spend.js';
 import { applyVerdicts, VERIFY_PHASE, VerdictsArtifactSchema, type VerificationSummary } from '../core/verify.js';
 
@@ -103,16 +102,8 @@ export async function aggregate(raw: unknown, deps: AggregateDeps): Promise<Aggr
   );
   const context = ContextArtifactSchema.safeParse(await deps.artifacts.getJson(input.contextRef).catch(() => undefined));
   const excluded = context.success ? (context.data.plan?.excluded ?? []) : [];
-  // Findings go where the diff is (a line it shows, else file level), before merging.
-  let relocated = 0;
-  const placed = context.success
-    ? stored.map((s) => {
-        const p = placeFindings(s.findings, context.data.files);
-        relocated += p.relocated;
-        return { ...s, findings: p.findings };
-      })
-    : stored;
-  const merged = mergeFindings(placed);
+  // Findings go where the diff is (a line it shows, else file level), then merge.
+  const { findings: merged, relocated } = reviewFindings(stored, context.success ? context.data.files : undefined);
   // The verifier's verdicts (workflow `verify:`) apply to the same placed, merged findings it was given.
   const { findings, verification } = await verified(merged, agents, deps.artifacts);
   const totalMicro = agents.reduce((s, a) => s + a.costMicro, 0);

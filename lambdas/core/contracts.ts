@@ -408,7 +408,14 @@ export const RunSummarySchema = z.strictObject({
       downgraded: z.number().int().nonnegative(),
       unverified: z.number().int().nonnegative(),
       notes: z.array(
-        z.strictObject({ file: z.string(), line: z.number(), category: z.string().default(''), message: z.string(), reason: z.string() }),
+        z.strictObject({
+          file: z.string(),
+          line: z.number(),
+          category: z.string().default(''),
+          message: z.string(),
+          reason: z.string(),
+          outcome: z.enum(['dropped', 'downgraded']).default('dropped'),
+        }),
       ),
     })
     .optional(),

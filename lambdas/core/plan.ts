@@ -1,5 +1,5 @@
 import picomatch from 'picomatch';
-import { FINDINGS_FORMAT, FORCED_TOOL_SYSTEM_TOKENS } from './answer-format.js';
+import { FINDINGS_FORMAT, formatTokens } from './answer-format.js';
 import { fromMicro, toMicro, worstCaseMicro } from './budget.js';
 import type { AgentItem, AgentPlan, Change, ChangedFile, ContextStats, ModelRef, PathFilter, ReviewPlan } from './contracts.js';
 import type { ExclusionReason } from './plan-reasons.js';
@@ -7,6 +7,7 @@ import { chunkMessage, systemPrompt } from './prompt.js';
 import { routeModel } from './routing.js';
 import { countTokens, TOKENIZER_OF, type TokenizerFamily } from './tokenizer.js';
 import { type Chunk, estimateTokens, layoutChunks, renderFile } from './tokens.js';
+import { VERDICTS_FORMAT, verifierSystemPrompt, verifyMessage } from './verify.js';
 
 /**
  * The review plan (DESIGN §12), made by LoadContext before any model call and followed by every
@@ -290,15 +291,26 @@ export function selects(paths: PathFilter): (path: string) => boolean {
 
 /**
  * Tokens of an agent's prompt without the diff (system prompt, the chunk message's header lines and
- * the answer format sent with it: the findings schema as a forced tool, the most any provider
- * bills), as chunk sizes count them. LoadContext and InvokeAgent use this same function.
+ * the answer format sent with it, as a forced tool: the most any provider bills), as chunk sizes
+ * count them. LoadContext and InvokeAgent use this same function. The verifier's is its own prompt,
+ * message header and verdicts format.
  */
 export function promptTokens(agent: AgentItem, change: Change): number {
-  return estimateTokens(systemPrompt(agent)) + estimateTokens(chunkMessage(agent, change, '', 0, 1, '')) + FORMAT_TOKENS + 64;
+  if (agent.output === 'verdicts') {
+    return (
+      estimateTokens(verifierSystemPrompt(agent)) +
+      estimateTokens(verifyMessage(change, '', 0, 1)) +
+      formatTokens(VERDICTS_FORMAT, 'bedrock') +
+      64
+    );
+  }
+  return (
+    estimateTokens(systemPrompt(agent)) +
+    estimateTokens(chunkMessage(agent, change, '', 0, 1, '')) +
+    formatTokens(FINDINGS_FORMAT, 'bedrock') +
+    64
+  );
 }
-
-/** The findings format's tokens when sent as a forced tool (schema and Claude's tool-use prompt). */
-const FORMAT_TOKENS = estimateTokens(JSON.stringify(FINDINGS_FORMAT.schema)) + FORCED_TOOL_SYSTEM_TOKENS;
 
 /** Options of {@link buildPlan}. */
 export interface PlanOptions {
@@ -363,9 +375,10 @@ export function buildPlan(o: PlanOptions): ReviewPlan {
       return n + t;
     }, 0);
   };
-  const agents = o.agents.map(({ phase, agent }) => {
+  const reviews = o.agents.map(({ phase, agent }) => {
     const pick = selects(agent.paths);
-    const files = kept.filter((i) => pick((o.files[i] as ChangedFile).path));
+    // The verifier reads the reviewers' findings, not files (see verifierPlan).
+    const files = agent.output === 'verdicts' ? [] : kept.filter((i) => pick((o.files[i] as ChangedFile).path));
     const { primary, candidates } = candidatesOf(agent, o.stats);
     const prompt = o.promptTokens(agent);
     const chunkTokens = chunkTokensFor(agent, candidates, prompt);
@@ -402,6 +415,11 @@ export function buildPlan(o: PlanOptions): ReviewPlan {
       firstChunkUsd: fromMicro(costs[0] ?? 0),
     };
   });
+  const reviewerChunks = reviews.reduce((s, a, k) => s + (o.agents[k]?.agent.output === 'verdicts' ? 0 : a.chunks), 0);
+  const agents = reviews.map((a, k) => {
+    const item = o.agents[k] as PlanAgentInput;
+    return item.agent.output === 'verdicts' ? verifierPlan(a, item.agent, reviewerChunks, o.stats, o.promptTokens(item.agent)) : a;
+  });
   // Kept files that no agent's `files`/`paths` select are listed too: nothing is dropped silently.
   const selected = new Set(agents.flatMap((a) => a.files));
   for (const i of kept) if (!selected.has(i)) excluded.push({ path: (o.files[i] as ChangedFile).path, reason: 'no agent reviews it' });
@@ -410,6 +428,54 @@ export function buildPlan(o: PlanOptions): ReviewPlan {
 
 /** Chat-format tokens the plan adds per chunk (see `requestTokens`: per message and per request). */
 const PLAN_OVERHEAD_TOKENS = 64;
+
+/**
+ * Findings the plan expects per reviewed chunk when it sizes the verifier's need: a planning
+ * figure, not a bound (the prompt allows {@link MAX_FINDINGS_PER_PART}). The verifier runs last and
+ * is bound by the run budget, not by its share; its share only keeps this much back from the reviewers.
+ */
+export const VERIFY_FINDINGS_PER_CHUNK = 5;
+/** Prompt tokens of one finding in a verifier batch: its header, message, suggestion and ±6 cited lines. */
+export const VERIFY_TOKENS_PER_FINDING = 300;
+
+/** Answer tokens of a verifier call for `count` findings: about 100 per verdict and 256 more, at most the agent's `max_tokens`. */
+export const verdictTokens = (agent: Pick<AgentItem, 'maxTokens'>, count: number) => Math.min(agent.maxTokens, 256 + 100 * count);
+
+/**
+ * The verifier's part of the plan: no files; batches of `verify.batch` findings for
+ * {@link VERIFY_FINDINGS_PER_CHUNK} findings per reviewer chunk, each at the worst case of its
+ * dearest candidate ({@link VERIFY_TOKENS_PER_FINDING} per finding, its prompt, the verdicts).
+ */
+function verifierPlan(
+  base: AgentPlan,
+  agent: AgentItem,
+  reviewerChunks: number,
+  stats: Pick<ContextStats, 'linesChanged'>,
+  prompt: number,
+): AgentPlan {
+  const size = agent.verify?.batch ?? 20;
+  const findings = reviewerChunks * VERIFY_FINDINGS_PER_CHUNK;
+  const batches = Math.ceil(findings / size);
+  const { candidates } = candidatesOf(agent, stats);
+  const perBatch = Math.min(size, findings);
+  const cost = Math.max(
+    0,
+    ...candidates.map((m) =>
+      m.price
+        ? worstCaseMicro(perBatch * VERIFY_TOKENS_PER_FINDING + prompt + PLAN_OVERHEAD_TOKENS, verdictTokens(agent, perBatch), m.price)
+        : 0,
+    ),
+  );
+  return {
+    ...base,
+    files: [],
+    chunkTokens: Math.max(1, size * VERIFY_TOKENS_PER_FINDING),
+    chunks: batches,
+    maxTokens: verdictTokens(agent, size),
+    needUsd: fromMicro(cost * batches),
+    firstChunkUsd: fromMicro(batches > 0 ? cost : 0),
+  };
+}
 
 /**
  * An agent's share of the run limit (micro-USD), decided before any agent starts from every

@@ -153,9 +153,17 @@ export const MAX_FINDINGS_PER_PART = 30;
  * Text inside strings is honoured, so braces in messages do not confuse it.
  */
 export function salvageFindings(text: string): Finding[] {
-  const start = text.search(/"findings"\s*:\s*\[/);
+  return salvageItems(text, 'findings', FindingSchema);
+}
+
+/**
+ * The whole objects of the array field `field` of a cut-off JSON answer that match `schema` (see
+ * {@link salvageFindings}; the verifier salvages its `verdicts` with it).
+ */
+export function salvageItems<T extends z.ZodType>(text: string, field: string, schema: T): Array<z.infer<T>> {
+  const start = text.search(new RegExp(`"${field}"\\s*:\\s*\\[`));
   if (start < 0) return [];
-  const out: Finding[] = [];
+  const out: Array<z.infer<T>> = [];
   let i = text.indexOf('[', start) + 1;
   let depth = 0;
   let from = -1;
@@ -175,7 +183,7 @@ export function salvageFindings(text: string): Finding[] {
       depth--;
       if (depth === 0 && from >= 0) {
         try {
-          const f = FindingSchema.safeParse(JSON.parse(text.slice(from, i + 1)));
+          const f = schema.safeParse(normalizeStructured(JSON.parse(text.slice(from, i + 1))));
           if (f.success) out.push(f.data);
         } catch {
           // not a whole object

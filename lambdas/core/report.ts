@@ -1,5 +1,6 @@
-import type { AgentResult, Change, Finding, GateOutcome, RunOutcome, RunSummary, Severity } from './contracts.js';
+import type { AgentResult, Change, ChangedFile, Finding, GateOutcome, RunOutcome, RunSummary, Severity } from './contracts.js';
 import { SEVERITIES } from './contracts.js';
+import { placeFindings } from './placement.js';
 import { roundUsd } from './pricing.js';
 import { VERIFY_PHASE, type VerificationSummary } from './verify.js';
 
@@ -46,6 +47,27 @@ export function mergeFindings(perAgent: ReadonlyArray<{ agent: string; findings:
     }
   }
   return merged.sort((a, b) => rank(a.severity) - rank(b.severity) || a.file.localeCompare(b.file) || a.line - b.line);
+}
+
+/**
+ * The run's findings as the report shows them: each agent result's findings placed on the diff
+ * (see `placeFindings`; without the changed files they stay as they are), then merged across the
+ * results in their order (see {@link mergeFindings}). Aggregate and the verifier both call this, so
+ * the findings the verifier checks are exactly those the report shows.
+ */
+export function reviewFindings(
+  perResult: ReadonlyArray<{ agent: string; findings: readonly Finding[] }>,
+  files: readonly ChangedFile[] | undefined,
+): { findings: ReportFinding[]; relocated: number } {
+  let relocated = 0;
+  const placed = files
+    ? perResult.map((r) => {
+        const p = placeFindings(r.findings, files);
+        relocated += p.relocated;
+        return { agent: r.agent, findings: p.findings };
+      })
+    : perResult;
+  return { findings: mergeFindings(placed), relocated };
 }
 
 /** `s` cut at a word boundary to at most `max` characters, with `…` when cut. */

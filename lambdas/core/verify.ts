@@ -133,9 +133,12 @@ export function verifyBatches(
   return batches;
 }
 
-/** The verifier's system prompt: its instructions, the answer format and the data rule. */
+/**
+ * The verifier's system prompt: its instructions ({@link VERIFIER_PROMPT}, or the agent's own
+ * prompt when it has one), the answer format and the data rule.
+ */
 export function verifierSystemPrompt(agent: Pick<AgentItem, 'prompt'>): string {
-  return `${agent.prompt}
+  return `${agent.prompt.trim() || VERIFIER_PROMPT}
 
 ## Answer format
 Answer with one JSON object and nothing else (no prose, no Markdown fence):
@@ -168,18 +171,22 @@ export interface VerificationSummary {
   dropped: number;
   /** Unconfirmed findings lowered one severity (`unconfirmed: downgrade`). */
   downgraded: number;
-  /** Findings without a verdict (the verifier's batch failed or skipped them): kept as they were. */
+  /** Findings without a verdict (file-level notes, which cite no line, and batches that failed): kept as they were. */
   unverified: number;
-  /** Up to 20 unconfirmed findings and the verifier's reason. */
-  notes: Array<{ file: string; line: number; category: string; message: string; reason: string }>;
+  /** Up to {@link MAX_NOTES} unconfirmed findings, the verifier's reason and what happened to each. */
+  notes: Array<{ file: string; line: number; category: string; message: string; reason: string; outcome: 'dropped' | 'downgraded' }>;
 }
+
+/** Unconfirmed findings listed in a run's verification summary (the comment's *Not confirmed*). */
+export const MAX_NOTES = 20;
 
 const lower = (s: Severity): Severity => SEVERITIES[Math.min(SEVERITIES.length - 1, SEVERITIES.indexOf(s) + 1)] as Severity;
 
 /**
  * Applies the verifier's verdicts to the run's merged findings: a confirmed finding stays, an
- * unconfirmed one is dropped or lowered one severity (`action`), a finding with no verdict is kept
- * and counted `unverified`.
+ * unconfirmed one is dropped or lowered one severity (`action`; an `info` one, which cannot go
+ * lower, is dropped), a finding with no verdict (a file-level note, or a batch that failed) is kept
+ * and counted `unverified`. The result is sorted by severity again.
  */
 export function applyVerdicts<T extends ReportFinding>(
   findings: readonly T[],
@@ -199,14 +206,19 @@ export function applyVerdicts<T extends ReportFinding>(
       out.push(f);
       continue;
     }
-    if (v.notes.length < 20) v.notes.push({ file: f.file, line: f.line, category: f.category, message: f.message, reason: verdict.reason });
-    if (stored.action === 'drop') {
+    // `info` cannot go lower: an unconfirmed info finding is dropped under `downgrade` too.
+    const outcome = stored.action === 'drop' || f.severity === 'info' ? 'dropped' : 'downgraded';
+    if (v.notes.length < MAX_NOTES)
+      v.notes.push({ file: f.file, line: f.line, category: f.category, message: f.message, reason: verdict.reason, outcome });
+    if (outcome === 'dropped') {
       v.dropped++;
       continue;
     }
     v.downgraded++;
     out.push({ ...f, severity: lower(f.severity) });
   }
+  // Lowered findings move down to their new severity (the sort is stable: file and line order stays).
+  out.sort((a, b) => SEVERITIES.indexOf(a.severity) - SEVERITIES.indexOf(b.severity));
   return { findings: out, verification: v };
 }
 

@@ -20,13 +20,12 @@ import {
 import { BudgetExceededError, PriceUnknownError, ProviderRejectedError } from '../core/errors.js';
 import { type GatewayAnswer, type GatewayCall, type ModelGateway, worstCaseOf } from '../core/gateway.js';
 import type { BudgetConfig } from '../core/gateway-config.js';
-import { placeFindings } from '../core/placement.js';
-import { answerTokens, candidatesOf, chunkTokensFor, promptTokens, shareMicro } from '../core/plan.js';
+import { answerTokens, candidatesOf, chunkTokensFor, promptTokens, shareMicro, verdictTokens } from '../core/plan.js';
 import type { ArtifactStore, ChatMessage, TokenUsage } from '../core/ports.js';
 import { addUsage, NO_USAGE } from '../core/pricing.js';
-import { chunkMessage, earlierFindings, parseAnswer, repairMessages, salvageFindings, systemPrompt } from '../core/prompt.js';
+import { chunkMessage, earlierFindings, parseAnswer, repairMessages, salvageFindings, salvageItems, systemPrompt } from '../core/prompt.js';
 import { redactAnswer, redactSecrets } from '../core/redact.js';
-import { mergeFindings } from '../core/report.js';
+import { reviewFindings } from '../core/report.js';
 import { type InvocationSpend, readSpend, type SpendRecord, spendKey } from '../core/spend.js';
 import { requestTokens, TOKENIZER_OF, type TokenizerFamily } from '../core/tokenizer.js';
 import { type Chunk, estimateTokens, layoutChunks } from '../core/tokens.js';
@@ -36,6 +35,7 @@ import {
   VERDICTS_FORMAT,
   type Verdict,
   type VerdictAnswer,
+  VerdictSchema,
   type VerdictsArtifact,
   type VerifyBatch,
   verifierSystemPrompt,
@@ -65,55 +65,76 @@ export const findingsKey = (runId: string, phase: string, agent: string) => `run
 /** Artifact key of the verifier's verdicts. */
 export const verdictsKey = (runId: string, phase: string, agent: string) => `runs/${runId}/verdicts/${phase}/${agent}.json`;
 
-/** Answer tokens of a verifier call for `count` findings: about 100 per verdict and 256 more, at most the agent's `max_tokens`. */
-const verdictTokens = (agent: Pick<AgentItem, 'maxTokens'>, count: number) => Math.min(agent.maxTokens, 256 + 100 * count);
-
 /** How each kind of agent output is asked for and read: a new kind does not compile until it is wired here. */
 interface OutputKind {
   system(agent: AgentItem): string;
   format: AnswerFormat;
   parse(text: string): { ok: true; answer: ModelAnswer | VerdictAnswer } | { ok: false; problem: string };
+  /** The whole items before the cut of an answer cut at max_tokens, or undefined when none can be kept. */
+  salvage(text: string): ModelAnswer | VerdictAnswer | undefined;
 }
 const OUTPUTS: Record<AgentOutput, OutputKind> = {
-  findings: { system: systemPrompt, format: FINDINGS_FORMAT, parse: parseAnswer },
-  document: { system: systemPrompt, format: FINDINGS_FORMAT, parse: parseAnswer },
-  verdicts: { system: verifierSystemPrompt, format: VERDICTS_FORMAT, parse: parseVerdicts },
+  findings: {
+    system: systemPrompt,
+    format: FINDINGS_FORMAT,
+    parse: parseAnswer,
+    salvage: (text) => {
+      const findings = salvageFindings(text);
+      return findings.length > 0 ? { summary: '', findings } : undefined;
+    },
+  },
+  // A document cut off is not the document: nothing is kept.
+  document: { system: systemPrompt, format: FINDINGS_FORMAT, parse: parseAnswer, salvage: () => undefined },
+  verdicts: {
+    system: verifierSystemPrompt,
+    format: VERDICTS_FORMAT,
+    parse: parseVerdicts,
+    salvage: (text) => {
+      const verdicts = salvageItems(text, 'verdicts', VerdictSchema);
+      return verdicts.length > 0 ? { verdicts } : undefined;
+    },
+  },
 };
 
 /**
- * The verifier's batches over the earlier phases' findings: each agent's findings placed on the
- * diff, all merged (as Aggregate does), then cut into batches of `size` with the code each cites.
+ * The verifier's batches over the earlier phases' findings: placed and merged per result in the
+ * results' order, as Aggregate does (`reviewFindings`), then cut into batches of `size` with the
+ * code each cites. File-level findings (line 0) cite no line and are not sent: they stay as they are.
  */
 function verifyBatchesOf(
-  prior: ReadonlyArray<{ agent: string; finding: Finding }>,
+  prior: ReadonlyArray<{ agent: string; findings: readonly Finding[] }>,
   files: ContextArtifact['files'],
   size?: number,
 ): Array<Chunk & VerifyBatch> {
-  const byAgent = new Map<string, Finding[]>();
-  for (const { agent, finding } of prior) byAgent.set(agent, [...(byAgent.get(agent) ?? []), finding]);
-  const merged = mergeFindings([...byAgent].map(([agent, list]) => ({ agent, findings: placeFindings(list, files).findings })));
-  return verifyBatches(merged, files, size);
+  const { findings } = reviewFindings(prior, files);
+  return verifyBatches(
+    findings.filter((f) => f.line > 0),
+    files,
+    size,
+  );
 }
 
 /** Artifact key of the Markdown document an `output: document` agent writes. */
 export const documentKey = (runId: string, phase: string, agent: string) => `runs/${runId}/documents/${phase}/${agent}.md`;
 
-/** The findings of earlier phases' agents (`previous` holds their small results with findings refs). */
+/** The findings of earlier phases' agents, per result in their order (`previous` holds their small results with findings refs). */
 async function previousFindings(
   previous: Record<string, unknown>,
   artifacts: ArtifactStore,
-): Promise<Array<{ agent: string; finding: Finding }>> {
+): Promise<Array<{ agent: string; findings: Finding[] }>> {
   const results = Object.values(previous)
     .flatMap((v) => (Array.isArray(v) ? v : []))
     .map((r) => AgentResultSchema.safeParse(r))
     .flatMap((r) => (r.success && r.data.status !== 'failed' && r.data.findingsRef ? [r.data] : []));
-  const out: Array<{ agent: string; finding: Finding }> = [];
+  const out: Array<{ agent: string; findings: Finding[] }> = [];
   for (const r of results) {
     const stored = (await artifacts.getJson(r.findingsRef as string)) as { findings?: unknown };
-    for (const finding of FindingSchema.array()
-      .catch([])
-      .parse(stored.findings ?? []))
-      out.push({ agent: r.name, finding });
+    out.push({
+      agent: r.name,
+      findings: FindingSchema.array()
+        .catch([])
+        .parse(stored.findings ?? []),
+    });
   }
   return out;
 }
@@ -179,11 +200,16 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
   // The verifier checks the earlier findings (placed and merged as Aggregate will, so its verdicts
   // find them), in batches; every other agent reviews chunks of the diff with those findings as context.
   const batches = agent.output === 'verdicts' ? verifyBatchesOf(prior, context.files, agent.verify?.batch) : undefined;
-  const earlier = batches ? '' : earlierFindings(prior);
+  const earlier = batches ? '' : earlierFindings(prior.flatMap((r) => r.findings.map((finding) => ({ agent: r.agent, finding }))));
   const chunks: readonly Chunk[] = batches ?? (files.length > 0 ? layoutChunks(files, chunkTokens) : []);
   const spend = await readSpend(deps.artifacts, input.runId, input.phase, agent.name);
   const spentBefore = spend.invocations.reduce((s, i) => s + i.costMicro, 0);
-  const share = context.plan ? shareMicro(context.plan.agents, agent.name, input.phase, runLimit) : Number.POSITIVE_INFINITY;
+  // The verifier runs after every other phase: the run budget (enforced by the gateway) bounds it,
+  // not a share kept from the reviewers, who have finished.
+  const share =
+    context.plan && agent.output !== 'verdicts'
+      ? shareMicro(context.plan.agents, agent.name, input.phase, runLimit)
+      : Number.POSITIVE_INFINITY;
   const available = share - spentBefore;
 
   // This invocation's accounting; every answer is added as it arrives.
@@ -323,6 +349,8 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
   const outputCap = Math.min(...candidates.map((c) => c.maxOutput ?? agent.maxTokens));
   const findings: Finding[][] = chunks.map(() => []);
   const verdicts: Verdict[][] = chunks.map(() => []);
+  // Verifier batches answered without a verdict for every finding.
+  let incomplete = 0;
   const documents: string[] = [];
   const notReviewed = new Set<string>();
   const reviewed = new Set<string>();
@@ -361,15 +389,22 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
         // that remains (the prompt asks for the most severe first) and say so.
         mine.truncated++;
         const room = Math.min(outputCap, maxTokens * 4);
-        if (room > maxTokens && failure === undefined) {
+        const retried = room > maxTokens && failure === undefined;
+        if (retried) {
           const again = await ask(messages, room);
           if (!('refused' in again)) {
             first = again;
             parsed = kind.parse(again.text);
           }
         }
-        if (!parsed.ok && first.truncated && agent.output === 'findings') {
-          parsed = { ok: true, answer: { summary: '', findings: salvageFindings(first.text) } };
+        if (!parsed.ok && first.truncated) {
+          // Still cut: keep the whole items before the cut (findings, or the verifier's verdicts);
+          // with none, the part is not reviewed — never asked again with the same max_tokens.
+          const salvaged = kind.salvage(first.text);
+          if (!salvaged) {
+            return skip(chunk, `answer cut at max_tokens (${maxTokens}${retried ? `, then ${room}` : ''} tokens) before a whole item`);
+          }
+          parsed = { ok: true, answer: salvaged };
         }
       }
       if (!parsed.ok) {
@@ -397,10 +432,18 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
       }
       // Model output is scanned again before it is stored, given to later phases or posted.
       if ('verdicts' in parsed.answer) {
-        const reasons = await redactSecrets(parsed.answer.verdicts.map((v) => v.reason.replace(/\n/g, ' ')).join('\n'));
-        answerRedactions += reasons.count;
-        const lines = reasons.text.split('\n');
-        verdicts[i] = parsed.answer.verdicts.map((v, j) => ({ ...v, reason: lines[j] ?? '' }));
+        // Only verdicts on this batch's ids count; a batch missing some leaves those unverified.
+        const ids = batches?.[i]?.ids ?? {};
+        const given = parsed.answer.verdicts.filter((v) => ids[v.id] !== undefined);
+        const redacted = await redactSecrets(given.map((v) => v.reason.replace(/[\r\n]+/g, ' ')).join('\n'));
+        answerRedactions += redacted.count;
+        const lines = redacted.text.split('\n');
+        verdicts[i] = given.map((v, j) => ({ ...v, reason: lines[j] ?? '' }));
+        const missing = Object.keys(ids).filter((id) => !given.some((v) => v.id === id)).length;
+        if (missing > 0) {
+          incomplete++;
+          reasons.add(`no verdict for ${missing} finding${missing === 1 ? '' : 's'} of part ${i + 1}`);
+        }
       } else {
         const clean = await redactAnswer(parsed.answer);
         answerRedactions += clean.count;
@@ -458,11 +501,23 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
             }),
           ),
         ),
-        checked: batches.reduce((n, b) => n + Object.keys(b.ids).length, 0),
+        // Findings that got a verdict (a batch that failed checked nothing).
+        checked: verdicts.reduce((n, v) => n + v.length, 0),
         action: agent.verify?.unconfirmed ?? 'drop',
       } satisfies VerdictsArtifact)
     : undefined;
-  const status: AgentResult['status'] = unreached.length === 0 ? 'succeeded' : reviewedChunks > 0 ? 'partial' : 'failed';
+  // The verifier succeeded only when every batch got a verdict for every finding.
+  const status: AgentResult['status'] = batches
+    ? reviewedChunks === chunks.length && incomplete === 0
+      ? 'succeeded'
+      : reviewedChunks > 0
+        ? 'partial'
+        : 'failed'
+    : unreached.length === 0
+      ? 'succeeded'
+      : reviewedChunks > 0
+        ? 'partial'
+        : 'failed';
   return {
     name: agent.name,
     phase: input.phase,

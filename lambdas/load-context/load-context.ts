@@ -221,7 +221,9 @@ export async function addContext(
   // The files the plan keeps (an agentless plan lists them as "no agent reviews it"), then those some agent selects.
   const agentless = buildPlan({ files: clean, stats, attributes, paths: input.paths, agents: [], promptTokens: () => 0 });
   const kept = new Set(agentless.excluded.filter((e) => e.reason === 'no agent reviews it').map((e) => e.path));
-  const pickers = input.agents.map(({ agent }) => selects(agent.paths));
+  // Reviewers pick files; the verifier (output: verdicts) reads findings, not files, and picks none.
+  const reviewers = input.agents.filter(({ agent }) => agent.output !== 'verdicts');
+  const pickers = reviewers.map(({ agent }) => selects(agent.paths));
   const wanted = clean
     .map((f, i) => ({ f, i }))
     .filter(
@@ -237,7 +239,7 @@ export async function addContext(
   // The smallest chunk budget of the run's agents: context must not make a file split that fits it.
   const splitAt = Math.min(
     MAX_CHUNK_TOKENS,
-    ...input.agents.map(({ agent }) => chunkTokensFor(agent, candidatesOf(agent, stats).candidates, promptTokens(agent, change))),
+    ...reviewers.map(({ agent }) => chunkTokensFor(agent, candidatesOf(agent, stats).candidates, promptTokens(agent, change))),
   );
   const out = [...clean];
   let redactions = 0;

@@ -573,8 +573,8 @@ export const VERIFY_PHASE = 'verify';
 export const VERIFIER_AGENT = 'verifier';
 /** Findings per verifier call unless `verify.batch` says otherwise. */
 export const DEFAULT_VERIFY_BATCH = 20;
-/** Answer tokens of a verifier call (about 60 per verdict, 50 verdicts at most), capped by the models' max_output. */
-const VERIFIER_MAX_TOKENS = 4096;
+/** Answer tokens of a verifier call: about 100 per verdict for the largest batch (50) and 256 more, capped by the models' max_output. */
+const VERIFIER_MAX_TOKENS = 5256;
 
 /**
  * The verifier pass of a workflow with `verify:` (true, or `{ model, fallback, batch, unconfirmed }`):

@@ -271,3 +271,33 @@ describe('Function: countTokens / requestTokens', () => {
     expect(n).toBeLessThanOrEqual(blob.length);
   });
 });
+
+describe('Function: buildPlan (the verifier)', () => {
+  it('gives the verifier no files and batches for the findings the reviewers’ chunks may report, at its model’s worst case', () => {
+    const files = [file('A.swift'), file('B.swift')];
+    const verifier = agent('verifier', {
+      model: model('claude-haiku', 1, 5),
+      output: 'verdicts',
+      prompt: '',
+      verify: { batch: 4, unconfirmed: 'drop' },
+    });
+    const plan = buildPlan({
+      files,
+      stats: { linesChanged: 6 },
+      agents: [
+        { phase: 'review', agent: agent('code-review') },
+        { phase: 'review', agent: agent('security') },
+        { phase: 'verify', agent: verifier },
+      ],
+      promptTokens: () => 500,
+    });
+    const [review, , verify] = plan.agents;
+    expect(review?.chunks).toBe(1);
+    // Two reviewer chunks × 5 findings = 10 findings: 3 batches of at most 4.
+    expect(verify).toMatchObject({ name: 'verifier', files: [], chunks: 3, maxTokens: 256 + 400 });
+    expect(verify?.needUsd).toBeCloseTo(3 * (verify?.firstChunkUsd ?? 0), 6);
+    expect(verify?.firstChunkUsd).toBeGreaterThan(0);
+    // The verifier picks no file: every kept file is reviewed by a reviewer.
+    expect(plan.excluded).toEqual([]);
+  });
+});

@@ -343,16 +343,23 @@ describe('Function: invokeAgent (answer shapes)', () => {
     expect(await artifacts.getText(inJson.documentRef ?? '')).toContain('# ADR 7\n\n## Context\n- a "quoted" word');
   });
 
-  it.each(['bedrock', 'openai-compatible'] as const)(
-    'keeps the findings before the cut of a truncated answer on %s and says it was truncated',
-    async (provider) => {
-      const { artifacts, providers, contextRef } = await setup(diff(), { faults: { [provider]: 'truncated' } });
-      const a = provider === 'bedrock' ? agent('bedrock') : compatibleAgent('prompt');
-      const r = await invokeAgent(input(a, contextRef), { artifacts, ...providers });
-      expect(r).toMatchObject({ status: 'succeeded', truncated: 1, repairs: 0, calls: 1 });
-      expect(r.findings).toBeLessThan(2);
-    },
-  );
+  it('keeps the findings before the cut of a truncated answer on openai-compatible and says it was truncated', async () => {
+    // Six force unwraps: six findings; the answer is cut at about half.
+    const lines = Array.from({ length: 6 }, (_, i) => `let v${i} = value${i}!`);
+    const { artifacts, providers, contextRef } = await setup([swift(lines)], { faults: { 'openai-compatible': 'truncated' } });
+    const r = await invokeAgent(input(compatibleAgent('prompt'), contextRef), { artifacts, ...providers });
+    expect(r).toMatchObject({ status: 'succeeded', truncated: 1, repairs: 0, calls: 1 });
+    expect(r.findings).toBeGreaterThan(0);
+    expect(r.findings).toBeLessThan(6);
+  });
+
+  it('reports the part not reviewed when a truncated bedrock tool answer keeps no whole finding (never a review of nothing)', async () => {
+    // A forced tool's input cut at max_tokens arrives as an empty object: no finding can be kept.
+    const { artifacts, providers, contextRef } = await setup(diff(), { faults: { bedrock: 'truncated' } });
+    const r = await invokeAgent(input(agent('bedrock'), contextRef), { artifacts, ...providers });
+    expect(r).toMatchObject({ status: 'failed', truncated: 1, repairs: 0, calls: 1, findings: 0, filesReviewed: 0 });
+    expect(r.notReviewed).toMatch(/^answer cut at max_tokens \(1000 tokens\) before a whole item$/);
+  });
 
   it.each(['bedrock', 'openai-compatible'] as const)(
     'refuses an empty answer on %s after one repair prompt (ProviderRejectedError: "it is empty")',
@@ -504,6 +511,63 @@ describe('Function: invokeAgent (the verifier, output: verdicts)', () => {
     const comment = await artifacts.getText(out.commentRef);
     expect(comment).toMatch(/\*\*Verifier\*\* \(claude-haiku, \$0\.\d{4}\): 3 findings checked — 2 confirmed, 1 dropped\./);
     expect(comment).toContain('<details><summary>Not confirmed</summary>');
+  });
+
+  it('finds its verdicts for the same agent in two phases (it merges findings in the order Aggregate does)', async () => {
+    const { artifacts, providers, contextRef } = await setup([swift(['let token = cardToken!', 'print("x")'])]);
+    const review = await invokeAgent(input(agent('bedrock'), contextRef), { artifacts, ...providers });
+    const stored = (await artifacts.getJson(findingsKey('r1', 'review', 'code-review'))) as { findings: Array<Record<string, unknown>> };
+    // The same agent in a later phase reports the unwrap at line 10 again in other words.
+    const again = { ...stored.findings[0], message: 'Crash: `cardToken!` is nil before login.' };
+    const deepRef = await artifacts.putJson(findingsKey('r1', 'deep', 'code-review'), { ...stored, findings: [again] });
+    const deep = { ...review, phase: 'deep', findingsRef: deepRef, findings: 1 };
+    const v = await invokeAgent(
+      {
+        ...input({ ...verifier(), verify: { batch: 20, unconfirmed: 'drop' } }, contextRef),
+        phase: 'verify',
+        previous: { deep: [deep], review: [review] },
+      },
+      { artifacts, ...providers },
+    );
+    const out = await aggregate(
+      {
+        runId: 'r1',
+        workflow: 'pr-review',
+        change: context([]).change,
+        contextRef,
+        results: { deep: [deep], review: [review], verify: [v] },
+      },
+      { artifacts },
+    );
+    expect(out.summary.verification).toMatchObject({ checked: 2, confirmed: 2, unverified: 0 });
+  });
+
+  it('leaves the findings it got no verdict for unverified and reports itself partial (the run is PARTIAL)', async () => {
+    const { artifacts, providers, contextRef } = await setup([swift(['let token = cardToken!', 'print("x")'])]);
+    const review = await invokeAgent(input(agent('bedrock'), contextRef), { artifacts, ...providers });
+    // The model answers for the first finding of the batch only.
+    const gateway = {
+      complete: async (c: GatewayCall) => {
+        const a = await providers.gateway.complete(c);
+        const answer = JSON.parse(a.text) as { verdicts: unknown[] };
+        return { ...a, text: JSON.stringify({ verdicts: answer.verdicts.slice(0, 1) }) };
+      },
+    } as unknown as ModelGateway;
+    const v = await invokeAgent(
+      {
+        ...input({ ...verifier(), verify: { batch: 20, unconfirmed: 'drop' } }, contextRef),
+        phase: 'verify',
+        previous: { review: [review] },
+      },
+      { artifacts, gateway, budgets: providers.budgets },
+    );
+    expect(v).toMatchObject({ status: 'partial', notReviewed: 'no verdict for 1 finding of part 1' });
+    const out = await aggregate(
+      { runId: 'r1', workflow: 'pr-review', change: context([]).change, contextRef, results: { review: [review], verify: [v] } },
+      { artifacts },
+    );
+    expect(out.summary.verification).toMatchObject({ checked: 1, confirmed: 1, unverified: 1 });
+    expect(out.summary).toMatchObject({ status: 'PARTIAL', reason: 'findings not verified: no verdict for 1 finding of part 1' });
   });
 
   it('reports nothing to check and calls no model when the earlier phases found nothing', async () => {
