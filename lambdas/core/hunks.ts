@@ -106,6 +106,8 @@ export interface NumberedLine {
   readonly header: boolean;
   /** The line lies in a hunk (after a header). */
   readonly inHunk: boolean;
+  /** The diff marker of a numbered line (`+` added, ` ` context, `-` removed); absent on headers and unnumbered lines. */
+  readonly marker?: '+' | ' ' | '-';
   /** Old- and new-file line numbers where this line lands (a header's starts). */
   readonly oldLine: number;
   readonly newLine: number;
@@ -151,8 +153,10 @@ export function numberLines(patch: string): NumberedLine[] {
   }
   return raw.map((line, i) => {
     const n = numbers[i] as (typeof numbers)[number];
-    const text = n.label === undefined ? line : `${n.label.padStart(width)} ${line[0]} ${line.slice(1)}`;
-    return { text, header: n.header, inHunk: n.inHunk, oldLine: n.oldLine, newLine: n.newLine };
+    if (n.label === undefined) return { text: line, header: n.header, inHunk: n.inHunk, oldLine: n.oldLine, newLine: n.newLine };
+    const marker = line[0] as '+' | ' ' | '-';
+    const text = `${n.label.padStart(width)} ${marker} ${line.slice(1)}`;
+    return { text, header: n.header, inHunk: n.inHunk, oldLine: n.oldLine, newLine: n.newLine, marker };
   });
 }
 

@@ -1,4 +1,6 @@
 import type { ChangedFile } from './contracts.js';
+import { numberLines } from './hunks.js';
+import { normalizePatch } from './tokens.js';
 
 /**
  * The new-file line numbers the prompts show for a changed file: added lines and the context lines
@@ -7,18 +9,10 @@ import type { ChangedFile } from './contracts.js';
  * no new-file line. `\r\n` is one line break, as git counts lines.
  */
 export function shownLines(file: Pick<ChangedFile, 'patch' | 'shown'>): Set<number> {
+  // The prompts' own numbering (`numberLines`): a finding's line is a number the model was shown.
   const lines = new Set<number>();
-  let next = 0;
-  for (const raw of (file.shown ?? file.patch).split('\n')) {
-    const hunk = /^@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@/.exec(raw);
-    if (hunk) {
-      next = Number(hunk[1]);
-      continue;
-    }
-    if (next === 0) continue;
-    const c = raw[0];
-    if (c === '+' || c === ' ') lines.add(next++);
-    // '-' (removed) and '\' (no newline at end of file) take no new-file line.
+  for (const l of numberLines(normalizePatch(file.shown ?? file.patch))) {
+    if (l.marker === '+' || l.marker === ' ') lines.add(l.newLine);
   }
   return lines;
 }

@@ -2,7 +2,7 @@ import type { AgentResult, Change, ChangedFile, Finding, GateOutcome, RunOutcome
 import { SEVERITIES } from './contracts.js';
 import { placeFindings } from './placement.js';
 import { roundUsd } from './pricing.js';
-import { VERIFY_PHASE, type VerificationSummary } from './verify.js';
+import { normalizeMessage as norm, VERIFY_PHASE, type VerificationSummary } from './verify.js';
 
 /** A finding with the agents that reported it. */
 export interface ReportFinding extends Finding {
@@ -10,11 +10,6 @@ export interface ReportFinding extends Finding {
 }
 
 const rank = (s: Severity) => SEVERITIES.indexOf(s);
-const norm = (s: string) =>
-  s
-    .toLowerCase()
-    .replace(/[^a-z0-9]+/g, ' ')
-    .trim();
 
 /**
  * Merges findings across agents: findings on the same file and line with the same category or

@@ -44,7 +44,8 @@ export const CITED_RADIUS = 6;
 /** Lines shown for a file-level finding (line 0): the first lines of the file's diff. */
 const FILE_LEVEL_LINES = 24;
 
-const norm = (s: string) =>
+/** A finding's message for comparing: lower case, runs of other characters than letters and digits as one space. */
+export const normalizeMessage = (s: string) =>
   s
     .toLowerCase()
     .replace(/[^a-z0-9]+/g, ' ')
@@ -57,7 +58,7 @@ const norm = (s: string) =>
  */
 export function findingKey(f: Pick<Finding, 'file' | 'line' | 'category' | 'message'>): string {
   return createHash('sha256')
-    .update(`${f.file}\u0000${f.line}\u0000${f.category}\u0000${norm(f.message)}`)
+    .update(`${f.file}\u0000${f.line}\u0000${f.category}\u0000${normalizeMessage(f.message)}`)
     .digest('hex')
     .slice(0, 16);
 }
@@ -71,20 +72,11 @@ export function findingKey(f: Pick<Finding, 'file' | 'line' | 'category' | 'mess
  */
 export function citedCode(file: (Pick<ChangedFile, 'patch' | 'binary'> & { shown?: string }) | undefined, line: number): string {
   if (!file || file.binary) return '';
-  const lines = numberLines(normalizePatch(file.shown ?? file.patch)).filter((l) => l.inHunk && !l.header);
-  // A numbered line's marker is the character after its right-aligned label.
-  const marker = (text: string) => /^ *(?:\d+|\(\d+\)) ([+ -])/.exec(text)?.[1];
-  if (line === 0)
-    return lines
-      .slice(0, FILE_LEVEL_LINES)
-      .map((l) => l.text)
-      .join('\n');
-  const shown = lines.some((l) => l.newLine === line && (marker(l.text) === '+' || marker(l.text) === ' '));
-  if (!shown) return '';
-  return lines
-    .filter((l) => l.newLine >= line - CITED_RADIUS && l.newLine <= line + CITED_RADIUS && marker(l.text) !== undefined)
-    .map((l) => l.text)
-    .join('\n');
+  const lines = numberLines(normalizePatch(file.shown ?? file.patch)).filter((l) => l.marker !== undefined);
+  const text = (picked: typeof lines) => picked.map((l) => l.text).join('\n');
+  if (line === 0) return text(lines.slice(0, FILE_LEVEL_LINES));
+  if (!lines.some((l) => l.newLine === line && l.marker !== '-')) return '';
+  return text(lines.filter((l) => l.newLine >= line - CITED_RADIUS && l.newLine <= line + CITED_RADIUS));
 }
 
 /** Text on one prompt line (model output: line breaks and control characters become spaces). */

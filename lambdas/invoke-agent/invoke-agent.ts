@@ -21,6 +21,7 @@ import { BudgetExceededError, PriceUnknownError, ProviderRejectedError } from '.
 import { type GatewayAnswer, type GatewayCall, type ModelGateway, worstCaseOf } from '../core/gateway.js';
 import type { BudgetConfig } from '../core/gateway-config.js';
 import { answerTokens, candidatesOf, chunkTokensFor, promptTokens, shareMicro, verdictTokens } from '../core/plan.js';
+import { mapLimited } from '../core/pool.js';
 import type { ArtifactStore, ChatMessage, TokenUsage } from '../core/ports.js';
 import { addUsage, NO_USAGE } from '../core/pricing.js';
 import { chunkMessage, earlierFindings, parseAnswer, repairMessages, salvageFindings, salvageItems, systemPrompt } from '../core/prompt.js';
@@ -137,18 +138,6 @@ async function previousFindings(
     });
   }
   return out;
-}
-
-/** Runs `work` over `items` with at most `limit` in flight; `work` never throws (it records its own errors). */
-async function pool<T>(items: readonly T[], limit: number, work: (item: T, index: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  const lanes = Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      await work(items[i] as T, i);
-    }
-  });
-  await Promise.all(lanes);
 }
 
 /**
@@ -364,7 +353,7 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
     if (why) reasons.add(why);
     for (const p of chunk.paths) notReviewed.add(p);
   };
-  await pool(chunks, deps.concurrency ?? CHUNK_CONCURRENCY, async (chunk, i) => {
+  await mapLimited(chunks, deps.concurrency ?? CHUNK_CONCURRENCY, async (chunk, i) => {
     if (failure !== undefined) return skip(chunk);
     const maxTokens = batches
       ? verdictTokens(agent, Object.keys(batches[i]?.ids ?? {}).length)

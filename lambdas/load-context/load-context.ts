@@ -19,6 +19,7 @@ import {
   reviewOrder,
   selects,
 } from '../core/plan.js';
+import { mapLimited } from '../core/pool.js';
 import type { ArtifactStore, ChangeSource } from '../core/ports.js';
 import { redactSecrets } from '../core/redact.js';
 import { countTokens } from '../core/tokenizer.js';
@@ -104,20 +105,6 @@ export function withContext(
     if (estimateTokens(renderFile({ ...file, shown: widened.patch })) <= cap) return { shown: widened.patch, context: widened.context };
   }
   return undefined;
-}
-
-/** Runs `work` on each item with at most `limit` calls at a time; results in item order. */
-async function mapLimited<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await work(items[i] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
 }
 
 /**
