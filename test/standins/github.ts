@@ -316,7 +316,7 @@ export class GitHubStandIn {
 
   private server: Server | undefined;
   private nextId = 1000;
-  private readonly pulls = new Map<string, SeededPullRequest>();
+  private readonly pulls = new Map<string, SeededPullRequest & { id: number }>();
   private readonly issueComments = new Map<string, Json[]>();
   private readonly pullReviews = new Map<string, Json[]>();
   private readonly reviewComments = new Map<string, Json[]>();
@@ -391,7 +391,7 @@ export class GitHubStandIn {
 
   /** Seeds a pull request and its changed files (the lines review comments may be placed on). */
   addPullRequest(pr: SeededPullRequest): void {
-    this.pulls.set(`${pr.repo}#${pr.number}`, pr);
+    this.pulls.set(`${pr.repo}#${pr.number}`, { ...pr, id: this.pulls.get(`${pr.repo}#${pr.number}`)?.id ?? this.id() });
     this.refsByRepo.set(`${pr.repo}@${pr.headSha}`, pr.headSha);
     this.refsByRepo.set(`${pr.repo}@${pr.baseSha}`, pr.baseSha);
   }
@@ -426,7 +426,7 @@ export class GitHubStandIn {
   }
 
   /**
-   * Scripts the answer of one operation (by operation id) for this test; the request is still
+   * Scripts the answer of one operation (by operation id) from now on; the request is still
    * validated. The script answers `undefined` to fall back to the stand-in's handler.
    */
   respond(operationId: string, script: (req: GitHubRequest) => GitHubAnswer | undefined): void {
@@ -622,7 +622,7 @@ export class GitHubStandIn {
 
   private pullRequestAnswer(repo: string, number: number): GitHubAnswer {
     const pr = this.pulls.get(`${repo}#${number}`);
-    return pr ? { status: 200, body: pullRequest(pr, this.id()) } : notFound();
+    return pr ? { status: 200, body: pullRequest(pr, pr.id) } : notFound();
   }
 
   private reviewComment(repo: string, id: number): Json | undefined {
