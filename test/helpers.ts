@@ -12,6 +12,7 @@ export { examplePullRequestPayload } from '../lib/local/example-repo.js';
 import { type OfflineModelOptions, OfflineModelServer } from '../lib/local/offline-model.js';
 import { localProviders } from '../lib/local/providers.js';
 import { LOCAL_TABLE, LocalRuntime, type LocalRuntimeOptions, startLocalTable } from '../lib/local/runtime.js';
+import { type Catalog, formatDiagnostic, loadWorkflow } from '../lib/workflow/index.js';
 import { loadWorkspace } from '../lib/workspace.js';
 
 /** A fresh temporary folder. */
@@ -117,3 +118,9 @@ export async function waitFor<T>(read: () => Promise<T | undefined>, what: strin
   }
   throw new Error(`timed out waiting for ${what}`);
 }
+
+/** Loads a workflow text as `workflows/test.yml` against the shipped catalog (agents and models). */
+export const loadTestWorkflow = (text: string) => loadWorkflow('workflows/test.yml', text, loadWorkspace().catalog as Catalog);
+
+/** The diagnostics of {@link loadTestWorkflow} as `file:line:col: message` lines. */
+export const workflowErrors = (text: string) => loadTestWorkflow(text).diagnostics.map(formatDiagnostic);

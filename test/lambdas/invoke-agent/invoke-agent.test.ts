@@ -89,6 +89,18 @@ async function setup(files: ContextArtifact['files'], offline: ConstructorParame
   return { artifacts, providers, contextRef };
 }
 
+/** The gateway with every call it is given recorded in `sent`. */
+const recording = (inner: ModelGateway): { gateway: ModelGateway; sent: GatewayCall[] } => {
+  const sent: GatewayCall[] = [];
+  const gateway = {
+    complete: (c: GatewayCall) => {
+      sent.push(c);
+      return inner.complete(c);
+    },
+  } as unknown as ModelGateway;
+  return { gateway, sent };
+};
+
 const input = (a: AgentItem, contextRef: string) => ({ agent: a, runId: 'r1', workflow: 'pr-review', phase: 'review', contextRef });
 
 describe('Function: invokeAgent', () => {
@@ -114,13 +126,7 @@ describe('Function: invokeAgent', () => {
   it('asks bedrock and openai for the findings format natively (a forced tool, a strict json_schema) and reads their structured answers', async () => {
     for (const provider of ['bedrock', 'openai'] as const) {
       const { artifacts, providers, contextRef } = await setup([swift(['let token = cardToken!', 'print("x")'])]);
-      const sent: GatewayCall[] = [];
-      const gateway = {
-        complete: (c: GatewayCall) => {
-          sent.push(c);
-          return providers.gateway.complete(c);
-        },
-      } as unknown as ModelGateway;
+      const { gateway, sent } = recording(providers.gateway);
       const r = await invokeAgent(input(agent(provider), contextRef), { artifacts, gateway, budgets: providers.budgets });
       expect(r, provider).toMatchObject({ status: 'succeeded', findings: 2, repairs: 0, calls: 1 });
       expect(sent[0]?.answerFormat).toBe(FINDINGS_FORMAT);
@@ -468,13 +474,7 @@ describe('Function: invokeAgent (the verifier, output: verdicts)', () => {
   it('checks each earlier finding against the code it cites; Aggregate drops the unconfirmed one and the run cost includes the verifier', async () => {
     // Prepare: code-review reported the force unwrap at line 10 (real) and one at line 11 (invented: it is a print).
     const { artifacts, providers, contextRef } = await setup([swift(['let token = cardToken!', 'print("x")'])]);
-    const sent: GatewayCall[] = [];
-    const gateway = {
-      complete: (c: GatewayCall) => {
-        sent.push(c);
-        return providers.gateway.complete(c);
-      },
-    } as unknown as ModelGateway;
+    const { gateway, sent } = recording(providers.gateway);
     const review = await invokeAgent(input(agent('bedrock'), contextRef), { artifacts, ...providers });
     const stored = (await artifacts.getJson(findingsKey('r1', 'review', 'code-review'))) as { findings: Array<Record<string, unknown>> };
     const invented = { ...stored.findings[0], line: 11, message: 'Force unwrap of the printed value crashes.' };

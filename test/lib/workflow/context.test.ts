@@ -1,12 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { LoadContextInputSchema } from '../../../lambdas/core/contracts.js';
-import { type AslState, type Catalog, compileWorkflow, formatDiagnostic, loadWorkflow } from '../../../lib/workflow/index.js';
-import { loadWorkspace } from '../../../lib/workspace.js';
-import { exampleChange } from '../../helpers.js';
+import { type AslState, compileWorkflow } from '../../../lib/workflow/index.js';
+import { exampleChange, loadTestWorkflow, workflowErrors } from '../../helpers.js';
 
-const catalog = loadWorkspace().catalog as Catalog;
-const load = (text: string) => loadWorkflow('workflows/test.yml', text, catalog);
-const errors = (text: string) => load(text).diagnostics.map(formatDiagnostic);
+const load = loadTestWorkflow;
+const errors = workflowErrors;
 
 const valid = `name: T
 trigger: { event: pull_request.opened }

@@ -12,11 +12,12 @@ import {
 } from '../../../lib/workflow/index.js';
 import { findModel } from '../../../lib/workflow/load.js';
 import { loadWorkspace, PROJECT_ROOT } from '../../../lib/workspace.js';
+import { loadTestWorkflow, workflowErrors } from '../../helpers.js';
 
 const ws = loadWorkspace();
 const catalog = ws.catalog as Catalog;
-const load = (text: string) => loadWorkflow('workflows/test.yml', text, catalog);
-const errors = (text: string) => load(text).diagnostics.map(formatDiagnostic);
+const load = loadTestWorkflow;
+const errors = workflowErrors;
 
 const valid = `name: T
 trigger: { event: pull_request.opened }
