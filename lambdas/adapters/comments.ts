@@ -1,6 +1,7 @@
 import type { Octokit } from '@octokit/rest';
 import type { Change } from '../core/contracts.js';
 import type { ArtifactStore, CommentPublisher } from '../core/ports.js';
+import type { InlineReview } from '../core/review.js';
 import { splitRepository } from '../core/triggers.js';
 
 /**
@@ -26,6 +27,45 @@ export class GitHubCommentPublisher implements CommentPublisher {
     const r = await this.octokit.rest.issues.createComment({ owner, repo, issue_number: change.number, body });
     return r.data.html_url;
   }
+
+  /**
+   * `POST /repos/{owner}/{repo}/pulls/{pull_number}/reviews` with `event: COMMENT`, `commit_id` the
+   * head SHA and one comment per finding (`line`, `side: RIGHT`, `start_line`/`start_side` for a
+   * range). GitHub refuses the whole review (422 "Line could not be resolved") when one comment's
+   * line is not in the diff (a push moved it, say): the review is then posted without inline
+   * comments, its body saying so. Source: https://docs.github.com/en/rest/pulls/reviews#create-a-review-for-a-pull-request (2026-11).
+   */
+  async postReview(change: Change, marker: string, review: InlineReview): Promise<{ url: string | null; comments: number }> {
+    if (review.comments.length === 0) return { url: null, comments: 0 };
+    const { owner, repo } = splitRepository(change.repository);
+    const comments = review.comments.map((c) => ({
+      path: c.path,
+      line: c.line,
+      side: c.side,
+      ...(c.startLine !== undefined ? { start_line: c.startLine, start_side: c.side } : {}),
+      body: c.body,
+    }));
+    const post = (withComments: boolean) =>
+      this.octokit.rest.pulls.createReview({
+        owner,
+        repo,
+        pull_number: change.number,
+        commit_id: review.commitId,
+        event: 'COMMENT',
+        body: withComments
+          ? `${marker}\n${review.body}`
+          : `${marker}\n${review.body}\n\nThe findings could not be placed on the diff's lines (it changed since the review started); the summary comment lists them.`,
+        ...(withComments ? { comments } : {}),
+      });
+    try {
+      const r = await post(true);
+      return { url: r.data.html_url, comments: comments.length };
+    } catch (e) {
+      if ((e as { status?: number }).status !== 422) throw e;
+      const r = await post(false);
+      return { url: r.data.html_url, comments: 0 };
+    }
+  }
 }
 
 /**
@@ -46,5 +86,14 @@ export class FileCommentPublisher implements CommentPublisher {
     const path = this.artifacts.pathOf ? this.artifacts.pathOf(key) : key;
     this.onComment?.(body, path);
     return path;
+  }
+
+  /** Writes the review GitHub would get to `comments/<owner>/<repo>/<number>/<workflow>.review.json`. */
+  async postReview(change: Change, marker: string, review: InlineReview): Promise<{ url: string | null; comments: number }> {
+    if (review.comments.length === 0) return { url: null, comments: 0 };
+    const workflow = /agentflow:([\w.-]+)/.exec(marker)?.[1] ?? 'review';
+    const key = `comments/${change.repository}/${change.number}/${workflow}.review.json`;
+    await this.artifacts.putJson(key, review);
+    return { url: this.artifacts.pathOf ? this.artifacts.pathOf(key) : key, comments: review.comments.length };
   }
 }

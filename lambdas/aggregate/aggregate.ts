@@ -12,6 +12,7 @@ import {
 } from '../core/contracts.js';
 import type { ArtifactStore } from '../core/ports.js';
 import { type NotReviewed, type ReportFinding, renderComment, reviewFindings, summarize } from '../core/report.js';
+import { buildInlineReview } from '../core/review.js';
 import { readSpend } from '../core/spend.js';
 import { applyVerdicts, VERIFY_PHASE, VerdictsArtifactSchema, type VerificationSummary } from '../core/verify.js';
 
@@ -133,5 +134,14 @@ export async function aggregate(raw: unknown, deps: AggregateDeps): Promise<Aggr
   const base = `runs/${input.runId}`;
   const reportRef = await deps.artifacts.putJson(`${base}/report.json`, { summary, findings, agents, excluded, notReviewed });
   const commentRef = await deps.artifacts.putText(`${base}/comment.md`, comment, 'text/markdown');
-  return { reportRef, commentRef, summary };
+  // The inline review: the findings on the diff's lines (the summary comment holds them all).
+  const review = buildInlineReview(
+    findings,
+    context.success ? context.data.files : [],
+    input.inline,
+    input.change.headSha,
+    input.workflowName || input.workflow,
+  );
+  const reviewRef = await deps.artifacts.putJson(`${base}/review.json`, review);
+  return { reportRef, commentRef, reviewRef, summary };
 }

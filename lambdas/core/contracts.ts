@@ -226,6 +226,18 @@ export const ContextArtifactSchema = z.strictObject({
 });
 export type ContextArtifact = z.infer<typeof ContextArtifactSchema>;
 
+/** Inline comments per review unless the workflow's `output.max_inline_comments` says otherwise. */
+export const DEFAULT_MAX_INLINE_COMMENTS = 20;
+/** The least severe finding posted inline unless `output.inline_min_severity` says otherwise. */
+export const DEFAULT_INLINE_MIN_SEVERITY: Severity = 'low';
+
+/** What the workflow says about inline review comments (`output.max_inline_comments`, `output.inline_min_severity`). */
+export const InlineOptionsSchema = z.strictObject({
+  maxComments: z.number().int().min(0).max(100).default(DEFAULT_MAX_INLINE_COMMENTS),
+  minSeverity: z.enum(SEVERITIES).default(DEFAULT_INLINE_MIN_SEVERITY),
+});
+export type InlineOptions = z.infer<typeof InlineOptionsSchema>;
+
 /** A finding as models must return it and as reports show it. `line` is in the new file. */
 export const FindingSchema = z.strictObject({
   file: z.string().min(1),
@@ -234,6 +246,13 @@ export const FindingSchema = z.strictObject({
   category: z.string().min(1),
   message: z.string().min(1),
   suggestion: z.string().default(''),
+  /** The last line of a problem that spans lines `line`..`endLine` (new-file numbers). */
+  endLine: z.number().int().positive().optional(),
+  /**
+   * The exact code that replaces lines `line`..`endLine` (or `line`), without numbers or markers:
+   * posted as a one-click ```suggestion on the pull request when those lines are in the diff.
+   */
+  replacement: z.string().max(4000).optional(),
 });
 export type Finding = z.infer<typeof FindingSchema>;
 
@@ -347,6 +366,8 @@ export const AggregateInputSchema = z.strictObject({
   gates: z.record(z.string(), GateOutcomeSchema).default({}),
   workflowName: z.string().default(''),
   requiredPhases: z.array(z.string()).default([]),
+  /** Inline review comments (`output.max_inline_comments`, `output.inline_min_severity`). */
+  inline: InlineOptionsSchema.default({ maxComments: DEFAULT_MAX_INLINE_COMMENTS, minSeverity: DEFAULT_INLINE_MIN_SEVERITY }),
 });
 export type AggregateInput = z.infer<typeof AggregateInputSchema>;
 
@@ -427,6 +448,8 @@ export type RunSummary = z.infer<typeof RunSummarySchema>;
 export interface AggregateOutput {
   reportRef: string;
   commentRef: string;
+  /** The inline review (`review.json`, see `buildInlineReview`). */
+  reviewRef: string;
   summary: RunSummary;
 }
 
@@ -435,7 +458,13 @@ const PublishReport = z.strictObject({
   runId: z.string(),
   workflow: z.string(),
   change: ChangeSchema,
-  report: z.strictObject({ reportRef: ArtifactRef, commentRef: ArtifactRef, summary: RunSummarySchema }),
+  report: z.strictObject({
+    reportRef: ArtifactRef,
+    commentRef: ArtifactRef,
+    /** The inline review; absent in executions started before inline reviews existed. */
+    reviewRef: ArtifactRef.optional(),
+    summary: RunSummarySchema,
+  }),
   outputs: z.strictObject({
     githubReview: z.boolean(),
     databaseLog: z.boolean(),
@@ -493,6 +522,8 @@ export const RunRecordSchema = z.object({
   reportRef: z.string().optional(),
   /** Findings moved to file level because their file or line is not in the diff. */
   relocated: z.number().optional(),
+  /** Findings posted as inline review comments on the diff's lines. */
+  inlineComments: z.number().optional(),
   /** The verifier pass's counts (see the run summary's `verification`). */
   verification: z
     .object({ checked: z.number(), confirmed: z.number(), dropped: z.number(), downgraded: z.number(), unverified: z.number() })

@@ -1,5 +1,6 @@
 import type { AnswerFormat } from './answer-format.js';
 import type { Change, ChangedFile, Provider, RunRecord, StructuredOutput } from './contracts.js';
+import type { InlineReview } from './review.js';
 
 /**
  * Ports: what the use cases need from the outside world. Adapters in `lambdas/adapters`
@@ -84,10 +85,26 @@ export interface ModelProvider {
 /** Every provider wired: a missing one does not compile. */
 export type ProviderTable = Record<Provider, ModelProvider>;
 
-/** Posts (or, locally, prints and writes) the pull-request comment. */
+/**
+ * Publishes a run's review on the change's forge (or, locally, writes what it would post).
+ *
+ * @example
+ * ```ts
+ * const url = await publisher.upsertComment(change, commentMarker('pr-review'), body);
+ * const posted = await publisher.postReview(change, review);
+ * ```
+ */
 export interface CommentPublisher {
   /** Creates or updates the one comment carrying `marker`; returns its URL or path. */
   upsertComment(change: Change, marker: string, body: string): Promise<string | null>;
+  /**
+   * Posts one review whose comments sit on the diff's lines (GitHub: a pull request review with
+   * `event: COMMENT`). A forge that refuses a comment's line (HTTP 422) gets the review again without
+   * inline comments: their findings are in the summary comment either way.
+   * `marker` (the workflow's, as for the summary) starts the review's body, so a later run finds it.
+   * @returns where the review is and how many comments it holds
+   */
+  postReview(change: Change, marker: string, review: InlineReview): Promise<{ url: string | null; comments: number }>;
 }
 
 /** Run records (DynamoDB `RUN#` items). */

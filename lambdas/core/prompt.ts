@@ -26,7 +26,7 @@ export function systemPrompt(agent: AgentItem): string {
 
 ## Answer format
 Answer with one JSON object and nothing else (no prose, no Markdown fence)${agent.output === 'document' ? ', except the document after it (see "Document" below)' : ''}:
-{"summary": "<one or two sentences>", "findings": [{"file": "<path as shown in the diff>", "line": <the number shown at the start of the line (its line in the new file; removed lines, numbered in parentheses, cannot be commented on; cite an unmarked context line only for a problem this change causes there), 0 if the whole file>, "severity": "critical|high|medium|low|info", "category": "${agent.categories.join('|')}", "message": "<the problem and why it matters>", "suggestion": "<the concrete fix>"}]}
+{"summary": "<one or two sentences>", "findings": [{"file": "<path as shown in the diff>", "line": <the number shown at the start of the line (its line in the new file; removed lines, numbered in parentheses, cannot be commented on; cite an unmarked context line only for a problem this change causes there), 0 if the whole file>, "severity": "critical|high|medium|low|info", "category": "${agent.categories.join('|')}", "message": "<the problem and why it matters>", "suggestion": "<the concrete fix>", "endLine": <optional: the last line when the problem spans lines line..endLine>, "replacement": "<optional: the exact new code for lines line..endLine (or line alone), without line numbers or markers, only when you are sure of it>"}]}
 Report only problems in lines the change adds or modifies, at most ${MAX_FINDINGS_PER_PART} per part of the change, the most severe first. An empty "findings" list is a valid answer.
 
 ## Data under review

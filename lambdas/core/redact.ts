@@ -167,6 +167,7 @@ export async function redactAnswer(answer: ModelAnswer): Promise<{ answer: Model
       message: await clean(f.message),
       category: await clean(f.category),
       suggestion: await clean(f.suggestion),
+      ...(f.replacement !== undefined ? { replacement: await clean(f.replacement) } : {}),
     })),
   );
   const out: ModelAnswer = {

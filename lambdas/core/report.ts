@@ -251,7 +251,8 @@ export function gatewayNotes(a: RunSummary['agents'][number]): string {
   return notes.join(' · ');
 }
 
-const ICON: Record<Severity, string> = { critical: '🔴', high: '🟠', medium: '🟡', low: '🔵', info: '⚪' };
+/** The icon of each severity in comments. */
+export const ICON: Record<Severity, string> = { critical: '🔴', high: '🟠', medium: '🟡', low: '🔵', info: '⚪' };
 
 /** The hidden marker that lets publish find its own comment again. */
 export const commentMarker = (workflow: string) => `<!-- agentflow:${workflow} -->`;
@@ -268,6 +269,12 @@ export const MAX_COMMENT_CHARS = 60_000;
  * a table needs `\|`, and outside one GitHub would show the backslash).
  */
 const escapeText = (s: string) => inlineText(s, FIELD_CAPS.reason, code);
+
+/**
+ * Model-written text for a comment body outside a table (an inline review comment): inert like
+ * {@link cellText} (no HTML, links, mentions or references), code spans kept, capped at `max`.
+ */
+export const commentText = (s: string, max: number = FIELD_CAPS.message) => inlineText(s, max, code);
 const cell = (s: string) => cellText(s, FIELD_CAPS.reason);
 /** A path in a code span that its own backticks cannot end. */
 const code = (s: string) => {

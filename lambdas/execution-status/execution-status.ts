@@ -49,7 +49,7 @@ export interface ExecutionEndedDeps {
   runs: RunStore;
   approvals: ApprovalStore;
   notifier: ApprovalNotifier;
-  comments?: CommentPublisher;
+  comments?: Pick<CommentPublisher, 'upsertComment'>;
   /** Replies in a manual run's Slack thread (`change.thread`). */
   threads?: ThreadNotifier;
 }

@@ -2,6 +2,7 @@ import { fromMicro } from '../core/budget.js';
 import { type PublishInput, PublishInputSchema, type PublishOutput, parseInput, type RunRecord } from '../core/contracts.js';
 import type { ArtifactStore, CommentPublisher, RunStore, ThreadNotifier } from '../core/ports.js';
 import { commentMarker, errorText } from '../core/report.js';
+import { InlineReviewSchema } from '../core/review.js';
 import { runOutcomeText } from '../core/slack.js';
 import { readSpend } from '../core/spend.js';
 
@@ -70,9 +71,15 @@ export async function publish(raw: unknown, deps: PublishDeps): Promise<PublishO
       let commentUrl: string | null = null;
       // A change without a pull request (a manual run on two refs, number 0) has no comment thread:
       // its results are the run record and the report.
+      let inline = 0;
       if (input.outputs.githubReview && input.change.number > 0) {
         const body = await deps.artifacts.getText(input.report.commentRef);
         commentUrl = await deps.comments.upsertComment(input.change, commentMarker(input.workflow), body);
+        // The findings on the diff's lines as one review (the summary comment lists them all).
+        if (input.report.reviewRef) {
+          const review = InlineReviewSchema.parse(await deps.artifacts.getJson(input.report.reviewRef));
+          inline = (await deps.comments.postReview(input.change, commentMarker(input.workflow), review)).comments;
+        }
       }
       // The outcome and the cost are always recorded (they are what `agentflow runs` and the
       // status commands show); `database_log` adds the per-agent details.
@@ -86,6 +93,7 @@ export async function publish(raw: unknown, deps: PublishDeps): Promise<PublishO
         commentUrl,
         reportRef: input.report.reportRef,
         relocated: summary.relocated,
+        inlineComments: inline,
         ...(summary.verification
           ? {
               verification: {

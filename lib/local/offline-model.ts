@@ -445,6 +445,31 @@ export function bedrockAnswerMode(
  * injected fault already cut it; `error` when its own answer does not match `schema` (a bug of the
  * offline rules, answered as HTTP 500).
  */
+/**
+ * `value` with every property a schema requires but `value` lacks set to `null`, recursively (a
+ * model under strict structured output writes `null` for an optional field it does not fill).
+ */
+function withNulls(value: unknown, schema: JsonSchema): unknown {
+  if (Array.isArray(value)) {
+    const items = schema.items;
+    return items && typeof items === 'object' && !Array.isArray(items) ? value.map((v) => withNulls(v, items as JsonSchema)) : value;
+  }
+  if (!value || typeof value !== 'object') return value;
+  const props = (schema.properties ?? {}) as Record<string, JsonSchema>;
+  const out: Record<string, unknown> = { ...(value as Record<string, unknown>) };
+  for (const key of (schema.required ?? []) as string[]) if (!(key in out)) out[key] = null;
+  for (const [key, sub] of Object.entries(props)) {
+    if (out[key] !== null && out[key] !== undefined) out[key] = withNulls(out[key], branchOf(sub));
+  }
+  return out;
+}
+
+/** The non-null branch of a nullable schema (`anyOf: [T, {type: 'null'}]`), else the schema. */
+function branchOf(schema: JsonSchema): JsonSchema {
+  const any = schema.anyOf as JsonSchema[] | undefined;
+  return any?.find((s) => s.type !== 'null') ?? schema;
+}
+
 function faultedAnswer(
   system: string,
   messages: Array<{ role: string; content: string }>,
@@ -459,6 +484,8 @@ function faultedAnswer(
   }
   let text = offlineAnswer(system, messages, mode);
   if (schema) {
+    // A strict schema lists every property as required: the absent optional ones are null.
+    text = JSON.stringify(withNulls(JSON.parse(text), schema));
     const mismatch = schemaMismatch(JSON.parse(text), schema);
     if (mismatch) return { error: `offline model server: its answer does not match the requested schema (${mismatch})` };
   }

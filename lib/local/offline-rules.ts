@@ -10,6 +10,8 @@ export interface OfflineFinding {
   category: string;
   message: string;
   suggestion: string;
+  /** The fixed line, when the rule knows it exactly (a one-click suggestion on the pull request). */
+  replacement?: string;
 }
 
 interface LineRule {
@@ -19,6 +21,8 @@ interface LineRule {
   severity: OfflineFinding['severity'];
   message: string;
   suggestion: string;
+  /** The line fixed, when the fix is mechanical. */
+  fix?: (line: string) => string;
 }
 
 const SWIFT = /\.(swift)$/;
@@ -90,6 +94,7 @@ const RULES: readonly LineRule[] = [
     severity: 'medium',
     message: 'Cleartext `http://` URL: traffic can be read and changed on the network.',
     suggestion: 'Use `https://`; App Transport Security and Android network security config block cleartext by default.',
+    fix: (line) => line.replace(/(["'])http:\/\/(?!localhost|127\.0\.0\.1)/g, '$1https://'),
   },
   {
     category: 'security',
@@ -190,7 +195,15 @@ export function reviewAdded(files: readonly AddedLines[], categories: readonly s
         if (!rule.pattern.test(text)) continue;
         if (rule.category === 'documentation' && /^\s*(\/\/\/|\*|\/\*\*|\*\/)/.test(previous)) continue;
         if (/^\s*(\/\/|\*)/.test(text) && rule.category !== 'quality') continue;
-        findings.push({ file, line, severity: rule.severity, category: rule.category, message: rule.message, suggestion: rule.suggestion });
+        findings.push({
+          file,
+          line,
+          severity: rule.severity,
+          category: rule.category,
+          message: rule.message,
+          suggestion: rule.suggestion,
+          ...(rule.fix ? { replacement: rule.fix(text) } : {}),
+        });
       }
     }
   }

@@ -247,11 +247,13 @@ export function compileWorkflow(workflow: Workflow): AslDefinition {
       'gates.$': '$.gates',
       workflowName: workflow.name,
       requiredPhases,
+      inline: workflow.output.inline,
     },
     {
       ResultSelector: {
         'reportRef.$': '$.Payload.reportRef',
         'commentRef.$': '$.Payload.commentRef',
+        'reviewRef.$': '$.Payload.reviewRef',
         'summary.$': '$.Payload.summary',
       },
       ResultPath: '$.report',

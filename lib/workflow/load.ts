@@ -18,6 +18,7 @@ import {
   ModelCatalogSchema,
   PROVIDERS,
   type Provider,
+  type Severity,
   type WorkflowSource,
   WorkflowSourceSchema,
 } from './schema.js';
@@ -300,6 +301,8 @@ function normalize(id: string, w: WorkflowSource, catalog: Catalog, src: YamlSou
     slack_notification?: boolean;
     database_log?: boolean;
     create_files?: boolean;
+    max_inline_comments?: number;
+    inline_min_severity?: Severity;
   };
   const slack = typeof o.slack === 'string' ? o.slack : o.slack === true || o.slack_notification ? 'default' : undefined;
 
@@ -327,6 +330,10 @@ function normalize(id: string, w: WorkflowSource, catalog: Catalog, src: YamlSou
       ...(slack ? { slack } : {}),
       databaseLog: o.database_log ?? true,
       createFiles: o.create_files ?? false,
+      inline: {
+        maxComments: o.max_inline_comments ?? DEFAULT_MAX_INLINE_COMMENTS,
+        minSeverity: o.inline_min_severity ?? DEFAULT_INLINE_MIN_SEVERITY,
+      },
     },
     ...(notifyOnFailure ? { notifyOnFailure } : {}),
   };
@@ -566,6 +573,11 @@ function resolveAgent(
     paths,
   };
 }
+
+/** Inline review comments per run unless `output.max_inline_comments` says otherwise. Tied to lambdas/core/contracts.ts by a test. */
+export const DEFAULT_MAX_INLINE_COMMENTS = 20;
+/** The least severe finding posted inline unless `output.inline_min_severity` says otherwise. */
+export const DEFAULT_INLINE_MIN_SEVERITY: Severity = 'low';
 
 /** The phase the verifier runs in; a workflow with `verify` on cannot name a phase so. Tied to lambdas/core/verify.ts by a test. */
 export const VERIFY_PHASE = 'verify';

@@ -1,4 +1,4 @@
-import type { Provider, StructuredOutput } from './schema.js';
+import type { Provider, Severity, StructuredOutput } from './schema.js';
 
 /** Token prices of a model in USD per million tokens. */
 export interface ModelPrice {
@@ -159,6 +159,8 @@ export interface Workflow {
     readonly slack?: string;
     readonly databaseLog: boolean;
     readonly createFiles: boolean;
+    /** Inline review comments: at most `maxComments`, none below `minSeverity` (`output.max_inline_comments`, `output.inline_min_severity`). */
+    readonly inline: { readonly maxComments: number; readonly minSeverity: Severity };
   };
   /** Channel to notify when the run fails (from the older `fallback: - notify:` rule). */
   readonly notifyOnFailure?: string;

@@ -20,6 +20,7 @@ export type Provider = (typeof PROVIDERS)[number];
 
 /** Severity of a finding, most severe first. */
 export const SEVERITIES = ['critical', 'high', 'medium', 'low', 'info'] as const;
+export type Severity = (typeof SEVERITIES)[number];
 
 const name = z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'use lower-case letters, digits and dashes (for example "code-review")');
 
@@ -233,6 +234,16 @@ const Output = z.strictObject({
   database_log: z.boolean().optional(),
   format: z.enum(['markdown']).optional(),
   create_files: z.boolean().optional(),
+  max_inline_comments: z
+    .number()
+    .int()
+    .min(0)
+    .max(100)
+    .optional()
+    .describe(
+      'findings posted as inline review comments on the changed lines (the rest are in the summary comment); default 20, 0 for none',
+    ),
+  inline_min_severity: z.enum(SEVERITIES).optional().describe('the least severe finding posted inline; default low'),
 });
 
 /**

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunSummary, RunSummarySchema } from '../../lambdas/core/contracts.js';
 import { GatewayConfigSchema } from '../../lambdas/core/gateway-config.js';
+import { InlineReviewSchema } from '../../lambdas/core/review.js';
 import type { ExampleRepo } from '../../lib/local/example-repo.js';
 import type { LocalRuntime, LocalRuntimeOptions } from '../../lib/local/runtime.js';
 import { exampleInput, exampleRepo, tempDir, testRuntime } from '../helpers.js';
@@ -79,6 +80,19 @@ describe('e2e: pr-review on the local runtime', () => {
       new RegExp(
         `\\*\\*Verifier\\*\\* \\(claude-haiku, \\$0\\.\\d{4}\\): ${summary.findings} findings checked — ${summary.findings} confirmed\\.`,
       ),
+    );
+    // The findings on the diff's lines as one review (what GitHub would get): at most 20 comments,
+    // the cleartext URL with a one-click suggestion of the fixed line.
+    const review = InlineReviewSchema.parse(await rt.artifacts.getJson('comments/acme/shop-apps/42/pr-review.review.json'));
+    expect(review.commitId).toBe(exampleInput(repo, 'e2e-1').change.headSha);
+    expect(review.comments.length).toBeGreaterThan(0);
+    expect(review.comments.length).toBeLessThanOrEqual(20);
+    expect(record?.inlineComments).toBe(review.comments.length);
+    const cleartext = review.comments.find(
+      (c) => c.path === 'ios/Shop/Checkout/PaymentClient.swift' && c.line === 9 && c.body.includes('Cleartext'),
+    );
+    expect(cleartext?.body).toContain(
+      '```suggestion\n    private let baseURL = URL(string: "https://payments.acme-shop.example/v1")!\n```',
     );
     // 14 for the review, 3 for the verifier (its Pass, Map and one agent task).
     expect(result.transitions).toBe(17);

@@ -5,6 +5,8 @@ import {
   PROVIDERS as CONTRACT_PROVIDERS,
   SEVERITIES as CONTRACT_SEVERITIES,
   STRUCTURED_OUTPUTS as CONTRACT_STRUCTURED_OUTPUTS,
+  DEFAULT_INLINE_MIN_SEVERITY as CORE_INLINE_MIN_SEVERITY,
+  DEFAULT_MAX_INLINE_COMMENTS as CORE_MAX_INLINE_COMMENTS,
 } from '../../lambdas/core/contracts.js';
 import * as errors from '../../lambdas/core/errors.js';
 import {
@@ -15,6 +17,8 @@ import {
 } from '../../lambdas/core/verify.js';
 import { APPROVAL_REJECTED_ERROR, compileWorkflow, LAMBDA_SERVICE_ERRORS, RETRYABLE_ERRORS } from '../../lib/workflow/compile.js';
 import {
+  DEFAULT_INLINE_MIN_SEVERITY as LOAD_INLINE_MIN_SEVERITY,
+  DEFAULT_MAX_INLINE_COMMENTS as LOAD_MAX_INLINE_COMMENTS,
   VERIFIER_AGENT as LOAD_VERIFIER_AGENT,
   DEFAULT_VERIFY_BATCH as LOAD_VERIFY_BATCH,
   VERIFY_PHASE as LOAD_VERIFY_PHASE,
@@ -99,5 +103,10 @@ describe('shared names between the compiler and the Lambdas', () => {
     // A key missing here (or one the model does not have) fails to compile.
     const outputs: Record<ResolvedAgent['output'], true> = { findings: true, document: true, verdicts: true };
     expect(Object.keys(outputs)).toEqual([...AGENT_OUTPUTS]);
+  });
+
+  it('has the same inline review defaults in the workflow loader and the Lambdas', () => {
+    expect(LOAD_MAX_INLINE_COMMENTS).toBe(CORE_MAX_INLINE_COMMENTS);
+    expect(LOAD_INLINE_MIN_SEVERITY).toBe(CORE_INLINE_MIN_SEVERITY);
   });
 });

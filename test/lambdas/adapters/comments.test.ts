@@ -1,0 +1,115 @@
+import { Octokit } from '@octokit/rest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { GitHubCommentPublisher } from '../../../lambdas/adapters/comments.js';
+import type { ReportFinding } from '../../../lambdas/core/report.js';
+import { commentMarker } from '../../../lambdas/core/report.js';
+import { buildInlineReview } from '../../../lambdas/core/review.js';
+import { exampleChange } from '../../helpers.js';
+import { GitHubStandIn } from '../../standins/github.js';
+
+/**
+ * The comment publisher calls a real Octokit against the GitHub stand-in on 127.0.0.1, which
+ * checks every request against GitHub's OpenAPI description and answers 422 for a review comment
+ * on a line that is not in the pull request's diff, as GitHub does.
+ */
+
+const PATCH = ['@@ -1,3 +1,5 @@', ' import UIKit', '-let a = 0', '+let a = value!', '+let u = "http://x"', ' let b = 2', ' let c = 3'].join(
+  '\n',
+);
+const change = exampleChange({ repository: 'acme/app', number: 7, headSha: 'h'.repeat(40), baseSha: 'b'.repeat(40) });
+const file = { path: 'App/Pay.swift', status: 'modified' as const, additions: 2, deletions: 1, binary: false, patch: PATCH };
+const finding = (over: Partial<ReportFinding> = {}): ReportFinding => ({
+  file: 'App/Pay.swift',
+  line: 2,
+  severity: 'high',
+  category: 'correctness',
+  message: 'Force unwrap crashes when value is nil.',
+  suggestion: 'Use guard let.',
+  agents: ['code-review'],
+  ...over,
+});
+const inline = { maxComments: 20, minSeverity: 'low' as const };
+
+let github: GitHubStandIn;
+let publisher: GitHubCommentPublisher;
+
+beforeEach(async () => {
+  github = new GitHubStandIn();
+  github.addPullRequest({
+    repo: 'acme/app',
+    number: 7,
+    headSha: change.headSha,
+    baseSha: change.baseSha,
+    files: [{ filename: file.path, status: 'modified', patch: PATCH }],
+  });
+  const quiet = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} };
+  publisher = new GitHubCommentPublisher(new Octokit({ baseUrl: await github.start(), log: quiet }));
+});
+
+afterEach(async () => {
+  expect(github.violations).toEqual([]);
+  await github.stop();
+});
+
+describe('Class: GitHubCommentPublisher', () => {
+  it('creates the summary comment once and updates it on the next run (found by its marker)', async () => {
+    const marker = commentMarker('pr-review');
+    await publisher.upsertComment(change, marker, `${marker}\nfirst`);
+    await publisher.upsertComment(change, marker, `${marker}\nsecond`);
+    expect(github.comments('acme/app', 7).map((c) => (c as { body: string }).body)).toEqual([`${marker}\nsecond`]);
+  });
+
+  it('posts one COMMENT review at the head commit with a comment per finding on its line, a range and a suggestion', async () => {
+    const review = buildInlineReview(
+      [
+        finding(),
+        finding({
+          line: 3,
+          endLine: 4,
+          severity: 'medium',
+          category: 'security',
+          message: 'Cleartext URL.',
+          replacement: 'let u = "https://x"\nlet b = 2',
+        }),
+      ],
+      [file],
+      inline,
+      change.headSha,
+      'PR review',
+    );
+    const posted = await publisher.postReview(change, commentMarker('pr-review'), review);
+    expect(posted).toEqual({ url: expect.stringContaining('/pull/7#pullrequestreview-'), comments: 2 });
+    const [stored] = github.reviews('acme/app', 7) as Array<{ body: string; state: string; commit_id: string }>;
+    expect(stored).toMatchObject({ state: 'COMMENTED', commit_id: change.headSha });
+    expect(stored?.body.startsWith('<!-- agentflow:pr-review -->\n**AgentFlow · PR review**')).toBe(true);
+    const comments = github.reviewCommentsOf('acme/app', 7) as Array<{
+      path: string;
+      line: number;
+      start_line: number | null;
+      body: string;
+    }>;
+    expect(comments.map((c) => [c.path, c.start_line, c.line])).toEqual([
+      ['App/Pay.swift', null, 2],
+      ['App/Pay.swift', 3, 4],
+    ]);
+    expect(comments[1]?.body).toContain('```suggestion\nlet u = "https://x"\nlet b = 2\n```');
+  });
+
+  it('posts the review without inline comments when GitHub cannot resolve a line (422), saying the summary lists them', async () => {
+    // Built against a diff that has since moved: line 9 is not in the pull request's diff any more.
+    const moved = { ...file, patch: ['@@ -8,1 +8,2 @@', ' x', '+y'].join('\n') };
+    const review = buildInlineReview([finding({ line: 9 })], [moved], inline, change.headSha, 'PR review');
+    const posted = await publisher.postReview(change, commentMarker('pr-review'), review);
+    expect(posted.comments).toBe(0);
+    const reviews = github.reviews('acme/app', 7) as Array<{ body: string }>;
+    expect(reviews).toHaveLength(1);
+    expect(reviews[0]?.body).toContain('the summary comment lists them');
+    expect(github.reviewCommentsOf('acme/app', 7)).toEqual([]);
+  });
+
+  it('posts nothing when no finding is on a diff line', async () => {
+    const review = buildInlineReview([finding({ line: 0 })], [file], inline, change.headSha, 'PR review');
+    expect(await publisher.postReview(change, commentMarker('pr-review'), review)).toEqual({ url: null, comments: 0 });
+    expect(github.reviews('acme/app', 7)).toEqual([]);
+  });
+});
