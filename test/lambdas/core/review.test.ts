@@ -10,7 +10,16 @@ const file: ChangedFile = {
   additions: 3,
   deletions: 1,
   binary: false,
-  patch: ['@@ -10,4 +10,6 @@ func pay()', ' let a = 1', '-let b = old', '+let b = value!', '+print(b)', '+let u = "http://x"', ' return', ' }'].join('\n'),
+  patch: [
+    '@@ -10,4 +10,6 @@ func pay()',
+    ' let a = 1',
+    '-let b = old',
+    '+let b = value!',
+    '+print(b)',
+    '+let u = "http://x"',
+    ' return',
+    ' }',
+  ].join('\n'),
   // The prompts also showed line 2 (context from the head commit): not a line GitHub accepts a comment on.
   shown: ['@@ -2,1 +2,1 @@', ' import UIKit'].join('\n'),
 };
@@ -49,9 +58,9 @@ describe('Function: buildInlineReview', () => {
     const review = buildInlineReview(findings, [file], { maxComments: 1, minSeverity: 'medium' }, 'abc', 'W');
     expect(review.comments.map((c) => c.line)).toEqual([11]);
     expect(review.summaryOnly).toBe(5);
-    expect(buildInlineReview(findings, [file], { maxComments: 20, minSeverity: 'medium' }, 'abc', 'W').comments.map((c) => c.line)).toEqual([
-      11, 12,
-    ]);
+    expect(buildInlineReview(findings, [file], { maxComments: 20, minSeverity: 'medium' }, 'abc', 'W').comments.map((c) => c.line)).toEqual(
+      [11, 12],
+    );
   });
 
   it('comments on a range within one hunk (startLine..line) and suggests its replacement; a range leaving the hunk is one line without a suggestion', () => {
