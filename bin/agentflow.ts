@@ -96,6 +96,8 @@ program
     const change = await localChange(opts);
     const out = opts.json ? (s: string) => console.error(s) : (s: string) => console.log(s);
     let commentPath: string | null = null;
+    let reviewPath: string | null = null;
+    let reviewComments = 0;
     const runtime = await LocalRuntime.start({
       stateDir: opts.stateDir,
       repoPath: repo,
@@ -105,6 +107,10 @@ program
       print: out,
       onComment: (_body, path) => {
         commentPath = path;
+      },
+      onReview: (path, comments) => {
+        reviewPath = path;
+        reviewComments = comments;
       },
     });
     // A workflow with an approval or CI gate waits for a decision: serve the local API so that
@@ -125,6 +131,7 @@ program
       const result = await runtime.startExecution(wf.id, name, input);
       if (commentPath) out(`\n${readFileSync(commentPath, 'utf8')}`);
       if (commentPath) out(`comment written to ${commentPath}`);
+      if (reviewPath) out(`review with ${reviewComments} inline comment${reviewComments === 1 ? '' : 's'} written to ${reviewPath}`);
       const record = await runtime.runs.get(name);
       const summary = await runSummary(runtime, result, record);
       const outcome = runOutcome(record, result);
@@ -143,6 +150,7 @@ program
             ...(summary?.relocated ? { relocated: summary.relocated } : {}),
             ...(summary?.verification ? { verification: summary.verification } : {}),
             commentPath,
+            ...(reviewPath ? { reviewPath, inlineComments: reviewComments } : {}),
             ...(record?.status === 'SKIPPED' ? { skipped: record.reason } : {}),
             ...(record?.status === 'STOPPED' ? { stopped: record.reason } : {}),
             ...(summary?.gates && Object.keys(summary.gates).length ? { gates: summary.gates } : {}),

@@ -77,6 +77,7 @@ export class FileCommentPublisher implements CommentPublisher {
   constructor(
     private readonly artifacts: ArtifactStore & { pathOf?: (key: string) => string },
     private readonly onComment?: (body: string, path: string) => void,
+    private readonly onReview?: (path: string, comments: number) => void,
   ) {}
 
   async upsertComment(change: Change, marker: string, body: string): Promise<string | null> {
@@ -94,6 +95,8 @@ export class FileCommentPublisher implements CommentPublisher {
     const workflow = /agentflow:([\w.-]+)/.exec(marker)?.[1] ?? 'review';
     const key = `comments/${change.repository}/${change.number}/${workflow}.review.json`;
     await this.artifacts.putJson(key, review);
-    return { url: this.artifacts.pathOf ? this.artifacts.pathOf(key) : key, comments: review.comments.length };
+    const path = this.artifacts.pathOf ? this.artifacts.pathOf(key) : key;
+    this.onReview?.(path, review.comments.length);
+    return { url: path, comments: review.comments.length };
   }
 }

@@ -68,6 +68,8 @@ export interface LocalRuntimeOptions {
   retryDelayMs?: number;
   /** Called when publish writes the pull-request comment. */
   onComment?: (body: string, path: string) => void;
+  /** Told where the inline review GitHub would get was written and how many comments it holds. */
+  onReview?: (path: string, comments: number) => void;
   /** Budgets, breaker, retry, rate limits and cache of the model gateway. @default all defaults (no budget limits) */
   gateway?: GatewayConfig;
   /** Approver groups of the environment config (cdk.json `environments.local.groups`). @default {} */
@@ -340,7 +342,7 @@ export class LocalRuntime {
       gateway: this.gateway,
       budgets: this.gatewayConfig.budgets,
       runs: this.runs,
-      comments: new FileCommentPublisher(this.artifacts, this.options.onComment),
+      comments: new FileCommentPublisher(this.artifacts, this.options.onComment, this.options.onReview),
       threads: this.notifier,
     };
     const useCases: Record<TaskKind, (payload: unknown) => Promise<unknown>> = {
@@ -499,7 +501,7 @@ export class LocalRuntime {
           runs: this.runs,
           approvals: this.approvals,
           notifier: this.notifier,
-          comments: new FileCommentPublisher(this.artifacts, this.options.onComment),
+          comments: new FileCommentPublisher(this.artifacts, this.options.onComment, this.options.onReview),
           threads: this.notifier,
         },
       );

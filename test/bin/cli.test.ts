@@ -67,6 +67,9 @@ describe('CLI: agentflow', () => {
     // Four reviewers and the verifier (pr-review has verify: true).
     expect(out.agents).toHaveLength(5);
     expect(out.verification).toMatchObject({ checked: out.findings, dropped: 0 });
+    // The inline review GitHub would get, written beside the comment.
+    expect(out.reviewPath).toMatch(/pr-review\.review\.json$/);
+    expect(out.inlineComments).toBeGreaterThan(0);
     // The fields the README documents (the run summary may carry more, e.g. the review plan's).
     expect(Object.keys(out.agents[0])).toEqual(
       expect.arrayContaining([
