@@ -37,7 +37,9 @@ function fromGitHub(f: GitHubDiffEntry): ChangedFile {
 
 /**
  * Changed files of a change from the GitHub REST API: a pull request's files
- * (`GET /repos/{o}/{r}/pulls/{n}/files`), or, for a change without a pull request (`number: 0`),
+ * (`GET /repos/{o}/{r}/pulls/{n}/files`; when the pull request's head has moved past the reviewed
+ * `headSha`, the compare of the reviewed SHAs instead, so lines and inline comments belong to the
+ * reviewed commit), or, for a change without a pull request (`number: 0`),
  * the files of the compare `GET /repos/{o}/{r}/compare/{base}...{head}` (three dots: from the
  * merge base, as a pull request shows them).
  */
@@ -53,6 +55,10 @@ export class GitHubChangeSource implements ChangeSource {
       pull_number: change.number,
       per_page: 100,
     });
+    // The files list is the pull request's current diff: when a push moved its head past the
+    // reviewed commit, the compare of the reviewed SHAs is the diff that commit's lines belong to.
+    const { data: pr } = await this.octokit.rest.pulls.get({ owner, repo, pull_number: change.number });
+    if (pr.head.sha !== change.headSha) return (await this.compareFiles(owner, repo, change.baseSha, change.headSha)).map(fromGitHub);
     return files.map(fromGitHub);
   }
 

@@ -31,13 +31,19 @@ export class GitHubCommentPublisher implements CommentPublisher {
   /**
    * `POST /repos/{owner}/{repo}/pulls/{pull_number}/reviews` with `event: COMMENT`, `commit_id` the
    * head SHA and one comment per finding (`line`, `side: RIGHT`, `start_line`/`start_side` for a
-   * range). GitHub refuses the whole review (422 "Line could not be resolved") when one comment's
-   * line is not in the diff (a push moved it, say): the review is then posted without inline
-   * comments, its body saying so. Source: https://docs.github.com/en/rest/pulls/reviews#create-a-review-for-a-pull-request (2026-11).
+   * range). A review of this workflow at this commit that is already there (its body starts with
+   * `marker`: a retried Publish) is not posted again. GitHub refuses the whole review (422, e.g.
+   * "Line could not be resolved") when it cannot place one comment: the review is then posted
+   * without inline comments, its body quoting GitHub's message. Other errors are thrown.
+   * Source: https://docs.github.com/en/rest/pulls/reviews#create-a-review-for-a-pull-request (2026-11).
    */
   async postReview(change: Change, marker: string, review: InlineReview): Promise<{ url: string | null; comments: number }> {
     if (review.comments.length === 0) return { url: null, comments: 0 };
     const { owner, repo } = splitRepository(change.repository);
+    const existing = (
+      await this.octokit.paginate(this.octokit.rest.pulls.listReviews, { owner, repo, pull_number: change.number, per_page: 100 })
+    ).find((r) => r.commit_id === review.commitId && r.body?.startsWith(marker));
+    if (existing) return { url: existing.html_url, comments: review.comments.length };
     const comments = review.comments.map((c) => ({
       path: c.path,
       line: c.line,
@@ -45,24 +51,24 @@ export class GitHubCommentPublisher implements CommentPublisher {
       ...(c.startLine !== undefined ? { start_line: c.startLine, start_side: c.side } : {}),
       body: c.body,
     }));
-    const post = (withComments: boolean) =>
+    const post = (refused?: string) =>
       this.octokit.rest.pulls.createReview({
         owner,
         repo,
         pull_number: change.number,
         commit_id: review.commitId,
         event: 'COMMENT',
-        body: withComments
-          ? `${marker}\n${review.body}`
-          : `${marker}\n${review.body}\n\nThe findings could not be placed on the diff's lines (it changed since the review started); the summary comment lists them.`,
-        ...(withComments ? { comments } : {}),
+        body: refused
+          ? `${marker}\n${review.body}\n\nGitHub did not accept the inline comments (${refused}); the summary comment and the full report list the findings.`
+          : `${marker}\n${review.body}`,
+        ...(refused ? {} : { comments }),
       });
     try {
-      const r = await post(true);
+      const r = await post();
       return { url: r.data.html_url, comments: comments.length };
     } catch (e) {
       if ((e as { status?: number }).status !== 422) throw e;
-      const r = await post(false);
+      const r = await post(`HTTP 422: ${((e as Error).message || 'Unprocessable Entity').slice(0, 200)}`);
       return { url: r.data.html_url, comments: 0 };
     }
   }
@@ -89,9 +95,11 @@ export class FileCommentPublisher implements CommentPublisher {
     return path;
   }
 
-  /** Writes the review GitHub would get to `comments/<owner>/<repo>/<number>/<workflow>.review.json`. */
+  /**
+   * Writes the review GitHub would get to `comments/<owner>/<repo>/<number>/<workflow>.review.json`
+   * (every run, so the file is the latest run's, even without comments).
+   */
   async postReview(change: Change, marker: string, review: InlineReview): Promise<{ url: string | null; comments: number }> {
-    if (review.comments.length === 0) return { url: null, comments: 0 };
     const workflow = /agentflow:([\w.-]+)/.exec(marker)?.[1] ?? 'review';
     const key = `comments/${change.repository}/${change.number}/${workflow}.review.json`;
     await this.artifacts.putJson(key, review);

@@ -247,12 +247,12 @@ export const FindingSchema = z.strictObject({
   message: z.string().min(1),
   suggestion: z.string().default(''),
   /** The last line of a problem that spans lines `line`..`endLine` (new-file numbers). */
-  endLine: z.number().int().positive().optional(),
+  endLine: z.number().int().nonnegative().optional(),
   /**
    * The exact code that replaces lines `line`..`endLine` (or `line`), without numbers or markers:
    * posted as a one-click ```suggestion on the pull request when those lines are in the diff.
    */
-  replacement: z.string().max(4000).optional(),
+  replacement: z.string().optional(),
 });
 export type Finding = z.infer<typeof FindingSchema>;
 
@@ -524,6 +524,8 @@ export const RunRecordSchema = z.object({
   relocated: z.number().optional(),
   /** Findings posted as inline review comments on the diff's lines. */
   inlineComments: z.number().optional(),
+  /** Why the inline review could not be posted (the summary comment was). */
+  reviewError: z.string().optional(),
   /** The verifier pass's counts (see the run summary's `verification`). */
   verification: z
     .object({ checked: z.number(), confirmed: z.number(), dropped: z.number(), downgraded: z.number(), unverified: z.number() })

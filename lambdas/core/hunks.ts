@@ -160,6 +160,22 @@ export function numberLines(patch: string): NumberedLine[] {
   });
 }
 
+/**
+ * The new-file lines of a patch that a reviewer sees (added and context lines), each with the
+ * 1-based index of its hunk: the lines placement keeps findings on, and (for the real patch) the
+ * lines a forge accepts comments on, a multi-line comment staying inside one hunk. `patch` is
+ * normalised (`normalizePatch`), as for {@link numberLines}.
+ */
+export function lineHunks(patch: string): Map<number, number> {
+  const lines = new Map<number, number>();
+  let hunk = 0;
+  for (const l of numberLines(patch)) {
+    if (l.header) hunk++;
+    else if (l.marker === '+' || l.marker === ' ') lines.set(l.newLine, hunk);
+  }
+  return lines;
+}
+
 /** How much of the head file the prompts show around each hunk (the workflow's `context:`). */
 export interface ContextOptions {
   /**

@@ -1,5 +1,5 @@
 import type { ChangedFile } from './contracts.js';
-import { numberLines } from './hunks.js';
+import { lineHunks } from './hunks.js';
 import { normalizePatch } from './tokens.js';
 
 /**
@@ -10,11 +10,7 @@ import { normalizePatch } from './tokens.js';
  */
 export function shownLines(file: Pick<ChangedFile, 'patch' | 'shown'>): Set<number> {
   // The prompts' own numbering (`numberLines`): a finding's line is a number the model was shown.
-  const lines = new Set<number>();
-  for (const l of numberLines(normalizePatch(file.shown ?? file.patch))) {
-    if (l.marker === '+' || l.marker === ' ') lines.add(l.newLine);
-  }
-  return lines;
+  return new Set(lineHunks(normalizePatch(file.shown ?? file.patch)).keys());
 }
 
 /** The result of {@link placeFindings}. */

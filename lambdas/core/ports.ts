@@ -91,7 +91,7 @@ export type ProviderTable = Record<Provider, ModelProvider>;
  * @example
  * ```ts
  * const url = await publisher.upsertComment(change, commentMarker('pr-review'), body);
- * const posted = await publisher.postReview(change, review);
+ * const posted = await publisher.postReview(change, commentMarker('pr-review'), review);
  * ```
  */
 export interface CommentPublisher {
@@ -99,8 +99,8 @@ export interface CommentPublisher {
   upsertComment(change: Change, marker: string, body: string): Promise<string | null>;
   /**
    * Posts one review whose comments sit on the diff's lines (GitHub: a pull request review with
-   * `event: COMMENT`). A forge that refuses a comment's line (HTTP 422) gets the review again without
-   * inline comments: their findings are in the summary comment either way.
+   * `event: COMMENT`), once per workflow and commit. A forge that refuses a comment (HTTP 422) gets
+   * the review again without inline comments: their findings are in the summary comment and report.
    * `marker` (the workflow's, as for the summary) starts the review's body, so a later run finds it.
    * @returns where the review is and how many comments it holds
    */

@@ -161,13 +161,15 @@ export async function redactAnswer(answer: ModelAnswer): Promise<{ answer: Model
     return r.text;
   };
   const findings = await Promise.all(
-    answer.findings.map(async (f) => ({
+    answer.findings.map(async ({ replacement, ...f }) => ({
       ...f,
       file: await clean(f.file),
       message: await clean(f.message),
       category: await clean(f.category),
       suggestion: await clean(f.suggestion),
-      ...(f.replacement !== undefined ? { replacement: await clean(f.replacement) } : {}),
+      // Suggested code with a secret in it is dropped, not redacted: a one-click suggestion would
+      // commit the placeholder into the code.
+      ...(replacement !== undefined && (await redactSecrets(replacement)).count === 0 ? { replacement } : {}),
     })),
   );
   const out: ModelAnswer = {

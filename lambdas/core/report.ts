@@ -37,6 +37,11 @@ export function mergeFindings(perAgent: ReadonlyArray<{ agent: string; findings:
       if (rank(f.severity) < rank(same.severity)) {
         same.severity = f.severity;
         same.message = f.message;
+        // The range and the suggested code go with the message they belong to.
+        if (f.endLine !== undefined) same.endLine = f.endLine;
+        else delete same.endLine;
+        if (f.replacement !== undefined) same.replacement = f.replacement;
+        else delete same.replacement;
       }
       if (f.suggestion.length > same.suggestion.length) same.suggestion = f.suggestion;
     }

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { type ChangedFile, type InlineOptions, SEVERITIES } from './contracts.js';
-import { numberLines } from './hunks.js';
+import { lineHunks } from './hunks.js';
 import { commentText, FIELD_CAPS, ICON, type ReportFinding } from './report.js';
 import { fenceFor, normalizePatch } from './tokens.js';
 import { findingKey } from './verify.js';
@@ -36,16 +36,11 @@ export const InlineReviewSchema = z.strictObject({
 export type InlineReview = z.infer<typeof InlineReviewSchema>;
 
 /** The new-file lines a forge accepts comments on (added and context lines of the real patch), with the hunk of each. */
-function commentableLines(file: Pick<ChangedFile, 'patch' | 'binary'>): Map<number, number> {
-  const lines = new Map<number, number>();
-  if (file.binary) return lines;
-  let hunk = 0;
-  for (const l of numberLines(normalizePatch(file.patch))) {
-    if (l.header) hunk++;
-    else if (l.marker === '+' || l.marker === ' ') lines.set(l.newLine, hunk);
-  }
-  return lines;
-}
+const commentableLines = (file: Pick<ChangedFile, 'patch' | 'binary'>): Map<number, number> =>
+  file.binary ? new Map() : lineHunks(normalizePatch(file.patch));
+
+/** Longest `replacement` posted as a suggestion (characters); a longer one is left to the message. */
+export const MAX_SUGGESTION_CHARS = 4000;
 
 /**
  * The body of one inline comment: a hidden marker with the finding's key, the severity, category
@@ -59,10 +54,11 @@ export function inlineCommentBody(f: ReportFinding, suggest: boolean): string {
     `**${ICON[f.severity]} ${f.severity} · ${commentText(f.category, FIELD_CAPS.category)}** — ${commentText(f.message)}`,
   ];
   if (f.suggestion) out.push('', `**Fix:** ${commentText(f.suggestion, FIELD_CAPS.suggestion)}`);
-  if (suggest && f.replacement !== undefined) {
+  if (suggest && f.replacement !== undefined && f.replacement.length <= MAX_SUGGESTION_CHARS) {
     const code = f.replacement.replace(/\r\n?/g, '\n').replace(/\n$/, '');
     const fence = fenceFor(code);
-    out.push('', `${fence}suggestion`, code, fence);
+    // An empty replacement deletes the lines: an empty block (a blank line in it would insert one).
+    out.push('', `${fence}suggestion`, ...(code === '' ? [] : [code]), fence);
   }
   out.push('', `<sub>AgentFlow · ${commentText(f.agents.join(', '), FIELD_CAPS.category)}</sub>`);
   return out.join('\n');
@@ -104,15 +100,14 @@ export function buildInlineReview(
     const commentable = linesOf(file);
     const hunk = commentable.get(f.line);
     if (hunk === undefined) continue;
-    let range = false;
-    if (f.endLine !== undefined && f.endLine > f.line) {
-      range = true;
-      for (let n = f.line + 1; n <= f.endLine; n++) if (commentable.get(n) !== hunk) range = false;
-    }
-    const single = f.endLine === undefined || f.endLine === f.line;
+    // `endLine` 0 or not after `line` means one line.
+    const end = f.endLine !== undefined && f.endLine > f.line ? f.endLine : undefined;
+    let range = end !== undefined;
+    for (let n = f.line + 1; end !== undefined && n <= end; n++) if (commentable.get(n) !== hunk) range = false;
+    const single = end === undefined;
     comments.push({
       path: f.file,
-      ...(range ? { startLine: f.line, line: f.endLine as number } : { line: f.line }),
+      ...(range && end !== undefined ? { startLine: f.line, line: end } : { line: f.line }),
       side: 'RIGHT',
       body: inlineCommentBody(f, range || single),
       key: findingKey(f),
@@ -121,7 +116,7 @@ export function buildInlineReview(
   const rest = findings.length - comments.length;
   return {
     commitId,
-    body: `**AgentFlow · ${commentText(workflowName, FIELD_CAPS.category)}**: ${comments.length} finding${comments.length === 1 ? '' : 's'} on the changed lines${rest > 0 ? `; ${rest} more in the summary comment` : ''}.`,
+    body: `**AgentFlow · ${commentText(workflowName, FIELD_CAPS.category)}**: ${comments.length} finding${comments.length === 1 ? '' : 's'} on the changed lines${rest > 0 ? `; ${rest} more in the summary comment and the full report` : ''}.`,
     comments,
     summaryOnly: rest,
   };

@@ -72,13 +72,19 @@ export async function publish(raw: unknown, deps: PublishDeps): Promise<PublishO
       // A change without a pull request (a manual run on two refs, number 0) has no comment thread:
       // its results are the run record and the report.
       let inline = 0;
+      let reviewError: string | undefined;
       if (input.outputs.githubReview && input.change.number > 0) {
         const body = await deps.artifacts.getText(input.report.commentRef);
         commentUrl = await deps.comments.upsertComment(input.change, commentMarker(input.workflow), body);
-        // The findings on the diff's lines as one review (the summary comment lists them all).
+        // The findings on the diff's lines as one review (the summary comment lists them all). A
+        // review the forge refuses does not undo the run: it is recorded, the summary stands.
         if (input.report.reviewRef) {
           const review = InlineReviewSchema.parse(await deps.artifacts.getJson(input.report.reviewRef));
-          inline = (await deps.comments.postReview(input.change, commentMarker(input.workflow), review)).comments;
+          try {
+            inline = (await deps.comments.postReview(input.change, commentMarker(input.workflow), review)).comments;
+          } catch (e) {
+            reviewError = `${(e as Error).name}: ${(e as Error).message}`.slice(0, 300);
+          }
         }
       }
       // The outcome and the cost are always recorded (they are what `agentflow runs` and the
@@ -94,6 +100,7 @@ export async function publish(raw: unknown, deps: PublishDeps): Promise<PublishO
         reportRef: input.report.reportRef,
         relocated: summary.relocated,
         inlineComments: inline,
+        ...(reviewError ? { reviewError } : {}),
         ...(summary.verification
           ? {
               verification: {

@@ -441,11 +441,6 @@ export function bedrockAnswerMode(
 }
 
 /**
- * The text the offline model sends for `mode` and `fault` (before the answer limit) and whether an
- * injected fault already cut it; `error` when its own answer does not match `schema` (a bug of the
- * offline rules, answered as HTTP 500).
- */
-/**
  * `value` with every property a schema requires but `value` lacks set to `null`, recursively (a
  * model under strict structured output writes `null` for an optional field it does not fill).
  */
@@ -470,6 +465,11 @@ function branchOf(schema: JsonSchema): JsonSchema {
   return any?.find((s) => s.type !== 'null') ?? schema;
 }
 
+/**
+ * The text the offline model sends for `mode` and `fault` (before the answer limit) and whether an
+ * injected fault already cut it; `error` when its own answer does not match `schema` (a bug of the
+ * offline rules, answered as HTTP 500).
+ */
 function faultedAnswer(
   system: string,
   messages: Array<{ role: string; content: string }>,

@@ -226,6 +226,8 @@ export interface GitHubComment {
  */
 export class GitHubStandIn extends LocalHttpServer {
   readonly comments: GitHubComment[] = [];
+  /** Pull request reviews posted (`POST …/pulls/{n}/reviews`). */
+  readonly reviews: Array<{ pull: number; event: string; body: string; comments: unknown[] }> = [];
   readonly requests: string[] = [];
   readonly violations: string[] = [];
   /** Team memberships: `org/team` → logins. */
@@ -391,6 +393,19 @@ export class GitHubStandIn extends LocalHttpServer {
         this.comments.push(c);
         return sendJson(res, 201, c);
       }
+    }
+    m = route('POST', new RegExp(`^${repoPrefix}/pulls/(\\d+)/reviews$`));
+    if (m) {
+      const review = JSON.parse(req.body.toString('utf8')) as { body?: string; event?: string; comments?: unknown[] };
+      const id = this.nextId++;
+      this.reviews.push({ pull: Number(m[1]), event: review.event ?? '', body: review.body ?? '', comments: review.comments ?? [] });
+      return sendJson(res, 200, {
+        id,
+        state: review.event === 'COMMENT' ? 'COMMENTED' : 'PENDING',
+        body: review.body ?? '',
+        html_url: `https://github.com/${this.options.repository}/pull/${m[1]}#pullrequestreview-${id}`,
+        user: { login: 'agentflow[bot]' },
+      });
     }
     m = route('PATCH', new RegExp(`^${repoPrefix}/issues/comments/(\\d+)$`));
     if (m) {

@@ -72,8 +72,8 @@ describe('Function: commentableLines', () => {
     const lines = commentableLines(PATCH);
 
     // Assess
-    expect([...lines.RIGHT]).toEqual([10, 11, 12, 13]);
-    expect([...lines.LEFT]).toEqual([10, 11, 12]);
+    expect([...lines.RIGHT.keys()]).toEqual([10, 11, 12, 13]);
+    expect([...lines.LEFT.keys()]).toEqual([10, 11, 12]);
   });
 });
 

@@ -213,21 +213,29 @@ export interface SeededComparison {
 type Json = Record<string, unknown>;
 type Handler = (req: GitHubRequest, repo: string) => GitHubAnswer;
 
-/** Lines a review comment may be placed on, per side, from a unified-diff patch (RIGHT: added and context; LEFT: removed and context). */
-export function commentableLines(patch: string): { LEFT: Set<number>; RIGHT: Set<number> } {
-  const sides = { LEFT: new Set<number>(), RIGHT: new Set<number>() };
+/**
+ * Lines a review comment may be placed on, per side, from a unified-diff patch (RIGHT: added and
+ * context; LEFT: removed and context), each with the index of its hunk (a multi-line comment must
+ * stay in one). A patch's trailing line break is not a line.
+ */
+export function commentableLines(patch: string): { LEFT: Map<number, number>; RIGHT: Map<number, number> } {
+  const sides = { LEFT: new Map<number, number>(), RIGHT: new Map<number, number>() };
   let left = 0;
   let right = 0;
-  for (const line of patch.split('\n')) {
-    const hunk = /^@@ -(\d+)(?:,\d+)? \+(\d+)(?:,\d+)? @@/.exec(line);
-    if (hunk) {
-      left = Number(hunk[1]);
-      right = Number(hunk[2]);
-    } else if (line.startsWith('+')) sides.RIGHT.add(right++);
-    else if (line.startsWith('-')) sides.LEFT.add(left++);
+  let hunk = 0;
+  const lines = patch.split('\n');
+  if (lines.at(-1) === '') lines.pop();
+  for (const line of lines) {
+    const h = /^@@ -(\d+)(?:,\d+)? \+(\d+)(?:,\d+)? @@/.exec(line);
+    if (h) {
+      left = Number(h[1]);
+      right = Number(h[2]);
+      hunk++;
+    } else if (line.startsWith('+')) sides.RIGHT.set(right++, hunk);
+    else if (line.startsWith('-')) sides.LEFT.set(left++, hunk);
     else if (line.startsWith(' ') || line === '') {
-      sides.LEFT.add(left++);
-      sides.RIGHT.add(right++);
+      sides.LEFT.set(left++, hunk);
+      sides.RIGHT.set(right++, hunk);
     }
   }
   return sides;
@@ -654,6 +662,9 @@ export class GitHubStandIn {
       }[];
     };
     const comments = body.comments ?? [];
+    // A review is of a commit of the pull request: its lines are resolved against that commit.
+    if (body.commit_id !== undefined && body.commit_id !== pr.headSha)
+      return unprocessable(`No commit found for SHA: ${body.commit_id}`, docs);
     if ((body.event === 'REQUEST_CHANGES' || body.event === 'COMMENT') && !body.body && comments.length === 0)
       return unprocessable('Review body is required when event is COMMENT or REQUEST_CHANGES', docs);
     for (const c of comments) {
@@ -664,12 +675,18 @@ export class GitHubStandIn {
         if (c.position === undefined) return unprocessable('Line could not be resolved', docs);
         continue;
       }
-      const side = c.side === 'LEFT' ? 'LEFT' : 'RIGHT';
+      // GitHub takes exactly LEFT or RIGHT (the OpenAPI description types `side` as any string).
+      if (c.side !== undefined && c.side !== 'LEFT' && c.side !== 'RIGHT') return unprocessable('Side must be LEFT or RIGHT', docs);
+      if (c.start_side !== undefined && c.start_side !== 'LEFT' && c.start_side !== 'RIGHT')
+        return unprocessable('Start side must be LEFT or RIGHT', docs);
+      const side = c.side ?? 'RIGHT';
       if (!lines[side].has(c.line)) return unprocessable('Line could not be resolved', docs);
       if (c.start_line !== undefined) {
-        const startSide = c.start_side === 'LEFT' ? 'LEFT' : c.start_side === 'RIGHT' ? 'RIGHT' : side;
+        const startSide = c.start_side ?? side;
         if (!lines[startSide].has(c.start_line)) return unprocessable('Start line could not be resolved', docs);
         if (startSide === side && c.start_line >= c.line) return unprocessable('start_line must precede line', docs);
+        if (lines[startSide].get(c.start_line) !== lines[side].get(c.line))
+          return unprocessable('start_line must be part of the same hunk as the line.', docs);
       }
     }
     const id = this.id();

@@ -95,16 +95,38 @@ describe('Class: GitHubCommentPublisher', () => {
     expect(comments[1]?.body).toContain('```suggestion\nlet u = "https://x"\nlet b = 2\n```');
   });
 
-  it('posts the review without inline comments when GitHub cannot resolve a line (422), saying the summary lists them', async () => {
-    // Built against a diff that has since moved: line 9 is not in the pull request's diff any more.
-    const moved = { ...file, patch: ['@@ -8,1 +8,2 @@', ' x', '+y'].join('\n') };
-    const review = buildInlineReview([finding({ line: 9 })], [moved], inline, change.headSha, 'PR review');
+  it('posts the review without inline comments when GitHub refuses one (422), quoting GitHub, and nothing is lost', async () => {
+    // GitHub refuses the first attempt as it does for a line it cannot resolve.
+    let refused = false;
+    github.respond('pulls/create-review', (req) =>
+      !refused && (req.body as { comments?: unknown[] }).comments
+        ? ((refused = true), { status: 422, body: { message: 'Unprocessable Entity', errors: ['Line could not be resolved'] } })
+        : undefined,
+    );
+    const review = buildInlineReview([finding()], [file], inline, change.headSha, 'PR review');
     const posted = await publisher.postReview(change, commentMarker('pr-review'), review);
     expect(posted.comments).toBe(0);
     const reviews = github.reviews('acme/app', 7) as Array<{ body: string }>;
     expect(reviews).toHaveLength(1);
-    expect(reviews[0]?.body).toContain('the summary comment lists them');
+    expect(reviews[0]?.body).toMatch(
+      /GitHub did not accept the inline comments \(HTTP 422: .*\); the summary comment and the full report list the findings\.$/,
+    );
     expect(github.reviewCommentsOf('acme/app', 7)).toEqual([]);
+  });
+
+  it('does not post a review again for the same workflow and commit (a retried Publish)', async () => {
+    const review = buildInlineReview([finding()], [file], inline, change.headSha, 'PR review');
+    const first = await publisher.postReview(change, commentMarker('pr-review'), review);
+    const again = await publisher.postReview(change, commentMarker('pr-review'), review);
+    expect(again.url).toBe(first.url);
+    expect(github.reviews('acme/app', 7)).toHaveLength(1);
+    expect(github.reviewCommentsOf('acme/app', 7)).toHaveLength(1);
+  });
+
+  it('throws what is not a 422 (a token without pull request write: 403)', async () => {
+    github.respond('pulls/create-review', () => ({ status: 403, body: { message: 'Resource not accessible by integration' } }));
+    const review = buildInlineReview([finding()], [file], inline, change.headSha, 'PR review');
+    await expect(publisher.postReview(change, commentMarker('pr-review'), review)).rejects.toMatchObject({ status: 403 });
   });
 
   it('posts nothing when no finding is on a diff line', async () => {

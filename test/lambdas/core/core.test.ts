@@ -138,6 +138,18 @@ describe('Function: mergeFindings', () => {
     expect(merged).toHaveLength(2);
     expect(merged[0]).toMatchObject({ severity: 'critical', agents: ['code-review', 'security'], suggestion: 'rotate it' });
   });
+
+  it('keeps the suggested code and range with the message they belong to', () => {
+    const f = { file: 'a.swift', line: 2, category: 'security', suggestion: '' };
+    const merged = mergeFindings([
+      { agent: 'a1', findings: [{ ...f, severity: 'low', message: 'Use https.', endLine: 3, replacement: 'let u = "https://x"' }] },
+      { agent: 'a2', findings: [{ ...f, severity: 'critical', message: 'SQL injection here.' }] },
+    ]);
+    expect(merged).toHaveLength(1);
+    expect(merged[0]).toMatchObject({ severity: 'critical', message: 'SQL injection here.' });
+    expect(merged[0]?.replacement).toBeUndefined();
+    expect(merged[0]?.endLine).toBeUndefined();
+  });
 });
 
 describe('Function: renderComment', () => {

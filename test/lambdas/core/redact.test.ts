@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { kindOf, redactSecrets } from '../../../lambdas/core/redact.js';
+import { kindOf, redactAnswer, redactSecrets } from '../../../lambdas/core/redact.js';
 import { isSecretValue, shannonEntropy } from '../../../lambdas/core/secrets/allow.js';
 import { secretsCorpus } from '../../fixtures/secrets/corpus.js';
 
@@ -150,6 +150,24 @@ describe('Function: redactSecrets', () => {
 
   it('returns empty text unchanged', async () => {
     expect(await redactSecrets('')).toEqual({ text: '', count: 0, secrets: [] });
+  });
+});
+
+describe('Function: redactAnswer', () => {
+  it('redacts the model’s message and drops suggested code that holds a secret (a suggestion would commit the placeholder)', async () => {
+    const key = 'AKIAIOSFODNN7EXAMPLE';
+    const f = { file: 'a.swift', line: 1, severity: 'high' as const, category: 'security', suggestion: '' };
+    const { answer, count } = await redactAnswer({
+      summary: '',
+      findings: [
+        { ...f, message: `Key ${key} in code.`, replacement: `let key = "${key}"` },
+        { ...f, line: 2, message: 'Cleartext URL.', replacement: 'let u = "https://x"' },
+      ],
+    });
+    expect(answer.findings[0]?.message).toBe('Key [REDACTED:aws-access-key] in code.');
+    expect(answer.findings[0]?.replacement).toBeUndefined();
+    expect(answer.findings[1]?.replacement).toBe('let u = "https://x"');
+    expect(count).toBe(1);
   });
 });
 
