@@ -209,6 +209,11 @@ describe('As deployed: the synthesized AgentFlow-dev stack, end to end on this m
     expect(done.status).toBe('SUCCEEDED');
     const comment = h.github.comments.find((c) => c.issue === PR_NUMBER && c.body.includes('pr-review'));
     expect(comment?.body).toContain('| Severity | Location | Category | Finding | Agents |');
+    // The findings on the diff's lines went to GitHub as one review at the reviewed commit.
+    const reviews = h.github.reviews.filter((r) => r.pull === PR_NUMBER);
+    expect(reviews).toHaveLength(1);
+    expect(reviews[0]).toMatchObject({ event: 'COMMENT', commitId: h.repo.head });
+    expect(reviews[0]?.comments.length).toBeGreaterThan(0);
     // The review read the real diff through the GitHub API: its findings point into the changed files.
     expect(h.github.requests).toContain(`GET /repos/${REPOSITORY}/pulls/${PR_NUMBER}/files?per_page=100`);
     const changed = execFileSync('git', ['-C', h.repo.path, 'diff', '--name-only', h.repo.base, h.repo.head], { encoding: 'utf8' })

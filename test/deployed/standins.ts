@@ -227,7 +227,7 @@ export interface GitHubComment {
 export class GitHubStandIn extends LocalHttpServer {
   readonly comments: GitHubComment[] = [];
   /** Pull request reviews posted (`POST …/pulls/{n}/reviews`). */
-  readonly reviews: Array<{ pull: number; event: string; body: string; comments: unknown[] }> = [];
+  readonly reviews: Array<{ pull: number; event: string; body: string; commitId: string; comments: unknown[] }> = [];
   readonly requests: string[] = [];
   readonly violations: string[] = [];
   /** Team memberships: `org/team` → logins. */
@@ -394,11 +394,33 @@ export class GitHubStandIn extends LocalHttpServer {
         return sendJson(res, 201, c);
       }
     }
+    m = route('GET', new RegExp(`^${repoPrefix}/pulls/(\\d+)/reviews$`));
+    if (m) {
+      const pull = Number(m[1]);
+      return this.page(
+        req,
+        res,
+        this.reviews
+          .filter((r) => r.pull === pull)
+          .map((r, i) => ({
+            id: i + 1,
+            body: r.body,
+            commit_id: r.commitId,
+            html_url: `https://github.com/${this.options.repository}/pull/${pull}#pullrequestreview-${i + 1}`,
+          })),
+      );
+    }
     m = route('POST', new RegExp(`^${repoPrefix}/pulls/(\\d+)/reviews$`));
     if (m) {
-      const review = JSON.parse(req.body.toString('utf8')) as { body?: string; event?: string; comments?: unknown[] };
+      const review = JSON.parse(req.body.toString('utf8')) as { body?: string; event?: string; commit_id?: string; comments?: unknown[] };
       const id = this.nextId++;
-      this.reviews.push({ pull: Number(m[1]), event: review.event ?? '', body: review.body ?? '', comments: review.comments ?? [] });
+      this.reviews.push({
+        pull: Number(m[1]),
+        event: review.event ?? '',
+        body: review.body ?? '',
+        commitId: review.commit_id ?? this.repo.head,
+        comments: review.comments ?? [],
+      });
       return sendJson(res, 200, {
         id,
         state: review.event === 'COMMENT' ? 'COMMENTED' : 'PENDING',
