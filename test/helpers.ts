@@ -5,6 +5,7 @@ import { createDynamoGateway } from '../lambdas/adapters/gateway-store.js';
 import { MemoryGatewayMetrics } from '../lambdas/adapters/metrics.js';
 import type { Change, ExecutionInput } from '../lambdas/core/contracts.js';
 import { GatewayConfigSchema } from '../lambdas/core/gateway-config.js';
+import type { ReportFinding } from '../lambdas/core/report.js';
 import { createExampleRepo, type ExampleRepo } from '../lib/local/example-repo.js';
 
 export { examplePullRequestPayload } from '../lib/local/example-repo.js';
@@ -124,3 +125,15 @@ export const loadTestWorkflow = (text: string) => loadWorkflow('workflows/test.y
 
 /** The diagnostics of {@link loadTestWorkflow} as `file:line:col: message` lines. */
 export const workflowErrors = (text: string) => loadTestWorkflow(text).diagnostics.map(formatDiagnostic);
+
+/** A merged finding for tests: code-review's force unwrap at `App/Pay.swift:11` unless `over` says otherwise. */
+export const exampleFinding = (over: Partial<ReportFinding> = {}): ReportFinding => ({
+  file: 'App/Pay.swift',
+  line: 11,
+  severity: 'high',
+  category: 'correctness',
+  message: 'Force unwrap crashes when value is nil.',
+  suggestion: 'Use guard let.',
+  agents: ['code-review'],
+  ...over,
+});

@@ -56,6 +56,10 @@ const untyped = (route: string, params: Record<string, unknown> = {}) =>
   (octokit.request as unknown as (r: string, p: Record<string, unknown>) => Promise<unknown>)(route, params);
 
 /** The status of a rejected Octokit call, and its GitHub error body. */
+/** A COMMENT review with `comments` on pull request `n`. */
+const commentReview = (n: number, comments: Array<{ path: string; line: number; side?: 'LEFT' | 'RIGHT'; body: string }>) =>
+  octokit.rest.pulls.createReview({ owner: OWNER, repo: REPO, pull_number: n, event: 'COMMENT', body: 'x', comments });
+
 async function failure(call: Promise<unknown>): Promise<{ status: number; data: unknown }> {
   try {
     await call;
@@ -371,17 +375,10 @@ describe('Class: GitHubStandIn', () => {
 
       // Act
       const r = await failure(
-        octokit.rest.pulls.createReview({
-          owner: OWNER,
-          repo: REPO,
-          pull_number: n,
-          event: 'COMMENT',
-          body: 'x',
-          comments: [
-            { path: 'Sources/App.swift', line: 12, body: 'on the diff' },
-            { path: 'Sources/App.swift', line: 40, body: 'off the diff' },
-          ],
-        }),
+        commentReview(n, [
+          { path: 'Sources/App.swift', line: 12, body: 'on the diff' },
+          { path: 'Sources/App.swift', line: 40, body: 'off the diff' },
+        ]),
       );
 
       // Assess
@@ -392,21 +389,12 @@ describe('Class: GitHubStandIn', () => {
       expect(github.violations).toEqual([]);
     });
 
-    it('answers 422 for a LEFT comment on an added line', async () => {
+    it('answers 422 for a LEFT comment on a line the old file’s hunk does not have (new line 13 exists)', async () => {
       // Prepare
       const n = seedPullRequest();
 
       // Act: new line 13 exists, old line 13 is not in the hunk.
-      const r = await failure(
-        octokit.rest.pulls.createReview({
-          owner: OWNER,
-          repo: REPO,
-          pull_number: n,
-          event: 'COMMENT',
-          body: 'x',
-          comments: [{ path: 'Sources/App.swift', line: 13, side: 'LEFT', body: 'x' }],
-        }),
-      );
+      const r = await failure(commentReview(n, [{ path: 'Sources/App.swift', line: 13, side: 'LEFT', body: 'x' }]));
 
       // Assess
       expect(r.status).toBe(422);

@@ -4,7 +4,7 @@ import { GitHubCommentPublisher } from '../../../lambdas/adapters/comments.js';
 import type { ReportFinding } from '../../../lambdas/core/report.js';
 import { commentMarker } from '../../../lambdas/core/report.js';
 import { buildInlineReview } from '../../../lambdas/core/review.js';
-import { exampleChange } from '../../helpers.js';
+import { exampleChange, exampleFinding } from '../../helpers.js';
 import { GitHubStandIn } from '../../standins/github.js';
 
 /**
@@ -18,16 +18,7 @@ const PATCH = ['@@ -1,3 +1,5 @@', ' import UIKit', '-let a = 0', '+let a = value
 );
 const change = exampleChange({ repository: 'acme/app', number: 7, headSha: 'h'.repeat(40), baseSha: 'b'.repeat(40) });
 const file = { path: 'App/Pay.swift', status: 'modified' as const, additions: 2, deletions: 1, binary: false, patch: PATCH };
-const finding = (over: Partial<ReportFinding> = {}): ReportFinding => ({
-  file: 'App/Pay.swift',
-  line: 2,
-  severity: 'high',
-  category: 'correctness',
-  message: 'Force unwrap crashes when value is nil.',
-  suggestion: 'Use guard let.',
-  agents: ['code-review'],
-  ...over,
-});
+const finding = (over: Partial<ReportFinding> = {}) => exampleFinding({ line: 2, ...over });
 const inline = { maxComments: 20, minSeverity: 'low' as const };
 
 let github: GitHubStandIn;
@@ -98,11 +89,11 @@ describe('Class: GitHubCommentPublisher', () => {
   it('posts the review without inline comments when GitHub refuses one (422), quoting GitHub, and nothing is lost', async () => {
     // GitHub refuses the first attempt as it does for a line it cannot resolve.
     let refused = false;
-    github.respond('pulls/create-review', (req) =>
-      !refused && (req.body as { comments?: unknown[] }).comments
-        ? ((refused = true), { status: 422, body: { message: 'Unprocessable Entity', errors: ['Line could not be resolved'] } })
-        : undefined,
-    );
+    github.respond('pulls/create-review', (req) => {
+      if (refused || !(req.body as { comments?: unknown[] }).comments) return undefined;
+      refused = true;
+      return { status: 422, body: { message: 'Unprocessable Entity', errors: ['Line could not be resolved'] } };
+    });
     const review = buildInlineReview([finding()], [file], inline, change.headSha, 'PR review');
     const posted = await publisher.postReview(change, commentMarker('pr-review'), review);
     expect(posted.comments).toBe(0);

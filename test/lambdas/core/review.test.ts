@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { ChangedFile } from '../../../lambdas/core/contracts.js';
-import type { ReportFinding } from '../../../lambdas/core/report.js';
 import { buildInlineReview, inlineCommentBody } from '../../../lambdas/core/review.js';
 import { findingKey } from '../../../lambdas/core/verify.js';
+import { exampleFinding } from '../../helpers.js';
 
 const file: ChangedFile = {
   path: 'App/Pay.swift',
@@ -24,16 +24,7 @@ const file: ChangedFile = {
   shown: ['@@ -2,1 +2,1 @@', ' import UIKit'].join('\n'),
 };
 
-const finding = (over: Partial<ReportFinding> = {}): ReportFinding => ({
-  file: 'App/Pay.swift',
-  line: 11,
-  severity: 'high',
-  category: 'correctness',
-  message: 'Force unwrap crashes when value is nil.',
-  suggestion: 'Use guard let.',
-  agents: ['code-review'],
-  ...over,
-});
+const finding = exampleFinding;
 
 const options = { maxComments: 20, minSeverity: 'low' as const };
 

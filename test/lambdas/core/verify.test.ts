@@ -13,6 +13,7 @@ import {
   verifyMessage,
 } from '../../../lambdas/core/verify.js';
 import { findingsFromVerifyPrompt, offlineVerdicts } from '../../../lib/local/offline-verifier.js';
+import { exampleFinding } from '../../helpers.js';
 
 const file: ChangedFile = {
   path: 'App/Pay.swift',
@@ -23,16 +24,7 @@ const file: ChangedFile = {
   patch: ['@@ -10,4 +10,5 @@ func pay()', ' let a = 1', '-let b = old', '+let b = value!', '+print(b)', ' return', ' }'].join('\n'),
 };
 
-const finding = (over: Partial<ReportFinding> = {}): ReportFinding => ({
-  file: 'App/Pay.swift',
-  line: 11,
-  severity: 'high',
-  category: 'correctness',
-  message: 'Force unwrap crashes when value is nil.',
-  suggestion: 'Use guard let.',
-  agents: ['code-review'],
-  ...over,
-});
+const finding = exampleFinding;
 
 describe('Function: findingKey', () => {
   it('is the same for the same place, category and message in another case or punctuation', () => {
