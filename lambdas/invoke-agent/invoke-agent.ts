@@ -143,6 +143,12 @@ async function previousFindings(
 /**
  * InvokeAgent: reviews the run's context with one agent, following the review plan.
  *
+ * Each kind of agent output is one entry of an exhaustive table (system prompt, answer format sent
+ * as structured output, parser, what a cut-off answer keeps): `findings` and `document` agents
+ * review chunks of the diff; the verifier (`verdicts`, the workflow's `verify:`) checks the earlier
+ * phases' findings in batches with the code they cite, writes its verdicts by finding key
+ * (`runs/<run>/verdicts/…`, applied by Aggregate), and is bound by the run budget rather than a share.
+ *
  * The plan (made by LoadContext) names the files the agent reviews, in review order, and how
  * they are chunked; the agent's share of the run budget is fixed before it starts (`shareMicro`:
  * shares of all agents add up to at most the run limit), less what earlier invocations of the same
