@@ -1,4 +1,5 @@
 import type { Octokit } from '@octokit/rest';
+import { ANNOTATIONS_PER_REQUEST, type CheckResult } from '../core/checks.js';
 import type { Change } from '../core/contracts.js';
 import type { ArtifactStore, CommentPublisher } from '../core/ports.js';
 import type { InlineReview } from '../core/review.js';
@@ -72,6 +73,59 @@ export class GitHubCommentPublisher implements CommentPublisher {
       return { url: r.data.html_url, comments: 0 };
     }
   }
+
+  /**
+   * `POST /repos/{owner}/{repo}/check-runs` (`status: in_progress`, `head_sha`). Needs a GitHub
+   * App installation token with `checks: write` (a personal token gets 403).
+   * Source: https://docs.github.com/en/rest/checks/runs#create-a-check-run (2026-11).
+   */
+  async startCheck(change: Change, name: string): Promise<void> {
+    const { owner, repo } = splitRepository(change.repository);
+    await this.octokit.rest.checks.create({ owner, repo, name, head_sha: change.headSha, status: 'in_progress' });
+  }
+
+  /**
+   * Updates the check run `name` that is not completed on the head commit (`PATCH …/check-runs/{id}`),
+   * else creates a completed one; the first request carries the conclusion, output and the first
+   * 50 annotations, further updates 50 more each (GitHub appends them).
+   */
+  async completeCheck(change: Change, name: string, result: CheckResult): Promise<string | null> {
+    const { owner, repo } = splitRepository(change.repository);
+    const { data } = await this.octokit.rest.checks.listForRef({ owner, repo, ref: change.headSha, check_name: name, per_page: 100 });
+    const open = data.check_runs.find((c) => c.status !== 'completed');
+    const batches: CheckResult['annotations'][] = [];
+    for (let i = 0; i < result.annotations.length; i += ANNOTATIONS_PER_REQUEST) {
+      batches.push(result.annotations.slice(i, i + ANNOTATIONS_PER_REQUEST));
+    }
+    const output = (annotations: CheckResult['annotations']) => ({
+      title: result.title,
+      summary: result.summary,
+      ...(annotations.length > 0 ? { annotations } : {}),
+    });
+    const [first = [], ...rest] = batches;
+    const done = open
+      ? await this.octokit.rest.checks.update({
+          owner,
+          repo,
+          check_run_id: open.id,
+          status: 'completed',
+          conclusion: result.conclusion,
+          output: output(first),
+        })
+      : await this.octokit.rest.checks.create({
+          owner,
+          repo,
+          name,
+          head_sha: change.headSha,
+          status: 'completed',
+          conclusion: result.conclusion,
+          output: output(first),
+        });
+    for (const annotations of rest) {
+      await this.octokit.rest.checks.update({ owner, repo, check_run_id: done.data.id, output: output(annotations) });
+    }
+    return done.data.html_url ?? null;
+  }
 }
 
 /**
@@ -106,5 +160,28 @@ export class FileCommentPublisher implements CommentPublisher {
     const path = this.artifacts.pathOf ? this.artifacts.pathOf(key) : key;
     this.onReview?.(path, review.comments.length);
     return { url: path, comments: review.comments.length };
+  }
+
+  /** The check run GitHub would show, in `comments/<owner>/<repo>/<number>/<check name>.check-run.json`. */
+  private checkKey(change: Change, name: string): string {
+    return `comments/${change.repository}/${change.number}/${name.replace(/[^\w.-]+/g, '-')}.check-run.json`;
+  }
+
+  /** Writes the check run `in_progress` for the head commit. */
+  async startCheck(change: Change, name: string): Promise<void> {
+    await this.artifacts.putJson(this.checkKey(change, name), { name, head_sha: change.headSha, status: 'in_progress' });
+  }
+
+  /** Writes the concluded check run (status, conclusion, output with every annotation). */
+  async completeCheck(change: Change, name: string, result: CheckResult): Promise<string | null> {
+    const key = this.checkKey(change, name);
+    await this.artifacts.putJson(key, {
+      name,
+      head_sha: change.headSha,
+      status: 'completed',
+      conclusion: result.conclusion,
+      output: { title: result.title, summary: result.summary, annotations: result.annotations },
+    });
+    return this.artifacts.pathOf ? this.artifacts.pathOf(key) : key;
   }
 }

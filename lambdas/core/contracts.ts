@@ -453,6 +453,21 @@ export interface AggregateOutput {
   summary: RunSummary;
 }
 
+/** The severities from which findings fail a check run (`output.fail_on`), or `none`. */
+export const FAIL_ON = [...SEVERITIES, 'none'] as const;
+/** `output.fail_on` unless the workflow says otherwise. */
+export const DEFAULT_FAIL_ON = 'critical';
+
+/** The workflow's check run on the head commit (present when the workflow posts on the pull request). */
+const CheckSettings = z.strictObject({ failOn: z.enum(FAIL_ON).default(DEFAULT_FAIL_ON) });
+
+const PublishStarted = z.strictObject({
+  kind: z.literal('started'),
+  runId: z.string(),
+  workflow: z.string(),
+  change: ChangeSchema,
+  check: CheckSettings,
+});
 const PublishReport = z.strictObject({
   kind: z.literal('report'),
   runId: z.string(),
@@ -470,6 +485,7 @@ const PublishReport = z.strictObject({
     databaseLog: z.boolean(),
     slack: z.string().optional(),
   }),
+  check: CheckSettings.optional(),
 });
 const PublishSkipped = z.strictObject({
   kind: z.literal('skipped'),
@@ -478,6 +494,7 @@ const PublishSkipped = z.strictObject({
   change: ChangeSchema,
   reason: z.string(),
   stats: ContextStatsSchema.optional(),
+  check: CheckSettings.optional(),
 });
 const PublishFailed = z.strictObject({
   kind: z.literal('failed'),
@@ -486,6 +503,7 @@ const PublishFailed = z.strictObject({
   change: ChangeSchema,
   error: z.object({ Error: z.string(), Cause: z.string().optional() }),
   notify: z.string().optional(),
+  check: CheckSettings.optional(),
 });
 const PublishStopped = z.strictObject({
   kind: z.literal('stopped'),
@@ -496,8 +514,15 @@ const PublishStopped = z.strictObject({
   gates: z.record(z.string(), GateOutcomeSchema).default({}),
   /** The agents' results of the phases before the gate (their spend records give the run's cost). */
   results: z.record(z.string(), z.array(z.looseObject({ name: z.string(), phase: z.string() }))).default({}),
+  check: CheckSettings.optional(),
 });
-export const PublishInputSchema = z.discriminatedUnion('kind', [PublishReport, PublishSkipped, PublishFailed, PublishStopped]);
+export const PublishInputSchema = z.discriminatedUnion('kind', [
+  PublishStarted,
+  PublishReport,
+  PublishSkipped,
+  PublishFailed,
+  PublishStopped,
+]);
 export type PublishInput = z.infer<typeof PublishInputSchema>;
 export interface PublishOutput {
   commentUrl: string | null;
@@ -526,6 +551,9 @@ export const RunRecordSchema = z.object({
   inlineComments: z.number().optional(),
   /** Why the inline review could not be posted (the summary comment was). */
   reviewError: z.string().optional(),
+  /** The check run's conclusion on the head commit, or why it could not be written. */
+  check: z.string().optional(),
+  checkError: z.string().optional(),
   /** The verifier pass's counts (see the run summary's `verification`). */
   verification: z
     .object({ checked: z.number(), confirmed: z.number(), dropped: z.number(), downgraded: z.number(), unverified: z.number() })

@@ -1,4 +1,5 @@
 import type { AnswerFormat } from './answer-format.js';
+import type { CheckResult } from './checks.js';
 import type { Change, ChangedFile, Provider, RunRecord, StructuredOutput } from './contracts.js';
 import type { InlineReview } from './review.js';
 
@@ -105,6 +106,14 @@ export interface CommentPublisher {
    * @returns where the review is and how many comments it holds
    */
   postReview(change: Change, marker: string, review: InlineReview): Promise<{ url: string | null; comments: number }>;
+  /** Starts the check run `name` on the change's head commit (`in_progress`). */
+  startCheck(change: Change, name: string): Promise<void>;
+  /**
+   * Concludes the check run `name` on the change's head commit (the one started, else a new one),
+   * with its annotations sent 50 per request (`ANNOTATIONS_PER_REQUEST`).
+   * @returns where the check run is
+   */
+  completeCheck(change: Change, name: string, result: CheckResult): Promise<string | null>;
 }
 
 /** Run records (DynamoDB `RUN#` items). */

@@ -1,8 +1,9 @@
 import { z } from 'zod';
 import type { ApprovalNotifier, ApprovalStore } from '../core/approvals.js';
+import { checkConclusion, checkName } from '../core/checks.js';
 import { type Change, ExecutionInputSchema, type RunRecord } from '../core/contracts.js';
 import type { CommentPublisher, RunStore, ThreadNotifier } from '../core/ports.js';
-import { commentMarker, endedComment } from '../core/report.js';
+import { commentMarker, commentText, endedComment } from '../core/report.js';
 import { runOutcomeText } from '../core/slack.js';
 
 /** How an execution ended outside its own Catch paths (what EventBridge reports and the machine did not record). */
@@ -49,7 +50,7 @@ export interface ExecutionEndedDeps {
   runs: RunStore;
   approvals: ApprovalStore;
   notifier: ApprovalNotifier;
-  comments?: Pick<CommentPublisher, 'upsertComment'>;
+  comments?: Pick<CommentPublisher, 'upsertComment' | 'completeCheck'>;
   /** Replies in a manual run's Slack thread (`change.thread`). */
   threads?: ThreadNotifier;
 }
@@ -111,6 +112,16 @@ export async function executionEnded(e: EndedExecution, deps: ExecutionEndedDeps
       await deps.threads.reply(e.change.thread, runOutcomeText({ status: 'FAILED', reason })).catch(() => undefined);
     if (deps.comments && e.change && e.change.number > 0) {
       commentUrl = await deps.comments.upsertComment(e.change, commentMarker(e.workflow), endedComment(e.workflow, e.runId, reason));
+      // The check run started with the run must not stay in progress: it ends as the execution did.
+      const outcome = e.status === 'TIMED_OUT' ? 'TIMED_OUT' : e.status === 'ABORTED' ? 'ABORTED' : 'FAILED';
+      await deps.comments
+        .completeCheck(e.change, checkName(e.workflow), {
+          conclusion: checkConclusion(outcome, [], 'none'),
+          title: `The execution ${e.status === 'TIMED_OUT' ? 'timed out' : e.status === 'ABORTED' ? 'was stopped' : 'failed'}`,
+          summary: commentText(reason),
+          annotations: [],
+        })
+        .catch(() => undefined);
     }
   }
   let expired = 0;

@@ -1,10 +1,29 @@
+import { z } from 'zod';
 import { fromMicro } from '../core/budget.js';
-import { type PublishInput, PublishInputSchema, type PublishOutput, parseInput, type RunRecord } from '../core/contracts.js';
+import { type CheckOutcome, checkAnnotations, checkConclusion, checkName } from '../core/checks.js';
+import {
+  FindingSchema,
+  type PublishInput,
+  PublishInputSchema,
+  type PublishOutput,
+  parseInput,
+  type RunRecord,
+  SEVERITIES,
+} from '../core/contracts.js';
 import type { ArtifactStore, CommentPublisher, RunStore, ThreadNotifier } from '../core/ports.js';
-import { commentMarker, errorText } from '../core/report.js';
+import { commentMarker, commentText, errorText, type ReportFinding } from '../core/report.js';
 import { InlineReviewSchema } from '../core/review.js';
 import { runOutcomeText } from '../core/slack.js';
 import { readSpend } from '../core/spend.js';
+
+/** The findings of a run's report (`report.json`), for the check run's conclusion and annotations. */
+async function reportFindings(artifacts: ArtifactStore, reportRef: string): Promise<ReportFinding[]> {
+  const stored = (await artifacts.getJson(reportRef).catch(() => ({}))) as { findings?: unknown };
+  return FindingSchema.extend({ agents: z.array(z.string()).default([]) })
+    .array()
+    .catch([])
+    .parse(stored.findings ?? []);
+}
 
 export interface PublishDeps {
   artifacts: ArtifactStore;
@@ -26,6 +45,12 @@ export interface PublishDeps {
  */
 export async function publish(raw: unknown, deps: PublishDeps): Promise<PublishOutput> {
   const input: PublishInput = parseInput(PublishInputSchema, raw, 'Publish');
+  // The run starts: its check run shows `in_progress` on the head commit. A check the forge refuses
+  // (a token without checks: write) does not stop the review.
+  if (input.kind === 'started') {
+    if (input.change.number > 0) await deps.comments.startCheck(input.change, checkName(input.workflow)).catch(() => undefined);
+    return { commentUrl: null };
+  }
   const now = (deps.now ?? (() => new Date()))().toISOString();
   const previous = await deps.runs.get(input.runId);
   const base: RunRecord = {
@@ -46,23 +71,39 @@ export async function publish(raw: unknown, deps: PublishDeps): Promise<PublishO
     const thread = input.change.thread;
     if (thread && deps.threads) await deps.threads.reply(thread, runOutcomeText(outcome)).catch(() => undefined);
   };
+  // The check run concludes honestly (see `checkConclusion`); a refusal is recorded, never fatal.
+  const conclude = async (outcome: CheckOutcome, findings: readonly ReportFinding[], title: string, text: string) => {
+    if (!input.check || input.change.number <= 0) return {};
+    const conclusion = checkConclusion(outcome, findings, input.check.failOn);
+    const result = { conclusion, title, summary: text, annotations: checkAnnotations(findings) };
+    try {
+      await deps.comments.completeCheck(input.change, checkName(input.workflow), result);
+      return { check: conclusion };
+    } catch (e) {
+      return { checkError: `${(e as Error).name}: ${(e as Error).message}`.slice(0, 300) };
+    }
+  };
   switch (input.kind) {
-    case 'skipped':
-      await deps.runs.put({ ...base, status: 'SKIPPED', reason: input.reason });
+    case 'skipped': {
+      const check = await conclude('SKIPPED', [], 'Skipped', commentText(input.reason));
+      await deps.runs.put({ ...base, status: 'SKIPPED', reason: input.reason, ...check });
       await tell({ status: 'SKIPPED', reason: input.reason });
       return { commentUrl: null };
+    }
     case 'stopped': {
       // What the phases before the gate spent, from their spend records (= the budget ledger).
       const agents = Object.values(input.results).flat();
       const spent = await Promise.all(agents.map((a) => readSpend(deps.artifacts, input.runId, a.phase, a.name)));
       const costUsd = fromMicro(spent.flatMap((r) => r.invocations).reduce((s, i) => s + i.costMicro, 0));
-      await deps.runs.put({ ...base, status: 'STOPPED', reason: input.reason, costUsd });
+      const check = await conclude('STOPPED', [], 'Stopped', commentText(input.reason));
+      await deps.runs.put({ ...base, status: 'STOPPED', reason: input.reason, costUsd, ...check });
       await tell({ status: 'STOPPED', reason: input.reason });
       return { commentUrl: null };
     }
     case 'failed': {
       const error = errorText(input.error) ?? input.error.Error;
-      await deps.runs.put({ ...base, status: 'FAILED', error });
+      const check = await conclude('FAILED', [], 'The review failed', commentText(error));
+      await deps.runs.put({ ...base, status: 'FAILED', error, ...check });
       await tell({ status: 'FAILED', reason: error });
       return { commentUrl: null };
     }
@@ -87,6 +128,19 @@ export async function publish(raw: unknown, deps: PublishDeps): Promise<PublishO
           }
         }
       }
+      const findings = input.check ? await reportFindings(deps.artifacts, input.report.reportRef) : [];
+      const counts = SEVERITIES.filter((s) => (summary.bySeverity[s] ?? 0) > 0)
+        .map((s) => `${summary.bySeverity[s]} ${s}`)
+        .join(', ');
+      const check = await conclude(
+        summary.status,
+        findings,
+        `${summary.status}: ${summary.findings} finding${summary.findings === 1 ? '' : 's'}${counts ? ` (${counts})` : ''}`,
+        [
+          ...(summary.reason ? [commentText(summary.reason)] : []),
+          `Findings at or above **${input.check?.failOn ?? 'critical'}** fail this check (\`output.fail_on\`); the summary comment and the inline review have them all.`,
+        ].join('\n\n'),
+      );
       // The outcome and the cost are always recorded (they are what `agentflow runs` and the
       // status commands show); `database_log` adds the per-agent details.
       await deps.runs.put({
@@ -101,6 +155,7 @@ export async function publish(raw: unknown, deps: PublishDeps): Promise<PublishO
         relocated: summary.relocated,
         inlineComments: inline,
         ...(reviewError ? { reviewError } : {}),
+        ...check,
         ...(summary.verification
           ? {
               verification: {

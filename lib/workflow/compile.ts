@@ -67,6 +67,7 @@ const STATE = {
   checkPullRequest: 'Check pull request',
   recordSkippedPullRequest: 'Record skipped pull request',
   start: 'Start run',
+  startCheck: 'Start check',
   load: 'Load context',
   conditions: 'Check conditions',
   skip: 'Skip: conditions not met',
@@ -125,6 +126,8 @@ export function compileWorkflow(workflow: Workflow): AslDefinition {
   const states: Record<string, AslState> = {};
   const levels = phaseLevels(workflow.phases);
   const firstAfterConditions = levels.length > 0 ? levelStateName(levels, 0) : STATE.aggregate;
+  // The check run (`output.fail_on`) of a workflow that posts on the pull request.
+  const check = workflow.output.githubReview ? { check: { failOn: workflow.output.failOn } } : {};
   const hasConditions = Boolean(workflow.trigger.filesChanged || workflow.trigger.linesChanged || workflow.trigger.testCoverage);
 
   // First, before Start run: Start run's Parameters cannot copy an optional field (a path that is
@@ -137,7 +140,7 @@ export function compileWorkflow(workflow: Workflow): AslDefinition {
   };
   states[STATE.recordSkippedPullRequest] = lambdaTask(
     'publish',
-    { kind: 'skipped', 'runId.$': '$.runId', 'workflow.$': '$.workflow', 'change.$': '$.change', 'reason.$': '$.skip' },
+    { kind: 'skipped', 'runId.$': '$.runId', 'workflow.$': '$.workflow', 'change.$': '$.change', 'reason.$': '$.skip', ...check },
     { ResultPath: null, Catch: runCatch, Next: STATE.skipped },
   );
   states[STATE.skipped] = { Type: 'Succeed', Comment: 'The pull request or the change did not meet the trigger.' };
@@ -151,8 +154,20 @@ export function compileWorkflow(workflow: Workflow): AslDefinition {
       results: {},
       gates: {},
     },
-    Next: STATE.load,
+    Next: workflow.output.githubReview ? STATE.startCheck : STATE.load,
   };
+  if (workflow.output.githubReview) {
+    states[STATE.startCheck] = lambdaTask(
+      'publish',
+      { kind: 'started', 'runId.$': '$.runId', 'workflow.$': '$.workflow', 'change.$': '$.change', ...check },
+      {
+        Comment: 'The check run on the head commit shows in_progress; a check that cannot be started does not stop the review.',
+        ResultPath: null,
+        Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.checkError', Next: STATE.load }],
+        Next: STATE.load,
+      },
+    );
+  }
   states[STATE.load] = lambdaTask(
     'loadContext',
     {
@@ -197,6 +212,7 @@ export function compileWorkflow(workflow: Workflow): AslDefinition {
         'change.$': '$.change',
         'reason.$': '$.skip.reason',
         'stats.$': '$.context.stats',
+        ...check,
       },
       { ResultPath: null, Catch: runCatch, Next: STATE.skipped },
     );
@@ -274,6 +290,7 @@ export function compileWorkflow(workflow: Workflow): AslDefinition {
         databaseLog: workflow.output.databaseLog,
         ...(workflow.output.slack ? { slack: workflow.output.slack } : {}),
       },
+      ...check,
     },
     {
       ResultSelector: { 'commentUrl.$': '$.Payload.commentUrl' },
@@ -308,6 +325,7 @@ export function compileWorkflow(workflow: Workflow): AslDefinition {
         'reason.$': '$.stop.reason',
         'gates.$': '$.gates',
         'results.$': '$.results',
+        ...check,
       },
       { ResultPath: null, Catch: runCatch, Next: STATE.stopped },
     );
@@ -322,6 +340,7 @@ export function compileWorkflow(workflow: Workflow): AslDefinition {
       'change.$': '$.change',
       'error.$': '$.error',
       ...(workflow.notifyOnFailure ? { notify: workflow.notifyOnFailure } : {}),
+      ...check,
     },
     {
       ResultPath: null,

@@ -303,6 +303,7 @@ function normalize(id: string, w: WorkflowSource, catalog: Catalog, src: YamlSou
     create_files?: boolean;
     max_inline_comments?: number;
     inline_min_severity?: Severity;
+    fail_on?: Severity | 'none';
   };
   const slack = typeof o.slack === 'string' ? o.slack : o.slack === true || o.slack_notification ? 'default' : undefined;
 
@@ -334,6 +335,7 @@ function normalize(id: string, w: WorkflowSource, catalog: Catalog, src: YamlSou
         maxComments: o.max_inline_comments ?? DEFAULT_MAX_INLINE_COMMENTS,
         minSeverity: o.inline_min_severity ?? DEFAULT_INLINE_MIN_SEVERITY,
       },
+      failOn: o.fail_on ?? DEFAULT_FAIL_ON,
     },
     ...(notifyOnFailure ? { notifyOnFailure } : {}),
   };
@@ -578,6 +580,8 @@ function resolveAgent(
 export const DEFAULT_MAX_INLINE_COMMENTS = 20;
 /** The least severe finding posted inline unless `output.inline_min_severity` says otherwise. */
 export const DEFAULT_INLINE_MIN_SEVERITY: Severity = 'low';
+/** Findings from this severity fail the check run unless `output.fail_on` says otherwise. Tied to the contracts by a test. */
+export const DEFAULT_FAIL_ON: Severity = 'critical';
 
 /** The phase the verifier runs in; a workflow with `verify` on cannot name a phase so. Tied to lambdas/core/verify.ts by a test. */
 export const VERIFY_PHASE = 'verify';

@@ -161,6 +161,8 @@ export interface Workflow {
     readonly createFiles: boolean;
     /** Inline review comments: at most `maxComments`, none below `minSeverity` (`output.max_inline_comments`, `output.inline_min_severity`). */
     readonly inline: { readonly maxComments: number; readonly minSeverity: Severity };
+    /** Findings at or above this severity fail the check run (`output.fail_on`); `none`: never on findings. */
+    readonly failOn: Severity | 'none';
   };
   /** Channel to notify when the run fails (from the older `fallback: - notify:` rule). */
   readonly notifyOnFailure?: string;

@@ -244,6 +244,10 @@ const Output = z.strictObject({
       'findings posted as inline review comments on the changed lines (the rest are in the summary comment); default 20, 0 for none',
     ),
   inline_min_severity: z.enum(SEVERITIES).optional().describe('the least severe finding posted inline; default low'),
+  fail_on: z
+    .enum([...SEVERITIES, 'none'])
+    .optional()
+    .describe('findings at or above this severity fail the check run on the head commit; default critical, none never fails on findings'),
 });
 
 /**

@@ -214,6 +214,10 @@ describe('As deployed: the synthesized AgentFlow-dev stack, end to end on this m
     expect(reviews).toHaveLength(1);
     expect(reviews[0]).toMatchObject({ event: 'COMMENT', commitId: h.repo.head });
     expect(reviews[0]?.comments.length).toBeGreaterThan(0);
+    // The check run on the head commit concluded: two critical findings fail it (fail_on: critical).
+    expect(h.github.checkRuns.filter((c) => c.head_sha === h.repo.head && c.name === 'AgentFlow · pr-review')).toEqual([
+      expect.objectContaining({ status: 'completed', conclusion: 'failure' }),
+    ]);
     // The review read the real diff through the GitHub API: its findings point into the changed files.
     expect(h.github.requests).toContain(`GET /repos/${REPOSITORY}/pulls/${PR_NUMBER}/files?per_page=100`);
     const changed = execFileSync('git', ['-C', h.repo.path, 'diff', '--name-only', h.repo.base, h.repo.head], { encoding: 'utf8' })

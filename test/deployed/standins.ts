@@ -226,6 +226,8 @@ export interface GitHubComment {
  */
 export class GitHubStandIn extends LocalHttpServer {
   readonly comments: GitHubComment[] = [];
+  /** Check runs (`POST …/check-runs`, `PATCH …/check-runs/{id}`). */
+  readonly checkRuns: Array<{ id: number; name: string; head_sha: string; status: string; conclusion: string | null }> = [];
   /** Pull request reviews posted (`POST …/pulls/{n}/reviews`). */
   readonly reviews: Array<{ pull: number; event: string; body: string; commitId: string; comments: unknown[] }> = [];
   readonly requests: string[] = [];
@@ -340,7 +342,7 @@ export class GitHubStandIn extends LocalHttpServer {
         files: files.slice((page - 1) * perPage, page * perPage),
       });
     }
-    m = route('GET', new RegExp(`^${repoPrefix}/commits/(.+)$`));
+    m = route('GET', new RegExp(`^${repoPrefix}/commits/(?!.*/check-runs$)(.+)$`));
     if (m) {
       try {
         const sha = execFileSync('git', ['-C', this.repo.path, 'rev-parse', '--verify', `${decodeURIComponent(m[1] as string)}^{commit}`], {
@@ -393,6 +395,35 @@ export class GitHubStandIn extends LocalHttpServer {
         this.comments.push(c);
         return sendJson(res, 201, c);
       }
+    }
+    // Check runs: created in progress when a run starts, concluded by Publish.
+    m = route('POST', new RegExp(`^${repoPrefix}/check-runs$`));
+    if (m) {
+      const body = JSON.parse(req.body.toString('utf8')) as { name: string; head_sha: string; status?: string; conclusion?: string };
+      const run = {
+        id: this.nextId++,
+        name: body.name,
+        head_sha: body.head_sha,
+        status: body.status ?? 'queued',
+        conclusion: body.conclusion ?? null,
+      };
+      this.checkRuns.push(run);
+      return sendJson(res, 201, { ...run, html_url: `https://github.com/${this.options.repository}/runs/${run.id}` });
+    }
+    m = route('PATCH', new RegExp(`^${repoPrefix}/check-runs/(\\d+)$`));
+    if (m) {
+      const run = this.checkRuns.find((c) => c.id === Number(m?.[1]));
+      if (!run) return notFound();
+      const body = JSON.parse(req.body.toString('utf8')) as { status?: string; conclusion?: string };
+      if (body.status) run.status = body.status;
+      if (body.conclusion) run.conclusion = body.conclusion;
+      return sendJson(res, 200, { ...run, html_url: `https://github.com/${this.options.repository}/runs/${run.id}` });
+    }
+    m = route('GET', new RegExp(`^${repoPrefix}/commits/([^/]+)/check-runs$`));
+    if (m) {
+      const name = req.query.get('check_name');
+      const runs = this.checkRuns.filter((c) => c.head_sha === m?.[1] && (!name || c.name === name));
+      return sendJson(res, 200, { total_count: runs.length, check_runs: runs });
     }
     m = route('GET', new RegExp(`^${repoPrefix}/pulls/(\\d+)/reviews$`));
     if (m) {

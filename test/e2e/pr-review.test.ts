@@ -94,8 +94,19 @@ describe('e2e: pr-review on the local runtime', () => {
     expect(cleartext?.body).toContain(
       '```suggestion\n    private let baseURL = URL(string: "https://payments.acme-shop.example/v1")!\n```',
     );
-    // 14 for the review, 3 for the verifier (its Pass, Map and one agent task).
-    expect(result.transitions).toBe(17);
+    // The check run on the head commit: started in progress, concluded failure (two critical
+    // findings, fail_on: critical), with the findings as annotations.
+    const checkRun = (await rt.artifacts.getJson('comments/acme/shop-apps/42/AgentFlow-pr-review.check-run.json')) as {
+      status: string;
+      conclusion: string;
+      output: { title: string; annotations: Array<{ path: string; start_line: number; annotation_level: string }> };
+    };
+    expect(checkRun).toMatchObject({ status: 'completed', conclusion: 'failure' });
+    expect(checkRun.output.title).toMatch(/^SUCCEEDED: \d+ findings \(2 critical/);
+    expect(checkRun.output.annotations.filter((a) => a.annotation_level === 'failure').length).toBeGreaterThanOrEqual(2);
+    expect(record?.check).toBe('failure');
+    // 14 for the review, 3 for the verifier (its Pass, Map and one agent task), 1 to start the check run.
+    expect(result.transitions).toBe(18);
   });
 
   it('never lets a secret reach the model: the stored context is redacted', async () => {

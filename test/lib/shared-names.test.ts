@@ -5,6 +5,7 @@ import {
   PROVIDERS as CONTRACT_PROVIDERS,
   SEVERITIES as CONTRACT_SEVERITIES,
   STRUCTURED_OUTPUTS as CONTRACT_STRUCTURED_OUTPUTS,
+  DEFAULT_FAIL_ON as CORE_FAIL_ON,
   DEFAULT_INLINE_MIN_SEVERITY as CORE_INLINE_MIN_SEVERITY,
   DEFAULT_MAX_INLINE_COMMENTS as CORE_MAX_INLINE_COMMENTS,
 } from '../../lambdas/core/contracts.js';
@@ -17,6 +18,7 @@ import {
 } from '../../lambdas/core/verify.js';
 import { APPROVAL_REJECTED_ERROR, compileWorkflow, LAMBDA_SERVICE_ERRORS, RETRYABLE_ERRORS } from '../../lib/workflow/compile.js';
 import {
+  DEFAULT_FAIL_ON as LOAD_FAIL_ON,
   DEFAULT_INLINE_MIN_SEVERITY as LOAD_INLINE_MIN_SEVERITY,
   DEFAULT_MAX_INLINE_COMMENTS as LOAD_MAX_INLINE_COMMENTS,
   VERIFIER_AGENT as LOAD_VERIFIER_AGENT,
@@ -108,5 +110,6 @@ describe('shared names between the compiler and the Lambdas', () => {
   it('has the same inline review defaults in the workflow loader and the Lambdas', () => {
     expect(LOAD_MAX_INLINE_COMMENTS).toBe(CORE_MAX_INLINE_COMMENTS);
     expect(LOAD_INLINE_MIN_SEVERITY).toBe(CORE_INLINE_MIN_SEVERITY);
+    expect(LOAD_FAIL_ON).toBe(CORE_FAIL_ON);
   });
 });

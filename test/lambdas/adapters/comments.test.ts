@@ -125,4 +125,38 @@ describe('Class: GitHubCommentPublisher', () => {
     expect(await publisher.postReview(change, commentMarker('pr-review'), review)).toEqual({ url: null, comments: 0 });
     expect(github.reviews('acme/app', 7)).toEqual([]);
   });
+
+  it('starts the check run in progress and concludes it with annotations 50 per request', async () => {
+    await publisher.startCheck(change, 'AgentFlow · pr-review');
+    const annotations = Array.from({ length: 120 }, (_, i) => ({
+      path: 'App/Pay.swift',
+      start_line: 2,
+      end_line: 2,
+      annotation_level: 'warning' as const,
+      title: `medium · quality ${i}`,
+      message: 'm',
+    }));
+    const url = await publisher.completeCheck(change, 'AgentFlow · pr-review', {
+      conclusion: 'failure',
+      title: 'SUCCEEDED: 120 findings',
+      summary: 's',
+      annotations,
+    });
+    expect(url).toContain('/runs/');
+    const [run] = github.checkRuns('acme/app', change.headSha) as Array<{ status: string; conclusion: string; name: string }>;
+    expect(run).toMatchObject({ name: 'AgentFlow · pr-review', status: 'completed', conclusion: 'failure' });
+    expect(github.checkRuns('acme/app', change.headSha)).toHaveLength(1);
+    // One create, then updates of at most 50 annotations each (the stand-in refuses 51).
+    expect(github.requests.filter((r) => r.operationId === 'checks/update')).toHaveLength(3);
+  });
+
+  it('creates a completed check run when none was started (the start failed or the run was skipped)', async () => {
+    await publisher.completeCheck(change, 'AgentFlow · pr-review', {
+      conclusion: 'neutral',
+      title: 'Skipped',
+      summary: 'draft',
+      annotations: [],
+    });
+    expect(github.checkRuns('acme/app', change.headSha)).toEqual([expect.objectContaining({ status: 'completed', conclusion: 'neutral' })]);
+  });
 });

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoApprovalStore } from '../../../lambdas/adapters/approvals.js';
 import { DynamoRunStore } from '../../../lambdas/adapters/runs.js';
 import type { ApprovalRecord } from '../../../lambdas/core/approvals.js';
+import type { CheckResult } from '../../../lambdas/core/checks.js';
 import type { Change, RunRecord } from '../../../lambdas/core/contracts.js';
 import { executionEnded, fromStatusEvent } from '../../../lambdas/execution-status/execution-status.js';
 import { LOCAL_TABLE, type LocalTable, startLocalTable } from '../../../lib/local/runtime.js';
@@ -82,9 +83,11 @@ const pending = (id: string, execution: string): ApprovalRecord => ({
 function fakes() {
   const told: ApprovalRecord[] = [];
   const comments: Array<{ number: number; marker: string; body: string }> = [];
+  const checks: Array<{ name: string; result: CheckResult }> = [];
   return {
     told,
     comments,
+    checks,
     deps: {
       runs,
       approvals,
@@ -93,6 +96,10 @@ function fakes() {
         upsertComment: async (c: Change, marker: string, body: string) => {
           comments.push({ number: c.number, marker, body });
           return `https://github.com/acme/shop-apps/pull/${c.number}#issuecomment-1`;
+        },
+        completeCheck: async (_c: Change, name: string, result: CheckResult) => {
+          checks.push({ name, result });
+          return null;
         },
       },
     },
@@ -122,6 +129,13 @@ describe('Function: executionEnded (EventBridge execution status change)', () =>
     expect(f.comments).toHaveLength(1);
     expect(f.comments[0]?.marker).toBe('<!-- agentflow:architecture-migration -->');
     expect(f.comments[0]?.body).toContain('**❌ FAILED** — States.Timeout: the execution timed out after 172800 s');
+    // The check run started with the run ends as the execution did, not left in progress.
+    expect(f.checks).toEqual([
+      {
+        name: 'AgentFlow · architecture-migration',
+        result: expect.objectContaining({ conclusion: 'timed_out', title: 'The execution timed out', annotations: [] }),
+      },
+    ]);
   });
 
   it('keeps the record the state machine wrote itself (FAILED through Record failure) and posts nothing, but still expires what waits', async () => {

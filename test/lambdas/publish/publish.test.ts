@@ -61,6 +61,10 @@ describe('Function: publish (the inline review)', () => {
       postReview: async () => {
         throw Object.assign(new Error('Resource not accessible by integration'), { name: 'HttpError', status: 403 });
       },
+      startCheck: async () => undefined,
+      completeCheck: async () => {
+        throw Object.assign(new Error('Resource not accessible by integration'), { name: 'HttpError', status: 403 });
+      },
     };
     const commentRef = await artifacts.putText('runs/r1/comment.md', 'summary');
     const reviewRef = await artifacts.putJson('runs/r1/review.json', review);
@@ -74,6 +78,7 @@ describe('Function: publish (the inline review)', () => {
         change: exampleChange(),
         report: { reportRef: 'runs/r1/report.json', commentRef, reviewRef, summary },
         outputs: { githubReview: true, databaseLog: true },
+        check: { failOn: 'critical' },
       },
       { artifacts, comments, runs },
     );
@@ -85,6 +90,7 @@ describe('Function: publish (the inline review)', () => {
       status: 'SUCCEEDED',
       inlineComments: 0,
       reviewError: 'HttpError: Resource not accessible by integration',
+      checkError: 'HttpError: Resource not accessible by integration',
     });
   });
 });

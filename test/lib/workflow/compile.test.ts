@@ -46,7 +46,15 @@ describe('Function: compileWorkflow', () => {
   it('starts with the run fields, then LoadContext with only a reference and stats coming back', () => {
     expect(prReview.StartAt).toBe('Check pull request');
     expect(state('Check pull request').Default).toBe('Start run');
-    expect(state('Start run').Next).toBe('Load context');
+    expect(state('Start run').Next).toBe('Start check');
+    // The check run shows in_progress; a failure to start it goes on to the review.
+    expect(state('Start check')).toMatchObject({
+      Type: 'Task',
+      Parameters: { FunctionName: '${PublishFunctionArn}', Payload: { kind: 'started', check: { failOn: 'critical' } } },
+      ResultPath: null,
+      Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.checkError', Next: 'Load context' }],
+      Next: 'Load context',
+    });
     expect(state('Load context')).toMatchObject({
       Type: 'Task',
       Resource: 'arn:aws:states:::lambda:invoke',
