@@ -79,20 +79,38 @@ export class GitHubCommentPublisher implements CommentPublisher {
    * App installation token with `checks: write` (a personal token gets 403).
    * Source: https://docs.github.com/en/rest/checks/runs#create-a-check-run (2026-11).
    */
-  async startCheck(change: Change, name: string): Promise<void> {
+  async startCheck(change: Change, name: string, runId: string): Promise<void> {
     const { owner, repo } = splitRepository(change.repository);
-    await this.octokit.rest.checks.create({ owner, repo, name, head_sha: change.headSha, status: 'in_progress' });
+    await this.octokit.rest.checks.create({ owner, repo, name, head_sha: change.headSha, status: 'in_progress', external_id: runId });
   }
 
   /**
-   * Updates the check run `name` that is not completed on the head commit (`PATCH …/check-runs/{id}`),
-   * else creates a completed one; the first request carries the conclusion, output and the first
-   * 50 annotations, further updates 50 more each (GitHub appends them).
+   * Finds this run's check run among every check run `name` of the head commit (`filter: all`,
+   * matched by `external_id`); updates it when it is open (`PATCH …/check-runs/{id}`), leaves it
+   * when it is concluded, else creates a completed one as `create` says. The first request carries
+   * the conclusion, output and the first 50 annotations, further updates 50 more each (GitHub
+   * appends them).
    */
-  async completeCheck(change: Change, name: string, result: CheckResult): Promise<string | null> {
+  async completeCheck(
+    change: Change,
+    name: string,
+    runId: string,
+    result: CheckResult,
+    create: 'always' | 'if-none' | 'never',
+  ): Promise<string | null> {
     const { owner, repo } = splitRepository(change.repository);
-    const { data } = await this.octokit.rest.checks.listForRef({ owner, repo, ref: change.headSha, check_name: name, per_page: 100 });
-    const open = data.check_runs.find((c) => c.status !== 'completed');
+    const { data } = await this.octokit.rest.checks.listForRef({
+      owner,
+      repo,
+      ref: change.headSha,
+      check_name: name,
+      filter: 'all',
+      per_page: 100,
+    });
+    const mine = data.check_runs.find((c) => c.external_id === runId);
+    if (mine?.status === 'completed') return mine.html_url ?? null;
+    const open = mine;
+    if (!open && (create === 'never' || (create === 'if-none' && data.check_runs.length > 0))) return null;
     const batches: CheckResult['annotations'][] = [];
     for (let i = 0; i < result.annotations.length; i += ANNOTATIONS_PER_REQUEST) {
       batches.push(result.annotations.slice(i, i + ANNOTATIONS_PER_REQUEST));
@@ -117,6 +135,7 @@ export class GitHubCommentPublisher implements CommentPublisher {
           repo,
           name,
           head_sha: change.headSha,
+          external_id: runId,
           status: 'completed',
           conclusion: result.conclusion,
           output: output(first),
@@ -168,16 +187,31 @@ export class FileCommentPublisher implements CommentPublisher {
   }
 
   /** Writes the check run `in_progress` for the head commit. */
-  async startCheck(change: Change, name: string): Promise<void> {
-    await this.artifacts.putJson(this.checkKey(change, name), { name, head_sha: change.headSha, status: 'in_progress' });
+  async startCheck(change: Change, name: string, runId: string): Promise<void> {
+    await this.artifacts.putJson(this.checkKey(change, name), {
+      name,
+      head_sha: change.headSha,
+      external_id: runId,
+      status: 'in_progress',
+    });
   }
 
-  /** Writes the concluded check run (status, conclusion, output with every annotation). */
-  async completeCheck(change: Change, name: string, result: CheckResult): Promise<string | null> {
+  /** Writes the concluded check run (status, conclusion, output with every annotation); `create` as on GitHub. */
+  async completeCheck(
+    change: Change,
+    name: string,
+    runId: string,
+    result: CheckResult,
+    create: 'always' | 'if-none' | 'never',
+  ): Promise<string | null> {
     const key = this.checkKey(change, name);
+    const existing = (await this.artifacts.getJson(key).catch(() => undefined)) as { external_id?: string; status?: string } | undefined;
+    if (existing?.external_id === runId && existing.status === 'completed') return this.artifacts.pathOf ? this.artifacts.pathOf(key) : key;
+    if (existing?.external_id !== runId && (create === 'never' || (create === 'if-none' && existing))) return null;
     await this.artifacts.putJson(key, {
       name,
       head_sha: change.headSha,
+      external_id: runId,
       status: 'completed',
       conclusion: result.conclusion,
       output: { title: result.title, summary: result.summary, annotations: result.annotations },

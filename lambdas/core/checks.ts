@@ -75,6 +75,7 @@ const LEVEL: Record<Severity, CheckAnnotation['annotation_level']> = {
 export function checkAnnotations(findings: readonly ReportFinding[]): CheckAnnotation[] {
   return findings
     .filter((f) => f.line > 0)
+    .sort((a, b) => SEVERITIES.indexOf(a.severity) - SEVERITIES.indexOf(b.severity))
     .slice(0, MAX_ANNOTATIONS)
     .map((f) => ({
       path: f.file,

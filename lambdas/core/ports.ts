@@ -106,14 +106,23 @@ export interface CommentPublisher {
    * @returns where the review is and how many comments it holds
    */
   postReview(change: Change, marker: string, review: InlineReview): Promise<{ url: string | null; comments: number }>;
-  /** Starts the check run `name` on the change's head commit (`in_progress`). */
-  startCheck(change: Change, name: string): Promise<void>;
+  /** Starts run `runId`'s check run `name` on the change's head commit (`in_progress`, `external_id` the run id). */
+  startCheck(change: Change, name: string, runId: string): Promise<void>;
   /**
-   * Concludes the check run `name` on the change's head commit (the one started, else a new one),
-   * with its annotations sent 50 per request (`ANNOTATIONS_PER_REQUEST`).
-   * @returns where the check run is
+   * Concludes run `runId`'s check run `name` on the change's head commit, with its annotations sent
+   * 50 per request (`ANNOTATIONS_PER_REQUEST`). A check run of this run already concluded is left
+   * as it is (a retry). Without one: `create: 'always'` creates it concluded, `'if-none'` only when
+   * the commit has no check run of that name yet (a skip never hides an earlier conclusion),
+   * `'never'` leaves it (nothing was started).
+   * @returns where the check run is, or null when none was written
    */
-  completeCheck(change: Change, name: string, result: CheckResult): Promise<string | null>;
+  completeCheck(
+    change: Change,
+    name: string,
+    runId: string,
+    result: CheckResult,
+    create: 'always' | 'if-none' | 'never',
+  ): Promise<string | null>;
 }
 
 /** Run records (DynamoDB `RUN#` items). */

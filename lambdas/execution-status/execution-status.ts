@@ -111,17 +111,24 @@ export async function executionEnded(e: EndedExecution, deps: ExecutionEndedDeps
     if (deps.threads && e.change?.thread)
       await deps.threads.reply(e.change.thread, runOutcomeText({ status: 'FAILED', reason })).catch(() => undefined);
     if (deps.comments && e.change && e.change.number > 0) {
-      commentUrl = await deps.comments.upsertComment(e.change, commentMarker(e.workflow), endedComment(e.workflow, e.runId, reason));
-      // The check run started with the run must not stay in progress: it ends as the execution did.
+      // The check run this run started must not stay in progress: it ends as the execution did
+      // (first, so a failed comment cannot leave it open; none is created when none was started).
       const outcome = e.status === 'TIMED_OUT' ? 'TIMED_OUT' : e.status === 'ABORTED' ? 'ABORTED' : 'FAILED';
       await deps.comments
-        .completeCheck(e.change, checkName(e.workflow), {
-          conclusion: checkConclusion(outcome, [], 'none'),
-          title: `The execution ${e.status === 'TIMED_OUT' ? 'timed out' : e.status === 'ABORTED' ? 'was stopped' : 'failed'}`,
-          summary: commentText(reason),
-          annotations: [],
-        })
+        .completeCheck(
+          e.change,
+          checkName(e.workflow),
+          e.runId,
+          {
+            conclusion: checkConclusion(outcome, [], 'none'),
+            title: `The execution ${e.status === 'TIMED_OUT' ? 'timed out' : e.status === 'ABORTED' ? 'was stopped' : 'failed'}`,
+            summary: commentText(reason),
+            annotations: [],
+          },
+          'never',
+        )
         .catch(() => undefined);
+      commentUrl = await deps.comments.upsertComment(e.change, commentMarker(e.workflow), endedComment(e.workflow, e.runId, reason));
     }
   }
   let expired = 0;

@@ -9,6 +9,7 @@ import {
   parseInput,
   type RunRecord,
   SEVERITIES,
+  type Severity,
 } from '../core/contracts.js';
 import type { ArtifactStore, CommentPublisher, RunStore, ThreadNotifier } from '../core/ports.js';
 import { commentMarker, commentText, errorText, type ReportFinding } from '../core/report.js';
@@ -19,10 +20,12 @@ import { readSpend } from '../core/spend.js';
 /** The findings of a run's report (`report.json`), for the check run's conclusion and annotations. */
 async function reportFindings(artifacts: ArtifactStore, reportRef: string): Promise<ReportFinding[]> {
   const stored = (await artifacts.getJson(reportRef).catch(() => ({}))) as { findings?: unknown };
-  return FindingSchema.extend({ agents: z.array(z.string()).default([]) })
-    .array()
-    .catch([])
-    .parse(stored.findings ?? []);
+  // Item by item and lenient about extra fields: one odd finding costs its annotation, not all of them.
+  const item = FindingSchema.extend({ agents: z.array(z.string()).default([]) }).strip();
+  return (Array.isArray(stored.findings) ? stored.findings : []).flatMap((f) => {
+    const r = item.safeParse(f);
+    return r.success ? [r.data] : [];
+  });
 }
 
 export interface PublishDeps {
@@ -48,7 +51,8 @@ export async function publish(raw: unknown, deps: PublishDeps): Promise<PublishO
   // The run starts: its check run shows `in_progress` on the head commit. A check the forge refuses
   // (a token without checks: write) does not stop the review.
   if (input.kind === 'started') {
-    if (input.change.number > 0) await deps.comments.startCheck(input.change, checkName(input.workflow)).catch(() => undefined);
+    if (input.change.number > 0)
+      await deps.comments.startCheck(input.change, checkName(input.workflow), input.runId).catch(() => undefined);
     return { commentUrl: null };
   }
   const now = (deps.now ?? (() => new Date()))().toISOString();
@@ -72,12 +76,20 @@ export async function publish(raw: unknown, deps: PublishDeps): Promise<PublishO
     if (thread && deps.threads) await deps.threads.reply(thread, runOutcomeText(outcome)).catch(() => undefined);
   };
   // The check run concludes honestly (see `checkConclusion`); a refusal is recorded, never fatal.
-  const conclude = async (outcome: CheckOutcome, findings: readonly ReportFinding[], title: string, text: string) => {
+  const conclude = async (
+    outcome: CheckOutcome,
+    severities: ReadonlyArray<{ severity: Severity }>,
+    findings: readonly ReportFinding[],
+    title: string,
+    text: string,
+  ) => {
     if (!input.check || input.change.number <= 0) return {};
-    const conclusion = checkConclusion(outcome, findings, input.check.failOn);
+    const conclusion = checkConclusion(outcome, severities, input.check.failOn);
     const result = { conclusion, title, summary: text, annotations: checkAnnotations(findings) };
+    // A skip decided at the webhook never hides what an earlier run of this commit concluded.
+    const create = input.kind === 'skipped' ? 'if-none' : 'always';
     try {
-      await deps.comments.completeCheck(input.change, checkName(input.workflow), result);
+      await deps.comments.completeCheck(input.change, checkName(input.workflow), input.runId, result, create);
       return { check: conclusion };
     } catch (e) {
       return { checkError: `${(e as Error).name}: ${(e as Error).message}`.slice(0, 300) };
@@ -85,7 +97,7 @@ export async function publish(raw: unknown, deps: PublishDeps): Promise<PublishO
   };
   switch (input.kind) {
     case 'skipped': {
-      const check = await conclude('SKIPPED', [], 'Skipped', commentText(input.reason));
+      const check = await conclude('SKIPPED', [], [], 'Skipped', commentText(input.reason));
       await deps.runs.put({ ...base, status: 'SKIPPED', reason: input.reason, ...check });
       await tell({ status: 'SKIPPED', reason: input.reason });
       return { commentUrl: null };
@@ -95,14 +107,14 @@ export async function publish(raw: unknown, deps: PublishDeps): Promise<PublishO
       const agents = Object.values(input.results).flat();
       const spent = await Promise.all(agents.map((a) => readSpend(deps.artifacts, input.runId, a.phase, a.name)));
       const costUsd = fromMicro(spent.flatMap((r) => r.invocations).reduce((s, i) => s + i.costMicro, 0));
-      const check = await conclude('STOPPED', [], 'Stopped', commentText(input.reason));
+      const check = await conclude('STOPPED', [], [], 'Stopped', commentText(input.reason));
       await deps.runs.put({ ...base, status: 'STOPPED', reason: input.reason, costUsd, ...check });
       await tell({ status: 'STOPPED', reason: input.reason });
       return { commentUrl: null };
     }
     case 'failed': {
       const error = errorText(input.error) ?? input.error.Error;
-      const check = await conclude('FAILED', [], 'The review failed', commentText(error));
+      const check = await conclude('FAILED', [], [], 'The review failed', commentText(error));
       await deps.runs.put({ ...base, status: 'FAILED', error, ...check });
       await tell({ status: 'FAILED', reason: error });
       return { commentUrl: null };
@@ -132,8 +144,11 @@ export async function publish(raw: unknown, deps: PublishDeps): Promise<PublishO
       const counts = SEVERITIES.filter((s) => (summary.bySeverity[s] ?? 0) > 0)
         .map((s) => `${summary.bySeverity[s]} ${s}`)
         .join(', ');
+      // The conclusion follows the summary's counts (the findings the comment shows); the report's
+      // findings are only the annotations.
       const check = await conclude(
         summary.status,
+        SEVERITIES.flatMap((severity) => Array.from({ length: summary.bySeverity[severity] ?? 0 }, () => ({ severity }))),
         findings,
         `${summary.status}: ${summary.findings} finding${summary.findings === 1 ? '' : 's'}${counts ? ` (${counts})` : ''}`,
         [

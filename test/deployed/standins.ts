@@ -227,7 +227,14 @@ export interface GitHubComment {
 export class GitHubStandIn extends LocalHttpServer {
   readonly comments: GitHubComment[] = [];
   /** Check runs (`POST …/check-runs`, `PATCH …/check-runs/{id}`). */
-  readonly checkRuns: Array<{ id: number; name: string; head_sha: string; status: string; conclusion: string | null }> = [];
+  readonly checkRuns: Array<{
+    id: number;
+    name: string;
+    head_sha: string;
+    external_id: string | null;
+    status: string;
+    conclusion: string | null;
+  }> = [];
   /** Pull request reviews posted (`POST …/pulls/{n}/reviews`). */
   readonly reviews: Array<{ pull: number; event: string; body: string; commitId: string; comments: unknown[] }> = [];
   readonly requests: string[] = [];
@@ -399,11 +406,18 @@ export class GitHubStandIn extends LocalHttpServer {
     // Check runs: created in progress when a run starts, concluded by Publish.
     m = route('POST', new RegExp(`^${repoPrefix}/check-runs$`));
     if (m) {
-      const body = JSON.parse(req.body.toString('utf8')) as { name: string; head_sha: string; status?: string; conclusion?: string };
+      const body = JSON.parse(req.body.toString('utf8')) as {
+        name: string;
+        head_sha: string;
+        external_id?: string;
+        status?: string;
+        conclusion?: string;
+      };
       const run = {
         id: this.nextId++,
         name: body.name,
         head_sha: body.head_sha,
+        external_id: body.external_id ?? null,
         status: body.status ?? 'queued',
         conclusion: body.conclusion ?? null,
       };

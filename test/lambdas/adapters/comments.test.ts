@@ -127,7 +127,7 @@ describe('Class: GitHubCommentPublisher', () => {
   });
 
   it('starts the check run in progress and concludes it with annotations 50 per request', async () => {
-    await publisher.startCheck(change, 'AgentFlow · pr-review');
+    await publisher.startCheck(change, 'AgentFlow · pr-review', 'run-1');
     const annotations = Array.from({ length: 120 }, (_, i) => ({
       path: 'App/Pay.swift',
       start_line: 2,
@@ -136,27 +136,76 @@ describe('Class: GitHubCommentPublisher', () => {
       title: `medium · quality ${i}`,
       message: 'm',
     }));
-    const url = await publisher.completeCheck(change, 'AgentFlow · pr-review', {
-      conclusion: 'failure',
-      title: 'SUCCEEDED: 120 findings',
-      summary: 's',
-      annotations,
-    });
+    const url = await publisher.completeCheck(
+      change,
+      'AgentFlow · pr-review',
+      'run-1',
+      { conclusion: 'failure', title: 'SUCCEEDED: 120 findings', summary: 's', annotations },
+      'always',
+    );
     expect(url).toContain('/runs/');
     const [run] = github.checkRuns('acme/app', change.headSha) as Array<{ status: string; conclusion: string; name: string }>;
     expect(run).toMatchObject({ name: 'AgentFlow · pr-review', status: 'completed', conclusion: 'failure' });
     expect(github.checkRuns('acme/app', change.headSha)).toHaveLength(1);
     // One create, then updates of at most 50 annotations each (the stand-in refuses 51).
     expect(github.requests.filter((r) => r.operationId === 'checks/update')).toHaveLength(3);
+    // A retried Publish leaves the concluded check as it is.
+    await publisher.completeCheck(
+      change,
+      'AgentFlow · pr-review',
+      'run-1',
+      { conclusion: 'success', title: 't', summary: 's', annotations: [] },
+      'always',
+    );
+    expect(github.checkRuns('acme/app', change.headSha)).toEqual([expect.objectContaining({ conclusion: 'failure' })]);
+  });
+
+  it('concludes only its own run’s check when two runs review the same commit', async () => {
+    await publisher.startCheck(change, 'AgentFlow · pr-review', 'run-a');
+    await publisher.startCheck(change, 'AgentFlow · pr-review', 'run-b');
+    await publisher.completeCheck(
+      change,
+      'AgentFlow · pr-review',
+      'run-b',
+      { conclusion: 'success', title: 'b', summary: 's', annotations: [] },
+      'always',
+    );
+    await publisher.completeCheck(
+      change,
+      'AgentFlow · pr-review',
+      'run-a',
+      { conclusion: 'failure', title: 'a', summary: 's', annotations: [] },
+      'always',
+    );
+    const runs = github.checkRuns('acme/app', change.headSha) as Array<{ external_id: string; status: string; conclusion: string }>;
+    expect(runs.map((r) => [r.external_id, r.status, r.conclusion])).toEqual([
+      ['run-a', 'completed', 'failure'],
+      ['run-b', 'completed', 'success'],
+    ]);
+  });
+
+  it('does not let a skip hide an earlier conclusion of the commit, and creates nothing it was told never to', async () => {
+    await publisher.completeCheck(
+      change,
+      'AgentFlow · pr-review',
+      'run-1',
+      { conclusion: 'failure', title: 'f', summary: 's', annotations: [] },
+      'always',
+    );
+    const skipped = { conclusion: 'neutral' as const, title: 'Skipped', summary: 's', annotations: [] };
+    expect(await publisher.completeCheck(change, 'AgentFlow · pr-review', 'run-2', skipped, 'if-none')).toBeNull();
+    expect(await publisher.completeCheck(change, 'AgentFlow · other', 'run-3', skipped, 'never')).toBeNull();
+    expect(github.checkRuns('acme/app', change.headSha)).toHaveLength(1);
   });
 
   it('creates a completed check run when none was started (the start failed or the run was skipped)', async () => {
-    await publisher.completeCheck(change, 'AgentFlow · pr-review', {
-      conclusion: 'neutral',
-      title: 'Skipped',
-      summary: 'draft',
-      annotations: [],
-    });
+    await publisher.completeCheck(
+      change,
+      'AgentFlow · pr-review',
+      'run-1',
+      { conclusion: 'neutral', title: 'Skipped', summary: 'draft', annotations: [] },
+      'if-none',
+    );
     expect(github.checkRuns('acme/app', change.headSha)).toEqual([expect.objectContaining({ status: 'completed', conclusion: 'neutral' })]);
   });
 });

@@ -83,7 +83,7 @@ const pending = (id: string, execution: string): ApprovalRecord => ({
 function fakes() {
   const told: ApprovalRecord[] = [];
   const comments: Array<{ number: number; marker: string; body: string }> = [];
-  const checks: Array<{ name: string; result: CheckResult }> = [];
+  const checks: Array<{ name: string; result: CheckResult; create: string }> = [];
   return {
     told,
     comments,
@@ -97,8 +97,8 @@ function fakes() {
           comments.push({ number: c.number, marker, body });
           return `https://github.com/acme/shop-apps/pull/${c.number}#issuecomment-1`;
         },
-        completeCheck: async (_c: Change, name: string, result: CheckResult) => {
-          checks.push({ name, result });
+        completeCheck: async (_c: Change, name: string, _runId: string, result: CheckResult, create: string) => {
+          checks.push({ name, result, create });
           return null;
         },
       },
@@ -134,6 +134,8 @@ describe('Function: executionEnded (EventBridge execution status change)', () =>
       {
         name: 'AgentFlow · architecture-migration',
         result: expect.objectContaining({ conclusion: 'timed_out', title: 'The execution timed out', annotations: [] }),
+        // Only the check this run started: none is created.
+        create: 'never',
       },
     ]);
   });
