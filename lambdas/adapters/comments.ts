@@ -1,7 +1,7 @@
 import type { Octokit } from '@octokit/rest';
 import { ANNOTATIONS_PER_REQUEST, type CheckResult } from '../core/checks.js';
 import type { Change } from '../core/contracts.js';
-import type { ArtifactStore, CommentPublisher } from '../core/ports.js';
+import type { ArtifactStore, CheckCreate, CommentPublisher } from '../core/ports.js';
 import type { InlineReview } from '../core/review.js';
 import { splitRepository } from '../core/triggers.js';
 
@@ -91,13 +91,7 @@ export class GitHubCommentPublisher implements CommentPublisher {
    * the conclusion, output and the first 50 annotations, further updates 50 more each (GitHub
    * appends them).
    */
-  async completeCheck(
-    change: Change,
-    name: string,
-    runId: string,
-    result: CheckResult,
-    create: 'always' | 'if-none' | 'never',
-  ): Promise<string | null> {
+  async completeCheck(change: Change, name: string, runId: string, result: CheckResult, create: CheckCreate): Promise<string | null> {
     const { owner, repo } = splitRepository(change.repository);
     const { data } = await this.octokit.rest.checks.listForRef({
       owner,
@@ -197,13 +191,7 @@ export class FileCommentPublisher implements CommentPublisher {
   }
 
   /** Writes the concluded check run (status, conclusion, output with every annotation); `create` as on GitHub. */
-  async completeCheck(
-    change: Change,
-    name: string,
-    runId: string,
-    result: CheckResult,
-    create: 'always' | 'if-none' | 'never',
-  ): Promise<string | null> {
+  async completeCheck(change: Change, name: string, runId: string, result: CheckResult, create: CheckCreate): Promise<string | null> {
     const key = this.checkKey(change, name);
     const existing = (await this.artifacts.getJson(key).catch(() => undefined)) as { external_id?: string; status?: string } | undefined;
     if (existing?.external_id === runId && existing.status === 'completed') return this.artifacts.pathOf ? this.artifacts.pathOf(key) : key;

@@ -86,6 +86,9 @@ export interface ModelProvider {
 /** Every provider wired: a missing one does not compile. */
 export type ProviderTable = Record<Provider, ModelProvider>;
 
+/** When {@link CommentPublisher.completeCheck} may create a check run this run did not start. */
+export type CheckCreate = 'always' | 'if-none' | 'never';
+
 /**
  * Publishes a run's review on the change's forge (or, locally, writes what it would post).
  *
@@ -116,13 +119,7 @@ export interface CommentPublisher {
    * `'never'` leaves it (nothing was started).
    * @returns where the check run is, or null when none was written
    */
-  completeCheck(
-    change: Change,
-    name: string,
-    runId: string,
-    result: CheckResult,
-    create: 'always' | 'if-none' | 'never',
-  ): Promise<string | null>;
+  completeCheck(change: Change, name: string, runId: string, result: CheckResult, create: CheckCreate): Promise<string | null>;
 }
 
 /** Run records (DynamoDB `RUN#` items). */

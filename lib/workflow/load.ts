@@ -306,6 +306,19 @@ function normalize(id: string, w: WorkflowSource, catalog: Catalog, src: YamlSou
     fail_on?: Severity | 'none';
   };
   const slack = typeof o.slack === 'string' ? o.slack : o.slack === true || o.slack_notification ? 'default' : undefined;
+  // The inline review and the check run exist only when the workflow posts on the pull request.
+  if ((o.github_review ?? o.github_comment) === false) {
+    for (const key of ['max_inline_comments', 'inline_min_severity', 'fail_on'] as const) {
+      if (o[key] === undefined) continue;
+      const at = Array.isArray(w.output) ? w.output.findIndex((entry) => entry[key] !== undefined) : -1;
+      diagnostics.push(
+        src.at(
+          at >= 0 ? ['output', at, key] : ['output', key],
+          `output.${key} does nothing with github_review: false (no review or check run is posted)`,
+        ),
+      );
+    }
+  }
 
   return {
     id,

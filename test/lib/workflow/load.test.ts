@@ -531,3 +531,17 @@ verify: true
     expect(wf?.phases.map((p) => p.name)).toEqual(['review', 'verify']);
   });
 });
+
+describe('Function: loadWorkflow (inline review and check run settings)', () => {
+  it('reads max_inline_comments, inline_min_severity and fail_on with their defaults', () => {
+    expect(load(valid).value?.output).toMatchObject({ inline: { maxComments: 20, minSeverity: 'low' }, failOn: 'critical' });
+    const set = load(`${valid}output: { max_inline_comments: 5, inline_min_severity: high, fail_on: none }\n`).value?.output;
+    expect(set).toMatchObject({ inline: { maxComments: 5, minSeverity: 'high' }, failOn: 'none' });
+  });
+
+  it('refuses them with line:col on a workflow that posts nothing on the pull request', () => {
+    expect(errors(`${valid}output: { github_review: false, fail_on: high }\n`)).toEqual([
+      'workflows/test.yml:6:42: output.fail_on does nothing with github_review: false (no review or check run is posted)',
+    ]);
+  });
+});
