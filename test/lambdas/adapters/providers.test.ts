@@ -1,9 +1,9 @@
 import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BedrockProvider, OpenAIProvider } from '../../../lambdas/adapters/providers.js';
-import { FINDINGS_FORMAT } from '../../../lambdas/core/answer-format.js';
-import type { StructuredOutput } from '../../../lambdas/core/contracts.js';
+import { BedrockProvider, compatibleFormat, OpenAIProvider } from '../../../lambdas/adapters/providers.js';
+import { FINDINGS_FORMAT, FORMAT_TRANSPORT } from '../../../lambdas/core/answer-format.js';
+import { STRUCTURED_OUTPUTS, type StructuredOutput } from '../../../lambdas/core/contracts.js';
 import { ProviderRejectedError } from '../../../lambdas/core/errors.js';
 import type { ModelProvider, ModelRequest } from '../../../lambdas/core/ports.js';
 import { parseAnswer } from '../../../lambdas/core/prompt.js';
@@ -204,6 +204,20 @@ describe('Class: OpenAIProvider (answer format)', () => {
     // Assess
     expect(e).toBeInstanceOf(ProviderRejectedError);
     expect((e as Error).message).toBe("openai: the model refused to answer: I'm sorry, I cannot help with that.");
+  });
+});
+
+describe('Table: FORMAT_TRANSPORT (what the estimate counts) against what the adapters send', () => {
+  it('counts a schema for an openai-compatible model exactly when its capability sends one', () => {
+    for (const capability of STRUCTURED_OUTPUTS) {
+      const sent = compatibleFormat(FINDINGS_FORMAT, capability);
+      expect(FORMAT_TRANSPORT['openai-compatible'](capability).schema, capability).toBe(sent?.type === 'json_schema');
+    }
+  });
+
+  it('counts a schema for bedrock (a forced tool, with its system prompt) and openai (a strict json_schema)', () => {
+    expect(FORMAT_TRANSPORT.bedrock(undefined)).toEqual({ schema: true, forcedTool: true });
+    expect(FORMAT_TRANSPORT.openai(undefined)).toEqual({ schema: true, forcedTool: false });
   });
 });
 
