@@ -343,6 +343,7 @@ export class GitHubChangeLookup implements ChangeLookup {
     const { owner, repo } = splitRepository(repository);
     const { data: pr } = await this.octokit.rest.pulls.get({ owner, repo, pull_number: number });
     return {
+      forge: 'github',
       repository,
       number,
       title: pr.title,

@@ -1,7 +1,7 @@
 import type { Octokit } from '@octokit/rest';
 import { ANNOTATIONS_PER_REQUEST, type CheckResult } from '../core/checks.js';
-import type { Change } from '../core/contracts.js';
-import type { ArtifactStore, CheckCreate, CommentPublisher } from '../core/ports.js';
+import { type Change, FORGES } from '../core/contracts.js';
+import type { ArtifactStore, CheckCreate, ForgePublisher, ForgeTable } from '../core/ports.js';
 import type { InlineReview } from '../core/review.js';
 import { splitRepository } from '../core/triggers.js';
 
@@ -9,7 +9,7 @@ import { splitRepository } from '../core/triggers.js';
  * The pull-request comment on GitHub: updates the comment that carries the marker, or creates
  * one (`GET/POST /repos/{o}/{r}/issues/{n}/comments`, `PATCH .../issues/comments/{id}`).
  */
-export class GitHubCommentPublisher implements CommentPublisher {
+export class GitHubPublisher implements ForgePublisher {
   constructor(private readonly octokit: Octokit) {}
 
   async upsertComment(change: Change, marker: string, body: string): Promise<string | null> {
@@ -141,12 +141,16 @@ export class GitHubCommentPublisher implements CommentPublisher {
   }
 }
 
+/** A table giving every forge the same publisher (local mode writes files whatever the forge). */
+export const everyForge = (publisher: ForgePublisher): ForgeTable =>
+  Object.fromEntries(FORGES.map((forge) => [forge, publisher])) as ForgeTable;
+
 /**
  * Local mode: the comment is written to `comments/<owner>/<repo>/<number>/<marker>.md` in the
  * artifact folder (the same file again for the same pull request and workflow) and `onComment`
  * is told (the CLI prints it).
  */
-export class FileCommentPublisher implements CommentPublisher {
+export class FilePublisher implements ForgePublisher {
   constructor(
     private readonly artifacts: ArtifactStore & { pathOf?: (key: string) => string },
     private readonly onComment?: (body: string, path: string) => void,

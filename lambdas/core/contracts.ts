@@ -27,11 +27,20 @@ export type Severity = (typeof SEVERITIES)[number];
 export const STRUCTURED_OUTPUTS = ['json_schema', 'json_object', 'prompt'] as const;
 export type StructuredOutput = (typeof STRUCTURED_OUTPUTS)[number];
 
+/**
+ * Forges AgentFlow publishes reviews on. Every table keyed by {@link Forge} (publishers, change
+ * sources) must name each one, so a new forge does not compile until every output is wired.
+ */
+export const FORGES = ['github'] as const;
+export type Forge = (typeof FORGES)[number];
+
 /** A key in the artifact store (an S3 key, or a path under the local state folder). */
 export const ArtifactRef = z.string().min(1).max(1024);
 
 /** The pull request a run reviews, taken from the webhook event (ids and SHAs only). */
 export const ChangeSchema = z.strictObject({
+  /** The forge hosting the repository. Absent in executions started before it existed: GitHub. */
+  forge: z.enum(FORGES).optional(),
   repository: z.string().min(1).describe('owner/name'),
   number: z.number().int().nonnegative(),
   title: z.string().default(''),
@@ -48,6 +57,9 @@ export const ChangeSchema = z.strictObject({
   thread: z.strictObject({ channel: z.string().min(1), ts: z.string().min(1) }).optional(),
 });
 export type Change = z.infer<typeof ChangeSchema>;
+
+/** The forge of `change` (GitHub when the change predates the field). */
+export const forgeOf = (change: Pick<Change, 'forge'>): Forge => change.forge ?? 'github';
 
 /** Execution input of every compiled state machine. */
 export const ExecutionInputSchema = z.strictObject({

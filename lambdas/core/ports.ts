@@ -1,6 +1,6 @@
 import type { AnswerFormat } from './answer-format.js';
 import type { CheckResult } from './checks.js';
-import type { Change, ChangedFile, Provider, RunRecord, StructuredOutput } from './contracts.js';
+import type { Change, ChangedFile, Forge, Provider, RunRecord, StructuredOutput } from './contracts.js';
 import type { InlineReview } from './review.js';
 
 /**
@@ -86,11 +86,13 @@ export interface ModelProvider {
 /** Every provider wired: a missing one does not compile. */
 export type ProviderTable = Record<Provider, ModelProvider>;
 
-/** When {@link CommentPublisher.completeCheck} may create a check run this run did not start. */
+/** When {@link ForgePublisher.completeCheck} may create a check run this run did not start. */
 export type CheckCreate = 'always' | 'if-none' | 'never';
 
 /**
- * Publishes a run's review on the change's forge (or, locally, writes what it would post).
+ * Publishes a run's review on the change's forge (or, locally, writes what it would post): the
+ * summary comment, the inline review and the check run. Everything a run writes on a forge goes
+ * through this port; use cases pick the forge's publisher from a {@link ForgeTable}.
  *
  * @example
  * ```ts
@@ -98,7 +100,7 @@ export type CheckCreate = 'always' | 'if-none' | 'never';
  * const posted = await publisher.postReview(change, commentMarker('pr-review'), review);
  * ```
  */
-export interface CommentPublisher {
+export interface ForgePublisher {
   /** Creates or updates the one comment carrying `marker`; returns its URL or path. */
   upsertComment(change: Change, marker: string, body: string): Promise<string | null>;
   /**
@@ -121,6 +123,9 @@ export interface CommentPublisher {
    */
   completeCheck(change: Change, name: string, runId: string, result: CheckResult, create: CheckCreate): Promise<string | null>;
 }
+
+/** One publisher per forge: a forge added to `FORGES` does not compile until it has one. */
+export type ForgeTable = Record<Forge, ForgePublisher>;
 
 /** Run records (DynamoDB `RUN#` items). */
 export interface RunStore {

@@ -187,6 +187,7 @@ export const TRUSTED_ASSOCIATIONS = ['OWNER', 'MEMBER', 'COLLABORATOR'] as const
 /** The run's change from a pull_request event. */
 export function changeFromPullRequest(e: PullRequestEvent): Change {
   return {
+    forge: 'github',
     repository: e.repository.full_name,
     number: e.number,
     title: e.pull_request.title,

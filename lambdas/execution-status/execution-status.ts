@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import type { ApprovalNotifier, ApprovalStore } from '../core/approvals.js';
 import { checkConclusion, checkName } from '../core/checks.js';
-import { type Change, ExecutionInputSchema, type RunRecord } from '../core/contracts.js';
-import type { CommentPublisher, RunStore, ThreadNotifier } from '../core/ports.js';
+import { type Change, ExecutionInputSchema, type Forge, forgeOf, type RunRecord } from '../core/contracts.js';
+import type { ForgePublisher, RunStore, ThreadNotifier } from '../core/ports.js';
 import { commentMarker, commentText, endedComment } from '../core/report.js';
 import { runOutcomeText } from '../core/slack.js';
 
@@ -50,7 +50,8 @@ export interface ExecutionEndedDeps {
   runs: RunStore;
   approvals: ApprovalStore;
   notifier: ApprovalNotifier;
-  comments?: Pick<CommentPublisher, 'upsertComment' | 'completeCheck'>;
+  /** Each forge's publisher (the change's forge tells the pull request). @default none: nothing is posted */
+  forges?: { [F in Forge]: Pick<ForgePublisher, 'upsertComment' | 'completeCheck'> };
   /** Replies in a manual run's Slack thread (`change.thread`). */
   threads?: ThreadNotifier;
 }
@@ -110,11 +111,12 @@ export async function executionEnded(e: EndedExecution, deps: ExecutionEndedDeps
     await deps.runs.put(record);
     if (deps.threads && e.change?.thread)
       await deps.threads.reply(e.change.thread, runOutcomeText({ status: 'FAILED', reason })).catch(() => undefined);
-    if (deps.comments && e.change && e.change.number > 0) {
+    const forge = e.change ? deps.forges?.[forgeOf(e.change)] : undefined;
+    if (forge && e.change && e.change.number > 0) {
       // The check run this run started must not stay in progress: it ends as the execution did
       // (first, so a failed comment cannot leave it open; none is created when none was started).
       const outcome = e.status === 'TIMED_OUT' ? 'TIMED_OUT' : e.status === 'ABORTED' ? 'ABORTED' : 'FAILED';
-      await deps.comments
+      await forge
         .completeCheck(
           e.change,
           checkName(e.workflow),
@@ -128,7 +130,7 @@ export async function executionEnded(e: EndedExecution, deps: ExecutionEndedDeps
           'never',
         )
         .catch(() => undefined);
-      commentUrl = await deps.comments.upsertComment(e.change, commentMarker(e.workflow), endedComment(e.workflow, e.runId, reason));
+      commentUrl = await forge.upsertComment(e.change, commentMarker(e.workflow), endedComment(e.workflow, e.runId, reason));
     }
   }
   let expired = 0;

@@ -1,6 +1,6 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
-import { GitHubCommentPublisher } from '../adapters/comments.js';
+import { GitHubPublisher } from '../adapters/comments.js';
 import { DynamoRunStore } from '../adapters/runs.js';
 import { cloudDecideDeps, cloudThreads, doc } from '../shared/approvals.js';
 import { requireEnv } from '../shared/env.js';
@@ -18,8 +18,9 @@ const runs = new DynamoRunStore(doc, requireEnv('TABLE_NAME'));
  */
 export const handler = middy(async (event: unknown) => {
   const ended = fromStatusEvent(event);
-  const comments = ended.change && ended.change.number > 0 ? new GitHubCommentPublisher(await githubClient()) : undefined;
-  const r = await executionEnded(ended, { runs, approvals, notifier, ...(comments ? { comments } : {}), ...(threads ? { threads } : {}) });
+  // A forge client only for a pull request to tell (it reads the token from Secrets Manager).
+  const forges = ended.change && ended.change.number > 0 ? { github: new GitHubPublisher(await githubClient()) } : undefined;
+  const r = await executionEnded(ended, { runs, approvals, notifier, ...(forges ? { forges } : {}), ...(threads ? { threads } : {}) });
   logger.info('execution ended', { runId: ended.runId, status: ended.status, ...r });
   return r;
 }).use(injectLambdaContext(logger));

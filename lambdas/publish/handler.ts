@@ -4,7 +4,7 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import middy from '@middy/core';
 import { S3ArtifactStore } from '../adapters/artifacts.js';
-import { GitHubCommentPublisher } from '../adapters/comments.js';
+import { GitHubPublisher } from '../adapters/comments.js';
 import { DynamoRunStore } from '../adapters/runs.js';
 import { cloudThreads } from '../shared/approvals.js';
 import { requireEnv } from '../shared/env.js';
@@ -22,5 +22,5 @@ const runs = new DynamoRunStore(
 const threads = cloudThreads();
 
 export const handler = middy(async (event: unknown) =>
-  publish(event, { artifacts, runs, comments: new GitHubCommentPublisher(await githubClient()), ...(threads ? { threads } : {}) }),
+  publish(event, { artifacts, runs, forges: { github: new GitHubPublisher(await githubClient()) }, ...(threads ? { threads } : {}) }),
 ).use(injectLambdaContext(logger));

@@ -3,6 +3,7 @@ import { fromMicro } from '../core/budget.js';
 import { type CheckOutcome, checkAnnotations, checkConclusion, checkName } from '../core/checks.js';
 import {
   FindingSchema,
+  forgeOf,
   type PublishInput,
   PublishInputSchema,
   type PublishOutput,
@@ -11,7 +12,7 @@ import {
   SEVERITIES,
   type Severity,
 } from '../core/contracts.js';
-import type { ArtifactStore, CommentPublisher, RunStore, ThreadNotifier } from '../core/ports.js';
+import type { ArtifactStore, ForgeTable, RunStore, ThreadNotifier } from '../core/ports.js';
 import { commentMarker, commentText, errorText, type ReportFinding } from '../core/report.js';
 import { InlineReviewSchema } from '../core/review.js';
 import { runOutcomeText } from '../core/slack.js';
@@ -30,7 +31,8 @@ async function reportFindings(artifacts: ArtifactStore, reportRef: string): Prom
 
 export interface PublishDeps {
   artifacts: ArtifactStore;
-  comments: CommentPublisher;
+  /** The publisher of each forge; the change's forge (`forgeOf`) gets everything the run writes. */
+  forges: ForgeTable;
   runs: RunStore;
   /** Replies in a manual run's Slack thread (`change.thread`). @default none */
   threads?: ThreadNotifier;
@@ -48,11 +50,11 @@ export interface PublishDeps {
  */
 export async function publish(raw: unknown, deps: PublishDeps): Promise<PublishOutput> {
   const input: PublishInput = parseInput(PublishInputSchema, raw, 'Publish');
+  const forge = deps.forges[forgeOf(input.change)];
   // The run starts: its check run shows `in_progress` on the head commit. A check the forge refuses
   // (a token without checks: write) does not stop the review.
   if (input.kind === 'started') {
-    if (input.change.number > 0)
-      await deps.comments.startCheck(input.change, checkName(input.workflow), input.runId).catch(() => undefined);
+    if (input.change.number > 0) await forge.startCheck(input.change, checkName(input.workflow), input.runId).catch(() => undefined);
     return { commentUrl: null };
   }
   const now = (deps.now ?? (() => new Date()))().toISOString();
@@ -89,7 +91,7 @@ export async function publish(raw: unknown, deps: PublishDeps): Promise<PublishO
     // A skip decided at the webhook never hides what an earlier run of this commit concluded.
     const create = input.kind === 'skipped' ? 'if-none' : 'always';
     try {
-      await deps.comments.completeCheck(input.change, checkName(input.workflow), input.runId, result, create);
+      await forge.completeCheck(input.change, checkName(input.workflow), input.runId, result, create);
       return { check: conclusion };
     } catch (e) {
       return { checkError: `${(e as Error).name}: ${(e as Error).message}`.slice(0, 300) };
@@ -128,13 +130,13 @@ export async function publish(raw: unknown, deps: PublishDeps): Promise<PublishO
       let reviewError: string | undefined;
       if (input.outputs.githubReview && input.change.number > 0) {
         const body = await deps.artifacts.getText(input.report.commentRef);
-        commentUrl = await deps.comments.upsertComment(input.change, commentMarker(input.workflow), body);
+        commentUrl = await forge.upsertComment(input.change, commentMarker(input.workflow), body);
         // The findings on the diff's lines as one review (the summary comment lists them all). A
         // review the forge refuses does not undo the run: it is recorded, the summary stands.
         if (input.report.reviewRef) {
           const review = InlineReviewSchema.parse(await deps.artifacts.getJson(input.report.reviewRef));
           try {
-            inline = (await deps.comments.postReview(input.change, commentMarker(input.workflow), review)).comments;
+            inline = (await forge.postReview(input.change, commentMarker(input.workflow), review)).comments;
           } catch (e) {
             reviewError = `${(e as Error).name}: ${(e as Error).message}`.slice(0, 300);
           }

@@ -10,7 +10,7 @@ import dynalite from 'dynalite';
 import { DynamoApprovalStore } from '../../lambdas/adapters/approvals.js';
 import { FsArtifactStore } from '../../lambdas/adapters/artifacts.js';
 import { GitChangeLookup, GitChangeSource } from '../../lambdas/adapters/changes.js';
-import { FileCommentPublisher } from '../../lambdas/adapters/comments.js';
+import { everyForge, FilePublisher } from '../../lambdas/adapters/comments.js';
 import { PowertoolsDeliveryGuard } from '../../lambdas/adapters/delivery-guard.js';
 import {
   createDynamoGateway,
@@ -342,7 +342,7 @@ export class LocalRuntime {
       gateway: this.gateway,
       budgets: this.gatewayConfig.budgets,
       runs: this.runs,
-      comments: new FileCommentPublisher(this.artifacts, this.options.onComment, this.options.onReview),
+      forges: everyForge(new FilePublisher(this.artifacts, this.options.onComment, this.options.onReview)),
       threads: this.notifier,
     };
     const useCases: Record<TaskKind, (payload: unknown) => Promise<unknown>> = {
@@ -501,7 +501,7 @@ export class LocalRuntime {
           runs: this.runs,
           approvals: this.approvals,
           notifier: this.notifier,
-          comments: new FileCommentPublisher(this.artifacts, this.options.onComment, this.options.onReview),
+          forges: everyForge(new FilePublisher(this.artifacts, this.options.onComment, this.options.onReview)),
           threads: this.notifier,
         },
       );

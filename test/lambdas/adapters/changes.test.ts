@@ -70,6 +70,7 @@ describe('Class: GitHubChangeLookup', () => {
 
     // Assess
     expect(change).toEqual({
+      forge: 'github',
       repository: REPOSITORY,
       number: 7,
       title: 'Pay',

@@ -1,6 +1,6 @@
 import { Octokit } from '@octokit/rest';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { GitHubCommentPublisher } from '../../../lambdas/adapters/comments.js';
+import { GitHubPublisher } from '../../../lambdas/adapters/comments.js';
 import type { ReportFinding } from '../../../lambdas/core/report.js';
 import { commentMarker } from '../../../lambdas/core/report.js';
 import { buildInlineReview } from '../../../lambdas/core/review.js';
@@ -22,7 +22,7 @@ const finding = (over: Partial<ReportFinding> = {}) => exampleFinding({ line: 2,
 const inline = { maxComments: 20, minSeverity: 'low' as const };
 
 let github: GitHubStandIn;
-let publisher: GitHubCommentPublisher;
+let publisher: GitHubPublisher;
 
 beforeEach(async () => {
   github = new GitHubStandIn();
@@ -34,7 +34,7 @@ beforeEach(async () => {
     files: [{ filename: file.path, status: 'modified', patch: PATCH }],
   });
   const quiet = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} };
-  publisher = new GitHubCommentPublisher(new Octokit({ baseUrl: await github.start(), log: quiet }));
+  publisher = new GitHubPublisher(new Octokit({ baseUrl: await github.start(), log: quiet }));
 });
 
 afterEach(async () => {
@@ -42,7 +42,7 @@ afterEach(async () => {
   await github.stop();
 });
 
-describe('Class: GitHubCommentPublisher', () => {
+describe('Class: GitHubPublisher', () => {
   it('creates the summary comment once and updates it on the next run (found by its marker)', async () => {
     const marker = commentMarker('pr-review');
     await publisher.upsertComment(change, marker, `${marker}\nfirst`);

@@ -92,14 +92,16 @@ function fakes() {
       runs,
       approvals,
       notifier: { request: async () => undefined, decided: async (r: ApprovalRecord) => void told.push(r) } as never,
-      comments: {
-        upsertComment: async (c: Change, marker: string, body: string) => {
-          comments.push({ number: c.number, marker, body });
-          return `https://github.com/acme/shop-apps/pull/${c.number}#issuecomment-1`;
-        },
-        completeCheck: async (_c: Change, name: string, _runId: string, result: CheckResult, create: string) => {
-          checks.push({ name, result, create });
-          return null;
+      forges: {
+        github: {
+          upsertComment: async (c: Change, marker: string, body: string) => {
+            comments.push({ number: c.number, marker, body });
+            return `https://github.com/acme/shop-apps/pull/${c.number}#issuecomment-1`;
+          },
+          completeCheck: async (_c: Change, name: string, _runId: string, result: CheckResult, create: string) => {
+            checks.push({ name, result, create });
+            return null;
+          },
         },
       },
     },

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FsArtifactStore } from '../../../lambdas/adapters/artifacts.js';
 import type { RunRecord, RunSummary } from '../../../lambdas/core/contracts.js';
-import type { CommentPublisher, RunStore } from '../../../lambdas/core/ports.js';
+import type { ForgePublisher, RunStore } from '../../../lambdas/core/ports.js';
 import type { InlineReview } from '../../../lambdas/core/review.js';
 import { publish } from '../../../lambdas/publish/publish.js';
 import { exampleChange, tempDir } from '../../helpers.js';
@@ -53,7 +53,7 @@ describe('Function: publish (the inline review)', () => {
     const artifacts = new FsArtifactStore(join(tempDir(), 'artifacts'));
     const runs = new MemoryRuns();
     const posted: string[] = [];
-    const comments: CommentPublisher = {
+    const comments: ForgePublisher = {
       upsertComment: async (_c, _m, body) => {
         posted.push(body);
         return 'https://github.com/acme/app/pull/42#issuecomment-1';
@@ -80,7 +80,7 @@ describe('Function: publish (the inline review)', () => {
         outputs: { githubReview: true, databaseLog: true },
         check: { failOn: 'critical' },
       },
-      { artifacts, comments, runs },
+      { artifacts, forges: { github: comments }, runs },
     );
 
     // Assess

@@ -231,6 +231,7 @@ describe('Function: handleGithubDelivery (filtering and idempotency)', () => {
       'author',
       'baseRef',
       'baseSha',
+      'forge',
       'headRef',
       'headSha',
       'number',
