@@ -406,11 +406,151 @@ function agentStatus(a: RunSummary['agents'][number]): string {
 const usd = (n: number) => `$${n.toFixed(n > 0 && n < 0.0001 ? 6 : 4)}`;
 const int = (n: number) => n.toLocaleString('en-US');
 
+/** Findings the summary comment lists at most, most severe first; the inline review and the full report carry every one. */
+export const TOP_FINDINGS = 10;
+/** A finding's message in the summary comment is cut here (characters): its inline comment has the full text. */
+const SUMMARY_MESSAGE_CAP = 300;
+/** A link longer than this (characters) is left out and the location shown as code only. */
+const MAX_LINK_CHARS = 2_000;
+/** A GitHub `owner/name` (owner: letters, digits, `-`; name: also `.` and `_`, not only dots). */
+const REPOSITORY = /^[A-Za-z0-9-]+\/(?!\.+$)[A-Za-z0-9._-]+$/;
+
+/** One path segment for a URL: `encodeURIComponent`, plus `! ' ( ) *`, which it leaves and which end or start Markdown. */
+const urlSegment = (s: string) => encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+
 /**
- * Renders the pull-request comment: findings by severity with file:line, per-agent status,
- * provider, model, tokens and cost in USD. Everything a model or a pull request wrote (findings,
- * error texts, reasons, names, paths) goes through {@link cellText} or a code span that cannot be
- * ended from inside, capped per field ({@link FIELD_CAPS}).
+ * The link to a finding's lines in the pull request's head commit:
+ * `https://github.com/<owner/name>/blob/<headSha>/<path>#L<line>` (`#L<line>-L<endLine>` for a
+ * range, no anchor for a file-level finding, line 0). Built only from the change's repository and
+ * head SHA and the finding's path, each path segment percent-encoded (parentheses, spaces and
+ * brackets included), so nothing in the path can end the Markdown link.
+ *
+ * @returns `undefined` when there is no pull request to link into (number 0: a manual run on refs),
+ * the repository is not `owner/name`, the head SHA is not hex, or the path has an empty, `.` or
+ * `..` segment (a browser would resolve those out of the commit).
+ * @example findingUrl(change, { file: 'App/Pay (v2).swift', line: 10, endLine: 12 })
+ * // 'https://github.com/acme/shop-apps/blob/b1234567/App/Pay%20%28v2%29.swift#L10-L12'
+ */
+export function findingUrl(change: Change, f: Pick<Finding, 'file' | 'line' | 'endLine'>): string | undefined {
+  if (change.number <= 0 || !REPOSITORY.test(change.repository) || !/^[0-9a-f]{7,64}$/i.test(change.headSha)) return undefined;
+  const segments = f.file.split('/');
+  if (segments.some((s) => s === '' || /^\.+$/.test(s))) return undefined;
+  const anchor = f.line > 0 ? `#L${f.line}${f.endLine !== undefined && f.endLine > f.line ? `-L${f.endLine}` : ''}` : '';
+  const url = `https://github.com/${change.repository}/blob/${change.headSha}/${segments.map(urlSegment).join('/')}${anchor}`;
+  return url.length <= MAX_LINK_CHARS ? url : undefined;
+}
+
+/** Model text on one summary line: line breaks as spaces, inert (see {@link commentText}), capped at `max`. */
+const oneLine = (s: string, max: number) => commentText(s.replace(/\s*(?:\r\n|\r|\n)\s*/g, ' '), max);
+
+/**
+ * One finding as a list item of the summary:
+ * `- 🔴 **critical** · <category> — <message> ([`path:line`](link))`; the location is a code span
+ * (inert), linked only when {@link findingUrl} gives a link. The fix is in the inline comment.
+ */
+function findingItem(f: ReportFinding, change: Change): string {
+  const lines = f.line > 0 ? `:${f.line}${f.endLine !== undefined && f.endLine > f.line ? `-${f.endLine}` : ''}` : '';
+  const location = code(`${cap(f.file, FIELD_CAPS.file)}${lines}`);
+  const url = findingUrl(change, f);
+  return `- ${ICON[f.severity]} **${f.severity}** · ${oneLine(f.category, FIELD_CAPS.category)} — ${oneLine(f.message, SUMMARY_MESSAGE_CAP)} (${url ? `[${location}](${url})` : location})`;
+}
+
+/** The "Not reviewed" section: one line per agent cut short and for the plan's exclusions; the paths for the collapsed list. */
+function notReviewedSection(
+  summary: RunSummary,
+  excluded: ReadonlyArray<{ path: string; reason: string }>,
+  notReviewed: readonly NotReviewed[],
+): { lines: string[]; files: string[] } {
+  const cut = notReviewed.filter((n) => n.paths.length > 0);
+  if (excluded.length === 0 && cut.length === 0) return { lines: [], files: [] };
+  const lines = ['', '### Not reviewed', ''];
+  for (const n of cut) {
+    lines.push(
+      `- **${escapeText(n.agent)}**: ${n.paths.length} file${n.paths.length === 1 ? '' : 's'} not reviewed — ${escapeText(n.reason)}${n.reason.startsWith('budget') ? '. Raise `max_usd_per_run` or narrow `paths`.' : ''}`,
+    );
+  }
+  if (excluded.length > 0) {
+    const counts = Object.entries(summary.excluded ?? {})
+      .map(([reason, n]) => `${n} ${reason}`)
+      .join(', ');
+    lines.push(
+      `- ${excluded.length} file${excluded.length === 1 ? '' : 's'} excluded by the review plan (${counts}); change with \`paths\` in the workflow.`,
+    );
+  }
+  const files = [
+    ...cut.flatMap((n) => n.paths.map((p) => `- ${code(p)} — ${escapeText(n.agent)}: budget`)),
+    ...excluded.map((e) => `- ${code(e.path)} — ${e.reason}`),
+  ];
+  return { lines, files };
+}
+
+/** The verifier's line and its notes (the findings it did not confirm) for the collapsed list; nothing when the workflow does not verify. */
+function verifierSection(summary: RunSummary): { lines: string[]; notes: string[] } {
+  const v = summary.verification;
+  if (!v) return { lines: [], notes: [] };
+  const verifier = summary.agents.find((a) => a.phase === VERIFY_PHASE);
+  const parts = [
+    `${v.confirmed} confirmed`,
+    ...(v.dropped ? [`${v.dropped} dropped`] : []),
+    ...(v.downgraded ? [`${v.downgraded} downgraded`] : []),
+    ...(v.unverified ? [`${v.unverified} not verified`] : []),
+  ];
+  const lines = [
+    '',
+    `**Verifier**${verifier ? ` (${cell(verifier.model)}, ${usd(verifier.costUsd)})` : ''}: ${v.checked} finding${v.checked === 1 ? '' : 's'} checked — ${parts.join(', ')}.`,
+  ];
+  const notes = v.notes.map(
+    (n) =>
+      `- ${codeCell(`${cap(n.file, FIELD_CAPS.file)}${n.line > 0 ? `:${n.line}` : ''}`)} ${cellText(n.message, FIELD_CAPS.message)} — _${cellText(n.reason || 'no reason given', FIELD_CAPS.suggestion)}_`,
+  );
+  return { lines, notes };
+}
+
+/** The agents table (status, provider, model, tokens, USD, gateway notes) and its Total row, collapsed. */
+function agentsDetails(summary: RunSummary): string[] {
+  return [
+    '',
+    '<details><summary>Agents, tokens and cost</summary>',
+    '',
+    '| Agent | Status | Provider | Model | Input tokens | Output tokens | Cost (USD) | Gateway |',
+    '|---|---|---|---|---:|---:|---:|---|',
+    ...summary.agents.map(
+      (a) =>
+        `| ${cell(a.name)} | ${agentStatus(a)} | ${cell(a.provider)} | ${cell(a.model)} | ${int(a.inputTokens)} | ${int(a.outputTokens)} | ${usd(a.costUsd)} | ${cell(gatewayNotes(a))} |`,
+    ),
+    `| **Total** | | | | **${int(summary.inputTokens)}** | **${int(summary.outputTokens)}** | **${usd(summary.costUsd)}** | |`,
+    '',
+    '</details>',
+  ];
+}
+
+/** A collapsed list of `items` within `budget` characters; the rest counted as in the full report. */
+function collapsed(title: string, items: readonly string[], budget: number, limit = items.length): string[] {
+  if (items.length === 0) return [];
+  const out = ['', `<details><summary>${title}</summary>`, ''];
+  let size = out.join('\n').length + 60;
+  let shown = 0;
+  for (const item of items.slice(0, limit)) {
+    if (size + item.length + 1 > budget) break;
+    out.push(item);
+    size += item.length + 1;
+    shown++;
+  }
+  if (shown < items.length) out.push(`- … ${items.length - shown} more in the full report`);
+  out.push('', '</details>');
+  return out;
+}
+
+/**
+ * Renders the pull request's summary comment, short enough for GitHub's comment column: the
+ * outcome and why, the counts by severity with tokens, calls and USD, gates and documents, the
+ * top {@link TOP_FINDINGS} findings as list items linked to their lines at the head commit (see
+ * {@link findingUrl}), what was not reviewed, the verifier's line, and the agents / cost / gateway
+ * table collapsed in a `<details>`. The inline review carries every finding on its line with its
+ * fix. Everything a model or a pull request wrote (findings, error texts, reasons, names, paths)
+ * goes through {@link cellText}, {@link commentText} or a code span that cannot be ended from
+ * inside, capped per field ({@link FIELD_CAPS}); the body stays under {@link MAX_COMMENT_CHARS}
+ * (findings first, then the collapsed file lists, which say how many they left out).
  */
 export function renderComment(input: {
   workflowName: string;
@@ -431,16 +571,16 @@ export function renderComment(input: {
   const sev = SEVERITIES.filter((s) => (summary.bySeverity[s] ?? 0) > 0)
     .map((s) => `${ICON[s]} ${summary.bySeverity[s]} ${s}`)
     .join(' · ');
-  const out: string[] = [commentMarker(input.workflow), `## AgentFlow · ${escapeText(input.workflowName)}`, ''];
+  const head: string[] = [commentMarker(input.workflow), `## AgentFlow · ${escapeText(input.workflowName)}`, ''];
   // The outcome and why, before anything else.
-  out.push(`**${OUTCOME_ICON[summary.status]} ${summary.status}**${summary.reason ? ` — ${escapeText(summary.reason)}` : ''}`, '');
+  head.push(`**${OUTCOME_ICON[summary.status]} ${summary.status}**${summary.reason ? ` — ${escapeText(summary.reason)}` : ''}`, '');
   const calls = summary.agents.reduce((s, a) => s + a.calls, 0);
-  out.push(
-    `**${findings.length} finding${findings.length === 1 ? '' : 's'}**${sev ? ` (${sev})` : ''} from ${summary.agents.length} agents` +
+  head.push(
+    `**${findings.length} finding${findings.length === 1 ? '' : 's'}**${sev ? ` (${sev})` : ''} from ${summary.agents.length} agent${summary.agents.length === 1 ? '' : 's'}` +
       ` · ${int(summary.inputTokens + summary.outputTokens)} tokens · ${calls} model call${calls === 1 ? '' : 's'} · ${usd(summary.costUsd)}`,
   );
   if (input.servedBy) {
-    out.push(
+    head.push(
       '',
       `> [!NOTE]`,
       `> Answers came from the **${input.servedBy}** (deterministic, rule-based stand-in for Bedrock and OpenAI on 127.0.0.1), not from a real model.`,
@@ -448,105 +588,51 @@ export function renderComment(input: {
   }
   const gates = Object.entries(summary.gates ?? {});
   if (gates.length > 0) {
-    out.push('', '### Gates', '', ...gates.map(([phase, text]) => `- **${escapeText(phase)}**: ${escapeText(text)}`));
+    head.push('', '### Gates', '', ...gates.map(([phase, text]) => `- **${escapeText(phase)}**: ${escapeText(text)}`));
   }
   const documents = (input.documents ?? []).filter((d) => d.ref);
   if (documents.length > 0) {
-    out.push(
+    head.push(
       '',
       '### Documents',
       '',
       ...documents.map((d) => `- **${escapeText(d.agent)}** wrote ${code(cap(d.ref ?? '', FIELD_CAPS.file))}`),
     );
   }
-  const excluded = input.excluded ?? [];
-  const cut = (input.notReviewed ?? []).filter((n) => n.paths.length > 0);
-  if (excluded.length > 0 || cut.length > 0) {
-    out.push('', '### Not reviewed', '');
-    for (const n of cut) {
-      out.push(
-        `- **${escapeText(n.agent)}**: ${n.paths.length} file${n.paths.length === 1 ? '' : 's'} not reviewed — ${escapeText(n.reason)}${n.reason.startsWith('budget') ? '. Raise `max_usd_per_run` or narrow `paths`.' : ''}`,
-      );
-    }
-    if (excluded.length > 0) {
-      const counts = Object.entries(summary.excluded ?? {})
-        .map(([reason, n]) => `${n} ${reason}`)
-        .join(', ');
-      out.push(
-        `- ${excluded.length} file${excluded.length === 1 ? '' : 's'} excluded by the review plan (${counts}); change with \`paths\` in the workflow.`,
-      );
-    }
-    const lines = [
-      ...cut.flatMap((n) => n.paths.map((p) => `- ${code(p)} — ${escapeText(n.agent)}: budget`)),
-      ...excluded.map((e) => `- ${code(e.path)} — ${e.reason}`),
-    ];
-    const shown = lines.slice(0, MAX_LISTED_FILES);
-    out.push('', '<details><summary>Files</summary>', '', ...shown);
-    if (lines.length > shown.length) out.push(`- … ${lines.length - shown.length} more in the full report`);
-    out.push('', '</details>');
-  }
-  out.push('', '### Findings', '');
-  if (findings.length === 0) {
-    out.push('No findings.');
-  } else {
-    out.push('| Severity | Location | Category | Finding | Agents |', '|---|---|---|---|---|');
-    let shown = 0;
-    let size = out.join('\n').length + 3000;
-    for (const f of findings) {
-      const location = `${cap(f.file, FIELD_CAPS.file)}${f.line > 0 ? `:${f.line}` : ''}`;
-      const fix = f.suggestion ? `<br>**Fix:** ${cellText(f.suggestion, FIELD_CAPS.suggestion)}` : '';
-      const row = `| ${ICON[f.severity]} ${f.severity} | ${codeCell(location)} | ${cellText(f.category, FIELD_CAPS.category)} | ${cellText(f.message, FIELD_CAPS.message)}${fix} | ${cell(f.agents.join(', '))} |`;
-      if (size + row.length > MAX_COMMENT_CHARS) break;
-      out.push(row);
-      size += row.length + 1;
-      shown++;
-    }
-    if (shown < findings.length) {
-      out.push('', `_${findings.length - shown} more findings are in the full report (run ${input.runId})._`);
-    }
-  }
-  const v = summary.verification;
-  if (v) {
-    const verifier = summary.agents.find((a) => a.phase === VERIFY_PHASE);
-    const parts = [
-      `${v.confirmed} confirmed`,
-      ...(v.dropped ? [`${v.dropped} dropped`] : []),
-      ...(v.downgraded ? [`${v.downgraded} downgraded`] : []),
-      ...(v.unverified ? [`${v.unverified} not verified`] : []),
-    ];
-    out.push(
-      '',
-      `**Verifier**${verifier ? ` (${cell(verifier.model)}, ${usd(verifier.costUsd)})` : ''}: ${v.checked} finding${v.checked === 1 ? '' : 's'} checked — ${parts.join(', ')}.`,
-    );
-    if (v.notes.length > 0) {
-      out.push('', '<details><summary>Not confirmed</summary>', '');
-      for (const n of v.notes) {
-        out.push(
-          `- ${codeCell(`${cap(n.file, FIELD_CAPS.file)}${n.line > 0 ? `:${n.line}` : ''}`)} ${cellText(n.message, FIELD_CAPS.message)} — _${cellText(n.reason || 'no reason given', FIELD_CAPS.suggestion)}_`,
-        );
-      }
-      out.push('', '</details>');
-    }
-  }
-  out.push(
-    '',
-    '### Agents',
-    '',
-    '| Agent | Status | Provider | Model | Input tokens | Output tokens | Cost (USD) | Gateway |',
-    '|---|---|---|---|---:|---:|---:|---|',
-  );
-  for (const a of summary.agents) {
-    out.push(
-      `| ${cell(a.name)} | ${agentStatus(a)} | ${cell(a.provider)} | ${cell(a.model)} | ${int(a.inputTokens)} | ${int(a.outputTokens)} | ${usd(a.costUsd)} | ${cell(gatewayNotes(a))} |`,
-    );
-  }
-  out.push(`| **Total** | | | | **${int(summary.inputTokens)}** | **${int(summary.outputTokens)}** | **${usd(summary.costUsd)}** | |`);
-  out.push(
+  const notReviewed = notReviewedSection(summary, input.excluded ?? [], input.notReviewed ?? []);
+  const verifier = verifierSection(summary);
+  const agents = agentsDetails(summary);
+  const footer = [
     '',
     `<sub>Run \`${input.runId}\` · ${input.change.repository}#${input.change.number} at ${input.change.headSha.slice(0, 7)}</sub>`,
     '',
-  );
-  return out.join('\n');
+  ];
+  const size = (lines: readonly string[]) => lines.reduce((n, l) => n + l.length + 1, 0);
+  // Room for the collapsed lists' headers and "more" lines.
+  let room = MAX_COMMENT_CHARS - size(head) - size(notReviewed.lines) - size(verifier.lines) - size(agents) - size(footer) - 500;
+  const top: string[] = [];
+  if (findings.length > 0) {
+    top.push('', '### Top findings', '');
+    room -= 300;
+    let shown = 0;
+    for (const f of findings.slice(0, TOP_FINDINGS)) {
+      const item = findingItem(f, input.change);
+      if (item.length + 1 > room) break;
+      top.push(item);
+      room -= item.length + 1;
+      shown++;
+    }
+    if (shown < findings.length) {
+      top.push(
+        '',
+        `_${findings.length - shown} more finding${findings.length - shown === 1 ? '' : 's'}: see the inline review and the full report (run ${escapeText(input.runId)})._`,
+      );
+    }
+  }
+  const files = collapsed('Files', notReviewed.files, room, MAX_LISTED_FILES);
+  room -= size(files);
+  const notes = verifier.notes.length > 0 ? collapsed('Not confirmed', verifier.notes, room) : [];
+  return [...head, ...top, ...notReviewed.lines, ...files, ...verifier.lines, ...notes, ...agents, ...footer].join('\n');
 }
 
 /**

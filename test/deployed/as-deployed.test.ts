@@ -208,7 +208,9 @@ describe('As deployed: the synthesized AgentFlow-dev stack, end to end on this m
     expect(res.statusCode, res.body).toBe(202);
     expect(done.status).toBe('SUCCEEDED');
     const comment = h.github.comments.find((c) => c.issue === PR_NUMBER && c.body.includes('pr-review'));
-    expect(comment?.body).toContain('| Severity | Location | Category | Finding | Agents |');
+    expect(comment?.body).toContain('### Top findings');
+    expect(comment?.body).toContain(`](https://github.com/${REPOSITORY}/blob/${h.repo.head}/`);
+    expect(comment?.body).toContain('<details><summary>Agents, tokens and cost</summary>');
     // The findings on the diff's lines went to GitHub as one review at the reviewed commit.
     const reviews = h.github.reviews.filter((r) => r.pull === PR_NUMBER);
     expect(reviews).toHaveLength(1);

@@ -3,6 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ExecutionInput, RunSummary } from '../../lambdas/core/contracts.js';
+import { TOP_FINDINGS } from '../../lambdas/core/report.js';
 import type { ExampleRepo } from '../../lib/local/example-repo.js';
 import type { LocalRuntime } from '../../lib/local/runtime.js';
 import { exampleInput, exampleRepo, testRuntime } from '../helpers.js';
@@ -94,8 +95,17 @@ describe('e2e: the injection corpus', () => {
     expect(hostile.summary.findings).toBe(plain.summary.findings);
     expect(plain.summary.findings).toBeGreaterThanOrEqual(18);
 
-    // The comment carries nothing live from the title, the file names or the model.
-    for (const md of [plain.comment, hostile.comment]) {
+    // The comment carries nothing live from the title, the file names or the model. Its only links
+    // are its own, to the findings' lines at the head commit, each path segment percent-encoded.
+    const ownLink = new RegExp(`\\]\\(https://github\\.com/acme/shop-apps/blob/${head}/([^\\s()<>\\[\\]]+?)(?:#L\\d+(?:-L\\d+)?)?\\)`, 'g');
+    const linked = [...hostile.comment.matchAll(ownLink)].map((m) => decodeURIComponent(m[1] ?? ''));
+    expect(linked).toHaveLength(TOP_FINDINGS);
+    for (const file of linked)
+      expect(
+        hostile.findings.some((f) => f.startsWith(`${file}:`)),
+        file,
+      ).toBe(true);
+    for (const md of [plain.comment, hostile.comment].map((c) => c.replace(ownLink, ']'))) {
       // Our own markup is <br>, <sub> and <details>; nothing else, no links, images or mentions.
       for (const bad of [
         /<(?!\/?(?:br|sub|details|summary)>)\/?[a-z]+[\s>]/,
@@ -110,8 +120,12 @@ describe('e2e: the injection corpus', () => {
       }
     }
     expect(hostile.comment).not.toContain('**APPROVED**');
-    // One table row per finding: no hostile text added or removed rows.
-    const rows = (md: string) => md.split('\n').filter((l) => /^\| [🔴🟠🟡🔵⚪]/u.test(l)).length;
-    expect(rows(hostile.comment)).toBe(rows(plain.comment));
+    // One list item per top finding, no table outside the collapsed agents table: no hostile text
+    // added or removed items or rows.
+    const items = (md: string) => md.split('\n').filter((l) => /^- [🔴🟠🟡🔵⚪] \*\*/u.test(l)).length;
+    expect(items(plain.comment)).toBe(Math.min(TOP_FINDINGS, plain.summary.findings));
+    expect(items(hostile.comment)).toBe(items(plain.comment));
+    const tableRows = (md: string) => md.split('\n').filter((l) => l.startsWith('|')).length;
+    expect(tableRows(hostile.comment)).toBe(2 + hostile.summary.agents.length + 1);
   }, 120_000);
 });

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunSummary, RunSummarySchema } from '../../lambdas/core/contracts.js';
 import { GatewayConfigSchema } from '../../lambdas/core/gateway-config.js';
+import { TOP_FINDINGS } from '../../lambdas/core/report.js';
 import { InlineReviewSchema } from '../../lambdas/core/review.js';
 import type { ExampleRepo } from '../../lib/local/example-repo.js';
 import type { LocalRuntime, LocalRuntimeOptions } from '../../lib/local/runtime.js';
@@ -52,10 +53,19 @@ describe('e2e: pr-review on the local runtime', () => {
     expect(summary.findings).toBeGreaterThanOrEqual(15);
     expect(summary.offline).toBe(true);
 
-    // The comment: findings by severity with file:line, agents with provider, model, tokens and USD.
+    // The comment: the top findings, most severe first, linked to their lines at the head commit;
+    // agents with provider, model, tokens and USD in a collapsed table.
+    const blob = `https://github.com/acme/shop-apps/blob/${exampleInput(repo, 'e2e-1').change.headSha}`;
     expect(comment).toMatch(/^<!-- agentflow:pr-review -->/);
-    expect(comment).toContain('| 🔴 critical | `ios/Shop/Checkout/PaymentClient.swift:10` | security |');
-    expect(comment).toContain('`android/app/src/main/java/com/acme/shop/cart/CartRepository.kt:21` | correctness | `!!` throws');
+    expect(comment).toContain(
+      `- 🔴 **critical** · security — A credential is committed in source code (AgentFlow redacted it before review). ([\`ios/Shop/Checkout/PaymentClient.swift:10\`](${blob}/ios/Shop/Checkout/PaymentClient.swift#L10))`,
+    );
+    expect(comment).toContain(
+      `- 🟠 **high** · correctness — \`!!\` throws a NullPointerException when the value is null. ([\`android/app/src/main/java/com/acme/shop/cart/CartRepository.kt:21\`](${blob}/android/app/src/main/java/com/acme/shop/cart/CartRepository.kt#L21))`,
+    );
+    expect(comment.split('\n').filter((l) => /^- [🔴🟠🟡🔵⚪] \*\*/u.test(l))).toHaveLength(TOP_FINDINGS);
+    expect(comment).toContain(`_${summary.findings - TOP_FINDINGS} more findings: see the inline review and the full report (run e2e-1)._`);
+    expect(comment).toContain('<details><summary>Agents, tokens and cost</summary>');
     expect(comment).toMatch(/\| code-review \| ✅ succeeded \| bedrock \| claude-sonnet \| [\d,]+ \| [\d,]+ \| \$0\.\d{4} \|/);
     expect(comment).toContain('AgentFlow offline model server');
     expect(comment).not.toContain('AKIAIOSFODNN7EXAMPLE');

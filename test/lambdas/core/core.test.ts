@@ -153,7 +153,7 @@ describe('Function: mergeFindings', () => {
 });
 
 describe('Function: renderComment', () => {
-  it('shows findings by severity with file:line, failed agents with their reason, tokens and USD', () => {
+  it('shows findings by severity linked to file:line, failed agents with their reason, tokens and USD', () => {
     const findings = mergeFindings([
       {
         agent: 'security',
@@ -235,7 +235,10 @@ describe('Function: renderComment', () => {
       summary,
     });
     expect(md.startsWith(commentMarker('pr-review'))).toBe(true);
-    expect(md).toContain('| 🔴 critical | `Pay.swift:10` | security | Secret<br>**Fix:** Rotate | security |');
+    expect(md).toContain(
+      '- 🔴 **critical** · security — Secret ([`Pay.swift:10`](https://github.com/acme/app/blob/b1234567/Pay.swift#L10))',
+    );
+    expect(md).not.toContain('Rotate');
     expect(summary.status).toBe('PARTIAL');
     expect(md).toContain('**⚠️ PARTIAL** — 1 of 2 agents failed: code-review (ProviderUnavailableError: bedrock: 503)');
     expect(md).toContain('| code-review | ❌ failed: ProviderUnavailableError: bedrock: 503 |');
