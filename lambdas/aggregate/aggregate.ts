@@ -10,6 +10,7 @@ import {
   MAX_ATTEMPTS_KEPT,
   parseInput,
 } from '../core/contracts.js';
+import { type Reconciled, ReviewStateSchema, reconcile } from '../core/incremental.js';
 import type { ArtifactStore } from '../core/ports.js';
 import { type NotReviewed, type ReportFinding, renderComment, reviewFindings, summarize } from '../core/report.js';
 import { buildInlineReview } from '../core/review.js';
@@ -106,15 +107,56 @@ export async function aggregate(raw: unknown, deps: AggregateDeps): Promise<Aggr
   // Findings go where the diff is (a line it shows, else file level), then merge.
   const { findings: merged, relocated } = reviewFindings(stored, context.success ? context.data.files : undefined);
   // The verifier's verdicts (workflow `verify:`) apply to the same placed, merged findings it was given.
-  const { findings, verification } = await verified(merged, agents, deps.artifacts);
+  const { findings: raised, verification } = await verified(merged, agents, deps.artifacts);
+  // A pull request: findings get fingerprints and meet the last review's (incremental re-review).
+  const files = context.success ? context.data.files : [];
+  const scope = context.success ? context.data.incremental : undefined;
+  let rec: Reconciled | undefined;
+  if (input.change.number > 0 && context.success) {
+    const previous = scope
+      ? ReviewStateSchema.safeParse(await deps.artifacts.getJson(scope.previousRef).catch(() => undefined))
+      : undefined;
+    rec = reconcile({
+      findings: raised,
+      files,
+      previous: previous?.success ? previous.data : undefined,
+      scope: scope && previous?.success ? { since: scope.since, unchanged: scope.unchanged } : undefined,
+      change: input.change,
+      runId: input.runId,
+    });
+  }
+  const findings: ReportFinding[] = rec ? rec.findings : raised;
   const totalMicro = agents.reduce((s, a) => s + a.costMicro, 0);
-  const summary = summarize(input.workflow, agents, findings, input.gates, {
+  let summary = summarize(input.workflow, agents, findings, input.gates, {
     costUsd: fromMicro(totalMicro),
     excluded,
     requiredPhases: input.requiredPhases,
     relocated,
     ...(verification ? { verification } : {}),
   });
+  if (rec && scope) {
+    summary = {
+      ...summary,
+      incremental: {
+        since: scope.since,
+        filesUnchanged: scope.unchanged.length,
+        new: findings.length - rec.carried,
+        repeated: rec.repeated,
+        carried: rec.carried,
+        resolved: rec.resolved.length,
+        dismissed: rec.dismissed,
+      },
+    };
+    // Nothing changed since the last review: its review stands (a skip would hide its findings).
+    if (summary.status === 'SKIPPED' && scope.unchanged.length > 0 && excluded.every((e) => e.reason !== 'no agent reviews it')) {
+      const n = rec.findings.length;
+      summary = {
+        ...summary,
+        status: 'SUCCEEDED',
+        reason: `no reviewed file changed since the review of ${scope.since.slice(0, 7)}: its ${n} open finding${n === 1 ? '' : 's'} stand${n === 1 ? 's' : ''}`,
+      };
+    }
+  }
   const notReviewed: NotReviewed[] = agents.flatMap((a, i) =>
     a.filesNotReviewed > 0 ? [{ agent: a.name, reason: a.notReviewed ?? 'not reached', paths: stored[i]?.notReviewed ?? [] }] : [],
   );
@@ -134,14 +176,32 @@ export async function aggregate(raw: unknown, deps: AggregateDeps): Promise<Aggr
   const base = `runs/${input.runId}`;
   const reportRef = await deps.artifacts.putJson(`${base}/report.json`, { summary, findings, agents, excluded, notReviewed });
   const commentRef = await deps.artifacts.putText(`${base}/comment.md`, comment, 'text/markdown');
-  // The inline review: the findings on the diff's lines (the summary comment holds them all).
+  // The inline review: the findings on the diff's lines not raised by an earlier review (those
+  // are on the pull request already), and the earlier ones this run resolved.
   const review = buildInlineReview(
-    findings,
-    context.success ? context.data.files : [],
+    findings.filter((f) => f.carried === undefined),
+    files,
     input.inline,
     input.change.headSha,
     input.workflowName || input.workflow,
   );
+  review.resolved = (rec?.resolved ?? []).map((r) => ({ key: r.fingerprint, path: r.file, line: r.line, message: r.message }));
   const reviewRef = await deps.artifacts.putJson(`${base}/review.json`, review);
-  return { reportRef, commentRef, reviewRef, summary };
+  // The state the next run builds on, without the files this run did not finish (a failed
+  // agent's files, files cut by the budget): the next run reviews them.
+  let stateRef: string | null = null;
+  if (rec && summary.status !== 'FAILED') {
+    const unfinished = new Set(notReviewed.flatMap((n) => n.paths));
+    const plan = context.success ? context.data.plan : undefined;
+    for (const a of agents.filter((x) => x.status === 'failed')) {
+      const p = plan?.agents.find((x) => x.name === a.name && x.phase === a.phase);
+      for (const i of p?.files ?? []) {
+        const path = files[i]?.path;
+        if (path !== undefined) unfinished.add(path);
+      }
+    }
+    const next = { ...rec.next, files: Object.fromEntries(Object.entries(rec.next.files).filter(([path]) => !unfinished.has(path))) };
+    stateRef = await deps.artifacts.putJson(`${base}/review-state.json`, next);
+  }
+  return { reportRef, commentRef, reviewRef, stateRef, summary };
 }

@@ -13,5 +13,6 @@ export const EXCLUSION_REASONS = [
   'excluded by paths',
   'not in paths',
   'no agent reviews it',
+  'unchanged since the last review',
 ] as const;
 export type ExclusionReason = (typeof EXCLUSION_REASONS)[number];

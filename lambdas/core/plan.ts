@@ -323,6 +323,8 @@ export interface PlanOptions {
   readonly agents: readonly PlanAgentInput[];
   /** Tokens of an agent's prompt without the diff (system prompt, header lines), per agent name. */
   readonly promptTokens: (agent: AgentItem) => number;
+  /** Paths whose diff the last review of this pull request saw as it is (incremental re-review). @default none */
+  readonly unchanged?: ReadonlySet<string>;
 }
 
 /**
@@ -352,7 +354,8 @@ export function buildPlan(o: PlanOptions): ReviewPlan {
         ? 'excluded by paths'
         : include.length > 0 && !included(f.path)
           ? 'not in paths'
-          : byDefault());
+          : byDefault()) ??
+      (o.unchanged?.has(f.path) ? 'unchanged since the last review' : undefined);
     if (reason) excluded.push({ path: f.path, reason });
     else kept.push(i);
   });

@@ -1,12 +1,17 @@
 import type { AgentResult, Change, ChangedFile, Finding, GateOutcome, RunOutcome, RunSummary, Severity } from './contracts.js';
 import { SEVERITIES } from './contracts.js';
 import { placeFindings } from './placement.js';
+import type { ExclusionReason } from './plan-reasons.js';
 import { roundUsd } from './pricing.js';
 import { normalizeMessage as norm, VERIFY_PHASE, type VerificationSummary } from './verify.js';
 
 /** A finding with the agents that reported it. */
 export interface ReportFinding extends Finding {
   agents: string[];
+  /** Its stable fingerprint (`fingerprintOf` in incremental.ts): file, category and the code it points at. */
+  fingerprint?: string;
+  /** Set when an earlier review raised it: that review's head commit (it is already on the pull request). */
+  carried?: string;
 }
 
 const rank = (s: Severity) => SEVERITIES.indexOf(s);
@@ -455,13 +460,17 @@ function findingItem(f: ReportFinding, change: Change): string {
   return `- ${ICON[f.severity]} **${f.severity}** · ${oneLine(f.category, FIELD_CAPS.category)} — ${oneLine(f.message, SUMMARY_MESSAGE_CAP)} (${url ? `[${location}](${url})` : location})`;
 }
 
+const UNCHANGED: ExclusionReason = 'unchanged since the last review';
+
 /** The "Not reviewed" section: one line per agent cut short and for the plan's exclusions; the paths for the collapsed list. */
 function notReviewedSection(
   summary: RunSummary,
-  excluded: ReadonlyArray<{ path: string; reason: string }>,
+  planExcluded: ReadonlyArray<{ path: string; reason: string }>,
   notReviewed: readonly NotReviewed[],
 ): { lines: string[]; files: string[] } {
   const cut = notReviewed.filter((n) => n.paths.length > 0);
+  // Files the last review saw as they are were reviewed then (the incremental line says so).
+  const excluded = planExcluded.filter((e) => e.reason !== UNCHANGED);
   if (excluded.length === 0 && cut.length === 0) return { lines: [], files: [] };
   const lines = ['', '### Not reviewed', ''];
   for (const n of cut) {
@@ -471,6 +480,7 @@ function notReviewedSection(
   }
   if (excluded.length > 0) {
     const counts = Object.entries(summary.excluded ?? {})
+      .filter(([reason]) => reason !== UNCHANGED)
       .map(([reason, n]) => `${n} ${reason}`)
       .join(', ');
     lines.push(
@@ -579,6 +589,20 @@ export function renderComment(input: {
     `**${findings.length} finding${findings.length === 1 ? '' : 's'}**${sev ? ` (${sev})` : ''} from ${summary.agents.length} agent${summary.agents.length === 1 ? '' : 's'}` +
       ` · ${int(summary.inputTokens + summary.outputTokens)} tokens · ${calls} model call${calls === 1 ? '' : 's'} · ${usd(summary.costUsd)}`,
   );
+  const inc = summary.incremental;
+  if (inc) {
+    const parts = [
+      `${inc.filesUnchanged} unchanged file${inc.filesUnchanged === 1 ? '' : 's'} not reviewed again`,
+      `${inc.new - inc.repeated} new finding${inc.new - inc.repeated === 1 ? '' : 's'}`,
+      ...(inc.repeated + inc.carried > 0 ? [`${inc.repeated + inc.carried} still open from earlier reviews`] : []),
+      ...(inc.resolved > 0 ? [`${inc.resolved} resolved`] : []),
+      ...(inc.dismissed > 0 ? [`${inc.dismissed} dismissed`] : []),
+    ];
+    head.push(
+      '',
+      `Incremental review since ${code(inc.since.slice(0, 7))}: ${parts.join(' · ')}. Comment \`/agentflow review --full\` to review every file again.`,
+    );
+  }
   if (input.servedBy) {
     head.push(
       '',
@@ -623,10 +647,19 @@ export function renderComment(input: {
       shown++;
     }
     if (shown < findings.length) {
+      const rest = findings.length - shown;
       top.push(
         '',
-        `_${findings.length - shown} more finding${findings.length - shown === 1 ? '' : 's'}: see the inline review and the full report (run ${escapeText(input.runId)})._`,
+        `_${rest} more finding${rest === 1 ? '' : 's'} below, on the changed lines in the inline review and in the full report (run ${escapeText(input.runId)})._`,
       );
+      // Every finding is on the pull request: those after the top ones in a collapsed list.
+      const more = collapsed(
+        `${rest} more finding${rest === 1 ? '' : 's'}`,
+        findings.slice(shown).map((f) => findingItem(f, input.change)),
+        room,
+      );
+      top.push(...more);
+      room -= size(more);
     }
   }
   const files = collapsed('Files', notReviewed.files, room, MAX_LISTED_FILES);

@@ -30,6 +30,13 @@ export const InlineReviewSchema = z.strictObject({
   /** The review's own text (the summary comment carries the outcome and the rest). */
   body: z.string().min(1),
   comments: z.array(InlineCommentSchema),
+  /**
+   * Findings of earlier reviews whose code changed or disappeared: their comments are answered as
+   * resolved (by `key`, the fingerprint their comment carries). @default none
+   */
+  resolved: z
+    .array(z.strictObject({ key: z.string(), path: z.string(), line: z.number().int().nonnegative(), message: z.string() }))
+    .default([]),
   /** Findings kept out of the review: file level, not on a diff line, below the threshold or over the cap. */
   summaryOnly: z.number().int().nonnegative(),
 });
@@ -38,6 +45,12 @@ export type InlineReview = z.infer<typeof InlineReviewSchema>;
 /** The new-file lines a forge accepts comments on (added and context lines of the real patch), with the hunk of each. */
 const commentableLines = (file: Pick<ChangedFile, 'patch' | 'binary'>): Map<number, number> =>
   file.binary ? new Map() : lineHunks(normalizePatch(file.patch));
+
+/** The hidden marker an inline comment starts with: the forge adapters find a finding's comment by it. */
+export const findingMarker = (key: string) => `<!-- agentflow:finding:${key} -->`;
+
+/** The key in a comment body's {@link findingMarker}, if it has one. */
+export const markedFinding = (body: string): string | undefined => /<!-- agentflow:finding:([0-9a-f]{8,64}) -->/.exec(body)?.[1];
 
 /** Longest `replacement` posted as a suggestion (characters); a longer one is left to the message. */
 export const MAX_SUGGESTION_CHARS = 4000;
@@ -50,7 +63,7 @@ export const MAX_SUGGESTION_CHARS = 4000;
  */
 export function inlineCommentBody(f: ReportFinding, suggest: boolean): string {
   const out = [
-    `<!-- agentflow:finding:${findingKey(f)} -->`,
+    `${findingMarker(f.fingerprint ?? findingKey(f))}`,
     `**${ICON[f.severity]} ${f.severity} · ${commentText(f.category, FIELD_CAPS.category)}** — ${commentText(f.message)}`,
   ];
   if (f.suggestion) out.push('', `**Fix:** ${commentText(f.suggestion, FIELD_CAPS.suggestion)}`);
@@ -110,7 +123,7 @@ export function buildInlineReview(
       ...(range && end !== undefined ? { startLine: f.line, line: end } : { line: f.line }),
       side: 'RIGHT',
       body: inlineCommentBody(f, range || single),
-      key: findingKey(f),
+      key: f.fingerprint ?? findingKey(f),
     });
   }
   const rest = findings.length - comments.length;
@@ -118,6 +131,7 @@ export function buildInlineReview(
     commitId,
     body: `**AgentFlow · ${commentText(workflowName, FIELD_CAPS.category)}**: ${comments.length} finding${comments.length === 1 ? '' : 's'} on the changed lines${rest > 0 ? `; ${rest} more in the summary comment and the full report` : ''}.`,
     comments,
+    resolved: [],
     summaryOnly: rest,
   };
 }

@@ -8,6 +8,7 @@ import {
   parseInput,
 } from '../core/contracts.js';
 import { type ContextOptions, widenPatch } from '../core/hunks.js';
+import { incrementalScope, type ReviewState, ReviewStateSchema, reviewStateKey } from '../core/incremental.js';
 import {
   buildPlan,
   candidatesOf,
@@ -108,6 +109,16 @@ export function withContext(
 }
 
 /**
+ * The last review's state of this pull request and workflow, or undefined when there is none or it
+ * cannot be read as a state of this version (a full review follows: nothing is lost).
+ */
+async function previousReview(change: Change, workflow: string, artifacts: ArtifactStore): Promise<ReviewState | undefined> {
+  const stored = await artifacts.getJson(reviewStateKey(change, workflow)).catch(() => undefined);
+  const parsed = ReviewStateSchema.safeParse(stored);
+  return parsed.success ? parsed.data : undefined;
+}
+
+/**
  * LoadContext: fetches the change, redacts credentials from every patch, file path (and previous
  * path) and the change's title (all counted in `stats.redactions`), adds context from the head
  * commit to the patches of the files the plan keeps (the workflow's `context:`; see
@@ -150,7 +161,11 @@ export async function loadContext(raw: unknown, deps: LoadContextDeps): Promise<
   ]);
   const attributes = parseGitAttributes(gitattributes ?? '');
   const stats = { linesChanged: additions + deletions };
-  const shown = await addContext(input, change, files, clean, attributes, deps.changes);
+  // A pull request reviewed before: only the files whose diff changed since are reviewed again.
+  const previous = change.number > 0 ? await previousReview(change, input.workflow, deps.artifacts) : undefined;
+  const scope = incrementalScope(clean, previous, change.fullReview === true);
+  const unchanged = new Set(scope?.unchanged ?? []);
+  const shown = await addContext(input, change, files, clean, attributes, deps.changes, unchanged);
   redactions += shown.redactions;
   const reviewed = shown.files;
   const plan = buildPlan({
@@ -160,12 +175,22 @@ export async function loadContext(raw: unknown, deps: LoadContextDeps): Promise<
     paths: input.paths,
     agents: input.agents,
     promptTokens: (agent) => promptTokens(agent, change),
+    unchanged,
   });
   const excluded = new Set(plan.excluded.map((e) => e.path));
   const artifact: ContextArtifact = {
     change,
     files: reviewed,
     plan,
+    ...(scope && previous
+      ? {
+          incremental: {
+            since: scope.since,
+            unchanged: scope.unchanged,
+            previousRef: await deps.artifacts.putJson(`runs/${input.runId}/previous-review-state.json`, previous),
+          },
+        }
+      : {}),
     stats: {
       filesChanged: clean.length,
       additions,
@@ -201,12 +226,13 @@ export async function addContext(
   clean: readonly ChangedFile[],
   attributes: ReturnType<typeof parseGitAttributes>,
   changes: ChangeSource,
+  unchanged: ReadonlySet<string> = new Set(),
 ): Promise<{ files: ChangedFile[]; redactions: number }> {
   const options = input.context;
   if (options.lines === 0 && options.wholeFileLines === 0 && !options.enclosing) return { files: [...clean], redactions: 0 };
   const stats = { linesChanged: clean.reduce((s, f) => s + f.additions + f.deletions, 0) };
   // The files the plan keeps (an agentless plan lists them as "no agent reviews it"), then those some agent selects.
-  const agentless = buildPlan({ files: clean, stats, attributes, paths: input.paths, agents: [], promptTokens: () => 0 });
+  const agentless = buildPlan({ files: clean, stats, attributes, paths: input.paths, agents: [], promptTokens: () => 0, unchanged });
   const kept = new Set(agentless.excluded.filter((e) => e.reason === 'no agent reviews it').map((e) => e.path));
   // Reviewers pick files; the verifier (output: verdicts) reads findings, not files, and picks none.
   const reviewers = input.agents.filter(({ agent }) => agent.output !== 'verdicts');

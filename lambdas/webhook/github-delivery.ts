@@ -227,9 +227,9 @@ async function handleComment(payload: unknown, delivery: string, deps: GithubDel
       // No preconditions here: a person with write access asked for this review, so a draft, a
       // bot's pull request or a filtered label or branch is reviewed anyway (the filters keep
       // unwanted reviews from starting on their own, not from being asked for).
-      return start(delivery, workflows, { ...change, action: 'review' }, deps);
+      return start(delivery, workflows, { ...change, action: 'review', ...(cmd.full ? { fullReview: true } : {}) }, deps);
     }
     default:
-      return json(200, { message: 'comment ignored: use /agentflow approve <id>, /agentflow reject <id> or /agentflow review' });
+      return json(200, { message: 'comment ignored: use /agentflow approve <id>, /agentflow reject <id> or /agentflow review [--full]' });
   }
 }

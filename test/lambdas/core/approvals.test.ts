@@ -45,7 +45,9 @@ describe('Function: parseCommand', () => {
     expect(parseCommand('status slack-1-pr-review')).toEqual({ kind: 'status', execution: 'slack-1-pr-review' });
     expect(parseCommand('approve AbC-123_x')).toEqual({ kind: 'approve', id: 'AbC-123_x' });
     expect(parseCommand('REJECT x')).toEqual({ kind: 'reject', id: 'x' });
-    expect(parseCommand('review')).toEqual({ kind: 'review' });
+    expect(parseCommand('review')).toEqual({ kind: 'review', full: false });
+    expect(parseCommand('review --full')).toEqual({ kind: 'review', full: true });
+    expect(parseCommand('review --fast').kind).toBe('error');
     expect(parseCommand('')).toEqual({ kind: 'help' });
   });
 

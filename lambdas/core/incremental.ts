@@ -1,0 +1,301 @@
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import { type Change, type ChangedFile, type Finding, FindingSchema, forgeOf } from './contracts.js';
+import { parseHunks } from './hunks.js';
+import type { ReportFinding } from './report.js';
+import { normalizePatch } from './tokens.js';
+
+/**
+ * Incremental re-review (issue 13 point 5). A pull request's review state — what the last review
+ * saw and what it raised — is kept per forge, pull request and workflow; the next run reviews only
+ * the files whose diff changed since, carries the other files' findings over without new comments,
+ * and resolves the findings whose code changed or disappeared. Pure functions: LoadContext,
+ * Aggregate and Publish call them.
+ */
+
+/** The review state's version; a state of another version is ignored (a full review follows). */
+export const REVIEW_STATE_VERSION = 1;
+
+/** Resolved and dismissed fingerprints kept per pull request at most (the oldest are forgotten). */
+export const MAX_REMEMBERED_FINGERPRINTS = 2000;
+
+/** An open finding in the review state: the finding, its fingerprint, the code it points at, whether its inline comment exists. */
+export const StateFindingSchema = FindingSchema.extend({
+  agents: z.array(z.string()),
+  fingerprint: z.string().min(1),
+  /** The normalised code of its lines when it was raised (see {@link normalizeCode}); '' for a file-level finding. */
+  code: z.string(),
+  /** Whether an inline comment carries it (it is never posted again). */
+  posted: z.boolean(),
+  /** The head commit of the review that first raised it. */
+  raisedAt: z.string().min(1),
+});
+export type StateFinding = z.infer<typeof StateFindingSchema>;
+
+/**
+ * A pull request's review state for one workflow (artifact {@link reviewStateKey}), written by
+ * Publish once the review is posted.
+ */
+export const ReviewStateSchema = z.strictObject({
+  version: z.literal(REVIEW_STATE_VERSION),
+  /** The head commit the state's review saw (`lastReviewedSha`). */
+  headSha: z.string().min(1),
+  baseSha: z.string().min(1),
+  runId: z.string().min(1),
+  /** Each changed file's diff digest at that head ({@link fileDigest}). */
+  files: z.record(z.string(), z.string()),
+  /** The findings still open. */
+  findings: z.array(StateFindingSchema),
+  /** Fingerprints resolved (their code changed or disappeared), newest last. */
+  resolved: z.array(z.string()),
+  /** Fingerprints a person dismissed: never raised again on this pull request. */
+  dismissed: z.array(z.string()),
+});
+export type ReviewState = z.infer<typeof ReviewStateSchema>;
+
+/** Where a pull request's review state for `workflow` is kept in the artifact store. */
+export const reviewStateKey = (change: Pick<Change, 'forge' | 'repository' | 'number'>, workflow: string): string =>
+  `pulls/${forgeOf(change)}/${change.repository}/${change.number}/${workflow}/review-state.json`;
+
+const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+
+/**
+ * A file's diff digest: its status, previous path and patch (line endings normalised). Two heads
+ * give the same digest when the pull request changes the file identically — a push that does not
+ * touch it, a rebase or a merge of the base that leaves its diff as it was — so its review stands.
+ * A force-push needs no history: the digests compare diffs, not commits.
+ */
+export function fileDigest(f: Pick<ChangedFile, 'path' | 'status' | 'previousPath' | 'patch' | 'binary'>): string {
+  return sha(`${f.status}\u0000${f.previousPath ?? ''}\u0000${f.binary ? 'binary' : normalizePatch(f.patch)}`).slice(0, 24);
+}
+
+/** Code as a fingerprint compares it: each line trimmed, inner whitespace collapsed, blank lines dropped. */
+export function normalizeCode(lines: readonly string[]): string {
+  return lines
+    .map((l) => l.trim().replace(/\s+/g, ' '))
+    .filter((l) => l !== '')
+    .join('\n');
+}
+
+/** The new-file lines a patch shows (added and context lines), by line number. */
+export function newLines(patch: string): Map<number, string> {
+  const out = new Map<number, string>();
+  for (const h of parseHunks(normalizePatch(patch)) ?? []) {
+    for (const l of h.lines) if (l.marker !== '-' && l.new > 0) out.set(l.new, l.text);
+  }
+  return out;
+}
+
+/** The normalised code of lines `line`..`endLine` of `lines`, or '' when any of them is not shown. */
+function codeAt(lines: ReadonlyMap<number, string>, line: number, endLine: number | undefined): string {
+  if (line <= 0) return '';
+  const end = endLine !== undefined && endLine > line ? Math.min(endLine, line + 50) : line;
+  const out: string[] = [];
+  for (let n = line; n <= end; n++) {
+    const text = lines.get(n);
+    if (text === undefined) return '';
+    out.push(text);
+  }
+  return normalizeCode(out);
+}
+
+const normalizeText = (s: string) => s.toLowerCase().replace(/\s+/g, ' ').trim();
+
+/**
+ * A finding's fingerprint: its file, its category and the normalised code of the lines it points
+ * at — not the line number, so a finding that moves with its code keeps it, and not the model's
+ * wording when there is code. A file-level finding (or one whose lines the diff does not show) is
+ * fingerprinted by its normalised message instead.
+ *
+ * @param lines the file's new-side lines ({@link newLines} of its shown patch)
+ */
+export function fingerprintOf(
+  f: Pick<Finding, 'file' | 'line' | 'endLine' | 'category' | 'message'>,
+  lines: ReadonlyMap<number, string>,
+): { fingerprint: string; code: string } {
+  const code = codeAt(lines, f.line, f.endLine);
+  const subject = code !== '' ? `code\u0000${code}` : `message\u0000${normalizeText(f.message)}`;
+  return { fingerprint: sha(`${f.file}\u0000${normalizeText(f.category)}\u0000${subject}`).slice(0, 20), code };
+}
+
+/** Where the review stands before this run: which files it reviews and the previous state it builds on. */
+export interface IncrementalScope {
+  /** The previous review's head commit. */
+  since: string;
+  /** Paths whose diff is the same as at `since`: not reviewed again. */
+  unchanged: string[];
+}
+
+/**
+ * The files this run need not review: those whose diff digest equals the previous review's.
+ * None when there is no previous state or a full review is asked for.
+ */
+export function incrementalScope(
+  files: readonly ChangedFile[],
+  previous: ReviewState | undefined,
+  full: boolean,
+): IncrementalScope | undefined {
+  if (!previous || full) return undefined;
+  const unchanged = files.filter((f) => previous.files[f.path] === fileDigest(f)).map((f) => f.path);
+  return { since: previous.headSha, unchanged };
+}
+
+/** What {@link reconcile} decided. */
+export interface Reconciled {
+  /** Every open finding after this run: this run's (fingerprinted) and those carried over, most severe first. */
+  findings: Array<ReportFinding & { fingerprint: string; carried?: string }>;
+  /** This run's findings raised before (same fingerprint): already on the pull request. */
+  repeated: number;
+  /** Findings of the previous review carried over: their files are unchanged, or their code still is. */
+  carried: number;
+  /** Findings of the previous review whose code changed or disappeared. */
+  resolved: StateFinding[];
+  /** This run's findings a person dismissed earlier (dropped). */
+  dismissed: number;
+  /** The state this run leaves (Publish writes it once the review is posted; `posted` set there). */
+  next: ReviewState;
+}
+
+const SEVERITY_RANK = ['critical', 'high', 'medium', 'low', 'info'];
+
+/**
+ * Reconciles this run's findings with the previous review's state:
+ * - a dismissed fingerprint is dropped;
+ * - a finding raised before keeps its first record (it is not posted again);
+ * - a previous finding of a file not reviewed again (its diff is unchanged) is carried over as it was;
+ * - a previous finding of a file reviewed again stays open when its code is still in the file's
+ *   diff (moved to where it is now) — a model not repeating it does not resolve it — and is
+ *   resolved when its code changed or disappeared, or its file left the pull request.
+ *
+ * @param files this run's changed files (their diffs locate code)
+ * @param scope which files were not reviewed again (none: a full review)
+ */
+export function reconcile(input: {
+  findings: readonly ReportFinding[];
+  files: readonly ChangedFile[];
+  previous: ReviewState | undefined;
+  scope: IncrementalScope | undefined;
+  change: Pick<Change, 'headSha' | 'baseSha'>;
+  runId: string;
+}): Reconciled {
+  const { previous } = input;
+  const byPath = new Map(input.files.map((f) => [f.path, f]));
+  const linesCache = new Map<string, Map<number, string>>();
+  const linesOf = (path: string) => {
+    let m = linesCache.get(path);
+    if (!m) {
+      const f = byPath.get(path);
+      m = f && !f.binary ? newLines(f.shown ?? f.patch) : new Map();
+      linesCache.set(path, m);
+    }
+    return m;
+  };
+  const dismissed = new Set(previous?.dismissed ?? []);
+  const before = new Map((previous?.findings ?? []).map((f) => [f.fingerprint, f]));
+  const unchanged = new Set(input.scope?.unchanged ?? []);
+  const open = new Map<string, ReportFinding & { fingerprint: string; carried?: string }>();
+  const states = new Map<string, StateFinding>();
+  let repeated = 0;
+  let dropped = 0;
+  for (const f of input.findings) {
+    const { fingerprint, code } = fingerprintOf(f, linesOf(f.file));
+    if (dismissed.has(fingerprint)) {
+      dropped++;
+      continue;
+    }
+    if (open.has(fingerprint)) continue;
+    const earlier = before.get(fingerprint);
+    if (earlier) repeated++;
+    open.set(fingerprint, { ...f, fingerprint, ...(earlier ? { carried: earlier.raisedAt } : {}) });
+    states.set(fingerprint, {
+      ...stripReport(f),
+      fingerprint,
+      code,
+      posted: earlier?.posted ?? false,
+      raisedAt: earlier?.raisedAt ?? input.change.headSha,
+    });
+  }
+  let carried = 0;
+  const resolved: StateFinding[] = [];
+  for (const p of previous?.findings ?? []) {
+    if (open.has(p.fingerprint) || dismissed.has(p.fingerprint)) continue;
+    const file = byPath.get(p.file);
+    let keep: StateFinding | undefined;
+    if (file && unchanged.has(p.file)) keep = p;
+    else if (file && p.code !== '') {
+      const at = locate(linesOf(p.file), p.code);
+      if (at !== undefined) {
+        const span = p.endLine !== undefined && p.endLine > p.line ? p.endLine - p.line : 0;
+        keep = { ...p, line: at, ...(span > 0 ? { endLine: at + span } : {}) };
+      }
+    } else if (file && p.code === '' && p.line === 0) keep = p;
+    if (!keep) {
+      resolved.push(p);
+      continue;
+    }
+    carried++;
+    const { fingerprint: _f, code: _c, posted: _p, raisedAt, ...finding } = keep;
+    open.set(keep.fingerprint, { ...finding, fingerprint: keep.fingerprint, carried: raisedAt });
+    states.set(keep.fingerprint, keep);
+  }
+  const findings = [...open.values()].sort(
+    (a, b) => SEVERITY_RANK.indexOf(a.severity) - SEVERITY_RANK.indexOf(b.severity) || a.file.localeCompare(b.file) || a.line - b.line,
+  );
+  const remember = (xs: string[]) => xs.slice(-MAX_REMEMBERED_FINGERPRINTS);
+  return {
+    findings,
+    repeated,
+    carried,
+    resolved,
+    dismissed: dropped,
+    next: {
+      version: REVIEW_STATE_VERSION,
+      headSha: input.change.headSha,
+      baseSha: input.change.baseSha,
+      runId: input.runId,
+      files: Object.fromEntries(input.files.map((f) => [f.path, fileDigest(f)])),
+      findings: findings.map((f) => states.get(f.fingerprint) as StateFinding),
+      resolved: remember([...(previous?.resolved ?? []).filter((r) => !open.has(r)), ...resolved.map((r) => r.fingerprint)]),
+      dismissed: remember([...dismissed]),
+    },
+  };
+}
+
+/** The first line where `code` (normalised, possibly several lines) starts among `lines`. */
+function locate(lines: ReadonlyMap<number, string>, code: string): number | undefined {
+  const want = code.split('\n');
+  const numbers = [...lines.keys()].sort((a, b) => a - b);
+  for (const start of numbers) {
+    let n = start;
+    let i = 0;
+    while (i < want.length) {
+      const text = lines.get(n);
+      if (text === undefined) break;
+      const norm = normalizeCode([text]);
+      if (norm === '') {
+        n++;
+        continue;
+      }
+      if (norm !== want[i]) break;
+      i++;
+      n++;
+    }
+    if (i === want.length) return start;
+  }
+  return undefined;
+}
+
+/** A report finding as a plain finding with its agents (the state keeps no report-only fields). */
+function stripReport(f: ReportFinding): Omit<StateFinding, 'fingerprint' | 'code' | 'posted' | 'raisedAt'> {
+  return {
+    file: f.file,
+    line: f.line,
+    severity: f.severity,
+    category: f.category,
+    message: f.message,
+    suggestion: f.suggestion,
+    ...(f.endLine !== undefined ? { endLine: f.endLine } : {}),
+    ...(f.replacement !== undefined ? { replacement: f.replacement } : {}),
+    agents: [...f.agents],
+  };
+}

@@ -1,0 +1,200 @@
+import { describe, expect, it } from 'vitest';
+import type { ChangedFile } from '../../../lambdas/core/contracts.js';
+import { fileDigest, fingerprintOf, incrementalScope, newLines, type ReviewState, reconcile } from '../../../lambdas/core/incremental.js';
+import type { ReportFinding } from '../../../lambdas/core/report.js';
+
+const file = (path: string, patch: string, status: ChangedFile['status'] = 'modified'): ChangedFile => ({
+  path,
+  status,
+  additions: 1,
+  deletions: 0,
+  patch,
+  binary: false,
+});
+
+const cart = file(
+  'App/Cart.swift',
+  [
+    '@@ -10,3 +10,4 @@ final class Cart {',
+    '   func total() -> Int {',
+    '+    let key = "sk_live_x"',
+    '     return items.count',
+    '   }',
+  ].join('\n'),
+);
+// The same code moved 5 lines down by an edit above it.
+const cartMoved = file(
+  'App/Cart.swift',
+  [
+    '@@ -1,3 +1,4 @@',
+    ' import Foundation',
+    '+import Combine',
+    ' ',
+    ' // cart',
+    '@@ -10,3 +15,4 @@ final class Cart {',
+    '   func total() -> Int {',
+    '+    let key = "sk_live_x"',
+    '     return items.count',
+    '   }',
+  ].join('\n'),
+);
+const cartFixed = file(
+  'App/Cart.swift',
+  [
+    '@@ -10,3 +10,4 @@ final class Cart {',
+    '   func total() -> Int {',
+    '+    let key = Secrets.key',
+    '     return items.count',
+    '   }',
+  ].join('\n'),
+);
+const other = file('App/Other.swift', '@@ -1,1 +1,2 @@\n a\n+b');
+
+const finding = (over: Partial<ReportFinding> = {}): ReportFinding => ({
+  file: 'App/Cart.swift',
+  line: 11,
+  severity: 'critical',
+  category: 'security',
+  message: 'Hard-coded secret key.',
+  suggestion: '',
+  agents: ['security'],
+  ...over,
+});
+
+const change = (headSha: string) => ({ headSha, baseSha: 'base0000' });
+
+describe('Module: incremental re-review', () => {
+  it('fingerprints a finding by file, category and its code, not its line or wording', () => {
+    const a = fingerprintOf(finding(), newLines(cart.patch));
+    const moved = fingerprintOf(finding({ line: 16, message: 'A secret is committed.' }), newLines(cartMoved.patch));
+    expect(a.code).toBe('let key = "sk_live_x"');
+    expect(moved.fingerprint).toBe(a.fingerprint);
+    expect(fingerprintOf(finding({ category: 'style' }), newLines(cart.patch)).fingerprint).not.toBe(a.fingerprint);
+    expect(fingerprintOf(finding(), newLines(cartFixed.patch)).fingerprint).not.toBe(a.fingerprint);
+    // A file-level finding: by its normalised message.
+    const fileLevel = fingerprintOf(finding({ line: 0, message: 'No  tests.' }), new Map());
+    expect(fingerprintOf(finding({ line: 0, message: 'no tests.' }), new Map()).fingerprint).toBe(fileLevel.fingerprint);
+  });
+
+  it('reviews only files whose diff changed since the last review (a rebase that keeps a diff keeps its review)', () => {
+    const first = reconcile({
+      findings: [finding()],
+      files: [cart, other],
+      previous: undefined,
+      scope: undefined,
+      change: change('head1'),
+      runId: 'r1',
+    });
+    expect(incrementalScope([cart, other], first.next, false)).toEqual({
+      since: 'head1',
+      unchanged: ['App/Cart.swift', 'App/Other.swift'],
+    });
+    const pushed = file('App/Other.swift', '@@ -1,1 +1,3 @@\n a\n+b\n+c');
+    expect(incrementalScope([cart, pushed], first.next, false)?.unchanged).toEqual(['App/Cart.swift']);
+    expect(incrementalScope([cart, pushed], first.next, true)).toBeUndefined();
+    expect(incrementalScope([cart], undefined, false)).toBeUndefined();
+    expect(fileDigest(cart)).toBe(fileDigest({ ...cart, patch: cart.patch.replace(/\n/g, '\r\n') }));
+  });
+
+  it('carries a finding of an unchanged file over without raising it again, and counts a repeat as already posted', () => {
+    const first = reconcile({
+      findings: [finding()],
+      files: [cart, other],
+      previous: undefined,
+      scope: undefined,
+      change: change('head1'),
+      runId: 'r1',
+    });
+    const state: ReviewState = { ...first.next, findings: first.next.findings.map((f) => ({ ...f, posted: true })) };
+    const second = reconcile({
+      findings: [],
+      files: [cart, other],
+      previous: state,
+      scope: { since: 'head1', unchanged: ['App/Cart.swift'] },
+      change: change('head2'),
+      runId: 'r2',
+    });
+    expect(second.carried).toBe(1);
+    expect(second.findings[0]?.carried).toBe('head1');
+    expect(second.next.findings[0]?.posted).toBe(true);
+    // Raised again by a full review: the same fingerprint, not a new finding.
+    const third = reconcile({
+      findings: [finding({ message: 'Secret!' })],
+      files: [cart],
+      previous: state,
+      scope: undefined,
+      change: change('head3'),
+      runId: 'r3',
+    });
+    expect(third.repeated).toBe(1);
+    expect(third.findings).toHaveLength(1);
+    expect(third.findings[0]?.carried).toBe('head1');
+    expect(third.next.findings[0]?.raisedAt).toBe('head1');
+  });
+
+  it('resolves a finding whose code changed or whose file left the pull request; keeps one whose code only moved', () => {
+    const first = reconcile({
+      findings: [finding()],
+      files: [cart],
+      previous: undefined,
+      scope: undefined,
+      change: change('head1'),
+      runId: 'r1',
+    });
+    const fixed = reconcile({
+      findings: [],
+      files: [cartFixed],
+      previous: first.next,
+      scope: { since: 'head1', unchanged: [] },
+      change: change('h2'),
+      runId: 'r2',
+    });
+    expect(fixed.resolved.map((r) => r.file)).toEqual(['App/Cart.swift']);
+    expect(fixed.findings).toEqual([]);
+    expect(fixed.next.resolved).toEqual([first.next.findings[0]?.fingerprint]);
+    const gone = reconcile({
+      findings: [],
+      files: [other],
+      previous: first.next,
+      scope: { since: 'head1', unchanged: [] },
+      change: change('h2'),
+      runId: 'r2',
+    });
+    expect(gone.resolved).toHaveLength(1);
+    // The model did not repeat it, but the code is still there (5 lines lower): it stays open, moved.
+    const moved = reconcile({
+      findings: [],
+      files: [cartMoved],
+      previous: first.next,
+      scope: { since: 'head1', unchanged: [] },
+      change: change('h2'),
+      runId: 'r2',
+    });
+    expect(moved.resolved).toEqual([]);
+    expect(moved.findings[0]?.line).toBe(16);
+  });
+
+  it('never raises a dismissed fingerprint again', () => {
+    const first = reconcile({
+      findings: [finding()],
+      files: [cart],
+      previous: undefined,
+      scope: undefined,
+      change: change('head1'),
+      runId: 'r1',
+    });
+    const fp = first.next.findings[0]?.fingerprint as string;
+    const state: ReviewState = { ...first.next, findings: [], dismissed: [fp] };
+    const again = reconcile({
+      findings: [finding({ line: 11 })],
+      files: [cart],
+      previous: state,
+      scope: undefined,
+      change: change('h2'),
+      runId: 'r2',
+    });
+    expect(again.findings).toEqual([]);
+    expect(again.dismissed).toBe(1);
+    expect(again.next.dismissed).toEqual([fp]);
+  });
+});
