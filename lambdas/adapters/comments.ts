@@ -1,8 +1,10 @@
+import { gzipSync } from 'node:zlib';
 import type { Octokit } from '@octokit/rest';
 import { ANNOTATIONS_PER_REQUEST, type CheckResult } from '../core/checks.js';
 import { type Change, FORGES } from '../core/contracts.js';
 import type { ArtifactStore, CheckCreate, ForgePublisher, ForgeTable } from '../core/ports.js';
 import type { InlineReview } from '../core/review.js';
+import type { SarifLog } from '../core/sarif.js';
 import { splitRepository } from '../core/triggers.js';
 
 /**
@@ -139,6 +141,41 @@ export class GitHubPublisher implements ForgePublisher {
     }
     return done.data.html_url ?? null;
   }
+
+  /**
+   * `POST /repos/{owner}/{repo}/code-scanning/sarifs` with the SARIF gzip-compressed and
+   * base64-encoded, `commit_sha` the head and `ref` as {@link codeScanningRef} says (nothing is
+   * uploaded without one). Needs `security_events: write` (GitHub App) or a token with
+   * `security_events` scope, and code scanning available on the repository (public, or GitHub
+   * Advanced Security): otherwise 403. GitHub processes the upload later (202).
+   * Source: https://docs.github.com/en/rest/code-scanning/code-scanning#upload-an-analysis-as-sarif-data (2026-11).
+   */
+  async uploadCodeScanning(change: Change, _workflow: string, sarif: SarifLog): Promise<string | null> {
+    const ref = codeScanningRef(change);
+    if (!ref) return null;
+    const { owner, repo } = splitRepository(change.repository);
+    const r = await this.octokit.rest.codeScanning.uploadSarif({
+      owner,
+      repo,
+      commit_sha: change.headSha,
+      ref,
+      sarif: gzipSync(JSON.stringify(sarif)).toString('base64'),
+      tool_name: 'AgentFlow',
+    });
+    return r.data.url ?? null;
+  }
+}
+
+/**
+ * The Git ref a code scanning analysis belongs to: `refs/pull/<n>/head` for a pull request, the
+ * head branch (`refs/heads/<headRef>`) for a change without one, or undefined when the head is
+ * only a commit (code scanning needs a ref).
+ */
+export function codeScanningRef(change: Change): string | undefined {
+  if (change.number > 0) return `refs/pull/${change.number}/head`;
+  const head = change.headRef;
+  if (!head || /^[0-9a-f]{7,40}$/i.test(head)) return undefined;
+  return head.startsWith('refs/') ? head : `refs/heads/${head}`;
 }
 
 /** A table giving every forge the same publisher (local mode writes files whatever the forge). */
@@ -148,14 +185,31 @@ export const everyForge = (publisher: ForgePublisher): ForgeTable =>
 /**
  * Local mode: the comment is written to `comments/<owner>/<repo>/<number>/<marker>.md` in the
  * artifact folder (the same file again for the same pull request and workflow) and `onComment`
- * is told (the CLI prints it).
+ * is told (the CLI prints it); the review, check run and SARIF beside it, `onReview` and `onSarif`
+ * told likewise.
  */
 export class FilePublisher implements ForgePublisher {
   constructor(
     private readonly artifacts: ArtifactStore & { pathOf?: (key: string) => string },
     private readonly onComment?: (body: string, path: string) => void,
     private readonly onReview?: (path: string, comments: number) => void,
+    private readonly onSarif?: (path: string, results: number) => void,
   ) {}
+
+  /**
+   * Writes the SARIF GitHub code scanning would get to
+   * `comments/<owner>/<repo>/<number>/<workflow>.results.sarif` (uncompressed JSON: the latest run's).
+   */
+  async uploadCodeScanning(change: Change, workflow: string, sarif: SarifLog): Promise<string | null> {
+    const key = `comments/${change.repository}/${change.number}/${workflow.replace(/[^\w.-]+/g, '-')}.results.sarif`;
+    await this.artifacts.putText(key, `${JSON.stringify(sarif, null, 2)}\n`, 'application/sarif+json');
+    const path = this.artifacts.pathOf ? this.artifacts.pathOf(key) : key;
+    this.onSarif?.(
+      path,
+      sarif.runs.reduce((n, r) => n + (r.results?.length ?? 0), 0),
+    );
+    return path;
+  }
 
   async upsertComment(change: Change, marker: string, body: string): Promise<string | null> {
     const workflow = /agentflow:([\w.-]+)/.exec(marker)?.[1] ?? 'comment';

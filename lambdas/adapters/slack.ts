@@ -1,7 +1,7 @@
 import { ErrorCode, WebClient } from '@slack/web-api';
 import type { ApprovalNotifier, ApprovalRecord, MessageRef } from '../core/approvals.js';
 import { ApprovalUndeliverableError } from '../core/errors.js';
-import type { ThreadNotifier } from '../core/ports.js';
+import type { ChannelNotifier, ThreadNotifier } from '../core/ports.js';
 import { approvalBlocks, decidedBlocks } from '../core/slack.js';
 
 /**
@@ -64,9 +64,10 @@ export class SlackApprovalNotifier implements ApprovalNotifier {
  * {@link ThreadNotifier} on the Slack Web API: `chat.postMessage` to start a manual run's thread
  * and to reply in it (`thread_ts`). A post Slack refuses (the bot is not in the channel…) or that
  * takes longer than `startTimeoutMs` starts no thread: the run goes on without one (the slash
- * command must be answered within 3 s).
+ * command must be answered within 3 s). Also the {@link ChannelNotifier} of run summaries
+ * (`post`: the reply client's timeout, errors thrown).
  */
-export class SlackThreadNotifier implements ThreadNotifier {
+export class SlackThreadNotifier implements ThreadNotifier, ChannelNotifier {
   private readonly client: WebClient;
   private readonly starter: WebClient;
 
@@ -83,6 +84,23 @@ export class SlackThreadNotifier implements ThreadNotifier {
 
   async reply(thread: { channel: string; ts: string }, text: string): Promise<void> {
     await this.client.chat.postMessage({ channel: thread.channel, thread_ts: thread.ts, text, unfurl_links: false, unfurl_media: false });
+  }
+
+  /**
+   * `chat.postMessage` in `channel` (a leading `#` dropped), without link previews.
+   * @throws the client's error: a platform error names Slack's code (`not_in_channel`…) and what to do
+   */
+  async post(channel: string, text: string): Promise<{ channel: string; ts: string }> {
+    try {
+      const r = await this.client.chat.postMessage({ channel: channel.replace(/^#/, ''), text, unfurl_links: false, unfurl_media: false });
+      return { channel: r.channel ?? channel, ts: r.ts ?? '' };
+    } catch (e) {
+      const code = (e as { code?: string }).code === ErrorCode.PlatformError ? (e as { data?: { error?: string } }).data?.error : undefined;
+      if (code && UNDELIVERABLE[code]) {
+        throw Object.assign(new Error(`Slack will not post to ${channel} (${code}): ${UNDELIVERABLE[code]}`), { name: 'SlackPostError' });
+      }
+      throw e;
+    }
   }
 }
 

@@ -495,7 +495,13 @@ const PublishReport = z.strictObject({
   outputs: z.strictObject({
     githubReview: z.boolean(),
     databaseLog: z.boolean(),
+    /** Channel the run's summary is posted in (`output.slack`); `default`: the deployment's default channel. */
     slack: z.string().optional(),
+    /**
+     * `output.code_scanning`: the findings of these agents (the workflow's agents of category
+     * `security`) are uploaded to code scanning as SARIF. Absent: nothing is uploaded.
+     */
+    codeScanning: z.strictObject({ agents: z.array(z.string()) }).optional(),
   }),
   check: CheckSettings.optional(),
 });
@@ -514,6 +520,7 @@ const PublishFailed = z.strictObject({
   workflow: z.string(),
   change: ChangeSchema,
   error: z.object({ Error: z.string(), Cause: z.string().optional() }),
+  /** Channel the failure is posted in (`fallback: - notify:`, else `output.slack`); `default` as for `outputs.slack`. */
   notify: z.string().optional(),
   check: CheckSettings.optional(),
 });
@@ -566,6 +573,11 @@ export const RunRecordSchema = z.object({
   /** The check run's conclusion on the head commit, or why it could not be written. */
   check: z.string().optional(),
   checkError: z.string().optional(),
+  /** Where the code scanning upload is (`output.code_scanning`), or why it could not be made. */
+  codeScanning: z.string().optional(),
+  codeScanningError: z.string().optional(),
+  /** Why the Slack summary or failure notice could not be posted (`output.slack`, `notify:`). */
+  slackError: z.string().optional(),
   /** The verifier pass's counts (see the run summary's `verification`). */
   verification: z
     .object({ checked: z.number(), confirmed: z.number(), dropped: z.number(), downgraded: z.number(), unverified: z.number() })

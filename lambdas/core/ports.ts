@@ -2,6 +2,7 @@ import type { AnswerFormat } from './answer-format.js';
 import type { CheckResult } from './checks.js';
 import type { Change, ChangedFile, Forge, Provider, RunRecord, StructuredOutput } from './contracts.js';
 import type { InlineReview } from './review.js';
+import type { SarifLog } from './sarif.js';
 
 /**
  * Ports: what the use cases need from the outside world. Adapters in `lambdas/adapters`
@@ -122,6 +123,14 @@ export interface ForgePublisher {
    * @returns where the check run is, or null when none was written
    */
   completeCheck(change: Change, name: string, runId: string, result: CheckResult, create: CheckCreate): Promise<string | null>;
+  /**
+   * Uploads `sarif` (SARIF 2.1.0, see `buildSarif`) as workflow `workflow`'s code scanning analysis
+   * of the change's head commit (GitHub: gzip + base64, `commit_sha` the head, `ref` the pull
+   * request's `refs/pull/<n>/head`, or `refs/heads/<headRef>` for a change without one).
+   * @returns where the upload is (its status URL, or the local file), or null when the change has no ref to upload for
+   * @throws the forge's error (a token without `security_events: write`, code scanning off: 403)
+   */
+  uploadCodeScanning(change: Change, workflow: string, sarif: SarifLog): Promise<string | null>;
 }
 
 /** One publisher per forge: a forge added to `FORGES` does not compile until it has one. */
@@ -145,6 +154,26 @@ export interface ThreadNotifier {
   start(channel: string, text: string): Promise<{ channel: string; ts: string } | undefined>;
   /** Replies `text` in the thread of `thread`. */
   reply(thread: { channel: string; ts: string }, text: string): Promise<void>;
+}
+
+/**
+ * Posts a message in a Slack channel: a run's summary (`output.slack`) or its failure (the
+ * `fallback: - notify:` channel). Unlike {@link ThreadNotifier.start} it throws what Slack answered,
+ * so the run record says why a post is missing. Texts are Slack mrkdwn whose data is escaped
+ * (`slackText`): no mention or link comes from a pull request or a model.
+ *
+ * @example
+ * ```ts
+ * await channels.post('#mobile-reviews', runSummaryText({ ... }));
+ * ```
+ */
+export interface ChannelNotifier {
+  /**
+   * Posts `text` in `channel` (a name, with or without `#`, or a channel id).
+   * @returns where the message is
+   * @throws the Slack client's error (`not_in_channel`, `channel_not_found`, a timeout…)
+   */
+  post(channel: string, text: string): Promise<{ channel: string; ts: string }>;
 }
 
 /** Starts executions of a workflow's state machine. */

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { ApprovalRecord } from './approvals.js';
+import { checkName } from './checks.js';
 
 /** `action_id`s of the approval message's buttons; their `value` is the approval id and nothing else. */
 export const APPROVE_ACTION = 'agentflow_approve';
@@ -153,4 +154,92 @@ export function runStartedText(o: {
 export function runOutcomeText(o: { status: string; findings?: number; costUsd?: number; reason?: string }): string {
   const numbers = o.findings !== undefined ? ` — ${o.findings} finding${o.findings === 1 ? '' : 's'}, $${(o.costUsd ?? 0).toFixed(4)}` : '';
   return `${o.status}${numbers}${o.reason ? `. ${slackText(o.reason).slice(0, 600)}` : ''}`;
+}
+
+/**
+ * Untrusted text (a pull-request title, a reason quoting a model or a provider) made inert for a
+ * Slack message: on one line, at most `max` characters, escaped ({@link slackText}: no `<!here>`,
+ * `<@U…>` or `<url|label>` survives), and with a zero-width space after each `@`, `.` and `:` so
+ * Slack neither links a bare URL or domain (`https://evil.example`, `evil.example`) nor, with
+ * `link_names`, a written `@here`.
+ */
+export function slackInert(s: string, max = 300): string {
+  const line = s.replace(/\s+/g, ' ').trim();
+  const cut = line.length > max ? `${line.slice(0, max - 1)}…` : line;
+  return slackText(cut).replace(/([@.:])/g, '$1\u200b');
+}
+
+/**
+ * A link for a Slack message from a URL we trust (the pull request's and check run's `html_url`,
+ * from GitHub): `<url|label>` when it is an `https://` URL without `<`, `>`, `|` or spaces, else
+ * the escaped text (a local file path). The label is escaped.
+ */
+export function slackLink(url: string, label: string): string {
+  return /^https:\/\/[^\s<>|]+$/.test(url) ? `<${url}|${slackText(label)}>` : slackText(url);
+}
+
+const STATUS_MARK: Record<string, string> = {
+  SUCCEEDED: '✅',
+  PARTIAL: '⚠️',
+  FAILED: '❌',
+  SKIPPED: '⏭️',
+  STOPPED: '⏹️',
+};
+
+/** What {@link runSummaryText} reports. */
+export interface RunSummaryMessage {
+  workflow: string;
+  status: string;
+  repository: string;
+  /** Pull request number; 0 for a change without one. */
+  number: number;
+  headSha: string;
+  /** The pull request's title (untrusted: made inert). */
+  title: string;
+  /** The pull request's page (`change.url`); empty when unknown. */
+  url: string;
+  /** Findings in the report; absent for a run that failed before it. */
+  findings?: number;
+  /** Counts by severity, most severe first in the text. */
+  bySeverity?: Partial<Record<'critical' | 'high' | 'medium' | 'low' | 'info', number>>;
+  /** USD. */
+  costUsd?: number;
+  /** Why the run is partial or failed (untrusted: made inert). */
+  reason?: string;
+  /** The check run's page (or local file), when one was written. */
+  checkUrl?: string | null;
+}
+
+/**
+ * A run's summary for a Slack channel (`output.slack`, and the failure for `notify:`): outcome,
+ * the findings by severity and the cost, then links to the pull request and the check run. Plain
+ * mrkdwn; everything that comes from the pull request or a model is {@link slackInert}.
+ *
+ * @example
+ * ```
+ * ✅ *pr-review* SUCCEEDED on acme/shop-apps#42: Checkout: pay with card
+ * 3 findings (1 high, 2 medium), $0.0123
+ * Pull request: <https://github.com/acme/shop-apps/pull/42|acme/shop-apps#42> · Check run: <https://github.com/acme/shop-apps/runs/7|AgentFlow · pr-review>
+ * ```
+ */
+export function runSummaryText(m: RunSummaryMessage): string {
+  const where = m.number > 0 ? `${m.repository}#${m.number}` : `${m.repository}@${m.headSha.slice(0, 7)}`;
+  const lines = [
+    `${STATUS_MARK[m.status] ?? '•'} *${slackText(m.workflow)}* ${slackText(m.status)} on ${slackText(where)}${m.title ? `: ${slackInert(m.title, 200)}` : ''}`,
+  ];
+  if (m.findings !== undefined) {
+    const order = ['critical', 'high', 'medium', 'low', 'info'] as const;
+    const counts = order
+      .filter((s) => (m.bySeverity?.[s] ?? 0) > 0)
+      .map((s) => `${m.bySeverity?.[s]} ${s}`)
+      .join(', ');
+    lines.push(`${m.findings} finding${m.findings === 1 ? '' : 's'}${counts ? ` (${counts})` : ''}, $${(m.costUsd ?? 0).toFixed(4)}`);
+  }
+  if (m.reason) lines.push(slackInert(m.reason, 600));
+  const links = [
+    ...(m.url ? [`Pull request: ${slackLink(m.url, where)}`] : []),
+    ...(m.checkUrl ? [`Check run: ${slackLink(m.checkUrl, checkName(m.workflow))}`] : []),
+  ];
+  if (links.length) lines.push(links.join(' · '));
+  return lines.join('\n');
 }

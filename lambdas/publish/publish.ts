@@ -12,10 +12,11 @@ import {
   SEVERITIES,
   type Severity,
 } from '../core/contracts.js';
-import type { ArtifactStore, ForgeTable, RunStore, ThreadNotifier } from '../core/ports.js';
+import type { ArtifactStore, ChannelNotifier, ForgeTable, RunStore, ThreadNotifier } from '../core/ports.js';
 import { commentMarker, commentText, errorText, type ReportFinding } from '../core/report.js';
 import { InlineReviewSchema } from '../core/review.js';
-import { runOutcomeText } from '../core/slack.js';
+import { buildSarif, securityFindings } from '../core/sarif.js';
+import { type RunSummaryMessage, runOutcomeText, runSummaryText } from '../core/slack.js';
 import { readSpend } from '../core/spend.js';
 
 /** The findings of a run's report (`report.json`), for the check run's conclusion and annotations. */
@@ -36,7 +37,35 @@ export interface PublishDeps {
   runs: RunStore;
   /** Replies in a manual run's Slack thread (`change.thread`). @default none */
   threads?: ThreadNotifier;
+  /** Posts the summary (`outputs.slack`) and the failure (`notify`) in a channel. @default none: such a post is recorded as `slackError` */
+  channels?: ChannelNotifier;
+  /** The channel `slack: true` (`default`) posts in (`slackChannel` of the environment config). @default none: recorded as `slackError` */
+  defaultChannel?: string;
   now?: () => Date;
+}
+
+/** An error as the run record keeps it: `<name>: <message>`, at most 300 characters. */
+const errorLine = (e: unknown) => `${(e as Error).name}: ${(e as Error).message}`.slice(0, 300);
+
+/**
+ * Posts `message` in `channel` (`default`: `deps.defaultChannel`).
+ * @returns `slackError` for the run record when nothing was posted (never throws)
+ */
+async function postToChannel(deps: PublishDeps, channel: string, message: RunSummaryMessage): Promise<{ slackError?: string }> {
+  const target = channel === 'default' ? deps.defaultChannel : channel;
+  if (!target) {
+    return {
+      slackError:
+        'output.slack: true posts in the default channel and none is configured (slackChannel in the environment config): name the channel in the workflow',
+    };
+  }
+  if (!deps.channels) return { slackError: `no Slack client to post in ${target} (the function has no SLACK_SECRET_NAME)` };
+  try {
+    await deps.channels.post(target, runSummaryText(message));
+    return {};
+  } catch (e) {
+    return { slackError: errorLine(e) };
+  }
 }
 
 /**
@@ -85,21 +114,29 @@ export async function publish(raw: unknown, deps: PublishDeps): Promise<PublishO
     title: string,
     text: string,
   ) => {
-    if (!input.check || input.change.number <= 0) return {};
+    if (!input.check || input.change.number <= 0) return { checkUrl: null };
     const conclusion = checkConclusion(outcome, severities, input.check.failOn);
     const result = { conclusion, title, summary: text, annotations: checkAnnotations(findings) };
     // A skip decided at the webhook never hides what an earlier run of this commit concluded.
     const create = input.kind === 'skipped' ? 'if-none' : 'always';
     try {
-      await forge.completeCheck(input.change, checkName(input.workflow), input.runId, result, create);
-      return { check: conclusion };
+      const checkUrl = await forge.completeCheck(input.change, checkName(input.workflow), input.runId, result, create);
+      return { check: conclusion, checkUrl };
     } catch (e) {
-      return { checkError: `${(e as Error).name}: ${(e as Error).message}`.slice(0, 300) };
+      return { checkError: errorLine(e), checkUrl: null };
     }
+  };
+  const message = {
+    workflow: input.workflow,
+    repository: input.change.repository,
+    number: input.change.number,
+    headSha: input.change.headSha,
+    title: input.change.title,
+    url: input.change.url,
   };
   switch (input.kind) {
     case 'skipped': {
-      const check = await conclude('SKIPPED', [], [], 'Skipped', commentText(input.reason));
+      const { checkUrl: _, ...check } = await conclude('SKIPPED', [], [], 'Skipped', commentText(input.reason));
       await deps.runs.put({ ...base, status: 'SKIPPED', reason: input.reason, ...check });
       await tell({ status: 'SKIPPED', reason: input.reason });
       return { commentUrl: null };
@@ -109,15 +146,19 @@ export async function publish(raw: unknown, deps: PublishDeps): Promise<PublishO
       const agents = Object.values(input.results).flat();
       const spent = await Promise.all(agents.map((a) => readSpend(deps.artifacts, input.runId, a.phase, a.name)));
       const costUsd = fromMicro(spent.flatMap((r) => r.invocations).reduce((s, i) => s + i.costMicro, 0));
-      const check = await conclude('STOPPED', [], [], 'Stopped', commentText(input.reason));
+      const { checkUrl: _, ...check } = await conclude('STOPPED', [], [], 'Stopped', commentText(input.reason));
       await deps.runs.put({ ...base, status: 'STOPPED', reason: input.reason, costUsd, ...check });
       await tell({ status: 'STOPPED', reason: input.reason });
       return { commentUrl: null };
     }
     case 'failed': {
       const error = errorText(input.error) ?? input.error.Error;
-      const check = await conclude('FAILED', [], [], 'The review failed', commentText(error));
-      await deps.runs.put({ ...base, status: 'FAILED', error, ...check });
+      const { checkUrl, ...check } = await conclude('FAILED', [], [], 'The review failed', commentText(error));
+      // The failure is posted where the workflow asks (`notify:`, else its `output.slack` channel).
+      const notified = input.notify
+        ? await postToChannel(deps, input.notify, { ...message, status: 'FAILED', reason: error, checkUrl })
+        : {};
+      await deps.runs.put({ ...base, status: 'FAILED', error, ...check, ...notified });
       await tell({ status: 'FAILED', reason: error });
       return { commentUrl: null };
     }
@@ -142,13 +183,13 @@ export async function publish(raw: unknown, deps: PublishDeps): Promise<PublishO
           }
         }
       }
-      const findings = input.check ? await reportFindings(deps.artifacts, input.report.reportRef) : [];
+      const findings = input.check || input.outputs.codeScanning ? await reportFindings(deps.artifacts, input.report.reportRef) : [];
       const counts = SEVERITIES.filter((s) => (summary.bySeverity[s] ?? 0) > 0)
         .map((s) => `${summary.bySeverity[s]} ${s}`)
         .join(', ');
       // The conclusion follows the summary's counts (the findings the comment shows); the report's
       // findings are only the annotations.
-      const check = await conclude(
+      const { checkUrl, ...check } = await conclude(
         summary.status,
         SEVERITIES.flatMap((severity) => Array.from({ length: summary.bySeverity[severity] ?? 0 }, () => ({ severity }))),
         findings,
@@ -158,6 +199,29 @@ export async function publish(raw: unknown, deps: PublishDeps): Promise<PublishO
           `Findings at or above **${input.check?.failOn ?? 'critical'}** fail this check (\`output.fail_on\`); the summary comment and the inline review have them all.`,
         ].join('\n\n'),
       );
+      // The security agents' findings as a code scanning analysis of the head commit; a refused
+      // upload (no security_events: write, code scanning off) is recorded, the review stands.
+      let scanning: { codeScanning?: string; codeScanningError?: string } = {};
+      if (input.outputs.codeScanning) {
+        const sarif = buildSarif(securityFindings(findings, input.outputs.codeScanning.agents), input.workflow);
+        try {
+          const where = await forge.uploadCodeScanning(input.change, input.workflow, sarif);
+          scanning = where ? { codeScanning: where } : { codeScanningError: 'the change has no Git ref to upload the analysis for' };
+        } catch (e) {
+          scanning = { codeScanningError: errorLine(e) };
+        }
+      }
+      const slack = input.outputs.slack
+        ? await postToChannel(deps, input.outputs.slack, {
+            ...message,
+            status: summary.status,
+            findings: summary.findings,
+            bySeverity: summary.bySeverity,
+            costUsd: summary.costUsd,
+            ...(summary.reason ? { reason: summary.reason } : {}),
+            checkUrl,
+          })
+        : {};
       // The outcome and the cost are always recorded (they are what `agentflow runs` and the
       // status commands show); `database_log` adds the per-agent details.
       await deps.runs.put({
@@ -173,6 +237,8 @@ export async function publish(raw: unknown, deps: PublishDeps): Promise<PublishO
         inlineComments: inline,
         ...(reviewError ? { reviewError } : {}),
         ...check,
+        ...scanning,
+        ...slack,
         ...(summary.verification
           ? {
               verification: {

@@ -1,5 +1,5 @@
 import { phaseLevels } from './load.js';
-import type { AgentPhase, Comparison, GatePhase, Phase, Workflow } from './model.js';
+import { type AgentPhase, type Comparison, type GatePhase, type Phase, securityAgents, type Workflow } from './model.js';
 
 /**
  * The Lambda tasks a compiled state machine calls, and the definition substitution key of each
@@ -289,6 +289,7 @@ export function compileWorkflow(workflow: Workflow): AslDefinition {
         githubReview: workflow.output.githubReview,
         databaseLog: workflow.output.databaseLog,
         ...(workflow.output.slack ? { slack: workflow.output.slack } : {}),
+        ...(workflow.output.codeScanning ? { codeScanning: { agents: securityAgents(workflow) } } : {}),
       },
       ...check,
     },
@@ -339,7 +340,8 @@ export function compileWorkflow(workflow: Workflow): AslDefinition {
       'workflow.$': '$.workflow',
       'change.$': '$.change',
       'error.$': '$.error',
-      ...(workflow.notifyOnFailure ? { notify: workflow.notifyOnFailure } : {}),
+      // The failure goes to the `fallback: - notify:` channel, else where the summary would have gone.
+      ...((workflow.notifyOnFailure ?? workflow.output.slack) ? { notify: workflow.notifyOnFailure ?? workflow.output.slack } : {}),
       ...check,
     },
     {

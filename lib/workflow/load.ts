@@ -8,6 +8,8 @@ import {
   type Phase,
   type ResolvedAgent,
   type ResolvedModel,
+  SECURITY_CATEGORY,
+  securityAgents,
   type Workflow,
 } from './model.js';
 import {
@@ -293,32 +295,7 @@ function normalize(id: string, w: WorkflowSource, catalog: Catalog, src: YamlSou
   const verifier = verifierPhase(w, phases, catalog, src, diagnostics);
   if (verifier) phases.push(verifier);
 
-  const outputs = w.output ? (Array.isArray(w.output) ? Object.assign({}, ...w.output) : w.output) : {};
-  const o = outputs as {
-    github_review?: boolean;
-    github_comment?: boolean;
-    slack?: string | boolean;
-    slack_notification?: boolean;
-    database_log?: boolean;
-    create_files?: boolean;
-    max_inline_comments?: number;
-    inline_min_severity?: Severity;
-    fail_on?: Severity | 'none';
-  };
-  const slack = typeof o.slack === 'string' ? o.slack : o.slack === true || o.slack_notification ? 'default' : undefined;
-  // The inline review and the check run exist only when the workflow posts on the pull request.
-  if ((o.github_review ?? o.github_comment) === false) {
-    for (const key of ['max_inline_comments', 'inline_min_severity', 'fail_on'] as const) {
-      if (o[key] === undefined) continue;
-      const at = Array.isArray(w.output) ? w.output.findIndex((entry) => entry[key] !== undefined) : -1;
-      diagnostics.push(
-        src.at(
-          at >= 0 ? ['output', at, key] : ['output', key],
-          `output.${key} does nothing with github_review: false (no review or check run is posted)`,
-        ),
-      );
-    }
-  }
+  const output = normalizeOutput(w, phases, src, diagnostics);
 
   return {
     id,
@@ -339,18 +316,71 @@ function normalize(id: string, w: WorkflowSource, catalog: Catalog, src: YamlSou
       ...(w.budget?.project ? { project: w.budget.project } : {}),
     },
     phases,
-    output: {
-      githubReview: o.github_review ?? o.github_comment ?? true,
-      ...(slack ? { slack } : {}),
-      databaseLog: o.database_log ?? true,
-      createFiles: o.create_files ?? false,
-      inline: {
-        maxComments: o.max_inline_comments ?? DEFAULT_MAX_INLINE_COMMENTS,
-        minSeverity: o.inline_min_severity ?? DEFAULT_INLINE_MIN_SEVERITY,
-      },
-      failOn: o.fail_on ?? DEFAULT_FAIL_ON,
-    },
+    output,
     ...(notifyOnFailure ? { notifyOnFailure } : {}),
+  };
+}
+
+/** The `output:` keys as written (the list shape merged). */
+type OutputSource = Exclude<NonNullable<WorkflowSource['output']>, readonly unknown[]>;
+
+/**
+ * The `output:` block as the model has it. Every setting does something, or a diagnostic at its
+ * line says why not: a key given twice in the list shape (the later would win silently), both
+ * spellings of one setting (`github_review`/`github_comment`, `slack`/`slack_notification`), the
+ * review's settings with `github_review: false` (no review, comment or check run is posted), and
+ * `code_scanning: true` on a workflow without a security agent (nothing to upload).
+ */
+function normalizeOutput(w: WorkflowSource, phases: readonly Phase[], src: YamlSource, diagnostics: Diagnostic[]): Workflow['output'] {
+  const entries: OutputSource[] = w.output ? (Array.isArray(w.output) ? w.output : [w.output]) : [];
+  const at = (key: keyof OutputSource): SourcePath => {
+    if (!Array.isArray(w.output)) return ['output', key];
+    const i = w.output.findIndex((entry) => entry[key] !== undefined);
+    return ['output', Math.max(i, 0), key];
+  };
+  const o: OutputSource = {};
+  entries.forEach((entry, i) => {
+    for (const [key, value] of Object.entries(entry) as [keyof OutputSource, unknown][]) {
+      if (value === undefined) continue;
+      if (o[key] !== undefined) diagnostics.push(src.at(['output', i, key], `output.${key} is given twice; keep one`));
+      (o as Record<string, unknown>)[key] = value;
+    }
+  });
+  for (const [key, older] of [
+    ['github_review', 'github_comment'],
+    ['slack', 'slack_notification'],
+  ] as const) {
+    if (o[key] !== undefined && o[older] !== undefined) {
+      diagnostics.push(src.at(at(older), `output.${older} is the older form of output.${key}: give only one of them`));
+    }
+  }
+  // The inline review, the comment's format and the check run exist only when the workflow posts on the pull request.
+  if ((o.github_review ?? o.github_comment) === false) {
+    for (const key of ['max_inline_comments', 'inline_min_severity', 'fail_on', 'format'] as const) {
+      if (o[key] === undefined) continue;
+      diagnostics.push(src.at(at(key), `output.${key} does nothing with github_review: false (no review, comment or check run is posted)`));
+    }
+  }
+  if (o.code_scanning && securityAgents({ phases }).length === 0) {
+    diagnostics.push(
+      src.at(
+        at('code_scanning'),
+        `output.code_scanning uploads the findings of security agents (categories: [${SECURITY_CATEGORY}]) and this workflow has none: add one (e.g. security) or remove it`,
+      ),
+    );
+  }
+  const slack = typeof o.slack === 'string' ? o.slack : o.slack === true || o.slack_notification ? 'default' : undefined;
+  return {
+    githubReview: o.github_review ?? o.github_comment ?? true,
+    ...(slack ? { slack } : {}),
+    codeScanning: o.code_scanning ?? false,
+    databaseLog: o.database_log ?? true,
+    createFiles: o.create_files ?? false,
+    inline: {
+      maxComments: o.max_inline_comments ?? DEFAULT_MAX_INLINE_COMMENTS,
+      minSeverity: o.inline_min_severity ?? DEFAULT_INLINE_MIN_SEVERITY,
+    },
+    failOn: o.fail_on ?? DEFAULT_FAIL_ON,
   };
 }
 

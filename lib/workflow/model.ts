@@ -156,7 +156,10 @@ export interface Workflow {
   readonly phases: readonly Phase[];
   readonly output: {
     readonly githubReview: boolean;
+    /** Channel the run's summary is posted in (`output.slack`); `default` (`slack: true`): the environment's `slackChannel`. */
     readonly slack?: string;
+    /** Upload the findings of {@link securityAgents} to GitHub code scanning as SARIF (`output.code_scanning`). @default false */
+    readonly codeScanning: boolean;
     readonly databaseLog: boolean;
     readonly createFiles: boolean;
     /** Inline review comments: at most `maxComments`, none below `minSeverity` (`output.max_inline_comments`, `output.inline_min_severity`). */
@@ -209,3 +212,20 @@ export interface Catalog {
 
 /** The phases of a workflow that run agents (gates left out). */
 export const agentPhases = (wf: Pick<Workflow, 'phases'>): AgentPhase[] => wf.phases.filter((p): p is AgentPhase => p.kind === 'agents');
+
+/** The category whose agents' findings `output.code_scanning` uploads (and `agentflow run --sarif` writes). */
+export const SECURITY_CATEGORY = 'security';
+
+/**
+ * The workflow's security agents: those whose catalog `categories` include `security` (in
+ * workflows/agents: `security`). Their findings — a finding merged from several agents counts when
+ * one of them is a security agent — are the code scanning analysis.
+ */
+export const securityAgents = (wf: Pick<Workflow, 'phases'>): string[] => [
+  ...new Set(
+    agentPhases(wf)
+      .flatMap((p) => p.agents)
+      .filter((a) => a.output !== 'verdicts' && a.categories.includes(SECURITY_CATEGORY))
+      .map((a) => a.name),
+  ),
+];

@@ -227,13 +227,27 @@ const Phase = z
   });
 
 const Output = z.strictObject({
-  github_review: z.boolean().optional(),
-  github_comment: z.boolean().optional(),
-  slack: z.union([z.string(), z.boolean()]).optional(),
-  slack_notification: z.boolean().optional(),
-  database_log: z.boolean().optional(),
-  format: z.enum(['markdown']).optional(),
+  github_review: z
+    .boolean()
+    .optional()
+    .describe('post the summary comment, the inline review and the check run on the pull request; default true'),
+  github_comment: z.boolean().optional().describe('the older name of github_review (give one of them)'),
+  slack: z
+    .union([z.string().min(1), z.boolean()])
+    .optional()
+    .describe(
+      "post the run summary (outcome, findings by severity, cost, links to the pull request and the check run) in this Slack channel; true: the environment's slackChannel; failed runs are posted there too",
+    ),
+  slack_notification: z.boolean().optional().describe('the older form of slack: true (give one of them)'),
+  database_log: z.boolean().optional().describe("keep each agent's details in the run record; default true"),
+  format: z.enum(['markdown']).optional().describe("the summary comment's format: markdown, the only one (needs github_review)"),
   create_files: z.boolean().optional(),
+  code_scanning: z
+    .boolean()
+    .optional()
+    .describe(
+      'upload the findings of the security agents (categories: [security]) to GitHub code scanning as SARIF 2.1.0 for the head commit; default false',
+    ),
   max_inline_comments: z
     .number()
     .int()

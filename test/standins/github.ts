@@ -1,8 +1,11 @@
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
+import { gunzipSync } from 'node:zlib';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import ajvDraft04Module from 'ajv-draft-04';
 import addFormatsModule from 'ajv-formats';
 
 /*
@@ -38,6 +41,28 @@ interface Route {
   segments: string[];
   literals: number;
   operations: Record<string, Operation>;
+}
+
+let sarifSchema: ValidateFunction | undefined;
+
+/**
+ * The problems of `log` against the SARIF 2.1.0 JSON schema (`sarif-2.1.0-rtm.5.json`, the last
+ * 2.1.0 schema Microsoft published, as shipped in `@microsoft/jest-sarif`; JSON Schema draft-04,
+ * hence `ajv-draft-04`), one line each; none when it validates.
+ */
+export function sarifSchemaErrors(log: unknown): string[] {
+  if (!sarifSchema) {
+    const file = createRequire(import.meta.url).resolve('@microsoft/jest-sarif/lib/schemas/sarif-2.1.0-rtm.5.json');
+    // ajv-draft-04 is CommonJS: under NodeNext its default import is the Ajv class itself.
+    const AjvDraft04 = ajvDraft04Module as unknown as typeof ajvDraft04Module.default;
+    // unicodeRegExp: false — the schema's `language` pattern (`^[a-zA-Z]{2}|^[a-zA-Z]{2}-[a-zA-Z]{2}]?$`)
+    // has a stray `]`, valid in a JavaScript regular expression only without the `u` flag.
+    const ajv = new AjvDraft04({ allErrors: true, strict: false, unicodeRegExp: false });
+    (addFormatsModule as unknown as (a: Ajv) => Ajv)(ajv as unknown as Ajv);
+    sarifSchema = ajv.compile(JSON.parse(readFileSync(file, 'utf8'))) as unknown as ValidateFunction;
+  }
+  const validate = sarifSchema;
+  return validate(log) ? [] : errorLines(validate.errors);
 }
 
 /** The id under which the whole description is known to ajv, so `#/components/...` refs resolve. */
@@ -333,6 +358,7 @@ export class GitHubStandIn {
   private readonly refsByRepo = new Map<string, string>();
   private readonly contents = new Map<string, string>();
   private readonly comparisons = new Map<string, SeededComparison>();
+  private readonly sarifs = new Map<string, Array<{ id: string; commitSha: string; ref: string; sarif: unknown }>>();
   private readonly scripted = new Map<string, (req: GitHubRequest) => GitHubAnswer | undefined>();
   private readonly handlers: Record<string, Handler> = {
     'issues/list-comments': (req, repo) => this.page(req, this.issueComments.get(`${repo}#${req.params.issue_number}`) ?? []),
@@ -372,6 +398,7 @@ export class GitHubStandIn {
       return sha ? { status: 200, body: commit(repo, sha) } : unprocessable(`No commit found for SHA: ${req.params.ref}`);
     },
     'repos/compare-commits-with-basehead': (req, repo) => this.compare(req, repo),
+    'code-scanning/upload-sarif': (req, repo) => this.uploadSarif(req, repo),
   };
 
   constructor(private readonly options: { readonly checkResponses?: boolean; readonly login?: string } = {}) {}
@@ -459,6 +486,40 @@ export class GitHubStandIn {
   /** Check runs of a commit, oldest first. */
   checkRuns(repo: string, sha: string): readonly Json[] {
     return this.runs.get(`${repo}@${sha}`) ?? [];
+  }
+
+  /** SARIF uploads of a repository, oldest first, with the log decoded (base64, then gunzip, then JSON). */
+  sarifUploads(repo: string): ReadonlyArray<{ id: string; commitSha: string; ref: string; sarif: unknown }> {
+    return this.sarifs.get(repo) ?? [];
+  }
+
+  /**
+   * `POST /repos/{o}/{r}/code-scanning/sarifs`: the `sarif` field must be a gzip-compressed SARIF
+   * log, base64-encoded, valid against the SARIF 2.1.0 schema (GitHub answers 400 otherwise) and at
+   * most 10 MB compressed (413); answers 202 with the upload's id and status URL.
+   * Source: https://docs.github.com/en/rest/code-scanning/code-scanning#upload-an-analysis-as-sarif-data (2026-11).
+   */
+  private uploadSarif(req: GitHubRequest, repo: string): GitHubAnswer {
+    const body = req.body as { commit_sha: string; ref: string; sarif: string };
+    const zipped = Buffer.from(body.sarif, 'base64');
+    if (zipped.length > 10 * 1024 * 1024) return { status: 413, body: { message: 'Payload Too Large', status: '413' } };
+    let sarif: unknown;
+    try {
+      sarif = JSON.parse(gunzipSync(zipped).toString('utf8'));
+    } catch (e) {
+      this.violations.push(`POST ${req.path}: the sarif field is not base64 of a gzip-compressed JSON file (${(e as Error).message})`);
+      return { status: 400, body: { message: 'Invalid SARIF: not gzip-compressed, base64-encoded JSON', status: '400' } };
+    }
+    const problems = sarifSchemaErrors(sarif);
+    if (problems.length > 0) {
+      this.violations.push(`POST ${req.path}: the SARIF log does not validate against the 2.1.0 schema: ${problems.join('; ')}`);
+      return { status: 400, body: { message: `Invalid SARIF: ${problems.join('; ')}`, status: '400' } };
+    }
+    const id = randomUUID();
+    const list = this.sarifs.get(repo) ?? [];
+    list.push({ id, commitSha: body.commit_sha, ref: body.ref, sarif });
+    this.sarifs.set(repo, list);
+    return { status: 202, body: { id, url: `${API}/repos/${repo}/code-scanning/sarifs/${id}` } };
   }
 
   private id(): number {

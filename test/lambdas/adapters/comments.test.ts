@@ -1,11 +1,14 @@
+import { join } from 'node:path';
 import { Octokit } from '@octokit/rest';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { GitHubPublisher } from '../../../lambdas/adapters/comments.js';
+import { FsArtifactStore } from '../../../lambdas/adapters/artifacts.js';
+import { codeScanningRef, FilePublisher, GitHubPublisher } from '../../../lambdas/adapters/comments.js';
 import type { ReportFinding } from '../../../lambdas/core/report.js';
 import { commentMarker } from '../../../lambdas/core/report.js';
 import { buildInlineReview } from '../../../lambdas/core/review.js';
-import { exampleChange, exampleFinding } from '../../helpers.js';
-import { GitHubStandIn } from '../../standins/github.js';
+import { buildSarif } from '../../../lambdas/core/sarif.js';
+import { exampleChange, exampleFinding, tempDir } from '../../helpers.js';
+import { GitHubStandIn, sarifSchemaErrors } from '../../standins/github.js';
 
 /**
  * The comment publisher calls a real Octokit against the GitHub stand-in on 127.0.0.1, which
@@ -17,6 +20,7 @@ const PATCH = ['@@ -1,3 +1,5 @@', ' import UIKit', '-let a = 0', '+let a = value
   '\n',
 );
 const change = exampleChange({ repository: 'acme/app', number: 7, headSha: 'h'.repeat(40), baseSha: 'b'.repeat(40) });
+const scanned = { ...change, headSha: 'c0ffee'.repeat(6) + 'c0ff' };
 const file = { path: 'App/Pay.swift', status: 'modified' as const, additions: 2, deletions: 1, binary: false, patch: PATCH };
 const finding = (over: Partial<ReportFinding> = {}) => exampleFinding({ line: 2, ...over });
 const inline = { maxComments: 20, minSeverity: 'low' as const };
@@ -207,5 +211,54 @@ describe('Class: GitHubPublisher', () => {
       'if-none',
     );
     expect(github.checkRuns('acme/app', change.headSha)).toEqual([expect.objectContaining({ status: 'completed', conclusion: 'neutral' })]);
+  });
+
+  it('uploads the SARIF gzip-compressed and base64-encoded for the head commit and the pull request ref', async () => {
+    // Prepare
+    const sarif = buildSarif([finding({ category: 'secrets', agents: ['security'] })], 'pr-review');
+
+    // Act (code scanning takes only a hex commit SHA)
+    const url = await publisher.uploadCodeScanning(scanned, 'pr-review', sarif);
+
+    // Assess: the stand-in decoded it (base64 → gunzip → JSON) and validated it against the SARIF 2.1.0 schema.
+    const [upload] = github.sarifUploads('acme/app');
+    expect(upload).toMatchObject({ commitSha: scanned.headSha, ref: 'refs/pull/7/head' });
+    expect(upload?.sarif).toEqual(JSON.parse(JSON.stringify(sarif)));
+    expect(sarifSchemaErrors(upload?.sarif)).toEqual([]);
+    expect(url).toBe(`https://api.github.com/repos/acme/app/code-scanning/sarifs/${upload?.id}`);
+  });
+
+  it('throws what GitHub answers when code scanning refuses the upload', async () => {
+    github.respond('code-scanning/upload-sarif', () => ({
+      status: 403,
+      body: { message: 'Advanced Security must be enabled for this repository to use code scanning.', status: '403' },
+    }));
+    await expect(publisher.uploadCodeScanning(scanned, 'pr-review', buildSarif([], 'pr-review'))).rejects.toMatchObject({ status: 403 });
+  });
+});
+
+describe('Function: codeScanningRef', () => {
+  it('names the pull request ref, else the head branch, else nothing (a bare commit has no ref)', () => {
+    expect(codeScanningRef(exampleChange({ number: 7 }))).toBe('refs/pull/7/head');
+    expect(codeScanningRef(exampleChange({ number: 0, headRef: 'feature/pay' }))).toBe('refs/heads/feature/pay');
+    expect(codeScanningRef(exampleChange({ number: 0, headRef: 'refs/tags/v1' }))).toBe('refs/tags/v1');
+    expect(codeScanningRef(exampleChange({ number: 0, headRef: 'abc1234' }))).toBeUndefined();
+  });
+});
+
+describe('Class: FilePublisher (code scanning)', () => {
+  it('writes <workflow>.results.sarif beside the comment and tells where', async () => {
+    // Prepare
+    const artifacts = new FsArtifactStore(join(tempDir(), 'artifacts'));
+    const told: Array<[string, number]> = [];
+    const files = new FilePublisher(artifacts, undefined, undefined, (path, results) => told.push([path, results]));
+
+    // Act
+    const path = await files.uploadCodeScanning(change, 'pr-review', buildSarif([finding()], 'pr-review'));
+
+    // Assess
+    expect(path).toBe(artifacts.where('comments/acme/app/7/pr-review.results.sarif'));
+    expect(told).toEqual([[path, 1]]);
+    expect(sarifSchemaErrors(await artifacts.getJson('comments/acme/app/7/pr-review.results.sarif'))).toEqual([]);
   });
 });

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SlackApprovalNotifier } from '../../../lambdas/adapters/slack.js';
+import { SlackApprovalNotifier, SlackThreadNotifier } from '../../../lambdas/adapters/slack.js';
 import { SfnTaskCallbacks } from '../../../lambdas/adapters/task-callbacks.js';
 import { type ApprovalRecord, TaskCallbackError } from '../../../lambdas/core/approvals.js';
 import { ApprovalUndeliverableError } from '../../../lambdas/core/errors.js';
@@ -100,6 +100,24 @@ describe('Class: SlackApprovalNotifier (Slack Web API wire format)', () => {
       await new SlackApprovalNotifier('xoxb-test', { slackApiUrl: url }).request({ ...record, kind: 'ci', channel: '' }),
     ).toBeUndefined();
     expect(calls.length).toBe(before);
+  });
+});
+
+describe('Class: SlackThreadNotifier (channel posts)', () => {
+  it('posts a run summary in the channel without link previews', async () => {
+    const notifier = new SlackThreadNotifier('xoxb-test', { slackApiUrl: url });
+    const where = await notifier.post('#mobile-reviews', '✅ *pr-review* SUCCEEDED');
+    expect(where).toEqual({ channel: 'C0LEADS', ts: '1700000000.000100' });
+    const post = calls.filter((c) => c.method === 'chat.postMessage').at(-1);
+    expect(post?.args).toMatchObject({ channel: 'mobile-reviews', text: '✅ *pr-review* SUCCEEDED', unfurl_links: 'false' });
+  });
+
+  it('throws a post Slack refuses, naming the channel and the fix', async () => {
+    const notifier = new SlackThreadNotifier('xoxb-test', { slackApiUrl: url });
+    await expect(notifier.post('#not-invited', 'x')).rejects.toMatchObject({
+      name: 'SlackPostError',
+      message: expect.stringContaining('Slack will not post to #not-invited (not_in_channel)'),
+    });
   });
 });
 

@@ -224,6 +224,38 @@ phases:
     expect(state('Run failed')).toMatchObject({ Type: 'Fail', Error: 'AgentFlowRunFailed' });
   });
 
+  it('passes code_scanning (with the security agents) and the Slack channel to Publish, and the channel to the failure record', () => {
+    // Prepare
+    const text = `name: T
+trigger: { event: pull_request.opened }
+phases:
+  - name: review
+    agents: [code-review, security]
+output: { code_scanning: true, slack: "#mobile-reviews" }
+`;
+
+    // Act
+    const def = compileText(text);
+
+    // Assess
+    const publish = (def.States['Publish results'] as AslState).Parameters as { Payload: { outputs: unknown } };
+    expect(publish.Payload.outputs).toEqual({
+      githubReview: true,
+      databaseLog: true,
+      slack: '#mobile-reviews',
+      codeScanning: { agents: ['security'] },
+    });
+    expect(((def.States['Record failure'] as AslState).Parameters as { Payload: { notify?: string } }).Payload.notify).toBe(
+      '#mobile-reviews',
+    );
+    // Without the settings, neither is in the input.
+    expect((state('Publish results').Parameters as { Payload: { outputs: unknown } }).Payload.outputs).toEqual({
+      githubReview: true,
+      databaseLog: true,
+    });
+    expect((state('Record failure').Parameters as { Payload: { notify?: string } }).Payload.notify).toBeUndefined();
+  });
+
   it('gives every task a timeout and names every state for people', () => {
     for (const [name, s] of taskStates(prReview)) {
       expect(s.TimeoutSeconds, name).toBeGreaterThan(0);

@@ -541,7 +541,52 @@ describe('Function: loadWorkflow (inline review and check run settings)', () => 
 
   it('refuses them with line:col on a workflow that posts nothing on the pull request', () => {
     expect(errors(`${valid}output: { github_review: false, fail_on: high }\n`)).toEqual([
-      'workflows/test.yml:6:42: output.fail_on does nothing with github_review: false (no review or check run is posted)',
+      'workflows/test.yml:6:42: output.fail_on does nothing with github_review: false (no review, comment or check run is posted)',
     ]);
+  });
+});
+
+describe('Function: loadWorkflow (the output block: every setting does something)', () => {
+  it('reads code_scanning and slack into the model (slack: true and slack_notification: the default channel)', () => {
+    expect(load(`${valid}output: { code_scanning: true, slack: "#mobile-reviews" }\n`).value?.output).toMatchObject({
+      codeScanning: true,
+      slack: '#mobile-reviews',
+    });
+    expect(load(`${valid}output: { slack: true }\n`).value?.output.slack).toBe('default');
+    expect(load(`${valid}output: [{ slack_notification: true }]\n`).value?.output.slack).toBe('default');
+    expect(load(valid).value?.output).toMatchObject({ codeScanning: false });
+    expect(load(valid).value?.output.slack).toBeUndefined();
+  });
+
+  it('refuses code_scanning on a workflow without a security agent, at its line:col', () => {
+    const noSecurity = valid.replace('[code-review, security]', '[code-review]');
+    expect(errors(`${noSecurity}output: { code_scanning: true }\n`)).toEqual([
+      'workflows/test.yml:6:26: output.code_scanning uploads the findings of security agents (categories: [security]) and this workflow has none: add one (e.g. security) or remove it',
+    ]);
+  });
+
+  it('refuses both spellings of one setting (the older one would do nothing)', () => {
+    expect(errors(`${valid}output: { github_review: true, github_comment: false }\n`)).toEqual([
+      'workflows/test.yml:6:48: output.github_comment is the older form of output.github_review: give only one of them',
+    ]);
+    expect(errors(`${valid}output:\n  - slack: "#a"\n  - slack_notification: true\n`)).toEqual([
+      'workflows/test.yml:8:25: output.slack_notification is the older form of output.slack: give only one of them',
+    ]);
+  });
+
+  it('refuses a key given twice in the list shape, at the second', () => {
+    expect(errors(`${valid}output:\n  - database_log: true\n  - database_log: false\n`)).toEqual([
+      'workflows/test.yml:8:19: output.database_log is given twice; keep one',
+    ]);
+  });
+
+  it('refuses format with github_review: false (there is no comment to format)', () => {
+    expect(errors(`${valid}output: { github_review: false, format: markdown }\n`)).toEqual([
+      'workflows/test.yml:6:41: output.format does nothing with github_review: false (no review, comment or check run is posted)',
+    ]);
+  });
+
+  it('refuses an empty slack channel', () => {
+    expect(errors(`${valid}output: { slack: "" }\n`)).toEqual([expect.stringMatching(/^workflows\/test\.yml:6:\d+: /)]);
   });
 });
