@@ -12,6 +12,7 @@ import {
 } from '../core/contracts.js';
 import { type Reconciled, ReviewStateSchema, reconcile } from '../core/incremental.js';
 import type { ArtifactStore } from '../core/ports.js';
+import { effectiveInline } from '../core/repo-config.js';
 import { type NotReviewed, type ReportFinding, renderComment, reviewFindings, summarize } from '../core/report.js';
 import { buildInlineReview } from '../core/review.js';
 import { readSpend } from '../core/spend.js';
@@ -134,6 +135,18 @@ export async function aggregate(raw: unknown, deps: AggregateDeps): Promise<Aggr
     relocated,
     ...(verification ? { verification } : {}),
   });
+  const repo = context.success ? context.data.repo : undefined;
+  if (repo && (repo.found || repo.guidance.length > 0)) {
+    summary = {
+      ...summary,
+      repo: {
+        errors: repo.errors,
+        disabledAgents: repo.disableAgents,
+        guidance: repo.guidance.map((g) => g.path),
+        ...(repo.failOn ? { failOn: repo.failOn } : {}),
+      },
+    };
+  }
   if (rec && scope) {
     summary = {
       ...summary,
@@ -181,7 +194,8 @@ export async function aggregate(raw: unknown, deps: AggregateDeps): Promise<Aggr
   const review = buildInlineReview(
     findings.filter((f) => f.carried === undefined),
     files,
-    input.inline,
+    // The repository's `.agentflow.yml` may post fewer or only more severe comments, never more.
+    effectiveInline(input.inline, repo),
     input.change.headSha,
     input.workflowName || input.workflow,
   );

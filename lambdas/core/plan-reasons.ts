@@ -14,5 +14,6 @@ export const EXCLUSION_REASONS = [
   'not in paths',
   'no agent reviews it',
   'unchanged since the last review',
+  'ignored by .agentflow.yml',
 ] as const;
 export type ExclusionReason = (typeof EXCLUSION_REASONS)[number];

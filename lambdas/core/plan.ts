@@ -325,6 +325,10 @@ export interface PlanOptions {
   readonly promptTokens: (agent: AgentItem) => number;
   /** Paths whose diff the last review of this pull request saw as it is (incremental re-review). @default none */
   readonly unchanged?: ReadonlySet<string>;
+  /** Globs of the repository's `.agentflow.yml` `ignore:`. @default none */
+  readonly ignore?: readonly string[];
+  /** Agents the repository's `.agentflow.yml` turns off (`disable_agents:`): they get no file. @default none */
+  readonly disabled?: ReadonlySet<string>;
 }
 
 /**
@@ -340,6 +344,7 @@ export function buildPlan(o: PlanOptions): ReviewPlan {
   // (`*.strings`, `Pods/**`, `Generated/**`): narrowing to `*.swift` keeps Pods/ and generated Swift out.
   const reincluding = include.filter((p) => Object.values(RULE_MATCHERS).some((matches) => matches(p)));
   const reincluded = globMatcher(reincluding);
+  const ignored = globMatcher(o.ignore ?? []);
   const excluded: Array<{ path: string; reason: ExclusionReason }> = [];
   const kept: number[] = [];
   o.files.forEach((f, i) => {
@@ -350,6 +355,7 @@ export function buildPlan(o: PlanOptions): ReviewPlan {
     };
     const reason: ExclusionReason | undefined =
       inherent ??
+      ((o.ignore?.length ?? 0) > 0 && ignored(f.path) ? 'ignored by .agentflow.yml' : undefined) ??
       (exclude.length > 0 && excludedByPaths(f.path)
         ? 'excluded by paths'
         : include.length > 0 && !included(f.path)
@@ -381,7 +387,8 @@ export function buildPlan(o: PlanOptions): ReviewPlan {
   const reviews = o.agents.map(({ phase, agent }) => {
     const pick = selects(agent.paths);
     // The verifier reads the reviewers' findings, not files (see verifierPlan).
-    const files = agent.output === 'verdicts' ? [] : kept.filter((i) => pick((o.files[i] as ChangedFile).path));
+    const files =
+      agent.output === 'verdicts' || o.disabled?.has(agent.name) ? [] : kept.filter((i) => pick((o.files[i] as ChangedFile).path));
     const { primary, candidates } = candidatesOf(agent, o.stats);
     const prompt = o.promptTokens(agent);
     const chunkTokens = chunkTokensFor(agent, candidates, prompt);

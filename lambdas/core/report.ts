@@ -589,6 +589,24 @@ export function renderComment(input: {
     `**${findings.length} finding${findings.length === 1 ? '' : 's'}**${sev ? ` (${sev})` : ''} from ${summary.agents.length} agent${summary.agents.length === 1 ? '' : 's'}` +
       ` · ${int(summary.inputTokens + summary.outputTokens)} tokens · ${calls} model call${calls === 1 ? '' : 's'} · ${usd(summary.costUsd)}`,
   );
+  const repo = summary.repo;
+  if (repo && repo.errors.length > 0) {
+    head.push(
+      '',
+      '> [!WARNING]',
+      `> The repository's \`.agentflow.yml\` (at the base commit) has ${repo.errors.length} error${repo.errors.length === 1 ? '' : 's'}; the workflow's settings were used:`,
+      ...repo.errors.slice(0, 20).map((e) => `> - ${code(cap(e, FIELD_CAPS.message))}`),
+    );
+  }
+  if (repo && (repo.disabledAgents.length > 0 || repo.guidance.length > 0)) {
+    const parts = [
+      ...(repo.disabledAgents.length > 0
+        ? [`turned off ${repo.disabledAgents.map((a) => code(cap(a, FIELD_CAPS.category))).join(', ')}`]
+        : []),
+      ...(repo.guidance.length > 0 ? [`guidance from ${repo.guidance.map((g) => code(g)).join(', ')}`] : []),
+    ];
+    head.push('', `Repository settings: ${parts.join('; ')}.`);
+  }
   const inc = summary.incremental;
   if (inc) {
     const parts = [

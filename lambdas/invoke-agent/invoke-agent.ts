@@ -24,7 +24,16 @@ import { answerTokens, candidatesOf, chunkTokensFor, promptTokens, shareMicro, v
 import { mapLimited } from '../core/pool.js';
 import type { ArtifactStore, ChatMessage, TokenUsage } from '../core/ports.js';
 import { addUsage, NO_USAGE } from '../core/pricing.js';
-import { chunkMessage, earlierFindings, parseAnswer, repairMessages, salvageFindings, salvageItems, systemPrompt } from '../core/prompt.js';
+import {
+  chunkMessage,
+  earlierFindings,
+  guidanceSection,
+  parseAnswer,
+  repairMessages,
+  salvageFindings,
+  salvageItems,
+  systemPrompt,
+} from '../core/prompt.js';
 import { redactAnswer, redactSecrets } from '../core/redact.js';
 import { reviewFindings } from '../core/report.js';
 import { type InvocationSpend, readSpend, type SpendRecord, spendKey } from '../core/spend.js';
@@ -191,7 +200,8 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
   const chunkTokens = planned?.chunkTokens ?? chunkTokensFor(agent, candidates, promptTokens(agent, context.change));
   const prior = await previousFindings(input.previous, deps.artifacts);
   const kind = OUTPUTS[agent.output];
-  const system = kind.system(agent);
+  // Reviewers follow the repository's guidance; the verifier checks findings against the code only.
+  const system = kind.system(agent) + (agent.output === 'verdicts' ? '' : guidanceSection(context.repo));
   // The verifier checks the earlier findings (placed and merged as Aggregate will, so its verdicts
   // find them), in batches; every other agent reviews chunks of the diff with those findings as context.
   const batches = agent.output === 'verdicts' ? verifyBatchesOf(prior, context.files, agent.verify?.batch) : undefined;

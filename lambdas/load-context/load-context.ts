@@ -22,7 +22,9 @@ import {
 } from '../core/plan.js';
 import { mapLimited } from '../core/pool.js';
 import type { ArtifactStore, ChangeSource } from '../core/ports.js';
+import { guidanceSection } from '../core/prompt.js';
 import { redactSecrets } from '../core/redact.js';
+import { GUIDANCE_FILES, MAX_GUIDANCE_CHARS, parseRepoConfig, REPO_CONFIG_PATH } from '../core/repo-config.js';
 import { countTokens } from '../core/tokenizer.js';
 import { estimateTokens, renderFile } from '../core/tokens.js';
 
@@ -109,6 +111,55 @@ export function withContext(
 }
 
 /**
+ * The repository's `.agentflow.yml` and guidance files at the change's base commit (a pull request
+ * cannot change the rules it is reviewed by), each guidance file redacted, all guidance together
+ * capped at {@link MAX_GUIDANCE_CHARS}. A file that cannot be read counts as absent.
+ */
+async function repositoryConfig(
+  change: Change,
+  agents: readonly string[],
+  changes: ChangeSource,
+): Promise<{ artifact: NonNullable<ContextArtifact['repo']>; redactions: number }> {
+  const atBase = { ...change, headSha: change.baseSha };
+  const read = (path: string) =>
+    Promise.resolve()
+      .then(() => changes.readHeadFile(atBase, path))
+      .catch(() => undefined);
+  const config = parseRepoConfig(await read(REPO_CONFIG_PATH), agents);
+  let redactions = 0;
+  const guidance: Array<{ path: string; text: string }> = [];
+  if (config.settings.guidance) {
+    let room = MAX_GUIDANCE_CHARS - config.settings.pathInstructions.reduce((n, p) => n + p.path.length + p.instructions.length, 0);
+    const texts = await Promise.all(GUIDANCE_FILES.map(read));
+    for (const [i, raw] of texts.entries()) {
+      if (raw === undefined || raw.trim() === '' || room <= 0) continue;
+      const r = await redactSecrets(
+        raw.length > room ? `${raw.slice(0, room)}\n[… cut at ${MAX_GUIDANCE_CHARS} characters of guidance]` : raw,
+      );
+      redactions += r.count;
+      guidance.push({ path: GUIDANCE_FILES[i] as string, text: r.text });
+      room -= r.text.length;
+    }
+  }
+  const s = config.settings;
+  return {
+    redactions,
+    artifact: {
+      at: change.baseSha,
+      found: config.found,
+      errors: config.errors,
+      pathInstructions: s.pathInstructions,
+      ignore: s.ignore,
+      disableAgents: s.disableAgents,
+      ...(s.maxInlineComments !== undefined ? { maxInlineComments: s.maxInlineComments } : {}),
+      ...(s.inlineMinSeverity !== undefined ? { inlineMinSeverity: s.inlineMinSeverity } : {}),
+      ...(s.failOn !== undefined ? { failOn: s.failOn } : {}),
+      guidance,
+    },
+  };
+}
+
+/**
  * The last review's state of this pull request and workflow, or undefined when there is none or it
  * cannot be read as a state of this version (a full review follows: nothing is lost).
  */
@@ -155,17 +206,28 @@ export async function loadContext(raw: unknown, deps: LoadContextDeps): Promise<
   const isMatch = input.filesChanged.length > 0 ? globMatcher(input.filesChanged) : () => true;
   const additions = clean.reduce((s, f) => s + f.additions, 0);
   const deletions = clean.reduce((s, f) => s + f.deletions, 0);
-  const [coverage, gitattributes] = await Promise.all([
+  const reviewers = input.agents.filter(({ agent }) => agent.output !== 'verdicts').map(({ agent }) => agent.name);
+  const [coverage, gitattributes, repo] = await Promise.all([
     input.change.testCoverage ?? (input.coverage ? headCoverage(input.change, deps.changes) : undefined),
     deps.changes.readHeadFile(input.change, '.gitattributes').catch(() => undefined),
+    repositoryConfig(input.change, reviewers, deps.changes),
   ]);
+  redactions += repo.redactions;
   const attributes = parseGitAttributes(gitattributes ?? '');
   const stats = { linesChanged: additions + deletions };
   // A pull request reviewed before: only the files whose diff changed since are reviewed again.
   const previous = change.number > 0 ? await previousReview(change, input.workflow, deps.artifacts) : undefined;
   const scope = incrementalScope(clean, previous, change.fullReview === true);
   const unchanged = new Set(scope?.unchanged ?? []);
-  const shown = await addContext(input, change, files, clean, attributes, deps.changes, unchanged);
+  const shown = await addContext(
+    { ...input, paths: { ...input.paths, exclude: [...input.paths.exclude, ...repo.artifact.ignore] } },
+    change,
+    files,
+    clean,
+    attributes,
+    deps.changes,
+    unchanged,
+  );
   redactions += shown.redactions;
   const reviewed = shown.files;
   const plan = buildPlan({
@@ -174,14 +236,17 @@ export async function loadContext(raw: unknown, deps: LoadContextDeps): Promise<
     attributes,
     paths: input.paths,
     agents: input.agents,
-    promptTokens: (agent) => promptTokens(agent, change),
+    promptTokens: (agent) => promptTokens(agent, change) + estimateTokens(guidanceSection(repo.artifact)),
     unchanged,
+    ignore: repo.artifact.ignore,
+    disabled: new Set(repo.artifact.disableAgents),
   });
   const excluded = new Set(plan.excluded.map((e) => e.path));
   const artifact: ContextArtifact = {
     change,
     files: reviewed,
     plan,
+    repo: repo.artifact,
     ...(scope && previous
       ? {
           incremental: {

@@ -359,7 +359,10 @@ describe('Function: renderComment, the short summary', () => {
     expect(items).toHaveLength(TOP_FINDINGS);
     expect(items[0]).toContain(`🔴 **critical** · security — Problem ${TOP_FINDINGS + 3} (`);
     expect(items.slice(1).every((i) => i.startsWith('- 🔵 **low**'))).toBe(true);
-    expect(md).toContain('\n_3 more findings: see the inline review and the full report (run r1)._\n');
+    expect(md).toContain('\n_3 more findings below, on the changed lines in the inline review and in the full report (run r1)._\n');
+    // The rest are on the pull request too, collapsed.
+    expect(md).toContain('<details><summary>3 more findings</summary>');
+    expect(md).toContain('Problem 12');
     expect(md).toContain(`**${TOP_FINDINGS + 3} findings** (🔴 1 critical · 🔵 ${TOP_FINDINGS + 2} low)`);
     expect(render([])).not.toContain('### Top findings');
   });

@@ -6,6 +6,7 @@ import { GitChangeSource } from '../../../lambdas/adapters/changes.js';
 import type { Change, ChangedFile, ContextArtifact } from '../../../lambdas/core/contracts.js';
 import { DEFAULT_CONTEXT, parseHunks } from '../../../lambdas/core/hunks.js';
 import type { ChangeSource } from '../../../lambdas/core/ports.js';
+import { GUIDANCE_FILES, REPO_CONFIG_PATH } from '../../../lambdas/core/repo-config.js';
 import { renderFile } from '../../../lambdas/core/tokens.js';
 import { contextKey, loadContext, withContext } from '../../../lambdas/load-context/load-context.js';
 import { freshRepo } from '../../../lib/local/example-repo.js';
@@ -88,7 +89,8 @@ describe('Function: loadContext', () => {
 
     // Assess
     expect(artifact.files[0]?.shown).toBeUndefined();
-    expect(read).toEqual(['.gitattributes']);
+    // The repository's config and guidance files are read (at the base commit), no source file.
+    expect(read.filter((p) => p !== REPO_CONFIG_PATH && !(GUIDANCE_FILES as readonly string[]).includes(p))).toEqual(['.gitattributes']);
     expect(out.stats.redactions).toBe(0);
   });
 
