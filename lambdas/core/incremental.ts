@@ -41,6 +41,8 @@ export const ReviewStateSchema = z.strictObject({
   /** The head commit the state's review saw (`lastReviewedSha`). */
   headSha: z.string().min(1),
   baseSha: z.string().min(1),
+  /** The head branch it reviewed: a state of another branch (a reused local number) is not built on. */
+  headRef: z.string().default(''),
   runId: z.string().min(1),
   /** Each changed file's diff digest at that head ({@link fileDigest}). */
   files: z.record(z.string(), z.string()),
@@ -128,14 +130,15 @@ export interface IncrementalScope {
 
 /**
  * The files this run need not review: those whose diff digest equals the previous review's.
- * None when there is no previous state or a full review is asked for.
+ * None when there is no previous state, it is of another head branch, or a full review is asked for.
  */
 export function incrementalScope(
   files: readonly ChangedFile[],
   previous: ReviewState | undefined,
   full: boolean,
+  headRef = '',
 ): IncrementalScope | undefined {
-  if (!previous || full) return undefined;
+  if (!previous || full || previous.headRef !== headRef) return undefined;
   const unchanged = files.filter((f) => previous.files[f.path] === fileDigest(f)).map((f) => f.path);
   return { since: previous.headSha, unchanged };
 }
@@ -175,7 +178,7 @@ export function reconcile(input: {
   files: readonly ChangedFile[];
   previous: ReviewState | undefined;
   scope: IncrementalScope | undefined;
-  change: Pick<Change, 'headSha' | 'baseSha'>;
+  change: Pick<Change, 'headSha' | 'baseSha'> & { headRef?: string };
   runId: string;
 }): Reconciled {
   const { previous } = input;
@@ -252,6 +255,7 @@ export function reconcile(input: {
       version: REVIEW_STATE_VERSION,
       headSha: input.change.headSha,
       baseSha: input.change.baseSha,
+      headRef: input.change.headRef ?? '',
       runId: input.runId,
       files: Object.fromEntries(input.files.map((f) => [f.path, fileDigest(f)])),
       findings: findings.map((f) => states.get(f.fingerprint) as StateFinding),

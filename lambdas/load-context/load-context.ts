@@ -217,7 +217,7 @@ export async function loadContext(raw: unknown, deps: LoadContextDeps): Promise<
   const stats = { linesChanged: additions + deletions };
   // A pull request reviewed before: only the files whose diff changed since are reviewed again.
   const previous = change.number > 0 ? await previousReview(change, input.workflow, deps.artifacts) : undefined;
-  const scope = incrementalScope(clean, previous, change.fullReview === true);
+  const scope = incrementalScope(clean, previous, change.fullReview === true, change.headRef);
   const unchanged = new Set(scope?.unchanged ?? []);
   const shown = await addContext(
     { ...input, paths: { ...input.paths, exclude: [...input.paths.exclude, ...repo.artifact.ignore] } },

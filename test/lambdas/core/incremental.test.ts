@@ -93,6 +93,8 @@ describe('Module: incremental re-review', () => {
     expect(incrementalScope([cart, pushed], first.next, false)?.unchanged).toEqual(['App/Cart.swift']);
     expect(incrementalScope([cart, pushed], first.next, true)).toBeUndefined();
     expect(incrementalScope([cart], undefined, false)).toBeUndefined();
+    // A state of another head branch (a local run reusing a number) is not built on.
+    expect(incrementalScope([cart, other], first.next, false, 'other-branch')).toBeUndefined();
     expect(fileDigest(cart)).toBe(fileDigest({ ...cart, patch: cart.patch.replace(/\n/g, '\r\n') }));
   });
 
