@@ -53,6 +53,11 @@ export const ChangeSchema = z.strictObject({
   headRef: z.string().default(''),
   /** Test coverage in percent when a source reported it (used by `test_coverage` conditions). */
   testCoverage: z.number().min(0).max(100).optional(),
+  /**
+   * Review every file again (`/agentflow review --full`), not only those whose diff changed since
+   * the last review (see `incremental.ts`). @default false
+   */
+  fullReview: z.boolean().optional(),
   /** The Slack message a manual run was started from (`/agentflow run`): the outcome is posted in its thread. */
   thread: z.strictObject({ channel: z.string().min(1), ts: z.string().min(1) }).optional(),
 });
@@ -235,6 +240,30 @@ export const ContextArtifactSchema = z.strictObject({
   stats: ContextStatsSchema,
   /** Absent in contexts written before the review plan existed: every agent then reviews every file. */
   plan: ReviewPlanSchema.optional(),
+  /**
+   * An incremental re-review (see `incremental.ts`): the last review's head commit, the files whose
+   * diff is as it saw it (not reviewed again) and that review's state as this run read it.
+   * Absent: a full review.
+   */
+  incremental: z.strictObject({ since: z.string().min(1), unchanged: z.array(z.string()), previousRef: ArtifactRef }).optional(),
+  /** The repository's `.agentflow.yml` and guidance files as read at the base commit (see `repo-config.ts`). */
+  repo: z
+    .strictObject({
+      /** The commit they were read at (the change's base). */
+      at: z.string(),
+      found: z.boolean(),
+      /** `.agentflow.yml:line:col: message`; non-empty: the defaults were used. */
+      errors: z.array(z.string()),
+      pathInstructions: z.array(z.strictObject({ path: z.string(), instructions: z.string() })),
+      ignore: z.array(z.string()),
+      disableAgents: z.array(z.string()),
+      maxInlineComments: z.number().int().nonnegative().optional(),
+      inlineMinSeverity: z.enum(SEVERITIES).optional(),
+      failOn: z.enum([...SEVERITIES, 'none']).optional(),
+      /** Guidance files (redacted, capped) given to the agents. */
+      guidance: z.array(z.strictObject({ path: z.string(), text: z.string() })),
+    })
+    .optional(),
 });
 export type ContextArtifact = z.infer<typeof ContextArtifactSchema>;
 
@@ -452,6 +481,35 @@ export const RunSummarySchema = z.strictObject({
       ),
     })
     .optional(),
+  /**
+   * An incremental re-review (see `incremental.ts`): the last review's head commit, the files not
+   * reviewed again (their diff is unchanged), and what happened to the findings: raised by this run
+   * (`new`, of which `repeated` were raised before), `carried` over from earlier reviews, `resolved`
+   * (their code changed or disappeared), `dismissed` (a person dismissed them earlier).
+   */
+  incremental: z
+    .strictObject({
+      since: z.string(),
+      filesUnchanged: z.number().int().nonnegative(),
+      new: z.number().int().nonnegative(),
+      repeated: z.number().int().nonnegative(),
+      carried: z.number().int().nonnegative(),
+      resolved: z.number().int().nonnegative(),
+      dismissed: z.number().int().nonnegative(),
+    })
+    .optional(),
+  /**
+   * The repository's `.agentflow.yml` as this run applied it: its errors (the defaults were used),
+   * the agents it turned off, the guidance files given to the agents and its `fail_on`.
+   */
+  repo: z
+    .strictObject({
+      errors: z.array(z.string()),
+      disabledAgents: z.array(z.string()),
+      guidance: z.array(z.string()),
+      failOn: z.enum([...SEVERITIES, 'none']).optional(),
+    })
+    .optional(),
   /** Gate outcomes, e.g. `{ approve: "approved by <@U024BE7LH>" }`. */
   gates: z.record(z.string(), z.string()).default({}),
 });
@@ -462,6 +520,8 @@ export interface AggregateOutput {
   commentRef: string;
   /** The inline review (`review.json`, see `buildInlineReview`). */
   reviewRef: string;
+  /** The pull request's review state after this run (see `incremental.ts`); Publish keeps it once posted. Null without a pull request or for a FAILED run. */
+  stateRef: string | null;
   summary: RunSummary;
 }
 
@@ -490,6 +550,8 @@ const PublishReport = z.strictObject({
     commentRef: ArtifactRef,
     /** The inline review; absent in executions started before inline reviews existed. */
     reviewRef: ArtifactRef.optional(),
+    /** The review state to keep for the next run (incremental re-review); absent for a change without a pull request. */
+    stateRef: ArtifactRef.nullable().optional(),
     summary: RunSummarySchema,
   }),
   outputs: z.strictObject({

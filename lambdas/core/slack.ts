@@ -65,7 +65,7 @@ export type AgentflowCommand =
   | { kind: 'run'; workflow: string; params: Record<string, string> }
   | { kind: 'status'; execution: string }
   | { kind: 'approve' | 'reject'; id: string }
-  | { kind: 'review' }
+  | { kind: 'review'; full: boolean }
   | { kind: 'help' }
   | { kind: 'error'; message: string };
 
@@ -73,7 +73,7 @@ export const COMMAND_HELP = [
   '`/agentflow run <workflow> [key=value …]` starts a workflow (keys: repo=owner/name, pr=<number>, base=<ref>, head=<ref>, coverage=<percent>)',
   '`/agentflow status <execution>` shows a run',
   '`/agentflow approve <id>` / `/agentflow reject <id>` decides an approval',
-  '`/agentflow review` (on a pull request) runs the review again',
+  '`/agentflow review [--full]` (on a pull request) reviews what changed since the last review again; `--full` reviews every file',
 ].join('\n');
 
 /**
@@ -109,7 +109,8 @@ export function parseCommand(text: string): AgentflowCommand {
         ? { kind: verb.toLowerCase() as 'approve' | 'reject', id: rest[0] }
         : { kind: 'error', message: `Which approval? Write \`/agentflow ${verb} <id>\`.` };
     case 'review':
-      return { kind: 'review' };
+      if (rest.some((w) => w !== '--full')) return { kind: 'error', message: 'Write `/agentflow review` or `/agentflow review --full`.' };
+      return { kind: 'review', full: rest.includes('--full') };
     default:
       return { kind: 'error', message: `Unknown command \`${verb}\`.` };
   }

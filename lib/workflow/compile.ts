@@ -270,6 +270,7 @@ export function compileWorkflow(workflow: Workflow): AslDefinition {
         'reportRef.$': '$.Payload.reportRef',
         'commentRef.$': '$.Payload.commentRef',
         'reviewRef.$': '$.Payload.reviewRef',
+        'stateRef.$': '$.Payload.stateRef',
         'summary.$': '$.Payload.summary',
       },
       ResultPath: '$.report',
