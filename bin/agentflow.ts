@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { Command, Option } from 'commander';
@@ -9,7 +9,9 @@ import { DynamoBreakerStore, DynamoBudgetLedger } from '../lambdas/adapters/gate
 import type { Decision, PendingApproval } from '../lambdas/core/approvals.js';
 import { type Change, type ExecutionInput, type RunRecord, type RunSummary, RunSummarySchema } from '../lambdas/core/contracts.js';
 import { assertSafeRef } from '../lambdas/core/refs.js';
+import { buildSarif, securityFindings } from '../lambdas/core/sarif.js';
 import { executionName } from '../lambdas/core/triggers.js';
+import { reportFindings } from '../lambdas/publish/publish.js';
 import { loadLocalGatewayConfig, loadLocalGroups } from '../lib/config.js';
 import { type BreakerReport, breakerReport, type CostReport, costReport, formatBreakers, formatCostReport } from '../lib/local/costs.js';
 import { localApiHeaders, readServeState, removeServeState, writeServeState } from '../lib/local/local-api-token.js';
@@ -17,6 +19,7 @@ import { exitCodeFor, formatProgress, formatRunLine, runOutcome } from '../lib/l
 import { DEFAULT_MAX_CONCURRENT_RUNS, LocalRuntime } from '../lib/local/runtime.js';
 import { type LocalServerOptions, localServerSecrets, startLocalServer } from '../lib/local/server.js';
 import { compileWorkflow, formatDiagnostic, toMermaid } from '../lib/workflow/index.js';
+import { securityAgents } from '../lib/workflow/model.js';
 import { loadWorkspace, PROJECT_ROOT, resolveWorkflowFile, WORKFLOWS_DIR } from '../lib/workspace.js';
 
 /** Default folder for local state (artifacts, DynamoDB data, comments). */
@@ -87,6 +90,10 @@ program
   .option('--number <n>', 'pull request number to show', '1')
   .option('--title <title>', 'pull request title to show', 'Local change')
   .option('--repository <owner/name>', 'repository name to show', 'local/repository')
+  .option(
+    '--sarif <file>',
+    "write the security agents' findings (categories: [security]) of the run to <file> as SARIF 2.1.0, as output.code_scanning uploads them",
+  )
   .addOption(stateDirOption())
   .addOption(configOption())
   .addOption(workflowsOption())
@@ -98,6 +105,8 @@ program
     let commentPath: string | null = null;
     let reviewPath: string | null = null;
     let reviewComments = 0;
+    let sarifPath: string | null = null;
+    let sarifResults = 0;
     const runtime = await LocalRuntime.start({
       stateDir: opts.stateDir,
       repoPath: repo,
@@ -111,6 +120,10 @@ program
       onReview: (path, comments) => {
         reviewPath = path;
         reviewComments = comments;
+      },
+      onSarif: (path, results) => {
+        sarifPath = path;
+        sarifResults = results;
       },
     });
     // A workflow with an approval or CI gate waits for a decision: serve the local API so that
@@ -132,7 +145,18 @@ program
       if (commentPath) out(`\n${readFileSync(commentPath, 'utf8')}`);
       if (commentPath) out(`comment written to ${commentPath}`);
       if (reviewPath) out(`review with ${reviewComments} inline comment${reviewComments === 1 ? '' : 's'} written to ${reviewPath}`);
+      if (sarifPath) out(`code scanning SARIF with ${sarifResults} result${sarifResults === 1 ? '' : 's'} written to ${sarifPath}`);
       const record = await runtime.runs.get(name);
+      // --sarif: the security agents' findings of the report (none when the run ended before it).
+      const sarifFile = opts.sarif ? resolve(opts.sarif) : undefined;
+      if (sarifFile) {
+        const findings = record?.reportRef ? await reportFindings(runtime.artifacts, record.reportRef) : [];
+        const sarif = buildSarif(securityFindings(findings, securityAgents(wf)), wf.id);
+        mkdirSync(dirname(sarifFile), { recursive: true });
+        writeFileSync(sarifFile, `${JSON.stringify(sarif, null, 2)}\n`);
+        const n = sarif.runs[0]?.results?.length ?? 0;
+        out(`SARIF with ${n} security finding${n === 1 ? '' : 's'} written to ${sarifFile}`);
+      }
       const summary = await runSummary(runtime, result, record);
       const outcome = runOutcome(record, result);
       out(formatRunLine(name, outcome, result));
@@ -151,6 +175,8 @@ program
             ...(summary?.verification ? { verification: summary.verification } : {}),
             commentPath,
             ...(reviewPath ? { reviewPath, inlineComments: reviewComments } : {}),
+            ...(sarifPath ? { sarifPath } : {}),
+            ...(sarifFile ? { sarifFile } : {}),
             ...(record?.status === 'SKIPPED' ? { skipped: record.reason } : {}),
             ...(record?.status === 'STOPPED' ? { stopped: record.reason } : {}),
             ...(summary?.gates && Object.keys(summary.gates).length ? { gates: summary.gates } : {}),
@@ -197,6 +223,7 @@ program
       gateway: gatewayConfig(opts.config),
       groups: loadLocalGroups(PROJECT_ROOT),
       maxConcurrentRuns,
+      onSarif: (path, results) => console.log(`code scanning SARIF with ${results} result${results === 1 ? '' : 's'} written to ${path}`),
     });
     runtime.listeners.add((e) => {
       const line = formatProgress(e);
@@ -454,6 +481,7 @@ interface RunOptions {
   stateDir: string;
   workflows: string;
   config?: string;
+  sarif?: string;
 }
 
 /** The report artifact's part `run --json` reads. */

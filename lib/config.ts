@@ -30,6 +30,12 @@ export const EnvironmentConfigSchema = z.strictObject({
    * or `@org/team` teams, e.g. `{ "mobile-leads": { "slack": ["U024BE7LH"], "github": ["@acme/mobile-leads"] } }`.
    */
   groups: ApproverGroupsSchema.default({}),
+  /**
+   * The Slack channel a workflow's `output.slack: true` (or `slack_notification: true`) posts run
+   * summaries in, e.g. `#mobile-reviews`; a workflow naming its channel does not need it.
+   * @default none: such a workflow's summary is not posted (its run record says why) and synth warns
+   */
+  slackChannel: z.string().min(1).optional(),
   /** E-mail address subscribed to the alarm topic (it must confirm the subscription). */
   alarmEmail: z.string().email().optional(),
   /**

@@ -74,6 +74,20 @@ export function checkGroups(workflows: readonly Workflow[], config: EnvironmentC
 }
 
 /**
+ * Warnings for workflows whose `output.slack: true` (or `slack_notification: true`) posts in the
+ * default channel when the environment names none (`slackChannel`): their summaries would not be posted.
+ */
+export function slackChannelWarnings(workflows: readonly Workflow[], config: EnvironmentConfig, envName: string): string[] {
+  if (config.slackChannel) return [];
+  return workflows
+    .filter((wf) => wf.output.slack === 'default')
+    .map(
+      (wf) =>
+        `workflow ${wf.id}: output.slack: true posts in the default Slack channel and context.environments.${envName}.slackChannel in cdk.json names none: set it, or name the channel in the workflow (slack: "#channel")`,
+    );
+}
+
+/**
  * Warnings for approval gates and `run_by:` lists whose approvers resolve to no Slack user: nobody
  * can click Approve or run `/agentflow run` from Slack (GitHub comments still work for approvals).
  */
@@ -176,6 +190,9 @@ export class AgentFlowStack extends Stack {
     for (const warning of slackGroupWarnings(props.workflows, props.config, props.envName)) {
       Annotations.of(this).addWarningV2('agentflow:approvers-without-slack', warning);
     }
+    for (const warning of slackChannelWarnings(props.workflows, props.config, props.envName)) {
+      Annotations.of(this).addWarningV2('agentflow:slack-without-channel', warning);
+    }
     const groupsJson = JSON.stringify(props.config.groups);
 
     const common = { projectRoot: props.projectRoot, logRetention, removalPolicy };
@@ -218,8 +235,9 @@ export class AgentFlowStack extends Stack {
         TABLE_NAME: table.tableName,
         GITHUB_SECRET_NAME: githubSecret.secretName,
         GITHUB_API_URL: props.config.githubApiUrl,
-        // Manual runs started from Slack get their outcome in the request's thread.
+        // Manual runs started from Slack get their outcome in the request's thread; output.slack posts summaries.
         SLACK_SECRET_NAME: slackSecret.secretName,
+        ...(props.config.slackChannel ? { SLACK_DEFAULT_CHANNEL: props.config.slackChannel } : {}),
       },
     }).fn;
 

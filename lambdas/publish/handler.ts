@@ -6,10 +6,13 @@ import middy from '@middy/core';
 import { S3ArtifactStore } from '../adapters/artifacts.js';
 import { GitHubPublisher } from '../adapters/comments.js';
 import { DynamoRunStore } from '../adapters/runs.js';
+import { SlackThreadNotifier } from '../adapters/slack.js';
+import type { ChannelNotifier } from '../core/ports.js';
 import { cloudThreads } from '../shared/approvals.js';
-import { requireEnv } from '../shared/env.js';
+import { optionalEnv, requireEnv } from '../shared/env.js';
 import { githubClient } from '../shared/octokit.js';
 import { logger } from '../shared/powertools.js';
+import { secretField } from '../shared/secrets.js';
 import { publish } from './publish.js';
 
 const artifacts = new S3ArtifactStore(new S3Client({}), requireEnv('ARTIFACT_BUCKET'));
@@ -21,6 +24,37 @@ const runs = new DynamoRunStore(
 /** Publish task: see {@link publish}. */
 const threads = cloudThreads();
 
+/**
+ * Channel posts (`output.slack`, `notify:`) with the bot token in `SLACK_SECRET_NAME`, read on the
+ * first post (a failed read is not kept); none without that variable.
+ */
+function cloudChannels(): ChannelNotifier | undefined {
+  const secret = process.env.SLACK_SECRET_NAME;
+  if (!secret) return undefined;
+  let client: Promise<SlackThreadNotifier> | undefined;
+  return {
+    post: async (channel, text) => {
+      client ??= secretField(secret, 'botToken')
+        .then((token) => new SlackThreadNotifier(token, { slackApiUrl: process.env.SLACK_API_URL || undefined }))
+        .catch((e: unknown) => {
+          client = undefined;
+          throw e;
+        });
+      return (await client).post(channel, text);
+    },
+  };
+}
+const channels = cloudChannels();
+/** `output.slack: true` posts here (`slackChannel` of the environment config, written by the stack). */
+const defaultChannel = optionalEnv('SLACK_DEFAULT_CHANNEL', '');
+
 export const handler = middy(async (event: unknown) =>
-  publish(event, { artifacts, runs, forges: { github: new GitHubPublisher(await githubClient()) }, ...(threads ? { threads } : {}) }),
+  publish(event, {
+    artifacts,
+    runs,
+    forges: { github: new GitHubPublisher(await githubClient()) },
+    ...(threads ? { threads } : {}),
+    ...(channels ? { channels } : {}),
+    ...(defaultChannel ? { defaultChannel } : {}),
+  }),
 ).use(injectLambdaContext(logger));

@@ -19,8 +19,8 @@ import { buildSarif, securityFindings } from '../core/sarif.js';
 import { type RunSummaryMessage, runOutcomeText, runSummaryText } from '../core/slack.js';
 import { readSpend } from '../core/spend.js';
 
-/** The findings of a run's report (`report.json`), for the check run's conclusion and annotations. */
-async function reportFindings(artifacts: ArtifactStore, reportRef: string): Promise<ReportFinding[]> {
+/** The findings of a run's report (`report.json`): the check run's annotations, the code scanning SARIF (and `agentflow run --sarif`). */
+export async function reportFindings(artifacts: ArtifactStore, reportRef: string): Promise<ReportFinding[]> {
   const stored = (await artifacts.getJson(reportRef).catch(() => ({}))) as { findings?: unknown };
   // Item by item and lenient about extra fields: one odd finding costs its annotation, not all of them.
   const item = FindingSchema.extend({ agents: z.array(z.string()).default([]) }).strip();

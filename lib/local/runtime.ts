@@ -37,7 +37,15 @@ import {
 import { ContextArtifactSchema, type ExecutionInput, PROVIDERS, type RunSummary } from '../../lambdas/core/contracts.js';
 import type { ModelGateway } from '../../lambdas/core/gateway.js';
 import { type GatewayConfig, GatewayConfigSchema } from '../../lambdas/core/gateway-config.js';
-import type { ChangeLookup, DeliveryGuard, ExecutionStarter, JsonValue, ProviderTable, RunStore } from '../../lambdas/core/ports.js';
+import type {
+  ChangeLookup,
+  ChannelNotifier,
+  DeliveryGuard,
+  ExecutionStarter,
+  JsonValue,
+  ProviderTable,
+  RunStore,
+} from '../../lambdas/core/ports.js';
 import { executionEnded } from '../../lambdas/execution-status/execution-status.js';
 import { invokeAgent } from '../../lambdas/invoke-agent/invoke-agent.js';
 import { loadContext } from '../../lambdas/load-context/load-context.js';
@@ -70,6 +78,13 @@ export interface LocalRuntimeOptions {
   onComment?: (body: string, path: string) => void;
   /** Told where the inline review GitHub would get was written and how many comments it holds. */
   onReview?: (path: string, comments: number) => void;
+  /** Told where the SARIF code scanning would get (`output.code_scanning`) was written and how many results it holds. */
+  onSarif?: (path: string, results: number) => void;
+  /**
+   * The channel `output.slack: true` posts in locally (printed and appended to
+   * `<stateDir>/slack-outbox.jsonl`, as every local Slack message). @default '#default'
+   */
+  slackChannel?: string;
   /** Budgets, breaker, retry, rate limits and cache of the model gateway. @default all defaults (no budget limits) */
   gateway?: GatewayConfig;
   /** Approver groups of the environment config (cdk.json `environments.local.groups`). @default {} */
@@ -335,6 +350,22 @@ export class LocalRuntime {
     for (const l of this.listeners) l(e);
   }
 
+  /** Every forge's publisher locally: files in the artifact folder (comment, review, check run, SARIF). */
+  private forges() {
+    return everyForge(new FilePublisher(this.artifacts, this.options.onComment, this.options.onReview, this.options.onSarif));
+  }
+
+  /** Channel posts locally: printed and written to the Slack outbox like every local Slack message. */
+  private channels(): ChannelNotifier {
+    return {
+      post: async (channel, text) => {
+        const where = await this.notifier.start(channel, text);
+        if (!where) throw new Error(`the local Slack outbox did not take the post to ${channel}`);
+        return where;
+      },
+    };
+  }
+
   private handlers(def: AslDefinition): Record<string, (input: unknown) => Promise<unknown>> {
     const deps = {
       changes: new GitChangeSource(this.options.repoPath),
@@ -342,8 +373,10 @@ export class LocalRuntime {
       gateway: this.gateway,
       budgets: this.gatewayConfig.budgets,
       runs: this.runs,
-      forges: everyForge(new FilePublisher(this.artifacts, this.options.onComment, this.options.onReview)),
+      forges: this.forges(),
       threads: this.notifier,
+      channels: this.channels(),
+      defaultChannel: this.options.slackChannel ?? '#default',
     };
     const useCases: Record<TaskKind, (payload: unknown) => Promise<unknown>> = {
       loadContext: (p) => loadContext(p, deps),
@@ -501,7 +534,7 @@ export class LocalRuntime {
           runs: this.runs,
           approvals: this.approvals,
           notifier: this.notifier,
-          forges: everyForge(new FilePublisher(this.artifacts, this.options.onComment, this.options.onReview)),
+          forges: this.forges(),
           threads: this.notifier,
         },
       );

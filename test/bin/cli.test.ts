@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { githubSignature } from '../../lambdas/core/signatures.js';
 import { PROJECT_ROOT } from '../../lib/workspace.js';
 import { exampleRepo, tempDir, waitFor } from '../helpers.js';
+import { sarifSchemaErrors } from '../standins/github.js';
 
 const CLI = join(PROJECT_ROOT, 'bin', 'agentflow.js');
 const exec = promisify(execFile);
@@ -89,6 +90,46 @@ describe('CLI: agentflow', () => {
     );
     expect(out.costUsd).toBeGreaterThan(0);
     expect(r.stderr).toContain('▶ Agents: review');
+  });
+
+  it('writes what code scanning and Slack would get, prints where, and writes --sarif', async () => {
+    // Prepare: a workflow with the security agent, code scanning and a Slack channel.
+    const dir = tempDir();
+    const workflow = join(dir, 'security-scan.yml');
+    writeFileSync(
+      workflow,
+      'name: Security scan\ntrigger: { event: pull_request.opened }\nphases:\n  - name: review\n    agents: [security]\noutput: { code_scanning: true, slack: "#mobile-security" }\n',
+    );
+    const repo = exampleRepo();
+    const sarifFile = join(dir, 'out', 'run.sarif');
+
+    // Act
+    const r = await cli(
+      'run',
+      workflow,
+      '--repo',
+      repo.path,
+      '--base',
+      repo.base,
+      '--head',
+      repo.head,
+      '--state-dir',
+      join(dir, 'state'),
+      '--sarif',
+      sarifFile,
+    );
+
+    // Assess
+    expect(r.code).toBe(0);
+    const written = /code scanning SARIF with (\d+) results? written to (\S+security-scan\.results\.sarif)/.exec(r.stdout);
+    expect(written).not.toBeNull();
+    const local = JSON.parse(readFileSync(written?.[2] as string, 'utf8'));
+    expect(sarifSchemaErrors(local)).toEqual([]);
+    expect(local.runs[0].results.length).toBe(Number(written?.[1]));
+    expect(local.runs[0].results.length).toBeGreaterThan(0);
+    expect(r.stdout).toContain(`written to ${sarifFile}`);
+    expect(JSON.parse(readFileSync(sarifFile, 'utf8'))).toEqual(local);
+    expect(r.stdout).toMatch(/💬 #mobile-security: ✅ \*security-scan\* SUCCEEDED on local\/repository#1/);
   });
 
   it('exits 2 on a PARTIAL run, 1 with --fail-on-partial, and says why in the last line and the JSON', async () => {

@@ -8,7 +8,7 @@ import { StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadEnvironmentConfig, loadLocalGatewayConfig } from '../../lib/config.js';
 import { WorkflowStateMachine } from '../../lib/constructs/workflow-state-machine.js';
-import { AgentFlowStack, gatewayEnvironment, slackGroupWarnings } from '../../lib/stack.js';
+import { AgentFlowStack, gatewayEnvironment, slackChannelWarnings, slackGroupWarnings } from '../../lib/stack.js';
 import { callbackStatesWithoutTimeout, compileWorkflow, type ModelCatalog, taskStates, type Workflow } from '../../lib/workflow/index.js';
 import { loadWorkspace, PROJECT_ROOT } from '../../lib/workspace.js';
 
@@ -130,6 +130,19 @@ describe('Stack: AgentFlowStack', () => {
     );
     // The main test stack's group has a Slack id: no warning there.
     expect(slackGroupWarnings([...ws.workflows.values()], loadEnvironmentConfig(environments, 'dev'), 'dev')).toEqual([]);
+  });
+
+  it('warns about output.slack: true when the environment names no default channel (slackChannel)', () => {
+    const config = loadEnvironmentConfig(environments, 'dev');
+    const wf = {
+      ...(ws.workflows.get('pr-review') as Workflow),
+      output: { ...(ws.workflows.get('pr-review') as Workflow).output, slack: 'default' },
+    };
+    expect(slackChannelWarnings([wf], { ...config, slackChannel: undefined }, 'dev')).toEqual([
+      'workflow pr-review: output.slack: true posts in the default Slack channel and context.environments.dev.slackChannel in cdk.json names none: set it, or name the channel in the workflow (slack: "#channel")',
+    ]);
+    expect(slackChannelWarnings([wf], { ...config, slackChannel: '#mobile-reviews' }, 'dev')).toEqual([]);
+    expect(slackChannelWarnings([...ws.workflows.values()], { ...config, slackChannel: undefined }, 'dev')).toEqual([]);
   });
 
   it('fails synth naming the context path when a workflow names an undefined approver group', () => {
