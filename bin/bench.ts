@@ -10,6 +10,8 @@
  *   server, p50 and p99, and budget reservations per second at 50 concurrent callers (dynalite);
  * - the webhook handler in process per delivery (verify, match, idempotency record, start on the
  *   local engine), p50 and p99, and a duplicate delivery's answer;
+ * - incremental re-review: tokens of a re-review after a 1-file push ÷ the first review's, and
+ *   comments posted again (bin/bench-rereview.ts);
  * - the review plan, budget shares and token estimates (bin/bench-plan.ts) and ingress under load
  *   through the local server (bin/bench-ingress.ts);
  * - each Lambda's bundle as CDK deploys it (esbuild, minified, `@aws-sdk/*` from the nodejs24.x
@@ -40,6 +42,7 @@ import { loadWorkspace, PROJECT_ROOT } from '../lib/workspace.js';
 import { deployedBench } from './bench-deployed.js';
 import { ingressBench } from './bench-ingress.js';
 import { reviewPlanBench } from './bench-plan.js';
+import { rereviewBench } from './bench-rereview.js';
 import { secretsBench } from './bench-secrets.js';
 
 interface Result {
@@ -163,7 +166,12 @@ let transitions = 0;
   const t0 = performance.now();
   const r = await rt.execute('pr-review', 'cost', { runId: 'cost', workflow: 'pr-review', change });
   const ms = performance.now() - t0;
-  const again = await rt.execute('pr-review', 'cost-again', { runId: 'cost-again', workflow: 'pr-review', change });
+  // A full review (`/agentflow review --full`): an incremental one would review nothing, this measures the cache.
+  const again = await rt.execute('pr-review', 'cost-again', {
+    runId: 'cost-again',
+    workflow: 'pr-review',
+    change: { ...change, fullReview: true },
+  });
   const calls = (rt.offline?.stats.bedrock ?? 0) + (rt.offline?.stats.openai ?? 0);
   await rt.stop();
   record({ name: 'pr-review run with instant answers, wall time', value: Math.round(ms), unit: 'ms', target: null });
@@ -184,6 +192,9 @@ let transitions = 0;
 
 // 2b. Review plan, budget shares, token estimates (bin/bench-plan.ts).
 await reviewPlanBench(record, work);
+
+// 2b'. Incremental re-review after a 1-file push to a 20-file pull request (bin/bench-rereview.ts).
+await rereviewBench(record, work);
 
 // 2c. Ingress under load through the local server (bin/bench-ingress.ts).
 await ingressBench(record, work);

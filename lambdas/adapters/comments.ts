@@ -2,8 +2,8 @@ import { gzipSync } from 'node:zlib';
 import type { Octokit } from '@octokit/rest';
 import { ANNOTATIONS_PER_REQUEST, type CheckResult } from '../core/checks.js';
 import { type Change, FORGES } from '../core/contracts.js';
-import type { ArtifactStore, CheckCreate, ForgePublisher, ForgeTable } from '../core/ports.js';
-import type { InlineReview } from '../core/review.js';
+import type { ArtifactStore, CheckCreate, ForgePublisher, ForgeTable, PostedReview } from '../core/ports.js';
+import { type InlineReview, markedFinding } from '../core/review.js';
 import type { SarifLog } from '../core/sarif.js';
 import { splitRepository } from '../core/triggers.js';
 
@@ -34,20 +34,51 @@ export class GitHubPublisher implements ForgePublisher {
   /**
    * `POST /repos/{owner}/{repo}/pulls/{pull_number}/reviews` with `event: COMMENT`, `commit_id` the
    * head SHA and one comment per finding (`line`, `side: RIGHT`, `start_line`/`start_side` for a
-   * range). A review of this workflow at this commit that is already there (its body starts with
-   * `marker`: a retried Publish) is not posted again. GitHub refuses the whole review (422, e.g.
+   * range). The pull request's review comments are read first
+   * (`GET /repos/{owner}/{repo}/pulls/{pull_number}/comments`): a finding whose marker
+   * (`findingMarker`, its fingerprint) is already on the pull request is never posted again — a
+   * retried Publish, a re-review, a concurrent run. GitHub refuses the whole review (422, e.g.
    * "Line could not be resolved") when it cannot place one comment: the review is then posted
-   * without inline comments, its body quoting GitHub's message. Other errors are thrown.
-   * Source: https://docs.github.com/en/rest/pulls/reviews#create-a-review-for-a-pull-request (2026-11).
+   * without inline comments, its body quoting GitHub's message. Each resolved finding's comment
+   * gets one reply saying so (`POST …/pulls/{pull_number}/comments/{comment_id}/replies`; REST
+   * cannot resolve a thread). Other errors are thrown.
+   * Source: https://docs.github.com/en/rest/pulls/reviews#create-a-review-for-a-pull-request,
+   * https://docs.github.com/en/rest/pulls/comments (2026-11).
    */
-  async postReview(change: Change, marker: string, review: InlineReview): Promise<{ url: string | null; comments: number }> {
-    if (review.comments.length === 0) return { url: null, comments: 0 };
+  async postReview(change: Change, marker: string, review: InlineReview): Promise<PostedReview> {
+    if (review.comments.length === 0 && review.resolved.length === 0) return { url: null, comments: 0, keys: [], resolved: 0 };
     const { owner, repo } = splitRepository(change.repository);
-    const existing = (
-      await this.octokit.paginate(this.octokit.rest.pulls.listReviews, { owner, repo, pull_number: change.number, per_page: 100 })
-    ).find((r) => r.commit_id === review.commitId && r.body?.startsWith(marker));
-    if (existing) return { url: existing.html_url, comments: review.comments.length };
-    const comments = review.comments.map((c) => ({
+    const onPull = await this.octokit.paginate(this.octokit.rest.pulls.listReviewComments, {
+      owner,
+      repo,
+      pull_number: change.number,
+      per_page: 100,
+    });
+    const byKey = new Map<string, (typeof onPull)[number]>();
+    const answered = new Set<string>();
+    for (const c of onPull) {
+      const key = markedFinding(c.body);
+      if (key && c.in_reply_to_id === undefined && !byKey.has(key)) byKey.set(key, c);
+      const done = /<!-- agentflow:resolved:([0-9a-f]{8,64}) -->/.exec(c.body)?.[1];
+      if (done) answered.add(done);
+    }
+    let resolved = 0;
+    for (const r of review.resolved) {
+      const comment = byKey.get(r.key);
+      if (!comment || answered.has(r.key)) continue;
+      await this.octokit.rest.pulls.createReplyForReviewComment({
+        owner,
+        repo,
+        pull_number: change.number,
+        comment_id: comment.id,
+        body: `<!-- agentflow:resolved:${r.key} -->\n✅ Resolved at \`${review.commitId.slice(0, 7)}\`: the code this comment pointed at changed or is gone.`,
+      });
+      resolved++;
+    }
+    const already = review.comments.filter((c) => byKey.has(c.key)).map((c) => c.key);
+    const fresh = review.comments.filter((c) => !byKey.has(c.key));
+    if (fresh.length === 0) return { url: null, comments: 0, keys: already, resolved };
+    const comments = fresh.map((c) => ({
       path: c.path,
       line: c.line,
       side: c.side,
@@ -68,11 +99,11 @@ export class GitHubPublisher implements ForgePublisher {
       });
     try {
       const r = await post();
-      return { url: r.data.html_url, comments: comments.length };
+      return { url: r.data.html_url, comments: comments.length, keys: [...already, ...fresh.map((c) => c.key)], resolved };
     } catch (e) {
       if ((e as { status?: number }).status !== 422) throw e;
       const r = await post(`HTTP 422: ${((e as Error).message || 'Unprocessable Entity').slice(0, 200)}`);
-      return { url: r.data.html_url, comments: 0 };
+      return { url: r.data.html_url, comments: 0, keys: already, resolved };
     }
   }
 
@@ -224,13 +255,13 @@ export class FilePublisher implements ForgePublisher {
    * Writes the review GitHub would get to `comments/<owner>/<repo>/<number>/<workflow>.review.json`
    * (every run, so the file is the latest run's, even without comments).
    */
-  async postReview(change: Change, marker: string, review: InlineReview): Promise<{ url: string | null; comments: number }> {
+  async postReview(change: Change, marker: string, review: InlineReview): Promise<PostedReview> {
     const workflow = /agentflow:([\w.-]+)/.exec(marker)?.[1] ?? 'review';
     const key = `comments/${change.repository}/${change.number}/${workflow}.review.json`;
     await this.artifacts.putJson(key, review);
     const path = this.artifacts.pathOf ? this.artifacts.pathOf(key) : key;
     this.onReview?.(path, review.comments.length);
-    return { url: path, comments: review.comments.length };
+    return { url: path, comments: review.comments.length, keys: review.comments.map((c) => c.key), resolved: review.resolved.length };
   }
 
   /** The check run GitHub would show, in `comments/<owner>/<repo>/<number>/<check name>.check-run.json`. */

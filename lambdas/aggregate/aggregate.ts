@@ -10,7 +10,7 @@ import {
   MAX_ATTEMPTS_KEPT,
   parseInput,
 } from '../core/contracts.js';
-import { type Reconciled, ReviewStateSchema, reconcile } from '../core/incremental.js';
+import { knownTo, type Reconciled, ReviewStateSchema, reconcile } from '../core/incremental.js';
 import type { ArtifactStore } from '../core/ports.js';
 import { effectiveInline } from '../core/repo-config.js';
 import { type NotReviewed, type ReportFinding, renderComment, reviewFindings, summarize } from '../core/report.js';
@@ -58,6 +58,7 @@ async function verified(
   findings: ReportFinding[],
   agents: readonly AgentResult[],
   artifacts: ArtifactStore,
+  earlier: (f: ReportFinding) => boolean,
 ): Promise<{ findings: ReportFinding[]; verification?: VerificationSummary }> {
   const verifier = agents.find((a) => a.phase === VERIFY_PHASE);
   if (!verifier) return { findings };
@@ -67,7 +68,7 @@ async function verified(
       verification: { checked: 0, confirmed: 0, dropped: 0, downgraded: 0, unverified: findings.length, notes: [] },
     };
   }
-  return applyVerdicts(findings, VerdictsArtifactSchema.parse(await artifacts.getJson(verifier.verdictsRef)));
+  return applyVerdicts(findings, VerdictsArtifactSchema.parse(await artifacts.getJson(verifier.verdictsRef)), earlier);
 }
 
 /** The metric the Aggregate function emits per run: agents whose status is failed (the stack alarms on it). */
@@ -107,21 +108,21 @@ export async function aggregate(raw: unknown, deps: AggregateDeps): Promise<Aggr
   const excluded = context.success ? (context.data.plan?.excluded ?? []) : [];
   // Findings go where the diff is (a line it shows, else file level), then merge.
   const { findings: merged, relocated } = reviewFindings(stored, context.success ? context.data.files : undefined);
-  // The verifier's verdicts (workflow `verify:`) apply to the same placed, merged findings it was given.
-  const { findings: raised, verification } = await verified(merged, agents, deps.artifacts);
   // A pull request: findings get fingerprints and meet the last review's (incremental re-review).
   const files = context.success ? context.data.files : [];
   const scope = context.success ? context.data.incremental : undefined;
+  const kept = scope ? ReviewStateSchema.safeParse(await deps.artifacts.getJson(scope.previousRef).catch(() => undefined)) : undefined;
+  const previous = kept?.success ? kept.data : undefined;
+  // The verifier's verdicts (workflow `verify:`) apply to the same placed, merged findings it was
+  // given; those an earlier review confirmed were not sent again.
+  const { findings: raised, verification } = await verified(merged, agents, deps.artifacts, knownTo(previous, files));
   let rec: Reconciled | undefined;
   if (input.change.number > 0 && context.success) {
-    const previous = scope
-      ? ReviewStateSchema.safeParse(await deps.artifacts.getJson(scope.previousRef).catch(() => undefined))
-      : undefined;
     rec = reconcile({
       findings: raised,
       files,
-      previous: previous?.success ? previous.data : undefined,
-      scope: scope && previous?.success ? { since: scope.since, unchanged: scope.unchanged } : undefined,
+      previous,
+      scope: scope && previous ? { since: scope.since, unchanged: scope.unchanged } : undefined,
       change: input.change,
       runId: input.runId,
     });
@@ -189,10 +190,11 @@ export async function aggregate(raw: unknown, deps: AggregateDeps): Promise<Aggr
   const base = `runs/${input.runId}`;
   const reportRef = await deps.artifacts.putJson(`${base}/report.json`, { summary, findings, agents, excluded, notReviewed });
   const commentRef = await deps.artifacts.putText(`${base}/comment.md`, comment, 'text/markdown');
-  // The inline review: the findings on the diff's lines not raised by an earlier review (those
-  // are on the pull request already), and the earlier ones this run resolved.
+  // The inline review: the findings on the diff's lines not on the pull request already (raised
+  // by an earlier review whose comment was posted), and the earlier ones this run resolved.
+  const postedBefore = new Set((rec?.next.findings ?? []).filter((f) => f.posted).map((f) => f.fingerprint));
   const review = buildInlineReview(
-    findings.filter((f) => f.carried === undefined),
+    findings.filter((f) => f.carried === undefined || !postedBefore.has(f.fingerprint ?? '')),
     files,
     // The repository's `.agentflow.yml` may post fewer or only more severe comments, never more.
     effectiveInline(input.inline, repo),

@@ -469,6 +469,8 @@ export const RunSummarySchema = z.strictObject({
       dropped: z.number().int().nonnegative(),
       downgraded: z.number().int().nonnegative(),
       unverified: z.number().int().nonnegative(),
+      /** Confirmed by an earlier review of the pull request (incremental re-review): not checked again. */
+      earlier: z.number().int().nonnegative().optional(),
       notes: z.array(
         z.strictObject({
           file: z.string(),
@@ -632,6 +634,22 @@ export const RunRecordSchema = z.object({
   inlineComments: z.number().optional(),
   /** Why the inline review could not be posted (the summary comment was). */
   reviewError: z.string().optional(),
+  /** Why the pull request's review state could not be kept (the next run reviews every file). */
+  stateError: z.string().optional(),
+  /** Comments of resolved findings answered as resolved by this run. */
+  resolvedReplies: z.number().optional(),
+  /** The incremental re-review's counts (see the run summary's `incremental`). */
+  incremental: z
+    .object({
+      since: z.string(),
+      filesUnchanged: z.number(),
+      new: z.number(),
+      repeated: z.number(),
+      carried: z.number(),
+      resolved: z.number(),
+      dismissed: z.number(),
+    })
+    .optional(),
   /** The check run's conclusion on the head commit, or why it could not be written. */
   check: z.string().optional(),
   checkError: z.string().optional(),

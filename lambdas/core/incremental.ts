@@ -120,6 +120,29 @@ export function fingerprintOf(
   return { fingerprint: sha(`${f.file}\u0000${normalizeText(f.category)}\u0000${subject}`).slice(0, 20), code };
 }
 
+/**
+ * The findings an earlier review of the pull request confirmed and left open (their fingerprints
+ * are in `previous`): the verifier need not check them again. `files` locate their code.
+ */
+export function knownTo(
+  previous: ReviewState | undefined,
+  files: readonly ChangedFile[],
+): (f: Pick<Finding, 'file' | 'line' | 'endLine' | 'category' | 'message'>) => boolean {
+  const known = new Set((previous?.findings ?? []).map((f) => f.fingerprint));
+  if (known.size === 0) return () => false;
+  const byPath = new Map(files.map((f) => [f.path, f]));
+  const lines = new Map<string, Map<number, string>>();
+  return (f) => {
+    let m = lines.get(f.file);
+    if (!m) {
+      const file = byPath.get(f.file);
+      m = file && !file.binary ? newLines(file.shown ?? file.patch) : new Map<number, string>();
+      lines.set(f.file, m);
+    }
+    return known.has(fingerprintOf(f, m).fingerprint);
+  };
+}
+
 /** Where the review stands before this run: which files it reviews and the previous state it builds on. */
 export interface IncrementalScope {
   /** The previous review's head commit. */

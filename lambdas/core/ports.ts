@@ -106,12 +106,14 @@ export interface ForgePublisher {
   upsertComment(change: Change, marker: string, body: string): Promise<string | null>;
   /**
    * Posts one review whose comments sit on the diff's lines (GitHub: a pull request review with
-   * `event: COMMENT`), once per workflow and commit. A forge that refuses a comment (HTTP 422) gets
-   * the review again without inline comments: their findings are in the summary comment and report.
-   * `marker` (the workflow's, as for the summary) starts the review's body, so a later run finds it.
-   * @returns where the review is and how many comments it holds
+   * `event: COMMENT`). A finding whose comment is already on the change (its key, the fingerprint,
+   * is in the comment's hidden marker) is never posted again; the comments of `review.resolved`
+   * findings are answered as resolved once. A forge that refuses a comment (HTTP 422) gets the
+   * review again without inline comments: their findings are in the summary comment and report.
+   * `marker` (the workflow's, as for the summary) starts the review's body.
+   * @returns where the review is, what was posted now and which findings are on the change
    */
-  postReview(change: Change, marker: string, review: InlineReview): Promise<{ url: string | null; comments: number }>;
+  postReview(change: Change, marker: string, review: InlineReview): Promise<PostedReview>;
   /** Starts run `runId`'s check run `name` on the change's head commit (`in_progress`, `external_id` the run id). */
   startCheck(change: Change, name: string, runId: string): Promise<void>;
   /**
@@ -131,6 +133,18 @@ export interface ForgePublisher {
    * @throws the forge's error (a token without `security_events: write`, code scanning off: 403)
    */
   uploadCodeScanning(change: Change, workflow: string, sarif: SarifLog): Promise<string | null>;
+}
+
+/** What {@link ForgePublisher.postReview} did. */
+export interface PostedReview {
+  /** Where the review is, or null when nothing new was posted. */
+  url: string | null;
+  /** Inline comments posted now. */
+  comments: number;
+  /** Keys (fingerprints) of the review's findings whose comment is on the pull request now, posted before or now. */
+  keys: string[];
+  /** Resolved findings whose comment was answered now. */
+  resolved: number;
 }
 
 /** One publisher per forge: a forge added to `FORGES` does not compile until it has one. */

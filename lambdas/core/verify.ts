@@ -165,6 +165,8 @@ export interface VerificationSummary {
   downgraded: number;
   /** Findings without a verdict (file-level notes, which cite no line, and batches that failed): kept as they were. */
   unverified: number;
+  /** Findings an earlier review of the pull request confirmed (incremental re-review): not checked again, kept. */
+  earlier?: number;
   /** Up to {@link MAX_NOTES} unconfirmed findings, the verifier's reason and what happened to each. */
   notes: Array<{ file: string; line: number; category: string; message: string; reason: string; outcome: 'dropped' | 'downgraded' }>;
 }
@@ -183,11 +185,18 @@ const lower = (s: Severity): Severity => SEVERITIES[Math.min(SEVERITIES.length -
 export function applyVerdicts<T extends ReportFinding>(
   findings: readonly T[],
   stored: VerdictsArtifact,
+  /** Findings an earlier review confirmed (not sent to the verifier: see `knownTo`). @default none */
+  earlier: (f: T) => boolean = () => false,
 ): { findings: T[]; verification: VerificationSummary } {
-  const v: VerificationSummary = { checked: stored.checked, confirmed: 0, dropped: 0, downgraded: 0, unverified: 0, notes: [] };
+  const v: VerificationSummary = { checked: stored.checked, confirmed: 0, dropped: 0, downgraded: 0, unverified: 0, earlier: 0, notes: [] };
   const out: T[] = [];
   for (const f of findings) {
     const verdict = stored.verdicts[findingKey(f)];
+    if (!verdict && earlier(f)) {
+      v.earlier = (v.earlier ?? 0) + 1;
+      out.push(f);
+      continue;
+    }
     if (!verdict) {
       v.unverified++;
       out.push(f);

@@ -20,6 +20,7 @@ import {
 import { BudgetExceededError, PriceUnknownError, ProviderRejectedError } from '../core/errors.js';
 import { type GatewayAnswer, type GatewayCall, type ModelGateway, worstCaseOf } from '../core/gateway.js';
 import type { BudgetConfig } from '../core/gateway-config.js';
+import { knownTo, ReviewStateSchema } from '../core/incremental.js';
 import { answerTokens, candidatesOf, chunkTokensFor, promptTokens, shareMicro, verdictTokens } from '../core/plan.js';
 import { mapLimited } from '../core/pool.js';
 import type { ArtifactStore, ChatMessage, TokenUsage } from '../core/ports.js';
@@ -115,10 +116,11 @@ function verifyBatchesOf(
   prior: ReadonlyArray<{ agent: string; findings: readonly Finding[] }>,
   files: ContextArtifact['files'],
   size?: number,
+  known: (f: Finding) => boolean = () => false,
 ): Array<Chunk & VerifyBatch> {
   const { findings } = reviewFindings(prior, files);
   return verifyBatches(
-    findings.filter((f) => f.line > 0),
+    findings.filter((f) => f.line > 0 && !known(f)),
     files,
     size,
   );
@@ -204,7 +206,15 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
   const system = kind.system(agent) + (agent.output === 'verdicts' ? '' : guidanceSection(context.repo));
   // The verifier checks the earlier findings (placed and merged as Aggregate will, so its verdicts
   // find them), in batches; every other agent reviews chunks of the diff with those findings as context.
-  const batches = agent.output === 'verdicts' ? verifyBatchesOf(prior, context.files, agent.verify?.batch) : undefined;
+  // An incremental re-review does not check again what an earlier review of the pull request confirmed.
+  const known =
+    agent.output === 'verdicts' && context.incremental
+      ? knownTo(
+          ReviewStateSchema.safeParse(await deps.artifacts.getJson(context.incremental.previousRef).catch(() => undefined)).data,
+          context.files,
+        )
+      : () => false;
+  const batches = agent.output === 'verdicts' ? verifyBatchesOf(prior, context.files, agent.verify?.batch, known) : undefined;
   const earlier = batches ? '' : earlierFindings(prior.flatMap((r) => r.findings.map((finding) => ({ agent: r.agent, finding }))));
   const chunks: readonly Chunk[] = batches ?? (files.length > 0 ? layoutChunks(files, chunkTokens) : []);
   const spend = await readSpend(deps.artifacts, input.runId, input.phase, agent.name);

@@ -12,6 +12,7 @@ import {
   SEVERITIES,
   type Severity,
 } from '../core/contracts.js';
+import { ReviewStateSchema, reviewStateKey } from '../core/incremental.js';
 import type { ArtifactStore, ChannelNotifier, ForgeTable, RunStore, ThreadNotifier } from '../core/ports.js';
 import { commentMarker, commentText, errorText, type ReportFinding } from '../core/report.js';
 import { InlineReviewSchema } from '../core/review.js';
@@ -115,7 +116,9 @@ export async function publish(raw: unknown, deps: PublishDeps): Promise<PublishO
     text: string,
   ) => {
     if (!input.check || input.change.number <= 0) return { checkUrl: null };
-    const conclusion = checkConclusion(outcome, severities, input.check.failOn);
+    // The repository's `.agentflow.yml` may set its own `fail_on` (read at the base commit).
+    const failOn = (input.kind === 'report' ? input.report.summary.repo?.failOn : undefined) ?? input.check.failOn;
+    const conclusion = checkConclusion(outcome, severities, failOn);
     const result = { conclusion, title, summary: text, annotations: checkAnnotations(findings) };
     // A skip decided at the webhook never hides what an earlier run of this commit concluded.
     const create = input.kind === 'skipped' ? 'if-none' : 'always';
@@ -169,6 +172,8 @@ export async function publish(raw: unknown, deps: PublishDeps): Promise<PublishO
       // its results are the run record and the report.
       let inline = 0;
       let reviewError: string | undefined;
+      let onChange: string[] = [];
+      let resolvedReplies = 0;
       if (input.outputs.githubReview && input.change.number > 0) {
         const body = await deps.artifacts.getText(input.report.commentRef);
         commentUrl = await forge.upsertComment(input.change, commentMarker(input.workflow), body);
@@ -177,10 +182,26 @@ export async function publish(raw: unknown, deps: PublishDeps): Promise<PublishO
         if (input.report.reviewRef) {
           const review = InlineReviewSchema.parse(await deps.artifacts.getJson(input.report.reviewRef));
           try {
-            inline = (await forge.postReview(input.change, commentMarker(input.workflow), review)).comments;
+            const posted = await forge.postReview(input.change, commentMarker(input.workflow), review);
+            inline = posted.comments;
+            onChange = posted.keys;
+            resolvedReplies = posted.resolved;
           } catch (e) {
             reviewError = `${(e as Error).name}: ${(e as Error).message}`.slice(0, 300);
           }
+        }
+      }
+      // The review state the next run builds on (incremental re-review), kept once the review is
+      // posted: its findings whose comment is on the pull request are never posted again.
+      let stateError: string | undefined;
+      if (input.report.stateRef && input.change.number > 0) {
+        try {
+          const next = ReviewStateSchema.parse(await deps.artifacts.getJson(input.report.stateRef));
+          const on = new Set(onChange);
+          next.findings = next.findings.map((f) => (on.has(f.fingerprint) ? { ...f, posted: true } : f));
+          await deps.artifacts.putJson(reviewStateKey(input.change, input.workflow), next);
+        } catch (e) {
+          stateError = `${(e as Error).name}: ${(e as Error).message}`.slice(0, 300);
         }
       }
       const findings = input.check || input.outputs.codeScanning ? await reportFindings(deps.artifacts, input.report.reportRef) : [];
@@ -236,6 +257,9 @@ export async function publish(raw: unknown, deps: PublishDeps): Promise<PublishO
         relocated: summary.relocated,
         inlineComments: inline,
         ...(reviewError ? { reviewError } : {}),
+        ...(stateError ? { stateError } : {}),
+        ...(resolvedReplies > 0 ? { resolvedReplies } : {}),
+        ...(summary.incremental ? { incremental: summary.incremental } : {}),
         ...check,
         ...scanning,
         ...slack,

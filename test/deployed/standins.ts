@@ -455,6 +455,16 @@ export class GitHubStandIn extends LocalHttpServer {
           })),
       );
     }
+    // The review comments posted so far (inline comments of the reviews), as GitHub lists them.
+    m = route('GET', new RegExp(`^${repoPrefix}/pulls/(\\d+)/comments$`));
+    if (m) {
+      const pull = Number(m[1]);
+      const comments = this.reviews
+        .filter((r) => r.pull === pull)
+        .flatMap((r) => r.comments as Array<{ path?: string; line?: number; body?: string }>)
+        .map((c, i) => ({ id: 9000 + i, path: c.path ?? '', line: c.line ?? null, body: c.body ?? '', user: { login: 'agentflow[bot]' } }));
+      return this.page(req, res, comments);
+    }
     m = route('POST', new RegExp(`^${repoPrefix}/pulls/(\\d+)/reviews$`));
     if (m) {
       const review = JSON.parse(req.body.toString('utf8')) as { body?: string; event?: string; commit_id?: string; comments?: unknown[] };

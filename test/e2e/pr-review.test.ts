@@ -63,8 +63,14 @@ describe('e2e: pr-review on the local runtime', () => {
     expect(comment).toContain(
       `- 🟠 **high** · correctness — \`!!\` throws a NullPointerException when the value is null. ([\`android/app/src/main/java/com/acme/shop/cart/CartRepository.kt:21\`](${blob}/android/app/src/main/java/com/acme/shop/cart/CartRepository.kt#L21))`,
     );
-    expect(comment.split('\n').filter((l) => /^- [🔴🟠🟡🔵⚪] \*\*/u.test(l))).toHaveLength(TOP_FINDINGS);
-    expect(comment).toContain(`_${summary.findings - TOP_FINDINGS} more findings: see the inline review and the full report (run e2e-1)._`);
+    // Every finding is on the pull request: the top ones listed, the rest in a collapsed list.
+    expect(comment.split('\n').filter((l) => /^- [🔴🟠🟡🔵⚪] \*\*/u.test(l))).toHaveLength(summary.findings);
+    const top = comment.slice(comment.indexOf('### Top findings'), comment.indexOf('<details>', comment.indexOf('### Top findings')));
+    expect(top.split('\n').filter((l) => /^- [🔴🟠🟡🔵⚪] \*\*/u.test(l))).toHaveLength(TOP_FINDINGS);
+    expect(comment).toContain(
+      `_${summary.findings - TOP_FINDINGS} more findings below, on the changed lines in the inline review and in the full report (run e2e-1)._`,
+    );
+    expect(comment).toContain(`<details><summary>${summary.findings - TOP_FINDINGS} more findings</summary>`);
     expect(comment).toContain('<details><summary>Agents, tokens and cost</summary>');
     expect(comment).toMatch(/\| code-review \| ✅ succeeded \| bedrock \| claude-sonnet \| [\d,]+ \| [\d,]+ \| \$0\.\d{4} \|/);
     expect(comment).toContain('AgentFlow offline model server');

@@ -73,7 +73,12 @@ describe('Class: GitHubPublisher', () => {
       'PR review',
     );
     const posted = await publisher.postReview(change, commentMarker('pr-review'), review);
-    expect(posted).toEqual({ url: expect.stringContaining('/pull/7#pullrequestreview-'), comments: 2 });
+    expect(posted).toEqual({
+      url: expect.stringContaining('/pull/7#pullrequestreview-'),
+      comments: 2,
+      keys: review.comments.map((c) => c.key),
+      resolved: 0,
+    });
     const [stored] = github.reviews('acme/app', 7) as Array<{ body: string; state: string; commit_id: string }>;
     expect(stored).toMatchObject({ state: 'COMMENTED', commit_id: change.headSha });
     expect(stored?.body.startsWith('<!-- agentflow:pr-review -->\n**AgentFlow · PR review**')).toBe(true);
@@ -113,9 +118,40 @@ describe('Class: GitHubPublisher', () => {
     const review = buildInlineReview([finding()], [file], inline, change.headSha, 'PR review');
     const first = await publisher.postReview(change, commentMarker('pr-review'), review);
     const again = await publisher.postReview(change, commentMarker('pr-review'), review);
-    expect(again.url).toBe(first.url);
+    expect(again).toEqual({ url: null, comments: 0, keys: first.keys, resolved: 0 });
     expect(github.reviews('acme/app', 7)).toHaveLength(1);
     expect(github.reviewCommentsOf('acme/app', 7)).toHaveLength(1);
+  });
+
+  it('second push: a finding already on the pull request (same fingerprint) is never posted again, a new one is', async () => {
+    const a = { ...finding(), fingerprint: 'aaaa1111bbbb2222cccc' };
+    const b = { ...finding({ line: 3, message: 'Cleartext URL.', category: 'security' }), fingerprint: 'dddd3333eeee4444ffff' };
+    await publisher.postReview(change, commentMarker('pr-review'), buildInlineReview([a], [file], inline, change.headSha, 'PR review'));
+    const second = await publisher.postReview(
+      change,
+      commentMarker('pr-review'),
+      buildInlineReview([a, b], [file], inline, change.headSha, 'PR review'),
+    );
+    expect(second).toMatchObject({ comments: 1, keys: [a.fingerprint, b.fingerprint] });
+    const bodies = (github.reviewCommentsOf('acme/app', 7) as Array<{ body: string }>).map((c) => c.body);
+    expect(bodies.filter((x) => x.includes(`agentflow:finding:${a.fingerprint}`))).toHaveLength(1);
+    expect(bodies.filter((x) => x.includes(`agentflow:finding:${b.fingerprint}`))).toHaveLength(1);
+  });
+
+  it("fixed code: the resolved finding's comment gets one reply saying so (REST cannot resolve the thread)", async () => {
+    const a = { ...finding(), fingerprint: 'aaaa1111bbbb2222cccc' };
+    await publisher.postReview(change, commentMarker('pr-review'), buildInlineReview([a], [file], inline, change.headSha, 'PR review'));
+    const later = {
+      ...buildInlineReview([], [file], inline, 'e'.repeat(40), 'PR review'),
+      resolved: [{ key: a.fingerprint, path: a.file, line: a.line, message: a.message }],
+    };
+    expect((await publisher.postReview(change, commentMarker('pr-review'), later)).resolved).toBe(1);
+    expect((await publisher.postReview(change, commentMarker('pr-review'), later)).resolved).toBe(0);
+    const comments = github.reviewCommentsOf('acme/app', 7) as Array<{ id: number; body: string; in_reply_to_id?: number }>;
+    const replies = comments.filter((c) => c.in_reply_to_id !== undefined);
+    expect(replies).toHaveLength(1);
+    expect(replies[0]?.in_reply_to_id).toBe(comments[0]?.id);
+    expect(replies[0]?.body).toContain('✅ Resolved at `eeeeeee`');
   });
 
   it('throws what is not a 422 (a token without pull request write: 403)', async () => {
@@ -126,7 +162,12 @@ describe('Class: GitHubPublisher', () => {
 
   it('posts nothing when no finding is on a diff line', async () => {
     const review = buildInlineReview([finding({ line: 0 })], [file], inline, change.headSha, 'PR review');
-    expect(await publisher.postReview(change, commentMarker('pr-review'), review)).toEqual({ url: null, comments: 0 });
+    expect(await publisher.postReview(change, commentMarker('pr-review'), review)).toEqual({
+      url: null,
+      comments: 0,
+      keys: [],
+      resolved: 0,
+    });
     expect(github.reviews('acme/app', 7)).toEqual([]);
   });
 
