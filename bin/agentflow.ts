@@ -8,6 +8,7 @@ import { GitChangeLookup } from '../lambdas/adapters/changes.js';
 import { DynamoBreakerStore, DynamoBudgetLedger } from '../lambdas/adapters/gateway-store.js';
 import type { Decision, PendingApproval } from '../lambdas/core/approvals.js';
 import { type Change, type ExecutionInput, type RunRecord, type RunSummary, RunSummarySchema } from '../lambdas/core/contracts.js';
+import { acceptanceRates } from '../lambdas/core/incremental.js';
 import { assertSafeRef } from '../lambdas/core/refs.js';
 import { buildSarif, securityFindings } from '../lambdas/core/sarif.js';
 import { executionName } from '../lambdas/core/triggers.js';
@@ -271,6 +272,38 @@ program
           `${r.repository}#${r.number}`.padEnd(22),
           String(r.findings).padStart(8),
           `$${r.costUsd.toFixed(4)}`.padStart(10),
+        ].join(' '),
+      );
+    }
+  });
+
+program
+  .command('stats')
+  .description(
+    "Acceptance of the findings per agent and category: people's 👍 (accepted), 👎 and dismissals (rejected) on the inline comments, from the run records",
+  )
+  .option('--json', 'print JSON')
+  .addOption(stateDirOption())
+  .action(async (opts: { json?: boolean; stateDir: string }) => {
+    const rates = acceptanceRates(await listRuns(opts.stateDir));
+    if (opts.json) {
+      console.log(JSON.stringify({ acceptance: rates }, null, 2));
+      return;
+    }
+    if (rates.length === 0) {
+      console.log('no feedback yet: react 👍 / 👎 to an inline comment, or reply `/agentflow dismiss`, then run the workflow again');
+      return;
+    }
+    console.log(['AGENT'.padEnd(20), 'CATEGORY'.padEnd(20), 'ACCEPTED', 'REJECTED', 'DISMISSED', 'ACCEPTANCE'].join(' '));
+    for (const r of rates) {
+      console.log(
+        [
+          r.agent.padEnd(20),
+          r.category.padEnd(20),
+          String(r.accepted).padStart(8),
+          String(r.rejected).padStart(8),
+          String(r.dismissed).padStart(9),
+          (r.rate === null ? '—' : `${Math.round(r.rate * 100)} %`).padStart(10),
         ].join(' '),
       );
     }

@@ -71,6 +71,10 @@ async function verified(
   return applyVerdicts(findings, VerdictsArtifactSchema.parse(await artifacts.getJson(verifier.verdictsRef)), earlier);
 }
 
+/** Metrics of people's feedback on inline comments, per workflow, agent and category (the dashboard graphs their ratio). */
+export const FINDINGS_ACCEPTED_METRIC = 'FindingsAccepted';
+export const FINDINGS_REJECTED_METRIC = 'FindingsRejected';
+
 /** The metric the Aggregate function emits per run: agents whose status is failed (the stack alarms on it). */
 export const AGENTS_FAILED_METRIC = 'AgentsFailed';
 
@@ -137,6 +141,8 @@ export async function aggregate(raw: unknown, deps: AggregateDeps): Promise<Aggr
     ...(verification ? { verification } : {}),
   });
   const repo = context.success ? context.data.repo : undefined;
+  const feedback = context.success ? context.data.feedback : undefined;
+  if (feedback && feedback.length > 0) summary = { ...summary, feedback };
   if (repo && (repo.found || repo.guidance.length > 0)) {
     summary = {
       ...summary,
@@ -153,6 +159,7 @@ export async function aggregate(raw: unknown, deps: AggregateDeps): Promise<Aggr
       ...summary,
       incremental: {
         since: scope.since,
+        ...(scope.full ? { full: true } : {}),
         filesUnchanged: scope.unchanged.length,
         new: findings.length - rec.carried,
         repeated: rec.repeated,

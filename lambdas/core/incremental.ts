@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { type Change, type ChangedFile, type Finding, FindingSchema, forgeOf } from './contracts.js';
 import { parseHunks } from './hunks.js';
+import type { FindingFeedback } from './ports.js';
 import type { ReportFinding } from './report.js';
 import { normalizePatch } from './tokens.js';
 
@@ -52,6 +53,13 @@ export const ReviewStateSchema = z.strictObject({
   resolved: z.array(z.string()),
   /** Fingerprints a person dismissed: never raised again on this pull request. */
   dismissed: z.array(z.string()),
+  /** The feedback already counted, per fingerprint (the next run counts only what is new). */
+  feedback: z
+    .record(
+      z.string(),
+      z.strictObject({ up: z.number().int().nonnegative(), down: z.number().int().nonnegative(), dismissed: z.boolean() }),
+    )
+    .default({}),
 });
 export type ReviewState = z.infer<typeof ReviewStateSchema>;
 
@@ -284,6 +292,7 @@ export function reconcile(input: {
       findings: findings.map((f) => states.get(f.fingerprint) as StateFinding),
       resolved: remember([...(previous?.resolved ?? []).filter((r) => !open.has(r)), ...resolved.map((r) => r.fingerprint)]),
       dismissed: remember([...dismissed]),
+      feedback: previous?.feedback ?? {},
     },
   };
 }
@@ -325,4 +334,82 @@ function stripReport(f: ReportFinding): Omit<StateFinding, 'fingerprint' | 'code
     ...(f.replacement !== undefined ? { replacement: f.replacement } : {}),
     agents: [...f.agents],
   };
+}
+
+/** People's verdicts on one agent's findings of one category, new since the last count. */
+export interface FeedbackTally {
+  agent: string;
+  category: string;
+  /** 👍 reactions. */
+  accepted: number;
+  /** 👎 reactions and dismissals. */
+  rejected: number;
+  /** Of `rejected`, the dismissals. */
+  dismissed: number;
+}
+
+/**
+ * Applies the feedback read from the forge to the last review's state: dismissed fingerprints join
+ * `dismissed` (never raised again on this pull request), and the reactions and dismissals not
+ * counted before are tallied per agent and category of the finding (a finding of several agents
+ * counts for each). Feedback on comments of findings no longer open is not tallied (their agent is
+ * not known any more).
+ */
+export function applyFeedback(
+  previous: ReviewState,
+  feedback: readonly FindingFeedback[],
+): { state: ReviewState; tallies: FeedbackTally[] } {
+  const open = new Map(previous.findings.map((f) => [f.fingerprint, f]));
+  const counted = { ...previous.feedback };
+  const dismissed = new Set(previous.dismissed);
+  const tallies = new Map<string, FeedbackTally>();
+  for (const fb of feedback) {
+    const before = counted[fb.key] ?? { up: 0, down: 0, dismissed: false };
+    const now = { up: fb.up, down: fb.down, dismissed: before.dismissed || fb.dismissedBy !== undefined };
+    counted[fb.key] = now;
+    if (now.dismissed) dismissed.add(fb.key);
+    const finding = open.get(fb.key);
+    if (!finding) continue;
+    const up = Math.max(0, now.up - before.up);
+    const newlyDismissed = now.dismissed && !before.dismissed ? 1 : 0;
+    const down = Math.max(0, now.down - before.down) + newlyDismissed;
+    if (up === 0 && down === 0) continue;
+    for (const agent of finding.agents) {
+      const id = `${agent}\u0000${finding.category}`;
+      const t = tallies.get(id) ?? { agent, category: finding.category, accepted: 0, rejected: 0, dismissed: 0 };
+      t.accepted += up;
+      t.rejected += down;
+      t.dismissed += newlyDismissed;
+      tallies.set(id, t);
+    }
+  }
+  return {
+    state: { ...previous, dismissed: [...dismissed].slice(-MAX_REMEMBERED_FINGERPRINTS), feedback: counted },
+    tallies: [...tallies.values()],
+  };
+}
+
+/** Acceptance of one agent's findings of one category, over runs. */
+export interface AcceptanceRate extends FeedbackTally {
+  /** accepted ÷ (accepted + rejected), or null without feedback. */
+  rate: number | null;
+}
+
+/**
+ * Adds up the feedback tallies of runs (each run records only what was new to it, so nothing is
+ * counted twice) per agent and category, with the acceptance rate; most rejected first.
+ */
+export function acceptanceRates(runs: ReadonlyArray<{ feedback?: readonly FeedbackTally[] | undefined }>): AcceptanceRate[] {
+  const by = new Map<string, FeedbackTally>();
+  for (const t of runs.flatMap((r) => r.feedback ?? [])) {
+    const id = `${t.agent}\u0000${t.category}`;
+    const sum = by.get(id) ?? { agent: t.agent, category: t.category, accepted: 0, rejected: 0, dismissed: 0 };
+    sum.accepted += t.accepted;
+    sum.rejected += t.rejected;
+    sum.dismissed += t.dismissed;
+    by.set(id, sum);
+  }
+  return [...by.values()]
+    .map((t) => ({ ...t, rate: t.accepted + t.rejected > 0 ? t.accepted / (t.accepted + t.rejected) : null }))
+    .sort((a, b) => b.rejected - a.rejected || a.agent.localeCompare(b.agent) || a.category.localeCompare(b.category));
 }

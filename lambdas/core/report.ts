@@ -618,7 +618,9 @@ export function renderComment(input: {
     ];
     head.push(
       '',
-      `Incremental review since ${code(inc.since.slice(0, 7))}: ${parts.join(' · ')}. Comment \`/agentflow review --full\` to review every file again.`,
+      inc.full
+        ? `Full review (requested) since the review of ${code(inc.since.slice(0, 7))}: ${parts.slice(1).join(' · ') || 'no new findings'}.`
+        : `Incremental review since ${code(inc.since.slice(0, 7))}: ${parts.join(' · ')}. Comment \`/agentflow review --full\` to review every file again.`,
     );
   }
   if (input.servedBy) {

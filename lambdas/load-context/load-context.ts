@@ -2,13 +2,14 @@ import {
   type Change,
   type ChangedFile,
   type ContextArtifact,
+  forgeOf,
   type LoadContextInput,
   LoadContextInputSchema,
   type LoadContextOutput,
   parseInput,
 } from '../core/contracts.js';
 import { type ContextOptions, widenPatch } from '../core/hunks.js';
-import { incrementalScope, type ReviewState, ReviewStateSchema, reviewStateKey } from '../core/incremental.js';
+import { applyFeedback, incrementalScope, type ReviewState, ReviewStateSchema, reviewStateKey } from '../core/incremental.js';
 import {
   buildPlan,
   candidatesOf,
@@ -21,7 +22,7 @@ import {
   selects,
 } from '../core/plan.js';
 import { mapLimited } from '../core/pool.js';
-import type { ArtifactStore, ChangeSource } from '../core/ports.js';
+import type { ArtifactStore, ChangeSource, ForgeTable } from '../core/ports.js';
 import { guidanceSection } from '../core/prompt.js';
 import { redactSecrets } from '../core/redact.js';
 import { GUIDANCE_FILES, MAX_GUIDANCE_CHARS, parseRepoConfig, REPO_CONFIG_PATH } from '../core/repo-config.js';
@@ -31,6 +32,8 @@ import { estimateTokens, renderFile } from '../core/tokens.js';
 export interface LoadContextDeps {
   changes: ChangeSource;
   artifacts: ArtifactStore;
+  /** The forges' publishers, to read the feedback on the last review's comments. @default none: no feedback is read */
+  forges?: ForgeTable;
 }
 
 /** Artifact key of a run's context. */
@@ -215,9 +218,16 @@ export async function loadContext(raw: unknown, deps: LoadContextDeps): Promise<
   redactions += repo.redactions;
   const attributes = parseGitAttributes(gitattributes ?? '');
   const stats = { linesChanged: additions + deletions };
-  // A pull request reviewed before: only the files whose diff changed since are reviewed again.
-  const previous = change.number > 0 ? await previousReview(change, input.workflow, deps.artifacts) : undefined;
-  const scope = incrementalScope(clean, previous, change.fullReview === true, change.headRef);
+  // A pull request reviewed before: only the files whose diff changed since are reviewed again,
+  // and what people said about its comments counts (a dismissed finding is never raised again).
+  const found = change.number > 0 ? await previousReview(change, input.workflow, deps.artifacts) : undefined;
+  // A state of another head branch (a local run reusing a number) is not this pull request's.
+  const stored = found && found.headRef === change.headRef ? found : undefined;
+  const feedback = stored && deps.forges ? await deps.forges[forgeOf(change)].readFeedback(input.change).catch(() => undefined) : undefined;
+  const withFeedback = stored && feedback ? applyFeedback(stored, feedback) : undefined;
+  const previous = withFeedback?.state ?? stored;
+  const full = change.fullReview === true;
+  const scope = incrementalScope(clean, previous, full, change.headRef);
   const unchanged = new Set(scope?.unchanged ?? []);
   const shown = await addContext(
     { ...input, paths: { ...input.paths, exclude: [...input.paths.exclude, ...repo.artifact.ignore] } },
@@ -247,11 +257,13 @@ export async function loadContext(raw: unknown, deps: LoadContextDeps): Promise<
     files: reviewed,
     plan,
     repo: repo.artifact,
-    ...(scope && previous
+    ...(withFeedback && withFeedback.tallies.length > 0 ? { feedback: withFeedback.tallies } : {}),
+    ...(previous
       ? {
           incremental: {
-            since: scope.since,
-            unchanged: scope.unchanged,
+            since: previous.headSha,
+            unchanged: scope?.unchanged ?? [],
+            ...(full ? { full } : {}),
             previousRef: await deps.artifacts.putJson(`runs/${input.runId}/previous-review-state.json`, previous),
           },
         }

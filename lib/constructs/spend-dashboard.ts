@@ -1,6 +1,7 @@
 import { Duration } from 'aws-cdk-lib';
 import { Dashboard, GraphWidget, MathExpression, TextWidget } from 'aws-cdk-lib/aws-cloudwatch';
 import { Construct } from 'constructs';
+import { FINDINGS_ACCEPTED_METRIC, FINDINGS_REJECTED_METRIC } from '../../lambdas/aggregate/aggregate.js';
 
 /** Props of {@link SpendDashboard}. */
 export interface SpendDashboardProps {
@@ -54,6 +55,28 @@ export class SpendDashboard extends Construct {
           total('BudgetRejected', 'budget rejections'),
           total('BreakerOpened', 'breakers opened'),
         ],
+        width: 12,
+      }),
+    );
+    // People's feedback on inline comments (Aggregate's FindingsAccepted / FindingsRejected, per agent and category).
+    const feedback = '{' + [ns, 'agent', 'category', 'service', 'workflow'].join(',') + '}';
+    const fb = (metric: string, label: string, sum: boolean) =>
+      new MathExpression({
+        expression: sum
+          ? `SUM(SEARCH('${feedback} MetricName="${metric}"', 'Sum', 86400))`
+          : `SEARCH('${feedback} MetricName="${metric}"', 'Sum', 86400)`,
+        label,
+        period: Duration.days(1),
+      });
+    this.dashboard.addWidgets(
+      new GraphWidget({
+        title: 'Review feedback / day: accepted (👍) and rejected (👎, dismissed)',
+        left: [fb(FINDINGS_ACCEPTED_METRIC, 'accepted', true), fb(FINDINGS_REJECTED_METRIC, 'rejected', true)],
+        width: 12,
+      }),
+      new GraphWidget({
+        title: 'Rejected findings / day by agent and category',
+        left: [fb(FINDINGS_REJECTED_METRIC, '', false)],
         width: 12,
       }),
     );

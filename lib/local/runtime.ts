@@ -42,6 +42,7 @@ import type {
   ChannelNotifier,
   DeliveryGuard,
   ExecutionStarter,
+  ForgeTable,
   JsonValue,
   ProviderTable,
   RunStore,
@@ -64,6 +65,11 @@ export const LOCAL_TABLE = 'agentflow';
 export interface LocalRuntimeOptions {
   /** Folder for artifacts (`artifacts/`) and the DynamoDB data (`dynamodb/`). */
   stateDir: string;
+  /**
+   * Publish through these forges instead of writing what would be posted to files (a test's
+   * GitHub stand-in on 127.0.0.1). @default the file publisher for every forge
+   */
+  forges?: ForgeTable;
   /** The local git repository LoadContext diffs. */
   repoPath: string;
   workspace: Workspace;
@@ -351,8 +357,11 @@ export class LocalRuntime {
   }
 
   /** Every forge's publisher locally: files in the artifact folder (comment, review, check run, SARIF). */
-  private forges() {
-    return everyForge(new FilePublisher(this.artifacts, this.options.onComment, this.options.onReview, this.options.onSarif));
+  private forges(): ForgeTable {
+    if (this.options.forges) return this.options.forges;
+    return everyForge(
+      new FilePublisher(this.artifacts, this.options.onComment, this.options.onReview, this.options.onSarif, this.options.repoPath),
+    );
   }
 
   /** Channel posts locally: printed and written to the Slack outbox like every local Slack message. */

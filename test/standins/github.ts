@@ -461,6 +461,32 @@ export class GitHubStandIn {
   }
 
   /**
+   * Seeds a person's reply to a pull request review comment (as the web UI posts it), with their
+   * `author_association` (MEMBER: write access).
+   */
+  addReviewReply(repo: string, pr: number, commentId: number, login: string, body: string, association = 'MEMBER'): void {
+    const list = this.reviewComments.get(`${repo}#${pr}`) ?? [];
+    const parent = list.find((c) => c.id === commentId);
+    if (!parent) throw new Error(`no review comment ${commentId} on ${repo}#${pr}`);
+    list.push(
+      this.newReviewComment(repo, pr, this.id(), String(parent.commit_id), {
+        path: parent.path,
+        body,
+        diff_hunk: parent.diff_hunk,
+        in_reply_to_id: parent.id,
+        ...(parent.line !== undefined ? { line: parent.line, original_line: parent.line, side: parent.side } : {}),
+        start_line: null,
+        original_start_line: null,
+        start_side: null,
+        subject_type: 'line',
+        user: user(login, this.id()),
+        author_association: association,
+      }),
+    );
+    this.reviewComments.set(`${repo}#${pr}`, list);
+  }
+
+  /**
    * Scripts the answer of one operation (by operation id) from now on; the request is still
    * validated. The script answers `undefined` to fall back to the stand-in's handler.
    */

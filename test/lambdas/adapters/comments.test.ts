@@ -154,6 +154,25 @@ describe('Class: GitHubPublisher', () => {
     expect(replies[0]?.body).toContain('✅ Resolved at `eeeeeee`');
   });
 
+  it('reads 👍 / 👎 on its inline comments and dismissals from people with write access only', async () => {
+    const a = { ...finding(), fingerprint: 'aaaa1111bbbb2222cccc' };
+    const b = { ...finding({ line: 3, message: 'Cleartext URL.', category: 'security' }), fingerprint: 'dddd3333eeee4444ffff' };
+    await publisher.postReview(change, commentMarker('pr-review'), buildInlineReview([a, b], [file], inline, change.headSha, 'PR review'));
+    const [ca, cb] = github.reviewCommentsOf('acme/app', 7) as Array<{ id: number; user: { login: string } }>;
+    github.addReaction('acme/app', ca?.id as number, 'alice', '+1');
+    github.addReaction('acme/app', ca?.id as number, 'bob', '+1');
+    github.addReaction('acme/app', cb?.id as number, 'alice', '-1');
+    // Its own reaction does not count.
+    github.addReaction('acme/app', cb?.id as number, cb?.user.login as string, '+1');
+    // A drive-by reply cannot dismiss; a member's can (either spelling).
+    github.addReviewReply('acme/app', 7, cb?.id as number, 'mallory', '/agentflow dismiss', 'NONE');
+    github.addReviewReply('acme/app', 7, cb?.id as number, 'carol', '@agentflow dismiss — intended: staging only', 'MEMBER');
+    expect(await publisher.readFeedback(change)).toEqual([
+      { key: a.fingerprint, up: 2, down: 0 },
+      { key: b.fingerprint, up: 0, down: 1, dismissedBy: 'carol' },
+    ]);
+  });
+
   it('throws what is not a 422 (a token without pull request write: 403)', async () => {
     github.respond('pulls/create-review', () => ({ status: 403, body: { message: 'Resource not accessible by integration' } }));
     const review = buildInlineReview([finding()], [file], inline, change.headSha, 'PR review');

@@ -1,6 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import type { ChangedFile } from '../../../lambdas/core/contracts.js';
-import { fileDigest, fingerprintOf, incrementalScope, newLines, type ReviewState, reconcile } from '../../../lambdas/core/incremental.js';
+import {
+  acceptanceRates,
+  applyFeedback,
+  fileDigest,
+  fingerprintOf,
+  incrementalScope,
+  newLines,
+  type ReviewState,
+  reconcile,
+} from '../../../lambdas/core/incremental.js';
 import type { ReportFinding } from '../../../lambdas/core/report.js';
 
 const file = (path: string, patch: string, status: ChangedFile['status'] = 'modified'): ChangedFile => ({
@@ -198,5 +207,28 @@ describe('Module: incremental re-review', () => {
     expect(again.findings).toEqual([]);
     expect(again.dismissed).toBe(1);
     expect(again.next.dismissed).toEqual([fp]);
+  });
+
+  it('counts feedback once: only reactions and dismissals new since the last run, per agent and category', () => {
+    const first = reconcile({
+      findings: [finding()],
+      files: [cart],
+      previous: undefined,
+      scope: undefined,
+      change: change('head1'),
+      runId: 'r1',
+    });
+    const fp = first.next.findings[0]?.fingerprint as string;
+    const one = applyFeedback(first.next, [{ key: fp, up: 2, down: 0 }]);
+    expect(one.tallies).toEqual([{ agent: 'security', category: 'security', accepted: 2, rejected: 0, dismissed: 0 }]);
+    // The same reactions read again count nothing; a new 👎 and a dismissal count once.
+    expect(applyFeedback(one.state, [{ key: fp, up: 2, down: 0 }]).tallies).toEqual([]);
+    const two = applyFeedback(one.state, [{ key: fp, up: 2, down: 1, dismissedBy: 'carol' }]);
+    expect(two.tallies).toEqual([{ agent: 'security', category: 'security', accepted: 0, rejected: 2, dismissed: 1 }]);
+    expect(two.state.dismissed).toEqual([fp]);
+    expect(applyFeedback(two.state, [{ key: fp, up: 2, down: 1, dismissedBy: 'carol' }]).tallies).toEqual([]);
+    expect(acceptanceRates([{ feedback: one.tallies }, { feedback: two.tallies }, {}])).toEqual([
+      { agent: 'security', category: 'security', accepted: 2, rejected: 2, dismissed: 1, rate: 0.5 },
+    ]);
   });
 });

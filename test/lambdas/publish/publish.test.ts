@@ -68,6 +68,7 @@ describe('Function: publish (the inline review)', () => {
         throw Object.assign(new Error('Resource not accessible by integration'), { name: 'HttpError', status: 403 });
       },
       uploadCodeScanning: async () => null,
+      readFeedback: async () => [],
     };
     const commentRef = await artifacts.putText('runs/r1/comment.md', 'summary');
     const reviewRef = await artifacts.putJson('runs/r1/review.json', review);
@@ -110,6 +111,7 @@ function recordingForge(over: Partial<ForgePublisher> = {}) {
       uploads.push({ workflow, sarif });
       return 'https://api.github.com/repos/acme/shop-apps/code-scanning/sarifs/u1';
     },
+    readFeedback: async () => [],
     ...over,
   };
   return { forge, uploads };
