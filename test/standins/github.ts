@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createPublicKey, type KeyObject, randomBytes, randomUUID, verify } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
@@ -354,6 +354,8 @@ export class GitHubStandIn {
   private readonly pullReviews = new Map<string, Json[]>();
   private readonly reviewComments = new Map<string, Json[]>();
   private readonly reactionsByComment = new Map<string, Json[]>();
+  private readonly apps = new Map<number, { key: KeyObject; installationId: number }>();
+  private readonly issuedTokens = new Set<string>();
   private readonly runs = new Map<string, Json[]>();
   private readonly refsByRepo = new Map<string, string>();
   private readonly contents = new Map<string, string>();
@@ -369,6 +371,7 @@ export class GitHubStandIn {
         ? this.page(req, this.reactionsByComment.get(`${repo}#${req.params.comment_id}`) ?? [])
         : notFound(),
     'pulls/get': (req, repo) => this.pullRequestAnswer(repo, Number(req.params.pull_number)),
+    'apps/create-installation-access-token': (req) => this.installationToken(req),
     'pulls/list-files': (req, repo) => {
       const pr = this.pulls.get(`${repo}#${req.params.pull_number}`);
       return pr
@@ -461,6 +464,21 @@ export class GitHubStandIn {
   }
 
   /**
+   * Registers a GitHub App (its public key, as GitHub keeps it) installed as `installationId`.
+   * From then on the stand-in behaves as GitHub does for check runs: creating or updating one needs
+   * an installation token of an App (`POST /app/installations/{id}/access_tokens`, authenticated
+   * with the App's RS256 JWT); any other credential gets 403 "You must authenticate via a GitHub App."
+   */
+  addApp(appId: number, publicKeyPem: string, installationId: number): void {
+    this.apps.set(appId, { key: createPublicKey(publicKeyPem), installationId });
+  }
+
+  /** Installation tokens issued so far. */
+  get installationTokensIssued(): number {
+    return this.issuedTokens.size;
+  }
+
+  /**
    * Seeds a person's reply to a pull request review comment (as the web UI posts it), with their
    * `author_association` (MEMBER: write access).
    */
@@ -548,6 +566,48 @@ export class GitHubStandIn {
     return { status: 202, body: { id, url: `${API}/repos/${repo}/code-scanning/sarifs/${id}` } };
   }
 
+  /**
+   * `POST /app/installations/{installation_id}/access_tokens`: the `Authorization: Bearer` JWT must
+   * be RS256-signed by a registered App's key, name it as `iss`, be current (`iat` ≤ now + 60 s,
+   * `exp` > now, at most 10 minutes long) and the installation must be that App's.
+   * Source: https://docs.github.com/en/apps/creating-github-apps/authenticating-with-a-github-app/generating-a-json-web-token-jwt-for-a-github-app (2026-11).
+   */
+  private installationToken(req: GitHubRequest): GitHubAnswer {
+    const unauthorized = (why: string): GitHubAnswer => {
+      this.violations.push(`POST ${req.path}: ${why}`);
+      return { status: 401, body: { message: `A JSON web token could not be decoded (${why})`, status: '401' } };
+    };
+    const jwt = /^bearer\s+(\S+)$/i.exec(String(req.headers.authorization ?? ''))?.[1];
+    const [h, p, sig] = jwt?.split('.') ?? [];
+    if (!h || !p || !sig) return unauthorized('no Bearer JWT');
+    let payload: { iss?: unknown; iat?: number; exp?: number };
+    try {
+      const header = JSON.parse(Buffer.from(h, 'base64url').toString('utf8')) as { alg?: string };
+      if (header.alg !== 'RS256') return unauthorized(`alg ${String(header.alg)}, not RS256`);
+      payload = JSON.parse(Buffer.from(p, 'base64url').toString('utf8'));
+    } catch {
+      return unauthorized('not a JWT');
+    }
+    const app = this.apps.get(Number(payload.iss));
+    if (!app) return unauthorized(`no App ${String(payload.iss)}`);
+    if (!verify('RSA-SHA256', Buffer.from(`${h}.${p}`), app.key, Buffer.from(sig, 'base64url'))) return unauthorized('bad signature');
+    const now = Math.floor(Date.now() / 1000);
+    if (typeof payload.iat !== 'number' || typeof payload.exp !== 'number') return unauthorized('no iat or exp');
+    if (payload.iat > now + 60 || payload.exp <= now || payload.exp - payload.iat > 600) return unauthorized('expired or too long');
+    if (Number(req.params.installation_id) !== app.installationId) return { status: 404, body: { message: 'Not Found', status: '404' } };
+    const token = `ghs_${randomBytes(18).toString('hex')}`;
+    this.issuedTokens.add(token);
+    return {
+      status: 201,
+      body: {
+        token,
+        expires_at: new Date(Date.now() + 3600_000).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+        permissions: { checks: 'write', contents: 'read', issues: 'write', pull_requests: 'write' },
+        repository_selection: 'all',
+      },
+    };
+  }
+
   private id(): number {
     return this.nextId++;
   }
@@ -606,6 +666,15 @@ export class GitHubStandIn {
       return;
     }
     const repo = `${match.params.owner}/${match.params.repo}`;
+    // GitHub lets only GitHub Apps write check runs.
+    // Source: https://docs.github.com/en/rest/checks/runs#create-a-check-run (2026-11)
+    if (this.apps.size > 0 && (op === 'checks/create' || op === 'checks/update')) {
+      const token = /^(?:token|bearer)\s+(\S+)$/i.exec(String(req.headers.authorization ?? ''))?.[1];
+      if (!token || !this.issuedTokens.has(token)) {
+        send(res, { status: 403, body: { message: 'You must authenticate via a GitHub App.', status: '403' } });
+        return;
+      }
+    }
     const handler = this.handlers[op];
     const answer =
       this.scripted.get(op)?.(request) ?? (handler ? handler(request, repo) : notFound('Not Found (stand-in: not implemented)'));
