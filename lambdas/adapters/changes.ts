@@ -4,7 +4,7 @@ import type { Octokit, RestEndpointMethodTypes } from '@octokit/rest';
 import type { Change, ChangedFile } from '../core/contracts.js';
 import type { ChangeLookup, ChangeSource } from '../core/ports.js';
 import { assertSafeRef } from '../core/refs.js';
-import { splitRepository } from '../core/triggers.js';
+import { isFork, splitRepository } from '../core/triggers.js';
 
 const exec = promisify(execFile);
 
@@ -354,6 +354,7 @@ export class GitHubChangeLookup implements ChangeLookup {
       headSha: pr.head.sha,
       baseRef: pr.base.ref,
       headRef: pr.head.ref,
+      fork: isFork(pr.head.repo?.full_name, pr.base.repo.full_name),
     };
   }
 

@@ -2,10 +2,19 @@ import { gzipSync } from 'node:zlib';
 import type { Octokit } from '@octokit/rest';
 import { ANNOTATIONS_PER_REQUEST, type CheckResult } from '../core/checks.js';
 import { type Change, FORGES } from '../core/contracts.js';
-import type { ArtifactStore, CheckCreate, ForgePublisher, ForgeTable, PostedReview } from '../core/ports.js';
+import type {
+  ArtifactStore,
+  CheckCreate,
+  CommitRequest,
+  CommittedFiles,
+  ForgePublisher,
+  ForgeTable,
+  PostedReview,
+} from '../core/ports.js';
 import { type InlineReview, markedFinding } from '../core/review.js';
 import type { SarifLog } from '../core/sarif.js';
 import { splitRepository } from '../core/triggers.js';
+import { commitInLocalRepository, commitOnGitHub } from './commits.js';
 
 /**
  * The pull-request comment on GitHub: updates the comment that carries the marker, or creates
@@ -13,6 +22,11 @@ import { splitRepository } from '../core/triggers.js';
  */
 export class GitHubPublisher implements ForgePublisher {
   constructor(private readonly octokit: Octokit) {}
+
+  /** Generated files through the Git Data API and a draft pull request: see {@link commitOnGitHub}. */
+  async commitFiles(change: Change, request: CommitRequest): Promise<CommittedFiles> {
+    return commitOnGitHub(this.octokit, change, request);
+  }
 
   async upsertComment(change: Change, marker: string, body: string): Promise<string | null> {
     const { owner, repo } = splitRepository(change.repository);
@@ -225,7 +239,18 @@ export class FilePublisher implements ForgePublisher {
     private readonly onComment?: (body: string, path: string) => void,
     private readonly onReview?: (path: string, comments: number) => void,
     private readonly onSarif?: (path: string, results: number) => void,
+    /** The local repository generated files are committed to (a branch; see {@link commitInLocalRepository}). */
+    private readonly repoPath?: string,
   ) {}
+
+  /**
+   * Commits generated files to a branch of the local repository (`repoPath`), the working tree and
+   * current branch untouched. @throws Error when the publisher was made without a repository
+   */
+  async commitFiles(change: Change, request: CommitRequest): Promise<CommittedFiles> {
+    if (!this.repoPath) throw new Error('no local repository to commit generated files to');
+    return commitInLocalRepository(this.repoPath, change, request);
+  }
 
   /**
    * Writes the SARIF GitHub code scanning would get to

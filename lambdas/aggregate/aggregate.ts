@@ -178,6 +178,8 @@ export async function aggregate(raw: unknown, deps: AggregateDeps): Promise<Aggr
       };
     }
   }
+  // The generated tests' commit (`output.create_files`): linked from the comment, kept in the report.
+  if (input.files) summary = { ...summary, files: input.files };
   const notReviewed: NotReviewed[] = agents.flatMap((a, i) =>
     a.filesNotReviewed > 0 ? [{ agent: a.name, reason: a.notReviewed ?? 'not reached', paths: stored[i]?.notReviewed ?? [] }] : [],
   );

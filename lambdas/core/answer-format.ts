@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ModelAnswerSchema, type Provider, type StructuredOutput } from './contracts.js';
+import { ModelAnswerSchema, type Provider, type StructuredOutput, TestsAnswerSchema } from './contracts.js';
 import { countTokens, TOKENIZER_OF } from './tokenizer.js';
 
 /** A JSON Schema object (draft 2020-12 subset), as sent to a provider. */
@@ -142,6 +142,16 @@ export const FINDINGS_FORMAT: AnswerFormat = answerFormatOf(
   ModelAnswerSchema,
   'report_review',
   'Report the review of the change: a short summary, the findings (an empty list when there are none) and, only when your instructions ask for a document, the Markdown document in "document" (null otherwise).',
+);
+
+/**
+ * The answer of a `tests` agent ({@link TestsAnswerSchema}): `summary`, `findings[]` and the test
+ * files to add, `files[]` of `{ path, content }` (an empty list when it writes none).
+ */
+export const TESTS_FORMAT: AnswerFormat = answerFormatOf(
+  TestsAnswerSchema,
+  'report_tests',
+  'Report the tests written for the change: a short summary, the findings (an empty list when there are none) and the test files to add, each with its repository-relative path under the test folders and its complete content.',
 );
 
 /**

@@ -89,6 +89,11 @@ export const RequestApprovalInputSchema = z.strictObject({
   /** True on the escalation step of `on_timeout: escalate`. */
   escalation: z.boolean().default(false),
   change: ChangeSchema,
+  /**
+   * `ci` only: the commit whose report completes the gate (the generated tests' commit of
+   * `output.create_files`). @default change.headSha
+   */
+  commitSha: z.string().min(1).optional(),
 });
 export type RequestApprovalInput = z.infer<typeof RequestApprovalInputSchema>;
 
@@ -115,6 +120,7 @@ export const ApprovalRecordSchema = z.object({
   deadline: z.string(),
   repository: z.string(),
   number: z.number(),
+  /** The pull request's head; for a `ci` gate, the commit CI reports on (the generated tests' commit when there is one). */
   headSha: z.string(),
   title: z.string().default(''),
   escalation: z.boolean().default(false),
@@ -227,7 +233,8 @@ export async function requestApproval(raw: unknown, deps: RequestApprovalDeps): 
     deadline: new Date(now.getTime() + input.timeoutSeconds * 1000).toISOString(),
     repository: input.change.repository,
     number: input.change.number,
-    headSha: input.change.headSha,
+    // A ci gate is found by the commit CI reports on: the generated tests' commit when there is one.
+    headSha: (input.kind === 'ci' ? input.commitSha : undefined) ?? input.change.headSha,
     title: input.change.title,
     escalation: input.escalation,
   };

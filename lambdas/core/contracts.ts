@@ -58,6 +58,11 @@ export const ChangeSchema = z.strictObject({
    * the last review (see `incremental.ts`). @default false
    */
   fullReview: z.boolean().optional(),
+  /**
+   * The pull request comes from a fork (`head.repo.full_name !== base.repo.full_name`): nothing is
+   * pushed to its branch (generated files go to a branch of the base repository). Absent: not known, treated as a fork.
+   */
+  fork: z.boolean().optional(),
   /** The Slack message a manual run was started from (`/agentflow run`): the outcome is posted in its thread. */
   thread: z.strictObject({ channel: z.string().min(1), ts: z.string().min(1) }).optional(),
 });
@@ -109,9 +114,10 @@ export type PathFilter = z.infer<typeof PathFilterSchema>;
 
 /**
  * What an agent answers with: `findings` (a review), `document` (findings and a Markdown document),
- * `verdicts` (the built-in verifier: whether each earlier finding holds, see `lambdas/core/verify.ts`).
+ * `verdicts` (the built-in verifier: whether each earlier finding holds, see `lambdas/core/verify.ts`),
+ * `tests` (findings and generated test files, committed by `output.create_files`, see `generated-files.ts`).
  */
-export const AGENT_OUTPUTS = ['findings', 'document', 'verdicts'] as const;
+export const AGENT_OUTPUTS = ['findings', 'document', 'verdicts', 'tests'] as const;
 export type AgentOutput = (typeof AGENT_OUTPUTS)[number];
 
 /** A Map item: one agent as the compiler resolved it (prices in USD per million tokens). */
@@ -306,6 +312,46 @@ export const ModelAnswerSchema = z.strictObject({
 });
 export type ModelAnswer = z.infer<typeof ModelAnswerSchema>;
 
+/** A file a `tests` agent writes: a repository-relative path and the whole content (UTF-8). */
+export const GeneratedFileSchema = z.strictObject({
+  path: z.string().min(1).max(300),
+  content: z.string(),
+});
+export type GeneratedFile = z.infer<typeof GeneratedFileSchema>;
+
+/** The JSON object a `tests` agent answers with: a review's findings and the test files to add. */
+export const TestsAnswerSchema = z.strictObject({
+  summary: z.string().default(''),
+  findings: z.array(FindingSchema),
+  files: z.array(GeneratedFileSchema),
+});
+export type TestsAnswer = z.infer<typeof TestsAnswerSchema>;
+
+/** A generated file that is not committed, and why (outside the test folders, `..`, a secret, too large…). */
+export const RefusedFileSchema = z.strictObject({ path: z.string(), reason: z.string() });
+export type RefusedFile = z.infer<typeof RefusedFileSchema>;
+
+/**
+ * What the commit of generated files did (`$.files.commit`, the run summary's `files`): the branch,
+ * the commit SHA and where to see it (the draft pull request, the branch, or locally the branch
+ * name), the paths committed and refused. `sha` is the commit the CI gate waits on: the pull
+ * request's head when nothing was committed.
+ */
+export const FilesCommitSchema = z.strictObject({
+  sha: z.string().min(1),
+  branch: z.string().optional(),
+  url: z.string().optional(),
+  /** The draft pull request opened (or reused) for the branch. */
+  pullRequest: z.number().int().positive().optional(),
+  /** True when the files were pushed to the pull request's own branch (`push_to_pr`). */
+  pushed: z.boolean().optional(),
+  committed: z.array(z.string()).default([]),
+  refused: z.array(RefusedFileSchema).default([]),
+  /** Why nothing could be committed (the forge refused, …); the CI gate waits on the pull request's head. */
+  error: z.string().optional(),
+});
+export type FilesCommit = z.infer<typeof FilesCommitSchema>;
+
 export const InvokeAgentInputSchema = z.strictObject({
   agent: AgentItemSchema,
   runId: z.string(),
@@ -356,6 +402,8 @@ export const AgentResultSchema = z.strictObject({
   documentRef: ArtifactRef.optional(),
   /** The verifier's verdicts (`output: verdicts`), applied by Aggregate. */
   verdictsRef: ArtifactRef.optional(),
+  /** The test files an `output: tests` agent wrote and those it refused (`GeneratedFilesArtifact`). */
+  filesRef: ArtifactRef.optional(),
   chunks: z.number().int().nonnegative().default(0),
   repaired: z.boolean().default(false),
   servedBy: z.string().optional(),
@@ -409,6 +457,8 @@ export const AggregateInputSchema = z.strictObject({
   requiredPhases: z.array(z.string()).default([]),
   /** Inline review comments (`output.max_inline_comments`, `output.inline_min_severity`). */
   inline: InlineOptionsSchema.default({ maxComments: DEFAULT_MAX_INLINE_COMMENTS, minSeverity: DEFAULT_INLINE_MIN_SEVERITY }),
+  /** The commit of the generated files (`output.create_files`), linked from the summary comment. */
+  files: FilesCommitSchema.optional(),
 });
 export type AggregateInput = z.infer<typeof AggregateInputSchema>;
 
@@ -514,6 +564,8 @@ export const RunSummarySchema = z.strictObject({
     .optional(),
   /** Gate outcomes, e.g. `{ approve: "approved by <@U024BE7LH>" }`. */
   gates: z.record(z.string(), z.string()).default({}),
+  /** The generated test files' commit (`output.create_files`), linked from the summary comment. */
+  files: FilesCommitSchema.optional(),
 });
 export type RunSummary = z.infer<typeof RunSummarySchema>;
 
@@ -599,7 +651,26 @@ const PublishStopped = z.strictObject({
   results: z.record(z.string(), z.array(z.looseObject({ name: z.string(), phase: z.string() }))).default({}),
   check: CheckSettings.optional(),
 });
+/**
+ * `output.create_files`: commit the files the `tests` agents of a phase wrote (their results'
+ * `filesRef`) to `agentflow/tests/<pr>-<short sha>` (a draft pull request against the head
+ * branch), or to the pull request's branch with `pushToPullRequest` (never for a fork).
+ */
+const PublishFiles = z.strictObject({
+  kind: z.literal('files'),
+  runId: z.string(),
+  workflow: z.string(),
+  change: ChangeSchema,
+  /** The agent results of the phases whose agents write tests, by phase key (the Map states' outputs). */
+  results: z.record(z.string(), z.array(z.unknown())).default({}),
+  createFiles: z.strictObject({
+    /** Globs of the repository's test folders; a file elsewhere is refused. */
+    paths: z.array(z.string().min(1)).min(1),
+    pushToPullRequest: z.boolean().default(false),
+  }),
+});
 export const PublishInputSchema = z.discriminatedUnion('kind', [
+  PublishFiles,
   PublishStarted,
   PublishReport,
   PublishSkipped,
@@ -609,6 +680,8 @@ export const PublishInputSchema = z.discriminatedUnion('kind', [
 export type PublishInput = z.infer<typeof PublishInputSchema>;
 export interface PublishOutput {
   commentUrl: string | null;
+  /** `kind: 'files'`: what was committed (the state keeps it at `$.files.commit`). */
+  files?: FilesCommit;
 }
 
 /** A run record (`RUN#<runId>`): what `agentflow runs` and `GET /runs` show. */
@@ -662,6 +735,8 @@ export const RunRecordSchema = z.object({
   verification: z
     .object({ checked: z.number(), confirmed: z.number(), dropped: z.number(), downgraded: z.number(), unverified: z.number() })
     .optional(),
+  /** The generated test files' commit (`output.create_files`): branch, SHA, URL, files committed and refused. */
+  files: FilesCommitSchema.optional(),
 });
 export type RunRecord = z.infer<typeof RunRecordSchema>;
 

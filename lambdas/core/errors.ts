@@ -138,5 +138,17 @@ export class ApprovalUndeliverableError extends AgentFlowError {
   }
 }
 
+/**
+ * Generated files were to be pushed to the branch of a pull request that comes from a fork (or
+ * one not known not to): AgentFlow never writes to a fork. Not retryable; the workflow's
+ * `push_to_pr: false` (the default) commits to a branch of the base repository instead.
+ */
+export class ForkPushRefusedError extends AgentFlowError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ForkPushRefusedError';
+  }
+}
+
 /** Retryable error names, as the compiler's Retry lists them. */
 export const RETRYABLE_ERROR_NAMES = ['ProviderThrottledError', 'ProviderUnavailableError', 'ProviderTimeoutError'];

@@ -255,10 +255,10 @@ export const EARLIER_FINDINGS_TOKENS = 2_000;
 /**
  * Answer tokens asked for a chunk of `chunkTokens`: a findings answer is far shorter than the diff
  * it reviews, so the call's `max_tokens` (and so its reservation) follows the chunk: 1,024 plus a
- * quarter of the chunk, at most the agent's `max_tokens`. Document agents keep their `max_tokens`.
+ * quarter of the chunk, at most the agent's `max_tokens`. Document and tests agents (whole files) keep their `max_tokens`.
  */
 export function answerTokens(agent: Pick<AgentItem, 'maxTokens' | 'output'>, chunkTokens: number): number {
-  if (agent.output === 'document') return agent.maxTokens;
+  if (agent.output === 'document' || agent.output === 'tests') return agent.maxTokens;
   return Math.min(agent.maxTokens, 1024 + Math.ceil(chunkTokens / 4));
 }
 

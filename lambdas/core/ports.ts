@@ -133,6 +133,47 @@ export interface ForgePublisher {
    * @throws the forge's error (a token without `security_events: write`, code scanning off: 403)
    */
   uploadCodeScanning(change: Change, workflow: string, sarif: SarifLog): Promise<string | null>;
+  /**
+   * Commits `request.files` on top of the change's head commit (parent: the head SHA, tree: the
+   * head's tree with the files added or replaced) to `request.branch` — created, or moved (forced)
+   * when it exists — and opens a draft pull request from it against the change's head branch
+   * unless one is open already; with `pushToPullRequest`, moves the pull request's own head branch
+   * instead (fast-forward only). Locally: a branch of the local repository, the working tree and
+   * the current branch untouched.
+   *
+   * @example
+   * ```ts
+   * const c = await publisher.commitFiles(change, { branch: testsBranch(change), message, files, pushToPullRequest: false });
+   * // → { branch: 'agentflow/tests/42-0a1b2c3', sha: '…', url: 'https://github.com/o/r/pull/43', pullRequest: 43 }
+   * ```
+   * @throws ForkPushRefusedError when `pushToPullRequest` is asked for a fork's pull request (or one not known not to be a fork)
+   * @throws the forge's error (a token without `contents: write` / `pull_requests: write`: 403; a head that moved: 422)
+   */
+  commitFiles(change: Change, request: CommitRequest): Promise<CommittedFiles>;
+}
+
+/** What {@link ForgePublisher.commitFiles} commits, and where. */
+export interface CommitRequest {
+  /** The branch to commit to (`agentflow/tests/<pr>-<short sha>`); ignored with `pushToPullRequest`. */
+  readonly branch: string;
+  readonly message: string;
+  /** Repository-relative paths (checked: see `generated-files.ts`) and UTF-8 contents. */
+  readonly files: ReadonlyArray<{ readonly path: string; readonly content: string }>;
+  /** Commit to the pull request's own head branch instead of `branch` (never for a fork). @default false */
+  readonly pushToPullRequest?: boolean;
+}
+
+/** Where {@link ForgePublisher.commitFiles} committed. */
+export interface CommittedFiles {
+  /** The branch the commit is on (without `refs/heads/`). */
+  branch: string;
+  /** The new commit's SHA. */
+  sha: string;
+  /** Where to see it: the draft pull request, else the branch (locally: the branch name and repository path). */
+  url: string;
+  /** The draft pull request's number (opened now or already open), when one is. */
+  pullRequest?: number;
+}
 }
 
 /** What {@link ForgePublisher.postReview} did. */

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { z } from 'zod';
 import { normalizeStructured } from './answer-format.js';
-import type { AgentItem, Change, ContextArtifact, Finding, ModelAnswer } from './contracts.js';
-import { FindingSchema, ModelAnswerSchema } from './contracts.js';
+import type { AgentItem, Change, ContextArtifact, Finding, ModelAnswer, TestsAnswer } from './contracts.js';
+import { FindingSchema, ModelAnswerSchema, TestsAnswerSchema } from './contracts.js';
 import type { ChatMessage } from './ports.js';
 import { fenceFor } from './tokens.js';
 
@@ -37,8 +37,21 @@ The user message holds the change between a line \`<<<${DATA_OPEN}<id>>>>\` and 
 
 ## Document
 Also write the document your instructions ask for, in Markdown, based on the change and on the earlier phases' findings. Write it after the JSON object: a line \`${DOCUMENT_OPEN}\`, then the document, then a line \`${DOCUMENT_CLOSE}\`; nothing else follows the JSON object. When your answer can only be one JSON object (a tool call or a JSON-only response format), put the document in its string field "document" instead.`
-      : ''
+      : agent.output === 'tests'
+        ? `
+
+## Test files
+Also write the test files your instructions ask for, in the same JSON object: "files": [{"path": "<repository-relative path under the repository's test folders (for example Tests/AppTests/CartTests.swift or app/src/test/java/com/example/CartTest.kt), no leading / and no ..>", "content": "<the complete file>"}]. Write complete, compilable files only; put no credentials, tokens or keys in them. An empty "files" list is a valid answer.`
+        : ''
   }`;
+}
+
+/**
+ * Reads a `tests` agent's answer: one JSON object of {@link TestsAnswerSchema} (findings and files),
+ * as {@link parseStructured} finds it.
+ */
+export function parseTestsAnswer(text: string): { ok: true; answer: TestsAnswer } | { ok: false; problem: string } {
+  return parseStructured(text, TestsAnswerSchema);
 }
 
 /**

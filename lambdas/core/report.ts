@@ -296,6 +296,42 @@ export const FIELD_CAPS = { file: 300, category: 100, message: 1_000, suggestion
 
 const cap = (s: string, max: number) => (s.length > max ? `${s.slice(0, max - 1)}…` : s);
 
+/** A link to `url` when it is a plain https URL (no spaces, brackets or quotes), else the text as code. */
+const safeLink = (text: string, url: string | undefined): string =>
+  url && /^https:\/\/[^\s()<>[\]"'`]+$/.test(url) && url.length <= 500
+    ? `[${escapeText(text)}](${url})`
+    : code(cap(url ?? text, FIELD_CAPS.file));
+
+/**
+ * The "Generated tests" section (`output.create_files`): the draft pull request or branch the
+ * files were committed to (a link when the forge gave an https URL; the forge's data is escaped
+ * all the same), the files, those refused and why, or why nothing was committed.
+ */
+function testsSection(summary: RunSummary): string[] {
+  const f = summary.files;
+  if (!f) return [];
+  const out = ['', '### Generated tests', ''];
+  if (f.committed.length > 0 && f.branch) {
+    const where = f.pullRequest !== undefined ? `draft pull request #${f.pullRequest}` : `branch ${f.branch}`;
+    out.push(
+      `${f.committed.length} test file${f.committed.length === 1 ? '' : 's'} committed as ${code(f.sha.slice(0, 7))} ${f.pushed ? `to this pull request's branch ${code(cap(f.branch, FIELD_CAPS.file))}` : `to ${code(cap(f.branch, FIELD_CAPS.file))}`}: ${safeLink(where, f.url)}. CI reports on that commit.`,
+      '',
+      ...f.committed.slice(0, 20).map((p) => `- ${code(cap(p, FIELD_CAPS.file))}`),
+    );
+  } else {
+    out.push(f.error ? `No test file was committed: ${escapeText(f.error)}` : 'No test file was committed.');
+  }
+  if (f.refused.length > 0) {
+    out.push(
+      '',
+      `Refused (not committed):`,
+      '',
+      ...f.refused.slice(0, 20).map((r) => `- ${code(cap(r.path, FIELD_CAPS.file))}: ${escapeText(r.reason)}`),
+    );
+  }
+  return out;
+}
+
 /** Characters that would start Markdown or HTML in a cell, as numeric character references (no backslashes: a `\` before a `|` is ambiguous in GFM tables). */
 const ENTITY: Record<string, string> = {
   '&': '&amp;',
@@ -634,6 +670,7 @@ export function renderComment(input: {
   if (gates.length > 0) {
     head.push('', '### Gates', '', ...gates.map(([phase, text]) => `- **${escapeText(phase)}**: ${escapeText(text)}`));
   }
+  head.push(...testsSection(summary));
   const documents = (input.documents ?? []).filter((d) => d.ref);
   if (documents.length > 0) {
     head.push(

@@ -81,8 +81,9 @@ export const PullRequestEventSchema = z.object({
     title: z.string().default(''),
     html_url: z.string().default(''),
     user: z.object({ login: z.string(), type: z.string().optional() }).nullable().optional(),
-    base: z.object({ sha: z.string(), ref: z.string() }),
-    head: z.object({ sha: z.string(), ref: z.string() }),
+    base: z.object({ sha: z.string(), ref: z.string(), repo: z.object({ full_name: z.string() }).nullish() }),
+    /** `repo` is null when the fork was deleted. */
+    head: z.object({ sha: z.string(), ref: z.string(), repo: z.object({ full_name: z.string() }).nullish() }),
     additions: z.number().int().nonnegative().optional(),
     deletions: z.number().int().nonnegative().optional(),
     draft: z.boolean().optional(),
@@ -198,8 +199,12 @@ export function changeFromPullRequest(e: PullRequestEvent): Change {
     headSha: e.pull_request.head.sha,
     baseRef: e.pull_request.base.ref,
     headRef: e.pull_request.head.ref,
+    fork: isFork(e.pull_request.head.repo?.full_name, e.pull_request.base.repo?.full_name ?? e.repository.full_name),
   };
 }
+
+/** Whether a pull request's head is in another repository than its base (a deleted fork: `head.repo` null, a fork). */
+export const isFork = (head: string | undefined, base: string): boolean => head?.toLowerCase() !== base.toLowerCase();
 
 /**
  * The execution name for a delivery and workflow: `<delivery>-<workflow>`, with characters

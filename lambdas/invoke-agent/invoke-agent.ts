@@ -1,4 +1,4 @@
-import { type AnswerFormat, FINDINGS_FORMAT, formatTokens } from '../core/answer-format.js';
+import { type AnswerFormat, FINDINGS_FORMAT, formatTokens, TESTS_FORMAT } from '../core/answer-format.js';
 import { budgetScopes, fromMicro } from '../core/budget.js';
 import {
   type AgentItem,
@@ -10,16 +10,19 @@ import {
   ContextArtifactSchema,
   type Finding,
   FindingSchema,
+  type GeneratedFile,
   type InvokeAgentInput,
   InvokeAgentInputSchema,
   MAX_ATTEMPTS_KEPT,
   type ModelAnswer,
   type ModelRef,
   parseInput,
+  type TestsAnswer,
 } from '../core/contracts.js';
 import { BudgetExceededError, PriceUnknownError, ProviderRejectedError } from '../core/errors.js';
 import { type GatewayAnswer, type GatewayCall, type ModelGateway, worstCaseOf } from '../core/gateway.js';
 import type { BudgetConfig } from '../core/gateway-config.js';
+import { type GeneratedFilesArtifact, screenGeneratedFiles } from '../core/generated-files.js';
 import { knownTo, ReviewStateSchema } from '../core/incremental.js';
 import { answerTokens, candidatesOf, chunkTokensFor, promptTokens, shareMicro, verdictTokens } from '../core/plan.js';
 import { mapLimited } from '../core/pool.js';
@@ -30,6 +33,7 @@ import {
   earlierFindings,
   guidanceSection,
   parseAnswer,
+  parseTestsAnswer,
   repairMessages,
   salvageFindings,
   salvageItems,
@@ -76,13 +80,19 @@ export const findingsKey = (runId: string, phase: string, agent: string) => `run
 /** Artifact key of the verifier's verdicts. */
 export const verdictsKey = (runId: string, phase: string, agent: string) => `runs/${runId}/verdicts/${phase}/${agent}.json`;
 
+/** Artifact key of the test files an `output: tests` agent wrote (see `GeneratedFilesArtifact`). */
+export const filesKey = (runId: string, phase: string, agent: string) => `runs/${runId}/files/${phase}/${agent}.json`;
+
+/** What an agent of some output kind answers with. */
+type KindAnswer = ModelAnswer | VerdictAnswer | TestsAnswer;
+
 /** How each kind of agent output is asked for and read: a new kind does not compile until it is wired here. */
 interface OutputKind {
   system(agent: AgentItem): string;
   format: AnswerFormat;
-  parse(text: string): { ok: true; answer: ModelAnswer | VerdictAnswer } | { ok: false; problem: string };
+  parse(text: string): { ok: true; answer: KindAnswer } | { ok: false; problem: string };
   /** The whole items before the cut of an answer cut at max_tokens, or undefined when none can be kept. */
-  salvage(text: string): ModelAnswer | VerdictAnswer | undefined;
+  salvage(text: string): KindAnswer | undefined;
 }
 const OUTPUTS: Record<AgentOutput, OutputKind> = {
   findings: {
@@ -96,6 +106,8 @@ const OUTPUTS: Record<AgentOutput, OutputKind> = {
   },
   // A document cut off is not the document: nothing is kept.
   document: { system: systemPrompt, format: FINDINGS_FORMAT, parse: parseAnswer, salvage: () => undefined },
+  // A test file cut off would not compile: nothing is kept.
+  tests: { system: systemPrompt, format: TESTS_FORMAT, parse: parseTestsAnswer, salvage: () => undefined },
   verdicts: {
     system: verifierSystemPrompt,
     format: VERDICTS_FORMAT,
@@ -367,6 +379,7 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
   // Verifier batches answered without a verdict for every finding.
   let incomplete = 0;
   const documents: string[] = [];
+  const generated: GeneratedFile[][] = chunks.map(() => []);
   const notReviewed = new Set<string>();
   const reviewed = new Set<string>();
   const reasons = new Set<string>();
@@ -460,7 +473,10 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
           reasons.add(`no verdict for ${missing} finding${missing === 1 ? '' : 's'} of part ${i + 1}`);
         }
       } else {
-        const clean = await redactAnswer(parsed.answer);
+        // Test files are screened as a whole (a file with a secret is refused, never redacted into the commit).
+        if ('files' in parsed.answer) generated[i] = parsed.answer.files;
+        const { files: _, ...review } = parsed.answer as TestsAnswer;
+        const clean = await redactAnswer(review);
         answerRedactions += clean.count;
         findings[i] = clean.answer.findings;
         if (clean.answer.document) documents[i] = clean.answer.document;
@@ -493,6 +509,13 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
   const documentRef =
     agent.output === 'document' && docs.length > 0
       ? await deps.artifacts.putText(documentKey(input.runId, input.phase, agent.name), docs.join('\n\n---\n\n'), 'text/markdown')
+      : undefined;
+  const filesRef =
+    agent.output === 'tests'
+      ? await deps.artifacts.putJson(filesKey(input.runId, input.phase, agent.name), {
+          agent: agent.name,
+          ...(await screenGeneratedFiles(generated.flat())),
+        } satisfies GeneratedFilesArtifact)
       : undefined;
   const unreached = files.map((f) => f.path).filter((p) => notReviewed.has(p));
   const reason = reasons.size > 0 ? [...reasons].join('; ') : undefined;
@@ -547,6 +570,7 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
     findingsRef,
     ...(documentRef ? { documentRef } : {}),
     ...(verdictsRef ? { verdictsRef } : {}),
+    ...(filesRef ? { filesRef } : {}),
     chunks: chunks.length,
     repaired: mine.repairs > 0,
     repairs: mine.repairs,

@@ -19,6 +19,7 @@ import { InlineReviewSchema } from '../core/review.js';
 import { buildSarif, securityFindings } from '../core/sarif.js';
 import { type RunSummaryMessage, runOutcomeText, runSummaryText } from '../core/slack.js';
 import { readSpend } from '../core/spend.js';
+import { commitGeneratedFiles } from './commit-files.js';
 
 /** The findings of a run's report (`report.json`): the check run's annotations, the code scanning SARIF (and `agentflow run --sarif`). */
 export async function reportFindings(artifacts: ArtifactStore, reportRef: string): Promise<ReportFinding[]> {
@@ -79,7 +80,10 @@ async function postToChannel(deps: PublishDeps, channel: string, message: RunSum
  * @throws InvalidInputError on a bad input; errors of the comment publisher or run store
  */
 export async function publish(raw: unknown, deps: PublishDeps): Promise<PublishOutput> {
-  const input: PublishInput = parseInput(PublishInputSchema, raw, 'Publish');
+  const parsed: PublishInput = parseInput(PublishInputSchema, raw, 'Publish');
+  // `output.create_files`: the generated tests are committed before the CI gate waits on them.
+  if (parsed.kind === 'files') return { commentUrl: null, files: await commitGeneratedFiles(parsed, deps) };
+  const input = parsed;
   const forge = deps.forges[forgeOf(input.change)];
   // The run starts: its check run shows `in_progress` on the head commit. A check the forge refuses
   // (a token without checks: write) does not stop the review.
@@ -260,6 +264,7 @@ export async function publish(raw: unknown, deps: PublishDeps): Promise<PublishO
         ...(stateError ? { stateError } : {}),
         ...(resolvedReplies > 0 ? { resolvedReplies } : {}),
         ...(summary.incremental ? { incremental: summary.incremental } : {}),
+        ...(summary.files ? { files: summary.files } : {}),
         ...check,
         ...scanning,
         ...slack,

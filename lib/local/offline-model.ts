@@ -7,6 +7,7 @@ import { PROVIDERS, type Provider } from '../../lambdas/core/contracts.js';
 import { DOCUMENT_CLOSE, DOCUMENT_OPEN } from '../../lambdas/core/prompt.js';
 import { countTokens, type TokenizerFamily } from '../../lambdas/core/tokenizer.js';
 import { type OfflineFinding, reviewPrompt } from './offline-rules.js';
+import { offlineTests } from './offline-tests.js';
 import { offlineVerdicts } from './offline-verifier.js';
 
 /**
@@ -186,6 +187,8 @@ export interface OfflineReview {
   findings: OfflineFinding[];
   /** For `output: document` agents (the system prompt has a `## Document` section). */
   document?: string;
+  /** For `output: tests` agents (the system prompt has a `## Test files` section). */
+  files?: Array<{ path: string; content: string }>;
 }
 
 /** The offline model's review of a system prompt + messages: findings for the asked categories. */
@@ -203,6 +206,7 @@ export function offlineReview(system: string, messages: Array<{ role: string; co
     summary: `${agent}: ${findings.length} finding(s) from the offline model's rules for ${categories.join(', ') || 'no categories'}.`,
     findings,
     ...(/^## Document$/m.test(system) ? { document: offlineDocument(prompt, agent, findings) } : {}),
+    ...(/^## Test files$/m.test(system) ? { files: offlineTests(prompt) } : {}),
   };
 }
 

@@ -1,5 +1,5 @@
 import { phaseLevels } from './load.js';
-import { type AgentPhase, type Comparison, type GatePhase, type Phase, securityAgents, type Workflow } from './model.js';
+import { type AgentPhase, type Comparison, type GatePhase, type Phase, securityAgents, testPhases, type Workflow } from './model.js';
 
 /**
  * The Lambda tasks a compiled state machine calls, and the definition substitution key of each
@@ -83,6 +83,10 @@ const STATE = {
   recordStop: 'Record stopped run',
   stopped: 'Stopped',
 } as const;
+
+/** Name of the Task state that commits the generated tests (`output.create_files`). */
+export const COMMIT_TESTS_STATE = 'Commit generated tests';
+const COMMIT_FAILED_STATE = 'Tests not committed';
 
 /** The key of a phase's results under `$.results` (JSONPath-safe). */
 export const phaseKey = (name: string) => name.replace(/[^A-Za-z0-9_]/g, '_');
@@ -218,11 +222,22 @@ export function compileWorkflow(workflow: Workflow): AslDefinition {
     );
   }
 
+  // `output.create_files`: after the last level with agents that write tests, one Task commits
+  // their files; a later ci gate waits on that commit (`$.files.commit.sha`).
+  const writers = workflow.output.createFiles ? testPhases(workflow.phases) : [];
+  const commitLevel = writers.length > 0 ? Math.max(...writers.map((p) => levels.findIndex((l) => l.includes(p)))) : -1;
+  if (workflow.output.createFiles && commitLevel >= 0) {
+    const after = commitLevel + 1 < levels.length ? levelStateName(levels, commitLevel + 1) : STATE.aggregate;
+    Object.assign(states, commitStates(workflow.output.createFiles, writers, after));
+  }
   levels.forEach((level, i) => {
-    const next = i + 1 < levels.length ? levelStateName(levels, i + 1) : STATE.aggregate;
+    const next = i === commitLevel ? COMMIT_TESTS_STATE : i + 1 < levels.length ? levelStateName(levels, i + 1) : STATE.aggregate;
     const [only] = level;
     if (level.length === 1 && only?.kind !== 'agents' && only) {
-      Object.assign(states, gateStates(only, next));
+      Object.assign(
+        states,
+        gateStates(only, next, only.kind === 'ci' && commitLevel >= 0 && i > commitLevel ? '$.files.commit.sha' : undefined),
+      );
       return;
     }
     const agentLevel = level as AgentPhase[];
@@ -264,6 +279,7 @@ export function compileWorkflow(workflow: Workflow): AslDefinition {
       workflowName: workflow.name,
       requiredPhases,
       inline: workflow.output.inline,
+      ...(commitLevel >= 0 ? { 'files.$': '$.files.commit' } : {}),
     },
     {
       ResultSelector: {
@@ -366,6 +382,55 @@ export function compileWorkflow(workflow: Workflow): AslDefinition {
   };
 }
 
+/**
+ * The commit of the generated tests: a Publish task (`kind: files`) given the results of the
+ * phases whose agents write tests, its `{ sha, branch, url, committed, refused }` kept at
+ * `$.files.commit`; a failed task keeps the pull request's head there with the error, so the run
+ * (and a ci gate, on the head) goes on.
+ */
+function commitStates(
+  settings: NonNullable<Workflow['output']['createFiles']>,
+  writers: readonly AgentPhase[],
+  next: string,
+): Record<string, AslState> {
+  const results: Record<string, string> = {};
+  for (const p of writers) results[`${phaseKey(p.name)}.$`] = `$.results.${phaseKey(p.name)}`;
+  return {
+    [COMMIT_TESTS_STATE]: lambdaTask(
+      'publish',
+      {
+        kind: 'files',
+        'runId.$': '$.runId',
+        'workflow.$': '$.workflow',
+        'change.$': '$.change',
+        results,
+        createFiles: { paths: settings.paths, pushToPullRequest: settings.pushToPullRequest },
+      },
+      {
+        Comment: `Commits the test files of ${writers.map((p) => p.name).join(', ')} (only under the test folders) and opens a draft pull request.`,
+        ResultSelector: { 'commit.$': '$.Payload.files' },
+        ResultPath: '$.files',
+        Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.filesError', Next: COMMIT_FAILED_STATE }],
+        Next: next,
+      },
+    ),
+    [COMMIT_FAILED_STATE]: {
+      Type: 'Pass',
+      Comment: 'The commit failed: the run goes on with the pull request head, the report says why.',
+      Parameters: {
+        commit: {
+          'sha.$': '$.change.headSha',
+          committed: [],
+          refused: [],
+          'error.$': "States.Format('{}: the generated tests were not committed', $.filesError.Error)",
+        },
+      },
+      ResultPath: '$.files',
+      Next: next,
+    },
+  };
+}
+
 function levelStateName(levels: Phase[][], i: number): string {
   const level = levels[i] ?? [];
   const [only] = level;
@@ -385,10 +450,11 @@ export const gateStateName = (p: Pick<GatePhase, 'kind' | 'name'>, escalation: b
  * `States.Timeout` into outcomes, and a Choice over `approved | rejected | timeout`:
  * approved → `next`; rejected → the stop path; timeout → `on_timeout` (approve → `next`, reject →
  * stop, escalate → a second request to the escalation channel whose own timeout stops the run).
- * A `ci` gate continues on any report; its timeout follows `on_timeout` (continue or fail).
- * The outcome is kept at `$.gates.<phase>`: `{ outcome, by, at, approvalId, ... }`.
+ * A `ci` gate continues on any report; its timeout follows `on_timeout` (continue or fail); with
+ * `commitSha` (a JSONPath) it waits for the report on that commit (the generated tests') instead
+ * of the pull request's head. The outcome is kept at `$.gates.<phase>`: `{ outcome, by, at, approvalId, ... }`.
  */
-export function gateStates(phase: GatePhase, next: string): Record<string, AslState> {
+export function gateStates(phase: GatePhase, next: string, commitSha?: string): Record<string, AslState> {
   const key = phaseKey(phase.name);
   const at = `$.gates.${key}`;
   const decide = `Decide: ${phase.name}`;
@@ -426,6 +492,8 @@ export function gateStates(phase: GatePhase, next: string): Record<string, AslSt
         approvers,
         timeoutSeconds,
         escalation,
+        // The ci gate waits for the report on the generated tests' commit, not the pull request's head.
+        ...(commitSha ? { 'commitSha.$': commitSha } : {}),
       },
     },
     TimeoutSeconds: timeoutSeconds,

@@ -3,13 +3,16 @@ import { triggerEventError } from './events.js';
 import {
   type Catalog,
   type Comparison,
+  type CreateFilesSettings,
   DEFAULT_CONTEXT_SETTINGS,
+  DEFAULT_TEST_PATHS,
   type IncludeExclude,
   type Phase,
   type ResolvedAgent,
   type ResolvedModel,
   SECURITY_CATEGORY,
   securityAgents,
+  testPhases,
   type Workflow,
 } from './model.js';
 import {
@@ -370,18 +373,65 @@ function normalizeOutput(w: WorkflowSource, phases: readonly Phase[], src: YamlS
     );
   }
   const slack = typeof o.slack === 'string' ? o.slack : o.slack === true || o.slack_notification ? 'default' : undefined;
+  const createFiles = normalizeCreateFiles(o.create_files, at('create_files'), phases, src, diagnostics);
   return {
     githubReview: o.github_review ?? o.github_comment ?? true,
     ...(slack ? { slack } : {}),
     codeScanning: o.code_scanning ?? false,
     databaseLog: o.database_log ?? true,
-    createFiles: o.create_files ?? false,
+    ...(createFiles ? { createFiles } : {}),
     inline: {
       maxComments: o.max_inline_comments ?? DEFAULT_MAX_INLINE_COMMENTS,
       minSeverity: o.inline_min_severity ?? DEFAULT_INLINE_MIN_SEVERITY,
     },
     failOn: o.fail_on ?? DEFAULT_FAIL_ON,
   };
+}
+
+/**
+ * `output.create_files` as the compiler has it (`true`: the {@link DEFAULT_TEST_PATHS}), or
+ * undefined when off. Diagnostics at the setting's line: a glob that is absolute, leaves the
+ * repository or does not compile; no agent that writes files (`output: tests`) in the workflow;
+ * a `ci` phase that does not come after the phase of those agents (it would wait on a commit that
+ * does not exist yet).
+ */
+function normalizeCreateFiles(
+  value: OutputSource['create_files'],
+  at: SourcePath,
+  phases: readonly Phase[],
+  src: YamlSource,
+  diagnostics: Diagnostic[],
+): CreateFilesSettings | undefined {
+  if (value === undefined || value === false) return undefined;
+  const settings = value === true ? {} : value;
+  (settings.paths ?? []).forEach((glob, i) => {
+    const err = globError(glob);
+    if (err) diagnostics.push(src.at([...at, 'paths', i], `output.create_files.paths: ${err}`));
+  });
+  const writers = testPhases(phases);
+  if (writers.length === 0) {
+    diagnostics.push(
+      src.at(
+        at,
+        'output.create_files commits the files of agents with output: tests and this workflow has none: give the test-writing agent output: tests in its catalog file, or remove create_files',
+      ),
+    );
+  } else {
+    const levels = phaseLevels(phases);
+    const levelOf = (name: string) => levels.findIndex((l) => l.some((p) => p.name === name));
+    const last = Math.max(...writers.map((p) => levelOf(p.name)));
+    for (const ci of phases.filter((p) => p.kind === 'ci')) {
+      if (levelOf(ci.name) <= last) {
+        diagnostics.push(
+          src.at(
+            at,
+            `output.create_files: ci phase "${ci.name}" would wait before the tests are committed; make it depend on ${writers.map((p) => p.name).join(', ')}`,
+          ),
+        );
+      }
+    }
+  }
+  return { paths: settings.paths ?? DEFAULT_TEST_PATHS, pushToPullRequest: settings.push_to_pr ?? false };
 }
 
 /**

@@ -54,9 +54,10 @@ export interface ResolvedAgent {
   readonly complexity: 'simple' | 'medium' | 'complex';
   /**
    * `document`: the agent writes a Markdown document (stored as an artifact) besides its findings;
-   * `verdicts`: the built-in verifier (workflow `verify:`), which checks the other agents' findings.
+   * `verdicts`: the built-in verifier (workflow `verify:`), which checks the other agents' findings;
+   * `tests`: findings and test files (`{ path, content }`), committed by `output.create_files`.
    */
-  readonly output: 'findings' | 'document' | 'verdicts';
+  readonly output: 'findings' | 'document' | 'verdicts' | 'tests';
   /** Only for the built-in verifier (`output: verdicts`): findings per call and what happens to an unconfirmed one. */
   readonly verify?: { readonly batch: number; readonly unconfirmed: 'drop' | 'downgrade' };
   /** For `model: auto`: the provider's tier models; InvokeAgent picks one by the change size. */
@@ -123,6 +124,28 @@ export interface ContextSettings {
 /** The context of a workflow without `context:`: 20 lines, files of ≤ 150 lines whole, the enclosing declaration. */
 export const DEFAULT_CONTEXT_SETTINGS: ContextSettings = { lines: 20, wholeFileLines: 150, enclosing: true };
 
+/** `output.create_files` as the compiler uses it. */
+export interface CreateFilesSettings {
+  /** Globs of the repository's test folders. @default DEFAULT_TEST_PATHS */
+  readonly paths: readonly string[];
+  /** Commit to the pull request's own branch (refused for a fork). @default false */
+  readonly pushToPullRequest: boolean;
+}
+
+/**
+ * The test folders of a mobile repository, where `create_files: true` lets generated files go:
+ * Xcode test targets (`AppTests/`, `*Tests.swift`), Gradle unit and instrumented test source sets
+ * (`src/test/`, `src/androidTest/`) and JUnit file names.
+ */
+export const DEFAULT_TEST_PATHS: readonly string[] = [
+  '**/*Tests/**',
+  '**/*Tests.swift',
+  '**/src/test/**',
+  '**/src/androidTest/**',
+  '**/*Test.kt',
+  '**/*Test.java',
+];
+
 /** The normalised, checked workflow the compiler consumes. */
 export interface Workflow {
   /** The file name without `.yml`; names the state machine. */
@@ -161,7 +184,12 @@ export interface Workflow {
     /** Upload the findings of {@link securityAgents} to GitHub code scanning as SARIF (`output.code_scanning`). @default false */
     readonly codeScanning: boolean;
     readonly databaseLog: boolean;
-    readonly createFiles: boolean;
+    /**
+     * `output.create_files`: commit the test files of the `tests` agents (only under `paths`, the
+     * repository's test folders) to a branch with a draft pull request, or to the pull request's
+     * branch with `pushToPullRequest`. Absent: files are never committed.
+     */
+    readonly createFiles?: CreateFilesSettings;
     /** Inline review comments: at most `maxComments`, none below `minSeverity` (`output.max_inline_comments`, `output.inline_min_severity`). */
     readonly inline: { readonly maxComments: number; readonly minSeverity: Severity };
     /** Findings at or above this severity fail the check run (`output.fail_on`); `none`: never on findings. */
@@ -212,6 +240,10 @@ export interface Catalog {
 
 /** The phases of a workflow that run agents (gates left out). */
 export const agentPhases = (wf: Pick<Workflow, 'phases'>): AgentPhase[] => wf.phases.filter((p): p is AgentPhase => p.kind === 'agents');
+
+/** The phases whose agents write test files (`output: tests`): `output.create_files` commits after them. */
+export const testPhases = (phases: readonly Phase[]): AgentPhase[] =>
+  phases.filter((p): p is AgentPhase => p.kind === 'agents' && p.agents.some((a) => a.output === 'tests'));
 
 /** The category whose agents' findings `output.code_scanning` uploads (and `agentflow run --sarif` writes). */
 export const SECURITY_CATEGORY = 'security';

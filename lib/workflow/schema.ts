@@ -117,7 +117,12 @@ export const AgentSpecSchema = z.strictObject({
   complexity: z.enum(TIERS).default('medium'),
   categories: z.array(z.enum(CATEGORIES)).min(1),
   tasks: z.array(z.string()).default([]),
-  output: z.enum(['findings', 'document']).default('findings'),
+  output: z
+    .enum(['findings', 'document', 'tests'])
+    .default('findings')
+    .describe(
+      "findings (a review), document (findings and a Markdown document) or tests (findings and test files, committed by the workflow's output.create_files)",
+    ),
   files: globList
     .optional()
     .describe(
@@ -241,7 +246,25 @@ const Output = z.strictObject({
   slack_notification: z.boolean().optional().describe('the older form of slack: true (give one of them)'),
   database_log: z.boolean().optional().describe("keep each agent's details in the run record; default true"),
   format: z.enum(['markdown']).optional().describe("the summary comment's format: markdown, the only one (needs github_review)"),
-  create_files: z.boolean().optional(),
+  create_files: z
+    .union([
+      z.boolean(),
+      z.strictObject({
+        paths: globList
+          .optional()
+          .describe(
+            "the repository's test folders (globs); a generated file elsewhere is refused; default **/*Tests/**, **/*Tests.swift, **/src/test/**, **/src/androidTest/**, **/*Test.kt, **/*Test.java",
+          ),
+        push_to_pr: z
+          .boolean()
+          .optional()
+          .describe("commit to the pull request's own branch instead of a draft pull request (never for a fork); default false"),
+      }),
+    ])
+    .optional()
+    .describe(
+      'commit the test files of the tests agents (output: tests) to agentflow/tests/<pr>-<short sha> and open a draft pull request against the head branch; the ci gate waits on that commit; true: the default test folders',
+    ),
   code_scanning: z
     .boolean()
     .optional()

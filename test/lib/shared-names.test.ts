@@ -103,7 +103,7 @@ describe('shared names between the compiler and the Lambdas', () => {
     ).shape.unconfirmed.unwrap().options;
     expect(actions).toEqual([...VERIFY_ACTIONS]);
     // A key missing here (or one the model does not have) fails to compile.
-    const outputs: Record<ResolvedAgent['output'], true> = { findings: true, document: true, verdicts: true };
+    const outputs: Record<ResolvedAgent['output'], true> = { findings: true, document: true, verdicts: true, tests: true };
     expect(Object.keys(outputs)).toEqual([...AGENT_OUTPUTS]);
   });
 

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FsArtifactStore } from '../../../lambdas/adapters/artifacts.js';
 import type { RunRecord, RunSummary } from '../../../lambdas/core/contracts.js';
-import type { ChannelNotifier, ForgePublisher, RunStore } from '../../../lambdas/core/ports.js';
+import type { ChannelNotifier, CommitRequest, ForgePublisher, RunStore } from '../../../lambdas/core/ports.js';
 import type { InlineReview } from '../../../lambdas/core/review.js';
 import type { SarifLog } from '../../../lambdas/core/sarif.js';
 import { publish } from '../../../lambdas/publish/publish.js';
@@ -69,6 +69,9 @@ describe('Function: publish (the inline review)', () => {
       },
       uploadCodeScanning: async () => null,
       readFeedback: async () => [],
+      commitFiles: async () => {
+        throw new Error('no files in this test');
+      },
     };
     const commentRef = await artifacts.putText('runs/r1/comment.md', 'summary');
     const reviewRef = await artifacts.putJson('runs/r1/review.json', review);
@@ -102,6 +105,7 @@ describe('Function: publish (the inline review)', () => {
 /** A forge that records what the run writes and concludes check runs at a fixed URL. */
 function recordingForge(over: Partial<ForgePublisher> = {}) {
   const uploads: Array<{ workflow: string; sarif: SarifLog }> = [];
+  const commits: CommitRequest[] = [];
   const forge: ForgePublisher = {
     upsertComment: async () => 'https://github.com/acme/shop-apps/pull/42#issuecomment-1',
     postReview: async () => ({ url: null, comments: 0, keys: [], resolved: 0 }),
@@ -112,9 +116,18 @@ function recordingForge(over: Partial<ForgePublisher> = {}) {
       return 'https://api.github.com/repos/acme/shop-apps/code-scanning/sarifs/u1';
     },
     readFeedback: async () => [],
+    commitFiles: async (_c, request) => {
+      commits.push(request);
+      return {
+        branch: request.branch,
+        sha: 'c0ffee0000000000000000000000000000000000',
+        url: 'https://github.com/acme/shop-apps/pull/43',
+        pullRequest: 43,
+      };
+    },
     ...over,
   };
-  return { forge, uploads };
+  return { forge, uploads, commits };
 }
 
 /** Channel posts in memory; `refuse` makes every post throw as the Slack client does. */
