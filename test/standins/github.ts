@@ -7,6 +7,7 @@ import { gunzipSync } from 'node:zlib';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import ajvDraft04Module from 'ajv-draft-04';
 import addFormatsModule from 'ajv-formats';
+import { GitDataStandIn } from './github-git.js';
 
 /*
  * GitHub's REST API description, as published by GitHub in `@octokit/openapi` (OpenAPI 3.0.3,
@@ -402,7 +403,68 @@ export class GitHubStandIn {
     },
     'repos/compare-commits-with-basehead': (req, repo) => this.compare(req, repo),
     'code-scanning/upload-sarif': (req, repo) => this.uploadSarif(req, repo),
+    'pulls/create': (req, repo) => this.createPull(req, repo),
+    'pulls/list': (req, repo) => {
+      const owner = repo.split('/')[0];
+      const open = [...this.pulls.values()].filter(
+        (p) =>
+          p.repo === repo &&
+          (req.query.head === undefined || `${owner}:${p.headRef ?? 'feature'}` === req.query.head) &&
+          (req.query.base === undefined || (p.baseRef ?? 'main') === req.query.base),
+      );
+      return this.page(
+        req,
+        open.map((p) => ({ ...pullRequest(p, p.id), draft: this.drafts.has(`${repo}#${p.number}`) })),
+      );
+    },
   };
+
+  /** The Git Data API with state (blobs, trees, commits, refs): see {@link GitDataStandIn}. */
+  readonly git = new GitDataStandIn((repo, ref) => this.resolve(repo, ref));
+  /** Pull requests opened as drafts through `POST …/pulls`. */
+  private readonly drafts = new Set<string>();
+
+  /** The pull requests of `repo` (seeded and opened through the API), with their draft flag. */
+  pullRequestsOf(repo: string): Array<{ number: number; head: string; base: string; headSha: string; draft: boolean; title: string }> {
+    return [...this.pulls.values()]
+      .filter((p) => p.repo === repo)
+      .map((p) => ({
+        number: p.number,
+        head: p.headRef ?? 'feature',
+        base: p.baseRef ?? 'main',
+        headSha: p.headSha,
+        draft: this.drafts.has(`${repo}#${p.number}`),
+        title: p.title ?? '',
+      }));
+  }
+
+  /**
+   * `POST …/pulls`: the head must be a branch (created through the Git Data API or seeded) and the
+   * base a known branch (a seeded ref or a pull request's head or base branch); 422 "A pull request
+   * already exists for <owner>:<head>." when one is open.
+   */
+  private createPull(req: GitHubRequest, repo: string): GitHubAnswer {
+    const body = req.body as { title?: string; head: string; base: string; draft?: boolean };
+    const docs = 'https://docs.github.com/rest/pulls/pulls#create-a-pull-request';
+    const owner = repo.split('/')[0];
+    const head = body.head.includes(':') ? (body.head.split(':')[1] ?? body.head) : body.head;
+    const headSha = this.git.branch(repo, head);
+    if (!headSha) return unprocessable(`head: invalid (no branch ${head})`, docs);
+    const seeded = [...this.pulls.values()].filter((p) => p.repo === repo);
+    const baseSha =
+      this.git.branch(repo, body.base) ??
+      seeded.find((p) => (p.headRef ?? 'feature') === body.base)?.headSha ??
+      seeded.find((p) => (p.baseRef ?? 'main') === body.base)?.baseSha;
+    if (!baseSha) return unprocessable(`base: invalid (no branch ${body.base})`, docs);
+    if (seeded.some((p) => (p.headRef ?? 'feature') === head && p.headSha !== undefined && this.drafts.has(`${repo}#${p.number}`))) {
+      return unprocessable(`A pull request already exists for ${owner}:${head}.`, docs);
+    }
+    const number = Math.max(0, ...seeded.map((p) => p.number)) + 1;
+    this.addPullRequest({ repo, number, headSha, baseSha, files: [], title: body.title ?? head, headRef: head, baseRef: body.base });
+    if (body.draft) this.drafts.add(`${repo}#${number}`);
+    const pr = this.pulls.get(`${repo}#${number}`);
+    return pr ? { status: 201, body: { ...pullRequest(pr, pr.id), draft: body.draft === true } } : notFound();
+  }
 
   constructor(private readonly options: { readonly checkResponses?: boolean; readonly login?: string } = {}) {}
 
@@ -675,7 +737,7 @@ export class GitHubStandIn {
         return;
       }
     }
-    const handler = this.handlers[op];
+    const handler = this.handlers[op] ?? this.git.handler(op);
     const answer =
       this.scripted.get(op)?.(request) ?? (handler ? handler(request, repo) : notFound('Not Found (stand-in: not implemented)'));
     if (this.options.checkResponses && answer.status < 300 && typeof answer.body !== 'string') this.checkResponse(where, operation, answer);

@@ -7,6 +7,7 @@ import {
   APPROVAL_REJECTED_ERROR,
   type AslState,
   type Catalog,
+  COMMIT_TESTS_STATE,
   compileWorkflow,
   executionTimeoutProblems,
   LAMBDA_SERVICE_ERRORS,
@@ -340,5 +341,44 @@ describe('Function: executionTimeoutSeconds (the state machine TimeoutSeconds)',
     };
     // A task of t seconds with two retries (1 s, then 2 s apart): 3 t + 3.
     expect(worstCaseSeconds(def)).toBe(3 * (3 * 10 + 3) + (3 * 100 + 3));
+  });
+});
+
+describe('Function: compileWorkflow (output.create_files)', () => {
+  const def = compileWorkflow(ws.workflows.get('test-generation') as Workflow);
+  const at = (name: string) => def.States[name] as AslState;
+
+  it('commits the generation phase files with a Publish task before the next phase, keeping the commit at $.files.commit', () => {
+    expect(at('Agents: generation').Next).toBe(COMMIT_TESTS_STATE);
+    expect(at(COMMIT_TESTS_STATE)).toMatchObject({
+      Type: 'Task',
+      Parameters: {
+        FunctionName: '${PublishFunctionArn}',
+        Payload: {
+          kind: 'files',
+          results: { 'generation.$': '$.results.generation' },
+          createFiles: { paths: expect.arrayContaining(['**/*Tests/**', '**/src/test/**']), pushToPullRequest: false },
+        },
+      },
+      ResultSelector: { 'commit.$': '$.Payload.files' },
+      ResultPath: '$.files',
+      Next: 'Phase: review',
+    });
+    // A failed commit goes on with the pull request's head (the report says why).
+    expect(at('Tests not committed')).toMatchObject({ Type: 'Pass', ResultPath: '$.files', Next: 'Phase: review' });
+    expect(at('Aggregate findings').Parameters).toMatchObject({ Payload: { 'files.$': '$.files.commit' } });
+  });
+
+  it('makes the ci gate wait for the report on the generated commit, not the pull request head', () => {
+    expect(at('Wait for CI: execution').Parameters).toMatchObject({
+      Payload: { kind: 'ci', 'commitSha.$': '$.files.commit.sha', 'change.$': '$.change' },
+    });
+    const r = aslValidator(structuredClone(def), { checkPaths: true, checkArn: false });
+    expect(r.errors).toEqual([]);
+  });
+
+  it('compiles no commit step without create_files', () => {
+    expect(prReview.States[COMMIT_TESTS_STATE]).toBeUndefined();
+    expect(JSON.stringify(prReview)).not.toContain('commitSha');
   });
 });

@@ -11,6 +11,7 @@ import {
   loadWorkflow,
 } from '../../../lib/workflow/index.js';
 import { findModel } from '../../../lib/workflow/load.js';
+import { DEFAULT_TEST_PATHS } from '../../../lib/workflow/model.js';
 import { loadWorkspace, PROJECT_ROOT } from '../../../lib/workspace.js';
 import { loadTestWorkflow, workflowErrors } from '../../helpers.js';
 
@@ -588,5 +589,62 @@ describe('Function: loadWorkflow (the output block: every setting does something
 
   it('refuses an empty slack channel', () => {
     expect(errors(`${valid}output: { slack: "" }\n`)).toEqual([expect.stringMatching(/^workflows\/test\.yml:6:\d+: /)]);
+  });
+});
+
+describe('Function: loadWorkflow (output.create_files: generated tests become commits)', () => {
+  const tests = `name: T
+trigger: { event: pull_request.opened }
+phases:
+  - name: generation
+    agents: [test-generation]
+  - name: execution
+    depends_on: [generation]
+    ci: { timeout: 2h }
+`;
+
+  it('reads create_files: true as the mobile test folders, a draft pull request (no push to the PR branch)', () => {
+    expect(load(`${tests}output: { create_files: true }\n`).value?.output.createFiles).toEqual({
+      paths: [...DEFAULT_TEST_PATHS],
+      pushToPullRequest: false,
+    });
+    expect(load(`${tests}output: { create_files: { paths: ["Tests/**"], push_to_pr: true } }\n`).value?.output.createFiles).toEqual({
+      paths: ['Tests/**'],
+      pushToPullRequest: true,
+    });
+    expect(load(`${tests}output: { create_files: false }\n`).value?.output.createFiles).toBeUndefined();
+  });
+
+  it('refuses a test-folder glob that is absolute or leaves the repository, at its line:col', () => {
+    expect(errors(`${tests}output:\n  create_files:\n    paths: ["/abs/**", "../up/**"]\n`)).toEqual([
+      'workflows/test.yml:11:13: output.create_files.paths: "/abs/**" is absolute; globs match paths relative to the repository root',
+      'workflows/test.yml:11:24: output.create_files.paths: "../up/**" leaves the repository ("..")',
+    ]);
+  });
+
+  it('refuses create_files on a workflow whose agents write no files, and a ci gate that would wait before the commit', () => {
+    expect(errors(`${valid}output: { create_files: true }\n`)).toEqual([
+      'workflows/test.yml:6:25: output.create_files commits the files of agents with output: tests and this workflow has none: give the test-writing agent output: tests in its catalog file, or remove create_files',
+    ]);
+    const early = `name: T
+trigger: { event: pull_request.opened }
+phases:
+  - name: execution
+    ci: { timeout: 2h }
+  - name: generation
+    depends_on: [execution]
+    agents: [test-generation]
+output: { create_files: true }
+`;
+    expect(errors(early)).toEqual([
+      'workflows/test.yml:9:25: output.create_files: ci phase "execution" would wait before the tests are committed; make it depend on generation',
+    ]);
+  });
+
+  it('refuses create_files settings of the wrong shape', () => {
+    expect(errors(`${tests}output: { create_files: { push_to_pr: "yes" } }\n`)).toEqual([
+      expect.stringMatching(/^workflows\/test\.yml:\d+:\d+: /),
+    ]);
+    expect(errors(`${tests}output: { create_files: { paths: [] } }\n`)).toEqual([expect.stringMatching(/^workflows\/test\.yml:\d+:\d+: /)]);
   });
 });
