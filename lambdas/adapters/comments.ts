@@ -7,13 +7,14 @@ import type {
   CheckCreate,
   CommitRequest,
   CommittedFiles,
+  FindingFeedback,
   ForgePublisher,
   ForgeTable,
   PostedReview,
 } from '../core/ports.js';
 import { type InlineReview, markedFinding } from '../core/review.js';
 import type { SarifLog } from '../core/sarif.js';
-import { splitRepository } from '../core/triggers.js';
+import { splitRepository, TRUSTED_ASSOCIATIONS } from '../core/triggers.js';
 import { commitInLocalRepository, commitOnGitHub } from './commits.js';
 
 /**
@@ -122,6 +123,55 @@ export class GitHubPublisher implements ForgePublisher {
   }
 
   /**
+   * Reads the pull request's review comments (`GET …/pulls/{pull_number}/comments`): AgentFlow's
+   * (those with a finding marker, the latest {@link MAX_FEEDBACK_COMMENTS}) get their reactions
+   * read (`GET …/pulls/comments/{comment_id}/reactions`, the commenter's own excluded), and the
+   * replies to them that say `/agentflow dismiss` or `@agentflow dismiss` on their first line
+   * dismiss the finding when their author has write access (`author_association` OWNER, MEMBER or
+   * COLLABORATOR; others are ignored). REST does not show whether a thread is resolved.
+   * Source: https://docs.github.com/en/rest/reactions/reactions#list-reactions-for-a-pull-request-review-comment (2026-11).
+   */
+  async readFeedback(change: Change): Promise<FindingFeedback[]> {
+    const { owner, repo } = splitRepository(change.repository);
+    const all = await this.octokit.paginate(this.octokit.rest.pulls.listReviewComments, {
+      owner,
+      repo,
+      pull_number: change.number,
+      per_page: 100,
+    });
+    const mine = all
+      .flatMap((c) => {
+        const key = c.in_reply_to_id === undefined ? markedFinding(c.body) : undefined;
+        return key ? [{ key, comment: c }] : [];
+      })
+      .slice(-MAX_FEEDBACK_COMMENTS);
+    const trusted = TRUSTED_ASSOCIATIONS as readonly string[];
+    const out: FindingFeedback[] = [];
+    for (const { key, comment } of mine) {
+      const reactions = await this.octokit.paginate(this.octokit.rest.reactions.listForPullRequestReviewComment, {
+        owner,
+        repo,
+        comment_id: comment.id,
+        per_page: 100,
+      });
+      const others = reactions.filter((r) => r.user?.login !== comment.user?.login);
+      const dismissal = all.find(
+        (r) =>
+          r.in_reply_to_id === comment.id &&
+          DISMISS.test(r.body.trimStart().split('\n')[0] ?? '') &&
+          trusted.includes(r.author_association),
+      );
+      out.push({
+        key,
+        up: others.filter((r) => r.content === '+1').length,
+        down: others.filter((r) => r.content === '-1').length,
+        ...(dismissal ? { dismissedBy: dismissal.user?.login ?? 'unknown' } : {}),
+      });
+    }
+    return out;
+  }
+
+  /**
    * `POST /repos/{owner}/{repo}/check-runs` (`status: in_progress`, `head_sha`). Needs a GitHub
    * App installation token with `checks: write` (a personal token gets 403).
    * Source: https://docs.github.com/en/rest/checks/runs#create-a-check-run (2026-11).
@@ -223,6 +273,12 @@ export function codeScanningRef(change: Change): string | undefined {
   return head.startsWith('refs/') ? head : `refs/heads/${head}`;
 }
 
+/** AgentFlow comments whose feedback a run reads at most (the latest). */
+export const MAX_FEEDBACK_COMMENTS = 100;
+
+/** A reply that dismisses the finding of the comment it answers. */
+const DISMISS = /^(?:\/agentflow|@agentflow)\s+dismiss\b/i;
+
 /** A table giving every forge the same publisher (local mode writes files whatever the forge). */
 export const everyForge = (publisher: ForgePublisher): ForgeTable =>
   Object.fromEntries(FORGES.map((forge) => [forge, publisher])) as ForgeTable;
@@ -287,6 +343,27 @@ export class FilePublisher implements ForgePublisher {
     const path = this.artifacts.pathOf ? this.artifacts.pathOf(key) : key;
     this.onReview?.(path, review.comments.length);
     return { url: path, comments: review.comments.length, keys: review.comments.map((c) => c.key), resolved: review.resolved.length };
+  }
+
+  /**
+   * Locally nobody reacts: the feedback is what a person wrote in
+   * `comments/<owner>/<repo>/<number>/feedback.json` (`[{ "key": "<fingerprint>", "up": 0, "down": 1,
+   * "dismissedBy": "you" }]`, keys from the comments' markers in `<workflow>.review.json`), or none.
+   */
+  async readFeedback(change: Change): Promise<FindingFeedback[]> {
+    const stored = await this.artifacts.getJson(`comments/${change.repository}/${change.number}/feedback.json`).catch(() => []);
+    return (Array.isArray(stored) ? stored : []).flatMap((f: unknown) => {
+      const x = f as Partial<FindingFeedback>;
+      if (typeof x?.key !== 'string') return [];
+      return [
+        {
+          key: x.key,
+          up: typeof x.up === 'number' ? x.up : 0,
+          down: typeof x.down === 'number' ? x.down : 0,
+          ...(typeof x.dismissedBy === 'string' ? { dismissedBy: x.dismissedBy } : {}),
+        },
+      ];
+    });
   }
 
   /** The check run GitHub would show, in `comments/<owner>/<repo>/<number>/<check name>.check-run.json`. */

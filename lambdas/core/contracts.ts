@@ -71,6 +71,21 @@ export type Change = z.infer<typeof ChangeSchema>;
 /** The forge of `change` (GitHub when the change predates the field). */
 export const forgeOf = (change: Pick<Change, 'forge'>): Forge => change.forge ?? 'github';
 
+/**
+ * People's verdicts on AgentFlow's inline comments, per agent and category, new since the last
+ * run of the pull request: 👍 (accepted), 👎 and dismissals (rejected). See `applyFeedback`.
+ */
+export const FeedbackTalliesSchema = z.array(
+  z.strictObject({
+    agent: z.string(),
+    category: z.string(),
+    accepted: z.number().int().nonnegative(),
+    rejected: z.number().int().nonnegative(),
+    dismissed: z.number().int().nonnegative(),
+  }),
+);
+export type FeedbackTallies = z.infer<typeof FeedbackTalliesSchema>;
+
 /** Execution input of every compiled state machine. */
 export const ExecutionInputSchema = z.strictObject({
   runId: z.string().min(1).max(80),
@@ -251,7 +266,17 @@ export const ContextArtifactSchema = z.strictObject({
    * diff is as it saw it (not reviewed again) and that review's state as this run read it.
    * Absent: a full review.
    */
-  incremental: z.strictObject({ since: z.string().min(1), unchanged: z.array(z.string()), previousRef: ArtifactRef }).optional(),
+  incremental: z
+    .strictObject({
+      since: z.string().min(1),
+      unchanged: z.array(z.string()),
+      previousRef: ArtifactRef,
+      /** Every file was reviewed again (`/agentflow review --full`). */
+      full: z.boolean().optional(),
+    })
+    .optional(),
+  /** The feedback on the pull request's inline comments read by this run, new since the last (see `applyFeedback`). */
+  feedback: FeedbackTalliesSchema.optional(),
   /** The repository's `.agentflow.yml` and guidance files as read at the base commit (see `repo-config.ts`). */
   repo: z
     .strictObject({
@@ -470,6 +495,20 @@ export type AggregateInput = z.infer<typeof AggregateInputSchema>;
 export const RUN_OUTCOMES = ['SUCCEEDED', 'PARTIAL', 'FAILED', 'SKIPPED'] as const;
 export type RunOutcome = (typeof RUN_OUTCOMES)[number];
 
+/** What an incremental re-review did (the run summary's and run record's `incremental`; see `incremental.ts`). */
+export const IncrementalSummarySchema = z.strictObject({
+  /** The last review's head commit. */
+  since: z.string(),
+  /** Every file was reviewed again (`/agentflow review --full`). */
+  full: z.boolean().optional(),
+  filesUnchanged: z.number().int().nonnegative(),
+  new: z.number().int().nonnegative(),
+  repeated: z.number().int().nonnegative(),
+  carried: z.number().int().nonnegative(),
+  resolved: z.number().int().nonnegative(),
+  dismissed: z.number().int().nonnegative(),
+});
+
 export const RunSummarySchema = z.strictObject({
   workflow: z.string(),
   status: z.enum(RUN_OUTCOMES),
@@ -539,17 +578,9 @@ export const RunSummarySchema = z.strictObject({
    * (`new`, of which `repeated` were raised before), `carried` over from earlier reviews, `resolved`
    * (their code changed or disappeared), `dismissed` (a person dismissed them earlier).
    */
-  incremental: z
-    .strictObject({
-      since: z.string(),
-      filesUnchanged: z.number().int().nonnegative(),
-      new: z.number().int().nonnegative(),
-      repeated: z.number().int().nonnegative(),
-      carried: z.number().int().nonnegative(),
-      resolved: z.number().int().nonnegative(),
-      dismissed: z.number().int().nonnegative(),
-    })
-    .optional(),
+  incremental: IncrementalSummarySchema.optional(),
+  /** Feedback on the pull request's inline comments this run read, new since the last run (acceptance per agent and category). */
+  feedback: FeedbackTalliesSchema.optional(),
   /**
    * The repository's `.agentflow.yml` as this run applied it: its errors (the defaults were used),
    * the agents it turned off, the guidance files given to the agents and its `fail_on`.
@@ -707,22 +738,14 @@ export const RunRecordSchema = z.object({
   inlineComments: z.number().optional(),
   /** Why the inline review could not be posted (the summary comment was). */
   reviewError: z.string().optional(),
+  /** Feedback on the pull request's inline comments read by this run, new since the last (`agentflow stats` adds them up). */
+  feedback: FeedbackTalliesSchema.optional(),
   /** Why the pull request's review state could not be kept (the next run reviews every file). */
   stateError: z.string().optional(),
   /** Comments of resolved findings answered as resolved by this run. */
   resolvedReplies: z.number().optional(),
   /** The incremental re-review's counts (see the run summary's `incremental`). */
-  incremental: z
-    .object({
-      since: z.string(),
-      filesUnchanged: z.number(),
-      new: z.number(),
-      repeated: z.number(),
-      carried: z.number(),
-      resolved: z.number(),
-      dismissed: z.number(),
-    })
-    .optional(),
+  incremental: IncrementalSummarySchema.optional(),
   /** The check run's conclusion on the head commit, or why it could not be written. */
   check: z.string().optional(),
   checkError: z.string().optional(),

@@ -114,6 +114,12 @@ export interface ForgePublisher {
    * @returns where the review is, what was posted now and which findings are on the change
    */
   postReview(change: Change, marker: string, review: InlineReview): Promise<PostedReview>;
+  /**
+   * The feedback on AgentFlow's inline comments of the change: reactions and dismissals
+   * (`/agentflow dismiss` or `@agentflow dismiss` replying to the comment, from someone with write
+   * access). Read at the start of a run, so a dismissed finding is never raised again.
+   */
+  readFeedback(change: Change): Promise<FindingFeedback[]>;
   /** Starts run `runId`'s check run `name` on the change's head commit (`in_progress`, `external_id` the run id). */
   startCheck(change: Change, name: string, runId: string): Promise<void>;
   /**
@@ -174,6 +180,20 @@ export interface CommittedFiles {
   /** The draft pull request's number (opened now or already open), when one is. */
   pullRequest?: number;
 }
+
+/**
+ * What people said about one of AgentFlow's inline comments on the change (read by the next run):
+ * 👍 / 👎 reactions and dismissals.
+ */
+export interface FindingFeedback {
+  /** The finding's key (its fingerprint) from the comment's hidden marker. */
+  key: string;
+  /** 👍 reactions on the comment (AgentFlow's own excluded). */
+  up: number;
+  /** 👎 reactions on the comment. */
+  down: number;
+  /** Who dismissed it with a reply `/agentflow dismiss` or `@agentflow dismiss`, when that person may (write access). */
+  dismissedBy?: string;
 }
 
 /** What {@link ForgePublisher.postReview} did. */

@@ -1,5 +1,5 @@
 import type { AgentResult, Change, ChangedFile, Finding, GateOutcome, RunOutcome, RunSummary, Severity } from './contracts.js';
-import { SEVERITIES } from './contracts.js';
+import { type Forge, forgeOf, SEVERITIES } from './contracts.js';
 import { placeFindings } from './placement.js';
 import type { ExclusionReason } from './plan-reasons.js';
 import { roundUsd } from './pricing.js';
@@ -476,10 +476,20 @@ export function findingUrl(change: Change, f: Pick<Finding, 'file' | 'line' | 'e
   if (change.number <= 0 || !REPOSITORY.test(change.repository) || !/^[0-9a-f]{7,64}$/i.test(change.headSha)) return undefined;
   const segments = f.file.split('/');
   if (segments.some((s) => s === '' || /^\.+$/.test(s))) return undefined;
-  const anchor = f.line > 0 ? `#L${f.line}${f.endLine !== undefined && f.endLine > f.line ? `-L${f.endLine}` : ''}` : '';
-  const url = `https://github.com/${change.repository}/blob/${change.headSha}/${segments.map(urlSegment).join('/')}${anchor}`;
+  const end = f.endLine !== undefined && f.endLine > f.line ? f.endLine : undefined;
+  const url = FILE_LINKS[forgeOf(change)](change.repository, change.headSha, segments.map(urlSegment).join('/'), f.line, end);
   return url.length <= MAX_LINK_CHARS ? url : undefined;
 }
+
+/**
+ * Each forge's link to lines of a file at a commit (`path` already percent-encoded, `line` 0 for
+ * the whole file): a forge added to `FORGES` does not compile until it has one.
+ */
+const FILE_LINKS: Record<Forge, (repository: string, sha: string, path: string, line: number, end: number | undefined) => string> = {
+  // https://docs.github.com/en/repositories/working-with-files/using-files/getting-permanent-links-to-files (2026-11)
+  github: (repository, sha, path, line, end) =>
+    `https://github.com/${repository}/blob/${sha}/${path}${line > 0 ? `#L${line}${end !== undefined ? `-L${end}` : ''}` : ''}`,
+};
 
 /** Model text on one summary line: line breaks as spaces, inert (see {@link commentText}), capped at `max`. */
 const oneLine = (s: string, max: number) => commentText(s.replace(/\s*(?:\r\n|\r|\n)\s*/g, ' '), max);

@@ -265,6 +265,7 @@ export async function publish(raw: unknown, deps: PublishDeps): Promise<PublishO
         ...(resolvedReplies > 0 ? { resolvedReplies } : {}),
         ...(summary.incremental ? { incremental: summary.incremental } : {}),
         ...(summary.files ? { files: summary.files } : {}),
+        ...(summary.feedback ? { feedback: summary.feedback } : {}),
         ...check,
         ...scanning,
         ...slack,
