@@ -224,7 +224,8 @@ export function offlineAnswer(system: string, messages: Array<{ role: string; co
   const { document, ...review } = offlineReview(system, messages);
   if (mode === 'text') return `${JSON.stringify(review)}${document ? `\n${DOCUMENT_OPEN}\n${document}\n${DOCUMENT_CLOSE}` : ''}`;
   if (mode === 'json_object') return JSON.stringify({ ...review, ...(document ? { document } : {}) });
-  return JSON.stringify({ ...review, document: document ?? null });
+  // The tests format (`report_tests`) has files and no document.
+  return JSON.stringify(review.files ? review : { ...review, document: document ?? null });
 }
 
 /**

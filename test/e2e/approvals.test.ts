@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunSummary } from '../../lambdas/core/contracts.js';
@@ -219,16 +220,29 @@ describe('e2e: test-generation waits for CI through the signed /webhooks/ci rout
       const done = rt.startExecution('test-generation', 'tg-1', input);
       const pending = await waitFor(async () => (await rt.listApprovals()).find((a) => a.execution === 'tg-1'), 'the CI gate');
       expect(pending).toMatchObject({ kind: 'ci', phase: 'execution' });
-      const report = JSON.stringify({
-        repository: 'acme/shop-apps',
-        sha: repo.head,
-        conclusion: 'success',
-        summary: '14 generated tests passed',
-        coverage: 81.2,
-      });
+      // The generated tests were committed to a branch of the local repository; the gate waits on that commit.
+      const branch = `agentflow/tests/42-${repo.head.slice(0, 7)}`;
+      const generated = execFileSync('git', ['-C', repo.path, 'rev-parse', `refs/heads/${branch}`], { encoding: 'utf8' }).trim();
+      expect(execFileSync('git', ['-C', repo.path, 'rev-parse', `${generated}^`], { encoding: 'utf8' }).trim()).toBe(repo.head);
+      const added = execFileSync('git', ['-C', repo.path, 'diff', '--name-only', repo.head, generated], { encoding: 'utf8' })
+        .trim()
+        .split('\n');
+      expect(added.length).toBeGreaterThan(0);
+      expect(added.every((p) => /Tests?\.(swift|kt)$/.test(p))).toBe(true);
       const headers = (body: string, secret = CI_SECRET) => ({
         'content-type': 'application/json',
         'x-agentflow-signature-256': githubSignature(secret, body),
+      });
+      // A report for the pull request's own head does not complete the gate.
+      const onHead = JSON.stringify({ repository: 'acme/shop-apps', sha: repo.head, conclusion: 'success' });
+      expect((await routeIngress('/webhooks/ci', { headers: headers(onHead), body: onHead }, deps)).statusCode).toBe(404);
+      expect((await rt.listApprovals()).find((a) => a.execution === 'tg-1')?.id).toBe(pending.id);
+      const report = JSON.stringify({
+        repository: 'acme/shop-apps',
+        sha: generated,
+        conclusion: 'success',
+        summary: '14 generated tests passed',
+        coverage: 81.2,
       });
       expect((await routeIngress('/webhooks/ci', { headers: headers(report, 'forged'), body: report }, deps)).statusCode).toBe(401);
       const ok = await routeIngress('/webhooks/ci', { headers: headers(report), body: report }, deps);
@@ -238,6 +252,9 @@ describe('e2e: test-generation waits for CI through the signed /webhooks/ci rout
       const summary = result.output as RunSummary;
       expect(summary.agents.map((a) => a.phase)).toEqual(['analysis', 'generation', 'review']);
       expect(summary.gates.execution).toMatch(/^approved by CI at .* \(CI success\)$/);
+      expect(summary.files).toMatchObject({ sha: generated, branch, refused: [] });
+      expect([...(summary.files?.committed ?? [])].sort()).toEqual([...added].sort());
+      expect((await rt.runs.get('tg-1'))?.files?.sha).toBe(generated);
       // A second report for the same commit finds no waiting gate.
       expect((await routeIngress('/webhooks/ci', { headers: headers(report), body: report }, deps)).statusCode).toBe(404);
     } finally {
