@@ -12,7 +12,7 @@ import type {
   ForgeTable,
   PostedReview,
 } from '../core/ports.js';
-import { type InlineReview, markedFinding } from '../core/review.js';
+import { type InlineReview, markedFinding, markedResolved, resolvedMarker } from '../core/review.js';
 import type { SarifLog } from '../core/sarif.js';
 import { splitRepository, TRUSTED_ASSOCIATIONS } from '../core/triggers.js';
 import { commitInLocalRepository, commitOnGitHub } from './commits.js';
@@ -23,6 +23,38 @@ import { commitInLocalRepository, commitOnGitHub } from './commits.js';
  */
 export class GitHubPublisher implements ForgePublisher {
   constructor(private readonly octokit: Octokit) {}
+
+  private own: Promise<string | undefined> | undefined;
+  private readonly permissions = new Map<string, Promise<boolean>>();
+
+  /**
+   * Which review comments are AgentFlow's: those of the token's user (`GET /user`), or, for a
+   * GitHub App (its installation token may not read `/user`), those of a `Bot` account.
+   */
+  private async ownComments(): Promise<(c: { user?: { login?: string; type?: string } | null }) => boolean> {
+    this.own ??= this.octokit.rest.users.getAuthenticated().then(
+      (r) => r.data.login,
+      () => undefined,
+    );
+    const login = await this.own;
+    return login !== undefined ? (c) => c.user?.login === login : (c) => c.user?.type === 'Bot';
+  }
+
+  /**
+   * Whether `login` may write to the repository (`GET /repos/{o}/{r}/collaborators/{u}/permission`:
+   * admin, maintain or write); `author_association` alone does not say (a member may only read).
+   */
+  private canWrite(owner: string, repo: string, login: string): Promise<boolean> {
+    let p = this.permissions.get(login);
+    if (!p) {
+      p = this.octokit.rest.repos.getCollaboratorPermissionLevel({ owner, repo, username: login }).then(
+        (r) => ['admin', 'maintain', 'write'].includes(r.data.permission),
+        () => false,
+      );
+      this.permissions.set(login, p);
+    }
+    return p;
+  }
 
   /** Generated files through the Git Data API and a draft pull request: see {@link commitOnGitHub}. */
   async commitFiles(change: Change, request: CommitRequest): Promise<CommittedFiles> {
@@ -71,10 +103,12 @@ export class GitHubPublisher implements ForgePublisher {
     });
     const byKey = new Map<string, (typeof onPull)[number]>();
     const answered = new Set<string>();
-    for (const c of onPull) {
+    // Only AgentFlow's own comments count: a marker anyone else writes hides nothing.
+    const own = await this.ownComments();
+    for (const c of onPull.filter(own)) {
       const key = markedFinding(c.body);
       if (key && c.in_reply_to_id === undefined && !byKey.has(key)) byKey.set(key, c);
-      const done = /<!-- agentflow:resolved:([0-9a-f]{8,64}) -->/.exec(c.body)?.[1];
+      const done = markedResolved(c.body);
       if (done) answered.add(done);
     }
     let resolved = 0;
@@ -86,7 +120,7 @@ export class GitHubPublisher implements ForgePublisher {
         repo,
         pull_number: change.number,
         comment_id: comment.id,
-        body: `<!-- agentflow:resolved:${r.key} -->\n✅ Resolved at \`${review.commitId.slice(0, 7)}\`: the code this comment pointed at changed or is gone.`,
+        body: `${resolvedMarker(r.key)}\n✅ Resolved at \`${review.commitId.slice(0, 7)}\`: the code this comment pointed at changed or is gone.`,
       });
       resolved++;
     }
@@ -132,6 +166,7 @@ export class GitHubPublisher implements ForgePublisher {
    * Source: https://docs.github.com/en/rest/reactions/reactions#list-reactions-for-a-pull-request-review-comment (2026-11).
    */
   async readFeedback(change: Change): Promise<FindingFeedback[]> {
+    this.permissions.clear();
     const { owner, repo } = splitRepository(change.repository);
     const all = await this.octokit.paginate(this.octokit.rest.pulls.listReviewComments, {
       owner,
@@ -139,7 +174,9 @@ export class GitHubPublisher implements ForgePublisher {
       pull_number: change.number,
       per_page: 100,
     });
+    const own = await this.ownComments();
     const mine = all
+      .filter(own)
       .flatMap((c) => {
         const key = c.in_reply_to_id === undefined ? markedFinding(c.body) : undefined;
         return key ? [{ key, comment: c }] : [];
@@ -155,12 +192,15 @@ export class GitHubPublisher implements ForgePublisher {
         per_page: 100,
       });
       const others = reactions.filter((r) => r.user?.login !== comment.user?.login);
-      const dismissal = all.find(
-        (r) =>
-          r.in_reply_to_id === comment.id &&
-          DISMISS.test(r.body.trimStart().split('\n')[0] ?? '') &&
-          trusted.includes(r.author_association),
-      );
+      let dismissal: (typeof all)[number] | undefined;
+      for (const r of all) {
+        if (r.in_reply_to_id !== comment.id || !DISMISS.test(r.body.trimStart().split('\n')[0] ?? '')) continue;
+        if (!trusted.includes(r.author_association) || !r.user?.login) continue;
+        if (await this.canWrite(owner, repo, r.user.login)) {
+          dismissal = r;
+          break;
+        }
+      }
       out.push({
         key,
         up: others.filter((r) => r.content === '+1').length,

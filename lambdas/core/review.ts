@@ -49,8 +49,17 @@ const commentableLines = (file: Pick<ChangedFile, 'patch' | 'binary'>): Map<numb
 /** The hidden marker an inline comment starts with: the forge adapters find a finding's comment by it. */
 export const findingMarker = (key: string) => `<!-- agentflow:finding:${key} -->`;
 
-/** The key in a comment body's {@link findingMarker}, if it has one. */
-export const markedFinding = (body: string): string | undefined => /<!-- agentflow:finding:([0-9a-f]{8,64}) -->/.exec(body)?.[1];
+/** The key in a comment body's {@link findingMarker}, if the body starts with one (text further down cannot forge it). */
+export const markedFinding = (body: string): string | undefined => /^<!-- agentflow:finding:([0-9a-f]{8,64}) -->/.exec(body)?.[1];
+
+/**
+ * The marker a reply answering a resolved finding's comment starts with. Like {@link findingMarker},
+ * only a body's first line counts: text further down (a suggestion's code, a quote) cannot forge one.
+ */
+export const resolvedMarker = (key: string) => `<!-- agentflow:resolved:${key} -->`;
+
+/** The key in a reply's {@link resolvedMarker}, if it starts with one. */
+export const markedResolved = (body: string): string | undefined => /^<!-- agentflow:resolved:([0-9a-f]{8,64}) -->/.exec(body)?.[1];
 
 /** Longest `replacement` posted as a suggestion (characters); a longer one is left to the message. */
 export const MAX_SUGGESTION_CHARS = 4000;

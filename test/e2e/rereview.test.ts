@@ -129,6 +129,7 @@ describe('e2e: incremental re-review on the GitHub stand-in', () => {
     // A member dismisses the first comment on CartStore; ProfileStore's try! is fixed.
     const cart = comments().find((c) => c.path === 'App/CartStore.swift' && c.in_reply_to_id === undefined) as Comment;
     github.addReaction(REPO, cart.id, 'alice', '-1');
+    github.addCollaborator(REPO, 'carol', 'maintain');
     github.addReviewReply(REPO, PR, cart.id, 'carol', '/agentflow dismiss false positive in a test fixture');
     const dismissed = markedFinding(cart.body) as string;
     const before = keys();

@@ -356,6 +356,7 @@ export class GitHubStandIn {
   private readonly reviewComments = new Map<string, Json[]>();
   private readonly reactionsByComment = new Map<string, Json[]>();
   private readonly apps = new Map<number, { key: KeyObject; installationId: number }>();
+  private readonly collaborators = new Map<string, string>();
   private readonly issuedTokens = new Set<string>();
   private readonly runs = new Map<string, Json[]>();
   private readonly refsByRepo = new Map<string, string>();
@@ -373,6 +374,12 @@ export class GitHubStandIn {
         : notFound(),
     'pulls/get': (req, repo) => this.pullRequestAnswer(repo, Number(req.params.pull_number)),
     'apps/create-installation-access-token': (req) => this.installationToken(req),
+    'repos/get-collaborator-permission-level': (req, repo) => {
+      const permission = this.collaborators.get(`${repo}#${String(req.params.username).toLowerCase()}`);
+      if (!permission) return notFound();
+      const role = permission === 'admin' ? 'admin' : permission === 'write' || permission === 'maintain' ? 'write' : 'read';
+      return { status: 200, body: { permission: role, role_name: permission, user: user(String(req.params.username)) } };
+    },
     'pulls/list-files': (req, repo) => {
       const pr = this.pulls.get(`${repo}#${req.params.pull_number}`);
       return pr
@@ -523,6 +530,11 @@ export class GitHubStandIn {
     const list = this.reactionsByComment.get(`${repo}#${commentId}`) ?? [];
     list.push({ id, node_id: `REA_${id}`, user: user(login, id), content, created_at: NOW() });
     this.reactionsByComment.set(`${repo}#${commentId}`, list);
+  }
+
+  /** Seeds a collaborator's permission on a repository (`GET …/collaborators/{username}/permission`). */
+  addCollaborator(repo: string, login: string, permission: 'admin' | 'maintain' | 'write' | 'triage' | 'read'): void {
+    this.collaborators.set(`${repo}#${login.toLowerCase()}`, permission);
   }
 
   /**
