@@ -132,6 +132,7 @@ function input(workflow: string, runId: string): ExecutionInput {
       headSha: h.repo.head,
       baseRef: 'main',
       headRef: 'feature/checkout-payments',
+      fork: false,
     },
   };
 }
@@ -368,10 +369,17 @@ describe('As deployed: the synthesized AgentFlow-dev stack, end to end on this m
       'the CI gate of the execution',
       120_000,
     );
-    expect(await approvals.findPendingCi(REPOSITORY, h.repo.head)).toMatchObject({ id: gate.id });
+    // The generated tests were committed (Git Data API) to agentflow/tests/<pr>-<sha7> of the
+    // repository, with a draft pull request against the head branch; the gate waits on that commit.
+    const branch = `agentflow/tests/${PR_NUMBER}-${h.repo.head.slice(0, 7)}`;
+    const generated = execFileSync('git', ['-C', h.repo.path, 'rev-parse', `refs/heads/${branch}`], { encoding: 'utf8' }).trim();
+    expect(execFileSync('git', ['-C', h.repo.path, 'rev-parse', `${generated}^`], { encoding: 'utf8' }).trim()).toBe(h.repo.head);
+    expect(h.github.pulls).toContainEqual(expect.objectContaining({ head: branch, base: 'feature/checkout-payments', draft: true }));
+    expect(await approvals.findPendingCi(REPOSITORY, generated)).toMatchObject({ id: gate.id });
+    expect(await approvals.findPendingCi(REPOSITORY, h.repo.head)).toBeUndefined();
     const report = JSON.stringify({
       repository: REPOSITORY,
-      sha: h.repo.head,
+      sha: generated,
       conclusion: 'success',
       summary: '14 generated tests passed',
     });
@@ -392,7 +400,9 @@ describe('As deployed: the synthesized AgentFlow-dev stack, end to end on this m
     const summary = done.output as RunSummary;
     expect(summary.agents.map((a) => a.phase)).toEqual(['analysis', 'generation', 'review']);
     expect(summary.gates.execution).toMatch(/^approved by CI at .* \(CI success\)$/);
-    expect(await runs().get(name)).toMatchObject({ status: 'SUCCEEDED' });
+    expect(summary.files).toMatchObject({ sha: generated, branch, url: expect.stringMatching(/\/pull\/\d+$/) });
+    expect(await runs().get(name)).toMatchObject({ status: 'SUCCEEDED', files: { sha: generated } });
+    expect(h.github.comments.at(-1)?.body).toContain('### Generated tests');
   }, 240_000);
 
   it('records a stopped execution through the EventBridge rule: run FAILED, approval expired, the pull request told', async () => {

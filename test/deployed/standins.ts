@@ -462,7 +462,13 @@ export class GitHubStandIn extends LocalHttpServer {
       const comments = this.reviews
         .filter((r) => r.pull === pull)
         .flatMap((r) => r.comments as Array<{ path?: string; line?: number; body?: string }>)
-        .map((c, i) => ({ id: 9000 + i, path: c.path ?? '', line: c.line ?? null, body: c.body ?? '', user: { login: 'agentflow[bot]' } }));
+        .map((c, i) => ({
+          id: 9000 + i,
+          path: c.path ?? '',
+          line: c.line ?? null,
+          body: c.body ?? '',
+          user: { login: 'agentflow[bot]', type: 'Bot' },
+        }));
       return this.page(req, res, comments);
     }
     m = route('POST', new RegExp(`^${repoPrefix}/pulls/(\\d+)/reviews$`));
@@ -497,8 +503,138 @@ export class GitHubStandIn extends LocalHttpServer {
       if (!members?.has(m[3] as string)) return notFound();
       return sendJson(res, 200, { state: 'active', role: 'member', url: `${this.url}${req.path}` });
     }
+    if (this.gitData(req, res, repoPrefix)) return;
     this.violations.push(`${line}: the GitHub stand-in does not answer this route`);
     return notFound();
+  }
+
+  /** Pull requests opened through `POST …/pulls` (the generated tests' drafts). */
+  readonly pulls: Array<{ number: number; head: string; base: string; draft: boolean; title: string }> = [];
+
+  /** Runs git in the example repository (a temporary index when given), stdin `input`. */
+  private git(args: string[], input?: string, index?: string): string {
+    return execFileSync('git', ['-C', this.repo.path, ...args], {
+      encoding: 'utf8',
+      input,
+      stdio: ['pipe', 'pipe', 'ignore'],
+      env: {
+        ...process.env,
+        ...(index ? { GIT_INDEX_FILE: index } : {}),
+        GIT_AUTHOR_NAME: 'AgentFlow',
+        GIT_AUTHOR_EMAIL: 'agentflow@example.com',
+        GIT_COMMITTER_NAME: 'AgentFlow',
+        GIT_COMMITTER_EMAIL: 'agentflow@example.com',
+      },
+    }).trim();
+  }
+
+  /**
+   * The Git Data API on the example repository itself (blobs, trees on a base tree, commits,
+   * branch refs) and pull requests of its branches (`GET/POST …/pulls`), so generated tests land
+   * as real commits a test can read with git. @returns false when the route is not one of these
+   */
+  private gitData(req: Received, res: ServerResponse, repoPrefix: string): boolean {
+    const body = () => JSON.parse(req.body.toString('utf8')) as Record<string, unknown>;
+    const tryGit = (args: string[], input?: string, index?: string) => {
+      try {
+        return this.git(args, input, index);
+      } catch {
+        return undefined;
+      }
+    };
+    const refBody = (ref: string, sha: string) => ({
+      ref,
+      node_id: ref,
+      url: `${this.url}${repoPrefix}/git/${ref}`,
+      object: { type: 'commit', sha, url: '' },
+    });
+    const answer = (send: () => void) => {
+      send();
+      return true;
+    };
+    let m: RegExpExecArray | null;
+    if (req.method === 'POST' && req.path === `${repoPrefix}/git/blobs`) {
+      const b = body() as { content: string; encoding?: string };
+      const text = b.encoding === 'base64' ? Buffer.from(b.content, 'base64').toString('utf8') : b.content;
+      const sha = this.git(['hash-object', '-w', '--stdin'], text);
+      return answer(() => sendJson(res, 201, { sha, url: `${this.url}${repoPrefix}/git/blobs/${sha}` }));
+    }
+    m = new RegExp(`^${repoPrefix}/git/commits/([0-9a-f]{40})$`).exec(req.path);
+    if (req.method === 'GET' && m) {
+      const tree = tryGit(['rev-parse', `${m[1]}^{tree}`]);
+      if (!tree) return answer(() => sendJson(res, 404, { message: 'Not Found' }));
+      const message = this.git(['log', '-1', '--format=%B', m[1] as string]);
+      return answer(() => sendJson(res, 200, { sha: m?.[1], tree: { sha: tree, url: '' }, parents: [], message }));
+    }
+    if (req.method === 'POST' && req.path === `${repoPrefix}/git/trees`) {
+      const b = body() as { base_tree?: string; tree: Array<{ path: string; mode: string; sha: string }> };
+      const index = join(this.repo.path, '.git', `agentflow-standin-index-${this.nextId++}`);
+      if (b.base_tree) this.git(['read-tree', b.base_tree], undefined, index);
+      for (const e of b.tree) this.git(['update-index', '--add', '--cacheinfo', `${e.mode},${e.sha},${e.path}`], undefined, index);
+      const sha = this.git(['write-tree'], undefined, index);
+      execFileSync('rm', ['-f', index]);
+      return answer(() => sendJson(res, 201, { sha, url: '', truncated: false, tree: b.tree }));
+    }
+    if (req.method === 'POST' && req.path === `${repoPrefix}/git/commits`) {
+      const b = body() as { message: string; tree: string; parents: string[] };
+      const sha = this.git(['commit-tree', b.tree, ...b.parents.flatMap((p) => ['-p', p]), '-m', b.message]);
+      return answer(() =>
+        sendJson(res, 201, { sha, tree: { sha: b.tree, url: '' }, parents: b.parents.map((p) => ({ sha: p })), message: b.message }),
+      );
+    }
+    if (req.method === 'POST' && req.path === `${repoPrefix}/git/refs`) {
+      const b = body() as { ref: string; sha: string };
+      if (tryGit(['rev-parse', '--verify', '--quiet', b.ref]))
+        return answer(() => sendJson(res, 422, { message: 'Reference already exists' }));
+      this.git(['update-ref', b.ref, b.sha]);
+      return answer(() => sendJson(res, 201, refBody(b.ref, b.sha)));
+    }
+    m = new RegExp(`^${repoPrefix}/git/refs/(.+)$`).exec(req.path);
+    if (req.method === 'PATCH' && m) {
+      const ref = `refs/${decodeURIComponent(m[1] as string)}`;
+      const b = body() as { sha: string; force?: boolean };
+      const current = tryGit(['rev-parse', '--verify', '--quiet', ref]);
+      if (!current) return answer(() => sendJson(res, 422, { message: 'Reference does not exist' }));
+      if (!b.force && tryGit(['merge-base', '--is-ancestor', current, b.sha]) === undefined) {
+        return answer(() => sendJson(res, 422, { message: 'Update is not a fast forward' }));
+      }
+      this.git(['update-ref', ref, b.sha]);
+      return answer(() => sendJson(res, 200, refBody(ref, b.sha)));
+    }
+    if (req.path === `${repoPrefix}/pulls` && req.method === 'GET') {
+      const owner = this.options.repository.split('/')[0];
+      const head = req.query.get('head');
+      const open = this.pulls.filter((p) => !head || `${owner}:${p.head}` === head);
+      return answer(() =>
+        this.page(
+          req,
+          res,
+          open.map((p) => ({
+            number: p.number,
+            draft: p.draft,
+            html_url: `https://github.com/${this.options.repository}/pull/${p.number}`,
+          })),
+        ),
+      );
+    }
+    if (req.path === `${repoPrefix}/pulls` && req.method === 'POST') {
+      const b = body() as { title: string; head: string; base: string; draft?: boolean };
+      if (!tryGit(['rev-parse', '--verify', '--quiet', `refs/heads/${b.head}`]))
+        return answer(() => sendJson(res, 422, { message: `head: invalid` }));
+      if (!tryGit(['rev-parse', '--verify', '--quiet', `refs/heads/${b.base}`]))
+        return answer(() => sendJson(res, 422, { message: `base: invalid` }));
+      const pr = {
+        number: this.options.number + 1 + this.pulls.length,
+        head: b.head,
+        base: b.base,
+        draft: b.draft === true,
+        title: b.title,
+      };
+      this.pulls.push(pr);
+      const html_url = `https://github.com/${this.options.repository}/pull/${pr.number}`;
+      return answer(() => sendJson(res, 201, { number: pr.number, draft: pr.draft, html_url }));
+    }
+    return false;
   }
 }
 
