@@ -16,7 +16,7 @@ import { effectiveInline } from '../core/repo-config.js';
 import { type NotReviewed, type ReportFinding, renderComment, reviewFindings, summarize } from '../core/report.js';
 import { buildInlineReview } from '../core/review.js';
 import { readSpend } from '../core/spend.js';
-import { applyVerdicts, VERIFY_PHASE, VerdictsArtifactSchema, type VerificationSummary } from '../core/verify.js';
+import { applyVerdicts, findingKey, VERIFY_PHASE, VerdictsArtifactSchema, type VerificationSummary } from '../core/verify.js';
 
 export interface AggregateDeps {
   artifacts: ArtifactStore;
@@ -71,6 +71,14 @@ async function verified(
   return applyVerdicts(findings, VerdictsArtifactSchema.parse(await artifacts.getJson(verifier.verdictsRef)), earlier);
 }
 
+/** The keys (`findingKey`) of the findings the verifier confirmed in this run. */
+async function confirmedByVerifier(agents: readonly AgentResult[], artifacts: ArtifactStore): Promise<Set<string>> {
+  const ref = agents.find((a) => a.phase === VERIFY_PHASE)?.verdictsRef;
+  if (!ref) return new Set();
+  const stored = VerdictsArtifactSchema.safeParse(await artifacts.getJson(ref).catch(() => undefined));
+  return new Set(stored.success ? Object.entries(stored.data.verdicts).flatMap(([k, v]) => (v.confirmed ? [k] : [])) : []);
+}
+
 /** Metrics of people's feedback on inline comments, per workflow, agent and category (the dashboard graphs their ratio). */
 export const FINDINGS_ACCEPTED_METRIC = 'FindingsAccepted';
 export const FINDINGS_REJECTED_METRIC = 'FindingsRejected';
@@ -122,6 +130,7 @@ export async function aggregate(raw: unknown, deps: AggregateDeps): Promise<Aggr
   const { findings: raised, verification } = await verified(merged, agents, deps.artifacts, knownTo(previous, files));
   let rec: Reconciled | undefined;
   if (input.change.number > 0 && context.success) {
+    const verdicts = await confirmedByVerifier(agents, deps.artifacts);
     rec = reconcile({
       findings: raised,
       files,
@@ -129,6 +138,8 @@ export async function aggregate(raw: unknown, deps: AggregateDeps): Promise<Aggr
       scope: scope && previous ? { since: scope.since, unchanged: scope.unchanged } : undefined,
       change: input.change,
       runId: input.runId,
+      confirmed: (f) => verdicts.has(findingKey(f)),
+      config: context.data.reviewConfig ?? '',
     });
   }
   const findings: ReportFinding[] = rec ? rec.findings : raised;
@@ -160,7 +171,8 @@ export async function aggregate(raw: unknown, deps: AggregateDeps): Promise<Aggr
       incremental: {
         since: scope.since,
         ...(scope.full ? { full: true } : {}),
-        filesUnchanged: scope.unchanged.length,
+        // Files the plan left out because the last review saw them as they are (not lock files and the like).
+        filesUnchanged: excluded.filter((e) => e.reason === 'unchanged since the last review').length,
         new: findings.length - rec.carried,
         repeated: rec.repeated,
         carried: rec.carried,

@@ -277,6 +277,8 @@ export const ContextArtifactSchema = z.strictObject({
     .optional(),
   /** The feedback on the pull request's inline comments read by this run, new since the last (see `applyFeedback`). */
   feedback: FeedbackTalliesSchema.optional(),
+  /** The digest of what the review is made with (`reviewConfigDigest`), kept in the review state. */
+  reviewConfig: z.string().optional(),
   /** The repository's `.agentflow.yml` and guidance files as read at the base commit (see `repo-config.ts`). */
   repo: z
     .strictObject({

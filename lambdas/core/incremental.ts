@@ -30,6 +30,8 @@ export const StateFindingSchema = FindingSchema.extend({
   posted: z.boolean(),
   /** The head commit of the review that first raised it. */
   raisedAt: z.string().min(1),
+  /** The verifier confirmed it (then a later review does not send it to the verifier again). */
+  confirmed: z.boolean().default(false),
 });
 export type StateFinding = z.infer<typeof StateFindingSchema>;
 
@@ -45,8 +47,15 @@ export const ReviewStateSchema = z.strictObject({
   /** The head branch it reviewed: a state of another branch (a reused local number) is not built on. */
   headRef: z.string().default(''),
   runId: z.string().min(1),
+  /** When that run started (ISO 8601): of two runs of one pull request, the later one's state is kept. */
+  startedAt: z.string().default(''),
   /** Each changed file's diff digest at that head ({@link fileDigest}). */
   files: z.record(z.string(), z.string()),
+  /**
+   * What the review was made with (agents, models, paths, repository settings: `reviewConfigDigest`);
+   * another configuration reviews every file again (a new agent must see the unchanged files too).
+   */
+  config: z.string().default(''),
   /** The findings still open. */
   findings: z.array(StateFindingSchema),
   /** Fingerprints resolved (their code changed or disappeared), newest last. */
@@ -136,7 +145,8 @@ export function knownTo(
   previous: ReviewState | undefined,
   files: readonly ChangedFile[],
 ): (f: Pick<Finding, 'file' | 'line' | 'endLine' | 'category' | 'message'>) => boolean {
-  const known = new Set((previous?.findings ?? []).map((f) => f.fingerprint));
+  // Only what the verifier confirmed: a finding it lowered, or never checked, is checked again.
+  const known = new Set((previous?.findings ?? []).filter((f) => f.confirmed).map((f) => f.fingerprint));
   if (known.size === 0) return () => false;
   const byPath = new Map(files.map((f) => [f.path, f]));
   const lines = new Map<string, Map<number, string>>();
@@ -161,15 +171,17 @@ export interface IncrementalScope {
 
 /**
  * The files this run need not review: those whose diff digest equals the previous review's.
- * None when there is no previous state, it is of another head branch, or a full review is asked for.
+ * None when there is no previous state, it is of another head branch or another review configuration
+ * ({@link reviewConfigDigest}), or a full review is asked for.
  */
 export function incrementalScope(
   files: readonly ChangedFile[],
   previous: ReviewState | undefined,
   full: boolean,
   headRef = '',
+  config = '',
 ): IncrementalScope | undefined {
-  if (!previous || full || previous.headRef !== headRef) return undefined;
+  if (!previous || full || previous.headRef !== headRef || previous.config !== config) return undefined;
   const unchanged = files.filter((f) => previous.files[f.path] === fileDigest(f)).map((f) => f.path);
   return { since: previous.headSha, unchanged };
 }
@@ -211,9 +223,18 @@ export function reconcile(input: {
   scope: IncrementalScope | undefined;
   change: Pick<Change, 'headSha' | 'baseSha'> & { headRef?: string };
   runId: string;
+  /** Whether the verifier confirmed a finding of this run. @default none was */
+  confirmed?: (f: ReportFinding) => boolean;
+  /** The review configuration's digest ({@link reviewConfigDigest}). @default '' */
+  config?: string;
 }): Reconciled {
   const { previous } = input;
   const byPath = new Map(input.files.map((f) => [f.path, f]));
+  // A renamed file's findings follow it.
+  const renamed = new Map(
+    input.files.flatMap((f) => (f.previousPath !== undefined && f.previousPath !== f.path ? [[f.previousPath, f.path]] : [])),
+  );
+  const renamedFrom = new Map([...renamed].map(([from, to]) => [to, from]));
   const linesCache = new Map<string, Map<number, string>>();
   const linesOf = (path: string) => {
     let m = linesCache.get(path);
@@ -232,7 +253,11 @@ export function reconcile(input: {
   let repeated = 0;
   let dropped = 0;
   for (const f of input.findings) {
-    const { fingerprint, code } = fingerprintOf(f, linesOf(f.file));
+    const found = fingerprintOf(f, linesOf(f.file));
+    // Raised before under the file's old name: the same finding.
+    const from = renamedFrom.get(f.file);
+    const old = from !== undefined ? fingerprintOf({ ...f, file: from }, linesOf(f.file)) : undefined;
+    const { fingerprint, code } = old && before.has(old.fingerprint) && !before.has(found.fingerprint) ? old : found;
     if (dismissed.has(fingerprint)) {
       dropped++;
       continue;
@@ -247,28 +272,33 @@ export function reconcile(input: {
       code,
       posted: earlier?.posted ?? false,
       raisedAt: earlier?.raisedAt ?? input.change.headSha,
+      confirmed: (earlier?.confirmed ?? false) || (input.confirmed?.(f) ?? false),
     });
   }
   let carried = 0;
   const resolved: StateFinding[] = [];
   for (const p of previous?.findings ?? []) {
     if (open.has(p.fingerprint) || dismissed.has(p.fingerprint)) continue;
-    const file = byPath.get(p.file);
+    const path = byPath.has(p.file) ? p.file : (renamed.get(p.file) ?? p.file);
+    const file = byPath.get(path);
     let keep: StateFinding | undefined;
-    if (file && unchanged.has(p.file)) keep = p;
+    if (file && unchanged.has(path)) keep = p;
     else if (file && p.code !== '') {
-      const at = locate(linesOf(p.file), p.code);
+      // Its code still in the file's diff (perhaps moved): it stands, whether a model repeated it or not.
+      const at = locate(linesOf(path), p.code);
       if (at !== undefined) {
         const span = p.endLine !== undefined && p.endLine > p.line ? p.endLine - p.line : 0;
-        keep = { ...p, line: at, ...(span > 0 ? { endLine: at + span } : {}) };
+        keep = { ...p, file: path, line: at, ...(span > 0 ? { endLine: at + span } : {}) };
       }
-    } else if (file && p.code === '' && p.line === 0) keep = p;
+    }
+    // A file-level finding of a file reviewed again that no model raised again is resolved (its
+    // fingerprint is its wording: a reworded one is a new finding, so none piles up).
     if (!keep) {
       resolved.push(p);
       continue;
     }
     carried++;
-    const { fingerprint: _f, code: _c, posted: _p, raisedAt, ...finding } = keep;
+    const { fingerprint: _f, code: _c, posted: _p, raisedAt, confirmed: _v, ...finding } = keep;
     open.set(keep.fingerprint, { ...finding, fingerprint: keep.fingerprint, carried: raisedAt });
     states.set(keep.fingerprint, keep);
   }
@@ -288,7 +318,10 @@ export function reconcile(input: {
       baseSha: input.change.baseSha,
       headRef: input.change.headRef ?? '',
       runId: input.runId,
+      // Publish sets it from the run record when it keeps the state.
+      startedAt: '',
       files: Object.fromEntries(input.files.map((f) => [f.path, fileDigest(f)])),
+      config: input.config ?? '',
       findings: findings.map((f) => states.get(f.fingerprint) as StateFinding),
       resolved: remember([...(previous?.resolved ?? []).filter((r) => !open.has(r)), ...resolved.map((r) => r.fingerprint)]),
       dismissed: remember([...dismissed]),
@@ -322,7 +355,7 @@ function locate(lines: ReadonlyMap<number, string>, code: string): number | unde
 }
 
 /** A report finding as a plain finding with its agents (the state keeps no report-only fields). */
-function stripReport(f: ReportFinding): Omit<StateFinding, 'fingerprint' | 'code' | 'posted' | 'raisedAt'> {
+function stripReport(f: ReportFinding): Omit<StateFinding, 'fingerprint' | 'code' | 'posted' | 'raisedAt' | 'confirmed'> {
   return {
     file: f.file,
     line: f.line,
@@ -366,7 +399,8 @@ export function applyFeedback(
   for (const fb of feedback) {
     const before = counted[fb.key] ?? { up: 0, down: 0, dismissed: false };
     const now = { up: fb.up, down: fb.down, dismissed: before.dismissed || fb.dismissedBy !== undefined };
-    counted[fb.key] = now;
+    // The most ever counted: a reaction taken back and given again counts once.
+    counted[fb.key] = { up: Math.max(before.up, now.up), down: Math.max(before.down, now.down), dismissed: now.dismissed };
     if (now.dismissed) dismissed.add(fb.key);
     const finding = open.get(fb.key);
     if (!finding) continue;
@@ -412,4 +446,13 @@ export function acceptanceRates(runs: ReadonlyArray<{ feedback?: readonly Feedba
   return [...by.values()]
     .map((t) => ({ ...t, rate: t.accepted + t.rejected > 0 ? t.accepted / (t.accepted + t.rejected) : null }))
     .sort((a, b) => b.rejected - a.rejected || a.agent.localeCompare(b.agent) || a.category.localeCompare(b.category));
+}
+
+/**
+ * The digest of what a review is made with: the reviewers (name, model, prompt, categories, paths),
+ * the workflow's paths and context settings and the repository's settings. A state made with
+ * another configuration is not built on (see {@link incrementalScope}).
+ */
+export function reviewConfigDigest(parts: unknown): string {
+  return sha(JSON.stringify(parts)).slice(0, 24);
 }

@@ -21,6 +21,17 @@ export const GUIDANCE_FILES = ['AGENTS.md', 'CLAUDE.md', '.github/copilot-instru
 /** Characters of guidance (all files and path instructions together) given to the agents at most; the rest is cut. */
 export const MAX_GUIDANCE_CHARS = 12_000;
 
+/** Errors of an invalid `.agentflow.yml` reported at most, and characters of each (they travel in the run summary). */
+export const MAX_REPO_CONFIG_ERRORS = 20;
+export const MAX_REPO_CONFIG_ERROR_CHARS = 300;
+
+const capErrors = (errors: readonly string[]): string[] => {
+  const shown = errors
+    .slice(0, MAX_REPO_CONFIG_ERRORS)
+    .map((e) => (e.length > MAX_REPO_CONFIG_ERROR_CHARS ? `${e.slice(0, MAX_REPO_CONFIG_ERROR_CHARS - 1)}…` : e));
+  return errors.length > shown.length ? [...shown, `${REPO_CONFIG_PATH}: … ${errors.length - shown.length} more errors`] : shown;
+};
+
 /** The largest `.agentflow.yml` read (characters); a larger one is an error and the defaults apply. */
 export const MAX_REPO_CONFIG_CHARS = 64_000;
 
@@ -30,14 +41,18 @@ export const RepoConfigSchema = z.strictObject({
   path_instructions: z
     .array(
       z.strictObject({
-        path: z.string().min(1).describe('a glob over changed paths, as in the workflow `paths:`'),
+        path: z.string().min(1).max(300).describe('a glob over changed paths, as in the workflow `paths:`'),
         instructions: z.string().min(1).max(2000).describe('what reviewers of matching files should check'),
       }),
     )
     .max(50)
     .optional(),
-  ignore: z.array(z.string().min(1)).max(200).optional().describe('globs of changed paths not to review'),
-  disable_agents: z.array(z.string().min(1)).optional().describe("agents of the workflow that do not run on this repository's changes"),
+  ignore: z.array(z.string().min(1).max(300)).max(200).optional().describe('globs of changed paths not to review'),
+  disable_agents: z
+    .array(z.string().min(1).max(100))
+    .max(50)
+    .optional()
+    .describe("agents of the workflow that do not run on this repository's changes"),
   max_inline_comments: z.number().int().min(0).max(100).optional().describe('at most the workflow’s own cap'),
   inline_min_severity: z.enum(SEVERITIES).optional().describe('at least as severe as the workflow’s own threshold'),
   fail_on: z
@@ -88,7 +103,11 @@ export function parseRepoConfig(text: string | undefined, agents: readonly strin
     };
   }
   const source = new YamlSource(REPO_CONFIG_PATH, text);
-  const fail = (ds: readonly Diagnostic[]): RepoConfig => ({ found: true, settings: DEFAULTS, errors: ds.map(formatDiagnostic) });
+  const fail = (ds: readonly Diagnostic[]): RepoConfig => ({
+    found: true,
+    settings: DEFAULTS,
+    errors: capErrors(ds.map(formatDiagnostic)),
+  });
   if (source.diagnostics.length > 0) return fail(source.diagnostics);
   // An empty file is a valid file with no settings.
   const parsed = RepoConfigSchema.safeParse(source.data ?? {});

@@ -9,7 +9,14 @@ import {
   parseInput,
 } from '../core/contracts.js';
 import { type ContextOptions, widenPatch } from '../core/hunks.js';
-import { applyFeedback, incrementalScope, type ReviewState, ReviewStateSchema, reviewStateKey } from '../core/incremental.js';
+import {
+  applyFeedback,
+  incrementalScope,
+  type ReviewState,
+  ReviewStateSchema,
+  reviewConfigDigest,
+  reviewStateKey,
+} from '../core/incremental.js';
 import {
   buildPlan,
   candidatesOf,
@@ -130,9 +137,19 @@ async function repositoryConfig(
       .catch(() => undefined);
   const config = parseRepoConfig(await read(REPO_CONFIG_PATH), agents);
   let redactions = 0;
+  // Path instructions first (redacted; a third of the guidance room at most), then the files.
+  const pathInstructions: Array<{ path: string; instructions: string }> = [];
+  let room = MAX_GUIDANCE_CHARS;
+  for (const p of config.settings.pathInstructions) {
+    const r = await redactSecrets(p.instructions);
+    redactions += r.count;
+    const size = p.path.length + r.text.length;
+    if (MAX_GUIDANCE_CHARS - room + size > MAX_GUIDANCE_CHARS / 3) break;
+    pathInstructions.push({ path: p.path, instructions: r.text });
+    room -= size;
+  }
   const guidance: Array<{ path: string; text: string }> = [];
   if (config.settings.guidance) {
-    let room = MAX_GUIDANCE_CHARS - config.settings.pathInstructions.reduce((n, p) => n + p.path.length + p.instructions.length, 0);
     const texts = await Promise.all(GUIDANCE_FILES.map(read));
     for (const [i, raw] of texts.entries()) {
       if (raw === undefined || raw.trim() === '' || room <= 0) continue;
@@ -151,7 +168,7 @@ async function repositoryConfig(
       at: change.baseSha,
       found: config.found,
       errors: config.errors,
-      pathInstructions: s.pathInstructions,
+      pathInstructions,
       ignore: s.ignore,
       disableAgents: s.disableAgents,
       ...(s.maxInlineComments !== undefined ? { maxInlineComments: s.maxInlineComments } : {}),
@@ -227,7 +244,14 @@ export async function loadContext(raw: unknown, deps: LoadContextDeps): Promise<
   const withFeedback = stored && feedback ? applyFeedback(stored, feedback) : undefined;
   const previous = withFeedback?.state ?? stored;
   const full = change.fullReview === true;
-  const scope = incrementalScope(clean, previous, full, change.headRef);
+  // What the review is made with: a new agent, model, prompt or setting reviews every file again.
+  const config = reviewConfigDigest({
+    agents: input.agents.map(({ phase, agent }) => [phase, agent.name, agent.model.modelId, agent.prompt, agent.categories, agent.paths]),
+    paths: input.paths,
+    context: input.context,
+    repo: { ...repo.artifact, at: undefined, guidance: repo.artifact.guidance.map((g) => g.text) },
+  });
+  const scope = incrementalScope(clean, previous, full, change.headRef, config);
   const unchanged = new Set(scope?.unchanged ?? []);
   const shown = await addContext(
     { ...input, paths: { ...input.paths, exclude: [...input.paths.exclude, ...repo.artifact.ignore] } },
@@ -257,6 +281,7 @@ export async function loadContext(raw: unknown, deps: LoadContextDeps): Promise<
     files: reviewed,
     plan,
     repo: repo.artifact,
+    reviewConfig: config,
     ...(withFeedback && withFeedback.tallies.length > 0 ? { feedback: withFeedback.tallies } : {}),
     ...(previous
       ? {

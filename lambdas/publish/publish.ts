@@ -32,6 +32,16 @@ export async function reportFindings(artifacts: ArtifactStore, reportRef: string
   });
 }
 
+/**
+ * The `fail_on` a check applies: the repository's (`.agentflow.yml`) only when it is stricter than
+ * the workflow's — it may fail on more, never on less (`none` fails on nothing).
+ */
+export function appliedFailOn(workflow: Severity | 'none', repository: Severity | 'none' | undefined): Severity | 'none' {
+  if (repository === undefined || repository === 'none') return workflow;
+  if (workflow === 'none') return repository;
+  return SEVERITIES.indexOf(repository) > SEVERITIES.indexOf(workflow) ? repository : workflow;
+}
+
 export interface PublishDeps {
   artifacts: ArtifactStore;
   /** The publisher of each forge; the change's forge (`forgeOf`) gets everything the run writes. */
@@ -121,7 +131,7 @@ export async function publish(raw: unknown, deps: PublishDeps): Promise<PublishO
   ) => {
     if (!input.check || input.change.number <= 0) return { checkUrl: null };
     // The repository's `.agentflow.yml` may set its own `fail_on` (read at the base commit).
-    const failOn = (input.kind === 'report' ? input.report.summary.repo?.failOn : undefined) ?? input.check.failOn;
+    const failOn = appliedFailOn(input.check.failOn, input.kind === 'report' ? input.report.summary.repo?.failOn : undefined);
     const conclusion = checkConclusion(outcome, severities, failOn);
     const result = { conclusion, title, summary: text, annotations: checkAnnotations(findings) };
     // A skip decided at the webhook never hides what an earlier run of this commit concluded.
@@ -197,13 +207,24 @@ export async function publish(raw: unknown, deps: PublishDeps): Promise<PublishO
       }
       // The review state the next run builds on (incremental re-review), kept once the review is
       // posted: its findings whose comment is on the pull request are never posted again.
+      // A review the forge refused is not kept: its resolved findings would never be answered; the
+      // next run reconciles against the last kept state again. Of two runs of one pull request, the
+      // state of the one started later wins (an older run finishing last does not roll it back).
       let stateError: string | undefined;
-      if (input.report.stateRef && input.change.number > 0) {
+      if (input.report.stateRef && input.change.number > 0 && reviewError) {
+        stateError = 'not kept: the inline review was not posted, so the next run reconciles with the last kept review';
+      } else if (input.report.stateRef && input.change.number > 0) {
         try {
+          const key = reviewStateKey(input.change, input.workflow);
           const next = ReviewStateSchema.parse(await deps.artifacts.getJson(input.report.stateRef));
-          const on = new Set(onChange);
-          next.findings = next.findings.map((f) => (on.has(f.fingerprint) ? { ...f, posted: true } : f));
-          await deps.artifacts.putJson(reviewStateKey(input.change, input.workflow), next);
+          const kept = ReviewStateSchema.safeParse(await deps.artifacts.getJson(key).catch(() => undefined));
+          if (kept.success && kept.data.startedAt > base.startedAt) {
+            stateError = `not kept: run ${kept.data.runId}, started later, kept its review state`;
+          } else {
+            const on = new Set(onChange);
+            next.findings = next.findings.map((f) => (on.has(f.fingerprint) ? { ...f, posted: true } : f));
+            await deps.artifacts.putJson(key, { ...next, startedAt: base.startedAt });
+          }
         } catch (e) {
           stateError = `${(e as Error).name}: ${(e as Error).message}`.slice(0, 300);
         }
@@ -221,7 +242,9 @@ export async function publish(raw: unknown, deps: PublishDeps): Promise<PublishO
         `${summary.status}: ${summary.findings} finding${summary.findings === 1 ? '' : 's'}${counts ? ` (${counts})` : ''}`,
         [
           ...(summary.reason ? [commentText(summary.reason)] : []),
-          `Findings at or above **${input.check?.failOn ?? 'critical'}** fail this check (\`output.fail_on\`); the summary comment and the inline review have them all.`,
+          input.check && summary.repo?.failOn !== undefined && appliedFailOn(input.check.failOn, summary.repo.failOn) !== input.check.failOn
+            ? `Findings at or above **${appliedFailOn(input.check.failOn, summary.repo.failOn)}** fail this check (\`fail_on\` of the repository's \`.agentflow.yml\`, stricter than the workflow's); the summary comment and the inline review have them all.`
+            : `Findings at or above **${input.check?.failOn ?? 'critical'}** fail this check (\`output.fail_on\`); the summary comment and the inline review have them all.`,
         ].join('\n\n'),
       );
       // The security agents' findings as a code scanning analysis of the head commit; a refused

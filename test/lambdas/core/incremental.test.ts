@@ -6,6 +6,7 @@ import {
   fileDigest,
   fingerprintOf,
   incrementalScope,
+  knownTo,
   newLines,
   type ReviewState,
   reconcile,
@@ -230,5 +231,99 @@ describe('Module: incremental re-review', () => {
     expect(acceptanceRates([{ feedback: one.tallies }, { feedback: two.tallies }, {}])).toEqual([
       { agent: 'security', category: 'security', accepted: 2, rejected: 2, dismissed: 1, rate: 0.5 },
     ]);
+  });
+
+  it('a renamed file keeps its findings: not resolved, not raised as new', () => {
+    const first = reconcile({
+      findings: [finding()],
+      files: [cart],
+      previous: undefined,
+      scope: undefined,
+      change: change('h1'),
+      runId: 'r1',
+    });
+    const moved = { ...cart, path: 'App/Basket.swift', status: 'renamed' as const, previousPath: 'App/Cart.swift' };
+    const kept = reconcile({
+      findings: [],
+      files: [moved],
+      previous: first.next,
+      scope: { since: 'h1', unchanged: [] },
+      change: change('h2'),
+      runId: 'r2',
+    });
+    expect(kept.resolved).toEqual([]);
+    expect(kept.findings[0]).toMatchObject({ file: 'App/Basket.swift', carried: 'h1' });
+    const again = reconcile({
+      findings: [finding({ file: 'App/Basket.swift' })],
+      files: [moved],
+      previous: first.next,
+      scope: undefined,
+      change: change('h2'),
+      runId: 'r2',
+    });
+    expect(again.repeated).toBe(1);
+    expect(again.findings[0]?.fingerprint).toBe(first.next.findings[0]?.fingerprint);
+  });
+
+  it('a reworded file-level finding does not pile up: the old one is resolved when its file is reviewed again', () => {
+    const first = reconcile({
+      findings: [finding({ line: 0, message: 'No tests.' })],
+      files: [cart],
+      previous: undefined,
+      scope: undefined,
+      change: change('h1'),
+      runId: 'r1',
+    });
+    const second = reconcile({
+      findings: [finding({ line: 0, message: 'Tests are missing.' })],
+      files: [cart],
+      previous: first.next,
+      scope: undefined,
+      change: change('h2'),
+      runId: 'r2',
+    });
+    expect(second.findings).toHaveLength(1);
+    expect(second.resolved).toHaveLength(1);
+  });
+
+  it('only findings the verifier confirmed are not checked again; another configuration reviews every file', () => {
+    const confirmed = reconcile({
+      findings: [finding()],
+      files: [cart],
+      previous: undefined,
+      scope: undefined,
+      change: change('h1'),
+      runId: 'r1',
+      confirmed: () => true,
+      config: 'c1',
+    });
+    const unchecked = reconcile({
+      findings: [finding()],
+      files: [cart],
+      previous: undefined,
+      scope: undefined,
+      change: change('h1'),
+      runId: 'r1',
+      config: 'c1',
+    });
+    expect(knownTo(confirmed.next, [cart])(finding())).toBe(true);
+    expect(knownTo(unchecked.next, [cart])(finding())).toBe(false);
+    expect(incrementalScope([cart], confirmed.next, false, '', 'c1')?.unchanged).toEqual(['App/Cart.swift']);
+    expect(incrementalScope([cart], confirmed.next, false, '', 'c2')).toBeUndefined();
+  });
+
+  it('a reaction taken back and given again counts once', () => {
+    const first = reconcile({
+      findings: [finding()],
+      files: [cart],
+      previous: undefined,
+      scope: undefined,
+      change: change('h1'),
+      runId: 'r1',
+    });
+    const fp = first.next.findings[0]?.fingerprint as string;
+    const one = applyFeedback(first.next, [{ key: fp, up: 1, down: 0 }]);
+    const taken = applyFeedback(one.state, [{ key: fp, up: 0, down: 0 }]);
+    expect(applyFeedback(taken.state, [{ key: fp, up: 1, down: 0 }]).tallies).toEqual([]);
   });
 });

@@ -49,6 +49,11 @@ describe('Function: parseRepoConfig (.agentflow.yml)', () => {
       '.agentflow.yml:1:18: no agent named "securty" in this workflow (its agents: security)',
     ]);
     expect(parseRepoConfig('a: [\n', []).errors[0]).toMatch(/^\.agentflow\.yml:\d+:\d+: /);
+    // Errors are capped (they travel in the run summary, under Step Functions' 256 KB).
+    const many = parseRepoConfig(Array.from({ length: 60 }, (_, i) => `unknown_${i}: ${'x'.repeat(500)}`).join('\n'), []);
+    expect(many.errors).toHaveLength(21);
+    expect(many.errors.every((e) => e.length <= 300)).toBe(true);
+    expect(many.errors.at(-1)).toBe('.agentflow.yml: … 40 more errors');
     expect(parseRepoConfig(undefined, []).found).toBe(false);
     expect(parseRepoConfig('', []).errors).toEqual([]);
   });

@@ -364,3 +364,14 @@ describe('Function: publish (Slack summary)', () => {
     expect(runs.records.get('r3')?.slackError).toBeUndefined();
   });
 });
+
+describe('Function: appliedFailOn', () => {
+  it("applies the repository's fail_on only when it is stricter than the workflow's", async () => {
+    const { appliedFailOn } = await import('../../../lambdas/publish/publish.js');
+    expect(appliedFailOn('critical', 'high')).toBe('high');
+    expect(appliedFailOn('high', 'critical')).toBe('high');
+    expect(appliedFailOn('high', 'none')).toBe('high');
+    expect(appliedFailOn('none', 'medium')).toBe('medium');
+    expect(appliedFailOn('medium', undefined)).toBe('medium');
+  });
+});
