@@ -69,6 +69,11 @@ export interface LocalMessage {
 export class LocalApprovalNotifier implements ApprovalNotifier, ThreadNotifier {
   readonly messages = new Map<string, LocalMessage>();
   private seq = 0;
+  /**
+   * Where a CI gate's report goes (`agentflow serve`'s `/webhooks/ci`) and the secret it is signed
+   * with (`AGENTFLOW_CI_SECRET`), printed with the commit CI reports on. @default - the route's path only
+   */
+  ciCallback?: { url: string; secret?: string };
 
   constructor(
     private readonly print: (line: string) => void,
@@ -101,7 +106,11 @@ export class LocalApprovalNotifier implements ApprovalNotifier, ThreadNotifier {
 
   async request(record: ApprovalRecord): Promise<MessageRef | undefined> {
     if (record.kind === 'ci') {
-      this.print(`⏸ ${record.workflow} › ${record.phase}: waiting for CI to report on ${record.headSha.slice(0, 12)} (POST /webhooks/ci)`);
+      const report = JSON.stringify({ repository: record.repository, sha: record.headSha, conclusion: 'success' });
+      const where = this.ciCallback
+        ? `POST ${this.ciCallback.url} ${report} with header x-agentflow-signature-256: sha256=<HMAC-SHA256 of the body, key ${this.ciCallback.secret ? `"${this.ciCallback.secret}"` : 'AGENTFLOW_CI_SECRET (not set: the route answers 503)'}>`
+        : `POST /webhooks/ci ${report} on agentflow serve, signed with AGENTFLOW_CI_SECRET`;
+      this.print(`⏸ ${record.workflow} › ${record.phase}: waiting for CI to report on ${record.headSha.slice(0, 12)}: ${where}`);
       return undefined;
     }
     const ts = `${Math.floor(Date.now() / 1000)}.${String(++this.seq).padStart(6, '0')}`;

@@ -34,7 +34,7 @@ import {
   RequestApprovalInputSchema,
   requestApproval,
 } from '../../lambdas/core/approvals.js';
-import { ContextArtifactSchema, type ExecutionInput, PROVIDERS, type RunSummary } from '../../lambdas/core/contracts.js';
+import { ContextArtifactSchema, type ExecutionInput, type FilesCommit, PROVIDERS, type RunSummary } from '../../lambdas/core/contracts.js';
 import type { ModelGateway } from '../../lambdas/core/gateway.js';
 import { type GatewayConfig, GatewayConfigSchema } from '../../lambdas/core/gateway-config.js';
 import type {
@@ -575,6 +575,17 @@ function describeOutput(output: unknown): string | undefined {
     if (o.status === 'failed' && error?.Error) return `${error.Error}: ${String(error.Cause ?? '').slice(0, 240)} (${cost})`;
     const n = Number(o.findings);
     return `${o.status}, ${n} finding${n === 1 ? '' : 's'}${Number(o.filesNotReviewed) > 0 ? `, ${o.filesNotReviewed} files not reviewed` : ''}, ${cost}`;
+  }
+  // The commit of the generated tests (`output.create_files`), before any gate has decided.
+  const commit = (o.files as { commit?: FilesCommit } | undefined)?.commit;
+  if (commit && !('report' in o) && Object.keys((o.gates as object | undefined) ?? {}).length === 0) {
+    const refused =
+      commit.refused.length > 0
+        ? `, ${commit.refused.length} refused (${commit.refused.map((r) => `${r.path}: ${r.reason}`).join('; ')})`
+        : '';
+    return commit.branch
+      ? `${commit.committed.length} test files committed to ${commit.branch} (${commit.sha.slice(0, 7)})${commit.url ? ` ${commit.url}` : ''}${refused}`
+      : `no test file committed${commit.error ? `: ${commit.error}` : ''}${refused}`;
   }
   const ctx = o.context as { stats?: { filesChanged: number; linesChanged: number; redactions: number } } | undefined;
   if (ctx?.stats && !('report' in o)) {

@@ -305,6 +305,8 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
     server.listen(options.port ?? 0, '127.0.0.1', () => ok());
   });
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  // A waiting CI gate prints where CI reports and the secret it signs with.
+  runtime.notifier.ciCallback = { url: `${url}/webhooks/ci`, ...(options.ciSecret ? { secret: options.ciSecret } : {}) };
   return {
     url,
     token,

@@ -212,7 +212,9 @@ describe('e2e: approval timeouts', () => {
 
 describe('e2e: test-generation waits for CI through the signed /webhooks/ci route', () => {
   it('runs analysis → generation → review, waits for CI, and continues with the report; a forged report is refused', async () => {
-    const rt = await runtime(loadWorkspace());
+    const printed: string[] = [];
+    const rt = await testRuntime(repo, { workspace: loadWorkspace(), print: (l) => printed.push(l) });
+    rt.notifier.ciCallback = { url: 'http://127.0.0.1:8787/webhooks/ci', secret: CI_SECRET };
     try {
       const deps = localIngress(rt, { secret: 'gh', ciSecret: CI_SECRET });
       const input = exampleInput(repo, 'tg-1', 'test-generation');
@@ -229,6 +231,11 @@ describe('e2e: test-generation waits for CI through the signed /webhooks/ci rout
         .split('\n');
       expect(added.length).toBeGreaterThan(0);
       expect(added.every((p) => /Tests?\.(swift|kt)$/.test(p))).toBe(true);
+      // The gate says where CI reports, on which commit, and the secret it signs with.
+      expect(printed.join('\n')).toContain(
+        `waiting for CI to report on ${generated.slice(0, 12)}: POST http://127.0.0.1:8787/webhooks/ci {"repository":"acme/shop-apps","sha":"${generated}"`,
+      );
+      expect(printed.join('\n')).toContain(`key "${CI_SECRET}"`);
       const headers = (body: string, secret = CI_SECRET) => ({
         'content-type': 'application/json',
         'x-agentflow-signature-256': githubSignature(secret, body),
