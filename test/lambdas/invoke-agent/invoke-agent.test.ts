@@ -577,3 +577,55 @@ describe('Function: invokeAgent (the verifier, output: verdicts)', () => {
     expect(server?.stats.bedrock).toBe(0);
   });
 });
+
+describe('Function: invokeAgent (output: tests)', () => {
+  it('keeps the test files of the answer (every answer format) and refuses a file with a secret or a path that leaves the repository', async () => {
+    // Prepare: the offline model writes an XCTest file for the changed Swift file; a second agent's
+    // model also returns a file holding an AWS key and one outside the repository.
+    const { artifacts, providers, contextRef } = await setup([swift(['func pay(amount: Int) -> Bool {', '  return amount > 0', '}'])]);
+    const key = ['AKIA', 'Z3K7Q2W9X4C8V6B1'].join('');
+    const answer = JSON.stringify({
+      summary: 'tests',
+      findings: [],
+      files: [
+        { path: 'AppTests/CheckoutTests.swift', content: 'final class CheckoutTests {}\n' },
+        { path: 'AppTests/KeyTests.swift', content: `let key = "${key}"\n` },
+        { path: '../CheckoutTests.swift', content: 'x' },
+      ],
+    });
+    const scripted = {
+      complete: async (c: GatewayCall) => ({ ...(await providers.gateway.complete(c)), text: answer }),
+    } as unknown as ModelGateway;
+
+    // Act
+    const offline = await Promise.all(
+      (['json_schema', 'json_object', 'prompt'] as const).map((mode, i) =>
+        invokeAgent(input({ ...compatibleAgent(mode, 'tests'), name: `tests-${i}` }, contextRef), { artifacts, ...providers }),
+      ),
+    );
+    const leaky = await invokeAgent(input({ ...agent('openai'), name: 'leaky', output: 'tests' }, contextRef), {
+      artifacts,
+      gateway: scripted,
+      budgets: providers.budgets,
+    });
+
+    // Assess
+    for (const r of offline) {
+      expect(r).toMatchObject({ status: 'succeeded', repairs: 0, filesRef: expect.any(String) });
+      const stored = (await artifacts.getJson(r.filesRef ?? '')) as { files: Array<{ path: string; content: string }>; refused: unknown[] };
+      expect(stored.files).toEqual([{ path: 'AppTests/CheckoutTests.swift', content: expect.stringContaining('XCTestCase') }]);
+      expect(stored.files[0]?.content).toContain('func test_pay_');
+      expect(stored.refused).toEqual([]);
+    }
+    const stored = (await artifacts.getJson(leaky.filesRef ?? '')) as {
+      files: Array<{ path: string }>;
+      refused: Array<{ path: string; reason: string }>;
+    };
+    expect(stored.files.map((f) => f.path)).toEqual(['AppTests/CheckoutTests.swift']);
+    expect(stored.refused).toEqual([
+      { path: 'AppTests/KeyTests.swift', reason: expect.stringMatching(/secret/) },
+      { path: '../CheckoutTests.swift', reason: expect.stringMatching(/\.\./) },
+    ]);
+    expect(JSON.stringify(stored)).not.toContain(key);
+  });
+});

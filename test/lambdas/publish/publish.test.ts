@@ -375,3 +375,92 @@ describe('Function: appliedFailOn', () => {
     expect(appliedFailOn('medium', undefined)).toBe('medium');
   });
 });
+
+describe('Function: publish (kind: files, output.create_files)', () => {
+  const change = exampleChange({ fork: false });
+  const filesInput = (filesRef: string, pushToPullRequest = false) => ({
+    kind: 'files',
+    runId: 'r1',
+    workflow: 'test-generation',
+    change,
+    results: {
+      generation: [
+        {
+          name: 'test-generation',
+          phase: 'generation',
+          status: 'succeeded',
+          provider: 'openai',
+          model: 'gpt-4.1',
+          inputTokens: 1,
+          outputTokens: 1,
+          costUsd: 0,
+          findings: 0,
+          filesRef,
+        },
+      ],
+    },
+    createFiles: { paths: ['**/*Tests/**', '**/src/test/**'], pushToPullRequest },
+  });
+
+  it('commits only the files under the test folders and reports the rest (and those the agent refused) with why', async () => {
+    // Prepare
+    const artifacts = new FsArtifactStore(join(tempDir(), 'artifacts'));
+    const filesRef = await artifacts.putJson('runs/r1/files/generation/test-generation.json', {
+      agent: 'test-generation',
+      files: [
+        { path: 'AppTests/CartTests.swift', content: 'final class CartTests {}\n' },
+        { path: 'App/Cart.swift', content: '// not a test\n' },
+      ],
+      refused: [{ path: 'AppTests/KeyTests.swift', reason: 'contains a secret (aws-access-key)' }],
+    });
+    const { forge, commits } = recordingForge();
+
+    // Act
+    const out = await publish(filesInput(filesRef), { artifacts, forges: { github: forge }, runs: new MemoryRuns() });
+
+    // Assess
+    expect(commits).toEqual([
+      expect.objectContaining({
+        branch: 'agentflow/tests/42-bbbbbbb',
+        files: [{ path: 'AppTests/CartTests.swift', content: 'final class CartTests {}\n' }],
+        pushToPullRequest: false,
+      }),
+    ]);
+    expect(out.files).toMatchObject({
+      sha: 'c0ffee0000000000000000000000000000000000',
+      branch: 'agentflow/tests/42-bbbbbbb',
+      pullRequest: 43,
+      committed: ['AppTests/CartTests.swift'],
+      refused: [
+        { path: 'AppTests/KeyTests.swift', reason: expect.stringMatching(/secret/) },
+        { path: 'App/Cart.swift', reason: expect.stringMatching(/not under the test folders/) },
+      ],
+    });
+  });
+
+  it('keeps the pull request head for the CI gate and records why when the forge refuses the commit (a fork push)', async () => {
+    // Prepare
+    const artifacts = new FsArtifactStore(join(tempDir(), 'artifacts'));
+    const filesRef = await artifacts.putJson('runs/r1/files/generation/test-generation.json', {
+      agent: 'test-generation',
+      files: [{ path: 'AppTests/CartTests.swift', content: 'x\n' }],
+      refused: [],
+    });
+    const { forge } = recordingForge({
+      commitFiles: async () => {
+        throw Object.assign(new Error('the pull request comes from a fork'), { name: 'ForkPushRefusedError' });
+      },
+    });
+
+    // Act
+    const out = await publish(filesInput(filesRef, true), { artifacts, forges: { github: forge }, runs: new MemoryRuns() });
+
+    // Assess
+    expect(out.files).toEqual({
+      sha: change.headSha,
+      committed: [],
+      refused: [],
+      error: 'ForkPushRefusedError: the pull request comes from a fork',
+    });
+  });
+});
