@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { AgentResult, Change, Finding } from '../../../lambdas/core/contracts.js';
+import type { AgentResult, Change, Finding, RunSummary } from '../../../lambdas/core/contracts.js';
 import {
   cellText,
   FIELD_CAPS,
@@ -421,5 +421,52 @@ describe('Function: cellText', () => {
 
   it('keeps plain prose unchanged', () => {
     expect(cellText('Force unwrap can crash (use guard let).')).toBe('Force unwrap can crash (use guard let).');
+  });
+});
+
+describe('Function: renderComment (generated tests)', () => {
+  const withFiles = (files: NonNullable<RunSummary['files']>) =>
+    renderComment({
+      workflowName: 'Test generation',
+      workflow: 'test-generation',
+      change,
+      runId: 'r1',
+      findings: [],
+      summary: { ...summarize('test-generation', [agent('test-generation')], [], {}, {}), files },
+    });
+
+  it('links the draft pull request the tests were committed to, lists the files and those refused', () => {
+    const md = withFiles({
+      sha: '4f9bbcbb8db836f8fcc13000bd5d5732ad826d01',
+      branch: 'agentflow/tests/42-45491d2',
+      url: 'https://github.com/acme/shop-apps/pull/43',
+      pullRequest: 43,
+      committed: ['AppTests/CartTests.swift'],
+      refused: [{ path: 'App/Pay.swift', reason: 'not under the test folders' }],
+    });
+    expect(md).toContain('### Generated tests');
+    expect(md).toMatch(/\[draft pull request #\u200b?43\]\(https:\/\/github\.com\/acme\/shop-apps\/pull\/43\)/);
+    expect(md).toContain('`agentflow/tests/42-45491d2`');
+    expect(md).toContain('- `AppTests/CartTests.swift`');
+    expect(md).toMatch(/- `App\/Pay\.swift`: not under the test folders/);
+  });
+
+  it('does not make a link of a URL that could break out of the Markdown link', () => {
+    const md = withFiles({
+      sha: 'a'.repeat(40),
+      branch: 'agentflow/tests/1-aaaaaaa',
+      url: 'https://evil.example/x) [click](https://evil.example',
+      committed: ['AppTests/A.swift'],
+      refused: [],
+    });
+    // Shown as code, never as a link.
+    expect(md).toContain('`https://evil.example/x) [click](https://evil.example`');
+    expect(md).not.toMatch(/\]\(https:\/\/evil\.example\/x\)/);
+  });
+
+  it('says why nothing was committed', () => {
+    expect(
+      withFiles({ sha: 'a'.repeat(40), committed: [], refused: [], error: 'HttpError: Resource not accessible by integration' }),
+    ).toContain('No test file was committed: HttpError: Resource not accessible by integration');
   });
 });

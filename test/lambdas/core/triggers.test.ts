@@ -1,6 +1,7 @@
 import examples from '@octokit/webhooks-examples';
 import { describe, expect, it } from 'vitest';
 import {
+  changeFromPullRequest,
   isBotLogin,
   type PullRequestEvent,
   PullRequestEventSchema,
@@ -100,5 +101,19 @@ describe('Schema: WorkflowTriggerSchema', () => {
     const written = { ...trigger(), skipDrafts: true, skipBots: false, labels: { include: [], exclude: ['wip'] } };
     expect(WorkflowTriggerSchema.parse(JSON.parse(JSON.stringify(written)))).toEqual(written);
     expect(WorkflowTriggerSchema.safeParse({ ...written, skipDraft: true }).success).toBe(false);
+  });
+});
+
+describe('Function: changeFromPullRequest', () => {
+  it("marks a pull request whose head is in another repository as a fork (GitHub's example is not one)", () => {
+    // Prepare
+    const same = openedExample();
+    const headOf = (full_name: string | null) => ({ ...same.pull_request.head, repo: full_name === null ? null : { full_name } });
+
+    // Act / Assess
+    expect(changeFromPullRequest(same).fork).toBe(false);
+    expect(changeFromPullRequest(event({ head: headOf('someone/fork-of-repo') })).fork).toBe(true);
+    // A deleted fork has no head repository: treated as a fork.
+    expect(changeFromPullRequest(event({ head: headOf(null) })).fork).toBe(true);
   });
 });
