@@ -81,6 +81,8 @@ describe('Class: GitHubChangeLookup', () => {
       headSha: HEAD,
       baseRef: 'main',
       headRef: 'feature/pay',
+      // The stand-in's head and base are the same repository: not a fork.
+      fork: false,
     });
   });
 

@@ -232,6 +232,7 @@ describe('Function: handleGithubDelivery (filtering and idempotency)', () => {
       'baseRef',
       'baseSha',
       'forge',
+      'fork',
       'headRef',
       'headSha',
       'number',
