@@ -327,6 +327,8 @@ function refsChange(repository: string, base: string, head: string, baseSha: str
     headSha,
     baseRef: base,
     headRef: head,
+    // Both refs are in the repository itself.
+    fork: false,
   };
 }
 
