@@ -167,8 +167,9 @@ async function previousFindings(
  * InvokeAgent: reviews the run's context with one agent, following the review plan.
  *
  * Each kind of agent output is one entry of an exhaustive table (system prompt, answer format sent
- * as structured output, parser, what a cut-off answer keeps): `findings` and `document` agents
- * review chunks of the diff; the verifier (`verdicts`, the workflow's `verify:`) checks the earlier
+ * as structured output, parser, what a cut-off answer keeps): `findings`, `document` and `tests`
+ * agents review chunks of the diff (a `tests` agent's files are screened — path, size, secrets —
+ * and stored under `runs/<run>/files/…`, `filesRef`, for `output.create_files` to commit); the verifier (`verdicts`, the workflow's `verify:`) checks the earlier
  * phases' findings in batches with the code they cite, writes its verdicts by finding key
  * (`runs/<run>/verdicts/…`, applied by Aggregate), and is bound by the run budget rather than a share.
  *

@@ -120,7 +120,9 @@ const runCatch = [{ ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: ST
  * skip with a reason) → per phase a
  * Pass that injects the agent list and a Map state whose iterator is one InvokeAgent task (Retry on
  * Lambda service errors and on {@link RETRYABLE_ERRORS}, Catch into a failed-agent result) →
- * Aggregate findings → Publish results; independent phases run in a Parallel state. Every
+ * Aggregate findings → Publish results; independent phases run in a Parallel state. With
+ * `output.create_files`, a Publish task (`kind: files`) after the last phase of `output: tests`
+ * agents commits their files (`$.files.commit`) and a later `ci` gate waits on that commit. Every
  * top-level task has a Catch into `Record failure` → `Run failed`.
  *
  * Execution input: `{ runId, workflow, change, skip? }` (see `lambdas/core/contracts.ts`).
