@@ -258,9 +258,10 @@ export class AgentFlowStack extends Stack {
     table.grantReadWriteData(requestApproval); // APPROVAL# items
     slackSecret.grantRead(requestApproval);
     // Artifacts: exactly the object actions each use case makes (S3ArtifactStore: GetObject,
-    // PutObject), under `runs/` only.
-    const artifactAccess = (fn: typeof loadContext, actions: string[]) => {
-      fn.addToRolePolicy(new PolicyStatement({ actions, resources: [bucket.arnForObjects('runs/*')] }));
+    // PutObject), under `runs/` (a run's artifacts) or `pulls/` (a pull request's review state,
+    // which LoadContext reads and Publish keeps: see lambdas/core/incremental.ts).
+    const artifactAccess = (fn: typeof loadContext, actions: string[], prefix: 'runs' | 'pulls' = 'runs') => {
+      fn.addToRolePolicy(new PolicyStatement({ actions, resources: [bucket.arnForObjects(`${prefix}/*`)] }));
       // A reader also lists `runs/`: without s3:ListBucket, S3 answers a missing key (a spend record
       // not written yet) with 403 AccessDenied instead of 404 NoSuchKey.
       // Source: https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html#API_GetObject_Permissions (2026-11)
@@ -269,18 +270,20 @@ export class AgentFlowStack extends Stack {
           new PolicyStatement({
             actions: ['s3:ListBucket'],
             resources: [bucket.bucketArn],
-            conditions: { StringLike: { 's3:prefix': ['runs/*'] } },
+            conditions: { StringLike: { 's3:prefix': [`${prefix}/*`] } },
           }),
         );
       }
     };
     artifactAccess(loadContext, ['s3:PutObject']);
+    artifactAccess(loadContext, ['s3:GetObject'], 'pulls');
     githubSecret.grantRead(loadContext);
     artifactAccess(invokeAgent, ['s3:GetObject', 's3:PutObject']);
     openaiSecret.grantRead(invokeAgent);
     table.grantReadWriteData(invokeAgent); // budgets, breakers, cache, rate limits
     artifactAccess(aggregate, ['s3:GetObject', 's3:PutObject']);
     artifactAccess(publish, ['s3:GetObject']);
+    artifactAccess(publish, ['s3:GetObject', 's3:PutObject'], 'pulls');
     table.grantReadWriteData(publish);
     githubSecret.grantRead(publish);
     slackSecret.grantRead(publish);
@@ -413,6 +416,11 @@ export class AgentFlowStack extends Stack {
       this,
       `AwsSolutions-IAM5[Resource::<${logicalId(bucket)}.Arn>/runs/*]`,
       'Artifacts are written and read per run under runs/<execution>/…: the object keys are not known at deploy time; the actions are exactly GetObject/PutObject.',
+    );
+    ack(
+      this,
+      `AwsSolutions-IAM5[Resource::<${logicalId(bucket)}.Arn>/pulls/*]`,
+      'A review state per pull request under pulls/<forge>/<owner>/<repo>/<n>/<workflow>/: the keys are not known at deploy time; LoadContext only reads, Publish reads and writes.',
     );
     for (const fn of Object.values(functions)) {
       ack(

@@ -127,7 +127,12 @@ export async function aggregate(raw: unknown, deps: AggregateDeps): Promise<Aggr
   const previous = kept?.success ? kept.data : undefined;
   // The verifier's verdicts (workflow `verify:`) apply to the same placed, merged findings it was
   // given; those an earlier review confirmed were not sent again.
-  const { findings: raised, verification } = await verified(merged, agents, deps.artifacts, knownTo(previous, files));
+  const { findings: raised, verification } = await verified(
+    merged,
+    agents,
+    deps.artifacts,
+    knownTo(scope?.full ? undefined : previous, files),
+  );
   let rec: Reconciled | undefined;
   if (input.change.number > 0 && context.success) {
     const verdicts = await confirmedByVerifier(agents, deps.artifacts);

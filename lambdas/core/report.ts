@@ -550,6 +550,7 @@ function verifierSection(summary: RunSummary): { lines: string[]; notes: string[
     ...(v.dropped ? [`${v.dropped} dropped`] : []),
     ...(v.downgraded ? [`${v.downgraded} downgraded`] : []),
     ...(v.unverified ? [`${v.unverified} not verified`] : []),
+    ...(v.earlier ? [`${v.earlier} confirmed by an earlier review, not checked again`] : []),
   ];
   const lines = [
     '',

@@ -219,9 +219,10 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
   const system = kind.system(agent) + (agent.output === 'verdicts' ? '' : guidanceSection(context.repo));
   // The verifier checks the earlier findings (placed and merged as Aggregate will, so its verdicts
   // find them), in batches; every other agent reviews chunks of the diff with those findings as context.
-  // An incremental re-review does not check again what an earlier review of the pull request confirmed.
+  // An incremental re-review does not check again what an earlier review of the pull request
+  // confirmed (a full review, `/agentflow review --full`, checks everything again).
   const known =
-    agent.output === 'verdicts' && context.incremental
+    agent.output === 'verdicts' && context.incremental && !context.incremental.full
       ? knownTo(
           ReviewStateSchema.safeParse(await deps.artifacts.getJson(context.incremental.previousRef).catch(() => undefined)).data,
           context.files,

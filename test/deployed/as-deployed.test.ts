@@ -162,9 +162,10 @@ function approvalIdIn(channel: string, since: number): string | undefined {
 }
 
 /** The example pull request's delivery body with another title (another prompt: no cached answers). */
-function prPayload(title?: string): string {
-  const body = JSON.parse(examplePullRequestPayload(h.repo, PR_NUMBER)) as { pull_request: { title: string } };
+function prPayload(title?: string, headRef?: string): string {
+  const body = JSON.parse(examplePullRequestPayload(h.repo, PR_NUMBER)) as { pull_request: { title: string; head: { ref: string } } };
   if (title) body.pull_request.title = title;
+  if (headRef) body.pull_request.head.ref = headRef;
   return JSON.stringify(body);
 }
 
@@ -248,7 +249,12 @@ describe('As deployed: the synthesized AgentFlow-dev stack, end to end on this m
     const openaiBefore = h.models.stats.openai;
     try {
       // Act
-      const res = await deliver('pull_request', prPayload('Checkout: pay with card (while Bedrock is down)'));
+      // Another head branch: the pull request reviewed above would be re-reviewed incrementally
+      // (its diff is unchanged: nothing to call a model for); this one is reviewed in full.
+      const res = await deliver(
+        'pull_request',
+        prPayload('Checkout: pay with card (while Bedrock is down)', 'feature/checkout-bedrock-down'),
+      );
       const done = await finished(startedBy(res, 'pr-review'));
 
       // Assess

@@ -456,6 +456,11 @@ export class GitHubStandIn extends LocalHttpServer {
       );
     }
     // The review comments posted so far (inline comments of the reviews), as GitHub lists them.
+    // The token's user (AgentFlow tells its own review comments by it) and the reactions on a
+    // review comment (none: nobody reacts in these scenarios).
+    if (req.method === 'GET' && req.path === '/user') return sendJson(res, 200, { login: 'agentflow[bot]', id: 1, type: 'Bot' });
+    m = route('GET', new RegExp(`^${repoPrefix}/pulls/comments/(\\d+)/reactions$`));
+    if (m) return this.page(req, res, []);
     m = route('GET', new RegExp(`^${repoPrefix}/pulls/(\\d+)/comments$`));
     if (m) {
       const pull = Number(m[1]);

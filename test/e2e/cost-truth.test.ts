@@ -27,7 +27,7 @@ afterEach(async () => {
 const usd = (n: number) => `$${n.toFixed(n > 0 && n < 0.0001 ? 6 : 4)}`;
 
 /** Runs pr-review once and checks every reported cost against the ledger; returns the summary. */
-async function runAndCompare(runId: string, options: Partial<LocalRuntimeOptions> = {}, existing?: LocalRuntime) {
+async function runAndCompare(runId: string, options: Partial<LocalRuntimeOptions> = {}, existing?: LocalRuntime, full = false) {
   let comment = '';
   rt =
     existing ??
@@ -39,7 +39,8 @@ async function runAndCompare(runId: string, options: Partial<LocalRuntimeOptions
     }));
   if (existing) existing.options.onComment = (b) => (comment = b);
   const costBefore = rt.metrics.totals.CostUsd ?? 0;
-  await rt.execute('pr-review', runId, exampleInput(repo, runId));
+  const input = exampleInput(repo, runId);
+  await rt.execute('pr-review', runId, full ? { ...input, change: { ...input.change, fullReview: true } } : input);
   const ledger = await rt.ledger.get(`run#${runId}`);
   const spentMicro = ledger?.spentMicro ?? 0;
   const record = await rt.runs.get(runId);
@@ -102,7 +103,8 @@ describe('e2e: the reported cost equals the settled spend in the ledger', () => 
   it('when the same change is reviewed again from the response cache ($0)', async () => {
     const first = await runAndCompare('cost-cache-1');
     expect(first.spentMicro).toBeGreaterThan(0);
-    const second = await runAndCompare('cost-cache-2', {}, rt);
+    // A full review (`/agentflow review --full`): an incremental one would review nothing again.
+    const second = await runAndCompare('cost-cache-2', {}, rt, true);
     expect(second.spentMicro).toBe(0);
     expect(second.summary.agents.every((a) => a.cacheHits > 0 && a.calls === 0)).toBe(true);
   });

@@ -99,7 +99,9 @@ describe('e2e: the injection corpus', () => {
     // are its own, to the findings' lines at the head commit, each path segment percent-encoded.
     const ownLink = new RegExp(`\\]\\(https://github\\.com/acme/shop-apps/blob/${head}/([^\\s()<>\\[\\]]+?)(?:#L\\d+(?:-L\\d+)?)?\\)`, 'g');
     const linked = [...hostile.comment.matchAll(ownLink)].map((m) => decodeURIComponent(m[1] ?? ''));
-    expect(linked).toHaveLength(TOP_FINDINGS);
+    // Every finding is listed (the top ones, then the rest collapsed), each linked to its lines.
+    expect(linked).toHaveLength(hostile.summary.findings);
+    expect(linked.length).toBeGreaterThan(TOP_FINDINGS);
     for (const file of linked)
       expect(
         hostile.findings.some((f) => f.startsWith(`${file}:`)),
@@ -120,10 +122,10 @@ describe('e2e: the injection corpus', () => {
       }
     }
     expect(hostile.comment).not.toContain('**APPROVED**');
-    // One list item per top finding, no table outside the collapsed agents table: no hostile text
-    // added or removed items or rows.
+    // One list item per finding (the top ones, then the rest collapsed), no table outside the
+    // collapsed agents table: no hostile text added or removed items or rows.
     const items = (md: string) => md.split('\n').filter((l) => /^- [🔴🟠🟡🔵⚪] \*\*/u.test(l)).length;
-    expect(items(plain.comment)).toBe(Math.min(TOP_FINDINGS, plain.summary.findings));
+    expect(items(plain.comment)).toBe(plain.summary.findings);
     expect(items(hostile.comment)).toBe(items(plain.comment));
     const tableRows = (md: string) => md.split('\n').filter((l) => l.startsWith('|')).length;
     expect(tableRows(hostile.comment)).toBe(2 + hostile.summary.agents.length + 1);

@@ -131,6 +131,7 @@ describe('Function: applyVerdicts', () => {
       dropped: 1,
       downgraded: 0,
       unverified: 1,
+      earlier: 0,
       notes: [
         {
           file: 'App/Pay.swift',
