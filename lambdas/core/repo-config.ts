@@ -1,6 +1,6 @@
+import { isNode, LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { SEVERITIES, type Severity } from './contracts.js';
-import { type Diagnostic, formatDiagnostic, YamlSource } from './yaml-source.js';
 
 /**
  * Repository configuration (issue 13 point 6): a reviewed repository may hold `.agentflow.yml`
@@ -102,21 +102,46 @@ export function parseRepoConfig(text: string | undefined, agents: readonly strin
       errors: [`${REPO_CONFIG_PATH}:1:1: the file is larger than ${MAX_REPO_CONFIG_CHARS} characters`],
     };
   }
-  const source = new YamlSource(REPO_CONFIG_PATH, text);
-  const fail = (ds: readonly Diagnostic[]): RepoConfig => ({
-    found: true,
-    settings: DEFAULTS,
-    errors: capErrors(ds.map(formatDiagnostic)),
-  });
-  if (source.diagnostics.length > 0) return fail(source.diagnostics);
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
+  const at = (offset: number, message: string) => {
+    const { line, col } = lines.linePos(offset);
+    return `${REPO_CONFIG_PATH}:${line}:${col}: ${message}`;
+  };
+  // The position of the value at `path` (or of its nearest existing parent).
+  const where = (path: ReadonlyArray<PropertyKey>): number => {
+    for (let n = path.length; n >= 0; n--) {
+      const node = doc.getIn(path.slice(0, n) as Array<string | number>, true);
+      if (isNode(node) && node.range) return node.range[0];
+    }
+    return 0;
+  };
+  const fail = (errors: readonly string[]): RepoConfig => ({ found: true, settings: DEFAULTS, errors: capErrors(errors) });
+  if (doc.errors.length > 0) return fail(doc.errors.map((e) => at(e.pos[0], e.message.split('\n')[0] ?? e.message)));
   // An empty file is a valid file with no settings.
-  const parsed = RepoConfigSchema.safeParse(source.data ?? {});
-  if (!parsed.success) return fail(source.fromZod(parsed.error.issues));
+  const parsed = RepoConfigSchema.safeParse(doc.toJS() ?? {});
+  if (!parsed.success) {
+    return fail(
+      parsed.error.issues.flatMap((i) =>
+        i.code === 'unrecognized_keys'
+          ? i.keys.map((k) => {
+              const pair = doc.getIn(i.path as Array<string | number>, true);
+              const key =
+                isNode(pair) && 'items' in pair
+                  ? (pair.items as Array<{ key: { value?: unknown; range?: [number, number, number] } }>).find((p) => p.key?.value === k)
+                      ?.key
+                  : undefined;
+              return at(key?.range?.[0] ?? where(i.path), `unknown key "${k}"`);
+            })
+          : [at(where(i.path), i.message)],
+      ),
+    );
+  }
   const c = parsed.data;
   const unknown = (c.disable_agents ?? []).flatMap((name, i) =>
     agents.includes(name)
       ? []
-      : [source.at(['disable_agents', i], `no agent named "${name}" in this workflow (its agents: ${agents.join(', ') || 'none'})`)],
+      : [at(where(['disable_agents', i]), `no agent named "${name}" in this workflow (its agents: ${agents.join(', ') || 'none'})`)],
   );
   if (unknown.length > 0) return fail(unknown);
   return {
