@@ -88,7 +88,11 @@ program
   .requiredOption('--head <ref>', 'head branch, tag or commit SHA')
   .option('--json', 'end the output with one JSON object (progress goes to stderr)')
   .option('--fail-on-partial', 'exit 1 instead of 2 when the run is PARTIAL (for CI jobs that only treat 1 as failure)')
-  .option('--number <n>', 'pull request number to show', '1')
+  .option('--number <n>', 'pull request number: runs of one number and --head branch build on each other (incremental re-review)', '1')
+  .option(
+    '--full',
+    'review every file again, not only those whose diff changed since the last run of this --number and --head (as /agentflow review --full)',
+  )
   .option('--title <title>', 'pull request title to show', 'Local change')
   .option('--repository <owner/name>', 'repository name to show', 'local/repository')
   .option(
@@ -515,6 +519,7 @@ interface RunOptions {
   workflows: string;
   config?: string;
   sarif?: string;
+  full?: boolean;
 }
 
 /** The report artifact's part `run --json` reads. */
@@ -549,7 +554,14 @@ async function localChange(opts: RunOptions): Promise<Change> {
     assertSafeRef(opts.base);
     assertSafeRef(opts.head);
     const refs = await new GitChangeLookup(opts.repo).refs(opts.repository, opts.base, opts.head);
-    return { ...refs, number: Number(opts.number), title: opts.title, author: process.env.USER ?? '', action: 'opened' };
+    return {
+      ...refs,
+      number: Number(opts.number),
+      title: opts.title,
+      author: process.env.USER ?? '',
+      action: 'opened',
+      ...(opts.full ? { fullReview: true } : {}),
+    };
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
