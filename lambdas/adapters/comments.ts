@@ -41,6 +41,36 @@ export class GitHubPublisher implements ForgePublisher {
   }
 
   /**
+   * The pull request's review threads by the database id of their first comment (GraphQL: REST has
+   * no threads), or none when GraphQL cannot be read.
+   * Source: https://docs.github.com/en/graphql/reference/objects#pullrequestreviewthread (2026-11).
+   */
+  private async threads(owner: string, repo: string, number: number): Promise<Map<number, ReviewThread>> {
+    const out = new Map<number, ReviewThread>();
+    let after: string | null = null;
+    try {
+      for (let page = 0; page < 30; page++) {
+        const r: ThreadsPage = await this.octokit.graphql(THREADS_QUERY, { owner, repo, number, after });
+        const threads = r.repository?.pullRequest?.reviewThreads;
+        for (const t of threads?.nodes ?? []) {
+          const first = t?.comments.nodes?.[0]?.databaseId;
+          if (t && typeof first === 'number') out.set(first, { id: t.id, isResolved: t.isResolved });
+        }
+        if (!threads?.pageInfo.hasNextPage) break;
+        after = threads.pageInfo.endCursor;
+      }
+    } catch {
+      // GraphQL refused (a token without it, GHES without the field): replies still say it.
+    }
+    return out;
+  }
+
+  /** `resolveReviewThread`; a refusal is left alone (the reply says the finding is resolved). */
+  private async resolveThread(threadId: string): Promise<void> {
+    await this.octokit.graphql(RESOLVE_THREAD, { threadId }).catch(() => undefined);
+  }
+
+  /**
    * Whether `login` may write to the repository (`GET /repos/{o}/{r}/collaborators/{u}/permission`:
    * admin, maintain or write); `author_association` alone does not say (a member may only read).
    */
@@ -112,9 +142,14 @@ export class GitHubPublisher implements ForgePublisher {
       if (done) answered.add(done);
     }
     let resolved = 0;
+    const threads = review.resolved.length > 0 ? await this.threads(owner, repo, change.number) : new Map<number, ReviewThread>();
     for (const r of review.resolved) {
       const comment = byKey.get(r.key);
-      if (!comment || answered.has(r.key)) continue;
+      if (!comment) continue;
+      // Resolved where GitHub allows it (GraphQL; a token without that right leaves the reply alone).
+      const thread = threads.get(comment.id);
+      if (thread && !thread.isResolved) await this.resolveThread(thread.id);
+      if (answered.has(r.key)) continue;
       await this.octokit.rest.pulls.createReplyForReviewComment({
         owner,
         repo,
@@ -183,6 +218,7 @@ export class GitHubPublisher implements ForgePublisher {
       })
       .slice(-MAX_FEEDBACK_COMMENTS);
     const trusted = TRUSTED_ASSOCIATIONS as readonly string[];
+    const threads = mine.length > 0 ? await this.threads(owner, repo, change.number) : new Map<number, ReviewThread>();
     const out: FindingFeedback[] = [];
     for (const { key, comment } of mine) {
       const reactions = await this.octokit.paginate(this.octokit.rest.reactions.listForPullRequestReviewComment, {
@@ -201,8 +237,12 @@ export class GitHubPublisher implements ForgePublisher {
           break;
         }
       }
+      // A thread a person resolved (AgentFlow resolves only threads it answered as resolved).
+      const thread = threads.get(comment.id);
+      const ours = all.some((r) => r.in_reply_to_id === comment.id && markedResolved(r.body) !== undefined && own(r));
       out.push({
         key,
+        ...(thread?.isResolved && !ours ? { resolved: true } : {}),
         up: others.filter((r) => r.content === '+1').length,
         down: others.filter((r) => r.content === '-1').length,
         ...(dismissal ? { dismissedBy: dismissal.user?.login ?? 'unknown' } : {}),
@@ -312,6 +352,42 @@ export function codeScanningRef(change: Change): string | undefined {
   if (!head || /^[0-9a-f]{7,40}$/i.test(head)) return undefined;
   return head.startsWith('refs/') ? head : `refs/heads/${head}`;
 }
+
+/** A review thread: its GraphQL node id and whether it is resolved. */
+interface ReviewThread {
+  id: string;
+  isResolved: boolean;
+}
+
+interface ThreadsPage {
+  repository: {
+    pullRequest: {
+      reviewThreads: {
+        pageInfo: { hasNextPage: boolean; endCursor: string | null };
+        nodes: Array<{
+          id: string;
+          isResolved: boolean;
+          comments: { nodes: Array<{ databaseId: number | null } | null> | null };
+        } | null> | null;
+      };
+    } | null;
+  } | null;
+}
+
+const THREADS_QUERY = `query ($owner: String!, $repo: String!, $number: Int!, $after: String) {
+  repository(owner: $owner, name: $repo) {
+    pullRequest(number: $number) {
+      reviewThreads(first: 100, after: $after) {
+        pageInfo { hasNextPage endCursor }
+        nodes { id isResolved comments(first: 1) { nodes { databaseId } } }
+      }
+    }
+  }
+}`;
+
+const RESOLVE_THREAD = `mutation ($threadId: ID!) {
+  resolveReviewThread(input: { threadId: $threadId }) { thread { id isResolved } }
+}`;
 
 /** AgentFlow comments whose feedback a run reads at most (the latest). */
 export const MAX_FEEDBACK_COMMENTS = 100;

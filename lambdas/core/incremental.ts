@@ -66,7 +66,12 @@ export const ReviewStateSchema = z.strictObject({
   feedback: z
     .record(
       z.string(),
-      z.strictObject({ up: z.number().int().nonnegative(), down: z.number().int().nonnegative(), dismissed: z.boolean() }),
+      z.strictObject({
+        up: z.number().int().nonnegative(),
+        down: z.number().int().nonnegative(),
+        dismissed: z.boolean(),
+        resolved: z.boolean().default(false),
+      }),
     )
     .default({}),
 });
@@ -373,7 +378,7 @@ function stripReport(f: ReportFinding): Omit<StateFinding, 'fingerprint' | 'code
 export interface FeedbackTally {
   agent: string;
   category: string;
-  /** 👍 reactions. */
+  /** 👍 reactions and threads a person resolved. */
   accepted: number;
   /** 👎 reactions and dismissals. */
   rejected: number;
@@ -397,14 +402,16 @@ export function applyFeedback(
   const dismissed = new Set(previous.dismissed);
   const tallies = new Map<string, FeedbackTally>();
   for (const fb of feedback) {
-    const before = counted[fb.key] ?? { up: 0, down: 0, dismissed: false };
+    const before = counted[fb.key] ?? { up: 0, down: 0, dismissed: false, resolved: false };
     const now = { up: fb.up, down: fb.down, dismissed: before.dismissed || fb.dismissedBy !== undefined };
+    const resolved = before.resolved || fb.resolved === true;
     // The most ever counted: a reaction taken back and given again counts once.
-    counted[fb.key] = { up: Math.max(before.up, now.up), down: Math.max(before.down, now.down), dismissed: now.dismissed };
+    counted[fb.key] = { up: Math.max(before.up, now.up), down: Math.max(before.down, now.down), dismissed: now.dismissed, resolved };
     if (now.dismissed) dismissed.add(fb.key);
     const finding = open.get(fb.key);
     if (!finding) continue;
-    const up = Math.max(0, now.up - before.up);
+    // A thread a person resolved counts as accepted, once.
+    const up = Math.max(0, now.up - before.up) + (resolved && !before.resolved ? 1 : 0);
     const newlyDismissed = now.dismissed && !before.dismissed ? 1 : 0;
     const down = Math.max(0, now.down - before.down) + newlyDismissed;
     if (up === 0 && down === 0) continue;

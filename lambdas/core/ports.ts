@@ -194,6 +194,8 @@ export interface FindingFeedback {
   down: number;
   /** Who dismissed it with a reply `/agentflow dismiss` or `@agentflow dismiss`, when that person may (write access). */
   dismissedBy?: string;
+  /** A person resolved its thread (AgentFlow's own resolutions excluded): counted as accepted. */
+  resolved?: boolean;
 }
 
 /** What {@link ForgePublisher.postReview} did. */

@@ -141,7 +141,10 @@ describe('e2e: incremental re-review on the GitHub stand-in', () => {
     expect(third.incremental?.resolved).toBeGreaterThanOrEqual(1);
     const replies = comments().filter((c) => c.in_reply_to_id !== undefined && c.body.includes('✅ Resolved at'));
     expect(replies.length).toBe(third.incremental?.resolved);
-    for (const r of replies) expect(comments().find((c) => c.id === r.in_reply_to_id)?.path).toBe('App/ProfileStore.swift');
+    for (const r of replies) {
+      expect(comments().find((c) => c.id === r.in_reply_to_id)?.path).toBe('App/ProfileStore.swift');
+      expect(github.isThreadResolved(r.in_reply_to_id as number)).toBe(true);
+    }
     const report = (await rt.artifacts.getJson('runs/rr-3/report.json')) as { findings: Array<{ fingerprint?: string }> };
     expect(report.findings.map((f) => f.fingerprint)).not.toContain(dismissed);
     const state = (await rt.artifacts.getJson(reviewStateKey({ forge: 'github', repository: REPO, number: PR }, 'pr-review'))) as {

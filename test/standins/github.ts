@@ -8,6 +8,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import ajvDraft04Module from 'ajv-draft-04';
 import addFormatsModule from 'ajv-formats';
 import { GitDataStandIn } from './github-git.js';
+import { runGraphQL } from './github-graphql.js';
 
 /*
  * GitHub's REST API description, as published by GitHub in `@octokit/openapi` (OpenAPI 3.0.3,
@@ -357,6 +358,8 @@ export class GitHubStandIn {
   private readonly reactionsByComment = new Map<string, Json[]>();
   private readonly apps = new Map<number, { key: KeyObject; installationId: number }>();
   private readonly collaborators = new Map<string, string>();
+  /** Review threads resolved, by the id of their first comment. */
+  private readonly resolvedThreads = new Set<number>();
   private readonly issuedTokens = new Set<string>();
   private readonly runs = new Map<string, Json[]>();
   private readonly refsByRepo = new Map<string, string>();
@@ -682,6 +685,63 @@ export class GitHubStandIn {
     };
   }
 
+  /**
+   * The GraphQL root over the stand-in's state: `repository.pullRequest.reviewThreads` (a thread per
+   * top-level review comment, `PRRT_<its id>`, with `isResolved` and its comments' `databaseId`) and
+   * the `resolveReviewThread` mutation. Source: https://docs.github.com/en/graphql/reference/mutations#resolvereviewthread (2026-11).
+   */
+  private graphqlRoot(): { query: Record<string, unknown>; mutation: Record<string, unknown> } {
+    const threadsOf = (repo: string, n: number) => {
+      const all = this.reviewComments.get(`${repo}#${n}`) ?? [];
+      return all
+        .filter((c) => c.in_reply_to_id === undefined || c.in_reply_to_id === null)
+        .map((c) => ({
+          id: `PRRT_${c.id as number}`,
+          isResolved: this.resolvedThreads.has(c.id as number),
+          comments: ({ first }: { first?: number }) => ({
+            nodes: [c, ...all.filter((r) => r.in_reply_to_id === c.id)].slice(0, first ?? 100).map((x) => ({ databaseId: x.id })),
+          }),
+        }));
+    };
+    return {
+      query: {
+        repository: ({ owner, name }: { owner: string; name: string }) => ({
+          pullRequest: ({ number }: { number: number }) =>
+            this.pulls.has(`${owner}/${name}#${number}`)
+              ? {
+                  reviewThreads: ({ first, after }: { first?: number; after?: string }) => {
+                    const threads = threadsOf(`${owner}/${name}`, number);
+                    const start = after ? Number(after) : 0;
+                    const page = threads.slice(start, start + (first ?? 100));
+                    const end = start + page.length;
+                    return { nodes: page, pageInfo: { hasNextPage: end < threads.length, endCursor: String(end) } };
+                  },
+                }
+              : null,
+        }),
+      },
+      mutation: {
+        resolveReviewThread: ({ input }: { input: { threadId: string } }) => {
+          const id = Number(/^PRRT_(\d+)$/.exec(input.threadId)?.[1]);
+          const known = [...this.reviewComments.values()].some((list) => list.some((c) => c.id === id));
+          if (!known) throw new Error(`Could not resolve to a node with the global id of '${input.threadId}'`);
+          this.resolvedThreads.add(id);
+          return { thread: { id: input.threadId, isResolved: true } };
+        },
+      },
+    };
+  }
+
+  /** Marks the thread of review comment `commentId` resolved (as a person does in the web UI). */
+  resolveThreadOf(commentId: number): void {
+    this.resolvedThreads.add(commentId);
+  }
+
+  /** Whether the thread of review comment `commentId` is resolved. */
+  isThreadResolved(commentId: number): boolean {
+    return this.resolvedThreads.has(commentId);
+  }
+
   private id(): number {
     return this.nextId++;
   }
@@ -701,6 +761,13 @@ export class GitHubStandIn {
       }
     }
     const where = `${method.toUpperCase()} ${url.pathname}`;
+    if (url.pathname === '/graphql' && method === 'post') {
+      const { answer, problems } = await runGraphQL((body ?? {}) as { query?: unknown; variables?: unknown }, this.graphqlRoot());
+      for (const p of problems) this.violations.push(`${where}: ${p}`);
+      this.requests.push({ operationId: 'graphql', method, path: url.pathname, params: {}, query: {}, body, headers: req.headers });
+      send(res, { status: 200, body: answer as Json });
+      return;
+    }
     const match = matchRoute(url.pathname);
     const operation = match?.route.operations[method];
     const query: Record<string, string> = Object.fromEntries(url.searchParams);

@@ -178,7 +178,7 @@ describe('Class: GitHubPublisher', () => {
     expect((await publisher.postReview(change, commentMarker('pr-review'), later)).resolved).toBe(1);
   });
 
-  it("fixed code: the resolved finding's comment gets one reply saying so (REST cannot resolve the thread)", async () => {
+  it("fixed code: the resolved finding's thread is resolved and gets one reply saying why", async () => {
     const a = { ...finding(), fingerprint: 'aaaa1111bbbb2222cccc' };
     await publisher.postReview(change, commentMarker('pr-review'), buildInlineReview([a], [file], inline, change.headSha, 'PR review'));
     const later = {
@@ -192,6 +192,8 @@ describe('Class: GitHubPublisher', () => {
     expect(replies).toHaveLength(1);
     expect(replies[0]?.in_reply_to_id).toBe(comments[0]?.id);
     expect(replies[0]?.body).toContain('✅ Resolved at `eeeeeee`');
+    // The thread is resolved too (GraphQL resolveReviewThread, validated against GitHub's schema).
+    expect(github.isThreadResolved(comments[0]?.id as number)).toBe(true);
   });
 
   it('reads 👍 / 👎 on its inline comments and dismissals from people with write access only', async () => {
@@ -210,8 +212,10 @@ describe('Class: GitHubPublisher', () => {
     github.addReviewReply('acme/app', 7, cb?.id as number, 'mallory', '/agentflow dismiss', 'NONE');
     github.addReviewReply('acme/app', 7, cb?.id as number, 'dave', '/agentflow dismiss', 'MEMBER');
     github.addReviewReply('acme/app', 7, cb?.id as number, 'carol', '@agentflow dismiss — intended: staging only', 'MEMBER');
+    // A person resolved a's thread.
+    github.resolveThreadOf(ca?.id as number);
     expect(await publisher.readFeedback(change)).toEqual([
-      { key: a.fingerprint, up: 2, down: 0 },
+      { key: a.fingerprint, up: 2, down: 0, resolved: true },
       { key: b.fingerprint, up: 0, down: 1, dismissedBy: 'carol' },
     ]);
   });
