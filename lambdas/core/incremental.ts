@@ -201,7 +201,7 @@ export interface Reconciled {
   carried: number;
   /** Findings of the previous review whose code changed or disappeared. */
   resolved: StateFinding[];
-  /** This run's findings a person dismissed earlier (dropped). */
+  /** Findings a person dismissed (dropped): raised again by this run, or open until now. */
   dismissed: number;
   /** The state this run leaves (Publish writes it once the review is posted; `posted` set there). */
   next: ReviewState;
@@ -256,7 +256,7 @@ export function reconcile(input: {
   const open = new Map<string, ReportFinding & { fingerprint: string; carried?: string }>();
   const states = new Map<string, StateFinding>();
   let repeated = 0;
-  let dropped = 0;
+  const dropped = new Set<string>();
   for (const f of input.findings) {
     const found = fingerprintOf(f, linesOf(f.file));
     // Raised before under the file's old name: the same finding.
@@ -264,7 +264,7 @@ export function reconcile(input: {
     const old = from !== undefined ? fingerprintOf({ ...f, file: from }, linesOf(f.file)) : undefined;
     const { fingerprint, code } = old && before.has(old.fingerprint) && !before.has(found.fingerprint) ? old : found;
     if (dismissed.has(fingerprint)) {
-      dropped++;
+      dropped.add(fingerprint);
       continue;
     }
     if (open.has(fingerprint)) continue;
@@ -283,7 +283,12 @@ export function reconcile(input: {
   let carried = 0;
   const resolved: StateFinding[] = [];
   for (const p of previous?.findings ?? []) {
-    if (open.has(p.fingerprint) || dismissed.has(p.fingerprint)) continue;
+    if (open.has(p.fingerprint)) continue;
+    // Dismissed since the last review: it leaves the open findings (and is counted once).
+    if (dismissed.has(p.fingerprint)) {
+      dropped.add(p.fingerprint);
+      continue;
+    }
     const path = byPath.has(p.file) ? p.file : (renamed.get(p.file) ?? p.file);
     const file = byPath.get(path);
     let keep: StateFinding | undefined;
@@ -316,7 +321,7 @@ export function reconcile(input: {
     repeated,
     carried,
     resolved,
-    dismissed: dropped,
+    dismissed: dropped.size,
     next: {
       version: REVIEW_STATE_VERSION,
       headSha: input.change.headSha,

@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import { GitChangeSource } from '../../lambdas/adapters/changes.js';
 import type { Change } from '../../lambdas/core/contracts.js';
 import type { ExampleRepo } from '../../lib/local/example-repo.js';
+import { runGraphQL } from '../standins/github-graphql.js';
 import type { AwsCallLog } from './iam.js';
 
 /**
@@ -242,6 +243,8 @@ export class GitHubStandIn extends LocalHttpServer {
   /** Team memberships: `org/team` → logins. */
   readonly teams = new Map<string, Set<string>>();
   private readonly routes = githubOpenApiRoutes();
+  /** Review threads resolved through GraphQL, by the id of their comment. */
+  readonly resolvedThreads = new Set<number>();
   private nextId = 1000;
   private readonly source: GitChangeSource;
 
@@ -303,7 +306,8 @@ export class GitHubStandIn extends LocalHttpServer {
   private async onRequest(req: Received, res: ServerResponse): Promise<void> {
     const line = `${req.method} ${req.path}`;
     this.requests.push(`${line}${req.query.size ? `?${req.query}` : ''}`);
-    if (!this.routes.some((r) => r.method === req.method && r.pattern.test(req.path))) {
+    const graphql = req.method === 'POST' && req.path === '/graphql';
+    if (!graphql && !this.routes.some((r) => r.method === req.method && r.pattern.test(req.path))) {
       this.violations.push(`${line}: no such operation in GitHub's OpenAPI description`);
     }
     const auth = String(req.headers.authorization ?? '');
@@ -312,6 +316,35 @@ export class GitHubStandIn extends LocalHttpServer {
       return sendJson(res, 401, { message: 'Bad credentials', documentation_url: 'https://docs.github.com/rest' });
     }
     const repoPrefix = `/repos/${this.options.repository}`;
+    // GraphQL (review threads, resolveReviewThread), validated against GitHub's published schema:
+    // one thread per inline comment of the reviews posted, numbered as GET …/pulls/{n}/comments numbers them.
+    if (graphql) {
+      const comments = this.reviews.flatMap((r) => r.comments);
+      const { answer, problems } = await runGraphQL(JSON.parse(req.body.toString('utf8') || '{}'), {
+        query: {
+          repository: () => ({
+            pullRequest: () => ({
+              reviewThreads: () => ({
+                nodes: comments.map((_c, i) => ({
+                  id: `PRRT_${9000 + i}`,
+                  isResolved: this.resolvedThreads.has(9000 + i),
+                  comments: () => ({ nodes: [{ databaseId: 9000 + i }] }),
+                })),
+                pageInfo: { hasNextPage: false, endCursor: null },
+              }),
+            }),
+          }),
+        },
+        mutation: {
+          resolveReviewThread: ({ input }: { input: { threadId: string } }) => {
+            this.resolvedThreads.add(Number(input.threadId.replace('PRRT_', '')));
+            return { thread: { id: input.threadId, isResolved: true } };
+          },
+        },
+      });
+      for (const p of problems) this.violations.push(`${line}: ${p}`);
+      return sendJson(res, 200, answer);
+    }
     const notFound = () => sendJson(res, 404, { message: 'Not Found', documentation_url: 'https://docs.github.com/rest' });
     const n = this.options.number;
     let m: RegExpExecArray | null;

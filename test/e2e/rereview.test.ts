@@ -151,6 +151,7 @@ describe('e2e: incremental re-review on the GitHub stand-in', () => {
       dismissed: string[];
     };
     expect(state.dismissed).toContain(dismissed);
+    expect(third.incremental?.dismissed).toBe(1);
     expect(third.feedback).toEqual([expect.objectContaining({ rejected: 2, dismissed: 1, accepted: 0 })]);
     const record = await rt.runs.get('rr-3');
     expect(record?.feedback).toEqual(third.feedback);
