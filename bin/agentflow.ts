@@ -289,7 +289,7 @@ program
   .option('--json', 'print JSON')
   .addOption(stateDirOption())
   .action(async (opts: { json?: boolean; stateDir: string }) => {
-    const rates = acceptanceRates(await listRuns(opts.stateDir));
+    const rates = acceptanceRates(await listRuns(opts.stateDir, STATS_RUNS));
     if (opts.json) {
       console.log(JSON.stringify({ acceptance: rates }, null, 2));
       return;
@@ -583,12 +583,15 @@ function loadOne(ref: string, dir: string) {
   return wf;
 }
 
-async function listRuns(stateDir: string): Promise<RunRecord[]> {
+/** Run records `stats` adds up at most (each holds only the feedback new to it). */
+const STATS_RUNS = 10_000;
+
+async function listRuns(stateDir: string, limit = 100): Promise<RunRecord[]> {
   const served = (await fromServe(stateDir, '/runs')) as { runs: RunRecord[] } | undefined;
   if (served) return served.runs;
   const runtime = await stateRuntime(stateDir);
   try {
-    return await runtime.runs.list(100);
+    return await runtime.runs.list(limit);
   } finally {
     await runtime.stop();
   }

@@ -32,29 +32,47 @@ export class GitHubPublisher implements ForgePublisher {
    * GitHub App (its installation token may not read `/user`), those of a `Bot` account.
    */
   private async ownComments(): Promise<(c: { user?: { login?: string; type?: string } | null }) => boolean> {
-    this.own ??= this.octokit.rest.users.getAuthenticated().then(
-      (r) => r.data.login,
-      () => undefined,
-    );
+    // A token's user (`GET /user`), else a GitHub App's bot (`GET /app` with the App's JWT, which
+    // the App auth strategy signs: `<slug>[bot]`); other failures (5xx, rate limits) are thrown,
+    // not remembered, so a hiccup cannot make AgentFlow disown its comments and post them again.
+    const refused = (e: unknown) => [401, 403, 404].includes((e as { status?: number }).status ?? 0);
+    this.own ??= this.octokit.rest.users
+      .getAuthenticated()
+      .then((r) => r.data.login)
+      .catch(async (e: unknown) => {
+        if (!refused(e)) throw e;
+        return this.octokit.rest.apps.getAuthenticated().then(
+          (r) => (r.data?.slug ? `${r.data.slug}[bot]` : undefined),
+          (e2: unknown) => {
+            if (!refused(e2)) throw e2;
+            return undefined;
+          },
+        );
+      })
+      .catch((e: unknown) => {
+        this.own = undefined;
+        throw e;
+      });
     const login = await this.own;
     return login !== undefined ? (c) => c.user?.login === login : (c) => c.user?.type === 'Bot';
   }
 
   /**
-   * The pull request's review threads by the database id of their first comment (GraphQL: REST has
+   * The pull request's review threads by the database id (as a string) of their first comment (GraphQL: REST has
    * no threads), or none when GraphQL cannot be read.
    * Source: https://docs.github.com/en/graphql/reference/objects#pullrequestreviewthread (2026-11).
    */
-  private async threads(owner: string, repo: string, number: number): Promise<Map<number, ReviewThread>> {
-    const out = new Map<number, ReviewThread>();
+  private async threads(owner: string, repo: string, number: number): Promise<Map<string, ReviewThread>> {
+    const out = new Map<string, ReviewThread>();
     let after: string | null = null;
     try {
       for (let page = 0; page < 30; page++) {
         const r: ThreadsPage = await this.octokit.graphql(THREADS_QUERY, { owner, repo, number, after });
         const threads = r.repository?.pullRequest?.reviewThreads;
         for (const t of threads?.nodes ?? []) {
-          const first = t?.comments.nodes?.[0]?.databaseId;
-          if (t && typeof first === 'number') out.set(first, { id: t.id, isResolved: t.isResolved });
+          // `fullDatabaseId` (BigInt, as a string): `databaseId` is an Int and cannot hold ids above 2³¹.
+          const first = t?.comments.nodes?.[0]?.fullDatabaseId;
+          if (t && first !== undefined && first !== null) out.set(String(first), { id: t.id, isResolved: t.isResolved });
         }
         if (!threads?.pageInfo.hasNextPage) break;
         after = threads.pageInfo.endCursor;
@@ -142,22 +160,24 @@ export class GitHubPublisher implements ForgePublisher {
       if (done) answered.add(done);
     }
     let resolved = 0;
-    const threads = review.resolved.length > 0 ? await this.threads(owner, repo, change.number) : new Map<number, ReviewThread>();
+    const threads = review.resolved.length > 0 ? await this.threads(owner, repo, change.number) : new Map<string, ReviewThread>();
     for (const r of review.resolved) {
       const comment = byKey.get(r.key);
       if (!comment) continue;
-      // Resolved where GitHub allows it (GraphQL; a token without that right leaves the reply alone).
-      const thread = threads.get(comment.id);
+      const thread = threads.get(String(comment.id));
+      if (!answered.has(r.key)) {
+        await this.octokit.rest.pulls.createReplyForReviewComment({
+          owner,
+          repo,
+          pull_number: change.number,
+          comment_id: comment.id,
+          body: `${resolvedMarker(r.key)}\n✅ Resolved at \`${review.commitId.slice(0, 7)}\`: the code this comment pointed at changed or is gone.`,
+        });
+        resolved++;
+      }
+      // Then resolved where GitHub allows it (GraphQL; a token without that right leaves the reply),
+      // after the reply, so a thread AgentFlow resolved always carries its answer.
       if (thread && !thread.isResolved) await this.resolveThread(thread.id);
-      if (answered.has(r.key)) continue;
-      await this.octokit.rest.pulls.createReplyForReviewComment({
-        owner,
-        repo,
-        pull_number: change.number,
-        comment_id: comment.id,
-        body: `${resolvedMarker(r.key)}\n✅ Resolved at \`${review.commitId.slice(0, 7)}\`: the code this comment pointed at changed or is gone.`,
-      });
-      resolved++;
     }
     const already = review.comments.filter((c) => byKey.has(c.key)).map((c) => c.key);
     const fresh = review.comments.filter((c) => !byKey.has(c.key));
@@ -218,7 +238,7 @@ export class GitHubPublisher implements ForgePublisher {
       })
       .slice(-MAX_FEEDBACK_COMMENTS);
     const trusted = TRUSTED_ASSOCIATIONS as readonly string[];
-    const threads = mine.length > 0 ? await this.threads(owner, repo, change.number) : new Map<number, ReviewThread>();
+    const threads = mine.length > 0 ? await this.threads(owner, repo, change.number) : new Map<string, ReviewThread>();
     const out: FindingFeedback[] = [];
     for (const { key, comment } of mine) {
       const reactions = await this.octokit.paginate(this.octokit.rest.reactions.listForPullRequestReviewComment, {
@@ -238,7 +258,7 @@ export class GitHubPublisher implements ForgePublisher {
         }
       }
       // A thread a person resolved (AgentFlow resolves only threads it answered as resolved).
-      const thread = threads.get(comment.id);
+      const thread = threads.get(String(comment.id));
       const ours = all.some((r) => r.in_reply_to_id === comment.id && markedResolved(r.body) !== undefined && own(r));
       out.push({
         key,
@@ -367,7 +387,7 @@ interface ThreadsPage {
         nodes: Array<{
           id: string;
           isResolved: boolean;
-          comments: { nodes: Array<{ databaseId: number | null } | null> | null };
+          comments: { nodes: Array<{ fullDatabaseId: string | number | null } | null> | null };
         } | null> | null;
       };
     } | null;
@@ -379,7 +399,7 @@ const THREADS_QUERY = `query ($owner: String!, $repo: String!, $number: Int!, $a
     pullRequest(number: $number) {
       reviewThreads(first: 100, after: $after) {
         pageInfo { hasNextPage endCursor }
-        nodes { id isResolved comments(first: 1) { nodes { databaseId } } }
+        nodes { id isResolved comments(first: 1) { nodes { fullDatabaseId } } }
       }
     }
   }

@@ -79,10 +79,6 @@ async function confirmedByVerifier(agents: readonly AgentResult[], artifacts: Ar
   return new Set(stored.success ? Object.entries(stored.data.verdicts).flatMap(([k, v]) => (v.confirmed ? [k] : [])) : []);
 }
 
-/** Metrics of people's feedback on inline comments, per workflow, agent and category (the dashboard graphs their ratio). */
-export const FINDINGS_ACCEPTED_METRIC = 'FindingsAccepted';
-export const FINDINGS_REJECTED_METRIC = 'FindingsRejected';
-
 /** The metric the Aggregate function emits per run: agents whose status is failed (the stack alarms on it). */
 export const AGENTS_FAILED_METRIC = 'AgentsFailed';
 
@@ -133,10 +129,21 @@ export async function aggregate(raw: unknown, deps: AggregateDeps): Promise<Aggr
     deps.artifacts,
     knownTo(scope?.full ? undefined : previous, files),
   );
+  // Files this run did not finish: a failed agent's (its planned files), those cut by the budget.
+  const unfinished = new Set(stored.flatMap((x) => x.notReviewed));
+  const plan = context.success ? context.data.plan : undefined;
+  for (const a of agents.filter((x) => x.status === 'failed')) {
+    const p = plan?.agents.find((x) => x.name === a.name && x.phase === a.phase);
+    for (const i of p?.files ?? []) {
+      const path = files[i]?.path;
+      if (path !== undefined) unfinished.add(path);
+    }
+  }
   let rec: Reconciled | undefined;
   if (input.change.number > 0 && context.success) {
     const verdicts = await confirmedByVerifier(agents, deps.artifacts);
     rec = reconcile({
+      unfinished,
       findings: raised,
       files,
       previous,
@@ -157,8 +164,6 @@ export async function aggregate(raw: unknown, deps: AggregateDeps): Promise<Aggr
     ...(verification ? { verification } : {}),
   });
   const repo = context.success ? context.data.repo : undefined;
-  const feedback = context.success ? context.data.feedback : undefined;
-  if (feedback && feedback.length > 0) summary = { ...summary, feedback };
   if (repo && (repo.found || repo.guidance.length > 0)) {
     summary = {
       ...summary,
@@ -233,15 +238,6 @@ export async function aggregate(raw: unknown, deps: AggregateDeps): Promise<Aggr
   // agent's files, files cut by the budget): the next run reviews them.
   let stateRef: string | null = null;
   if (rec && summary.status !== 'FAILED') {
-    const unfinished = new Set(notReviewed.flatMap((n) => n.paths));
-    const plan = context.success ? context.data.plan : undefined;
-    for (const a of agents.filter((x) => x.status === 'failed')) {
-      const p = plan?.agents.find((x) => x.name === a.name && x.phase === a.phase);
-      for (const i of p?.files ?? []) {
-        const path = files[i]?.path;
-        if (path !== undefined) unfinished.add(path);
-      }
-    }
     const next = { ...rec.next, files: Object.fromEntries(Object.entries(rec.next.files).filter(([path]) => !unfinished.has(path))) };
     stateRef = await deps.artifacts.putJson(`${base}/review-state.json`, next);
   }

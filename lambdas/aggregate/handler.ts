@@ -5,25 +5,15 @@ import middy from '@middy/core';
 import { S3ArtifactStore } from '../adapters/artifacts.js';
 import { optionalEnv, requireEnv } from '../shared/env.js';
 import { logger } from '../shared/powertools.js';
-import { AGENTS_FAILED_METRIC, aggregate, FINDINGS_ACCEPTED_METRIC, FINDINGS_REJECTED_METRIC } from './aggregate.js';
+import { AGENTS_FAILED_METRIC, aggregate } from './aggregate.js';
 
 const artifacts = new S3ArtifactStore(new S3Client({}), requireEnv('ARTIFACT_BUCKET'));
 
 const metrics = new Metrics({ namespace: optionalEnv('POWERTOOLS_METRICS_NAMESPACE', 'AgentFlow') });
 
-/**
- * Aggregate task: see {@link aggregate}. Emits `AgentsFailed` (agents of the run whose status is
- * failed: the stack's alarm) and, per agent and category, `FindingsAccepted` / `FindingsRejected`
- * (people's 👍, and 👎 or dismissals, on the pull request's inline comments, new since the last run).
- */
+/** Aggregate task: see {@link aggregate}. Emits `AgentsFailed` (agents of the run whose status is failed: the stack's alarm). */
 export const handler = middy(async (event: unknown) => {
   const out = await aggregate(event, { artifacts });
-  for (const t of out.summary.feedback ?? []) {
-    const single = metrics.singleMetric();
-    single.addDimensions({ workflow: out.summary.workflow, agent: t.agent, category: t.category });
-    single.addMetric(FINDINGS_ACCEPTED_METRIC, MetricUnit.Count, t.accepted);
-    single.addMetric(FINDINGS_REJECTED_METRIC, MetricUnit.Count, t.rejected);
-  }
   metrics.addDimensions({ workflow: out.summary.workflow });
   metrics.addMetric(AGENTS_FAILED_METRIC, MetricUnit.Count, out.summary.agents.filter((a) => a.status === 'failed').length);
   metrics.publishStoredMetrics();

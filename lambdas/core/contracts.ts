@@ -713,6 +713,8 @@ export const PublishInputSchema = z.discriminatedUnion('kind', [
 export type PublishInput = z.infer<typeof PublishInputSchema>;
 export interface PublishOutput {
   commentUrl: string | null;
+  /** `kind: 'report'`: people's feedback counted by this run (the handler emits it as metrics). */
+  feedback?: FeedbackTallies;
   /** `kind: 'files'`: what was committed (the state keeps it at `$.files.commit`). */
   files?: FilesCommit;
 }

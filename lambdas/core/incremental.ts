@@ -71,6 +71,9 @@ export const ReviewStateSchema = z.strictObject({
         down: z.number().int().nonnegative(),
         dismissed: z.boolean(),
         resolved: z.boolean().default(false),
+        /** The finding's agents and category when it was counted (a dismissed finding leaves the open ones). */
+        agents: z.array(z.string()).default([]),
+        category: z.string().default(''),
       }),
     )
     .default({}),
@@ -232,6 +235,8 @@ export function reconcile(input: {
   confirmed?: (f: ReportFinding) => boolean;
   /** The review configuration's digest ({@link reviewConfigDigest}). @default '' */
   config?: string;
+  /** Files this run did not finish (a failed agent's, cut by the budget): their file-level findings stand. @default none */
+  unfinished?: ReadonlySet<string>;
 }): Reconciled {
   const { previous } = input;
   const byPath = new Map(input.files.map((f) => [f.path, f]));
@@ -262,7 +267,8 @@ export function reconcile(input: {
     // Raised before under the file's old name: the same finding.
     const from = renamedFrom.get(f.file);
     const old = from !== undefined ? fingerprintOf({ ...f, file: from }, linesOf(f.file)) : undefined;
-    const { fingerprint, code } = old && before.has(old.fingerprint) && !before.has(found.fingerprint) ? old : found;
+    const known = (x: { fingerprint: string }) => before.has(x.fingerprint) || dismissed.has(x.fingerprint);
+    const { fingerprint, code } = old && known(old) && !known(found) ? old : found;
     if (dismissed.has(fingerprint)) {
       dropped.add(fingerprint);
       continue;
@@ -302,7 +308,9 @@ export function reconcile(input: {
       }
     }
     // A file-level finding of a file reviewed again that no model raised again is resolved (its
-    // fingerprint is its wording: a reworded one is a new finding, so none piles up).
+    // fingerprint is its wording: a reworded one is a new finding, so none piles up) — unless the
+    // run did not finish that file.
+    else if (file && p.line === 0 && input.unfinished?.has(path)) keep = p;
     if (!keep) {
       resolved.push(p);
       continue;
@@ -391,12 +399,16 @@ export interface FeedbackTally {
   dismissed: number;
 }
 
+/** The metrics of people's feedback (per workflow, agent and category; the dashboard graphs them). */
+export const FINDINGS_ACCEPTED_METRIC = 'FindingsAccepted';
+export const FINDINGS_REJECTED_METRIC = 'FindingsRejected';
+
 /**
  * Applies the feedback read from the forge to the last review's state: dismissed fingerprints join
- * `dismissed` (never raised again on this pull request), and the reactions and dismissals not
- * counted before are tallied per agent and category of the finding (a finding of several agents
- * counts for each). Feedback on comments of findings no longer open is not tallied (their agent is
- * not known any more).
+ * `dismissed` (never raised again on this pull request), and each commented finding's counts are
+ * updated in `feedback` (the most ever seen: a reaction taken back and given again counts once),
+ * with its agents and category. What is new is counted by {@link feedbackDelta} once the state is
+ * kept, so a run whose state is not kept counts nothing.
  */
 export function applyFeedback(
   previous: ReviewState,
@@ -405,34 +417,49 @@ export function applyFeedback(
   const open = new Map(previous.findings.map((f) => [f.fingerprint, f]));
   const counted = { ...previous.feedback };
   const dismissed = new Set(previous.dismissed);
-  const tallies = new Map<string, FeedbackTally>();
   for (const fb of feedback) {
-    const before = counted[fb.key] ?? { up: 0, down: 0, dismissed: false, resolved: false };
-    const now = { up: fb.up, down: fb.down, dismissed: before.dismissed || fb.dismissedBy !== undefined };
-    const resolved = before.resolved || fb.resolved === true;
-    // The most ever counted: a reaction taken back and given again counts once.
-    counted[fb.key] = { up: Math.max(before.up, now.up), down: Math.max(before.down, now.down), dismissed: now.dismissed, resolved };
-    if (now.dismissed) dismissed.add(fb.key);
+    const before = counted[fb.key];
     const finding = open.get(fb.key);
-    if (!finding) continue;
-    // A thread a person resolved counts as accepted, once.
-    const up = Math.max(0, now.up - before.up) + (resolved && !before.resolved ? 1 : 0);
-    const newlyDismissed = now.dismissed && !before.dismissed ? 1 : 0;
-    const down = Math.max(0, now.down - before.down) + newlyDismissed;
+    // Feedback on a finding no longer open and never counted: its agent is not known any more.
+    if (!before && !finding) continue;
+    const isDismissed = (before?.dismissed ?? false) || fb.dismissedBy !== undefined;
+    counted[fb.key] = {
+      up: Math.max(before?.up ?? 0, fb.up),
+      down: Math.max(before?.down ?? 0, fb.down),
+      dismissed: isDismissed,
+      resolved: (before?.resolved ?? false) || fb.resolved === true,
+      agents: finding ? [...finding.agents] : (before?.agents ?? []),
+      category: finding?.category ?? before?.category ?? '',
+    };
+    if (isDismissed) dismissed.add(fb.key);
+  }
+  const state = { ...previous, dismissed: [...dismissed].slice(-MAX_REMEMBERED_FINGERPRINTS), feedback: counted };
+  return { state, tallies: feedbackDelta(previous.feedback, counted) };
+}
+
+/**
+ * The feedback counted in `next` and not in `kept` (the state stored now), per agent and category:
+ * 👍 and threads a person resolved are accepted, 👎 and dismissals rejected. Publish counts it
+ * when it keeps `next`, against the state it replaces, so two runs never count the same reaction.
+ */
+export function feedbackDelta(kept: ReviewState['feedback'] | undefined, next: ReviewState['feedback']): FeedbackTally[] {
+  const tallies = new Map<string, FeedbackTally>();
+  for (const [key, now] of Object.entries(next)) {
+    const before = kept?.[key];
+    const newlyDismissed = now.dismissed && !before?.dismissed ? 1 : 0;
+    const up = Math.max(0, now.up - (before?.up ?? 0)) + (now.resolved && !before?.resolved ? 1 : 0);
+    const down = Math.max(0, now.down - (before?.down ?? 0)) + newlyDismissed;
     if (up === 0 && down === 0) continue;
-    for (const agent of finding.agents) {
-      const id = `${agent}\u0000${finding.category}`;
-      const t = tallies.get(id) ?? { agent, category: finding.category, accepted: 0, rejected: 0, dismissed: 0 };
+    for (const agent of now.agents) {
+      const id = `${agent}\u0000${now.category}`;
+      const t = tallies.get(id) ?? { agent, category: now.category, accepted: 0, rejected: 0, dismissed: 0 };
       t.accepted += up;
       t.rejected += down;
       t.dismissed += newlyDismissed;
       tallies.set(id, t);
     }
   }
-  return {
-    state: { ...previous, dismissed: [...dismissed].slice(-MAX_REMEMBERED_FINGERPRINTS), feedback: counted },
-    tallies: [...tallies.values()],
-  };
+  return [...tallies.values()];
 }
 
 /** Acceptance of one agent's findings of one category, over runs. */

@@ -246,7 +246,18 @@ export async function loadContext(raw: unknown, deps: LoadContextDeps): Promise<
   const full = change.fullReview === true;
   // What the review is made with: a new agent, model, prompt or setting reviews every file again.
   const config = reviewConfigDigest({
-    agents: input.agents.map(({ phase, agent }) => [phase, agent.name, agent.model.modelId, agent.prompt, agent.categories, agent.paths]),
+    agents: input.agents.map(({ phase, agent }) => [
+      phase,
+      agent.name,
+      agent.model.modelId,
+      agent.fallback.map((m) => m.modelId),
+      agent.prompt,
+      agent.categories,
+      agent.tasks,
+      agent.paths,
+      agent.output,
+      agent.verify ?? null,
+    ]),
     paths: input.paths,
     context: input.context,
     repo: { ...repo.artifact, at: undefined, guidance: repo.artifact.guidance.map((g) => g.text) },
@@ -282,7 +293,6 @@ export async function loadContext(raw: unknown, deps: LoadContextDeps): Promise<
     plan,
     repo: repo.artifact,
     reviewConfig: config,
-    ...(withFeedback && withFeedback.tallies.length > 0 ? { feedback: withFeedback.tallies } : {}),
     ...(previous
       ? {
           incremental: {

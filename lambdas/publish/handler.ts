@@ -1,4 +1,5 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
@@ -7,6 +8,7 @@ import { S3ArtifactStore } from '../adapters/artifacts.js';
 import { GitHubPublisher } from '../adapters/comments.js';
 import { DynamoRunStore } from '../adapters/runs.js';
 import { SlackThreadNotifier } from '../adapters/slack.js';
+import { FINDINGS_ACCEPTED_METRIC, FINDINGS_REJECTED_METRIC } from '../core/incremental.js';
 import type { ChannelNotifier } from '../core/ports.js';
 import { cloudThreads } from '../shared/approvals.js';
 import { optionalEnv, requireEnv } from '../shared/env.js';
@@ -48,13 +50,28 @@ const channels = cloudChannels();
 /** `output.slack: true` posts here (`slackChannel` of the environment config, written by the stack). */
 const defaultChannel = optionalEnv('SLACK_DEFAULT_CHANNEL', '');
 
-export const handler = middy(async (event: unknown) =>
-  publish(event, {
+const metrics = new Metrics({ namespace: optionalEnv('POWERTOOLS_METRICS_NAMESPACE', 'AgentFlow') });
+
+/**
+ * Publish task: see {@link publish}. Emits, per workflow, agent and category, `FindingsAccepted` /
+ * `FindingsRejected`: people's feedback on the inline comments counted by this run (once: against
+ * the review state it replaces).
+ */
+export const handler = middy(async (event: unknown) => {
+  const out = await publish(event, {
     artifacts,
     runs,
     forges: { github: new GitHubPublisher(await githubClient()) },
     ...(threads ? { threads } : {}),
     ...(channels ? { channels } : {}),
     ...(defaultChannel ? { defaultChannel } : {}),
-  }),
-).use(injectLambdaContext(logger));
+  });
+  const workflow = (event as { workflow?: unknown }).workflow;
+  for (const t of out.feedback ?? []) {
+    const single = metrics.singleMetric();
+    single.addDimensions({ workflow: typeof workflow === 'string' ? workflow : 'unknown', agent: t.agent, category: t.category });
+    single.addMetric(FINDINGS_ACCEPTED_METRIC, MetricUnit.Count, t.accepted);
+    single.addMetric(FINDINGS_REJECTED_METRIC, MetricUnit.Count, t.rejected);
+  }
+  return out;
+}).use(injectLambdaContext(logger));

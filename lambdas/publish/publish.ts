@@ -12,7 +12,7 @@ import {
   SEVERITIES,
   type Severity,
 } from '../core/contracts.js';
-import { ReviewStateSchema, reviewStateKey } from '../core/incremental.js';
+import { type FeedbackTally, feedbackDelta, ReviewStateSchema, reviewStateKey } from '../core/incremental.js';
 import type { ArtifactStore, ChannelNotifier, ForgeTable, RunStore, ThreadNotifier } from '../core/ports.js';
 import { commentMarker, commentText, errorText, type ReportFinding } from '../core/report.js';
 import { InlineReviewSchema } from '../core/review.js';
@@ -211,6 +211,7 @@ export async function publish(raw: unknown, deps: PublishDeps): Promise<PublishO
       // next run reconciles against the last kept state again. Of two runs of one pull request, the
       // state of the one started later wins (an older run finishing last does not roll it back).
       let stateError: string | undefined;
+      let feedback: FeedbackTally[] = [];
       if (input.report.stateRef && input.change.number > 0 && reviewError) {
         stateError = 'not kept: the inline review was not posted, so the next run reconciles with the last kept review';
       } else if (input.report.stateRef && input.change.number > 0) {
@@ -224,6 +225,8 @@ export async function publish(raw: unknown, deps: PublishDeps): Promise<PublishO
             const on = new Set(onChange);
             next.findings = next.findings.map((f) => (on.has(f.fingerprint) ? { ...f, posted: true } : f));
             await deps.artifacts.putJson(key, { ...next, startedAt: base.startedAt });
+            // People's feedback is counted once: what this state counts and the one it replaces did not.
+            feedback = feedbackDelta(kept.success ? kept.data.feedback : undefined, next.feedback);
           }
         } catch (e) {
           stateError = `${(e as Error).name}: ${(e as Error).message}`.slice(0, 300);
@@ -288,7 +291,7 @@ export async function publish(raw: unknown, deps: PublishDeps): Promise<PublishO
         ...(resolvedReplies > 0 ? { resolvedReplies } : {}),
         ...(summary.incremental ? { incremental: summary.incremental } : {}),
         ...(summary.files ? { files: summary.files } : {}),
-        ...(summary.feedback ? { feedback: summary.feedback } : {}),
+        ...(feedback.length > 0 ? { feedback } : {}),
         ...check,
         ...scanning,
         ...slack,
@@ -310,7 +313,7 @@ export async function publish(raw: unknown, deps: PublishDeps): Promise<PublishO
         costUsd: summary.costUsd,
         ...(summary.reason ? { reason: summary.reason } : {}),
       });
-      return { commentUrl };
+      return { commentUrl, ...(feedback.length > 0 ? { feedback } : {}) };
     }
     default: {
       const never: never = input;

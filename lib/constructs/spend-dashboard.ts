@@ -1,7 +1,7 @@
 import { Duration } from 'aws-cdk-lib';
 import { Dashboard, GraphWidget, MathExpression, TextWidget } from 'aws-cdk-lib/aws-cloudwatch';
 import { Construct } from 'constructs';
-import { FINDINGS_ACCEPTED_METRIC, FINDINGS_REJECTED_METRIC } from '../../lambdas/aggregate/aggregate.js';
+import { FINDINGS_ACCEPTED_METRIC, FINDINGS_REJECTED_METRIC } from '../../lambdas/core/incremental.js';
 
 /** Props of {@link SpendDashboard}. */
 export interface SpendDashboardProps {

@@ -328,7 +328,7 @@ export class GitHubStandIn extends LocalHttpServer {
                 nodes: comments.map((_c, i) => ({
                   id: `PRRT_${9000 + i}`,
                   isResolved: this.resolvedThreads.has(9000 + i),
-                  comments: () => ({ nodes: [{ databaseId: 9000 + i }] }),
+                  comments: () => ({ nodes: [{ fullDatabaseId: String(9000 + i) }] }),
                 })),
                 pageInfo: { hasNextPage: false, endCursor: null },
               }),

@@ -687,7 +687,7 @@ export class GitHubStandIn {
 
   /**
    * The GraphQL root over the stand-in's state: `repository.pullRequest.reviewThreads` (a thread per
-   * top-level review comment, `PRRT_<its id>`, with `isResolved` and its comments' `databaseId`) and
+   * top-level review comment, `PRRT_<its id>`, with `isResolved` and its comments' `fullDatabaseId`) and
    * the `resolveReviewThread` mutation. Source: https://docs.github.com/en/graphql/reference/mutations#resolvereviewthread (2026-11).
    */
   private graphqlRoot(): { query: Record<string, unknown>; mutation: Record<string, unknown> } {
@@ -699,7 +699,9 @@ export class GitHubStandIn {
           id: `PRRT_${c.id as number}`,
           isResolved: this.resolvedThreads.has(c.id as number),
           comments: ({ first }: { first?: number }) => ({
-            nodes: [c, ...all.filter((r) => r.in_reply_to_id === c.id)].slice(0, first ?? 100).map((x) => ({ databaseId: x.id })),
+            nodes: [c, ...all.filter((r) => r.in_reply_to_id === c.id)]
+              .slice(0, first ?? 100)
+              .map((x) => ({ fullDatabaseId: String(x.id) })),
           }),
         }));
     };

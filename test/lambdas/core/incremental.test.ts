@@ -326,4 +326,47 @@ describe('Module: incremental re-review', () => {
     const taken = applyFeedback(one.state, [{ key: fp, up: 0, down: 0 }]);
     expect(applyFeedback(taken.state, [{ key: fp, up: 1, down: 0 }]).tallies).toEqual([]);
   });
+
+  it('a dismissed finding stays dismissed when its file is renamed; a file-level finding of an unfinished file stands', () => {
+    const first = reconcile({
+      findings: [finding()],
+      files: [cart],
+      previous: undefined,
+      scope: undefined,
+      change: change('h1'),
+      runId: 'r1',
+    });
+    const fp = first.next.findings[0]?.fingerprint as string;
+    const state: ReviewState = { ...first.next, findings: [], dismissed: [fp] };
+    const moved = { ...cart, path: 'App/Basket.swift', status: 'renamed' as const, previousPath: 'App/Cart.swift' };
+    const again = reconcile({
+      findings: [finding({ file: 'App/Basket.swift' })],
+      files: [moved],
+      previous: state,
+      scope: undefined,
+      change: change('h2'),
+      runId: 'r2',
+    });
+    expect(again.findings).toEqual([]);
+    expect(again.dismissed).toBe(1);
+    const fileLevel = reconcile({
+      findings: [finding({ line: 0, message: 'No tests.' })],
+      files: [cart],
+      previous: undefined,
+      scope: undefined,
+      change: change('h1'),
+      runId: 'r1',
+    });
+    const cut = reconcile({
+      findings: [],
+      files: [cart],
+      previous: fileLevel.next,
+      scope: undefined,
+      change: change('h2'),
+      runId: 'r2',
+      unfinished: new Set(['App/Cart.swift']),
+    });
+    expect(cut.resolved).toEqual([]);
+    expect(cut.findings).toHaveLength(1);
+  });
 });
