@@ -73,6 +73,10 @@ const finding = (over: Partial<ReportFinding> = {}): ReportFinding => ({
 
 const change = (headSha: string) => ({ headSha, baseSha: 'base0000' });
 
+/** `reconcile` with a first review's defaults: no findings, the cart file, no previous state. */
+const rec = (o: Partial<Parameters<typeof reconcile>[0]>) =>
+  reconcile({ findings: [], files: [cart], previous: undefined, scope: undefined, change: change('h1'), runId: 'r', ...o });
+
 describe('Module: incremental re-review', () => {
   it('fingerprints a finding by file, category and its code, not its line or wording', () => {
     const a = fingerprintOf(finding(), newLines(cart.patch));
@@ -87,14 +91,7 @@ describe('Module: incremental re-review', () => {
   });
 
   it('reviews only files whose diff changed since the last review (a rebase that keeps a diff keeps its review)', () => {
-    const first = reconcile({
-      findings: [finding()],
-      files: [cart, other],
-      previous: undefined,
-      scope: undefined,
-      change: change('head1'),
-      runId: 'r1',
-    });
+    const first = rec({ findings: [finding()], files: [cart, other], change: change('head1') });
     expect(incrementalScope([cart, other], first.next, false)).toEqual({
       since: 'head1',
       unchanged: ['App/Cart.swift', 'App/Other.swift'],
@@ -109,35 +106,20 @@ describe('Module: incremental re-review', () => {
   });
 
   it('carries a finding of an unchanged file over without raising it again, and counts a repeat as already posted', () => {
-    const first = reconcile({
-      findings: [finding()],
-      files: [cart, other],
-      previous: undefined,
-      scope: undefined,
-      change: change('head1'),
-      runId: 'r1',
-    });
+    const first = rec({ findings: [finding()], files: [cart, other], change: change('head1') });
     const state: ReviewState = { ...first.next, findings: first.next.findings.map((f) => ({ ...f, posted: true })) };
-    const second = reconcile({
+    const second = rec({
       findings: [],
       files: [cart, other],
       previous: state,
       scope: { since: 'head1', unchanged: ['App/Cart.swift'] },
       change: change('head2'),
-      runId: 'r2',
     });
     expect(second.carried).toBe(1);
     expect(second.findings[0]?.carried).toBe('head1');
     expect(second.next.findings[0]?.posted).toBe(true);
     // Raised again by a full review: the same fingerprint, not a new finding.
-    const third = reconcile({
-      findings: [finding({ message: 'Secret!' })],
-      files: [cart],
-      previous: state,
-      scope: undefined,
-      change: change('head3'),
-      runId: 'r3',
-    });
+    const third = rec({ findings: [finding({ message: 'Secret!' })], previous: state, change: change('head3') });
     expect(third.repeated).toBe(1);
     expect(third.findings).toHaveLength(1);
     expect(third.findings[0]?.carried).toBe('head1');
@@ -145,80 +127,49 @@ describe('Module: incremental re-review', () => {
   });
 
   it('resolves a finding whose code changed or whose file left the pull request; keeps one whose code only moved', () => {
-    const first = reconcile({
-      findings: [finding()],
-      files: [cart],
-      previous: undefined,
-      scope: undefined,
-      change: change('head1'),
-      runId: 'r1',
-    });
-    const fixed = reconcile({
+    const first = rec({ findings: [finding()], change: change('head1') });
+    const fixed = rec({
       findings: [],
       files: [cartFixed],
       previous: first.next,
       scope: { since: 'head1', unchanged: [] },
       change: change('h2'),
-      runId: 'r2',
     });
     expect(fixed.resolved.map((r) => r.file)).toEqual(['App/Cart.swift']);
     expect(fixed.findings).toEqual([]);
     expect(fixed.next.resolved).toEqual([first.next.findings[0]?.fingerprint]);
-    const gone = reconcile({
+    const gone = rec({
       findings: [],
       files: [other],
       previous: first.next,
       scope: { since: 'head1', unchanged: [] },
       change: change('h2'),
-      runId: 'r2',
     });
     expect(gone.resolved).toHaveLength(1);
     // The model did not repeat it, but the code is still there (5 lines lower): it stays open, moved.
-    const moved = reconcile({
+    const moved = rec({
       findings: [],
       files: [cartMoved],
       previous: first.next,
       scope: { since: 'head1', unchanged: [] },
       change: change('h2'),
-      runId: 'r2',
     });
     expect(moved.resolved).toEqual([]);
     expect(moved.findings[0]?.line).toBe(16);
   });
 
   it('never raises a dismissed fingerprint again', () => {
-    const first = reconcile({
-      findings: [finding()],
-      files: [cart],
-      previous: undefined,
-      scope: undefined,
-      change: change('head1'),
-      runId: 'r1',
-    });
+    const first = rec({ findings: [finding()], change: change('head1') });
     const fp = first.next.findings[0]?.fingerprint as string;
     const state: ReviewState = { ...first.next, findings: [], dismissed: [fp] };
-    const again = reconcile({
-      findings: [finding({ line: 11 })],
-      files: [cart],
-      previous: state,
-      scope: undefined,
-      change: change('h2'),
-      runId: 'r2',
-    });
+    const again = rec({ findings: [finding({ line: 11 })], previous: state, change: change('h2') });
     expect(again.findings).toEqual([]);
     expect(again.dismissed).toBe(1);
     expect(again.next.dismissed).toEqual([fp]);
   });
 
   it('counts feedback once: only reactions and dismissals new since the last run, per agent and category', () => {
-    const first = reconcile({
-      findings: [finding()],
-      files: [cart],
-      previous: undefined,
-      scope: undefined,
-      change: change('head1'),
-      runId: 'r1',
-    });
+    const first = rec({ findings: [finding()], change: change('head1') });
     const fp = first.next.findings[0]?.fingerprint as string;
     const one = applyFeedback(first.next, [{ key: fp, up: 2, down: 0 }]);
     expect(one.tallies).toEqual([{ agent: 'security', category: 'security', accepted: 2, rejected: 0, dismissed: 0 }]);
@@ -234,78 +185,26 @@ describe('Module: incremental re-review', () => {
   });
 
   it('a renamed file keeps its findings: not resolved, not raised as new', () => {
-    const first = reconcile({
-      findings: [finding()],
-      files: [cart],
-      previous: undefined,
-      scope: undefined,
-      change: change('h1'),
-      runId: 'r1',
-    });
+    const first = rec({ findings: [finding()], change: change('h1') });
     const moved = { ...cart, path: 'App/Basket.swift', status: 'renamed' as const, previousPath: 'App/Cart.swift' };
-    const kept = reconcile({
-      findings: [],
-      files: [moved],
-      previous: first.next,
-      scope: { since: 'h1', unchanged: [] },
-      change: change('h2'),
-      runId: 'r2',
-    });
+    const kept = rec({ findings: [], files: [moved], previous: first.next, scope: { since: 'h1', unchanged: [] }, change: change('h2') });
     expect(kept.resolved).toEqual([]);
     expect(kept.findings[0]).toMatchObject({ file: 'App/Basket.swift', carried: 'h1' });
-    const again = reconcile({
-      findings: [finding({ file: 'App/Basket.swift' })],
-      files: [moved],
-      previous: first.next,
-      scope: undefined,
-      change: change('h2'),
-      runId: 'r2',
-    });
+    const again = rec({ findings: [finding({ file: 'App/Basket.swift' })], files: [moved], previous: first.next, change: change('h2') });
     expect(again.repeated).toBe(1);
     expect(again.findings[0]?.fingerprint).toBe(first.next.findings[0]?.fingerprint);
   });
 
   it('a reworded file-level finding does not pile up: the old one is resolved when its file is reviewed again', () => {
-    const first = reconcile({
-      findings: [finding({ line: 0, message: 'No tests.' })],
-      files: [cart],
-      previous: undefined,
-      scope: undefined,
-      change: change('h1'),
-      runId: 'r1',
-    });
-    const second = reconcile({
-      findings: [finding({ line: 0, message: 'Tests are missing.' })],
-      files: [cart],
-      previous: first.next,
-      scope: undefined,
-      change: change('h2'),
-      runId: 'r2',
-    });
+    const first = rec({ findings: [finding({ line: 0, message: 'No tests.' })], change: change('h1') });
+    const second = rec({ findings: [finding({ line: 0, message: 'Tests are missing.' })], previous: first.next, change: change('h2') });
     expect(second.findings).toHaveLength(1);
     expect(second.resolved).toHaveLength(1);
   });
 
   it('only findings the verifier confirmed are not checked again; another configuration reviews every file', () => {
-    const confirmed = reconcile({
-      findings: [finding()],
-      files: [cart],
-      previous: undefined,
-      scope: undefined,
-      change: change('h1'),
-      runId: 'r1',
-      confirmed: () => true,
-      config: 'c1',
-    });
-    const unchecked = reconcile({
-      findings: [finding()],
-      files: [cart],
-      previous: undefined,
-      scope: undefined,
-      change: change('h1'),
-      runId: 'r1',
-      config: 'c1',
-    });
+    const confirmed = rec({ findings: [finding()], change: change('h1'), confirmed: () => true, config: 'c1' });
+    const unchecked = rec({ findings: [finding()], change: change('h1'), config: 'c1' });
     expect(knownTo(confirmed.next, [cart])(finding())).toBe(true);
     expect(knownTo(unchecked.next, [cart])(finding())).toBe(false);
     expect(incrementalScope([cart], confirmed.next, false, '', 'c1')?.unchanged).toEqual(['App/Cart.swift']);
@@ -313,14 +212,7 @@ describe('Module: incremental re-review', () => {
   });
 
   it('a reaction taken back and given again counts once', () => {
-    const first = reconcile({
-      findings: [finding()],
-      files: [cart],
-      previous: undefined,
-      scope: undefined,
-      change: change('h1'),
-      runId: 'r1',
-    });
+    const first = rec({ findings: [finding()], change: change('h1') });
     const fp = first.next.findings[0]?.fingerprint as string;
     const one = applyFeedback(first.next, [{ key: fp, up: 1, down: 0 }]);
     const taken = applyFeedback(one.state, [{ key: fp, up: 0, down: 0 }]);
@@ -328,44 +220,15 @@ describe('Module: incremental re-review', () => {
   });
 
   it('a dismissed finding stays dismissed when its file is renamed; a file-level finding of an unfinished file stands', () => {
-    const first = reconcile({
-      findings: [finding()],
-      files: [cart],
-      previous: undefined,
-      scope: undefined,
-      change: change('h1'),
-      runId: 'r1',
-    });
+    const first = rec({ findings: [finding()], change: change('h1') });
     const fp = first.next.findings[0]?.fingerprint as string;
     const state: ReviewState = { ...first.next, findings: [], dismissed: [fp] };
     const moved = { ...cart, path: 'App/Basket.swift', status: 'renamed' as const, previousPath: 'App/Cart.swift' };
-    const again = reconcile({
-      findings: [finding({ file: 'App/Basket.swift' })],
-      files: [moved],
-      previous: state,
-      scope: undefined,
-      change: change('h2'),
-      runId: 'r2',
-    });
+    const again = rec({ findings: [finding({ file: 'App/Basket.swift' })], files: [moved], previous: state, change: change('h2') });
     expect(again.findings).toEqual([]);
     expect(again.dismissed).toBe(1);
-    const fileLevel = reconcile({
-      findings: [finding({ line: 0, message: 'No tests.' })],
-      files: [cart],
-      previous: undefined,
-      scope: undefined,
-      change: change('h1'),
-      runId: 'r1',
-    });
-    const cut = reconcile({
-      findings: [],
-      files: [cart],
-      previous: fileLevel.next,
-      scope: undefined,
-      change: change('h2'),
-      runId: 'r2',
-      unfinished: new Set(['App/Cart.swift']),
-    });
+    const fileLevel = rec({ findings: [finding({ line: 0, message: 'No tests.' })], change: change('h1') });
+    const cut = rec({ findings: [], previous: fileLevel.next, change: change('h2'), unfinished: new Set(['App/Cart.swift']) });
     expect(cut.resolved).toEqual([]);
     expect(cut.findings).toHaveLength(1);
   });
