@@ -142,8 +142,12 @@ export async function aggregate(raw: unknown, deps: AggregateDeps): Promise<Aggr
   let rec: Reconciled | undefined;
   if (input.change.number > 0 && context.success) {
     const verdicts = await confirmedByVerifier(agents, deps.artifacts);
+    // Findings of files the plan now leaves out, or of agents all turned off, are no longer reviewed.
+    const out = new Set(excluded.filter((e) => e.reason !== 'unchanged since the last review').map((e) => e.path));
+    const off = new Set(context.data.repo?.disableAgents ?? []);
     rec = reconcile({
       unfinished,
+      retired: (f) => out.has(f.file) || (f.agents.length > 0 && f.agents.every((a) => off.has(a))),
       findings: raised,
       files,
       previous,
@@ -180,7 +184,9 @@ export async function aggregate(raw: unknown, deps: AggregateDeps): Promise<Aggr
       ...summary,
       incremental: {
         since: scope.since,
-        ...(scope.full ? { full: true } : {}),
+        ...(scope.full ? { full: true, fullBecause: 'requested' as const } : {}),
+        ...(scope.configChanged ? { full: true, fullBecause: 'configuration' as const } : {}),
+        ...(rec.retired > 0 ? { retired: rec.retired } : {}),
         // Files the plan left out because the last review saw them as they are (not lock files and the like).
         filesUnchanged: excluded.filter((e) => e.reason === 'unchanged since the last review').length,
         new: findings.length - rec.carried,

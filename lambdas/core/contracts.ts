@@ -273,6 +273,8 @@ export const ContextArtifactSchema = z.strictObject({
       previousRef: ArtifactRef,
       /** Every file was reviewed again (`/agentflow review --full`). */
       full: z.boolean().optional(),
+      /** The review configuration (agents, models, prompts, paths, `.agentflow.yml`) changed since: every file was reviewed again. */
+      configChanged: z.boolean().optional(),
     })
     .optional(),
   /** The feedback on the pull request's inline comments read by this run, new since the last (see `applyFeedback`). */
@@ -509,6 +511,10 @@ export const IncrementalSummarySchema = z.strictObject({
   carried: z.number().int().nonnegative(),
   resolved: z.number().int().nonnegative(),
   dismissed: z.number().int().nonnegative(),
+  /** Earlier findings no longer under review (their file ignored, their agents turned off). */
+  retired: z.number().int().nonnegative().optional(),
+  /** Why every file was reviewed again: asked for, or the review configuration changed. */
+  fullBecause: z.enum(['requested', 'configuration']).optional(),
 });
 
 export const RunSummarySchema = z.strictObject({

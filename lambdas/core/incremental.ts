@@ -204,6 +204,8 @@ export interface Reconciled {
   carried: number;
   /** Findings of the previous review whose code changed or disappeared. */
   resolved: StateFinding[];
+  /** Earlier findings no longer under review (their file ignored, their agents turned off): dropped, not resolved. */
+  retired: number;
   /** Findings a person dismissed (dropped): raised again by this run, or open until now. */
   dismissed: number;
   /** The state this run leaves (Publish writes it once the review is posted; `posted` set there). */
@@ -237,6 +239,12 @@ export function reconcile(input: {
   config?: string;
   /** Files this run did not finish (a failed agent's, cut by the budget): their file-level findings stand. @default none */
   unfinished?: ReadonlySet<string>;
+  /**
+   * Earlier findings no longer under review — their file is now excluded (`.agentflow.yml`
+   * `ignore`, the workflow's `paths`) or every agent that raised them is turned off: they leave the
+   * open findings without being resolved (nothing about their code is known). @default none
+   */
+  retired?: (f: Pick<StateFinding, 'file' | 'agents'>) => boolean;
 }): Reconciled {
   const { previous } = input;
   const byPath = new Map(input.files.map((f) => [f.path, f]));
@@ -287,6 +295,7 @@ export function reconcile(input: {
     });
   }
   let carried = 0;
+  let retired = 0;
   const resolved: StateFinding[] = [];
   for (const p of previous?.findings ?? []) {
     if (open.has(p.fingerprint)) continue;
@@ -297,6 +306,10 @@ export function reconcile(input: {
     }
     const path = byPath.has(p.file) ? p.file : (renamed.get(p.file) ?? p.file);
     const file = byPath.get(path);
+    if (file && input.retired?.({ file: path, agents: p.agents })) {
+      retired++;
+      continue;
+    }
     let keep: StateFinding | undefined;
     if (file && unchanged.has(path)) keep = p;
     else if (file && p.code !== '') {
@@ -330,6 +343,7 @@ export function reconcile(input: {
     carried,
     resolved,
     dismissed: dropped.size,
+    retired,
     next: {
       version: REVIEW_STATE_VERSION,
       headSha: input.change.headSha,
@@ -359,7 +373,8 @@ function locate(lines: ReadonlyMap<number, string>, code: string): number | unde
       const text = lines.get(n);
       if (text === undefined) break;
       const norm = normalizeCode([text]);
-      if (norm === '') {
+      // Blank lines inside the code are skipped (normalised code has none); it cannot start on one.
+      if (norm === '' && i > 0) {
         n++;
         continue;
       }

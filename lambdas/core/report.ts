@@ -530,7 +530,7 @@ function notReviewedSection(
       .map(([reason, n]) => `${n} ${reason}`)
       .join(', ');
     lines.push(
-      `- ${excluded.length} file${excluded.length === 1 ? '' : 's'} excluded by the review plan (${counts}); change with \`paths\` in the workflow.`,
+      `- ${excluded.length} file${excluded.length === 1 ? '' : 's'} excluded by the review plan (${counts}); change with \`paths\` in the workflow${excluded.some((e) => e.reason === 'ignored by .agentflow.yml') ? " or `ignore` in the repository's `.agentflow.yml`" : ''}.`,
     );
   }
   const files = [
@@ -662,11 +662,12 @@ export function renderComment(input: {
       ...(inc.repeated + inc.carried > 0 ? [`${inc.repeated + inc.carried} still open from earlier reviews`] : []),
       ...(inc.resolved > 0 ? [`${inc.resolved} resolved`] : []),
       ...(inc.dismissed > 0 ? [`${inc.dismissed} dismissed`] : []),
+      ...((inc.retired ?? 0) > 0 ? [`${inc.retired} no longer reviewed (file ignored or agent turned off)`] : []),
     ];
     head.push(
       '',
       inc.full
-        ? `Full review (requested) since the review of ${code(inc.since.slice(0, 7))}: ${parts.slice(1).join(' · ') || 'no new findings'}.`
+        ? `Full review (${inc.fullBecause === 'configuration' ? 'the agents, models, paths or `.agentflow.yml` changed' : 'requested'}) since the review of ${code(inc.since.slice(0, 7))}: ${parts.slice(1).join(' · ') || 'no new findings'}.`
         : `Incremental review since ${code(inc.since.slice(0, 7))}: ${parts.join(' · ')}. Comment \`/agentflow review --full\` to review every file again.`,
     );
   }

@@ -299,6 +299,7 @@ export async function loadContext(raw: unknown, deps: LoadContextDeps): Promise<
             since: previous.headSha,
             unchanged: scope?.unchanged ?? [],
             ...(full ? { full } : {}),
+            ...(!full && previous.config !== config ? { configChanged: true } : {}),
             previousRef: await deps.artifacts.putJson(`runs/${input.runId}/previous-review-state.json`, previous),
           },
         }

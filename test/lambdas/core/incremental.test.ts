@@ -232,4 +232,38 @@ describe('Module: incremental re-review', () => {
     expect(cut.resolved).toEqual([]);
     expect(cut.findings).toHaveLength(1);
   });
+
+  it('a carried finding moves to the first line of its code, never to a blank line above it', () => {
+    const blankAbove = file(
+      'App/Cart.swift',
+      [
+        '@@ -10,3 +10,5 @@ final class Cart {',
+        '   func total() -> Int {',
+        '+',
+        '+    let key = "sk_live_x"',
+        '     return items.count',
+        '   }',
+      ].join('\n'),
+    );
+    const first = rec({ findings: [finding()] });
+    const moved = rec({ files: [blankAbove], previous: first.next, scope: { since: 'h1', unchanged: [] }, change: change('h2') });
+    expect(moved.findings[0]?.line).toBe(12);
+  });
+
+  it('findings of a file now ignored, or of agents all turned off, leave the open findings without being resolved', () => {
+    const first = rec({
+      findings: [finding(), finding({ file: 'App/Other.swift', line: 2, category: 'docs', agents: ['documentation'] })],
+      files: [cart, other],
+    });
+    const next = rec({
+      files: [cart, other],
+      previous: first.next,
+      scope: { since: 'h1', unchanged: ['App/Cart.swift', 'App/Other.swift'] },
+      change: change('h2'),
+      retired: (f) => f.file === 'App/Cart.swift' || f.agents.every((a) => a === 'documentation'),
+    });
+    expect(next.findings).toEqual([]);
+    expect(next.resolved).toEqual([]);
+    expect(next.retired).toBe(2);
+  });
 });
