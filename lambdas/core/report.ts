@@ -573,7 +573,7 @@ function agentsDetails(summary: RunSummary): string[] {
     '|---|---|---|---|---:|---:|---:|---|',
     ...summary.agents.map(
       (a) =>
-        `| ${cell(a.name)} | ${agentStatus(a)} | ${cell(a.provider)} | ${cell(a.model)} | ${int(a.inputTokens)} | ${int(a.outputTokens)} | ${usd(a.costUsd)} | ${cell(gatewayNotes(a))} |`,
+        `| ${cell(a.name)} | ${a.calls === 0 && summary.repo?.disabledAgents.includes(a.name) ? '⏸ turned off by `.agentflow.yml`' : agentStatus(a)} | ${cell(a.provider)} | ${cell(a.model)} | ${int(a.inputTokens)} | ${int(a.outputTokens)} | ${usd(a.costUsd)} | ${cell(gatewayNotes(a))} |`,
     ),
     `| **Total** | | | | **${int(summary.inputTokens)}** | **${int(summary.outputTokens)}** | **${usd(summary.costUsd)}** | |`,
     '',
