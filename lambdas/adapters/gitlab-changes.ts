@@ -182,8 +182,10 @@ const BINARY_DIFF = /^Binary files .* differ$/m;
  * - Too large: an entry flagged `too_large` or `collapsed`, or a text diff GitLab left empty (but
  *   not a pure rename): the file is read at `baseSha` and at `headSha`
  *   (`GET /projects/:id/repository/files/:path/raw?ref=`; a side that does not exist is empty) and
- *   its hunks are computed here ({@link unifiedHunks}). Source:
- *   https://docs.gitlab.com/administration/diff_limits/ (read 2026-11).
+ *   its hunks are computed here ({@link unifiedHunks}). GitLab collapses a file's diff at 10 % of
+ *   its diff limits and the API then lists it with an empty `diff`. Sources:
+ *   https://docs.gitlab.com/administration/diff_limits/ and
+ *   https://gitlab.com/gitlab-org/gitlab/-/issues/414389 (read 2026-11).
  *
  * @throws GitbeakerRequestError when GitLab refuses a call (401 for a wrong token, 404 for an
  *   unknown project or merge request); {@link gitLabStatus} reads its HTTP status

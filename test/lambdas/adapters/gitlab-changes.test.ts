@@ -100,7 +100,11 @@ describe('Class: GitLabChangeSource', () => {
 
     // Assess
     expect(files.map((f) => f.path)).toEqual(many.map((d) => d.new_path));
-    expect(gitlab.requests.map((r) => r.query.page ?? '1')).toEqual(['1', '2', '3']);
+    expect(gitlab.requests.map((r) => [r.query.page ?? '1', r.query.per_page])).toEqual([
+      ['1', '100'],
+      ['2', '100'],
+      ['3', '100'],
+    ]);
   });
 
   it('gives a binary file as binary with no patch', async () => {
@@ -155,6 +159,41 @@ describe('Class: GitLabChangeSource', () => {
       ].join('\n'),
     });
     expect(gitlab.requests.filter((r) => r.route === 'rawFile').map((r) => r.query.ref)).toEqual([BASE, HEAD]);
+  });
+
+  it('rebuilds a new file GitLab listed with an empty diff from the head only', async () => {
+    // Prepare
+    gitlab.addMergeRequest(PROJECT, 7, [diff('src/generated.ts', { new_file: true, a_mode: '0', diff: '' })]);
+    gitlab.putFile(PROJECT, HEAD, 'src/generated.ts', 'export const a = 1;\nexport const b = 2;\n');
+
+    // Act
+    const files = await source().listChangedFiles(change);
+
+    // Assess
+    expect(files).toEqual([
+      {
+        path: 'src/generated.ts',
+        status: 'added',
+        additions: 2,
+        deletions: 0,
+        patch: '@@ -0,0 +1,2 @@\n+export const a = 1;\n+export const b = 2;',
+        binary: false,
+      },
+    ]);
+    expect(gitlab.requests.filter((r) => r.route === 'rawFile').map((r) => r.query.ref)).toEqual([HEAD]);
+  });
+
+  it('gives a collapsed file whose versions hold a NUL byte as binary with no patch', async () => {
+    // Prepare
+    gitlab.addMergeRequest(PROJECT, 7, [diff('assets/font.bin', { diff: '', collapsed: true })]);
+    gitlab.putFile(PROJECT, BASE, 'assets/font.bin', 'a\0b');
+    gitlab.putFile(PROJECT, HEAD, 'assets/font.bin', 'a\0c');
+
+    // Act
+    const files = await source().listChangedFiles(change);
+
+    // Assess
+    expect(files).toEqual([{ path: 'assets/font.bin', status: 'modified', additions: 0, deletions: 0, patch: '', binary: true }]);
   });
 
   it('readHeadFile reads at the head SHA and gives undefined for a missing file', async () => {
