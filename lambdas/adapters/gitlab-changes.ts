@@ -1,4 +1,5 @@
 import type { Gitlab, MergeRequestDiffSchema } from '@gitbeaker/rest';
+import { structuredPatch } from 'diff';
 import type { Change, ChangedFile } from '../core/contracts.js';
 import type { ChangeSource } from '../core/ports.js';
 
@@ -11,12 +12,6 @@ const DIFFS_PER_PAGE = 100;
 const DIFFS_MAX_PAGES = 30;
 /** Lines of context around each rebuilt hunk, as `git diff` and GitLab show them. */
 const CONTEXT_LINES = 3;
-/**
- * Largest middle part (lines of base × lines of head, after the common prefix and suffix) we align
- * line by line when rebuilding a too-large diff; past it the middle becomes one hunk that removes
- * the base's lines and adds the head's (a correct, not minimal, diff).
- */
-const MAX_ALIGN_CELLS = 4_000_000;
 
 /** The gitbeaker client the source calls (`new Gitlab({ host, token })` from `@gitbeaker/rest`). */
 export type GitLabClient = InstanceType<typeof Gitlab<false>>;
@@ -59,106 +54,22 @@ function statusOf(d: GitLabDiffEntry): ChangedFile['status'] {
   return 'modified';
 }
 
-/** A file's text split into lines, without the empty string after a final newline. */
-function linesOf(text: string): string[] {
-  if (text === '') return [];
-  const lines = text.split('\n');
-  if (lines[lines.length - 1] === '') lines.pop();
-  return lines;
-}
-
-/** One line of an edit script: kept (` `), removed (`-`) or added (`+`). */
-interface Edit {
-  op: ' ' | '-' | '+';
-  text: string;
-  /** 1-based line in the base (kept, removed) and in the head (kept, added) after this line. */
-  a: number;
-  b: number;
-}
-
-/** The edit script from `a` to `b`: common prefix and suffix, the middle aligned by longest common subsequence (see {@link MAX_ALIGN_CELLS}). */
-function editScript(a: readonly string[], b: readonly string[]): Edit[] {
-  let pre = 0;
-  while (pre < a.length && pre < b.length && a[pre] === b[pre]) pre++;
-  let suf = 0;
-  while (suf < a.length - pre && suf < b.length - pre && a[a.length - 1 - suf] === b[b.length - 1 - suf]) suf++;
-  const am = a.slice(pre, a.length - suf);
-  const bm = b.slice(pre, b.length - suf);
-  const ops: Array<' ' | '-' | '+'> = [];
-  if (am.length * bm.length <= MAX_ALIGN_CELLS && am.length > 0 && bm.length > 0) {
-    // lcs[i][j]: length of the longest common subsequence of am[i..] and bm[j..].
-    const w = bm.length + 1;
-    const lcs = new Uint32Array((am.length + 1) * w);
-    for (let i = am.length - 1; i >= 0; i--) {
-      for (let j = bm.length - 1; j >= 0; j--) {
-        lcs[i * w + j] =
-          am[i] === bm[j] ? (lcs[(i + 1) * w + j + 1] ?? 0) + 1 : Math.max(lcs[(i + 1) * w + j] ?? 0, lcs[i * w + j + 1] ?? 0);
-      }
-    }
-    let i = 0;
-    let j = 0;
-    while (i < am.length && j < bm.length) {
-      if (am[i] === bm[j]) {
-        ops.push(' ');
-        i++;
-        j++;
-      } else if ((lcs[(i + 1) * w + j] ?? 0) >= (lcs[i * w + j + 1] ?? 0)) {
-        ops.push('-');
-        i++;
-      } else {
-        ops.push('+');
-        j++;
-      }
-    }
-    for (; i < am.length; i++) ops.push('-');
-    for (; j < bm.length; j++) ops.push('+');
-  } else {
-    for (const _ of am) ops.push('-');
-    for (const _ of bm) ops.push('+');
-  }
-  const edits: Edit[] = [];
-  let ai = 0;
-  let bi = 0;
-  const push = (op: Edit['op']) => {
-    const text = op === '+' ? (b[bi] ?? '') : (a[ai] ?? '');
-    if (op !== '+') ai++;
-    if (op !== '-') bi++;
-    edits.push({ op, text, a: ai, b: bi });
-  };
-  for (let k = 0; k < pre; k++) push(' ');
-  for (const op of ops) push(op);
-  for (let k = 0; k < suf; k++) push(' ');
-  return edits;
-}
-
 /**
  * The unified diff hunks (`@@ -a,n +b,m @@`, {@link CONTEXT_LINES} lines of context) from `base`
  * to `head`, as `git diff` writes them without its header lines; empty when the texts are equal.
+ * Computed by jsdiff (`diff`, `structuredPatch`).
  */
 export function unifiedHunks(base: string, head: string): string {
-  const edits = editScript(linesOf(base), linesOf(head));
-  const changed = edits.flatMap((e, i) => (e.op === ' ' ? [] : [i]));
-  const out: string[] = [];
-  let k = 0;
-  while (k < changed.length) {
-    const first = changed[k] ?? 0;
-    let last = first;
-    // Changes closer than twice the context share one hunk.
-    while (k + 1 < changed.length && (changed[k + 1] ?? 0) - last <= 2 * CONTEXT_LINES) last = changed[++k] ?? last;
-    k++;
-    const from = Math.max(0, first - CONTEXT_LINES);
-    const to = Math.min(edits.length - 1, last + CONTEXT_LINES);
-    const part = edits.slice(from, to + 1);
-    const aLen = part.filter((e) => e.op !== '+').length;
-    const bLen = part.filter((e) => e.op !== '-').length;
-    const before = edits[from - 1];
-    const aStart = aLen === 0 ? (before?.a ?? 0) : (before?.a ?? 0) + 1;
-    const bStart = bLen === 0 ? (before?.b ?? 0) : (before?.b ?? 0) + 1;
-    const range = (start: number, len: number) => (len === 1 ? `${start}` : `${start},${len}`);
-    out.push(`@@ -${range(aStart, aLen)} +${range(bStart, bLen)} @@`);
-    for (const e of part) out.push(`${e.op}${e.text}`);
-  }
-  return out.join('\n');
+  if (base === head) return '';
+  const { hunks } = structuredPatch('a', 'b', base, head, '', '', { context: CONTEXT_LINES });
+  const range = (start: number, len: number) => (len === 1 ? `${start}` : `${start},${len}`);
+  return hunks
+    .flatMap((h) => [
+      // jsdiff numbers an empty side from 1 where git writes 0 (`@@ -0,0 +1,3 @@`).
+      `@@ -${range(h.oldLines === 0 ? h.oldStart - 1 : h.oldStart, h.oldLines)} +${range(h.newLines === 0 ? h.newStart - 1 : h.newStart, h.newLines)} @@`,
+      ...h.lines,
+    ])
+    .join('\n');
 }
 
 /** Whether GitLab's diff text says the file is binary (`Binary files a/x and b/y differ`). */
