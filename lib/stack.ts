@@ -180,7 +180,12 @@ export class AgentFlowStack extends Stack {
       enforceSSL: true,
       removalPolicy,
       autoDeleteObjects: removalPolicy === RemovalPolicy.DESTROY,
-      lifecycleRules: [{ prefix: 'runs/', expiration: Duration.days(90) }],
+      // A pull request's review state (pulls/) outlives its runs' artifacts; one idle for 180 days
+      // is forgotten and its next run reviews every file.
+      lifecycleRules: [
+        { prefix: 'runs/', expiration: Duration.days(90) },
+        { prefix: 'pulls/', expiration: Duration.days(180) },
+      ],
     });
     const githubSecret = Secret.fromSecretNameV2(this, 'GitHubSecret', `agentflow/${props.envName}/github`);
     const openaiSecret = Secret.fromSecretNameV2(this, 'OpenAISecret', `agentflow/${props.envName}/openai`);

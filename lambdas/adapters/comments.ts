@@ -88,6 +88,11 @@ export class GitHubPublisher implements ForgePublisher {
     await this.octokit.graphql(RESOLVE_THREAD, { threadId }).catch(() => undefined);
   }
 
+  /** Every review comment of the pull request, replies included (`GET …/pulls/{pull_number}/comments`, 100 a page). */
+  private reviewComments(owner: string, repo: string, number: number) {
+    return this.octokit.paginate(this.octokit.rest.pulls.listReviewComments, { owner, repo, pull_number: number, per_page: 100 });
+  }
+
   /**
    * Whether `login` may write to the repository (`GET /repos/{o}/{r}/collaborators/{u}/permission`:
    * admin, maintain or write); `author_association` alone does not say (a member may only read).
@@ -143,12 +148,7 @@ export class GitHubPublisher implements ForgePublisher {
   async postReview(change: Change, marker: string, review: InlineReview): Promise<PostedReview> {
     if (review.comments.length === 0 && review.resolved.length === 0) return { url: null, comments: 0, keys: [], resolved: 0 };
     const { owner, repo } = splitRepository(change.repository);
-    const onPull = await this.octokit.paginate(this.octokit.rest.pulls.listReviewComments, {
-      owner,
-      repo,
-      pull_number: change.number,
-      per_page: 100,
-    });
+    const onPull = await this.reviewComments(owner, repo, change.number);
     const byKey = new Map<string, (typeof onPull)[number]>();
     const answered = new Set<string>();
     // Only AgentFlow's own comments count: a marker anyone else writes hides nothing.
@@ -223,12 +223,7 @@ export class GitHubPublisher implements ForgePublisher {
   async readFeedback(change: Change): Promise<FindingFeedback[]> {
     this.permissions.clear();
     const { owner, repo } = splitRepository(change.repository);
-    const all = await this.octokit.paginate(this.octokit.rest.pulls.listReviewComments, {
-      owner,
-      repo,
-      pull_number: change.number,
-      per_page: 100,
-    });
+    const all = await this.reviewComments(owner, repo, change.number);
     const own = await this.ownComments();
     const mine = all
       .filter(own)

@@ -277,8 +277,6 @@ export const ContextArtifactSchema = z.strictObject({
       configChanged: z.boolean().optional(),
     })
     .optional(),
-  /** The feedback on the pull request's inline comments read by this run, new since the last (see `applyFeedback`). */
-  feedback: FeedbackTalliesSchema.optional(),
   /** The digest of what the review is made with (`reviewConfigDigest`), kept in the review state. */
   reviewConfig: z.string().optional(),
   /** The repository's `.agentflow.yml` and guidance files as read at the base commit (see `repo-config.ts`). */
@@ -587,8 +585,6 @@ export const RunSummarySchema = z.strictObject({
    * (their code changed or disappeared), `dismissed` (a person dismissed them earlier).
    */
   incremental: IncrementalSummarySchema.optional(),
-  /** Feedback on the pull request's inline comments this run read, new since the last run (acceptance per agent and category). */
-  feedback: FeedbackTalliesSchema.optional(),
   /**
    * The repository's `.agentflow.yml` as this run applied it: its errors (the defaults were used),
    * the agents it turned off, the guidance files given to the agents and its `fail_on`.
