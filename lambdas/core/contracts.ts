@@ -49,6 +49,12 @@ export const ChangeSchema = z.strictObject({
   action: z.string().default('opened'),
   baseSha: z.string().min(1),
   headSha: z.string().min(1),
+  /**
+   * GitLab's `diff_refs.start_sha`: the target branch's tip when the merge request's diff was
+   * computed (a diff discussion's `position` names base, start and head). Absent on GitHub and
+   * locally: the base SHA stands for it.
+   */
+  startSha: z.string().min(1).optional(),
   baseRef: z.string().default(''),
   headRef: z.string().default(''),
   /** Test coverage in percent when a source reported it (used by `test_coverage` conditions). */
