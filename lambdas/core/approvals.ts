@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { ChangeSchema, parseInput } from './contracts.js';
+import { ChangeSchema, FORGES, type Forge, parseInput } from './contracts.js';
 import { InvalidInputError } from './errors.js';
 
 /**
@@ -20,59 +20,121 @@ export type CallbackKind = (typeof CALLBACK_KINDS)[number];
 /** The error a rejection fails the waiting task with; the compiled Catch turns it into the `rejected` outcome. */
 export const REJECTED_ERROR = 'ApprovalRejectedError';
 
-/** Who may decide, resolved from a workflow's `approvers:` list and the environment's groups. */
-export const ApproversSchema = z.strictObject({
-  /** Slack user ids (`U024BE7LH`). */
-  slack: z.array(z.string()).default([]),
-  /** GitHub logins. */
-  github: z.array(z.string()).default([]),
-  /** GitHub teams as `org/team-slug`. */
-  teams: z.array(z.string()).default([]),
-});
+/** A forge account or team/group: a GitHub login or `org/team-slug`; a GitLab username or group path. */
+const ForgeName = z.strictObject({ forge: z.enum(FORGES), name: z.string().min(1) });
+export type ForgeName = z.infer<typeof ForgeName>;
+
+/** Approvers as stored before forges other than GitHub existed: `{ github: logins, teams: org/slug }`. */
+function fromGitHubOnly(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null || 'users' in value || 'groups' in value) return value;
+  const { github = [], teams = [], ...rest } = value as { github?: string[]; teams?: string[] };
+  return {
+    ...rest,
+    users: github.map((name) => ({ forge: 'github', name })),
+    groups: teams.map((name) => ({ forge: 'github', name })),
+  };
+}
+
+/**
+ * Who may decide, resolved from a workflow's `approvers:` list and the environment's groups.
+ * Records written before GitLab was supported (`{ slack, github, teams }`) are read as GitHub users
+ * and teams.
+ */
+export const ApproversSchema = z.preprocess(
+  fromGitHubOnly,
+  z.strictObject({
+    /** Slack user ids (`U024BE7LH`). */
+    slack: z.array(z.string()).default([]),
+    /** Forge accounts: GitHub logins, GitLab usernames. */
+    users: z.array(ForgeName).default([]),
+    /** Forge teams and groups: GitHub `org/team-slug`, GitLab group paths (`acme/mobile/leads`). */
+    groups: z.array(ForgeName).default([]),
+  }),
+);
 export type Approvers = z.infer<typeof ApproversSchema>;
 
 /**
- * Approver groups of an environment (cdk.json `environments.<env>.groups`): Slack user ids and
- * GitHub logins or `@org/team` teams.
+ * How an approver entry names a forge account: `@octocat` and `@org/team` are GitHub's (the
+ * prefix may be left out), `gitlab:@jsmith` and `gitlab:@group/sub` GitLab's. Keyed by forge, so a
+ * new forge does not compile until it has a prefix.
+ */
+export const APPROVER_PREFIX: Record<Forge, string> = { github: 'github:', gitlab: 'gitlab:' };
+
+const forgeEntries = { github: z.array(z.string()).optional(), gitlab: z.array(z.string()).optional() } satisfies Record<Forge, z.ZodType>;
+
+/**
+ * Approver groups of an environment (cdk.json `environments.<env>.groups`): Slack user ids, GitHub
+ * logins or `@org/team` teams, GitLab usernames or `@group/path` groups.
  */
 export const ApproverGroupsSchema = z.record(
   z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'a group name is lower-case letters, digits and dashes'),
-  z.strictObject({ slack: z.array(z.string()).default([]), github: z.array(z.string()).default([]) }),
+  z.strictObject({ slack: z.array(z.string()).default([]), ...forgeEntries }),
 );
 export type ApproverGroups = z.infer<typeof ApproverGroupsSchema>;
 
 const SLACK_USER = /^[UW][A-Z0-9]{2,}$/;
-const GITHUB_TEAM = /^@([A-Za-z0-9-]+)\/([A-Za-z0-9_.-]+)$/;
-const GITHUB_USER = /^@([A-Za-z0-9-]+)$/;
+/** A forge account or team after its prefix: `@name` or `@path/of/team` (GitLab groups nest). */
+const FORGE_ACCOUNT = /^@([A-Za-z0-9][A-Za-z0-9_.-]*(?:\/[A-Za-z0-9_.-]+)*)$/;
+/** GitHub teams have exactly one `org/` level; GitLab usernames may hold `.` and `_`. */
+const FORGE_SHAPE: Record<Forge, { user: RegExp; group: RegExp }> = {
+  github: { user: /^[A-Za-z0-9-]+$/, group: /^[A-Za-z0-9-]+\/[A-Za-z0-9_.-]+$/ },
+  gitlab: { user: /^[A-Za-z0-9_.-]+$/, group: /^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)+$/ },
+};
+
+/** The forge and account an entry names (`@x`, `github:@x`, `gitlab:@x/y`), or undefined. */
+function forgeAccount(entry: string): { forge: Forge; name: string; group: boolean } | undefined {
+  const forge = FORGES.find((f) => entry.startsWith(APPROVER_PREFIX[f])) ?? (entry.startsWith('@') ? 'github' : undefined);
+  if (!forge) return undefined;
+  const m = FORGE_ACCOUNT.exec(entry.startsWith('@') ? entry : entry.slice(APPROVER_PREFIX[forge].length));
+  const name = m?.[1];
+  if (!name) return undefined;
+  if (FORGE_SHAPE[forge].user.test(name)) return { forge, name, group: false };
+  if (FORGE_SHAPE[forge].group.test(name)) return { forge, name, group: true };
+  return undefined;
+}
 
 /**
- * Resolves an approver list: a Slack user id (`U024BE7LH`), a GitHub user (`@octocat`), a GitHub
- * team (`@acme/mobile-leads`) or the name of a group in `groups`.
+ * Resolves an approver list: a Slack user id (`U024BE7LH`), a GitHub user (`@octocat`) or team
+ * (`@acme/mobile-leads`), a GitLab user (`gitlab:@jsmith`) or group (`gitlab:@acme/mobile/leads`),
+ * or the name of a group in `groups`.
  * @throws InvalidInputError naming an entry that is none of these
  */
 export function resolveApprovers(entries: readonly string[], groups: ApproverGroups): Approvers {
-  const out: Approvers = { slack: [], github: [], teams: [] };
+  const out: Approvers = { slack: [], users: [], groups: [] };
   const add = (entry: string, from: string) => {
-    const team = GITHUB_TEAM.exec(entry);
-    const user = GITHUB_USER.exec(entry);
+    const account = forgeAccount(entry);
     if (SLACK_USER.test(entry)) out.slack.push(entry);
-    else if (team) out.teams.push(`${team[1]}/${team[2]}`);
-    else if (user?.[1]) out.github.push(user[1]);
-    else throw new InvalidInputError(`approver "${entry}"${from} is not a Slack user id (U…), @github-user, @org/team or a group`);
+    else if (account) (account.group ? out.groups : out.users).push({ forge: account.forge, name: account.name });
+    else {
+      throw new InvalidInputError(
+        `approver "${entry}"${from} is not a Slack user id (U…), @github-user, @org/team, gitlab:@user, gitlab:@group or a group`,
+      );
+    }
   };
   for (const entry of entries) {
     const group = groups[entry];
     if (group) {
       for (const s of group.slack) add(s, ` of group ${entry}`);
-      for (const g of group.github) add(g.startsWith('@') ? g : `@${g}`, ` of group ${entry}`);
-    } else if (SLACK_USER.test(entry) || entry.startsWith('@')) {
+      for (const forge of FORGES) {
+        for (const g of group[forge] ?? []) add(`${APPROVER_PREFIX[forge]}${g.startsWith('@') ? g : `@${g}`}`, ` of group ${entry}`);
+      }
+    } else if (
+      SLACK_USER.test(entry) ||
+      forgeAccount(entry) ||
+      entry.startsWith('@') ||
+      FORGES.some((f) => entry.startsWith(APPROVER_PREFIX[f]))
+    ) {
       add(entry, '');
     } else {
       throw new InvalidInputError(`approver group "${entry}" is not defined (add it under groups in the environment config)`);
     }
   }
-  return { slack: [...new Set(out.slack)], github: [...new Set(out.github)], teams: [...new Set(out.teams)] };
+  const unique = (names: ForgeName[]) => [...new Map(names.map((n) => [`${n.forge}:${n.name.toLowerCase()}`, n])).values()];
+  return { slack: [...new Set(out.slack)], users: unique(out.users), groups: unique(out.groups) };
 }
+
+/** How an approver is shown: `@octocat`, `@acme/leads`, `gitlab:@jsmith`. */
+export const approverName = (n: ForgeName): string => (n.forge === 'github' ? `@${n.name}` : `${APPROVER_PREFIX[n.forge]}@${n.name}`);
 
 /** The waiting task's payload (the compiled approval gate sends it). */
 export const RequestApprovalInputSchema = z.strictObject({
@@ -134,13 +196,13 @@ export type ApprovalRecord = z.infer<typeof ApprovalRecordSchema>;
 export interface Actor {
   /** Slack user id, when the decision came from Slack. */
   slack?: string;
-  /** GitHub login, when it came from a pull-request comment. */
-  github?: string;
+  /** A forge account (GitHub login, GitLab username), when it came from a pull or merge request comment. */
+  user?: { forge: Forge; name: string };
   /** CI reporting through the signed `/webhooks/ci` route. */
   ci?: boolean;
 }
 
-export const actorName = (a: Actor): string => (a.slack ? `<@${a.slack}>` : a.github ? `@${a.github}` : a.ci ? 'CI' : 'unknown');
+export const actorName = (a: Actor): string => (a.slack ? `<@${a.slack}>` : a.user ? approverName(a.user) : a.ci ? 'CI' : 'unknown');
 
 /** The approval store (DynamoDB `APPROVAL#` items). */
 export interface ApprovalStore {
@@ -195,10 +257,17 @@ export interface ApprovalNotifier {
   decided(record: ApprovalRecord): Promise<void>;
 }
 
-/** Answers whether a GitHub login is an active member of `org/team` (GitHub REST API). */
+/**
+ * Answers whether an account is an active member of a team or group on one forge (GitHub:
+ * `org/team-slug`; GitLab: a group path, inherited membership included).
+ */
 export interface TeamDirectory {
+  /** @returns false when the account or the team does not exist; @throws the forge's error for anything else */
   isMember(team: string, login: string): Promise<boolean>;
 }
+
+/** One {@link TeamDirectory} per forge (a forge without one: its teams never match). */
+export type TeamDirectories = Partial<Record<Forge, TeamDirectory>>;
 
 export interface RequestApprovalDeps {
   approvals: ApprovalStore;
@@ -275,7 +344,7 @@ export interface DecideDeps {
   approvals: ApprovalStore;
   callbacks: TaskCallbacks;
   notifier: ApprovalNotifier;
-  teams?: TeamDirectory;
+  teams?: TeamDirectories;
   now?: () => Date;
 }
 
@@ -287,12 +356,16 @@ export interface Decision {
 }
 
 /** Whether `actor` may decide `record`. */
-export async function mayDecide(record: ApprovalRecord, actor: Actor, teams?: TeamDirectory): Promise<boolean> {
+export async function mayDecide(record: ApprovalRecord, actor: Actor, teams?: TeamDirectories): Promise<boolean> {
   if (record.kind === 'ci') return actor.ci === true;
   if (actor.slack) return record.approvers.slack.includes(actor.slack);
-  if (actor.github) {
-    if (record.approvers.github.some((g) => g.toLowerCase() === actor.github?.toLowerCase())) return true;
-    for (const team of record.approvers.teams) if (teams && (await teams.isMember(team, actor.github))) return true;
+  const user = actor.user;
+  if (user) {
+    const same = (n: ForgeName) => n.forge === user.forge;
+    if (record.approvers.users.some((n) => same(n) && n.name.toLowerCase() === user.name.toLowerCase())) return true;
+    const directory = teams?.[user.forge];
+    for (const group of record.approvers.groups.filter(same))
+      if (directory && (await directory.isMember(group.name, user.name))) return true;
   }
   return false;
 }

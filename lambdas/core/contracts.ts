@@ -31,7 +31,7 @@ export type StructuredOutput = (typeof STRUCTURED_OUTPUTS)[number];
  * Forges AgentFlow publishes reviews on. Every table keyed by {@link Forge} (publishers, change
  * sources) must name each one, so a new forge does not compile until every output is wired.
  */
-export const FORGES = ['github'] as const;
+export const FORGES = ['github', 'gitlab'] as const;
 export type Forge = (typeof FORGES)[number];
 
 /** A key in the artifact store (an S3 key, or a path under the local state folder). */

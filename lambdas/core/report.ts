@@ -473,22 +473,50 @@ const urlSegment = (s: string) => encodeURIComponent(s).replace(/[!'()*]/g, (c) 
  * // 'https://github.com/acme/shop-apps/blob/b1234567/App/Pay%20%28v2%29.swift#L10-L12'
  */
 export function findingUrl(change: Change, f: Pick<Finding, 'file' | 'line' | 'endLine'>): string | undefined {
-  if (change.number <= 0 || !REPOSITORY.test(change.repository) || !/^[0-9a-f]{7,64}$/i.test(change.headSha)) return undefined;
+  if (change.number <= 0 || !/^[0-9a-f]{7,64}$/i.test(change.headSha)) return undefined;
   const segments = f.file.split('/');
   if (segments.some((s) => s === '' || /^\.+$/.test(s))) return undefined;
   const end = f.endLine !== undefined && f.endLine > f.line ? f.endLine : undefined;
-  const url = FILE_LINKS[forgeOf(change)](change.repository, change.headSha, segments.map(urlSegment).join('/'), f.line, end);
-  return url.length <= MAX_LINK_CHARS ? url : undefined;
+  const url = FILE_LINKS[forgeOf(change)](change, segments.map(urlSegment).join('/'), f.line, end);
+  return url !== undefined && url.length <= MAX_LINK_CHARS ? url : undefined;
+}
+
+/** A GitLab project path: groups and subgroups, then the project (`acme/mobile/shop`). */
+const GITLAB_PROJECT = /^[A-Za-z0-9_][A-Za-z0-9_.-]*(\/[A-Za-z0-9_][A-Za-z0-9_.-]*)+$/;
+
+/**
+ * The instance a GitLab merge request is on, from its web URL (`https://gitlab.example.com/acme/shop/-/merge_requests/4`
+ * → `https://gitlab.example.com`): undefined unless the URL is http(s) and names the project.
+ */
+function gitlabOrigin(change: Change): string | undefined {
+  let url: URL;
+  try {
+    url = new globalThis.URL(change.url);
+  } catch {
+    return undefined;
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') return undefined;
+  return url.pathname.startsWith(`/${change.repository}/-/`) ? url.origin : undefined;
 }
 
 /**
- * Each forge's link to lines of a file at a commit (`path` already percent-encoded, `line` 0 for
- * the whole file): a forge added to `FORGES` does not compile until it has one.
+ * Each forge's link to lines of a file at the change's head commit (`path` already
+ * percent-encoded, `line` 0 for the whole file), or undefined when the change does not name a
+ * repository the forge can link to: a forge added to `FORGES` does not compile until it has one.
  */
-const FILE_LINKS: Record<Forge, (repository: string, sha: string, path: string, line: number, end: number | undefined) => string> = {
+const FILE_LINKS: Record<Forge, (change: Change, path: string, line: number, end: number | undefined) => string | undefined> = {
   // https://docs.github.com/en/repositories/working-with-files/using-files/getting-permanent-links-to-files (2026-11)
-  github: (repository, sha, path, line, end) =>
-    `https://github.com/${repository}/blob/${sha}/${path}${line > 0 ? `#L${line}${end !== undefined ? `-L${end}` : ''}` : ''}`,
+  github: ({ repository, headSha }, path, line, end) =>
+    REPOSITORY.test(repository)
+      ? `https://github.com/${repository}/blob/${headSha}/${path}${line > 0 ? `#L${line}${end !== undefined ? `-L${end}` : ''}` : ''}`
+      : undefined,
+  // https://docs.gitlab.com/user/project/repository/files/#link-to-specific-lines (read 2026-11): `#L10-12`
+  gitlab: (change, path, line, end) => {
+    const origin = GITLAB_PROJECT.test(change.repository) ? gitlabOrigin(change) : undefined;
+    return origin
+      ? `${origin}/${change.repository}/-/blob/${change.headSha}/${path}${line > 0 ? `#L${line}${end !== undefined ? `-${end}` : ''}` : ''}`
+      : undefined;
+  },
 };
 
 /** Model text on one summary line: line breaks as spaces, inert (see {@link commentText}), capped at `max`. */

@@ -5,14 +5,13 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import middy from '@middy/core';
 import { S3ArtifactStore } from '../adapters/artifacts.js';
-import { GitHubPublisher } from '../adapters/comments.js';
 import { DynamoRunStore } from '../adapters/runs.js';
 import { SlackThreadNotifier } from '../adapters/slack.js';
 import { FINDINGS_ACCEPTED_METRIC, FINDINGS_REJECTED_METRIC } from '../core/incremental.js';
 import type { ChannelNotifier } from '../core/ports.js';
 import { cloudThreads } from '../shared/approvals.js';
 import { optionalEnv, requireEnv } from '../shared/env.js';
-import { githubClient } from '../shared/octokit.js';
+import { cloudPublishers } from '../shared/forges.js';
 import { logger } from '../shared/powertools.js';
 import { secretField } from '../shared/secrets.js';
 import { publish } from './publish.js';
@@ -50,6 +49,8 @@ const channels = cloudChannels();
 /** `output.slack: true` posts here (`slackChannel` of the environment config, written by the stack). */
 const defaultChannel = optionalEnv('SLACK_DEFAULT_CHANNEL', '');
 
+const forges = cloudPublishers();
+
 const metrics = new Metrics({ namespace: optionalEnv('POWERTOOLS_METRICS_NAMESPACE', 'AgentFlow') });
 
 /**
@@ -61,7 +62,7 @@ export const handler = middy(async (event: unknown) => {
   const out = await publish(event, {
     artifacts,
     runs,
-    forges: { github: new GitHubPublisher(await githubClient()) },
+    forges,
     ...(threads ? { threads } : {}),
     ...(channels ? { channels } : {}),
     ...(defaultChannel ? { defaultChannel } : {}),

@@ -2,12 +2,14 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DynamoApprovalStore } from '../adapters/approvals.js';
+import { GitLabGroupDirectory } from '../adapters/gitlab-lookup.js';
 import { SlackApprovalNotifier, SlackThreadNotifier } from '../adapters/slack.js';
 import { SfnTaskCallbacks } from '../adapters/task-callbacks.js';
 import { GitHubTeamDirectory } from '../adapters/teams.js';
 import { type ApprovalNotifier, type ApproverGroups, ApproverGroupsSchema, type DecideDeps } from '../core/approvals.js';
 import type { ThreadNotifier } from '../core/ports.js';
 import { optionalEnv, requireEnv } from './env.js';
+import { gitlabClient } from './gitlab.js';
 import { githubClient } from './octokit.js';
 import { logger } from './powertools.js';
 import { secretField } from './secrets.js';
@@ -71,13 +73,16 @@ export function cloudThreads(): ThreadNotifier | undefined {
   };
 }
 
-/** Everything deciding an approval needs in the cloud: the table, Step Functions, Slack and GitHub teams. */
+/** Everything deciding an approval needs in the cloud: the table, Step Functions, Slack, GitHub teams and GitLab groups. */
 export function cloudDecideDeps(): DecideDeps {
   const approvals = new DynamoApprovalStore(doc, requireEnv('TABLE_NAME'));
   return {
     approvals,
     callbacks: new SfnTaskCallbacks(sfn),
     notifier: slackNotifier(),
-    teams: { isMember: async (team, login) => new GitHubTeamDirectory(await githubClient()).isMember(team, login) },
+    teams: {
+      github: { isMember: async (team, login) => new GitHubTeamDirectory(await githubClient()).isMember(team, login) },
+      gitlab: { isMember: async (group, username) => new GitLabGroupDirectory(await gitlabClient()).isMember(group, username) },
+    },
   };
 }

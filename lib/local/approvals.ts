@@ -3,6 +3,7 @@ import { dirname } from 'node:path';
 import {
   type ApprovalNotifier,
   type ApprovalRecord,
+  approverName,
   type MessageRef,
   TaskCallbackError,
   type TaskCallbacks,
@@ -117,7 +118,7 @@ export class LocalApprovalNotifier implements ApprovalNotifier, ThreadNotifier {
     const m: LocalMessage = { id: record.id, channel: record.channel, ts, ...approvalBlocks(record), updated: false };
     this.messages.set(record.id, m);
     this.write('post', m);
-    const who = [...record.approvers.slack, ...record.approvers.github.map((g) => `@${g}`), ...record.approvers.teams.map((t) => `@${t}`)];
+    const who = [...record.approvers.slack, ...record.approvers.users.map(approverName), ...record.approvers.groups.map(approverName)];
     this.print(
       `⏸ ${record.workflow} › ${record.phase}: approval ${record.id} asked in ${record.channel} of ${who.join(', ')} (until ${record.deadline}); decide with: npx agentflow approve ${record.id} [--reject] --as ${record.approvers.slack[0] ?? '<user>'}`,
     );

@@ -67,9 +67,10 @@ export interface LocalRuntimeOptions {
   stateDir: string;
   /**
    * Publish through these forges instead of writing what would be posted to files (a test's
-   * GitHub stand-in on 127.0.0.1). @default the file publisher for every forge
+   * GitHub or GitLab stand-in on 127.0.0.1); a forge left out gets the file publisher.
+   * @default the file publisher for every forge
    */
-  forges?: ForgeTable;
+  forges?: Partial<ForgeTable>;
   /** The local git repository LoadContext diffs. */
   repoPath: string;
   workspace: Workspace;
@@ -358,10 +359,10 @@ export class LocalRuntime {
 
   /** Every forge's publisher locally: files in the artifact folder (comment, review, check run, SARIF). */
   private forges(): ForgeTable {
-    if (this.options.forges) return this.options.forges;
-    return everyForge(
+    const files = everyForge(
       new FilePublisher(this.artifacts, this.options.onComment, this.options.onReview, this.options.onSarif, this.options.repoPath),
     );
+    return { ...files, ...this.options.forges };
   }
 
   /** Channel posts locally: printed and written to the Slack outbox like every local Slack message. */

@@ -91,7 +91,7 @@ describe('e2e: approval gate on the local runtime (architecture-migration)', () 
     expect(refused.outcome).toBe('forbidden');
     expect((await rt.approvals.get(id))?.status).toBe('PENDING');
     expect((await rt.listApprovals()).map((a) => a.id)).toContain(id);
-    expect((await rt.decide(id, 'reject', { github: 'octocat' })).outcome).toBe('rejected');
+    expect((await rt.decide(id, 'reject', { user: { forge: 'github', name: 'octocat' } })).outcome).toBe('rejected');
     const result = await done;
     expect(result.status).toBe('SUCCEEDED');
     const record = await rt.runs.get('mig-forbidden');
@@ -104,8 +104,8 @@ describe('e2e: approval gate on the local runtime (architecture-migration)', () 
     const results = await Promise.all([
       rt.decide(id, 'approve', { slack: LEAD }),
       rt.decide(id, 'reject', { slack: LEAD }),
-      rt.decide(id, 'approve', { github: 'octocat' }),
-      rt.decide(id, 'reject', { github: 'octocat' }),
+      rt.decide(id, 'approve', { user: { forge: 'github', name: 'octocat' } }),
+      rt.decide(id, 'reject', { user: { forge: 'github', name: 'octocat' } }),
     ]);
     const won = results.filter((r) => r.outcome === 'approved' || r.outcome === 'rejected');
     expect(won).toHaveLength(1);

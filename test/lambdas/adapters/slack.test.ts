@@ -45,7 +45,7 @@ const record: ApprovalRecord = {
   execution: 'slack-t1-architecture-migration',
   phase: 'approve',
   channel: '#mobile-leads',
-  approvers: { slack: ['U024BE7LH'], github: [], teams: [] },
+  approvers: { slack: ['U024BE7LH'], users: [], groups: [] },
   status: 'PENDING',
   createdAt: '2026-11-21T00:00:00.000Z',
   deadline: '2026-11-22T00:00:00.000Z',

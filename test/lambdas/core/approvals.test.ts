@@ -3,7 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { GitChangeSource } from '../../../lambdas/adapters/changes.js';
-import { mayDecide, resolveApprovers } from '../../../lambdas/core/approvals.js';
+import { ApproversSchema, mayDecide, resolveApprovers } from '../../../lambdas/core/approvals.js';
 import type { Change } from '../../../lambdas/core/contracts.js';
 import { parseCommand } from '../../../lambdas/core/slack.js';
 import { satisfies } from '../../../lambdas/core/triggers.js';
@@ -16,9 +16,52 @@ describe('Function: resolveApprovers', () => {
   it('reads Slack ids, @users, @org/teams and groups, without repeats', () => {
     expect(resolveApprovers(['U024BE7LH', 'mobile-leads', '@hubot', '@acme/ios'], groups)).toEqual({
       slack: ['U024BE7LH'],
-      github: ['octocat', 'hubot'],
-      teams: ['acme/mobile-leads', 'acme/ios'],
+      users: [
+        { forge: 'github', name: 'octocat' },
+        { forge: 'github', name: 'hubot' },
+      ],
+      groups: [
+        { forge: 'github', name: 'acme/mobile-leads' },
+        { forge: 'github', name: 'acme/ios' },
+      ],
     });
+  });
+
+  it('reads GitLab users and nested groups with the gitlab: prefix, and gitlab lists of a group', () => {
+    const both = { leads: { slack: [], github: ['octocat'], gitlab: ['jsmith', '@acme/mobile/leads'] } };
+    expect(resolveApprovers(['leads', 'gitlab:@j.doe_2', 'github:@hubot'], both)).toEqual({
+      slack: [],
+      users: [
+        { forge: 'github', name: 'octocat' },
+        { forge: 'gitlab', name: 'jsmith' },
+        { forge: 'gitlab', name: 'j.doe_2' },
+        { forge: 'github', name: 'hubot' },
+      ],
+      groups: [{ forge: 'gitlab', name: 'acme/mobile/leads' }],
+    });
+    expect(() => resolveApprovers(['gitlab:jsmith'], {})).toThrow(/gitlab:@user/);
+    // GitHub teams have one org level; a nested path is not one.
+    expect(() => resolveApprovers(['@acme/mobile/leads'], {})).toThrow(/is not a Slack user id/);
+  });
+
+  it('reads an approval stored before GitLab (github logins and teams) as GitHub users and teams', () => {
+    expect(ApproversSchema.parse({ slack: ['U1'], github: ['octocat'], teams: ['acme/leads'] })).toEqual({
+      slack: ['U1'],
+      users: [{ forge: 'github', name: 'octocat' }],
+      groups: [{ forge: 'github', name: 'acme/leads' }],
+    });
+  });
+
+  it('lets a GitLab username decide through a group only on GitLab', async () => {
+    const record = {
+      kind: 'approval',
+      approvers: { slack: [], users: [{ forge: 'gitlab', name: 'JSmith' }], groups: [{ forge: 'gitlab', name: 'acme/leads' }] },
+    } as never;
+    const teams = { gitlab: { isMember: async (group: string, user: string) => group === 'acme/leads' && user === 'lead' } };
+    expect(await mayDecide(record, { user: { forge: 'gitlab', name: 'jsmith' } }, teams)).toBe(true);
+    expect(await mayDecide(record, { user: { forge: 'gitlab', name: 'lead' } }, teams)).toBe(true);
+    expect(await mayDecide(record, { user: { forge: 'github', name: 'jsmith' } }, teams)).toBe(false);
+    expect(await mayDecide(record, { user: { forge: 'github', name: 'lead' } }, teams)).toBe(false);
   });
 
   it('names an undefined group', () => {
@@ -26,10 +69,15 @@ describe('Function: resolveApprovers', () => {
   });
 
   it('lets a GitHub login decide through a team only when the directory says it is a member', async () => {
-    const record = { kind: 'approval', approvers: { slack: [], github: [], teams: ['acme/mobile-leads'] } } as never;
-    const teams = { isMember: async (team: string, login: string) => team === 'acme/mobile-leads' && login === 'lead' };
-    expect(await mayDecide(record, { github: 'lead' }, teams)).toBe(true);
-    expect(await mayDecide(record, { github: 'someone' }, teams)).toBe(false);
+    const record = {
+      kind: 'approval',
+      approvers: { slack: [], users: [], groups: [{ forge: 'github', name: 'acme/mobile-leads' }] },
+    } as never;
+    const teams = { github: { isMember: async (team: string, login: string) => team === 'acme/mobile-leads' && login === 'lead' } };
+    expect(await mayDecide(record, { user: { forge: 'github', name: 'lead' } }, teams)).toBe(true);
+    expect(await mayDecide(record, { user: { forge: 'github', name: 'someone' } }, teams)).toBe(false);
+    // The same name on another forge is another person.
+    expect(await mayDecide(record, { user: { forge: 'gitlab', name: 'lead' } }, teams)).toBe(false);
     expect(await mayDecide(record, { slack: 'U024BE7LH' }, teams)).toBe(false);
     expect(await mayDecide(record, { ci: true }, teams)).toBe(false);
   });

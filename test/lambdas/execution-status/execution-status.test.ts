@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoApprovalStore } from '../../../lambdas/adapters/approvals.js';
+import { everyForge } from '../../../lambdas/adapters/comments.js';
 import { DynamoRunStore } from '../../../lambdas/adapters/runs.js';
 import type { ApprovalRecord } from '../../../lambdas/core/approvals.js';
 import type { CheckResult } from '../../../lambdas/core/checks.js';
@@ -69,7 +70,7 @@ const pending = (id: string, execution: string): ApprovalRecord => ({
   execution,
   phase: 'approve',
   channel: '#mobile-leads',
-  approvers: { slack: ['U024BE7LH'], github: [], teams: [] },
+  approvers: { slack: ['U024BE7LH'], users: [], groups: [] },
   status: 'PENDING',
   createdAt: '2026-11-27T10:05:00.000Z',
   deadline: '2026-11-30T10:05:00.000Z',
@@ -92,18 +93,16 @@ function fakes() {
       runs,
       approvals,
       notifier: { request: async () => undefined, decided: async (r: ApprovalRecord) => void told.push(r) } as never,
-      forges: {
-        github: {
-          upsertComment: async (c: Change, marker: string, body: string) => {
-            comments.push({ number: c.number, marker, body });
-            return `https://github.com/acme/shop-apps/pull/${c.number}#issuecomment-1`;
-          },
-          completeCheck: async (_c: Change, name: string, _runId: string, result: CheckResult, create: string) => {
-            checks.push({ name, result, create });
-            return null;
-          },
+      forges: everyForge({
+        upsertComment: async (c: Change, marker: string, body: string) => {
+          comments.push({ number: c.number, marker, body });
+          return `https://github.com/acme/shop-apps/pull/${c.number}#issuecomment-1`;
         },
-      },
+        completeCheck: async (_c: Change, name: string, _runId: string, result: CheckResult, create: string) => {
+          checks.push({ name, result, create });
+          return null;
+        },
+      } as never),
     },
   };
 }

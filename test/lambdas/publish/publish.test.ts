@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FsArtifactStore } from '../../../lambdas/adapters/artifacts.js';
+import { everyForge } from '../../../lambdas/adapters/comments.js';
 import type { RunRecord, RunSummary } from '../../../lambdas/core/contracts.js';
 import type { ChannelNotifier, CommitRequest, ForgePublisher, RunStore } from '../../../lambdas/core/ports.js';
 import type { InlineReview } from '../../../lambdas/core/review.js';
@@ -87,7 +88,7 @@ describe('Function: publish (the inline review)', () => {
         outputs: { githubReview: true, databaseLog: true },
         check: { failOn: 'critical' },
       },
-      { artifacts, forges: { github: comments }, runs },
+      { artifacts, forges: everyForge(comments), runs },
     );
 
     // Assess
@@ -191,7 +192,7 @@ describe('Function: publish (code scanning)', () => {
     const { forge, uploads } = recordingForge();
 
     // Act
-    await publish(await reportInput(artifacts, { codeScanning: { agents: ['security'] } }), { artifacts, forges: { github: forge }, runs });
+    await publish(await reportInput(artifacts, { codeScanning: { agents: ['security'] } }), { artifacts, forges: everyForge(forge), runs });
 
     // Assess
     expect(uploads).toHaveLength(1);
@@ -205,7 +206,7 @@ describe('Function: publish (code scanning)', () => {
   it('uploads nothing without code_scanning', async () => {
     const artifacts = new FsArtifactStore(join(tempDir(), 'artifacts'));
     const { forge, uploads } = recordingForge();
-    await publish(await reportInput(artifacts, {}), { artifacts, forges: { github: forge }, runs: new MemoryRuns() });
+    await publish(await reportInput(artifacts, {}), { artifacts, forges: everyForge(forge), runs: new MemoryRuns() });
     expect(uploads).toEqual([]);
   });
 
@@ -225,7 +226,7 @@ describe('Function: publish (code scanning)', () => {
     // Act
     const out = await publish(await reportInput(artifacts, { codeScanning: { agents: ['security'] } }), {
       artifacts,
-      forges: { github: forge },
+      forges: everyForge(forge),
       runs,
     });
 
@@ -250,7 +251,7 @@ describe('Function: publish (Slack summary)', () => {
     // Act
     await publish(await reportInput(artifacts, { slack: '#mobile-reviews' }, change), {
       artifacts,
-      forges: { github: forge },
+      forges: everyForge(forge),
       runs: new MemoryRuns(),
       channels,
     });
@@ -270,7 +271,7 @@ describe('Function: publish (Slack summary)', () => {
     const { channels, posts } = recordingChannels();
     await publish(await reportInput(artifacts, { slack: 'default' }), {
       artifacts,
-      forges: { github: recordingForge().forge },
+      forges: everyForge(recordingForge().forge),
       runs: new MemoryRuns(),
       channels,
       defaultChannel: '#agentflow',
@@ -287,7 +288,7 @@ describe('Function: publish (Slack summary)', () => {
     // Act
     await publish(await reportInput(artifacts, { slack: '#mobile-reviews' }, change), {
       artifacts,
-      forges: { github: recordingForge().forge },
+      forges: everyForge(recordingForge().forge),
       runs: new MemoryRuns(),
       channels,
     });
@@ -310,7 +311,7 @@ describe('Function: publish (Slack summary)', () => {
     });
     const out = await publish(await reportInput(artifacts, { slack: '#private' }), {
       artifacts,
-      forges: { github: recordingForge().forge },
+      forges: everyForge(recordingForge().forge),
       runs,
       channels: recordingChannels(refused).channels,
     });
@@ -326,12 +327,12 @@ describe('Function: publish (Slack summary)', () => {
     const runs = new MemoryRuns();
     await publish(await reportInput(artifacts, { slack: 'default' }), {
       artifacts,
-      forges: { github: recordingForge().forge },
+      forges: everyForge(recordingForge().forge),
       runs,
       channels: recordingChannels().channels,
     });
     expect(runs.records.get('r2')?.slackError).toMatch(/default channel and none is configured/);
-    await publish(await reportInput(artifacts, { slack: '#a' }), { artifacts, forges: { github: recordingForge().forge }, runs });
+    await publish(await reportInput(artifacts, { slack: '#a' }), { artifacts, forges: everyForge(recordingForge().forge), runs });
     expect(runs.records.get('r2')?.slackError).toMatch(/no Slack client/);
   });
 
@@ -352,7 +353,7 @@ describe('Function: publish (Slack summary)', () => {
         notify: 'slack-channel',
         check: { failOn: 'critical' },
       },
-      { artifacts, forges: { github: recordingForge().forge }, runs, channels },
+      { artifacts, forges: everyForge(recordingForge().forge), runs, channels },
     );
 
     // Assess
@@ -416,7 +417,7 @@ describe('Function: publish (kind: files, output.create_files)', () => {
     const { forge, commits } = recordingForge();
 
     // Act
-    const out = await publish(filesInput(filesRef), { artifacts, forges: { github: forge }, runs: new MemoryRuns() });
+    const out = await publish(filesInput(filesRef), { artifacts, forges: everyForge(forge), runs: new MemoryRuns() });
 
     // Assess
     expect(commits).toEqual([
@@ -453,7 +454,7 @@ describe('Function: publish (kind: files, output.create_files)', () => {
     });
 
     // Act
-    const out = await publish(filesInput(filesRef, true), { artifacts, forges: { github: forge }, runs: new MemoryRuns() });
+    const out = await publish(filesInput(filesRef, true), { artifacts, forges: everyForge(forge), runs: new MemoryRuns() });
 
     // Assess
     expect(out.files).toEqual({
