@@ -130,10 +130,10 @@ export interface AgentFlowStackProps extends StackProps {
 }
 
 /**
- * AgentFlow for one environment: the HTTP API (`POST /webhooks/github`, `/webhooks/slack/commands`,
+ * AgentFlow for one environment: the HTTP API (`POST /webhooks/github`, `/webhooks/gitlab`, `/webhooks/slack/commands`,
  * `/webhooks/slack/interactions`, `/webhooks/ci`, one ingress Lambda), the task Lambdas (with the
  * approval task), one STANDARD state machine per workflow, the DynamoDB table, the artifact bucket,
- * and the Secrets Manager secrets referenced by name (`agentflow/<env>/github`, `/slack`, `/openai`, `/ci`).
+ * and the Secrets Manager secrets referenced by name (`agentflow/<env>/github`, `/gitlab`, `/slack`, `/openai`, `/ci`).
  */
 export class AgentFlowStack extends Stack {
   constructor(scope: Construct, id: string, props: AgentFlowStackProps) {
@@ -191,6 +191,8 @@ export class AgentFlowStack extends Stack {
     const openaiSecret = Secret.fromSecretNameV2(this, 'OpenAISecret', `agentflow/${props.envName}/openai`);
     const slackSecret = Secret.fromSecretNameV2(this, 'SlackSecret', `agentflow/${props.envName}/slack`);
     const ciSecret = Secret.fromSecretNameV2(this, 'CiSecret', `agentflow/${props.envName}/ci`);
+    // GitLab merge requests: token, webhookSecret, apiUrl (self-managed). Read only when a run is on GitLab.
+    const gitlabSecret = Secret.fromSecretNameV2(this, 'GitLabSecret', `agentflow/${props.envName}/gitlab`);
     checkGroups(props.workflows, props.config, props.envName);
     for (const warning of slackGroupWarnings(props.workflows, props.config, props.envName)) {
       Annotations.of(this).addWarningV2('agentflow:approvers-without-slack', warning);
@@ -210,6 +212,7 @@ export class AgentFlowStack extends Stack {
         ARTIFACT_BUCKET: bucket.bucketName,
         GITHUB_SECRET_NAME: githubSecret.secretName,
         GITHUB_API_URL: props.config.githubApiUrl,
+        GITLAB_SECRET_NAME: gitlabSecret.secretName,
       },
     }).fn;
     const invokeAgent = new TaskFunction(this, 'InvokeAgent', {
@@ -240,6 +243,7 @@ export class AgentFlowStack extends Stack {
         TABLE_NAME: table.tableName,
         GITHUB_SECRET_NAME: githubSecret.secretName,
         GITHUB_API_URL: props.config.githubApiUrl,
+        GITLAB_SECRET_NAME: gitlabSecret.secretName,
         // Manual runs started from Slack get their outcome in the request's thread; output.slack posts summaries.
         SLACK_SECRET_NAME: slackSecret.secretName,
         ...(props.config.slackChannel ? { SLACK_DEFAULT_CHANNEL: props.config.slackChannel } : {}),
@@ -283,6 +287,7 @@ export class AgentFlowStack extends Stack {
     artifactAccess(loadContext, ['s3:PutObject']);
     artifactAccess(loadContext, ['s3:GetObject'], 'pulls');
     githubSecret.grantRead(loadContext);
+    gitlabSecret.grantRead(loadContext);
     artifactAccess(invokeAgent, ['s3:GetObject', 's3:PutObject']);
     openaiSecret.grantRead(invokeAgent);
     table.grantReadWriteData(invokeAgent); // budgets, breakers, cache, rate limits
@@ -291,6 +296,7 @@ export class AgentFlowStack extends Stack {
     artifactAccess(publish, ['s3:GetObject', 's3:PutObject'], 'pulls');
     table.grantReadWriteData(publish);
     githubSecret.grantRead(publish);
+    gitlabSecret.grantRead(publish);
     slackSecret.grantRead(publish);
     const bedrockResources = bedrockModelArns(props.workflows, props.models);
     if (bedrockResources.length > 0) {
@@ -320,6 +326,7 @@ export class AgentFlowStack extends Stack {
         TABLE_NAME: table.tableName,
         GITHUB_SECRET_NAME: githubSecret.secretName,
         GITHUB_API_URL: props.config.githubApiUrl,
+        GITLAB_SECRET_NAME: gitlabSecret.secretName,
         SLACK_SECRET_NAME: slackSecret.secretName,
         CI_SECRET_NAME: ciSecret.secretName,
         AGENTFLOW_GROUPS: groupsJson,
@@ -328,7 +335,7 @@ export class AgentFlowStack extends Stack {
         ),
       },
     }).fn;
-    for (const secret of [githubSecret, slackSecret, ciSecret]) secret.grantRead(webhook);
+    for (const secret of [githubSecret, gitlabSecret, slackSecret, ciSecret]) secret.grantRead(webhook);
     table.grantReadWriteData(webhook); // delivery idempotency records, approvals, run records
     for (const { workflow, sm } of machines) {
       sm.grantStartExecution(webhook);
@@ -354,11 +361,13 @@ export class AgentFlowStack extends Stack {
         SLACK_SECRET_NAME: slackSecret.secretName,
         GITHUB_SECRET_NAME: githubSecret.secretName,
         GITHUB_API_URL: props.config.githubApiUrl,
+        GITLAB_SECRET_NAME: gitlabSecret.secretName,
       },
     }).fn;
     table.grantReadWriteData(executionStatus);
     slackSecret.grantRead(executionStatus);
     githubSecret.grantRead(executionStatus);
+    gitlabSecret.grantRead(executionStatus);
     new Rule(this, 'ExecutionEnded', {
       description: 'AgentFlow executions that FAILED, TIMED_OUT or were ABORTED → ExecutionStatus',
       eventPattern: {
@@ -462,6 +471,10 @@ export class AgentFlowStack extends Stack {
     new CfnOutput(this, 'GitHubWebhookUrl', {
       value: `${api.apiEndpoint}/webhooks/github`,
       description: 'Payload URL for the GitHub webhook (content type application/json)',
+    });
+    new CfnOutput(this, 'GitLabWebhookUrl', {
+      value: `${api.apiEndpoint}/webhooks/gitlab`,
+      description: 'URL of the GitLab project webhook (Merge request events, Comments; secret token from agentflow/<env>/gitlab)',
     });
     new CfnOutput(this, 'SlackCommandUrl', {
       value: `${api.apiEndpoint}/webhooks/slack/commands`,

@@ -635,6 +635,13 @@ const PublishStarted = z.strictObject({
   change: ChangeSchema,
   check: CheckSettings,
 });
+/** Outputs of executions started before `review` had its forge-neutral name (`githubReview`). */
+function fromGitHubReview(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null || !('githubReview' in value) || 'review' in value) return value;
+  const { githubReview, ...rest } = value as { githubReview: unknown };
+  return { ...rest, review: githubReview };
+}
+
 const PublishReport = z.strictObject({
   kind: z.literal('report'),
   runId: z.string(),
@@ -649,17 +656,21 @@ const PublishReport = z.strictObject({
     stateRef: ArtifactRef.nullable().optional(),
     summary: RunSummarySchema,
   }),
-  outputs: z.strictObject({
-    githubReview: z.boolean(),
-    databaseLog: z.boolean(),
-    /** Channel the run's summary is posted in (`output.slack`); `default`: the deployment's default channel. */
-    slack: z.string().optional(),
-    /**
-     * `output.code_scanning`: the findings of these agents (the workflow's agents of category
-     * `security`) are uploaded to code scanning as SARIF. Absent: nothing is uploaded.
-     */
-    codeScanning: z.strictObject({ agents: z.array(z.string()) }).optional(),
-  }),
+  outputs: z.preprocess(
+    fromGitHubReview,
+    z.strictObject({
+      /** Post the summary, the inline review and the check run / commit status on the pull or merge request (`output.review`). */
+      review: z.boolean(),
+      databaseLog: z.boolean(),
+      /** Channel the run's summary is posted in (`output.slack`); `default`: the deployment's default channel. */
+      slack: z.string().optional(),
+      /**
+       * `output.code_scanning`: the findings of these agents (the workflow's agents of category
+       * `security`) are uploaded to code scanning as SARIF. Absent: nothing is uploaded.
+       */
+      codeScanning: z.strictObject({ agents: z.array(z.string()) }).optional(),
+    }),
+  ),
   check: CheckSettings.optional(),
 });
 const PublishSkipped = z.strictObject({

@@ -82,7 +82,7 @@ async function postToChannel(deps: PublishDeps, channel: string, message: RunSum
 
 /**
  * Publish: posts the comment (one per pull request and workflow, found again by its hidden
- * marker) when `outputs.githubReview` is on and the change is a pull request (number > 0), and
+ * marker) when `outputs.review` is on and the change is a pull request (number > 0), and
  * writes the run record. Also records skipped
  * and failed runs (the state machine's skip path and run-level Catch call it with `kind`).
  *
@@ -188,7 +188,7 @@ export async function publish(raw: unknown, deps: PublishDeps): Promise<PublishO
       let reviewError: string | undefined;
       let onChange: string[] = [];
       let resolvedReplies = 0;
-      if (input.outputs.githubReview && input.change.number > 0) {
+      if (input.outputs.review && input.change.number > 0) {
         const body = await deps.artifacts.getText(input.report.commentRef);
         commentUrl = await forge.upsertComment(input.change, commentMarker(input.workflow), body);
         // The findings on the diff's lines as one review (the summary comment lists them all). A

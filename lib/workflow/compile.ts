@@ -133,7 +133,7 @@ export function compileWorkflow(workflow: Workflow): AslDefinition {
   const levels = phaseLevels(workflow.phases);
   const firstAfterConditions = levels.length > 0 ? levelStateName(levels, 0) : STATE.aggregate;
   // The check run (`output.fail_on`) of a workflow that posts on the pull request.
-  const check = workflow.output.githubReview ? { check: { failOn: workflow.output.failOn } } : {};
+  const check = workflow.output.review ? { check: { failOn: workflow.output.failOn } } : {};
   const hasConditions = Boolean(workflow.trigger.filesChanged || workflow.trigger.linesChanged || workflow.trigger.testCoverage);
 
   // First, before Start run: Start run's Parameters cannot copy an optional field (a path that is
@@ -160,9 +160,9 @@ export function compileWorkflow(workflow: Workflow): AslDefinition {
       results: {},
       gates: {},
     },
-    Next: workflow.output.githubReview ? STATE.startCheck : STATE.load,
+    Next: workflow.output.review ? STATE.startCheck : STATE.load,
   };
-  if (workflow.output.githubReview) {
+  if (workflow.output.review) {
     states[STATE.startCheck] = lambdaTask(
       'publish',
       { kind: 'started', 'runId.$': '$.runId', 'workflow.$': '$.workflow', 'change.$': '$.change', ...check },
@@ -305,7 +305,7 @@ export function compileWorkflow(workflow: Workflow): AslDefinition {
       'change.$': '$.change',
       'report.$': '$.report',
       outputs: {
-        githubReview: workflow.output.githubReview,
+        review: workflow.output.review,
         databaseLog: workflow.output.databaseLog,
         ...(workflow.output.slack ? { slack: workflow.output.slack } : {}),
         ...(workflow.output.codeScanning ? { codeScanning: { agents: securityAgents(workflow) } } : {}),

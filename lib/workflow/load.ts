@@ -330,8 +330,8 @@ type OutputSource = Exclude<NonNullable<WorkflowSource['output']>, readonly unkn
 /**
  * The `output:` block as the model has it. Every setting does something, or a diagnostic at its
  * line says why not: a key given twice in the list shape (the later would win silently), both
- * spellings of one setting (`github_review`/`github_comment`, `slack`/`slack_notification`), the
- * review's settings with `github_review: false` (no review, comment or check run is posted), and
+ * spellings of one setting (`review`/`github_review`/`github_comment`, `slack`/`slack_notification`), the
+ * review's settings with `review: false` (no review, comment or check run is posted), and
  * `code_scanning: true` on a workflow without a security agent (nothing to upload).
  */
 function normalizeOutput(w: WorkflowSource, phases: readonly Phase[], src: YamlSource, diagnostics: Diagnostic[]): Workflow['output'] {
@@ -350,6 +350,8 @@ function normalizeOutput(w: WorkflowSource, phases: readonly Phase[], src: YamlS
     }
   });
   for (const [key, older] of [
+    ['review', 'github_review'],
+    ['review', 'github_comment'],
     ['github_review', 'github_comment'],
     ['slack', 'slack_notification'],
   ] as const) {
@@ -358,10 +360,11 @@ function normalizeOutput(w: WorkflowSource, phases: readonly Phase[], src: YamlS
     }
   }
   // The inline review, the comment's format and the check run exist only when the workflow posts on the pull request.
-  if ((o.github_review ?? o.github_comment) === false) {
+  const review = o.review ?? o.github_review ?? o.github_comment;
+  if (review === false) {
     for (const key of ['max_inline_comments', 'inline_min_severity', 'fail_on', 'format'] as const) {
       if (o[key] === undefined) continue;
-      diagnostics.push(src.at(at(key), `output.${key} does nothing with github_review: false (no review, comment or check run is posted)`));
+      diagnostics.push(src.at(at(key), `output.${key} does nothing with review: false (no review, comment or check run is posted)`));
     }
   }
   if (o.code_scanning && securityAgents({ phases }).length === 0) {
@@ -375,7 +378,7 @@ function normalizeOutput(w: WorkflowSource, phases: readonly Phase[], src: YamlS
   const slack = typeof o.slack === 'string' ? o.slack : o.slack === true || o.slack_notification ? 'default' : undefined;
   const createFiles = normalizeCreateFiles(o.create_files, at('create_files'), phases, src, diagnostics);
   return {
-    githubReview: o.github_review ?? o.github_comment ?? true,
+    review: review ?? true,
     ...(slack ? { slack } : {}),
     codeScanning: o.code_scanning ?? false,
     databaseLog: o.database_log ?? true,

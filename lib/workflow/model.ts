@@ -178,7 +178,7 @@ export interface Workflow {
   readonly budget: { readonly maxUsdPerRun?: number; readonly project?: string };
   readonly phases: readonly Phase[];
   readonly output: {
-    readonly githubReview: boolean;
+    readonly review: boolean;
     /** Channel the run's summary is posted in (`output.slack`); `default` (`slack: true`): the environment's `slackChannel`. */
     readonly slack?: string;
     /** Upload the findings of {@link securityAgents} to GitHub code scanning as SARIF (`output.code_scanning`). @default false */

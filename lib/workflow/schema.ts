@@ -232,11 +232,14 @@ const Phase = z
   });
 
 const Output = z.strictObject({
-  github_review: z
+  review: z
     .boolean()
     .optional()
-    .describe('post the summary comment, the inline review and the check run on the pull request; default true'),
-  github_comment: z.boolean().optional().describe('the older name of github_review (give one of them)'),
+    .describe(
+      'post the summary comment, the inline review and the check run (GitHub) or commit status (GitLab) on the pull or merge request; default true',
+    ),
+  github_review: z.boolean().optional().describe('the older name of review (give one of them)'),
+  github_comment: z.boolean().optional().describe('the oldest name of review (give one of them)'),
   slack: z
     .union([z.string().min(1), z.boolean()])
     .optional()
@@ -245,7 +248,7 @@ const Output = z.strictObject({
     ),
   slack_notification: z.boolean().optional().describe('the older form of slack: true (give one of them)'),
   database_log: z.boolean().optional().describe("keep each agent's details in the run record; default true"),
-  format: z.enum(['markdown']).optional().describe("the summary comment's format: markdown, the only one (needs github_review)"),
+  format: z.enum(['markdown']).optional().describe("the summary comment's format: markdown, the only one (needs review)"),
   create_files: z
     .union([
       z.boolean(),

@@ -36,10 +36,10 @@ beforeAll(() => {
 });
 
 describe('Stack: AgentFlowStack', () => {
-  it('routes POST /webhooks/github, the two Slack routes and /webhooks/ci on an HTTP API to the ingress Lambda', () => {
+  it('routes POST /webhooks/github, /webhooks/gitlab, the two Slack routes and /webhooks/ci on an HTTP API to the ingress Lambda', () => {
     template.resourceCountIs('AWS::ApiGatewayV2::Api', 1);
     template.hasResourceProperties('AWS::ApiGatewayV2::Api', { ProtocolType: 'HTTP' });
-    for (const path of ['/webhooks/github', '/webhooks/slack/commands', '/webhooks/slack/interactions', '/webhooks/ci']) {
+    for (const path of ['/webhooks/github', '/webhooks/gitlab', '/webhooks/slack/commands', '/webhooks/slack/interactions', '/webhooks/ci']) {
       template.hasResourceProperties('AWS::ApiGatewayV2::Route', { RouteKey: `POST ${path}` });
     }
   });
@@ -195,6 +195,17 @@ describe('Stack: AgentFlowStack', () => {
       Environment: { Variables: Match.objectLike({ GITHUB_SECRET_NAME: 'agentflow/dev/github', AGENTFLOW_WORKFLOWS: Match.anyValue() }) },
     });
     template.hasResourceProperties('AWS::Lambda::Function', { Timeout: 900, TracingConfig: { Mode: 'Active' } });
+  });
+
+  it('names the gitlab secret to the ingress, LoadContext, Publish and ExecutionStatus, and lets each of them read it', () => {
+    const fns = template.findResources('AWS::Lambda::Function', {
+      Properties: { Environment: { Variables: Match.objectLike({ GITLAB_SECRET_NAME: 'agentflow/dev/gitlab' }) } },
+    });
+    const names = Object.keys(fns).map((id) => id.replace(/[0-9A-F]{8}$/, ''));
+    for (const fn of ['Webhook', 'LoadContext', 'Publish', 'ExecutionStatus']) expect(names.some((n) => n.startsWith(fn))).toBe(true);
+    const policies = JSON.stringify(template.findResources('AWS::IAM::Policy'));
+    expect(policies).toContain('secret:agentflow/dev/gitlab');
+    template.hasOutput('GitLabWebhookUrl', {});
   });
 
   it('records executions that end FAILED, TIMED_OUT or ABORTED through an EventBridge rule on exactly the workflows’ state machines', () => {

@@ -85,7 +85,7 @@ describe('Function: publish (the inline review)', () => {
         workflow: 'pr-review',
         change: exampleChange(),
         report: { reportRef: 'runs/r1/report.json', commentRef, reviewRef, summary },
-        outputs: { githubReview: true, databaseLog: true },
+        outputs: { review: true, databaseLog: true },
         check: { failOn: 'critical' },
       },
       { artifacts, forges: everyForge(comments), runs },
@@ -179,7 +179,7 @@ async function reportInput(artifacts: FsArtifactStore, outputs: Record<string, u
       commentRef,
       summary: { ...summary, findings: 2, bySeverity: { critical: 1, high: 1 }, costUsd: 0.0123 },
     },
-    outputs: { githubReview: true, databaseLog: true, ...outputs },
+    outputs: { review: true, databaseLog: true, ...outputs },
     check: { failOn: 'critical' },
   };
 }

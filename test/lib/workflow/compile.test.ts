@@ -241,7 +241,7 @@ output: { code_scanning: true, slack: "#mobile-reviews" }
     // Assess
     const publish = (def.States['Publish results'] as AslState).Parameters as { Payload: { outputs: unknown } };
     expect(publish.Payload.outputs).toEqual({
-      githubReview: true,
+      review: true,
       databaseLog: true,
       slack: '#mobile-reviews',
       codeScanning: { agents: ['security'] },
@@ -251,7 +251,7 @@ output: { code_scanning: true, slack: "#mobile-reviews" }
     );
     // Without the settings, neither is in the input.
     expect((state('Publish results').Parameters as { Payload: { outputs: unknown } }).Payload.outputs).toEqual({
-      githubReview: true,
+      review: true,
       databaseLog: true,
     });
     expect((state('Record failure').Parameters as { Payload: { notify?: string } }).Payload.notify).toBeUndefined();

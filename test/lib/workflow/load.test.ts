@@ -338,11 +338,23 @@ describe('Function: loadWorkflow (trigger events)', () => {
 
   it('refuses an unknown event and a GitHub event that never starts a workflow', () => {
     expect(errors(withEvent('pull_reqest'))).toEqual([
-      'workflows/test.yml:3:10: unknown event "pull_reqest" (known: pull_request, manual)',
+      'workflows/test.yml:3:10: unknown event "pull_reqest" (known: pull_request, merge_request.<action>, change.opened, change.updated, manual)',
     ]);
     expect(errors(withEvent('[manual, push, issue_comment.created]'))).toEqual([
-      'workflows/test.yml:3:19: GitHub\'s "push" event never starts a workflow (AgentFlow is triggered by pull_request, manual)',
-      'workflows/test.yml:3:25: GitHub\'s "issue_comment" event never starts a workflow (AgentFlow is triggered by pull_request, manual)',
+      'workflows/test.yml:3:19: GitHub\'s "push" event never starts a workflow (AgentFlow is triggered by pull_request, merge_request.<action>, change.opened, change.updated, manual)',
+      'workflows/test.yml:3:25: GitHub\'s "issue_comment" event never starts a workflow (AgentFlow is triggered by pull_request, merge_request.<action>, change.opened, change.updated, manual)',
+    ]);
+  });
+
+  it("accepts GitLab's merge request actions and the forge-neutral change.opened / change.updated", () => {
+    expect(errors(withEvent('[change.opened, change.updated, merge_request.open, merge_request.update, merge_request.merge]'))).toEqual([]);
+  });
+
+  it('refuses a misspelt GitLab action, an unknown change action and a bare merge_request, listing the known ones', () => {
+    expect(errors(withEvent('[merge_request.opend, change.closed, merge_request]'))).toEqual([
+      'workflows/test.yml:3:11: unknown action "opend" of merge_request (known: open, close, reopen, update, approved, unapproved, approval, unapproval, merge)',
+      'workflows/test.yml:3:32: unknown action "closed" of change (known: opened, updated)',
+      'workflows/test.yml:3:47: "merge_request" needs an action: write merge_request.<action> (known: open, close, reopen, update, approved, unapproved, approval, unapproval, merge)',
     ]);
   });
 
@@ -542,7 +554,7 @@ describe('Function: loadWorkflow (inline review and check run settings)', () => 
 
   it('refuses them with line:col on a workflow that posts nothing on the pull request', () => {
     expect(errors(`${valid}output: { github_review: false, fail_on: high }\n`)).toEqual([
-      'workflows/test.yml:6:42: output.fail_on does nothing with github_review: false (no review, comment or check run is posted)',
+      'workflows/test.yml:6:42: output.fail_on does nothing with review: false (no review, comment or check run is posted)',
     ]);
   });
 });
@@ -581,9 +593,16 @@ describe('Function: loadWorkflow (the output block: every setting does something
     ]);
   });
 
+  it('takes review as the forge-neutral name of github_review and refuses both together', () => {
+    expect(errors(`${valid}output: { review: true, github_review: true }\n`)).toEqual([
+      'workflows/test.yml:6:40: output.github_review is the older form of output.review: give only one of them',
+    ]);
+    expect(errors(`${valid}output: { github_review: false }\n`)).toEqual([]);
+  });
+
   it('refuses format with github_review: false (there is no comment to format)', () => {
     expect(errors(`${valid}output: { github_review: false, format: markdown }\n`)).toEqual([
-      'workflows/test.yml:6:41: output.format does nothing with github_review: false (no review, comment or check run is posted)',
+      'workflows/test.yml:6:41: output.format does nothing with review: false (no review, comment or check run is posted)',
     ]);
   });
 
