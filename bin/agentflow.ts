@@ -352,11 +352,14 @@ program
   .description('Approve (or --reject) a pending approval as a Slack user id or @github-login, through the running serve/run on --state-dir')
   .argument('<id>', 'approval id (from `agentflow approvals` or the Slack message)')
   .option('--reject', 'reject instead of approving')
-  .option('--as <user>', 'decide as this Slack user id (U…) or @github-login (default: the first Slack user of the local groups)')
+  .option(
+    '--as <user>',
+    'decide as this Slack user id (U…), @github-login or gitlab:@username (default: the first Slack user of the local groups)',
+  )
   .addOption(stateDirOption())
   .action(async (id: string, opts: { reject?: boolean; as?: string; stateDir: string }) => {
     const who = opts.as ?? Object.values(loadLocalGroups(PROJECT_ROOT)).flatMap((g) => g.slack)[0];
-    if (!who) throw new UsageError('pass --as <Slack user id or @github-login>');
+    if (!who) throw new UsageError('pass --as <Slack user id, @github-login or gitlab:@username>');
     const served = readServeState(opts.stateDir);
     if (!served) {
       throw new UsageError(

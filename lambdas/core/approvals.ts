@@ -133,6 +133,17 @@ export function resolveApprovers(entries: readonly string[], groups: ApproverGro
   return { slack: [...new Set(out.slack)], users: unique(out.users), groups: unique(out.groups) };
 }
 
+/**
+ * The actor a person names on the command line or the local API: a Slack user id (`U024BE7LH`),
+ * a GitHub login (`@octocat`, `github:@octocat`) or a GitLab username (`gitlab:@jsmith`).
+ * @returns undefined when `who` is none of these
+ */
+export function actorOf(who: string): Actor | undefined {
+  if (SLACK_USER.test(who)) return { slack: who };
+  const account = forgeAccount(who);
+  return account && !account.group ? { user: { forge: account.forge, name: account.name } } : undefined;
+}
+
 /** How an approver is shown: `@octocat`, `@acme/leads`, `gitlab:@jsmith`. */
 export const approverName = (n: ForgeName): string => (n.forge === 'github' ? `@${n.name}` : `${APPROVER_PREFIX[n.forge]}@${n.name}`);
 

@@ -22,14 +22,19 @@ export const GitLabSecretSchema = z.object({
  */
 export const GITLAB_QUERY_TIMEOUT_MS = 10_000;
 
-/** A gitbeaker client for the `gitlab` secret's token at its `apiUrl` (gitlab.com without one). */
-export function gitlabFor(secret: unknown): GitLabClient {
+/**
+ * A gitbeaker client for the `gitlab` secret's token at its `apiUrl` (gitlab.com without one); a
+ * request that gets no answer within `queryTimeoutMs` fails (gitbeaker's `queryTimeout`).
+ * @throws Error when the secret has no token or its `apiUrl` is not a URL
+ * @example gitlabFor({ token: 'glpat-…', apiUrl: 'https://gitlab.example.com' })
+ */
+export function gitlabFor(secret: unknown, queryTimeoutMs: number = GITLAB_QUERY_TIMEOUT_MS): GitLabClient {
   const parsed = GitLabSecretSchema.safeParse(secret);
   if (!parsed.success) throw new Error('the gitlab secret has no "token" (or its "apiUrl" is not a URL)');
   return new Gitlab({
     host: parsed.data.apiUrl ?? 'https://gitlab.com',
     token: parsed.data.token,
-    queryTimeout: GITLAB_QUERY_TIMEOUT_MS,
+    queryTimeout: queryTimeoutMs,
   }) as GitLabClient;
 }
 
@@ -42,7 +47,7 @@ let cached: Promise<GitLabClient> | undefined;
  */
 export function gitlabClient(): Promise<GitLabClient> {
   cached ??= getSecret(requireEnv('GITLAB_SECRET_NAME'), { transform: 'json', maxAge: 300 })
-    .then(gitlabFor)
+    .then((secret) => gitlabFor(secret))
     .catch((e: unknown) => {
       cached = undefined;
       throw e;

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { z } from 'zod';
+import { actorOf } from '../../lambdas/core/approvals.js';
 import { warmTokenizers } from '../../lambdas/core/tokenizer.js';
 import type { WorkflowTrigger } from '../../lambdas/core/triggers.js';
 import { INGRESS_ROUTES, type IngressDeps, routeIngress } from '../../lambdas/webhook/routes.js';
@@ -259,11 +260,16 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
         }
         const parsed = LocalDecisionSchema.safeParse(json);
         if (!parsed.success) {
-          send(res, 400, { message: 'send { "decision": "approve" | "reject", "as": "<Slack user id or @github-login>" }' });
+          send(res, 400, {
+            message: 'send { "decision": "approve" | "reject", "as": "<Slack user id, @github-login or gitlab:@username>" }',
+          });
           return;
         }
-        const who = parsed.data.as;
-        const actor = who.startsWith('@') ? { github: who.slice(1) } : { slack: who };
+        const actor = actorOf(parsed.data.as);
+        if (!actor) {
+          send(res, 400, { message: '"as" must be a Slack user id (U…), @github-login or gitlab:@username' });
+          return;
+        }
         send(res, 200, await runtime.decide(a[1], parsed.data.decision, actor));
         return;
       }
