@@ -12,7 +12,7 @@ import type {
   ForgeTable,
   PostedReview,
 } from '../core/ports.js';
-import { type InlineReview, markedFinding, markedResolved, resolvedMarker } from '../core/review.js';
+import { type InlineReview, isDismissReply, markedFinding, markedResolved, resolvedMarker } from '../core/review.js';
 import type { SarifLog } from '../core/sarif.js';
 import { splitRepository, TRUSTED_ASSOCIATIONS } from '../core/triggers.js';
 import { commitInLocalRepository, commitOnGitHub } from './commits.js';
@@ -245,7 +245,7 @@ export class GitHubPublisher implements ForgePublisher {
       const others = reactions.filter((r) => r.user?.login !== comment.user?.login);
       let dismissal: (typeof all)[number] | undefined;
       for (const r of all) {
-        if (r.in_reply_to_id !== comment.id || !DISMISS.test(r.body.trimStart().split('\n')[0] ?? '')) continue;
+        if (r.in_reply_to_id !== comment.id || !isDismissReply(r.body)) continue;
         if (!trusted.includes(r.author_association) || !r.user?.login) continue;
         if (await this.canWrite(owner, repo, r.user.login)) {
           dismissal = r;
@@ -406,9 +406,6 @@ const RESOLVE_THREAD = `mutation ($threadId: ID!) {
 
 /** AgentFlow comments whose feedback a run reads at most (the latest). */
 export const MAX_FEEDBACK_COMMENTS = 100;
-
-/** A reply that dismisses the finding of the comment it answers. */
-const DISMISS = /^(?:\/agentflow|@agentflow)\s+dismiss\b/i;
 
 /** A table giving every forge the same publisher (local mode writes files whatever the forge). */
 export const everyForge = (publisher: ForgePublisher): ForgeTable =>

@@ -4,10 +4,11 @@ import type { CheckConclusion, CheckResult } from '../core/checks.js';
 import type { Change } from '../core/contracts.js';
 import { ForkPushRefusedError } from '../core/errors.js';
 import type { CheckCreate, CommitRequest, CommittedFiles, FindingFeedback, ForgePublisher, PostedReview } from '../core/ports.js';
-import { type InlineComment, type InlineReview, markedFinding, markedResolved, resolvedMarker } from '../core/review.js';
+import { type InlineComment, type InlineReview, isDismissReply, markedFinding, markedResolved, resolvedMarker } from '../core/review.js';
 import type { SarifLog } from '../core/sarif.js';
 import { MAX_FEEDBACK_COMMENTS } from './comments.js';
 import { GitLabChangeSource, type GitLabClient, gitLabStatus } from './gitlab-changes.js';
+import { DEVELOPER_ACCESS } from './gitlab-lookup.js';
 
 /**
  * The states a commit status ends in for each check conclusion. `skipped` (accepted by the commit
@@ -31,12 +32,6 @@ const CONCLUDED_STATES: readonly string[] = ['success', 'failed', 'canceled', 's
 
 /** Longest commit status `description` GitLab keeps (characters). Source: as {@link STATUS_STATE}. */
 const MAX_STATUS_DESCRIPTION = 255;
-
-/** Lowest project access level that may dismiss a finding: Developer (30). Source: https://docs.gitlab.com/api/members/#roles (read 2026-11). */
-const DEVELOPER_ACCESS = 30;
-
-/** A reply that dismisses the finding of the discussion it answers (as on GitHub). */
-const DISMISS = /^(?:\/agentflow|@agentflow)\s+dismiss\b/i;
 
 /**
  * A note of a merge request discussion as GitLab answers it: gitbeaker's `DiscussionNoteSchema`
@@ -371,7 +366,7 @@ export class GitLabPublisher implements ForgePublisher {
   /** The username of the first reply that dismisses the finding with the right to, if any. */
   private async dismissal(change: Change, discussion: GitLabDiscussion, own: string): Promise<string | undefined> {
     for (const n of (discussion.notes ?? []).slice(1)) {
-      if (n.system || n.author.username === own || !DISMISS.test(n.body.trimStart().split('\n')[0] ?? '')) continue;
+      if (n.system || n.author.username === own || !isDismissReply(n.body)) continue;
       if (await this.canDismiss(change, n.author.id)) return n.author.username;
     }
     return undefined;

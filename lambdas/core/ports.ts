@@ -110,7 +110,10 @@ export interface ForgePublisher {
    * is in the comment's hidden marker) is never posted again; the comments of `review.resolved`
    * findings are answered as resolved once. A forge that refuses a comment (HTTP 422) gets the
    * review again without inline comments: their findings are in the summary comment and report.
-   * `marker` (the workflow's, as for the summary) starts the review's body.
+   * `marker` (the workflow's, as for the summary) starts the review's body. GitLab has no review
+   * object: one diff discussion per comment, positioned on the change's base, start and head SHAs;
+   * a discussion GitLab refuses (HTTP 400) is left out and the others are posted; the summary note
+   * carries the marker and the review's body.
    * @returns where the review is, what was posted now and which findings are on the change
    */
   postReview(change: Change, marker: string, review: InlineReview): Promise<PostedReview>;
@@ -124,7 +127,8 @@ export interface ForgePublisher {
   startCheck(change: Change, name: string, runId: string): Promise<void>;
   /**
    * Concludes run `runId`'s check run `name` on the change's head commit, with its annotations sent
-   * 50 per request (`ANNOTATIONS_PER_REQUEST`). A check run of this run already concluded is left
+   * 50 per request (`ANNOTATIONS_PER_REQUEST`). GitLab: a commit status of that name (success,
+   * failed, skipped for neutral, canceled), no annotations (the findings are the discussions). A check run of this run already concluded is left
    * as it is (a retry). Without one: `create: 'always'` creates it concluded, `'if-none'` only when
    * the commit has no check run of that name yet (a skip never hides an earlier conclusion),
    * `'never'` leaves it (nothing was started).

@@ -144,3 +144,10 @@ export function buildInlineReview(
     summaryOnly: rest,
   };
 }
+
+/**
+ * A reply that dismisses the finding of the comment or discussion it answers (its first line:
+ * `/agentflow dismiss` or `@agentflow dismiss`), on every forge.
+ */
+export const isDismissReply = (body: string): boolean =>
+  /^(?:\/agentflow|@agentflow)\s+dismiss\b/i.test(body.trimStart().split('\n')[0] ?? '');

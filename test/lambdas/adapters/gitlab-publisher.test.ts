@@ -22,6 +22,7 @@ const MARKER = '<!-- agentflow:pr-review -->';
 const CHECK = 'AgentFlow · pr-review';
 
 const change: Change = {
+  forge: 'gitlab',
   repository: PROJECT,
   number: 7,
   title: 'Checkout',
