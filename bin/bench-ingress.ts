@@ -2,18 +2,30 @@
  * Ingress under load (part of `npm run bench`): signed GitHub deliveries to the local server, 1, 10
  * and 50 at once, while the runs they start execute in the same process (as `agentflow serve`
  * does). Prints the answer time p50 / p99 per level and the deliveries answered with an error
- * although their execution started (target 0).
+ * although their execution started (target 0). Then the same for GitLab merge request deliveries
+ * (`POST /webhooks/gitlab`, GitLab's documented open example with the example repository's SHAs),
+ * p50 printed beside GitHub's with the same target.
  */
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { GatewayConfigSchema } from '../lambdas/core/gateway-config.js';
+import { routeIngress } from '../lambdas/webhook/routes.js';
 import { createExampleRepo, deliveryHeaders, examplePullRequestPayload } from '../lib/local/example-repo.js';
 import { LocalRuntime } from '../lib/local/runtime.js';
-import { startLocalServer } from '../lib/local/server.js';
+import { localIngress, startLocalServer, toHttpApiEvent, workflowTriggers } from '../lib/local/server.js';
 import { loadWorkspace } from '../lib/workspace.js';
 
 type Record_ = (r: { name: string; value: number; unit: string; target: string | null }) => void;
 
 const percentile = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))] ?? 0;
+
+/** The answer-time target of a concurrency level, in ms (the same for every forge). */
+const targetOf = (level: number) => (level >= 50 ? '< 2000' : '< 1000');
+
+/** An answer to one delivery: its id, the time to the answer in ms, and whether it was a 2xx. */
+type Answer = { id: string; ms: number; ok: boolean };
 
 export async function ingressBench(record: Record_, work: string): Promise<void> {
   const repo = createExampleRepo(join(work, 'ingress-repo'));
@@ -41,7 +53,7 @@ export async function ingressBench(record: Record_, work: string): Promise<void>
       body,
     });
     await r.text();
-    return { id, ms: performance.now() - t0, ok: r.status < 300 };
+    return { id, ms: performance.now() - t0, ok: r.status < 300 } satisfies Answer;
   };
   try {
     for (const level of [1, 10, 50]) {
@@ -54,7 +66,7 @@ export async function ingressBench(record: Record_, work: string): Promise<void>
         name: `ingress through the local server, ${level} concurrent deliveries: p50`,
         value: Math.round(percentile(ms, 0.5)),
         unit: 'ms',
-        target: level >= 50 ? '< 2000' : '< 1000',
+        target: targetOf(level),
       });
       record({ name: `ingress, ${level} concurrent deliveries: p99`, value: Math.round(percentile(ms, 0.99)), unit: 'ms', target: null });
       record({
@@ -65,8 +77,95 @@ export async function ingressBench(record: Record_, work: string): Promise<void>
       });
       await Promise.allSettled([...runtime.executions.values()]);
     }
+    await gitlabIngress(record, runtime, repo);
   } finally {
     await server.close();
     await runtime.stop();
+  }
+}
+
+/**
+ * GitLab merge request deliveries at 1, 10 and 50 at once, measured like GitHub's: signed
+ * (`X-Gitlab-Token`) HTTP requests to a server on 127.0.0.1 that reads the body and calls
+ * `routeIngress`, as `agentflow serve` does, with the workflows of `pull_request.opened` also
+ * triggered by `merge_request.open`. The local server does not take a GitLab secret yet, so this
+ * server adds the GitLab route's deps itself; the refs lookup answers the example repository's SHAs.
+ */
+async function gitlabIngress(record: Record_, runtime: LocalRuntime, repo: ReturnType<typeof createExampleRepo>): Promise<void> {
+  const token = 'bench-ingress-gitlab-token';
+  const workflows = workflowTriggers(runtime).map((w) =>
+    w.events.includes('pull_request.opened') ? { ...w, events: [...w.events, 'merge_request.open'] } : w,
+  );
+  const deps = {
+    ...localIngress(runtime, { secret: 'unused-github-secret' }),
+    gitlab: {
+      secrets: async () => [token],
+      workflows,
+      starter: runtime.starter,
+      guard: runtime.guard,
+      refs: async () => ({ baseSha: repo.base, headSha: repo.head }),
+      mayReview: async () => false,
+      mergeRequest: async () => {
+        throw new Error('the bench sends no /agentflow review');
+      },
+    },
+  };
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', async () => {
+      const event = toHttpApiEvent(req, Buffer.concat(chunks));
+      const path = new URL(req.url ?? '/', 'http://127.0.0.1').pathname;
+      const r = await routeIngress(path, { headers: event.headers, body: event.body, isBase64Encoded: event.isBase64Encoded }, deps);
+      res.writeHead(r.statusCode, r.headers);
+      res.end(r.body);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/webhooks/gitlab`;
+  // GitLab's documented merge request example (test/fixtures/gitlab/README.md), pointed at the example repository.
+  const example = JSON.parse(readFileSync(new URL('../test/fixtures/gitlab/merge-request-open.json', import.meta.url), 'utf8'));
+  let n = 0;
+  const deliver = async (): Promise<Answer> => {
+    const id = `bench-gitlab-${++n}`;
+    example.object_attributes.iid = n;
+    example.object_attributes.last_commit.id = repo.head;
+    const body = JSON.stringify(example);
+    const t0 = performance.now();
+    const headers = {
+      'content-type': 'application/json',
+      'x-gitlab-event': 'Merge Request Hook',
+      'x-gitlab-event-uuid': id,
+      'x-gitlab-token': token,
+    };
+    const r = await fetch(url, { method: 'POST', headers, body });
+    await r.text();
+    return { id, ms: performance.now() - t0, ok: r.status < 300 };
+  };
+  try {
+    for (const level of [1, 10, 50]) {
+      const answers = await Promise.all(Array.from({ length: level }, () => deliver()));
+      const started = new Set([...runtime.executions.keys()].map((name) => name.replace(/-[a-z-]+$/, '')));
+      record({
+        name: `GitLab ingress through a local server, ${level} concurrent deliveries: p50`,
+        value: Math.round(
+          percentile(
+            answers.map((a) => a.ms),
+            0.5,
+          ),
+        ),
+        unit: 'ms',
+        target: targetOf(level),
+      });
+      record({
+        name: `GitLab ingress, ${level} concurrent deliveries: answered with an error although started`,
+        value: answers.filter((a) => !a.ok && started.has(a.id)).length,
+        unit: 'count',
+        target: '0',
+      });
+      await Promise.allSettled([...runtime.executions.values()]);
+    }
+  } finally {
+    await new Promise((r) => server.close(r));
   }
 }

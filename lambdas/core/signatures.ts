@@ -1,4 +1,4 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 
 /** `sha256=` followed by 64 lowercase or uppercase hex digits. */
 const GITHUB_SIGNATURE = /^sha256=([0-9a-fA-F]{64})$/;
@@ -20,6 +20,27 @@ export function verifyGithubSignature(secrets: readonly string[], rawBody: Buffe
   if (!m?.[1]) return false;
   const hex = m[1];
   return secrets.some((s) => s.length > 0 && equalHex(createHmac('sha256', s).update(rawBody).digest(), hex));
+}
+
+/**
+ * Checks GitLab's `X-Gitlab-Token` header: GitLab sends the webhook's secret token itself (it signs
+ * nothing), so the header must equal one of `secrets` (the current and, during a rotation, the
+ * previous one). Both sides are hashed with SHA-256 first and the digests compared with
+ * `crypto.timingSafeEqual`, so neither the content nor the length of a secret leaks through timing;
+ * every secret is compared, whichever matches. An empty or missing header, or an empty secret, never matches.
+ * Source: https://docs.gitlab.com/user/project/integrations/webhooks/#validate-payloads-by-using-a-secret-token (read 2026-11)
+ *
+ * @example
+ * verifyGitlabToken(['new-token', 'old-token'], req.headers['x-gitlab-token']); // true for either
+ */
+export function verifyGitlabToken(secrets: readonly string[], header: string | undefined): boolean {
+  if (!header) return false;
+  const given = createHash('sha256').update(header).digest();
+  let ok = false;
+  for (const s of secrets) {
+    if (s.length > 0 && timingSafeEqual(createHash('sha256').update(s).digest(), given)) ok = true;
+  }
+  return ok;
 }
 
 /** Signs a body the way GitHub does (`sha256=<hex>`); for tests, the demo and the CI callback. */

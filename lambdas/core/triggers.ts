@@ -1,6 +1,6 @@
 import picomatch from 'picomatch';
 import { z } from 'zod';
-import type { Change } from './contracts.js';
+import type { Change, Forge } from './contracts.js';
 import { InvalidInputError } from './errors.js';
 
 /** A numeric comparison such as `lines_changed: "> 100"`. */
@@ -40,15 +40,21 @@ export interface IncludeExclude {
  */
 export interface WorkflowTrigger {
   id: string;
-  /** `pull_request.<action>` or `manual`. */
+  /**
+   * `pull_request.<action>` (GitHub), `merge_request.<action>` (GitLab), the forge-neutral
+   * `change.opened` / `change.updated` (see {@link CHANGE_EVENTS}) or `manual`.
+   */
   events: readonly string[];
-  /** The `lines_changed` condition, checked at the webhook from the event's additions + deletions. */
+  /**
+   * The `lines_changed` condition, checked at the GitHub webhook from the event's additions +
+   * deletions. GitLab's merge request event carries no counts, so its webhook does not check it.
+   */
   linesChanged?: Comparison;
   /** Who may start a manual run from Slack (user ids or group names); empty: anyone. */
   runBy?: readonly string[];
   /** Skip draft pull requests. @default true */
   skipDrafts?: boolean;
-  /** Skip pull requests opened by bots (user type `Bot`, or a login ending in `[bot]`). @default true */
+  /** Skip changes opened by bots (see {@link ChangeSubject.bot}). @default true */
   skipBots?: boolean;
   /** Author logins or globs, case-insensitive; a name also matches the login with its `[bot]` suffix. */
   authors?: IncludeExclude;
@@ -103,10 +109,41 @@ export function splitRepository(fullName: string): { owner: string; repo: string
   return { owner, repo };
 }
 
-/** The workflows whose trigger names `event.action` (e.g. `pull_request.opened`). */
+/**
+ * The webhook event of each forge whose actions start workflows: `pull_request.<action>` on
+ * GitHub, `merge_request.<action>` on GitLab.
+ */
+export const FORGE_CHANGE_EVENT: Record<Forge, string> = { github: 'pull_request', gitlab: 'merge_request' };
+
+/**
+ * Forge-neutral trigger events and the forge actions each stands for, so one workflow serves both
+ * forges: `change.opened` is a pull or merge request opened or reopened, `change.updated` one that
+ * got new commits (GitLab's `update` counts only with `object_attributes.oldrev`, which the
+ * webhook checks). Sources: https://docs.github.com/en/webhooks/webhook-events-and-payloads#pull_request,
+ * https://docs.gitlab.com/user/project/integrations/webhook_events/#merge-request-events (read 2026-11)
+ */
+export const CHANGE_EVENTS = {
+  'change.opened': { github: ['opened', 'reopened'], gitlab: ['open', 'reopen'] },
+  'change.updated': { github: ['synchronize'], gitlab: ['update'] },
+} as const satisfies Record<string, Record<Forge, readonly string[]>>;
+export type ChangeEvent = keyof typeof CHANGE_EVENTS;
+
+/**
+ * The workflows whose trigger names `event.action` (`pull_request.opened`, `merge_request.open`)
+ * or the forge-neutral event that action stands for ({@link CHANGE_EVENTS}: `pull_request.opened`
+ * also starts `change.opened` workflows). The forge is the one whose change event `event` is
+ * ({@link FORGE_CHANGE_EVENT}); any other event matches its own name only.
+ *
+ * @example
+ * matchWorkflows('merge_request', 'reopen', [{ id: 'review', events: ['change.opened'] }]); // [review]
+ */
 export function matchWorkflows(event: string, action: string, workflows: readonly WorkflowTrigger[]): WorkflowTrigger[] {
-  const name = `${event}.${action}`;
-  return workflows.filter((w) => w.events.includes(name));
+  const forge = (Object.keys(FORGE_CHANGE_EVENT) as Forge[]).find((f) => FORGE_CHANGE_EVENT[f] === event);
+  const neutral = forge
+    ? (Object.keys(CHANGE_EVENTS) as ChangeEvent[]).filter((n) => (CHANGE_EVENTS[n][forge] as readonly string[]).includes(action))
+    : [];
+  const names = [`${event}.${action}`, ...neutral];
+  return workflows.filter((w) => w.events.some((e) => names.includes(e)));
 }
 
 /** Whether `login` is a GitHub App's bot account: GitHub gives those logins a `[bot]` suffix. */
@@ -124,28 +161,61 @@ function authorMatches(login: string, patterns: readonly string[]): string | und
 }
 
 /**
- * Why the pull request of `event` is not reviewed by `trigger`, or `undefined` when it is: the
- * trigger's pull-request filters, checked at the webhook from the payload, in this order:
+ * A pull or merge request as the trigger filters see it, the same shape for every forge (built by
+ * {@link pullRequestSubject} and `mergeRequestSubject` in `gitlab-events.ts`).
+ */
+export interface ChangeSubject {
+  forge: Forge;
+  /** A draft (GitHub `draft`; GitLab `draft` or `work_in_progress`). */
+  draft: boolean;
+  /** The author's login or username; empty when not known. */
+  author: string;
+  /** The author is a bot account (each forge's rule: `isBotLogin`, `isGitlabBot`). */
+  bot: boolean;
+  /** Label names. */
+  labels: readonly string[];
+  /** The branch the change merges into (GitHub base, GitLab target branch). */
+  baseRef: string;
+}
+
+/** What a forge calls a change, for skip reasons (`draft merge request`). */
+export const CHANGE_NOUN: Record<Forge, string> = { github: 'pull request', gitlab: 'merge request' };
+
+/** The filter view of a GitHub `pull_request` event. */
+export function pullRequestSubject(event: PullRequestEvent): ChangeSubject {
+  const pr = event.pull_request;
+  const login = pr.user?.login ?? '';
+  return {
+    forge: 'github',
+    draft: pr.draft === true,
+    author: login,
+    bot: pr.user?.type === 'Bot' || isBotLogin(login),
+    labels: (pr.labels ?? []).map((l) => l.name),
+    baseRef: pr.base.ref,
+  };
+}
+
+/**
+ * Why `change` is not reviewed by `trigger`, or `undefined` when it is: the trigger's filters,
+ * checked at the webhook from the payload, in this order:
  *
- * 1. `skipDrafts` (default true): `pull_request.draft` → `draft pull request`;
- * 2. `skipBots` (default true): `user.type === 'Bot'` or a login ending in `[bot]` →
- *    `author renovate[bot] is a bot`;
+ * 1. `skipDrafts` (default true): a draft → `draft pull request` / `draft merge request`;
+ * 2. `skipBots` (default true): a bot author → `author renovate[bot] is a bot`;
  * 3. `authors` (logins or globs, case-insensitive; `renovate` also matches `renovate[bot]`);
- * 4. `labels` (names, case-insensitive): `exclude` skips a pull request with any of them
+ * 4. `labels` (names, case-insensitive): `exclude` skips a change with any of them
  *    (`label wip excluded`), `include` needs one;
- * 5. `branches` (globs over the base branch, `release/**`).
+ * 5. `branches` (globs over the base / target branch, `release/**`).
  *
- * A pull request the webhook skips still gets a run: the execution starts with `skip` set to the
+ * A change the webhook skips still gets a run: the execution starts with `skip` set to the
  * reason and records SKIPPED (DESIGN §4).
  *
  * @example
- * preconditions(event, { id: 'pr-review', events: ['pull_request.opened'] }); // 'draft pull request' for a draft
+ * preconditions(pullRequestSubject(event), { id: 'pr-review', events: ['pull_request.opened'] }); // 'draft pull request' for a draft
  */
-export function preconditions(event: PullRequestEvent, trigger: WorkflowTrigger): string | undefined {
-  const pr = event.pull_request;
-  const login = pr.user?.login ?? '';
-  if ((trigger.skipDrafts ?? true) && pr.draft === true) return 'draft pull request';
-  if ((trigger.skipBots ?? true) && (pr.user?.type === 'Bot' || isBotLogin(login))) return `author ${login} is a bot`;
+export function preconditions(change: ChangeSubject, trigger: WorkflowTrigger): string | undefined {
+  const login = change.author;
+  if ((trigger.skipDrafts ?? true) && change.draft) return `draft ${CHANGE_NOUN[change.forge]}`;
+  if ((trigger.skipBots ?? true) && change.bot) return `author ${login} is a bot`;
   if (trigger.authors) {
     const excluded = authorMatches(login, trigger.authors.exclude);
     if (excluded) return `author ${login} excluded (authors.exclude: ${excluded})`;
@@ -154,8 +224,7 @@ export function preconditions(event: PullRequestEvent, trigger: WorkflowTrigger)
     }
   }
   if (trigger.labels) {
-    const names = (pr.labels ?? []).map((l) => l.name);
-    const has = (wanted: string) => names.find((n) => n.toLowerCase() === wanted.toLowerCase());
+    const has = (wanted: string) => change.labels.find((n) => n.toLowerCase() === wanted.toLowerCase());
     const excluded = trigger.labels.exclude.map(has).find((n) => n !== undefined);
     if (excluded) return `label ${excluded} excluded`;
     if (trigger.labels.include.length > 0 && !trigger.labels.include.some(has)) {
@@ -163,7 +232,7 @@ export function preconditions(event: PullRequestEvent, trigger: WorkflowTrigger)
     }
   }
   if (trigger.branches) {
-    const ref = pr.base.ref;
+    const ref = change.baseRef;
     const excluded = trigger.branches.exclude.find((g) => picomatch.isMatch(ref, g, { dot: true }));
     if (excluded) return `base branch ${ref} excluded (branches.exclude: ${excluded})`;
     if (trigger.branches.include.length > 0 && !trigger.branches.include.some((g) => picomatch.isMatch(ref, g, { dot: true }))) {

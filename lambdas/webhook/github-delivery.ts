@@ -1,5 +1,5 @@
 import { type DecideDeps, decideApproval } from '../core/approvals.js';
-import type { Change, ExecutionInput } from '../core/contracts.js';
+import type { Change } from '../core/contracts.js';
 import {
   bodyBytes,
   type HttpRequest,
@@ -12,46 +12,39 @@ import {
   UNAUTHORIZED,
   withDeadline,
 } from '../core/http.js';
-import type { ChangeLookup, DeliveryGuard, ExecutionStarter } from '../core/ports.js';
+import type { ChangeLookup } from '../core/ports.js';
 import { verifyGithubSignature } from '../core/signatures.js';
 import { parseCommand } from '../core/slack.js';
 import {
   changeFromPullRequest,
-  executionName,
   IssueCommentEventSchema,
   matchWorkflows,
   PullRequestEventSchema,
   preconditions,
+  pullRequestSubject,
   satisfies,
   TRUSTED_ASSOCIATIONS,
   type WorkflowTrigger,
 } from '../core/triggers.js';
+import { type StartDeps, start, unavailable } from './start.js';
 
 export type { HttpRequest, HttpResponse } from '../core/http.js';
 
 /** GitHub events the route acts on; any other event is answered 200 and ignored. */
 export const GITHUB_EVENTS = ['pull_request', 'issue_comment'] as const;
 
-export interface GithubDeliveryDeps {
+export interface GithubDeliveryDeps extends StartDeps {
   /**
    * The webhook secrets: the current one and, during a rotation, the previous one (Secrets
    * Manager `webhookSecret` and `previousWebhookSecret` in the cloud, environment variables locally).
    */
   secrets: () => Promise<readonly string[]>;
   workflows: readonly WorkflowTrigger[];
-  starter: ExecutionStarter;
-  /** Makes a delivery id start its executions once (sequential or concurrent redeliveries). */
-  guard: DeliveryGuard;
-  /** Time left to answer, in ms (the Lambda's remaining time). @default 8000 */
-  remainingMs?: () => number;
   /** `/agentflow approve|reject <id>` on a pull request. */
   approvals?: DecideDeps;
   /** `/agentflow review` on a pull request: the pull request's current head and base. */
   changes?: ChangeLookup;
 }
-
-/** A 5xx that tells GitHub's admin to redeliver; it names no internals. */
-const unavailable = () => json(503, { message: 'could not start the workflow now; redeliver this delivery later' });
 
 /**
  * Handles one GitHub webhook delivery (`POST /webhooks/github`).
@@ -62,7 +55,8 @@ const unavailable = () => json(503, { message: 'could not start the workflow now
  * current and the previous secret → 401; `ping` → 200; an event no route uses → 200 ignored; then
  * the JSON is parsed (400 if it is not JSON or not the event's shape). Error bodies are opaque.
  *
- * `pull_request`: the workflows whose trigger names the action and whose `lines_changed` holds for
+ * `pull_request`: the workflows whose trigger names the action (or the forge-neutral event it
+ * stands for: `change.opened`, `change.updated`) and whose `lines_changed` holds for
  * the event's additions + deletions are started, one execution each, named from the delivery id;
  * a pull request the trigger's filters leave out (draft, bot author, authors, labels, branches: see
  * {@link preconditions}) is started with `skip` set to the reason, so it leaves a SKIPPED run;
@@ -72,7 +66,7 @@ const unavailable = () => json(503, { message: 'could not start the workflow now
  *
  * `issue_comment` on a pull request, first line `/agentflow …`: `approve|reject <id>` decides an
  * approval as the comment's author (GitHub login or team); `review` (by an owner, member or
- * collaborator) starts the workflows triggered by `pull_request.synchronize` again, whatever the
+ * collaborator) starts the workflows triggered by `pull_request.synchronize` (or `change.updated`) again, whatever the
  * pull-request filters say.
  */
 export async function handleGithubDelivery(req: HttpRequest, deps: GithubDeliveryDeps): Promise<HttpResponse> {
@@ -119,80 +113,8 @@ export async function handleGithubDelivery(req: HttpRequest, deps: GithubDeliver
     });
   }
   const pr = parsed.data;
-  return start(delivery, wanted, changeFromPullRequest(pr), deps, (w) => preconditions(pr, w));
-}
-
-/**
- * Starts `workflows` for `change` once per delivery id; `skipOf` gives the reason a workflow's
- * execution only records a SKIPPED run (execution input `skip`).
- */
-async function start(
-  delivery: string,
-  workflows: readonly WorkflowTrigger[],
-  change: Change,
-  deps: GithubDeliveryDeps,
-  skipOf: (w: WorkflowTrigger) => string | undefined = () => undefined,
-): Promise<HttpResponse> {
-  const remaining = deps.remainingMs ?? (() => 8000);
-  // Kept outside `work`, so an answer after the deadline still knows what was started.
-  const executions: Array<{ workflow: string; name: string; started: boolean; skip?: string }> = [];
-  let answered = false;
-  let starting: Promise<unknown> | undefined;
-  let startError: unknown;
-  const work = async () => {
-    for (const w of workflows) {
-      // Once the answer is out, start nothing more: what the answer said is what happened.
-      if (answered) throw new Error('the answer was due before every workflow started');
-      const name = executionName(delivery, w.id);
-      const skip = skipOf(w);
-      const input: ExecutionInput = { runId: name, workflow: w.id, change, ...(skip ? { skip } : {}) };
-      const pending = deps.starter.start(w.id, name, input);
-      starting = pending;
-      let r: Awaited<typeof pending>;
-      try {
-        r = await pending;
-      } catch (e) {
-        startError = e;
-        throw e;
-      } finally {
-        starting = undefined;
-      }
-      executions.push({ workflow: w.id, name: r.name, started: r.started, ...(skip ? { skip } : {}) });
-    }
-    return { executions };
-  };
-  try {
-    const r = await withDeadline(deps.guard.once(delivery, work, remaining()), remaining() - 1000);
-    if (r.inProgress) return json(202, { delivery, duplicate: true, message: 'this delivery is being processed already' });
-    const executions = r.result.executions;
-    // A name that already existed (the guard's record had expired) is a duplicate too.
-    const duplicate = r.duplicate || executions.every((e) => !e.started);
-    return json(duplicate ? 200 : 202, { delivery, ...(duplicate ? { duplicate: true } : {}), executions });
-  } catch {
-    answered = true;
-    // A start still in flight at the deadline gets the last moments, so the answer says whether it started.
-    if (starting) {
-      await Promise.race([
-        starting.catch(() => undefined),
-        new Promise((r) => setTimeout(r, Math.max(0, Math.min(800, remaining() - 200)))),
-      ]);
-    }
-    if (startError !== undefined) {
-      // A workflow could not be started: the delivery failed, and a redelivery starts the rest
-      // (the ones that started have their names and will not start twice).
-      return json(503, {
-        delivery,
-        executions,
-        message: 'a workflow could not be started; redeliver to start it (started ones will not start twice)',
-      });
-    }
-    // An execution that started is never answered with an error: GitHub would show a failed
-    // delivery for a review that is running (its idempotency record completes in the background).
-    if (executions.some((e) => e.started)) {
-      return json(202, { delivery, executions, message: 'started; the delivery record was still being written when the answer was due' });
-    }
-    return unavailable();
-  }
+  const subject = pullRequestSubject(pr);
+  return start(delivery, wanted, changeFromPullRequest(pr), deps, (w) => preconditions(subject, w));
 }
 
 async function handleComment(payload: unknown, delivery: string, deps: GithubDeliveryDeps): Promise<HttpResponse> {
@@ -209,7 +131,7 @@ async function handleComment(payload: unknown, delivery: string, deps: GithubDel
     case 'approve':
     case 'reject': {
       if (!deps.approvals) return json(200, { message: 'approvals are not configured' });
-      const decision = await decideApproval(cmd.id, cmd.kind, { github: login }, deps.approvals);
+      const decision = await decideApproval(cmd.id, cmd.kind, { user: { forge: 'github', name: login } }, deps.approvals);
       return json(200, decision);
     }
     case 'review': {

@@ -7,11 +7,49 @@ import { createRequire } from 'node:module';
 export const NEUTRAL_EVENTS = ['manual'] as const;
 
 /**
- * GitHub events whose deliveries start workflows. The webhook route acts on `pull_request` only
- * (`issue_comment` carries `/agentflow` commands, not triggers), so any other GitHub event in a
- * trigger would never start a run.
+ * GitLab's merge request actions (`object_attributes.action`). The webhook's copy is
+ * `MERGE_REQUEST_ACTIONS` in `lambdas/core/gitlab-events.ts` (the compiler imports nothing from
+ * the Lambdas); a test keeps the two equal.
+ * Source: https://docs.gitlab.com/user/project/integrations/webhook_events/#merge-request-events (read 2026-11)
  */
-export const TRIGGER_EVENTS = ['pull_request'] as const;
+export const GITLAB_MERGE_REQUEST_ACTIONS = [
+  'open',
+  'close',
+  'reopen',
+  'update',
+  'approved',
+  'unapproved',
+  'approval',
+  'unapproval',
+  'merge',
+] as const;
+
+/**
+ * The actions of the forge-neutral `change` event: `opened` (a pull or merge request opened or
+ * reopened) and `updated` (new commits). The webhook's table is `CHANGE_EVENTS` in
+ * `lambdas/core/triggers.ts`; a test keeps the two equal.
+ */
+export const CHANGE_ACTIONS = ['opened', 'updated'] as const;
+
+/**
+ * Forge events whose deliveries start workflows: GitHub's `pull_request`, GitLab's
+ * `merge_request`, and the forge-neutral `change` (`change.opened`, `change.updated`: see
+ * {@link CHANGE_ACTIONS}). The webhook routes act on these only
+ * (`issue_comment` and GitLab's notes carry `/agentflow` commands, not triggers), so any other
+ * event in a trigger would never start a run.
+ */
+export const TRIGGER_EVENTS = ['pull_request', 'merge_request', 'change'] as const;
+type TriggerEvent = (typeof TRIGGER_EVENTS)[number];
+
+/**
+ * The actions of each trigger event, and whether the bare name may be written (`pull_request`
+ * stands for the default actions; `merge_request` and `change` need an action).
+ */
+const TRIGGER_ACTIONS: Record<TriggerEvent, { actions: () => readonly string[]; bare: boolean }> = {
+  pull_request: { actions: () => githubWebhookEvents().get('pull_request') ?? [], bare: true },
+  merge_request: { actions: () => GITLAB_MERGE_REQUEST_ACTIONS, bare: false },
+  change: { actions: () => CHANGE_ACTIONS, bare: false },
+};
 
 interface JsonSchemaNode {
   readonly $ref?: string;
@@ -63,27 +101,31 @@ function readWebhookEvents(): ReadonlyMap<string, readonly string[]> {
 }
 
 /**
- * Why `event` (`pull_request`, `pull_request.<action>` or `manual`) can never start a workflow,
- * or `undefined` when it can. Unknown events and actions are checked against GitHub's webhook
- * definitions ({@link githubWebhookEvents}).
+ * Why `event` can never start a workflow, or `undefined` when it can. Events: `pull_request` or
+ * `pull_request.<action>` (actions from GitHub's webhook definitions, {@link githubWebhookEvents}),
+ * `merge_request.<action>` (GitLab's, {@link GITLAB_MERGE_REQUEST_ACTIONS}), `change.opened` /
+ * `change.updated` (either forge) and `manual`. The message lists the known events or actions;
+ * the caller adds the line and column.
  *
  * @example
  * triggerEventError('pull_request.opend');
  * // 'unknown action "opend" of pull_request (known: assigned, auto_merge_disabled, …)'
+ * triggerEventError('change.closed'); // 'unknown action "closed" of change (known: opened, updated)'
  */
 export function triggerEventError(event: string): string | undefined {
   if ((NEUTRAL_EVENTS as readonly string[]).includes(event)) return undefined;
   const [name = '', action, ...rest] = event.split('.');
-  const supported = [...TRIGGER_EVENTS, ...NEUTRAL_EVENTS].join(', ');
+  const supported = ['pull_request', 'merge_request.<action>', ...CHANGE_ACTIONS.map((a) => `change.${a}`), ...NEUTRAL_EVENTS].join(', ');
   if (rest.length > 0) return `"${event}" is not an event name: write <event> or <event>.<action>, e.g. pull_request.opened`;
-  const known = githubWebhookEvents();
-  const actions = known.get(name);
-  if (!actions) return `unknown event "${name}" (known: ${supported})`;
   if (!(TRIGGER_EVENTS as readonly string[]).includes(name)) {
-    return `GitHub's "${name}" event never starts a workflow (AgentFlow is triggered by ${supported})`;
+    if (githubWebhookEvents().has(name)) return `GitHub's "${name}" event never starts a workflow (AgentFlow is triggered by ${supported})`;
+    return `unknown event "${name}" (known: ${supported})`;
   }
-  if (action !== undefined && !actions.includes(action)) {
-    return `unknown action "${action}" of ${name} (known: ${actions.join(', ')})`;
+  const { actions, bare } = TRIGGER_ACTIONS[name as TriggerEvent];
+  const known = actions();
+  if (action === undefined) {
+    return bare ? undefined : `"${name}" needs an action: write ${name}.<action> (known: ${known.join(', ')})`;
   }
+  if (!known.includes(action)) return `unknown action "${action}" of ${name} (known: ${known.join(', ')})`;
   return undefined;
 }

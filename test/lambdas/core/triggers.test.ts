@@ -1,14 +1,18 @@
 import examples from '@octokit/webhooks-examples';
 import { describe, expect, it } from 'vitest';
 import {
+  CHANGE_EVENTS,
   changeFromPullRequest,
+  preconditions as check,
   isBotLogin,
+  matchWorkflows,
   type PullRequestEvent,
   PullRequestEventSchema,
-  preconditions,
+  pullRequestSubject,
   type WorkflowTrigger,
   WorkflowTriggerSchema,
 } from '../../../lambdas/core/triggers.js';
+import { CHANGE_ACTIONS } from '../../../lib/workflow/events.js';
 
 /** GitHub's own `pull_request.opened` example payload (octokit/webhooks), parsed as the webhook parses it. */
 function openedExample(): PullRequestEvent {
@@ -23,6 +27,9 @@ function event(over: Record<string, unknown>): PullRequestEvent {
   const e = openedExample();
   return { ...e, pull_request: { ...e.pull_request, ...over } };
 }
+
+/** The filters over a pull_request event's subject. */
+const preconditions = (e: PullRequestEvent, t: WorkflowTrigger) => check(pullRequestSubject(e), t);
 
 const trigger = (over: Partial<WorkflowTrigger> = {}): WorkflowTrigger => ({ id: 'pr-review', events: ['pull_request.opened'], ...over });
 
@@ -115,5 +122,39 @@ describe('Function: changeFromPullRequest', () => {
     expect(changeFromPullRequest(event({ head: headOf('someone/fork-of-repo') })).fork).toBe(true);
     // A deleted fork has no head repository: treated as a fork.
     expect(changeFromPullRequest(event({ head: headOf(null) })).fork).toBe(true);
+  });
+});
+
+describe('Function: matchWorkflows (forge-neutral events)', () => {
+  const wfs: WorkflowTrigger[] = [
+    { id: 'opened', events: ['change.opened'] },
+    { id: 'updated', events: ['change.updated'] },
+    { id: 'gh', events: ['pull_request.opened'] },
+    { id: 'gl', events: ['merge_request.open', 'merge_request.merge'] },
+  ];
+  const ids = (event: string, action: string) => matchWorkflows(event, action, wfs).map((w) => w.id);
+
+  it('matches change.opened for GitHub opened / reopened and GitLab open / reopen, beside the forge event itself', () => {
+    expect(ids('pull_request', 'opened')).toEqual(['opened', 'gh']);
+    expect(ids('pull_request', 'reopened')).toEqual(['opened']);
+    expect(ids('merge_request', 'open')).toEqual(['opened', 'gl']);
+    expect(ids('merge_request', 'reopen')).toEqual(['opened']);
+  });
+
+  it('matches change.updated for GitHub synchronize and GitLab update only', () => {
+    expect(ids('pull_request', 'synchronize')).toEqual(['updated']);
+    expect(ids('merge_request', 'update')).toEqual(['updated']);
+    expect(ids('merge_request', 'merge')).toEqual(['gl']);
+    expect(ids('pull_request', 'closed')).toEqual([]);
+  });
+
+  it("does not cross forges: GitHub's action names start nothing on GitLab, nor the reverse", () => {
+    expect(ids('merge_request', 'opened')).toEqual([]);
+    expect(ids('pull_request', 'open')).toEqual([]);
+    expect(ids('push', 'opened')).toEqual([]);
+  });
+
+  it("lists the same change actions as the compiler's validation (lib/workflow/events.ts)", () => {
+    expect(Object.keys(CHANGE_EVENTS)).toEqual(CHANGE_ACTIONS.map((a) => `change.${a}`));
   });
 });
