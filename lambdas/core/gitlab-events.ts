@@ -67,6 +67,8 @@ export const MergeRequestEventSchema = z.object({
     labels: z.array(LabelSchema).nullish(),
   }),
   labels: z.array(LabelSchema).nullish(),
+  /** What an `update` changed, `previous` → `current` (`draft` when a draft is marked ready). */
+  changes: z.object({ draft: z.object({ previous: z.boolean().nullish(), current: z.boolean().nullish() }).optional() }).optional(),
 });
 export type MergeRequestEvent = z.infer<typeof MergeRequestEventSchema>;
 

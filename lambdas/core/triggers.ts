@@ -119,12 +119,15 @@ export const FORGE_CHANGE_EVENT: Record<Forge, string> = { github: 'pull_request
  * Forge-neutral trigger events and the forge actions each stands for, so one workflow serves both
  * forges: `change.opened` is a pull or merge request opened or reopened, `change.updated` one that
  * got new commits (GitLab's `update` counts only with `object_attributes.oldrev`, which the
- * webhook checks). Sources: https://docs.github.com/en/webhooks/webhook-events-and-payloads#pull_request,
+ * webhook checks), `change.ready` a draft marked ready for review (GitHub's `ready_for_review`;
+ * GitLab sends an `update` whose `changes.draft` goes from true to false, which its webhook
+ * calls `ready`). Sources: https://docs.github.com/en/webhooks/webhook-events-and-payloads#pull_request,
  * https://docs.gitlab.com/user/project/integrations/webhook_events/#merge-request-events (read 2026-11)
  */
 export const CHANGE_EVENTS = {
   'change.opened': { github: ['opened', 'reopened'], gitlab: ['open', 'reopen'] },
   'change.updated': { github: ['synchronize'], gitlab: ['update'] },
+  'change.ready': { github: ['ready_for_review'], gitlab: ['ready'] },
 } as const satisfies Record<string, Record<Forge, readonly string[]>>;
 export type ChangeEvent = keyof typeof CHANGE_EVENTS;
 

@@ -38,19 +38,24 @@ export function gitlabFor(secret: unknown, queryTimeoutMs: number = GITLAB_QUERY
   }) as GitLabClient;
 }
 
-let cached: Promise<GitLabClient> | undefined;
+const cached = new Map<number, Promise<GitLabClient>>();
 
 /**
  * The GitLab client of this Lambda, from the secret named by `GITLAB_SECRET_NAME`, built on first
- * use and reused; a failed read is retried on the next call.
+ * use and reused (one per `queryTimeoutMs`: the ingress, which must answer GitLab within 10 s,
+ * uses a shorter one); a failed read is retried on the next call.
  * @throws Error when the secret cannot be read (GitLab not set up in this environment) or holds no token
  */
-export function gitlabClient(): Promise<GitLabClient> {
-  cached ??= getSecret(requireEnv('GITLAB_SECRET_NAME'), { transform: 'json', maxAge: 300 })
-    .then((secret) => gitlabFor(secret))
-    .catch((e: unknown) => {
-      cached = undefined;
-      throw e;
-    });
-  return cached;
+export function gitlabClient(queryTimeoutMs: number = GITLAB_QUERY_TIMEOUT_MS): Promise<GitLabClient> {
+  let client = cached.get(queryTimeoutMs);
+  if (!client) {
+    client = getSecret(requireEnv('GITLAB_SECRET_NAME'), { transform: 'json', maxAge: 300 })
+      .then((secret) => gitlabFor(secret, queryTimeoutMs))
+      .catch((e: unknown) => {
+        cached.delete(queryTimeoutMs);
+        throw e;
+      });
+    cached.set(queryTimeoutMs, client);
+  }
+  return client;
 }

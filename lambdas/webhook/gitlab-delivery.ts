@@ -118,12 +118,17 @@ export async function handleGitlabDelivery(req: HttpRequest, deps: GitlabDeliver
 
 async function handleMergeRequest(e: MergeRequestEvent, delivery: string, deps: GitlabDeliveryDeps): Promise<HttpResponse> {
   const mr = e.object_attributes;
-  const action = mr.action;
+  // A draft marked ready arrives as an update without commits: `ready` (workflows of `change.ready`).
+  const markedReady = mr.action === 'update' && !mr.oldrev && e.changes?.draft?.previous === true && e.changes.draft.current === false;
+  const action = markedReady ? 'ready' : mr.action;
   if (!action) return json(200, { message: 'merge request event without an action ignored' });
-  const matched = matchWorkflows('merge_request', action, deps.workflows);
-  if (matched.length === 0) return json(200, { message: `merge_request.${action} ignored: no workflow is triggered by it` });
   if (action === 'update' && !mr.oldrev) {
     return json(200, { message: 'merge_request.update ignored: no new commits (a title, description, label or draft edit)' });
+  }
+  const matched = matchWorkflows('merge_request', action, deps.workflows);
+  if (matched.length === 0) {
+    const what = markedReady ? 'a draft marked ready (change.ready)' : `merge_request.${action}`;
+    return json(200, { message: `${what} ignored: no workflow is triggered by it` });
   }
   const remaining = deps.remainingMs ?? (() => 8000);
   let refs: MergeRequestRefs;

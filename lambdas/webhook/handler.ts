@@ -4,6 +4,7 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context
 import { z } from 'zod';
 import { GitHubChangeLookup } from '../adapters/changes.js';
 import { PowertoolsDeliveryGuard } from '../adapters/delivery-guard.js';
+import { GitLabChangeLookup } from '../adapters/gitlab-lookup.js';
 import { DynamoRunStore } from '../adapters/runs.js';
 import { respondToSlack } from '../adapters/slack.js';
 import { SfnExecutionStarter } from '../adapters/starter.js';
@@ -11,6 +12,7 @@ import type { ChangeLookup } from '../core/ports.js';
 import { WorkflowTriggerSchema } from '../core/triggers.js';
 import { cloudDecideDeps, cloudThreads, doc, dynamo, groups, sfn } from '../shared/approvals.js';
 import { requireEnv } from '../shared/env.js';
+import { gitlabClient } from '../shared/gitlab.js';
 import { githubClient } from '../shared/octokit.js';
 import { logger } from '../shared/powertools.js';
 import { rotatingSecret } from '../shared/secrets.js';
@@ -37,6 +39,14 @@ const changes: ChangeLookup = {
   refs: async (repo, base, head) => new GitHubChangeLookup(await githubClient()).refs(repo, base, head),
 };
 
+/**
+ * How long one GitLab request of the ingress may take, in ms: GitLab waits 10 s for a webhook's
+ * answer (https://docs.gitlab.com/user/project/integrations/webhooks/#webhook-timeout-limits, read 2026-11)
+ * and the function's own timeout is 8 s.
+ */
+const INGRESS_GITLAB_TIMEOUT_MS = 3000;
+const gitlab = async () => new GitLabChangeLookup(await gitlabClient(INGRESS_GITLAB_TIMEOUT_MS));
+
 function deps(context: Context): IngressDeps {
   const remainingMs = () => context.getRemainingTimeInMillis();
   return {
@@ -48,6 +58,17 @@ function deps(context: Context): IngressDeps {
       remainingMs,
       approvals,
       changes,
+    },
+    gitlab: {
+      secrets: () => rotatingSecret(requireEnv('GITLAB_SECRET_NAME'), 'webhookSecret'),
+      workflows,
+      starter,
+      guard,
+      remainingMs,
+      approvals,
+      refs: async (project, iid) => (await gitlab()).diffRefs(project, iid),
+      mayReview: async (project, userId) => (await gitlab()).canWrite(project, userId),
+      mergeRequest: async (project, iid) => (await gitlab()).pullRequest(project, iid),
     },
     slack: {
       signingSecrets: () => rotatingSecret(requireEnv('SLACK_SECRET_NAME'), 'signingSecret'),
@@ -66,7 +87,7 @@ function deps(context: Context): IngressDeps {
 }
 
 /**
- * The HTTP API's ingress: `POST /webhooks/github`, `/webhooks/slack/commands`,
+ * The HTTP API's ingress: `POST /webhooks/github`, `/webhooks/gitlab`, `/webhooks/slack/commands`,
  * `/webhooks/slack/interactions`, `/webhooks/ci` (see `routes.ts`). Logs the route, status and
  * delivery id only: never a body, header value or secret.
  */
@@ -76,6 +97,7 @@ export const handler = middy(async (event: APIGatewayProxyEventV2, context: Cont
     { headers: event.headers, body: event.body, isBase64Encoded: event.isBase64Encoded },
     deps(context),
   );
-  logger.info('ingress', { route: event.rawPath, status: res.statusCode, delivery: event.headers['x-github-delivery'] });
+  const delivery = event.headers['x-github-delivery'] ?? event.headers['x-gitlab-event-uuid'];
+  logger.info('ingress', { route: event.rawPath, status: res.statusCode, delivery });
   return res;
 }).use(injectLambdaContext(logger));

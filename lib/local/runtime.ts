@@ -34,11 +34,21 @@ import {
   RequestApprovalInputSchema,
   requestApproval,
 } from '../../lambdas/core/approvals.js';
-import { ContextArtifactSchema, type ExecutionInput, type FilesCommit, PROVIDERS, type RunSummary } from '../../lambdas/core/contracts.js';
+import {
+  type Change,
+  ContextArtifactSchema,
+  type ExecutionInput,
+  type FilesCommit,
+  type Forge,
+  forgeOf,
+  PROVIDERS,
+  type RunSummary,
+} from '../../lambdas/core/contracts.js';
 import type { ModelGateway } from '../../lambdas/core/gateway.js';
 import { type GatewayConfig, GatewayConfigSchema } from '../../lambdas/core/gateway-config.js';
 import type {
   ChangeLookup,
+  ChangeSource,
   ChannelNotifier,
   DeliveryGuard,
   ExecutionStarter,
@@ -71,6 +81,11 @@ export interface LocalRuntimeOptions {
    * @default the file publisher for every forge
    */
   forges?: Partial<ForgeTable>;
+  /**
+   * Read the changes of these forges from them instead of the local repository (a test's GitLab
+   * stand-in); a forge left out is read with `git` from `repoPath`.
+   */
+  changeSources?: Partial<Record<Forge, ChangeSource>>;
   /** The local git repository LoadContext diffs. */
   repoPath: string;
   workspace: Workspace;
@@ -357,6 +372,16 @@ export class LocalRuntime {
     for (const l of this.listeners) l(e);
   }
 
+  /** The local repository, or a forge's own source for the forges `changeSources` names. */
+  private changeSource(): ChangeSource {
+    const git = new GitChangeSource(this.options.repoPath);
+    const of = (change: Change) => this.options.changeSources?.[forgeOf(change)] ?? git;
+    return {
+      listChangedFiles: (change) => of(change).listChangedFiles(change),
+      readHeadFile: (change, path) => of(change).readHeadFile(change, path),
+    };
+  }
+
   /** Every forge's publisher locally: files in the artifact folder (comment, review, check run, SARIF). */
   private forges(): ForgeTable {
     const files = everyForge(
@@ -378,7 +403,7 @@ export class LocalRuntime {
 
   private handlers(def: AslDefinition): Record<string, (input: unknown) => Promise<unknown>> {
     const deps = {
-      changes: new GitChangeSource(this.options.repoPath),
+      changes: this.changeSource(),
       artifacts: this.artifacts,
       gateway: this.gateway,
       budgets: this.gatewayConfig.budgets,

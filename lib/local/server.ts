@@ -21,6 +21,10 @@ export interface LocalServerOptions {
   secret: string;
   /** The previous GitHub webhook secret during a rotation (AGENTFLOW_GITHUB_WEBHOOK_SECRET_PREVIOUS). */
   previousSecret?: string;
+  /** The GitLab webhook's secret token (AGENTFLOW_GITLAB_WEBHOOK_SECRET); without it `/webhooks/gitlab` answers 503. */
+  gitlabSecret?: string;
+  /** The previous GitLab secret token during a rotation (AGENTFLOW_GITLAB_WEBHOOK_SECRET_PREVIOUS). */
+  previousGitlabSecret?: string;
   /** The Slack app's signing secret (AGENTFLOW_SLACK_SIGNING_SECRET); without it the Slack routes answer 503. */
   slackSigningSecret?: string;
   /** The CI callback secret (AGENTFLOW_CI_SECRET); without it `/webhooks/ci` answers 503. */
@@ -40,8 +44,8 @@ export const DEV_WEBHOOK_SECRET = 'agentflow-local-dev-secret';
 /**
  * The webhook secrets of the local server from the environment — one function for `serve` and
  * the local API of a waiting `run`: AGENTFLOW_GITHUB_WEBHOOK_SECRET (default
- * {@link DEV_WEBHOOK_SECRET}), AGENTFLOW_GITHUB_WEBHOOK_SECRET_PREVIOUS,
- * AGENTFLOW_SLACK_SIGNING_SECRET and AGENTFLOW_CI_SECRET. `notes` says what is missing, one line each.
+ * {@link DEV_WEBHOOK_SECRET}), AGENTFLOW_GITHUB_WEBHOOK_SECRET_PREVIOUS, AGENTFLOW_GITLAB_WEBHOOK_SECRET
+ * (and `_PREVIOUS`), AGENTFLOW_SLACK_SIGNING_SECRET and AGENTFLOW_CI_SECRET. `notes` says what is missing, one line each.
  */
 export function localServerSecrets(env: NodeJS.ProcessEnv = process.env): {
   secrets: Omit<LocalServerOptions, 'runtime' | 'port' | 'token'>;
@@ -49,10 +53,13 @@ export function localServerSecrets(env: NodeJS.ProcessEnv = process.env): {
 } {
   const github = env.AGENTFLOW_GITHUB_WEBHOOK_SECRET;
   const previous = env.AGENTFLOW_GITHUB_WEBHOOK_SECRET_PREVIOUS;
+  const gitlab = env.AGENTFLOW_GITLAB_WEBHOOK_SECRET;
+  const previousGitlab = env.AGENTFLOW_GITLAB_WEBHOOK_SECRET_PREVIOUS;
   const slack = env.AGENTFLOW_SLACK_SIGNING_SECRET;
   const ci = env.AGENTFLOW_CI_SECRET;
   const notes = [
     ...(github ? [] : [`AGENTFLOW_GITHUB_WEBHOOK_SECRET is not set: using the development secret "${DEV_WEBHOOK_SECRET}"`]),
+    ...(gitlab ? [] : ['AGENTFLOW_GITLAB_WEBHOOK_SECRET is not set: /webhooks/gitlab answers 503']),
     ...(slack ? [] : ['AGENTFLOW_SLACK_SIGNING_SECRET is not set: the Slack routes answer 503']),
     ...(ci ? [] : ['AGENTFLOW_CI_SECRET is not set: /webhooks/ci answers 503']),
   ];
@@ -60,6 +67,8 @@ export function localServerSecrets(env: NodeJS.ProcessEnv = process.env): {
     secrets: {
       secret: github || DEV_WEBHOOK_SECRET,
       ...(previous ? { previousSecret: previous } : {}),
+      ...(gitlab ? { gitlabSecret: gitlab } : {}),
+      ...(gitlab && previousGitlab ? { previousGitlabSecret: previousGitlab } : {}),
       ...(slack ? { slackSigningSecret: slack } : {}),
       ...(ci ? { ciSecret: ci } : {}),
     },
@@ -106,6 +115,8 @@ export function localIngress(runtime: LocalRuntime, options: Omit<LocalServerOpt
   const secrets = [options.secret, options.previousSecret ?? ''].filter(Boolean);
   const slack = options.slackSigningSecret;
   const ci = options.ciSecret;
+  const gitlab = [options.gitlabSecret ?? '', options.previousGitlabSecret ?? ''].filter(Boolean);
+  const changes = runtime.changeLookup;
   return {
     github: {
       secrets: async () => secrets,
@@ -115,6 +126,25 @@ export function localIngress(runtime: LocalRuntime, options: Omit<LocalServerOpt
       approvals: runtime.decideDeps,
       changes: runtime.changeLookup,
     },
+    ...(gitlab.length > 0
+      ? {
+          gitlab: {
+            secrets: async () => gitlab,
+            workflows,
+            starter: runtime.starter,
+            guard: runtime.guard,
+            approvals: runtime.decideDeps,
+            // The payload has no base: the merge base of the target branch and the head in the local repository.
+            refs: async (project, _iid, hint) => {
+              const c = await changes.refs(project, hint.targetBranch, hint.headSha);
+              return { baseSha: c.baseSha, headSha: c.headSha };
+            },
+            // No GitLab here to ask: on 127.0.0.1, whoever holds the secret token may ask for a review.
+            mayReview: async () => true,
+            mergeRequest: async (project, iid) => ({ ...(await changes.pullRequest(project, iid)), forge: 'gitlab' }),
+          },
+        }
+      : {}),
     ...(slack
       ? {
           slack: {

@@ -29,7 +29,7 @@ export const GITLAB_MERGE_REQUEST_ACTIONS = [
  * reopened) and `updated` (new commits). The webhook's table is `CHANGE_EVENTS` in
  * `lambdas/core/triggers.ts`; a test keeps the two equal.
  */
-export const CHANGE_ACTIONS = ['opened', 'updated'] as const;
+export const CHANGE_ACTIONS = ['opened', 'updated', 'ready'] as const;
 
 /**
  * Forge events whose deliveries start workflows: GitHub's `pull_request`, GitLab's

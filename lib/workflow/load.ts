@@ -467,9 +467,9 @@ function normalizeTrigger(w: WorkflowSource, src: YamlSource, diagnostics: Diagn
   for (const key of ['authors', 'branches'] as const) {
     for (const side of ['include', 'exclude'] as const) checkGlobs(conditions[key]?.[side], [...condPath(key), side], `${key}.${side}`);
   }
-  if (!events.some((e) => e.startsWith('pull_request.'))) {
+  if (!events.some((e) => /^(?:pull_request|merge_request|change)\./.test(e))) {
     for (const key of PULL_REQUEST_CONDITIONS.filter((k) => conditions[k] !== undefined)) {
-      const message = `${key} filters pull requests, but this workflow only starts manually: remove it or add a pull_request event`;
+      const message = `${key} filters pull requests, but this workflow only starts manually: remove it or add a pull_request, merge_request or change event`;
       diagnostics.push(src.at(condPath(key), message, { key: true }));
     }
   }
@@ -477,6 +477,8 @@ function normalizeTrigger(w: WorkflowSource, src: YamlSource, diagnostics: Diagn
   if (skipDrafts && events.includes('pull_request.opened') && !events.includes('pull_request.ready_for_review')) {
     events.push('pull_request.ready_for_review');
   }
+  // The same for both forges: a change.opened workflow reviews a draft when it is marked ready.
+  if (skipDrafts && events.includes('change.opened') && !events.includes('change.ready')) events.push('change.ready');
   return {
     events,
     ...(conditions.files_changed ? { filesChanged: conditions.files_changed } : {}),

@@ -39,7 +39,13 @@ describe('Stack: AgentFlowStack', () => {
   it('routes POST /webhooks/github, /webhooks/gitlab, the two Slack routes and /webhooks/ci on an HTTP API to the ingress Lambda', () => {
     template.resourceCountIs('AWS::ApiGatewayV2::Api', 1);
     template.hasResourceProperties('AWS::ApiGatewayV2::Api', { ProtocolType: 'HTTP' });
-    for (const path of ['/webhooks/github', '/webhooks/gitlab', '/webhooks/slack/commands', '/webhooks/slack/interactions', '/webhooks/ci']) {
+    for (const path of [
+      '/webhooks/github',
+      '/webhooks/gitlab',
+      '/webhooks/slack/commands',
+      '/webhooks/slack/interactions',
+      '/webhooks/ci',
+    ]) {
       template.hasResourceProperties('AWS::ApiGatewayV2::Route', { RouteKey: `POST ${path}` });
     }
   });

@@ -225,6 +225,21 @@ describe('Function: handleGitlabDelivery (merge request events)', () => {
     expect(d.refsCalls).toEqual([]);
   });
 
+  it('starts change.ready workflows when a draft is marked ready (an update whose changes.draft goes true → false)', async () => {
+    const rec = recorder();
+    const d = deps(rec.starter, { workflows: [...workflows, { id: 'neutral', events: ['change.opened', 'change.ready'] }] });
+    const ready = { action: 'update', draft: false, work_in_progress: false };
+    const body = mergeRequest('merge-request-update-title', ready, { changes: { draft: { previous: true, current: false } } });
+    const res = await handleGitlabDelivery({ headers: headers(newUuid()), body }, d);
+    expect(res.statusCode).toBe(202);
+    expect(rec.calls.map((c) => c.workflow)).toEqual(['neutral']);
+    // Marked draft again: an edit, nothing starts.
+    const back = mergeRequest('merge-request-update-title', ready, { changes: { draft: { previous: false, current: true } } });
+    const again = await handleGitlabDelivery({ headers: headers(newUuid()), body: back }, d);
+    expect(again.statusCode).toBe(200);
+    expect(rec.calls).toHaveLength(1);
+  });
+
   it('starts a reopened merge request', async () => {
     const rec = recorder();
     const body = mergeRequest('merge-request-open', { action: 'reopen' });

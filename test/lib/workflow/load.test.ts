@@ -338,11 +338,11 @@ describe('Function: loadWorkflow (trigger events)', () => {
 
   it('refuses an unknown event and a GitHub event that never starts a workflow', () => {
     expect(errors(withEvent('pull_reqest'))).toEqual([
-      'workflows/test.yml:3:10: unknown event "pull_reqest" (known: pull_request, merge_request.<action>, change.opened, change.updated, manual)',
+      'workflows/test.yml:3:10: unknown event "pull_reqest" (known: pull_request, merge_request.<action>, change.opened, change.updated, change.ready, manual)',
     ]);
     expect(errors(withEvent('[manual, push, issue_comment.created]'))).toEqual([
-      'workflows/test.yml:3:19: GitHub\'s "push" event never starts a workflow (AgentFlow is triggered by pull_request, merge_request.<action>, change.opened, change.updated, manual)',
-      'workflows/test.yml:3:25: GitHub\'s "issue_comment" event never starts a workflow (AgentFlow is triggered by pull_request, merge_request.<action>, change.opened, change.updated, manual)',
+      'workflows/test.yml:3:19: GitHub\'s "push" event never starts a workflow (AgentFlow is triggered by pull_request, merge_request.<action>, change.opened, change.updated, change.ready, manual)',
+      'workflows/test.yml:3:25: GitHub\'s "issue_comment" event never starts a workflow (AgentFlow is triggered by pull_request, merge_request.<action>, change.opened, change.updated, change.ready, manual)',
     ]);
   });
 
@@ -353,7 +353,7 @@ describe('Function: loadWorkflow (trigger events)', () => {
   it('refuses a misspelt GitLab action, an unknown change action and a bare merge_request, listing the known ones', () => {
     expect(errors(withEvent('[merge_request.opend, change.closed, merge_request]'))).toEqual([
       'workflows/test.yml:3:11: unknown action "opend" of merge_request (known: open, close, reopen, update, approved, unapproved, approval, unapproval, merge)',
-      'workflows/test.yml:3:32: unknown action "closed" of change (known: opened, updated)',
+      'workflows/test.yml:3:32: unknown action "closed" of change (known: opened, updated, ready)',
       'workflows/test.yml:3:47: "merge_request" needs an action: write merge_request.<action> (known: open, close, reopen, update, approved, unapproved, approval, unapproval, merge)',
     ]);
   });
@@ -368,6 +368,13 @@ describe('Function: loadWorkflow (trigger events)', () => {
     expect(load(valid).value?.trigger.events).toEqual(['pull_request.opened', 'pull_request.ready_for_review']);
     const drafts = withEvent('pull_request.opened\n  conditions: { skip_drafts: false }');
     expect(load(drafts).value?.trigger.events).toEqual(['pull_request.opened']);
+  });
+
+  it('adds change.ready to a change.opened workflow while drafts are skipped, and takes its filters', () => {
+    const neutral = withEvent('[change.opened, change.updated]\n  conditions: { labels: { exclude: [wip] } }');
+    const loaded = load(neutral);
+    expect(loaded.diagnostics).toEqual([]);
+    expect(loaded.value?.trigger.events).toEqual(['change.opened', 'change.updated', 'change.ready']);
   });
 });
 
@@ -416,7 +423,7 @@ describe('Function: loadWorkflow (pull-request conditions)', () => {
   it('refuses pull-request conditions on a workflow that only starts manually', () => {
     const text = valid.replace('trigger: { event: pull_request.opened }', 'trigger:\n  event: manual\n  conditions: { skip_bots: false }');
     expect(errors(text)).toEqual([
-      'workflows/test.yml:4:17: skip_bots filters pull requests, but this workflow only starts manually: remove it or add a pull_request event',
+      'workflows/test.yml:4:17: skip_bots filters pull requests, but this workflow only starts manually: remove it or add a pull_request, merge_request or change event',
     ]);
   });
 });
@@ -460,7 +467,7 @@ describe('Function: loadWorkflow (paths and agent files)', () => {
     );
     expect(catalog.agents.get('documentation')?.files).toEqual(expect.arrayContaining(['*.md', '*.swift', '*.kt']));
     expect(catalog.agents.get('code-review')?.files).not.toContain('*.md');
-    expect(ws.workflows.get('pr-review')?.trigger.events).toContain('pull_request.ready_for_review');
+    expect(ws.workflows.get('pr-review')?.trigger.events).toContain('change.ready');
   });
 });
 
