@@ -7,14 +7,11 @@
  * p50 printed beside GitHub's with the same target.
  */
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { GatewayConfigSchema } from '../lambdas/core/gateway-config.js';
-import { routeIngress } from '../lambdas/webhook/routes.js';
 import { createExampleRepo, deliveryHeaders, examplePullRequestPayload } from '../lib/local/example-repo.js';
 import { LocalRuntime } from '../lib/local/runtime.js';
-import { localIngress, startLocalServer, toHttpApiEvent, workflowTriggers } from '../lib/local/server.js';
+import { startLocalServer } from '../lib/local/server.js';
 import { loadWorkspace } from '../lib/workspace.js';
 
 type Record_ = (r: { name: string; value: number; unit: string; target: string | null }) => void;
@@ -41,7 +38,8 @@ export async function ingressBench(record: Record_, work: string): Promise<void>
     gateway: GatewayConfigSchema.parse({ cache: { enabled: false } }),
     print: () => undefined,
   });
-  const server = await startLocalServer({ runtime, secret, port: 0 });
+  const gitlabToken = 'bench-ingress-gitlab-token';
+  const server = await startLocalServer({ runtime, secret, gitlabSecret: gitlabToken, port: 0 });
   let n = 0;
   const deliver = async () => {
     const id = `bench-ingress-${++n}`;
@@ -77,7 +75,7 @@ export async function ingressBench(record: Record_, work: string): Promise<void>
       });
       await Promise.allSettled([...runtime.executions.values()]);
     }
-    await gitlabIngress(record, runtime, repo);
+    await gitlabIngress(record, `${server.url}/webhooks/gitlab`, gitlabToken, runtime, repo);
   } finally {
     await server.close();
     await runtime.stop();
@@ -85,44 +83,18 @@ export async function ingressBench(record: Record_, work: string): Promise<void>
 }
 
 /**
- * GitLab merge request deliveries at 1, 10 and 50 at once, measured like GitHub's: signed
- * (`X-Gitlab-Token`) HTTP requests to a server on 127.0.0.1 that reads the body and calls
- * `routeIngress`, as `agentflow serve` does, with the workflows of `pull_request.opened` also
- * triggered by `merge_request.open`. The local server does not take a GitLab secret yet, so this
- * server adds the GitLab route's deps itself; the refs lookup answers the example repository's SHAs.
+ * GitLab merge request deliveries at 1, 10 and 50 at once, measured like GitHub's: HTTP requests
+ * with the secret token (`X-Gitlab-Token`) to the same local server (`agentflow serve`'s
+ * `/webhooks/gitlab`), which starts pr-review (`change.opened`) for each; the SHAs come from the
+ * example repository (the local refs lookup), as `serve` does.
  */
-async function gitlabIngress(record: Record_, runtime: LocalRuntime, repo: ReturnType<typeof createExampleRepo>): Promise<void> {
-  const token = 'bench-ingress-gitlab-token';
-  const workflows = workflowTriggers(runtime).map((w) =>
-    w.events.includes('pull_request.opened') ? { ...w, events: [...w.events, 'merge_request.open'] } : w,
-  );
-  const deps = {
-    ...localIngress(runtime, { secret: 'unused-github-secret' }),
-    gitlab: {
-      secrets: async () => [token],
-      workflows,
-      starter: runtime.starter,
-      guard: runtime.guard,
-      refs: async () => ({ baseSha: repo.base, headSha: repo.head }),
-      mayReview: async () => false,
-      mergeRequest: async () => {
-        throw new Error('the bench sends no /agentflow review');
-      },
-    },
-  };
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', async () => {
-      const event = toHttpApiEvent(req, Buffer.concat(chunks));
-      const path = new URL(req.url ?? '/', 'http://127.0.0.1').pathname;
-      const r = await routeIngress(path, { headers: event.headers, body: event.body, isBase64Encoded: event.isBase64Encoded }, deps);
-      res.writeHead(r.statusCode, r.headers);
-      res.end(r.body);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/webhooks/gitlab`;
+async function gitlabIngress(
+  record: Record_,
+  url: string,
+  token: string,
+  runtime: LocalRuntime,
+  repo: ReturnType<typeof createExampleRepo>,
+): Promise<void> {
   // GitLab's documented merge request example (test/fixtures/gitlab/README.md), pointed at the example repository.
   const example = JSON.parse(readFileSync(new URL('../test/fixtures/gitlab/merge-request-open.json', import.meta.url), 'utf8'));
   let n = 0;
@@ -130,6 +102,8 @@ async function gitlabIngress(record: Record_, runtime: LocalRuntime, repo: Retur
     const id = `bench-gitlab-${++n}`;
     example.object_attributes.iid = n;
     example.object_attributes.last_commit.id = repo.head;
+    example.object_attributes.target_branch = 'main';
+    example.object_attributes.source_branch = 'feature/checkout-payments';
     const body = JSON.stringify(example);
     const t0 = performance.now();
     const headers = {
@@ -142,30 +116,26 @@ async function gitlabIngress(record: Record_, runtime: LocalRuntime, repo: Retur
     await r.text();
     return { id, ms: performance.now() - t0, ok: r.status < 300 };
   };
-  try {
-    for (const level of [1, 10, 50]) {
-      const answers = await Promise.all(Array.from({ length: level }, () => deliver()));
-      const started = new Set([...runtime.executions.keys()].map((name) => name.replace(/-[a-z-]+$/, '')));
-      record({
-        name: `GitLab ingress through a local server, ${level} concurrent deliveries: p50`,
-        value: Math.round(
-          percentile(
-            answers.map((a) => a.ms),
-            0.5,
-          ),
+  for (const level of [1, 10, 50]) {
+    const answers = await Promise.all(Array.from({ length: level }, () => deliver()));
+    const started = new Set([...runtime.executions.keys()].map((name) => name.replace(/-[a-z-]+$/, '')));
+    record({
+      name: `GitLab ingress through the local server, ${level} concurrent deliveries: p50`,
+      value: Math.round(
+        percentile(
+          answers.map((a) => a.ms),
+          0.5,
         ),
-        unit: 'ms',
-        target: targetOf(level),
-      });
-      record({
-        name: `GitLab ingress, ${level} concurrent deliveries: answered with an error although started`,
-        value: answers.filter((a) => !a.ok && started.has(a.id)).length,
-        unit: 'count',
-        target: '0',
-      });
-      await Promise.allSettled([...runtime.executions.values()]);
-    }
-  } finally {
-    await new Promise((r) => server.close(r));
+      ),
+      unit: 'ms',
+      target: targetOf(level),
+    });
+    record({
+      name: `GitLab ingress, ${level} concurrent deliveries: answered with an error although started`,
+      value: answers.filter((a) => !a.ok && started.has(a.id)).length,
+      unit: 'count',
+      target: '0',
+    });
+    await Promise.allSettled([...runtime.executions.values()]);
   }
 }
