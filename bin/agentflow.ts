@@ -198,7 +198,7 @@ program
 
 program
   .command('serve')
-  .description('Serve the webhook routes (GitHub, Slack, CI) and the local API (runs, costs, approvals) on 127.0.0.1')
+  .description('Serve the webhook routes (GitHub, GitLab, Slack, CI) and the local API (runs, costs, approvals) on 127.0.0.1')
   .option('--port <n>', 'port (0 picks a free one)', '3000')
   .option('--repo <path>', 'local git repository the pull requests point at', '.')
   .option(
@@ -237,7 +237,7 @@ program
     const server = await serveState(runtime, opts.stateDir, Number(opts.port), secrets);
     console.log(`AgentFlow listening on ${server.url}`);
     console.log(
-      `  POST ${server.url}/webhooks/github   ${server.url}/webhooks/slack/commands   ${server.url}/webhooks/slack/interactions   ${server.url}/webhooks/ci`,
+      `  POST ${server.url}/webhooks/github   ${server.url}/webhooks/gitlab   ${server.url}/webhooks/slack/commands   ${server.url}/webhooks/slack/interactions   ${server.url}/webhooks/ci`,
     );
     console.log(`  GET ${server.url}/runs   /runs/<execution>   /costs   /breakers   /approvals   POST /approvals/<id>`);
     console.log(`  local API token (Authorization: Bearer …): in ${join(opts.stateDir, 'serve.json')}`);
@@ -349,7 +349,7 @@ program
 
 program
   .command('approve')
-  .description('Approve (or --reject) a pending approval as a Slack user id or @github-login, through the running serve/run on --state-dir')
+  .description('Approve (or --reject) a pending approval as a Slack user id, @github-login or gitlab:@username, through the running serve/run on --state-dir')
   .argument('<id>', 'approval id (from `agentflow approvals` or the Slack message)')
   .option('--reject', 'reject instead of approving')
   .option(
