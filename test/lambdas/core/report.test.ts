@@ -173,6 +173,16 @@ describe('Function: renderComment', () => {
     expect(items).toContain('see #\u200b12 and other/repo#\u200b3');
   });
 
+  it('refuses GitLab\'s references in model text: !12, ~bug, %"v1", $3, &5 and ^6 do not resolve', () => {
+    const text = cellText('fixes !12, labels ~bug ~"needs review", milestone %"v1", snippet $3, epic &5, alert ^6');
+    for (const ref of ['!12', '~bug', '~"needs', '%"v1"', '$3', '&5', '^6']) expect(text).not.toContain(ref);
+    expect(text).toContain('!\u200b12');
+    expect(text).toContain('&#126;\u200bbug');
+    expect(text).toContain('&amp;\u200b5');
+    // Plain prices and percentages stay as they are.
+    expect(cellText('costs $ 5 or 50 % more!')).toBe('costs $ 5 or 50 % more!');
+  });
+
   it('refuses code-span break-outs: a path with backticks stays one code span, a well-formed span in a message stays code', () => {
     // Act
     const items = topFindings(render(CORPUS));
@@ -219,7 +229,7 @@ describe('Function: renderComment', () => {
     // Assess
     const item = items.find((r) => r.includes('APPROVED')) ?? '';
     expect(item).toContain('· security &#124; APPROVED &#124; 🔴 critical &#124; —');
-    expect(item).toContain('&#42;&#42;APPROVED&#42;&#42; &#95;LGTM&#95; &#126;&#126;none&#126;&#126;');
+    expect(item).toContain('&#42;&#42;APPROVED&#42;&#42; &#95;LGTM&#95; &#126;&#126;\u200bnone&#126;&#126;');
     expect(item).not.toContain('**APPROVED**');
   });
 
