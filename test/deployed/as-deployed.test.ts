@@ -16,8 +16,9 @@ import { examplePullRequestPayload } from '../../lib/local/example-repo.js';
 import { LOCAL_TABLE } from '../../lib/local/runtime.js';
 import type { AslDefinition } from '../../lib/workflow/index.js';
 import { synthesizeDevStack } from './assembly.js';
-import { DeployedHarness, PR_NUMBER, REGION, REPOSITORY, SECRETS } from './harness.js';
+import { DeployedHarness, GITLAB_PROJECT, MR_IID, MR_TITLE, PR_NUMBER, REGION, REPOSITORY, SECRETS } from './harness.js';
 import { isAllowed, roleStatements } from './iam.js';
+import { SecretsManagerStandIn } from './standins.js';
 import type { Execution } from './step-functions.js';
 
 /**
@@ -171,6 +172,41 @@ function prPayload(title?: string, headRef?: string): string {
 
 const runs = () => new DynamoRunStore(h.table.doc, LOCAL_TABLE);
 
+/**
+ * GitLab's documented merge request event (`merge-request-open.json`, from webhook_events.md)
+ * pointed at the seeded merge request: its project, iid, branches, title and last commit.
+ */
+function gitlabOpenPayload(): string {
+  const e = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'fixtures', 'gitlab', 'merge-request-open.json'), 'utf8'));
+  e.project.path_with_namespace = GITLAB_PROJECT;
+  e.object_attributes.iid = MR_IID;
+  e.object_attributes.title = MR_TITLE;
+  e.object_attributes.target_project_id = e.project.id;
+  e.object_attributes.source_project_id = e.project.id;
+  e.object_attributes.target_branch = 'main';
+  e.object_attributes.source_branch = 'feature/checkout-payments';
+  e.object_attributes.url = `https://gitlab.example/${GITLAB_PROJECT}/-/merge_requests/${MR_IID}`;
+  e.object_attributes.last_commit.id = h.gitlabShas.headSha;
+  e.object_attributes.draft = false;
+  e.object_attributes.work_in_progress = false;
+  return JSON.stringify(e);
+}
+
+/** Delivers a GitLab webhook to the deployed ingress function with its secret token (`X-Gitlab-Token`). */
+function deliverGitLab(payload: string, token: string = SECRETS['agentflow/dev/gitlab'].webhookSecret) {
+  return h.post(
+    '/webhooks/gitlab',
+    {
+      'content-type': 'application/json',
+      'user-agent': 'GitLab/18.6.0',
+      'x-gitlab-event': 'Merge Request Hook',
+      'x-gitlab-event-uuid': randomUUID(),
+      'x-gitlab-token': token,
+    },
+    payload,
+  );
+}
+
 describe('As deployed: the synthesized AgentFlow-dev stack, end to end on this machine', () => {
   it('runs every function from its own bundle with the environment of its template', () => {
     // Assess: the harness found the bundles and resolved every environment variable to a local value.
@@ -241,6 +277,76 @@ describe('As deployed: the synthesized AgentFlow-dev stack, end to end on this m
     const tg = await startedBy(res, 'test-generation').done;
     expect(tg.status).toBe('SUCCEEDED');
     expect(await runs().get(tg.name)).toMatchObject({ status: 'SKIPPED', reason: expect.stringMatching(/coverage/) });
+  }, 180_000);
+
+  it('reviews a GitLab merge request from a delivery with its secret token: SUCCEEDED, the note, the positioned discussions and the commit status on GitLab, the run in DynamoDB', async () => {
+    // Prepare
+    const { gitlab, gitlabShas: shas } = h;
+    const executions = () => h.sfn.executions.size;
+    const before = executions();
+
+    // Act: first a delivery with a wrong secret token, then GitLab's.
+    const refused = await deliverGitLab(gitlabOpenPayload(), 'not-the-webhook-secret');
+    const startedByRefused = executions() - before;
+    const res = await deliverGitLab(gitlabOpenPayload());
+    const execution = startedBy(res, 'pr-review');
+    const done = await finished(execution);
+
+    // Assess
+    expect(refused.statusCode, refused.body).toBe(401);
+    expect(startedByRefused).toBe(0);
+    expect(res.statusCode, res.body).toBe(202);
+    expect(done.status).toBe('SUCCEEDED');
+    // The webhook built a forge-neutral change of GitLab's merge request, at the seeded head.
+    expect((execution.input as ExecutionInput).change).toMatchObject({
+      forge: 'gitlab',
+      repository: GITLAB_PROJECT,
+      number: MR_IID,
+      baseSha: shas.baseSha,
+      startSha: shas.startSha,
+      headSha: shas.headSha,
+      // GitLab's own action (object_attributes.action); the trigger saw it as change.opened.
+      action: 'open',
+    });
+    const summary = done.output as RunSummary;
+    expect(summary.findings).toBeGreaterThan(0);
+    // One summary note (not a diff note) with pr-review's marker and the run's cost.
+    const notes = gitlab.notesOf(GITLAB_PROJECT, MR_IID).filter((n) => !n.position);
+    expect(notes).toHaveLength(1);
+    expect(notes[0]?.body).toContain('pr-review');
+    expect(notes[0]?.body).toContain(`**$${summary.costUsd.toFixed(4)}** |`);
+    expect(notes[0]?.body).toContain(`https://gitlab.example/${GITLAB_PROJECT}/-/blob/${shas.headSha}/`);
+    // The findings on the diff's lines went to GitLab as discussions positioned on the merge request's diff refs.
+    const threads = gitlab.discussionsOf(GITLAB_PROJECT, MR_IID).filter((d) => !d.individual_note);
+    expect(threads.length).toBeGreaterThan(0);
+    for (const d of threads) {
+      expect(d.notes[0]?.position).toMatchObject({ base_sha: shas.baseSha, start_sha: shas.startSha, head_sha: shas.headSha });
+    }
+    // The commit status on the head commit: never green for a review with critical findings (fail_on: critical).
+    const record = await runs().get(done.name);
+    const critical = summary.bySeverity.critical ?? 0;
+    const statuses = gitlab.statusesOf(GITLAB_PROJECT).filter((s) => s.sha === shas.headSha);
+    expect(statuses).toHaveLength(1);
+    if (critical > 0) expect(statuses[0]?.status).not.toBe('success');
+    expect(record?.check).toBe(critical > 0 ? 'failure' : 'success');
+    expect(statuses[0]?.status).toBe(({ success: 'success', failure: 'failed' } as Record<string, string>)[record?.check ?? '']);
+    // The run in DynamoDB is the merge request's.
+    expect(record).toMatchObject({
+      status: 'SUCCEEDED',
+      workflow: 'pr-review',
+      repository: GITLAB_PROJECT,
+      number: MR_IID,
+      headSha: shas.headSha,
+    });
+    expect(record?.costUsd).toBe(summary.costUsd);
+    // The nested group's project went to GitLab's API by its URL-encoded full path.
+    expect(gitlab.requests.filter((r) => r.route === 'postStatus').map((r) => r.params['0'])).toContain(GITLAB_PROJECT);
+    // The ingress, LoadContext and Publish read the GitLab secret (the IAM scenario below checks their grants).
+    const readers = h.awsCalls.calls
+      .filter((c) => c.action === 'secretsmanager:GetSecretValue' && c.resource === SecretsManagerStandIn.arnOf('agentflow/dev/gitlab'))
+      .map((c) => h.host.functionOfKey(c.accessKeyId, h.stack.functions.values())?.environment.POWERTOOLS_SERVICE_NAME);
+    expect(new Set(readers)).toEqual(new Set(['agentflow-webhook', 'agentflow-load-context', 'agentflow-publish']));
+    expect(gitlab.violations).toEqual([]);
   }, 180_000);
 
   it('still succeeds when Bedrock answers 503: the agents are served by their OpenAI fallback', async () => {

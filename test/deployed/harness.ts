@@ -6,6 +6,8 @@ import { createExampleRepo, type ExampleRepo } from '../../lib/local/example-rep
 import { type OfflineModelOptions, OfflineModelServer } from '../../lib/local/offline-model.js';
 import { LOCAL_TABLE, type LocalTable, startLocalTable } from '../../lib/local/runtime.js';
 import { PROJECT_ROOT } from '../../lib/workspace.js';
+import { GitLabStandIn } from '../standins/gitlab.js';
+import { seedMergeRequestFromGit } from '../standins/gitlab-seed.js';
 import { type CfnTemplate, type DeployedStack, LOCAL_ACCOUNT, readDeployedStack } from './assembly.js';
 import { LocalEventBus } from './event-bridge.js';
 import { AwsCallLog, isAllowed, roleStatements } from './iam.js';
@@ -23,11 +25,18 @@ export const SECRETS = {
   'agentflow/dev/slack': { botToken: 'xoxb-harness-bot-token', signingSecret: 'harness-slack-signing-secret' },
   'agentflow/dev/openai': { apiKey: 'sk-harness-offline' },
   'agentflow/dev/ci': { callbackSecret: 'harness-ci-callback-secret' },
+  // `apiUrl` (the GitLab instance's root) is the GitLab stand-in's URL, set when the harness starts.
+  'agentflow/dev/gitlab': { token: 'glpat-harness-token', webhookSecret: 'harness-gitlab-webhook-secret' },
 } as const;
 
 /** The pull request the example repository stands for. */
 export const REPOSITORY = 'acme/shop-apps';
 export const PR_NUMBER = 42;
+
+/** The merge request the example repository stands for on GitLab (in a nested group). */
+export const GITLAB_PROJECT = 'acme/mobile/shop-apps';
+export const MR_IID = 42;
+export const MR_TITLE = 'Checkout: pay with card (on GitLab)';
 
 /**
  * The Node.js runtimes of Lambda provide the AWS SDK for JavaScript v3, so NodejsFunction leaves
@@ -68,6 +77,10 @@ export class DeployedHarness {
     readonly s3: S3StandIn,
     readonly secrets: SecretsManagerStandIn,
     readonly github: GitHubStandIn,
+    /** GitLab, with the example change seeded as merge request {@link MR_IID} of {@link GITLAB_PROJECT}. */
+    readonly gitlab: GitLabStandIn,
+    /** The seeded merge request's diff refs (base = merge base, start = target branch tip, head). */
+    readonly gitlabShas: { baseSha: string; startSha: string; headSha: string },
     readonly slack: SlackStandIn,
     readonly models: OfflineModelServer,
     readonly host: LambdaHost,
@@ -91,7 +104,22 @@ export class DeployedHarness {
       (t) => `arn:aws:dynamodb:${REGION}:${LOCAL_ACCOUNT}:table/${t}`,
     ).start();
     const s3 = await new S3StandIn([LOCAL_BUCKET], awsCalls).start();
-    const secrets = await new SecretsManagerStandIn(structuredClone(SECRETS) as Record<string, Record<string, string>>, awsCalls).start();
+    // GitLab: the example change as a merge request; its token's user (`GET /user`) is the stand-in's self.
+    const gitlab = new GitLabStandIn(SECRETS['agentflow/dev/gitlab'].token, 'agentflow-bot');
+    const { baseSha, startSha, headSha } = seedMergeRequestFromGit(gitlab, {
+      repo: repo.path,
+      project: GITLAB_PROJECT,
+      iid: MR_IID,
+      base: 'main',
+      head: repo.head,
+      sourceBranch: 'feature/checkout-payments',
+      targetBranch: 'main',
+      title: MR_TITLE,
+    });
+    const gitlabUrl = await gitlab.start();
+    const secretValues = structuredClone(SECRETS) as Record<string, Record<string, string>>;
+    secretValues['agentflow/dev/gitlab'] = { ...SECRETS['agentflow/dev/gitlab'], apiUrl: gitlabUrl };
+    const secrets = await new SecretsManagerStandIn(secretValues, awsCalls).start();
     const github = await new GitHubStandIn(repo, {
       repository: REPOSITORY,
       number: PR_NUMBER,
@@ -140,7 +168,23 @@ export class DeployedHarness {
     });
     const sfnApi = await new StepFunctionsApiStandIn(sfn, awsCalls).start();
     overrides.AWS_ENDPOINT_URL_SFN = sfnApi.url;
-    const h = new DeployedHarness(stack, repo, table, s3, secrets, github, slack, models, host, sfn, sfnApi, bus, overrides);
+    const h = new DeployedHarness(
+      stack,
+      repo,
+      table,
+      s3,
+      secrets,
+      github,
+      gitlab,
+      { baseSha, startSha, headSha },
+      slack,
+      models,
+      host,
+      sfn,
+      sfnApi,
+      bus,
+      overrides,
+    );
     h.state = state;
     h.awsCalls = awsCalls;
     h.dynamo = dynamo;
@@ -227,6 +271,7 @@ export class DeployedHarness {
       this.s3.stop(),
       this.secrets.stop(),
       this.github.stop(),
+      this.gitlab.stop(),
       this.slack.stop(),
       this.models.stop(),
     ]);
