@@ -6,7 +6,14 @@ import { GitLabGroupDirectory } from '../adapters/gitlab-lookup.js';
 import { SlackApprovalNotifier, SlackThreadNotifier } from '../adapters/slack.js';
 import { SfnTaskCallbacks } from '../adapters/task-callbacks.js';
 import { GitHubTeamDirectory } from '../adapters/teams.js';
-import { type ApprovalNotifier, type ApproverGroups, ApproverGroupsSchema, type DecideDeps } from '../core/approvals.js';
+import {
+  type ApprovalNotifier,
+  type ApproverGroups,
+  ApproverGroupsSchema,
+  type DecideDeps,
+  type TeamDirectory,
+} from '../core/approvals.js';
+import type { Forge } from '../core/contracts.js';
 import type { ThreadNotifier } from '../core/ports.js';
 import { optionalEnv, requireEnv } from './env.js';
 import { gitlabClient } from './gitlab.js';
@@ -83,6 +90,6 @@ export function cloudDecideDeps(): DecideDeps {
     teams: {
       github: { isMember: async (team, login) => new GitHubTeamDirectory(await githubClient()).isMember(team, login) },
       gitlab: { isMember: async (group, username) => new GitLabGroupDirectory(await gitlabClient()).isMember(group, username) },
-    },
+    } satisfies Record<Forge, TeamDirectory>,
   };
 }
