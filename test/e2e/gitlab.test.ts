@@ -1,12 +1,14 @@
 import { readFileSync } from 'node:fs';
+import { createServer as createTcpServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { Gitlab } from '@gitbeaker/rest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GitLabChangeSource, type GitLabClient } from '../../lambdas/adapters/gitlab-changes.js';
 import { GitLabPublisher } from '../../lambdas/adapters/gitlab-publisher.js';
 import { toMicro } from '../../lambdas/core/budget.js';
-import { RunSummarySchema } from '../../lambdas/core/contracts.js';
+import { type Change, RunSummarySchema } from '../../lambdas/core/contracts.js';
 import { markedFinding } from '../../lambdas/core/review.js';
+import { gitlabFor } from '../../lambdas/shared/gitlab.js';
 import type { ExampleRepo } from '../../lib/local/example-repo.js';
 import type { LocalRuntime } from '../../lib/local/runtime.js';
 import { type LocalServer, startLocalServer } from '../../lib/local/server.js';
@@ -179,4 +181,61 @@ describe('e2e: a GitLab merge request on the GitLab stand-in', () => {
     expect(notes()).toHaveLength(1);
     expect(keys()).toEqual(before);
   });
+});
+
+describe('e2e: a self-managed GitLab instance that does not answer', () => {
+  it('fails the run with that reason, and nothing is written on the merge request', async () => {
+    // An instance that takes connections and never answers.
+    const sockets = new Set<Socket>();
+    const silent = createTcpServer((socket) => void sockets.add(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as { port: number }).port;
+    const client = gitlabFor({ token: TOKEN, apiUrl: `http://127.0.0.1:${port}` }, 300);
+    const posted: string[] = [];
+    const publisher = new GitLabPublisher(client);
+    const recording = new Proxy(publisher, {
+      get: (target, name, receiver) => {
+        const v = Reflect.get(target, name, receiver);
+        if (typeof v !== 'function') return v;
+        return (...args: unknown[]) => {
+          posted.push(String(name));
+          return v.apply(target, args);
+        };
+      },
+    });
+    const repo = exampleRepo();
+    const rt = await testRuntime(repo, {
+      workspace: loadWorkspace(undefined, [join(WORKFLOWS_DIR, 'pr-review.yml')]),
+      forges: { gitlab: recording },
+      changeSources: { gitlab: new GitLabChangeSource(client) },
+    });
+    try {
+      const change: Change = {
+        forge: 'gitlab',
+        repository: PROJECT,
+        number: IID,
+        title: 'Checkout',
+        author: 'dev',
+        url: `https://gitlab.example/${PROJECT}/-/merge_requests/${IID}`,
+        action: 'open',
+        baseSha: repo.base,
+        headSha: repo.head,
+        baseRef: 'main',
+        headRef: 'feature/checkout-payments',
+      };
+      const result = await rt.execute('pr-review', 'gl-silent', { runId: 'gl-silent', workflow: 'pr-review', change });
+      const record = await rt.runs.get('gl-silent');
+      expect(result.status).toBe('FAILED');
+      expect(record?.status).toBe('FAILED');
+      // The run record says why: GitLab did not answer in time (gitbeaker's query timeout).
+      expect(record?.error ?? '').toMatch(/timeout/i);
+      expect(record?.checkError ?? '').toMatch(/timeout/i);
+      // Only the commit status was tried (and failed at the silent host): no note, no discussion, no commit.
+      expect(posted.filter((m) => m !== 'startCheck' && m !== 'completeCheck')).toEqual([]);
+    } finally {
+      await rt.stop();
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
+  }, 60_000);
 });
