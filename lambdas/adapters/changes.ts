@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { Octokit, RestEndpointMethodTypes } from '@octokit/rest';
-import type { Change, ChangedFile } from '../core/contracts.js';
+import type { Change, ChangedFile, Forge } from '../core/contracts.js';
 import type { ChangeLookup, ChangeSource } from '../core/ports.js';
 import { assertSafeRef } from '../core/refs.js';
 import { isFork, splitRepository } from '../core/triggers.js';
@@ -315,8 +315,10 @@ export class GitChangeSource implements ChangeSource {
 }
 
 /** A change between two refs, without a pull request (`number: 0`). */
-function refsChange(repository: string, base: string, head: string, baseSha: string, headSha: string): Change {
+/** Two refs of a repository as a change without a pull or merge request (`number: 0`), on `forge`. */
+export function refsChange(repository: string, base: string, head: string, baseSha: string, headSha: string, forge?: Forge): Change {
   return {
+    ...(forge ? { forge } : {}),
     repository,
     number: 0,
     title: `${base}...${head}`,

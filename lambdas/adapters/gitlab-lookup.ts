@@ -2,6 +2,7 @@ import type { TeamDirectory } from '../core/approvals.js';
 import type { Change } from '../core/contracts.js';
 import type { ChangeLookup } from '../core/ports.js';
 import { assertSafeRef } from '../core/refs.js';
+import { refsChange } from './changes.js';
 import { type GitLabClient, gitLabStatus } from './gitlab-changes.js';
 
 /**
@@ -87,19 +88,7 @@ export class GitLabChangeLookup implements ChangeLookup {
     const headSha = await sha(head);
     await sha(base);
     const mergeBase = String((await this.gitlab.Repositories.mergeBase(repository, [base, headSha])).id);
-    return {
-      forge: 'gitlab',
-      repository,
-      number: 0,
-      title: `${base}...${head}`,
-      author: '',
-      url: '',
-      action: 'manual',
-      baseSha: mergeBase,
-      headSha,
-      baseRef: base,
-      headRef: head,
-    };
+    return refsChange(repository, base, head, mergeBase, headSha, 'gitlab');
   }
 
   /**

@@ -15,6 +15,7 @@ import { CI_SIGNATURE_HEADER } from '../../lambdas/webhook/ci-callback.js';
 import { examplePullRequestPayload } from '../../lib/local/example-repo.js';
 import { LOCAL_TABLE } from '../../lib/local/runtime.js';
 import type { AslDefinition } from '../../lib/workflow/index.js';
+import { mergeRequestEventFor } from '../standins/gitlab-seed.js';
 import { synthesizeDevStack } from './assembly.js';
 import { DeployedHarness, GITLAB_PROJECT, MR_IID, MR_TITLE, PR_NUMBER, REGION, REPOSITORY, SECRETS } from './harness.js';
 import { isAllowed, roleStatements } from './iam.js';
@@ -177,19 +178,14 @@ const runs = () => new DynamoRunStore(h.table.doc, LOCAL_TABLE);
  * pointed at the seeded merge request: its project, iid, branches, title and last commit.
  */
 function gitlabOpenPayload(): string {
-  const e = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'fixtures', 'gitlab', 'merge-request-open.json'), 'utf8'));
-  e.project.path_with_namespace = GITLAB_PROJECT;
-  e.object_attributes.iid = MR_IID;
-  e.object_attributes.title = MR_TITLE;
-  e.object_attributes.target_project_id = e.project.id;
-  e.object_attributes.source_project_id = e.project.id;
-  e.object_attributes.target_branch = 'main';
-  e.object_attributes.source_branch = 'feature/checkout-payments';
-  e.object_attributes.url = `https://gitlab.example/${GITLAB_PROJECT}/-/merge_requests/${MR_IID}`;
-  e.object_attributes.last_commit.id = h.gitlabShas.headSha;
-  e.object_attributes.draft = false;
-  e.object_attributes.work_in_progress = false;
-  return JSON.stringify(e);
+  return mergeRequestEventFor('merge-request-open', {
+    project: GITLAB_PROJECT,
+    iid: MR_IID,
+    title: MR_TITLE,
+    headSha: h.gitlabShas.headSha,
+    sourceBranch: 'feature/checkout-payments',
+    targetBranch: 'main',
+  });
 }
 
 /** Delivers a GitLab webhook to the deployed ingress function with its secret token (`X-Gitlab-Token`). */

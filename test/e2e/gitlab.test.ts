@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { createServer as createTcpServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { Gitlab } from '@gitbeaker/rest';
@@ -15,13 +14,12 @@ import { type LocalServer, startLocalServer } from '../../lib/local/server.js';
 import { loadWorkspace, WORKFLOWS_DIR } from '../../lib/workspace.js';
 import { exampleRepo, testRuntime } from '../helpers.js';
 import { GitLabStandIn } from '../standins/gitlab.js';
-import { seedMergeRequestFromGit } from '../standins/gitlab-seed.js';
+import { mergeRequestEventFor, seedMergeRequestFromGit } from '../standins/gitlab-seed.js';
 
 const PROJECT = 'acme/mobile/shop-apps';
 const IID = 42;
 const TOKEN = 'glpat-e2e-token';
 const WEBHOOK_SECRET = 'gitlab-e2e-webhook-secret';
-const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'gitlab');
 
 /**
  * A GitLab merge request reviewed end to end: a merge request event from GitLab's documented
@@ -40,18 +38,8 @@ describe('e2e: a GitLab merge request on the GitLab stand-in', () => {
 
   /** The documented merge request event, pointed at the example merge request. */
   function mergeRequestEvent(file: string): string {
-    const e = JSON.parse(readFileSync(join(FIXTURES, file), 'utf8'));
-    e.project.path_with_namespace = PROJECT;
-    e.object_attributes.iid = IID;
-    e.object_attributes.target_project_id = e.project.id;
-    e.object_attributes.source_project_id = e.project.id;
-    e.object_attributes.target_branch = 'main';
-    e.object_attributes.source_branch = 'feature/checkout-payments';
-    e.object_attributes.url = `https://gitlab.example/${PROJECT}/-/merge_requests/${IID}`;
-    e.object_attributes.last_commit.id = repo.head;
-    e.object_attributes.draft = false;
-    e.object_attributes.work_in_progress = false;
-    return JSON.stringify(e);
+    const target = { project: PROJECT, iid: IID, headSha: repo.head, sourceBranch: 'feature/checkout-payments', targetBranch: 'main' };
+    return mergeRequestEventFor(file.replace(/\.json$/, ''), target);
   }
 
   async function deliver(body: string, uuid: string, token = WEBHOOK_SECRET) {

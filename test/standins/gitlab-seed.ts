@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import type { GitLabStandIn, SeededDiff } from './gitlab.js';
 
 /** `git` in `repo`, its output as text (its errors not printed). */
@@ -84,4 +85,28 @@ export function seedMergeRequestFromGit(
   }
   for (const f of filesAt(o.repo, headSha, changed('new_path'))) gitlab.putFile(o.project, headSha, f.path, f.content);
   return { baseSha, startSha, headSha, diffs };
+}
+
+/**
+ * GitLab's documented merge request event (`test/fixtures/gitlab/<fixture>.json`, from
+ * webhook_events.md) pointed at a seeded merge request: its project, iid, branches, title and last
+ * commit, not a draft. @returns the JSON body
+ */
+export function mergeRequestEventFor(
+  fixture: string,
+  mr: { project: string; iid: number; headSha: string; sourceBranch: string; targetBranch: string; title?: string; host?: string },
+): string {
+  const e = JSON.parse(readFileSync(new URL(`../fixtures/gitlab/${fixture}.json`, import.meta.url), 'utf8'));
+  e.project.path_with_namespace = mr.project;
+  e.object_attributes.iid = mr.iid;
+  if (mr.title) e.object_attributes.title = mr.title;
+  e.object_attributes.target_project_id = e.project.id;
+  e.object_attributes.source_project_id = e.project.id;
+  e.object_attributes.target_branch = mr.targetBranch;
+  e.object_attributes.source_branch = mr.sourceBranch;
+  e.object_attributes.url = `${mr.host ?? 'https://gitlab.example'}/${mr.project}/-/merge_requests/${mr.iid}`;
+  e.object_attributes.last_commit.id = mr.headSha;
+  e.object_attributes.draft = false;
+  e.object_attributes.work_in_progress = false;
+  return JSON.stringify(e);
 }

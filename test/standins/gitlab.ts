@@ -216,6 +216,10 @@ export class GitLabStandIn {
   /** The token's user (`GET /user`): AgentFlow. */
   readonly self: StandInUser;
   private readonly users = new Map<string, StandInUser>();
+  /** Groups by full path: member user ids and access levels (direct and inherited alike). */
+  private readonly groups = new Map<string, { id: number; members: Map<number, number> }>();
+  /** Merge bases seeded by {@link setMergeBase}: `<project> <ref> <ref>` → SHA. */
+  private readonly mergeBases = new Map<string, string>();
   private nextId = 100;
 
   /** Seeds a project by its full path (`group/sub/project`). */
@@ -276,6 +280,19 @@ export class GitLabStandIn {
   /** Makes `username` a member of the project with `accessLevel` (10 Guest, 20 Reporter, 30 Developer, 40 Maintainer). */
   addMember(path: string, username: string, accessLevel: number): void {
     this.project(path).members.set(this.addUser(username).id, accessLevel);
+  }
+
+  /** Seeds group `path` (`acme/mobile/leads`) with `username` as a member at `accessLevel` (inherited membership included). */
+  addGroupMember(path: string, username: string, accessLevel: number): void {
+    const group = this.groups.get(path) ?? { id: 5000 + this.groups.size, members: new Map<number, number>() };
+    group.members.set(this.addUser(username).id, accessLevel);
+    this.groups.set(path, group);
+  }
+
+  /** Says that the merge base of refs `a` and `b` of the project is `sha` (the stand-in keeps no commit graph). */
+  setMergeBase(path: string, a: string, b: string, sha: string): void {
+    this.mergeBases.set(`${path} ${a} ${b}`, sha);
+    this.mergeBases.set(`${path} ${b} ${a}`, sha);
   }
 
   /** Points branch `name` of the project at `sha`. */
@@ -490,6 +507,10 @@ export class GitLabStandIn {
       ['GET', r(`${P}/repository/commits/([^/]+)/statuses`), 'listStatuses', (c) => this.listStatuses(c)],
       ['GET', r(`${P}/repository/branches/([^/]+)`), 'showBranch', (c) => this.showBranch(c)],
       ['POST', r(`${P}/repository/commits`), 'createCommit', (c) => this.createCommit(c)],
+      ['GET', r(`${P}/repository/commits/([^/]+)`), 'showCommit', (c) => this.showCommit(c)],
+      ['GET', r(`${P}/repository/merge_base`), 'mergeBase', (c) => this.mergeBase(c)],
+      ['GET', r('/api/v4/users'), 'listUsers', (c) => this.listUsers(c)],
+      ['GET', r('/api/v4/groups/([^/]+)/members/all/(\\d+)'), 'showGroupMember', (c) => this.showGroupMember(c)],
     ];
   }
 
@@ -922,6 +943,70 @@ export class GitLabStandIn {
   }
 
   /** `GET /projects/:id/repository/branches/:branch`. */
+  /** The commit a ref names: a branch, or a SHA the project knows (files, diff refs, branches). */
+  private resolveRef(p: Project, ref: string): string | undefined {
+    if (p.branches.has(ref)) return p.branches.get(ref);
+    const known = new Set([...p.files.keys(), ...p.branches.values()]);
+    for (const mr of p.mergeRequests.values()) for (const sha of Object.values(mr.diff_refs)) if (sha) known.add(sha);
+    return known.has(ref) ? ref : undefined;
+  }
+
+  /** `GET /projects/:id/repository/commits/:sha` (https://docs.gitlab.com/api/commits/#get-a-single-commit): a branch or a known SHA. */
+  private showCommit(c: Parameters<Handler>[0]): void {
+    if (!this.onlyParams(c.where, c.query, ['stats'])) {
+      badRequest(c.res, 'unknown parameter');
+      return;
+    }
+    this.withProject(c, (p) => {
+      const sha = this.resolveRef(p, c.params[1] ?? '');
+      if (!sha) send(c.res, 404, { message: '404 Commit Not Found' });
+      else send(c.res, 200, { id: sha, short_id: sha.slice(0, 8), title: 'commit', parent_ids: [] });
+    });
+  }
+
+  /** `GET /projects/:id/repository/merge_base?refs[]=a&refs[]=b` (https://docs.gitlab.com/api/repositories/#merge-base): a seeded merge base. */
+  private mergeBase(c: Parameters<Handler>[0]): void {
+    const refs = c.url.searchParams.getAll('refs[]');
+    if ([...c.url.searchParams.keys()].some((k) => k !== 'refs[]') || refs.length !== 2) {
+      this.violations.push(`${c.where}: merge_base takes exactly two refs[] parameters`);
+      badRequest(c.res, 'refs is invalid');
+      return;
+    }
+    this.withProject(c, (p) => {
+      const [a = '', b = ''] = refs.map((ref) => this.resolveRef(p, ref) ?? ref);
+      const sha = this.mergeBases.get(`${p.path} ${a} ${b}`);
+      if (!sha) send(c.res, 404, { message: '404 Commit Not Found' });
+      else send(c.res, 200, { id: sha, short_id: sha.slice(0, 8), title: 'merge base', parent_ids: [] });
+    });
+  }
+
+  /** `GET /users?username=` (https://docs.gitlab.com/api/users/#list-users): the user of that name, or none. */
+  private listUsers(c: Parameters<Handler>[0]): void {
+    if (!this.onlyParams(c.where, c.query, ['username', 'page', 'per_page'])) {
+      badRequest(c.res, 'unknown parameter');
+      return;
+    }
+    const user = this.users.get(c.query.username ?? '');
+    send(c.res, 200, user ? [user] : []);
+  }
+
+  /** `GET /groups/:id/members/all/:user_id` (https://docs.gitlab.com/api/members/): 404 for a non-member or an unknown group. */
+  private showGroupMember(c: Parameters<Handler>[0]): void {
+    if (!this.onlyParams(c.where, c.query, [])) {
+      badRequest(c.res, 'unknown parameter');
+      return;
+    }
+    const group = this.groups.get(c.params[0] ?? '');
+    const id = Number(c.params[1]);
+    const level = group?.members.get(id);
+    const user = [...this.users.values()].find((u) => u.id === id);
+    if (level === undefined || !user) {
+      send(c.res, 404, { message: '404 Not found' });
+      return;
+    }
+    send(c.res, 200, { id, username: user.username, name: user.name, state: 'active', access_level: level });
+  }
+
   private showBranch(c: Parameters<Handler>[0]): void {
     if (!this.onlyParams(c.where, c.query, [])) {
       badRequest(c.res, 'unknown parameter');
