@@ -349,7 +349,9 @@ program
 
 program
   .command('approve')
-  .description('Approve (or --reject) a pending approval as a Slack user id, @github-login or gitlab:@username, through the running serve/run on --state-dir')
+  .description(
+    'Approve (or --reject) a pending approval as a Slack user id, @github-login or gitlab:@username, through the running serve/run on --state-dir',
+  )
   .argument('<id>', 'approval id (from `agentflow approvals` or the Slack message)')
   .option('--reject', 'reject instead of approving')
   .option(
