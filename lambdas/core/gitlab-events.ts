@@ -78,6 +78,8 @@ export const MergeRequestNoteEventSchema = z.object({
   user: UserSchema,
   project: ProjectSchema,
   object_attributes: z.object({
+    /** The note's id: one command is one note (the delivery key). */
+    id: z.number().int(),
     note: z.string(),
     noteable_type: z.string(),
     /** `create` or `update` (GitLab 16.11 and later); absent before. */
@@ -140,17 +142,24 @@ export function isGitlabBot(user: { username: string; bot?: boolean | undefined 
 const labelsOf = (e: MergeRequestEvent) => (e.object_attributes.labels ?? e.labels ?? []).map((l) => l.title);
 
 /**
- * The filter view of a merge request event (see `preconditions`). The author is `user.username`:
- * on `open` the author; on an `update` the person whose push sent it (the payload names the
- * author by id only).
+ * The merge request's author: the event's `user` when it is the author (`object_attributes.author_id`,
+ * always on `open`), else the author `refs` read from the merge request — on an `update` the
+ * event's `user` is whoever pushed, and the payload names the author by id only.
  */
-export function mergeRequestSubject(e: MergeRequestEvent): ChangeSubject {
+function authorOf(e: MergeRequestEvent, refs?: MergeRequestRefs): { username: string; bot?: boolean | undefined } {
+  const byUser = e.object_attributes.author_id === undefined || e.object_attributes.author_id === e.user.id;
+  return byUser || !refs?.author ? e.user : { username: refs.author };
+}
+
+/** The filter view of a merge request event (see `preconditions`), its author from {@link authorOf}. */
+export function mergeRequestSubject(e: MergeRequestEvent, refs?: MergeRequestRefs): ChangeSubject {
   const mr = e.object_attributes;
+  const author = authorOf(e, refs);
   return {
     forge: 'gitlab',
     draft: mr.draft === true || mr.work_in_progress === true,
-    author: e.user.username,
-    bot: isGitlabBot(e.user),
+    author: author.username,
+    bot: isGitlabBot(author),
     labels: labelsOf(e),
     baseRef: mr.target_branch,
   };
@@ -165,6 +174,22 @@ export interface MergeRequestRefs {
   baseSha: string;
   startSha?: string;
   headSha: string;
+  /** The merge request's author's username, when the lookup read the merge request (the cloud). */
+  author?: string;
+}
+
+/**
+ * The key that makes one merge request event start its executions once: the project, the merge
+ * request, the action and the head it is about. Not `X-Gitlab-Event-UUID`: GitLab gives every hook
+ * fired by one push the same UUID (two merge requests updated by one push would look like one
+ * delivery) and a new one to a resend from its UI (a resend would run twice). Source:
+ * gitlabhq `lib/gitlab/web_hooks/recursion_detection/uuid.rb` (read 2026-11). Also the prefix of
+ * the execution names (at most 48 characters kept: see `executionName`).
+ * @example mergeRequestDeliveryKey(event, 'update') // 'gl-15-42-update-da1560886d4f'
+ */
+export function mergeRequestDeliveryKey(e: MergeRequestEvent, action: string): string {
+  const head = (e.object_attributes.last_commit?.id ?? '').slice(0, 12);
+  return `gl-${e.project.id}-${e.object_attributes.iid}-${action}-${head}`;
 }
 
 /**
@@ -179,7 +204,7 @@ export function changeFromMergeRequest(e: MergeRequestEvent, refs: MergeRequestR
     repository: e.project.path_with_namespace,
     number: mr.iid,
     title: mr.title,
-    author: e.user.username,
+    author: authorOf(e, refs).username,
     url: mr.url,
     action: mr.action ?? 'update',
     baseSha: refs.baseSha,

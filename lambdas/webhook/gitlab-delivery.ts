@@ -8,6 +8,7 @@ import {
   type MergeRequestNoteEvent,
   MergeRequestNoteEventSchema,
   type MergeRequestRefs,
+  mergeRequestDeliveryKey,
   mergeRequestSubject,
 } from '../core/gitlab-events.js';
 import {
@@ -40,7 +41,8 @@ export interface GitlabDeliveryDeps extends StartDeps {
    * A merge request's SHAs, since the webhook payload has no base: GitLab's `diff_refs` in the
    * cloud, the merge base of the target branch in the local repository. `hint` is what the payload
    * says (`last_commit.id`, `target_branch`).
-   * @throws any error: the delivery is answered 503 (GitLab may redeliver) and nothing starts
+   * @throws any error: the delivery is answered 503 and nothing starts (GitLab does not retry on
+   *   its own: the delivery shows as failed in the webhook's Recent events, where it can be resent)
    */
   refs(project: string, iid: number, hint: { headSha: string; targetBranch: string }): Promise<MergeRequestRefs>;
   /**
@@ -69,9 +71,11 @@ const USAGE = 'note ignored: use /agentflow approve <id>, /agentflow reject <id>
  * https://docs.gitlab.com/user/project/integrations/webhooks/#delivery-headers (read 2026-11).
  *
  * `Merge Request Hook`: the workflows whose trigger names `merge_request.<action>` or the neutral
- * event it stands for (`change.opened` for open / reopen, `change.updated` for update) start, one
- * execution each, named from `X-Gitlab-Event-UUID` (the guard makes a redelivery or a concurrent
- * duplicate start nothing new, see {@link start}). An `update` without `object_attributes.oldrev`
+ * event it stands for (`change.opened` for open / reopen, `change.updated` for update, `change.ready`
+ * for a draft marked ready) start, one execution each, named from the event's identity (project,
+ * merge request, action, head: `mergeRequestDeliveryKey`, not the UUID, which one push shares
+ * between merge requests and a resend changes); the guard makes a resend or a concurrent
+ * duplicate start nothing new (see {@link start}). An `update` without `object_attributes.oldrev`
  * (a title, description, label or draft edit: no new commits) starts nothing. The SHAs come from
  * `deps.refs` (a failure → 503, nothing started); filters (draft, bot, authors, labels, target
  * branch) give a SKIPPED run. `lines_changed` is not checked: GitLab's payload has no line counts.
@@ -87,8 +91,7 @@ export async function handleGitlabDelivery(req: HttpRequest, deps: GitlabDeliver
   if (bodyBytes(req) > MAX_BODY_BYTES) return json(413, { message: `payload too large (limit ${MAX_BODY_BYTES} bytes)` });
   const h = lowerHeaders(req.headers);
   const event = h['x-gitlab-event'];
-  const delivery = h['x-gitlab-event-uuid'];
-  if (!event || !delivery) return json(400, { message: 'missing X-Gitlab-Event or X-Gitlab-Event-UUID header' });
+  if (!event || !h['x-gitlab-event-uuid']) return json(400, { message: 'missing X-Gitlab-Event or X-Gitlab-Event-UUID header' });
   if (mediaType(h['content-type']) !== 'application/json') return json(415, { message: 'send webhooks as application/json' });
   const remaining = deps.remainingMs ?? (() => 8000);
   let secrets: readonly string[];
@@ -109,14 +112,15 @@ export async function handleGitlabDelivery(req: HttpRequest, deps: GitlabDeliver
   if (event === 'Note Hook') {
     const note = MergeRequestNoteEventSchema.safeParse(payload);
     if (!note.success) return json(400, { message: 'not a note event payload' });
-    return handleNote(note.data, delivery, deps);
+    // One note is one command (its id; see mergeRequestDeliveryKey for why not the UUID).
+    return handleNote(note.data, `gl-${note.data.project.id}-note-${note.data.object_attributes.id}`, deps);
   }
   const parsed = MergeRequestEventSchema.safeParse(payload);
   if (!parsed.success) return json(400, { message: 'not a merge request event payload' });
-  return handleMergeRequest(parsed.data, delivery, deps);
+  return handleMergeRequest(parsed.data, deps);
 }
 
-async function handleMergeRequest(e: MergeRequestEvent, delivery: string, deps: GitlabDeliveryDeps): Promise<HttpResponse> {
+async function handleMergeRequest(e: MergeRequestEvent, deps: GitlabDeliveryDeps): Promise<HttpResponse> {
   const mr = e.object_attributes;
   // A draft marked ready arrives as an update without commits: `ready` (workflows of `change.ready`).
   const markedReady = mr.action === 'update' && !mr.oldrev && e.changes?.draft?.previous === true && e.changes.draft.current === false;
@@ -138,8 +142,8 @@ async function handleMergeRequest(e: MergeRequestEvent, delivery: string, deps: 
   } catch {
     return unavailable();
   }
-  const subject = mergeRequestSubject(e);
-  return start(delivery, matched, changeFromMergeRequest(e, refs), deps, (w) => preconditions(subject, w));
+  const subject = mergeRequestSubject(e, refs);
+  return start(mergeRequestDeliveryKey(e, action), matched, changeFromMergeRequest(e, refs), deps, (w) => preconditions(subject, w));
 }
 
 async function handleNote(e: MergeRequestNoteEvent, delivery: string, deps: GitlabDeliveryDeps): Promise<HttpResponse> {

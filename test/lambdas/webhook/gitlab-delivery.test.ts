@@ -5,7 +5,7 @@ import { DynamoApprovalStore } from '../../../lambdas/adapters/approvals.js';
 import { PowertoolsDeliveryGuard } from '../../../lambdas/adapters/delivery-guard.js';
 import type { ApprovalRecord, DecideDeps } from '../../../lambdas/core/approvals.js';
 import type { Change } from '../../../lambdas/core/contracts.js';
-import type { ExecutionStarter } from '../../../lambdas/core/ports.js';
+import type { DeliveryGuard, ExecutionStarter } from '../../../lambdas/core/ports.js';
 import { githubSignature } from '../../../lambdas/core/signatures.js';
 import type { WorkflowTrigger } from '../../../lambdas/core/triggers.js';
 import { handleGithubDelivery } from '../../../lambdas/webhook/github-delivery.js';
@@ -67,13 +67,27 @@ const workflows: WorkflowTrigger[] = [
 let seq = 0;
 const newUuid = () => `13792a34-cac6-4fda-95a8-${String(++seq).padStart(12, '0')}`;
 
+let scopes = 0;
+/**
+ * The delivery guard on the shared table, its keys scoped to one test's deps: the fixtures are the
+ * same merge request event, whose delivery key (project, iid, action, head) would repeat across tests.
+ */
+function scopedGuard(): DeliveryGuard {
+  const inner = new PowertoolsDeliveryGuard({ client: table.client, table: LOCAL_TABLE });
+  const scope = `t${++scopes}`;
+  return {
+    once: (key, work, remainingMs) => inner.once(`${scope}:${key}`, work, remainingMs),
+    forget: (matches) => inner.forget(matches),
+  };
+}
+
 function deps(starter: ExecutionStarter, over: Partial<GitlabDeliveryDeps> = {}) {
   const refsCalls: Array<[string, number, { headSha: string; targetBranch: string }]> = [];
   const d: GitlabDeliveryDeps = {
     secrets: async () => [TOKEN, OLD_TOKEN],
     workflows,
     starter,
-    guard: new PowertoolsDeliveryGuard({ client: table.client, table: LOCAL_TABLE }),
+    guard: scopedGuard(),
     refs: async (project, iid, hint) => {
       refsCalls.push([project, iid, hint]);
       return { baseSha: BASE, startSha: START, headSha: hint.headSha };
@@ -178,9 +192,9 @@ describe('Function: handleGitlabDelivery (merge request events)', () => {
     expect(d.refsCalls).toEqual([
       ['gitlabhq/gitlab-test', 1, { headSha: 'da1560886d4f094c3e6c9ef40349f7d38b5d27d7', targetBranch: 'master' }],
     ]);
-    expect(rec.calls.map((c) => [c.workflow, c.name])).toEqual([['mr-review', `${uuid}-mr-review`]]);
+    expect(rec.calls.map((c) => [c.workflow, c.name])).toEqual([['mr-review', `gl-1-1-open-da1560886d4f-mr-review`]]);
     expect(rec.calls[0]?.input).toEqual({
-      runId: `${uuid}-mr-review`,
+      runId: `gl-1-1-open-da1560886d4f-mr-review`,
       workflow: 'mr-review',
       change: {
         forge: 'gitlab',
@@ -292,17 +306,41 @@ describe('Function: handleGitlabDelivery (merge request events)', () => {
     const second = await handleGitlabDelivery({ headers: headers(uuid), body }, d);
     expect(first.statusCode).toBe(202);
     expect(second.statusCode).toBe(200);
-    expect(JSON.parse(second.body)).toMatchObject({ duplicate: true, executions: [{ name: `${uuid}-mr-review` }] });
+    expect(JSON.parse(second.body)).toMatchObject({ duplicate: true, executions: [{ name: `gl-1-1-open-da1560886d4f-mr-review` }] });
     expect(rec.calls).toHaveLength(1);
+  });
+
+  it('a resend from GitLab (a new X-Gitlab-Event-UUID for the same event) starts nothing new', async () => {
+    const rec = recorder();
+    const d = deps(rec.starter);
+    const body = raw('merge-request-open');
+    expect((await handleGitlabDelivery({ headers: headers(newUuid()), body }, d)).statusCode).toBe(202);
+    const resent = await handleGitlabDelivery({ headers: headers(newUuid()), body }, d);
+    expect(resent.statusCode).toBe(200);
+    expect(JSON.parse(resent.body).duplicate).toBe(true);
+    expect(rec.calls).toHaveLength(1);
+  });
+
+  it('one push updating two merge requests (GitLab sends both with the same X-Gitlab-Event-UUID): both start', async () => {
+    const rec = recorder();
+    const d = deps(rec.starter);
+    const uuid = newUuid();
+    for (const iid of [1, 2]) {
+      const res = await handleGitlabDelivery({ headers: headers(uuid), body: mergeRequest('merge-request-update', { iid }) }, d);
+      expect(res.statusCode).toBe(202);
+    }
+    expect(rec.calls.map((c) => c.input.change.number)).toEqual([1, 2]);
+    expect(new Set(rec.calls.map((c) => c.name)).size).toBe(2);
   });
 
   it('the same delivery twice at once (two instances): one execution', async () => {
     const rec = recorder({ delayMs: 150 });
     const uuid = newUuid();
     const body = raw('merge-request-open');
+    const guard = scopedGuard();
     const results = await Promise.all([
-      handleGitlabDelivery({ headers: headers(uuid), body }, deps(rec.starter)),
-      handleGitlabDelivery({ headers: headers(uuid), body }, deps(rec.starter)),
+      handleGitlabDelivery({ headers: headers(uuid), body }, deps(rec.starter, { guard })),
+      handleGitlabDelivery({ headers: headers(uuid), body }, deps(rec.starter, { guard })),
     ]);
     expect(rec.calls).toHaveLength(1);
     expect(results.filter((r) => JSON.parse(r.body).duplicate === true)).toHaveLength(1);
