@@ -61,10 +61,10 @@ export class GitLabChangeLookup implements ChangeLookup {
     };
   }
 
-  /** The diff refs of merge request `iid` (see {@link pullRequest}). */
-  async diffRefs(repository: string, iid: number): Promise<DiffRefs> {
+  /** The diff refs of merge request `iid` (see {@link pullRequest}) and its author's username. */
+  async diffRefs(repository: string, iid: number): Promise<DiffRefs & { author: string }> {
     const c = await this.pullRequest(repository, iid);
-    return { baseSha: c.baseSha, startSha: c.startSha ?? c.baseSha, headSha: c.headSha };
+    return { baseSha: c.baseSha, startSha: c.startSha ?? c.baseSha, headSha: c.headSha, author: c.author };
   }
 
   /**

@@ -62,7 +62,7 @@ type StoredMergeRequest = Pick<
   | 'source_project_id'
   | 'target_project_id'
   | 'draft'
-> & { diff_refs: DiffRefsSchema };
+> & { diff_refs: DiffRefsSchema; author: StandInUser };
 
 /** A text position as GitLab stores it on a diff note. */
 interface StoredPosition {
@@ -143,6 +143,8 @@ export interface SeededMergeRequest {
   title?: string;
   /** The source project's full path when it is a fork. @default the project itself */
   sourceProject?: string;
+  /** The author's username. @default 'dev' */
+  author?: string;
 }
 
 /** Commit status states GitLab accepts (https://docs.gitlab.com/api/commits/#set-the-pipeline-status-of-a-commit, read 2026-11; `skipped` since https://gitlab.com/gitlab-org/gitlab/-/merge_requests/168350). */
@@ -261,6 +263,7 @@ export class GitLabStandIn {
       source_project_id: source.id,
       target_project_id: p.id,
       draft: false,
+      author: this.addUser(meta.author ?? 'dev'),
       diff_refs: { base_sha: meta.baseSha, start_sha: meta.startSha ?? meta.baseSha, head_sha: meta.headSha },
     });
     source.branches.set(meta.sourceBranch, meta.headSha);
@@ -635,6 +638,7 @@ export class GitLabStandIn {
         iid,
         project_id: p.id,
         title,
+        author: this.self,
         description: typeof c.body.description === 'string' ? c.body.description : '',
         state: 'opened',
         web_url: `https://gitlab.example/${p.path}/-/merge_requests/${iid}`,

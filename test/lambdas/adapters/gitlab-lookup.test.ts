@@ -53,7 +53,7 @@ describe('Class: GitLabChangeLookup', () => {
       fork: false,
     });
     expect(change.url).toBe(`https://gitlab.example/${PROJECT}/-/merge_requests/7`);
-    expect(await new GitLabChangeLookup(client).diffRefs(PROJECT, 7)).toEqual({ baseSha: BASE, startSha: START, headSha: HEAD });
+    expect(await new GitLabChangeLookup(client).diffRefs(PROJECT, 7)).toMatchObject({ baseSha: BASE, startSha: START, headSha: HEAD });
   });
 
   it('marks a merge request from another project as a fork', async () => {

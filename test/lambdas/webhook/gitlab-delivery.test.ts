@@ -254,6 +254,19 @@ describe('Function: handleGitlabDelivery (merge request events)', () => {
     expect(rec.calls).toHaveLength(1);
   });
 
+  it("judges the merge request's author, not whoever pushed: a bot's push to a person's merge request is reviewed", async () => {
+    const rec = recorder();
+    const d = deps(rec.starter, {
+      refs: async (_p, _i, hint) => ({ baseSha: BASE, startSha: START, headSha: hint.headSha, author: 'alice' }),
+    });
+    const bot = { id: 4242, username: 'project_15_bot_3f2a9c', name: 'Renovate token' };
+    const body = mergeRequest('merge-request-update', { author_id: 7 }, { user: bot });
+    const res = await handleGitlabDelivery({ headers: headers(newUuid()), body }, d);
+    expect(res.statusCode).toBe(202);
+    expect(rec.calls[0]?.input.skip).toBeUndefined();
+    expect(rec.calls[0]?.input.change.author).toBe('alice');
+  });
+
   it('starts a reopened merge request', async () => {
     const rec = recorder();
     const body = mergeRequest('merge-request-open', { action: 'reopen' });
