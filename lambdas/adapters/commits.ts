@@ -23,6 +23,18 @@ function refuseForkPush(change: Change, request: CommitRequest): void {
   }
 }
 
+/**
+ * Why generated files are not committed for `change`, or undefined when they may be: a change from
+ * a fork (or not known not to be one) gets no commit at all. A branch of the base repository made
+ * from the fork's head commit would run the fork's CI configuration (`.github/workflows`,
+ * `.gitlab-ci.yml`) with the base repository's secrets and runners, and a fork's own branch is never
+ * written. The same rule for every forge.
+ */
+export function forkCommitRefusal(change: Change, where: string, noun: 'pull request' | 'merge request'): string | undefined {
+  if (change.fork === false) return undefined;
+  return `${where}: the ${noun} ${change.fork ? 'comes from a fork' : 'is not known to come from the same repository'}; AgentFlow commits nothing for it (a branch at the fork's head would run the fork's CI with this repository's secrets, and a fork's branch is never written)`;
+}
+
 /** The body of the draft pull request opened for generated tests. */
 const draftBody = (change: Change, files: CommitRequest['files']) =>
   [
@@ -48,6 +60,8 @@ const draftBody = (change: Change, files: CommitRequest['files']) =>
  * @throws ForkPushRefusedError as `ForgePublisher.commitFiles` says
  */
 export async function commitOnGitHub(octokit: Octokit, change: Change, request: CommitRequest): Promise<CommittedFiles> {
+  const refusal = forkCommitRefusal(change, `${change.repository}#${change.number}`, 'pull request');
+  if (refusal) throw new ForkPushRefusedError(refusal);
   refuseForkPush(change, request);
   const { owner, repo } = splitRepository(change.repository);
   const head = await octokit.rest.git.getCommit({ owner, repo, commit_sha: change.headSha });

@@ -7,6 +7,7 @@ import type { CheckCreate, CommitRequest, CommittedFiles, FindingFeedback, Forge
 import { type InlineComment, type InlineReview, isDismissReply, markedFinding, markedResolved, resolvedMarker } from '../core/review.js';
 import type { SarifLog } from '../core/sarif.js';
 import { MAX_FEEDBACK_COMMENTS } from './comments.js';
+import { forkCommitRefusal } from './commits.js';
 import { GitLabChangeSource, type GitLabClient, gitLabStatus } from './gitlab-changes.js';
 import { DEVELOPER_ACCESS } from './gitlab-lookup.js';
 
@@ -23,6 +24,20 @@ const STATUS_STATE: Record<CheckConclusion, GitLabStatusState> = {
   cancelled: 'canceled',
   timed_out: 'failed',
 };
+
+/** How long the discussion post may take when the client sets no `queryTimeout`, in ms (gitbeaker's default). */
+const DEFAULT_QUERY_TIMEOUT_MS = 300_000;
+
+/**
+ * The `ref` of a commit status: the merge request's source branch, or for a fork's merge request
+ * its `refs/merge-requests/<iid>/head` in the target project (the fork's branch is not there, and
+ * without a ref GitLab picks the first branch holding the SHA, or answers 404 "References for commit").
+ * Source: https://docs.gitlab.com/api/commits/#set-the-pipeline-status-of-a-commit (read 2026-11).
+ */
+function statusRef(change: Change): { ref?: string } {
+  if (change.fork !== false && change.number > 0) return { ref: `refs/merge-requests/${change.number}/head` };
+  return change.headRef ? { ref: change.headRef } : {};
+}
 
 /** A commit status state AgentFlow writes (gitbeaker's `CommitablePipelineStatus` plus `skipped`). */
 type GitLabStatusState = CommitablePipelineStatus | 'skipped';
@@ -297,6 +312,8 @@ export class GitLabPublisher implements ForgePublisher {
     try {
       const r = await this.gitlab.MergeRequests.requester.post<GitLabDiscussion>(endpoint, {
         body: { body: gitLabSuggestion(c.body, c), position: diffPosition(change, c, file) },
+        // This call goes past gitbeaker's helpers, which add the client's queryTimeout: add it here.
+        signal: AbortSignal.timeout(this.gitlab.MergeRequests.queryTimeout ?? DEFAULT_QUERY_TIMEOUT_MS),
       });
       return r.body.notes?.[0]?.id ?? 0;
     } catch (e) {
@@ -396,13 +413,16 @@ export class GitLabPublisher implements ForgePublisher {
   async startCheck(change: Change, name: string, runId: string): Promise<void> {
     const targetUrl = await this.targetUrl(change, runId);
     try {
-      await this.gitlab.Commits.editStatus(change.repository, change.headSha, 'running', {
+      // `pending`, not `running`: GitLab moves a pending status to any conclusion, a running one
+      // not to `skipped` (its `skip` event leaves only created/pending states).
+      await this.gitlab.Commits.editStatus(change.repository, change.headSha, 'pending', {
         name,
         targetUrl,
         description: 'AgentFlow is reviewing',
+        ...statusRef(change),
       });
     } catch (e) {
-      // A status of that name already running (a retried start): GitLab refuses the transition.
+      // A status of that name already pending (a retried start): GitLab refuses the transition.
       if (gitLabStatus(e) !== 400) throw e;
     }
   }
@@ -431,6 +451,7 @@ export class GitLabPublisher implements ForgePublisher {
       name,
       targetUrl,
       description: `${result.title}: ${result.summary}`.slice(0, MAX_STATUS_DESCRIPTION),
+      ...statusRef(change),
     });
     return targetUrl;
   }
@@ -466,6 +487,8 @@ export class GitLabPublisher implements ForgePublisher {
    * @throws Error when the source branch moved past the head SHA
    */
   async commitFiles(change: Change, request: CommitRequest): Promise<CommittedFiles> {
+    const refusal = forkCommitRefusal(change, `${change.repository}!${change.number}`, 'merge request');
+    if (refusal) throw new ForkPushRefusedError(refusal);
     if (request.pushToPullRequest) return this.pushToSourceBranch(change, request);
     const actions = await this.actions(change, request);
     const commit = await this.gitlab.Commits.create(change.repository, request.branch, request.message, actions, {
@@ -479,11 +502,6 @@ export class GitLabPublisher implements ForgePublisher {
   /** Commits onto the merge request's own source branch, fast-forward only. */
   private async pushToSourceBranch(change: Change, request: CommitRequest): Promise<CommittedFiles> {
     const where = `${change.repository}!${change.number}`;
-    if (change.fork !== false) {
-      throw new ForkPushRefusedError(
-        `${where}: the merge request ${change.fork ? 'comes from a fork' : 'is not known to come from the same project'}; AgentFlow never pushes to a fork's branch (use push_to_pr: false)`,
-      );
-    }
     if (!change.headRef) throw new ForkPushRefusedError(`${where}: the change has no source branch to push to`);
     const branch = await this.gitlab.Branches.show(change.repository, change.headRef);
     if (branch.commit.id !== change.headSha) {

@@ -365,9 +365,10 @@ const inertText = (s: string) =>
     // requests. Before the character references below, which contain `#` and digits themselves.
     .replace(/#(?=\d)/g, '#\u200b')
     // GitLab's references: `!12` (merge request), `~bug` (label), `%"v1"` (milestone), `$3`
-    // (snippet), `&5` (epic), `^6` (alert) resolve in its rendered text, entities decoded
-    // (https://docs.gitlab.com/user/markdown/#gitlab-specific-references, read 2026-11).
-    .replace(/[!~%$&^](?=[\p{L}\p{N}_"])/gu, (c) => `${c}\u200b`)
+    // (snippet), `&5` (epic) resolve in its rendered text, entities decoded; `^alert#6` is broken
+    // at its `#` above (https://docs.gitlab.com/user/markdown/#gitlab-specific-references, read 2026-11).
+    // Only where a reference can start, so `R&D`, `$HOME` and `!important` stay as written.
+    .replace(/[!$&](?=\d)|[~%](?=[\p{L}\p{N}_"])/gu, (c) => `${c}\u200b`)
     .replace(/[&<>|\\`[\]*_~]/g, (c) => ENTITY[c] as string)
     // `@org/team`, `@user` and e-mail autolinks: a zero-width space after `@` keeps them from resolving.
     .replace(/@(?=[\p{L}\p{N}_-])/gu, '@\u200b');

@@ -80,8 +80,12 @@ export function cloudThreads(): ThreadNotifier | undefined {
   };
 }
 
-/** Everything deciding an approval needs in the cloud: the table, Step Functions, Slack, GitHub teams and GitLab groups. */
-export function cloudDecideDeps(): DecideDeps {
+/**
+ * Everything deciding an approval needs in the cloud: the table, Step Functions, Slack, GitHub teams
+ * and GitLab groups. `gitlabTimeoutMs` bounds each GitLab request of a group check (the ingress
+ * must answer within GitLab's 10 s). @default the GitLab client's 10 s
+ */
+export function cloudDecideDeps(options: { gitlabTimeoutMs?: number } = {}): DecideDeps {
   const approvals = new DynamoApprovalStore(doc, requireEnv('TABLE_NAME'));
   return {
     approvals,
@@ -89,7 +93,10 @@ export function cloudDecideDeps(): DecideDeps {
     notifier: slackNotifier(),
     teams: {
       github: { isMember: async (team, login) => new GitHubTeamDirectory(await githubClient()).isMember(team, login) },
-      gitlab: { isMember: async (group, username) => new GitLabGroupDirectory(await gitlabClient()).isMember(group, username) },
+      gitlab: {
+        isMember: async (group, username) =>
+          new GitLabGroupDirectory(await gitlabClient(options.gitlabTimeoutMs)).isMember(group, username),
+      },
     } satisfies Record<Forge, TeamDirectory>,
   };
 }

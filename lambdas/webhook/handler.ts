@@ -32,7 +32,6 @@ const starter = new SfnExecutionStarter(
   new DynamoRunStore(doc, table),
 );
 const guard = new PowertoolsDeliveryGuard({ client: dynamo, table });
-const approvals = cloudDecideDeps();
 const threads = cloudThreads();
 const changes: ChangeLookup = {
   pullRequest: async (repo, n) => new GitHubChangeLookup(await githubClient()).pullRequest(repo, n),
@@ -46,6 +45,7 @@ const changes: ChangeLookup = {
  */
 const INGRESS_GITLAB_TIMEOUT_MS = 3000;
 const gitlab = async () => new GitLabChangeLookup(await gitlabClient(INGRESS_GITLAB_TIMEOUT_MS));
+const approvals = cloudDecideDeps({ gitlabTimeoutMs: INGRESS_GITLAB_TIMEOUT_MS });
 
 function deps(context: Context): IngressDeps {
   const remainingMs = () => context.getRemainingTimeInMillis();

@@ -909,8 +909,18 @@ export class GitLabStandIn {
       const sha = c.params[1] ?? '';
       const name = typeof c.body.name === 'string' ? c.body.name : 'default';
       const open = p.statuses.filter((s) => s.sha === sha && s.name === name && !FINISHED_STATES.includes(s.status)).at(-1);
-      if (open?.status === state) {
+      // GitLab's commit status state machine: `skip` only from created/pending, `run` only from
+      // pending, no event to the state it is in (https://gitlab.com/gitlab-org/gitlab, app/models/commit_status.rb).
+      const refused =
+        open !== undefined &&
+        (open.status === state || (state === 'skipped' && open.status === 'running') || (state === 'pending' && open.status === 'running'));
+      if (open && refused) {
         send(c.res, 400, { message: `Cannot transition status via :${state} from :${open.status}` });
+        return;
+      }
+      // Without a ref GitLab takes the first branch holding the SHA; none: 404.
+      if (typeof c.body.ref !== 'string' && ![...p.branches.values()].includes(sha)) {
+        send(c.res, 404, { message: '404 References for commit Not Found' });
         return;
       }
       const status: StoredStatus = open ?? {

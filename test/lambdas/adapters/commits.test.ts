@@ -102,13 +102,14 @@ describe('Class: GitHubPublisher (commitFiles)', () => {
     expect(github.requests.some((r) => r.operationId === 'pulls/create')).toBe(false);
   });
 
-  it('refuses to push to the branch of a fork pull request (nothing is sent to GitHub)', async () => {
-    // Act / Assess
+  it("commits nothing for a fork's pull request, not even a branch of the base repository (nothing is sent to GitHub)", async () => {
+    // Act / Assess: a branch at the fork's head would run the fork's workflows with this repository's secrets.
     await expect(publisher.commitFiles({ ...change, fork: true }, { ...request, pushToPullRequest: true })).rejects.toBeInstanceOf(
       ForkPushRefusedError,
     );
-    await expect(publisher.commitFiles({ ...change, fork: undefined }, { ...request, pushToPullRequest: true })).rejects.toThrow(
-      /never pushes to a fork/,
+    await expect(publisher.commitFiles({ ...change, fork: true }, request)).rejects.toThrow(/comes from a fork; AgentFlow commits nothing/);
+    await expect(publisher.commitFiles({ ...change, fork: undefined }, request)).rejects.toThrow(
+      /is not known to come from the same repository/,
     );
     expect(github.requests).toEqual([]);
   });

@@ -248,10 +248,10 @@ describe('Class: GitLabPublisher', () => {
   });
 
   describe('Method: completeCheck', () => {
-    it('moves the commit status from running to failed for a failing review', async () => {
+    it('moves the commit status from pending to failed for a failing review, on the source branch', async () => {
       // Prepare
       await publisher.startCheck(change, CHECK, 'run-1');
-      expect(gitlab.statusesOf(PROJECT)).toMatchObject([{ sha: HEAD, name: CHECK, status: 'running' }]);
+      expect(gitlab.statusesOf(PROJECT)).toMatchObject([{ sha: HEAD, name: CHECK, status: 'pending', ref: 'feature/checkout' }]);
 
       // Act
       const url = await publisher.completeCheck(change, CHECK, 'run-1', result('failure'), 'always');
@@ -265,13 +265,18 @@ describe('Class: GitLabPublisher', () => {
       expect(statuses[0]?.description).toMatch(/^Review failure: x+$/);
     });
 
-    it('leaves the one running status when a start is retried', async () => {
+    it('leaves the one pending status when a start is retried', async () => {
       // Act
       await publisher.startCheck(change, CHECK, 'run-1');
       await publisher.startCheck(change, CHECK, 'run-1');
 
       // Assess
-      expect(gitlab.statusesOf(PROJECT).map((s) => s.status)).toEqual(['running']);
+      expect(gitlab.statusesOf(PROJECT).map((s) => s.status)).toEqual(['pending']);
+    });
+
+    it("puts a fork's status on the merge request's ref in the target project", async () => {
+      await publisher.startCheck({ ...change, fork: true }, CHECK, 'run-1');
+      expect(gitlab.statusesOf(PROJECT)).toMatchObject([{ status: 'pending', ref: 'refs/merge-requests/7/head' }]);
     });
 
     it('does not report a neutral result as success', async () => {

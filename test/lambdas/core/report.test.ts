@@ -173,14 +173,16 @@ describe('Function: renderComment', () => {
     expect(items).toContain('see #\u200b12 and other/repo#\u200b3');
   });
 
-  it('refuses GitLab\'s references in model text: !12, ~bug, %"v1", $3, &5 and ^6 do not resolve', () => {
-    const text = cellText('fixes !12, labels ~bug ~"needs review", milestone %"v1", snippet $3, epic &5, alert ^6');
-    for (const ref of ['!12', '~bug', '~"needs', '%"v1"', '$3', '&5', '^6']) expect(text).not.toContain(ref);
+  it('refuses GitLab\'s references in model text: !12, ~bug, %"v1", $3, &5 and ^alert#6 do not resolve', () => {
+    const text = cellText('fixes !12, labels ~bug ~"needs review", milestone %"v1", snippet $3, epic &5, alert ^alert#6');
+    for (const ref of ['!12', '~bug', '~"needs', '%"v1"', '$3', '&5', '#6']) expect(text).not.toContain(ref);
     expect(text).toContain('!\u200b12');
     expect(text).toContain('&#126;\u200bbug');
     expect(text).toContain('&amp;\u200b5');
     // Plain prices and percentages stay as they are.
     expect(cellText('costs $ 5 or 50 % more!')).toBe('costs $ 5 or 50 % more!');
+    expect(cellText('$HOME, !important, x^2')).toBe('$HOME, !important, x^2');
+    expect(cellText('R&D')).toBe('R&amp;D');
   });
 
   it('refuses code-span break-outs: a path with backticks stays one code span, a well-formed span in a message stays code', () => {
