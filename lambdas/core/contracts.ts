@@ -65,8 +65,9 @@ export const ChangeSchema = z.strictObject({
    */
   fullReview: z.boolean().optional(),
   /**
-   * The pull request comes from a fork (`head.repo.full_name !== base.repo.full_name`): nothing is
-   * pushed to its branch (generated files go to a branch of the base repository). Absent: not known, treated as a fork.
+   * The pull or merge request comes from a fork (GitHub: `head.repo.full_name !== base.repo.full_name`;
+   * GitLab: `source_project_id !== target_project_id`): generated files are not committed (see
+   * `forkCommitRefusal`). Absent: not known, treated as a fork.
    */
   fork: z.boolean().optional(),
   /** The Slack message a manual run was started from (`/agentflow run`): the outcome is posted in its thread. */

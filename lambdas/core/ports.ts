@@ -156,7 +156,8 @@ export interface ForgePublisher {
    * const c = await publisher.commitFiles(change, { branch: testsBranch(change), message, files, pushToPullRequest: false });
    * // → { branch: 'agentflow/tests/42-0a1b2c3', sha: '…', url: 'https://github.com/o/r/pull/43', pullRequest: 43 }
    * ```
-   * @throws ForkPushRefusedError when `pushToPullRequest` is asked for a fork's pull request (or one not known not to be a fork)
+   * @throws ForkPushRefusedError for a change from a fork (or one not known not to be a fork): nothing is
+   *   committed (locally only `pushToPullRequest` is refused; the local repository runs no CI)
    * @throws the forge's error (a token without `contents: write` / `pull_requests: write`: 403; a head that moved: 422)
    */
   commitFiles(change: Change, request: CommitRequest): Promise<CommittedFiles>;
