@@ -141,7 +141,12 @@ export function localIngress(runtime: LocalRuntime, options: Omit<LocalServerOpt
             },
             // No GitLab here to ask: on 127.0.0.1, whoever holds the secret token may ask for a review.
             mayReview: async () => true,
-            mergeRequest: async (project, iid) => ({ ...(await changes.pullRequest(project, iid)), forge: 'gitlab' }),
+            // The merge request of the latest local run of it (a GitHub pull request of the same name is another change).
+            mergeRequest: async (project, iid) => {
+              const change = await changes.pullRequest(project, iid);
+              if (change.forge !== 'gitlab') throw new Error(`merge request ${project}!${iid} has no local run yet`);
+              return change;
+            },
           },
         }
       : {}),
