@@ -47,7 +47,8 @@ export interface WorkflowTrigger {
   events: readonly string[];
   /**
    * The `lines_changed` condition, checked at the GitHub webhook from the event's additions +
-   * deletions. GitLab's merge request event carries no counts, so its webhook does not check it.
+   * deletions. GitLab's merge request event carries no counts: the state machine checks it (for
+   * every forge) once the diff is read.
    */
   linesChanged?: Comparison;
   /** Who may start a manual run from Slack (user ids or group names); empty: anyone. */

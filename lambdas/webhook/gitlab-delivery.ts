@@ -78,7 +78,8 @@ const USAGE = 'note ignored: use /agentflow approve <id>, /agentflow reject <id>
  * duplicate start nothing new (see {@link start}). An `update` without `object_attributes.oldrev`
  * (a title, description, label or draft edit: no new commits) starts nothing. The SHAs come from
  * `deps.refs` (a failure → 503, nothing started); filters (draft, bot, authors, labels, target
- * branch) give a SKIPPED run. `lines_changed` is not checked: GitLab's payload has no line counts.
+ * branch) give a SKIPPED run. `lines_changed` is checked by the state machine once the diff is read
+ * (GitLab's payload has no line counts), not here.
  *
  * `Note Hook` on a merge request (`noteable_type` `MergeRequest`, action `create` or absent), first
  * line `/agentflow …`: `approve|reject <id>` decides an approval as the note's author;
