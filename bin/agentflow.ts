@@ -199,6 +199,17 @@ program
 program
   .command('serve')
   .description('Serve the webhook routes (GitHub, GitLab, Slack, CI) and the local API (runs, costs, approvals) on 127.0.0.1')
+  .addHelpText(
+    'after',
+    [
+      '',
+      'Secrets (environment variables; a route whose secret is not set answers 503):',
+      '  AGENTFLOW_GITHUB_WEBHOOK_SECRET   /webhooks/github (default: a development secret); _PREVIOUS during a rotation',
+      '  AGENTFLOW_GITLAB_WEBHOOK_SECRET   /webhooks/gitlab (X-Gitlab-Token); _PREVIOUS during a rotation',
+      '  AGENTFLOW_SLACK_SIGNING_SECRET    /webhooks/slack/commands and /webhooks/slack/interactions',
+      '  AGENTFLOW_CI_SECRET               /webhooks/ci',
+    ].join('\n'),
+  )
   .option('--port <n>', 'port (0 picks a free one)', '3000')
   .option('--repo <path>', 'local git repository the pull requests point at', '.')
   .option(

@@ -73,8 +73,11 @@ export const ApproverGroupsSchema = z.record(
 export type ApproverGroups = z.infer<typeof ApproverGroupsSchema>;
 
 const SLACK_USER = /^[UW][A-Z0-9]{2,}$/;
-/** A forge account or team after its prefix: `@name` or `@path/of/team` (GitLab groups nest). */
-const FORGE_ACCOUNT = /^@([A-Za-z0-9][A-Za-z0-9_.-]*(?:\/[A-Za-z0-9_.-]+)*)$/;
+/**
+ * A forge account or team after its prefix: `@name` or `@path/of/team` (GitLab groups nest); a
+ * trailing `/` names a top-level GitLab group (`gitlab:@acme/`), which would read as a user without it.
+ */
+const FORGE_ACCOUNT = /^@([A-Za-z0-9][A-Za-z0-9_.-]*(?:\/[A-Za-z0-9_.-]+)*)(\/)?$/;
 /** GitHub teams have exactly one `org/` level; GitLab usernames may hold `.` and `_`. */
 const FORGE_SHAPE: Record<Forge, { user: RegExp; group: RegExp }> = {
   github: { user: /^[A-Za-z0-9-]+$/, group: /^[A-Za-z0-9-]+\/[A-Za-z0-9_.-]+$/ },
@@ -88,6 +91,7 @@ function forgeAccount(entry: string): { forge: Forge; name: string; group: boole
   const m = FORGE_ACCOUNT.exec(entry.startsWith('@') ? entry : entry.slice(APPROVER_PREFIX[forge].length));
   const name = m?.[1];
   if (!name) return undefined;
+  if (m[2]) return forge === 'gitlab' && FORGE_SHAPE.gitlab.user.test(name) ? { forge, name, group: true } : undefined;
   if (FORGE_SHAPE[forge].user.test(name)) return { forge, name, group: false };
   if (FORGE_SHAPE[forge].group.test(name)) return { forge, name, group: true };
   return undefined;
@@ -95,8 +99,8 @@ function forgeAccount(entry: string): { forge: Forge; name: string; group: boole
 
 /**
  * Resolves an approver list: a Slack user id (`U024BE7LH`), a GitHub user (`@octocat`) or team
- * (`@acme/mobile-leads`), a GitLab user (`gitlab:@jsmith`) or group (`gitlab:@acme/mobile/leads`),
- * or the name of a group in `groups`.
+ * (`@acme/mobile-leads`), a GitLab user (`gitlab:@jsmith`) or group (`gitlab:@acme/mobile/leads`;
+ * a top-level group with a trailing slash: `gitlab:@acme/`), or the name of a group in `groups`.
  * @throws InvalidInputError naming an entry that is none of these
  */
 export function resolveApprovers(entries: readonly string[], groups: ApproverGroups): Approvers {

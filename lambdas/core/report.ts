@@ -307,14 +307,15 @@ const safeLink = (text: string, url: string | undefined): string =>
  * files were committed to (a link when the forge gave an https URL; the forge's data is escaped
  * all the same), the files, those refused and why, or why nothing was committed.
  */
-function testsSection(summary: RunSummary): string[] {
+function testsSection(summary: RunSummary, forge: Forge): string[] {
   const f = summary.files;
   if (!f) return [];
   const out = ['', '### Generated tests', ''];
+  const names = CHANGE_NAMES[forge];
   if (f.committed.length > 0 && f.branch) {
-    const where = f.pullRequest !== undefined ? `draft pull request #${f.pullRequest}` : `branch ${f.branch}`;
+    const where = f.pullRequest !== undefined ? `draft ${names.noun} ${names.ref(f.pullRequest)}` : `branch ${f.branch}`;
     out.push(
-      `${f.committed.length} test file${f.committed.length === 1 ? '' : 's'} committed as ${code(f.sha.slice(0, 7))} ${f.pushed ? `to this pull request's branch ${code(cap(f.branch, FIELD_CAPS.file))}` : `to ${code(cap(f.branch, FIELD_CAPS.file))}`}: ${safeLink(where, f.url)}. CI reports on that commit.`,
+      `${f.committed.length} test file${f.committed.length === 1 ? '' : 's'} committed as ${code(f.sha.slice(0, 7))} ${f.pushed ? `to this ${names.noun}'s branch ${code(cap(f.branch, FIELD_CAPS.file))}` : `to ${code(cap(f.branch, FIELD_CAPS.file))}`}: ${safeLink(where, f.url)}. CI reports on that commit.`,
       '',
       ...f.committed.slice(0, 20).map((p) => `- ${code(cap(p, FIELD_CAPS.file))}`),
     );
@@ -485,6 +486,16 @@ export function findingUrl(change: Change, f: Pick<Finding, 'file' | 'line' | 'e
   const url = FILE_LINKS[forgeOf(change)](change, segments.map(urlSegment).join('/'), f.line, end);
   return url !== undefined && url.length <= MAX_LINK_CHARS ? url : undefined;
 }
+
+/**
+ * What each forge calls a change and how it writes a reference to one: a pull request `#42` on
+ * GitHub, a merge request `!42` on GitLab (`#42` there is an issue).
+ * Source: https://docs.gitlab.com/user/markdown/#gitlab-specific-references (read 2026-11).
+ */
+const CHANGE_NAMES: Record<Forge, { noun: string; ref: (n: number) => string }> = {
+  github: { noun: 'pull request', ref: (n) => `#${n}` },
+  gitlab: { noun: 'merge request', ref: (n) => `!${n}` },
+};
 
 /** A GitLab project path: groups and subgroups, then the project (`acme/mobile/shop`). */
 const GITLAB_PROJECT = /^[A-Za-z0-9_][A-Za-z0-9_.-]*(\/[A-Za-z0-9_][A-Za-z0-9_.-]*)+$/;
@@ -715,7 +726,7 @@ export function renderComment(input: {
   if (gates.length > 0) {
     head.push('', '### Gates', '', ...gates.map(([phase, text]) => `- **${escapeText(phase)}**: ${escapeText(text)}`));
   }
-  head.push(...testsSection(summary));
+  head.push(...testsSection(summary, forgeOf(input.change)));
   const documents = (input.documents ?? []).filter((d) => d.ref);
   if (documents.length > 0) {
     head.push(
@@ -730,7 +741,7 @@ export function renderComment(input: {
   const agents = agentsDetails(summary);
   const footer = [
     '',
-    `<sub>Run \`${input.runId}\` · ${input.change.repository}#${input.change.number} at ${input.change.headSha.slice(0, 7)}</sub>`,
+    `<sub>Run \`${input.runId}\` · ${input.change.repository}${CHANGE_NAMES[forgeOf(input.change)].ref(input.change.number)} at ${input.change.headSha.slice(0, 7)}</sub>`,
     '',
   ];
   const size = (lines: readonly string[]) => lines.reduce((n, l) => n + l.length + 1, 0);

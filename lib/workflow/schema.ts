@@ -191,8 +191,10 @@ const Conditions = z.strictObject({
 
 const event = z
   .string()
-  .regex(/^[a-z_]+(\.[a-z_]+)?$/, 'use pull_request, pull_request.<action> or manual')
-  .describe('pull_request (opened, synchronize, reopened, ready_for_review), pull_request.<action> or manual');
+  .regex(/^[a-z_]+(\.[a-z_]+)?$/, 'use change.<action>, pull_request, pull_request.<action>, merge_request.<action> or manual')
+  .describe(
+    'change.opened, change.updated or change.ready (GitHub pull requests and GitLab merge requests), pull_request (opened, synchronize, reopened, ready_for_review), pull_request.<action>, merge_request.<action> (GitLab) or manual',
+  );
 
 /** A duration of at least one second and at most a year (Step Functions' limit on an execution). */
 const duration = z.string().regex(/^\d+[smhd]$/, 'write a duration like 30m, 24h or 2d');

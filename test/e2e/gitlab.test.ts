@@ -125,6 +125,8 @@ describe('e2e: a GitLab merge request on the GitLab stand-in', () => {
     expect(notes()[0]?.body).toContain(`**$${summary.costUsd.toFixed(4)}** |`);
     // Its line links go to GitLab blobs at the head commit.
     expect(notes()[0]?.body).toContain(`https://gitlab.example/${PROJECT}/-/blob/${shas.headSha}/`);
+    // GitLab writes a merge request as !42 (#42 is an issue there).
+    expect(notes()[0]?.body).toContain(`${PROJECT}!${IID} at`);
 
     // Diff discussions on the diff's new lines, positioned on the merge request's diff refs.
     const posted = threads();

@@ -40,6 +40,13 @@ describe('Function: resolveApprovers', () => {
       groups: [{ forge: 'gitlab', name: 'acme/mobile/leads' }],
     });
     expect(() => resolveApprovers(['gitlab:jsmith'], {})).toThrow(/gitlab:@user/);
+    // A top-level GitLab group needs a trailing slash (without it the name is a user's).
+    expect(resolveApprovers(['gitlab:@acme/', 'gitlab:@acme'], {})).toEqual({
+      slack: [],
+      users: [{ forge: 'gitlab', name: 'acme' }],
+      groups: [{ forge: 'gitlab', name: 'acme' }],
+    });
+    expect(() => resolveApprovers(['@acme/'], {})).toThrow(/is not a Slack user id/);
     // GitHub teams have one org level; a nested path is not one.
     expect(() => resolveApprovers(['@acme/mobile/leads'], {})).toThrow(/is not a Slack user id/);
   });
