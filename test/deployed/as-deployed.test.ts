@@ -321,7 +321,8 @@ describe('As deployed: the synthesized AgentFlow-dev stack, end to end on this m
     // The commit status on the head commit: never green for a review with critical findings (fail_on: critical).
     const record = await runs().get(done.name);
     const critical = summary.bySeverity.critical ?? 0;
-    const statuses = gitlab.statusesOf(GITLAB_PROJECT).filter((s) => s.sha === shas.headSha);
+    // pr-review's status (test-generation, started by the same event, has its own name).
+    const statuses = gitlab.statusesOf(GITLAB_PROJECT).filter((s) => s.sha === shas.headSha && s.name === 'AgentFlow · pr-review');
     expect(statuses).toHaveLength(1);
     if (critical > 0) expect(statuses[0]?.status).not.toBe('success');
     expect(record?.check).toBe(critical > 0 ? 'failure' : 'success');
