@@ -26,9 +26,18 @@ import {
   TRUSTED_ASSOCIATIONS,
   type WorkflowTrigger,
 } from '../core/triggers.js';
-import { type StartDeps, start, unavailable } from './start.js';
+import { type DeliveryRules, type StartDeps, start, unavailable } from './start.js';
 
 export type { HttpRequest, HttpResponse } from '../core/http.js';
+
+/** GitHub's delivery headers and HMAC signature (https://docs.github.com/en/webhooks/webhook-events-and-payloads#delivery-headers, 2026-11). */
+const _GITHUB_DELIVERIES: DeliveryRules = {
+  eventHeader: 'x-github-event',
+  idHeader: 'x-github-delivery',
+  missing: 'X-GitHub-Event or X-GitHub-Delivery',
+  contentType: 'send webhooks as application/json (the webhook\'s "Content type" setting)',
+  verify: (secrets, body, headers) => verifyGithubSignature(secrets, body, headers['x-hub-signature-256']),
+};
 
 /** GitHub events the route acts on; any other event is answered 200 and ignored. */
 export const GITHUB_EVENTS = ['pull_request', 'issue_comment'] as const;

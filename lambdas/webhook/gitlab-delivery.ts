@@ -11,23 +11,12 @@ import {
   mergeRequestDeliveryKey,
   mergeRequestSubject,
 } from '../core/gitlab-events.js';
-import {
-  bodyBytes,
-  type HttpRequest,
-  type HttpResponse,
-  json,
-  lowerHeaders,
-  MAX_BODY_BYTES,
-  mediaType,
-  rawBody,
-  UNAUTHORIZED,
-  withDeadline,
-} from '../core/http.js';
+import { type HttpRequest, type HttpResponse, json, MAX_BODY_BYTES, withDeadline } from '../core/http.js';
 import { isDismissReply } from '../core/review.js';
 import { verifyGitlabToken } from '../core/signatures.js';
 import { parseCommand } from '../core/slack.js';
 import { matchWorkflows, preconditions, type WorkflowTrigger } from '../core/triggers.js';
-import { type StartDeps, start, unavailable } from './start.js';
+import { admitDelivery, type DeliveryRules, isAnswer, type StartDeps, start, unavailable } from './start.js';
 
 /** What the GitLab route needs (wired by the Lambda handler and the local server). */
 export interface GitlabDeliveryDeps extends StartDeps {
@@ -60,6 +49,15 @@ export interface GitlabDeliveryDeps extends StartDeps {
   approvals?: DecideDeps;
 }
 
+/** GitLab's delivery headers and secret token (https://docs.gitlab.com/user/project/integrations/webhooks/#delivery-headers, read 2026-11). */
+const GITLAB_DELIVERIES: DeliveryRules = {
+  eventHeader: 'x-gitlab-event',
+  idHeader: 'x-gitlab-event-uuid',
+  missing: 'X-Gitlab-Event or X-Gitlab-Event-UUID',
+  contentType: 'send webhooks as application/json',
+  verify: (secrets, _body, headers) => verifyGitlabToken(secrets, headers['x-gitlab-token']),
+};
+
 const USAGE = 'note ignored: use /agentflow approve <id>, /agentflow reject <id>, /agentflow review [--full] or /agentflow dismiss';
 
 /**
@@ -89,24 +87,14 @@ const USAGE = 'note ignored: use /agentflow approve <id>, /agentflow reject <id>
  * it; anything else answers the usage.
  */
 export async function handleGitlabDelivery(req: HttpRequest, deps: GitlabDeliveryDeps): Promise<HttpResponse> {
-  if (bodyBytes(req) > MAX_BODY_BYTES) return json(413, { message: `payload too large (limit ${MAX_BODY_BYTES} bytes)` });
-  const h = lowerHeaders(req.headers);
-  const event = h['x-gitlab-event'];
-  if (!event || !h['x-gitlab-event-uuid']) return json(400, { message: 'missing X-Gitlab-Event or X-Gitlab-Event-UUID header' });
-  if (mediaType(h['content-type']) !== 'application/json') return json(415, { message: 'send webhooks as application/json' });
-  const remaining = deps.remainingMs ?? (() => 8000);
-  let secrets: readonly string[];
-  try {
-    secrets = await withDeadline(deps.secrets(), remaining() - 1500);
-  } catch {
-    return unavailable();
-  }
-  if (!verifyGitlabToken(secrets, h['x-gitlab-token'])) return UNAUTHORIZED();
+  const admitted = await admitDelivery(req, GITLAB_DELIVERIES, deps);
+  if (isAnswer(admitted)) return admitted;
+  const { event } = admitted;
 
   if (!(GITLAB_EVENTS as readonly string[]).includes(event)) return json(200, { message: `event ${event} ignored: no route uses it` });
   let payload: unknown;
   try {
-    payload = JSON.parse(rawBody(req).toString('utf8'));
+    payload = JSON.parse(admitted.body.toString('utf8'));
   } catch {
     return json(400, { message: 'body is not JSON' });
   }

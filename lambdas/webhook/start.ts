@@ -1,5 +1,16 @@
 import type { Change, ExecutionInput } from '../core/contracts.js';
-import { type HttpResponse, json, withDeadline } from '../core/http.js';
+import {
+  bodyBytes,
+  type HttpRequest,
+  type HttpResponse,
+  json,
+  lowerHeaders,
+  MAX_BODY_BYTES,
+  mediaType,
+  rawBody,
+  UNAUTHORIZED,
+  withDeadline,
+} from '../core/http.js';
 import type { DeliveryGuard, ExecutionStarter } from '../core/ports.js';
 import { executionName, type WorkflowTrigger } from '../core/triggers.js';
 
@@ -97,3 +108,58 @@ export async function start(
     return unavailable();
   }
 }
+
+/** A forge delivery that passed {@link admitDelivery}: its lower-cased headers, event name, delivery id and raw body. */
+export interface AdmittedDelivery {
+  readonly headers: Record<string, string | undefined>;
+  readonly event: string;
+  readonly delivery: string;
+  readonly body: Buffer;
+}
+
+/** How one forge names and signs its deliveries, for {@link admitDelivery}. */
+export interface DeliveryRules {
+  /** Header of the event name (`x-github-event`, `x-gitlab-event`). */
+  readonly eventHeader: string;
+  /** Header of the delivery id (`x-github-delivery`, `x-gitlab-event-uuid`). */
+  readonly idHeader: string;
+  /** The two headers as the 400 names them. */
+  readonly missing: string;
+  /** The 415 message. */
+  readonly contentType: string;
+  /** Whether the raw body and headers are signed with one of `secrets` (constant time). */
+  readonly verify: (secrets: readonly string[], body: Buffer, headers: Record<string, string | undefined>) => boolean;
+}
+
+/**
+ * The checks every forge's webhook route makes first, in this order, each before any later work:
+ * body over {@link MAX_BODY_BYTES} → 413; a missing event or delivery header → 400; Content-Type
+ * not `application/json` → 415; the secrets not read in time → 503; the signature or token not
+ * matching the current or previous secret → 401 (opaque). Nothing is read or written before the 401.
+ * @returns the admitted delivery, or the answer to send
+ */
+export async function admitDelivery(
+  req: HttpRequest,
+  rules: DeliveryRules,
+  deps: { secrets: () => Promise<readonly string[]>; remainingMs?: () => number },
+): Promise<AdmittedDelivery | HttpResponse> {
+  if (bodyBytes(req) > MAX_BODY_BYTES) return json(413, { message: `payload too large (limit ${MAX_BODY_BYTES} bytes)` });
+  const headers = lowerHeaders(req.headers);
+  const event = headers[rules.eventHeader];
+  const delivery = headers[rules.idHeader];
+  if (!event || !delivery) return json(400, { message: `missing ${rules.missing} header` });
+  if (mediaType(headers['content-type']) !== 'application/json') return json(415, { message: rules.contentType });
+  const body = rawBody(req);
+  const remaining = deps.remainingMs ?? (() => 8000);
+  let secrets: readonly string[];
+  try {
+    secrets = await withDeadline(deps.secrets(), remaining() - 1500);
+  } catch {
+    return unavailable();
+  }
+  if (!rules.verify(secrets, body, headers)) return UNAUTHORIZED();
+  return { headers, event, delivery, body };
+}
+
+/** Whether {@link admitDelivery} gave an answer rather than a delivery. */
+export const isAnswer = (r: AdmittedDelivery | HttpResponse): r is HttpResponse => 'statusCode' in r;
