@@ -1,0 +1,219 @@
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { CircuitBreaker } from '../core/breaker.js';
+import {
+  type AllowedTool,
+  cleanToolText,
+  inputText,
+  MAX_TOOL_INPUT_CHARS,
+  MAX_TOOL_OUTPUT_CHARS,
+  parseToolName,
+  type Toolbox,
+  type ToolCallRecord,
+  type ToolDefinition,
+  toolName,
+} from '../core/tools.js';
+
+/**
+ * One MCP server an agent may use: a command started over stdio, or a streamable HTTP URL, and the
+ * tools of it the workflow allows (every other tool is neither offered nor called).
+ * Transports: https://modelcontextprotocol.io/specification/2025-06-18/basic/transports (read 2026-11).
+ */
+export type McpServerConfig = {
+  /** The name tools are offered under (`<name>__<tool>`): letters, digits, `_` and `-`. */
+  readonly name: string;
+  readonly allow: readonly AllowedTool[];
+} & (
+  | { readonly command: string; readonly args?: readonly string[]; readonly env?: Readonly<Record<string, string>>; readonly url?: never }
+  | { readonly url: string; readonly headers?: Readonly<Record<string, string>>; readonly command?: never }
+);
+
+/** How long connecting, listing and one call may take, in ms. */
+export const DEFAULT_TOOL_TIMEOUT_MS = 30_000;
+/** The `_meta` key that passes the requester's identity to a server (which decides what that person may do). */
+export const REQUESTER_META_KEY = 'io.agentflow/requester';
+/** The breaker "provider" of a server's tools: one breaker per server and tool. */
+export const toolBreakerProvider = (server: string) => `mcp:${server}`;
+
+interface Connected {
+  readonly client: Client;
+  readonly transport: StdioClientTransport | StreamableHTTPClientTransport;
+}
+
+/** `p`, or a rejection naming `what` after `ms`. */
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+const oneLine = (e: unknown) => (e instanceof Error ? e.message : String(e)).replace(/\s+/g, ' ').slice(0, 300);
+
+/**
+ * A {@link Toolbox} over MCP servers through `@modelcontextprotocol/sdk`: each server is connected
+ * on first use (a stdio server is started as a child process; an HTTP server is reached by
+ * streamable HTTP), its tools listed once and filtered by the allow-list.
+ *
+ * Each call: a tool not on the allow-list is refused (and says so); its breaker
+ * (`mcp:<server>`/`<tool>`, the gateway's DynamoDB breaker) may refuse it while open; the call
+ * gets `timeoutMs`; a timeout, a crash (the server is started again on the next call), an error
+ * result (`isError`) or an answer that is not MCP's shape is a failed record with the reason and
+ * counts on the breaker. The requester's identity goes in the request's `_meta`
+ * ({@link REQUESTER_META_KEY}). Inputs and outputs are redacted and capped ({@link cleanToolText}).
+ */
+export class McpToolbox implements Toolbox {
+  private readonly connections = new Map<string, Promise<Connected>>();
+  private readonly listed = new Map<string, ToolDefinition[]>();
+  private readonly failedServers = new Map<string, string>();
+
+  constructor(
+    private readonly servers: readonly McpServerConfig[],
+    private readonly options: { breaker?: CircuitBreaker; timeoutMs?: number; clientVersion?: string } = {},
+  ) {
+    for (const s of servers) for (const t of s.allow) toolName(s.name, t.name);
+  }
+
+  private get timeoutMs(): number {
+    return this.options.timeoutMs ?? DEFAULT_TOOL_TIMEOUT_MS;
+  }
+
+  /** The connected client of `server`, started or reached on first use. */
+  private connect(server: McpServerConfig): Promise<Connected> {
+    let c = this.connections.get(server.name);
+    if (!c) {
+      c = (async () => {
+        const client = new Client({ name: 'agentflow', version: this.options.clientVersion ?? '1' });
+        const transport =
+          server.command !== undefined
+            ? new StdioClientTransport({
+                command: server.command,
+                args: [...(server.args ?? [])],
+                // Only what the server is given: AgentFlow's own environment (tokens, keys) stays out.
+                env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...(server.env ?? {}) },
+                stderr: 'ignore',
+              })
+            : new StreamableHTTPClientTransport(new URL(server.url), { requestInit: { headers: { ...(server.headers ?? {}) } } });
+        await within(client.connect(transport), this.timeoutMs, `connecting to MCP server "${server.name}"`);
+        return { client, transport };
+      })();
+      // A failed connection is tried again on the next use.
+      c.catch(() => this.connections.delete(server.name));
+      this.connections.set(server.name, c);
+    }
+    return c;
+  }
+
+  /** Forgets a server's connection (its process crashed or the call timed out), closing what is left. */
+  private async drop(server: string): Promise<void> {
+    const c = this.connections.get(server);
+    this.connections.delete(server);
+    await c?.then((x) => x.client.close()).catch(() => undefined);
+  }
+
+  async definitions(): Promise<ToolDefinition[]> {
+    const out: ToolDefinition[] = [];
+    for (const server of this.servers) {
+      let tools = this.listed.get(server.name);
+      if (!tools) {
+        try {
+          const { client } = await this.connect(server);
+          const listedTools = (await client.listTools(undefined, { timeout: this.timeoutMs })).tools;
+          tools = server.allow.flatMap((allowed) => {
+            const t = listedTools.find((x) => x.name === allowed.name);
+            return t
+              ? [
+                  {
+                    name: toolName(server.name, t.name),
+                    server: server.name,
+                    tool: t.name,
+                    description: t.description ?? '',
+                    inputSchema: t.inputSchema as Record<string, unknown>,
+                    write: allowed.write === true,
+                  },
+                ]
+              : [];
+          });
+          this.listed.set(server.name, tools);
+          this.failedServers.delete(server.name);
+        } catch (e) {
+          this.failedServers.set(server.name, oneLine(e));
+          await this.drop(server.name);
+          tools = [];
+        }
+      }
+      out.push(...tools);
+    }
+    return out;
+  }
+
+  unavailable(): ReadonlyArray<{ server: string; error: string }> {
+    return [...this.failedServers].map(([server, error]) => ({ server, error }));
+  }
+
+  async call(name: string, input: unknown, options: { requester?: string; timeoutMs?: number } = {}): Promise<ToolCallRecord> {
+    const started = Date.now();
+    const inputClean = await cleanToolText(inputText(input), MAX_TOOL_INPUT_CHARS);
+    const record = (r: Omit<ToolCallRecord, 'name' | 'input' | 'ms' | 'redacted'> & { redacted?: number }): ToolCallRecord => ({
+      name,
+      input: inputClean.text,
+      ms: Date.now() - started,
+      ...r,
+      redacted: inputClean.redacted + (r.redacted ?? 0),
+    });
+    const parsed = parseToolName(name);
+    const server = parsed ? this.servers.find((s) => s.name === parsed.server) : undefined;
+    const allowed = parsed && server?.allow.find((t) => t.name === parsed.tool);
+    if (!parsed || !server || !allowed) {
+      return record({ ok: false, refused: true, error: `tool "${name}" is not on this agent's allow-list` });
+    }
+    const provider = toolBreakerProvider(server.name);
+    const admission = await this.options.breaker?.admit(provider, parsed.tool);
+    if (admission?.kind === 'rejected') {
+      return record({ ok: false, refused: true, error: `the circuit breaker of ${name} is ${admission.state}` });
+    }
+    const timeoutMs = options.timeoutMs ?? this.timeoutMs;
+    try {
+      const { client } = await this.connect(server);
+      const args = input !== null && typeof input === 'object' && !Array.isArray(input) ? (input as Record<string, unknown>) : {};
+      const result = await client.callTool(
+        {
+          name: parsed.tool,
+          arguments: args,
+          ...(options.requester ? { _meta: { [REQUESTER_META_KEY]: options.requester } } : {}),
+        },
+        undefined,
+        { timeout: timeoutMs },
+      );
+      const text = (Array.isArray(result.content) ? result.content : [])
+        .map((c: { type?: string; text?: unknown }) =>
+          c.type === 'text' && typeof c.text === 'string' ? c.text : `[${c.type ?? 'unknown'} content]`,
+        )
+        .join('\n');
+      const output = await cleanToolText(text, MAX_TOOL_OUTPUT_CHARS);
+      if (result.isError === true) {
+        if (admission) await this.options.breaker?.onFailure(admission, provider, parsed.tool, 'counted', 'tool error');
+        return record({
+          ok: false,
+          error: `${name} answered an error: ${output.text.slice(0, 300)}`,
+          output: output.text,
+          redacted: output.redacted,
+        });
+      }
+      if (admission) await this.options.breaker?.onSuccess(admission, provider, parsed.tool);
+      return record({ ok: true, output: output.text, redacted: output.redacted });
+    } catch (e) {
+      const reason = oneLine(e);
+      // A crashed or stuck server is started again on the next call.
+      await this.drop(server.name);
+      if (admission) await this.options.breaker?.onFailure(admission, provider, parsed.tool, 'counted', reason);
+      return record({ ok: false, error: `${name} failed: ${reason}` });
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.connections.keys()].map((s) => this.drop(s)));
+  }
+}

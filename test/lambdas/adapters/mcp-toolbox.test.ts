@@ -1,0 +1,137 @@
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DynamoBreakerStore } from '../../../lambdas/adapters/gateway-store.js';
+import { type McpServerConfig, McpToolbox, toolBreakerProvider } from '../../../lambdas/adapters/mcp-toolbox.js';
+import { CircuitBreaker } from '../../../lambdas/core/breaker.js';
+import { GatewayConfigSchema } from '../../../lambdas/core/gateway-config.js';
+import { MAX_TOOL_OUTPUT_CHARS, parseToolName, toolName } from '../../../lambdas/core/tools.js';
+import { LOCAL_TABLE, type LocalTable, startLocalTable } from '../../../lib/local/runtime.js';
+import { PROJECT_ROOT } from '../../../lib/workspace.js';
+
+/*
+ * McpToolbox against a real MCP server over stdio (test/standins/mcp-issue-tracker.ts, the SDK's
+ * own server) with the gateway's DynamoDB circuit breaker on dynalite.
+ */
+
+const TRACKER = join(PROJECT_ROOT, 'test', 'standins', 'mcp-issue-tracker.ts');
+const tracker = (allow: McpServerConfig['allow'], name = 'issues'): McpServerConfig => ({
+  name,
+  command: process.execPath,
+  args: ['--import', 'tsx', TRACKER],
+  env: { NODE_PATH: join(PROJECT_ROOT, 'node_modules') },
+  allow,
+});
+
+let table: LocalTable;
+let breakers: DynamoBreakerStore;
+const breaker = () =>
+  new CircuitBreaker(
+    breakers,
+    GatewayConfigSchema.parse({ breaker: { failureThreshold: 2, cooldownSeconds: 60 } }).breaker,
+    Date.now,
+    () => crypto.randomUUID(),
+    60_000,
+  );
+
+beforeAll(async () => {
+  table = await startLocalTable();
+  breakers = new DynamoBreakerStore(table.doc, LOCAL_TABLE);
+});
+afterAll(async () => {
+  await table?.stop();
+});
+
+describe('Function: toolName / parseToolName', () => {
+  it('names a tool <server>__<tool> within the models’ [a-zA-Z0-9_-]{1,64}, and reads it back', () => {
+    expect(toolName('issues', 'create_ticket')).toBe('issues__create_ticket');
+    expect(parseToolName('issues__create_ticket')).toEqual({ server: 'issues', tool: 'create_ticket' });
+    expect(parseToolName('create_ticket')).toBeUndefined();
+    expect(() => toolName('issues', 'create ticket')).toThrow(/cannot be named to a model/);
+  });
+});
+
+describe('Class: McpToolbox', () => {
+  it('offers only the allowed tools and calls one, passing the requester to the server', async () => {
+    const toolbox = new McpToolbox([tracker([{ name: 'create_ticket', write: true }, { name: 'whoami' }])], { timeoutMs: 20_000 });
+    try {
+      const defs = await toolbox.definitions();
+      expect(defs.map((d) => [d.name, d.write])).toEqual([
+        ['issues__create_ticket', true],
+        ['issues__whoami', false],
+      ]);
+      expect(defs[0]?.inputSchema).toMatchObject({ type: 'object', properties: { title: { type: 'string' } } });
+      const created = await toolbox.call('issues__create_ticket', { title: 'Crash in PR 42' });
+      expect(created).toMatchObject({ ok: true, output: 'Created ISSUE-1: Crash in PR 42', input: '{"title":"Crash in PR 42"}' });
+      expect(await toolbox.call('issues__whoami', {}, { requester: 'U024BE7LH' })).toMatchObject({ ok: true, output: 'U024BE7LH' });
+    } finally {
+      await toolbox.close();
+    }
+  }, 60_000);
+
+  it('refuses a tool that is not on the allow-list, and says so, without calling the server', async () => {
+    const toolbox = new McpToolbox([tracker([{ name: 'whoami' }])], { timeoutMs: 20_000 });
+    try {
+      const r = await toolbox.call('issues__create_ticket', { title: 'x' });
+      expect(r).toMatchObject({ ok: false, refused: true, error: 'tool "issues__create_ticket" is not on this agent\'s allow-list' });
+      expect(await toolbox.call('other__whoami', {})).toMatchObject({ refused: true });
+    } finally {
+      await toolbox.close();
+    }
+  }, 60_000);
+
+  it('redacts secrets and caps the size of what a tool answers', async () => {
+    const toolbox = new McpToolbox([tracker([{ name: 'leak' }, { name: 'huge' }])], { timeoutMs: 20_000 });
+    try {
+      const leak = await toolbox.call('issues__leak', {});
+      expect(leak.ok).toBe(true);
+      expect(leak.output).toBe('config: token [REDACTED:github-token] and [REDACTED:aws-access-key]');
+      expect(leak.redacted).toBe(2);
+      const huge = await toolbox.call('issues__huge', {});
+      expect(huge.output?.length).toBeLessThan(MAX_TOOL_OUTPUT_CHARS + 100);
+      expect(huge.output).toContain('more characters cut by AgentFlow');
+    } finally {
+      await toolbox.close();
+    }
+  }, 60_000);
+
+  it('fails a call that hangs, an error result, a crash and garbage with the reason, counts them on the breaker, and refuses while it is open', async () => {
+    const b = breaker();
+    const toolbox = new McpToolbox(
+      [tracker([{ name: 'hang' }, { name: 'fail' }, { name: 'crash' }, { name: 'garbage' }, { name: 'whoami' }], 'flaky')],
+      {
+        breaker: b,
+        timeoutMs: 20_000,
+      },
+    );
+    try {
+      const hang = await toolbox.call('flaky__hang', {}, { timeoutMs: 500 });
+      expect(hang).toMatchObject({ ok: false, error: expect.stringMatching(/flaky__hang failed: .*time/i) });
+      const fail = await toolbox.call('flaky__fail', {});
+      expect(fail).toMatchObject({ ok: false, error: 'flaky__fail answered an error: tracker is read-only today' });
+      const crash = await toolbox.call('flaky__crash', {});
+      expect(crash).toMatchObject({ ok: false, error: expect.stringMatching(/^flaky__crash failed: /) });
+      // The server is started again after the crash.
+      expect(await toolbox.call('flaky__whoami', {})).toMatchObject({ ok: true, output: 'nobody' });
+      const garbage = await toolbox.call('flaky__garbage', {}, { timeoutMs: 500 });
+      expect(garbage.ok).toBe(false);
+      // The hang's breaker opened after two failures of that tool (the threshold here): the next call is refused.
+      await toolbox.call('flaky__hang', {}, { timeoutMs: 300 });
+      const refused = await toolbox.call('flaky__hang', {});
+      expect(refused).toMatchObject({ ok: false, refused: true, error: 'the circuit breaker of flaky__hang is open' });
+      expect(await breakers.get(`${toolBreakerProvider('flaky')}#hang`)).toMatchObject({ state: 'open' });
+    } finally {
+      await toolbox.close();
+    }
+  }, 90_000);
+
+  it('offers no tools from a server that cannot start, and says why', async () => {
+    const toolbox = new McpToolbox([{ name: 'missing', command: '/nonexistent/mcp-server', allow: [{ name: 'x' }] }], { timeoutMs: 5_000 });
+    try {
+      expect(await toolbox.definitions()).toEqual([]);
+      expect(toolbox.unavailable()).toEqual([{ server: 'missing', error: expect.any(String) }]);
+      expect(await toolbox.call('missing__x', {})).toMatchObject({ ok: false, error: expect.stringMatching(/^missing__x failed: /) });
+    } finally {
+      await toolbox.close();
+    }
+  }, 30_000);
+});
