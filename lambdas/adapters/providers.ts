@@ -1,4 +1,5 @@
-import { BedrockRuntimeClient, ConverseCommand, type ToolInputSchema } from '@aws-sdk/client-bedrock-runtime';
+import { BedrockRuntimeClient, type ContentBlock, ConverseCommand, type ToolInputSchema } from '@aws-sdk/client-bedrock-runtime';
+import type { DocumentType } from '@smithy/types';
 import OpenAI from 'openai';
 import type { AnswerFormat } from '../core/answer-format.js';
 import type { StructuredOutput } from '../core/contracts.js';
@@ -10,7 +11,7 @@ import {
   ProviderTimeoutError,
   ProviderUnavailableError,
 } from '../core/errors.js';
-import type { ModelProvider, ModelRequest, ModelResponse } from '../core/ports.js';
+import type { ChatMessage, ModelProvider, ModelRequest, ModelResponse, ToolCall } from '../core/ports.js';
 
 /** The label the offline model server puts in its answers (OpenAI `system_fingerprint`, Bedrock `additionalModelResponseFields.servedBy`). */
 export const OFFLINE_FINGERPRINT = 'agentflow-offline';
@@ -115,8 +116,16 @@ export class OpenAIProvider implements ModelProvider {
       r = await this.client.chat.completions.create(
         {
           model: req.modelId,
-          messages: [{ role: 'system', content: req.system }, ...req.messages],
+          messages: [{ role: 'system', content: req.system }, ...req.messages.flatMap(openAIMessages)],
           temperature: req.temperature,
+          ...(req.tools && req.tools.length > 0
+            ? {
+                tools: req.tools.map((t) => ({
+                  type: 'function' as const,
+                  function: { name: t.name, description: t.description, parameters: t.inputSchema },
+                })),
+              }
+            : {}),
           ...(this.options.compatible ? { max_tokens: req.maxTokens } : { max_completion_tokens: req.maxTokens }),
           ...(responseFormat ? { response_format: responseFormat } : {}),
         },
@@ -134,8 +143,10 @@ export class OpenAIProvider implements ModelProvider {
     const choice = r.choices[0];
     const refusal = choice?.message?.refusal;
     if (refusal) throw new ProviderRejectedError(`${this.name}: the model refused to answer: ${refusal}`, this.name, 200);
+    const toolCalls = openAIToolCalls(choice?.message?.tool_calls);
     return {
       text: choice?.message?.content ?? '',
+      ...(toolCalls.length > 0 ? { toolCalls } : {}),
       usage: {
         inputTokens: Math.max(0, (r.usage?.prompt_tokens ?? 0) - cached),
         outputTokens: r.usage?.completion_tokens ?? 0,
@@ -146,6 +157,65 @@ export class OpenAIProvider implements ModelProvider {
       ...(r.system_fingerprint === OFFLINE_FINGERPRINT ? { servedBy: OFFLINE_SERVER_NAME } : {}),
     };
   }
+}
+
+/**
+ * One of our messages as OpenAI chat messages: an assistant message carries its `tool_calls`
+ * (arguments as a JSON string); tool results become one `role: "tool"` message each (before the
+ * user's text, if any). Source: https://platform.openai.com/docs/guides/function-calling (read 2026-11).
+ */
+function openAIMessages(m: ChatMessage): OpenAI.Chat.Completions.ChatCompletionMessageParam[] {
+  if (m.role === 'assistant') {
+    if (!m.toolCalls?.length) return [{ role: 'assistant', content: m.content }];
+    return [
+      {
+        role: 'assistant',
+        content: m.content || null,
+        tool_calls: m.toolCalls.map((c) => ({
+          id: c.id,
+          type: 'function' as const,
+          function: { name: c.name, arguments: JSON.stringify(c.input ?? {}) },
+        })),
+      },
+    ];
+  }
+  const results = (m.toolResults ?? []).map((r) => ({
+    role: 'tool' as const,
+    tool_call_id: r.id,
+    content: r.isError ? `ERROR: ${r.content}` : r.content,
+  }));
+  return m.content ? [...results, { role: 'user', content: m.content }] : results;
+}
+
+/**
+ * The tool calls of an OpenAI answer. Arguments that are not a JSON object (a model can write
+ * broken JSON) are kept as `{ "_unparsed": "<text>" }`, so the loop tells the model instead of failing.
+ */
+function openAIToolCalls(calls: OpenAI.Chat.Completions.ChatCompletionMessageToolCall[] | undefined): ToolCall[] {
+  return (calls ?? []).flatMap((c) => {
+    if (c.type !== 'function') return [];
+    let input: unknown;
+    try {
+      input = JSON.parse(c.function.arguments || '{}');
+    } catch {
+      input = { _unparsed: c.function.arguments };
+    }
+    return [{ id: c.id, name: c.function.name, input }];
+  });
+}
+
+/**
+ * One of our messages as Converse content blocks: text, then `toolUse` blocks (assistant) or
+ * `toolResult` blocks (user). Source: https://docs.aws.amazon.com/bedrock/latest/userguide/tool-use-inference-call.html (read 2026-11).
+ */
+function converseContent(m: ChatMessage): ContentBlock[] {
+  const blocks: ContentBlock[] = [];
+  for (const r of m.toolResults ?? []) {
+    blocks.push({ toolResult: { toolUseId: r.id, content: [{ text: r.content }], ...(r.isError ? { status: 'error' as const } : {}) } });
+  }
+  if (m.content) blocks.push({ text: m.content });
+  for (const c of m.toolCalls ?? []) blocks.push({ toolUse: { toolUseId: c.id, name: c.name, input: (c.input ?? {}) as DocumentType } });
+  return blocks.length > 0 ? blocks : [{ text: '' }];
 }
 
 /**
@@ -198,15 +268,35 @@ export class BedrockProvider implements ModelProvider {
           system: [{ text: req.system }, cachePoint],
           messages: req.messages.map((m, i) => ({
             role: m.role,
-            content: i === 0 && req.messages.length > 1 ? [{ text: m.content }, cachePoint] : [{ text: m.content }],
+            content: i === 0 && req.messages.length > 1 ? [...converseContent(m), cachePoint] : converseContent(m),
           })),
           inferenceConfig: { maxTokens: req.maxTokens, temperature: req.temperature },
           ...(req.answerFormat ? { toolConfig: toolConfigOf(req.answerFormat) } : {}),
+          ...(!req.answerFormat && req.tools && req.tools.length > 0
+            ? {
+                toolConfig: {
+                  tools: req.tools.map((t) => ({
+                    toolSpec: {
+                      name: t.name,
+                      description: t.description,
+                      inputSchema: { json: t.inputSchema as ToolInputSchema.JsonMember['json'] },
+                    },
+                  })),
+                },
+              }
+            : {}),
         }),
         req.timeoutMs ? { abortSignal: AbortSignal.timeout(req.timeoutMs) } : undefined,
       );
       const content = r.output?.message?.content ?? [];
-      const toolUse = content.find((c) => c.toolUse !== undefined)?.toolUse;
+      // A tool loop: every toolUse block is a call; otherwise a toolUse is the forced answer format.
+      const toolCalls: ToolCall[] =
+        req.tools && req.tools.length > 0 && !req.answerFormat
+          ? content.flatMap((c) =>
+              c.toolUse ? [{ id: c.toolUse.toolUseId ?? '', name: c.toolUse.name ?? '', input: c.toolUse.input ?? {} }] : [],
+            )
+          : [];
+      const toolUse = toolCalls.length === 0 ? content.find((c) => c.toolUse !== undefined)?.toolUse : undefined;
       const text = toolUse ? JSON.stringify(toolUse.input ?? {}) : content.map((c) => c.text ?? '').join('');
       const extra = r.additionalModelResponseFields as { servedBy?: string } | undefined;
       return {
@@ -219,6 +309,7 @@ export class BedrockProvider implements ModelProvider {
         },
         ...(r.stopReason === 'max_tokens' ? { truncated: true } : {}),
         ...(extra?.servedBy === OFFLINE_FINGERPRINT ? { servedBy: OFFLINE_SERVER_NAME } : {}),
+        ...(toolCalls.length > 0 ? { toolCalls } : {}),
       };
     } catch (e) {
       const err = e as Error & { $metadata?: { httpStatusCode?: number }; code?: string };

@@ -26,7 +26,7 @@ import {
 } from './errors.js';
 import type { GatewayConfig, RateLimit } from './gateway-config.js';
 import { DEFAULT_RATE_LIMITS } from './gateway-config.js';
-import type { ChatMessage, ModelResponse, ProviderTable, TokenUsage } from './ports.js';
+import type { ChatMessage, ModelResponse, ProviderTable, TokenUsage, ToolCall, ToolSpec } from './ports.js';
 import { costUsd } from './pricing.js';
 import { withoutBoundary } from './prompt.js';
 import { requestTokens, TOKENIZER_OF, type TokenizerFamily } from './tokenizer.js';
@@ -153,11 +153,15 @@ export interface GatewayCall {
    * @default counted here
    */
   readonly inputTokens?: Partial<Record<TokenizerFamily, number>>;
+  /** Tools the model may call (a tool loop: see `core/tool-loop.ts`); part of the cache key and the reservation. @default none */
+  readonly tools?: readonly ToolSpec[];
 }
 
 /** The gateway's answer. Costs in USD. */
 export interface GatewayAnswer {
   readonly text: string;
+  /** The tools the model asked for instead of (or besides) answering. */
+  readonly toolCalls?: readonly ToolCall[];
   readonly usage: TokenUsage;
   /** The candidate that answered. */
   readonly model: ModelRef;
@@ -197,17 +201,28 @@ export interface GatewayDeps {
 
 /**
  * SHA-256 over provider, model, parameters, the answer format's name (with the model's
- * `structuredOutput`, so an answer is never served across formats) and the full prompt: the
- * response cache key. The random data boundary of a user message does not count (`withoutBoundary`).
+ * `structuredOutput`, so an answer is never served across formats), the tools offered and the full
+ * prompt (tool calls and results included): the response cache key. The random data boundary of a
+ * user message does not count (`withoutBoundary`).
  */
 export function cacheKey(
   model: ModelRef,
-  call: Pick<GatewayCall, 'system' | 'messages' | 'maxTokens' | 'temperature' | 'answerFormat'>,
+  call: Pick<GatewayCall, 'system' | 'messages' | 'maxTokens' | 'temperature' | 'answerFormat' | 'tools'>,
 ): string {
   const messages = call.messages.map((m) => ({ ...m, content: withoutBoundary(m.content) }));
-  // Without a format the material is what it was before formats existed (earlier keys stay valid).
+  // Without a format or tools the material is what it was before they existed (earlier keys stay valid).
   const format = call.answerFormat ? [call.answerFormat.name, model.structuredOutput ?? 'prompt'] : [];
-  const material = JSON.stringify([model.provider, model.modelId, call.maxTokens, call.temperature, call.system, messages, ...format]);
+  const tools = call.tools && call.tools.length > 0 ? [{ tools: call.tools }] : [];
+  const material = JSON.stringify([
+    model.provider,
+    model.modelId,
+    call.maxTokens,
+    call.temperature,
+    call.system,
+    messages,
+    ...format,
+    ...tools,
+  ]);
   return createHash('sha256').update(material).digest('hex');
 }
 
@@ -306,8 +321,9 @@ export class ModelGateway {
         skip(new CircuitOpenError(`${model.provider}/${model.alias}: circuit breaker ${admission.state}`));
         continue;
       }
+      // An answer that asks for tools is not cached: the cache keeps text, and the tools' results differ per run.
       const store = (a: GatewayAnswer): Promise<void> =>
-        useCache && (call.cacheIf?.(a.text) ?? true)
+        useCache && !a.toolCalls?.length && (call.cacheIf?.(a.text) ?? true)
           ? this.deps.cache
               .put(
                 key,
@@ -441,6 +457,7 @@ export class ModelGateway {
           timeoutMs: Math.min(providerTimeoutSeconds * 1000, remaining),
           ...(call.answerFormat ? { answerFormat: call.answerFormat } : {}),
           ...(model.structuredOutput ? { structuredOutput: model.structuredOutput } : {}),
+          ...(call.tools && call.tools.length > 0 ? { tools: [...call.tools] } : {}),
         });
       } catch (e) {
         record(e);
@@ -466,6 +483,7 @@ export class ModelGateway {
       attempts.push({ provider: model.provider, model: model.alias, outcome: 'ok', ms: this.clock() - t0 });
       const answer: GatewayAnswer = {
         text: response.text,
+        ...(response.toolCalls && response.toolCalls.length > 0 ? { toolCalls: response.toolCalls } : {}),
         usage: response.usage,
         model,
         costUsd: cost,
@@ -582,14 +600,17 @@ export const MIN_CALL_MS = 1_000;
 export const BUDGET_WAIT_MS = 120_000;
 
 /** The worst-case cost (micro-USD) of `call` on `model`: its reservation. */
-export function worstCaseOf(call: Pick<GatewayCall, 'system' | 'messages' | 'maxTokens' | 'inputTokens'>, model: ModelRef): number {
+export function worstCaseOf(
+  call: Pick<GatewayCall, 'system' | 'messages' | 'maxTokens' | 'inputTokens' | 'tools'>,
+  model: ModelRef,
+): number {
   if (!model.price) return Number.POSITIVE_INFINITY;
   return worstCaseMicro(inputTokensOf(call, model), call.maxTokens, model.price);
 }
 
 /** The call's input tokens for `model`'s tokenizer: the caller's count, or counted now. */
-function inputTokensOf(call: Pick<GatewayCall, 'system' | 'messages' | 'inputTokens'>, model: ModelRef): number {
-  return call.inputTokens?.[TOKENIZER_OF[model.provider]] ?? requestTokens(model.provider, call.system, call.messages);
+function inputTokensOf(call: Pick<GatewayCall, 'system' | 'messages' | 'inputTokens' | 'tools'>, model: ModelRef): number {
+  return call.inputTokens?.[TOKENIZER_OF[model.provider]] ?? requestTokens(model.provider, call.system, call.messages, call.tools);
 }
 
 /** Appends the attempts to an error's message so the Catch's Cause (and the report) shows them. */

@@ -30,10 +30,40 @@ export interface ChangeSource {
   readHeadFile(change: Change, path: string): Promise<string | undefined>;
 }
 
-/** One message to a chat model. */
+/**
+ * One message to a chat model. A tool loop adds the model's tool calls to its `assistant` message
+ * and the tools' results to the next `user` message (Bedrock Converse `toolUse` / `toolResult`
+ * blocks; OpenAI `tool_calls` and `role: tool` messages).
+ */
 export interface ChatMessage {
   role: 'user' | 'assistant';
   content: string;
+  /** `assistant` only: the tools the model asked for. */
+  toolCalls?: ToolCall[];
+  /** `user` only: the results of the previous message's tool calls, by id. */
+  toolResults?: ToolResultMessage[];
+}
+
+/** A tool a model may call: its name (`[a-zA-Z0-9_-]{1,64}`), what it does, and its input's JSON Schema (an object). */
+export interface ToolSpec {
+  name: string;
+  description: string;
+  inputSchema: Record<string, unknown>;
+}
+
+/** A model's request to call a tool: the provider's call id, the tool and its input. */
+export interface ToolCall {
+  id: string;
+  name: string;
+  input: unknown;
+}
+
+/** A tool's result given back to the model for the call `id`. */
+export interface ToolResultMessage {
+  id: string;
+  /** The tool's output, or why it failed (redacted and capped: see `core/tools.ts`). */
+  content: string;
+  isError?: boolean;
 }
 
 /** A request to a model. `maxTokens` bounds the answer. */
@@ -56,6 +86,8 @@ export interface ModelRequest {
    * read by `openai-compatible` only). @default 'prompt'
    */
   structuredOutput?: StructuredOutput;
+  /** Tools the model may call instead of answering (a tool loop); not with {@link answerFormat}. @default none */
+  tools?: ToolSpec[];
 }
 
 /** Token usage as the provider reported it. */
@@ -73,6 +105,8 @@ export interface ModelResponse {
   /** The answer was cut at `maxTokens` (OpenAI `finish_reason: "length"`, Bedrock `stopReason: "max_tokens"`). */
   truncated?: boolean;
   servedBy?: string;
+  /** The tools the model asked for (Bedrock `stopReason: "tool_use"`, OpenAI `finish_reason: "tool_calls"`); `text` is what it said besides. */
+  toolCalls?: ToolCall[];
 }
 
 /**

@@ -111,10 +111,20 @@ const RUN_PIECE = 32;
 
 /**
  * Estimated input tokens of a chat request (system prompt and messages) for a provider: the
- * tokenizer count plus the chat-format overhead. The reservation's input part.
+ * tokenizer count plus the chat-format overhead. The reservation's input part. A tool loop's
+ * messages count their tool calls and results as the JSON they are sent as, and `tools` (the
+ * tool specs every request of the loop carries) count as their JSON too.
  */
-export function requestTokens(provider: Provider, system: string, messages: ReadonlyArray<{ content: string }>): number {
+export function requestTokens(
+  provider: Provider,
+  system: string,
+  messages: ReadonlyArray<{ content: string; toolCalls?: unknown[]; toolResults?: unknown[] }>,
+  tools?: readonly unknown[],
+): number {
   const family = TOKENIZER_OF[provider];
-  const text = countTokens(system, family) + messages.reduce((n, m) => n + countTokens(m.content, family), 0);
-  return text + REQUEST_OVERHEAD_TOKENS + MESSAGE_OVERHEAD_TOKENS * (messages.length + 1);
+  const json = (v: readonly unknown[] | undefined) => (v && v.length > 0 ? countTokens(JSON.stringify(v), family) : 0);
+  const text =
+    countTokens(system, family) +
+    messages.reduce((n, m) => n + countTokens(m.content, family) + json(m.toolCalls) + json(m.toolResults), 0);
+  return text + json(tools) + REQUEST_OVERHEAD_TOKENS + MESSAGE_OVERHEAD_TOKENS * (messages.length + 1);
 }

@@ -8,6 +8,7 @@ import { DOCUMENT_CLOSE, DOCUMENT_OPEN } from '../../lambdas/core/prompt.js';
 import { countTokens, type TokenizerFamily } from '../../lambdas/core/tokenizer.js';
 import { type OfflineFinding, reviewPrompt } from './offline-rules.js';
 import { offlineTests } from './offline-tests.js';
+import { offlineToolCall } from './offline-tools.js';
 import { offlineVerdicts } from './offline-verifier.js';
 
 /**
@@ -408,6 +409,64 @@ export function openAIAnswerMode(
 }
 
 /**
+ * The tool names of an OpenAI request's `tools`, or the 400 OpenAI gives: `tools` not a list of
+ * `{ type: "function", function: { name, parameters } }` (name 1–64 of letters, digits, `_`, `-`),
+ * or a `role: "tool"` message answering no `tool_calls` id of an earlier assistant message.
+ * Source: https://platform.openai.com/docs/api-reference/chat/create (`tools`, tool messages), read 2026-11.
+ */
+export function openAITools(
+  tools: unknown,
+  messages: ReadonlyArray<{ role: string; tool_call_id?: string; tool_calls?: Array<{ id?: string }> }>,
+): { names: string[] } | { error: string; param: string } {
+  const names: string[] = [];
+  if (tools !== undefined) {
+    if (!Array.isArray(tools)) return { error: "Invalid type for 'tools': expected an array.", param: 'tools' };
+    for (const [i, t] of tools.entries()) {
+      const fn = isObject(t) && t.type === 'function' ? t.function : undefined;
+      if (!isObject(fn) || typeof fn.name !== 'string' || !FORMAT_NAME.test(fn.name)) {
+        return {
+          error: `Invalid 'tools[${i}].function.name': must be 1-64 characters of a-z, A-Z, 0-9, underscores and dashes.`,
+          param: `tools[${i}].function.name`,
+        };
+      }
+      if (fn.parameters !== undefined && !isObject(fn.parameters))
+        return { error: `Invalid 'tools[${i}].function.parameters': expected an object.`, param: `tools[${i}].function.parameters` };
+      names.push(fn.name);
+    }
+  }
+  const called = new Set<string>();
+  for (const [i, m] of messages.entries()) {
+    for (const c of m.tool_calls ?? []) if (c.id) called.add(c.id);
+    if (m.role === 'tool' && !called.has(m.tool_call_id ?? '')) {
+      return {
+        error: "Invalid parameter: messages with role 'tool' must be a response to a preceeding message with 'tool_calls'.",
+        param: `messages.[${i}].role`,
+      };
+    }
+  }
+  return { names };
+}
+
+/**
+ * Bedrock's ValidationException for a `toolResult` block whose `toolUseId` no earlier `toolUse`
+ * block has, or undefined when every result answers a call.
+ */
+function unmatchedToolResult(
+  messages: ReadonlyArray<{ content: Array<{ toolUse?: { toolUseId?: string }; toolResult?: { toolUseId?: string } }> }>,
+): string | undefined {
+  const used = new Set<string>();
+  for (const [i, m] of messages.entries()) {
+    for (const c of m.content) {
+      if (c.toolUse?.toolUseId) used.add(c.toolUse.toolUseId);
+      if (c.toolResult && !used.has(c.toolResult.toolUseId ?? '')) {
+        return `The toolResult block at messages.${i}.content has a toolUseId that matches no toolUse block of an earlier message.`;
+      }
+    }
+  }
+  return undefined;
+}
+
+/**
  * The answer mode and forced tool of a Converse request's `toolConfig`, or the 400
  * ValidationException message Bedrock gives for a bad one: `tools` not a non-empty list; a tool
  * without `toolSpec.name` (1–64 of letters, digits, `_`, `-`) or an `inputSchema.json` object
@@ -417,7 +476,7 @@ export function openAIAnswerMode(
  */
 export function bedrockAnswerMode(
   toolConfig: unknown,
-): { mode: AnswerMode; tool?: { name: string; description: string; schema: JsonSchema } } | { error: string } {
+): { mode: AnswerMode; tool?: { name: string; description: string; schema: JsonSchema }; offered?: string[] } | { error: string } {
   if (toolConfig === undefined) return { mode: 'text' };
   if (!isObject(toolConfig) || !Array.isArray(toolConfig.tools) || toolConfig.tools.length === 0) {
     return { error: 'The value at toolConfig.tools must be a list of at least one tool.' };
@@ -437,7 +496,8 @@ export function bedrockAnswerMode(
     tools.push({ name: spec.name, description: typeof spec.description === 'string' ? spec.description : '', schema: json });
   }
   const choice = toolConfig.toolChoice;
-  if (choice === undefined || (isObject(choice) && 'auto' in choice)) return { mode: 'text' };
+  // No forced tool: the model may call any of them (a tool loop), or answer in text.
+  if (choice === undefined || (isObject(choice) && 'auto' in choice)) return { mode: 'text', offered: tools.map((t) => t.name) };
   if (isObject(choice) && 'any' in choice) return { mode: 'tool', tool: tools[0] };
   const named = isObject(choice) && isObject(choice.tool) ? choice.tool.name : undefined;
   const tool = tools.find((t) => t.name === named);
@@ -645,10 +705,11 @@ export class OfflineModelServer {
     for await (const c of req) chunks.push(c as Buffer);
     let body: {
       model?: string;
-      messages?: Array<{ role: string; content: string }>;
+      messages?: Array<{ role: string; content: string | null; tool_call_id?: string; tool_calls?: Array<{ id?: string }> }>;
       max_tokens?: unknown;
       max_completion_tokens?: unknown;
       response_format?: unknown;
+      tools?: unknown;
     };
     try {
       body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
@@ -685,6 +746,43 @@ export class OfflineModelServer {
     const format = openAIAnswerMode(body.response_format, messages);
     if ('error' in format) {
       send(400, { error: { message: format.error, type: 'invalid_request_error', param: 'response_format', code: null } });
+      return;
+    }
+    const tools = openAITools(body.tools, body.messages ?? []);
+    if ('error' in tools) {
+      send(400, { error: { message: tools.error, type: 'invalid_request_error', param: tools.param, code: null } });
+      return;
+    }
+    const task = messages.find((m) => m.role === 'user')?.content ?? '';
+    const call = offlineToolCall(task, messages.filter((m) => m.role === 'tool').length, tools.names);
+    if (call) {
+      const id = `call_offline_${this.stats[provider]}`;
+      const toolTokens = countTokens(JSON.stringify(body.tools ?? []), 'openai');
+      const args = JSON.stringify(call.input);
+      send(200, {
+        id: `chatcmpl-offline-${this.stats[provider]}`,
+        object: 'chat.completion',
+        created: Math.floor(Date.now() / 1000),
+        model: body.model ?? '',
+        system_fingerprint: OFFLINE_FINGERPRINT,
+        choices: [
+          {
+            index: 0,
+            message: {
+              role: 'assistant',
+              content: null,
+              tool_calls: [{ id, type: 'function', function: { name: call.name, arguments: args } }],
+            },
+            finish_reason: 'tool_calls',
+            logprobs: null,
+          },
+        ],
+        usage: {
+          prompt_tokens: offlineInputTokens('', messages) + toolTokens,
+          completion_tokens: countTokens(`${call.name}${args}`, 'openai'),
+          total_tokens: offlineInputTokens('', messages) + toolTokens + countTokens(`${call.name}${args}`, 'openai'),
+        },
+      });
       return;
     }
     const answer = faultedAnswer(
@@ -758,7 +856,10 @@ export class OfflineModelServer {
     }
     let body: {
       system?: Array<{ text?: string; cachePoint?: unknown }>;
-      messages?: Array<{ role: string; content: Array<{ text?: string }> }>;
+      messages?: Array<{
+        role: string;
+        content: Array<{ text?: string; toolUse?: { toolUseId?: string }; toolResult?: { toolUseId?: string } }>;
+      }>;
       inferenceConfig?: { maxTokens?: unknown };
       toolConfig?: unknown;
     };
@@ -803,6 +904,39 @@ export class OfflineModelServer {
     if ('error' in format) {
       send(400, { message: format.error }, 'ValidationException');
       return;
+    }
+    const unmatched = unmatchedToolResult(body.messages ?? []);
+    if (unmatched) {
+      send(400, { message: unmatched }, 'ValidationException');
+      return;
+    }
+    if (format.mode === 'text' && format.offered && format.offered.length > 0) {
+      const results = (body.messages ?? []).reduce((n, msg) => n + msg.content.filter((c) => c.toolResult).length, 0);
+      const call = offlineToolCall(messages.find((x) => x.role === 'user')?.content ?? '', results, format.offered);
+      if (call) {
+        const toolTokens = countTokens(JSON.stringify((body.toolConfig as { tools?: unknown }).tools ?? []), 'claude');
+        const input = offlineInputTokens(system, messages, 'claude') + toolTokens;
+        const output = countTokens(`${call.name}${JSON.stringify(call.input)}`, 'claude');
+        send(200, {
+          output: {
+            message: {
+              role: 'assistant',
+              content: [{ toolUse: { toolUseId: `tooluse_offline_${this.stats.bedrock}`, name: call.name, input: call.input } }],
+            },
+          },
+          stopReason: 'tool_use',
+          usage: {
+            inputTokens: input,
+            outputTokens: output,
+            totalTokens: input + output,
+            cacheReadInputTokens: 0,
+            cacheWriteInputTokens: 0,
+          },
+          metrics: { latencyMs: this.delayMs },
+          additionalModelResponseFields: { servedBy: OFFLINE_FINGERPRINT },
+        });
+        return;
+      }
     }
     const answer = faultedAnswer(system, messages, format.mode, fault, format.tool?.schema);
     if ('error' in answer) {

@@ -1,0 +1,128 @@
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { McpToolbox } from '../../../lambdas/adapters/mcp-toolbox.js';
+import { budgetScopes } from '../../../lambdas/core/budget.js';
+import type { ModelRef } from '../../../lambdas/core/contracts.js';
+import type { GatewayCall } from '../../../lambdas/core/gateway.js';
+import { BudgetConfigSchema } from '../../../lambdas/core/gateway-config.js';
+import { runToolLoop } from '../../../lambdas/core/tool-loop.js';
+import { PROJECT_ROOT } from '../../../lib/workspace.js';
+import { type GatewayEnv, startGateway } from '../../helpers.js';
+
+/*
+ * The tool loop end to end: the real gateway (budgets, breaker, ledger on dynalite) calling the
+ * offline model server in both wire formats (Bedrock Converse toolUse/toolResult, OpenAI tool_calls
+ * and tool messages — the server checks each result answers a call), and an MCP server over stdio.
+ */
+
+const price = { input: 3, output: 15, cacheRead: 0.3, cacheWrite: 3.75 };
+const MODELS: Record<'bedrock' | 'openai', ModelRef> = {
+  bedrock: { provider: 'bedrock', alias: 'claude-sonnet', modelId: 'us.anthropic.claude-sonnet', contextWindow: 200_000, price },
+  openai: {
+    provider: 'openai',
+    alias: 'gpt-4.1-mini',
+    modelId: 'gpt-4.1-mini',
+    contextWindow: 1_000_000,
+    price: { input: 0.4, output: 1.6, cacheRead: 0.1, cacheWrite: 0.4 },
+  },
+};
+
+const toolbox = () =>
+  new McpToolbox(
+    [
+      {
+        name: 'issues',
+        command: process.execPath,
+        args: ['--import', 'tsx', join(PROJECT_ROOT, 'test', 'standins', 'mcp-issue-tracker.ts')],
+        env: { NODE_PATH: join(PROJECT_ROOT, 'node_modules') },
+        allow: [{ name: 'create_ticket', write: true }, { name: 'whoami' }, { name: 'fail' }],
+      },
+    ],
+    { timeoutMs: 20_000 },
+  );
+
+let env: GatewayEnv;
+let runs = 0;
+const call = (model: ModelRef, task: string, over: Partial<GatewayCall> = {}): Omit<GatewayCall, 'tools'> => {
+  const runId = `loop-${++runs}`;
+  return {
+    candidates: [model],
+    system: 'You handle team requests with the tools you are given. Answer with JSON.',
+    messages: [{ role: 'user', content: task }],
+    maxTokens: 500,
+    temperature: 0,
+    scopes: budgetScopes(BudgetConfigSchema.parse({}), { runId, project: 'team', now: new Date() }),
+    cache: false,
+    labels: { workflow: 'team-request', agent: 'planner', project: 'team' },
+    deadlineMs: Date.now() + 60_000,
+    ...over,
+  };
+};
+
+beforeAll(async () => {
+  env = await startGateway();
+});
+afterAll(async () => {
+  await env?.stop();
+});
+
+describe('Function: runToolLoop', () => {
+  let box: McpToolbox | undefined;
+  afterEach(async () => {
+    await box?.close();
+    box = undefined;
+  });
+
+  for (const provider of ['bedrock', 'openai'] as const) {
+    it(`${provider}: calls the tools the model asks for, gives it their results, and ends when it answers; cost = the ledger`, async () => {
+      box = toolbox();
+      const task =
+        'Create a ticket for the crash in PR 42, then tell me who asked.\ncall issues__create_ticket {"title": "Crash in PR 42"}\ncall issues__whoami {}';
+      const c = call(MODELS[provider], task);
+      const r = await runToolLoop(env.gateway, c, box, { requester: 'U024BE7LH' });
+      expect(r.status).toBe('complete');
+      expect(r.iterations).toBe(3);
+      expect(r.calls.map((x) => [x.name, x.ok, x.output])).toEqual([
+        ['issues__create_ticket', true, 'Created ISSUE-1: Crash in PR 42'],
+        ['issues__whoami', true, 'U024BE7LH'],
+      ]);
+      // Every iteration went through the gateway and settled in the run's budget scope.
+      const ledger = await env.ledger.get(c.scopes[0]?.key ?? '');
+      expect(ledger?.spentMicro).toBe(r.costMicro);
+      expect(r.costMicro).toBeGreaterThan(0);
+    }, 90_000);
+  }
+
+  it('a tool that fails, and one not on the allow-list: the model is told and goes on', async () => {
+    box = toolbox();
+    const r = await runToolLoop(env.gateway, call(MODELS.openai, 'call issues__fail {}\ncall issues__delete_everything {}'), box);
+    expect(r.status).toBe('complete');
+    expect(r.calls.map((x) => [x.name, x.ok, x.refused ?? false])).toEqual([
+      ['issues__fail', false, false],
+      ['issues__delete_everything', false, true],
+    ]);
+    expect(r.calls[1]?.error).toBe('tool "issues__delete_everything" is not on this agent\'s allow-list');
+  }, 90_000);
+
+  it('stops at max_iterations as partial with what it has, never a silent success', async () => {
+    box = toolbox();
+    const r = await runToolLoop(env.gateway, call(MODELS.bedrock, 'repeat issues__whoami {}'), box, { maxIterations: 3 });
+    expect(r).toMatchObject({ status: 'partial', iterations: 3, reason: 'reached max_iterations (3) with the model still calling tools' });
+    expect(r.calls).toHaveLength(3);
+  }, 90_000);
+
+  it('stops as partial when the budget runs out, keeping the calls made', async () => {
+    box = toolbox();
+    const tight = budgetScopes(BudgetConfigSchema.parse({ perRunUsd: 0.001 }), {
+      runId: `loop-budget-${++runs}`,
+      project: 'team',
+      now: new Date(),
+    });
+    const r = await runToolLoop(env.gateway, call(MODELS.bedrock, 'repeat issues__whoami {}', { scopes: tight }), box, {
+      maxIterations: 50,
+    });
+    expect(r.status).toBe('partial');
+    expect(r.reason).toMatch(/^the budget ran out/);
+    expect(r.iterations).toBeLessThan(50);
+  }, 90_000);
+});
