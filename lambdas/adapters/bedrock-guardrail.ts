@@ -53,9 +53,9 @@ export class BedrockGuardrail implements Guardrail {
     );
     if (r.action !== 'GUARDRAIL_INTERVENED') return { intervened: false, blocked: false, text, interventions: [] };
     const interventions = interventionsOf(r);
-    // Intervened with nothing that only masks: treat as blocked (Bedrock answered its blocked message).
-    const blocked = interventions.length === 0 || interventions.some((i) => i.action === 'blocked');
     const masked = (r.outputs ?? []).map((o) => o.text ?? '').join('');
-    return { intervened: true, blocked, text: blocked ? text : masked || text, interventions };
+    // Intervened with nothing that only masks, or masked with no output to use: blocked (never the unmasked text).
+    const blocked = interventions.length === 0 || interventions.some((i) => i.action === 'blocked') || masked === '';
+    return { intervened: true, blocked, text: blocked ? '' : masked, interventions };
   }
 }

@@ -1,6 +1,7 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
 import type { CircuitBreaker } from '../core/breaker.js';
 import {
   type AllowedTool,
@@ -9,6 +10,7 @@ import {
   MAX_TOOL_INPUT_CHARS,
   MAX_TOOL_OUTPUT_CHARS,
   parseToolName,
+  TOOL_NAME_SEPARATOR,
   type Toolbox,
   type ToolCallRecord,
   type ToolDefinition,
@@ -71,9 +73,26 @@ export class McpToolbox implements Toolbox {
 
   constructor(
     private readonly servers: readonly McpServerConfig[],
-    private readonly options: { breaker?: CircuitBreaker; timeoutMs?: number; clientVersion?: string } = {},
+    private readonly options: {
+      breaker?: CircuitBreaker;
+      timeoutMs?: number;
+      clientVersion?: string;
+      /**
+       * Offer and call tools marked `write: true` (the phase is behind an approval gate, or the
+       * workflow allows them; never for a fork's change). @default false: write tools are neither offered nor called
+       */
+      allowWrite?: boolean;
+    } = {},
   ) {
-    for (const s of servers) for (const t of s.allow) toolName(s.name, t.name);
+    for (const s of servers) {
+      if (s.name.includes(TOOL_NAME_SEPARATOR)) throw new Error(`MCP server name "${s.name}" must not contain "${TOOL_NAME_SEPARATOR}"`);
+      for (const t of s.allow) toolName(s.name, t.name);
+    }
+  }
+
+  /** Whether `tool` may be offered and called now (a write tool only with `allowWrite`). */
+  private usable(tool: AllowedTool): boolean {
+    return tool.write !== true || this.options.allowWrite === true;
   }
 
   private get timeoutMs(): number {
@@ -96,7 +115,14 @@ export class McpToolbox implements Toolbox {
                 stderr: 'ignore',
               })
             : new StreamableHTTPClientTransport(new URL(server.url), { requestInit: { headers: { ...(server.headers ?? {}) } } });
-        await within(client.connect(transport), this.timeoutMs, `connecting to MCP server "${server.name}"`);
+        try {
+          await within(client.connect(transport), this.timeoutMs, `connecting to MCP server "${server.name}"`);
+        } catch (e) {
+          // A server that did not answer in time is stopped, not left running.
+          await client.close().catch(() => undefined);
+          await transport.close().catch(() => undefined);
+          throw e;
+        }
         return { client, transport };
       })();
       // A failed connection is tried again on the next use.
@@ -121,25 +147,27 @@ export class McpToolbox implements Toolbox {
         try {
           const { client } = await this.connect(server);
           const listedTools = (await client.listTools(undefined, { timeout: this.timeoutMs })).tools;
-          tools = server.allow.flatMap((allowed) => {
-            const t = listedTools.find((x) => x.name === allowed.name);
-            return t
-              ? [
-                  {
-                    name: toolName(server.name, t.name),
-                    server: server.name,
-                    tool: t.name,
-                    description: t.description ?? '',
-                    inputSchema: t.inputSchema as Record<string, unknown>,
-                    write: allowed.write === true,
-                  },
-                ]
-              : [];
-          });
+          tools = server.allow
+            .filter((allowed) => this.usable(allowed))
+            .flatMap((allowed) => {
+              const t = listedTools.find((x) => x.name === allowed.name);
+              return t
+                ? [
+                    {
+                      name: toolName(server.name, t.name),
+                      server: server.name,
+                      tool: t.name,
+                      description: t.description ?? '',
+                      inputSchema: t.inputSchema as Record<string, unknown>,
+                      write: allowed.write === true,
+                    },
+                  ]
+                : [];
+            });
           this.listed.set(server.name, tools);
           this.failedServers.delete(server.name);
         } catch (e) {
-          this.failedServers.set(server.name, oneLine(e));
+          this.failedServers.set(server.name, (await cleanToolText(oneLine(e), 300)).text);
           await this.drop(server.name);
           tools = [];
         }
@@ -169,16 +197,36 @@ export class McpToolbox implements Toolbox {
     if (!parsed || !server || !allowed) {
       return record({ ok: false, refused: true, error: `tool "${name}" is not on this agent's allow-list` });
     }
+    if (!this.usable(allowed)) {
+      return record({
+        ok: false,
+        refused: true,
+        error: `tool "${name}" changes something and is not allowed here (an approval gate must come first)`,
+      });
+    }
+    if (input !== null && typeof input === 'object' && '_unparsed' in input) {
+      return record({ ok: false, refused: true, error: `the input for ${name} is not a JSON object: send the arguments as JSON` });
+    }
     const provider = toolBreakerProvider(server.name);
-    const admission = await this.options.breaker?.admit(provider, parsed.tool);
+    const breaker = this.options.breaker;
+    // The breaker's table being down does not stop the tool (as in the gateway): it is not consulted.
+    const admission = breaker ? await breaker.admit(provider, parsed.tool).catch(() => undefined) : undefined;
     if (admission?.kind === 'rejected') {
       return record({ ok: false, refused: true, error: `the circuit breaker of ${name} is ${admission.state}` });
     }
+    const count = async (ok: boolean, reason: string): Promise<void> => {
+      if (!admission || !breaker) return;
+      const done = ok
+        ? breaker.onSuccess(admission, provider, parsed.tool)
+        : breaker.onFailure(admission, provider, parsed.tool, 'counted', reason);
+      await done.catch(() => undefined);
+    };
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
+    let result: Awaited<ReturnType<Client['callTool']>>;
     try {
       const { client } = await this.connect(server);
       const args = input !== null && typeof input === 'object' && !Array.isArray(input) ? (input as Record<string, unknown>) : {};
-      const result = await client.callTool(
+      result = await client.callTool(
         {
           name: parsed.tool,
           arguments: args,
@@ -187,30 +235,34 @@ export class McpToolbox implements Toolbox {
         undefined,
         { timeout: timeoutMs },
       );
-      const text = (Array.isArray(result.content) ? result.content : [])
-        .map((c: { type?: string; text?: unknown }) =>
-          c.type === 'text' && typeof c.text === 'string' ? c.text : `[${c.type ?? 'unknown'} content]`,
-        )
-        .join('\n');
-      const output = await cleanToolText(text, MAX_TOOL_OUTPUT_CHARS);
-      if (result.isError === true) {
-        if (admission) await this.options.breaker?.onFailure(admission, provider, parsed.tool, 'counted', 'tool error');
-        return record({
-          ok: false,
-          error: `${name} answered an error: ${output.text.slice(0, 300)}`,
-          output: output.text,
-          redacted: output.redacted,
-        });
-      }
-      if (admission) await this.options.breaker?.onSuccess(admission, provider, parsed.tool);
-      return record({ ok: true, output: output.text, redacted: output.redacted });
     } catch (e) {
-      const reason = oneLine(e);
-      // A crashed or stuck server is started again on the next call.
+      const reason = (await cleanToolText(oneLine(e), 300)).text;
+      // A JSON-RPC error answer is the server refusing this input, not a fault of the server.
+      if (e instanceof McpError && e.code !== ErrorCode.RequestTimeout && e.code !== ErrorCode.ConnectionClosed) {
+        return record({ ok: false, error: `${name} refused the call: ${reason}` });
+      }
+      // A crashed, stuck or unreachable server is started again on the next call, and counts on the breaker.
       await this.drop(server.name);
-      if (admission) await this.options.breaker?.onFailure(admission, provider, parsed.tool, 'counted', reason);
+      await count(false, reason);
       return record({ ok: false, error: `${name} failed: ${reason}` });
     }
+    const text = (Array.isArray(result.content) ? result.content : [])
+      .map((c: { type?: string; text?: unknown }) =>
+        c.type === 'text' && typeof c.text === 'string' ? c.text : `[${c.type ?? 'unknown'} content]`,
+      )
+      .join('\n');
+    const output = await cleanToolText(text, MAX_TOOL_OUTPUT_CHARS);
+    // The server answered, so it works: an error result is about this input (a failed validation, a refusal).
+    await count(true, '');
+    if (result.isError === true) {
+      return record({
+        ok: false,
+        error: `${name} answered an error: ${output.text.slice(0, 300)}`,
+        output: output.text,
+        redacted: output.redacted,
+      });
+    }
+    return record({ ok: true, output: output.text, redacted: output.redacted });
   }
 
   async close(): Promise<void> {

@@ -122,7 +122,7 @@ export class OpenAIProvider implements ModelProvider {
             ? {
                 tools: req.tools.map((t) => ({
                   type: 'function' as const,
-                  function: { name: t.name, description: t.description, parameters: t.inputSchema },
+                  function: { name: t.name, ...(t.description ? { description: t.description } : {}), parameters: t.inputSchema },
                 })),
               }
             : {}),
@@ -276,9 +276,10 @@ export class BedrockProvider implements ModelProvider {
             ? {
                 toolConfig: {
                   tools: req.tools.map((t) => ({
+                    // Bedrock refuses an empty description (1 character at least); MCP's is optional.
                     toolSpec: {
                       name: t.name,
-                      description: t.description,
+                      ...(t.description ? { description: t.description } : {}),
                       inputSchema: { json: t.inputSchema as ToolInputSchema.JsonMember['json'] },
                     },
                   })),

@@ -24,7 +24,7 @@ export interface GuardrailResult {
   readonly intervened: boolean;
   /** The text must not go on (a blocked topic, a prompt attack, PII set to block). */
   readonly blocked: boolean;
-  /** The text to use: masked where PII was masked; the original when nothing intervened. */
+  /** The text to use: masked where PII was masked; the original when nothing intervened; empty when blocked (nothing of it goes on). */
   readonly text: string;
   readonly interventions: readonly GuardrailIntervention[];
 }
@@ -80,6 +80,7 @@ function luhn(digits: string): boolean {
 /** Each PII type's pattern and, where a pattern alone over-matches, a check of the match. */
 const PII: Record<LocalPiiType, { pattern: RegExp; valid?: (m: string) => boolean }> = {
   EMAIL: { pattern: /\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b/g },
+  // Numbers written with separators (`+1 415-555-0132`, `(030) 1234 5678`); ten bare digits are left alone (order numbers).
   PHONE: { pattern: /(?<![\w+])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)[\s.-]?|\d{2,4}[\s.-])\d{3,4}[\s.-]\d{3,4}\b/g },
   CREDIT_DEBIT_CARD_NUMBER: {
     pattern: /\b(?:\d[ -]?){12,18}\d\b/g,
@@ -101,19 +102,25 @@ const PII: Record<LocalPiiType, { pattern: RegExp; valid?: (m: string) => boolea
  * classifier: Bedrock's `PROMPT_ATTACK` filter is the real one in the cloud.
  */
 const PROMPT_ATTACKS: ReadonlyArray<{ name: string; pattern: RegExp }> = [
+  // "ignore all previous instructions", across a line break too; not "ignore my earlier instructions".
   {
     name: 'ignore-instructions',
     pattern:
-      /\b(?:ignore|disregard|forget|override)\b[^.\n]{0,40}\b(?:previous|prior|above|earlier|all|your|system)\b[^.\n]{0,20}\b(?:instructions?|prompts?|rules|guidelines)\b/i,
+      /\b(?:ignore|disregard|forget|override)\b[^.]{0,30}\b(?:previous|prior|above|all|your|system)\b[^.]{0,20}\b(?:instructions?|prompts?|rules|guidelines)\b/i,
   },
   {
+    name: 'ignore-instructions',
+    pattern: /\b(?:ignore|disregard|forget)\b[^.]{0,20}\b(?:instructions?|rules|prompts?)\s+(?:above|before this)\b/i,
+  },
+  { name: 'ignore-instructions', pattern: /\b(?:ignore|disregard|forget)\s+(?:all\s+)?(?:of\s+)?(?:the|everything)\s+above\b/i },
+  {
     name: 'reveal-instructions',
-    pattern: /\b(?:reveal|show|print|repeat|tell me)\b[^.\n]{0,30}\b(?:system prompt|your (?:instructions|prompt|rules))\b/i,
+    pattern: /\b(?:reveal|show|print|repeat|tell me)\b[^.]{0,30}\b(?:system prompt|your (?:instructions|prompt|rules))\b/i,
   },
   {
     name: 'persona-override',
     pattern:
-      /\b(?:you are now|act as|pretend to be)\b[^.\n]{0,40}\b(?:DAN|jailbroken|unrestricted|without (?:any )?(?:rules|restrictions|filters))\b/i,
+      /\b(?:you are now|act as|pretend to be)\b[^.]{0,40}\b(?:DAN|jailbroken|unrestricted|without (?:any )?(?:rules|restrictions|filters))\b/i,
   },
   { name: 'developer-mode', pattern: /\b(?:developer|god|jailbreak) mode\b/i },
 ];
@@ -135,7 +142,10 @@ export class LocalGuardrail implements Guardrail {
   async apply(source: GuardrailSource, text: string): Promise<GuardrailResult> {
     const interventions: GuardrailIntervention[] = [];
     for (const topic of this.rules.deniedTopics ?? []) {
-      const hit = topic.phrases.some((p) => new RegExp(`(?<![\\p{L}\\p{N}])${escapeRegExp(p)}(?![\\p{L}\\p{N}])`, 'iu').test(text));
+      // Whole words, inflections included (`lawsuit` also finds `lawsuits`).
+      const hit = topic.phrases.some((p) =>
+        new RegExp(`(?<![\\p{L}\\p{N}])${escapeRegExp(p)}[\\p{L}]{0,3}(?![\\p{L}\\p{N}])`, 'iu').test(text),
+      );
       if (hit) interventions.push({ policy: 'topic', name: topic.name, action: 'blocked' });
     }
     if (source === 'INPUT' && (this.rules.promptAttack ?? true)) {
@@ -156,6 +166,6 @@ export class LocalGuardrail implements Guardrail {
       if (found) interventions.push({ policy: 'pii', name: type, action: piiAction === 'block' ? 'blocked' : 'masked' });
     }
     const blocked = interventions.some((i) => i.action === 'blocked');
-    return { intervened: interventions.length > 0, blocked, text: blocked ? text : masked, interventions };
+    return { intervened: interventions.length > 0, blocked, text: blocked ? '' : masked, interventions };
   }
 }

@@ -1,4 +1,4 @@
-import { BudgetExceededError } from './errors.js';
+import { BudgetExceededError, ProviderTimeoutError } from './errors.js';
 import type { GatewayAnswer, GatewayCall } from './gateway.js';
 import type { ChatMessage, ToolResultMessage, ToolSpec } from './ports.js';
 import type { Toolbox, ToolCallRecord } from './tools.js';
@@ -10,7 +10,7 @@ export const DEFAULT_MAX_ITERATIONS = 8;
 export interface ToolLoopResult {
   /** `complete`: the model answered; `partial`: the loop stopped first (see `reason`) with what it had. */
   readonly status: 'complete' | 'partial';
-  /** Why a partial loop stopped: the iteration cap, the budget, or the time. */
+  /** Why a partial loop stopped: the iteration cap, the budget, the time, a cut answer or a server that offered no tools. */
   readonly reason?: string;
   /** The model's last text (its answer when complete). */
   readonly text: string;
@@ -23,19 +23,27 @@ export interface ToolLoopResult {
   readonly costUsd: number;
   /** The last answer of the gateway (model, usage, attempts), when one came. */
   readonly last?: GatewayAnswer;
+  /** Servers whose tools could not be listed, with why (their tools were not offered). */
+  readonly unavailable: ReadonlyArray<{ server: string; error: string }>;
 }
+
+/** Less time than this left before the deadline: no further model or tool call starts (ms). */
+const MIN_STEP_MS = 2_000;
 
 /**
  * Runs an agent as a tool loop: every model call goes through the gateway (its budget reserved per
- * iteration, the breaker, the rate limits), offered the toolbox's tools; each tool the model asks
- * for is called through the {@link Toolbox} (allow-list, breaker, timeout, redaction) and its result
- * given back, until the model answers without a tool call.
+ * iteration for the whole conversation so far and the tool specs, the breaker, the rate limits),
+ * offered the toolbox's tools; each tool the model asks for is called through the {@link Toolbox}
+ * (allow-list, write policy, breaker, timeout, redaction) and its result given back, until the
+ * model answers without a tool call.
  *
  * Never a silent success: reaching `maxIterations` with the model still calling tools, running out
- * of budget ({@link BudgetExceededError}) or of time ends the loop as `partial` with what it has and
- * why. Other gateway errors are thrown (the agent failed). A tool's failure is not the loop's: the
- * model gets the reason and goes on.
+ * of budget ({@link BudgetExceededError}) or of time, an answer cut at `maxTokens`, or a configured
+ * server that offered no tools ends the loop as `partial` with what it has and why. Other gateway
+ * errors are thrown with the calls made so far on the error's `toolCalls` (so actions already taken
+ * are still recorded). A tool's failure is not the loop's: the model gets the reason and goes on.
  *
+ * @throws Error when `call.answerFormat` is set: a loop ends in text (its answer is parsed after)
  * @example
  * ```ts
  * const r = await runToolLoop(gateway, call, toolbox, { maxIterations: 5, requester: 'U024BE7LH' });
@@ -48,6 +56,7 @@ export async function runToolLoop(
   toolbox: Toolbox,
   options: { maxIterations?: number; requester?: string; now?: () => number } = {},
 ): Promise<ToolLoopResult> {
+  if (call.answerFormat) throw new Error('a tool loop answers in text: give its answer format in the prompt, not as answerFormat');
   const maxIterations = options.maxIterations ?? DEFAULT_MAX_ITERATIONS;
   const now = options.now ?? Date.now;
   const tools: ToolSpec[] = (await toolbox.definitions()).map((d) => ({
@@ -55,41 +64,62 @@ export async function runToolLoop(
     description: d.description,
     inputSchema: d.inputSchema,
   }));
+  const unavailable = toolbox.unavailable();
+  // The caller's token count is of its first prompt only: each iteration is counted again (history, tools).
+  const { inputTokens: _firstCount, ...base } = call;
   const messages: ChatMessage[] = [...call.messages];
   const calls: ToolCallRecord[] = [];
   let costMicro = 0;
   let costUsd = 0;
   let text = '';
   let last: GatewayAnswer | undefined;
-  const partial = (iterations: number, reason: string): ToolLoopResult => ({
-    status: 'partial',
-    reason,
+  const result = (status: ToolLoopResult['status'], iterations: number, reason?: string): ToolLoopResult => ({
+    status,
+    ...(reason ? { reason } : {}),
     text,
     calls,
     iterations,
     costMicro,
     costUsd,
+    unavailable,
     ...(last ? { last } : {}),
   });
+  const outOfTime = () => call.deadlineMs - now() < MIN_STEP_MS;
   for (let i = 1; i <= maxIterations; i++) {
-    if (now() >= call.deadlineMs) return partial(i - 1, 'the agent ran out of time');
+    if (outOfTime()) return result('partial', i - 1, 'the agent ran out of time');
     let answer: GatewayAnswer;
     try {
-      answer = await gateway.complete({ ...call, messages, ...(tools.length > 0 ? { tools } : {}), cache: call.cache ?? true });
+      answer = await gateway.complete({ ...base, messages, ...(tools.length > 0 ? { tools } : {}) });
     } catch (e) {
-      if (e instanceof BudgetExceededError) return partial(i - 1, `the budget ran out: ${e.message}`);
+      if (e instanceof BudgetExceededError) return result('partial', i - 1, `the budget ran out: ${e.message}`);
+      if (e instanceof ProviderTimeoutError && outOfTime()) return result('partial', i - 1, 'the agent ran out of time');
+      if (e instanceof Error) Object.assign(e, { toolCalls: calls });
       throw e;
     }
     last = answer;
     costMicro += answer.costMicro;
     costUsd += answer.costUsd;
     text = answer.text;
+    // A cut answer's tool calls may be cut too: none of them runs.
+    if (answer.truncated) return result('partial', i, `the answer was cut at max_tokens (${call.maxTokens})`);
     const asked = answer.toolCalls ?? [];
-    if (asked.length === 0) return { status: 'complete', text, calls, iterations: i, costMicro, costUsd, last };
+    if (asked.length === 0) {
+      if (unavailable.length > 0) {
+        return result('partial', i, `answered without the tools of ${unavailable.map((u) => `${u.server} (${u.error})`).join(', ')}`);
+      }
+      return result('complete', i);
+    }
     messages.push({ role: 'assistant', content: answer.text, toolCalls: [...asked] });
     const results: ToolResultMessage[] = [];
     for (const c of asked) {
-      const record = await toolbox.call(c.name, c.input, options.requester ? { requester: options.requester } : {});
+      const left = call.deadlineMs - now();
+      const record: ToolCallRecord =
+        left < MIN_STEP_MS
+          ? { name: c.name, input: '', ok: false, refused: true, error: 'no time left for this tool call', redacted: 0, ms: 0 }
+          : await toolbox.call(c.name, c.input, {
+              timeoutMs: left - MIN_STEP_MS / 2,
+              ...(options.requester ? { requester: options.requester } : {}),
+            });
       calls.push(record);
       results.push({
         id: c.id,
@@ -99,5 +129,5 @@ export async function runToolLoop(
     }
     messages.push({ role: 'user', content: '', toolResults: results });
   }
-  return partial(maxIterations, `reached max_iterations (${maxIterations}) with the model still calling tools`);
+  return result('partial', maxIterations, `reached max_iterations (${maxIterations}) with the model still calling tools`);
 }

@@ -52,7 +52,10 @@ describe('Function: toolName / parseToolName', () => {
 
 describe('Class: McpToolbox', () => {
   it('offers only the allowed tools and calls one, passing the requester to the server', async () => {
-    const toolbox = new McpToolbox([tracker([{ name: 'create_ticket', write: true }, { name: 'whoami' }])], { timeoutMs: 20_000 });
+    const toolbox = new McpToolbox([tracker([{ name: 'create_ticket', write: true }, { name: 'whoami' }])], {
+      timeoutMs: 20_000,
+      allowWrite: true,
+    });
     try {
       const defs = await toolbox.definitions();
       expect(defs.map((d) => [d.name, d.write])).toEqual([
@@ -63,6 +66,21 @@ describe('Class: McpToolbox', () => {
       const created = await toolbox.call('issues__create_ticket', { title: 'Crash in PR 42' });
       expect(created).toMatchObject({ ok: true, output: 'Created ISSUE-1: Crash in PR 42', input: '{"title":"Crash in PR 42"}' });
       expect(await toolbox.call('issues__whoami', {}, { requester: 'U024BE7LH' })).toMatchObject({ ok: true, output: 'U024BE7LH' });
+    } finally {
+      await toolbox.close();
+    }
+  }, 60_000);
+
+  it('neither offers nor calls a write tool unless the phase allows writes (an approval gate first)', async () => {
+    const toolbox = new McpToolbox([tracker([{ name: 'create_ticket', write: true }, { name: 'whoami' }])], { timeoutMs: 20_000 });
+    try {
+      expect((await toolbox.definitions()).map((d) => d.name)).toEqual(['issues__whoami']);
+      expect(await toolbox.call('issues__create_ticket', { title: 'x' })).toMatchObject({
+        ok: false,
+        refused: true,
+        error: 'tool "issues__create_ticket" changes something and is not allowed here (an approval gate must come first)',
+      });
+      expect(() => new McpToolbox([{ ...tracker([]), name: 'a__b' }])).toThrow(/must not contain "__"/);
     } finally {
       await toolbox.close();
     }
@@ -108,6 +126,8 @@ describe('Class: McpToolbox', () => {
       expect(hang).toMatchObject({ ok: false, error: expect.stringMatching(/flaky__hang failed: .*time/i) });
       const fail = await toolbox.call('flaky__fail', {});
       expect(fail).toMatchObject({ ok: false, error: 'flaky__fail answered an error: tracker is read-only today' });
+      // An input the model broke is refused before the server (and never counts on the breaker).
+      expect(await toolbox.call('flaky__whoami', { _unparsed: '{"x": ' })).toMatchObject({ ok: false, refused: true });
       const crash = await toolbox.call('flaky__crash', {});
       expect(crash).toMatchObject({ ok: false, error: expect.stringMatching(/^flaky__crash failed: /) });
       // The server is started again after the crash.
@@ -119,6 +139,8 @@ describe('Class: McpToolbox', () => {
       const refused = await toolbox.call('flaky__hang', {});
       expect(refused).toMatchObject({ ok: false, refused: true, error: 'the circuit breaker of flaky__hang is open' });
       expect(await breakers.get(`${toolBreakerProvider('flaky')}#hang`)).toMatchObject({ state: 'open' });
+      // An error result is the tool answering: its breaker stays closed.
+      expect((await breakers.get(`${toolBreakerProvider('flaky')}#fail`))?.state ?? 'closed').toBe('closed');
     } finally {
       await toolbox.close();
     }

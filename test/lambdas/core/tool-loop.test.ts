@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { McpToolbox } from '../../../lambdas/adapters/mcp-toolbox.js';
+import { FINDINGS_FORMAT } from '../../../lambdas/core/answer-format.js';
 import { budgetScopes } from '../../../lambdas/core/budget.js';
 import type { ModelRef } from '../../../lambdas/core/contracts.js';
 import type { GatewayCall } from '../../../lambdas/core/gateway.js';
@@ -38,7 +39,7 @@ const toolbox = () =>
         allow: [{ name: 'create_ticket', write: true }, { name: 'whoami' }, { name: 'fail' }],
       },
     ],
-    { timeoutMs: 20_000 },
+    { timeoutMs: 20_000, allowWrite: true },
   );
 
 let env: GatewayEnv;
@@ -113,16 +114,32 @@ describe('Function: runToolLoop', () => {
 
   it('stops as partial when the budget runs out, keeping the calls made', async () => {
     box = toolbox();
-    const tight = budgetScopes(BudgetConfigSchema.parse({ perRunUsd: 0.001 }), {
+    // Each iteration reserves its worst case (≈ $0.008 here) and settles far less: a few fit in $0.012.
+    const tight = budgetScopes(BudgetConfigSchema.parse({ perRunUsd: 0.012 }), {
       runId: `loop-budget-${++runs}`,
       project: 'team',
       now: new Date(),
     });
-    const r = await runToolLoop(env.gateway, call(MODELS.bedrock, 'repeat issues__whoami {}', { scopes: tight }), box, {
-      maxIterations: 50,
-    });
+    const c = call(MODELS.bedrock, 'repeat issues__whoami {}', { scopes: tight });
+    const r = await runToolLoop(env.gateway, c, box, { maxIterations: 50 });
     expect(r.status).toBe('partial');
     expect(r.reason).toMatch(/^the budget ran out/);
+    expect(r.calls.length).toBeGreaterThanOrEqual(1);
+    expect(r.calls.length).toBe(r.iterations);
     expect(r.iterations).toBeLessThan(50);
+    // What was spent is in the ledger, and within the limit.
+    const spent = (await env.ledger.get(c.scopes[0]?.key ?? ''))?.spentMicro ?? -1;
+    expect(spent).toBe(r.costMicro);
+    expect(spent).toBeLessThanOrEqual(12_000);
+  }, 90_000);
+
+  it('is partial, not complete, when a configured server offered no tools; refuses an answer format', async () => {
+    box = new McpToolbox([{ name: 'gone', command: '/nonexistent/mcp', allow: [{ name: 'x' }] }], { timeoutMs: 5_000 });
+    const r = await runToolLoop(env.gateway, call(MODELS.openai, 'What is open?'), box);
+    expect(r.status).toBe('partial');
+    expect(r.reason).toMatch(/^answered without the tools of gone/);
+    await expect(runToolLoop(env.gateway, { ...call(MODELS.openai, 'x'), answerFormat: FINDINGS_FORMAT }, box)).rejects.toThrow(
+      /answers in text/,
+    );
   }, 90_000);
 });
