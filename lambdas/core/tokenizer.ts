@@ -33,6 +33,14 @@ export const MESSAGE_OVERHEAD_TOKENS = 4;
 /** Tokens a request adds once (the assistant priming; OpenAI's cookbook: 3). */
 export const REQUEST_OVERHEAD_TOKENS = 8;
 
+/**
+ * Input tokens a provider adds to a request that offers tools, besides the tools' JSON: Claude's
+ * hidden tool-use system prompt (159–530 tokens by model and tool choice; we take 600), none
+ * documented for OpenAI's function calling (the definitions' JSON is counted).
+ * Source: https://docs.anthropic.com/en/docs/tool-use-pricing-and-tokens (read 2026-11).
+ */
+export const TOOL_USE_OVERHEAD_TOKENS: Record<Provider, number> = { bedrock: 600, openai: 0, 'openai-compatible': 0 };
+
 /** The tokenizer family of a provider: `bedrock` serves Claude; the OpenAI APIs use o200k. */
 export const TOKENIZER_OF: Record<Provider, TokenizerFamily> = {
   bedrock: 'claude',
@@ -126,5 +134,6 @@ export function requestTokens(
   const text =
     countTokens(system, family) +
     messages.reduce((n, m) => n + countTokens(m.content, family) + json(m.toolCalls) + json(m.toolResults), 0);
-  return text + json(tools) + REQUEST_OVERHEAD_TOKENS + MESSAGE_OVERHEAD_TOKENS * (messages.length + 1);
+  const toolUse = tools && tools.length > 0 ? json(tools) + TOOL_USE_OVERHEAD_TOKENS[provider] : 0;
+  return text + toolUse + REQUEST_OVERHEAD_TOKENS + MESSAGE_OVERHEAD_TOKENS * (messages.length + 1);
 }

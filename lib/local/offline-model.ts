@@ -905,6 +905,15 @@ export class OfflineModelServer {
       send(400, { message: format.error }, 'ValidationException');
       return;
     }
+    const toolBlocks = (body.messages ?? []).some((msg) => msg.content.some((c) => c.toolUse || c.toolResult));
+    if (toolBlocks && body.toolConfig === undefined) {
+      send(
+        400,
+        { message: 'The toolConfig field must be defined when using toolUse and toolResult content blocks.' },
+        'ValidationException',
+      );
+      return;
+    }
     const unmatched = unmatchedToolResult(body.messages ?? []);
     if (unmatched) {
       send(400, { message: unmatched }, 'ValidationException');

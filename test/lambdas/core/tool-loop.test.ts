@@ -6,6 +6,7 @@ import { budgetScopes } from '../../../lambdas/core/budget.js';
 import type { ModelRef } from '../../../lambdas/core/contracts.js';
 import type { GatewayCall } from '../../../lambdas/core/gateway.js';
 import { BudgetConfigSchema } from '../../../lambdas/core/gateway-config.js';
+import { requestTokens, TOOL_USE_OVERHEAD_TOKENS } from '../../../lambdas/core/tokenizer.js';
 import { runToolLoop } from '../../../lambdas/core/tool-loop.js';
 import { PROJECT_ROOT } from '../../../lib/workspace.js';
 import { type GatewayEnv, startGateway } from '../../helpers.js';
@@ -142,4 +143,24 @@ describe('Function: runToolLoop', () => {
       /answers in text/,
     );
   }, 90_000);
+
+  it("reserves the tools' JSON and Claude's hidden tool-use prompt; the Bedrock stand-in refuses tool blocks without a toolConfig", async () => {
+    const messages = [{ role: 'user' as const, content: 'hello' }];
+    const tools = [{ name: 'issues__whoami', description: 'who', inputSchema: { type: 'object', properties: {} } }];
+    expect(requestTokens('bedrock', 'sys', messages, tools) - requestTokens('bedrock', 'sys', messages)).toBeGreaterThan(
+      TOOL_USE_OVERHEAD_TOKENS.bedrock,
+    );
+    const orphan = env.providers.bedrock.complete({
+      modelId: 'us.anthropic.claude-sonnet',
+      system: 'sys',
+      messages: [
+        { role: 'user', content: 'hi' },
+        { role: 'assistant', content: '', toolCalls: [{ id: 't1', name: 'issues__whoami', input: {} }] },
+        { role: 'user', content: '', toolResults: [{ id: 't1', content: 'nobody' }] },
+      ],
+      maxTokens: 100,
+      temperature: 0,
+    });
+    await expect(orphan).rejects.toThrow(/toolConfig field must be defined/);
+  });
 });
