@@ -417,6 +417,10 @@ describe('As deployed: the synthesized AgentFlow-dev stack, end to end on this m
     );
     const execution = h.sfn.find(h.machine('architecture-migration').name, name) as Execution;
     const id = await until(() => approvalIdIn('mobile-leads', since), 'the approval message in #mobile-leads', 120_000);
+    // RequestApproval records where the message is once Slack has answered: decide after that, or
+    // the decision has no message to update (a race this test would otherwise lose under load).
+    const store = new DynamoApprovalStore(h.table.doc, LOCAL_TABLE);
+    await until(async () => (await store.get(id))?.message, 'the approval record to hold its Slack message', 60_000);
 
     // Act: a Slack click by someone who is not an approver, then `/agentflow approve` by a team member on GitHub.
     const click = new URLSearchParams({
