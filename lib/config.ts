@@ -26,8 +26,9 @@ export const EnvironmentConfigSchema = z.strictObject({
   removalPolicy: z.enum(['destroy', 'retain']),
   githubApiUrl: z.string().url().default('https://api.github.com'),
   /**
-   * Approver groups workflows name in `approvers:` and `run_by:`: Slack user ids and GitHub logins
-   * or `@org/team` teams, e.g. `{ "mobile-leads": { "slack": ["U024BE7LH"], "github": ["@acme/mobile-leads"] } }`.
+   * Approver groups workflows name in `approvers:` and `run_by:`: Slack user ids, GitHub logins or
+   * `@org/team` teams, GitLab usernames or `@group/path` groups, e.g.
+   * `{ "mobile-leads": { "slack": ["U024BE7LH"], "github": ["@acme/mobile-leads"], "gitlab": ["jsmith"] } }`.
    */
   groups: ApproverGroupsSchema.default({}),
   /**

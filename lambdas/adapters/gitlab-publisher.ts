@@ -3,13 +3,14 @@ import type { CommitAction, CommitablePipelineStatus, DiscussionNoteSchema, Merg
 import type { CheckConclusion, CheckResult } from '../core/checks.js';
 import type { Change } from '../core/contracts.js';
 import { ForkPushRefusedError } from '../core/errors.js';
+import { parseHunks } from '../core/hunks.js';
 import type { CheckCreate, CommitRequest, CommittedFiles, FindingFeedback, ForgePublisher, PostedReview } from '../core/ports.js';
 import { type InlineComment, type InlineReview, isDismissReply, markedFinding, markedResolved, resolvedMarker } from '../core/review.js';
 import type { SarifLog } from '../core/sarif.js';
 import { MAX_FEEDBACK_COMMENTS } from './comments.js';
 import { forkCommitRefusal } from './commits.js';
 import { GitLabChangeSource, type GitLabClient, gitLabStatus } from './gitlab-changes.js';
-import { DEVELOPER_ACCESS } from './gitlab-lookup.js';
+import { GitLabChangeLookup } from './gitlab-lookup.js';
 
 /**
  * The states a commit status ends in for each check conclusion. `skipped` (accepted by the commit
@@ -104,19 +105,13 @@ interface DiffFile {
  */
 export function diffLines(patch: string): Map<number, DiffLine> {
   const out = new Map<number, DiffLine>();
-  let oldLine = 0;
-  let newLine = 0;
-  for (const line of patch.split('\n')) {
-    const hunk = /^@@ -(\d+)(?:,\d+)? \+(\d+)(?:,\d+)? @@/.exec(line);
-    if (hunk) {
-      oldLine = Number(hunk[1]);
-      newLine = Number(hunk[2]);
-    } else if (line.startsWith('+')) {
-      out.set(newLine++, { old: oldLine, added: true });
-    } else if (line.startsWith('-')) {
-      oldLine++;
-    } else if (!line.startsWith('\\') && newLine > 0) {
-      out.set(newLine++, { old: oldLine++, added: false });
+  // A patch the shared parser refuses (malformed) places no line.
+  for (const hunk of parseHunks(patch) ?? []) {
+    let oldLine = hunk.oldStart;
+    for (const line of hunk.lines) {
+      if (line.marker === '+') out.set(line.new, { old: oldLine, added: true });
+      else if (line.marker === ' ') out.set(line.new, { old: line.old, added: false });
+      if (line.marker === ' ' || line.marker === '-') oldLine = line.old + 1;
     }
   }
   return out;
@@ -393,21 +388,19 @@ export class GitLabPublisher implements ForgePublisher {
   private canDismiss(change: Change, userId: number): Promise<boolean> {
     let p = this.access.get(userId);
     if (!p) {
-      p = this.gitlab.ProjectMembers.show(change.repository, userId, { includeInherited: true }).then(
-        (m) => m.access_level >= DEVELOPER_ACCESS,
-        () => false,
-      );
+      // A lookup that fails counts as no access: a dismissal is never taken on doubt.
+      p = new GitLabChangeLookup(this.gitlab).canWrite(change.repository, userId).catch(() => false);
       this.access.set(userId, p);
     }
     return p;
   }
 
   /**
-   * `POST /projects/:id/statuses/:head_sha` with `state: running`, `name` the check name and
-   * `target_url` the merge request's web URL with the run's fragment (`#agentflow-run=<run id>`),
-   * which is how {@link completeCheck} finds the run's status again. A status of that name already
-   * running on the SHA (a retried start) makes GitLab answer 400 "Cannot transition status via :run
-   * from :running": it is left running as it is.
+   * `POST /projects/:id/statuses/:head_sha` with `state: pending`, `name` the check name, `ref`
+   * ({@link statusRef}) and `target_url` the merge request's web URL with the run's fragment
+   * (`#agentflow-run=<run id>`), which is how {@link completeCheck} finds the run's status again. A
+   * status of that name already pending on the SHA (a retried start) makes GitLab answer 400
+   * "Cannot transition status via :enqueue from :pending": it is left as it is.
    * Source: https://docs.gitlab.com/api/commits/#set-the-pipeline-status-of-a-commit (read 2026-11).
    */
   async startCheck(change: Change, name: string, runId: string): Promise<void> {

@@ -3,6 +3,7 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
 import type { CircuitBreaker } from '../core/breaker.js';
+import { withDeadline } from '../core/http.js';
 import {
   type AllowedTool,
   cleanToolText,
@@ -41,15 +42,6 @@ export const toolBreakerProvider = (server: string) => `mcp:${server}`;
 interface Connected {
   readonly client: Client;
   readonly transport: StdioClientTransport | StreamableHTTPClientTransport;
-}
-
-/** `p`, or a rejection naming `what` after `ms`. */
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
 const oneLine = (e: unknown) => (e instanceof Error ? e.message : String(e)).replace(/\s+/g, ' ').slice(0, 300);
@@ -116,7 +108,9 @@ export class McpToolbox implements Toolbox {
               })
             : new StreamableHTTPClientTransport(new URL(server.url), { requestInit: { headers: { ...(server.headers ?? {}) } } });
         try {
-          await within(client.connect(transport), this.timeoutMs, `connecting to MCP server "${server.name}"`);
+          await withDeadline(client.connect(transport), this.timeoutMs).catch((e: unknown) => {
+            throw new Error(`connecting to MCP server "${server.name}": ${e instanceof Error ? e.message : String(e)}`);
+          });
         } catch (e) {
           // A server that did not answer in time is stopped, not left running.
           await client.close().catch(() => undefined);

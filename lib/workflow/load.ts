@@ -375,6 +375,16 @@ function normalizeOutput(w: WorkflowSource, phases: readonly Phase[], src: YamlS
       ),
     );
   }
+  // GitLab takes SARIF only as a CI artifact: on a workflow only merge requests start, the upload would never happen.
+  const events = Array.isArray(w.trigger.event) ? w.trigger.event : [w.trigger.event];
+  if (o.code_scanning && events.every((e) => e.startsWith('merge_request.'))) {
+    diagnostics.push(
+      src.at(
+        at('code_scanning'),
+        'output.code_scanning uploads to GitHub code scanning, and this workflow only starts on GitLab merge requests (GitLab takes SARIF only as a CI job artifact): remove it',
+      ),
+    );
+  }
   const slack = typeof o.slack === 'string' ? o.slack : o.slack === true || o.slack_notification ? 'default' : undefined;
   const createFiles = normalizeCreateFiles(o.create_files, at('create_files'), phases, src, diagnostics);
   return {

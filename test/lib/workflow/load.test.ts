@@ -585,6 +585,15 @@ describe('Function: loadWorkflow (the output block: every setting does something
     ]);
   });
 
+  it('refuses code_scanning on a workflow only GitLab merge requests start (GitLab takes no SARIF upload)', () => {
+    const gitlabOnly = valid.replace('trigger: { event: pull_request.opened }', 'trigger: { event: merge_request.open }');
+    expect(errors(`${gitlabOnly}output: { code_scanning: true }\n`)).toEqual([
+      'workflows/test.yml:6:26: output.code_scanning uploads to GitHub code scanning, and this workflow only starts on GitLab merge requests (GitLab takes SARIF only as a CI job artifact): remove it',
+    ]);
+    const both = valid.replace('trigger: { event: pull_request.opened }', 'trigger: { event: [change.opened] }');
+    expect(errors(`${both}output: { code_scanning: true }\n`)).toEqual([]);
+  });
+
   it('refuses both spellings of one setting (the older one would do nothing)', () => {
     expect(errors(`${valid}output: { github_review: true, github_comment: false }\n`)).toEqual([
       'workflows/test.yml:6:48: output.github_comment is the older form of output.github_review: give only one of them',
