@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createDynamoGateway } from '../lambdas/adapters/gateway-store.js';
 import { MemoryGatewayMetrics } from '../lambdas/adapters/metrics.js';
-import type { Change, ExecutionInput } from '../lambdas/core/contracts.js';
+import type { Change, ExecutionInput, ReviewInput } from '../lambdas/core/contracts.js';
 import { GatewayConfigSchema } from '../lambdas/core/gateway-config.js';
 import type { ReportFinding } from '../lambdas/core/report.js';
 import { createExampleRepo, type ExampleRepo } from '../lib/local/example-repo.js';
@@ -43,7 +43,7 @@ export function exampleChange(over: Partial<Change> = {}): Change {
 }
 
 /** Execution input for the example pull request. */
-export function exampleInput(repo: ExampleRepo, runId: string, workflow = 'pr-review'): ExecutionInput {
+export function exampleInput(repo: ExampleRepo, runId: string, workflow = 'pr-review'): ReviewInput {
   return { runId, workflow, change: exampleChange({ baseSha: repo.base, headSha: repo.head }) };
 }
 

@@ -1,5 +1,5 @@
 import { DescribeExecutionCommand, ExecutionAlreadyExists, type SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
-import { ExecutionInputSchema } from '../core/contracts.js';
+import { ExecutionInputSchema, runSubject } from '../core/contracts.js';
 import type { ExecutionStarter, RunStore } from '../core/ports.js';
 
 /**
@@ -34,9 +34,7 @@ export class SfnExecutionStarter implements ExecutionStarter {
           runId: name,
           workflow,
           status: 'RUNNING',
-          repository: run.data.change.repository,
-          number: run.data.change.number,
-          headSha: run.data.change.headSha,
+          ...runSubject(run.data),
           startedAt: (started.startDate ?? new Date()).toISOString(),
           costUsd: 0,
           findings: 0,

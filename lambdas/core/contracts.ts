@@ -93,15 +93,49 @@ export const FeedbackTalliesSchema = z.array(
 );
 export type FeedbackTallies = z.infer<typeof FeedbackTalliesSchema>;
 
-/** Execution input of every compiled state machine. */
-export const ExecutionInputSchema = z.strictObject({
-  runId: z.string().min(1).max(80),
-  workflow: z.string().min(1),
-  change: ChangeSchema,
-  /** Set by the webhook when the trigger filters the pull request out: the run records SKIPPED with this reason. */
-  skip: z.string().optional(),
+/** Longest request text a run takes, in characters (Slack's slash command text is at most 4,000). */
+export const MAX_REQUEST_CHARS = 4_000;
+
+/**
+ * A person's request a workflow with `trigger: request` answers (issue 15): `/agentflow ask` in
+ * Slack, `agentflow run <workflow> --request`. The text is outside data: agents get it fenced as
+ * data, never as instructions.
+ */
+export const RequestSchema = z.strictObject({
+  text: z.string().min(1).max(MAX_REQUEST_CHARS),
+  /**
+   * Who asked, as the tools see them (passed to MCP servers, which decide what that person may
+   * do): `slack:<user id>` or `local:<user>`.
+   */
+  requester: z.string().min(1).max(200),
+  /** The Slack thread the answer goes to (the message `/agentflow ask` posted). Absent: the answer is the run record's. */
+  thread: z.strictObject({ channel: z.string().min(1), ts: z.string().min(1) }).optional(),
 });
+export type Request = z.infer<typeof RequestSchema>;
+
+/**
+ * The run kinds (issue 15): a `review` of a pull or merge request (`change`), or an answer to a
+ * person's `request`. Each compiled state machine is of one kind (its trigger decides).
+ */
+export const RUN_KINDS = ['review', 'request'] as const;
+export type RunKind = (typeof RUN_KINDS)[number];
+
+/** Execution input of every compiled state machine: a review's carries `change`, a request's `request`. */
+export const ExecutionInputSchema = z
+  .strictObject({
+    runId: z.string().min(1).max(80),
+    workflow: z.string().min(1),
+    change: ChangeSchema.optional(),
+    request: RequestSchema.optional(),
+    /** Set by the webhook when the trigger filters the pull request out: the run records SKIPPED with this reason. */
+    skip: z.string().optional(),
+  })
+  .refine((i) => (i.change ? 1 : 0) + (i.request ? 1 : 0) === 1, {
+    message: 'give change (a review) or request (a request run), not both',
+  });
 export type ExecutionInput = z.infer<typeof ExecutionInputSchema>;
+/** The execution input of a `review` run (its `change` is given). */
+export type ReviewInput = ExecutionInput & { change: Change };
 
 const ModelRef = z.strictObject({
   provider: z.enum(PROVIDERS),
@@ -139,8 +173,60 @@ export type PathFilter = z.infer<typeof PathFilterSchema>;
  * `verdicts` (the built-in verifier: whether each earlier finding holds, see `lambdas/core/verify.ts`),
  * `tests` (findings and generated test files, committed by `output.create_files`, see `generated-files.ts`).
  */
-export const AGENT_OUTPUTS = ['findings', 'document', 'verdicts', 'tests'] as const;
+export const AGENT_OUTPUTS = ['findings', 'document', 'verdicts', 'tests', 'answer', 'route', 'guardrail'] as const;
 export type AgentOutput = (typeof AGENT_OUTPUTS)[number];
+
+/** One tool of an MCP server an agent may call (`allow:` in the workflow): its name there, and whether it changes something. */
+export const AllowedToolSchema = z.strictObject({ name: z.string().min(1).max(64), write: z.boolean().default(false) });
+
+/**
+ * The built-in, read-only tools over the change under review (`server: agentflow`): read a file at
+ * the head commit, search the changed files, list the changed files.
+ */
+export const BUILTIN_TOOLS = ['read_file', 'search', 'list_changed_files'] as const;
+export type BuiltinTool = (typeof BUILTIN_TOOLS)[number];
+/** The server name the built-in tools are offered under (`agentflow__read_file`). */
+export const BUILTIN_TOOL_SERVER = 'agentflow';
+
+/**
+ * A tool server of an agent (`tools:`), as the compiler resolved it from the workflow's
+ * `mcp_servers:`: an MCP server over stdio (`command`) or streamable HTTP (`url`), or the
+ * built-in tools (`builtin`), with the tools the workflow allows.
+ */
+export const ToolServerSchema = z.strictObject({
+  /** Letters, digits, `_` and `-`; tools are offered as `<name>__<tool>`. */
+  name: z.string().regex(/^[A-Za-z0-9-]+(_[A-Za-z0-9-]+)*$/),
+  command: z.string().min(1).optional(),
+  args: z.array(z.string()).default([]),
+  url: z.string().url().optional(),
+  builtin: z.boolean().default(false),
+  allow: z.array(AllowedToolSchema).min(1),
+});
+export type ToolServer = z.infer<typeof ToolServerSchema>;
+
+/** A numeric or string comparison on a field of an earlier phase's structured answer (`approval.when`). */
+export const WHEN_OPS = ['>', '>=', '<', '<=', '==', '!='] as const;
+export type WhenOp = (typeof WHEN_OPS)[number];
+
+/**
+ * The built-in guardrail step (`output: guardrail`): which text it checks (the request, or the
+ * answer of the first of `phases` that ran), in which direction, with the local rules offline and
+ * Bedrock Guardrails (`guardrailId`/`guardrailVersion`) in the cloud; `action` says what a PII
+ * match does (`mask` goes on with the masked text, `block` stops the run).
+ */
+export const GuardrailSettingsSchema = z.strictObject({
+  source: z.enum(['INPUT', 'OUTPUT']),
+  /** Empty: the request; else the answers of these phases (the first that ran). */
+  phases: z.array(z.string()).default([]),
+  deniedTopics: z.array(z.strictObject({ name: z.string().min(1), phrases: z.array(z.string().min(1)).min(1) })).default([]),
+  pii: z.array(z.string()).optional(),
+  piiAction: z.enum(['mask', 'block']).default('mask'),
+  promptAttack: z.boolean().default(true),
+  /** Bedrock Guardrails in the cloud (the environment's guardrail when absent); the local rules otherwise. */
+  guardrailId: z.string().optional(),
+  guardrailVersion: z.string().optional(),
+});
+export type GuardrailSettings = z.infer<typeof GuardrailSettingsSchema>;
 
 /** A Map item: one agent as the compiler resolved it (prices in USD per million tokens). */
 export const AgentItemSchema = z.strictObject({
@@ -167,6 +253,26 @@ export const AgentItemSchema = z.strictObject({
    * A glob without a slash matches the file name in any folder.
    */
   paths: PathFilterSchema.default({ include: [], exclude: [] }),
+  /** Tool servers the agent may call (`tools:`); empty: the agent answers without tools. */
+  tools: z.array(ToolServerSchema).default([]),
+  /** Model calls of the agent's tool loop at most (`max_iterations`). @default 8 */
+  maxIterations: z.number().int().min(1).max(50).default(8),
+  /** The agent's time limit in seconds (`time_limit`), within the task's 900 s. @default 300 */
+  timeLimitSeconds: z.number().int().min(10).max(870).default(300),
+  /**
+   * Tools marked `write: true` may be offered and called: the phase comes after an approval gate
+   * or the workflow sets `allow_write_tools`. Never for a change from a fork (InvokeAgent checks).
+   */
+  allowWrite: z.boolean().default(false),
+  /** `output: route`: the phases the agent may choose (its answer's `route`) and the default. */
+  route: z.strictObject({ choices: z.array(z.string()).min(1), default: z.string() }).optional(),
+  /** `output: guardrail`: the built-in guardrail step's settings. */
+  guardrail: GuardrailSettingsSchema.optional(),
+  /**
+   * `output: answer` / `route`: the answers of these earlier phases are given to the agent as data
+   * (`reads:`; default every earlier phase that wrote an answer).
+   */
+  reads: z.array(z.string()).default([]),
 });
 export type AgentItem = z.infer<typeof AgentItemSchema>;
 
@@ -391,7 +497,10 @@ export const InvokeAgentInputSchema = z.strictObject({
   runId: z.string(),
   workflow: z.string(),
   phase: z.string(),
-  contextRef: ArtifactRef,
+  /** The review's context (a `review` run); absent in a `request` run. */
+  contextRef: ArtifactRef.optional(),
+  /** The person's request (a `request` run). */
+  request: RequestSchema.optional(),
   /** Results of earlier phases, keyed by phase (small summaries with refs). */
   previous: z.record(z.string(), z.unknown()).default({}),
   /** The workflow's `budget:`; the project defaults to the repository name. */
@@ -466,8 +575,48 @@ export const AgentResultSchema = z.strictObject({
   rawAnswers: z.array(z.string()).default([]),
   /** Set by the Map iteration's Catch: `{Error, Cause}` as Step Functions reports them. */
   error: z.object({ Error: z.string(), Cause: z.string().optional() }).optional(),
+  /** `output: answer`, `route` or a masking `guardrail`: the answer's text (Markdown, model output: data). */
+  answerRef: ArtifactRef.optional(),
+  /**
+   * The answer's structured fields (`output: answer` agents answer `{ answer, data }`), at most
+   * {@link MAX_ANSWER_DATA_CHARS} of JSON: Choice states read them (`approval.when`), so they stay
+   * small; scalars only (strings ≤ 200 characters, numbers, booleans).
+   */
+  data: z.record(z.string(), z.union([z.string().max(200), z.number(), z.boolean(), z.null()])).optional(),
+  /** `output: route`: the phase chosen (one of the item's `route.choices`, else its default) and why. */
+  decision: z.string().optional(),
+  decisionReason: z.string().max(500).optional(),
+  /** Tool calls made (refused ones included), failed or refused, and the model calls of the loop. */
+  toolCalls: z.number().int().nonnegative().default(0),
+  toolErrors: z.number().int().nonnegative().default(0),
+  iterations: z.number().int().nonnegative().default(0),
+  /** The calls' records (`ToolCallRecord[]`: name, redacted input/output, ok, error, ms). */
+  toolCallsRef: ArtifactRef.optional(),
+  /** `output: guardrail`: what the guardrail decided (never the text it matched). */
+  guardrail: z
+    .strictObject({
+      intervened: z.boolean(),
+      blocked: z.boolean(),
+      interventions: z.array(z.strictObject({ policy: z.string(), name: z.string(), action: z.enum(['blocked', 'masked']) })),
+    })
+    .optional(),
 });
 export type AgentResult = z.infer<typeof AgentResultSchema>;
+
+/** Longest JSON of an answer's `data` kept in the Map state's output, in characters. */
+export const MAX_ANSWER_DATA_CHARS = 2_000;
+
+/**
+ * Where a `request` run's phases went (the run summary's and record's `phases`): `ran`, or
+ * `skipped` with the reason (a route chose another phase; a conditional gate was not needed).
+ */
+export const PhaseOutcomeSchema = z.strictObject({
+  phase: z.string(),
+  status: z.enum(['ran', 'skipped']),
+  reason: z.string().optional(),
+});
+export type PhaseOutcome = z.infer<typeof PhaseOutcomeSchema>;
+
 
 /** What a gate phase ended with (`$.gates.<phase>`): SendTaskSuccess output, or the outcome the compiled Catch set. */
 export const GateOutcomeSchema = z.looseObject({
@@ -495,6 +644,42 @@ export const AggregateInputSchema = z.strictObject({
   files: FilesCommitSchema.optional(),
 });
 export type AggregateInput = z.infer<typeof AggregateInputSchema>;
+
+/**
+ * Aggregate of a `request` run (`kind: 'request'`): the agents' results and gates as for a review,
+ * the routes taken, and `answer`: the phases whose answer is the run's answer, in order (the first
+ * that ran with an answer wins; `output.answer`, default the last phases that answer).
+ */
+export const RequestAggregateInputSchema = z.strictObject({
+  kind: z.literal('request'),
+  runId: z.string(),
+  workflow: z.string(),
+  request: RequestSchema,
+  results: z.record(z.string(), z.array(z.unknown())),
+  gates: z.record(z.string(), GateOutcomeSchema).default({}),
+  workflowName: z.string().default(''),
+  requiredPhases: z.array(z.string()).default([]),
+  /**
+   * Every phase of the workflow in order, to record those that did not run and why: a route's
+   * target (`routeOf`: the route phase, whose agent's `decision` chose), or a phase after
+   * conditional phases (`after`: it runs when one of them ran). A phase with neither always runs
+   * (unless a gate or guardrail stopped the run). `kind` is the phase kind (agents, approval, ci,
+   * route, guardrail): an agent phase's results are under `results`, a gate's under `gates`.
+   */
+  plan: z
+    .array(
+      z.strictObject({
+        phase: z.string(),
+        kind: z.string(),
+        routeOf: z.string().optional(),
+        after: z.array(z.string()).default([]),
+      }),
+    )
+    .default([]),
+  /** The phases whose answer is the run's answer, in order (`output.answer`): the first that ran with an answer wins. */
+  answer: z.array(z.string()).default([]),
+});
+export type RequestAggregateInput = z.infer<typeof RequestAggregateInputSchema>;
 
 /** Run summary: counts, cost in USD and per-agent status. Small by construction. */
 /**
@@ -558,6 +743,10 @@ export const RunSummarySchema = z.strictObject({
       repairs: z.number().default(0),
       truncated: z.number().default(0),
       rawAnswers: z.array(z.string()).default([]),
+      toolCalls: z.number().default(0),
+      toolErrors: z.number().default(0),
+      iterations: z.number().default(0),
+      decision: z.string().optional(),
     }),
   ),
   offline: z.boolean(),
@@ -608,6 +797,13 @@ export const RunSummarySchema = z.strictObject({
   gates: z.record(z.string(), z.string()).default({}),
   /** The generated test files' commit (`output.create_files`), linked from the summary comment. */
   files: FilesCommitSchema.optional(),
+  /** A `request` run: which phases ran and which were skipped, with why. */
+  phases: z.array(PhaseOutcomeSchema).optional(),
+  /** Tool calls the agents made (refused included), and those that failed or were refused. */
+  toolCalls: z.number().int().nonnegative().optional(),
+  toolErrors: z.number().int().nonnegative().optional(),
+  /** A `request` run: the answer sent (Markdown, model output), absent when no phase answered. */
+  answerRef: ArtifactRef.optional(),
 });
 export type RunSummary = z.infer<typeof RunSummarySchema>;
 
@@ -687,7 +883,9 @@ const PublishFailed = z.strictObject({
   kind: z.literal('failed'),
   runId: z.string(),
   workflow: z.string(),
-  change: ChangeSchema,
+  /** The review's change; a `request` run gives `request` instead. */
+  change: ChangeSchema.optional(),
+  request: RequestSchema.optional(),
   error: z.object({ Error: z.string(), Cause: z.string().optional() }),
   /** Channel the failure is posted in (`fallback: - notify:`, else `output.slack`); `default` as for `outputs.slack`. */
   notify: z.string().optional(),
@@ -697,7 +895,9 @@ const PublishStopped = z.strictObject({
   kind: z.literal('stopped'),
   runId: z.string(),
   workflow: z.string(),
-  change: ChangeSchema,
+  /** The review's change; a `request` run gives `request` instead. */
+  change: ChangeSchema.optional(),
+  request: RequestSchema.optional(),
   reason: z.string(),
   gates: z.record(z.string(), GateOutcomeSchema).default({}),
   /** The agents' results of the phases before the gate (their spend records give the run's cost). */
@@ -722,7 +922,24 @@ const PublishFiles = z.strictObject({
     pushToPullRequest: z.boolean().default(false),
   }),
 });
+/**
+ * A `request` run's answer: posted in the request's Slack thread (`chat.update` of the message
+ * `/agentflow ask` posted, or a reply), recorded in the run record with the tool calls and phases.
+ */
+const PublishAnswer = z.strictObject({
+  kind: z.literal('answer'),
+  runId: z.string(),
+  workflow: z.string(),
+  request: RequestSchema,
+  report: z.strictObject({ reportRef: ArtifactRef, summary: RunSummarySchema }),
+  outputs: z.strictObject({
+    databaseLog: z.boolean(),
+    /** Also post the run summary in this channel (`output.slack`). */
+    slack: z.string().optional(),
+  }),
+});
 export const PublishInputSchema = z.discriminatedUnion('kind', [
+  PublishAnswer,
   PublishFiles,
   PublishStarted,
   PublishReport,
@@ -784,8 +1001,37 @@ export const RunRecordSchema = z.object({
     .optional(),
   /** The generated test files' commit (`output.create_files`): branch, SHA, URL, files committed and refused. */
   files: FilesCommitSchema.optional(),
+  /** A `request` run: who asked and the request's first 300 characters (redacted). */
+  request: z.object({ requester: z.string(), text: z.string() }).optional(),
+  /** A `request` run: the answer sent, the phases that ran or were skipped and why, the tool calls. */
+  answerRef: z.string().optional(),
+  phases: z.array(PhaseOutcomeSchema).optional(),
+  toolCalls: z.number().optional(),
+  toolErrors: z.number().optional(),
 });
 export type RunRecord = z.infer<typeof RunRecordSchema>;
+
+/** The first characters of a request kept in its run record (`request.text`). */
+export const RECORDED_REQUEST_CHARS = 300;
+
+/**
+ * What a run record says the run was about: the change's repository, number and head, or for a
+ * `request` run who asked and the start of the request (empty repository, number 0). The caller
+ * redacts `request.text` when it can (the redaction scanner is async).
+ */
+export function runSubject(input: {
+  change?: Change | undefined;
+  request?: Request | undefined;
+}): Pick<RunRecord, 'repository' | 'number' | 'headSha' | 'request'> {
+  if (input.change) return { repository: input.change.repository, number: input.change.number, headSha: input.change.headSha };
+  const request = input.request;
+  return {
+    repository: '',
+    number: 0,
+    headSha: '',
+    ...(request ? { request: { requester: request.requester, text: request.text.slice(0, RECORDED_REQUEST_CHARS) } } : {}),
+  };
+}
 
 /**
  * Parses task input with a contract; a mismatch becomes {@link InvalidInputError} naming the

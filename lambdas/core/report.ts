@@ -229,6 +229,10 @@ export function summarize(
         repairs: a.repairs,
         truncated: a.truncated,
         rawAnswers: a.rawAnswers,
+        toolCalls: a.toolCalls,
+        toolErrors: a.toolErrors,
+        iterations: a.iterations,
+        ...(a.decision ? { decision: a.decision } : {}),
       };
     }),
   };

@@ -43,6 +43,7 @@ import {
   forgeOf,
   PROVIDERS,
   type RunSummary,
+  runSubject,
 } from '../../lambdas/core/contracts.js';
 import type { ModelGateway } from '../../lambdas/core/gateway.js';
 import { type GatewayConfig, GatewayConfigSchema } from '../../lambdas/core/gateway-config.js';
@@ -467,9 +468,7 @@ export class LocalRuntime {
       runId: name,
       workflow,
       status: 'RUNNING',
-      repository: input.change.repository,
-      number: input.change.number,
-      headSha: input.change.headSha,
+      ...runSubject(input),
       startedAt: new Date(queued).toISOString(),
       costUsd: 0,
       findings: 0,

@@ -57,7 +57,7 @@ export interface ResolvedAgent {
    * `verdicts`: the built-in verifier (workflow `verify:`), which checks the other agents' findings;
    * `tests`: findings and test files (`{ path, content }`), committed by `output.create_files`.
    */
-  readonly output: 'findings' | 'document' | 'verdicts' | 'tests';
+  readonly output: 'findings' | 'document' | 'verdicts' | 'tests' | 'answer' | 'route' | 'guardrail';
   /** Only for the built-in verifier (`output: verdicts`): findings per call and what happens to an unconfirmed one. */
   readonly verify?: { readonly batch: number; readonly unconfirmed: 'drop' | 'downgrade' };
   /** For `model: auto`: the provider's tier models; InvokeAgent picks one by the change size. */
@@ -67,6 +67,42 @@ export interface ResolvedAgent {
    * `paths.include`, else the catalog's `files` (empty: every file); `exclude` is `paths.exclude`.
    */
   readonly paths: IncludeExclude;
+  /** Tool servers the agent may call (`tools:`), resolved from the workflow's `mcp_servers:`; empty: none. */
+  readonly tools: readonly ToolServer[];
+  /** Model calls of the tool loop at most (`max_iterations`). @default 8 */
+  readonly maxIterations: number;
+  /** The agent's time limit in seconds (`time_limit`). @default 300 */
+  readonly timeLimitSeconds: number;
+  /** Tools marked `write: true` may run: the phase comes after an approval gate, or the workflow sets `allow_write_tools`. */
+  readonly allowWrite: boolean;
+  /** `output: route`: the phases it may choose and the default. */
+  readonly route?: { readonly choices: readonly string[]; readonly default: string };
+  /** `output: guardrail`: the built-in guardrail step. */
+  readonly guardrail?: GuardrailSettings;
+  /** The earlier phases whose answers the agent gets as data (`reads:`); empty: every earlier phase that answered. */
+  readonly reads: readonly string[];
+}
+
+/** A tool server of an agent (see `ToolServerSchema` in `lambdas/core/contracts.ts`, which a test ties to this). */
+export interface ToolServer {
+  readonly name: string;
+  readonly command?: string;
+  readonly args: readonly string[];
+  readonly url?: string;
+  readonly builtin: boolean;
+  readonly allow: ReadonlyArray<{ readonly name: string; readonly write: boolean }>;
+}
+
+/** The built-in guardrail step's settings (see `GuardrailSettingsSchema` in `lambdas/core/contracts.ts`). */
+export interface GuardrailSettings {
+  readonly source: 'INPUT' | 'OUTPUT';
+  readonly phases: readonly string[];
+  readonly deniedTopics: ReadonlyArray<{ readonly name: string; readonly phrases: readonly string[] }>;
+  readonly pii?: readonly string[];
+  readonly piiAction: 'mask' | 'block';
+  readonly promptAttack: boolean;
+  readonly guardrailId?: string;
+  readonly guardrailVersion?: string;
 }
 
 /** A numeric comparison from a condition such as `lines_changed: "> 100"`. */

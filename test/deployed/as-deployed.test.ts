@@ -8,7 +8,7 @@ import { sign } from '@octokit/webhooks-methods';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoApprovalStore } from '../../lambdas/adapters/approvals.js';
 import { DynamoRunStore } from '../../lambdas/adapters/runs.js';
-import type { ExecutionInput, RunSummary } from '../../lambdas/core/contracts.js';
+import type { ExecutionInput, ReviewInput, RunSummary } from '../../lambdas/core/contracts.js';
 import { slackSignature } from '../../lambdas/core/signatures.js';
 import { APPROVE_ACTION } from '../../lambdas/core/slack.js';
 import { CI_SIGNATURE_HEADER } from '../../lambdas/webhook/ci-callback.js';
@@ -119,7 +119,7 @@ function startedBy(res: { json: unknown }, workflow: string): Execution {
 }
 
 /** Execution input for the example pull request, as the webhook builds it. */
-function input(workflow: string, runId: string): ExecutionInput {
+function input(workflow: string, runId: string): ReviewInput {
   return {
     runId,
     workflow,

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ExecutionInput, RunSummary } from '../../lambdas/core/contracts.js';
+import type { ReviewInput, RunSummary } from '../../lambdas/core/contracts.js';
 import { TOP_FINDINGS } from '../../lambdas/core/report.js';
 import type { ExampleRepo } from '../../lib/local/example-repo.js';
 import type { LocalRuntime } from '../../lib/local/runtime.js';
@@ -60,7 +60,7 @@ afterAll(async () => {
   await rt?.stop();
 });
 
-const input = (runId: string, title: string): ExecutionInput => {
+const input = (runId: string, title: string): ReviewInput => {
   const base = exampleInput(repo, runId);
   return { ...base, change: { ...base.change, headSha: head, title } };
 };

@@ -27,6 +27,11 @@ const agent: AgentItem = {
   complexity: 'medium',
   output: 'findings',
   paths: { include: [], exclude: [] },
+  tools: [],
+  maxIterations: 8,
+  timeLimitSeconds: 300,
+  allowWrite: false,
+  reads: [],
 };
 
 const change = (over: Partial<Change> = {}): Change => exampleChange({ headRef: 'feature', ...over });

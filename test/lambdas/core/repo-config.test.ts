@@ -79,6 +79,11 @@ const agent = (name: string): AgentItem => ({
   complexity: 'medium',
   output: 'findings',
   paths: { include: [], exclude: [] },
+  tools: [],
+  maxIterations: 8,
+  timeLimitSeconds: 300,
+  allowWrite: false,
+  reads: [],
 });
 
 describe('Function: loadContext with repository config', () => {

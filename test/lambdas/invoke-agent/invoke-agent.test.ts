@@ -28,6 +28,11 @@ const agent = (provider: 'bedrock' | 'openai', contextWindow = 200_000): AgentIt
   complexity: 'medium',
   output: 'findings',
   paths: { include: [], exclude: [] },
+  tools: [],
+  maxIterations: 8,
+  timeLimitSeconds: 300,
+  allowWrite: false,
+  reads: [],
 });
 
 /** An agent on an openai-compatible model (Ollama, vLLM) with the given `structured_output`. */
