@@ -586,6 +586,8 @@ export const AgentResultSchema = z.strictObject({
   /** `output: route`: the phase chosen (one of the item's `route.choices`, else its default) and why. */
   decision: z.string().optional(),
   decisionReason: z.string().max(500).optional(),
+  /** Why the agent stopped before it finished (`partial`): the iteration cap, the budget, the time limit, a cut answer. */
+  stopReason: z.string().max(500).optional(),
   /** Tool calls made (refused ones included), failed or refused, and the model calls of the loop. */
   toolCalls: z.number().int().nonnegative().default(0),
   toolErrors: z.number().int().nonnegative().default(0),
