@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { type AgentItem, type AgentResult, MAX_ANSWER_DATA_CHARS } from './contracts.js';
-import { DATA_CLOSE, DATA_OPEN, parseStructured } from './prompt.js';
+import { DATA_CLOSE, DATA_OPEN, dataBoundary, parseStructured } from './prompt.js';
 
 /**
  * The answers of a `request` run's agents (issue 15): an `answer` agent writes a Markdown answer
@@ -98,4 +98,45 @@ export function parseRouteAnswer(
     };
   }
   return { decision: chosen, reason: r.answer.reason.slice(0, 500), valid: true };
+}
+
+/** An earlier phase's answer given to a later agent (`reads:`): the phase and its answer text. */
+export interface EarlierAnswer {
+  readonly phase: string;
+  readonly text: string;
+}
+
+/**
+ * The user message of a `request` run's agent: stable header lines (`Agent:`, `Requested by:`),
+ * then the request and each earlier answer between their own random data boundaries
+ * ({@link dataBoundary}): the system prompt says everything inside is data.
+ *
+ * @example
+ * ```text
+ * Agent: billing-specialist
+ * Requested by: slack:U024BE7LH
+ * The request, between the data boundaries below:
+ *
+ * <<<AGENTFLOW-DATA-3f9c0a7d12e4b865>>>
+ * I was charged twice for order 1234 ($150). Please refund one.
+ * <<<END-AGENTFLOW-DATA-3f9c0a7d12e4b865>>>
+ *
+ * Earlier answer of phase "triage":
+ * <<<AGENTFLOW-DATA-…>>>
+ * …
+ * ```
+ */
+export function requestMessage(agent: string, requester: string, request: string, earlier: readonly EarlierAnswer[] = []): string {
+  const fence = (text: string) => {
+    const id = dataBoundary(text);
+    return `<<<${DATA_OPEN}${id}>>>\n${text}\n<<<${DATA_CLOSE}${id}>>>`;
+  };
+  return [
+    `Agent: ${agent}`,
+    `Requested by: ${requester.replace(/[\r\n]+/g, ' ')}`,
+    'The request, between the data boundaries below:',
+    '',
+    fence(request),
+    ...earlier.flatMap((e) => ['', `Earlier answer of phase "${e.phase}":`, fence(e.text)]),
+  ].join('\n');
 }
