@@ -1,3 +1,4 @@
+import type { z } from 'zod';
 import { fromMicro } from '../core/budget.js';
 import {
   type AgentResult,
@@ -7,46 +8,20 @@ import {
   type AggregateOutput,
   ContextArtifactSchema,
   FindingSchema,
-  MAX_ATTEMPTS_KEPT,
   parseInput,
+  type RequestAggregateInputSchema,
 } from '../core/contracts.js';
 import { knownTo, type Reconciled, ReviewStateSchema, reconcile } from '../core/incremental.js';
 import type { ArtifactStore } from '../core/ports.js';
 import { effectiveInline } from '../core/repo-config.js';
 import { type NotReviewed, type ReportFinding, renderComment, reviewFindings, summarize } from '../core/report.js';
 import { buildInlineReview } from '../core/review.js';
-import { readSpend } from '../core/spend.js';
 import { applyVerdicts, findingKey, VERIFY_PHASE, VerdictsArtifactSchema, type VerificationSummary } from '../core/verify.js';
+import { withSpend } from './agent-spend.js';
+import { aggregateRequest, type RequestAggregateOutput } from './request.js';
 
 export interface AggregateDeps {
   artifacts: ArtifactStore;
-}
-
-/**
- * An agent's result with its spend taken from its spend record, which holds every invocation
- * (Step Functions retries, and agents whose failure the Map's Catch turned into a result with no
- * cost): the run's cost is then the sum of what the ledger settled. Micro-USD in `costMicro`.
- */
-async function withSpend(a: AgentResult, runId: string, artifacts: ArtifactStore): Promise<AgentResult & { costMicro: number }> {
-  const spend = await readSpend(artifacts, runId, a.phase, a.name);
-  if (spend.invocations.length === 0) return { ...a, costMicro: Math.round(a.costUsd * 1_000_000) };
-  const sum = (f: (i: (typeof spend.invocations)[number]) => number) => spend.invocations.reduce((s, i) => s + f(i), 0);
-  const costMicro = sum((i) => i.costMicro);
-  return {
-    ...a,
-    costMicro,
-    costUsd: fromMicro(costMicro),
-    inputTokens: sum((i) => i.inputTokens),
-    outputTokens: sum((i) => i.outputTokens),
-    cachedTokens: sum((i) => i.cachedTokens),
-    calls: sum((i) => i.calls),
-    cacheHits: sum((i) => i.cacheHits),
-    // A failed agent's result (from the Map's Catch) has no attempts: take them from its invocations.
-    attempts: a.attempts.length > 0 ? a.attempts : spend.invocations.flatMap((i) => i.attempts).slice(-MAX_ATTEMPTS_KEPT),
-    repairs: sum((i) => i.repairs),
-    truncated: sum((i) => i.truncated),
-    repaired: sum((i) => i.repairs) > 0,
-  };
 }
 
 /**
@@ -83,7 +58,8 @@ async function confirmedByVerifier(agents: readonly AgentResult[], artifacts: Ar
 export const AGENTS_FAILED_METRIC = 'AgentsFailed';
 
 /**
- * Aggregate: reads every agent's findings and spend records, merges and de-duplicates the
+ * Aggregate: for a `request` run (`kind: 'request'`) see `aggregateRequest`; for a review, reads
+ * every agent's findings and spend records, merges and de-duplicates the
  * findings, decides the run's outcome (SUCCEEDED / PARTIAL / FAILED, see `summarize`), stores the
  * full report (JSON) and the pull-request comment (Markdown) as artifacts, and returns their
  * references with a small summary (counts, tokens, USD).
@@ -94,7 +70,12 @@ export const AGENTS_FAILED_METRIC = 'AgentsFailed';
  *
  * @throws InvalidInputError on a bad input
  */
-export async function aggregate(raw: unknown, deps: AggregateDeps): Promise<AggregateOutput> {
+export function aggregate(raw: z.input<typeof RequestAggregateInputSchema>, deps: AggregateDeps): Promise<RequestAggregateOutput>;
+export function aggregate(raw: z.input<typeof AggregateInputSchema>, deps: AggregateDeps): Promise<AggregateOutput>;
+export function aggregate(raw: unknown, deps: AggregateDeps): Promise<AggregateOutput | RequestAggregateOutput>;
+export async function aggregate(raw: unknown, deps: AggregateDeps): Promise<AggregateOutput | RequestAggregateOutput> {
+  // A `request` run (issue 15) has its own report: the answer, the phases, the tool calls.
+  if ((raw as { kind?: unknown } | null)?.kind === 'request') return aggregateRequest(raw, deps);
   const input: AggregateInput = parseInput(AggregateInputSchema, raw, 'Aggregate');
   const agents = await Promise.all(
     Object.values(input.results)
