@@ -6,9 +6,10 @@ import { formatTokens, type JsonSchema } from '../../lambdas/core/answer-format.
 import { PROVIDERS, type Provider } from '../../lambdas/core/contracts.js';
 import { DOCUMENT_CLOSE, DOCUMENT_OPEN } from '../../lambdas/core/prompt.js';
 import { countTokens, type TokenizerFamily } from '../../lambdas/core/tokenizer.js';
+import { offlineRequestAnswer } from './offline-requests.js';
 import { type OfflineFinding, reviewPrompt } from './offline-rules.js';
 import { offlineTests } from './offline-tests.js';
-import { offlineToolCall } from './offline-tools.js';
+import { bedrockToolTurn, type OfflineToolResult, offlineToolCall, openAIToolTurn } from './offline-tools.js';
 import { offlineVerdicts } from './offline-verifier.js';
 
 /**
@@ -217,11 +218,22 @@ export function offlineReview(system: string, messages: Array<{ role: string; co
  * `=== END DOCUMENT ===`, as the system prompt asks a prompt-only model; `json_object` — one JSON
  * object with the document in `"document"`; `json_schema` / `tool` — that object with every field
  * present (`document: null` when there is none), as a strict schema requires.
+ *
+ * A request run's agent (an `answerSystemPrompt` / `routeSystemPrompt` system prompt) gets its
+ * `{"answer", "data"}` or `{"route", "reason"}` object instead, in every mode, from the request and
+ * the conversation's tool `results` ({@link offlineRequestAnswer}, lib/local/offline-requests.ts).
  */
-export function offlineAnswer(system: string, messages: Array<{ role: string; content: string }>, mode: AnswerMode = 'text'): string {
+export function offlineAnswer(
+  system: string,
+  messages: Array<{ role: string; content: string }>,
+  mode: AnswerMode = 'text',
+  results: readonly OfflineToolResult[] = [],
+): string {
   // The verifier (`verifyMessage`): verdicts, the same object in every mode (it has no optional field).
   const first = messages.find((m) => m.role === 'user')?.content ?? '';
   if (first.startsWith('Verify: ')) return JSON.stringify(offlineVerdicts(first));
+  const request = offlineRequestAnswer(system, first, results);
+  if (request !== undefined) return request;
   const { document, ...review } = offlineReview(system, messages);
   if (mode === 'text') return `${JSON.stringify(review)}${document ? `\n${DOCUMENT_OPEN}\n${document}\n${DOCUMENT_CLOSE}` : ''}`;
   if (mode === 'json_object') return JSON.stringify({ ...review, ...(document ? { document } : {}) });
@@ -541,13 +553,14 @@ function faultedAnswer(
   mode: AnswerMode,
   fault: OfflineFault | undefined,
   schema: JsonSchema | undefined,
+  results: readonly OfflineToolResult[] = [],
 ): { text: string; cut: boolean } | { error: string } {
   if (fault === 'invalid') return { text: 'Here are my thoughts on the change (not JSON).', cut: false };
   if (fault === 'empty') return { text: '', cut: false };
   if (fault === 'off-schema') {
     return { text: JSON.stringify({ summary: 'Reviewed.', findings: 'none: the change looks fine' }), cut: false };
   }
-  let text = offlineAnswer(system, messages, mode);
+  let text = offlineAnswer(system, messages, mode, results);
   if (schema) {
     // A strict schema lists every property as required: the absent optional ones are null.
     text = JSON.stringify(withNulls(JSON.parse(text), schema));
@@ -705,7 +718,12 @@ export class OfflineModelServer {
     for await (const c of req) chunks.push(c as Buffer);
     let body: {
       model?: string;
-      messages?: Array<{ role: string; content: string | null; tool_call_id?: string; tool_calls?: Array<{ id?: string }> }>;
+      messages?: Array<{
+        role: string;
+        content: string | null;
+        tool_call_id?: string;
+        tool_calls?: Array<{ id?: string; function?: { name?: string } }>;
+      }>;
       max_tokens?: unknown;
       max_completion_tokens?: unknown;
       response_format?: unknown;
@@ -754,7 +772,8 @@ export class OfflineModelServer {
       return;
     }
     const task = messages.find((m) => m.role === 'user')?.content ?? '';
-    const call = offlineToolCall(task, messages.filter((m) => m.role === 'tool').length, tools.names);
+    const turn = { system, task, ...openAIToolTurn(body.tools, body.messages ?? []) };
+    const call = offlineToolCall(turn);
     if (call) {
       const id = `call_offline_${this.stats[provider]}`;
       const toolTokens = countTokens(JSON.stringify(body.tools ?? []), 'openai');
@@ -791,6 +810,7 @@ export class OfflineModelServer {
       format.mode,
       fault,
       format.schema,
+      turn.results,
     );
     if ('error' in answer) {
       send(500, { error: { message: answer.error, type: 'server_error', code: null } });
@@ -919,9 +939,10 @@ export class OfflineModelServer {
       send(400, { message: unmatched }, 'ValidationException');
       return;
     }
+    const toolTurn = bedrockToolTurn(body.toolConfig, body.messages ?? []);
     if (format.mode === 'text' && format.offered && format.offered.length > 0) {
-      const results = (body.messages ?? []).reduce((n, msg) => n + msg.content.filter((c) => c.toolResult).length, 0);
-      const call = offlineToolCall(messages.find((x) => x.role === 'user')?.content ?? '', results, format.offered);
+      const task = messages.find((x) => x.role === 'user')?.content ?? '';
+      const call = offlineToolCall({ system, task, ...toolTurn });
       if (call) {
         const toolTokens = countTokens(JSON.stringify((body.toolConfig as { tools?: unknown }).tools ?? []), 'claude');
         const input = offlineInputTokens(system, messages, 'claude') + toolTokens;
@@ -947,7 +968,7 @@ export class OfflineModelServer {
         return;
       }
     }
-    const answer = faultedAnswer(system, messages, format.mode, fault, format.tool?.schema);
+    const answer = faultedAnswer(system, messages, format.mode, fault, format.tool?.schema, toolTurn.results);
     if ('error' in answer) {
       send(500, { message: answer.error }, 'InternalServerException');
       return;
