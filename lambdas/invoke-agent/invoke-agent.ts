@@ -5,12 +5,12 @@ import {
   type AgentOutput,
   type AgentResult,
   AgentResultSchema,
-  type AttemptRecord,
   type ContextArtifact,
   ContextArtifactSchema,
   type Finding,
   FindingSchema,
   type GeneratedFile,
+  type GuardrailSettings,
   type InvokeAgentInput,
   InvokeAgentInputSchema,
   MAX_ATTEMPTS_KEPT,
@@ -19,15 +19,14 @@ import {
   parseInput,
   type TestsAnswer,
 } from '../core/contracts.js';
-import { BudgetExceededError, PriceUnknownError, ProviderRejectedError } from '../core/errors.js';
+import { BudgetExceededError, InvalidInputError, PriceUnknownError, ProviderRejectedError } from '../core/errors.js';
 import { type GatewayAnswer, type GatewayCall, type ModelGateway, worstCaseOf } from '../core/gateway.js';
 import type { BudgetConfig } from '../core/gateway-config.js';
 import { type GeneratedFilesArtifact, screenGeneratedFiles } from '../core/generated-files.js';
 import { knownTo, ReviewStateSchema } from '../core/incremental.js';
 import { answerTokens, candidatesOf, chunkTokensFor, promptTokens, shareMicro, verdictTokens } from '../core/plan.js';
 import { mapLimited } from '../core/pool.js';
-import type { ArtifactStore, ChatMessage, TokenUsage } from '../core/ports.js';
-import { addUsage, NO_USAGE } from '../core/pricing.js';
+import type { ArtifactStore, ChatMessage } from '../core/ports.js';
 import {
   chunkMessage,
   earlierFindings,
@@ -41,9 +40,10 @@ import {
 } from '../core/prompt.js';
 import { redactAnswer, redactSecrets } from '../core/redact.js';
 import { reviewFindings } from '../core/report.js';
-import { type InvocationSpend, readSpend, type SpendRecord, spendKey } from '../core/spend.js';
 import { requestTokens, TOKENIZER_OF, type TokenizerFamily } from '../core/tokenizer.js';
 import { type Chunk, estimateTokens, layoutChunks } from '../core/tokens.js';
+import { runToolLoop } from '../core/tool-loop.js';
+import type { Toolbox, ToolCallRecord } from '../core/tools.js';
 import { splitRepository } from '../core/triggers.js';
 import {
   parseVerdicts,
@@ -57,8 +57,11 @@ import {
   verifyBatches,
   verifyMessage,
 } from '../core/verify.js';
+import { type AgentToolsOptions, agentToolbox, requesterOf } from './agent-tools.js';
+import { type GuardrailChoice, localGuardrailFor, runAnswerAgent, runGuardrailAgent, toolCallsKey } from './answer-agent.js';
+import { SpendMeter } from './meter.js';
 
-export interface InvokeAgentDeps {
+export interface InvokeAgentDeps extends AgentToolsOptions {
   artifacts: ArtifactStore;
   /** Every model call goes through the gateway (budgets, breaker, fallback, cache, rate limits). */
   gateway: ModelGateway;
@@ -69,6 +72,11 @@ export interface InvokeAgentDeps {
   deadlineMs?: () => number;
   /** Chunks of one agent in flight at once (the gateway's rate limits still apply per provider). @default {@link CHUNK_CONCURRENCY} */
   concurrency?: number;
+  /**
+   * The guardrail of a `guardrail` step's settings and the name its results show as model.
+   * @default the local rules ({@link localGuardrailFor}); the cloud handler uses Bedrock Guardrails when configured
+   */
+  guardrailFor?: (settings: GuardrailSettings) => GuardrailChoice;
 }
 
 /** Chunks of one agent sent at once by default. */
@@ -86,7 +94,7 @@ export const filesKey = (runId: string, phase: string, agent: string) => `runs/$
 /** What an agent of some output kind answers with. */
 type KindAnswer = ModelAnswer | VerdictAnswer | TestsAnswer;
 
-/** How each kind of agent output is asked for and read: a new kind does not compile until it is wired here. */
+/** How a review agent's output kind is asked for and read. */
 interface OutputKind {
   system(agent: AgentItem): string;
   format: AnswerFormat;
@@ -94,29 +102,45 @@ interface OutputKind {
   /** The whole items before the cut of an answer cut at max_tokens, or undefined when none can be kept. */
   salvage(text: string): KindAnswer | undefined;
 }
-const OUTPUTS: Record<AgentOutput, OutputKind> = {
+
+/**
+ * How each kind of agent runs: a review kind reviews the change's chunks ({@link OutputKind}), a
+ * request kind (`answer`, `route`, `guardrail`) answers or checks a person's request. A new kind
+ * does not compile until it is wired here.
+ */
+type AgentKind =
+  | { readonly review: OutputKind }
+  | { readonly request: (input: InvokeAgentInput, deps: InvokeAgentDeps) => Promise<AgentResult> };
+const OUTPUTS: Record<AgentOutput, AgentKind> = {
   findings: {
-    system: systemPrompt,
-    format: FINDINGS_FORMAT,
-    parse: parseAnswer,
-    salvage: (text) => {
-      const findings = salvageFindings(text);
-      return findings.length > 0 ? { summary: '', findings } : undefined;
+    review: {
+      system: systemPrompt,
+      format: FINDINGS_FORMAT,
+      parse: parseAnswer,
+      salvage: (text) => {
+        const findings = salvageFindings(text);
+        return findings.length > 0 ? { summary: '', findings } : undefined;
+      },
     },
   },
   // A document cut off is not the document: nothing is kept.
-  document: { system: systemPrompt, format: FINDINGS_FORMAT, parse: parseAnswer, salvage: () => undefined },
+  document: { review: { system: systemPrompt, format: FINDINGS_FORMAT, parse: parseAnswer, salvage: () => undefined } },
   // A test file cut off would not compile: nothing is kept.
-  tests: { system: systemPrompt, format: TESTS_FORMAT, parse: parseTestsAnswer, salvage: () => undefined },
+  tests: { review: { system: systemPrompt, format: TESTS_FORMAT, parse: parseTestsAnswer, salvage: () => undefined } },
   verdicts: {
-    system: verifierSystemPrompt,
-    format: VERDICTS_FORMAT,
-    parse: parseVerdicts,
-    salvage: (text) => {
-      const verdicts = salvageItems(text, 'verdicts', VerdictSchema);
-      return verdicts.length > 0 ? { verdicts } : undefined;
+    review: {
+      system: verifierSystemPrompt,
+      format: VERDICTS_FORMAT,
+      parse: parseVerdicts,
+      salvage: (text) => {
+        const verdicts = salvageItems(text, 'verdicts', VerdictSchema);
+        return verdicts.length > 0 ? { verdicts } : undefined;
+      },
     },
   },
+  answer: { request: runAnswerAgent },
+  route: { request: runAnswerAgent },
+  guardrail: { request: runGuardrailAgent },
 };
 
 /**
@@ -164,7 +188,22 @@ async function previousFindings(
 }
 
 /**
- * InvokeAgent: reviews the run's context with one agent, following the review plan.
+ * InvokeAgent: runs one agent (one Map iteration) by its output kind ({@link OUTPUTS}): a review
+ * kind reviews the run's change ({@link reviewAgent}); `answer` and `route` agents answer a person's
+ * request ({@link runAnswerAgent}); a `guardrail` step checks the request or an answer
+ * ({@link runGuardrailAgent}).
+ *
+ * @throws InvalidInputError on a bad Map item, a review kind without `contextRef`, a request kind without `request`
+ * @throws what the kind's function throws (see each)
+ */
+export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<AgentResult> {
+  const input: InvokeAgentInput = parseInput(InvokeAgentInputSchema, raw, 'InvokeAgent');
+  const kind = OUTPUTS[input.agent.output];
+  return 'review' in kind ? reviewAgent(input, deps, kind.review) : kind.request(input, deps);
+}
+
+/**
+ * Reviews the run's context with one agent, following the review plan.
  *
  * Each kind of agent output is one entry of an exhaustive table (system prompt, answer format sent
  * as structured output, parser, what a cut-off answer keeps): `findings`, `document` and `tests`
@@ -182,6 +221,12 @@ async function previousFindings(
  * reviewed); each answer is validated against the findings schema (one repair prompt on an invalid
  * answer). Every call's settled cost is written to the agent's spend record as it happens.
  *
+ * With tools (`agent.tools`), each chunk's model call is a tool loop ({@link runToolLoop}: the answer
+ * format in the prompt, `max_iterations`, the sooner of the task's deadline and `time_limit`): the
+ * share holds the first call's worst case (the gateway's budget scopes bound every iteration), the
+ * loop's final text is parsed as without tools, and a loop that stopped first leaves its chunk not
+ * reviewed with the reason. The tool calls are stored under `runs/<run>/tools/…` (`toolCallsRef`).
+ *
  * Outcome: `succeeded` (every chunk reviewed), `partial` (some chunks cut by the budget; the files
  * not reviewed are listed in the findings artifact), `failed` (returned, not thrown, when the
  * budget left no chunk reviewed: "not reviewed: budget", with no provider call beyond the share).
@@ -194,13 +239,37 @@ async function previousFindings(
  * @throws ProviderAuthError when every candidate refused the credentials
  *   — in every case after the chunks in flight finished and their spend was recorded.
  */
-export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<AgentResult> {
+async function reviewAgent(input: InvokeAgentInput, deps: InvokeAgentDeps, kind: OutputKind): Promise<AgentResult> {
   const now = deps.now ?? Date.now;
   const started = now();
-  const deadlineMs = deps.deadlineMs?.() ?? started + 10 * 60_000;
-  const input: InvokeAgentInput = parseInput(InvokeAgentInputSchema, raw, 'InvokeAgent');
   const { agent } = input;
+  if (!input.contextRef) {
+    throw new InvalidInputError(`InvokeAgent: agent "${agent.name}" (output: ${agent.output}) reviews a change: give contextRef`);
+  }
   const context = ContextArtifactSchema.parse(await deps.artifacts.getJson(input.contextRef));
+  const toolbox = agentToolbox(agent, { change: context.change, files: context.files }, deps);
+  try {
+    return await reviewWith(input, deps, kind, context, toolbox, started);
+  } finally {
+    await toolbox?.close();
+  }
+}
+
+/** {@link reviewAgent} once the context is read and the agent's tools (if any) are ready. */
+async function reviewWith(
+  input: InvokeAgentInput,
+  deps: InvokeAgentDeps,
+  kind: OutputKind,
+  context: ContextArtifact,
+  toolbox: Toolbox | undefined,
+  started: number,
+): Promise<AgentResult> {
+  const now = deps.now ?? Date.now;
+  const { agent } = input;
+  const taskDeadline = deps.deadlineMs?.() ?? started + 10 * 60_000;
+  // A tool loop also keeps to the agent's time limit.
+  const deadlineMs = toolbox ? Math.min(taskDeadline, started + agent.timeLimitSeconds * 1000) : taskDeadline;
+  const requester = requesterOf(input.request, context.change);
   const { primary, candidates, routing } = candidatesOf(agent, context.stats);
   const project = input.budget.project ?? splitRepository(context.change.repository).repo;
   const scopes = budgetScopes(deps.budgets, {
@@ -214,7 +283,6 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
   const files = planned ? planned.files.flatMap((i) => context.files[i] ?? []) : context.files;
   const chunkTokens = planned?.chunkTokens ?? chunkTokensFor(agent, candidates, promptTokens(agent, context.change));
   const prior = await previousFindings(input.previous, deps.artifacts);
-  const kind = OUTPUTS[agent.output];
   // Reviewers follow the repository's guidance; the verifier checks findings against the code only.
   const system = kind.system(agent) + (agent.output === 'verdicts' ? '' : guidanceSection(context.repo));
   // The verifier checks the earlier findings (placed and merged as Aggregate will, so its verdicts
@@ -231,8 +299,8 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
   const batches = agent.output === 'verdicts' ? verifyBatchesOf(prior, context.files, agent.verify?.batch, known) : undefined;
   const earlier = batches ? '' : earlierFindings(prior.flatMap((r) => r.findings.map((finding) => ({ agent: r.agent, finding }))));
   const chunks: readonly Chunk[] = batches ?? (files.length > 0 ? layoutChunks(files, chunkTokens) : []);
-  const spend = await readSpend(deps.artifacts, input.runId, input.phase, agent.name);
-  const spentBefore = spend.invocations.reduce((s, i) => s + i.costMicro, 0);
+  const meter = await SpendMeter.open(deps.artifacts, { runId: input.runId, phase: input.phase, agent: agent.name }, primary, started);
+  const spentBefore = meter.spentBefore;
   // The verifier runs after every other phase: the run budget (enforced by the gateway) bounds it,
   // not a share kept from the reviewers, who have finished.
   const share =
@@ -240,59 +308,12 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
       ? shareMicro(context.plan.agents, agent.name, input.phase, runLimit)
       : Number.POSITIVE_INFINITY;
   const available = share - spentBefore;
-
   // This invocation's accounting; every answer is added as it arrives.
-  const mine: InvocationSpend = {
-    id: `${started.toString(36)}-${Math.random().toString(36).slice(2, 8)}`,
-    startedAt: new Date(started).toISOString(),
-    costMicro: 0,
-    inputTokens: 0,
-    outputTokens: 0,
-    cachedTokens: 0,
-    calls: 0,
-    cacheHits: 0,
-    repairs: 0,
-    truncated: 0,
-    attempts: [],
-    estimatedInputTokens: 0,
-    reportedInputTokens: 0,
-  };
-  let usage: TokenUsage = NO_USAGE;
-  let fallbackUsed = false;
-  let servedBy: string | undefined;
-  let answeredBy: ModelRef = primary;
-  const attempts: AttemptRecord[] = [];
-  // Spend record writes are chained so they land in order, one at a time.
-  let writes: Promise<unknown> = Promise.resolve();
-  const saveSpend = async (final = false) => {
-    const record: SpendRecord = {
-      ...spend,
-      invocations: [...spend.invocations, { ...mine, attempts: attempts.slice(-MAX_ATTEMPTS_KEPT) }],
-    };
-    const write = writes.then(() => deps.artifacts.putJson(spendKey(input.runId, input.phase, agent.name), record));
-    // Writes after each call are best effort (the final one repeats them); the final one must succeed.
-    writes = write.catch(() => undefined);
-    if (final) await write;
-    else await writes;
-  };
-  const account = (a: GatewayAnswer) => {
-    usage = addUsage(usage, a.usage);
-    mine.costMicro += a.costMicro;
-    mine.inputTokens += a.usage.inputTokens + a.usage.cacheReadTokens + a.usage.cacheWriteTokens;
-    mine.outputTokens += a.usage.outputTokens;
-    mine.cachedTokens += a.usage.cacheReadTokens;
-    mine.calls += a.cacheHit ? 0 : 1;
-    mine.cacheHits += a.cacheHit ? 1 : 0;
-    if (!a.cacheHit) {
-      mine.estimatedInputTokens += a.estimatedInputTokens;
-      mine.reportedInputTokens += a.usage.inputTokens + a.usage.cacheReadTokens + a.usage.cacheWriteTokens;
-    }
-    fallbackUsed ||= a.fallbackUsed;
-    servedBy = a.servedBy ?? servedBy;
-    answeredBy = a.model;
-    attempts.push(...a.attempts);
-    void saveSpend();
-  };
+  const mine = meter.mine;
+  // Every model call is accounted in the spend record as it settles (each iteration of a tool loop too).
+  const metered = meter.gateway(deps.gateway);
+  const toolCalls: ToolCallRecord[] = [];
+  let iterations = 0;
 
   // Worst cases held against the share by calls in flight, plus the settled cost of finished ones.
   let committed = 0;
@@ -352,21 +373,35 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
       scopes,
       cache: agent.cache,
       cacheIf: (text) => kind.parse(text).ok,
-      answerFormat: kind.format,
+      // A tool loop ends in text: its answer format is in the system prompt only.
+      ...(toolbox ? {} : { answerFormat: kind.format }),
       labels: { workflow: input.workflow, agent: agent.name, project },
       deadlineMs,
       inputTokens,
     };
     try {
-      const a = await deps.gateway.complete(request);
+      if (toolbox) {
+        const loop = await runToolLoop(metered, request, toolbox, {
+          maxIterations: agent.maxIterations,
+          ...(requester ? { requester } : {}),
+          now,
+        });
+        toolCalls.push(...loop.calls);
+        iterations += loop.iterations;
+        committed += loop.costMicro - hold;
+        settled += loop.costMicro;
+        if (loop.status === 'partial' || !loop.last) return { refused: `tool loop: ${loop.reason ?? 'no answer'}` };
+        return { ...loop.last, text: loop.text, costMicro: loop.costMicro, costUsd: loop.costUsd };
+      }
+      const a = await metered.complete(request);
       committed += a.costMicro - hold;
       settled += a.costMicro;
-      account(a);
+      iterations++;
       return a;
     } catch (e) {
       committed -= hold;
-      const tried = (e as { attempts?: unknown }).attempts;
-      if (Array.isArray(tried)) attempts.push(...(tried as AttemptRecord[]));
+      const made = (e as { toolCalls?: unknown }).toolCalls;
+      if (Array.isArray(made)) toolCalls.push(...(made as ToolCallRecord[]));
       if (e instanceof BudgetExceededError) return { refused: `budget: ${e.message.replace(/ \[attempts:.*$/, '')}` };
       throw e;
     } finally {
@@ -498,13 +533,19 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
   });
   // A file is reviewed only when all its parts were.
   for (const p of notReviewed) reviewed.delete(p);
+  // What the tools were asked, kept even when the agent fails (a write tool may have acted).
+  const toolCallsRef = toolbox
+    ? await deps.artifacts
+        .putJson(toolCallsKey(input.runId, input.phase, agent.name), toolCalls)
+        .catch((e: unknown) => (failure === undefined ? Promise.reject(e) : undefined))
+    : undefined;
   if (failure !== undefined) {
     mine.error = `${(failure as Error).name}: ${(failure as Error).message}`.slice(0, 500);
-    await saveSpend(true);
+    await meter.save(true);
     throw failure;
   }
   // The last write must land: without it the run would under-report what this agent spent.
-  await saveSpend(true);
+  await meter.save(true);
 
   const all = findings.flat();
   const docs = documents.filter(Boolean);
@@ -524,7 +565,7 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
   const findingsRef = await deps.artifacts.putJson(findingsKey(input.runId, input.phase, agent.name), {
     agent: agent.name,
     phase: input.phase,
-    model: answeredBy.alias,
+    model: meter.answeredBy.alias,
     findings: all,
     notReviewed: unreached,
     ...(reason ? { notReviewedReason: reason } : {}),
@@ -562,11 +603,11 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
     name: agent.name,
     phase: input.phase,
     status,
-    provider: answeredBy.provider,
-    model: answeredBy.alias,
-    inputTokens: usage.inputTokens + usage.cacheReadTokens + usage.cacheWriteTokens,
-    outputTokens: usage.outputTokens,
-    cachedTokens: usage.cacheReadTokens,
+    provider: meter.answeredBy.provider,
+    model: meter.answeredBy.alias,
+    inputTokens: meter.usage.inputTokens + meter.usage.cacheReadTokens + meter.usage.cacheWriteTokens,
+    outputTokens: meter.usage.outputTokens,
+    cachedTokens: meter.usage.cacheReadTokens,
     costUsd: fromMicro(mine.costMicro),
     findings: all.length,
     findingsRef,
@@ -578,17 +619,21 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
     repairs: mine.repairs,
     truncated: mine.truncated,
     rawAnswers: [...rawAnswers].slice(0, 10),
-    ...(servedBy ? { servedBy } : {}),
+    ...(meter.servedBy ? { servedBy: meter.servedBy } : {}),
     durationMs: now() - started,
     calls: mine.calls,
     cacheHits: mine.cacheHits,
-    fallbackUsed,
+    fallbackUsed: meter.fallbackUsed,
     ...(routing ? { routing } : {}),
-    attempts: attempts.slice(-MAX_ATTEMPTS_KEPT),
+    attempts: meter.attempts.slice(-MAX_ATTEMPTS_KEPT),
     filesReviewed: reviewed.size,
     filesNotReviewed: unreached.length,
     ...(reason ? { notReviewed: reason } : {}),
     ...(Number.isFinite(share) ? { shareUsd: fromMicro(share) } : {}),
+    toolCalls: toolCalls.length,
+    toolErrors: toolCalls.filter((c) => !c.ok).length,
+    iterations,
+    ...(toolCallsRef ? { toolCallsRef } : {}),
     ...(status === 'failed'
       ? {
           error: rejection

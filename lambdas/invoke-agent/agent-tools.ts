@@ -1,0 +1,106 @@
+import { type McpServerConfig, McpToolbox } from '../adapters/mcp-toolbox.js';
+import { RepoToolbox } from '../adapters/repo-tools.js';
+import type { CircuitBreaker } from '../core/breaker.js';
+import { type AgentItem, type Change, type ChangedFile, forgeOf, type Request, type ToolServer } from '../core/contracts.js';
+import type { ChangeSource } from '../core/ports.js';
+import { parseToolName, type Toolbox, type ToolCallRecord, type ToolDefinition } from '../core/tools.js';
+
+/** What building an agent's tools needs besides the agent (all optional: InvokeAgent's deps). */
+export interface AgentToolsOptions {
+  /** Breakers of the MCP servers' tools (`mcp:<server>`/`<tool>`, the gateway's table). @default - no breaker */
+  readonly breaker?: CircuitBreaker;
+  /** How long connecting, listing and one tool call may take, in ms. @default McpToolbox's 30 s */
+  readonly toolTimeoutMs?: number;
+  /** Reads a changed file at the head commit for the built-in `read_file`. @default - the context artifact only */
+  readonly readHeadFile?: ChangeSource['readHeadFile'];
+  /** Environment given to every stdio MCP server besides `PATH` (AgentFlow's own stays out). @default {} */
+  readonly mcpEnv?: Readonly<Record<string, string>>;
+}
+
+/**
+ * Whether the agent may offer and call write tools: the item allows them (`allowWrite`: the
+ * phase is behind an approval gate or the workflow allows them) and the run is not about a change
+ * from a fork (`fork` absent counts as a fork). A request run has no change.
+ */
+export function writeAllowed(agent: Pick<AgentItem, 'allowWrite'>, change: Change | undefined): boolean {
+  return agent.allowWrite && (change === undefined || change.fork === false);
+}
+
+/** Who the tools act for: the request's requester, or a review's `<forge>:<author>`. */
+export function requesterOf(request: Request | undefined, change: Change | undefined): string | undefined {
+  if (request) return request.requester;
+  return change?.author ? `${forgeOf(change)}:${change.author}` : undefined;
+}
+
+/** A {@link Toolbox} over several, each with the servers it answers for; a tool of no server is refused. */
+export class CompositeToolbox implements Toolbox {
+  constructor(private readonly parts: ReadonlyArray<{ readonly servers: readonly string[]; readonly toolbox: Toolbox }>) {}
+
+  async definitions(): Promise<ToolDefinition[]> {
+    return (await Promise.all(this.parts.map((p) => p.toolbox.definitions()))).flat();
+  }
+
+  unavailable(): ReadonlyArray<{ server: string; error: string }> {
+    return this.parts.flatMap((p) => p.toolbox.unavailable());
+  }
+
+  async call(name: string, input: unknown, options?: { requester?: string; timeoutMs?: number }): Promise<ToolCallRecord> {
+    const server = parseToolName(name)?.server;
+    const part = this.parts.find((p) => server !== undefined && p.servers.includes(server)) ?? this.parts[0];
+    // The first part refuses a name of no server (every Toolbox refuses a tool not on its allow-list).
+    if (part) return part.toolbox.call(name, input, options);
+    return { name, input: '', ok: false, refused: true, error: `tool "${name}" is not on this agent's allow-list`, redacted: 0, ms: 0 };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.parts.map((p) => p.toolbox.close().catch(() => undefined)));
+  }
+}
+
+/** An MCP tool server of the workflow as McpToolbox takes it (stdio command or streamable HTTP URL). */
+function mcpConfig(server: ToolServer, env: Readonly<Record<string, string>>): McpServerConfig {
+  const allow = server.allow.map((a) => ({ name: a.name, write: a.write }));
+  if (server.command !== undefined) return { name: server.name, command: server.command, args: server.args, env: { ...env }, allow };
+  if (server.url !== undefined) return { name: server.name, url: server.url, allow };
+  throw new Error(`tool server "${server.name}" has neither a command nor a url (nor builtin: true)`);
+}
+
+/**
+ * The agent's tools (`agent.tools`): its MCP servers in one {@link McpToolbox} (breaker, timeout,
+ * allow-list, write policy), the built-in server (`builtin: true`, `agentflow__…`) as a
+ * {@link RepoToolbox} over the run's change, combined. Undefined when the agent has no tools.
+ * The caller closes it (`close()`, in a `finally`).
+ *
+ * @throws Error when a server has neither command, url nor builtin (the compiler refuses such a workflow)
+ */
+export function agentToolbox(
+  agent: Pick<AgentItem, 'tools' | 'allowWrite'>,
+  run: { readonly change?: Change | undefined; readonly files?: readonly ChangedFile[] | undefined },
+  options: AgentToolsOptions = {},
+): Toolbox | undefined {
+  if (agent.tools.length === 0) return undefined;
+  const parts: Array<{ servers: string[]; toolbox: Toolbox }> = [];
+  const mcp = agent.tools.filter((s) => !s.builtin);
+  if (mcp.length > 0) {
+    const configs = mcp.map((s) => mcpConfig(s, options.mcpEnv ?? {}));
+    parts.push({
+      servers: configs.map((c) => c.name),
+      toolbox: new McpToolbox(configs, {
+        allowWrite: writeAllowed(agent, run.change),
+        ...(options.breaker ? { breaker: options.breaker } : {}),
+        ...(options.toolTimeoutMs ? { timeoutMs: options.toolTimeoutMs } : {}),
+      }),
+    });
+  }
+  for (const s of agent.tools.filter((t) => t.builtin)) {
+    const subject = run.change ? { change: run.change, files: run.files ?? [] } : undefined;
+    parts.push({
+      servers: [s.name],
+      toolbox: new RepoToolbox(subject, s.allow, {
+        server: s.name,
+        ...(options.readHeadFile ? { readHeadFile: options.readHeadFile } : {}),
+      }),
+    });
+  }
+  return parts.length === 1 && parts[0] ? parts[0].toolbox : new CompositeToolbox(parts);
+}

@@ -1,0 +1,387 @@
+import {
+  answerSystemPrompt,
+  type EarlierAnswer,
+  parseAgentAnswer,
+  parseRouteAnswer,
+  requestMessage,
+  routeSystemPrompt,
+} from '../core/answer.js';
+import { budgetScopes, fromMicro } from '../core/budget.js';
+import {
+  type AgentItem,
+  type AgentResult,
+  AgentResultSchema,
+  type GuardrailSettings,
+  type InvokeAgentInput,
+  MAX_ATTEMPTS_KEPT,
+  type ModelRef,
+  type Request,
+} from '../core/contracts.js';
+import { InvalidInputError } from '../core/errors.js';
+import type { GatewayCall } from '../core/gateway.js';
+import { type Guardrail, type GuardrailResult, type GuardrailSource, LocalGuardrail, type LocalPiiType } from '../core/guardrails.js';
+import type { ChatMessage } from '../core/ports.js';
+import { repairMessages } from '../core/prompt.js';
+import { redactSecrets } from '../core/redact.js';
+import { runToolLoop, type ToolLoopResult } from '../core/tool-loop.js';
+import type { ToolCallRecord } from '../core/tools.js';
+import { agentToolbox } from './agent-tools.js';
+import type { InvokeAgentDeps } from './invoke-agent.js';
+import { SpendMeter } from './meter.js';
+
+/**
+ * The agents of a `request` run (issue 15): `answer` and `route` agents answer the person's
+ * request through the model gateway (with their tools, in a tool loop), `guardrail` steps check
+ * the request or an answer with no model call.
+ */
+
+/** Artifact key of an `answer` agent's answer (Markdown, model output, redacted). */
+export const answerKey = (runId: string, phase: string, agent: string) => `runs/${runId}/answers/${phase}/${agent}.md`;
+
+/** Artifact key of an agent's tool call records (`ToolCallRecord[]`, redacted and capped). */
+export const toolCallsKey = (runId: string, phase: string, agent: string) => `runs/${runId}/tools/${phase}/${agent}.json`;
+
+/**
+ * Artifact key of the text a guardrail step lets through (masked or unchanged): the request
+ * (`INPUT`, no `phases`) under `guarded/request/`, an answer under `guarded/answer/`. Later agents
+ * read the request from a `guarded/request/` result ({@link isRequestGuardrail}).
+ */
+export const guardedKey = (runId: string, phase: string, agent: string, of: 'request' | 'answer') =>
+  `runs/${runId}/guarded/${of}/${phase}/${agent}.md`;
+
+/** Whether an agent result is a guardrail step's check of the request (its `answerRef` is the request, masked). */
+export const isRequestGuardrail = (r: Pick<AgentResult, 'guardrail' | 'answerRef'>): boolean =>
+  r.guardrail !== undefined && r.answerRef?.includes('/guarded/request/') === true;
+
+/** The earlier phases' results in `previous` (a Map state's array, or one result), by phase in their order; failed ones left out. */
+function earlierResults(previous: Record<string, unknown>): Array<{ phase: string; result: AgentResult }> {
+  return Object.entries(previous).flatMap(([phase, v]) =>
+    (Array.isArray(v) ? v : [v]).flatMap((r) => {
+      const parsed = AgentResultSchema.safeParse(r);
+      return parsed.success && parsed.data.status !== 'failed' ? [{ phase, result: parsed.data }] : [];
+    }),
+  );
+}
+
+/**
+ * The request text the agent gets: the text an earlier INPUT guardrail let through (masked), else
+ * the request's own; secrets redacted either way (it goes to a model).
+ */
+async function requestText(input: InvokeAgentInput, request: Request, deps: InvokeAgentDeps): Promise<string> {
+  const guarded = earlierResults(input.previous).find((e) => isRequestGuardrail(e.result) && !e.result.guardrail?.blocked);
+  const text = guarded?.result.answerRef ? await deps.artifacts.getText(guarded.result.answerRef) : request.text;
+  return (await redactSecrets(text)).text;
+}
+
+/**
+ * The earlier answers the agent reads: those of `agent.reads` in that order, or (no `reads`) every
+ * earlier phase's result with an answer except checks of the request.
+ */
+async function earlierAnswers(agent: AgentItem, input: InvokeAgentInput, deps: InvokeAgentDeps): Promise<EarlierAnswer[]> {
+  const results = earlierResults(input.previous).filter((e) => e.result.answerRef && !isRequestGuardrail(e.result));
+  const chosen = agent.reads.length > 0 ? agent.reads.flatMap((p) => results.filter((e) => e.phase === p)) : results;
+  const out: EarlierAnswer[] = [];
+  for (const e of chosen) out.push({ phase: e.phase, text: await deps.artifacts.getText(e.result.answerRef as string) });
+  return out;
+}
+
+/** The primary model and candidates of a request's agent: `model: auto` takes the agent's declared tier (a request has no change size). */
+function candidatesFor(agent: AgentItem): { primary: ModelRef; candidates: ModelRef[]; routing?: string } {
+  const primary = agent.auto?.[agent.complexity] ?? agent.model;
+  const candidates = [primary, ...agent.fallback.filter((f) => f.modelId !== primary.modelId || f.provider !== primary.provider)];
+  return {
+    primary,
+    candidates,
+    ...(agent.auto ? { routing: `auto → ${primary.alias} (${agent.complexity}): the agent's declared complexity (a request)` } : {}),
+  };
+}
+
+/** One line of an error for a result (`[attempts: …]` details dropped). */
+const cause = (e: unknown) => (e instanceof Error ? e.message : String(e)).replace(/ \[attempts:.*$/s, '').slice(0, 1000);
+
+/** The request's agent kinds this module runs. */
+type RequestOutput = Extract<AgentItem['output'], 'answer' | 'route'>;
+
+/**
+ * Runs an `answer` or `route` agent on a person's request.
+ *
+ * The system prompt is {@link answerSystemPrompt} / {@link routeSystemPrompt}; the user message is
+ * {@link requestMessage} with the request (as an earlier INPUT guardrail masked it) and the earlier
+ * phases' answers the agent reads (`reads:`, default every earlier answer), each fenced as data.
+ * With tools, the call is a tool loop ({@link runToolLoop}: `max_iterations`, budget, time limit);
+ * without, one gateway call, and one repair prompt when an answer object is unreadable. The time
+ * limit is the sooner of the task's deadline and `time_limit` seconds from the start.
+ *
+ * Stores the answer (redacted) under {@link answerKey} (`answer` agents), the tool calls under
+ * {@link toolCallsKey}, the spend record after every model call (the result's `costUsd` is its sum).
+ * A `route` agent's choice outside `route.choices` takes the default and says so in `decisionReason`.
+ *
+ * Outcome: `succeeded`; `partial` with `stopReason` when the loop stopped first (iteration cap,
+ * budget, time, a cut answer, a server that offered no tools); `failed` with `error` when the answer
+ * stayed unreadable, or a model call failed after tool calls were made (a retry would repeat them).
+ *
+ * @throws InvalidInputError when the input has no `request`
+ * @throws the gateway's error when a model call failed before any tool call (Step Functions retries the retryable ones)
+ */
+export async function runAnswerAgent(input: InvokeAgentInput, deps: InvokeAgentDeps): Promise<AgentResult> {
+  const now = deps.now ?? Date.now;
+  const started = now();
+  const { agent, runId, phase } = input;
+  const output = agent.output as RequestOutput;
+  const request = input.request;
+  if (!request) throw new InvalidInputError(`InvokeAgent: agent "${agent.name}" (output: ${output}) answers a request: give request`);
+  if (output === 'route' && !agent.route) throw new InvalidInputError(`InvokeAgent: route agent "${agent.name}" has no route choices`);
+  const deadlineMs = Math.min(deps.deadlineMs?.() ?? started + 10 * 60_000, started + agent.timeLimitSeconds * 1000);
+  const { primary, candidates, routing } = candidatesFor(agent);
+  const project = input.budget.project ?? input.workflow;
+  const scopes = budgetScopes(deps.budgets, { runId, project, maxUsdPerRun: input.budget.maxUsdPerRun, now: new Date(started) });
+  const meter = await SpendMeter.open(deps.artifacts, { runId, phase, agent: agent.name }, primary, started);
+
+  const system = output === 'route' ? routeSystemPrompt(agent) : answerSystemPrompt(agent);
+  const messages: ChatMessage[] = [
+    {
+      role: 'user',
+      content: requestMessage(
+        agent.name,
+        request.requester,
+        await requestText(input, request, deps),
+        await earlierAnswers(agent, input, deps),
+      ),
+    },
+  ];
+  const readable = (text: string) =>
+    output === 'route' ? parseRouteAnswer(text, agent.route ?? { choices: [], default: '' }).valid : parseAgentAnswer(text).ok;
+  const call: GatewayCall = {
+    candidates,
+    system,
+    messages,
+    maxTokens: agent.maxTokens,
+    temperature: agent.temperature,
+    scopes,
+    cache: agent.cache,
+    cacheIf: readable,
+    labels: { workflow: input.workflow, agent: agent.name, project },
+    deadlineMs,
+  };
+  const gateway = meter.gateway(deps.gateway);
+  const toolbox = agentToolbox(agent, {}, deps);
+  let loop: ToolLoopResult | undefined;
+  let text = '';
+  let calls: readonly ToolCallRecord[] = [];
+  let failure: unknown;
+  try {
+    if (toolbox) {
+      loop = await runToolLoop(gateway, call, toolbox, { maxIterations: agent.maxIterations, requester: request.requester, now });
+      text = loop.text;
+      calls = loop.calls;
+    } else {
+      text = (await gateway.complete(call)).text;
+      const first = output === 'answer' ? parseAgentAnswer(text) : undefined;
+      if (first && !first.ok) {
+        meter.mine.repairs++;
+        // The answer goes back to a model: redacted like everything else sent to one.
+        const answered = (await redactSecrets(text)).text;
+        text = (await gateway.complete({ ...call, messages: repairMessages(messages, answered, first.problem) })).text;
+      }
+    }
+  } catch (e) {
+    const made = (e as { toolCalls?: unknown }).toolCalls;
+    calls = Array.isArray(made) ? (made as ToolCallRecord[]) : calls;
+    failure = e;
+  } finally {
+    await toolbox?.close();
+  }
+  if (failure !== undefined) {
+    meter.mine.error = `${(failure as Error).name}: ${(failure as Error).message}`.slice(0, 500);
+    await meter.save(true);
+    // Nothing was done yet: Step Functions may retry the call. Once tools acted, a retry would act again.
+    if (calls.length === 0) throw failure;
+  } else {
+    await meter.save(true);
+  }
+
+  const toolCallsRef = toolbox ? await deps.artifacts.putJson(toolCallsKey(runId, phase, agent.name), calls) : undefined;
+  const base = {
+    name: agent.name,
+    phase,
+    provider: meter.answeredBy.provider,
+    model: meter.answeredBy.alias,
+    inputTokens: meter.mine.inputTokens,
+    outputTokens: meter.mine.outputTokens,
+    cachedTokens: meter.mine.cachedTokens,
+    costUsd: fromMicro(meter.mine.costMicro),
+    findings: 0,
+    chunks: 0,
+    repaired: meter.mine.repairs > 0,
+    repairs: meter.mine.repairs,
+    truncated: loop?.last?.truncated ? 1 : 0,
+    rawAnswers: [],
+    ...(meter.servedBy ? { servedBy: meter.servedBy } : {}),
+    durationMs: now() - started,
+    calls: meter.mine.calls,
+    cacheHits: meter.mine.cacheHits,
+    fallbackUsed: meter.fallbackUsed,
+    ...(routing ? { routing } : {}),
+    attempts: meter.attempts.slice(-MAX_ATTEMPTS_KEPT),
+    filesReviewed: 0,
+    filesNotReviewed: 0,
+    toolCalls: calls.length,
+    toolErrors: calls.filter((c) => !c.ok).length,
+    iterations: loop?.iterations ?? meter.mine.calls + meter.mine.cacheHits,
+    ...(toolCallsRef ? { toolCallsRef } : {}),
+  } satisfies Omit<AgentResult, 'status'>;
+  if (failure !== undefined) {
+    return { ...base, status: 'failed', error: { Error: (failure as Error).name ?? 'Error', Cause: cause(failure) } };
+  }
+  const partial =
+    loop?.status === 'partial' ? { status: 'partial' as const, stopReason: (loop.reason ?? 'stopped').slice(0, 500) } : undefined;
+
+  if (output === 'route') {
+    const route = parseRouteAnswer(text, agent.route ?? { choices: [], default: '' });
+    const reason = (await redactSecrets(route.reason.replace(/[\r\n]+/g, ' '))).text.slice(0, 500);
+    return { ...base, status: 'succeeded', ...partial, decision: route.decision, decisionReason: reason };
+  }
+  const parsed = parseAgentAnswer(text);
+  if (!parsed.ok) {
+    // Kept (redacted) so a person can see what the model wrote.
+    const rawKey = `runs/${runId}/raw/${phase}/${agent.name}.txt`;
+    await deps.artifacts.putText(rawKey, (await redactSecrets(text)).text);
+    return {
+      ...base,
+      status: 'failed',
+      rawAnswers: [deps.artifacts.where(rawKey)],
+      ...(partial ? { stopReason: partial.stopReason } : {}),
+      error: {
+        Error: 'ProviderRejectedError',
+        Cause: `${agent.name}: ${meter.answeredBy.alias} answered in an unreadable format (${parsed.problem}); raw answer at ${deps.artifacts.where(rawKey)}`,
+      },
+    };
+  }
+  const answerRef = await deps.artifacts.putText(
+    answerKey(runId, phase, agent.name),
+    (await redactSecrets(parsed.answer)).text,
+    'text/markdown',
+  );
+  const data: NonNullable<AgentResult['data']> = {};
+  for (const [k, v] of Object.entries(parsed.data)) data[k] = typeof v === 'string' ? (await redactSecrets(v)).text.slice(0, 200) : v;
+  return { ...base, status: 'succeeded', ...partial, answerRef, data };
+}
+
+/** A guardrail and the name results show as its model (`guardrail`, `bedrock-guardrail`). */
+export interface GuardrailChoice {
+  readonly guardrail: Guardrail;
+  readonly model: string;
+}
+
+/** The local rules of a `guardrail:` step's settings ({@link LocalGuardrail}). */
+export function localGuardrailFor(settings: GuardrailSettings): GuardrailChoice {
+  return {
+    guardrail: new LocalGuardrail({
+      deniedTopics: settings.deniedTopics,
+      ...(settings.pii ? { pii: settings.pii as LocalPiiType[] } : {}),
+      piiAction: settings.piiAction,
+      promptAttack: settings.promptAttack,
+    }),
+    model: 'guardrail',
+  };
+}
+
+const POLICY_WORDS: Record<string, string> = {
+  topic: 'denied topic',
+  pii: 'PII',
+  'prompt-attack': 'prompt attack',
+  content: 'content filter',
+  word: 'denied word',
+};
+
+/** One line saying why a guardrail blocked or masked, by policy and name only (never the matched text). */
+export function guardrailReason(r: GuardrailResult): string | undefined {
+  if (!r.intervened) return undefined;
+  const acted = r.interventions.filter((i) => i.action === (r.blocked ? 'blocked' : 'masked'));
+  const parts = [
+    ...new Set(
+      acted.map((i) =>
+        i.policy === 'prompt-attack' ? 'prompt attack' : `${POLICY_WORDS[i.policy] ?? i.policy} "${i.name.replace(/["\r\n]/g, '')}"`,
+      ),
+    ),
+  ];
+  return `${r.blocked ? 'blocked' : 'masked'}: ${parts.join('; ') || 'the guardrail intervened'}`.slice(0, 500);
+}
+
+/**
+ * Runs a `guardrail` step: no model call. It checks the request (`guardrail.phases` empty) or the
+ * answer of the first of `guardrail.phases` that ran, in the direction of `guardrail.source`, with
+ * `deps.guardrailFor` (default: the local rules, {@link localGuardrailFor}).
+ *
+ * Result: provider `agentflow`, cost 0, `guardrail` (intervened, blocked, interventions by name),
+ * `answerRef` the text to go on with when not blocked (masked or unchanged; {@link guardedKey}),
+ * `decisionReason` one line when it intervened (e.g. `blocked: denied topic "legal-advice"; prompt attack`).
+ * Nothing to check (none of `phases` answered): succeeded, no intervention. A guardrail service
+ * error: `failed` with the error — the state machine stops the run (fail closed).
+ *
+ * @throws InvalidInputError when the agent has no guardrail settings, or the request is needed and absent
+ */
+export async function runGuardrailAgent(input: InvokeAgentInput, deps: InvokeAgentDeps): Promise<AgentResult> {
+  const now = deps.now ?? Date.now;
+  const started = now();
+  const { agent, runId, phase } = input;
+  const settings = agent.guardrail;
+  if (!settings) throw new InvalidInputError(`InvokeAgent: guardrail step "${agent.name}" has no guardrail settings`);
+  const choice = (deps.guardrailFor ?? localGuardrailFor)(settings);
+  const base = {
+    name: agent.name,
+    phase,
+    provider: 'agentflow',
+    model: choice.model,
+    inputTokens: 0,
+    outputTokens: 0,
+    costUsd: 0,
+    findings: 0,
+  };
+  const done = () => ({ durationMs: now() - started });
+  let text: string | undefined;
+  const of: 'request' | 'answer' = settings.phases.length === 0 ? 'request' : 'answer';
+  if (of === 'request') {
+    if (!input.request) throw new InvalidInputError(`InvokeAgent: guardrail step "${agent.name}" checks the request: give request`);
+    text = input.request.text;
+  } else {
+    const results = earlierResults(input.previous);
+    const first = settings.phases.flatMap((p) => results.filter((e) => e.phase === p && e.result.answerRef)).at(0);
+    if (first?.result.answerRef) text = await deps.artifacts.getText(first.result.answerRef);
+  }
+  if (text === undefined) {
+    return AgentResultSchema.parse({
+      ...base,
+      status: 'succeeded',
+      ...done(),
+      guardrail: { intervened: false, blocked: false, interventions: [] },
+      decisionReason: `nothing to check: none of ${settings.phases.join(', ')} answered`,
+    });
+  }
+  const source: GuardrailSource = settings.source;
+  let r: GuardrailResult;
+  try {
+    r = await choice.guardrail.apply(source, text);
+  } catch (e) {
+    return AgentResultSchema.parse({
+      ...base,
+      status: 'failed',
+      ...done(),
+      error: { Error: e instanceof Error ? e.name : 'Error', Cause: `guardrail ${agent.name}: ${cause(e)}` },
+    });
+  }
+  const answerRef = r.blocked ? undefined : await deps.artifacts.putText(guardedKey(runId, phase, agent.name, of), r.text, 'text/markdown');
+  const reason = guardrailReason(r);
+  return AgentResultSchema.parse({
+    ...base,
+    status: 'succeeded',
+    ...done(),
+    guardrail: {
+      intervened: r.intervened,
+      blocked: r.blocked,
+      interventions: r.interventions.map((i) => ({ policy: i.policy, name: i.name, action: i.action })),
+    },
+    ...(answerRef ? { answerRef } : {}),
+    ...(reason ? { decisionReason: reason } : {}),
+  });
+}

@@ -1,0 +1,132 @@
+import { type AttemptRecord, MAX_ATTEMPTS_KEPT, type ModelRef } from '../core/contracts.js';
+import type { GatewayAnswer, GatewayCall } from '../core/gateway.js';
+import type { ArtifactStore, TokenUsage } from '../core/ports.js';
+import { addUsage, NO_USAGE } from '../core/pricing.js';
+import { type InvocationSpend, readSpend, type SpendRecord, spendKey } from '../core/spend.js';
+
+/**
+ * One invocation's accounting of an agent: every gateway answer is added as it arrives (tokens,
+ * settled cost in micro-USD, attempts, cache hits) and the agent's spend record
+ * (`runs/<run>/spend/<phase>/<agent>.json`) is written after each, so Aggregate and Publish add up
+ * what the ledger settled — also for an agent that fails later (cost shown = ledger).
+ *
+ * @example
+ * ```ts
+ * const meter = await SpendMeter.open(artifacts, { runId, phase, agent: 'triage' }, primary, Date.now());
+ * const a = await meter.gateway(gateway).complete(call); // accounted, spend record written
+ * await meter.save(true); // the final write must land
+ * ```
+ */
+export class SpendMeter {
+  /** This invocation's entry of the spend record. */
+  readonly mine: InvocationSpend;
+  /** Every try of every provider of this invocation, in order (failed calls' tries included). */
+  readonly attempts: AttemptRecord[] = [];
+  usage: TokenUsage = NO_USAGE;
+  fallbackUsed = false;
+  servedBy: string | undefined;
+  /** The model that answered last (the primary until one answers). */
+  answeredBy: ModelRef;
+  // Spend record writes are chained so they land in order, one at a time.
+  private writes: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    private readonly artifacts: ArtifactStore,
+    private readonly where: { readonly runId: string; readonly phase: string; readonly agent: string },
+    private readonly before: SpendRecord,
+    primary: ModelRef,
+    started: number,
+  ) {
+    this.answeredBy = primary;
+    this.mine = {
+      id: `${started.toString(36)}-${Math.random().toString(36).slice(2, 8)}`,
+      startedAt: new Date(started).toISOString(),
+      costMicro: 0,
+      inputTokens: 0,
+      outputTokens: 0,
+      cachedTokens: 0,
+      calls: 0,
+      cacheHits: 0,
+      repairs: 0,
+      truncated: 0,
+      attempts: [],
+      estimatedInputTokens: 0,
+      reportedInputTokens: 0,
+    };
+  }
+
+  /** Reads the agent's spend record (earlier invocations: Step Functions retries) and starts this invocation's entry. */
+  static async open(
+    artifacts: ArtifactStore,
+    where: { readonly runId: string; readonly phase: string; readonly agent: string },
+    primary: ModelRef,
+    started: number,
+  ): Promise<SpendMeter> {
+    return new SpendMeter(artifacts, where, await readSpend(artifacts, where.runId, where.phase, where.agent), primary, started);
+  }
+
+  /** What earlier invocations of the same agent in this run spent, in micro-USD. */
+  get spentBefore(): number {
+    return this.before.invocations.reduce((s, i) => s + i.costMicro, 0);
+  }
+
+  /**
+   * Writes the spend record with this invocation's entry. Writes after each call are best effort
+   * (the final one repeats them); the final one must succeed.
+   * @throws the artifact store's error, only when `final`
+   */
+  async save(final = false): Promise<void> {
+    const record: SpendRecord = {
+      ...this.before,
+      invocations: [...this.before.invocations, { ...this.mine, attempts: this.attempts.slice(-MAX_ATTEMPTS_KEPT) }],
+    };
+    const { runId, phase, agent } = this.where;
+    const write = this.writes.then(() => this.artifacts.putJson(spendKey(runId, phase, agent), record));
+    this.writes = write.catch(() => undefined);
+    if (final) await write;
+    else await this.writes;
+  }
+
+  /** Adds a gateway answer to the invocation and writes the spend record (best effort). */
+  account(a: GatewayAnswer): void {
+    const m = this.mine;
+    this.usage = addUsage(this.usage, a.usage);
+    m.costMicro += a.costMicro;
+    m.inputTokens += a.usage.inputTokens + a.usage.cacheReadTokens + a.usage.cacheWriteTokens;
+    m.outputTokens += a.usage.outputTokens;
+    m.cachedTokens += a.usage.cacheReadTokens;
+    m.calls += a.cacheHit ? 0 : 1;
+    m.cacheHits += a.cacheHit ? 1 : 0;
+    if (!a.cacheHit) {
+      m.estimatedInputTokens += a.estimatedInputTokens;
+      m.reportedInputTokens += a.usage.inputTokens + a.usage.cacheReadTokens + a.usage.cacheWriteTokens;
+    }
+    this.fallbackUsed ||= a.fallbackUsed;
+    this.servedBy = a.servedBy ?? this.servedBy;
+    this.answeredBy = a.model;
+    this.attempts.push(...a.attempts);
+    void this.save();
+  }
+
+  /** Keeps the tries a failed gateway call carries on its error (`attempts`). */
+  failed(e: unknown): void {
+    const tried = (e as { attempts?: unknown } | undefined)?.attempts;
+    if (Array.isArray(tried)) this.attempts.push(...(tried as AttemptRecord[]));
+  }
+
+  /** `gateway` with every answer accounted here and every failed call's tries kept (for a tool loop's iterations). */
+  gateway(gateway: { complete(call: GatewayCall): Promise<GatewayAnswer> }): { complete(call: GatewayCall): Promise<GatewayAnswer> } {
+    return {
+      complete: async (call) => {
+        try {
+          const a = await gateway.complete(call);
+          this.account(a);
+          return a;
+        } catch (e) {
+          this.failed(e);
+          throw e;
+        }
+      },
+    };
+  }
+}
