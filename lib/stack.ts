@@ -23,6 +23,7 @@ import {
   compileWorkflow,
   formatDiagnostic,
   hasCallbackStates,
+  mapPhases,
   type ModelCatalog,
   type TaskKind,
   type Workflow,
@@ -62,7 +63,10 @@ export function gatewayEnvironment(config: EnvironmentConfig): string {
  */
 export function checkGroups(workflows: readonly Workflow[], config: EnvironmentConfig, envName: string): void {
   for (const wf of workflows) {
-    const lists = [wf.trigger.runBy, ...wf.phases.flatMap((p) => (p.kind === 'agents' ? [] : [p.approvers, p.escalate?.approvers ?? []]))];
+    const lists = [
+      wf.trigger.runBy,
+      ...wf.phases.flatMap((p) => (p.kind === 'approval' || p.kind === 'ci' ? [p.approvers, p.escalate?.approvers ?? []] : [])),
+    ];
     for (const list of lists) {
       try {
         resolveApprovers(list, config.groups);
@@ -504,7 +508,7 @@ export function bedrockModelArns(workflows: readonly Workflow[], models: ModelCa
   const arns = new Set<string>();
   for (const wf of workflows) {
     for (const phase of wf.phases) {
-      for (const agent of phase.kind === 'agents' ? phase.agents : []) {
+      for (const agent of mapPhases([phase]).flatMap((m) => (m.agents[0]?.output === 'guardrail' ? [] : m.agents))) {
         const routed = agent.auto ? [agent.auto.simple, agent.auto.medium, agent.auto.complex] : [];
         for (const m of [agent.model, ...routed, ...agent.fallback]) {
           if (m.provider !== 'bedrock') continue;

@@ -1,10 +1,14 @@
 import { createRequire } from 'node:module';
 
 /**
- * Events a workflow can be triggered by that do not come from a forge: `manual` is a run started
- * from Slack (`/agentflow run`) or the CLI.
+ * Events a workflow can be triggered by that do not come from a forge: `manual` is a review started
+ * from Slack (`/agentflow run`) or the CLI; `request` is a person's request (`/agentflow ask`,
+ * `agentflow run <workflow> --request`), which makes the workflow a request workflow (issue 15).
  */
-export const NEUTRAL_EVENTS = ['manual'] as const;
+export const NEUTRAL_EVENTS = ['manual', 'request'] as const;
+
+/** The event of request workflows: a workflow it starts answers a person's request instead of reviewing a change. */
+export const REQUEST_EVENT = 'request';
 
 /**
  * GitLab's merge request actions (`object_attributes.action`). The webhook's copy is

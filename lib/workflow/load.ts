@@ -1,6 +1,8 @@
 import picomatch from 'picomatch';
-import { triggerEventError } from './events.js';
+import { REQUEST_EVENT, triggerEventError } from './events.js';
 import {
+  BUILTIN_TOOL_SERVER,
+  BUILTIN_TOOLS,
   type Catalog,
   type Comparison,
   type CreateFilesSettings,
@@ -8,11 +10,15 @@ import {
   DEFAULT_TEST_PATHS,
   type IncludeExclude,
   type Phase,
+  type PhaseKind,
   type ResolvedAgent,
   type ResolvedModel,
+  type RoutePhase,
   SECURITY_CATEGORY,
   securityAgents,
+  type ToolServer,
   testPhases,
+  type WhenCondition,
   type Workflow,
 } from './model.js';
 import {
@@ -217,15 +223,57 @@ function normalize(id: string, w: WorkflowSource, catalog: Catalog, src: YamlSou
 
   const phases: Phase[] = [];
   const seen = new Set<string>();
+  const tools: ToolContext = { servers: w.mcp_servers ?? {}, src, diagnostics };
   for (const { path, phase } of phaseSources) {
     if (seen.has(phase.name)) diagnostics.push(src.at([...path, 'name'], `duplicate phase name "${phase.name}"`));
     seen.add(phase.name);
+    if (phase.route) {
+      const r = phase.route;
+      const agent = resolveAgent(r.agent, catalog, legacyFallback, src, [...path, 'route', 'agent'], diagnostics, tools);
+      if (!r.to.includes(r.default)) {
+        diagnostics.push(
+          src.at([...path, 'route', 'default'], `route.default: "${r.default}" is not one of route.to (${r.to.join(', ')})`),
+        );
+      }
+      if (agent) {
+        phases.push({
+          kind: 'route',
+          name: phase.name,
+          dependsOn: phase.depends_on ?? [],
+          agent: { ...agent, output: 'route', route: { choices: r.to, default: r.default } },
+          to: r.to,
+          default: r.default,
+        });
+      }
+      continue;
+    }
+    if (phase.guardrail) {
+      const g = phase.guardrail;
+      const gp: SourcePath = [...path, 'guardrail'];
+      if (g.source === 'input' && g.check)
+        diagnostics.push(src.at([...gp, 'check'], 'guardrail.check names answers to check: use it with source: output'));
+      if (g.source === 'output' && !g.check)
+        diagnostics.push(src.at(gp, 'guardrail source: output needs check: [<phases whose answer it checks>]'));
+      if (g.pii === 'off' && g.pii_types) diagnostics.push(src.at([...gp, 'pii_types'], 'guardrail.pii_types does nothing with pii: off'));
+      const model = findModel(catalog.models, catalog.models.defaults.bedrock);
+      if (model) {
+        phases.push({
+          kind: 'guardrail',
+          name: phase.name,
+          dependsOn: phase.depends_on ?? [],
+          agent: guardrailAgent(model, g),
+        });
+      }
+      continue;
+    }
     if (phase.approval) {
       const a = phase.approval;
+      const when = a.when ? parseWhen(a.when, src, [...path, 'approval', 'when'], diagnostics) : undefined;
       phases.push({
         kind: 'approval',
         name: phase.name,
         dependsOn: phase.depends_on ?? [],
+        ...(when ? { when } : {}),
         channel: a.channel,
         approvers: a.approvers,
         timeoutSeconds: durationToSeconds(a.timeout),
@@ -258,7 +306,7 @@ function normalize(id: string, w: WorkflowSource, catalog: Catalog, src: YamlSou
     const agents: ResolvedAgent[] = [];
     const names = new Set<string>();
     (phase.agents ?? []).forEach((entry, i) => {
-      const agent = resolveAgent(entry, catalog, legacyFallback, src, [...agentsPath, i], diagnostics);
+      const agent = resolveAgent(entry, catalog, legacyFallback, src, [...agentsPath, i], diagnostics, tools);
       if (!agent) return;
       if (names.has(agent.name)) {
         diagnostics.push(src.at([...agentsPath, i], `agent "${agent.name}" appears twice in phase "${phase.name}"`));
@@ -275,6 +323,25 @@ function normalize(id: string, w: WorkflowSource, catalog: Catalog, src: YamlSou
       required: phase.required ?? stopOnFailure,
       maxConcurrency: parallel ? (phase.max_concurrency ?? Math.min(40, Math.max(1, agents.length))) : 1,
       agents,
+    });
+  }
+  // A route's targets run after it: the dependency is implied.
+  for (const route of phases.filter((p): p is RoutePhase => p.kind === 'route')) {
+    route.to.forEach((target, t) => {
+      const i = phases.findIndex((p) => p.name === target);
+      const ps = phaseSources.find((x) => x.phase.name === target);
+      const at: SourcePath = [...(phaseSources.find((x) => x.phase.name === route.name)?.path ?? []), 'route', 'to', t];
+      const p = phases[i];
+      if (!p || !ps) {
+        diagnostics.push(src.at(at, `route.to: unknown phase "${target}"`));
+        return;
+      }
+      if (p.kind !== 'agents')
+        diagnostics.push(src.at(at, `route.to: "${target}" is a ${p.kind} phase; a route chooses among agent phases`));
+      if (!p.dependsOn.includes(route.name)) {
+        phases[i] = { ...p, dependsOn: [...p.dependsOn, route.name] } as Phase;
+        ps.phase = { ...ps.phase, depends_on: [...(ps.phase.depends_on ?? []), route.name] };
+      }
     });
   }
   const graphOk = diagnostics.length;
@@ -295,13 +362,18 @@ function normalize(id: string, w: WorkflowSource, catalog: Catalog, src: YamlSou
     }
   }
 
+  const kind: Workflow['kind'] = trigger.events.includes(REQUEST_EVENT) ? 'request' : 'review';
   const verifier = verifierPhase(w, phases, catalog, src, diagnostics);
   if (verifier) phases.push(verifier);
+  const graphSound = diagnostics.length === graphOk && phases.length >= phaseSources.length;
+  checkPhaseKinds(kind, w, phases, phaseSources, src, diagnostics, graphSound);
+  const withWrites = allowWrites(phases, w.allow_write_tools === true, phaseSources, src, diagnostics);
 
-  const output = normalizeOutput(w, phases, src, diagnostics);
+  const output = normalizeOutput(w, withWrites, src, diagnostics, kind);
 
   return {
     id,
+    kind,
     name: w.name,
     description: w.description ?? '',
     trigger,
@@ -318,7 +390,7 @@ function normalize(id: string, w: WorkflowSource, catalog: Catalog, src: YamlSou
       ...(w.budget?.max_usd_per_run !== undefined ? { maxUsdPerRun: w.budget.max_usd_per_run } : {}),
       ...(w.budget?.project ? { project: w.budget.project } : {}),
     },
-    phases,
+    phases: withWrites,
     output,
     ...(notifyOnFailure ? { notifyOnFailure } : {}),
   };
@@ -334,7 +406,13 @@ type OutputSource = Exclude<NonNullable<WorkflowSource['output']>, readonly unkn
  * review's settings with `review: false` (no review, comment or check run is posted), and
  * `code_scanning: true` on a workflow without a security agent (nothing to upload).
  */
-function normalizeOutput(w: WorkflowSource, phases: readonly Phase[], src: YamlSource, diagnostics: Diagnostic[]): Workflow['output'] {
+function normalizeOutput(
+  w: WorkflowSource,
+  phases: readonly Phase[],
+  src: YamlSource,
+  diagnostics: Diagnostic[],
+  kind: Workflow['kind'],
+): Workflow['output'] {
   const entries: OutputSource[] = w.output ? (Array.isArray(w.output) ? w.output : [w.output]) : [];
   const at = (key: keyof OutputSource): SourcePath => {
     if (!Array.isArray(w.output)) return ['output', key];
@@ -386,9 +464,41 @@ function normalizeOutput(w: WorkflowSource, phases: readonly Phase[], src: YamlS
     );
   }
   const slack = typeof o.slack === 'string' ? o.slack : o.slack === true || o.slack_notification ? 'default' : undefined;
-  const createFiles = normalizeCreateFiles(o.create_files, at('create_files'), phases, src, diagnostics);
+  // A request run has no change to post on: the review's settings do nothing there; a review has no answer to send.
+  if (kind === 'request') {
+    for (const key of REVIEW_OUTPUTS) {
+      if (o[key] === undefined || (key === 'review' && o[key] === false)) continue;
+      diagnostics.push(
+        src.at(at(key), `output.${key} posts on a pull or merge request, and a request workflow (trigger: request) has none: remove it`),
+      );
+    }
+  } else if (o.answer !== undefined) {
+    diagnostics.push(
+      src.at(at('answer'), 'output.answer sends an answer to a request: only request workflows (trigger: request) have one'),
+    );
+  }
+  const answerProducers = phases.filter(answers).map((p) => p.name);
+  const answer = kind === 'request' ? (o.answer === undefined ? [...answerProducers].reverse() : [o.answer].flat()) : [];
+  if (o.answer !== undefined) {
+    [o.answer].flat().forEach((name) => {
+      if (!phases.some((p) => p.name === name)) diagnostics.push(src.at(at('answer'), `output.answer: unknown phase "${name}"`));
+      else if (!answerProducers.includes(name)) {
+        diagnostics.push(
+          src.at(
+            at('answer'),
+            `output.answer: phase "${name}" writes no answer (answer agents and output guardrails do; phases that do: ${answerProducers.join(', ') || 'none'})`,
+          ),
+        );
+      }
+    });
+  }
+  if (kind === 'request' && answer.length === 0) {
+    diagnostics.push(src.at(['phases'], 'a request workflow needs a phase that answers: an agent with output: answer'));
+  }
+  const createFiles = kind === 'request' ? undefined : normalizeCreateFiles(o.create_files, at('create_files'), phases, src, diagnostics);
   return {
-    review: review ?? true,
+    answer,
+    review: kind === 'request' ? false : (review ?? true),
     ...(slack ? { slack } : {}),
     codeScanning: o.code_scanning ?? false,
     databaseLog: o.database_log ?? true,
@@ -548,6 +658,7 @@ function resolveAgent(
   src: YamlSource,
   path: SourcePath,
   diagnostics: Diagnostic[],
+  toolContext: ToolContext,
 ): ResolvedAgent | undefined {
   const ref = typeof entry === 'string' ? entry : 'agent' in entry ? entry.agent : entry.name;
   const refPath = typeof entry === 'string' ? path : [...path, 'agent' in entry ? 'agent' : 'name'];
@@ -681,7 +792,379 @@ function resolveAgent(
     output: spec.output,
     ...(auto ? { auto } : {}),
     paths,
+    ...agentTools(entry, toolContext, path),
   };
+}
+
+/** What resolving an agent's `tools:` needs: the workflow's MCP servers, and where to report. */
+interface ToolContext {
+  readonly servers: NonNullable<WorkflowSource['mcp_servers']>;
+  readonly src: YamlSource;
+  readonly diagnostics: Diagnostic[];
+}
+
+/** The agent's time limit unless `time_limit` says otherwise: 5 minutes. */
+export const DEFAULT_TIME_LIMIT_SECONDS = 300;
+/** The longest `time_limit`: the InvokeAgent task's 900 s less 30 s to record what the agent did. */
+export const MAX_TIME_LIMIT_SECONDS = 870;
+/** Model calls of a tool loop unless `max_iterations` says otherwise. Tied to lambdas/core/tool-loop.ts by a test. */
+export const DEFAULT_MAX_ITERATIONS = 8;
+
+/**
+ * An agent entry's `tools:`, `max_iterations`, `time_limit` and `reads:` resolved: each server
+ * from the workflow's `mcp_servers:` (or the built-in `agentflow` tools, which are read-only), its
+ * allow-list as `{ name, write }`. `allowWrite` is decided later from the phase's place
+ * ({@link allowWrites}).
+ */
+function agentTools(
+  entry: AgentEntry,
+  ctx: ToolContext,
+  path: SourcePath,
+): Pick<ResolvedAgent, 'tools' | 'maxIterations' | 'timeLimitSeconds' | 'allowWrite' | 'reads'> {
+  const e = typeof entry !== 'string' && 'agent' in entry ? entry : undefined;
+  const { src, diagnostics } = ctx;
+  const tools: ToolServer[] = [];
+  e?.tools?.forEach((use, i) => {
+    const at: SourcePath = [...path, 'tools', i];
+    const allow = use.allow.map((a) => (typeof a === 'string' ? { name: a, write: false } : { name: a.name, write: a.write ?? false }));
+    if (tools.some((t) => t.name === use.server))
+      diagnostics.push(src.at([...at, 'server'], `tools: server "${use.server}" is listed twice; merge its allow lists`));
+    if (use.server === BUILTIN_TOOL_SERVER) {
+      allow.forEach((a, j) => {
+        if (!(BUILTIN_TOOLS as readonly string[]).includes(a.name)) {
+          diagnostics.push(src.at([...at, 'allow', j], `unknown built-in tool "${a.name}" (known: ${BUILTIN_TOOLS.join(', ')})`));
+        } else if (a.write) diagnostics.push(src.at([...at, 'allow', j], `built-in tool "${a.name}" is read-only: remove write`));
+      });
+      tools.push({ name: BUILTIN_TOOL_SERVER, args: [], builtin: true, allow });
+      return;
+    }
+    const server = ctx.servers[use.server];
+    if (!server) {
+      const known = [BUILTIN_TOOL_SERVER, ...Object.keys(ctx.servers)].join(', ');
+      diagnostics.push(src.at([...at, 'server'], `tools: unknown server "${use.server}" (known: ${known}; declare it under mcp_servers)`));
+      return;
+    }
+    tools.push({
+      name: use.server,
+      ...('command' in server ? { command: server.command, args: server.args ?? [] } : { url: server.url, args: [] }),
+      builtin: false,
+      allow,
+    });
+  });
+  if (e?.max_iterations !== undefined && tools.length === 0) {
+    diagnostics.push(src.at([...path, 'max_iterations'], 'max_iterations caps the tool loop: it does nothing without tools'));
+  }
+  const timeLimit = e?.time_limit ? durationToSeconds(e.time_limit) : DEFAULT_TIME_LIMIT_SECONDS;
+  if (timeLimit > MAX_TIME_LIMIT_SECONDS || timeLimit < 10) {
+    diagnostics.push(
+      src.at([...path, 'time_limit'], `time_limit must be between 10s and ${MAX_TIME_LIMIT_SECONDS}s (the task's 900 s less 30 s)`),
+    );
+  }
+  return {
+    tools,
+    maxIterations: e?.max_iterations ?? DEFAULT_MAX_ITERATIONS,
+    timeLimitSeconds: Math.min(Math.max(timeLimit, 10), MAX_TIME_LIMIT_SECONDS),
+    allowWrite: false,
+    reads: e?.reads ?? [],
+  };
+}
+
+/** The built-in guardrail agent of a `guardrail:` phase (it calls no model: `model` only fills the Map item). */
+function guardrailAgent(model: ResolvedModel, g: NonNullable<GuardrailSource>): ResolvedAgent {
+  return {
+    name: GUARDRAIL_AGENT,
+    model,
+    fallback: [],
+    maxTokens: 256,
+    temperature: 0,
+    categories: [],
+    tasks: [],
+    prompt: '',
+    cache: false,
+    complexity: 'simple',
+    output: 'guardrail',
+    paths: { include: [], exclude: [] },
+    tools: [],
+    maxIterations: 1,
+    timeLimitSeconds: 60,
+    allowWrite: false,
+    reads: [],
+    guardrail: {
+      source: g.source === 'input' ? 'INPUT' : 'OUTPUT',
+      phases: g.check ?? [],
+      deniedTopics: g.denied_topics ?? [],
+      ...(g.pii === 'off' ? { pii: [] } : g.pii_types ? { pii: g.pii_types } : {}),
+      piiAction: g.pii === 'block' ? 'block' : 'mask',
+      promptAttack: g.prompt_attack ?? true,
+      ...(g.bedrock ? { guardrailId: g.bedrock.id, guardrailVersion: g.bedrock.version } : {}),
+    },
+  };
+}
+
+type GuardrailSource = NonNullable<WorkflowSource['phases']>[number]['guardrail'];
+
+/** The name of the built-in guardrail agent. */
+export const GUARDRAIL_AGENT = 'guardrail';
+
+/** Parses `approval.when` (`"refund.amount_usd > 100"`); the schema has checked the shape. */
+function parseWhen(text: string, src: YamlSource, at: SourcePath, diagnostics: Diagnostic[]): WhenCondition | undefined {
+  const m = /^\s*([a-z0-9][a-z0-9-]*)\.([A-Za-z0-9_]+)\s*(>=|<=|==|!=|>|<)\s*(?:"([^"]*)"|(\S+))\s*$/.exec(text);
+  if (!m) return undefined;
+  const [, phase = '', field = '', op = '==', quoted, bare = ''] = m;
+  const value: number | string | boolean =
+    quoted !== undefined ? quoted : bare === 'true' ? true : bare === 'false' ? false : /^-?\d+(\.\d+)?$/.test(bare) ? Number(bare) : bare;
+  if (typeof value !== 'number' && !['==', '!='].includes(op)) {
+    diagnostics.push(src.at(at, `approval.when: ${op} compares numbers; "${String(value)}" is not one`));
+    return undefined;
+  }
+  return { phase, field, op: op as WhenCondition['op'], value, text: text.trim() };
+}
+
+/** Whether a phase writes an answer a later phase, a guardrail or `output.answer` can use. */
+const answers = (p: Phase): boolean =>
+  (p.kind === 'agents' && p.agents.some((a) => a.output === 'answer')) ||
+  (p.kind === 'guardrail' && p.agent.guardrail?.source === 'OUTPUT');
+
+/** The `output:` keys of a review (they post on a change). */
+const REVIEW_OUTPUTS = [
+  'review',
+  'github_review',
+  'github_comment',
+  'code_scanning',
+  'create_files',
+  'max_inline_comments',
+  'inline_min_severity',
+  'fail_on',
+  'format',
+] as const;
+
+/** Every phase that `name` depends on, directly or not. */
+function ancestors(phases: readonly Phase[], name: string): Set<string> {
+  const out = new Set<string>();
+  const walk = (n: string) => {
+    for (const d of phases.find((p) => p.name === n)?.dependsOn ?? []) {
+      if (out.has(d)) continue;
+      out.add(d);
+      walk(d);
+    }
+  };
+  walk(name);
+  return out;
+}
+
+/**
+ * Which phases are conditional: a route's targets, and phases after a conditional phase (they run
+ * when at least one of their conditional dependencies ran). The compiler guards these with Choice
+ * states; Aggregate records why one did not run.
+ */
+export function conditionalPhases(phases: readonly Phase[]): Map<string, { routeOf?: string; after: string[] }> {
+  const out = new Map<string, { routeOf?: string; after: string[] }>();
+  for (const r of phases) if (r.kind === 'route') for (const t of r.to) out.set(t, { routeOf: r.name, after: [] });
+  for (const level of phaseLevels(phases)) {
+    for (const p of level) {
+      if (out.has(p.name)) continue;
+      const after = p.dependsOn.filter((d) => out.has(d));
+      if (after.length > 0) out.set(p.name, { after });
+    }
+  }
+  return out;
+}
+
+/**
+ * The phase kinds a workflow's run kind allows, and the rules of routes, guardrails, conditional
+ * gates and `reads:`, each reported at its line.
+ */
+function checkPhaseKinds(
+  kind: Workflow['kind'],
+  w: WorkflowSource,
+  phases: readonly Phase[],
+  sources: ReadonlyArray<{ path: SourcePath; phase: { name: string } }>,
+  src: YamlSource,
+  diagnostics: Diagnostic[],
+  graphSound: boolean,
+): void {
+  const at = (name: string, ...rest: Array<string | number>): SourcePath => [
+    ...(sources.find((x) => x.phase.name === name)?.path ?? []),
+    ...rest,
+  ];
+  const events = Array.isArray(w.trigger.event) ? w.trigger.event : [w.trigger.event];
+  if (kind === 'request') {
+    if (events.some((e) => e !== REQUEST_EVENT)) {
+      diagnostics.push(
+        src.at(['trigger', 'event'], 'trigger: request starts a request workflow; it cannot be combined with change events or manual'),
+      );
+    }
+    if (w.trigger.conditions)
+      diagnostics.push(src.at(['trigger', 'conditions'], 'trigger.conditions filter changes: a request workflow has none', { key: true }));
+    for (const key of ['paths', 'context', 'verify'] as const) {
+      if (w[key] !== undefined)
+        diagnostics.push(src.at([key], `${key} applies to a review of a change: a request workflow has none`, { key: true }));
+    }
+  }
+  for (const p of phases) {
+    const { agents, what } = PHASE_CHECKS[p.kind](p as never);
+    if (kind === 'review' && what) diagnostics.push(src.at(at(p.name, 'name'), `${what} only in request workflows (trigger: request)`));
+    for (const a of agents) {
+      const i = p.kind === 'agents' ? p.agents.indexOf(a) : -1;
+      const agentAt = p.kind === 'agents' ? at(p.name, 'agents', i) : at(p.name);
+      if (kind === 'request' && a.output !== 'answer' && a.output !== 'route' && a.output !== 'guardrail') {
+        diagnostics.push(
+          src.at(
+            agentAt,
+            `agent "${a.name}" reviews a change (output: ${a.output}); a request workflow's agents answer (output: answer in its catalog file)`,
+          ),
+        );
+      }
+      if (kind === 'review' && a.output === 'answer') {
+        diagnostics.push(
+          src.at(agentAt, `agent "${a.name}" answers requests (output: answer): use it in a request workflow (trigger: request)`),
+        );
+      }
+      if (kind === 'request' && a.tools.some((t) => t.builtin)) {
+        diagnostics.push(
+          src.at(agentAt, `the built-in tools (server: ${BUILTIN_TOOL_SERVER}) read the change under review; a request workflow has none`),
+        );
+      }
+      if (kind === 'review' && a.reads.length > 0)
+        diagnostics.push(src.at(agentAt, 'reads: only in request workflows (answers are given to later agents there)'));
+      const before = ancestors(phases, p.name);
+      a.reads.forEach((r) => {
+        const target = phases.find((x) => x.name === r);
+        if (!target || !before.has(r) || !answers(target)) {
+          diagnostics.push(src.at(agentAt, `reads: "${r}" is not an earlier phase that answers (it must be one this phase depends on)`));
+        }
+      });
+    }
+    if (p.kind === 'guardrail') {
+      const before = ancestors(phases, p.name);
+      p.agent.guardrail?.phases.forEach((c, i) => {
+        const target = phases.find((x) => x.name === c);
+        if (!target || !before.has(c) || !answers(target)) {
+          diagnostics.push(
+            src.at(
+              at(p.name, 'guardrail', 'check', i),
+              `guardrail.check: "${c}" is not an earlier phase that answers (it must be one this phase depends on)`,
+            ),
+          );
+        }
+      });
+    }
+    if (p.kind === 'approval' && p.when) {
+      const target = phases.find((x) => x.name === p.when?.phase);
+      const whenAt = at(p.name, 'approval', 'when');
+      if (kind === 'review')
+        diagnostics.push(src.at(whenAt, 'approval.when compares an answer field: only in request workflows (trigger: request)'));
+      else if (!target || !ancestors(phases, p.name).has(target.name)) {
+        diagnostics.push(src.at(whenAt, `approval.when: "${p.when.phase}" is not an earlier phase this gate depends on`));
+      } else if (target.kind !== 'agents' || target.agents.length !== 1 || target.agents[0]?.output !== 'answer') {
+        diagnostics.push(
+          src.at(whenAt, `approval.when: phase "${target.name}" must have exactly one agent with output: answer (its data is compared)`),
+        );
+      }
+    }
+    if (p.kind === 'ci' && kind === 'request')
+      diagnostics.push(src.at(at(p.name, 'ci'), 'a ci phase waits for CI on a change: a request workflow has none'));
+  }
+  if (!graphSound) return;
+  // Routes and conditional phases compile to Choice states between levels: each must be alone in its level.
+  const levels = phaseLevels(phases);
+  const conditional = conditionalPhases(phases);
+  levels.forEach((level, i) => {
+    for (const p of level) {
+      if (p.kind === 'route' && level.length > 1) {
+        diagnostics.push(
+          src.at(
+            at(p.name, 'name'),
+            `route "${p.name}" would run side by side with ${level
+              .filter((x) => x !== p)
+              .map((x) => x.name)
+              .join(', ')}; make them depend on each other`,
+          ),
+        );
+      }
+      if (p.kind === 'route') {
+        const next = levels[i + 1] ?? [];
+        const strays = next.filter((x) => !p.to.includes(x.name));
+        const late = p.to.filter((t) => !next.some((x) => x.name === t));
+        if (strays.length > 0)
+          diagnostics.push(
+            src.at(
+              at(strays[0]?.name ?? '', 'name'),
+              `phase "${strays[0]?.name}" would run beside the targets of route "${p.name}"; make it depend on them`,
+            ),
+          );
+        if (late.length > 0)
+          diagnostics.push(
+            src.at(
+              at(p.name, 'route', 'to'),
+              `route "${p.name}": ${late.join(', ')} must depend only on "${p.name}" (or earlier phases) so the route can start them`,
+            ),
+          );
+      }
+      const c = conditional.get(p.name);
+      if (c && !c.routeOf && level.length > 1) {
+        diagnostics.push(
+          src.at(
+            at(p.name, 'depends_on'),
+            `phase "${p.name}" runs only when ${c.after.join(' or ')} ran, so it cannot run side by side with ${level
+              .filter((x) => x !== p)
+              .map((x) => x.name)
+              .join(', ')}; make them depend on each other`,
+          ),
+        );
+      }
+    }
+  });
+  const targets = phases.filter((p): p is RoutePhase => p.kind === 'route').flatMap((r) => r.to);
+  const twice = targets.find((t, i) => targets.indexOf(t) !== i);
+  if (twice)
+    diagnostics.push(src.at(at(twice, 'name'), `phase "${twice}" is the target of two routes; a phase can be chosen by one route only`));
+}
+
+/** Per phase kind: its agents, and what it is when only request workflows may have it. A new kind does not compile until listed. */
+const PHASE_CHECKS: { [K in PhaseKind]: (p: Extract<Phase, { kind: K }>) => { agents: readonly ResolvedAgent[]; what?: string } } = {
+  agents: (p) => ({ agents: p.agents }),
+  approval: () => ({ agents: [] }),
+  ci: () => ({ agents: [] }),
+  route: (p) => ({ agents: [p.agent], what: `route phase "${p.name}": routes are` }),
+  guardrail: (p) => ({ agents: [p.agent], what: `guardrail phase "${p.name}": guardrails are` }),
+};
+
+/**
+ * Decides each agent's `allowWrite`: tools marked `write: true` may run when the workflow sets
+ * `allow_write_tools` or an approval gate comes before the agent's phase (a `when` gate counts: it
+ * asks whenever its condition holds). A write tool that could never run is refused at its line.
+ */
+function allowWrites(
+  phases: readonly Phase[],
+  allowAll: boolean,
+  sources: ReadonlyArray<{ path: SourcePath; phase: { name: string } }>,
+  src: YamlSource,
+  diagnostics: Diagnostic[],
+): Phase[] {
+  const gated = (name: string) => [...ancestors(phases, name)].some((d) => phases.find((p) => p.name === d)?.kind === 'approval');
+  const decide = (p: Phase, a: ResolvedAgent, at: SourcePath): ResolvedAgent => {
+    const allow = allowAll || gated(p.name);
+    const writes = a.tools.flatMap((t) => t.allow.filter((x) => x.write).map((x) => `${t.name}.${x.name}`));
+    if (!allow && writes.length > 0) {
+      diagnostics.push(
+        src.at(
+          at,
+          `agent "${a.name}" lists write tools (${writes.join(', ')}) but no approval gate comes before phase "${p.name}" and the workflow does not set allow_write_tools: they would never be called`,
+        ),
+      );
+    }
+    return { ...a, allowWrite: allow && writes.length > 0 };
+  };
+  const at = (name: string, ...rest: Array<string | number>): SourcePath => [
+    ...(sources.find((x) => x.phase.name === name)?.path ?? []),
+    ...rest,
+  ];
+  return phases.map((p) => {
+    if (p.kind === 'agents') return { ...p, agents: p.agents.map((a, i) => decide(p, a, at(p.name, 'agents', i))) };
+    if (p.kind === 'route') return { ...p, agent: decide(p, p.agent, at(p.name, 'route', 'agent')) };
+    return p;
+  });
 }
 
 /** Inline review comments per run unless `output.max_inline_comments` says otherwise. Tied to lambdas/core/contracts.ts by a test. */
@@ -778,6 +1261,11 @@ function verifierPhase(
         complexity: 'simple',
         output: 'verdicts',
         paths: { include: [], exclude: [] },
+        tools: [],
+        maxIterations: DEFAULT_MAX_ITERATIONS,
+        timeLimitSeconds: DEFAULT_TIME_LIMIT_SECONDS,
+        allowWrite: false,
+        reads: [],
         verify: { batch: opts.batch ?? DEFAULT_VERIFY_BATCH, unconfirmed: opts.unconfirmed ?? 'drop' },
       },
     ],

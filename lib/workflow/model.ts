@@ -83,6 +83,14 @@ export interface ResolvedAgent {
   readonly reads: readonly string[];
 }
 
+/**
+ * The built-in read-only tools over the change under review, offered as `agentflow__<tool>`. The
+ * Lambdas' copy is `BUILTIN_TOOLS` in `lambdas/core/contracts.ts`; a test keeps the two equal.
+ */
+export const BUILTIN_TOOLS = ['read_file', 'search', 'list_changed_files'] as const;
+/** The server name of the built-in tools. */
+export const BUILTIN_TOOL_SERVER = 'agentflow';
+
 /** A tool server of an agent (see `ToolServerSchema` in `lambdas/core/contracts.ts`, which a test ties to this). */
 export interface ToolServer {
   readonly name: string;
@@ -141,9 +149,62 @@ export interface GatePhase {
   /** What a timeout means: `approve`/`reject` (for `ci`: continue/fail), or `escalate` to a second request. */
   readonly onTimeout: 'approve' | 'reject' | 'escalate';
   readonly escalate?: { readonly channel: string; readonly approvers: readonly string[]; readonly timeoutSeconds: number };
+  /** `approval.when`: ask only when this holds for an earlier phase's answer data; otherwise go on without asking. */
+  readonly when?: WhenCondition;
 }
 
-export type Phase = AgentPhase | GatePhase;
+/**
+ * `approval.when: "<phase>.<field> <op> <value>"`: a comparison on a field of the `data` an earlier
+ * phase's (one) agent answered. Numbers compare with every op; strings and booleans with `==`/`!=`.
+ * An absent or unreadable field asks (the gate fails safe).
+ */
+export interface WhenCondition {
+  readonly phase: string;
+  readonly field: string;
+  readonly op: '>' | '>=' | '<' | '<=' | '==' | '!=';
+  readonly value: number | string | boolean;
+  /** As written, for the run record and the Choice state's comment. */
+  readonly text: string;
+}
+
+/**
+ * A phase whose one agent (`output: route`) picks the phase that runs next among `to` (compiled
+ * to a Choice state on the agent's `decision`, with `default`); the others are skipped.
+ */
+export interface RoutePhase {
+  readonly kind: 'route';
+  readonly name: string;
+  readonly dependsOn: readonly string[];
+  readonly agent: ResolvedAgent;
+  readonly to: readonly string[];
+  readonly default: string;
+}
+
+/**
+ * A guardrail step: the built-in guardrail agent (`output: guardrail`) checks the request (`INPUT`)
+ * or an earlier answer (`OUTPUT`); a block stops the run (a Choice state), a mask goes on with the
+ * masked text.
+ */
+export interface GuardrailPhase {
+  readonly kind: 'guardrail';
+  readonly name: string;
+  readonly dependsOn: readonly string[];
+  readonly agent: ResolvedAgent;
+}
+
+export type Phase = AgentPhase | GatePhase | RoutePhase | GuardrailPhase;
+/** Every phase kind: the compiler's table of phase states is keyed by it. */
+export type PhaseKind = Phase['kind'];
+
+/** The phases that run agents in a Map state (agents, route, guardrail), with their agents. */
+export const mapPhases = (phases: readonly Phase[]): Array<{ phase: Phase; agents: readonly ResolvedAgent[] }> =>
+  phases.flatMap((p) =>
+    p.kind === 'agents'
+      ? [{ phase: p, agents: p.agents }]
+      : p.kind === 'route' || p.kind === 'guardrail'
+        ? [{ phase: p, agents: [p.agent] }]
+        : [],
+  );
 
 /**
  * A workflow's `context:` (see `ContextOptions` in `lambdas/core/hunks.ts`): lines of context
@@ -186,6 +247,8 @@ export const DEFAULT_TEST_PATHS: readonly string[] = [
 export interface Workflow {
   /** The file name without `.yml`; names the state machine. */
   readonly id: string;
+  /** `review` (a change: pull request, merge request, two refs) or `request` (a person's request: trigger `request`). */
+  readonly kind: 'review' | 'request';
   readonly name: string;
   readonly description: string;
   readonly trigger: {
@@ -230,6 +293,8 @@ export interface Workflow {
     readonly inline: { readonly maxComments: number; readonly minSeverity: Severity };
     /** Findings at or above this severity fail the check run (`output.fail_on`); `none`: never on findings. */
     readonly failOn: Severity | 'none';
+    /** Request workflows: the phases whose answer is sent, in order (the first that ran); empty for a review. */
+    readonly answer: readonly string[];
   };
   /** Channel to notify when the run fails (from the older `fallback: - notify:` rule). */
   readonly notifyOnFailure?: string;

@@ -118,10 +118,10 @@ export const AgentSpecSchema = z.strictObject({
   categories: z.array(z.enum(CATEGORIES)).min(1),
   tasks: z.array(z.string()).default([]),
   output: z
-    .enum(['findings', 'document', 'tests'])
+    .enum(['findings', 'document', 'tests', 'answer'])
     .default('findings')
     .describe(
-      "findings (a review), document (findings and a Markdown document) or tests (findings and test files, committed by the workflow's output.create_files)",
+      "findings (a review), document (findings and a Markdown document), tests (findings and test files, committed by the workflow's output.create_files) or answer (an answer to a person's request with structured data fields, in request workflows)",
     ),
   files: globList
     .optional()
@@ -139,6 +139,26 @@ const fallbackTarget = z
     'write a fallback as provider or provider:model, e.g. "openai:gpt-4.1-mini"',
   );
 
+/** A tool name as an MCP server lists it (offered to models as `<server>__<tool>`). */
+const toolName = z.string().regex(/^[A-Za-z0-9_-]{1,60}$/, 'a tool name has letters, digits, _ and - only');
+
+/** One server's tools an agent may call: `allow` lists them; `{ name, write: true }` marks a tool that changes something. */
+const ToolUse = z.strictObject({
+  server: z
+    .string()
+    .min(1)
+    .describe(
+      'a server of the workflow\'s mcp_servers, or "agentflow" for the built-in read-only tools (read_file, search, list_changed_files)',
+    ),
+  allow: z
+    .array(z.union([toolName, z.strictObject({ name: toolName, write: z.boolean().optional() })]))
+    .min(1)
+    .describe('the tools the agent may call; every other tool of the server is neither offered nor called'),
+});
+
+/** A duration of at least one second and at most a year (Step Functions' limit on an execution). */
+const duration = z.string().regex(/^\d+[smhd]$/, 'write a duration like 30m, 24h or 2d');
+
 /** A v1 agent entry that overrides catalog fields. */
 const AgentOverride = z.strictObject({
   agent: z.string().min(1),
@@ -150,6 +170,14 @@ const AgentOverride = z.strictObject({
   tasks: z.array(z.string()).optional(),
   cache: z.boolean().optional(),
   paths: PathsSchema.optional().describe("the changed files this agent reviews; include replaces the catalog's files"),
+  tools: z.array(ToolUse).min(1).optional().describe('tools the agent may call in a tool-use loop (MCP servers, built-in tools)'),
+  max_iterations: z.number().int().min(1).max(50).optional().describe("model calls of the agent's tool loop at most; default 8"),
+  time_limit: duration.optional().describe("the agent's time limit (at most 14m30s: the task's 15 minutes); default 5m"),
+  reads: z
+    .array(z.string().min(1))
+    .min(1)
+    .optional()
+    .describe('request workflows: the earlier phases whose answers the agent gets (default every earlier phase that answered)'),
 });
 
 /** The design documents' agent shape: `name`, `type`, `service`, `config`, `tasks`. */
@@ -196,9 +224,6 @@ const event = z
     'change.opened, change.updated or change.ready (GitHub pull requests and GitLab merge requests), pull_request (opened, synchronize, reopened, ready_for_review), pull_request.<action>, merge_request.<action> (GitLab) or manual',
   );
 
-/** A duration of at least one second and at most a year (Step Functions' limit on an execution). */
-const duration = z.string().regex(/^\d+[smhd]$/, 'write a duration like 30m, 24h or 2d');
-
 const Phase = z
   .strictObject({
     name,
@@ -214,6 +239,16 @@ const Phase = z
         approvers: z.array(z.string().min(1)).min(1),
         timeout: duration,
         on_timeout: z.enum(['reject', 'approve', 'escalate']).default('reject'),
+        when: z
+          .string()
+          .regex(
+            /^\s*[a-z0-9][a-z0-9-]*\.[A-Za-z0-9_]+\s*(>=|<=|==|!=|>|<)\s*("[^"\\']*"|[A-Za-z0-9_.-]+)\s*$/,
+            'write a comparison on an earlier phase\'s answer field, like "refund.amount_usd > 100" or "judge.verdict == fail"',
+          )
+          .optional()
+          .describe(
+            "request workflows: ask only when this holds for an earlier phase's answer data (an absent or unreadable field asks); otherwise the flow goes on without asking",
+          ),
         escalate: z
           .strictObject({ channel: z.string().min(1), approvers: z.array(z.string().min(1)).min(1).optional(), timeout: duration })
           .optional(),
@@ -225,15 +260,51 @@ const Phase = z
         on_timeout: z.enum(['fail', 'continue']).default('fail'),
       })
       .optional(),
+    route: z
+      .strictObject({
+        agent: AgentEntrySchema.describe('the agent whose answer picks the next phase'),
+        to: z.array(name).min(2).describe('the phases it may choose (each runs only when chosen)'),
+        default: name.describe('the phase taken when the answer names none of them'),
+      })
+      .optional()
+      .describe('request workflows: an agent picks which one of the phases in to runs next; the others are skipped'),
+    guardrail: z
+      .strictObject({
+        source: z.enum(['input', 'output']).describe('input: the request; output: an answer of the phases in check'),
+        check: z.array(name).min(1).optional().describe('output: the phases whose answer is checked (the first of them that ran)'),
+        denied_topics: z
+          .array(z.strictObject({ name: z.string().min(1), phrases: z.array(z.string().min(1)).min(1) }))
+          .optional()
+          .describe('topics to refuse (offline rules: a phrase matched as whole words)'),
+        pii: z.enum(['mask', 'block', 'off']).optional().describe('what personal data does: mask (default), block or off'),
+        pii_types: z
+          .array(z.enum(['CREDIT_DEBIT_CARD_NUMBER', 'US_SOCIAL_SECURITY_NUMBER', 'IP_ADDRESS', 'EMAIL', 'PHONE']))
+          .min(1)
+          .optional()
+          .describe('the personal data looked for offline; default all of them'),
+        prompt_attack: z.boolean().optional().describe('refuse prompt attacks in the input; default true'),
+        bedrock: z
+          .strictObject({ id: z.string().min(1), version: z.string().min(1) })
+          .optional()
+          .describe("the Amazon Bedrock guardrail used in the cloud (default: the environment's guardrail, else the offline rules)"),
+      })
+      .optional()
+      .describe('request workflows: checks the request or an answer; a block stops the run, a mask goes on with the masked text'),
   })
-  .refine((p) => (p.agents ? 1 : 0) + (p.approval ? 1 : 0) + (p.ci ? 1 : 0) === 1, {
-    message: 'a phase needs exactly one of agents, approval or ci',
+  .refine((p) => [p.agents, p.approval, p.ci, p.route, p.guardrail].filter((k) => k !== undefined).length === 1, {
+    message: 'a phase needs exactly one of agents, approval, ci, route or guardrail',
   })
   .refine((p) => p.approval?.on_timeout !== 'escalate' || p.approval.escalate !== undefined, {
     message: 'on_timeout: escalate needs an escalate: { channel, timeout } block',
   });
 
 const Output = z.strictObject({
+  answer: z
+    .union([name, z.array(name).min(1)])
+    .optional()
+    .describe(
+      'request workflows: the phase(s) whose answer is sent to the person (the first that ran); default the last phases that answer',
+    ),
   review: z
     .boolean()
     .optional()
@@ -367,6 +438,22 @@ export const WorkflowSourceSchema = z
       ])
       .optional()
       .describe('after the agents, a cheap model checks each finding against the code it cites (default off; true for the defaults)'),
+    mcp_servers: z
+      .record(
+        z.string().regex(/^[A-Za-z0-9-]+$/, 'a server name has letters, digits and - only'),
+        z.union([
+          z.strictObject({ command: z.string().min(1), args: z.array(z.string()).optional() }),
+          z.strictObject({ url: z.string().url() }),
+        ]),
+      )
+      .optional()
+      .describe("MCP servers the agents' tools come from: a command started over stdio, or a streamable HTTP url"),
+    allow_write_tools: z
+      .boolean()
+      .optional()
+      .describe(
+        "let agents call tools marked write: true without an approval gate before their phase (never for a fork's change); default false",
+      ),
     phases: z.array(Phase).min(1).optional(),
     agents: z.array(AgentEntrySchema).min(1).optional(),
     execution: z.enum(['parallel', 'sequential']).optional(),
