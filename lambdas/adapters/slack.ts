@@ -62,7 +62,7 @@ export class SlackApprovalNotifier implements ApprovalNotifier {
 
 /**
  * {@link ThreadNotifier} on the Slack Web API: `chat.postMessage` to start a manual run's thread
- * and to reply in it (`thread_ts`). A post Slack refuses (the bot is not in the channel…) or that
+ * and to reply in it (`thread_ts`), `chat.update` to turn a request's first message into its outcome. A post Slack refuses (the bot is not in the channel…) or that
  * takes longer than `startTimeoutMs` starts no thread: the run goes on without one (the slash
  * command must be answered within 3 s). Also the {@link ChannelNotifier} of run summaries
  * (`post`: the reply client's timeout, errors thrown).
@@ -84,6 +84,11 @@ export class SlackThreadNotifier implements ThreadNotifier, ChannelNotifier {
 
   async reply(thread: { channel: string; ts: string }, text: string): Promise<void> {
     await this.client.chat.postMessage({ channel: thread.channel, thread_ts: thread.ts, text, unfurl_links: false, unfurl_media: false });
+  }
+
+  /** `chat.update` of the thread's first message (a request's outcome). @throws the client's error */
+  async update(message: { channel: string; ts: string }, text: string): Promise<void> {
+    await this.client.chat.update({ channel: message.channel, ts: message.ts, text });
   }
 
   /**

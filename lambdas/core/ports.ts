@@ -262,7 +262,8 @@ export interface RunStore {
 }
 
 /**
- * Posts a manual run's Slack thread: the message it was started with, then its outcome as a reply.
+ * Posts a manual run's or a request's Slack thread: the message it was started with, then its
+ * outcome (and a request's answer) as replies.
  * Texts are plain (the adapter escapes them for Slack).
  */
 export interface ThreadNotifier {
@@ -270,6 +271,16 @@ export interface ThreadNotifier {
   start(channel: string, text: string): Promise<{ channel: string; ts: string } | undefined>;
   /** Replies `text` in the thread of `thread`. */
   reply(thread: { channel: string; ts: string }, text: string): Promise<void>;
+  /**
+   * Replaces the text of the thread's first message (`chat.update`): a request's "Working on…"
+   * becomes its outcome. @default not offered: the outcome is a reply instead
+   *
+   * @example
+   * ```ts
+   * await threads.update?.(request.thread, requestOutcomeText({ status: 'SUCCEEDED', ... }));
+   * ```
+   */
+  update?(message: { channel: string; ts: string }, text: string): Promise<void>;
 }
 
 /**

@@ -63,6 +63,8 @@ export function decidedBlocks(r: ApprovalRecord): { text: string; blocks: unknow
 /** A parsed `/agentflow` command (Slack slash command text or a pull-request comment). */
 export type AgentflowCommand =
   | { kind: 'run'; workflow: string; params: Record<string, string> }
+  /** `ask [<workflow>] <request>`: the words after `ask`, as typed (the webhook tells a workflow name from the request). */
+  | { kind: 'ask'; text: string }
   | { kind: 'status'; execution: string }
   | { kind: 'approve' | 'reject'; id: string }
   | { kind: 'review'; full: boolean }
@@ -71,6 +73,7 @@ export type AgentflowCommand =
 
 export const COMMAND_HELP = [
   '`/agentflow run <workflow> [key=value …]` starts a workflow (keys: repo=owner/name, pr=<number>, base=<ref>, head=<ref>, coverage=<percent>)',
+  '`/agentflow ask [<workflow>] <request>` asks the agents of a request workflow; the answer comes in a thread',
   '`/agentflow status <execution>` shows a run',
   '`/agentflow approve <id>` / `/agentflow reject <id>` decides an approval',
   '`/agentflow review [--full]` (on a pull request) reviews what changed since the last review again; `--full` reviews every file',
@@ -98,6 +101,12 @@ export function parseCommand(text: string): AgentflowCommand {
         params[m[1]] = m[2];
       }
       return { kind: 'run', workflow, params };
+    }
+    case 'ask': {
+      const request = text.trim().slice(verb.length).trim();
+      return request
+        ? { kind: 'ask', text: request }
+        : { kind: 'error', message: 'What is your request? Write `/agentflow ask [<workflow>] <request>`.' };
     }
     case 'status':
       return rest[0]
@@ -243,4 +252,104 @@ export function runSummaryText(m: RunSummaryMessage): string {
   ];
   if (links.length) lines.push(links.join(' · '));
   return lines.join('\n');
+}
+
+/**
+ * Slack's limits a posted answer keeps to: a message's `text` is cut by Slack past 40,000
+ * characters, and a Block Kit section holds 3,000; an answer is posted in at most
+ * {@link MAX_SLACK_ANSWER_CHARS} so it also fits a section.
+ * Source: https://api.slack.com/methods/chat.postMessage#truncating and
+ * https://api.slack.com/reference/block-kit/blocks#section (2026-11)
+ */
+export const MAX_SLACK_TEXT_CHARS = 40_000;
+export const MAX_SLACK_ANSWER_CHARS = 3_000;
+
+/**
+ * A model's answer (Markdown, several lines) made inert for a Slack message, as
+ * {@link slackInert} does for one line: `&`, `<`, `>` escaped (no `<!channel>`, `<@U…>` or
+ * `<url|label>` survives) and a zero-width space after each `@`, `.` and `:` (no bare URL, domain
+ * or written `@here` becomes a link or a ping). Line breaks and plain formatting stay; the
+ * answer is cut at `max` characters (before escaping), and `cut` says so.
+ *
+ * @example
+ * ```ts
+ * slackAnswer('Done <!channel>, see https://evil.example').text;
+ * // 'Done &lt;!channel&gt;, see https:\u200b//evil.\u200bexample'
+ * ```
+ */
+export function slackAnswer(s: string, max = MAX_SLACK_ANSWER_CHARS): { text: string; cut: boolean } {
+  const clean = s.replace(/\r\n?/g, '\n').trim();
+  const cut = clean.length > max;
+  const kept = cut ? `${clean.slice(0, max - 1)}…` : clean;
+  return { text: slackText(kept).replace(/([@.:])/g, '$1\u200b'), cut };
+}
+
+/** The message a request's thread starts with (`/agentflow ask`): the request's start, inert. */
+export function requestStartedText(o: { workflow: string; text: string; execution: string }): string {
+  return `⏳ Working on: ${slackInert(o.text, 100)} (${slackText(o.workflow)}, execution ${slackText(o.execution)}). The answer follows in this thread.`;
+}
+
+/** What {@link requestOutcomeText} and {@link requestSummaryText} report about a request run. */
+export interface RequestRunMessage {
+  workflow: string;
+  status: string;
+  /** The request (untrusted: made inert, its start only). */
+  text: string;
+  /** `slack:<id>` or `local:<user>`. */
+  requester: string;
+  /** USD, the ledger's (the spend records' sum). */
+  costUsd?: number;
+  toolCalls?: number;
+  toolErrors?: number;
+  /** Why the run is partial, stopped or failed (untrusted: made inert). */
+  reason?: string;
+}
+
+const REQUEST_OUTCOME: Record<string, string> = {
+  SUCCEEDED: 'Answered',
+  PARTIAL: 'Partly answered',
+  FAILED: 'Not answered',
+  STOPPED: 'Stopped',
+  SKIPPED: 'Skipped',
+};
+
+/**
+ * `3 tool calls (1 failed or refused), $0.0042`: the numbers of a request run, as the run record
+ * has them; empty when the cost is not known (a failed run: no number is shown that the ledger
+ * did not give).
+ */
+function requestNumbers(m: RequestRunMessage): string {
+  if (m.costUsd === undefined) return '';
+  const calls = m.toolCalls;
+  const tools =
+    calls === undefined ? '' : `${calls} tool call${calls === 1 ? '' : 's'}${m.toolErrors ? ` (${m.toolErrors} failed or refused)` : ''}, `;
+  return `${tools}$${m.costUsd.toFixed(4)}`;
+}
+
+/**
+ * A request thread's first message once the run ended (`chat.update`): the outcome mark, the
+ * request's start, the tool calls and the cost, and the reason when there is one.
+ *
+ * @example
+ * ```
+ * ✅ Answered: I was charged twice for order 1234… — 2 tool calls, $0.0042
+ * ```
+ */
+export function requestOutcomeText(m: RequestRunMessage): string {
+  const numbers = requestNumbers(m);
+  const head = `${STATUS_MARK[m.status] ?? '•'} ${REQUEST_OUTCOME[m.status] ?? slackText(m.status)}: ${slackInert(m.text, 100)}${numbers ? ` — ${numbers}` : ''}`;
+  return m.reason ? `${head}\n${slackInert(m.reason, 600)}` : head;
+}
+
+/**
+ * A request run's summary for a Slack channel (`output.slack`, `notify:`): workflow and outcome,
+ * who asked and the request's start, the tool calls and the cost, the reason. Everything from
+ * the request or a model is {@link slackInert}.
+ */
+export function requestSummaryText(m: RequestRunMessage): string {
+  return [
+    `${STATUS_MARK[m.status] ?? '•'} *${slackText(m.workflow)}* ${slackText(m.status)} for ${slackInert(m.requester, 60)}: ${slackInert(m.text, 200)}`,
+    ...(requestNumbers(m) ? [requestNumbers(m)] : []),
+    ...(m.reason ? [slackInert(m.reason, 600)] : []),
+  ].join('\n');
 }

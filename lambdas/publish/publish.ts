@@ -12,14 +12,17 @@ import {
   SEVERITIES,
   type Severity,
 } from '../core/contracts.js';
+import { InvalidInputError } from '../core/errors.js';
 import { type FeedbackTally, feedbackDelta, ReviewStateSchema, reviewStateKey } from '../core/incremental.js';
 import type { ArtifactStore, ChannelNotifier, ForgeTable, RunStore, ThreadNotifier } from '../core/ports.js';
 import { commentMarker, commentText, errorText, type ReportFinding } from '../core/report.js';
 import { InlineReviewSchema } from '../core/review.js';
 import { buildSarif, securityFindings } from '../core/sarif.js';
-import { type RunSummaryMessage, runOutcomeText, runSummaryText } from '../core/slack.js';
+import { runOutcomeText, runSummaryText } from '../core/slack.js';
 import { readSpend } from '../core/spend.js';
+import { errorLine, postToChannel } from './channels.js';
 import { commitGeneratedFiles } from './commit-files.js';
+import { publishRequest } from './request.js';
 
 /** The findings of a run's report (`report.json`): the check run's annotations, the code scanning SARIF (and `agentflow run --sarif`). */
 export async function reportFindings(artifacts: ArtifactStore, reportRef: string): Promise<ReportFinding[]> {
@@ -56,30 +59,6 @@ export interface PublishDeps {
   now?: () => Date;
 }
 
-/** An error as the run record keeps it: `<name>: <message>`, at most 300 characters. */
-const errorLine = (e: unknown) => `${(e as Error).name}: ${(e as Error).message}`.slice(0, 300);
-
-/**
- * Posts `message` in `channel` (`default`: `deps.defaultChannel`).
- * @returns `slackError` for the run record when nothing was posted (never throws)
- */
-async function postToChannel(deps: PublishDeps, channel: string, message: RunSummaryMessage): Promise<{ slackError?: string }> {
-  const target = channel === 'default' ? deps.defaultChannel : channel;
-  if (!target) {
-    return {
-      slackError:
-        'output.slack: true posts in the default channel and none is configured (slackChannel in the environment config): name the channel in the workflow',
-    };
-  }
-  if (!deps.channels) return { slackError: `no Slack client to post in ${target} (the function has no SLACK_SECRET_NAME)` };
-  try {
-    await deps.channels.post(target, runSummaryText(message));
-    return {};
-  } catch (e) {
-    return { slackError: errorLine(e) };
-  }
-}
-
 /**
  * Publish: posts the comment (one per pull request and workflow, found again by its hidden
  * marker) when `outputs.review` is on and the change is a pull request (number > 0), and
@@ -93,7 +72,12 @@ export async function publish(raw: unknown, deps: PublishDeps): Promise<PublishO
   const parsed: PublishInput = parseInput(PublishInputSchema, raw, 'Publish');
   // `output.create_files`: the generated tests are committed before the CI gate waits on them.
   if (parsed.kind === 'files') return { commentUrl: null, files: await commitGeneratedFiles(parsed, deps) };
-  const input = parsed;
+  // A `request` run (issue 15): its answer, or its end, goes to the request's thread; no forge is involved.
+  if (parsed.kind === 'answer' || ((parsed.kind === 'failed' || parsed.kind === 'stopped') && !parsed.change)) {
+    return publishRequest(parsed, deps);
+  }
+  if (!parsed.change) throw new InvalidInputError('Publish: give change (a review) or request (a request run)');
+  const input = { ...parsed, change: parsed.change };
   const forge = deps.forges[forgeOf(input.change)];
   // The run starts: its check run shows `in_progress` on the head commit. A check the forge refuses
   // (a token without checks: write) does not stop the review.
@@ -173,7 +157,7 @@ export async function publish(raw: unknown, deps: PublishDeps): Promise<PublishO
       const { checkUrl, ...check } = await conclude('FAILED', [], [], 'The review failed', commentText(error));
       // The failure is posted where the workflow asks (`notify:`, else its `output.slack` channel).
       const notified = input.notify
-        ? await postToChannel(deps, input.notify, { ...message, status: 'FAILED', reason: error, checkUrl })
+        ? await postToChannel(deps, input.notify, runSummaryText({ ...message, status: 'FAILED', reason: error, checkUrl }))
         : {};
       await deps.runs.put({ ...base, status: 'FAILED', error, ...check, ...notified });
       await tell({ status: 'FAILED', reason: error });
@@ -263,15 +247,19 @@ export async function publish(raw: unknown, deps: PublishDeps): Promise<PublishO
         }
       }
       const slack = input.outputs.slack
-        ? await postToChannel(deps, input.outputs.slack, {
-            ...message,
-            status: summary.status,
-            findings: summary.findings,
-            bySeverity: summary.bySeverity,
-            costUsd: summary.costUsd,
-            ...(summary.reason ? { reason: summary.reason } : {}),
-            checkUrl,
-          })
+        ? await postToChannel(
+            deps,
+            input.outputs.slack,
+            runSummaryText({
+              ...message,
+              status: summary.status,
+              findings: summary.findings,
+              bySeverity: summary.bySeverity,
+              costUsd: summary.costUsd,
+              ...(summary.reason ? { reason: summary.reason } : {}),
+              checkUrl,
+            }),
+          )
         : {};
       // The outcome and the cost are always recorded (they are what `agentflow runs` and the
       // status commands show); `database_log` adds the per-agent details.

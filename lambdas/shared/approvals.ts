@@ -77,6 +77,7 @@ export function cloudThreads(): ThreadNotifier | undefined {
   return {
     start: async (channel, text) => (await get()).start(channel, text),
     reply: async (thread, text) => (await get()).reply(thread, text),
+    update: async (message, text) => (await get()).update(message, text),
   };
 }
 

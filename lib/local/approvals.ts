@@ -102,6 +102,16 @@ export class LocalApprovalNotifier implements ApprovalNotifier, ThreadNotifier {
     this.print(`💬 ${thread.channel} (thread ${thread.ts}): ${text}`);
   }
 
+  /** Replaces a thread's first message (printed, and written to the outbox as `update`). */
+  async update(message: { channel: string; ts: string }, text: string): Promise<void> {
+    this.updates.push({ ...message, text });
+    this.write('update', { id: message.ts, channel: message.channel, ts: message.ts, text, blocks: [], updated: true });
+    this.print(`💬 ${message.channel} (updated ${message.ts}): ${text}`);
+  }
+
+  /** The first messages replaced, in order (tests read them). */
+  readonly updates: Array<{ channel: string; ts: string; text: string }> = [];
+
   /** The thread replies posted, in order (tests read them). */
   readonly replies: Array<{ channel: string; ts: string; text: string }> = [];
 
