@@ -1,7 +1,8 @@
 import { type McpServerConfig, McpToolbox } from '../adapters/mcp-toolbox.js';
 import { RepoToolbox } from '../adapters/repo-tools.js';
-import type { CircuitBreaker } from '../core/breaker.js';
+import { type BreakerStore, CircuitBreaker } from '../core/breaker.js';
 import { type AgentItem, type Change, type ChangedFile, forgeOf, type Request, type ToolServer } from '../core/contracts.js';
+import type { GatewayConfig } from '../core/gateway-config.js';
 import type { ChangeSource } from '../core/ports.js';
 import { parseToolName, type Toolbox, type ToolCallRecord, type ToolDefinition } from '../core/tools.js';
 
@@ -15,6 +16,16 @@ export interface AgentToolsOptions {
   readonly readHeadFile?: ChangeSource['readHeadFile'];
   /** Environment given to every stdio MCP server besides `PATH` (AgentFlow's own stays out). @default {} */
   readonly mcpEnv?: Readonly<Record<string, string>>;
+}
+
+/**
+ * The circuit breaker of MCP tools (`mcp:<server>`/`<tool>`): the gateway's breaker settings over
+ * the gateway's breaker store, so `agentflow breakers` shows tools next to models. The probe lease
+ * is the gateway's (`probeLeaseSeconds`, else the provider timeout + 10 s).
+ */
+export function toolBreaker(store: BreakerStore, config: Pick<GatewayConfig, 'breaker' | 'providerTimeoutSeconds'>): CircuitBreaker {
+  const probeLeaseMs = (config.breaker.probeLeaseSeconds ?? config.providerTimeoutSeconds + 10) * 1000;
+  return new CircuitBreaker(store, config.breaker, Date.now, () => crypto.randomUUID(), probeLeaseMs);
 }
 
 /**

@@ -59,6 +59,7 @@ import type {
   RunStore,
 } from '../../lambdas/core/ports.js';
 import { executionEnded } from '../../lambdas/execution-status/execution-status.js';
+import { toolBreaker } from '../../lambdas/invoke-agent/agent-tools.js';
 import { invokeAgent } from '../../lambdas/invoke-agent/invoke-agent.js';
 import { loadContext } from '../../lambdas/load-context/load-context.js';
 import { publish } from '../../lambdas/publish/publish.js';
@@ -416,7 +417,13 @@ export class LocalRuntime {
     };
     const useCases: Record<TaskKind, (payload: unknown) => Promise<unknown>> = {
       loadContext: (p) => loadContext(p, deps),
-      invokeAgent: (p) => invokeAgent(p, deps),
+      // Tools: breakers in the local table beside the models'; the built-in read_file reads the local repository.
+      invokeAgent: (p) =>
+        invokeAgent(p, {
+          ...deps,
+          breaker: toolBreaker(this.breakers, this.gatewayConfig),
+          readHeadFile: (change, path) => deps.changes.readHeadFile(change, path),
+        }),
       aggregate: (p) => aggregate(p, deps),
       publish: (p) => publish(p, deps),
       requestApproval: (p) => (isExpireAction(p) ? expireApproval(p, this.decideDeps) : this.waitForCallback(p)),
