@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { type ApproverGroups, type DecideDeps, decideApproval, resolveApprovers } from '../core/approvals.js';
-import type { Change, ExecutionInput } from '../core/contracts.js';
+import { type Change, type ExecutionInput, MAX_REQUEST_CHARS } from '../core/contracts.js';
 import {
   bodyBytes,
   DeadlineError,
@@ -23,8 +23,10 @@ import {
   ephemeral,
   parseCommand,
   REJECT_ACTION,
+  requestStartedText,
   runStartedText,
   SlashCommandSchema,
+  slackInert,
 } from '../core/slack.js';
 import { executionName, type WorkflowTrigger } from '../core/triggers.js';
 
@@ -38,6 +40,12 @@ export interface SlackDeps {
   runs: RunStore;
   changes: ChangeLookup;
   approvals: DecideDeps;
+  /**
+   * The environment's default request workflow: `/agentflow ask <request>` without a workflow
+   * name asks it (`askWorkflow` of the environment config).
+   * @default - the only workflow with `trigger: request`; with several, the user names one
+   */
+  askWorkflow?: string;
   /** Starts a manual run's Slack thread, where Publish posts its outcome. @default no thread */
   threads?: ThreadNotifier;
   /** Tells the person who clicked something only they see (a POST to the interaction's `response_url`). */
@@ -79,6 +87,7 @@ const say = (text: string): HttpResponse => json(200, ephemeral(text));
  * - `run <workflow> [key=value …]` starts a workflow whose trigger has `manual`, if the user is in
  *   its `run_by:` (user ids or groups); keys `repo` (required), `pr`, or `base` + `head`, and
  *   `coverage`; the execution is named from the command's `trigger_id`, so a replay starts nothing;
+ * - `ask [<workflow>] <request>` asks a request workflow (see `askWorkflow`), who may as for `run`;
  * - `status <execution>` shows the run record;
  * - `approve|reject <id>` decides an approval as the user;
  * - anything else gets the help text, with what was wrong.
@@ -109,13 +118,115 @@ export async function handleSlackCommand(req: HttpRequest, deps: SlackDeps): Pro
         const status = wf ? await deps.starter.status?.(wf.id, cmd.execution) : undefined;
         return say(status ? `\`${cmd.execution}\` (${wf?.id}): *${status}*` : `No run named \`${cmd.execution}\`.`);
       }
-      const extra = run.reason ?? run.error ?? (run.status === 'SUCCEEDED' ? `${run.findings} findings, $${run.costUsd.toFixed(4)}` : '');
-      return say(
-        `\`${run.runId}\` (${run.workflow}) on ${run.repository}${run.number ? `#${run.number}` : ''}: *${run.status}*${extra ? ` — ${extra}` : ''}`,
-      );
+      const numbers = run.request
+        ? `${run.toolCalls ?? 0} tool calls, $${run.costUsd.toFixed(4)}`
+        : `${run.findings} findings, $${run.costUsd.toFixed(4)}`;
+      // A reason or error may quote a model or a provider: made inert.
+      const why = run.reason ?? run.error;
+      const extra = why ? slackInert(why, 600) : run.status === 'SUCCEEDED' ? numbers : '';
+      const subject = run.request ? `for ${run.request.requester}` : `on ${run.repository}${run.number ? `#${run.number}` : ''}`;
+      return say(`\`${run.runId}\` (${run.workflow}) ${subject}: *${run.status}*${extra ? ` — ${extra}` : ''}`);
     }
     case 'run':
       return runWorkflow(cmd.workflow, cmd.params, user, trigger, channel, deps);
+    case 'ask':
+      return askWorkflow(cmd.text, user, trigger, channel, deps);
+  }
+}
+
+/**
+ * Whether `user` may start `wf` from Slack: anyone when its `run_by:` is empty, else the Slack
+ * users it names and the members of the groups it names.
+ * @returns the answer that refuses, or undefined when the user may
+ */
+function refusal(wf: WorkflowTrigger, user: string, deps: SlackDeps, verb: 'run' | 'ask'): HttpResponse | undefined {
+  if (!wf.runBy || wf.runBy.length === 0) return undefined;
+  let allowed: string[];
+  try {
+    allowed = resolveApprovers(wf.runBy, deps.groups).slack;
+  } catch (e) {
+    return say(`\`${wf.id}\` cannot be started: ${(e as Error).message}.`);
+  }
+  return allowed.includes(user) ? undefined : say(`You may not ${verb} \`${wf.id}\`; ask someone in ${wf.runBy.join(', ')}.`);
+}
+
+/** The trigger event of workflows that answer a person's request (`/agentflow ask`, `agentflow run --request`). */
+export const REQUEST_EVENT = 'request';
+
+/**
+ * Which request workflow `/agentflow ask <text>` asks, and the request: the workflow the first
+ * word names (the rest is the request), else `askWorkflow`, else the only request workflow.
+ * @returns the workflow and the request, or the answer that says what to write
+ */
+export function resolveAsk(
+  text: string,
+  workflows: readonly WorkflowTrigger[],
+  askWorkflow: string | undefined,
+): { workflow: WorkflowTrigger; request: string } | { answer: string } {
+  const candidates = workflows.filter((w) => w.events.includes(REQUEST_EVENT));
+  const known = candidates.map((w) => `\`${w.id}\``).join(', ');
+  if (candidates.length === 0) return { answer: 'No workflow here answers requests (none has `trigger: request`).' };
+  const m = /^(\S+)(?:\s+([\s\S]*))?$/.exec(text.trim());
+  const named = candidates.find((w) => w.id === m?.[1]);
+  if (named) {
+    const request = (m?.[2] ?? '').trim();
+    return request
+      ? { workflow: named, request }
+      : { answer: `What should \`${named.id}\` do? Write \`/agentflow ask ${named.id} <request>\`.` };
+  }
+  if (askWorkflow) {
+    const chosen = candidates.find((w) => w.id === askWorkflow);
+    if (chosen) return { workflow: chosen, request: text.trim() };
+    return { answer: `The default request workflow \`${askWorkflow}\` does not answer requests; name one: ${known}.` };
+  }
+  const only = candidates.length === 1 ? candidates[0] : undefined;
+  if (only) return { workflow: only, request: text.trim() };
+  return { answer: `Which workflow? Write \`/agentflow ask <workflow> <request>\` with one of ${known}.` };
+}
+
+/**
+ * `/agentflow ask [<workflow>] <request>`: starts the request workflow ({@link resolveAsk}) if the
+ * user is in its `run_by:`, with the request (cut at {@link MAX_REQUEST_CHARS}, which the answer
+ * says) from `slack:<user>`, after posting the thread's first message ("Working on: …") in the
+ * channel, where Publish answers. The execution is named from the command's `trigger_id`.
+ */
+async function askWorkflow(text: string, user: string, trigger: string, channel: string, deps: SlackDeps): Promise<HttpResponse> {
+  const resolved = resolveAsk(text, deps.workflows, deps.askWorkflow);
+  if ('answer' in resolved) return say(resolved.answer);
+  const { workflow: wf } = resolved;
+  const refused = refusal(wf, user, deps, 'ask');
+  if (refused) return refused;
+  const cut = resolved.request.length > MAX_REQUEST_CHARS;
+  const request = cut ? resolved.request.slice(0, MAX_REQUEST_CHARS) : resolved.request;
+  const remaining = deps.remainingMs ?? (() => 2500);
+  try {
+    const work = (async () => {
+      const name = executionName(`slack-${trigger || randomBytes(8).toString('hex')}`, wf.id);
+      // The request's thread: its first message becomes the outcome, the answer a reply. No
+      // thread (no notifier, the bot cannot post there) does not stop the run.
+      const thread =
+        channel && deps.threads
+          ? await deps.threads
+              .start(channel, requestStartedText({ workflow: wf.id, text: request, execution: name }))
+              .catch(() => undefined)
+          : undefined;
+      const input: ExecutionInput = {
+        runId: name,
+        workflow: wf.id,
+        request: { text: request, requester: `slack:${user}`, ...(thread ? { thread } : {}) },
+      };
+      return deps.starter.start(wf.id, name, input);
+    })();
+    const r = await withDeadline(work, remaining());
+    const note = cut ? ` Your request was cut at ${MAX_REQUEST_CHARS.toLocaleString('en-US')} characters.` : '';
+    return say(
+      r.started
+        ? `Asked \`${wf.id}\` (execution \`${r.name}\`): the answer comes in this channel's thread.${note}`
+        : `\`${r.name}\` is already running (this command was received before).`,
+    );
+  } catch (e) {
+    const why = e instanceof DeadlineError ? 'Step Functions did not answer in time; try again' : (e as Error).message;
+    return say(`Could not ask \`${wf.id}\`: ${why}.`);
   }
 }
 
@@ -133,15 +244,8 @@ async function runWorkflow(
   if (!wf) return say(`There is no workflow \`${id}\`. Workflows you can run by hand: ${known}.`);
   if (!wf.events.includes('manual'))
     return say(`\`${id}\` is not started by hand (its trigger has no \`manual\`). Workflows you can run: ${known}.`);
-  if (wf.runBy && wf.runBy.length > 0) {
-    let allowed: string[];
-    try {
-      allowed = resolveApprovers(wf.runBy, deps.groups).slack;
-    } catch (e) {
-      return say(`\`${id}\` cannot be started: ${(e as Error).message}.`);
-    }
-    if (!allowed.includes(user)) return say(`You may not run \`${id}\`; ask someone in ${wf.runBy.join(', ')}.`);
-  }
+  const refused = refusal(wf, user, deps, 'run');
+  if (refused) return refused;
   const repo = params.repo;
   if (!repo || !/^[\w.-]+\/[\w.-]+$/.test(repo))
     return say('Which repository? Add `repo=owner/name` (and `pr=<number>`, or `base=<ref> head=<ref>`).');
