@@ -245,15 +245,16 @@ export async function runAnswerAgent(input: InvokeAgentInput, deps: InvokeAgentD
   if (!parsed.ok) {
     // Kept (redacted) so a person can see what the model wrote.
     const rawKey = `runs/${runId}/raw/${phase}/${agent.name}.txt`;
-    await deps.artifacts.putText(rawKey, (await redactSecrets(text)).text);
+    const rawAnswers = text.trim() ? [deps.artifacts.where(await deps.artifacts.putText(rawKey, (await redactSecrets(text)).text))] : [];
+    // The loop stopped before the model answered: partial, with why (never a silent success, nor a format error).
+    if (partial) return { ...base, ...partial, rawAnswers };
     return {
       ...base,
       status: 'failed',
-      rawAnswers: [deps.artifacts.where(rawKey)],
-      ...(partial ? { stopReason: partial.stopReason } : {}),
+      rawAnswers,
       error: {
         Error: 'ProviderRejectedError',
-        Cause: `${agent.name}: ${meter.answeredBy.alias} answered in an unreadable format (${parsed.problem}); raw answer at ${deps.artifacts.where(rawKey)}`,
+        Cause: `${agent.name}: ${meter.answeredBy.alias} answered in an unreadable format (${parsed.problem})${rawAnswers[0] ? `; raw answer at ${rawAnswers[0]}` : ''}`,
       },
     };
   }
