@@ -139,6 +139,38 @@ describe('Function: invokeAgent', () => {
       env = undefined;
     }
   });
+  it('runs each chunk of a review agent with tools as a tool loop: the tools offered, the format in the prompt, the answer read as findings', async () => {
+    // Prepare
+    const { artifacts, providers, contextRef } = await setup([swift(['let token = cardToken!', 'print("x")'])]);
+    const { gateway, sent } = recording(providers.gateway);
+    const withTools: AgentItem = {
+      ...agent('openai'),
+      tools: [
+        {
+          name: 'agentflow',
+          builtin: true,
+          args: [],
+          allow: [
+            { name: 'read_file', write: false },
+            { name: 'search', write: false },
+          ],
+        },
+      ],
+    };
+
+    // Act
+    const r = await invokeAgent(input(withTools, contextRef), { artifacts, gateway, budgets: providers.budgets });
+
+    // Assess
+    expect(r).toMatchObject({ status: 'succeeded', findings: 2, calls: 1, iterations: 1, toolCalls: 0, toolErrors: 0 });
+    expect(sent[0]?.tools?.map((t) => t.name)).toEqual(['agentflow__read_file', 'agentflow__search']);
+    expect(sent[0]?.answerFormat).toBeUndefined();
+    expect(sent[0]?.system).toMatch(/## Answer format/);
+    expect(await artifacts.getJson(r.toolCallsRef as string)).toEqual([]);
+    const spend = await readSpend(artifacts, 'r1', 'review', 'code-review');
+    expect(r.costUsd).toBe((spend.invocations[0]?.costMicro ?? 0) / 1e6);
+  });
+
   it('asks once more with room up to the model’s max_output when an answer is cut at max_tokens, never the same question again', async () => {
     // Ten force unwraps: ten findings, far more than 256 answer tokens.
     const lines = Array.from({ length: 10 }, (_, i) => `let v${i} = value${i}!`);
