@@ -37,6 +37,12 @@ export const EnvironmentConfigSchema = z.strictObject({
    * @default none: such a workflow's summary is not posted (its run record says why) and synth warns
    */
   slackChannel: z.string().min(1).optional(),
+  /**
+   * The request workflow `/agentflow ask <request>` asks when the user names none (a workflow id
+   * whose trigger is `request`).
+   * @default - the only request workflow; with several, the user names one
+   */
+  askWorkflow: z.string().min(1).optional(),
   /** E-mail address subscribed to the alarm topic (it must confirm the subscription). */
   alarmEmail: z.string().email().optional(),
   /**
@@ -88,6 +94,20 @@ export function loadLocalGroups(projectRoot: string): ApproverGroups {
   const r = ApproverGroupsSchema.safeParse(cdk.context?.environments?.local?.groups ?? {});
   if (!r.success) throw new Error(`cdk.json: context.environments.local.groups: ${r.error.issues[0]?.message ?? 'invalid'}`);
   return r.data;
+}
+
+/** `askWorkflow` of cdk.json `context.environments.local` in `projectRoot` (none when there is no cdk.json or it names none). */
+export function loadLocalAskWorkflow(projectRoot: string): string | undefined {
+  let cdk: { context?: { environments?: { local?: { askWorkflow?: unknown } } } } = {};
+  try {
+    cdk = JSON.parse(readFileSync(join(projectRoot, 'cdk.json'), 'utf8'));
+  } catch {
+    return undefined;
+  }
+  const value = cdk.context?.environments?.local?.askWorkflow;
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || value.length === 0) throw new Error('cdk.json: context.environments.local.askWorkflow: a workflow id');
+  return value;
 }
 
 /**

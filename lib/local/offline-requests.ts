@@ -169,7 +169,7 @@ export function offlineRoute(agent: Extract<RequestAgent, { kind: 'route' }>, re
 }
 
 /** A field of an answer's `data`, as the prompt's `Data fields:` line declares it. */
-interface DataField {
+export interface DataField {
   readonly name: string;
   /** `number`, `string`, `boolean`, or the values of an enum. */
   readonly type: 'number' | 'string' | 'boolean' | readonly string[] | 'other';

@@ -29,6 +29,11 @@ export interface LocalServerOptions {
   slackSigningSecret?: string;
   /** The CI callback secret (AGENTFLOW_CI_SECRET); without it `/webhooks/ci` answers 503. */
   ciSecret?: string;
+  /**
+   * The request workflow `/agentflow ask <request>` asks when the user names none (`askWorkflow`
+   * of cdk.json `environments.local`). @default - the only request workflow
+   */
+  askWorkflow?: string;
   /** @default 0 (an ephemeral port) */
   port?: number;
   /**
@@ -161,6 +166,7 @@ export function localIngress(runtime: LocalRuntime, options: Omit<LocalServerOpt
             changes: runtime.changeLookup,
             approvals: runtime.decideDeps,
             threads: runtime.notifier,
+            ...(options.askWorkflow ? { askWorkflow: options.askWorkflow } : {}),
           },
         }
       : {}),

@@ -1,5 +1,22 @@
-import { phaseLevels } from './load.js';
-import { type AgentPhase, type Comparison, type GatePhase, type Phase, securityAgents, testPhases, type Workflow } from './model.js';
+import { conditionalPhases, phaseLevels } from './load.js';
+import {
+  type AgentPhase,
+  type Comparison,
+  type GatePhase,
+  type GuardrailPhase,
+  mapPhases,
+  type Phase,
+  type PhaseKind,
+  type RoutePhase,
+  type RunKind,
+  securityAgents,
+  testPhases,
+  type WhenCondition,
+  type Workflow,
+} from './model.js';
+
+/** What a Map state of agents needs of its phase (an agent phase, or the one agent of a route or guardrail). */
+type MapPhase = Pick<AgentPhase, 'name' | 'dependsOn' | 'parallel' | 'maxConcurrency' | 'agents'>;
 
 /**
  * The Lambda tasks a compiled state machine calls, and the definition substitution key of each
@@ -129,6 +146,17 @@ const runCatch = [{ ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: ST
  * Function ARNs are `${...Arn}` placeholders from {@link TASK_FUNCTIONS}.
  */
 export function compileWorkflow(workflow: Workflow): AslDefinition {
+  return RUN_FRAMES[workflow.kind](workflow);
+}
+
+/** The state machine's frame per run kind: a new kind does not compile until it has one. */
+const RUN_FRAMES: Record<Workflow['kind'], (workflow: Workflow) => AslDefinition> = {
+  review: compileReview,
+  request: compileRequest,
+};
+
+/** A review's state machine (see {@link compileWorkflow}). */
+function compileReview(workflow: Workflow): AslDefinition {
   const states: Record<string, AslState> = {};
   const levels = phaseLevels(workflow.phases);
   const firstAfterConditions = levels.length > 0 ? levelStateName(levels, 0) : STATE.aggregate;
@@ -234,38 +262,13 @@ export function compileWorkflow(workflow: Workflow): AslDefinition {
   }
   levels.forEach((level, i) => {
     const next = i === commitLevel ? COMMIT_TESTS_STATE : i + 1 < levels.length ? levelStateName(levels, i + 1) : STATE.aggregate;
-    const [only] = level;
-    if (level.length === 1 && only?.kind !== 'agents' && only) {
-      Object.assign(
-        states,
-        gateStates(only, next, only.kind === 'ci' && commitLevel >= 0 && i > commitLevel ? '$.files.commit.sha' : undefined),
-      );
-      return;
-    }
-    const agentLevel = level as AgentPhase[];
-    const [one] = agentLevel;
-    if (agentLevel.length === 1 && one) {
-      Object.assign(states, phaseStates(one, next, true, workflow.budget));
-      return;
-    }
-    const before = workflow.phases.filter((p) => levels.slice(0, i).flat().includes(p));
-    const selector: Record<string, string> = {};
-    for (const p of before) selector[`${phaseKey(p.name)}.$`] = `$[0].results.${phaseKey(p.name)}`;
-    agentLevel.forEach((p, b) => {
-      selector[`${phaseKey(p.name)}.$`] = `$[${b}].results.${phaseKey(p.name)}`;
-    });
-    states[levelStateName(levels, i)] = {
-      Type: 'Parallel',
-      Comment: 'Phases that do not depend on each other run side by side.',
-      Branches: agentLevel.map((p) => {
-        const branch = phaseStates(p, undefined, false, workflow.budget);
-        return { StartAt: phaseStartName(p), States: branch };
-      }),
-      ResultSelector: selector,
-      ResultPath: '$.results',
-      Catch: runCatch,
-      Next: next,
+    const ctx: PhaseContext = {
+      run: 'review',
+      next,
+      budget: workflow.budget,
+      ...(commitLevel >= 0 && i > commitLevel ? { commitSha: '$.files.commit.sha' } : {}),
     };
+    Object.assign(states, levelStates(workflow, levels, i, ctx));
   });
 
   const requiredPhases = workflow.phases.filter((p) => p.kind === 'agents' && p.required).map((p) => p.name);
@@ -385,6 +388,121 @@ export function compileWorkflow(workflow: Workflow): AslDefinition {
 }
 
 /**
+ * A request workflow's state machine (issue 15): Start run (the request, empty results and gates)
+ * → its phases level by level (route Choices, guards, `when` Choices, guardrail Choices) →
+ * Aggregate answer (`kind: request`) → Publish answer (the person's thread, the run record) →
+ * Check outcome. A guardrail block or a gate's refusal → Record stopped run; any failure →
+ * Record failure. Execution input: `{ runId, workflow, request }`.
+ */
+function compileRequest(workflow: Workflow): AslDefinition {
+  const states: Record<string, AslState> = {};
+  const levels = phaseLevels(workflow.phases);
+  const conditional = conditionalPhases(workflow.phases);
+  const aggregate = 'Aggregate answer';
+  const publish = 'Publish answer';
+  states[STATE.start] = {
+    Type: 'Pass',
+    Comment: "Keeps only the small run fields: the person's request (at most 4,000 characters) and the results to come.",
+    Parameters: { 'runId.$': '$.runId', 'workflow.$': '$.workflow', 'request.$': '$.request', results: {}, gates: {} },
+    Next: levels.length > 0 ? levelStateName(levels, 0, conditional) : aggregate,
+  };
+  levels.forEach((_, i) => {
+    const next = i + 1 < levels.length ? levelStateName(levels, i + 1, conditional) : aggregate;
+    Object.assign(states, levelStates(workflow, levels, i, { run: 'request', next, budget: workflow.budget }));
+  });
+  const requiredPhases = workflow.phases.filter((p) => p.kind === 'agents' && p.required).map((p) => p.name);
+  states[aggregate] = lambdaTask(
+    'aggregate',
+    {
+      kind: 'request',
+      'runId.$': '$.runId',
+      'workflow.$': '$.workflow',
+      'request.$': '$.request',
+      'results.$': '$.results',
+      'gates.$': '$.gates',
+      workflowName: workflow.name,
+      requiredPhases,
+      plan: workflow.phases.map((p) => {
+        const c = conditional.get(p.name);
+        return { phase: p.name, kind: p.kind, ...(c?.routeOf ? { routeOf: c.routeOf } : {}), after: c?.after ?? [] };
+      }),
+      answer: workflow.output.answer,
+    },
+    {
+      ResultSelector: { 'reportRef.$': '$.Payload.reportRef', 'summary.$': '$.Payload.summary' },
+      ResultPath: '$.report',
+      Catch: runCatch,
+      Next: publish,
+    },
+  );
+  states[publish] = lambdaTask(
+    'publish',
+    {
+      kind: 'answer',
+      'runId.$': '$.runId',
+      'workflow.$': '$.workflow',
+      'request.$': '$.request',
+      'report.$': '$.report',
+      outputs: { databaseLog: workflow.output.databaseLog, ...(workflow.output.slack ? { slack: workflow.output.slack } : {}) },
+    },
+    { ResultPath: null, OutputPath: '$.report.summary', Catch: runCatch, Next: STATE.outcome },
+  );
+  states[STATE.outcome] = {
+    Type: 'Choice',
+    Comment: 'The answer is sent either way; a run in which no agent produced a result fails the execution.',
+    Choices: [{ Variable: '$.status', StringEquals: 'FAILED', Next: STATE.noResult }],
+    Default: STATE.done,
+  };
+  states[STATE.noResult] = {
+    Type: 'Fail',
+    Comment: 'Every agent failed (or a required phase did not complete); the run record says why.',
+    Error: 'AgentFlowRunFailed',
+    CausePath: '$.reason',
+  };
+  states[STATE.done] = { Type: 'Succeed', Comment: 'The answer is sent.' };
+  states[STATE.recordStop] = lambdaTask(
+    'publish',
+    {
+      kind: 'stopped',
+      'runId.$': '$.runId',
+      'workflow.$': '$.workflow',
+      'request.$': '$.request',
+      'reason.$': '$.stop.reason',
+      'gates.$': '$.gates',
+      'results.$': '$.results',
+    },
+    { ResultPath: null, Catch: runCatch, Next: STATE.stopped },
+  );
+  states[STATE.stopped] = { Type: 'Succeed', Comment: 'A guardrail or a gate ended the run: blocked, rejected or timed out.' };
+  states[STATE.recordFailure] = lambdaTask(
+    'publish',
+    {
+      kind: 'failed',
+      'runId.$': '$.runId',
+      'workflow.$': '$.workflow',
+      'request.$': '$.request',
+      'error.$': '$.error',
+      ...((workflow.notifyOnFailure ?? workflow.output.slack) ? { notify: workflow.notifyOnFailure ?? workflow.output.slack } : {}),
+    },
+    { ResultPath: null, Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.recordError', Next: STATE.failed }], Next: STATE.failed },
+  );
+  states[STATE.failed] = {
+    Type: 'Fail',
+    Error: 'AgentFlowRunFailed',
+    Cause: 'A required step failed; see the Record failure state input for the error.',
+  };
+  return {
+    Comment: `AgentFlow request workflow "${workflow.name}" (${workflow.id}): ${workflow.description || 'generated from YAML'}`.slice(
+      0,
+      500,
+    ),
+    StartAt: STATE.start,
+    TimeoutSeconds: executionTimeoutSeconds({ StartAt: STATE.start, States: states }),
+    States: states,
+  };
+}
+
+/**
  * The commit of the generated tests: a Publish task (`kind: files`) given the results of the
  * phases whose agents write tests, its `{ sha, branch, url, committed, refused }` kept at
  * `$.files.commit`; a failed task keeps the pull request's head there with the error, so the run
@@ -433,14 +551,261 @@ function commitStates(
   };
 }
 
-function levelStateName(levels: Phase[][], i: number): string {
+function levelStateName(
+  levels: Phase[][],
+  i: number,
+  conditional: ReadonlyMap<string, { routeOf?: string; after: string[] }> = new Map(),
+): string {
   const level = levels[i] ?? [];
   const [only] = level;
-  if (level.length === 1 && only) return phaseStartName(only);
+  if (level.length === 1 && only) return entryName(only, conditional);
+  // A route's targets: the route's Choice starts them; nothing else enters the level.
+  if (only && level.every((p) => conditional.get(p.name)?.routeOf !== undefined)) return phaseStartName(only);
   return `Phases: ${level.map((p) => p.name).join(' + ')}`;
 }
 
-const phaseStartName = (p: Phase) => (p.kind === 'agents' ? `Phase: ${p.name}` : gateStateName(p, false));
+/** The first state of a phase's own states (after any guard or `when` Choice: see {@link entryName}). */
+const PHASE_START: { [K in PhaseKind]: (p: Extract<Phase, { kind: K }>) => string } = {
+  agents: (p) => `Phase: ${p.name}`,
+  route: (p) => `Phase: ${p.name}`,
+  guardrail: (p) => `Phase: ${p.name}`,
+  approval: (p) => gateStateName(p, false),
+  ci: (p) => gateStateName(p, false),
+};
+const phaseStartName = (p: Phase): string => PHASE_START[p.kind](p as never);
+
+/**
+ * The state a phase is entered by: its guard when it runs only after conditional phases
+ * (`Guard: <phase>`), else its `when` Choice (`When: <phase>`), else its first state.
+ */
+function entryName(p: Phase, conditional: ReadonlyMap<string, { routeOf?: string; after: string[] }>): string {
+  const c = conditional.get(p.name);
+  if (c && !c.routeOf) return `Guard: ${p.name}`;
+  if (p.kind === 'approval' && p.when) return `When: ${p.name}`;
+  return phaseStartName(p);
+}
+
+/** How a phase's states are made: the run kind, where it goes next, the budget, a ci gate's commit. */
+interface PhaseContext {
+  readonly run: RunKind;
+  /** The next state; undefined ends the branch (a phase inside a Parallel state). */
+  readonly next: string | undefined;
+  readonly budget: Workflow['budget'];
+  /** A ci gate waits on this commit (JSONPath) instead of the change's head. */
+  readonly commitSha?: string;
+  /** The phase is a state of the top level (not inside a Parallel branch): its Map catches into Record failure. */
+  readonly topLevel?: boolean;
+}
+
+/** The states of each phase kind: a new kind does not compile until it is handled here. */
+const PHASE_STATES: { [K in PhaseKind]: (p: Extract<Phase, { kind: K }>, ctx: PhaseContext) => Record<string, AslState> } = {
+  agents: (p, ctx) => phaseStates(p, ctx.next, ctx.topLevel ?? true, ctx.budget, ctx.run),
+  approval: (p, ctx) => gateStates(p, required(ctx.next, p), undefined, ctx.run),
+  ci: (p, ctx) => gateStates(p, required(ctx.next, p), ctx.commitSha, ctx.run),
+  route: (p, ctx) => routeStates(p, ctx),
+  guardrail: (p, ctx) => guardrailStates(p, ctx),
+};
+
+function required(next: string | undefined, p: Phase): string {
+  if (next === undefined) throw new Error(`compiler: phase "${p.name}" (${p.kind}) cannot end a Parallel branch`);
+  return next;
+}
+
+/** A phase's result as a Choice state reads it: an agent phase's first result, or a gate's outcome. */
+const resultPath = (p: Phase) =>
+  p.kind === 'approval' || p.kind === 'ci' ? `$.gates.${phaseKey(p.name)}` : `$.results.${phaseKey(p.name)}`;
+
+/**
+ * The states of level `i`: one phase (with its guard and `when` Choice when it has them), the
+ * targets of a route (each goes on to the next level; only the chosen one runs), or agent phases
+ * side by side in a Parallel state.
+ */
+function levelStates(workflow: Workflow, levels: Phase[][], i: number, ctx: PhaseContext): Record<string, AslState> {
+  const level = levels[i] ?? [];
+  const conditional = conditionalPhases(workflow.phases);
+  const states: Record<string, AslState> = {};
+  const next = required(ctx.next, level[0] as Phase);
+  const routed = level.length > 0 && level.every((p) => conditional.get(p.name)?.routeOf !== undefined);
+  if (level.length === 1 || routed) {
+    for (const p of level) {
+      Object.assign(states, PHASE_STATES[p.kind](p as never, { ...ctx, topLevel: true }));
+      const c = conditional.get(p.name);
+      if (c && !c.routeOf) {
+        const after = workflow.phases.filter((x) => c.after.includes(x.name));
+        states[`Guard: ${p.name}`] = {
+          Type: 'Choice',
+          Comment: `Phase "${p.name}" runs when ${c.after.join(' or ')} ran; otherwise it is skipped (the run record says why).`,
+          Choices: [
+            {
+              ...(after.length === 1
+                ? { Variable: resultPath(after[0] as Phase), IsPresent: true }
+                : { Or: after.map((x) => ({ Variable: resultPath(x), IsPresent: true })) }),
+              Next: p.kind === 'approval' && p.when ? `When: ${p.name}` : phaseStartName(p),
+            },
+          ],
+          Default: next,
+        };
+      }
+      if (p.kind === 'approval' && p.when) Object.assign(states, whenStates(p, p.when, next));
+    }
+    return states;
+  }
+  const before = workflow.phases.filter((p) => levels.slice(0, i).flat().includes(p));
+  const selector: Record<string, string> = {};
+  for (const p of before.filter((x) => x.kind !== 'approval' && x.kind !== 'ci')) {
+    selector[`${phaseKey(p.name)}.$`] = `$[0].results.${phaseKey(p.name)}`;
+  }
+  const branches = level.map((p) => {
+    if (p.kind !== 'agents') throw new Error(`compiler: ${p.kind} phase "${p.name}" cannot share a level (the loader refuses it)`);
+    selector[`${phaseKey(p.name)}.$`] = `$[${level.indexOf(p)}].results.${phaseKey(p.name)}`;
+    return { StartAt: phaseStartName(p), States: phaseStates(p, undefined, false, ctx.budget, ctx.run) };
+  });
+  states[levelStateName(levels, i, conditional)] = {
+    Type: 'Parallel',
+    Comment: 'Phases that do not depend on each other run side by side.',
+    Branches: branches,
+    ResultSelector: selector,
+    ResultPath: '$.results',
+    Catch: runCatch,
+    Next: next,
+  };
+  return states;
+}
+
+const WHEN_RULE: Record<WhenCondition['op'], (v: string, value: number | string | boolean) => AslState> = {
+  '>': (v, value) => ({ Variable: v, NumericGreaterThan: value }),
+  '>=': (v, value) => ({ Variable: v, NumericGreaterThanEquals: value }),
+  '<': (v, value) => ({ Variable: v, NumericLessThan: value }),
+  '<=': (v, value) => ({ Variable: v, NumericLessThanEquals: value }),
+  '==': (v, value) => equalsRule(v, value),
+  '!=': (v, value) => ({ Not: equalsRule(v, value) }),
+};
+
+function equalsRule(v: string, value: number | string | boolean): AslState {
+  if (typeof value === 'number') return { Variable: v, NumericEquals: value };
+  if (typeof value === 'boolean') return { Variable: v, BooleanEquals: value };
+  return { Variable: v, StringEquals: value };
+}
+
+const TYPE_TEST: Record<'number' | 'string' | 'boolean', string> = { number: 'IsNumeric', string: 'IsString', boolean: 'IsBoolean' };
+
+/** Escapes a literal for an intrinsic function's string argument (`'`, `{`, `}` and `\` are special). */
+const intrinsicLiteral = (text: string) => text.replace(/[\\'{}]/g, (c) => `\\${c}`);
+
+/**
+ * The `when` Choice before an approval gate: when the field is there, of the right type, and the
+ * comparison does not hold, the gate is not needed (`$.gates.<phase>` = `{ outcome: 'not-needed',
+ * reason }`) and the flow goes on; otherwise (it holds, or the field is absent or unreadable) the
+ * gate asks.
+ */
+function whenStates(phase: GatePhase, when: WhenCondition, next: string): Record<string, AslState> {
+  const v = `$.results.${phaseKey(when.phase)}[0].data.${when.field}`;
+  const notNeeded = `Not needed: ${phase.name}`;
+  return {
+    [`When: ${phase.name}`]: {
+      Type: 'Choice',
+      Comment: `Asks only when ${when.text} (an absent or unreadable field asks).`,
+      Choices: [
+        {
+          And: [
+            { Variable: v, IsPresent: true },
+            { Variable: v, [TYPE_TEST[typeof when.value as 'number' | 'string' | 'boolean']]: true },
+            { Not: WHEN_RULE[when.op](v, when.value) },
+          ],
+          Next: notNeeded,
+        },
+      ],
+      Default: gateStateName(phase, false),
+    },
+    [notNeeded]: {
+      Type: 'Pass',
+      Comment: `${when.text} does not hold: no approval is needed.`,
+      Parameters: {
+        outcome: 'not-needed',
+        'reason.$': `States.Format('no approval needed: ${intrinsicLiteral(`${when.phase}.${when.field}`)} is {}, and it asks when ${intrinsicLiteral(when.text)}', ${v})`,
+      },
+      ResultPath: `$.gates.${phaseKey(phase.name)}`,
+      Next: next,
+    },
+  };
+}
+
+/**
+ * A route phase: its agent's Map state, then a Choice on the agent's `decision` that starts the
+ * chosen target (the default when the answer names none, or the agent failed).
+ */
+function routeStates(phase: RoutePhase, ctx: PhaseContext): Record<string, AslState> {
+  const choose = `Route: ${phase.name}`;
+  const decision = `$.results.${phaseKey(phase.name)}[0].decision`;
+  return {
+    ...phaseStates({ ...phase, parallel: false, maxConcurrency: 1, agents: [phase.agent] }, choose, true, ctx.budget, ctx.run),
+    [choose]: {
+      Type: 'Choice',
+      Comment: `The agent "${phase.agent.name}" chose one of ${phase.to.join(', ')}; the others are skipped (default ${phase.default}).`,
+      Choices: phase.to.map((to) => ({
+        And: [
+          { Variable: decision, IsPresent: true },
+          { Variable: decision, StringEquals: to },
+        ],
+        Next: `Phase: ${to}`,
+      })),
+      Default: `Phase: ${phase.default}`,
+    },
+  };
+}
+
+/**
+ * A guardrail phase: the built-in guardrail agent's Map state, then a Choice: not blocked → on
+ * (with the masked text as the phase's answer); blocked, or the guardrail could not check (fails
+ * closed) → the run stops with the reason.
+ */
+function guardrailStates(phase: GuardrailPhase, ctx: PhaseContext): Record<string, AslState> {
+  const key = phaseKey(phase.name);
+  const check = `Check guardrail: ${phase.name}`;
+  const blocked = `Blocked: ${phase.name}`;
+  const failed = `Guardrail failed: ${phase.name}`;
+  const at = `$.results.${key}[0]`;
+  return {
+    ...phaseStates({ ...phase, parallel: false, maxConcurrency: 1, agents: [phase.agent] }, check, true, ctx.budget, ctx.run),
+    [check]: {
+      Type: 'Choice',
+      Comment: 'Not blocked: on. Blocked: the run stops. The guardrail could not check: the run stops (it fails closed).',
+      Choices: [
+        {
+          And: [
+            { Variable: `${at}.guardrail.blocked`, IsPresent: true },
+            { Variable: `${at}.guardrail.blocked`, BooleanEquals: false },
+          ],
+          Next: required(ctx.next, phase),
+        },
+        {
+          And: [
+            { Variable: `${at}.guardrail.blocked`, IsPresent: true },
+            { Variable: `${at}.decisionReason`, IsPresent: true },
+          ],
+          Next: blocked,
+        },
+      ],
+      Default: failed,
+    },
+    [blocked]: {
+      Type: 'Pass',
+      Parameters: {
+        'reason.$': `States.Format('Guardrail "${intrinsicLiteral(phase.name)}" stopped the run: {}; the later phases did not run.', ${at}.decisionReason)`,
+      },
+      ResultPath: '$.stop',
+      Next: STATE.recordStop,
+    },
+    [failed]: {
+      Type: 'Pass',
+      Result: {
+        reason: `Guardrail "${phase.name}" could not check the text, so the run stopped (guardrails fail closed); the later phases did not run.`,
+      },
+      ResultPath: '$.stop',
+      Next: STATE.recordStop,
+    },
+  };
+}
 
 /** Name of the waiting Task state of a gate phase (`Approve: release`, `Wait for CI: execution`). */
 export const gateStateName = (p: Pick<GatePhase, 'kind' | 'name'>, escalation: boolean) =>
@@ -456,7 +821,7 @@ export const gateStateName = (p: Pick<GatePhase, 'kind' | 'name'>, escalation: b
  * `commitSha` (a JSONPath) it waits for the report on that commit (the generated tests') instead
  * of the pull request's head. The outcome is kept at `$.gates.<phase>`: `{ outcome, by, at, approvalId, ... }`.
  */
-export function gateStates(phase: GatePhase, next: string, commitSha?: string): Record<string, AslState> {
+export function gateStates(phase: GatePhase, next: string, commitSha?: string, run: RunKind = 'review'): Record<string, AslState> {
   const key = phaseKey(phase.name);
   const at = `$.gates.${key}`;
   const decide = `Decide: ${phase.name}`;
@@ -487,7 +852,11 @@ export function gateStates(phase: GatePhase, next: string, commitSha?: string): 
         'taskToken.$': '$$.Task.Token',
         'runId.$': '$.runId',
         'workflow.$': '$.workflow',
-        'change.$': '$.change',
+        ...(run === 'review' ? { 'change.$': '$.change' } : { 'request.$': '$.request' }),
+        // A conditional gate shows the person what made it ask: the condition and the answer's data.
+        ...(phase.when
+          ? { about: { phase: phase.when.phase, condition: phase.when.text }, 'data.$': `$.results.${phaseKey(phase.when.phase)}[0].data` }
+          : {}),
         phase: phase.name,
         kind: phase.kind,
         channel,
@@ -601,7 +970,13 @@ export function gateStates(phase: GatePhase, next: string, commitSha?: string): 
 }
 
 /** The Pass + Map pair of one phase. `next` undefined ends the branch (inside a Parallel). */
-function phaseStates(phase: AgentPhase, next: string | undefined, topLevel: boolean, budget: Workflow['budget']): Record<string, AslState> {
+function phaseStates(
+  phase: MapPhase,
+  next: string | undefined,
+  topLevel: boolean,
+  budget: Workflow['budget'],
+  run: RunKind = 'review',
+): Record<string, AslState> {
   const key = phaseKey(phase.name);
   const failed = `Agent failed: ${phase.name}`;
   const iterator = {
@@ -662,7 +1037,8 @@ function phaseStates(phase: AgentPhase, next: string | undefined, topLevel: bool
       'runId.$': '$.runId',
       'workflow.$': '$.workflow',
       phase: phase.name,
-      'contextRef.$': '$.context.contextRef',
+      // A review's agents read the change's context; a request's the person's request.
+      ...(run === 'review' ? { 'contextRef.$': '$.context.contextRef' } : { 'request.$': '$.request' }),
       'previous.$': '$.results',
       budget,
     },
@@ -673,7 +1049,7 @@ function phaseStates(phase: AgentPhase, next: string | undefined, topLevel: bool
     ...(next ? { Next: next } : { End: true }),
   };
   return {
-    [phaseStartName(phase)]: {
+    [`Phase: ${phase.name}`]: {
       Type: 'Pass',
       Comment: `The agents of phase "${phase.name}"${phase.dependsOn.length ? ` (after ${phase.dependsOn.join(', ')})` : ''}.`,
       Result: phase.agents,

@@ -1071,11 +1071,11 @@ function checkPhaseKinds(
   const conditional = conditionalPhases(phases);
   levels.forEach((level, i) => {
     for (const p of level) {
-      if (p.kind === 'route' && level.length > 1) {
+      if ((p.kind === 'route' || p.kind === 'guardrail') && level.length > 1) {
         diagnostics.push(
           src.at(
             at(p.name, 'name'),
-            `route "${p.name}" would run side by side with ${level
+            `${p.kind} "${p.name}" would run side by side with ${level
               .filter((x) => x !== p)
               .map((x) => x.name)
               .join(', ')}; make them depend on each other`,

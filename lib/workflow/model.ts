@@ -197,14 +197,14 @@ export type Phase = AgentPhase | GatePhase | RoutePhase | GuardrailPhase;
 export type PhaseKind = Phase['kind'];
 
 /** The phases that run agents in a Map state (agents, route, guardrail), with their agents. */
-export const mapPhases = (phases: readonly Phase[]): Array<{ phase: Phase; agents: readonly ResolvedAgent[] }> =>
-  phases.flatMap((p) =>
-    p.kind === 'agents'
-      ? [{ phase: p, agents: p.agents }]
-      : p.kind === 'route' || p.kind === 'guardrail'
-        ? [{ phase: p, agents: [p.agent] }]
-        : [],
-  );
+export function mapPhases(phases: readonly Phase[]): Array<{ phase: Phase; agents: readonly ResolvedAgent[] }> {
+  const out: Array<{ phase: Phase; agents: readonly ResolvedAgent[] }> = [];
+  for (const p of phases) {
+    if (p.kind === 'agents') out.push({ phase: p, agents: p.agents });
+    else if (p.kind === 'route' || p.kind === 'guardrail') out.push({ phase: p, agents: [p.agent] });
+  }
+  return out;
+}
 
 /**
  * A workflow's `context:` (see `ContextOptions` in `lambdas/core/hunks.ts`): lines of context
@@ -243,12 +243,16 @@ export const DEFAULT_TEST_PATHS: readonly string[] = [
   '**/*Test.java',
 ];
 
+/** The run kinds: a `review` of a change, or the answer to a person's `request` (the contracts' `RUN_KINDS`; a test ties them). */
+export const RUN_KINDS = ['review', 'request'] as const;
+export type RunKind = (typeof RUN_KINDS)[number];
+
 /** The normalised, checked workflow the compiler consumes. */
 export interface Workflow {
   /** The file name without `.yml`; names the state machine. */
   readonly id: string;
   /** `review` (a change: pull request, merge request, two refs) or `request` (a person's request: trigger `request`). */
-  readonly kind: 'review' | 'request';
+  readonly kind: RunKind;
   readonly name: string;
   readonly description: string;
   readonly trigger: {

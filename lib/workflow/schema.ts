@@ -115,7 +115,10 @@ export const AgentSpecSchema = z.strictObject({
   max_tokens: z.number().int().min(256).max(64_000).default(4000),
   temperature: z.number().min(0).max(1).default(0.2),
   complexity: z.enum(TIERS).default('medium'),
-  categories: z.array(z.enum(CATEGORIES)).min(1),
+  categories: z
+    .array(z.enum(CATEGORIES))
+    .default([])
+    .describe('the finding categories the agent reports (at least one, except for output: answer, which reports none)'),
   tasks: z.array(z.string()).default([]),
   output: z
     .enum(['findings', 'document', 'tests', 'answer'])
@@ -129,6 +132,14 @@ export const AgentSpecSchema = z.strictObject({
       'globs of the changed files this agent reviews (a glob without a slash matches the file name in any folder); default: every file',
     ),
   prompt: z.string().min(40, 'write the instructions the model gets (at least a few sentences)'),
+}).superRefine((a, ctx) => {
+  if (a.output !== 'answer' && a.categories.length === 0) {
+    ctx.addIssue({ code: 'custom', path: ['categories'], message: 'name the categories of the findings the agent reports (at least one)' });
+  }
+  if (a.output === 'answer' && a.categories.length > 0) {
+    ctx.addIssue({ code: 'custom', path: ['categories'], message: 'an answer agent reports no findings: remove categories' });
+  }
+  if (a.output === 'answer' && a.files) ctx.addIssue({ code: 'custom', path: ['files'], message: 'an answer agent reviews no files: remove files' });
 });
 export type AgentSpec = z.infer<typeof AgentSpecSchema>;
 

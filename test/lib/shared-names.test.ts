@@ -5,11 +5,15 @@ import {
   PROVIDERS as CONTRACT_PROVIDERS,
   SEVERITIES as CONTRACT_SEVERITIES,
   STRUCTURED_OUTPUTS as CONTRACT_STRUCTURED_OUTPUTS,
+  BUILTIN_TOOL_SERVER as CORE_BUILTIN_TOOL_SERVER,
+  BUILTIN_TOOLS as CORE_BUILTIN_TOOLS,
   DEFAULT_FAIL_ON as CORE_FAIL_ON,
   DEFAULT_INLINE_MIN_SEVERITY as CORE_INLINE_MIN_SEVERITY,
   DEFAULT_MAX_INLINE_COMMENTS as CORE_MAX_INLINE_COMMENTS,
+  RUN_KINDS as CORE_RUN_KINDS,
 } from '../../lambdas/core/contracts.js';
 import * as errors from '../../lambdas/core/errors.js';
+import { DEFAULT_MAX_ITERATIONS as CORE_MAX_ITERATIONS } from '../../lambdas/core/tool-loop.js';
 import {
   VERIFIER_AGENT as CORE_VERIFIER_AGENT,
   DEFAULT_VERIFY_BATCH as CORE_VERIFY_BATCH,
@@ -17,6 +21,12 @@ import {
   VERIFY_ACTIONS,
 } from '../../lambdas/core/verify.js';
 import { APPROVAL_REJECTED_ERROR, compileWorkflow, LAMBDA_SERVICE_ERRORS, RETRYABLE_ERRORS } from '../../lib/workflow/compile.js';
+import {
+  BUILTIN_TOOL_SERVER as LOAD_BUILTIN_TOOL_SERVER,
+  BUILTIN_TOOLS as LOAD_BUILTIN_TOOLS,
+  DEFAULT_MAX_ITERATIONS as LOAD_MAX_ITERATIONS,
+  RUN_KINDS as LOAD_RUN_KINDS,
+} from '../../lib/workflow/index.js';
 import {
   DEFAULT_FAIL_ON as LOAD_FAIL_ON,
   DEFAULT_INLINE_MIN_SEVERITY as LOAD_INLINE_MIN_SEVERITY,
@@ -103,8 +113,23 @@ describe('shared names between the compiler and the Lambdas', () => {
     ).shape.unconfirmed.unwrap().options;
     expect(actions).toEqual([...VERIFY_ACTIONS]);
     // A key missing here (or one the model does not have) fails to compile.
-    const outputs: Record<ResolvedAgent['output'], true> = { findings: true, document: true, verdicts: true, tests: true };
+    const outputs: Record<ResolvedAgent['output'], true> = {
+      findings: true,
+      document: true,
+      verdicts: true,
+      tests: true,
+      answer: true,
+      route: true,
+      guardrail: true,
+    };
     expect(Object.keys(outputs)).toEqual([...AGENT_OUTPUTS]);
+  });
+
+  it('names the run kinds, the built-in tools and the tool loop default the same in the workflow loader and the Lambdas', () => {
+    expect([...LOAD_RUN_KINDS]).toEqual([...CORE_RUN_KINDS]);
+    expect([...LOAD_BUILTIN_TOOLS]).toEqual([...CORE_BUILTIN_TOOLS]);
+    expect(LOAD_BUILTIN_TOOL_SERVER).toBe(CORE_BUILTIN_TOOL_SERVER);
+    expect(LOAD_MAX_ITERATIONS).toBe(CORE_MAX_ITERATIONS);
   });
 
   it('has the same inline review defaults in the workflow loader and the Lambdas', () => {

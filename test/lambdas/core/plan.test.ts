@@ -44,6 +44,11 @@ const agent = (name: string, over: Partial<AgentItem> = {}): AgentItem => ({
   complexity: 'medium',
   output: 'findings',
   paths: { include: [], exclude: [] },
+  tools: [],
+  maxIterations: 8,
+  timeLimitSeconds: 300,
+  allowWrite: false,
+  reads: [],
   ...over,
 });
 

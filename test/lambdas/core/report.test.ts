@@ -47,6 +47,9 @@ const agent = (name: string, over: Partial<AgentResult> = {}): AgentResult => ({
   repairs: 0,
   truncated: 0,
   rawAnswers: [],
+  toolCalls: 0,
+  toolErrors: 0,
+  iterations: 0,
   ...over,
 });
 

@@ -293,7 +293,7 @@ describe('Function: executionTimeoutSeconds (the state machine TimeoutSeconds)',
       const gates = wf.phases.reduce(
         (sum, p) =>
           sum +
-          (p.kind === 'agents'
+          (p.kind !== 'approval' && p.kind !== 'ci'
             ? 0
             : p.timeoutSeconds + (p.kind === 'approval' && p.onTimeout === 'escalate' ? (p.escalate?.timeoutSeconds ?? 0) : 0)),
         0,

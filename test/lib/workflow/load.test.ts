@@ -210,7 +210,7 @@ phases:
     const text = `${valid}  - name: approve\n    depends_on: [review]\n    approval: { channel: "#leads", approvers: [U1AAA], timeout: 24h, on_timeout: escalate }\n`;
     expect(errors(text)[0]).toMatch(/on_timeout: escalate needs an escalate/);
     const both = `${valid}  - name: approve\n    depends_on: [review]\n    agents: [security]\n    approval: { channel: "#leads", approvers: [U1AAA], timeout: 24h }\n`;
-    expect(errors(both)[0]).toMatch(/exactly one of agents, approval or ci/);
+    expect(errors(both)[0]).toMatch(/exactly one of agents, approval, ci, route or guardrail/);
   });
 });
 
