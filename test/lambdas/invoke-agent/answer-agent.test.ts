@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FsArtifactStore } from '../../../lambdas/adapters/artifacts.js';
 import type { AgentItem, AgentResult, ToolServer } from '../../../lambdas/core/contracts.js';
+import { ProviderUnavailableError } from '../../../lambdas/core/errors.js';
 import type { GatewayAnswer, GatewayCall, ModelGateway } from '../../../lambdas/core/gateway.js';
 import { readSpend } from '../../../lambdas/core/spend.js';
 import type { ToolCallRecord } from '../../../lambdas/core/tools.js';
@@ -241,6 +242,33 @@ describe('Function: invokeAgent (answer agents)', () => {
       refused: true,
       error: expect.stringMatching(/changes something/),
     });
+  }, 60_000);
+
+  it('fails with the tool calls recorded when the model fails after a tool acted (a retry would act again), and rethrows when nothing acted', async () => {
+    // Prepare: the provider goes down after the first iteration.
+    const { artifacts, deps } = await setup();
+    let calls = 0;
+    const inner = deps.gateway;
+    const down = {
+      complete: async (c: GatewayCall) => {
+        if (++calls > 1) throw new ProviderUnavailableError('openai: 503 Service Unavailable', 'openai', 503);
+        return inner.complete(c);
+      },
+    } as unknown as ModelGateway;
+    const agent = answerAgent({ tools: [tracker([{ name: 'create_ticket', write: true }])], allowWrite: true });
+
+    // Act
+    const r = await invokeAgent(input(agent, 'Open a ticket.\ncall issues__create_ticket {"title":"x"}'), { ...deps, gateway: down });
+    calls = 1;
+    const before = await invokeAgent(input(answerAgent({ name: 'other' }), 'Hello'), { ...deps, gateway: down }).catch((e: unknown) => e);
+
+    // Assess
+    expect(r).toMatchObject({ status: 'failed', toolCalls: 1, toolErrors: 0, error: { Error: 'ProviderUnavailableError' } });
+    expect(((await artifacts.getJson(r.toolCallsRef as string)) as ToolCallRecord[])[0]?.output).toMatch(/^Created ISSUE-/);
+    const spend = await readSpend(artifacts, 'r1', 'answer', 'billing');
+    expect(spend.invocations[0]?.error).toMatch(/ProviderUnavailableError/);
+    expect(r.costUsd).toBe((spend.invocations[0]?.costMicro ?? 0) / 1e6);
+    expect(before).toMatchObject({ name: 'ProviderUnavailableError' });
   }, 60_000);
 
   it('rejects an answer agent without a request, and a review agent without a context', async () => {
