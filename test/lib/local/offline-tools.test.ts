@@ -20,7 +20,7 @@ describe('Function: offlineToolCall', () => {
   });
 
   it('calls a `repeat` line on every turn, and a directive with broken JSON without input', () => {
-    const turn = { system: '', task: 'repeat issues__whoami {"a": ', offered };
+    const turn = { system: '', task: 'repeat issues__whoami {"a": }', offered };
     expect(offlineToolCall({ ...turn, results: [result('x'), result('x'), result('x')] })).toEqual({ name: 'issues__whoami', input: {} });
   });
 
