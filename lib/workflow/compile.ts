@@ -460,20 +460,23 @@ function compileRequest(workflow: Workflow): AslDefinition {
     CausePath: '$.reason',
   };
   states[STATE.done] = { Type: 'Succeed', Comment: 'The answer is sent.' };
-  states[STATE.recordStop] = lambdaTask(
-    'publish',
-    {
-      kind: 'stopped',
-      'runId.$': '$.runId',
-      'workflow.$': '$.workflow',
-      'request.$': '$.request',
-      'reason.$': '$.stop.reason',
-      'gates.$': '$.gates',
-      'results.$': '$.results',
-    },
-    { ResultPath: null, Catch: runCatch, Next: STATE.stopped },
-  );
-  states[STATE.stopped] = { Type: 'Succeed', Comment: 'A guardrail or a gate ended the run: blocked, rejected or timed out.' };
+  // Only a gate or a guardrail can stop a request run.
+  if (workflow.phases.some((p) => p.kind !== 'agents' && p.kind !== 'route'))
+    states[STATE.recordStop] = lambdaTask(
+      'publish',
+      {
+        kind: 'stopped',
+        'runId.$': '$.runId',
+        'workflow.$': '$.workflow',
+        'request.$': '$.request',
+        'reason.$': '$.stop.reason',
+        'gates.$': '$.gates',
+        'results.$': '$.results',
+      },
+      { ResultPath: null, Catch: runCatch, Next: STATE.stopped },
+    );
+  if (states[STATE.recordStop])
+    states[STATE.stopped] = { Type: 'Succeed', Comment: 'A guardrail or a gate ended the run: blocked, rejected or timed out.' };
   states[STATE.recordFailure] = lambdaTask(
     'publish',
     {

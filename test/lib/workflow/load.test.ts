@@ -338,11 +338,11 @@ describe('Function: loadWorkflow (trigger events)', () => {
 
   it('refuses an unknown event and a GitHub event that never starts a workflow', () => {
     expect(errors(withEvent('pull_reqest'))).toEqual([
-      'workflows/test.yml:3:10: unknown event "pull_reqest" (known: pull_request, merge_request.<action>, change.opened, change.updated, change.ready, manual)',
+      'workflows/test.yml:3:10: unknown event "pull_reqest" (known: pull_request, merge_request.<action>, change.opened, change.updated, change.ready, manual, request)',
     ]);
     expect(errors(withEvent('[manual, push, issue_comment.created]'))).toEqual([
-      'workflows/test.yml:3:19: GitHub\'s "push" event never starts a workflow (AgentFlow is triggered by pull_request, merge_request.<action>, change.opened, change.updated, change.ready, manual)',
-      'workflows/test.yml:3:25: GitHub\'s "issue_comment" event never starts a workflow (AgentFlow is triggered by pull_request, merge_request.<action>, change.opened, change.updated, change.ready, manual)',
+      'workflows/test.yml:3:19: GitHub\'s "push" event never starts a workflow (AgentFlow is triggered by pull_request, merge_request.<action>, change.opened, change.updated, change.ready, manual, request)',
+      'workflows/test.yml:3:25: GitHub\'s "issue_comment" event never starts a workflow (AgentFlow is triggered by pull_request, merge_request.<action>, change.opened, change.updated, change.ready, manual, request)',
     ]);
   });
 
