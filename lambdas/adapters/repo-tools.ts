@@ -85,7 +85,7 @@ function wholeFromPatch(file: ChangedFile): string | undefined {
  * - `list_changed_files`: every changed file's path, status and +/- counts (from the context artifact);
  * - `read_file({ path })`: a changed file at the head commit — from the context artifact when its
  *   patch holds the whole file (an added file), else through `readHeadFile` (the forge), else the
- *   file's diff, saying so. A path the change does not touch is refused, so nothing outside the
+ *   file's diff, saying so (also when the forge cannot be read). A path the change does not touch is refused, so nothing outside the
  *   change is read; a removed file has no head content;
  * - `search({ query, regex? })`: case-insensitive matches over the head lines the diffs show,
  *   at most {@link MAX_SEARCH_MATCHES}.
@@ -194,11 +194,18 @@ export class RepoToolbox implements Toolbox {
     if (!file) return { ok: false, refused: true, error: `${path} is not a file this change touches: only changed files can be read` };
     if (file.status === 'removed') return { ok: false, error: `${path} is removed by the change: it has no content at the head commit` };
     if (file.binary) return { ok: false, error: `${path} is a binary file` };
-    const whole = wholeFromPatch(file) ?? (await this.options.readHeadFile?.(subject.change, path));
+    let why = '';
+    let whole = wholeFromPatch(file);
+    try {
+      whole ??= await this.options.readHeadFile?.(subject.change, path);
+    } catch (e) {
+      // The forge could not be read (down, no credentials): the diff still answers most questions.
+      why = ` (the forge could not be read: ${(e instanceof Error ? e.message : String(e)).replace(/\s+/g, ' ').slice(0, 200)})`;
+    }
     if (whole !== undefined) return { ok: true, output: whole };
     return {
       ok: true,
-      output: `The whole file cannot be read here; its diff at the head commit (${subject.change.headSha.slice(0, 12)}):\n${file.shown ?? file.patch}`,
+      output: `The whole file cannot be read here${why}; its diff at the head commit (${subject.change.headSha.slice(0, 12)}):\n${file.shown ?? file.patch}`,
     };
   }
 

@@ -84,13 +84,25 @@ describe('Class: RepoToolbox', () => {
     expect(asked).toEqual(['bbbb:App/Pay.swift']);
   });
 
-  it('gives the diff, saying so, when the file cannot be read whole', async () => {
+  it('gives the diff, saying so, when the file cannot be read whole or the forge fails', async () => {
+    // Prepare
+    const failing = new RepoToolbox(subject, ALL, {
+      readHeadFile: async () => {
+        throw new Error('environment variable GITHUB_SECRET_NAME is required but not set');
+      },
+    });
+
     // Act
     const r = await new RepoToolbox(subject, ALL).call('agentflow__read_file', { path: 'App/Pay.swift' });
+    const down = await failing.call('agentflow__read_file', { path: 'App/Pay.swift' });
 
     // Assess
     expect(r.ok).toBe(true);
     expect(r.output).toMatch(/^The whole file cannot be read here; its diff at the head commit \(bbbbbbbbbbbb\):\n@@ -10,2/);
+    expect(down.ok).toBe(true);
+    expect(down.output).toMatch(
+      /^The whole file cannot be read here \(the forge could not be read: environment variable GITHUB_SECRET_NAME/,
+    );
   });
 
   it('refuses a path the change does not touch, and reads no removed file', async () => {
