@@ -1,4 +1,5 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
@@ -6,20 +7,29 @@ import { Command, Option } from 'commander';
 import { z } from 'zod';
 import { GitChangeLookup } from '../lambdas/adapters/changes.js';
 import { DynamoBreakerStore, DynamoBudgetLedger } from '../lambdas/adapters/gateway-store.js';
+import { ReportedToolCallSchema } from '../lambdas/aggregate/request.js';
 import type { Decision, PendingApproval } from '../lambdas/core/approvals.js';
-import { type Change, type ExecutionInput, type RunRecord, type RunSummary, RunSummarySchema } from '../lambdas/core/contracts.js';
+import {
+  type Change,
+  type ExecutionInput,
+  MAX_REQUEST_CHARS,
+  RequestSchema,
+  type RunRecord,
+  type RunSummary,
+  RunSummarySchema,
+} from '../lambdas/core/contracts.js';
 import { acceptanceRates } from '../lambdas/core/incremental.js';
 import { assertSafeRef } from '../lambdas/core/refs.js';
 import { buildSarif, securityFindings } from '../lambdas/core/sarif.js';
 import { executionName } from '../lambdas/core/triggers.js';
 import { reportFindings } from '../lambdas/publish/publish.js';
-import { loadLocalGatewayConfig, loadLocalGroups } from '../lib/config.js';
+import { loadLocalAskWorkflow, loadLocalGatewayConfig, loadLocalGroups } from '../lib/config.js';
 import { type BreakerReport, breakerReport, type CostReport, costReport, formatBreakers, formatCostReport } from '../lib/local/costs.js';
 import { localApiHeaders, readServeState, removeServeState, writeServeState } from '../lib/local/local-api-token.js';
 import { exitCodeFor, formatProgress, formatRunLine, runOutcome } from '../lib/local/progress.js';
 import { DEFAULT_MAX_CONCURRENT_RUNS, LocalRuntime } from '../lib/local/runtime.js';
 import { type LocalServerOptions, localServerSecrets, startLocalServer } from '../lib/local/server.js';
-import { compileWorkflow, formatDiagnostic, toMermaid } from '../lib/workflow/index.js';
+import { compileWorkflow, formatDiagnostic, toMermaid, type Workflow } from '../lib/workflow/index.js';
 import { securityAgents } from '../lib/workflow/model.js';
 import { loadWorkspace, PROJECT_ROOT, resolveWorkflowFile, WORKFLOWS_DIR } from '../lib/workspace.js';
 
@@ -79,13 +89,19 @@ program
 program
   .command('run')
   .description(
-    'Run a workflow on a local git repository: the diff from merge-base(--base, --head) to --head, as GitHub shows a pull request. ' +
+    'Run a workflow locally. A review workflow reviews a local git repository: the diff from merge-base(--base, --head) to --head, as GitHub shows a pull request (--repo, --base, --head). ' +
+      'A request workflow (trigger: request) answers --request as /agentflow ask does, and prints the answer, the phases that ran or were skipped, the tool calls and the cost. ' +
       'Exit code: 0 succeeded, skipped or stopped; 2 partial; 1 failed or bad input',
   )
   .argument('<workflow>', 'workflow id (pr-review) or file')
-  .requiredOption('--repo <path>', 'local git repository')
-  .requiredOption('--base <ref>', 'base branch, tag or commit SHA')
-  .requiredOption('--head <ref>', 'head branch, tag or commit SHA')
+  .option(
+    '--repo <path>',
+    'local git repository (a review workflow; a request workflow: the repository its built-in tools read, default .)',
+  )
+  .option('--base <ref>', 'base branch, tag or commit SHA (a review workflow)')
+  .option('--head <ref>', 'head branch, tag or commit SHA (a review workflow)')
+  .option('--request <text>', `the request a request workflow (trigger: request) answers, at most ${MAX_REQUEST_CHARS} characters`)
+  .option('--requester <id>', 'who asks, as the tools see them (a request workflow)', `local:${localUser()}`)
   .option('--json', 'end the output with one JSON object (progress goes to stderr)')
   .option('--fail-on-partial', 'exit 1 instead of 2 when the run is PARTIAL (for CI jobs that only treat 1 as failure)')
   .option('--number <n>', 'pull request number: runs of one number and --head branch build on each other (incremental re-review)', '1')
@@ -104,8 +120,16 @@ program
   .addOption(workflowsOption())
   .action(async (ref: string, opts: RunOptions) => {
     const wf = loadOne(ref, opts.workflows);
+    if (wf.kind === 'request') return runRequest(wf, ref, opts);
+    if (opts.request !== undefined) {
+      throw new UsageError(
+        `${wf.id} reviews changes and answers no request (its trigger has no request event): drop --request, or run a workflow with trigger: request`,
+      );
+    }
+    if (!opts.repo || !opts.base || !opts.head)
+      throw new UsageError(`${wf.id} reviews a change: pass --repo <path>, --base <ref> and --head <ref>`);
     const repo = resolve(opts.repo);
-    const change = await localChange(opts);
+    const change = await localChange({ ...opts, repo: opts.repo, base: opts.base, head: opts.head });
     const out = opts.json ? (s: string) => console.error(s) : (s: string) => console.log(s);
     let commentPath: string | null = null;
     let reviewPath: string | null = null;
@@ -245,7 +269,9 @@ program
       const line = formatProgress(e);
       if (line) console.log(`[${e.execution}] ${line}`);
     });
-    const server = await serveState(runtime, opts.stateDir, Number(opts.port), secrets);
+    // `/agentflow ask <request>` without a workflow name asks cdk.json's `environments.local.askWorkflow`.
+    const askWorkflow = loadLocalAskWorkflow(PROJECT_ROOT);
+    const server = await serveState(runtime, opts.stateDir, Number(opts.port), { ...secrets, ...(askWorkflow ? { askWorkflow } : {}) });
     console.log(`AgentFlow listening on ${server.url}`);
     console.log(
       `  POST ${server.url}/webhooks/github   ${server.url}/webhooks/gitlab   ${server.url}/webhooks/slack/commands   ${server.url}/webhooks/slack/interactions   ${server.url}/webhooks/ci`,
@@ -523,9 +549,11 @@ function stateRuntime(stateDir: string): Promise<LocalRuntime> {
 }
 
 interface RunOptions {
-  repo: string;
-  base: string;
-  head: string;
+  repo?: string;
+  base?: string;
+  head?: string;
+  request?: string;
+  requester: string;
   json?: boolean;
   failOnPartial?: boolean;
   number: string;
@@ -565,7 +593,7 @@ class UsageError extends Error {}
  * then resolved to commits in --repo (named as given, so errors read `../app is not a git repository`).
  * @throws UsageError with one line when a ref is unsafe, --repo is not a repository or a ref names no commit
  */
-async function localChange(opts: RunOptions): Promise<Change> {
+async function localChange(opts: RunOptions & { repo: string; base: string; head: string }): Promise<Change> {
   try {
     assertSafeRef(opts.base);
     assertSafeRef(opts.head);
@@ -580,6 +608,128 @@ async function localChange(opts: RunOptions): Promise<Change> {
     };
   } catch (e) {
     throw new UsageError((e as Error).message);
+  }
+}
+
+/** The user name `--requester` defaults to (`local:<user>`). */
+function localUser(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    // no passwd entry (a container's arbitrary uid)
+    return process.env.USER ?? 'unknown';
+  }
+}
+
+/** The parts of a request run's report (`aggregateRequest`) `run` prints. */
+const RequestReportSchema = z.object({
+  summary: RunSummarySchema,
+  answer: z.object({ phase: z.string(), agent: z.string(), text: z.string() }).nullish(),
+  toolCalls: z.array(z.object({ agent: z.string(), phase: z.string(), calls: z.array(ReportedToolCallSchema) })).default([]),
+});
+
+/** Model text for a terminal: no control characters (escape sequences) but line breaks and tabs. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point (an answer must not drive the terminal)
+const terminalText = (s: string) => s.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, '');
+
+/**
+ * `agentflow run <workflow> --request "<text>"`: runs a request workflow (trigger: request) on the
+ * local runtime as `/agentflow ask` would start it, then prints the answer, the phases (ran, or
+ * skipped and why), the tool calls (agent, tool, ok or the error, ms) and the cost (the ledger's:
+ * the run record's), and with `--json` ends with one JSON object of the same.
+ * @throws UsageError without --request, with --base/--head/--sarif, or with a request Slack would not take
+ */
+async function runRequest(wf: Workflow, ref: string, opts: RunOptions): Promise<void> {
+  if (opts.request === undefined) throw new UsageError(`${wf.id} answers requests (trigger: request): pass --request "<text>"`);
+  const review = (['base', 'head', 'sarif', 'full'] as const).filter((o) => opts[o] !== undefined);
+  if (review.length > 0) {
+    throw new UsageError(`${wf.id} answers requests: ${review.map((o) => `--${o}`).join(', ')} belong to review workflows; drop them`);
+  }
+  const parsed = RequestSchema.safeParse({ text: opts.request.trim(), requester: opts.requester });
+  if (!parsed.success) {
+    throw new UsageError(
+      `--request must hold 1 to ${MAX_REQUEST_CHARS} characters and --requester 1 to 200 (${parsed.error.issues.map((i) => i.path.join('.')).join(', ')})`,
+    );
+  }
+  const request = parsed.data;
+  const out = opts.json ? (s: string) => console.error(s) : (s: string) => console.log(s);
+  const runtime = await LocalRuntime.start({
+    stateDir: opts.stateDir,
+    repoPath: resolve(opts.repo ?? '.'),
+    workspace: loadWorkspace(opts.workflows, [resolveWorkflowFile(ref, opts.workflows)]),
+    gateway: gatewayConfig(opts.config),
+    groups: loadLocalGroups(PROJECT_ROOT),
+    print: out,
+  });
+  // An approval gate waits for a decision: serve the local API for `agentflow approve`, as for reviews.
+  const api = wf.phases.some((p) => p.kind === 'approval' || p.kind === 'ci')
+    ? await serveState(runtime, opts.stateDir, 0, localServerSecrets().secrets)
+    : undefined;
+  try {
+    out(`AgentFlow: ${wf.name} answering a request from ${request.requester}`);
+    out(`providers: ${describeModes(runtime)}`);
+    runtime.listeners.add((e) => {
+      const line = formatProgress(e);
+      if (line) out(line);
+    });
+    const name = executionName(`local-${Date.now().toString(36)}`, wf.id);
+    const result = await runtime.startExecution(wf.id, name, { runId: name, workflow: wf.id, request });
+    const record = await runtime.runs.get(name);
+    const stored = record?.reportRef ? await runtime.artifacts.getJson(record.reportRef).catch(() => undefined) : undefined;
+    const report = RequestReportSchema.safeParse(stored);
+    const summary = report.success ? report.data.summary : undefined;
+    const answer = report.success ? (report.data.answer ?? undefined) : undefined;
+    const calls = report.success
+      ? report.data.toolCalls.flatMap((t) => t.calls.map((c) => ({ agent: t.agent, phase: t.phase, ...c })))
+      : [];
+    const phases = record?.phases ?? summary?.phases ?? [];
+    out('');
+    out(answer ? `Answer (phase ${answer.phase}, agent ${answer.agent}):\n${terminalText(answer.text)}` : 'No answer.');
+    if (phases.length > 0) {
+      out('\nPhases:');
+      for (const p of phases) out(`  ${p.status === 'ran' ? '✔' : '○'} ${p.phase} ${p.status}${p.reason ? `: ${p.reason}` : ''}`);
+    }
+    if (calls.length > 0) {
+      out('\nTool calls:');
+      for (const c of calls) {
+        const outcome = c.ok ? 'ok' : `${c.refused ? 'refused' : 'error'}${c.error ? `: ${terminalText(c.error).slice(0, 200)}` : ''}`;
+        out(`  ${c.phase}/${c.agent}  ${c.name}  ${outcome}  ${c.ms} ms`);
+      }
+    }
+    const costUsd = record?.costUsd ?? summary?.costUsd ?? 0;
+    out(`\nCost: $${costUsd.toFixed(6)}${summary ? ` (${summary.inputTokens}+${summary.outputTokens} tokens)` : ''}`);
+    const outcome = runOutcome(record, result);
+    out(formatRunLine(name, outcome, result));
+    if (opts.json) {
+      console.log(
+        JSON.stringify({
+          status: outcome.status,
+          ...(outcome.reason ? { reason: outcome.reason } : {}),
+          execution: name,
+          workflow: wf.id,
+          requester: request.requester,
+          costUsd,
+          answer: answer?.text ?? null,
+          ...(record?.answerRef ? { answerRef: record.answerRef } : {}),
+          phases,
+          toolCalls: calls.map((c) => ({
+            agent: c.agent,
+            phase: c.phase,
+            name: c.name,
+            ok: c.ok,
+            ...(c.refused ? { refused: true } : {}),
+            ...(c.error ? { error: c.error } : {}),
+            ms: c.ms,
+          })),
+          agents: summary?.agents ?? [],
+          ...(result.error ? { error: result.error } : {}),
+        }),
+      );
+    }
+    process.exitCode = exitCodeFor(outcome.status, { failOnPartial: opts.failOnPartial });
+  } finally {
+    await api?.close();
+    await runtime.stop();
   }
 }
 

@@ -11,7 +11,7 @@ import { SfnExecutionStarter } from '../adapters/starter.js';
 import type { ChangeLookup } from '../core/ports.js';
 import { WorkflowTriggerSchema } from '../core/triggers.js';
 import { cloudDecideDeps, cloudThreads, doc, dynamo, groups, sfn } from '../shared/approvals.js';
-import { requireEnv } from '../shared/env.js';
+import { optionalEnv, requireEnv } from '../shared/env.js';
 import { gitlabClient } from '../shared/gitlab.js';
 import { githubClient } from '../shared/octokit.js';
 import { logger } from '../shared/powertools.js';
@@ -33,6 +33,8 @@ const starter = new SfnExecutionStarter(
 );
 const guard = new PowertoolsDeliveryGuard({ client: dynamo, table });
 const threads = cloudThreads();
+/** `/agentflow ask <request>` without a workflow name asks this one (`askWorkflow` of the environment config, written by the stack). */
+const askWorkflow = optionalEnv('AGENTFLOW_ASK_WORKFLOW', '');
 const changes: ChangeLookup = {
   pullRequest: async (repo, n) => new GitHubChangeLookup(await githubClient()).pullRequest(repo, n),
   refs: async (repo, base, head) => new GitHubChangeLookup(await githubClient()).refs(repo, base, head),
@@ -80,6 +82,7 @@ function deps(context: Context): IngressDeps {
       approvals,
       respond: respondToSlack,
       ...(threads ? { threads } : {}),
+      ...(askWorkflow ? { askWorkflow } : {}),
       remainingMs: () => Math.min(2500, remainingMs() - 500),
     },
     ci: { secrets: () => rotatingSecret(requireEnv('CI_SECRET_NAME'), 'callbackSecret'), approvals },
