@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { ChangeSchema, FORGES, type Forge, parseInput } from './contracts.js';
+import { ChangeSchema, FORGES, type Forge, parseInput, RequestSchema } from './contracts.js';
 import { InvalidInputError } from './errors.js';
+import { redactSecrets } from './redact.js';
 
 /**
  * Human approvals and external callbacks on Step Functions task tokens (DESIGN §6).
@@ -151,27 +152,68 @@ export function actorOf(who: string): Actor | undefined {
 /** How an approver is shown: `@octocat`, `@acme/leads`, `gitlab:@jsmith`. */
 export const approverName = (n: ForgeName): string => (n.forge === 'github' ? `@${n.name}` : `${APPROVER_PREFIX[n.forge]}@${n.name}`);
 
-/** The waiting task's payload (the compiled approval gate sends it). */
-export const RequestApprovalInputSchema = z.strictObject({
-  taskToken: z.string().min(1).max(2048),
-  runId: z.string().min(1),
-  workflow: z.string().min(1),
-  phase: z.string().min(1),
-  kind: z.enum(CALLBACK_KINDS).default('approval'),
-  /** Slack channel for the message (`#mobile-leads`); empty for CI callbacks. */
-  channel: z.string().default(''),
-  approvers: z.array(z.string()).default([]),
-  /** The state's TimeoutSeconds: after it the decision is "expired". */
-  timeoutSeconds: z.number().int().positive(),
-  /** True on the escalation step of `on_timeout: escalate`. */
-  escalation: z.boolean().default(false),
-  change: ChangeSchema,
-  /**
-   * `ci` only: the commit whose report completes the gate (the generated tests' commit of
-   * `output.create_files`). @default change.headSha
-   */
-  commitSha: z.string().min(1).optional(),
+/**
+ * An earlier agent's answer data as a gate carries it (`AgentResult.data`: model output, so
+ * untrusted): a flat record of strings of at most 200 characters, numbers, booleans and null.
+ */
+export const ApprovalDataSchema = z.record(z.string(), z.union([z.string().max(200), z.number(), z.boolean(), z.null()]));
+export type ApprovalData = z.infer<typeof ApprovalDataSchema>;
+
+/**
+ * Why a gate with `approval.when` asks: the phase whose answer data the condition read, and the
+ * condition as written in the workflow (`billing.amount_usd > 100`).
+ */
+export const ApprovalAboutSchema = z.strictObject({
+  phase: z.string().min(1).max(200),
+  condition: z.string().min(1).max(500),
 });
+export type ApprovalAbout = z.infer<typeof ApprovalAboutSchema>;
+
+/**
+ * The waiting task's payload (the compiled approval gate sends it). A review run's gate sends
+ * `change` (`'change.$': '$.change'`), a request run's `request` (`'request.$': '$.request'`):
+ * exactly one of them. A gate with `approval.when` also sends `about` and the answer `data` the
+ * condition read (`'data.$': '$.results.<phase key>[0].data'`). Payloads from before request runs
+ * (`change` only) parse as they did.
+ * @throws (through {@link parseInput}) InvalidInputError naming the field: both or neither of
+ * `change` and `request`, or a `ci` gate without `change`
+ */
+export const RequestApprovalInputSchema = z
+  .strictObject({
+    taskToken: z.string().min(1).max(2048),
+    runId: z.string().min(1),
+    workflow: z.string().min(1),
+    phase: z.string().min(1),
+    kind: z.enum(CALLBACK_KINDS).default('approval'),
+    /** Slack channel for the message (`#mobile-leads`); empty for CI callbacks. */
+    channel: z.string().default(''),
+    approvers: z.array(z.string()).default([]),
+    /** The state's TimeoutSeconds: after it the decision is "expired". */
+    timeoutSeconds: z.number().int().positive(),
+    /** True on the escalation step of `on_timeout: escalate`. */
+    escalation: z.boolean().default(false),
+    /** A review run's pull or merge request. */
+    change: ChangeSchema.optional(),
+    /** A request run's request (`/agentflow ask`): who asked and what. */
+    request: RequestSchema.optional(),
+    /** `approval.when` only: the condition that made the gate ask. */
+    about: ApprovalAboutSchema.optional(),
+    /** `approval.when` only: the answer data the condition read; null or absent when the agent gave none. */
+    data: ApprovalDataSchema.nullable().optional(),
+    /**
+     * `ci` only: the commit whose report completes the gate (the generated tests' commit of
+     * `output.create_files`). @default change.headSha
+     */
+    commitSha: z.string().min(1).optional(),
+  })
+  .superRefine((i, ctx) => {
+    if ((i.change ? 1 : 0) + (i.request ? 1 : 0) !== 1) {
+      ctx.addIssue({ code: 'custom', path: ['change'], message: 'give change (a review run) or request (a request run), not both' });
+    }
+    if (i.kind === 'ci' && !i.change) {
+      ctx.addIssue({ code: 'custom', path: ['kind'], message: 'a ci gate waits for a commit: it needs change (a review run)' });
+    }
+  });
 export type RequestApprovalInput = z.infer<typeof RequestApprovalInputSchema>;
 
 export const APPROVAL_STATUSES = ['PENDING', 'APPROVED', 'REJECTED', 'EXPIRED'] as const;
@@ -181,7 +223,23 @@ export type ApprovalStatus = (typeof APPROVAL_STATUSES)[number];
 export const MessageRefSchema = z.strictObject({ channel: z.string(), ts: z.string() });
 export type MessageRef = z.infer<typeof MessageRefSchema>;
 
-/** An approval (or CI callback) as stored: `pk = APPROVAL#<id>`. The task token never leaves the store. */
+/** Characters of a request's text an approval record keeps (and its message shows). */
+export const APPROVAL_REQUEST_CHARS = 200;
+
+/**
+ * A request run's request as its approval record keeps it: who asked (`slack:<user id>`,
+ * `local:<user>`) and the start of the text ({@link APPROVAL_REQUEST_CHARS} characters, secrets
+ * redacted first). Untrusted: made inert where it is shown.
+ */
+export const ApprovalRequestSchema = z.object({ requester: z.string(), text: z.string() });
+export type ApprovalRequest = z.infer<typeof ApprovalRequestSchema>;
+
+/**
+ * An approval (or CI callback) as stored: `pk = APPROVAL#<id>`. The task token never leaves the
+ * store. A review run's record names the pull request (`repository`, `number`, `headSha`,
+ * `title`); a request run's has `request` instead (the pull request fields empty). Records written
+ * before request runs parse as review runs'.
+ */
 export const ApprovalRecordSchema = z.object({
   id: z.string(),
   kind: z.enum(CALLBACK_KINDS),
@@ -195,12 +253,21 @@ export const ApprovalRecordSchema = z.object({
   createdAt: z.string(),
   /** ISO time after which the decision is "expired" (the state's TimeoutSeconds). */
   deadline: z.string(),
-  repository: z.string(),
-  number: z.number(),
-  /** The pull request's head; for a `ci` gate, the commit CI reports on (the generated tests' commit when there is one). */
-  headSha: z.string(),
+  /** A review run's repository (`owner/name`); empty for a request run. */
+  repository: z.string().default(''),
+  /** A review run's pull request number; 0 for a request run (and a change without one). */
+  number: z.number().default(0),
+  /** The pull request's head; for a `ci` gate, the commit CI reports on (the generated tests' commit when there is one). Empty for a request run. */
+  headSha: z.string().default(''),
+  /** The pull request's title (untrusted: made inert where it is shown). */
   title: z.string().default(''),
   escalation: z.boolean().default(false),
+  /** A request run's request: its presence makes the record a request run's. */
+  request: ApprovalRequestSchema.optional(),
+  /** `approval.when`: the condition that made the gate ask. */
+  about: ApprovalAboutSchema.optional(),
+  /** `approval.when`: the answer data the condition read (secrets redacted; untrusted). */
+  data: ApprovalDataSchema.optional(),
   decidedBy: z.string().optional(),
   decidedAt: z.string().optional(),
   message: MessageRefSchema.optional(),
@@ -294,6 +361,24 @@ export interface RequestApprovalDeps {
 }
 
 /**
+ * What an approval record keeps of a request: the requester and the text's start, secrets
+ * redacted over the whole text first (so a secret is not cut in two and missed).
+ */
+async function requestExcerpt(request: { text: string; requester: string }): Promise<ApprovalRequest> {
+  const clean = (await redactSecrets(request.text)).text;
+  const text = clean.length > APPROVAL_REQUEST_CHARS ? `${clean.slice(0, APPROVAL_REQUEST_CHARS - 1)}…` : clean;
+  return { requester: request.requester, text };
+}
+
+/** Answer data with secrets redacted from its string values (it is shown in a Slack channel). */
+async function redactData(data: ApprovalData): Promise<ApprovalData> {
+  const entries = await Promise.all(
+    Object.entries(data).map(async ([k, v]) => [k, typeof v === 'string' ? (await redactSecrets(v)).text.slice(0, 200) : v] as const),
+  );
+  return Object.fromEntries(entries);
+}
+
+/**
  * RequestApproval (the waiting task's Lambda): stores the task token under a new opaque id and
  * posts the message. Returns the id; Step Functions ignores the return value and waits for the
  * callback or the state's TimeoutSeconds.
@@ -303,6 +388,15 @@ export async function requestApproval(raw: unknown, deps: RequestApprovalDeps): 
   const input = parseInput(RequestApprovalInputSchema, raw, 'RequestApproval');
   const now = (deps.now ?? (() => new Date()))();
   const id = (deps.newId ?? (() => randomBytes(12).toString('base64url')))();
+  const subject = input.change
+    ? {
+        repository: input.change.repository,
+        number: input.change.number,
+        // A ci gate is found by the commit CI reports on: the generated tests' commit when there is one.
+        headSha: (input.kind === 'ci' ? input.commitSha : undefined) ?? input.change.headSha,
+        title: input.change.title,
+      }
+    : { repository: '', number: 0, headSha: '', title: '' };
   const record: ApprovalRecord = {
     id,
     kind: input.kind,
@@ -315,12 +409,11 @@ export async function requestApproval(raw: unknown, deps: RequestApprovalDeps): 
     status: 'PENDING',
     createdAt: now.toISOString(),
     deadline: new Date(now.getTime() + input.timeoutSeconds * 1000).toISOString(),
-    repository: input.change.repository,
-    number: input.change.number,
-    // A ci gate is found by the commit CI reports on: the generated tests' commit when there is one.
-    headSha: (input.kind === 'ci' ? input.commitSha : undefined) ?? input.change.headSha,
-    title: input.change.title,
+    ...subject,
     escalation: input.escalation,
+    ...(input.request ? { request: await requestExcerpt(input.request) } : {}),
+    ...(input.about ? { about: input.about } : {}),
+    ...(input.data ? { data: await redactData(input.data) } : {}),
   };
   await deps.approvals.create(record);
   await deps.approvals.activate(id, await deps.notifier.request(record));
@@ -463,8 +556,11 @@ export interface PendingApproval {
   deadline: string;
   repository: string;
   number: number;
+  /** A request run's requester (`slack:<user id>`); absent for a review run. */
+  requester?: string;
 }
 
+/** A record as {@link listApprovals} shows it: no task token, no request text or answer data. */
 export const toPending = (r: ApprovalRecord): PendingApproval => ({
   id: r.id,
   kind: r.kind,
@@ -475,6 +571,7 @@ export const toPending = (r: ApprovalRecord): PendingApproval => ({
   deadline: r.deadline,
   repository: r.repository,
   number: r.number,
+  ...(r.request ? { requester: r.request.requester } : {}),
 });
 
 /** Pending approvals whose deadline has not passed (a timed-out task's record stays PENDING until swept). */

@@ -11,24 +11,95 @@ const prLink = (r: ApprovalRecord) =>
     ? `<https://github.com/${r.repository}/pull/${r.number}|${r.repository}#${r.number}>`
     : `${r.repository}@${r.headSha.slice(0, 7)}`;
 
+/** Look-alikes for Slack's formatting marks, so untrusted text shows no bold, italic, strike or code. */
+const FORMATTING_MARKS: Record<string, string> = { '*': '∗', _: 'ˍ', '~': '∼', '`': 'ˋ' };
+
 /**
- * The approval request as Block Kit: what is asked, by when, and Approve/Reject buttons whose
- * value is only the opaque approval id (a task token is up to 2,048 characters; a button value
- * holds 2,000, and a token must not be shown to anyone).
+ * Untrusted text (a request, a model's answer data) for an approval message: {@link slackInert}
+ * (no mention, link or URL survives) and Slack's formatting marks replaced by look-alikes; an
+ * underscore inside a word (`amount_usd`) stays, as it formats nothing.
+ */
+const approvalInert = (s: string, max: number) =>
+  slackInert(s, max).replace(/[*~`]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])/g, (c) => FORMATTING_MARKS[c] ?? c);
+
+/** What an approval message says it is about: the pull request, or who asked what. */
+function approvalSubject(r: ApprovalRecord, textChars: number): string {
+  if (!r.request) return `${prLink(r)}${r.title ? ` “${slackInert(r.title, 200)}”` : ''}`;
+  return `the request of ${approvalInert(r.request.requester, 60)}: “${approvalInert(r.request.text, textChars)}”`;
+}
+
+/** Answer data fields shown in an approval message, and the characters of a key and a value. */
+const DATA_FIELDS = 10;
+const DATA_KEY_CHARS = 40;
+const DATA_VALUE_CHARS = 100;
+
+/**
+ * Why a gate with `approval.when` asks: the condition (from the workflow) and the answer data it
+ * read, the fields the condition names first, at most {@link DATA_FIELDS}, each key and value inert.
+ */
+function approvalReason(r: ApprovalRecord): string[] {
+  if (!r.about) return [];
+  const condition = slackText(r.about.condition).replace(/`/g, "'");
+  const named = new Set(r.about.condition.match(/[A-Za-z_][A-Za-z0-9_]*/g) ?? []);
+  const fields = Object.entries(r.data ?? {}).sort(([a], [b]) => Number(named.has(b)) - Number(named.has(a)));
+  const lines = fields
+    .slice(0, DATA_FIELDS)
+    .map(([k, v]) => `• ${approvalInert(k, DATA_KEY_CHARS)}: ${v === null ? '—' : approvalInert(String(v), DATA_VALUE_CHARS)}`);
+  const more = fields.length - DATA_FIELDS;
+  return [
+    `Asked because \`${condition}\` (the answer of ${slackText(r.about.phase)})${lines.length ? ':' : '.'}`,
+    ...lines,
+    ...(more > 0 ? [`…and ${more} more field${more === 1 ? '' : 's'}`] : []),
+  ];
+}
+
+/** A wait in seconds as people say it: `45 s`, `30 min`, `2 h`, `1 d 4 h`. */
+function waitText(seconds: number): string {
+  if (seconds < 60) return `${Math.max(0, Math.round(seconds))} s`;
+  if (seconds < 3600) return `${Math.round(seconds / 60)} min`;
+  if (seconds < 86_400) return `${Math.round(seconds / 360) / 10} h`;
+  const days = Math.floor(seconds / 86_400);
+  const hours = Math.round((seconds - days * 86_400) / 3600);
+  return hours ? `${days} d ${hours} h` : `${days} d`;
+}
+
+/**
+ * The approval request as Block Kit: what is asked (the pull request, or for a request run who
+ * asked and the request's start), why when the gate has `approval.when` (the condition and the
+ * answer data it read), by when, and Approve/Reject buttons whose value is only the opaque
+ * approval id (a task token is up to 2,048 characters; a button value holds 2,000, and a token
+ * must not be shown to anyone). Everything from a pull request, a requester or a model is inert
+ * (no mention, link or formatting comes through).
  * Source: https://api.slack.com/reference/block-kit/block-elements#button (2026-11)
+ *
+ * @example
+ * ```
+ * *Approval needed*: support-triage › *refund*
+ * the request of slack:​U0CUST: “I was charged twice for order 1234…”
+ * Asked because `billing.amount_usd > 100` (the answer of billing):
+ * • amount_usd: 250
+ * Decide by 2026-11-22T00:00:00.000Z (in 1 d, execution `req-1`).
+ * ```
  */
 export function approvalBlocks(r: ApprovalRecord): { text: string; blocks: unknown[] } {
-  const text = `Approval needed: ${r.workflow} › ${r.phase} for ${r.repository}${r.number ? `#${r.number}` : ''}`;
+  const what = `${slackText(r.workflow)} › ${slackText(r.phase)}`;
+  const text = r.request
+    ? `Approval needed: ${what} for a request of ${approvalInert(r.request.requester, 60)}`
+    : `Approval needed: ${what} for ${r.repository}${r.number ? `#${r.number}` : ''}`;
+  const wait = waitText((Date.parse(r.deadline) - Date.parse(r.createdAt)) / 1000);
+  const body = [
+    `*${r.escalation ? 'Escalated approval' : 'Approval needed'}*: ${slackText(r.workflow)} › *${slackText(r.phase)}*`,
+    approvalSubject(r, 200),
+    ...approvalReason(r),
+    `Decide by ${r.deadline} (in ${wait}, execution \`${r.execution}\`).`,
+  ];
+  const elsewhere = r.request
+    ? `Or send \`/agentflow approve ${r.id}\` (or \`reject\`) in Slack.`
+    : `Or comment \`/agentflow approve ${r.id}\` (or \`reject\`) on the pull request.`;
   return {
     text,
     blocks: [
-      {
-        type: 'section',
-        text: {
-          type: 'mrkdwn',
-          text: `*${r.escalation ? 'Escalated approval' : 'Approval needed'}*: ${r.workflow} › *${r.phase}*\n${prLink(r)} ${r.title ? `“${r.title}”` : ''}\nDecide by ${r.deadline} (execution \`${r.execution}\`).`,
-        },
-      },
+      { type: 'section', text: { type: 'mrkdwn', text: body.join('\n'), verbatim: true } },
       {
         type: 'actions',
         block_id: 'agentflow_decision',
@@ -37,15 +108,12 @@ export function approvalBlocks(r: ApprovalRecord): { text: string; blocks: unkno
           { type: 'button', action_id: REJECT_ACTION, style: 'danger', text: { type: 'plain_text', text: 'Reject' }, value: r.id },
         ],
       },
-      {
-        type: 'context',
-        elements: [{ type: 'mrkdwn', text: `Or comment \`/agentflow approve ${r.id}\` (or \`reject\`) on the pull request.` }],
-      },
+      { type: 'context', elements: [{ type: 'mrkdwn', text: elsewhere }] },
     ],
   };
 }
 
-/** The message after the decision: the outcome and who decided, no buttons. */
+/** The message after the decision (or the expiry): the outcome and who decided, no buttons. */
 export function decidedBlocks(r: ApprovalRecord): { text: string; blocks: unknown[] } {
   const outcome =
     r.status === 'APPROVED'
@@ -53,10 +121,19 @@ export function decidedBlocks(r: ApprovalRecord): { text: string; blocks: unknow
       : r.status === 'REJECTED'
         ? `:x: Rejected by ${r.decidedBy} at ${r.decidedAt}`
         : `:hourglass: Expired at ${r.deadline} without a decision`;
-  const text = `${r.workflow} › ${r.phase}: ${outcome}`;
+  const text = `${slackText(r.workflow)} › ${slackText(r.phase)}: ${outcome}`;
   return {
     text,
-    blocks: [{ type: 'section', text: { type: 'mrkdwn', text: `${r.workflow} › *${r.phase}* for ${prLink(r)}\n${outcome}` } }],
+    blocks: [
+      {
+        type: 'section',
+        text: {
+          type: 'mrkdwn',
+          text: `${slackText(r.workflow)} › *${slackText(r.phase)}* for ${approvalSubject(r, 100)}\n${outcome}`,
+          verbatim: true,
+        },
+      },
+    ],
   };
 }
 
