@@ -14,7 +14,7 @@ import type { OfflineTool, OfflineToolCall, OfflineToolResult, OfflineToolTurn }
  * | `- <choice>: word, word, …` | route | the keywords of a route choice |
  * | `Data fields: amount_usd (number), order_id (string), refund (boolean), verdict (pass\|fail)` | answer | the fields of `data` |
  * | `Fail when: word, word, …` | answer | an enum field takes its second value |
- * | `Offline: call <tool> when word, word, …` | both | the tools to call (`<tool>` the offered name `<server>__<tool>` or the tool's own name; without `when …` always) |
+ * | `Offline: call <tool> when word, word, …` | both | a tool to call (`<tool>` the offered name `<server>__<tool>` or the tool's own name; without `when …` always) |
  *
  * **Words.** Text is compared by lower-case words (`[a-z0-9]+`) cut to a simple stem (`refunds`,
  * `refunded`, `refunding` → `refund`; `charges`, `charged` → `charg`); a keyword of several words
@@ -29,26 +29,29 @@ import type { OfflineTool, OfflineToolCall, OfflineToolResult, OfflineToolTurn }
  * of every tool result (`` - `<tool>`: <first line> ``, `(error)` after the name of an error
  * result; `No tool was called.` without any), the phases whose answers it read, and the data. Each
  * field of `data`, by its type:
- * - `number`: the number after the field's own name in the tool results (`amount_usd: 150`); else,
+ * - `number`: the number after the field's own name in the tool results, the latest first
+ *   (`amount_usd: 150`); else,
  *   when a word of the name is about money (amount, usd, price, total, cost, refund, charge, fee,
  *   balance), the first money amount (`$150`, `150 USD`, `150.00`) in the tool results, the earlier
  *   answers, the request; otherwise the number after the name's first word that is not id/key/number
  *   (`pr` → `PR 42`, `PR #42`, also "pull request 42", "MR 42"; `pipeline_id` → `pipeline 7781`) in
- *   the request, the earlier answers, the tool results; else null.
+ *   the request, the earlier answers, the tool results (the latest first); else null.
  * - `string`: an id: the token with a digit after the name's first word that is not id/key/number
- *   (`order_id` → `order 1234` / `order #1234` → `1234`, `order ORD-1234` → `ORD-1234`), else the
- *   first `#1234` (→ `1234`) or `ABC-123` token — searched in the request, the earlier answers, then
- *   the tool results; else null.
+ *   (`order_id` → `order 1234` / `order #1234` → `1234`, `order ORD-1234` → `ORD-1234`; `issue_key`
+ *   → `ISSUE-7`, the word and its number in one token), else the first `#1234` (→ `1234`) or
+ *   `ABC-123` token — searched in the request, the earlier answers, then the tool results, the
+ *   latest first (a key a write tool answered wins over one a search listed); else null.
  * - `boolean`: true when every word of the name except is/has/needs/should/wants occurs in the request.
  * - `a|b|…` (an enum): the first value, or the second when a `Fail when:` word occurs in the request
  *   or an earlier answer.
  * - any other type: null.
  *
  * **Tool calls** (no `call` / `repeat` directive in the task: those come first, see
- * offline-tools.ts): with `Offline: call` lines, the offered tools they name whose `when` words (any)
- * occur in the request; without, each offered tool whose own name's words (after `__`, split on
- * `_` and `-`, without get/list/search/find/read/fetch/query/lookup/show/create/add/make/update/set)
- * occur at least half in the request. They are called in the order offered, once each (a tool with a
+ * offline-tools.ts): with `Offline: call` lines (one per tool), the offered tools they name whose
+ * `when` words (any) occur in the request (a line naming a tool that is not offered calls nothing);
+ * without, each offered tool whose own name's words (after `__`, split on `_` and `-`, without
+ * get/list/search/find/read/fetch/query/lookup/show/create/add/make/update/set) occur at least half
+ * in the request. They are called in the order offered, once each (a tool with a
  * result, even an error, is done); then the agent answers. The input has each property of the
  * tool's input schema that a value is found for: numbers and ids as for `data` (money from the
  * request first, then the tool results); strings named title/summary/subject/name/query/q/topic →
@@ -234,7 +237,7 @@ const wordPattern = (word: string) => (PR_WORDS.has(word) ? '(?:pr|pull request|
 
 /** The number after `word` (`PR 42`, `PR #42`, `pipeline: 7781`) in the first source that has one. */
 function numberAfter(word: string, sources: Sources): number | undefined {
-  const re = new RegExp(String.raw`\b${wordPattern(word)}\b\s*(?:no\.?|number|id)?\s*[:#!]?\s*(\d+(?:\.\d+)?)\b`, 'i');
+  const re = new RegExp(String.raw`\b${wordPattern(word)}\b\s*(?:no\.?|number|id)?\s*[:#!-]?\s*(\d+(?:\.\d+)?)\b`, 'i');
   for (const text of sources) {
     const m = re.exec(text);
     if (m?.[1]) return Number(m[1]);
@@ -244,10 +247,16 @@ function numberAfter(word: string, sources: Sources): number | undefined {
 
 /** The id-like token (with a digit) after `word` (`order 1234`, `order #1234`, `order ORD-1234`) in the first source that has one. */
 function idAfter(word: string, sources: Sources): string | undefined {
-  const re = new RegExp(String.raw`\b${wordPattern(word)}\b\s*(?:no\.?|number|id)?\s*[:#!]?\s*([A-Za-z]*-?\d[A-Za-z0-9-]*)`, 'i');
+  const w = wordPattern(word);
+  // `ISSUE-1` is the word and its number in one token; else a token with a digit after the word.
+  const re = new RegExp(
+    String.raw`\b(${w}-\d[A-Za-z0-9-]*)|\b${w}\b\s*(?:no\.?|number|id)?\s*[:#!]?\s*((?=[A-Za-z0-9-]*\d)[A-Za-z0-9][A-Za-z0-9-]*)`,
+    'i',
+  );
   for (const text of sources) {
     const m = re.exec(text);
-    if (m?.[1]) return m[1];
+    const id = m?.[1] ?? m?.[2];
+    if (id) return id;
   }
   return undefined;
 }
@@ -286,14 +295,15 @@ interface Evidence {
 /** The value of one data field (see the module's rules). */
 function dataValue(field: DataField, prompt: string, e: Evidence): string | number | boolean | null {
   const tools = e.results.map((r) => r.text);
+  const latest = [...tools].reverse();
   const earlier = e.parts.earlier.map((x) => x.text);
   if (field.type === 'number') {
     const word = subjectWord(field.name) ?? '';
     const money = nameWords(field.name).some((w) => MONEY_WORDS.has(w));
-    const found = money ? moneyIn([...tools, ...earlier, e.parts.request]) : numberAfter(word, [e.parts.request, ...earlier, ...tools]);
-    return namedNumberIn(field.name, tools) ?? found ?? null;
+    const found = money ? moneyIn([...tools, ...earlier, e.parts.request]) : numberAfter(word, [e.parts.request, ...earlier, ...latest]);
+    return namedNumberIn(field.name, latest) ?? found ?? null;
   }
-  if (field.type === 'string') return idFor(field.name, [e.parts.request, ...earlier, ...tools]) ?? null;
+  if (field.type === 'string') return idFor(field.name, [e.parts.request, ...earlier, ...latest]) ?? null;
   if (field.type === 'boolean') return flagFor(field.name, e.parts.request);
   if (Array.isArray(field.type)) {
     const data = stems([e.parts.request, ...earlier].join('\n'));
@@ -391,8 +401,9 @@ export function offlineToolInput(tool: OfflineTool, e: Evidence): Record<string,
   const input: Record<string, unknown> = {};
   if (!properties || typeof properties !== 'object') return input;
   const tools = e.results.map((r) => r.text);
+  const latest = [...tools].reverse();
   const earlier = e.parts.earlier.map((x) => x.text);
-  const all = [e.parts.request, ...earlier, ...tools];
+  const all = [e.parts.request, ...earlier, ...latest];
   for (const [key, raw] of Object.entries(properties as Record<string, Record<string, unknown>>)) {
     const declared = Array.isArray(raw?.type) ? raw.type.find((t) => t !== 'null') : raw?.type;
     const words = nameWords(key);
@@ -400,7 +411,7 @@ export function offlineToolInput(tool: OfflineTool, e: Evidence): Record<string,
     let value: unknown;
     if (declared === 'number' || declared === 'integer') {
       value = words.some((w) => MONEY_WORDS.has(w))
-        ? (moneyIn([e.parts.request]) ?? namedNumberIn(key, tools) ?? moneyIn([...earlier, ...tools]))
+        ? (moneyIn([e.parts.request]) ?? namedNumberIn(key, latest) ?? moneyIn([...earlier, ...tools]))
         : numberAfter(subjectWord(key) ?? word, all);
       if (declared === 'integer' && typeof value === 'number') value = Math.trunc(value);
     } else if (declared === 'string') {

@@ -394,5 +394,65 @@ describe('Function: runToolLoop (a request agent on the support stand-in)', () =
         await box.close();
       }
     }, 90_000);
+
+    it(`${provider}: without "Offline" lines, calls the CI and tracker tools the request's words name, feeding one result into the next call`, async () => {
+      const standin = (name: string, file: string, allow: Array<{ name: string; write?: boolean }>) => ({
+        name,
+        command: process.execPath,
+        args: ['--import', 'tsx', join(PROJECT_ROOT, 'test', 'standins', file)],
+        env: { NODE_PATH: join(PROJECT_ROOT, 'node_modules') },
+        allow,
+      });
+      const box = new McpToolbox(
+        [
+          standin('ci', 'mcp-ci.ts', [{ name: 'get_pipeline' }, { name: 'rerun_pipeline', write: true }]),
+          standin('issues', 'mcp-issue-tracker.ts', [{ name: 'create_issue', write: true }]),
+        ],
+        { timeoutMs: 20_000, allowWrite: true },
+      );
+      const prompt = [
+        'You look after CI failures.',
+        'Data fields: pr (number), pipeline_id (number), issue_key (string), verdict (pass|fail)',
+        'Fail when: failed, broken',
+      ].join('\n');
+      try {
+        const r = await runToolLoop(
+          env.gateway,
+          {
+            candidates: [MODELS[provider]],
+            system: answerSystemPrompt({ prompt }),
+            messages: [{ role: 'user', content: ask('The pipeline of PR 42 failed in unit tests. Please rerun it and file an issue.') }],
+            maxTokens: 1000,
+            temperature: 0,
+            scopes: budgetScopes(BudgetConfigSchema.parse({}), { runId: `ci-${provider}`, project: 'mobile', now: new Date() }),
+            cache: false,
+            labels: { workflow: 'ci-request', agent: 'ci-helper', project: 'mobile' },
+            deadlineMs: Date.now() + 60_000,
+          },
+          box,
+          { requester: 'slack:U024BE7LH' },
+        );
+        expect(r.status).toBe('complete');
+        expect(r.calls.map((c) => [c.name, JSON.parse(c.input), c.output?.split('\n')[0]])).toEqual([
+          ['ci__get_pipeline', { pr: 42 }, 'Pipeline 7781 for PR 42: failed (job unit-tests)'],
+          ['ci__rerun_pipeline', { pr: 42, pipeline_id: 7781 }, 'Started pipeline 7800 for PR 42 (rerun of 7781): running'],
+          [
+            'issues__create_issue',
+            {
+              title: 'The pipeline of PR 42 failed in unit tests.',
+              body: 'The pipeline of PR 42 failed in unit tests. Please rerun it and file an issue.',
+              pr: 42,
+            },
+            'Created ISSUE-1: The pipeline of PR 42 failed in unit tests.',
+          ],
+        ]);
+        expect(parseAgentAnswer(r.text)).toMatchObject({
+          ok: true,
+          data: { pr: 42, pipeline_id: 7800, issue_key: 'ISSUE-1', verdict: 'fail' },
+        });
+      } finally {
+        await box.close();
+      }
+    }, 90_000);
   }
 });
