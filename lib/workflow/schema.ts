@@ -104,43 +104,50 @@ const includeExclude = (what: string) =>
 export const PathsSchema = includeExclude('file globs');
 
 /** One agent in `workflows/agents/<name>.yml`: its prompt and defaults. */
-export const AgentSpecSchema = z.strictObject({
-  name,
-  description: z.string().min(1),
-  aliases: z.array(z.string()).default([]),
-  provider: z.enum(PROVIDERS),
-  model: z.string().min(1).describe('a model alias from models.yml, or "auto" to route by change size and complexity'),
-  fallback: z.array(z.string()).default([]),
-  cache: z.boolean().default(true).describe('reuse an identical earlier answer from the response cache'),
-  max_tokens: z.number().int().min(256).max(64_000).default(4000),
-  temperature: z.number().min(0).max(1).default(0.2),
-  complexity: z.enum(TIERS).default('medium'),
-  categories: z
-    .array(z.enum(CATEGORIES))
-    .default([])
-    .describe('the finding categories the agent reports (at least one, except for output: answer, which reports none)'),
-  tasks: z.array(z.string()).default([]),
-  output: z
-    .enum(['findings', 'document', 'tests', 'answer'])
-    .default('findings')
-    .describe(
-      "findings (a review), document (findings and a Markdown document), tests (findings and test files, committed by the workflow's output.create_files) or answer (an answer to a person's request with structured data fields, in request workflows)",
-    ),
-  files: globList
-    .optional()
-    .describe(
-      'globs of the changed files this agent reviews (a glob without a slash matches the file name in any folder); default: every file',
-    ),
-  prompt: z.string().min(40, 'write the instructions the model gets (at least a few sentences)'),
-}).superRefine((a, ctx) => {
-  if (a.output !== 'answer' && a.categories.length === 0) {
-    ctx.addIssue({ code: 'custom', path: ['categories'], message: 'name the categories of the findings the agent reports (at least one)' });
-  }
-  if (a.output === 'answer' && a.categories.length > 0) {
-    ctx.addIssue({ code: 'custom', path: ['categories'], message: 'an answer agent reports no findings: remove categories' });
-  }
-  if (a.output === 'answer' && a.files) ctx.addIssue({ code: 'custom', path: ['files'], message: 'an answer agent reviews no files: remove files' });
-});
+export const AgentSpecSchema = z
+  .strictObject({
+    name,
+    description: z.string().min(1),
+    aliases: z.array(z.string()).default([]),
+    provider: z.enum(PROVIDERS),
+    model: z.string().min(1).describe('a model alias from models.yml, or "auto" to route by change size and complexity'),
+    fallback: z.array(z.string()).default([]),
+    cache: z.boolean().default(true).describe('reuse an identical earlier answer from the response cache'),
+    max_tokens: z.number().int().min(256).max(64_000).default(4000),
+    temperature: z.number().min(0).max(1).default(0.2),
+    complexity: z.enum(TIERS).default('medium'),
+    categories: z
+      .array(z.enum(CATEGORIES))
+      .default([])
+      .describe('the finding categories the agent reports (at least one, except for output: answer, which reports none)'),
+    tasks: z.array(z.string()).default([]),
+    output: z
+      .enum(['findings', 'document', 'tests', 'answer'])
+      .default('findings')
+      .describe(
+        "findings (a review), document (findings and a Markdown document), tests (findings and test files, committed by the workflow's output.create_files) or answer (an answer to a person's request with structured data fields, in request workflows)",
+      ),
+    files: globList
+      .optional()
+      .describe(
+        'globs of the changed files this agent reviews (a glob without a slash matches the file name in any folder); default: every file',
+      ),
+    prompt: z.string().min(40, 'write the instructions the model gets (at least a few sentences)'),
+  })
+  .superRefine((a, ctx) => {
+    if (a.output !== 'answer' && a.categories.length === 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['categories'],
+        message: 'name the categories of the findings the agent reports (at least one)',
+      });
+    }
+    if (a.output === 'answer' && a.categories.length > 0) {
+      ctx.addIssue({ code: 'custom', path: ['categories'], message: 'an answer agent reports no findings: remove categories' });
+    }
+    if (a.output === 'answer' && a.files)
+      ctx.addIssue({ code: 'custom', path: ['files'], message: 'an answer agent reviews no files: remove files' });
+  });
 export type AgentSpec = z.infer<typeof AgentSpecSchema>;
 
 const fallbackTarget = z
