@@ -318,8 +318,9 @@ describe('Request workflows: compiling (synth of the state machines)', () => {
 
   it('gives Aggregate the plan it records skipped phases from, and the phases whose answer is sent', () => {
     const payload = (s('Aggregate answer').Parameters as { Payload: Record<string, unknown> }).Payload;
+    const fixed = Object.fromEntries(Object.entries(payload).filter(([k]) => !k.endsWith('.$')));
     const parsed = RequestAggregateInputSchema.parse({
-      ...payload,
+      ...fixed,
       runId: 'r',
       workflow: 'w',
       request: input.request,
