@@ -1,10 +1,10 @@
 import { z } from 'zod';
 import type { ApprovalNotifier, ApprovalStore } from '../core/approvals.js';
 import { checkConclusion, checkName } from '../core/checks.js';
-import { type Change, ExecutionInputSchema, type Forge, forgeOf, type RunRecord } from '../core/contracts.js';
+import { type Change, ExecutionInputSchema, type Forge, forgeOf, type Request, type RunRecord } from '../core/contracts.js';
 import type { ForgePublisher, RunStore, ThreadNotifier } from '../core/ports.js';
 import { commentMarker, commentText, endedComment } from '../core/report.js';
-import { runOutcomeText } from '../core/slack.js';
+import { requestOutcomeText, runOutcomeText } from '../core/slack.js';
 
 /** How an execution ended outside its own Catch paths (what EventBridge reports and the machine did not record). */
 export const ENDED_STATUSES = ['FAILED', 'TIMED_OUT', 'ABORTED'] as const;
@@ -38,6 +38,8 @@ export interface EndedExecution {
   runId: string;
   workflow: string;
   change?: Change;
+  /** A `request` run's request: its Slack thread is told. */
+  request?: Request;
   status: (typeof ENDED_STATUSES)[number];
   /** ms since the epoch */
   startedAt: number;
@@ -107,10 +109,24 @@ export async function executionEnded(e: EndedExecution, deps: ExecutionEndedDeps
       findings: previous?.findings ?? 0,
       agents: previous?.agents ?? [],
       error: reason,
+      ...(previous?.request ? { request: previous.request } : {}),
     };
     await deps.runs.put(record);
     if (deps.threads && e.change?.thread)
       await deps.threads.reply(e.change.thread, runOutcomeText({ status: 'FAILED', reason })).catch(() => undefined);
+    // A request's thread: its "Working on…" message becomes the outcome, the reason a reply.
+    const asked = e.request?.thread;
+    if (deps.threads && asked && e.request) {
+      const outcome = requestOutcomeText({
+        workflow: e.workflow,
+        status: 'FAILED',
+        text: previous?.request?.text ?? '',
+        requester: e.request.requester,
+        reason,
+      });
+      await deps.threads.update?.(asked, outcome).catch(() => undefined);
+      await deps.threads.reply(asked, runOutcomeText({ status: 'FAILED', reason })).catch(() => undefined);
+    }
     const forge = e.change ? deps.forges?.[forgeOf(e.change)] : undefined;
     if (forge && e.change && e.change.number > 0) {
       // The check run this run started must not stay in progress: it ends as the execution did
@@ -155,7 +171,8 @@ export function fromStatusEvent(raw: unknown): EndedExecution {
   return {
     runId: input?.runId ?? detail.name,
     workflow: input?.workflow ?? detail.stateMachineArn.split(':').at(-1) ?? '',
-    ...(input ? { change: input.change } : {}),
+    ...(input?.change ? { change: input.change } : {}),
+    ...(input?.request ? { request: input.request } : {}),
     status: detail.status,
     startedAt: detail.startDate,
     stoppedAt: detail.stopDate ?? Date.now(),

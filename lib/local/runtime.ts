@@ -565,6 +565,7 @@ export class LocalRuntime {
           runId: name,
           workflow,
           change: input.change,
+          request: input.request,
           status: timedOut ? 'TIMED_OUT' : 'FAILED',
           startedAt: started,
           stoppedAt: Date.now(),
