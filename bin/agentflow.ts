@@ -303,14 +303,17 @@ program
       console.log('no runs yet');
       return;
     }
-    console.log(['STATUS    ', 'EXECUTION'.padEnd(60), 'WORKFLOW'.padEnd(16), 'PR'.padEnd(22), 'FINDINGS', 'COST (USD)'].join(' '));
+    console.log(
+      ['STATUS    ', 'EXECUTION'.padEnd(60), 'WORKFLOW'.padEnd(16), 'PR / ASKED BY'.padEnd(22), 'FINDINGS', 'COST (USD)'].join(' '),
+    );
     for (const r of runs) {
       console.log(
         [
           r.status.padEnd(10),
           r.runId.padEnd(60),
           r.workflow.padEnd(16),
-          `${r.repository}#${r.number}`.padEnd(22),
+          // A request run has no pull request: who asked.
+          (r.request ? r.request.requester : `${r.repository}#${r.number}`).padEnd(22),
           String(r.findings).padStart(8),
           `$${r.costUsd.toFixed(4)}`.padStart(10),
         ].join(' '),
