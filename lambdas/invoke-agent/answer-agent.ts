@@ -17,7 +17,7 @@ import {
   type ModelRef,
   type Request,
 } from '../core/contracts.js';
-import { InvalidInputError } from '../core/errors.js';
+import { BudgetExceededError, InvalidInputError, PriceUnknownError, ProviderRejectedError } from '../core/errors.js';
 import type { GatewayCall } from '../core/gateway.js';
 import { type Guardrail, type GuardrailResult, type GuardrailSource, LocalGuardrail, type LocalPiiType } from '../core/guardrails.js';
 import type { ChatMessage } from '../core/ports.js';
@@ -118,10 +118,11 @@ type RequestOutput = Extract<AgentItem['output'], 'answer' | 'route'>;
  *
  * Outcome: `succeeded`; `partial` with `stopReason` when the loop stopped first (iteration cap,
  * budget, time, a cut answer, a server that offered no tools); `failed` with `error` when the answer
- * stayed unreadable, or a model call failed after tool calls were made (a retry would repeat them).
+ * stayed unreadable, the budget or the provider refused the call, or a model call failed after tool
+ * calls were made (a retry would repeat them).
  *
  * @throws InvalidInputError when the input has no `request`
- * @throws the gateway's error when a model call failed before any tool call (Step Functions retries the retryable ones)
+ * @throws the gateway's other errors (provider down, throttled, breaker open) when no tool was called yet: Step Functions retries them
  */
 export async function runAnswerAgent(input: InvokeAgentInput, deps: InvokeAgentDeps): Promise<AgentResult> {
   const now = deps.now ?? Date.now;
@@ -194,8 +195,11 @@ export async function runAnswerAgent(input: InvokeAgentInput, deps: InvokeAgentD
   if (failure !== undefined) {
     meter.mine.error = `${(failure as Error).name}: ${(failure as Error).message}`.slice(0, 500);
     await meter.save(true);
-    // Nothing was done yet: Step Functions may retry the call. Once tools acted, a retry would act again.
-    if (calls.length === 0) throw failure;
+    // Nothing was done yet and another try may answer: Step Functions retries it. Once tools acted,
+    // a retry would act again; a refused budget, price or request would be refused again.
+    const final =
+      failure instanceof BudgetExceededError || failure instanceof ProviderRejectedError || failure instanceof PriceUnknownError;
+    if (calls.length === 0 && !final) throw failure;
   } else {
     await meter.save(true);
   }

@@ -271,6 +271,37 @@ describe('Function: invokeAgent (answer agents)', () => {
     expect(before).toMatchObject({ name: 'ProviderUnavailableError' });
   }, 60_000);
 
+  it('fails without a provider call when the run budget cannot hold the call, and a tool loop stops partial saying so', async () => {
+    // Prepare
+    const { deps, sent } = await setup();
+    const budget = { maxUsdPerRun: 0.000001 };
+    const withTools = answerAgent({ name: 'tools', tools: [tracker([{ name: 'whoami', write: false }])] });
+
+    // Act
+    const r = await invokeAgent(input(answerAgent(), 'Refund order 1234', { budget }), deps);
+    const loop = await invokeAgent(input(withTools, 'Who am I?\ncall issues__whoami {}', { budget }), deps);
+
+    // Assess
+    expect(r).toMatchObject({ status: 'failed', costUsd: 0, calls: 0, error: { Error: 'BudgetExceededError' } });
+    expect(loop).toMatchObject({ status: 'partial', costUsd: 0, toolCalls: 0, iterations: 0 });
+    expect(loop.stopReason).toMatch(/^the budget ran out/);
+    expect(env?.server.stats.openai ?? 0).toBe(0);
+    expect(sent.length).toBeGreaterThan(0);
+  }, 60_000);
+
+  it('keeps to the agent’s time limit: a tool loop past it stops partial, the late tool call refused', async () => {
+    // Prepare: every reading of the clock is 6 s later; the time limit is 10 s.
+    let t = Date.now();
+    const { deps } = await setup(undefined, { now: () => (t += 6_000) });
+    const agent = answerAgent({ tools: [tracker([{ name: 'whoami', write: false }])], timeLimitSeconds: 10 });
+
+    // Act
+    const r = await invokeAgent(input(agent, 'Who am I?\nrepeat issues__whoami {}'), deps);
+
+    // Assess
+    expect(r).toMatchObject({ status: 'partial', stopReason: 'the agent ran out of time', toolCalls: 1, toolErrors: 1, iterations: 1 });
+  }, 60_000);
+
   it('rejects an answer agent without a request, and a review agent without a context', async () => {
     // Prepare
     const { deps } = await setup();
