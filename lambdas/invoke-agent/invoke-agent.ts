@@ -231,7 +231,7 @@ export async function invokeAgent(raw: unknown, deps: InvokeAgentDeps): Promise<
  * not reviewed are listed in the findings artifact), `failed` (returned, not thrown, when the
  * budget left no chunk reviewed: "not reviewed: budget", with no provider call beyond the share).
  *
- * @throws InvalidInputError on a bad Map item
+ * @throws InvalidInputError when the input has no `contextRef`
  * @throws CircuitOpenError | PriceUnknownError | BudgetUnavailableError (no call made for that chunk)
  * @throws ProviderThrottledError | ProviderUnavailableError | ProviderTimeoutError (retryable; every candidate failed)
  * @throws ProviderRejectedError when the provider refuses the request or the answer is still invalid
