@@ -201,6 +201,13 @@ export const RequestApprovalInputSchema = z
     /** `approval.when` only: the answer data the condition read; null or absent when the agent gave none. */
     data: ApprovalDataSchema.nullable().optional(),
     /**
+     * `approval.when` only, instead of `data`: the first result of the phase the condition read
+     * (`'result.$': '$.results.<phase key>[0]'`), a path that exists whenever the phase ran, where
+     * `[0].data` is missing when the agent failed or gave no data (and a missing path fails the
+     * execution before the task starts). Only its `data` is read, when it is flat answer data.
+     */
+    result: z.record(z.string(), z.unknown()).optional(),
+    /**
      * `ci` only: the commit whose report completes the gate (the generated tests' commit of
      * `output.create_files`). @default change.headSha
      */
@@ -370,6 +377,13 @@ async function requestExcerpt(request: { text: string; requester: string }): Pro
   return { requester: request.requester, text };
 }
 
+/** The answer data a gate was sent: `data`, else the `data` of `result` when it is flat answer data. */
+function dataOf(input: Pick<RequestApprovalInput, 'data' | 'result'>): ApprovalData | undefined {
+  if (input.data) return input.data;
+  const parsed = ApprovalDataSchema.safeParse(input.result?.data);
+  return parsed.success ? parsed.data : undefined;
+}
+
 /** Answer data with secrets redacted from its string values (it is shown in a Slack channel). */
 async function redactData(data: ApprovalData): Promise<ApprovalData> {
   const entries = await Promise.all(
@@ -381,8 +395,20 @@ async function redactData(data: ApprovalData): Promise<ApprovalData> {
 /**
  * RequestApproval (the waiting task's Lambda): stores the task token under a new opaque id and
  * posts the message. Returns the id; Step Functions ignores the return value and waits for the
- * callback or the state's TimeoutSeconds.
+ * callback or the state's TimeoutSeconds. A review run's record names the pull request; a request
+ * run's keeps who asked and the request's first {@link APPROVAL_REQUEST_CHARS} characters; a
+ * `when:` gate's keeps the condition and the answer data (secrets redacted from both).
  * @throws InvalidInputError on a bad payload or an unknown approver group
+ *
+ * @example
+ * ```ts
+ * await requestApproval(
+ *   { taskToken, runId: 'req-1', workflow: 'support-triage', phase: 'refund-approval', channel: '#support-leads',
+ *     approvers: ['support-leads'], timeoutSeconds: 14_400, request: { text: 'Refund order 1234', requester: 'slack:U0CUST' },
+ *     about: { phase: 'billing', condition: 'billing.amount_usd > 100' }, data: { amount_usd: 150 } },
+ *   { approvals, notifier, groups },
+ * ); // { approvalId: 'q1w2e3r4t5y6u7i8' }
+ * ```
  */
 export async function requestApproval(raw: unknown, deps: RequestApprovalDeps): Promise<{ approvalId: string }> {
   const input = parseInput(RequestApprovalInputSchema, raw, 'RequestApproval');
@@ -397,6 +423,7 @@ export async function requestApproval(raw: unknown, deps: RequestApprovalDeps): 
         title: input.change.title,
       }
     : { repository: '', number: 0, headSha: '', title: '' };
+  const data = dataOf(input);
   const record: ApprovalRecord = {
     id,
     kind: input.kind,
@@ -413,7 +440,7 @@ export async function requestApproval(raw: unknown, deps: RequestApprovalDeps): 
     escalation: input.escalation,
     ...(input.request ? { request: await requestExcerpt(input.request) } : {}),
     ...(input.about ? { about: input.about } : {}),
-    ...(input.data ? { data: await redactData(input.data) } : {}),
+    ...(data ? { data: await redactData(data) } : {}),
   };
   await deps.approvals.create(record);
   await deps.approvals.activate(id, await deps.notifier.request(record));

@@ -47,7 +47,7 @@ function approvalReason(r: ApprovalRecord): string[] {
     .map(([k, v]) => `• ${approvalInert(k, DATA_KEY_CHARS)}: ${v === null ? '—' : approvalInert(String(v), DATA_VALUE_CHARS)}`);
   const more = fields.length - DATA_FIELDS;
   return [
-    `Asked because \`${condition}\` (the answer of ${slackText(r.about.phase)})${lines.length ? ':' : '.'}`,
+    `Asked because \`${condition}\` (the answer of ${slackText(r.about.phase)}${lines.length ? '):' : ' gave no data to show).'}`,
     ...lines,
     ...(more > 0 ? [`…and ${more} more field${more === 1 ? '' : 's'}`] : []),
   ];
