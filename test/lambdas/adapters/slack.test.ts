@@ -94,6 +94,49 @@ describe('Class: SlackApprovalNotifier (Slack Web API wire format)', () => {
     );
   });
 
+  it('posts a request run’s approval with the request and the answer data inert, then its outcome', async () => {
+    // Prepare
+    const notifier = new SlackApprovalNotifier('xoxb-test', { slackApiUrl: url });
+    const asked: ApprovalRecord = {
+      ...record,
+      id: 'r1e2q3u4e5s6t7x8',
+      workflow: 'support-triage',
+      phase: 'refund-approval',
+      repository: '',
+      number: 0,
+      headSha: '',
+      title: '',
+      request: { requester: 'slack:U0CUSTOMER', text: 'Refund <!channel> <https://evil.example|click>' },
+      about: { phase: 'billing', condition: 'billing.amount_usd > 100' },
+      data: { amount_usd: 150, note: '<@U0ATTACKER>' },
+    };
+    const before = calls.length;
+
+    // Act
+    const ref = await notifier.request(asked);
+    await notifier.decided({
+      ...asked,
+      status: 'REJECTED',
+      decidedBy: '<@U024BE7LH>',
+      decidedAt: '2026-11-21T01:00:00.000Z',
+      message: ref,
+    });
+
+    // Assess
+    const [post, update] = calls.slice(before);
+    expect(post?.method).toBe('chat.postMessage');
+    expect(post?.args.blocks).toContain('billing.amount_usd &gt; 100');
+    expect(post?.args.blocks).toContain('• amount_usd: 150');
+    expect(update?.method).toBe('chat.update');
+    expect(update?.args.text).toContain('Rejected by <@U024BE7LH>');
+    for (const c of [post, update]) {
+      const sent = JSON.stringify(c?.args);
+      expect(sent).not.toContain('<!channel>');
+      expect(sent).not.toContain('<https://evil');
+      expect(sent).not.toContain('<@U0ATTACKER>');
+    }
+  });
+
   it('posts nothing for a CI gate', async () => {
     const before = calls.length;
     expect(
