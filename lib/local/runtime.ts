@@ -63,7 +63,16 @@ import { toolBreaker } from '../../lambdas/invoke-agent/agent-tools.js';
 import { invokeAgent } from '../../lambdas/invoke-agent/invoke-agent.js';
 import { loadContext } from '../../lambdas/load-context/load-context.js';
 import { publish } from '../../lambdas/publish/publish.js';
-import { type AslDefinition, compileWorkflow, type TaskKind, taskKindOf, taskStates, WAIT_FOR_TASK_TOKEN } from '../workflow/index.js';
+import {
+  type AslDefinition,
+  compileWorkflow,
+  type EnvironmentMcpServer,
+  type TaskKind,
+  taskKindOf,
+  taskStates,
+  WAIT_FOR_TASK_TOKEN,
+  withMcpServers,
+} from '../workflow/index.js';
 import type { Workspace } from '../workspace.js';
 import { LocalApprovalNotifier, LocalTaskCallbacks } from './approvals.js';
 import { type OfflineModelOptions, OfflineModelServer } from './offline-model.js';
@@ -111,6 +120,11 @@ export interface LocalRuntimeOptions {
   slackChannel?: string;
   /** Budgets, breaker, retry, rate limits and cache of the model gateway. @default all defaults (no budget limits) */
   gateway?: GatewayConfig;
+  /**
+   * MCP servers that replace the workflows' servers of the same name (cdk.json
+   * `environments.local.mcpServers`: the stand-ins, for an offline run). @default {} (the workflows' own)
+   */
+  mcpServers?: Readonly<Record<string, EnvironmentMcpServer>>;
   /** Approver groups of the environment config (cdk.json `environments.local.groups`). @default {} */
   groups?: ApproverGroups;
   /** Prints approval requests and outcomes. @default console.log */
@@ -213,7 +227,8 @@ export class LocalRuntime {
 
   private constructor(readonly options: LocalRuntimeOptions) {
     this.artifacts = new FsArtifactStore(join(options.stateDir, 'artifacts'));
-    for (const [id, wf] of options.workspace.workflows) this.definitions.set(id, compileWorkflow(wf));
+    for (const [id, wf] of options.workspace.workflows)
+      this.definitions.set(id, compileWorkflow(withMcpServers(wf, options.mcpServers ?? {})));
   }
 
   /** Starts dynalite, the offline model server when a provider needs it, and the table. */
@@ -606,6 +621,12 @@ function describeOutput(output: unknown): string | undefined {
     const error = o.error as { Error?: string; Cause?: string } | undefined;
     // An agent that returned `failed` (a refused chunk, the budget) says why, like a caught error.
     if (o.status === 'failed' && error?.Error) return `${error.Error}: ${String(error.Cause ?? '').slice(0, 240)} (${cost})`;
+    // A request run's agent: its route decision and tool calls, not findings.
+    if (o.answerRef !== undefined || o.decision !== undefined || o.guardrail !== undefined || Number(o.toolCalls) > 0) {
+      const calls = Number(o.toolCalls ?? 0);
+      const stop = typeof o.stopReason === 'string' ? ` (${o.stopReason})` : '';
+      return `${o.status}${stop}${typeof o.decision === 'string' ? ` → ${o.decision}` : ''}, ${calls} tool call${calls === 1 ? '' : 's'}${Number(o.toolErrors) > 0 ? ` (${o.toolErrors} failed)` : ''}, ${cost}`;
+    }
     const n = Number(o.findings);
     return `${o.status}, ${n} finding${n === 1 ? '' : 's'}${Number(o.filesNotReviewed) > 0 ? `, ${o.filesNotReviewed} files not reviewed` : ''}, ${cost}`;
   }
@@ -625,6 +646,8 @@ function describeOutput(output: unknown): string | undefined {
     return `${ctx.stats.filesChanged} files, ${ctx.stats.linesChanged} changed lines, ${ctx.stats.redactions} secrets redacted`;
   }
   const summary = (o.report as { summary?: RunSummary } | undefined)?.summary;
+  if (summary?.phases)
+    return `${summary.answerRef ? 'answered' : 'no answer'}, ${summary.toolCalls ?? 0} tool calls, $${summary.costUsd.toFixed(6)}`;
   if (summary && !('published' in o)) return `${summary.findings} findings, $${summary.costUsd.toFixed(6)}`;
   return undefined;
 }
