@@ -646,7 +646,7 @@ function describeOutput(output: unknown): string | undefined {
     return `${ctx.stats.filesChanged} files, ${ctx.stats.linesChanged} changed lines, ${ctx.stats.redactions} secrets redacted`;
   }
   const summary = (o.report as { summary?: RunSummary } | undefined)?.summary;
-  if (summary?.phases)
+  if (summary?.phases && !('published' in o))
     return `${summary.answerRef ? 'answered' : 'no answer'}, ${summary.toolCalls ?? 0} tool calls, $${summary.costUsd.toFixed(6)}`;
   if (summary && !('published' in o)) return `${summary.findings} findings, $${summary.costUsd.toFixed(6)}`;
   return undefined;
