@@ -43,6 +43,29 @@ export const EnvironmentConfigSchema = z.strictObject({
    * @default - the only request workflow; with several, the user names one
    */
   askWorkflow: z.string().min(1).optional(),
+  /**
+   * MCP servers of this environment, by the name workflows give them in `mcp_servers:`: each
+   * replaces the workflow's server of that name here (a streamable HTTP `url`, or locally a stdio
+   * `command`), e.g. `{ "tracker": { "url": "https://mcp.tracker.acme.dev/mcp" } }`. A deployed
+   * environment needs a `url` for every server its workflows use (a Lambda cannot start a stdio
+   * server it does not ship); the local environment may start stand-ins.
+   * @default {} (the workflows' own servers)
+   */
+  mcpServers: z
+    .record(
+      z.string().regex(/^[A-Za-z0-9-]+$/),
+      z.union([
+        z.strictObject({ command: z.string().min(1), args: z.array(z.string()).default([]) }),
+        z.strictObject({ url: z.string().url() }),
+      ]),
+    )
+    .default({}),
+  /**
+   * The Amazon Bedrock guardrail `guardrail:` phases use in the cloud when they name none (their
+   * `bedrock:`), by id and version. Absent: such phases apply AgentFlow's own rules in the Lambda.
+   * Source: https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_ApplyGuardrail.html (read 2026-11).
+   */
+  guardrail: z.strictObject({ id: z.string().min(1), version: z.string().min(1) }).optional(),
   /** E-mail address subscribed to the alarm topic (it must confirm the subscription). */
   alarmEmail: z.string().email().optional(),
   /**
@@ -108,6 +131,27 @@ export function loadLocalAskWorkflow(projectRoot: string): string | undefined {
   if (value === undefined) return undefined;
   if (typeof value !== 'string' || value.length === 0) throw new Error('cdk.json: context.environments.local.askWorkflow: a workflow id');
   return value;
+}
+
+/**
+ * The `mcpServers` of cdk.json `context.environments.local` in `projectRoot`: the servers an
+ * offline run uses instead of the workflows' own (the stand-ins under test/standins). None when
+ * there is no cdk.json.
+ * @throws Error naming the field when the entry is not `{ url }` or `{ command, args }`
+ */
+export function loadLocalMcpServers(projectRoot: string): EnvironmentConfig['mcpServers'] {
+  let cdk: { context?: { environments?: { local?: { mcpServers?: unknown } } } } = {};
+  try {
+    cdk = JSON.parse(readFileSync(join(projectRoot, 'cdk.json'), 'utf8'));
+  } catch {
+    return {};
+  }
+  const r = EnvironmentConfigSchema.shape.mcpServers.safeParse(cdk.context?.environments?.local?.mcpServers ?? {});
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    throw new Error(`cdk.json: context.environments.local.mcpServers.${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}`);
+  }
+  return r.data;
 }
 
 /**

@@ -25,9 +25,11 @@ import {
   hasCallbackStates,
   type ModelCatalog,
   mapPhases,
+  stdioServers,
   type TaskKind,
   type Workflow,
   webhookTrigger,
+  withMcpServers,
 } from './workflow/index.js';
 import type { Workspace } from './workspace.js';
 
@@ -306,6 +308,15 @@ export class AgentFlowStack extends Stack {
     if (bedrockResources.length > 0) {
       invokeAgent.addToRolePolicy(new PolicyStatement({ actions: ['bedrock:InvokeModel'], resources: bedrockResources }));
     }
+    // guardrail: phases apply the environment's Bedrock guardrail (or their own) with ApplyGuardrail.
+    const guardrails = guardrailArns(props.workflows, props.config);
+    if (guardrails.length > 0) {
+      invokeAgent.addToRolePolicy(new PolicyStatement({ actions: ['bedrock:ApplyGuardrail'], resources: guardrails }));
+    }
+    if (props.config.guardrail) {
+      invokeAgent.addEnvironment('AGENTFLOW_GUARDRAIL_ID', props.config.guardrail.id);
+      invokeAgent.addEnvironment('AGENTFLOW_GUARDRAIL_VERSION', props.config.guardrail.version);
+    }
 
     const functions: Record<TaskKind, typeof loadContext> = { loadContext, invokeAgent, aggregate, publish, requestApproval };
     const machines = props.workflows.map((workflow) => ({
@@ -500,6 +511,25 @@ export class AgentFlowStack extends Stack {
 }
 
 /**
+ * IAM resources for `bedrock:ApplyGuardrail`: the environment's guardrail (cdk.json `guardrail`)
+ * when a workflow has a `guardrail:` phase, and every guardrail a phase names (`bedrock: { id }`).
+ * Source: https://docs.aws.amazon.com/bedrock/latest/userguide/guardrails-permissions.html (read 2026-11).
+ */
+export function guardrailArns(workflows: readonly Workflow[], config: Pick<EnvironmentConfig, 'guardrail'>): string[] {
+  const ids = new Set<string>();
+  for (const wf of workflows) {
+    for (const p of wf.phases) {
+      if (p.kind !== 'guardrail') continue;
+      const id = p.agent.guardrail?.guardrailId ?? config.guardrail?.id;
+      if (id) ids.add(id);
+    }
+  }
+  return [...ids].map((id) =>
+    id.startsWith('arn:') ? id : `arn:${Aws.PARTITION}:bedrock:${Aws.REGION}:${Aws.ACCOUNT_ID}:guardrail/${id}`,
+  );
+}
+
+/**
  * IAM resources for `bedrock:InvokeModel` on exactly the Bedrock models the workflows use (agents
  * and fallbacks): the inference profile in this region and its foundation model in every region the
  * profile routes to. Source: https://docs.aws.amazon.com/bedrock/latest/userguide/inference-profiles-prereq.html
@@ -537,10 +567,18 @@ export function addEnvironmentStack(app: Construct, envName: string, workspace: 
   if (workspace.diagnostics.length > 0 || !workspace.catalog) {
     throw new Error(`workflows are not valid:\n${workspace.diagnostics.map(formatDiagnostic).join('\n')}`);
   }
+  // The environment's MCP servers replace the workflows' servers of the same name; a Lambda can reach only URLs.
+  const workflows = [...workspace.workflows.values()].map((w) => withMcpServers(w, config.mcpServers));
+  const stdio = workflows.flatMap((w) => stdioServers(w).map((s) => `${w.id}: ${s}`));
+  if (stdio.length > 0) {
+    throw new Error(
+      `cdk.json: context.environments.${envName}.mcpServers: a deployed agent can reach MCP servers by url only (a Lambda cannot start a command it does not ship); give these servers a url:\n${stdio.join('\n')}`,
+    );
+  }
   return new AgentFlowStack(app, `AgentFlow-${envName}`, {
     envName,
     config,
-    workflows: [...workspace.workflows.values()],
+    workflows,
     models: workspace.catalog.models,
     projectRoot,
     env: { region: config.region, ...(config.account ? { account: config.account } : {}) },

@@ -4,4 +4,5 @@ export * from './graph.js';
 export * from './load.js';
 export * from './model.js';
 export * from './schema.js';
+export * from './servers.js';
 export * from './source.js';
