@@ -291,6 +291,25 @@ export function localGuardrailFor(settings: GuardrailSettings): GuardrailChoice 
   };
 }
 
+/**
+ * The guardrail of a step's settings in the cloud: Bedrock Guardrails (`bedrock`) when the step
+ * names one (`guardrailId`, its `guardrailVersion`, default `DRAFT`) or the environment has one
+ * (`environment.id`, the step's version else the environment's), else the step's local rules.
+ *
+ * @example guardrailChooser({ id: 'gr-abc123', version: '1' }, (g) => new BedrockGuardrail(client, g))
+ */
+export function guardrailChooser(
+  environment: { readonly id?: string | undefined; readonly version: string },
+  bedrock: (guardrail: { id: string; version: string }) => Guardrail,
+): (settings: GuardrailSettings) => GuardrailChoice {
+  return (settings) => {
+    const id = settings.guardrailId ?? environment.id;
+    if (!id) return localGuardrailFor(settings);
+    const version = settings.guardrailVersion ?? (settings.guardrailId ? 'DRAFT' : environment.version);
+    return { guardrail: bedrock({ id, version }), model: 'bedrock-guardrail' };
+  };
+}
+
 const POLICY_WORDS: Record<string, string> = {
   topic: 'denied topic',
   pii: 'PII',

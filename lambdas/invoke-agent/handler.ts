@@ -10,14 +10,13 @@ import { S3ArtifactStore } from '../adapters/artifacts.js';
 import { BedrockGuardrail } from '../adapters/bedrock-guardrail.js';
 import { createDynamoGateway } from '../adapters/gateway-store.js';
 import { PowertoolsGatewayMetrics } from '../adapters/metrics.js';
-import type { GuardrailSettings } from '../core/contracts.js';
 import { parseGatewayConfig } from '../core/gateway-config.js';
 import { optionalEnv, requireEnv } from '../shared/env.js';
 import { cloudChangeSource } from '../shared/forges.js';
 import { logger } from '../shared/powertools.js';
 import { cloudProviders } from '../shared/providers.js';
 import { toolBreaker } from './agent-tools.js';
-import { type GuardrailChoice, localGuardrailFor } from './answer-agent.js';
+import { guardrailChooser } from './answer-agent.js';
 import { invokeAgent } from './invoke-agent.js';
 
 const config = parseGatewayConfig(JSON.parse(optionalEnv('AGENTFLOW_GATEWAY', '{}')), 'AGENTFLOW_GATEWAY');
@@ -43,18 +42,8 @@ const environmentGuardrail = {
   version: optionalEnv('AGENTFLOW_GUARDRAIL_VERSION', 'DRAFT'),
 };
 
-/**
- * A guardrail step's guardrail in the cloud: Bedrock Guardrails when the step names one
- * (`guardrailId`) or the environment has one, else the step's local rules.
- */
-function guardrailFor(settings: GuardrailSettings): GuardrailChoice {
-  const id = settings.guardrailId ?? environmentGuardrail.id;
-  if (!id) return localGuardrailFor(settings);
-  const version = settings.guardrailId
-    ? (settings.guardrailVersion ?? 'DRAFT')
-    : (settings.guardrailVersion ?? environmentGuardrail.version);
-  return { guardrail: new BedrockGuardrail(bedrock, { id, version }), model: 'bedrock-guardrail' };
-}
+/** A guardrail step's guardrail: Bedrock Guardrails when the step or the environment names one, else its local rules. */
+const guardrailFor = guardrailChooser(environmentGuardrail, (g) => new BedrockGuardrail(bedrock, g));
 
 /** Time kept back from the Lambda timeout so the agent can store its result, in ms. */
 const MARGIN_MS = 15_000;

@@ -4,9 +4,10 @@ import { FsArtifactStore } from '../../../lambdas/adapters/artifacts.js';
 import type { AgentItem, AgentResult, ToolServer } from '../../../lambdas/core/contracts.js';
 import { ProviderUnavailableError } from '../../../lambdas/core/errors.js';
 import type { GatewayAnswer, GatewayCall, ModelGateway } from '../../../lambdas/core/gateway.js';
+import { LocalGuardrail } from '../../../lambdas/core/guardrails.js';
 import { readSpend } from '../../../lambdas/core/spend.js';
 import type { ToolCallRecord } from '../../../lambdas/core/tools.js';
-import { answerKey, guardedKey, toolCallsKey } from '../../../lambdas/invoke-agent/answer-agent.js';
+import { answerKey, guardedKey, guardrailChooser, toolCallsKey } from '../../../lambdas/invoke-agent/answer-agent.js';
 import { type InvokeAgentDeps, invokeAgent } from '../../../lambdas/invoke-agent/invoke-agent.js';
 import { PROJECT_ROOT } from '../../../lib/workspace.js';
 import { type GatewayEnv, startGateway, tempDir } from '../../helpers.js';
@@ -433,5 +434,28 @@ describe('Function: invokeAgent (guardrail steps)', () => {
     // Assess
     expect(r).toMatchObject({ status: 'failed', model: 'bedrock-guardrail', error: { Error: 'ResourceNotFoundException' } });
     expect(r.answerRef).toBeUndefined();
+  });
+});
+
+describe('Function: guardrailChooser', () => {
+  const settings = guardrailAgent().guardrail as NonNullable<AgentItem['guardrail']>;
+  const chosen: Array<{ id: string; version: string }> = [];
+  const bedrock = (g: { id: string; version: string }) => {
+    chosen.push(g);
+    return new LocalGuardrail();
+  };
+
+  it("takes the step's Bedrock guardrail, else the environment's, else the step's local rules", () => {
+    // Act
+    const step = guardrailChooser({ id: 'gr-env', version: '3' }, bedrock)({ ...settings, guardrailId: 'gr-step' });
+    const env = guardrailChooser({ id: 'gr-env', version: '3' }, bedrock)(settings);
+    const local = guardrailChooser({ id: '', version: 'DRAFT' }, bedrock)(settings);
+
+    // Assess
+    expect([step.model, env.model, local.model]).toEqual(['bedrock-guardrail', 'bedrock-guardrail', 'guardrail']);
+    expect(chosen).toEqual([
+      { id: 'gr-step', version: 'DRAFT' },
+      { id: 'gr-env', version: '3' },
+    ]);
   });
 });
