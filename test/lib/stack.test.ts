@@ -8,13 +8,20 @@ import { StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadEnvironmentConfig, loadLocalGatewayConfig } from '../../lib/config.js';
 import { WorkflowStateMachine } from '../../lib/constructs/workflow-state-machine.js';
-import { AgentFlowStack, gatewayEnvironment, slackChannelWarnings, slackGroupWarnings } from '../../lib/stack.js';
+import { AgentFlowStack, addEnvironmentStack, gatewayEnvironment, slackChannelWarnings, slackGroupWarnings } from '../../lib/stack.js';
 import { callbackStatesWithoutTimeout, compileWorkflow, type ModelCatalog, taskStates, type Workflow } from '../../lib/workflow/index.js';
 import { loadWorkspace, PROJECT_ROOT } from '../../lib/workspace.js';
 
-const groups = { 'mobile-leads': { slack: ['U024BE7LH'], github: ['@acme/mobile-leads'] } };
+const groups = { 'mobile-leads': { slack: ['U024BE7LH'], github: ['@acme/mobile-leads'] }, 'support-leads': { slack: ['U024BE7LH'] } };
 const environments = {
-  dev: { region: 'us-east-1', logRetentionDays: 14, removalPolicy: 'destroy', groups, ingressReservedConcurrency: 20 },
+  dev: {
+    region: 'us-east-1',
+    logRetentionDays: 14,
+    removalPolicy: 'destroy',
+    groups,
+    ingressReservedConcurrency: 20,
+    guardrail: { id: 'gr-support1', version: '3' },
+  },
   prod: { region: 'eu-west-1', logRetentionDays: 90, removalPolicy: 'retain' },
 };
 
@@ -120,7 +127,7 @@ describe('Stack: AgentFlowStack', () => {
     const stack = new AgentFlowStack(app, 'AgentFlow-dev', {
       envName: 'dev',
       config: loadEnvironmentConfig(
-        { dev: { ...environments.dev, groups: { 'mobile-leads': { slack: [], github: ['@acme/mobile-leads'] } } } },
+        { dev: { ...environments.dev, groups: { ...groups, 'mobile-leads': { slack: [], github: ['@acme/mobile-leads'] } } } },
         'dev',
       ),
       workflows: [...ws.workflows.values()],
@@ -291,12 +298,51 @@ describe('Stack: AgentFlowStack', () => {
           .Statement,
     );
     const bedrock = statements.filter((s) => JSON.stringify(s.Action).includes('bedrock:'));
-    expect(bedrock).toHaveLength(1);
-    const resources = JSON.stringify(bedrock[0]?.Resource);
+    const invoke = bedrock.filter((s) => JSON.stringify(s.Action).includes('bedrock:InvokeModel'));
+    expect(invoke).toHaveLength(1);
+    const resources = JSON.stringify(invoke[0]?.Resource);
     expect(resources).toContain('inference-profile/us.anthropic.claude-sonnet-4-5-20250929-v1:0');
     expect(resources).toContain('foundation-model/anthropic.claude-haiku-4-5-20251001-v1:0');
     expect(resources).not.toContain('claude-opus');
     expect(resources).not.toMatch(/foundation-model\/\*/);
+  });
+
+  it("lets InvokeAgent apply exactly the environment's Bedrock guardrail, named in its environment", () => {
+    const policies = template.findResources('AWS::IAM::Policy');
+    const statements = Object.values(policies).flatMap(
+      (p) =>
+        (p as { Properties: { PolicyDocument: { Statement: Array<{ Action: unknown; Resource: unknown }> } } }).Properties.PolicyDocument
+          .Statement,
+    );
+    const apply = statements.filter((s) => JSON.stringify(s.Action).includes('bedrock:ApplyGuardrail'));
+    expect(apply).toHaveLength(1);
+    expect(JSON.stringify(apply[0]?.Resource)).toContain(':guardrail/gr-support1');
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Handler: Match.anyValue(),
+      Environment: { Variables: Match.objectLike({ AGENTFLOW_GUARDRAIL_ID: 'gr-support1', AGENTFLOW_GUARDRAIL_VERSION: '3' }) },
+    });
+  });
+
+  it("refuses at synth an environment whose MCP servers a Lambda cannot reach (stdio), and uses the environment's URL for a server", () => {
+    const env = (mcpServers: unknown) => ({
+      environments: { ...environments, dev: { ...environments.dev, mcpServers } },
+      'aws:cdk:bundling-stacks': [],
+    });
+    expect(() =>
+      addEnvironmentStack(new App({ context: env({ support: { command: 'npx', args: ['tsx', 'x.ts'] } }) }), 'dev', ws, PROJECT_ROOT),
+    ).toThrow(
+      /context\.environments\.dev\.mcpServers: a deployed agent can reach MCP servers by url only[\s\S]*support-triage: billing-specialist → support \(npx\)/,
+    );
+    const stack = addEnvironmentStack(
+      new App({ context: env({ support: { url: 'https://mcp.support.acme.dev/mcp' } }) }),
+      'dev',
+      ws,
+      PROJECT_ROOT,
+    );
+    const machines = Template.fromStack(stack).findResources('AWS::StepFunctions::StateMachine');
+    const triage = JSON.stringify(Object.values(machines).find((m) => JSON.stringify(m).includes('support-triage')));
+    expect(triage).toContain('https://mcp.support.acme.dev/mcp');
+    expect(triage).not.toContain('mcp.support.example.com');
   });
 
   it('lets only the webhook start executions and reads secrets by name', () => {
