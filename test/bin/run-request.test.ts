@@ -74,6 +74,33 @@ describe('CLI: agentflow run --request', () => {
     expect(long.stderr.trim()).toBe(`agentflow: --request must hold 1 to ${MAX_REQUEST_CHARS} characters and --requester 1 to 200 (text)`);
   });
 
+  it('runs a request workflow and prints the answer, the phases and the cost; --json ends with them', async () => {
+    const stateDir = tempDir();
+    const r = await cli('run', 'ask', '--workflows', workflows, '--request', 'Where is my order 1234?', '--json', '--state-dir', stateDir);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/^Answer \(phase reply, agent helper\):$/m);
+    expect(r.stderr).toMatch(/^ {2}✔ reply ran$/m);
+    expect(r.stderr).toMatch(/^Cost: \$\d+\.\d{6} /m);
+    const out = JSON.parse(r.stdout.trim().split('\n').at(-1) as string);
+    expect(out).toMatchObject({
+      status: 'SUCCEEDED',
+      workflow: 'ask',
+      requester: expect.stringMatching(/^local:/),
+      answer: expect.any(String),
+      answerRef: expect.any(String),
+      phases: [{ phase: 'reply', status: 'ran' }],
+      toolCalls: [],
+    });
+    expect(out.costUsd).toBeGreaterThan(0);
+    // `runs` shows who asked instead of a pull request, with the same cost.
+    const runs = await cli('runs', '--json', '--state-dir', stateDir);
+    expect(JSON.parse(runs.stdout).runs[0]).toMatchObject({
+      runId: out.execution,
+      costUsd: out.costUsd,
+      request: { requester: out.requester },
+    });
+  });
+
   it('documents --request and --requester in run --help', async () => {
     const r = await cli('run', '--help');
     expect(r.code).toBe(0);
