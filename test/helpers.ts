@@ -104,7 +104,7 @@ export function testRuntime(repo: ExampleRepo, options: Partial<LocalRuntimeOpti
     modes: { openai: 'offline', bedrock: 'offline', 'openai-compatible': 'offline' },
     retryDelayMs: 1,
     gateway: GatewayConfigSchema.parse({ retry: { baseDelayMs: 1, maxDelayMs: 5 } }),
-    groups: { 'mobile-leads': { slack: [LEAD], github: ['octocat'] } },
+    groups: { 'mobile-leads': { slack: [LEAD], github: ['octocat'] }, 'support-leads': { slack: [LEAD] } },
     print: () => undefined,
     ...options,
   });

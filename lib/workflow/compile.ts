@@ -858,7 +858,7 @@ export function gateStates(phase: GatePhase, next: string, commitSha?: string, r
         ...(run === 'review' ? { 'change.$': '$.change' } : { 'request.$': '$.request' }),
         // A conditional gate shows the person what made it ask: the condition and the answer's data.
         ...(phase.when
-          ? { about: { phase: phase.when.phase, condition: phase.when.text }, 'data.$': `$.results.${phaseKey(phase.when.phase)}[0].data` }
+          ? { about: { phase: phase.when.phase, condition: phase.when.text }, 'result.$': `$.results.${phaseKey(phase.when.phase)}[0]` }
           : {}),
         phase: phase.name,
         kind: phase.kind,

@@ -301,7 +301,7 @@ describe('Request workflows: compiling (synth of the state machines)', () => {
     expect((s('Approve: refund-approval').Parameters as { Payload: Record<string, unknown> }).Payload).toMatchObject({
       'request.$': '$.request',
       about: { phase: 'billing', condition: 'billing.amount_usd > 100' },
-      'data.$': '$.results.billing[0].data',
+      'result.$': '$.results.billing[0]',
     });
   });
 
