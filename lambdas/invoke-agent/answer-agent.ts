@@ -109,7 +109,8 @@ type RequestOutput = Extract<AgentItem['output'], 'answer' | 'route'>;
  * {@link requestMessage} with the request (as an earlier INPUT guardrail masked it) and the earlier
  * phases' answers the agent reads (`reads:`, default every earlier answer), each fenced as data.
  * With tools, the call is a tool loop ({@link runToolLoop}: `max_iterations`, budget, time limit);
- * without, one gateway call, and one repair prompt when an answer object is unreadable. The time
+ * without, one gateway call, asked again with room up to the models' `max_output` when cut at
+ * `max_tokens`, and one repair prompt when an answer object is unreadable. The time
  * limit is the sooner of the task's deadline and `time_limit` seconds from the start.
  *
  * Stores the answer (redacted) under {@link answerKey} (`answer` agents), the tool calls under
@@ -170,14 +171,24 @@ export async function runAnswerAgent(input: InvokeAgentInput, deps: InvokeAgentD
   let text = '';
   let calls: readonly ToolCallRecord[] = [];
   let failure: unknown;
+  let cut = false;
   try {
     if (toolbox) {
       loop = await runToolLoop(gateway, call, toolbox, { maxIterations: agent.maxIterations, requester: request.requester, now });
       text = loop.text;
       calls = loop.calls;
     } else {
-      text = (await gateway.complete(call)).text;
-      const first = output === 'answer' ? parseAgentAnswer(text) : undefined;
+      let answer = await gateway.complete(call);
+      // Cut at max_tokens: the same question would be cut again. Ask once with room up to what
+      // every candidate model can write (max_output), as a review does.
+      const room = Math.min(...candidates.map((c) => c.maxOutput ?? agent.maxTokens), agent.maxTokens * 4);
+      if (answer.truncated && !readable(answer.text)) {
+        meter.mine.truncated++;
+        if (room > agent.maxTokens) answer = await gateway.complete({ ...call, maxTokens: room });
+      }
+      text = answer.text;
+      cut = answer.truncated;
+      const first = output === 'answer' && !answer.truncated ? parseAgentAnswer(text) : undefined;
       if (first && !first.ok) {
         meter.mine.repairs++;
         // The answer goes back to a model: redacted like everything else sent to one.
@@ -218,7 +229,7 @@ export async function runAnswerAgent(input: InvokeAgentInput, deps: InvokeAgentD
     chunks: 0,
     repaired: meter.mine.repairs > 0,
     repairs: meter.mine.repairs,
-    truncated: loop?.last?.truncated ? 1 : 0,
+    truncated: meter.mine.truncated + (loop?.last?.truncated ? 1 : 0),
     rawAnswers: [],
     ...(meter.servedBy ? { servedBy: meter.servedBy } : {}),
     durationMs: now() - started,
@@ -258,7 +269,7 @@ export async function runAnswerAgent(input: InvokeAgentInput, deps: InvokeAgentD
       rawAnswers,
       error: {
         Error: 'ProviderRejectedError',
-        Cause: `${agent.name}: ${meter.answeredBy.alias} answered in an unreadable format (${parsed.problem})${rawAnswers[0] ? `; raw answer at ${rawAnswers[0]}` : ''}`,
+        Cause: `${agent.name}: ${meter.answeredBy.alias} ${cut ? `answered past max_tokens (${agent.maxTokens}, then the models' max_output): the answer was cut` : `answered in an unreadable format (${parsed.problem})`}${rawAnswers[0] ? `; raw answer at ${rawAnswers[0]}` : ''}`,
       },
     };
   }

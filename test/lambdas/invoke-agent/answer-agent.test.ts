@@ -156,6 +156,24 @@ describe('Function: invokeAgent (answer agents)', () => {
     expect(r.answerRef).toBeUndefined();
   });
 
+  it('asks once more with room up to the model’s max_output when the answer is cut at max_tokens, and fails saying so when it stays cut', async () => {
+    // Prepare
+    const { deps, sent } = await setup();
+    const small = answerAgent({ maxTokens: 30 });
+    const roomy = { ...small, model: { ...small.model, maxOutput: 32_768 } };
+
+    // Act
+    const r = await invokeAgent(input(roomy, 'I was charged twice for order 1234 ($150).'), deps);
+    const cut = await invokeAgent(input({ ...small, name: 'cut' }, 'I was charged twice for order 1234 ($150).'), deps);
+
+    // Assess
+    expect(r).toMatchObject({ status: 'succeeded', truncated: 1, repairs: 0, calls: 2 });
+    expect(sent.slice(0, 2).map((c) => c.maxTokens)).toEqual([30, 120]);
+    expect(r.data).toEqual({ amount_usd: 150, order_id: '1234' });
+    expect(cut).toMatchObject({ status: 'failed', truncated: 1, repairs: 0, calls: 1 });
+    expect(cut.error?.Cause).toMatch(/answered past max_tokens \(30/);
+  });
+
   it('runs a tool loop over a real MCP server: every call recorded (redacted) and counted, the answer stored', async () => {
     // Prepare
     const { artifacts, deps, sent } = await setup();
