@@ -14,6 +14,8 @@
  *   comments posted again (bin/bench-rereview.ts);
  * - the review plan, budget shares and token estimates (bin/bench-plan.ts) and ingress under load
  *   through the local server (bin/bench-ingress.ts);
+ * - the tool loop (bin/bench-tools.ts): its overhead per iteration excluding model and tool time,
+ *   and a 5-iteration agent's wall time ÷ the sum of its model and MCP tool times (target ≤ 1.1);
  * - each Lambda's bundle as CDK deploys it (esbuild, minified, `@aws-sdk/*` from the nodejs24.x
  *   runtime) and its module load time in a fresh Node process.
  */
@@ -44,6 +46,7 @@ import { ingressBench } from './bench-ingress.js';
 import { reviewPlanBench } from './bench-plan.js';
 import { rereviewBench } from './bench-rereview.js';
 import { secretsBench } from './bench-secrets.js';
+import { toolLoopBench } from './bench-tools.js';
 
 interface Result {
   name: string;
@@ -387,6 +390,9 @@ await gatewayBench('dynalite in-process', await startLocalTable());
     target: null,
   });
 }
+
+// Issue 15: the tool loop's own overhead, and a 5-iteration agent's wall time ÷ its model and tool time.
+await toolLoopBench(record);
 
 // 5. Lambda bundles: size and cold module load time.
 const env = {
