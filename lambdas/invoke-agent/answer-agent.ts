@@ -405,7 +405,10 @@ export async function runGuardrailAgent(input: InvokeAgentInput, deps: InvokeAge
       error: { Error: e instanceof Error ? e.name : 'Error', Cause: `guardrail ${agent.name}: ${cause(e)}` },
     });
   }
-  const answerRef = r.blocked ? undefined : await deps.artifacts.putText(guardedKey(runId, phase, agent.name, of), r.text, 'text/markdown');
+  // What goes on is stored with secrets redacted too (it goes to models and people next).
+  const answerRef = r.blocked
+    ? undefined
+    : await deps.artifacts.putText(guardedKey(runId, phase, agent.name, of), (await redactSecrets(r.text)).text, 'text/markdown');
   const reason = guardrailReason(r);
   return AgentResultSchema.parse({
     ...base,
