@@ -23,7 +23,7 @@ import { assertSafeRef } from '../lambdas/core/refs.js';
 import { buildSarif, securityFindings } from '../lambdas/core/sarif.js';
 import { executionName } from '../lambdas/core/triggers.js';
 import { reportFindings } from '../lambdas/publish/publish.js';
-import { loadLocalAskWorkflow, loadLocalGatewayConfig, loadLocalGroups } from '../lib/config.js';
+import { loadLocalAskWorkflow, loadLocalGatewayConfig, loadLocalGroups, loadLocalMcpServers } from '../lib/config.js';
 import { type BreakerReport, breakerReport, type CostReport, costReport, formatBreakers, formatCostReport } from '../lib/local/costs.js';
 import { localApiHeaders, readServeState, removeServeState, writeServeState } from '../lib/local/local-api-token.js';
 import { exitCodeFor, formatProgress, formatRunLine, runOutcome } from '../lib/local/progress.js';
@@ -142,6 +142,7 @@ program
       workspace: loadWorkspace(opts.workflows, [resolveWorkflowFile(ref, opts.workflows)]),
       gateway: gatewayConfig(opts.config),
       groups: loadLocalGroups(PROJECT_ROOT),
+      mcpServers: loadLocalMcpServers(PROJECT_ROOT),
       print: out,
       onComment: (_body, path) => {
         commentPath = path;
@@ -262,6 +263,7 @@ program
       workspace: ws,
       gateway: gatewayConfig(opts.config),
       groups: loadLocalGroups(PROJECT_ROOT),
+      mcpServers: loadLocalMcpServers(PROJECT_ROOT),
       maxConcurrentRuns,
       onSarif: (path, results) => console.log(`code scanning SARIF with ${results} result${results === 1 ? '' : 's'} written to ${path}`),
     });
@@ -662,6 +664,7 @@ async function runRequest(wf: Workflow, ref: string, opts: RunOptions): Promise<
     workspace: loadWorkspace(opts.workflows, [resolveWorkflowFile(ref, opts.workflows)]),
     gateway: gatewayConfig(opts.config),
     groups: loadLocalGroups(PROJECT_ROOT),
+    mcpServers: loadLocalMcpServers(PROJECT_ROOT),
     print: out,
   });
   // An approval gate waits for a decision: serve the local API for `agentflow approve`, as for reviews.
