@@ -18,13 +18,13 @@ import {
   type Request,
 } from '../core/contracts.js';
 import { BudgetExceededError, InvalidInputError, PriceUnknownError, ProviderRejectedError } from '../core/errors.js';
-import type { GatewayCall } from '../core/gateway.js';
+import type { GatewayAnswer, GatewayCall } from '../core/gateway.js';
 import { type Guardrail, type GuardrailResult, type GuardrailSource, LocalGuardrail, type LocalPiiType } from '../core/guardrails.js';
 import type { ChatMessage } from '../core/ports.js';
 import { repairMessages } from '../core/prompt.js';
 import { redactSecrets } from '../core/redact.js';
 import { runToolLoop, type ToolLoopResult } from '../core/tool-loop.js';
-import type { ToolCallRecord } from '../core/tools.js';
+import type { Toolbox, ToolCallRecord } from '../core/tools.js';
 import { agentToolbox } from './agent-tools.js';
 import type { InvokeAgentDeps } from './invoke-agent.js';
 import { SpendMeter } from './meter.js';
@@ -165,60 +165,110 @@ export async function runAnswerAgent(input: InvokeAgentInput, deps: InvokeAgentD
     labels: { workflow: input.workflow, agent: agent.name, project },
     deadlineMs,
   };
-  const gateway = meter.gateway(deps.gateway);
   const toolbox = agentToolbox(agent, {}, deps);
-  let loop: ToolLoopResult | undefined;
-  let text = '';
-  let calls: readonly ToolCallRecord[] = [];
-  let failure: unknown;
-  let cut = false;
+  let ex: Exchange;
   try {
-    if (toolbox) {
-      loop = await runToolLoop(gateway, call, toolbox, { maxIterations: agent.maxIterations, requester: request.requester, now });
-      text = loop.text;
-      calls = loop.calls;
-    } else {
-      let answer = await gateway.complete(call);
-      // Cut at max_tokens: the same question would be cut again. Ask once with room up to what
-      // every candidate model can write (max_output), as a review does.
-      const room = Math.min(...candidates.map((c) => c.maxOutput ?? agent.maxTokens), agent.maxTokens * 4);
-      if (answer.truncated && !readable(answer.text)) {
-        meter.mine.truncated++;
-        if (room > agent.maxTokens) answer = await gateway.complete({ ...call, maxTokens: room });
-      }
-      text = answer.text;
-      cut = answer.truncated;
-      const first = output === 'answer' && !answer.truncated ? parseAgentAnswer(text) : undefined;
-      if (first && !first.ok) {
-        meter.mine.repairs++;
-        // The answer goes back to a model: redacted like everything else sent to one.
-        const answered = (await redactSecrets(text)).text;
-        text = (await gateway.complete({ ...call, messages: repairMessages(messages, answered, first.problem) })).text;
-      }
-    }
-  } catch (e) {
-    const made = (e as { toolCalls?: unknown }).toolCalls;
-    calls = Array.isArray(made) ? (made as ToolCallRecord[]) : calls;
-    failure = e;
+    ex = await exchange(call, {
+      agent,
+      output,
+      readable,
+      meter,
+      gateway: meter.gateway(deps.gateway),
+      toolbox,
+      requester: request.requester,
+      now,
+    });
   } finally {
     await toolbox?.close();
   }
-  if (failure !== undefined) {
-    meter.mine.error = `${(failure as Error).name}: ${(failure as Error).message}`.slice(0, 500);
+  if (ex.failure !== undefined) {
+    const failure = ex.failure as Error;
+    meter.mine.error = `${failure.name}: ${failure.message}`.slice(0, 500);
     await meter.save(true);
     // Nothing was done yet and another try may answer: Step Functions retries it. Once tools acted,
     // a retry would act again; a refused budget, price or request would be refused again.
     const final =
       failure instanceof BudgetExceededError || failure instanceof ProviderRejectedError || failure instanceof PriceUnknownError;
-    if (calls.length === 0 && !final) throw failure;
+    if (ex.calls.length === 0 && !final) throw failure;
   } else {
     await meter.save(true);
   }
-
-  const toolCallsRef = toolbox ? await deps.artifacts.putJson(toolCallsKey(runId, phase, agent.name), calls) : undefined;
+  const toolCallsRef = toolbox ? await deps.artifacts.putJson(toolCallsKey(runId, phase, agent.name), ex.calls) : undefined;
   const base = {
-    name: agent.name,
+    ...resultBase(agent.name, phase, meter, ex, now() - started),
+    ...(routing ? { routing } : {}),
+    ...(toolCallsRef ? { toolCallsRef } : {}),
+  };
+  if (ex.failure !== undefined) {
+    return { ...base, status: 'failed', error: { Error: (ex.failure as Error).name ?? 'Error', Cause: cause(ex.failure) } };
+  }
+  return outcome(input, ex, base, deps);
+}
+
+/** What the model exchange of an answer or route agent ended with. */
+interface Exchange {
+  /** The model's last text (its answer when it answered). */
+  readonly text: string;
+  readonly calls: readonly ToolCallRecord[];
+  /** The tool loop's end, when the agent has tools. */
+  readonly loop?: ToolLoopResult;
+  /** The last answer was cut at its max_tokens. */
+  readonly cut: boolean;
+  /** The error that ended it (the tool calls made so far are in `calls`). */
+  readonly failure?: unknown;
+}
+
+/**
+ * The model exchange: a tool loop with tools; without, one call, asked again with room up to the
+ * models' max_output when cut, and one repair prompt on an unreadable answer object. Never throws:
+ * an error ends it as `failure`.
+ */
+async function exchange(
+  call: GatewayCall,
+  o: {
+    agent: AgentItem;
+    output: RequestOutput;
+    readable: (text: string) => boolean;
+    meter: SpendMeter;
+    gateway: { complete(call: GatewayCall): Promise<GatewayAnswer> };
+    toolbox: Toolbox | undefined;
+    requester: string;
+    now: () => number;
+  },
+): Promise<Exchange> {
+  const { agent, gateway, meter } = o;
+  try {
+    if (o.toolbox) {
+      const loop = await runToolLoop(gateway, call, o.toolbox, { maxIterations: agent.maxIterations, requester: o.requester, now: o.now });
+      return { text: loop.text, calls: loop.calls, loop, cut: loop.last?.truncated === true };
+    }
+    let answer = await gateway.complete(call);
+    // Cut at max_tokens: the same question would be cut again. Ask once with room up to what
+    // every candidate model can write (max_output), as a review does.
+    const room = Math.min(...call.candidates.map((c) => c.maxOutput ?? agent.maxTokens), agent.maxTokens * 4);
+    if (answer.truncated && !o.readable(answer.text)) {
+      meter.mine.truncated++;
+      if (room > agent.maxTokens) answer = await gateway.complete({ ...call, maxTokens: room });
+    }
+    const first = o.output === 'answer' && !answer.truncated ? parseAgentAnswer(answer.text) : undefined;
+    if (!first || first.ok) return { text: answer.text, calls: [], cut: answer.truncated };
+    meter.mine.repairs++;
+    // The answer goes back to a model: redacted like everything else sent to one.
+    const answered = (await redactSecrets(answer.text)).text;
+    const repaired = await gateway.complete({ ...call, messages: repairMessages([...call.messages], answered, first.problem) });
+    return { text: repaired.text, calls: [], cut: repaired.truncated };
+  } catch (e) {
+    const made = (e as { toolCalls?: unknown }).toolCalls;
+    return { text: '', calls: Array.isArray(made) ? (made as ToolCallRecord[]) : [], cut: false, failure: e };
+  }
+}
+
+/** The fields of a request agent's result every outcome shares: model, tokens, cost (its spend record), calls, tool counts. */
+function resultBase(name: string, phase: string, meter: SpendMeter, ex: Exchange, durationMs: number) {
+  return {
+    name,
     phase,
+    durationMs,
     provider: meter.answeredBy.provider,
     model: meter.answeredBy.alias,
     inputTokens: meter.mine.inputTokens,
@@ -229,47 +279,58 @@ export async function runAnswerAgent(input: InvokeAgentInput, deps: InvokeAgentD
     chunks: 0,
     repaired: meter.mine.repairs > 0,
     repairs: meter.mine.repairs,
-    truncated: meter.mine.truncated + (loop?.last?.truncated ? 1 : 0),
-    rawAnswers: [],
+    truncated: meter.mine.truncated + (ex.loop?.last?.truncated ? 1 : 0),
+    rawAnswers: [] as string[],
     ...(meter.servedBy ? { servedBy: meter.servedBy } : {}),
-    durationMs: now() - started,
     calls: meter.mine.calls,
     cacheHits: meter.mine.cacheHits,
     fallbackUsed: meter.fallbackUsed,
-    ...(routing ? { routing } : {}),
     attempts: meter.attempts.slice(-MAX_ATTEMPTS_KEPT),
     filesReviewed: 0,
     filesNotReviewed: 0,
-    toolCalls: calls.length,
-    toolErrors: calls.filter((c) => !c.ok).length,
-    iterations: loop?.iterations ?? meter.mine.calls + meter.mine.cacheHits,
-    ...(toolCallsRef ? { toolCallsRef } : {}),
+    toolCalls: ex.calls.length,
+    toolErrors: ex.calls.filter((c) => !c.ok).length,
+    iterations: ex.loop?.iterations ?? meter.mine.calls + meter.mine.cacheHits,
   } satisfies Omit<AgentResult, 'status'>;
-  if (failure !== undefined) {
-    return { ...base, status: 'failed', error: { Error: (failure as Error).name ?? 'Error', Cause: cause(failure) } };
-  }
-  const partial =
-    loop?.status === 'partial' ? { status: 'partial' as const, stopReason: (loop.reason ?? 'stopped').slice(0, 500) } : undefined;
+}
 
-  if (output === 'route') {
-    const route = parseRouteAnswer(text, agent.route ?? { choices: [], default: '' });
+/**
+ * A request agent's result from the model's last text: a route's decision, or the answer stored
+ * (redacted) with its data; partial when the loop stopped first; failed when the answer is unreadable.
+ */
+async function outcome(
+  input: InvokeAgentInput,
+  ex: Exchange,
+  base: ReturnType<typeof resultBase>,
+  deps: InvokeAgentDeps,
+): Promise<AgentResult> {
+  const { agent, runId, phase } = input;
+  const partial =
+    ex.loop?.status === 'partial' ? { status: 'partial' as const, stopReason: (ex.loop.reason ?? 'stopped').slice(0, 500) } : undefined;
+  if (agent.output === 'route') {
+    const route = parseRouteAnswer(ex.text, agent.route ?? { choices: [], default: '' });
     const reason = (await redactSecrets(route.reason.replace(/[\r\n]+/g, ' '))).text.slice(0, 500);
     return { ...base, status: 'succeeded', ...partial, decision: route.decision, decisionReason: reason };
   }
-  const parsed = parseAgentAnswer(text);
+  const parsed = parseAgentAnswer(ex.text);
   if (!parsed.ok) {
     // Kept (redacted) so a person can see what the model wrote.
     const rawKey = `runs/${runId}/raw/${phase}/${agent.name}.txt`;
-    const rawAnswers = text.trim() ? [deps.artifacts.where(await deps.artifacts.putText(rawKey, (await redactSecrets(text)).text))] : [];
+    const rawAnswers = ex.text.trim()
+      ? [deps.artifacts.where(await deps.artifacts.putText(rawKey, (await redactSecrets(ex.text)).text))]
+      : [];
     // The loop stopped before the model answered: partial, with why (never a silent success, nor a format error).
     if (partial) return { ...base, ...partial, rawAnswers };
+    const why = ex.cut
+      ? `answered past max_tokens (${agent.maxTokens}, then the models' max_output): the answer was cut`
+      : `answered in an unreadable format (${parsed.problem})`;
     return {
       ...base,
       status: 'failed',
       rawAnswers,
       error: {
         Error: 'ProviderRejectedError',
-        Cause: `${agent.name}: ${meter.answeredBy.alias} ${cut ? `answered past max_tokens (${agent.maxTokens}, then the models' max_output): the answer was cut` : `answered in an unreadable format (${parsed.problem})`}${rawAnswers[0] ? `; raw answer at ${rawAnswers[0]}` : ''}`,
+        Cause: `${agent.name}: ${base.model} ${why}${rawAnswers[0] ? `; raw answer at ${rawAnswers[0]}` : ''}`,
       },
     };
   }
