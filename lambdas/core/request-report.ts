@@ -13,12 +13,27 @@ export type PlannedPhase = RequestAggregateInput['plan'][number];
 /** The outcome a compiled `approval` with `when:` sets when it did not need to ask. */
 export const GATE_NOT_NEEDED = 'not-needed';
 
+/**
+ * The key of a phase in the state (`$.results.<key>`, `$.gates.<key>`): its name with every
+ * character but letters, digits and `_` as `_`, as the compiler writes it (`phaseKey` in
+ * `lib/workflow/compile.ts`, which core may not import). Plan entries, route decisions and agent
+ * results name phases by name.
+ */
+export const stateKey = (phase: string) => phase.replace(/[^A-Za-z0-9_]/g, '_');
+
+/** The entry of `phase` in a record keyed by state key (or, for hand-written inputs, by name). */
+function byPhase<T>(record: Readonly<Record<string, T>>, phase: string): T | undefined {
+  if (Object.hasOwn(record, phase)) return record[phase];
+  const key = stateKey(phase);
+  return Object.hasOwn(record, key) ? record[key] : undefined;
+}
+
 /** The reason a gate outcome carries (`{ outcome: 'not-needed', reason }`), when it is a string. */
 const gateReason = (g: GateOutcome): string | undefined => (typeof g.reason === 'string' && g.reason ? g.reason : undefined);
 
 /**
  * Where each phase of `plan` went, in plan order: `ran` when its results (an agent phase) or its
- * gate outcome (an approval or CI gate) are there; otherwise `skipped` with the first reason
+ * gate outcome (an approval or CI gate) are there (under the phase's {@link stateKey}); otherwise `skipped` with the first reason
  * that holds:
  * - a gate that was not needed (`approval.when`): the gate's own reason;
  * - a route's target the route did not choose: `route "<routeOf>" chose "<decision>"` (or
@@ -41,12 +56,12 @@ export function phaseOutcomes(
   const ran = new Set<string>();
   const out: PhaseOutcome[] = [];
   for (const p of plan) {
-    const gate = gates[p.phase];
+    const gate = byPhase(gates, p.phase);
     if (gate?.outcome === GATE_NOT_NEEDED) {
       out.push({ phase: p.phase, status: 'skipped', reason: gateReason(gate) ?? 'the approval was not needed' });
       continue;
     }
-    if (gate || Object.hasOwn(results, p.phase)) {
+    if (gate || byPhase(results, p.phase) !== undefined) {
       ran.add(p.phase);
       out.push({ phase: p.phase, status: 'ran' });
       continue;
@@ -58,7 +73,7 @@ export function phaseOutcomes(
 
 function skipReason(p: PlannedPhase, results: Readonly<Record<string, readonly unknown[]>>, ran: ReadonlySet<string>): string {
   if (p.routeOf) {
-    const first = results[p.routeOf]?.[0] as { decision?: unknown } | undefined;
+    const first = byPhase(results, p.routeOf)?.[0] as { decision?: unknown } | undefined;
     if (!ran.has(p.routeOf)) return `route "${p.routeOf}" did not run`;
     if (typeof first?.decision === 'string' && first.decision !== p.phase) return `route "${p.routeOf}" chose "${first.decision}"`;
   }

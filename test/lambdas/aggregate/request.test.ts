@@ -118,6 +118,35 @@ describe('Function: aggregate (kind request)', () => {
     expect(report.request.text).not.toContain('ghp_');
   });
 
+  it("finds results and gates under the compiler's state keys (a phase name's - as _)", async () => {
+    const { artifacts, answerRef } = await setup();
+    const plan = [
+      { phase: 'triage', kind: 'route', after: [] },
+      { phase: 'order-status', kind: 'agents', routeOf: 'triage', after: [] },
+      { phase: 'refund-approval', kind: 'approval', after: [] },
+      { phase: 'send-approval', kind: 'approval', after: [] },
+      { phase: 'reply-check', kind: 'guardrail', after: [] },
+    ];
+    const results = {
+      triage: [result({ name: 'triage', phase: 'triage', decision: 'order-status' })],
+      order_status: [result({ name: 'orders', phase: 'order-status' })],
+      reply_check: [result({ name: 'guardrail', phase: 'reply-check', answerRef })],
+    };
+    const gates = {
+      refund_approval: { outcome: 'approved', by: '<@U024BE7LH>' },
+      send_approval: { outcome: 'not-needed', reason: 'judge.verdict is "pass", not == fail' },
+    };
+    const out = await aggregate(input(results, { plan, gates, answer: ['reply-check'] }), { artifacts });
+    expect(out.summary.phases).toEqual([
+      { phase: 'triage', status: 'ran' },
+      { phase: 'order-status', status: 'ran' },
+      { phase: 'refund-approval', status: 'ran' },
+      { phase: 'send-approval', status: 'skipped', reason: 'judge.verdict is "pass", not == fail' },
+      { phase: 'reply-check', status: 'ran' },
+    ]);
+    expect(out.summary.answerRef).toBe(answerRef);
+  });
+
   it('skips a phase after conditional phases none of which ran, naming them', async () => {
     const { artifacts, answerRef } = await setup();
     const results = {
