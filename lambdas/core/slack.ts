@@ -344,8 +344,8 @@ export const MAX_SLACK_ANSWER_CHARS = 3_000;
 /**
  * A model's answer (Markdown, several lines) made inert for a Slack message, as
  * {@link slackInert} does for one line: `&`, `<`, `>` escaped (no `<!channel>`, `<@U…>` or
- * `<url|label>` survives) and a zero-width space after each `@`, `.` and `:` (no bare URL, domain
- * or written `@here` becomes a link or a ping). Line breaks and plain formatting stay; the
+ * `<url|label>` survives) and a zero-width space after each `@` and after each `.` or `:` before a
+ * letter or `/` (no bare URL, domain or written `@here` becomes a link or a ping). Line breaks and plain formatting stay; the
  * answer is cut at `max` characters (before escaping), and `cut` says so.
  *
  * @example
@@ -358,7 +358,14 @@ export function slackAnswer(s: string, max = MAX_SLACK_ANSWER_CHARS): { text: st
   const clean = s.replace(/\r\n?/g, '\n').trim();
   const cut = clean.length > max;
   const kept = cut ? `${clean.slice(0, max - 1)}…` : clean;
-  return { text: slackText(kept).replace(/([@.:])/g, '$1\u200b'), cut };
+  // A zero-width space after every `@`, and after a `.` or `:` that a letter or `/` follows: a
+  // domain or URL is broken up, while amounts and times ($150.00, 10:30) stay as written.
+  return {
+    text: slackText(kept)
+      .replace(/@/g, '@\u200b')
+      .replace(/([.:])(?=[A-Za-z/])/g, '$1\u200b'),
+    cut,
+  };
 }
 
 /** The message a request's thread starts with (`/agentflow ask`): the request's start, inert. */

@@ -113,7 +113,7 @@ describe('Function: publish (kind answer)', () => {
   it('records the run with the ledger cost, the redacted request, the phases and tool calls, and answers in the thread', async () => {
     // Prepare
     const { artifacts, runs, posts, deps } = env();
-    const answerRef = await artifacts.putText('runs/r1/answers/reply.md', 'Refunded $40 for order 1234.\nAnything else?');
+    const answerRef = await artifacts.putText('runs/r1/answers/reply.md', 'Refunded $40.00 for order 1234.\nAnything else?');
     const before = calls.length;
 
     // Act
@@ -153,7 +153,7 @@ describe('Function: publish (kind answer)', () => {
     expect(update?.args.text).toContain('2 tool calls (1 failed or refused), $0.0044');
     expect(update?.args.text).not.toContain('ghp_');
     expect(reply).toMatchObject({ method: 'chat.postMessage', args: { thread_ts: THREAD.ts, unfurl_links: 'false' } });
-    expect(reply?.args.text).toBe('Refunded $40 for order 1234.\u200b\nAnything else?');
+    expect(reply?.args.text).toBe('Refunded $40.00 for order 1234.\nAnything else?');
     expect(posts).toEqual([{ channel: '#support-log', text: expect.stringMatching(/^✅ \*support\* SUCCEEDED for slack:\u200bU1: /) }]);
     expect(posts[0]?.text).toContain('$0.0044');
   });

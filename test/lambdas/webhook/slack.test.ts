@@ -143,6 +143,31 @@ describe('Function: handleSlackCommand (ask)', () => {
     expect(started[0]?.input.request?.text).toHaveLength(MAX_REQUEST_CHARS);
   });
 
+  it('shows a request run by who asked, its tool calls and cost, with its reason made inert', async () => {
+    const record = {
+      runId: 'slack-trig-1-support',
+      workflow: 'support',
+      status: 'SUCCEEDED' as const,
+      repository: '',
+      number: 0,
+      headSha: '',
+      startedAt: '2026-11-30T00:00:00.000Z',
+      costUsd: 0.0042,
+      findings: 0,
+      agents: [],
+      toolCalls: 2,
+      request: { requester: 'slack:U1', text: 'refund' },
+    };
+    const runs = { get: async () => record } as unknown as RunStore;
+    const { deps: d } = deps({ runs });
+    expect((await answer('status slack-trig-1-support', d)).text).toBe(
+      '`slack-trig-1-support` (support) for slack:U1: *SUCCEEDED* — 2 tool calls, $0.0042',
+    );
+    const partial = { ...record, status: 'PARTIAL' as const, reason: 'stopped early: see <https://evil.example|here>' };
+    const { deps: e } = deps({ runs: { get: async () => partial } as unknown as RunStore });
+    expect((await answer('status slack-trig-1-support', e)).text).not.toContain('<https');
+  });
+
   it('answers within the time Slack waits when Step Functions does not, saying to try again', async () => {
     // Prepare: a start that never answers; 50 ms left to answer.
     const { deps: d } = deps({ remainingMs: () => 50 }, () => new Promise(() => undefined));
