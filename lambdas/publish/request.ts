@@ -98,11 +98,16 @@ export async function publishRequest(input: RequestPublishInput, deps: PublishDe
         toolErrors: summary.toolErrors ?? 0,
         ...(summary.reason ? { reason: summary.reason } : {}),
       });
-      const answer = summary.answerRef ? await deps.artifacts.getText(summary.answerRef).catch(() => undefined) : undefined;
-      const replies =
-        summary.answerRef && answer
-          ? [await answerReply(answer, summary.answerRef)]
-          : ['No answer: no phase of the workflow answered the request.'];
+      let replies = ['No answer: no phase of the workflow answered the request.'];
+      if (summary.answerRef) {
+        try {
+          replies = [await answerReply(await deps.artifacts.getText(summary.answerRef), summary.answerRef)];
+        } catch (e) {
+          replies = [
+            `The answer could not be read (${slackInert(errorLine(e), 300)}); it is the run's artifact ${slackInert(summary.answerRef, 300)}.`,
+          ];
+        }
+      }
       const thread = await tellThread(deps, request, requestOutcomeText(done), replies);
       const channel = input.outputs.slack ? await postToChannel(deps, input.outputs.slack, requestSummaryText(done)) : {};
       const slackError = [channel.slackError, thread.slackError].filter(Boolean).join('; ');
