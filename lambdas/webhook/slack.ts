@@ -242,6 +242,8 @@ async function runWorkflow(
   const wf = deps.workflows.find((w) => w.id === id);
   const known = manual.map((w) => `\`${w.id}\``).join(', ') || 'none';
   if (!wf) return say(`There is no workflow \`${id}\`. Workflows you can run by hand: ${known}.`);
+  if (wf.events.includes(REQUEST_EVENT) && !wf.events.includes('manual'))
+    return say(`\`${id}\` answers requests: write \`/agentflow ask ${id} <request>\`.`);
   if (!wf.events.includes('manual'))
     return say(`\`${id}\` is not started by hand (its trigger has no \`manual\`). Workflows you can run: ${known}.`);
   const refused = refusal(wf, user, deps, 'run');

@@ -128,6 +128,14 @@ describe('Function: handleSlackCommand (ask)', () => {
     ]);
   });
 
+  it('points /agentflow run of a request workflow to /agentflow ask', async () => {
+    const { deps: d, started } = deps();
+    expect((await answer('run support repo=acme/app', d)).text).toBe(
+      '`support` answers requests: write `/agentflow ask support <request>`.',
+    );
+    expect(started).toEqual([]);
+  });
+
   it("refuses a user who is not in the workflow's run_by, starting nothing", async () => {
     const { deps: d, started, threads } = deps();
     const res = await answer('ask support refund me', d, 'U0STRANGER');
