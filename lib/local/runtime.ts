@@ -125,6 +125,8 @@ export interface LocalRuntimeOptions {
    * `environments.local.mcpServers`: the stand-ins, for an offline run). @default {} (the workflows' own)
    */
   mcpServers?: Readonly<Record<string, EnvironmentMcpServer>>;
+  /** Environment given to every stdio MCP server besides `PATH` (tests point the stand-ins' call log here). @default {} */
+  mcpEnv?: Readonly<Record<string, string>>;
   /** Approver groups of the environment config (cdk.json `environments.local.groups`). @default {} */
   groups?: ApproverGroups;
   /** Prints approval requests and outcomes. @default console.log */
@@ -438,6 +440,7 @@ export class LocalRuntime {
           ...deps,
           breaker: toolBreaker(this.breakers, this.gatewayConfig),
           readHeadFile: (change, path) => deps.changes.readHeadFile(change, path),
+          ...(this.options.mcpEnv ? { mcpEnv: this.options.mcpEnv } : {}),
         }),
       aggregate: (p) => aggregate(p, deps),
       publish: (p) => publish(p, deps),
