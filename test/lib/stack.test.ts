@@ -345,6 +345,22 @@ describe('Stack: AgentFlowStack', () => {
     expect(triage).not.toContain('mcp.support.example.com');
   });
 
+  it('synthesizes the request workflows: a Choice on the route, a Choice before the conditional gate, request in place of the change', () => {
+    const machines = template.findResources('AWS::StepFunctions::StateMachine');
+    const definition = (id: string) => {
+      const m = Object.values(machines).find((x) => JSON.stringify(x).includes(`-${id}`)) as { Properties: { DefinitionString: unknown } };
+      return JSON.stringify(m.Properties.DefinitionString);
+    };
+    const triage = definition('support-triage');
+    for (const state of ['Route: triage', 'When: refund-approval', 'Not needed: refund-approval', 'Check guardrail: screen', 'Aggregate answer']) {
+      expect(triage).toContain(state);
+    }
+    expect(triage).toContain('StringEquals\\":\\"billing');
+    expect(triage).toContain('NumericGreaterThan\\":100');
+    expect(triage).not.toContain('contextRef');
+    expect(definition('team-request')).toContain('https://mcp.tracker.example.com/mcp');
+  });
+
   it('lets only the webhook start executions and reads secrets by name', () => {
     const text = JSON.stringify(template.toJSON());
     expect(text).toContain('states:StartExecution');
