@@ -53,12 +53,16 @@ export const guardedKey = (runId: string, phase: string, agent: string, of: 'req
 export const isRequestGuardrail = (r: Pick<AgentResult, 'guardrail' | 'answerRef'>): boolean =>
   r.guardrail !== undefined && r.answerRef?.includes('/guarded/request/') === true;
 
-/** The earlier phases' results in `previous` (a Map state's array, or one result), by phase in their order; failed ones left out. */
+/**
+ * The earlier phases' results in `previous` (a Map state's array, or one result), in their order,
+ * by phase name (the result's own `phase`: the state's keys are JSONPath-safe, `order-status` is
+ * kept under `order_status`); failed ones left out.
+ */
 function earlierResults(previous: Record<string, unknown>): Array<{ phase: string; result: AgentResult }> {
-  return Object.entries(previous).flatMap(([phase, v]) =>
+  return Object.values(previous).flatMap((v) =>
     (Array.isArray(v) ? v : [v]).flatMap((r) => {
       const parsed = AgentResultSchema.safeParse(r);
-      return parsed.success && parsed.data.status !== 'failed' ? [{ phase, result: parsed.data }] : [];
+      return parsed.success && parsed.data.status !== 'failed' ? [{ phase: parsed.data.phase, result: parsed.data }] : [];
     }),
   );
 }

@@ -208,6 +208,29 @@ describe('e2e: support-triage (supervisor → specialist → approval over $100 
     expect((await toolRecords('st-4', 'technical', 'technical-specialist')).map((r) => r.name)).toEqual(['support__search_kb']);
   }, 60_000);
 
+  it('answers where an order is from the order system; the reply check and the judge read the order-status answer', async () => {
+    // Act
+    const result = await rt.execute(
+      'support-triage',
+      'st-6',
+      request('support-triage', 'st-6', 'Where is my order 1235? It has not arrived yet and the tracking page is empty.'),
+    );
+
+    // Assess: the phase with a dash in its name is read by the later phases (the state keeps it as order_status).
+    expect(result.status).toBe('SUCCEEDED');
+    const record = (await rt.runs.get('st-6')) as RunRecord;
+    expect(record.phases?.filter((p) => p.status === 'ran').map((p) => p.phase)).toEqual([
+      'screen',
+      'triage',
+      'order-status',
+      'reply-check',
+      'judge',
+    ]);
+    const answer = await rt.artifacts.getText(record.answerRef as string);
+    expect(answer).toContain('**order-status-specialist**');
+    expect(answer).toContain('Order 1235');
+  }, 60_000);
+
   it('stops a prompt attack at the input guardrail: no model is called, nothing is spent', async () => {
     // Act
     const result = await rt.execute(
