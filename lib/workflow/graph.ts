@@ -39,8 +39,8 @@ export function toMermaid(def: AslDefinition): string {
         lines.push(`${indent}${id(name)}${shape}`);
       }
       if (typeof state.Next === 'string') lines.push(`${indent}${id(name)} --> ${id(state.Next)}`);
-      for (const c of (state.Choices as Array<{ Next: string }> | undefined) ?? []) {
-        lines.push(`${indent}${id(name)} -->|yes| ${id(c.Next)}`);
+      for (const c of (state.Choices as Array<AslState & { Next: string }> | undefined) ?? []) {
+        lines.push(`${indent}${id(name)} -->|${label(choiceLabel(c))}| ${id(c.Next)}`);
       }
       if (typeof state.Default === 'string') lines.push(`${indent}${id(name)} -->|no| ${id(state.Default)}`);
       for (const c of (state.Catch as Array<{ Next: string; ErrorEquals: string[] }> | undefined) ?? []) {
@@ -50,4 +50,11 @@ export function toMermaid(def: AslDefinition): string {
   };
   walk(def.States, '  ');
   return `${lines.join('\n')}\n`;
+}
+
+/** A Choice rule's edge label: the value a route compares (`billing`), else `yes`. */
+function choiceLabel(rule: AslState): string {
+  if (typeof rule.StringEquals === 'string') return rule.StringEquals;
+  const inner = ((rule.And as AslState[] | undefined) ?? []).find((r) => typeof r.StringEquals === 'string');
+  return typeof inner?.StringEquals === 'string' ? inner.StringEquals : 'yes';
 }
