@@ -19,7 +19,8 @@ export type RequestPublishInput = Extract<PublishInput, { kind: 'answer' | 'fail
 
 /**
  * Tells the request's Slack thread how the run ended: its first message ("Working on…") becomes
- * the outcome (`update`; without it, the outcome is a reply), then `replies` follow in order.
+ * the outcome (`update`; without it, or when Slack refuses the update, the outcome is a reply),
+ * then `replies` follow in order.
  * @returns `slackError` for the run record when a post failed (never throws)
  */
 async function tellThread(
@@ -31,9 +32,15 @@ async function tellThread(
   const thread = request?.thread;
   if (!thread || !deps.threads) return {};
   const threads = deps.threads;
+  // A first message that cannot be updated (deleted, too old) still gets the outcome, as a reply.
+  const updated = threads.update
+    ? await threads.update(thread, outcome).then(
+        () => true,
+        () => false,
+      )
+    : false;
   try {
-    if (threads.update) await threads.update(thread, outcome);
-    else await threads.reply(thread, outcome);
+    if (!updated) await threads.reply(thread, outcome);
     for (const text of replies) await threads.reply(thread, text);
     return {};
   } catch (e) {

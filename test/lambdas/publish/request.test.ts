@@ -57,6 +57,7 @@ beforeAll(async () => {
       calls.push({ method, args });
       res.writeHead(200, { 'content-type': 'application/json' });
       if (args.channel === 'C-GONE') return void res.end(JSON.stringify({ ok: false, error: 'channel_not_found' }));
+      if (method === 'chat.update' && args.ts === 'deleted') return void res.end(JSON.stringify({ ok: false, error: 'message_not_found' }));
       res.end(JSON.stringify({ ok: true, channel: args.channel, ts: method === 'chat.update' ? args.ts : '1700000000.000200' }));
     });
   });
@@ -187,6 +188,30 @@ describe('Function: publish (kind answer)', () => {
       `_(cut at 3,000 of ${hostile.length.toLocaleString('en-US')} characters: the whole answer is the run's artifact`,
     );
     expect(text.length).toBeLessThan(40_000);
+  });
+
+  it('replies with the outcome when the first message cannot be updated, then with the answer', async () => {
+    const { artifacts, runs, deps } = env();
+    const answerRef = await artifacts.putText('runs/r6/answers/reply.md', 'Done.');
+    const before = calls.length;
+    await publish(
+      {
+        kind: 'answer',
+        runId: 'r6',
+        workflow: 'support',
+        request: { ...REQUEST, thread: { channel: THREAD.channel, ts: 'deleted' } },
+        report: { reportRef: 'runs/r6/report.json', summary: summary({ answerRef }) },
+        outputs: { databaseLog: false },
+      },
+      deps,
+    );
+    const made = threadCalls(before).map((c) => [c.method, c.args.text?.slice(0, 10)]);
+    expect(made).toEqual([
+      ['chat.update', '✅ Answered'],
+      ['chat.postMessage', '✅ Answered'],
+      ['chat.postMessage', 'Done.'],
+    ]);
+    expect(runs.records.get('r6')?.slackError).toBeUndefined();
   });
 
   it('says there is no answer when no phase answered, and records a thread Slack refused', async () => {
