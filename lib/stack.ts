@@ -200,6 +200,7 @@ export class AgentFlowStack extends Stack {
     // GitLab merge requests: token, webhookSecret, apiUrl (self-managed). Read only when a run is on GitLab.
     const gitlabSecret = Secret.fromSecretNameV2(this, 'GitLabSecret', `agentflow/${props.envName}/gitlab`);
     checkGroups(props.workflows, props.config, props.envName);
+    checkAskWorkflow(props.workflows, props.config, props.envName);
     for (const warning of slackGroupWarnings(props.workflows, props.config, props.envName)) {
       Annotations.of(this).addWarningV2('agentflow:approvers-without-slack', warning);
     }
@@ -345,6 +346,8 @@ export class AgentFlowStack extends Stack {
         SLACK_SECRET_NAME: slackSecret.secretName,
         CI_SECRET_NAME: ciSecret.secretName,
         AGENTFLOW_GROUPS: groupsJson,
+        // `/agentflow ask <request>` without a workflow name starts this request workflow.
+        ...(props.config.askWorkflow ? { AGENTFLOW_ASK_WORKFLOW: props.config.askWorkflow } : {}),
         AGENTFLOW_WORKFLOWS: JSON.stringify(
           machines.map(({ workflow, sm }) => ({ ...webhookTrigger(workflow), stateMachineArn: sm.stateMachineArn })),
         ),
@@ -507,6 +510,21 @@ export class AgentFlowStack extends Stack {
     new CfnOutput(this, 'SpendDashboardName', { value: dashboard.dashboardName });
     new CfnOutput(this, 'ArtifactBucketName', { value: bucket.bucketName });
     new CfnOutput(this, 'TableName', { value: table.tableName });
+  }
+}
+
+/**
+ * Checks that the environment's `askWorkflow` (what `/agentflow ask` starts without a workflow
+ * name) is a request workflow of this deployment.
+ * @throws Error naming the context path, the value and the request workflows there are
+ */
+export function checkAskWorkflow(workflows: readonly Workflow[], config: Pick<EnvironmentConfig, 'askWorkflow'>, envName: string): void {
+  if (config.askWorkflow === undefined) return;
+  const requests = workflows.filter((w) => w.kind === 'request').map((w) => w.id);
+  if (!requests.includes(config.askWorkflow)) {
+    throw new Error(
+      `cdk.json: context.environments.${envName}.askWorkflow: "${config.askWorkflow}" is not a request workflow (trigger: request) of this deployment; request workflows: ${requests.join(', ') || 'none'}`,
+    );
   }
 }
 

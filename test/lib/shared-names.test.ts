@@ -13,6 +13,7 @@ import {
   RUN_KINDS as CORE_RUN_KINDS,
 } from '../../lambdas/core/contracts.js';
 import * as errors from '../../lambdas/core/errors.js';
+import { stateKey } from '../../lambdas/core/request-report.js';
 import { DEFAULT_MAX_ITERATIONS as CORE_MAX_ITERATIONS } from '../../lambdas/core/tool-loop.js';
 import {
   VERIFIER_AGENT as CORE_VERIFIER_AGENT,
@@ -26,6 +27,7 @@ import {
   BUILTIN_TOOLS as LOAD_BUILTIN_TOOLS,
   DEFAULT_MAX_ITERATIONS as LOAD_MAX_ITERATIONS,
   RUN_KINDS as LOAD_RUN_KINDS,
+  phaseKey,
 } from '../../lib/workflow/index.js';
 import {
   DEFAULT_FAIL_ON as LOAD_FAIL_ON,
@@ -130,6 +132,8 @@ describe('shared names between the compiler and the Lambdas', () => {
     expect([...LOAD_BUILTIN_TOOLS]).toEqual([...CORE_BUILTIN_TOOLS]);
     expect(LOAD_BUILTIN_TOOL_SERVER).toBe(CORE_BUILTIN_TOOL_SERVER);
     expect(LOAD_MAX_ITERATIONS).toBe(CORE_MAX_ITERATIONS);
+    // Aggregate finds a phase's results under the key the compiler keeps them at.
+    for (const name of ['order-status', 'refund.v2', 'a b', 'plain_name']) expect(stateKey(name)).toBe(phaseKey(name));
   });
 
   it('has the same inline review defaults in the workflow loader and the Lambdas', () => {

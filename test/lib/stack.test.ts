@@ -8,7 +8,14 @@ import { StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadEnvironmentConfig, loadLocalGatewayConfig } from '../../lib/config.js';
 import { WorkflowStateMachine } from '../../lib/constructs/workflow-state-machine.js';
-import { AgentFlowStack, addEnvironmentStack, gatewayEnvironment, slackChannelWarnings, slackGroupWarnings } from '../../lib/stack.js';
+import {
+  AgentFlowStack,
+  addEnvironmentStack,
+  checkAskWorkflow,
+  gatewayEnvironment,
+  slackChannelWarnings,
+  slackGroupWarnings,
+} from '../../lib/stack.js';
 import { callbackStatesWithoutTimeout, compileWorkflow, type ModelCatalog, taskStates, type Workflow } from '../../lib/workflow/index.js';
 import { loadWorkspace, PROJECT_ROOT } from '../../lib/workspace.js';
 
@@ -21,6 +28,7 @@ const environments = {
     groups,
     ingressReservedConcurrency: 20,
     guardrail: { id: 'gr-support1', version: '3' },
+    askWorkflow: 'team-request',
   },
   prod: { region: 'eu-west-1', logRetentionDays: 90, removalPolicy: 'retain' },
 };
@@ -345,6 +353,15 @@ describe('Stack: AgentFlowStack', () => {
     expect(triage).not.toContain('mcp.support.example.com');
   });
 
+  it("gives the webhook the environment's askWorkflow, and refuses one that is not a request workflow", () => {
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ AGENTFLOW_ASK_WORKFLOW: 'team-request' }) },
+    });
+    expect(() => checkAskWorkflow([...ws.workflows.values()], { askWorkflow: 'pr-review' }, 'dev')).toThrow(
+      'cdk.json: context.environments.dev.askWorkflow: "pr-review" is not a request workflow (trigger: request) of this deployment; request workflows: support-triage, team-request',
+    );
+  });
+
   it('synthesizes the request workflows: a Choice on the route, a Choice before the conditional gate, request in place of the change', () => {
     const machines = template.findResources('AWS::StepFunctions::StateMachine');
     const definition = (id: string) => {
@@ -352,7 +369,13 @@ describe('Stack: AgentFlowStack', () => {
       return JSON.stringify(m.Properties.DefinitionString);
     };
     const triage = definition('support-triage');
-    for (const state of ['Route: triage', 'When: refund-approval', 'Not needed: refund-approval', 'Check guardrail: screen', 'Aggregate answer']) {
+    for (const state of [
+      'Route: triage',
+      'When: refund-approval',
+      'Not needed: refund-approval',
+      'Check guardrail: screen',
+      'Aggregate answer',
+    ]) {
       expect(triage).toContain(state);
     }
     expect(triage).toContain('StringEquals\\":\\"billing');
