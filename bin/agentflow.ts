@@ -29,7 +29,7 @@ import { localApiHeaders, readServeState, removeServeState, writeServeState } fr
 import { exitCodeFor, formatProgress, formatRunLine, runOutcome } from '../lib/local/progress.js';
 import { DEFAULT_MAX_CONCURRENT_RUNS, LocalRuntime } from '../lib/local/runtime.js';
 import { type LocalServerOptions, localServerSecrets, startLocalServer } from '../lib/local/server.js';
-import { compileWorkflow, formatDiagnostic, toMermaid, type Workflow } from '../lib/workflow/index.js';
+import { compileWorkflow, formatDiagnostic, mapPhases, toMermaid, type Workflow } from '../lib/workflow/index.js';
 import { securityAgents } from '../lib/workflow/model.js';
 import { loadWorkspace, PROJECT_ROOT, resolveWorkflowFile, WORKFLOWS_DIR } from '../lib/workspace.js';
 
@@ -65,11 +65,25 @@ program
     }
     for (const wf of ws.workflows.values()) {
       const def = compileWorkflow(wf);
-      const agents = wf.phases.reduce((n, p) => n + (p.kind === 'agents' ? p.agents.length : 0), 0);
-      const gates = wf.phases.filter((p) => p.kind !== 'agents').length;
-      console.log(
-        `✔ ${wf.id}: ${wf.phases.length} phase(s), ${agents} agent(s)${gates ? `, ${gates} gate(s)` : ''}, ${Object.keys(def.States).length} states`,
-      );
+      const count = (kinds: readonly string[]) => wf.phases.filter((p) => kinds.includes(p.kind)).length;
+      const agents = mapPhases(wf.phases)
+        .filter(({ phase }) => phase.kind !== 'guardrail')
+        .reduce((n, { agents: a }) => n + a.length, 0);
+      const parts = [
+        `${wf.phases.length} phase(s)`,
+        `${agents} agent(s)`,
+        ...(
+          [
+            [count(['approval', 'ci']), 'gate(s)'],
+            [count(['route']), 'route(s)'],
+            [count(['guardrail']), 'guardrail(s)'],
+          ] as const
+        )
+          .filter(([n]) => n > 0)
+          .map(([n, what]) => `${n} ${what}`),
+        `${Object.keys(def.States).length} states`,
+      ];
+      console.log(`✔ ${wf.id}${wf.kind === 'request' ? ' (request)' : ''}: ${parts.join(', ')}`);
     }
     console.log(`✔ ${ws.catalog?.agents.size ?? 0} agents, ${Object.keys(ws.catalog?.models.models ?? {}).length} models valid`);
   });
