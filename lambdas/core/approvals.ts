@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { ChangeSchema, FORGES, type Forge, parseInput, RequestSchema } from './contracts.js';
+import { ChangeSchema, FORGES, type Forge, parseInput, type Request, RequestSchema } from './contracts.js';
 import { InvalidInputError } from './errors.js';
+import type { ThreadNotifier } from './ports.js';
 import { redactSecrets } from './redact.js';
+import { approvalThreadText } from './slack.js';
 
 /**
  * Human approvals and external callbacks on Step Functions task tokens (DESIGN §6).
@@ -235,10 +237,11 @@ export const APPROVAL_REQUEST_CHARS = 200;
 
 /**
  * A request run's request as its approval record keeps it: who asked (`slack:<user id>`,
- * `local:<user>`) and the start of the text ({@link APPROVAL_REQUEST_CHARS} characters, secrets
- * redacted first). Untrusted: made inert where it is shown.
+ * `local:<user>`), the start of the text ({@link APPROVAL_REQUEST_CHARS} characters, secrets
+ * redacted first; untrusted: made inert where it is shown) and, for `/agentflow ask`, the Slack
+ * thread that is told when the gate asks and when it is decided.
  */
-export const ApprovalRequestSchema = z.object({ requester: z.string(), text: z.string() });
+export const ApprovalRequestSchema = z.object({ requester: z.string(), text: z.string(), thread: MessageRefSchema.optional() });
 export type ApprovalRequest = z.infer<typeof ApprovalRequestSchema>;
 
 /**
@@ -361,6 +364,11 @@ export type TeamDirectories = Partial<Record<Forge, TeamDirectory>>;
 export interface RequestApprovalDeps {
   approvals: ApprovalStore;
   notifier: ApprovalNotifier;
+  /**
+   * Tells a request run's Slack thread that its gate waits and how it was decided
+   * ({@link approvalThreadText}). @default - the thread is not told
+   */
+  threads?: ThreadNotifier;
   groups: ApproverGroups;
   now?: () => Date;
   /** @default 12 random bytes, base64url (16 characters) */
@@ -371,10 +379,25 @@ export interface RequestApprovalDeps {
  * What an approval record keeps of a request: the requester and the text's start, secrets
  * redacted over the whole text first (so a secret is not cut in two and missed).
  */
-async function requestExcerpt(request: { text: string; requester: string }): Promise<ApprovalRequest> {
+async function requestExcerpt(request: Request): Promise<ApprovalRequest> {
   const clean = (await redactSecrets(request.text)).text;
   const text = clean.length > APPROVAL_REQUEST_CHARS ? `${clean.slice(0, APPROVAL_REQUEST_CHARS - 1)}…` : clean;
-  return { requester: request.requester, text };
+  return { requester: request.requester, text, ...(request.thread ? { thread: request.thread } : {}) };
+}
+
+/**
+ * Replies in a request run's Slack thread what its approval now is ({@link approvalThreadText});
+ * a review run's record (no thread) is not told. A post that fails is ignored: the thread is a
+ * courtesy to the requester, the gate goes on without it.
+ */
+async function tellRequester(threads: ThreadNotifier | undefined, record: ApprovalRecord): Promise<void> {
+  const thread = record.request?.thread;
+  if (!thread || !threads) return;
+  try {
+    await threads.reply(thread, approvalThreadText(record));
+  } catch {
+    // Ignored: see above.
+  }
 }
 
 /** The answer data a gate was sent: `data`, else the `data` of `result` when it is flat answer data. */
@@ -397,7 +420,8 @@ async function redactData(data: ApprovalData): Promise<ApprovalData> {
  * posts the message. Returns the id; Step Functions ignores the return value and waits for the
  * callback or the state's TimeoutSeconds. A review run's record names the pull request; a request
  * run's keeps who asked and the request's first {@link APPROVAL_REQUEST_CHARS} characters; a
- * `when:` gate's keeps the condition and the answer data (secrets redacted from both).
+ * `when:` gate's keeps the condition and the answer data (secrets redacted from both). A request
+ * run with a Slack thread (`/agentflow ask`) is told there that it waits (`deps.threads`).
  * @throws InvalidInputError on a bad payload or an unknown approver group
  *
  * @example
@@ -444,6 +468,7 @@ export async function requestApproval(raw: unknown, deps: RequestApprovalDeps): 
   };
   await deps.approvals.create(record);
   await deps.approvals.activate(id, await deps.notifier.request(record));
+  await tellRequester(deps.threads, record);
   return { approvalId: id };
 }
 
@@ -461,17 +486,19 @@ export const isExpireAction = (raw: unknown): boolean => (raw as { action?: unkn
 /**
  * ExpireApproval (the gate's timeout path, same Lambda as RequestApproval): marks the state's
  * still-pending request EXPIRED and updates its message, so nobody is left looking at buttons that
- * can no longer work. @returns whether a pending request was expired
+ * can no longer work; a request run's thread is told nobody decided in time.
+ * @returns whether a pending request was expired
  */
 export async function expireApproval(
   raw: unknown,
-  deps: Pick<RequestApprovalDeps, 'approvals' | 'notifier'>,
+  deps: Pick<RequestApprovalDeps, 'approvals' | 'notifier' | 'threads'>,
 ): Promise<{ expired: boolean }> {
   const input = parseInput(ExpireApprovalInputSchema, raw, 'ExpireApproval');
   const record = await deps.approvals.findByRun(input.runId, input.phase, input.escalation);
   if (record?.status !== 'PENDING') return { expired: false };
   await deps.approvals.expire(record.id);
-  await deps.notifier.decided({ ...record, status: 'EXPIRED' });
+  const expired: ApprovalRecord = { ...record, status: 'EXPIRED' };
+  await Promise.all([deps.notifier.decided(expired), tellRequester(deps.threads, expired)]);
   return { expired: true };
 }
 
@@ -479,8 +506,18 @@ export interface DecideDeps {
   approvals: ApprovalStore;
   callbacks: TaskCallbacks;
   notifier: ApprovalNotifier;
+  /** Tells a request run's Slack thread the decision. @default - the thread is not told */
+  threads?: ThreadNotifier;
   teams?: TeamDirectories;
   now?: () => Date;
+}
+
+/**
+ * Updates the approval message and tells a request run's thread, side by side (the Slack ingress
+ * answers within 3 s); neither failure fails the decision.
+ */
+async function told(deps: Pick<DecideDeps, 'notifier' | 'threads'>, record: ApprovalRecord): Promise<void> {
+  await Promise.all([deps.notifier.decided(record).catch(() => undefined), tellRequester(deps.threads, record)]);
 }
 
 /** The result of {@link decideApproval}; `message` is what the person is told. */
@@ -514,7 +551,8 @@ export async function mayDecide(record: ApprovalRecord, actor: Actor, teams?: Te
  * the conditional claim (a concurrent decision loses here); then SendTaskSuccess
  * (`{ outcome, by, at, approvalId, ...output }`) or SendTaskFailure (`ApprovalRejectedError`,
  * cause = the same JSON); `TaskTimedOut`/`InvalidToken` mark it EXPIRED and answer `expired`;
- * any other failure undoes the claim and answers `retry`. The message is updated last.
+ * any other failure undoes the claim and answers `retry`. The message is updated last, and a
+ * request run's thread told the outcome at the same time (a failure of either is ignored).
  */
 export async function decideApproval(
   id: string,
@@ -540,9 +578,9 @@ export async function decideApproval(
   if (record.status === 'EXPIRED') return expired;
   if (record.status !== 'PENDING') return decided(record);
   if (now.getTime() >= Date.parse(record.deadline)) {
-    // The state timed out without a decision: mark it and show it on the message.
+    // The state timed out without a decision: mark it and show it on the message and in the thread.
     await deps.approvals.expire(id);
-    await deps.notifier.decided({ ...record, status: 'EXPIRED' }).catch(() => undefined);
+    await told(deps, { ...record, status: 'EXPIRED' });
     return expired;
   }
 
@@ -561,14 +599,13 @@ export async function decideApproval(
   } catch (e) {
     if (e instanceof TaskCallbackError) {
       await deps.approvals.expire(id);
-      await deps.notifier.decided({ ...record, status: 'EXPIRED' }).catch(() => undefined);
+      await told(deps, { ...record, status: 'EXPIRED' });
       return expired;
     }
     await deps.approvals.release(id, by, at);
     return { outcome: 'retry', message: `Could not deliver the decision on ${what} (${(e as Error).name}); try again.`, approval };
   }
-  const done: ApprovalRecord = { ...record, status, decidedBy: by, decidedAt: at };
-  await deps.notifier.decided(done).catch(() => undefined);
+  await told(deps, { ...record, status, decidedBy: by, decidedAt: at });
   return { outcome: result.outcome as 'approved' | 'rejected', message: `${what}: ${result.outcome} by ${by}.`, approval };
 }
 

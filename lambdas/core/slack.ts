@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { ApprovalRecord } from './approvals.js';
+import type { ApprovalRecord, ApprovalStatus } from './approvals.js';
 import { checkName } from './checks.js';
 
 /** `action_id`s of the approval message's buttons; their `value` is the approval id and nothing else. */
@@ -136,6 +136,43 @@ export function decidedBlocks(r: ApprovalRecord): { text: string; blocks: unknow
     ],
   };
 }
+
+/** A name from a workflow (a phase, a channel) in code marks, with nothing live in it. */
+const codeName = (s: string) => `\`${slackText(s).replace(/`/g, "'")}\``;
+
+/**
+ * Who decided, for a request's thread: a Slack user as the mention `actorName` wrote (`<@U…>`),
+ * anyone else (`@octocat`, `CI`) inert.
+ */
+const deciderText = (by: string | undefined) => (by && /^<@[UW][A-Z0-9]{2,}>$/.test(by) ? by : slackInert(by ?? 'someone', 60));
+
+/** The reply in a request run's thread for each state of its approval: asked, then decided. */
+const APPROVAL_THREAD_TEXT: Record<ApprovalStatus, (r: ApprovalRecord) => string> = {
+  PENDING: (r) => {
+    const why = r.about ? `, asked because ${codeName(r.about.condition)}` : '';
+    const wait = waitText((Date.parse(r.deadline) - Date.parse(r.createdAt)) / 1000);
+    const head = r.escalation ? '⏸ Escalated: waiting' : '⏸ Waiting';
+    return `${head} for a person's approval (${codeName(r.phase)} in ${slackText(r.channel)}${why}), up to ${wait}.`;
+  },
+  APPROVED: (r) => `✅ Approved by ${deciderText(r.decidedBy)}, going on.`,
+  REJECTED: (r) => `❌ Rejected by ${deciderText(r.decidedBy)}: the run stops.`,
+  EXPIRED: (r) => `⌛ Nobody decided ${codeName(r.phase)} in time.`,
+};
+
+/**
+ * What a request run's Slack thread is told about its approval gate (issue 15): while it waits,
+ * the phase, the channel it asks in, the condition of an `approval.when` gate and how long it
+ * waits; once decided, the outcome and who decided. No approver is named while it waits (nobody
+ * is pinged in the requester's thread) and no answer data is shown; names from the workflow are
+ * escaped, a non-Slack decider is inert.
+ *
+ * @example
+ * ```
+ * ⏸ Waiting for a person's approval (`refund-approval` in #support-leads, asked because `billing.amount_usd &gt; 100`), up to 4 h.
+ * ✅ Approved by <@U0LEAD>, going on.
+ * ```
+ */
+export const approvalThreadText = (r: ApprovalRecord): string => APPROVAL_THREAD_TEXT[r.status](r);
 
 /** A parsed `/agentflow` command (Slack slash command text or a pull-request comment). */
 export type AgentflowCommand =

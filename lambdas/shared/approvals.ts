@@ -82,16 +82,19 @@ export function cloudThreads(): ThreadNotifier | undefined {
 }
 
 /**
- * Everything deciding an approval needs in the cloud: the table, Step Functions, Slack, GitHub teams
- * and GitLab groups. `gitlabTimeoutMs` bounds each GitLab request of a group check (the ingress
- * must answer within GitLab's 10 s). @default the GitLab client's 10 s
+ * Everything deciding an approval needs in the cloud: the table, Step Functions, Slack (the approval
+ * message and, with `SLACK_SECRET_NAME`, a request's thread), GitHub teams and GitLab groups.
+ * `gitlabTimeoutMs` bounds each GitLab request of a group check (the ingress must answer within
+ * GitLab's 10 s). @default the GitLab client's 10 s
  */
 export function cloudDecideDeps(options: { gitlabTimeoutMs?: number } = {}): DecideDeps {
   const approvals = new DynamoApprovalStore(doc, requireEnv('TABLE_NAME'));
+  const threads = cloudThreads();
   return {
     approvals,
     callbacks: new SfnTaskCallbacks(sfn),
     notifier: slackNotifier(),
+    ...(threads ? { threads } : {}),
     teams: {
       github: { isMember: async (team, login) => new GitHubTeamDirectory(await githubClient()).isMember(team, login) },
       gitlab: {

@@ -309,9 +309,9 @@ export class LocalRuntime {
     return listApprovals(this.approvals);
   }
 
-  /** What deciding needs on this runtime: the local table, task tokens and notifier. */
+  /** What deciding needs on this runtime: the local table, task tokens and notifier (also a request's thread). */
   get decideDeps(): DecideDeps {
-    return { approvals: this.approvals, callbacks: this.callbacks, notifier: this.notifier };
+    return { approvals: this.approvals, callbacks: this.callbacks, notifier: this.notifier, threads: this.notifier };
   }
 
   /** Decides an approval as `actor` (see `decideApproval`); `output` is added to a CI report. */
@@ -330,7 +330,7 @@ export class LocalRuntime {
     const decided = this.callbacks.wait(taskToken, input.timeoutSeconds);
     await requestApproval(
       { ...input, taskToken },
-      { approvals: this.approvals, notifier: this.notifier, groups: this.options.groups ?? {} },
+      { approvals: this.approvals, notifier: this.notifier, threads: this.notifier, groups: this.options.groups ?? {} },
     );
     // A waiting execution gives its place up to the others while a person decides (hours, maybe).
     // When the decision comes it takes a place back at once, above the cap if need be: waiting

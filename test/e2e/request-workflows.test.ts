@@ -111,18 +111,23 @@ describe('e2e: team-request (a Slack request → plan → tool actions → answe
 
 describe('e2e: support-triage (supervisor → specialist → approval over $100 → guardrails → judge)', () => {
   it('routes a $150 duplicate charge to billing, waits for a lead, refunds once approved, and masks the customer e-mail before any model', async () => {
+    // Prepare: asked in Slack (`/agentflow ask`), so the request has a thread.
+    const thread = { channel: 'C0ASKS', ts: '1764460800.000100' };
+    const inThread = () => rt.notifier.replies.filter((r) => r.ts === thread.ts).map((r) => r.text);
+
     // Act
-    const done = rt.execute(
-      'support-triage',
-      'st-1',
-      request(
-        'support-triage',
-        'st-1',
-        'I was charged twice for order 1234. Please refund the duplicate charge. Reach me at ana.buyer@example.com',
-      ),
-    );
+    const text = 'I was charged twice for order 1234. Please refund the duplicate charge. Reach me at ana.buyer@example.com';
+    const done = rt.execute('support-triage', 'st-1', {
+      runId: 'st-1',
+      workflow: 'support-triage',
+      request: { text, requester: `slack:${LEAD}`, thread },
+    });
     const pending = await waitFor(async () => (await rt.listApprovals()).find((a) => a.execution === 'st-1'), 'the refund approval');
     expect(calls().some((c) => c.tool === 'issue_refund' && c.arguments.order_id === '1234')).toBe(false);
+    // The requester's thread says what it waits for, while it waits: the gate, where, why, how long.
+    expect(inThread()).toEqual([
+      "⏸ Waiting for a person's approval (`refund-approval` in #support-leads, asked because `billing.amount_usd &gt; 100`), up to 4 h.",
+    ]);
     await rt.decide(pending.id, 'approve', { slack: LEAD });
     const result = await done;
 
@@ -151,6 +156,10 @@ describe('e2e: support-triage (supervisor → specialist → approval over $100 
     expect(masked).toContain('{EMAIL}');
     expect(masked).not.toContain('ana.buyer@example.com');
     expect(record.costUsd).toBe(await spent('st-1', record));
+    // Then the decision, then the answer; the amount the condition read is never shown there.
+    expect(inThread().slice(1, 2)).toEqual([`✅ Approved by <@${LEAD}>, going on.`]);
+    expect(inThread()).toHaveLength(3);
+    expect(inThread().slice(0, 2).join('\n')).not.toContain('150');
   }, 90_000);
 
   it('refunds $45 without asking anyone (at most $100 needs no approval)', async () => {

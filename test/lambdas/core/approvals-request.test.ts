@@ -11,6 +11,7 @@ import {
   requestApproval,
 } from '../../../lambdas/core/approvals.js';
 import { InvalidInputError } from '../../../lambdas/core/errors.js';
+import type { ThreadNotifier } from '../../../lambdas/core/ports.js';
 import { approvalBlocks, decidedBlocks } from '../../../lambdas/core/slack.js';
 import { LocalApprovalNotifier, LocalTaskCallbacks } from '../../../lib/local/approvals.js';
 import { LOCAL_TABLE, type LocalTable, startLocalTable } from '../../../lib/local/runtime.js';
@@ -168,18 +169,123 @@ describe('Function: requestApproval and decideApproval (request runs, on dynalit
   });
 
   /** Requests an approval for a request run and registers its waiting task. */
-  async function requested(over: Record<string, unknown> = {}) {
+  async function requested(over: Record<string, unknown> = {}, threads?: ThreadNotifier) {
     const taskToken = `local-token-${++seq}`;
     const waiting = callbacks.wait(taskToken, 3600);
     waiting.catch(() => undefined);
     const { approvalId } = await requestApproval(requestPayload({ taskToken, runId: `req-${seq}`, ...over }), {
       approvals,
       notifier,
+      ...(threads ? { threads } : {}),
       groups: {},
       now,
     });
-    return { id: approvalId, waiting };
+    return { id: approvalId, waiting, runId: `req-${seq}` };
   }
+
+  describe('a request run’s Slack thread (`/agentflow ask`)', () => {
+    const thread = { channel: 'C0ASKS', ts: '1764460800.000100' };
+    const asked = {
+      request: { text: 'Refund <!channel> <https://evil.example|now>', requester: 'slack:U0CUSTOMER', thread },
+      data: { note: '<@U0ATTACKER> see <https://evil.example|here>', amount_usd: 250, order_id: 'A-1234' },
+    };
+    /** A thread notifier that keeps what it was asked to post. */
+    const recorder = () => new LocalApprovalNotifier(() => undefined);
+
+    it('tells the thread what the gate waits for: the phase, its channel, the condition and how long, no approver and no data', async () => {
+      // Prepare
+      const threads = recorder();
+
+      // Act
+      const { id } = await requested(asked, threads);
+
+      // Assess
+      expect(threads.replies).toEqual([
+        {
+          ...thread,
+          text: "⏸ Waiting for a person's approval (`refund-approval` in #support-leads, asked because `billing.amount_usd &gt; 100`), up to 2 h.",
+        },
+      ]);
+      const text = threads.replies[0]?.text ?? '';
+      for (const value of ['250', 'A-1234', 'ATTACKER', 'evil', LEAD, 'Refund']) expect(text).not.toContain(value);
+      expect((await approvals.get(id))?.request?.thread).toEqual(thread);
+    });
+
+    it('keeps a hostile condition inert in the thread', async () => {
+      const threads = recorder();
+      await requested({ ...asked, about: { phase: 'billing', condition: 'billing.note == "<!channel> `x` <@U0ATTACKER>"' } }, threads);
+      const text = threads.replies[0]?.text ?? '';
+      expect(text).not.toMatch(/<[!@]/);
+      expect(text).toContain('&lt;!channel&gt;');
+      expect(text).not.toContain('`x`');
+    });
+
+    it('tells the thread who approved, who rejected, and when nobody decided in time', async () => {
+      // Prepare
+      const threads = recorder();
+      const deps = { approvals, callbacks, notifier, threads, now };
+      const approved = await requested(asked, threads);
+      const rejected = await requested(asked, threads);
+      const expired = await requested(asked, threads);
+
+      // Act
+      await decideApproval(approved.id, 'approve', { slack: LEAD }, deps);
+      await decideApproval(rejected.id, 'reject', { slack: LEAD }, deps);
+      await expireApproval({ action: 'expire', runId: expired.runId, phase: 'refund-approval' }, deps);
+
+      // Assess
+      expect(threads.replies.map((r) => r.text).filter((t) => !t.startsWith('⏸'))).toEqual([
+        `✅ Approved by <@${LEAD}>, going on.`,
+        `❌ Rejected by <@${LEAD}>: the run stops.`,
+        '⌛ Nobody decided `refund-approval` in time.',
+      ]);
+      await expect(approved.waiting).resolves.toMatchObject({ outcome: 'approved' });
+      await expect(rejected.waiting).rejects.toMatchObject({ name: REJECTED_ERROR });
+    });
+
+    it('tells the thread once when a decision comes after the deadline, and not again on the timeout path', async () => {
+      const threads = recorder();
+      const { id, runId } = await requested(asked, threads);
+      const later = () => new Date('2026-11-21T03:00:00.000Z');
+      expect((await decideApproval(id, 'approve', { slack: LEAD }, { approvals, callbacks, notifier, threads, now: later })).outcome).toBe(
+        'expired',
+      );
+      expect(await expireApproval({ action: 'expire', runId, phase: 'refund-approval' }, { approvals, notifier, threads })).toEqual({
+        expired: false,
+      });
+      expect(threads.replies.map((r) => r.text).slice(1)).toEqual(['⌛ Nobody decided `refund-approval` in time.']);
+    });
+
+    it('asks, decides and expires even when every thread post fails', async () => {
+      // Prepare
+      const failing: ThreadNotifier = {
+        start: async () => undefined,
+        reply: async () => {
+          throw new Error('channel_not_found');
+        },
+      };
+      const deps = { approvals, callbacks, notifier, threads: failing, now };
+
+      // Act
+      const first = await requested(asked, failing);
+      const second = await requested(asked, failing);
+
+      // Assess
+      expect((await decideApproval(first.id, 'approve', { slack: LEAD }, deps)).outcome).toBe('approved');
+      await expect(first.waiting).resolves.toMatchObject({ outcome: 'approved' });
+      expect(await expireApproval({ action: 'expire', runId: second.runId, phase: 'refund-approval' }, deps)).toEqual({ expired: true });
+    });
+
+    it('posts nothing for a review run’s gate or a request without a thread', async () => {
+      const threads = recorder();
+      const deps = { approvals, callbacks, notifier, threads, now };
+      const review = await requested({ request: undefined, about: undefined, data: undefined, change: exampleChange() }, threads);
+      const unthreaded = await requested({}, threads);
+      await decideApproval(review.id, 'approve', { slack: LEAD }, deps);
+      await decideApproval(unthreaded.id, 'reject', { slack: LEAD }, deps);
+      expect(threads.replies).toEqual([]);
+    });
+  });
 
   it('stores the requester, the request’s start with secrets redacted, the condition and the data', async () => {
     // Prepare
