@@ -193,9 +193,15 @@ export interface OfflineReview {
   files?: Array<{ path: string; content: string }>;
 }
 
-/** The offline model's review of a system prompt + messages: findings for the asked categories. */
+/**
+ * The offline model's review of a system prompt + messages: findings for the asked categories,
+ * from the last user message with text (the chunk, or the chunk a repair prompt asks about again).
+ * Tool results never change it: a review agent that used the built-in tools (offline-tools.ts)
+ * answers the findings it answers without them.
+ */
 export function offlineReview(system: string, messages: Array<{ role: string; content: string }>): OfflineReview {
-  const user = [...messages].reverse().find((m) => m.role === 'user')?.content ?? '';
+  // The last user message with text: a Bedrock tool loop's tool results come in user messages without any.
+  const user = [...messages].reverse().find((m) => m.role === 'user' && m.content !== '')?.content ?? '';
   // A repair request: answer the original prompt again.
   const prompt = /could not be used/.test(user) ? (messages.find((m) => m.role === 'user')?.content ?? user) : user;
   const categories = (/^Categories: (.+)$/m.exec(prompt)?.[1] ?? '')

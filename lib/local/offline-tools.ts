@@ -1,3 +1,5 @@
+import { BUILTIN_TOOL_SERVER } from '../../lambdas/core/contracts.js';
+import { toolName } from '../../lambdas/core/tools.js';
 import { offlineRequestToolCall } from './offline-requests.js';
 
 /**
@@ -15,6 +17,18 @@ import { offlineRequestToolCall } from './offline-requests.js';
  * 2. **Request agents** (a system prompt of `answerSystemPrompt` / `routeSystemPrompt`) without any
  *    directive: the tools the request's words choose, each once, in the order offered, with input
  *    built from the tool's input schema ({@link offlineRequestToolCall}, lib/local/offline-requests.ts).
+ * 3. **Review agents** (a system prompt of `systemPrompt`, lambdas/core/prompt.ts: the findings
+ *    answer format) offered AgentFlow's built-in tools, without any directive: one call per turn,
+ *    each tool once, only the built-in tools offered ({@link offlineReviewToolCall}) —
+ *    1. `agentflow__list_changed_files` with `{}`;
+ *    2. `agentflow__read_file` with `{"path"}` of the first file of the chunk (its `### <path> (…)`
+ *       headers, in order) that is neither removed nor binary and, when the listing answered, that
+ *       the listing names;
+ *
+ *    then the review in text, from the chunk alone: the findings are exactly those the agent
+ *    gives without tools (the rules of lib/local/offline-rules.ts read the diff, not the tool
+ *    results). `agentflow__search` is never called. A repair conversation (a new one, without the
+ *    earlier tool results) calls the tools again.
  *
  * A deterministic stand-in, not a model.
  */
@@ -74,11 +88,66 @@ function directivesOf(task: string): Array<{ repeat: boolean; name: string; inpu
 export function offlineToolCall(turn: OfflineToolTurn): OfflineToolCall | undefined {
   if (turn.offered.length === 0) return undefined;
   const directives = directivesOf(turn.task);
-  if (directives.length === 0) return offlineRequestToolCall(turn);
+  if (directives.length === 0) return offlineRequestToolCall(turn) ?? offlineReviewToolCall(turn);
   const repeat = directives.find((d) => d.repeat);
   if (repeat) return { name: repeat.name, input: repeat.input };
   const next = directives[turn.results.length];
   return next ? { name: next.name, input: next.input } : undefined;
+}
+
+/** The line of `systemPrompt`'s answer format (lambdas/core/prompt.ts) that only a review agent's system prompt has. */
+const REVIEW_FORMAT = /^\{"summary": "<one or two sentences>", "findings": \[/m;
+
+/** A file header of a chunk (`renderFile` / `layoutChunks`, lambdas/core/tokens.ts): path, then status and counts or part. */
+const FILE_HEADER = /^### (.+) \((renamed from .*|[a-z-]+)(?:, \+\d+ -\d+|, part \d+)?\)$/;
+
+/** The built-in tools a review agent calls, in this order. */
+const LIST_CHANGED_FILES = toolName(BUILTIN_TOOL_SERVER, 'list_changed_files');
+const READ_FILE = toolName(BUILTIN_TOOL_SERVER, 'read_file');
+
+/**
+ * The files of a review chunk (the task), in order, that have content to read: each `### <path> (…)`
+ * header whose status is not `removed` and whose diff is not `(binary file)`. A path is listed once
+ * (a file split in parts has one header per part).
+ */
+export function readableChunkFiles(task: string): string[] {
+  const out: string[] = [];
+  const blocks = task.split(/^(?=### )/m).slice(1);
+  for (const block of blocks) {
+    const m = FILE_HEADER.exec(block.split('\n', 1)[0] ?? '');
+    const path = m?.[1];
+    if (!path || m[2] === 'removed' || /^\(binary file\)$/m.test(block) || out.includes(path)) continue;
+    out.push(path);
+  }
+  return out;
+}
+
+/**
+ * A review agent's tool call on this turn (rule 3 of this module), or undefined when it answers:
+ * `agentflow__list_changed_files`, then `agentflow__read_file` of the first readable file of the
+ * chunk ({@link readableChunkFiles}) that the listing names (when the listing answered without an
+ * error: its lines are `path<TAB>status…`), each only when offered, each once. Undefined for any
+ * other system prompt.
+ *
+ * @example
+ * offlineReviewToolCall({ system: systemPrompt(agent), task: chunkMessage(…), offered: [list, read], results: [] });
+ * // → { name: 'agentflow__list_changed_files', input: {} }
+ */
+export function offlineReviewToolCall(turn: OfflineToolTurn): OfflineToolCall | undefined {
+  if (!REVIEW_FORMAT.test(turn.system)) return undefined;
+  const offered = new Set(turn.offered.map((t) => t.name));
+  const plan: OfflineToolCall[] = [];
+  if (offered.has(LIST_CHANGED_FILES)) plan.push({ name: LIST_CHANGED_FILES, input: {} });
+  if (offered.has(READ_FILE)) {
+    const listing = turn.results.find((r) => r.name === LIST_CHANGED_FILES && !r.isError);
+    const listed = listing ? new Set(listing.text.split('\n').map((l) => l.split('\t', 1)[0])) : undefined;
+    const path = readableChunkFiles(turn.task).find((p) => listed?.has(p) ?? true);
+    if (path !== undefined) plan.push({ name: READ_FILE, input: { path } });
+  }
+  // Never more calls than planned, even when a result names no call.
+  if (turn.results.length >= plan.length) return undefined;
+  const done = new Set(turn.results.map((r) => r.name));
+  return plan.find((c) => !done.has(c.name));
 }
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -162,13 +162,16 @@ describe('Function: invokeAgent', () => {
     const r = await invokeAgent(input(withTools, contextRef), { artifacts, gateway, budgets: providers.budgets });
 
     // Assess
-    expect(r).toMatchObject({ status: 'succeeded', findings: 2, calls: 1, iterations: 1, toolCalls: 0, toolErrors: 0 });
+    // The offline model reads the chunk's file (read_file; list_changed_files is not offered), then answers.
+    expect(r).toMatchObject({ status: 'succeeded', findings: 2, calls: 2, iterations: 2, toolCalls: 1, toolErrors: 0 });
     expect(sent[0]?.tools?.map((t) => t.name)).toEqual(['agentflow__read_file', 'agentflow__search']);
     expect(sent[0]?.answerFormat).toBeUndefined();
     expect(sent[0]?.system).toMatch(/## Answer format/);
-    expect(await artifacts.getJson(r.toolCallsRef as string)).toEqual([]);
+    expect(await artifacts.getJson(r.toolCallsRef as string)).toEqual([
+      expect.objectContaining({ name: 'agentflow__read_file', input: '{"path":"App/Checkout.swift"}', ok: true }),
+    ]);
     const spend = await readSpend(artifacts, 'r1', 'review', 'code-review');
-    expect(r.costUsd).toBe((spend.invocations[0]?.costMicro ?? 0) / 1e6);
+    expect(r.costUsd).toBe(spend.invocations.reduce((s, i) => s + i.costMicro, 0) / 1e6);
   });
 
   it('asks once more with room up to the model’s max_output when an answer is cut at max_tokens, never the same question again', async () => {

@@ -1,14 +1,15 @@
-import { BedrockRuntimeClient, ConverseCommand } from '@aws-sdk/client-bedrock-runtime';
+import { BedrockRuntimeClient, ConverseCommand, type Message } from '@aws-sdk/client-bedrock-runtime';
 import OpenAI from 'openai';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { FINDINGS_FORMAT } from '../../../lambdas/core/answer-format.js';
-import { PROVIDERS } from '../../../lambdas/core/contracts.js';
-import { DOCUMENT_CLOSE, DOCUMENT_OPEN, parseAnswer } from '../../../lambdas/core/prompt.js';
+import { AgentItemSchema, PROVIDERS } from '../../../lambdas/core/contracts.js';
+import { DOCUMENT_CLOSE, DOCUMENT_OPEN, parseAnswer, systemPrompt } from '../../../lambdas/core/prompt.js';
 import { countTokens, type TokenizerFamily } from '../../../lambdas/core/tokenizer.js';
 import {
   type OfflineModelOptions,
   OfflineModelServer,
   offlineAnswer,
+  offlineReview,
   parseFaults,
   REPLY_PRIMING_TOKENS,
   schemaMismatch,
@@ -341,6 +342,94 @@ describe('Class: OfflineModelServer (Bedrock tool use)', () => {
       .catch((x: unknown) => x);
     expect(e).toMatchObject({ name: 'ValidationException', $metadata: { httpStatusCode: 400 } });
     expect((e as Error).message).toMatch(message);
+  });
+});
+
+describe('Class: OfflineModelServer (a review agent offered the built-in tools)', () => {
+  const system = systemPrompt(
+    AgentItemSchema.parse({
+      name: 'code-review',
+      model: { provider: 'bedrock', alias: 'claude-sonnet', modelId: 'anthropic.claude', contextWindow: 200_000, price: null },
+      fallback: [],
+      maxTokens: 4000,
+      temperature: 0,
+      categories: ['correctness'],
+      tasks: [],
+      prompt: 'You review Swift code.',
+    }),
+  );
+  const spec = (name: string) => ({ toolSpec: { name, inputSchema: { json: { type: 'object', properties: {} } } } });
+  const toolConfig = { tools: [spec('agentflow__list_changed_files'), spec('agentflow__read_file')] };
+  const task: Message = { role: 'user', content: [{ text: PROMPT }] };
+  const converse = (messages: NonNullable<ConverseCommand['input']['messages']>) =>
+    new ConverseCommand({ modelId: 'us.anthropic.claude-sonnet-4-5-20250929-v1:0', system: [{ text: system }], messages, toolConfig });
+  const use = (id: string, name: string, input: Record<string, string>): Message => ({
+    role: 'assistant',
+    content: [{ toolUse: { toolUseId: id, name, input } }],
+  });
+  const result = (id: string, text: string): Message => ({
+    role: 'user',
+    content: [{ toolResult: { toolUseId: id, content: [{ text }] } }],
+  });
+
+  it('lists the changed files, reads the chunk’s file, then answers the findings it gives without tools (Bedrock Converse)', async () => {
+    const s = await start();
+    const client = bedrock(s.bedrockUrl);
+
+    const first = await client.send(converse([task]));
+    expect(first.stopReason).toBe('tool_use');
+    expect(first.output?.message?.content?.[0]?.toolUse).toMatchObject({ name: 'agentflow__list_changed_files', input: {} });
+
+    const listed = [task, use('t1', 'agentflow__list_changed_files', {}), result('t1', 'App/Checkout.swift\tmodified\t+2 -0')];
+    const second = await client.send(converse(listed));
+    expect(second.output?.message?.content?.[0]?.toolUse).toMatchObject({
+      name: 'agentflow__read_file',
+      input: { path: 'App/Checkout.swift' },
+    });
+
+    const read = [...listed, use('t2', 'agentflow__read_file', { path: 'App/Checkout.swift' }), result('t2', 'let token = cardToken!')];
+    const third = await client.send(converse(read));
+    expect(third.stopReason).toBe('end_turn');
+    const answer = JSON.parse(third.output?.message?.content?.[0]?.text ?? '{}');
+    const without = offlineReview(system, [{ role: 'user', content: PROMPT }]);
+    expect(answer.findings).toEqual(without.findings);
+    expect(answer.findings).toHaveLength(2);
+  });
+
+  it('calls the same tools over OpenAI tool calling, and answers the same findings', async () => {
+    const s = await start();
+    const client = openai(s.openaiUrl);
+    const tools = ['agentflow__list_changed_files', 'agentflow__read_file'].map((name) => ({
+      type: 'function' as const,
+      function: { name, parameters: { type: 'object', properties: {} } },
+    }));
+    const base = [
+      { role: 'system' as const, content: system },
+      { role: 'user' as const, content: PROMPT },
+    ];
+    const first = await client.chat.completions.create({ model: 'gpt-4.1', messages: base, tools });
+    const call1 = first.choices[0]?.message.tool_calls?.[0];
+    expect(call1?.type === 'function' && call1.function.name).toBe('agentflow__list_changed_files');
+    const listed = [
+      ...base,
+      { role: 'assistant' as const, content: null, tool_calls: [call1 as NonNullable<typeof call1> & { type: 'function' }] },
+      { role: 'tool' as const, tool_call_id: call1?.id ?? '', content: 'App/Checkout.swift\tmodified\t+2 -0' },
+    ];
+    const second = await client.chat.completions.create({ model: 'gpt-4.1', messages: listed, tools });
+    const call2 = second.choices[0]?.message.tool_calls?.[0];
+    expect(call2?.type === 'function' && [call2.function.name, JSON.parse(call2.function.arguments)]).toEqual([
+      'agentflow__read_file',
+      { path: 'App/Checkout.swift' },
+    ]);
+    const read = [
+      ...listed,
+      { role: 'assistant' as const, content: null, tool_calls: [call2 as NonNullable<typeof call2> & { type: 'function' }] },
+      { role: 'tool' as const, tool_call_id: call2?.id ?? '', content: 'let token = cardToken!' },
+    ];
+    const third = await client.chat.completions.create({ model: 'gpt-4.1', messages: read, tools });
+    expect(third.choices[0]?.finish_reason).toBe('stop');
+    const answer = JSON.parse(third.choices[0]?.message.content ?? '{}');
+    expect(answer.findings).toEqual(offlineReview(system, [{ role: 'user', content: PROMPT }]).findings);
   });
 });
 

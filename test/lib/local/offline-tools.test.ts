@@ -1,5 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { bedrockToolTurn, offlineToolCall, openAIToolTurn } from '../../../lib/local/offline-tools.js';
+import { answerSystemPrompt } from '../../../lambdas/core/answer.js';
+import { AgentItemSchema, type ChangedFile } from '../../../lambdas/core/contracts.js';
+import { chunkMessage, systemPrompt } from '../../../lambdas/core/prompt.js';
+import { renderFile } from '../../../lambdas/core/tokens.js';
+import {
+  bedrockToolTurn,
+  offlineReviewToolCall,
+  offlineToolCall,
+  openAIToolTurn,
+  readableChunkFiles,
+} from '../../../lib/local/offline-tools.js';
+import { exampleChange } from '../../helpers.js';
 
 /*
  * The offline model's tool calls (lib/local/offline-tools.ts): the `call` / `repeat` directives and
@@ -26,6 +37,103 @@ describe('Function: offlineToolCall', () => {
 
   it('calls nothing when the request offers no tools, whatever the task says', () => {
     expect(offlineToolCall({ system: '', task: 'call issues__whoami {}', offered: [], results: [] })).toBeUndefined();
+  });
+});
+
+/** A review agent (code-review) and a chunk of three files: a removed one, a binary one, then two Kotlin files. */
+const reviewer = AgentItemSchema.parse({
+  name: 'code-review',
+  model: { provider: 'bedrock', alias: 'claude-sonnet', modelId: 'anthropic.claude', contextWindow: 200_000, price: null },
+  fallback: [],
+  maxTokens: 4000,
+  temperature: 0,
+  categories: ['correctness'],
+  tasks: [],
+  prompt: 'You review Android code.',
+});
+const file = (over: Partial<ChangedFile>): ChangedFile => ({
+  path: 'app/Main.kt',
+  status: 'modified',
+  additions: 1,
+  deletions: 0,
+  binary: false,
+  patch: '@@ -1,1 +1,2 @@\n fun main() {\n+  val x = y!!',
+  ...over,
+});
+const chunk = [
+  file({ path: 'app/Old.kt', status: 'removed', additions: 0, deletions: 1, patch: '@@ -1,1 +0,0 @@\n-fun old() {}' }),
+  file({ path: 'app/logo.png', binary: true, patch: '' }),
+  file({ path: 'app/src/Cart (v2).kt' }),
+  file({ path: 'app/src/Pay.kt' }),
+]
+  .map(renderFile)
+  .join('\n');
+const reviewTask = chunkMessage(reviewer, exampleChange(), chunk, 0, 1);
+const builtin = ['agentflow__list_changed_files', 'agentflow__read_file', 'agentflow__search'].map((name) => ({
+  name,
+  inputSchema: { type: 'object' },
+}));
+const listing = (paths: string[]) => ({
+  name: 'agentflow__list_changed_files',
+  text: paths.map((p) => `${p}\tmodified\t+1 -0`).join('\n'),
+  isError: false,
+});
+
+describe('Function: readableChunkFiles', () => {
+  it('lists the chunk’s files in order, without removed and binary ones, a path with parentheses whole', () => {
+    expect(readableChunkFiles(reviewTask)).toEqual(['app/src/Cart (v2).kt', 'app/src/Pay.kt']);
+  });
+
+  it('lists a file split in parts once', () => {
+    expect(readableChunkFiles('### a/B.kt (modified, part 1)\nx\n### a/B.kt (modified, part 2)\ny')).toEqual(['a/B.kt']);
+  });
+});
+
+describe('Function: offlineReviewToolCall', () => {
+  const turn = { system: systemPrompt(reviewer), task: reviewTask, offered: builtin };
+
+  it('lists the changed files, then reads the first readable file of the chunk the listing names, then answers', () => {
+    expect(offlineToolCall({ ...turn, results: [] })).toEqual({ name: 'agentflow__list_changed_files', input: {} });
+    const listed = listing(['app/Old.kt', 'app/logo.png', 'app/src/Cart (v2).kt', 'app/src/Pay.kt']);
+    expect(offlineToolCall({ ...turn, results: [listed] })).toEqual({
+      name: 'agentflow__read_file',
+      input: { path: 'app/src/Cart (v2).kt' },
+    });
+    expect(
+      offlineToolCall({ ...turn, results: [listed, { name: 'agentflow__read_file', text: 'fun main()', isError: false }] }),
+    ).toBeUndefined();
+  });
+
+  it('skips a chunk file the listing does not name, and reads none when the listing names none', () => {
+    expect(offlineReviewToolCall({ ...turn, results: [listing(['app/src/Pay.kt'])] })).toEqual({
+      name: 'agentflow__read_file',
+      input: { path: 'app/src/Pay.kt' },
+    });
+    expect(offlineReviewToolCall({ ...turn, results: [listing(['other/File.kt'])] })).toBeUndefined();
+  });
+
+  it('reads the first readable file at once when only read_file is offered, and calls nothing when only search is', () => {
+    const read = builtin.filter((t) => t.name === 'agentflow__read_file');
+    expect(offlineReviewToolCall({ ...turn, offered: read, results: [] })).toEqual({
+      name: 'agentflow__read_file',
+      input: { path: 'app/src/Cart (v2).kt' },
+    });
+    const search = builtin.filter((t) => t.name === 'agentflow__search');
+    expect(offlineReviewToolCall({ ...turn, offered: search, results: [] })).toBeUndefined();
+  });
+
+  it('calls nothing for a system prompt that is not a review prompt, nor for a tool of another server', () => {
+    expect(offlineReviewToolCall({ ...turn, system: 'You review code.', results: [] })).toBeUndefined();
+    const requestSystem = answerSystemPrompt(reviewer);
+    expect(offlineReviewToolCall({ ...turn, system: requestSystem, results: [] })).toBeUndefined();
+    const other = [{ name: 'files__read_file', inputSchema: { type: 'object' } }];
+    expect(offlineReviewToolCall({ ...turn, offered: other, results: [] })).toBeUndefined();
+  });
+
+  it('lets a `call` directive come first', () => {
+    const task = `call agentflow__search {"query": "!!"}\n${reviewTask}`;
+    expect(offlineToolCall({ ...turn, task, results: [] })).toEqual({ name: 'agentflow__search', input: { query: '!!' } });
+    expect(offlineToolCall({ ...turn, task, results: [{ name: 'agentflow__search', text: 'x', isError: false }] })).toBeUndefined();
   });
 });
 
