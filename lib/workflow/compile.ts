@@ -324,59 +324,14 @@ function compileReview(workflow: Workflow): AslDefinition {
       Next: STATE.outcome,
     },
   );
-  states[STATE.outcome] = {
-    Type: 'Choice',
-    Comment: 'The review is published either way; a run in which no agent produced a result fails the execution.',
-    Choices: [{ Variable: '$.status', StringEquals: 'FAILED', Next: STATE.noResult }],
-    Default: STATE.done,
-  };
-  states[STATE.noResult] = {
-    Type: 'Fail',
-    Comment: 'Every agent failed (or a required phase did not complete); the report says why.',
-    Error: 'AgentFlowRunFailed',
-    CausePath: '$.reason',
-  };
-  states[STATE.done] = { Type: 'Succeed', Comment: 'The review is published.' };
-  if (workflow.phases.some((p) => p.kind !== 'agents')) {
-    states[STATE.recordStop] = lambdaTask(
-      'publish',
-      {
-        kind: 'stopped',
-        'runId.$': '$.runId',
-        'workflow.$': '$.workflow',
-        'change.$': '$.change',
-        'reason.$': '$.stop.reason',
-        'gates.$': '$.gates',
-        'results.$': '$.results',
-        ...check,
-      },
-      { ResultPath: null, Catch: runCatch, Next: STATE.stopped },
-    );
-    states[STATE.stopped] = { Type: 'Succeed', Comment: 'A gate ended the run: rejected, timed out or CI failed to report.' };
-  }
-  states[STATE.recordFailure] = lambdaTask(
-    'publish',
-    {
-      kind: 'failed',
-      'runId.$': '$.runId',
-      'workflow.$': '$.workflow',
-      'change.$': '$.change',
-      'error.$': '$.error',
-      // The failure goes to the `fallback: - notify:` channel, else where the summary would have gone.
-      ...((workflow.notifyOnFailure ?? workflow.output.slack) ? { notify: workflow.notifyOnFailure ?? workflow.output.slack } : {}),
-      ...check,
-    },
-    {
-      ResultPath: null,
-      Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.recordError', Next: STATE.failed }],
-      Next: STATE.failed,
-    },
+  Object.assign(
+    states,
+    endStates(workflow, 'review', {
+      subject: { 'change.$': '$.change' },
+      extra: check,
+      stoppable: workflow.phases.some((p) => p.kind !== 'agents'),
+    }),
   );
-  states[STATE.failed] = {
-    Type: 'Fail',
-    Error: 'AgentFlowRunFailed',
-    Cause: 'A required step failed; see the Record failure state input for the error.',
-  };
 
   return {
     Comment: `AgentFlow workflow "${workflow.name}" (${workflow.id}): ${workflow.description || 'generated from YAML'}`.slice(0, 500),
@@ -447,53 +402,15 @@ function compileRequest(workflow: Workflow): AslDefinition {
     },
     { ResultPath: null, OutputPath: '$.report.summary', Catch: runCatch, Next: STATE.outcome },
   );
-  states[STATE.outcome] = {
-    Type: 'Choice',
-    Comment: 'The answer is sent either way; a run in which no agent produced a result fails the execution.',
-    Choices: [{ Variable: '$.status', StringEquals: 'FAILED', Next: STATE.noResult }],
-    Default: STATE.done,
-  };
-  states[STATE.noResult] = {
-    Type: 'Fail',
-    Comment: 'Every agent failed (or a required phase did not complete); the run record says why.',
-    Error: 'AgentFlowRunFailed',
-    CausePath: '$.reason',
-  };
-  states[STATE.done] = { Type: 'Succeed', Comment: 'The answer is sent.' };
   // Only a gate or a guardrail can stop a request run.
-  if (workflow.phases.some((p) => p.kind !== 'agents' && p.kind !== 'route'))
-    states[STATE.recordStop] = lambdaTask(
-      'publish',
-      {
-        kind: 'stopped',
-        'runId.$': '$.runId',
-        'workflow.$': '$.workflow',
-        'request.$': '$.request',
-        'reason.$': '$.stop.reason',
-        'gates.$': '$.gates',
-        'results.$': '$.results',
-      },
-      { ResultPath: null, Catch: runCatch, Next: STATE.stopped },
-    );
-  if (states[STATE.recordStop])
-    states[STATE.stopped] = { Type: 'Succeed', Comment: 'A guardrail or a gate ended the run: blocked, rejected or timed out.' };
-  states[STATE.recordFailure] = lambdaTask(
-    'publish',
-    {
-      kind: 'failed',
-      'runId.$': '$.runId',
-      'workflow.$': '$.workflow',
-      'request.$': '$.request',
-      'error.$': '$.error',
-      ...((workflow.notifyOnFailure ?? workflow.output.slack) ? { notify: workflow.notifyOnFailure ?? workflow.output.slack } : {}),
-    },
-    { ResultPath: null, Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.recordError', Next: STATE.failed }], Next: STATE.failed },
+  Object.assign(
+    states,
+    endStates(workflow, 'request', {
+      subject: { 'request.$': '$.request' },
+      extra: {},
+      stoppable: workflow.phases.some((p) => p.kind !== 'agents' && p.kind !== 'route'),
+    }),
   );
-  states[STATE.failed] = {
-    Type: 'Fail',
-    Error: 'AgentFlowRunFailed',
-    Cause: 'A required step failed; see the Record failure state input for the error.',
-  };
   return {
     Comment: `AgentFlow request workflow "${workflow.name}" (${workflow.id}): ${workflow.description || 'generated from YAML'}`.slice(
       0,
@@ -503,6 +420,79 @@ function compileRequest(workflow: Workflow): AslDefinition {
     TimeoutSeconds: executionTimeoutSeconds({ StartAt: STATE.start, States: states }),
     States: states,
   };
+}
+
+/** What a run kind's end states say: what is delivered, and what can stop a run. */
+const END_WORDS: Record<RunKind, { delivered: string; stoppedBy: string; failedWhy: string }> = {
+  review: {
+    delivered: 'The review is published',
+    stoppedBy: 'A gate ended the run: rejected, timed out or CI failed to report.',
+    failedWhy: 'the report says why',
+  },
+  request: {
+    delivered: 'The answer is sent',
+    stoppedBy: 'A guardrail or a gate ended the run: blocked, rejected or timed out.',
+    failedWhy: 'the run record says why',
+  },
+};
+
+/**
+ * The states every run ends in: Check outcome (a FAILED summary fails the execution: No result) →
+ * Done; Record stopped run → Stopped (when a phase can stop the run); Record failure → Run failed
+ * (every top-level Catch). `subject` is the run's change or request; `extra` the check settings.
+ */
+function endStates(
+  workflow: Workflow,
+  run: RunKind,
+  o: { subject: Record<string, string>; extra: Record<string, unknown>; stoppable: boolean },
+): Record<string, AslState> {
+  const words = END_WORDS[run];
+  const base = { 'runId.$': '$.runId', 'workflow.$': '$.workflow', ...o.subject };
+  const states: Record<string, AslState> = {
+    [STATE.outcome]: {
+      Type: 'Choice',
+      Comment: `${words.delivered} either way; a run in which no agent produced a result fails the execution.`,
+      Choices: [{ Variable: '$.status', StringEquals: 'FAILED', Next: STATE.noResult }],
+      Default: STATE.done,
+    },
+    [STATE.noResult]: {
+      Type: 'Fail',
+      Comment: `Every agent failed (or a required phase did not complete); ${words.failedWhy}.`,
+      Error: 'AgentFlowRunFailed',
+      CausePath: '$.reason',
+    },
+    [STATE.done]: { Type: 'Succeed', Comment: `${words.delivered}.` },
+  };
+  if (o.stoppable) {
+    states[STATE.recordStop] = lambdaTask(
+      'publish',
+      { kind: 'stopped', ...base, 'reason.$': '$.stop.reason', 'gates.$': '$.gates', 'results.$': '$.results', ...o.extra },
+      { ResultPath: null, Catch: runCatch, Next: STATE.stopped },
+    );
+    states[STATE.stopped] = { Type: 'Succeed', Comment: words.stoppedBy };
+  }
+  states[STATE.recordFailure] = lambdaTask(
+    'publish',
+    {
+      kind: 'failed',
+      ...base,
+      'error.$': '$.error',
+      // The failure goes to the `fallback: - notify:` channel, else where the summary would have gone.
+      ...((workflow.notifyOnFailure ?? workflow.output.slack) ? { notify: workflow.notifyOnFailure ?? workflow.output.slack } : {}),
+      ...o.extra,
+    },
+    {
+      ResultPath: null,
+      Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.recordError', Next: STATE.failed }],
+      Next: STATE.failed,
+    },
+  );
+  states[STATE.failed] = {
+    Type: 'Fail',
+    Error: 'AgentFlowRunFailed',
+    Cause: 'A required step failed; see the Record failure state input for the error.',
+  };
+  return states;
 }
 
 /**
