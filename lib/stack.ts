@@ -23,6 +23,7 @@ import {
   compileWorkflow,
   formatDiagnostic,
   hasCallbackStates,
+  hasHttpServers,
   type ModelCatalog,
   mapPhases,
   stdioServers,
@@ -139,7 +140,8 @@ export interface AgentFlowStackProps extends StackProps {
  * AgentFlow for one environment: the HTTP API (`POST /webhooks/github`, `/webhooks/gitlab`, `/webhooks/slack/commands`,
  * `/webhooks/slack/interactions`, `/webhooks/ci`, one ingress Lambda), the task Lambdas (with the
  * approval task), one STANDARD state machine per workflow, the DynamoDB table, the artifact bucket,
- * and the Secrets Manager secrets referenced by name (`agentflow/<env>/github`, `/gitlab`, `/slack`, `/openai`, `/ci`).
+ * and the Secrets Manager secrets referenced by name (`agentflow/<env>/github`, `/gitlab`, `/slack`, `/openai`, `/ci`,
+ * and `/mcp` when an agent reaches an MCP server by URL).
  */
 export class AgentFlowStack extends Stack {
   constructor(scope: Construct, id: string, props: AgentFlowStackProps) {
@@ -313,6 +315,12 @@ export class AgentFlowStack extends Stack {
     const guardrails = guardrailArns(props.workflows, props.config);
     if (guardrails.length > 0) {
       invokeAgent.addToRolePolicy(new PolicyStatement({ actions: ['bedrock:ApplyGuardrail'], resources: guardrails }));
+    }
+    // MCP servers reached by URL get their headers (credentials) from agentflow/<env>/mcp, read only by InvokeAgent.
+    if (hasHttpServers(props.workflows)) {
+      const mcpSecret = Secret.fromSecretNameV2(this, 'McpSecret', `agentflow/${props.envName}/mcp`);
+      mcpSecret.grantRead(invokeAgent);
+      invokeAgent.addEnvironment('MCP_SECRET_NAME', mcpSecret.secretName);
     }
     if (props.config.guardrail) {
       invokeAgent.addEnvironment('AGENTFLOW_GUARDRAIL_ID', props.config.guardrail.id);

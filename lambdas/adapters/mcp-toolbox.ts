@@ -1,9 +1,11 @@
+import { STATUS_CODES } from 'node:http';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
 import type { CircuitBreaker } from '../core/breaker.js';
 import { withDeadline } from '../core/http.js';
+import { headerSecrets, type McpHeadersSource, scrubSecrets } from '../core/mcp-headers.js';
 import {
   type AllowedTool,
   cleanToolText,
@@ -44,7 +46,17 @@ interface Connected {
   readonly transport: StdioClientTransport | StreamableHTTPClientTransport;
 }
 
-const oneLine = (e: unknown) => (e instanceof Error ? e.message : String(e)).replace(/\s+/g, ' ').slice(0, 300);
+/**
+ * An error in one line: a server's HTTP answer as `HTTP <status> <reason>` first (with a hint for
+ * 401 and 403, its headers being the likely cause), then what it said. Not cut: a reason is cut
+ * only once header values are out (`McpToolbox.reason`), so no part of one is left.
+ */
+const oneLine = (e: unknown): string => {
+  const message = (e instanceof Error ? e.message : String(e)).replace(/\s+/g, ' ');
+  if (!(e instanceof StreamableHTTPError) || e.code === undefined || e.code < 100) return message;
+  const hint = e.code === 401 || e.code === 403 ? ' (check its headers: the mcp secret, or AGENTFLOW_MCP_HEADERS locally)' : '';
+  return `HTTP ${e.code} ${STATUS_CODES[e.code] ?? ''}${hint}: ${message}`;
+};
 
 /**
  * A {@link Toolbox} over MCP servers through `@modelcontextprotocol/sdk`: each server is connected
@@ -57,11 +69,18 @@ const oneLine = (e: unknown) => (e instanceof Error ? e.message : String(e)).rep
  * result (`isError`) or an answer that is not MCP's shape is a failed record with the reason and
  * counts on the breaker. The requester's identity goes in the request's `_meta`
  * ({@link REQUESTER_META_KEY}). Inputs and outputs are redacted and capped ({@link cleanToolText}).
+ *
+ * An HTTP server's headers (its credentials: `headers`, then `httpHeaders`) go to its transport
+ * only: every text the server sends back (answers, error results, errors, the reasons of
+ * {@link McpToolbox.unavailable}) has their values taken out ({@link scrubSecrets}) before it
+ * reaches a record, an error or a model.
  */
 export class McpToolbox implements Toolbox {
   private readonly connections = new Map<string, Promise<Connected>>();
   private readonly listed = new Map<string, ToolDefinition[]>();
   private readonly failedServers = new Map<string, string>();
+  /** Header values of the HTTP servers connected so far (and their credentials), never given back. */
+  private secrets: string[] = [];
 
   constructor(
     private readonly servers: readonly McpServerConfig[],
@@ -74,6 +93,11 @@ export class McpToolbox implements Toolbox {
        * workflow allows them; never for a fork's change). @default false: write tools are neither offered nor called
        */
       allowWrite?: boolean;
+      /**
+       * The headers of an HTTP server (the `mcp` secret), read when it is first connected and
+       * added to its config's `headers`; a failed read fails the connection. @default - the config's headers only
+       */
+      httpHeaders?: McpHeadersSource;
     } = {},
   ) {
     for (const s of servers) {
@@ -106,10 +130,11 @@ export class McpToolbox implements Toolbox {
                 env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...(server.env ?? {}) },
                 stderr: 'ignore',
               })
-            : new StreamableHTTPClientTransport(new URL(server.url), { requestInit: { headers: { ...(server.headers ?? {}) } } });
+            : new StreamableHTTPClientTransport(new URL(server.url), { requestInit: { headers: await this.headersOf(server) } });
         try {
           await withDeadline(client.connect(transport), this.timeoutMs).catch((e: unknown) => {
-            throw new Error(`connecting to MCP server "${server.name}": ${e instanceof Error ? e.message : String(e)}`);
+            // No cause: what the server said may hold a header value until McpToolbox.reason takes it out.
+            throw new Error(`connecting to MCP server "${server.name}": ${oneLine(e)}`);
           });
         } catch (e) {
           // A server that did not answer in time is stopped, not left running.
@@ -124,6 +149,30 @@ export class McpToolbox implements Toolbox {
       this.connections.set(server.name, c);
     }
     return c;
+  }
+
+  /** The headers of an HTTP server (its config's, then the `httpHeaders` source's), their values kept to scrub. */
+  private async headersOf(server: McpServerConfig & { url: string }): Promise<Record<string, string>> {
+    const extra = this.options.httpHeaders
+      ? await this.options.httpHeaders(server.name).catch((e: unknown) => {
+          throw new Error(`reading the headers of MCP server "${server.name}": ${e instanceof Error ? e.message : String(e)}`);
+        })
+      : undefined;
+    const headers = { ...(server.headers ?? {}), ...(extra ?? {}) };
+    this.secrets = [...new Set([...this.secrets, ...headerSecrets(headers)])].sort((a, b) => b.length - a.length);
+    return headers;
+  }
+
+  /** Text from a server or an error, with header values taken out, redacted and capped ({@link cleanToolText}). */
+  private async clean(text: string, max: number): Promise<{ text: string; redacted: number }> {
+    const scrubbed = scrubSecrets(text, this.secrets);
+    const out = await cleanToolText(scrubbed.text, max);
+    return { text: out.text, redacted: out.redacted + scrubbed.count };
+  }
+
+  /** Why something failed, in one line of at most 300 characters, header values out (then cut, so no part of one is left). */
+  private async reason(e: unknown): Promise<string> {
+    return (await this.clean(oneLine(e), Number.MAX_SAFE_INTEGER)).text.slice(0, 300);
   }
 
   /** Forgets a server's connection (its process crashed or the call timed out), closing what is left. */
@@ -161,7 +210,7 @@ export class McpToolbox implements Toolbox {
           this.listed.set(server.name, tools);
           this.failedServers.delete(server.name);
         } catch (e) {
-          this.failedServers.set(server.name, (await cleanToolText(oneLine(e), 300)).text);
+          this.failedServers.set(server.name, await this.reason(e));
           await this.drop(server.name);
           tools = [];
         }
@@ -230,7 +279,7 @@ export class McpToolbox implements Toolbox {
         { timeout: timeoutMs },
       );
     } catch (e) {
-      const reason = (await cleanToolText(oneLine(e), 300)).text;
+      const reason = await this.reason(e);
       // A JSON-RPC error answer is the server refusing this input, not a fault of the server.
       if (e instanceof McpError && e.code !== ErrorCode.RequestTimeout && e.code !== ErrorCode.ConnectionClosed) {
         return record({ ok: false, error: `${name} refused the call: ${reason}` });
@@ -245,7 +294,7 @@ export class McpToolbox implements Toolbox {
         c.type === 'text' && typeof c.text === 'string' ? c.text : `[${c.type ?? 'unknown'} content]`,
       )
       .join('\n');
-    const output = await cleanToolText(text, MAX_TOOL_OUTPUT_CHARS);
+    const output = await this.clean(text, MAX_TOOL_OUTPUT_CHARS);
     // The server answered, so it works: an error result is about this input (a failed validation, a refusal).
     await count(true, '');
     if (result.isError === true) {

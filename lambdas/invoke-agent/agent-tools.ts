@@ -3,6 +3,7 @@ import { RepoToolbox } from '../adapters/repo-tools.js';
 import { type BreakerStore, CircuitBreaker } from '../core/breaker.js';
 import { type AgentItem, type Change, type ChangedFile, forgeOf, type Request, type ToolServer } from '../core/contracts.js';
 import type { GatewayConfig } from '../core/gateway-config.js';
+import type { McpHeadersSource } from '../core/mcp-headers.js';
 import type { ChangeSource } from '../core/ports.js';
 import { parseToolName, type Toolbox, type ToolCallRecord, type ToolDefinition } from '../core/tools.js';
 
@@ -16,6 +17,12 @@ export interface AgentToolsOptions {
   readonly readHeadFile?: ChangeSource['readHeadFile'];
   /** Environment given to every stdio MCP server besides `PATH` (AgentFlow's own stays out). @default {} */
   readonly mcpEnv?: Readonly<Record<string, string>>;
+  /**
+   * The headers (credentials) of each MCP server reached by URL: the `mcp` secret in the cloud,
+   * `AGENTFLOW_MCP_HEADERS` locally. Read only when the agent connects to such a server.
+   * @default - no headers
+   */
+  readonly mcpHeaders?: McpHeadersSource;
 }
 
 /**
@@ -100,6 +107,7 @@ export function agentToolbox(
         allowWrite: writeAllowed(agent, run.change),
         ...(options.breaker ? { breaker: options.breaker } : {}),
         ...(options.toolTimeoutMs ? { timeoutMs: options.toolTimeoutMs } : {}),
+        ...(options.mcpHeaders && configs.some((c) => c.url !== undefined) ? { httpHeaders: options.mcpHeaders } : {}),
       }),
     });
   }

@@ -15,6 +15,7 @@ import { optionalEnv, requireEnv } from '../shared/env.js';
 import { cloudChangeSource } from '../shared/forges.js';
 import { logger } from '../shared/powertools.js';
 import { cloudProviders } from '../shared/providers.js';
+import { secretMcpHeaders } from '../shared/secrets.js';
 import { toolBreaker } from './agent-tools.js';
 import { guardrailChooser } from './answer-agent.js';
 import { invokeAgent } from './invoke-agent.js';
@@ -35,6 +36,9 @@ const { gateway, breakers } = createDynamoGateway({
 const breaker = toolBreaker(breakers, config);
 // The built-in read_file reads a changed file from its forge (clients built on first use).
 const changes = cloudChangeSource();
+// HTTP MCP servers' headers (credentials): the `mcp` secret, set when a workflow has such a server.
+const mcpSecretName = optionalEnv('MCP_SECRET_NAME', '');
+const mcpHeaders = mcpSecretName ? secretMcpHeaders(mcpSecretName) : undefined;
 const bedrock = new BedrockRuntimeClient({});
 /** The environment's Bedrock guardrail (`AGENTFLOW_GUARDRAIL_ID`, `AGENTFLOW_GUARDRAIL_VERSION`, default `DRAFT`). */
 const environmentGuardrail = {
@@ -57,6 +61,7 @@ export const handler = middy(async (event: unknown, context: Context) => {
     breaker,
     readHeadFile: (change, path) => changes.readHeadFile(change, path),
     guardrailFor,
+    ...(mcpHeaders ? { mcpHeaders } : {}),
     deadlineMs: () => Date.now() + Math.max(1000, context.getRemainingTimeInMillis() - MARGIN_MS),
   });
   logger.info('agent finished', {

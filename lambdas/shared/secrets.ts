@@ -1,5 +1,6 @@
 import { getSecret } from '@aws-lambda-powertools/parameters/secrets';
 import { z } from 'zod';
+import { type McpHeaders, type McpHeadersSource, mcpHeadersSource } from '../core/mcp-headers.js';
 
 /**
  * Reads a JSON secret from Secrets Manager (cached for 5 minutes by Powertools Parameters) and
@@ -27,4 +28,23 @@ export async function rotatingSecret(secretName: string, field: string): Promise
   const previous = `previous${field[0]?.toUpperCase() ?? ''}${field.slice(1)}`;
   const [current, old] = await Promise.all([secretField(secretName, field), optionalSecretField(secretName, previous)]);
   return old ? [current, old] : [current];
+}
+
+/**
+ * The headers of the MCP servers reached by URL, from the `mcp` secret (`secretName`,
+ * `agentflow/<env>/mcp`: see {@link McpHeaders}), read when a server is first connected and cached
+ * for 5 minutes. A secret that does not exist gives no headers (every server is open).
+ * @throws McpHeadersError when the secret is not JSON or not {@link McpHeaders} (never quoting it)
+ */
+export function secretMcpHeaders(secretName: string): McpHeadersSource {
+  return mcpHeadersSource(async () => {
+    try {
+      // Parsed by mcpHeadersSource, not by Powertools' json transform: a JSON parser's error quotes the text.
+      const value = await getSecret(secretName, { maxAge: 300 });
+      return typeof value === 'string' ? value : undefined;
+    } catch (e) {
+      if (e instanceof Error && (e.cause as { name?: unknown } | undefined)?.name === 'ResourceNotFoundException') return undefined;
+      throw e;
+    }
+  }, secretName);
 }

@@ -47,6 +47,7 @@ import {
 } from '../../lambdas/core/contracts.js';
 import type { ModelGateway } from '../../lambdas/core/gateway.js';
 import { type GatewayConfig, GatewayConfigSchema } from '../../lambdas/core/gateway-config.js';
+import { MCP_HEADERS_ENV, mcpHeadersSource } from '../../lambdas/core/mcp-headers.js';
 import type {
   ChangeLookup,
   ChangeSource,
@@ -441,6 +442,8 @@ export class LocalRuntime {
           breaker: toolBreaker(this.breakers, this.gatewayConfig),
           readHeadFile: (change, path) => deps.changes.readHeadFile(change, path),
           ...(this.options.mcpEnv ? { mcpEnv: this.options.mcpEnv } : {}),
+          // HTTP MCP servers' headers (credentials) locally: AGENTFLOW_MCP_HEADERS, the mcp secret's JSON.
+          mcpHeaders: mcpHeadersSource(async () => process.env[MCP_HEADERS_ENV], MCP_HEADERS_ENV),
         }),
       aggregate: (p) => aggregate(p, deps),
       publish: (p) => publish(p, deps),

@@ -43,3 +43,16 @@ export function stdioServers(workflow: Workflow): string[] {
   }
   return [...out];
 }
+
+/**
+ * Whether an agent of `workflows` reaches an MCP server by URL: the deployment then gives
+ * InvokeAgent the `mcp` secret of those servers' headers (`MCP_SECRET_NAME`).
+ */
+export function hasHttpServers(workflows: readonly Workflow[]): boolean {
+  return workflows.some((w) =>
+    w.phases.some((p) => {
+      const agents = p.kind === 'agents' ? p.agents : p.kind === 'route' || p.kind === 'guardrail' ? [p.agent] : [];
+      return agents.some((a) => a.tools.some((t) => !t.builtin && t.url !== undefined));
+    }),
+  );
+}

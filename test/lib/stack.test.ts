@@ -353,6 +353,45 @@ describe('Stack: AgentFlowStack', () => {
     expect(triage).not.toContain('mcp.support.example.com');
   });
 
+  it('gives InvokeAgent the mcp secret (MCP_SECRET_NAME, read access) only when an agent reaches an MCP server by URL', () => {
+    const secretOf = (t: Template) => {
+      const [roleId, fn] = Object.values(t.findResources('AWS::Lambda::Function'))
+        .filter((f) => f.Properties.Environment?.Variables?.POWERTOOLS_SERVICE_NAME === 'agentflow-invoke-agent')
+        .map((f) => [f.Properties.Role['Fn::GetAtt'][0] as string, f] as const)[0] ?? [undefined, undefined];
+      const readers = Object.values(t.findResources('AWS::IAM::Policy')).filter((p) =>
+        JSON.stringify(p.Properties.PolicyDocument).includes('secret:agentflow/dev/mcp-??????'),
+      );
+      const actions = readers.flatMap((p) =>
+        (p.Properties.PolicyDocument.Statement as Array<{ Action: unknown; Resource: unknown }>)
+          .filter((st) => JSON.stringify(st.Resource).includes('secret:agentflow/dev/mcp-'))
+          .map((st) => st.Action),
+      );
+      return {
+        name: fn?.Properties.Environment.Variables.MCP_SECRET_NAME,
+        readers: readers.map((p) => p.Properties.Roles),
+        roleId,
+        actions,
+      };
+    };
+    // The workspace's team-request and support-triage reach their trackers by URL.
+    const withHttp = secretOf(template);
+    expect(withHttp.name).toBe('agentflow/dev/mcp');
+    expect(withHttp.readers).toEqual([[{ Ref: withHttp.roleId }]]);
+    expect(withHttp.actions).toEqual([['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret']]);
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const reviewOnly = new AgentFlowStack(app, 'AgentFlow-dev', {
+      envName: 'dev',
+      config: loadEnvironmentConfig({ dev: { ...environments.dev, askWorkflow: undefined } }, 'dev'),
+      workflows: [...ws.workflows.values()].filter((w) => w.id === 'pr-review'),
+      models: ws.catalog?.models as ModelCatalog,
+      projectRoot: PROJECT_ROOT,
+      env: { region: 'us-east-1', account: '123456789012' },
+    });
+    const without = Template.fromStack(reviewOnly);
+    expect(secretOf(without).name).toBeUndefined();
+    expect(JSON.stringify(without.toJSON())).not.toContain('agentflow/dev/mcp');
+  });
+
   it("gives the webhook the environment's askWorkflow, and refuses one that is not a request workflow", () => {
     template.hasResourceProperties('AWS::Lambda::Function', {
       Environment: { Variables: Match.objectLike({ AGENTFLOW_ASK_WORKFLOW: 'team-request' }) },

@@ -1,9 +1,15 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { DynamoBreakerStore } from '../../../lambdas/adapters/gateway-store.js';
 import { type McpServerConfig, McpToolbox, toolBreakerProvider } from '../../../lambdas/adapters/mcp-toolbox.js';
 import { CircuitBreaker } from '../../../lambdas/core/breaker.js';
 import { GatewayConfigSchema } from '../../../lambdas/core/gateway-config.js';
+import { mcpHeadersSource } from '../../../lambdas/core/mcp-headers.js';
 import { MAX_TOOL_OUTPUT_CHARS, parseToolName, toolName } from '../../../lambdas/core/tools.js';
 import { LOCAL_TABLE, type LocalTable, startLocalTable } from '../../../lib/local/runtime.js';
 import { PROJECT_ROOT } from '../../../lib/workspace.js';
@@ -152,6 +158,172 @@ describe('Class: McpToolbox', () => {
       expect(await toolbox.definitions()).toEqual([]);
       expect(toolbox.unavailable()).toEqual([{ server: 'missing', error: expect.any(String) }]);
       expect(await toolbox.call('missing__x', {})).toMatchObject({ ok: false, error: expect.stringMatching(/^missing__x failed: /) });
+    } finally {
+      await toolbox.close();
+    }
+  }, 30_000);
+});
+
+/** The bearer token the HTTP tracker accepts, and one it refuses. */
+const TOKEN = 'trk_live_9f8e7d6c5b4a3210';
+const WRONG = 'trk_live_0000stale0000';
+/** A second header of the secret, in no shape a generic secret detector knows. */
+const TENANT_KEY = 'acme-7c41e09b55';
+
+/**
+ * A tracker MCP server over streamable HTTP on 127.0.0.1 (the SDK's server, stateless: one server
+ * and transport per request) that wants `Authorization: Bearer <TOKEN>`. Careless on purpose: its
+ * 401 answer and its `echo_auth` tool repeat the headers it got (`Authorization`, `X-Tenant-Key`).
+ */
+async function startHttpTracker(): Promise<{ url: string; stop: () => Promise<void> }> {
+  const http: Server = createServer(async (req, res) => {
+    if (req.headers.authorization !== `Bearer ${TOKEN}`) {
+      res
+        .writeHead(401, { 'content-type': 'text/plain' })
+        .end(`invalid credentials: ${req.headers.authorization ?? 'none'} for tenant key ${req.headers['x-tenant-key'] ?? 'none'}`);
+      return;
+    }
+    if (req.method !== 'POST') {
+      res.writeHead(405).end();
+      return;
+    }
+    const mcp = new McpServer({ name: 'agentflow-http-tracker-stand-in', version: '1.0.0' });
+    mcp.registerTool('get_ticket', { description: 'A ticket by id', inputSchema: { id: z.string() } }, async ({ id }) => ({
+      content: [{ type: 'text', text: `${id}: Checkout crashes on an empty cart` }],
+    }));
+    mcp.registerTool('echo_auth', { description: 'Repeats the Authorization header' }, async (extra) => ({
+      content: [
+        { type: 'text', text: `you sent ${extra.requestInfo?.headers.authorization} and ${extra.requestInfo?.headers['x-tenant-key']}` },
+      ],
+    }));
+    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
+    res.on('close', () => {
+      void transport.close();
+      void mcp.close();
+    });
+    await mcp.connect(transport);
+    await transport.handleRequest(req, res);
+  });
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  const { port } = http.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/mcp`,
+    stop: () =>
+      new Promise((resolve) => {
+        http.closeAllConnections();
+        http.close(() => resolve());
+      }),
+  };
+}
+
+describe('Class: McpToolbox (streamable HTTP with headers)', () => {
+  let server: Awaited<ReturnType<typeof startHttpTracker>>;
+  beforeAll(async () => {
+    server = await startHttpTracker();
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  /** A toolbox over the HTTP tracker whose headers come from `secret` (the mcp secret's JSON text). */
+  const httpTracker = (secret: string) => {
+    const asked: string[] = [];
+    const headers = mcpHeadersSource(async () => secret, 'agentflow/dev/mcp');
+    const toolbox = new McpToolbox([{ name: 'tracker', url: server.url, allow: [{ name: 'get_ticket' }, { name: 'echo_auth' }] }], {
+      timeoutMs: 10_000,
+      httpHeaders: (name) => {
+        asked.push(name);
+        return headers(name);
+      },
+    });
+    return { toolbox, asked };
+  };
+
+  it('sends the secret’s headers to the server: with the right token the tools work, and an echoed token is taken out', async () => {
+    // Prepare
+    const { toolbox, asked } = httpTracker(
+      JSON.stringify({ tracker: { headers: { Authorization: `Bearer ${TOKEN}`, 'X-Tenant-Key': TENANT_KEY } } }),
+    );
+    try {
+      // Act
+      const defs = await toolbox.definitions();
+      const ticket = await toolbox.call('tracker__get_ticket', { id: 'ISSUE-901' });
+      const echoed = await toolbox.call('tracker__echo_auth', {});
+
+      // Assess
+      expect(defs.map((d) => d.name)).toEqual(['tracker__get_ticket', 'tracker__echo_auth']);
+      expect(ticket).toMatchObject({ ok: true, output: 'ISSUE-901: Checkout crashes on an empty cart' });
+      expect(echoed.ok).toBe(true);
+      expect(echoed.output).toBe('you sent [redacted: MCP header] and [redacted: MCP header]');
+      expect(echoed.redacted).toBe(2);
+      expect(JSON.stringify([defs, ticket, echoed])).not.toMatch(new RegExp(`${TOKEN}|${TENANT_KEY}`));
+      expect(asked).toEqual(['tracker']);
+    } finally {
+      await toolbox.close();
+    }
+  }, 30_000);
+
+  it('fails a call refused with HTTP 401 with an error naming the server and the status, and no token anywhere', async () => {
+    // Prepare
+    const { toolbox } = httpTracker(
+      JSON.stringify({ tracker: { headers: { Authorization: `Bearer ${WRONG}`, 'X-Tenant-Key': TENANT_KEY } } }),
+    );
+    try {
+      // Act
+      const defs = await toolbox.definitions();
+      const unavailable = toolbox.unavailable();
+      const record = await toolbox.call('tracker__get_ticket', { id: 'ISSUE-901' });
+
+      // Assess
+      expect(defs).toEqual([]);
+      expect(unavailable).toEqual([
+        { server: 'tracker', error: expect.stringMatching(/^connecting to MCP server "tracker": HTTP 401 Unauthorized/) },
+      ]);
+      expect(record).toMatchObject({
+        ok: false,
+        error: expect.stringMatching(
+          /^tracker__get_ticket failed: connecting to MCP server "tracker": HTTP 401 Unauthorized \(check its headers/,
+        ),
+      });
+      // The server repeated the header in its 401 answer: AgentFlow does not.
+      expect(record.error).toContain('invalid credentials: [redacted: MCP header] for tenant key [redacted: MCP header]');
+      expect(JSON.stringify([defs, unavailable, record])).not.toMatch(new RegExp(`${WRONG}|${TOKEN}|${TENANT_KEY}`));
+    } finally {
+      await toolbox.close();
+    }
+  }, 30_000);
+
+  it('fails the call of a server the secret gives no headers, with HTTP 401', async () => {
+    // Prepare: the secret names another server only.
+    const { toolbox, asked } = httpTracker(JSON.stringify({ wiki: { headers: { Authorization: `Bearer ${TOKEN}` } } }));
+    try {
+      // Act
+      const record = await toolbox.call('tracker__get_ticket', { id: 'ISSUE-901' });
+
+      // Assess
+      expect(record).toMatchObject({ ok: false, error: expect.stringContaining('HTTP 401 Unauthorized') });
+      expect(record.error).toContain('invalid credentials: none for tenant key none');
+      expect(asked).toEqual(['tracker']);
+    } finally {
+      await toolbox.close();
+    }
+  }, 30_000);
+
+  it('fails the call when the secret is malformed, naming it and the server but not quoting it', async () => {
+    // Prepare: a header value with a line break (a smuggled header).
+    const { toolbox } = httpTracker(JSON.stringify({ tracker: { headers: { Authorization: `Bearer ${TOKEN}\r\nX-Admin: 1` } } }));
+    try {
+      // Act
+      const record = await toolbox.call('tracker__get_ticket', { id: 'ISSUE-901' });
+
+      // Assess
+      expect(record).toMatchObject({
+        ok: false,
+        error: expect.stringMatching(
+          /^tracker__get_ticket failed: reading the headers of MCP server "tracker": agentflow\/dev\/mcp is not .*tracker\.headers\.Authorization: a header value is printable ASCII/,
+        ),
+      });
+      expect(record.error).not.toContain(TOKEN);
     } finally {
       await toolbox.close();
     }

@@ -47,6 +47,45 @@ describe('Function: agentToolbox', () => {
     expect(agentToolbox({ tools: [], allowWrite: true }, {})).toBeUndefined();
   });
 
+  it('reads the mcp secret’s headers only for a server reached by URL, when it is first connected', async () => {
+    // Prepare: a closed port, so the connection fails once the headers are read.
+    const asked: string[] = [];
+    const mcpHeaders = async (server: string) => {
+      asked.push(server);
+      return { Authorization: 'Bearer trk_live_9f8e7d6c5b4a3210' };
+    };
+    const http: ToolServer = {
+      name: 'tracker',
+      url: 'http://127.0.0.1:9/mcp',
+      builtin: false,
+      args: [],
+      allow: [{ name: 'get_ticket', write: false }],
+    };
+    const stdioOnly = agentToolbox(
+      { tools: [tracker, builtin], allowWrite: false },
+      {},
+      { toolTimeoutMs: 20_000, mcpHeaders, mcpEnv: { NODE_PATH: join(PROJECT_ROOT, 'node_modules') } },
+    );
+    const withHttp = agentToolbox({ tools: [http, builtin], allowWrite: false }, {}, { toolTimeoutMs: 5_000, mcpHeaders });
+    try {
+      // Act
+      await stdioOnly?.definitions();
+      const beforeHttp = [...asked];
+      await withHttp?.definitions();
+
+      // Assess
+      expect(beforeHttp).toEqual([]);
+      expect(asked).toEqual(['tracker']);
+      expect(withHttp?.unavailable()).toContainEqual({
+        server: 'tracker',
+        error: expect.stringContaining('connecting to MCP server "tracker"'),
+      });
+    } finally {
+      await stdioOnly?.close();
+      await withHttp?.close();
+    }
+  }, 60_000);
+
   it("combines the MCP servers and the built-in tools, routes each call to its server, and offers no write tool for a fork's change", async () => {
     // Prepare
     const toolbox = agentToolbox(
