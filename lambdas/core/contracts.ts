@@ -889,6 +889,8 @@ const PublishFailed = z.strictObject({
   change: ChangeSchema.optional(),
   request: RequestSchema.optional(),
   error: z.object({ Error: z.string(), Cause: z.string().optional() }),
+  /** A request run: the agents' results so far (their spend records give what the run spent before it failed). */
+  results: z.record(z.string(), z.array(z.looseObject({ name: z.string(), phase: z.string() }))).optional(),
   /** Channel the failure is posted in (`fallback: - notify:`, else `output.slack`); `default` as for `outputs.slack`. */
   notify: z.string().optional(),
   check: CheckSettings.optional(),

@@ -477,6 +477,8 @@ function endStates(
       kind: 'failed',
       ...base,
       'error.$': '$.error',
+      // What the agents spent before the failure (a request run's record shows it; Start run set `results`).
+      ...(run === 'request' ? { 'results.$': '$.results' } : {}),
       // The failure goes to the `fallback: - notify:` channel, else where the summary would have gone.
       ...((workflow.notifyOnFailure ?? workflow.output.slack) ? { notify: workflow.notifyOnFailure ?? workflow.output.slack } : {}),
       ...o.extra,
