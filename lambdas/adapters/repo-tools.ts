@@ -42,12 +42,11 @@ const BUILTIN_SPECS: Record<BuiltinTool, { description: string; inputSchema: Rec
   },
   search: {
     description:
-      "Search the changed files' lines at the head commit (the lines the diff shows) for a text, or a regular expression with regex: true. Returns path:line: text for each match.",
+      "Search the changed files' lines at the head commit (the lines the diff shows) for a text (case-insensitive, literal). Returns path:line: text for each match.",
     inputSchema: {
       type: 'object',
       properties: {
         query: { type: 'string', description: `The text to find (case-insensitive), at most ${MAX_SEARCH_QUERY_CHARS} characters` },
-        regex: { type: 'boolean', description: 'Treat query as a JavaScript regular expression' },
       },
       required: ['query'],
       additionalProperties: false,
@@ -87,8 +86,10 @@ function wholeFromPatch(file: ChangedFile): string | undefined {
  *   patch holds the whole file (an added file), else through `readHeadFile` (the forge), else the
  *   file's diff, saying so (also when the forge cannot be read). A path the change does not touch is refused, so nothing outside the
  *   change is read; a removed file has no head content;
- * - `search({ query, regex? })`: case-insensitive matches over the head lines the diffs show,
- *   at most {@link MAX_SEARCH_MATCHES}.
+ * - `search({ query })`: case-insensitive literal matches over the head lines the diffs show, at
+ *   most {@link MAX_SEARCH_MATCHES}. No regular expressions: the lines come from the change's
+ *   author, and a backtracking pattern over them could hold the Lambda (`^(a+)+$` on 31 characters
+ *   took 66 s), where no timeout can interrupt synchronous matching.
  *
  * Only the tools of `allow` are offered and called; every tool is read-only (`write: false`
  * whatever the allow-list says). Outputs are redacted and capped ({@link cleanToolText}).
@@ -163,7 +164,7 @@ export class RepoToolbox implements Toolbox {
     const run: Record<BuiltinTool, () => Promise<Parameters<typeof record>[0]>> = {
       list_changed_files: async () => ({ ok: true, output: this.list() }),
       read_file: () => this.read(args.path),
-      search: async () => this.search(args.query, args.regex === true),
+      search: async () => this.search(args.query),
     };
     try {
       return await record(await run[tool]());
@@ -209,22 +210,11 @@ export class RepoToolbox implements Toolbox {
     };
   }
 
-  private search(query: unknown, regex: boolean): { ok: boolean; output?: string; error?: string } {
+  private search(query: unknown): { ok: boolean; output?: string; error?: string } {
     if (typeof query !== 'string' || query === '') return { ok: false, error: 'give the search as {"query": "<text>"}' };
     if (query.length > MAX_SEARCH_QUERY_CHARS) return { ok: false, error: `the query is longer than ${MAX_SEARCH_QUERY_CHARS} characters` };
-    let test: (line: string) => boolean;
-    if (regex) {
-      let re: RegExp;
-      try {
-        re = new RegExp(query, 'i');
-      } catch (e) {
-        return { ok: false, error: `not a regular expression: ${e instanceof Error ? e.message : String(e)}` };
-      }
-      test = (line) => re.test(line);
-    } else {
-      const needle = query.toLowerCase();
-      test = (line) => line.toLowerCase().includes(needle);
-    }
+    const needle = query.toLowerCase();
+    const test = (line: string) => line.toLowerCase().includes(needle);
     const matches: string[] = [];
     let more = 0;
     for (const file of this.subject?.files ?? []) {

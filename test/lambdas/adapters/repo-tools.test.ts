@@ -127,21 +127,22 @@ describe('Class: RepoToolbox', () => {
     expect(read).toEqual([]);
   });
 
-  it('searches the head lines of the diffs by text or regular expression, with their new line numbers', async () => {
-    // Prepare
-    const tools = new RepoToolbox(subject, ALL);
+  it('searches the head lines of the diffs by literal text, with their new line numbers; a pattern is text, never a regular expression', async () => {
+    // Prepare: a line a change's author could write to make a backtracking pattern run for minutes.
+    const evil = file('Evil.txt', 'added', ['@@ -0,0 +1 @@', `+${'a'.repeat(40)}!`]);
+    const tools = new RepoToolbox({ change: subject.change, files: [...subject.files, evil] }, ALL);
 
     // Act
     const text = await tools.call('agentflow__search', { query: 'CARDTOKEN' });
-    const regex = await tools.call('agentflow__search', { query: '^\\s*(charge|struct)\\b', regex: true });
     const removedOnly = await tools.call('agentflow__search', { query: 'let t = token' });
-    const bad = await tools.call('agentflow__search', { query: '(', regex: true });
+    const pattern = await tools.call('agentflow__search', { query: '^(a+)+$', regex: true });
+    const literal = await tools.call('agentflow__search', { query: 'charge(t)' });
 
     // Assess
     expect(text.output).toBe('App/Pay.swift:11: let t = cardToken!');
-    expect(regex.output?.split('\n')).toEqual(['App/Pay.swift:12: charge(t)', 'App/New.swift:1: struct New {}']);
     expect(removedOnly.output).toMatch(/^No match/);
-    expect(bad).toMatchObject({ ok: false, error: expect.stringMatching(/not a regular expression/) });
+    expect(pattern.output).toMatch(/^No match for "\^\(a\+\)\+\$"/);
+    expect(literal.output).toBe('App/Pay.swift:12: charge(t)');
   });
 
   it(`caps the matches at ${MAX_SEARCH_MATCHES} and says how many more there are`, async () => {
