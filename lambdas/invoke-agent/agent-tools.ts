@@ -40,8 +40,10 @@ export function toolBreaker(store: BreakerStore, config: Pick<GatewayConfig, 'br
  * phase is behind an approval gate or the workflow allows them) and the run is not about a change
  * from a fork (`fork` absent counts as a fork). A request run has no change.
  */
-export function writeAllowed(agent: Pick<AgentItem, 'allowWrite'>, change: Change | undefined): boolean {
-  return agent.allowWrite && (change === undefined || change.fork === false);
+export function writeAllowed(agent: Pick<AgentItem, 'allowWrite' | 'output'>, change: Change | undefined): boolean {
+  // Only agents that answer requests act: a review agent runs once per chunk and is retried (the loader refuses its write tools too).
+  const acts = agent.output === 'answer' || agent.output === 'route';
+  return acts && agent.allowWrite && (change === undefined || change.fork === false);
 }
 
 /** Who the tools act for: the request's requester, or a review's `<forge>:<author>`. */
@@ -92,7 +94,7 @@ function mcpConfig(server: ToolServer, env: Readonly<Record<string, string>>): M
  * @throws Error when a server has neither command, url nor builtin (the compiler refuses such a workflow)
  */
 export function agentToolbox(
-  agent: Pick<AgentItem, 'tools' | 'allowWrite'>,
+  agent: Pick<AgentItem, 'tools' | 'allowWrite' | 'output'>,
   run: { readonly change?: Change | undefined; readonly files?: readonly ChangedFile[] | undefined },
   options: AgentToolsOptions = {},
 ): Toolbox | undefined {

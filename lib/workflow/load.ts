@@ -1025,6 +1025,16 @@ function checkPhaseKinds(
           src.at(agentAt, `the built-in tools (server: ${BUILTIN_TOOL_SERVER}) read the change under review; a request workflow has none`),
         );
       }
+      // A review agent runs once per chunk and Step Functions retries it: a write would be repeated.
+      const writes = a.tools.flatMap((t) => t.allow.filter((x) => x.write).map((x) => `${t.name}.${x.name}`));
+      if (kind === 'review' && writes.length > 0) {
+        diagnostics.push(
+          src.at(
+            agentAt,
+            `agent "${a.name}" reviews a change and may not use write tools (${writes.join(', ')}): it runs once per part of the change and is retried, so a write would be repeated; act in a request workflow`,
+          ),
+        );
+      }
       if (kind === 'review' && a.reads.length > 0)
         diagnostics.push(src.at(agentAt, 'reads: only in request workflows (answers are given to later agents there)'));
       const before = ancestors(phases, p.name);

@@ -22,14 +22,17 @@ const files: ChangedFile[] = [
 ];
 
 describe('Function: writeAllowed', () => {
-  it('allows write tools only when the agent may write and the change is known not to come from a fork', () => {
-    expect(writeAllowed({ allowWrite: true }, exampleChange({ fork: false }))).toBe(true);
-    expect(writeAllowed({ allowWrite: true }, exampleChange({ fork: true }))).toBe(false);
+  it('allows write tools only to an agent that answers requests, when it may write and the change is known not to come from a fork', () => {
+    const answer = { allowWrite: true, output: 'answer' } as const;
+    expect(writeAllowed(answer, exampleChange({ fork: false }))).toBe(true);
+    expect(writeAllowed(answer, exampleChange({ fork: true }))).toBe(false);
     // Not known: treated as a fork.
-    expect(writeAllowed({ allowWrite: true }, exampleChange())).toBe(false);
-    expect(writeAllowed({ allowWrite: false }, exampleChange({ fork: false }))).toBe(false);
+    expect(writeAllowed(answer, exampleChange())).toBe(false);
+    expect(writeAllowed({ ...answer, allowWrite: false }, exampleChange({ fork: false }))).toBe(false);
     // A request run has no change.
-    expect(writeAllowed({ allowWrite: true }, undefined)).toBe(true);
+    expect(writeAllowed(answer, undefined)).toBe(true);
+    // A review agent never writes: it runs once per chunk and is retried.
+    expect(writeAllowed({ allowWrite: true, output: 'findings' }, exampleChange({ fork: false }))).toBe(false);
   });
 });
 
@@ -44,7 +47,7 @@ describe('Function: requesterOf', () => {
 
 describe('Function: agentToolbox', () => {
   it('has no toolbox for an agent without tools', () => {
-    expect(agentToolbox({ tools: [], allowWrite: true }, {})).toBeUndefined();
+    expect(agentToolbox({ tools: [], allowWrite: true, output: 'answer' }, {})).toBeUndefined();
   });
 
   it('reads the mcp secret’s headers only for a server reached by URL, when it is first connected', async () => {
@@ -62,11 +65,11 @@ describe('Function: agentToolbox', () => {
       allow: [{ name: 'get_ticket', write: false }],
     };
     const stdioOnly = agentToolbox(
-      { tools: [tracker, builtin], allowWrite: false },
+      { tools: [tracker, builtin], allowWrite: false, output: 'answer' },
       {},
       { toolTimeoutMs: 20_000, mcpHeaders, mcpEnv: { NODE_PATH: join(PROJECT_ROOT, 'node_modules') } },
     );
-    const withHttp = agentToolbox({ tools: [http, builtin], allowWrite: false }, {}, { toolTimeoutMs: 5_000, mcpHeaders });
+    const withHttp = agentToolbox({ tools: [http, builtin], allowWrite: false, output: 'answer' }, {}, { toolTimeoutMs: 5_000, mcpHeaders });
     try {
       // Act
       await stdioOnly?.definitions();
@@ -89,7 +92,7 @@ describe('Function: agentToolbox', () => {
   it("combines the MCP servers and the built-in tools, routes each call to its server, and offers no write tool for a fork's change", async () => {
     // Prepare
     const toolbox = agentToolbox(
-      { tools: [tracker, builtin], allowWrite: true },
+      { tools: [tracker, builtin], allowWrite: true, output: 'answer' },
       { change: exampleChange(), files },
       { toolTimeoutMs: 20_000, mcpEnv: { NODE_PATH: join(PROJECT_ROOT, 'node_modules') } },
     );
