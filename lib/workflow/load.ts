@@ -938,6 +938,18 @@ const REVIEW_OUTPUTS = [
   'format',
 ] as const;
 
+/**
+ * Whether phase `by` comes before `name` on every way the run can reach it: each of `name`'s
+ * dependencies is `by` or is itself dominated by `by` (a phase after conditional phases runs when
+ * one of them ran, so every dependency must be). A phase without dependencies is dominated by none.
+ */
+export function dominates(phases: readonly Phase[], by: string, name: string, seen = new Set<string>()): boolean {
+  const p = phases.find((x) => x.name === name);
+  if (!p || p.dependsOn.length === 0 || seen.has(name)) return false;
+  seen.add(name);
+  return p.dependsOn.every((d) => d === by || dominates(phases, by, d, seen));
+}
+
 /** Every phase that `name` depends on, directly or not. */
 function ancestors(phases: readonly Phase[], name: string): Set<string> {
   const out = new Set<string>();
@@ -1066,6 +1078,13 @@ function checkPhaseKinds(
         diagnostics.push(src.at(whenAt, 'approval.when compares an answer field: only in request workflows (trigger: request)'));
       else if (!target || !ancestors(phases, p.name).has(target.name)) {
         diagnostics.push(src.at(whenAt, `approval.when: "${p.when.phase}" is not an earlier phase this gate depends on`));
+      } else if (graphSound && conditionalPhases(phases).has(target.name) && !dominates(phases, target.name, p.name)) {
+        diagnostics.push(
+          src.at(
+            whenAt,
+            `approval.when: "${target.name}" may be skipped while this gate runs (a route or an earlier skip); make the gate depend only on it, or compare a phase that always runs`,
+          ),
+        );
       } else if (target.kind !== 'agents' || target.agents.length !== 1 || target.agents[0]?.output !== 'answer') {
         diagnostics.push(
           src.at(whenAt, `approval.when: phase "${target.name}" must have exactly one agent with output: answer (its data is compared)`),
@@ -1125,6 +1144,32 @@ function checkPhaseKinds(
       }
     }
   });
+  for (const r of phases.filter((p): p is RoutePhase => p.kind === 'route')) {
+    const c = conditional.get(r.name);
+    if (c) {
+      diagnostics.push(
+        src.at(
+          at(r.name, 'name'),
+          `route "${r.name}" runs only when ${c.routeOf ? `route "${c.routeOf}" chooses it` : `${c.after.join(' or ')} ran`}: a route must always run (choose among more targets in one route instead)`,
+        ),
+      );
+    }
+    for (const t of r.to) {
+      const target = phases.find((x) => x.name === t);
+      const others = (target?.dependsOn ?? []).filter((d) => d !== r.name && conditional.has(d));
+      if (others.length > 0) {
+        diagnostics.push(
+          src.at(
+            at(t, 'depends_on'),
+            `route target "${t}" also depends on ${others.join(', ')}, which may not run: a target depends on its route (and phases that always run)`,
+          ),
+        );
+      }
+      if (target?.kind === 'agents' && target.required) {
+        diagnostics.push(src.at(at(t, 'required'), `required does nothing on "${t}": a route target runs only when chosen`, { key: true }));
+      }
+    }
+  }
   const targets = phases.filter((p): p is RoutePhase => p.kind === 'route').flatMap((r) => r.to);
   const twice = targets.find((t, i) => targets.indexOf(t) !== i);
   if (twice)
@@ -1152,7 +1197,9 @@ function allowWrites(
   src: YamlSource,
   diagnostics: Diagnostic[],
 ): Phase[] {
-  const gated = (name: string) => [...ancestors(phases, name)].some((d) => phases.find((p) => p.name === d)?.kind === 'approval');
+  // A gate that approves on timeout lets the write happen with nobody deciding: it does not count.
+  const gates = phases.filter((p) => p.kind === 'approval' && p.onTimeout !== 'approve').map((p) => p.name);
+  const gated = (name: string) => gates.some((g) => dominates(phases, g, name));
   const decide = (p: Phase, a: ResolvedAgent, at: SourcePath): ResolvedAgent => {
     const allow = allowAll || gated(p.name);
     const writes = a.tools.flatMap((t) => t.allow.filter((x) => x.write).map((x) => `${t.name}.${x.name}`));
@@ -1160,7 +1207,7 @@ function allowWrites(
       diagnostics.push(
         src.at(
           at,
-          `agent "${a.name}" lists write tools (${writes.join(', ')}) but no approval gate comes before phase "${p.name}" and the workflow does not set allow_write_tools: they would never be called`,
+          `agent "${a.name}" lists write tools (${writes.join(', ')}) but no approval gate comes before phase "${p.name}" on every way to it (a gate with on_timeout: approve does not count) and the workflow does not set allow_write_tools: they would never be called`,
         ),
       );
     }

@@ -234,6 +234,34 @@ describe('Request workflows: loading', () => {
       'name: T\ntrigger: { event: change.opened }\nphases:\n  - name: a\n    agents: [team-assistant]\n',
       /agent "team-assistant" answers requests \(output: answer\): use it in a request workflow/,
     ],
+    [
+      'a write tool a way around its approval gate reaches (the gate on one route branch only)',
+      requestWorkflow(
+        '  - name: r1\n    route: { agent: support-supervisor, to: [billing, technical], default: technical }\n  - name: billing\n    agents: [billing-specialist]\n  - name: technical\n    agents: [technical-specialist]\n  - name: g\n    depends_on: [billing]\n    approval: { channel: "#x", approvers: [U1], timeout: 1h }\n  - name: w\n    depends_on: [g, technical]\n    agents:\n      - agent: refund-agent\n        tools: [{ server: desk, allow: [{ name: issue_refund, write: true }] }]\n',
+      ),
+      /agent "refund-agent" lists write tools \(desk\.issue_refund\) but no approval gate comes before phase "w" on every way to it/,
+    ],
+    [
+      'a write tool behind a gate that approves on timeout',
+      requestWorkflow(
+        '  - name: g\n    approval: { channel: "#x", approvers: [U1], timeout: 1h, on_timeout: approve }\n  - name: w\n    depends_on: [g]\n    agents:\n      - agent: refund-agent\n        tools: [{ server: desk, allow: [{ name: issue_refund, write: true }] }]\n',
+      ),
+      /a gate with on_timeout: approve does not count/,
+    ],
+    [
+      'a route that may itself be skipped',
+      requestWorkflow(
+        '  - name: r1\n    route: { agent: support-supervisor, to: [billing, technical], default: technical }\n  - name: billing\n    agents: [billing-specialist]\n  - name: technical\n    agents: [technical-specialist]\n  - name: r2\n    depends_on: [billing]\n    route: { agent: support-supervisor, to: [order-status, judge], default: judge }\n  - name: order-status\n    agents: [order-status-specialist]\n  - name: judge\n    agents: [reply-judge]\n',
+      ),
+      /route "r2" runs only when billing ran: a route must always run/,
+    ],
+    [
+      'a condition on a phase the route may skip while the gate runs',
+      requestWorkflow(
+        '  - name: r1\n    route: { agent: support-supervisor, to: [billing, technical], default: technical }\n  - name: billing\n    agents: [billing-specialist]\n  - name: technical\n    agents: [technical-specialist]\n  - name: g\n    depends_on: [billing, technical]\n    approval: { channel: "#x", approvers: [U1], timeout: 1h, when: "billing.amount_usd > 100" }\n',
+      ),
+      /approval.when: "billing" may be skipped while this gate runs/,
+    ],
   ])('refuses %s with its line and column', (_what, text, message) => {
     const found = errors(text);
     expect(
