@@ -974,6 +974,10 @@ function phaseStates(
 ): Record<string, AslState> {
   const key = phaseKey(phase.name);
   const failed = `Agent failed: ${phase.name}`;
+  // An agent that may write is not invoked again after a Lambda error that may have come after it
+  // acted (the service errors are ambiguous); only a throttled invocation (it never ran) is retried.
+  // Its provider errors are thrown only before any tool call (after one, it returns FAILED instead).
+  const writes = phase.agents.some((a) => a.allowWrite);
   const iterator = {
     ProcessorConfig: { Mode: 'INLINE' },
     StartAt: agentTaskName(phase.name),
@@ -983,7 +987,7 @@ function phaseStates(
         Parameters: { FunctionName: `\${${TASK_FUNCTIONS.invokeAgent}}`, 'Payload.$': '$' },
         Retry: [
           {
-            ErrorEquals: [...LAMBDA_SERVICE_ERRORS],
+            ErrorEquals: writes ? ['Lambda.TooManyRequestsException'] : [...LAMBDA_SERVICE_ERRORS],
             IntervalSeconds: 2,
             MaxAttempts: 3,
             BackoffRate: 2,

@@ -344,6 +344,16 @@ describe('Request workflows: compiling (synth of the state machines)', () => {
     expect(s('Blocked: screen')).toMatchObject({ ResultPath: '$.stop', Next: 'Record stopped run' });
   });
 
+  it('retries an agent that may write only when its invocation was throttled (it never ran)', () => {
+    const retry = (name: string) =>
+      (
+        ((s(`Agents: ${name}`).ItemProcessor as { States: Record<string, AslState> }).States[`Run agent: ${name}`] as AslState)
+          .Retry as AslState[]
+      )[0]?.ErrorEquals;
+    expect(retry('refund')).toEqual(['Lambda.TooManyRequestsException']);
+    expect(retry('billing')).toEqual(expect.arrayContaining(['Lambda.ServiceException', 'Lambda.TooManyRequestsException']));
+  });
+
   it('gives Aggregate the plan it records skipped phases from, and the phases whose answer is sent', () => {
     const payload = (s('Aggregate answer').Parameters as { Payload: Record<string, unknown> }).Payload;
     const fixed = Object.fromEntries(Object.entries(payload).filter(([k]) => !k.endsWith('.$')));
