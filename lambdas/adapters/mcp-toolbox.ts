@@ -4,7 +4,7 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
 import type { CircuitBreaker } from '../core/breaker.js';
-import { withDeadline } from '../core/http.js';
+import { DeadlineError, withDeadline } from '../core/http.js';
 import { headerSecrets, type McpHeadersSource, scrubSecrets } from '../core/mcp-headers.js';
 import {
   type AllowedTool,
@@ -34,7 +34,10 @@ export type McpServerConfig = {
   | { readonly url: string; readonly headers?: Readonly<Record<string, string>>; readonly command?: never }
 );
 
-/** How long connecting, listing and one call may take, in ms. */
+/**
+ * How long connecting, listing and one call may take, in ms, unless the toolbox's `timeoutMs` says
+ * otherwise; a call or a listing given less time (what is left of the run) gets that.
+ */
 export const DEFAULT_TOOL_TIMEOUT_MS = 30_000;
 /** The `_meta` key that passes the requester's identity to a server (which decides what that person may do). */
 export const REQUESTER_META_KEY = 'io.agentflow/requester';
@@ -45,6 +48,24 @@ interface Connected {
   readonly client: Client;
   readonly transport: StdioClientTransport | StreamableHTTPClientTransport;
 }
+
+/** Connecting to a server (reading its headers, starting or reaching it) failed; `timedOut` when it ran out of time. */
+class McpConnectError extends Error {
+  constructor(
+    message: string,
+    readonly timedOut: boolean,
+  ) {
+    // No cause: what the server said may hold a header value until McpToolbox.reason takes it out.
+    super(message);
+    this.name = 'McpConnectError';
+  }
+}
+
+/** A timer over `ms` from now: the ms left (at least 1, as the SDK and `withDeadline` want). */
+const countdown = (ms: number) => {
+  const until = Date.now() + ms;
+  return () => Math.max(1, until - Date.now());
+};
 
 /**
  * An error in one line: a server's HTTP answer as `HTTP <status> <reason>` first (with a hint for
@@ -64,10 +85,15 @@ const oneLine = (e: unknown): string => {
  * streamable HTTP), its tools listed once and filtered by the allow-list.
  *
  * Each call: a tool not on the allow-list is refused (and says so); its breaker
- * (`mcp:<server>`/`<tool>`, the gateway's DynamoDB breaker) may refuse it while open; the call
- * gets `timeoutMs`; a timeout, a crash (the server is started again on the next call), an error
- * result (`isError`) or an answer that is not MCP's shape is a failed record with the reason and
- * counts on the breaker. The requester's identity goes in the request's `_meta`
+ * (`mcp:<server>`/`<tool>`, the gateway's DynamoDB breaker) may refuse it while open; the call,
+ * with reading the server's headers and connecting to it (or starting it again) first, gets the
+ * sooner of its own `timeoutMs` and the toolbox's. A timeout, a crash (the server is started again
+ * on the next call) or an answer that is not MCP's shape is a failed record with the reason and
+ * counts as a failure on the breaker; an error result (`isError`) or a JSON-RPC error answer (the
+ * server refusing this input) is a failed record too, but the server answered, so it counts as a
+ * success (a half-open breaker's probe closes it). A write tool sent and then timed out, or whose
+ * server went away before answering, says that whether it took effect is unknown and not to call
+ * it again without checking. The requester's identity goes in the request's `_meta`
  * ({@link REQUESTER_META_KEY}). Inputs and outputs are redacted and capped ({@link cleanToolText}).
  *
  * An HTTP server's headers (its credentials: `headers`, then `httpHeaders`) go to its transport
@@ -79,6 +105,8 @@ export class McpToolbox implements Toolbox {
   private readonly connections = new Map<string, Promise<Connected>>();
   private readonly listed = new Map<string, ToolDefinition[]>();
   private readonly failedServers = new Map<string, string>();
+  /** Connections being closed in the background (a timed-out call does not wait for them); `close` does. */
+  private readonly closing = new Set<Promise<void>>();
   /** Header values of the HTTP servers connected so far (and their credentials), never given back. */
   private secrets: string[] = [];
 
@@ -86,6 +114,7 @@ export class McpToolbox implements Toolbox {
     private readonly servers: readonly McpServerConfig[],
     private readonly options: {
       breaker?: CircuitBreaker;
+      /** How long connecting, listing and one call may take at most, in ms. @default DEFAULT_TOOL_TIMEOUT_MS (30 s) */
       timeoutMs?: number;
       clientVersion?: string;
       /**
@@ -115,47 +144,70 @@ export class McpToolbox implements Toolbox {
     return this.options.timeoutMs ?? DEFAULT_TOOL_TIMEOUT_MS;
   }
 
-  /** The connected client of `server`, started or reached on first use. */
-  private connect(server: McpServerConfig): Promise<Connected> {
+  /**
+   * The connected client of `server`, started or reached on first use, within `ms` (reading its
+   * headers included): a caller never waits longer, even on a connection another call started.
+   * @throws McpConnectError when it cannot be connected in time, or at all
+   */
+  private async connect(server: McpServerConfig, ms: number): Promise<Connected> {
     let c = this.connections.get(server.name);
     if (!c) {
-      c = (async () => {
-        const client = new Client({ name: 'agentflow', version: this.options.clientVersion ?? '1' });
-        const transport =
-          server.command !== undefined
-            ? new StdioClientTransport({
-                command: server.command,
-                args: [...(server.args ?? [])],
-                // Only what the server is given: AgentFlow's own environment (tokens, keys) stays out.
-                env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...(server.env ?? {}) },
-                stderr: 'ignore',
-              })
-            : new StreamableHTTPClientTransport(new URL(server.url), { requestInit: { headers: await this.headersOf(server) } });
-        try {
-          await withDeadline(client.connect(transport), this.timeoutMs).catch((e: unknown) => {
-            // No cause: what the server said may hold a header value until McpToolbox.reason takes it out.
-            throw new Error(`connecting to MCP server "${server.name}": ${oneLine(e)}`);
-          });
-        } catch (e) {
-          // A server that did not answer in time is stopped, not left running.
-          await client.close().catch(() => undefined);
-          await transport.close().catch(() => undefined);
-          throw e;
-        }
-        return { client, transport };
-      })();
-      // A failed connection is tried again on the next use.
-      c.catch(() => this.connections.delete(server.name));
-      this.connections.set(server.name, c);
+      const attempt = this.open(server, countdown(ms));
+      c = attempt;
+      // A failed connection is tried again on the next use (unless it was dropped and replaced already).
+      attempt.catch(() => {
+        if (this.connections.get(server.name) === attempt) this.connections.delete(server.name);
+      });
+      this.connections.set(server.name, attempt);
     }
-    return c;
+    return withDeadline(c, ms).catch((e: unknown) => {
+      if (e instanceof DeadlineError) throw new McpConnectError(`connecting to MCP server "${server.name}": ${e.message}`, true);
+      throw e;
+    });
   }
 
-  /** The headers of an HTTP server (its config's, then the `httpHeaders` source's), their values kept to scrub. */
-  private async headersOf(server: McpServerConfig & { url: string }): Promise<Record<string, string>> {
-    const extra = this.options.httpHeaders
-      ? await this.options.httpHeaders(server.name).catch((e: unknown) => {
-          throw new Error(`reading the headers of MCP server "${server.name}": ${e instanceof Error ? e.message : String(e)}`);
+  /** Starts or reaches `server` in the time `left()` gives; a server that did not answer in time is stopped, not left running. */
+  private async open(server: McpServerConfig, left: () => number): Promise<Connected> {
+    const client = new Client({ name: 'agentflow', version: this.options.clientVersion ?? '1' });
+    const transport =
+      server.command !== undefined
+        ? new StdioClientTransport({
+            command: server.command,
+            args: [...(server.args ?? [])],
+            // Only what the server is given: AgentFlow's own environment (tokens, keys) stays out.
+            env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...(server.env ?? {}) },
+            stderr: 'ignore',
+          })
+        : new StreamableHTTPClientTransport(new URL(server.url), { requestInit: { headers: await this.headersOf(server, left()) } });
+    try {
+      await withDeadline(client.connect(transport), left());
+    } catch (e) {
+      // Stopped in the background (a stdio server that ignores its closed stdin takes seconds to stop).
+      this.retire(
+        client
+          .close()
+          .catch(() => undefined)
+          .then(() => transport.close())
+          .catch(() => undefined),
+      );
+      throw new McpConnectError(`connecting to MCP server "${server.name}": ${oneLine(e)}`, e instanceof DeadlineError);
+    }
+    return { client, transport };
+  }
+
+  /**
+   * The headers of an HTTP server (its config's, then the `httpHeaders` source's, read within `ms`),
+   * their values kept to scrub.
+   * @throws McpConnectError when the source fails or does not answer in time
+   */
+  private async headersOf(server: McpServerConfig & { url: string }, ms: number): Promise<Record<string, string>> {
+    const source = this.options.httpHeaders;
+    const extra = source
+      ? await withDeadline(source(server.name), ms).catch((e: unknown) => {
+          throw new McpConnectError(
+            `reading the headers of MCP server "${server.name}": ${e instanceof Error ? e.message : String(e)}`,
+            e instanceof DeadlineError,
+          );
         })
       : undefined;
     const headers = { ...(server.headers ?? {}), ...(extra ?? {}) };
@@ -175,49 +227,65 @@ export class McpToolbox implements Toolbox {
     return (await this.clean(oneLine(e), Number.MAX_SAFE_INTEGER)).text.slice(0, 300);
   }
 
-  /** Forgets a server's connection (its process crashed or the call timed out), closing what is left. */
-  private async drop(server: string): Promise<void> {
-    const c = this.connections.get(server);
-    this.connections.delete(server);
-    await c?.then((x) => x.client.close()).catch(() => undefined);
+  /** Keeps `closing` until it settles, so {@link close} can wait for it. */
+  private retire(closing: Promise<void>): void {
+    this.closing.add(closing);
+    void closing.finally(() => this.closing.delete(closing));
   }
 
-  async definitions(): Promise<ToolDefinition[]> {
-    const out: ToolDefinition[] = [];
-    for (const server of this.servers) {
-      let tools = this.listed.get(server.name);
-      if (!tools) {
-        try {
-          const { client } = await this.connect(server);
-          const listedTools = (await client.listTools(undefined, { timeout: this.timeoutMs })).tools;
-          tools = server.allow
-            .filter((allowed) => this.usable(allowed))
-            .flatMap((allowed) => {
-              const t = listedTools.find((x) => x.name === allowed.name);
-              return t
-                ? [
-                    {
-                      name: toolName(server.name, t.name),
-                      server: server.name,
-                      tool: t.name,
-                      description: t.description ?? '',
-                      inputSchema: t.inputSchema as Record<string, unknown>,
-                      write: allowed.write === true,
-                    },
-                  ]
-                : [];
-            });
-          this.listed.set(server.name, tools);
-          this.failedServers.delete(server.name);
-        } catch (e) {
-          this.failedServers.set(server.name, await this.reason(e));
-          await this.drop(server.name);
-          tools = [];
-        }
+  /**
+   * Forgets a server's connection (its process crashed or the call timed out) and closes what is
+   * left in the background: the next use starts or reaches it again.
+   */
+  private drop(server: string): void {
+    const c = this.connections.get(server);
+    this.connections.delete(server);
+    if (c) this.retire(c.then((x) => x.client.close()).catch(() => undefined));
+  }
+
+  /**
+   * The allowed tools of every server, listed in parallel within the sooner of `timeoutMs` and the
+   * toolbox's (connecting and reading headers included). A server not listed in time offers no tools
+   * and is in {@link unavailable}; one listed once is not asked again.
+   */
+  async definitions(options: { timeoutMs?: number } = {}): Promise<ToolDefinition[]> {
+    const left = countdown(Math.min(options.timeoutMs ?? this.timeoutMs, this.timeoutMs));
+    return (await Promise.all(this.servers.map((server) => this.toolsOf(server, left)))).flat();
+  }
+
+  /** The allowed tools of one server, connecting and listing in the time `left()` gives ([] and the reason kept when it fails). */
+  private async toolsOf(server: McpServerConfig, left: () => number): Promise<ToolDefinition[]> {
+    let tools = this.listed.get(server.name);
+    if (!tools) {
+      try {
+        const { client } = await this.connect(server, left());
+        const listedTools = (await client.listTools(undefined, { timeout: left() })).tools;
+        tools = server.allow
+          .filter((allowed) => this.usable(allowed))
+          .flatMap((allowed) => {
+            const t = listedTools.find((x) => x.name === allowed.name);
+            return t
+              ? [
+                  {
+                    name: toolName(server.name, t.name),
+                    server: server.name,
+                    tool: t.name,
+                    description: t.description ?? '',
+                    inputSchema: t.inputSchema as Record<string, unknown>,
+                    write: allowed.write === true,
+                  },
+                ]
+              : [];
+          });
+        this.listed.set(server.name, tools);
+        this.failedServers.delete(server.name);
+      } catch (e) {
+        this.failedServers.set(server.name, await this.reason(e));
+        this.drop(server.name);
+        tools = [];
       }
-      out.push(...tools);
     }
-    return out;
+    return tools;
   }
 
   unavailable(): ReadonlyArray<{ server: string; error: string }> {
@@ -264,11 +332,15 @@ export class McpToolbox implements Toolbox {
         : breaker.onFailure(admission, provider, parsed.tool, 'counted', reason);
       await done.catch(() => undefined);
     };
-    const timeoutMs = options.timeoutMs ?? this.timeoutMs;
+    // The call's time covers reading headers and connecting (or restarting a crashed server) too.
+    const timeoutMs = Math.min(options.timeoutMs ?? this.timeoutMs, this.timeoutMs);
+    const left = countdown(timeoutMs - (Date.now() - started));
+    let sent = false;
     let result: Awaited<ReturnType<Client['callTool']>>;
     try {
-      const { client } = await this.connect(server);
+      const { client } = await this.connect(server, left());
       const args = input !== null && typeof input === 'object' && !Array.isArray(input) ? (input as Record<string, unknown>) : {};
+      sent = true;
       result = await client.callTool(
         {
           name: parsed.tool,
@@ -276,18 +348,29 @@ export class McpToolbox implements Toolbox {
           ...(options.requester ? { _meta: { [REQUESTER_META_KEY]: options.requester } } : {}),
         },
         undefined,
-        { timeout: timeoutMs },
+        { timeout: left() },
       );
     } catch (e) {
       const reason = await this.reason(e);
-      // A JSON-RPC error answer is the server refusing this input, not a fault of the server.
-      if (e instanceof McpError && e.code !== ErrorCode.RequestTimeout && e.code !== ErrorCode.ConnectionClosed) {
+      const timedOut = (e instanceof McpError && e.code === ErrorCode.RequestTimeout) || (e instanceof McpConnectError && e.timedOut);
+      const lost = e instanceof McpError && e.code === ErrorCode.ConnectionClosed;
+      // A JSON-RPC error answer is the server refusing this input: it answered, so it works (a probe closes the breaker).
+      if (e instanceof McpError && !timedOut && !lost) {
+        await count(true, '');
         return record({ ok: false, error: `${name} refused the call: ${reason}` });
       }
       // A crashed, stuck or unreachable server is started again on the next call, and counts on the breaker.
-      await this.drop(server.name);
+      this.drop(server.name);
       await count(false, reason);
-      return record({ ok: false, error: `${name} failed: ${reason}` });
+      // A write sent and never answered may have been made: the model must not simply repeat it.
+      if (sent && allowed.write === true && (timedOut || lost)) {
+        const what = timedOut ? `timed out after ${timeoutMs} ms` : `lost its server before answering (${reason})`;
+        return record({ ok: false, error: `${name} ${what}: whether it took effect is unknown; do not call it again without checking` });
+      }
+      return record({
+        ok: false,
+        error: timedOut ? `${name} failed: timed out after ${timeoutMs} ms (${reason})` : `${name} failed: ${reason}`,
+      });
     }
     const text = (Array.isArray(result.content) ? result.content : [])
       .map((c: { type?: string; text?: unknown }) =>
@@ -308,7 +391,9 @@ export class McpToolbox implements Toolbox {
     return record({ ok: true, output: output.text, redacted: output.redacted });
   }
 
+  /** Stops the servers it started and closes its connections, waiting for those being closed already. */
   async close(): Promise<void> {
-    await Promise.all([...this.connections.keys()].map((s) => this.drop(s)));
+    for (const s of [...this.connections.keys()]) this.drop(s);
+    await Promise.all([...this.closing]);
   }
 }

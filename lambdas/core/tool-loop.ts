@@ -1,10 +1,18 @@
 import { BudgetExceededError, ProviderTimeoutError } from './errors.js';
 import type { GatewayAnswer, GatewayCall } from './gateway.js';
 import type { ChatMessage, ToolResultMessage, ToolSpec } from './ports.js';
-import type { Toolbox, ToolCallRecord } from './tools.js';
+import { cleanToolText, inputText, MAX_TOOL_INPUT_CHARS, type Toolbox, type ToolCallRecord } from './tools.js';
 
 /** Iterations (model calls) an agent's tool loop makes at most unless its `max_iterations` says otherwise. */
 export const DEFAULT_MAX_ITERATIONS = 8;
+
+/**
+ * Tool calls made at most of one model answer (8). The calls after the eighth are not made: each is
+ * recorded as refused and answered to the model `not called: at most 8 tool calls per turn`, so one
+ * answer cannot run a burst of actions (a hundred `create_issue` calls); the model may ask again in
+ * its next turn, and `max_iterations` bounds the turns. AgentFlow's own limit, not a provider's.
+ */
+export const MAX_TOOL_CALLS_PER_TURN = 8;
 
 /** How a tool loop ended. */
 export interface ToolLoopResult {
@@ -33,9 +41,11 @@ const MIN_STEP_MS = 2_000;
 /**
  * Runs an agent as a tool loop: every model call goes through the gateway (its budget reserved per
  * iteration for the whole conversation so far and the tool specs, the breaker, the rate limits),
- * offered the toolbox's tools; each tool the model asks for is called through the {@link Toolbox}
- * (allow-list, write policy, breaker, timeout, redaction) and its result given back, until the
- * model answers without a tool call.
+ * offered the toolbox's tools (listed within the time left); each tool the model asks for, up to
+ * {@link MAX_TOOL_CALLS_PER_TURN} per answer, is called through the {@link Toolbox} (allow-list,
+ * write policy, breaker, timeout, redaction) and its result given back, until the model answers
+ * without a tool call. A call past the cap, or with less than 2 s left, is not made: it is recorded
+ * as refused and the model is told why.
  *
  * Never a silent success: reaching `maxIterations` with the model still calling tools, running out
  * of budget ({@link BudgetExceededError}) or of time, an answer cut at `maxTokens`, or a configured
@@ -59,16 +69,11 @@ export async function runToolLoop(
   if (call.answerFormat) throw new Error('a tool loop answers in text: give its answer format in the prompt, not as answerFormat');
   const maxIterations = options.maxIterations ?? DEFAULT_MAX_ITERATIONS;
   const now = options.now ?? Date.now;
-  const tools: ToolSpec[] = (await toolbox.definitions()).map((d) => ({
-    name: d.name,
-    description: d.description,
-    inputSchema: d.inputSchema,
-  }));
-  const unavailable = toolbox.unavailable();
   // The caller's token count is of its first prompt only: each iteration is counted again (history, tools).
   const { inputTokens: _firstCount, ...base } = call;
   const messages: ChatMessage[] = [...call.messages];
   const calls: ToolCallRecord[] = [];
+  let unavailable: ToolLoopResult['unavailable'] = [];
   let costMicro = 0;
   let costUsd = 0;
   let text = '';
@@ -85,8 +90,17 @@ export async function runToolLoop(
     ...(last ? { last } : {}),
   });
   const outOfTime = () => call.deadlineMs - now() < MIN_STEP_MS;
+  // The first iteration's time check comes before listing: listing gets what is left but the MIN_STEP_MS of that model call.
+  const left = call.deadlineMs - now();
+  if (left < MIN_STEP_MS) return result('partial', 0, 'the agent ran out of time');
+  const tools: ToolSpec[] = (await toolbox.definitions({ timeoutMs: left - MIN_STEP_MS })).map((d) => ({
+    name: d.name,
+    description: d.description,
+    inputSchema: d.inputSchema,
+  }));
+  unavailable = toolbox.unavailable();
   for (let i = 1; i <= maxIterations; i++) {
-    if (outOfTime()) return result('partial', i - 1, 'the agent ran out of time');
+    if (i > 1 && outOfTime()) return result('partial', i - 1, 'the agent ran out of time');
     let answer: GatewayAnswer;
     try {
       answer = await gateway.complete({ ...base, messages, ...(tools.length > 0 ? { tools } : {}) });
@@ -111,15 +125,17 @@ export async function runToolLoop(
     }
     messages.push({ role: 'assistant', content: answer.text, toolCalls: [...asked] });
     const results: ToolResultMessage[] = [];
-    for (const c of asked) {
+    for (const [k, c] of asked.entries()) {
       const left = call.deadlineMs - now();
       const record: ToolCallRecord =
-        left < MIN_STEP_MS
-          ? { name: c.name, input: '', ok: false, refused: true, error: 'no time left for this tool call', redacted: 0, ms: 0 }
-          : await toolbox.call(c.name, c.input, {
-              timeoutMs: left - MIN_STEP_MS / 2,
-              ...(options.requester ? { requester: options.requester } : {}),
-            });
+        k >= MAX_TOOL_CALLS_PER_TURN
+          ? await notCalled(c, `not called: at most ${MAX_TOOL_CALLS_PER_TURN} tool calls per turn`)
+          : left < MIN_STEP_MS
+            ? await notCalled(c, 'no time left for this tool call')
+            : await toolbox.call(c.name, c.input, {
+                timeoutMs: left - MIN_STEP_MS / 2,
+                ...(options.requester ? { requester: options.requester } : {}),
+              });
       calls.push(record);
       results.push({
         id: c.id,
@@ -130,4 +146,10 @@ export async function runToolLoop(
     messages.push({ role: 'user', content: '', toolResults: results });
   }
   return result('partial', maxIterations, `reached max_iterations (${maxIterations}) with the model still calling tools`);
+}
+
+/** The record of a tool call the loop did not make, with why (its input redacted and capped as the toolbox's are). */
+async function notCalled(c: { name: string; input: unknown }, why: string): Promise<ToolCallRecord> {
+  const input = await cleanToolText(inputText(c.input), MAX_TOOL_INPUT_CHARS);
+  return { name: c.name, input: input.text, ok: false, refused: true, error: why, redacted: input.redacted, ms: 0 };
 }

@@ -52,7 +52,10 @@ export interface ToolCallRecord {
   readonly output?: string;
   /** Why the call failed or was refused (one line). */
   readonly error?: string;
-  /** Not called: not on the allow-list, its breaker is open, or a write tool not allowed. */
+  /**
+   * Not called: not on the allow-list, its breaker is open, a write tool not allowed, its input not
+   * JSON, or (by the tool loop) past the calls of one turn or with no time left.
+   */
   readonly refused?: boolean;
   /** Secrets the scanner removed from the input and output. */
   readonly redacted: number;
@@ -70,8 +73,11 @@ export interface ToolCallRecord {
  * ```
  */
 export interface Toolbox {
-  /** The allowed tools of every configured server. @throws nothing: a server that cannot be listed offers no tools (see `unavailable`) */
-  definitions(): Promise<ToolDefinition[]>;
+  /**
+   * The allowed tools of every configured server, listed within `timeoutMs` (ms; an implementation
+   * may take less, never more). @throws nothing: a server that cannot be listed in time offers no tools (see `unavailable`)
+   */
+  definitions(options?: { timeoutMs?: number }): Promise<ToolDefinition[]>;
   /**
    * Calls tool `name` with `input`. Never throws: a refusal, a timeout, a crash or a malformed
    * answer is a record with `ok: false` and the reason.

@@ -1,13 +1,16 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Server as LowLevelServer } from '@modelcontextprotocol/sdk/server/index.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, McpError } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { DynamoBreakerStore } from '../../../lambdas/adapters/gateway-store.js';
 import { type McpServerConfig, McpToolbox, toolBreakerProvider } from '../../../lambdas/adapters/mcp-toolbox.js';
-import { CircuitBreaker } from '../../../lambdas/core/breaker.js';
+import { breakerKey, CircuitBreaker } from '../../../lambdas/core/breaker.js';
 import { GatewayConfigSchema } from '../../../lambdas/core/gateway-config.js';
 import { mcpHeadersSource } from '../../../lambdas/core/mcp-headers.js';
 import { MAX_TOOL_OUTPUT_CHARS, parseToolName, toolName } from '../../../lambdas/core/tools.js';
@@ -30,11 +33,11 @@ const tracker = (allow: McpServerConfig['allow'], name = 'issues'): McpServerCon
 
 let table: LocalTable;
 let breakers: DynamoBreakerStore;
-const breaker = () =>
+const breaker = (clock: () => number = Date.now) =>
   new CircuitBreaker(
     breakers,
     GatewayConfigSchema.parse({ breaker: { failureThreshold: 2, cooldownSeconds: 60 } }).breaker,
-    Date.now,
+    clock,
     () => crypto.randomUUID(),
     60_000,
   );
@@ -128,6 +131,8 @@ describe('Class: McpToolbox', () => {
       },
     );
     try {
+      // Started first: a call's timeout covers starting the server too.
+      await toolbox.definitions();
       const hang = await toolbox.call('flaky__hang', {}, { timeoutMs: 500 });
       expect(hang).toMatchObject({ ok: false, error: expect.stringMatching(/flaky__hang failed: .*time/i) });
       const fail = await toolbox.call('flaky__fail', {});
@@ -151,6 +156,80 @@ describe('Class: McpToolbox', () => {
       await toolbox.close();
     }
   }, 90_000);
+
+  it('gives restarting a crashed server only the time the call has, not the 30 s default', async () => {
+    // Prepare: a server that starts once; started again, it never speaks MCP (a hung restart).
+    const started = join(tmpdir(), `mcp-restart-${crypto.randomUUID()}`);
+    const once: McpServerConfig = {
+      name: 'once',
+      command: '/bin/sh',
+      args: ['-c', 'if [ -e "$0" ]; then exec sleep 600; fi; touch "$0"; exec "$1" --import tsx "$2"', started, process.execPath, TRACKER],
+      env: { NODE_PATH: join(PROJECT_ROOT, 'node_modules') },
+      allow: [{ name: 'crash' }, { name: 'whoami' }, { name: 'create_ticket', write: true }],
+    };
+    const toolbox = new McpToolbox([once], { allowWrite: true });
+    try {
+      expect(await toolbox.call('once__whoami', {})).toMatchObject({ ok: true, output: 'nobody' });
+      expect(await toolbox.call('once__crash', {})).toMatchObject({ ok: false });
+
+      // Act
+      const read = await toolbox.call('once__whoami', {}, { timeoutMs: 500 });
+      const write = await toolbox.call('once__create_ticket', { title: 'x' }, { timeoutMs: 500 });
+
+      // Assess: each call gave up within its own time (generous bound: the default would be 30 s).
+      expect(read).toMatchObject({
+        ok: false,
+        error: expect.stringMatching(/^once__whoami failed: timed out after 500 ms \(connecting to MCP server "once"/),
+      });
+      expect(read.ms).toBeLessThan(5_000);
+      // The write never reached the server, so its outcome is known: it did not happen.
+      expect(write).toMatchObject({ ok: false, error: expect.stringMatching(/^once__create_ticket failed: timed out after 500 ms/) });
+      expect(write.ms).toBeLessThan(5_000);
+    } finally {
+      await toolbox.close();
+    }
+  }, 60_000);
+
+  it('tells the model a write tool that timed out or lost its server may have taken effect, and not to repeat it', async () => {
+    // Prepare
+    const toolbox = new McpToolbox(
+      [
+        tracker(
+          [
+            { name: 'hang', write: true },
+            { name: 'crash', write: true },
+          ],
+          'writes',
+        ),
+      ],
+      {
+        timeoutMs: 20_000,
+        allowWrite: true,
+      },
+    );
+    try {
+      // Started first: a call's timeout covers starting the server too.
+      await toolbox.definitions();
+
+      // Act
+      const hang = await toolbox.call('writes__hang', {}, { timeoutMs: 500 });
+      const crash = await toolbox.call('writes__crash', {});
+
+      // Assess
+      expect(hang).toMatchObject({
+        ok: false,
+        error: 'writes__hang timed out after 500 ms: whether it took effect is unknown; do not call it again without checking',
+      });
+      expect(crash).toMatchObject({
+        ok: false,
+        error: expect.stringMatching(
+          /^writes__crash lost its server before answering \(.*\): whether it took effect is unknown; do not call it again without checking$/,
+        ),
+      });
+    } finally {
+      await toolbox.close();
+    }
+  }, 60_000);
 
   it('offers no tools from a server that cannot start, and says why', async () => {
     const toolbox = new McpToolbox([{ name: 'missing', command: '/nonexistent/mcp-server', allow: [{ name: 'x' }] }], { timeoutMs: 5_000 });
@@ -324,6 +403,89 @@ describe('Class: McpToolbox (streamable HTTP with headers)', () => {
         ),
       });
       expect(record.error).not.toContain(TOKEN);
+    } finally {
+      await toolbox.close();
+    }
+  }, 30_000);
+});
+
+/**
+ * An MCP server over streamable HTTP on 127.0.0.1 that answers every `tools/call` with a JSON-RPC
+ * error (-32602, as a server does for arguments it refuses), built on the SDK's low-level `Server`
+ * (its `McpServer` turns a tool's errors into `isError` results instead).
+ */
+async function startRefusingServer(): Promise<{ url: string; stop: () => Promise<void> }> {
+  const http: Server = createServer(async (req, res) => {
+    if (req.method !== 'POST') {
+      res.writeHead(405).end();
+      return;
+    }
+    const mcp = new LowLevelServer({ name: 'agentflow-refusing-stand-in', version: '1.0.0' }, { capabilities: { tools: {} } });
+    mcp.setRequestHandler(ListToolsRequestSchema, async () => ({
+      tools: [
+        { name: 'get_ticket', description: 'A ticket by id', inputSchema: { type: 'object', properties: { id: { type: 'string' } } } },
+      ],
+    }));
+    mcp.setRequestHandler(CallToolRequestSchema, async () => {
+      throw new McpError(ErrorCode.InvalidParams, 'id must look like ISSUE-<n>');
+    });
+    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
+    res.on('close', () => {
+      void transport.close();
+      void mcp.close();
+    });
+    await mcp.connect(transport);
+    await transport.handleRequest(req, res);
+  });
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  const { port } = http.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/mcp`,
+    stop: () =>
+      new Promise((resolve) => {
+        http.closeAllConnections();
+        http.close(() => resolve());
+      }),
+  };
+}
+
+describe('Class: McpToolbox (a server answering a JSON-RPC error)', () => {
+  let server: Awaited<ReturnType<typeof startRefusingServer>>;
+  beforeAll(async () => {
+    server = await startRefusingServer();
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it('closes a half-open breaker when its probe is answered with a JSON-RPC error (the server works)', async () => {
+    // Prepare: the tool's breaker opened a while ago; its cooldown is over, so the next call probes.
+    let now = Date.now();
+    const key = breakerKey(toolBreakerProvider('strict'), 'get_ticket');
+    await breakers.trip(key, {
+      provider: toolBreakerProvider('strict'),
+      model: 'get_ticket',
+      nowMs: now,
+      cooldownMs: 1_000,
+      reason: 'earlier timeouts',
+      force: true,
+    });
+    now += 2_000;
+    const toolbox = new McpToolbox([{ name: 'strict', url: server.url, allow: [{ name: 'get_ticket' }] }], {
+      breaker: breaker(() => now),
+      timeoutMs: 10_000,
+    });
+    try {
+      // Act
+      const record = await toolbox.call('strict__get_ticket', { id: '42' });
+
+      // Assess: the refusal reaches the model, and the probe's answer closed the breaker (no lease left held).
+      expect(record).toMatchObject({
+        ok: false,
+        error: expect.stringMatching(/^strict__get_ticket refused the call: .*id must look like ISSUE-<n>/),
+      });
+      expect(await breakers.get(key)).toMatchObject({ state: 'closed' });
+      expect(await toolbox.call('strict__get_ticket', { id: '42' })).not.toHaveProperty('refused');
     } finally {
       await toolbox.close();
     }

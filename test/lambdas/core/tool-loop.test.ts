@@ -4,10 +4,10 @@ import { McpToolbox } from '../../../lambdas/adapters/mcp-toolbox.js';
 import { FINDINGS_FORMAT } from '../../../lambdas/core/answer-format.js';
 import { budgetScopes } from '../../../lambdas/core/budget.js';
 import type { ModelRef } from '../../../lambdas/core/contracts.js';
-import type { GatewayCall } from '../../../lambdas/core/gateway.js';
+import type { GatewayAnswer, GatewayCall } from '../../../lambdas/core/gateway.js';
 import { BudgetConfigSchema } from '../../../lambdas/core/gateway-config.js';
 import { requestTokens, TOOL_USE_OVERHEAD_TOKENS } from '../../../lambdas/core/tokenizer.js';
-import { runToolLoop } from '../../../lambdas/core/tool-loop.js';
+import { MAX_TOOL_CALLS_PER_TURN, runToolLoop } from '../../../lambdas/core/tool-loop.js';
 import { PROJECT_ROOT } from '../../../lib/workspace.js';
 import { type GatewayEnv, startGateway } from '../../helpers.js';
 
@@ -163,4 +163,67 @@ describe('Function: runToolLoop', () => {
     });
     await expect(orphan).rejects.toThrow(/toolConfig field must be defined/);
   });
+
+  it('makes at most MAX_TOOL_CALLS_PER_TURN calls of one answer, answering the rest "not called"', async () => {
+    // Prepare: a scripted gateway whose first answer asks for 12 tickets at once, then answers.
+    box = toolbox();
+    const asked = Array.from({ length: 12 }, (_, k) => ({
+      id: `t${k}`,
+      name: 'issues__create_ticket',
+      input: { title: `Ticket ${k + 1}` },
+    }));
+    const seen: GatewayCall[] = [];
+    const answer = (over: Partial<GatewayAnswer>): GatewayAnswer => ({
+      text: '',
+      usage: { inputTokens: 10, outputTokens: 10, cacheReadTokens: 0, cacheWriteTokens: 0 },
+      model: MODELS.openai,
+      costUsd: 0.000001,
+      costMicro: 1,
+      estimateUsd: 0.000001,
+      estimatedInputTokens: 10,
+      truncated: false,
+      cacheHit: false,
+      fallbackUsed: false,
+      attempts: [],
+      ...over,
+    });
+    const script = [answer({ toolCalls: asked }), answer({ text: 'done' })];
+    const gateway = {
+      complete: async (c: GatewayCall) => {
+        seen.push(c);
+        const next = script.shift();
+        if (!next) throw new Error('the scripted gateway ran out of answers');
+        return next;
+      },
+    };
+
+    // Act
+    const r = await runToolLoop(gateway, call(MODELS.openai, 'file them all'), box);
+
+    // Assess: 8 tickets made, 4 not called (recorded, refused, and the model told so for each).
+    expect(r.status).toBe('complete');
+    expect(r.calls).toHaveLength(12);
+    expect(r.calls.slice(0, 8).map((x) => x.output)).toEqual(
+      Array.from({ length: 8 }, (_, k) => `Created ISSUE-${k + 1}: Ticket ${k + 1}`),
+    );
+    expect(r.calls.slice(8)).toEqual(
+      asked.slice(8).map((a) =>
+        expect.objectContaining({
+          name: 'issues__create_ticket',
+          input: JSON.stringify(a.input),
+          ok: false,
+          refused: true,
+          error: 'not called: at most 8 tool calls per turn',
+        }),
+      ),
+    );
+    const results = seen[1]?.messages.at(-1)?.toolResults ?? [];
+    expect(results.map((x) => x.id)).toEqual(asked.map((a) => a.id));
+    expect(results.slice(8)).toEqual(
+      asked.slice(8).map((a) => ({ id: a.id, content: 'not called: at most 8 tool calls per turn', isError: true })),
+    );
+    // The server made 8 tickets, no more: the next one is ISSUE-9.
+    expect(await box.call('issues__create_ticket', { title: 'check' })).toMatchObject({ output: 'Created ISSUE-9: check' });
+    expect(MAX_TOOL_CALLS_PER_TURN).toBe(8);
+  }, 60_000);
 });
