@@ -177,7 +177,17 @@ export const AGENT_OUTPUTS = ['findings', 'document', 'verdicts', 'tests', 'answ
 export type AgentOutput = (typeof AGENT_OUTPUTS)[number];
 
 /** One tool of an MCP server an agent may call (`allow:` in the workflow): its name there, and whether it changes something. */
-export const AllowedToolSchema = z.strictObject({ name: z.string().min(1).max(64), write: z.boolean().default(false) });
+export const AllowedToolSchema = z.strictObject({
+  name: z.string().min(1).max(64),
+  write: z.boolean().default(false),
+  /**
+   * `limits:` — a numeric argument of the tool (`arg`), added up over the agent's calls, may not
+   * pass the number an earlier phase's answer gave (`phase`'s `data.<field>`): e.g. a refund's
+   * `amount_usd` up to what the billing agent proposed and the gate compared. A call over it, or
+   * without a number, is refused.
+   */
+  limits: z.array(z.strictObject({ arg: z.string().min(1), phase: z.string().min(1), field: z.string().min(1) })).optional(),
+});
 
 /**
  * The built-in, read-only tools over the change under review (`server: agentflow`): read a file at
@@ -618,7 +628,6 @@ export const PhaseOutcomeSchema = z.strictObject({
   reason: z.string().optional(),
 });
 export type PhaseOutcome = z.infer<typeof PhaseOutcomeSchema>;
-
 
 /** What a gate phase ended with (`$.gates.<phase>`): SendTaskSuccess output, or the outcome the compiled Catch set. */
 export const GateOutcomeSchema = z.looseObject({

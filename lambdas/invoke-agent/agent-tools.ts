@@ -2,10 +2,13 @@ import { type McpServerConfig, McpToolbox } from '../adapters/mcp-toolbox.js';
 import { RepoToolbox } from '../adapters/repo-tools.js';
 import { type BreakerStore, CircuitBreaker } from '../core/breaker.js';
 import { type AgentItem, type Change, type ChangedFile, forgeOf, type Request, type ToolServer } from '../core/contracts.js';
+
+type ToolLimit = NonNullable<ToolServer['allow'][number]['limits']>[number];
+
 import type { GatewayConfig } from '../core/gateway-config.js';
 import type { McpHeadersSource } from '../core/mcp-headers.js';
 import type { ChangeSource } from '../core/ports.js';
-import { parseToolName, type Toolbox, type ToolCallRecord, type ToolDefinition } from '../core/tools.js';
+import { inputText, parseToolName, type Toolbox, type ToolCallRecord, type ToolDefinition, toolName } from '../core/tools.js';
 
 /** What building an agent's tools needs besides the agent (all optional: InvokeAgent's deps). */
 export interface AgentToolsOptions {
@@ -56,8 +59,8 @@ export function requesterOf(request: Request | undefined, change: Change | undef
 export class CompositeToolbox implements Toolbox {
   constructor(private readonly parts: ReadonlyArray<{ readonly servers: readonly string[]; readonly toolbox: Toolbox }>) {}
 
-  async definitions(): Promise<ToolDefinition[]> {
-    return (await Promise.all(this.parts.map((p) => p.toolbox.definitions()))).flat();
+  async definitions(options?: { timeoutMs?: number }): Promise<ToolDefinition[]> {
+    return (await Promise.all(this.parts.map((p) => p.toolbox.definitions(options)))).flat();
   }
 
   unavailable(): ReadonlyArray<{ server: string; error: string }> {
@@ -74,6 +77,83 @@ export class CompositeToolbox implements Toolbox {
 
   async close(): Promise<void> {
     await Promise.all(this.parts.map((p) => p.toolbox.close().catch(() => undefined)));
+  }
+}
+
+/**
+ * A {@link Toolbox} that holds tools with `limits` to them: each limited argument, added up over
+ * this agent's calls, stays within the number an earlier phase's answer gave (its `data.<field>`,
+ * from the Map state's `previous` results). A call whose argument is not a non-negative number,
+ * whose bound is unknown (the phase gave no such number), or that would pass the bound is refused
+ * and says why; only calls that succeed count. This binds a write to what a gate compared: a refund
+ * up to the amount the billing agent proposed, which a person approved when it was over $100.
+ */
+export class LimitedToolbox implements Toolbox {
+  private readonly used = new Map<string, number>();
+
+  constructor(
+    private readonly inner: Toolbox,
+    private readonly limits: ReadonlyMap<string, readonly ToolLimit[]>,
+    private readonly previous: Readonly<Record<string, unknown>>,
+  ) {}
+
+  definitions(options?: { timeoutMs?: number }): Promise<ToolDefinition[]> {
+    return this.inner.definitions(options);
+  }
+
+  unavailable(): ReadonlyArray<{ server: string; error: string }> {
+    return this.inner.unavailable();
+  }
+
+  /** The number `phase` answered in `data.<field>`, when it did. */
+  private bound(l: ToolLimit): number | undefined {
+    for (const v of Object.values(this.previous)) {
+      for (const r of Array.isArray(v) ? v : [v]) {
+        const result = r as { phase?: unknown; data?: Record<string, unknown> } | null;
+        if (result?.phase !== l.phase) continue;
+        const n = result.data?.[l.field];
+        return typeof n === 'number' && Number.isFinite(n) ? n : undefined;
+      }
+    }
+    return undefined;
+  }
+
+  async call(name: string, input: unknown, options?: { requester?: string; timeoutMs?: number }): Promise<ToolCallRecord> {
+    const limits = this.limits.get(name) ?? [];
+    const args = (input && typeof input === 'object' ? input : {}) as Record<string, unknown>;
+    const refuse = (error: string): ToolCallRecord => ({
+      name,
+      input: inputText(input).slice(0, 2_000),
+      ok: false,
+      refused: true,
+      error,
+      redacted: 0,
+      ms: 0,
+    });
+    const adds: Array<[string, number]> = [];
+    for (const l of limits) {
+      const key = `${name}:${l.arg}`;
+      const bound = this.bound(l);
+      const value = args[l.arg];
+      const ref = `${l.phase}.${l.field}`;
+      if (bound === undefined) return refuse(`not called: ${l.arg} is limited by ${ref}, and that phase gave no number`);
+      if (typeof value !== 'number' || !Number.isFinite(value) || value < 0)
+        return refuse(`not called: ${l.arg} must be a number of at most ${bound} (${ref})`);
+      const used = this.used.get(key) ?? 0;
+      if (used + value > bound) {
+        return refuse(
+          `not called: ${l.arg} ${value} would bring this run's total to ${used + value}, over ${bound} (${ref}${used > 0 ? `; ${used} used` : ''})`,
+        );
+      }
+      adds.push([key, value]);
+    }
+    const record = await this.inner.call(name, input, options);
+    if (record.ok) for (const [key, value] of adds) this.used.set(key, (this.used.get(key) ?? 0) + value);
+    return record;
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
   }
 }
 
@@ -95,7 +175,12 @@ function mcpConfig(server: ToolServer, env: Readonly<Record<string, string>>): M
  */
 export function agentToolbox(
   agent: Pick<AgentItem, 'tools' | 'allowWrite' | 'output'>,
-  run: { readonly change?: Change | undefined; readonly files?: readonly ChangedFile[] | undefined },
+  run: {
+    readonly change?: Change | undefined;
+    readonly files?: readonly ChangedFile[] | undefined;
+    /** The earlier phases' results (the Map state's `previous`): the bounds of tools with `limits`. */
+    readonly previous?: Readonly<Record<string, unknown>>;
+  },
   options: AgentToolsOptions = {},
 ): Toolbox | undefined {
   if (agent.tools.length === 0) return undefined;
@@ -123,5 +208,9 @@ export function agentToolbox(
       }),
     });
   }
-  return parts.length === 1 && parts[0] ? parts[0].toolbox : new CompositeToolbox(parts);
+  const toolbox = parts.length === 1 && parts[0] ? parts[0].toolbox : new CompositeToolbox(parts);
+  const limits = new Map(
+    agent.tools.flatMap((t) => t.allow.flatMap((a) => (a.limits?.length ? [[toolName(t.name, a.name), a.limits] as const] : []))),
+  );
+  return limits.size > 0 ? new LimitedToolbox(toolbox, limits, run.previous ?? {}) : toolbox;
 }

@@ -826,7 +826,18 @@ function agentTools(
   const tools: ToolServer[] = [];
   e?.tools?.forEach((use, i) => {
     const at: SourcePath = [...path, 'tools', i];
-    const allow = use.allow.map((a) => (typeof a === 'string' ? { name: a, write: false } : { name: a.name, write: a.write ?? false }));
+    const allow = use.allow.map((a) =>
+      typeof a === 'string'
+        ? { name: a, write: false, limits: [] }
+        : {
+            name: a.name,
+            write: a.write ?? false,
+            limits: Object.entries(a.limits ?? {}).map(([arg, ref]) => {
+              const [phase = '', field = ''] = ref.split('.');
+              return { arg, phase, field };
+            }),
+          },
+    );
     if (tools.some((t) => t.name === use.server))
       diagnostics.push(src.at([...at, 'server'], `tools: server "${use.server}" is listed twice; merge its allow lists`));
     if (use.server === BUILTIN_TOOL_SERVER) {
@@ -1050,6 +1061,29 @@ function checkPhaseKinds(
       if (kind === 'review' && a.reads.length > 0)
         diagnostics.push(src.at(agentAt, 'reads: only in request workflows (answers are given to later agents there)'));
       const before = ancestors(phases, p.name);
+      a.tools.forEach((t) => {
+        t.allow.forEach((tool) => {
+          for (const l of tool.limits) {
+            const target = phases.find((x) => x.name === l.phase);
+            const ok =
+              target?.kind === 'agents' &&
+              target.agents.length === 1 &&
+              target.agents[0]?.output === 'answer' &&
+              before.has(l.phase) &&
+              (!graphSound || !conditionalPhases(phases).has(l.phase) || dominates(phases, l.phase, p.name));
+            if (kind === 'review') {
+              diagnostics.push(src.at(agentAt, `tool "${tool.name}": limits compare an earlier answer: only in request workflows`));
+            } else if (!ok) {
+              diagnostics.push(
+                src.at(
+                  agentAt,
+                  `tool "${tool.name}": limits.${l.arg} names "${l.phase}", which must be an earlier phase with one answer agent that runs whenever this phase does`,
+                ),
+              );
+            }
+          }
+        });
+      });
       a.reads.forEach((r) => {
         const target = phases.find((x) => x.name === r);
         if (!target || !before.has(r) || !answers(target)) {

@@ -98,7 +98,14 @@ export interface ToolServer {
   readonly args: readonly string[];
   readonly url?: string;
   readonly builtin: boolean;
-  readonly allow: ReadonlyArray<{ readonly name: string; readonly write: boolean }>;
+  readonly allow: ReadonlyArray<{ readonly name: string; readonly write: boolean; readonly limits: readonly ToolLimit[] }>;
+}
+
+/** `limits: { <arg>: <phase>.<field> }` of an allowed tool: the argument's total over the agent's calls stays within that answer field. */
+export interface ToolLimit {
+  readonly arg: string;
+  readonly phase: string;
+  readonly field: string;
 }
 
 /** The built-in guardrail step's settings (see `GuardrailSettingsSchema` in `lambdas/core/contracts.ts`). */

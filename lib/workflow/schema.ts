@@ -169,7 +169,24 @@ const ToolUse = z.strictObject({
       'a server of the workflow\'s mcp_servers, or "agentflow" for the built-in read-only tools (read_file, search, list_changed_files)',
     ),
   allow: z
-    .array(z.union([toolName, z.strictObject({ name: toolName, write: z.boolean().optional() })]))
+    .array(
+      z.union([
+        toolName,
+        z.strictObject({
+          name: toolName,
+          write: z.boolean().optional(),
+          limits: z
+            .record(
+              z.string().regex(/^[A-Za-z0-9_]{1,64}$/, 'an argument name has letters, digits and _ only'),
+              z.string().regex(/^[a-z0-9][a-z0-9-]*\.[A-Za-z0-9_]+$/, 'write <phase>.<field>, an earlier answer\'s data field'),
+            )
+            .optional()
+            .describe(
+              "request workflows: a numeric argument's total over the agent's calls may not pass an earlier answer's data field, e.g. { amount_usd: billing.refund_usd }",
+            ),
+        }),
+      ]),
+    )
     .min(1)
     .describe('the tools the agent may call; every other tool of the server is neither offered nor called'),
 });

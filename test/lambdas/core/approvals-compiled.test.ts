@@ -80,7 +80,7 @@ describe('Contract: the compiled request-run gate and RequestApproval (support-t
 
   it('sends the request, the condition and the answer data: the record and the message have them', async () => {
     // Act
-    const { output, record } = await runToGate(triage, { data: { amount_usd: 150, order_id: '1234' } }, 'triage-150');
+    const { output, record } = await runToGate(triage, { data: { refund_usd: 150, order_id: '1234' } }, 'triage-150');
 
     // Assess
     expect(output).not.toHaveProperty('failed');
@@ -91,19 +91,19 @@ describe('Contract: the compiled request-run gate and RequestApproval (support-t
       channel: '#support-leads',
       approvers: { slack: [LEAD], users: [], groups: [] },
       request: { requester: 'slack:U0CUSTOMER', text: request.text },
-      about: { phase: 'billing', condition: 'billing.amount_usd > 100' },
-      data: { amount_usd: 150, order_id: '1234' },
+      about: { phase: 'billing', condition: 'billing.refund_usd > 100' },
+      data: { refund_usd: 150, order_id: '1234' },
     } satisfies Partial<ApprovalRecord>);
     const message = JSON.stringify(notifier.messages.get(record?.id ?? ''));
-    expect(message).toContain('billing.amount_usd &gt; 100');
-    expect(message).toContain('• amount_usd: 150');
+    expect(message).toContain('billing.refund_usd &gt; 100');
+    expect(message).toContain('• refund_usd: 150');
     expect(message).not.toContain('<!channel>');
   });
 
   it('asks without data when the billing agent gave none, with the result path in the payload', async () => {
     const { output, record } = await runToGate(withResultPath(triage), { status: 'failed' }, 'triage-failed');
     expect(output).not.toHaveProperty('failed');
-    expect(record?.about).toEqual({ phase: 'billing', condition: 'billing.amount_usd > 100' });
+    expect(record?.about).toEqual({ phase: 'billing', condition: 'billing.refund_usd > 100' });
     expect(record?.data).toBeUndefined();
     expect(JSON.stringify(notifier.messages.get(record?.id ?? ''))).toContain('gave no data to show');
   });

@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { ChangedFile, ToolServer } from '../../../lambdas/core/contracts.js';
-import { agentToolbox, requesterOf, writeAllowed } from '../../../lambdas/invoke-agent/agent-tools.js';
+import type { Toolbox, ToolCallRecord } from '../../../lambdas/core/tools.js';
+import { agentToolbox, LimitedToolbox, requesterOf, writeAllowed } from '../../../lambdas/invoke-agent/agent-tools.js';
 import { PROJECT_ROOT } from '../../../lib/workspace.js';
 import { exampleChange } from '../../helpers.js';
 
@@ -16,7 +17,12 @@ const tracker: ToolServer = {
     { name: 'whoami', write: false },
   ],
 };
-const builtin: ToolServer = { name: 'agentflow', builtin: true, args: [], allow: [{ name: 'list_changed_files', write: false }] };
+const builtin: ToolServer = {
+  name: 'agentflow',
+  builtin: true,
+  args: [],
+  allow: [{ name: 'list_changed_files', write: false }],
+};
 const files: ChangedFile[] = [
   { path: 'App/Pay.swift', status: 'modified', additions: 1, deletions: 0, binary: false, patch: '@@ -1,0 +1,1 @@\n+x' },
 ];
@@ -69,7 +75,11 @@ describe('Function: agentToolbox', () => {
       {},
       { toolTimeoutMs: 20_000, mcpHeaders, mcpEnv: { NODE_PATH: join(PROJECT_ROOT, 'node_modules') } },
     );
-    const withHttp = agentToolbox({ tools: [http, builtin], allowWrite: false, output: 'answer' }, {}, { toolTimeoutMs: 5_000, mcpHeaders });
+    const withHttp = agentToolbox(
+      { tools: [http, builtin], allowWrite: false, output: 'answer' },
+      {},
+      { toolTimeoutMs: 5_000, mcpHeaders },
+    );
     try {
       // Act
       await stdioOnly?.definitions();
@@ -115,4 +125,66 @@ describe('Function: agentToolbox', () => {
       await toolbox?.close();
     }
   }, 60_000);
+});
+
+describe('Class: LimitedToolbox', () => {
+  /** A toolbox that records what reached it and answers ok. */
+  const inner = (reached: unknown[]): Toolbox => ({
+    definitions: async () => [],
+    unavailable: () => [],
+    close: async () => undefined,
+    call: async (name, input): Promise<ToolCallRecord> => {
+      reached.push(input);
+      return { name, input: JSON.stringify(input), ok: true, output: 'Refund RF-1 issued', redacted: 0, ms: 1 };
+    },
+  });
+  const limits = new Map([['support__issue_refund', [{ arg: 'amount_usd', phase: 'billing', field: 'refund_usd' }]]]);
+  const previous = { billing: [{ name: 'billing-specialist', phase: 'billing', status: 'succeeded', data: { refund_usd: 45 } }] };
+
+  it("lets a limited argument add up to the earlier answer's number and refuses what would pass it, saying why", async () => {
+    // Prepare
+    const reached: unknown[] = [];
+    const tools = new LimitedToolbox(inner(reached), limits, previous);
+
+    // Act
+    const over = await tools.call('support__issue_refund', { order_id: '1235', amount_usd: 4000 });
+    const first = await tools.call('support__issue_refund', { order_id: '1235', amount_usd: 30 });
+    const second = await tools.call('support__issue_refund', { order_id: '1235', amount_usd: 20 });
+    const rest = await tools.call('support__issue_refund', { order_id: '1235', amount_usd: 15 });
+    const other = await tools.call('support__get_order', { order_id: '1235' });
+
+    // Assess: 4000 and a total of 50 > 45 never reach the server; 30 + 15 = 45 does.
+    expect(over).toMatchObject({
+      ok: false,
+      refused: true,
+      error: "not called: amount_usd 4000 would bring this run's total to 4000, over 45 (billing.refund_usd)",
+    });
+    expect(first.ok).toBe(true);
+    expect(second).toMatchObject({
+      ok: false,
+      refused: true,
+      error: expect.stringContaining('total to 50, over 45 (billing.refund_usd; 30 used)'),
+    });
+    expect(rest.ok).toBe(true);
+    expect(other.ok).toBe(true);
+    expect(reached).toEqual([{ order_id: '1235', amount_usd: 30 }, { order_id: '1235', amount_usd: 15 }, { order_id: '1235' }]);
+  });
+
+  it('refuses when the argument is not a number or the earlier phase gave none', async () => {
+    // Prepare
+    const reached: unknown[] = [];
+    const noBound = new LimitedToolbox(inner(reached), limits, { billing: [{ phase: 'billing', data: { refund_usd: 'lots' } }] });
+    const tools = new LimitedToolbox(inner(reached), limits, previous);
+
+    // Act
+    const unknown = await noBound.call('support__issue_refund', { amount_usd: 1 });
+    const text = await tools.call('support__issue_refund', { amount_usd: '45' });
+    const negative = await tools.call('support__issue_refund', { amount_usd: -100 });
+
+    // Assess
+    expect(unknown.error).toBe('not called: amount_usd is limited by billing.refund_usd, and that phase gave no number');
+    expect(text.error).toBe('not called: amount_usd must be a number of at most 45 (billing.refund_usd)');
+    expect(negative.refused).toBe(true);
+    expect(reached).toEqual([]);
+  });
 });

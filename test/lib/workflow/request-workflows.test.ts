@@ -87,7 +87,7 @@ function triageHandlers(o: {
     'Run agent: screen': async () =>
       o.screen ?? agentResult('screen', { guardrail: { intervened: false, blocked: false, interventions: [] } }),
     'Run agent: triage': async () => agentResult('triage', o.route ? { decision: o.route, decisionReason: 'because' } : {}),
-    'Run agent: billing': async () => agentResult('billing', { data: { amount_usd: o.amount ?? 150, order_id: '1234' } }),
+    'Run agent: billing': async () => agentResult('billing', { data: { refund_usd: o.amount ?? 150, order_id: '1234' } }),
     'Run agent: technical': async () => agentResult('technical'),
     'Run agent: order-status': async () => agentResult('order-status'),
     'Run agent: refund': async () => agentResult('refund', { data: { refund_id: 'R-1' } }),
@@ -258,7 +258,7 @@ describe('Request workflows: loading', () => {
     [
       'a condition on a phase the route may skip while the gate runs',
       requestWorkflow(
-        '  - name: r1\n    route: { agent: support-supervisor, to: [billing, technical], default: technical }\n  - name: billing\n    agents: [billing-specialist]\n  - name: technical\n    agents: [technical-specialist]\n  - name: g\n    depends_on: [billing, technical]\n    approval: { channel: "#x", approvers: [U1], timeout: 1h, when: "billing.amount_usd > 100" }\n',
+        '  - name: r1\n    route: { agent: support-supervisor, to: [billing, technical], default: technical }\n  - name: billing\n    agents: [billing-specialist]\n  - name: technical\n    agents: [technical-specialist]\n  - name: g\n    depends_on: [billing, technical]\n    approval: { channel: "#x", approvers: [U1], timeout: 1h, when: "billing.refund_usd > 100" }\n',
       ),
       /approval.when: "billing" may be skipped while this gate runs/,
     ],
@@ -303,9 +303,9 @@ describe('Request workflows: compiling (synth of the state machines)', () => {
       Choices: [
         {
           And: [
-            { Variable: '$.results.billing[0].data.amount_usd', IsPresent: true },
-            { Variable: '$.results.billing[0].data.amount_usd', IsNumeric: true },
-            { Not: { Variable: '$.results.billing[0].data.amount_usd', NumericGreaterThan: 100 } },
+            { Variable: '$.results.billing[0].data.refund_usd', IsPresent: true },
+            { Variable: '$.results.billing[0].data.refund_usd', IsNumeric: true },
+            { Not: { Variable: '$.results.billing[0].data.refund_usd', NumericGreaterThan: 100 } },
           ],
           Next: 'Not needed: refund-approval',
         },
@@ -321,14 +321,14 @@ describe('Request workflows: compiling (synth of the state machines)', () => {
         And: [
           { Variable: '$.results.judge[0].data.verdict', IsPresent: true },
           { Variable: '$.results.judge[0].data.verdict', IsString: true },
-          { Not: { Variable: '$.results.judge[0].data.verdict', StringEquals: 'fail' } },
+          { Not: { Not: { Variable: '$.results.judge[0].data.verdict', StringEquals: 'pass' } } },
         ],
       }),
     ]);
     // The approval request shows what made it ask.
     expect((s('Approve: refund-approval').Parameters as { Payload: Record<string, unknown> }).Payload).toMatchObject({
       'request.$': '$.request',
-      about: { phase: 'billing', condition: 'billing.amount_usd > 100' },
+      about: { phase: 'billing', condition: 'billing.refund_usd > 100' },
       'result.$': '$.results.billing[0]',
     });
   });
@@ -400,7 +400,7 @@ describe('Request workflows: running the compiled support-triage on the local en
     const gates = (seen['Aggregate answer'] as { Payload: { gates: Record<string, unknown> } }).Payload.gates;
     expect(gates.refund_approval).toEqual({
       outcome: 'not-needed',
-      reason: 'no approval needed: billing.amount_usd is 45, and it asks when billing.amount_usd > 100',
+      reason: 'no approval needed: billing.refund_usd is 45, and it asks when billing.refund_usd > 100',
     });
   });
 
