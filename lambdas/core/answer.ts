@@ -67,33 +67,46 @@ export function cleanAnswerData(data: Record<string, unknown> | null | undefined
 
 /**
  * Reads an `answer` agent's final text: the JSON object of {@link AgentAnswerSchema}; a model that
- * answered in prose only (no object at all) has that prose as its answer and no data.
+ * answered in prose only (no object at all) has that prose as its answer, no data, and `prose`
+ * set (the agent is partial when its prompt names data fields: {@link declaresDataFields}).
  * @returns the answer, or `problem` when an object was there but not of the shape (a repair prompt can fix it)
  */
 export function parseAgentAnswer(
   text: string,
-): { ok: true; answer: string; data: NonNullable<AgentResult['data']> } | { ok: false; problem: string } {
+): { ok: true; answer: string; data: NonNullable<AgentResult['data']>; prose?: true } | { ok: false; problem: string } {
   const r = parseStructured(text, AgentAnswerSchema);
   if (r.ok) return { ok: true, answer: r.answer.answer, data: cleanAnswerData(r.answer.data) };
-  if (!text.includes('{') && text.trim().length > 0) return { ok: true, answer: text.trim(), data: {} };
+  if (!text.includes('{') && text.trim().length > 0) return { ok: true, answer: text.trim(), data: {}, prose: true };
   return { ok: false, problem: r.problem };
 }
 
 /**
+ * Whether an agent's prompt names the fields of its answer's `data`: a line `Data fields: <field>, …`
+ * (the shipped agents and the offline model's rules use it). A prose answer from such an agent
+ * lacks what later phases test.
+ * @example declaresDataFields('Answer billing questions.\nData fields: amount_usd (number)') // true
+ */
+export function declaresDataFields(prompt: string): boolean {
+  return /^\s*Data fields:[ \t]*\S/im.test(prompt);
+}
+
+/**
  * Reads a `route` agent's final text. A choice not in `route.choices` (or no readable answer) takes
- * the default, and says so in `reason`.
+ * the default, and says so in `reason` (`answered "legal", not one of billing, technical: took the
+ * default technical`); `valid` is false then (the agent is partial).
  */
 export function parseRouteAnswer(
   text: string,
   route: NonNullable<AgentItem['route']>,
 ): { decision: string; reason: string; valid: boolean } {
   const r = parseStructured(text, RouteAnswerSchema);
-  if (!r.ok) return { decision: route.default, reason: `no readable route in the answer (${r.problem}): the default`, valid: false };
+  const fallback = `took the default ${route.default}`;
+  if (!r.ok) return { decision: route.default, reason: `no readable route in the answer (${r.problem}): ${fallback}`, valid: false };
   const chosen = route.choices.find((c) => c.toLowerCase() === r.answer.route.trim().toLowerCase());
   if (!chosen) {
     return {
       decision: route.default,
-      reason: `answered "${r.answer.route.slice(0, 60)}", not one of ${route.choices.join(', ')}: the default`,
+      reason: `answered "${r.answer.route.slice(0, 60)}", not one of ${route.choices.join(', ')}: ${fallback}`,
       valid: false,
     };
   }

@@ -1,5 +1,6 @@
 import {
   answerSystemPrompt,
+  declaresDataFields,
   type EarlierAnswer,
   parseAgentAnswer,
   parseRouteAnswer,
@@ -19,7 +20,14 @@ import {
 } from '../core/contracts.js';
 import { BudgetExceededError, InvalidInputError, PriceUnknownError, ProviderRejectedError } from '../core/errors.js';
 import type { GatewayAnswer, GatewayCall } from '../core/gateway.js';
-import { type Guardrail, type GuardrailResult, type GuardrailSource, LocalGuardrail, type LocalPiiType } from '../core/guardrails.js';
+import {
+  type Guardrail,
+  type GuardrailIntervention,
+  type GuardrailResult,
+  type GuardrailSource,
+  LocalGuardrail,
+  type LocalPiiType,
+} from '../core/guardrails.js';
 import type { ChatMessage } from '../core/ports.js';
 import { repairMessages } from '../core/prompt.js';
 import { redactSecrets } from '../core/redact.js';
@@ -119,10 +127,13 @@ type RequestOutput = Extract<AgentItem['output'], 'answer' | 'route'>;
  *
  * Stores the answer (redacted) under {@link answerKey} (`answer` agents), the tool calls under
  * {@link toolCallsKey}, the spend record after every model call (the result's `costUsd` is its sum).
- * A `route` agent's choice outside `route.choices` takes the default and says so in `decisionReason`.
+ * A `route` agent's choice outside `route.choices` takes the default (the state machine routes on
+ * it) and says so in `decisionReason`; the agent is `partial` then.
  *
  * Outcome: `succeeded`; `partial` with `stopReason` when the loop stopped first (iteration cap,
- * budget, time, a cut answer, a server that offered no tools); `failed` with `error` when the answer
+ * budget, time, a cut answer, a server that offered no tools), or it answered short of success
+ * ({@link shortfalls}: a write tool call failed or was refused, a route outside its choices, a
+ * prose answer where the prompt names data fields); `failed` with `error` when the answer
  * stayed unreadable, the budget or the provider refused the call, or a model call failed after tool
  * calls were made (a retry would repeat them).
  *
@@ -155,8 +166,13 @@ export async function runAnswerAgent(input: InvokeAgentInput, deps: InvokeAgentD
       ),
     },
   ];
-  const readable = (text: string) =>
-    output === 'route' ? parseRouteAnswer(text, agent.route ?? { choices: [], default: '' }).valid : parseAgentAnswer(text).ok;
+  // A full answer: a valid route, or an answer object (prose only when the prompt names no data fields).
+  const wantsData = declaresDataFields(agent.prompt);
+  const readable = (text: string) => {
+    if (output === 'route') return parseRouteAnswer(text, agent.route ?? { choices: [], default: '' }).valid;
+    const parsed = parseAgentAnswer(text);
+    return parsed.ok && !(parsed.prose && wantsData);
+  };
   const call: GatewayCall = {
     candidates,
     system,
@@ -298,9 +314,42 @@ function resultBase(name: string, phase: string, meter: SpendMeter, ex: Exchange
   } satisfies Omit<AgentResult, 'status'>;
 }
 
+/** The names (`<server>__<tool>`) of the tools the agent's servers declare as writes (`allow[].write`). */
+const writeTools = (agent: AgentItem): Set<string> =>
+  new Set(agent.tools.flatMap((s) => s.allow.filter((a) => a.write).map((a) => `${s.name}__${a.name}`)));
+
+/**
+ * Why a request agent whose exchange completed is short of a success, each one line (none: it
+ * succeeded): the tool loop stopped first (its reason); a write tool call failed or was refused
+ * (`a write tool call failed: support__issue_refund (<error>)`: what the person asked for may not
+ * be done); then `extra`, the answer's own shortfall (a route outside its choices, a prose answer).
+ */
+function shortfalls(agent: AgentItem, ex: Exchange, extra: readonly string[] = []): string[] {
+  const writes = writeTools(agent);
+  const failedWrites = ex.calls.filter((c) => !c.ok && writes.has(c.name));
+  return [
+    ...(ex.loop?.status === 'partial' ? [ex.loop.reason ?? 'stopped'] : []),
+    ...(failedWrites.length > 0
+      ? [
+          `a write tool call failed: ${failedWrites
+            .map((c) => `${c.name} (${(c.error ?? c.output ?? 'failed').replace(/[\r\n]+/g, ' ').slice(0, 160)})`)
+            .join(', ')}`,
+        ]
+      : []),
+    ...extra,
+  ];
+}
+
+/** `partial` with the reasons as its `stopReason` (secrets redacted, at most 500 characters), or nothing when there is none. */
+async function partialFor(reasons: readonly string[]): Promise<{ status?: 'partial'; stopReason?: string }> {
+  if (reasons.length === 0) return {};
+  return { status: 'partial', stopReason: (await redactSecrets(reasons.join('; '))).text.slice(0, 500) };
+}
+
 /**
  * A request agent's result from the model's last text: a route's decision, or the answer stored
- * (redacted) with its data; partial when the loop stopped first; failed when the answer is unreadable.
+ * (redacted) with its data; partial when the loop stopped first or the answer fell short
+ * ({@link shortfalls}); failed when the answer is unreadable.
  */
 async function outcome(
   input: InvokeAgentInput,
@@ -309,15 +358,17 @@ async function outcome(
   deps: InvokeAgentDeps,
 ): Promise<AgentResult> {
   const { agent, runId, phase } = input;
-  const partial =
-    ex.loop?.status === 'partial' ? { status: 'partial' as const, stopReason: (ex.loop.reason ?? 'stopped').slice(0, 500) } : undefined;
   if (agent.output === 'route') {
     const route = parseRouteAnswer(ex.text, agent.route ?? { choices: [], default: '' });
     const reason = (await redactSecrets(route.reason.replace(/[\r\n]+/g, ' '))).text.slice(0, 500);
+    // Off its choices the route still routes (the default), but not as a success.
+    const partial = await partialFor(shortfalls(agent, ex, route.valid ? [] : [`route: ${reason}`]));
     return { ...base, status: 'succeeded', ...partial, decision: route.decision, decisionReason: reason };
   }
   const parsed = parseAgentAnswer(ex.text);
   if (!parsed.ok) {
+    const partial =
+      ex.loop?.status === 'partial' ? { status: 'partial' as const, stopReason: (ex.loop.reason ?? 'stopped').slice(0, 500) } : undefined;
     // Kept (redacted) so a person can see what the model wrote.
     const rawKey = `runs/${runId}/raw/${phase}/${agent.name}.txt`;
     const rawAnswers = ex.text.trim()
@@ -345,6 +396,10 @@ async function outcome(
   );
   const data: NonNullable<AgentResult['data']> = {};
   for (const [k, v] of Object.entries(parsed.data)) data[k] = typeof v === 'string' ? (await redactSecrets(v)).text.slice(0, 200) : v;
+  // Prose is kept as the answer, but later phases test data the prompt asked for and did not get.
+  const partial = await partialFor(
+    shortfalls(agent, ex, parsed.prose && declaresDataFields(agent.prompt) ? ['answered in prose: no data fields'] : []),
+  );
   return { ...base, status: 'succeeded', ...partial, answerRef, data };
 }
 
@@ -368,9 +423,38 @@ export function localGuardrailFor(settings: GuardrailSettings): GuardrailChoice 
 }
 
 /**
- * The guardrail of a step's settings in the cloud: Bedrock Guardrails (`bedrock`) when the step
- * names one (`guardrailId`, its `guardrailVersion`, default `DRAFT`) or the environment has one
- * (`environment.id`, the step's version else the environment's), else the step's local rules.
+ * Guardrails applied one after the other: each checks the text the one before let through (masked
+ * or unchanged). Blocked as soon as one blocks (the later ones are not asked: nothing of a blocked
+ * text goes on); the interventions of every one that ran are kept, in order. An error of any is
+ * thrown (the step fails closed).
+ *
+ * @example inOrder([localRules, bedrock]).apply('INPUT', 'Mail ann@example.com') // Bedrock gets 'Mail {EMAIL}'
+ */
+export function inOrder(guardrails: readonly Guardrail[]): Guardrail {
+  return {
+    async apply(source, text) {
+      const interventions: GuardrailIntervention[] = [];
+      let intervened = false;
+      let current = text;
+      for (const g of guardrails) {
+        const r = await g.apply(source, current);
+        interventions.push(...r.interventions);
+        intervened ||= r.intervened;
+        if (r.blocked) return { intervened: true, blocked: true, text: '', interventions };
+        current = r.text;
+      }
+      return { intervened, blocked: false, text: current, interventions };
+    },
+  };
+}
+
+/**
+ * The guardrail of a step's settings in the cloud: the step's local rules ({@link localGuardrailFor}:
+ * `denied_topics`, `pii`, `prompt_attack`) always, then Bedrock Guardrails (`bedrock`) on the text
+ * they let through when the step names one (`guardrailId`, its `guardrailVersion`, default
+ * `DRAFT`) or the environment has one (`environment.id`, the step's version else the
+ * environment's); see {@link inOrder}. Results name the model `guardrail+bedrock-guardrail`
+ * then, else `guardrail`.
  *
  * @example guardrailChooser({ id: 'gr-abc123', version: '1' }, (g) => new BedrockGuardrail(client, g))
  */
@@ -379,10 +463,11 @@ export function guardrailChooser(
   bedrock: (guardrail: { id: string; version: string }) => Guardrail,
 ): (settings: GuardrailSettings) => GuardrailChoice {
   return (settings) => {
+    const local = localGuardrailFor(settings);
     const id = settings.guardrailId ?? environment.id;
-    if (!id) return localGuardrailFor(settings);
+    if (!id) return local;
     const version = settings.guardrailVersion ?? (settings.guardrailId ? 'DRAFT' : environment.version);
-    return { guardrail: bedrock({ id, version }), model: 'bedrock-guardrail' };
+    return { guardrail: inOrder([local.guardrail, bedrock({ id, version })]), model: `${local.model}+bedrock-guardrail` };
   };
 }
 

@@ -61,13 +61,27 @@ export async function answerReply(text: string, answerRef: string): Promise<stri
 }
 
 /**
+ * What a run's agents spent, in USD: the sum of their spend records' invocations (= what the budget
+ * ledger settled), one record per agent of `results` (the Map states' outputs, by phase key).
+ */
+async function spentUsd(deps: PublishDeps, runId: string, results: RequestResults): Promise<number> {
+  const agents = Object.values(results).flat();
+  const spent = await Promise.all(agents.map((a) => readSpend(deps.artifacts, runId, a.phase, a.name)));
+  return fromMicro(spent.flatMap((r) => r.invocations).reduce((s, i) => s + i.costMicro, 0));
+}
+
+/** The agents' results a `stopped` or `failed` Publish input carries. */
+type RequestResults = Extract<RequestPublishInput, { kind: 'stopped' }>['results'];
+
+/**
  * Publish of a `request` run (issue 15), with no forge involved:
  * - `answer`: writes the run record (outcome, the ledger's cost, who asked and the request's start
  *   redacted, the answer's reference, the phases, the tool calls; the agents with `databaseLog`),
  *   turns the thread's first message into the outcome and replies with the answer
  *   ({@link answerReply}), and posts the summary in `outputs.slack`;
- * - `failed` / `stopped`: records the end (a stopped run's cost from the spend records of the
- *   agents before the stop) and tells the thread and, for `failed`, the `notify` channel.
+ * - `failed` / `stopped`: records the end with its cost from the spend records of the agents that
+ *   ran before it ({@link spentUsd}; a `failed` input without `results` records 0 and shows no
+ *   cost) and tells the thread and, for `failed`, the `notify` channel.
  *
  * A Slack post that fails is recorded as `slackError`; the run record is written regardless.
  * @returns `{ commentUrl: null }` (nothing is posted on a forge)
@@ -135,9 +149,7 @@ export async function publishRequest(input: RequestPublishInput, deps: PublishDe
     }
     case 'stopped': {
       // What the phases before the stop spent, from their spend records (= the budget ledger).
-      const agents = Object.values(input.results).flat();
-      const spent = await Promise.all(agents.map((a) => readSpend(deps.artifacts, input.runId, a.phase, a.name)));
-      const costUsd = fromMicro(spent.flatMap((r) => r.invocations).reduce((s, i) => s + i.costMicro, 0));
+      const costUsd = await spentUsd(deps, input.runId, input.results);
       const done = message({ status: 'STOPPED', costUsd, reason: input.reason });
       const thread = await tellThread(deps, request, requestOutcomeText(done), [`⏹️ The run stopped: ${slackInert(input.reason, 600)}`]);
       await deps.runs.put({ ...base, status: 'STOPPED', reason: input.reason, costUsd, ...thread });
@@ -145,11 +157,13 @@ export async function publishRequest(input: RequestPublishInput, deps: PublishDe
     }
     case 'failed': {
       const error = errorText(input.error) ?? input.error.Error;
-      const done = message({ status: 'FAILED', reason: error });
+      // What the phases before the failure spent (a phase whose Map state failed is not in `results`).
+      const costUsd = input.results ? await spentUsd(deps, input.runId, input.results) : undefined;
+      const done = message({ status: 'FAILED', reason: error, ...(costUsd !== undefined ? { costUsd } : {}) });
       const thread = await tellThread(deps, request, requestOutcomeText(done), [`❌ The run failed: ${slackInert(error, 600)}`]);
       const notified = input.notify ? await postToChannel(deps, input.notify, requestSummaryText(done)) : {};
       const slackError = [notified.slackError, thread.slackError].filter(Boolean).join('; ');
-      await deps.runs.put({ ...base, status: 'FAILED', error, ...(slackError ? { slackError } : {}) });
+      await deps.runs.put({ ...base, status: 'FAILED', error, costUsd: costUsd ?? 0, ...(slackError ? { slackError } : {}) });
       return { commentUrl: null };
     }
     default: {

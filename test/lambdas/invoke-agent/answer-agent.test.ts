@@ -1,10 +1,10 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FsArtifactStore } from '../../../lambdas/adapters/artifacts.js';
-import type { AgentItem, AgentResult, ToolServer } from '../../../lambdas/core/contracts.js';
+import { type AgentItem, type AgentResult, type ToolServer, ToolServerSchema } from '../../../lambdas/core/contracts.js';
 import { ProviderUnavailableError } from '../../../lambdas/core/errors.js';
 import type { GatewayAnswer, GatewayCall, ModelGateway } from '../../../lambdas/core/gateway.js';
-import { LocalGuardrail } from '../../../lambdas/core/guardrails.js';
+import { type Guardrail, type GuardrailResult, LocalGuardrail } from '../../../lambdas/core/guardrails.js';
 import { readSpend } from '../../../lambdas/core/spend.js';
 import type { ToolCallRecord } from '../../../lambdas/core/tools.js';
 import { answerKey, guardedKey, guardrailChooser, toolCallsKey } from '../../../lambdas/invoke-agent/answer-agent.js';
@@ -25,13 +25,9 @@ import { type GatewayEnv, startGateway, tempDir } from '../../helpers.js';
 
 const price = { input: 3, output: 15, cacheRead: 0.3, cacheWrite: 3.75 };
 const TRACKER = join(PROJECT_ROOT, 'test', 'standins', 'mcp-issue-tracker.ts');
-const tracker = (allow: ToolServer['allow']): ToolServer => ({
-  name: 'issues',
-  command: process.execPath,
-  args: ['--import', 'tsx', TRACKER],
-  builtin: false,
-  allow,
-});
+// Through the schema, so every allow-list entry gets its defaults.
+const tracker = (allow: Array<{ name: string; write: boolean }>): ToolServer =>
+  ToolServerSchema.parse({ name: 'issues', command: process.execPath, args: ['--import', 'tsx', TRACKER], builtin: false, allow });
 
 const answerAgent = (over: Partial<AgentItem> = {}): AgentItem => ({
   name: 'billing',
@@ -233,7 +229,7 @@ describe('Function: invokeAgent (answer agents)', () => {
     expect(((await artifacts.getJson(r.toolCallsRef as string)) as ToolCallRecord[]).length).toBe(2);
   }, 60_000);
 
-  it('refuses a tool not on the allow-list and a write tool without allowWrite, counting both as tool errors', async () => {
+  it('refuses a tool not on the allow-list and a write tool without allowWrite, counting both as tool errors; the refused write makes it partial', async () => {
     // Prepare
     const { artifacts, deps, sent } = await setup();
     const agent = answerAgent({
@@ -250,7 +246,9 @@ describe('Function: invokeAgent (answer agents)', () => {
     const r = await invokeAgent(input(agent, text), deps);
 
     // Assess
-    expect(r).toMatchObject({ status: 'succeeded', toolCalls: 2, toolErrors: 2 });
+    expect(r).toMatchObject({ status: 'partial', toolCalls: 2, toolErrors: 2 });
+    expect(r.stopReason).toMatch(/^a write tool call failed: issues__create_ticket \(.*changes something/);
+    expect(r.answerRef).toBe(answerKey('r1', 'answer', 'billing'));
     // The write tool is not even offered.
     expect(sent[0]?.tools?.map((t) => t.name)).toEqual(['issues__whoami']);
     const calls = (await artifacts.getJson(r.toolCallsRef as string)) as ToolCallRecord[];
@@ -262,6 +260,42 @@ describe('Function: invokeAgent (answer agents)', () => {
       error: expect.stringMatching(/changes something/),
     });
   }, 60_000);
+
+  it('is partial, naming the tool, when a write tool call failed although the loop completed; a failed read call is not', async () => {
+    // Prepare: the stand-in's `fail` tool answers an error result; declared a write tool for one agent, a read tool for the other.
+    const { deps } = await setup();
+    const writer = answerAgent({ tools: [tracker([{ name: 'fail', write: true }])], allowWrite: true });
+    const reader = answerAgent({ name: 'reader', tools: [tracker([{ name: 'fail', write: false }])] });
+
+    // Act
+    const w = await invokeAgent(input(writer, 'Close the ticket.\ncall issues__fail {}'), deps);
+    const r = await invokeAgent(input(reader, 'Read the ticket.\ncall issues__fail {}'), deps);
+
+    // Assess
+    expect(w).toMatchObject({ status: 'partial', toolCalls: 1, toolErrors: 1 });
+    expect(w.stopReason).toMatch(/^a write tool call failed: issues__fail \(.*read-only today/);
+    expect(w.answerRef).toBe(answerKey('r1', 'answer', 'billing'));
+    expect(w.data).toBeDefined();
+    expect(r).toMatchObject({ status: 'succeeded', toolCalls: 1, toolErrors: 1 });
+    expect(r.stopReason).toBeUndefined();
+  }, 60_000);
+
+  it('keeps a prose answer but is partial when the prompt names data fields, and succeeds with it when it names none', async () => {
+    // Prepare: no JSON object at all.
+    const prose = 'I have refunded the duplicate charge on order 1234.';
+    const { artifacts, deps } = await setup(prose);
+
+    // Act
+    const withFields = await invokeAgent(input(answerAgent(), 'Refund order 1234'), deps);
+    const without = await invokeAgent(input(answerAgent({ name: 'helper', prompt: 'Answer kindly.' }), 'Refund order 1234'), deps);
+
+    // Assess
+    expect(withFields).toMatchObject({ status: 'partial', stopReason: 'answered in prose: no data fields', data: {}, repairs: 0 });
+    expect(await artifacts.getText(withFields.answerRef as string)).toBe(prose);
+    expect(without).toMatchObject({ status: 'succeeded', data: {} });
+    expect(without.stopReason).toBeUndefined();
+    expect(await artifacts.getText(without.answerRef as string)).toBe(prose);
+  });
 
   it('fails with the tool calls recorded when the model fails after a tool acted (a retry would act again), and rethrows when nothing acted', async () => {
     // Prepare: the provider goes down after the first iteration.
@@ -357,16 +391,32 @@ describe('Function: invokeAgent (route agents)', () => {
     expect(sent[0]?.system).toMatch(/one of "billing", "technical"/);
   });
 
-  it('takes the default, saying why, when the model chooses a phase that is not a choice', async () => {
+  it('takes the default but is partial, saying why, when the model chooses a phase that is not a choice', async () => {
     // Prepare
     const { deps } = await setup(JSON.stringify({ route: 'legal', reason: 'sounds legal' }));
 
     // Act
     const r = await invokeAgent(input(router, 'Refund order 1234', { phase: 'triage' }), deps);
 
+    // Assess: the state machine still routes on the decision.
+    expect(r).toMatchObject({
+      status: 'partial',
+      decision: 'technical',
+      stopReason: 'route: answered "legal", not one of billing, technical: took the default technical',
+    });
+    expect(r.decisionReason).toBe('answered "legal", not one of billing, technical: took the default technical');
+  });
+
+  it('takes the default but is partial when the route answer is unreadable', async () => {
+    // Prepare
+    const { deps } = await setup('Probably billing, I think.');
+
+    // Act
+    const r = await invokeAgent(input(router, 'Refund order 1234', { phase: 'triage' }), deps);
+
     // Assess
-    expect(r).toMatchObject({ status: 'succeeded', decision: 'technical' });
-    expect(r.decisionReason).toMatch(/answered "legal", not one of billing, technical: the default/);
+    expect(r).toMatchObject({ status: 'partial', decision: 'technical' });
+    expect(r.stopReason).toMatch(/^route: no readable route in the answer \(.*\): took the default technical$/);
   });
 });
 
@@ -456,6 +506,97 @@ describe('Function: invokeAgent (guardrail steps)', () => {
 });
 
 describe('Function: guardrailChooser', () => {
+  /** A fake Bedrock guardrail: records the texts it gets; intervenes on nothing, or as `answer` says. */
+  const fakeBedrock = (
+    answer: (text: string) => GuardrailResult | Error = (text) => ({ intervened: false, blocked: false, text, interventions: [] }),
+  ) => {
+    const seen: string[] = [];
+    const guardrail: Guardrail = {
+      apply: async (_source, text) => {
+        seen.push(text);
+        const r = answer(text);
+        if (r instanceof Error) throw r;
+        return r;
+      },
+    };
+    return { seen, guardrail };
+  };
+  const withEnvironmentGuardrail = (g: Guardrail) => ({ guardrailFor: guardrailChooser({ id: 'gr-env', version: '3' }, () => g) });
+
+  it("blocks a denied topic of the step when the environment's Bedrock guardrail intervenes on nothing", async () => {
+    // Prepare
+    const bedrock = fakeBedrock();
+    const { deps } = await setup(undefined, withEnvironmentGuardrail(bedrock.guardrail));
+
+    // Act
+    const r = await invokeAgent(input(guardrailAgent(), 'Refund order 1234 or I will file a lawsuit', { phase: 'screen' }), deps);
+
+    // Assess: the local rules blocked; nothing of the blocked text went on to Bedrock.
+    expect(r).toMatchObject({
+      status: 'succeeded',
+      guardrail: { intervened: true, blocked: true, interventions: [{ policy: 'topic', name: 'legal-advice', action: 'blocked' }] },
+      decisionReason: 'blocked: denied topic "legal-advice"',
+    });
+    expect(r.answerRef).toBeUndefined();
+    expect(bedrock.seen).toEqual([]);
+  });
+
+  it('gives Bedrock the text the local rules masked, records the interventions of both, and blocks when Bedrock blocks', async () => {
+    // Prepare: Bedrock blocks a topic of its own in the masked text.
+    const bedrock = fakeBedrock(() => ({
+      intervened: true,
+      blocked: true,
+      text: '',
+      interventions: [{ policy: 'topic', name: 'refund-over-limit', action: 'blocked' }],
+    }));
+    const { deps } = await setup(undefined, withEnvironmentGuardrail(bedrock.guardrail));
+
+    // Act
+    const r = await invokeAgent(input(guardrailAgent(), 'Refund $5,000 to ann@example.com', { phase: 'screen' }), deps);
+
+    // Assess
+    expect(bedrock.seen).toEqual(['Refund $5,000 to {EMAIL}']);
+    expect(r).toMatchObject({
+      status: 'succeeded',
+      model: 'guardrail+bedrock-guardrail',
+      guardrail: {
+        intervened: true,
+        blocked: true,
+        interventions: [
+          { policy: 'pii', name: 'EMAIL', action: 'masked' },
+          { policy: 'topic', name: 'refund-over-limit', action: 'blocked' },
+        ],
+      },
+    });
+    expect(r.answerRef).toBeUndefined();
+  });
+
+  it('lets through the text both masked, and fails closed when Bedrock fails', async () => {
+    // Prepare
+    const masking = fakeBedrock((text) => ({
+      intervened: true,
+      blocked: false,
+      text: text.replace('Ann Lee', '{NAME}'),
+      interventions: [{ policy: 'pii', name: 'NAME', action: 'masked' }],
+    }));
+    const failing = fakeBedrock(() => Object.assign(new Error('throttled'), { name: 'ThrottlingException' }));
+    const { artifacts, deps } = await setup(undefined, withEnvironmentGuardrail(masking.guardrail));
+
+    // Act
+    const r = await invokeAgent(input(guardrailAgent(), 'I am Ann Lee, ann@example.com', { phase: 'screen' }), deps);
+    const failed = await invokeAgent(input(guardrailAgent(), 'hello', { phase: 'screen' }), {
+      ...deps,
+      ...withEnvironmentGuardrail(failing.guardrail),
+    });
+
+    // Assess
+    expect(r.guardrail).toMatchObject({ intervened: true, blocked: false });
+    expect(await artifacts.getText(r.answerRef as string)).toBe('I am {NAME}, {EMAIL}');
+    expect(r.decisionReason).toBe('masked: PII "EMAIL"; PII "NAME"');
+    expect(failed).toMatchObject({ status: 'failed', error: { Error: 'ThrottlingException' } });
+    expect(failed.answerRef).toBeUndefined();
+  });
+
   const settings = guardrailAgent().guardrail as NonNullable<AgentItem['guardrail']>;
   const chosen: Array<{ id: string; version: string }> = [];
   const bedrock = (g: { id: string; version: string }) => {
@@ -463,14 +604,14 @@ describe('Function: guardrailChooser', () => {
     return new LocalGuardrail();
   };
 
-  it("takes the step's Bedrock guardrail, else the environment's, else the step's local rules", () => {
+  it("takes the step's local rules, then the step's Bedrock guardrail, else the environment's", () => {
     // Act
     const step = guardrailChooser({ id: 'gr-env', version: '3' }, bedrock)({ ...settings, guardrailId: 'gr-step' });
     const env = guardrailChooser({ id: 'gr-env', version: '3' }, bedrock)(settings);
     const local = guardrailChooser({ id: '', version: 'DRAFT' }, bedrock)(settings);
 
     // Assess
-    expect([step.model, env.model, local.model]).toEqual(['bedrock-guardrail', 'bedrock-guardrail', 'guardrail']);
+    expect([step.model, env.model, local.model]).toEqual(['guardrail+bedrock-guardrail', 'guardrail+bedrock-guardrail', 'guardrail']);
     expect(chosen).toEqual([
       { id: 'gr-step', version: 'DRAFT' },
       { id: 'gr-env', version: '3' },

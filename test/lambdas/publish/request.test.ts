@@ -236,26 +236,29 @@ describe('Function: publish (kind answer)', () => {
   });
 });
 
+/** Writes an agent's spend record: one invocation per cost (micro-USD, as the ledger settled it). */
+async function spendRecord(artifacts: FsArtifactStore, runId: string, phase: string, agent: string, costsMicro: number[]) {
+  await artifacts.putJson(spendKey(runId, phase, agent), {
+    agent,
+    phase,
+    invocations: costsMicro.map((costMicro, i) => ({
+      id: `i${i + 1}`,
+      startedAt: '2026-11-30T00:00:00.000Z',
+      costMicro,
+      inputTokens: 10,
+      outputTokens: 1,
+      cachedTokens: 0,
+      calls: 1,
+      cacheHits: 0,
+      repairs: 0,
+    })),
+  });
+}
+
 describe('Function: publish (failed and stopped request runs)', () => {
   it('records a stopped request with what the agents before the stop spent and tells the thread, without the forge', async () => {
     const { artifacts, runs, deps } = env();
-    await artifacts.putJson(spendKey('r4', 'guard', 'guardrail'), {
-      agent: 'guardrail',
-      phase: 'guard',
-      invocations: [
-        {
-          id: 'i1',
-          startedAt: '2026-11-30T00:00:00.000Z',
-          costMicro: 1500,
-          inputTokens: 10,
-          outputTokens: 1,
-          cachedTokens: 0,
-          calls: 1,
-          cacheHits: 0,
-          repairs: 0,
-        },
-      ],
-    });
+    await spendRecord(artifacts, 'r4', 'guard', 'guardrail', [1500]);
     const before = calls.length;
     await publish(
       {
@@ -295,5 +298,40 @@ describe('Function: publish (failed and stopped request runs)', () => {
     expect(update?.args.text).not.toContain('$');
     expect(reply?.args.text).toBe('❌ The run failed: States.\u200bTimeout:\u200b the execution timed out');
     expect(posts).toEqual([{ channel: '#oncall', text: expect.stringMatching(/^❌ \*support\* FAILED for slack:/) }]);
+  });
+
+  it('records a failed request with what its agents spent by their spend records, and shows that cost', async () => {
+    // Prepare: two phases ran (two invocations of the triage agent) before the run failed.
+    const { artifacts, runs, posts, deps } = env();
+    await spendRecord(artifacts, 'r7', 'triage', 'supervisor', [1200, 300]);
+    await spendRecord(artifacts, 'r7', 'billing', 'billing-specialist', [2500]);
+    const before = calls.length;
+
+    // Act
+    await publish(
+      {
+        kind: 'failed',
+        runId: 'r7',
+        workflow: 'support',
+        request: REQUEST,
+        error: { Error: 'States.TaskFailed', Cause: 'refund: Lambda timed out' },
+        results: {
+          triage: [{ name: 'supervisor', phase: 'triage', status: 'succeeded' }],
+          billing: [{ name: 'billing-specialist', phase: 'billing', status: 'succeeded' }],
+        },
+        notify: '#oncall',
+      },
+      deps,
+    );
+
+    // Assess
+    expect(runs.records.get('r7')).toMatchObject({
+      status: 'FAILED',
+      costUsd: 0.004,
+      error: 'States.TaskFailed: refund: Lambda timed out',
+    });
+    const [update] = threadCalls(before);
+    expect(update?.args.text).toMatch(/^❌ Not answered: I was charged twice.* — \$0\.0040\n/);
+    expect(posts[0]?.text).toContain('$0.0040');
   });
 });
