@@ -19,6 +19,7 @@ import {
   RunSummarySchema,
 } from '../lambdas/core/contracts.js';
 import { acceptanceRates } from '../lambdas/core/incremental.js';
+import { redactSecrets } from '../lambdas/core/redact.js';
 import { assertSafeRef } from '../lambdas/core/refs.js';
 import { buildSarif, securityFindings } from '../lambdas/core/sarif.js';
 import { executionName } from '../lambdas/core/triggers.js';
@@ -670,7 +671,8 @@ async function runRequest(wf: Workflow, ref: string, opts: RunOptions): Promise<
       `--request must hold 1 to ${MAX_REQUEST_CHARS} characters and --requester 1 to 200 (${parsed.error.issues.map((i) => i.path.join('.')).join(', ')})`,
     );
   }
-  const request = parsed.data;
+  // As /agentflow ask does: a secret pasted into the request goes to no record, model or terminal.
+  const request = { ...parsed.data, text: (await redactSecrets(parsed.data.text)).text };
   const out = opts.json ? (s: string) => console.error(s) : (s: string) => console.log(s);
   const runtime = await LocalRuntime.start({
     stateDir: opts.stateDir,

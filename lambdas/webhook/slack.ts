@@ -15,6 +15,7 @@ import {
   withDeadline,
 } from '../core/http.js';
 import type { ChangeLookup, ExecutionStarter, RunStore, ThreadNotifier } from '../core/ports.js';
+import { redactSecrets } from '../core/redact.js';
 import { verifySlackSignature } from '../core/signatures.js';
 import {
   APPROVE_ACTION,
@@ -197,11 +198,14 @@ async function askWorkflow(text: string, user: string, trigger: string, channel:
   const refused = refusal(wf, user, deps, 'ask');
   if (refused) return refused;
   const cut = resolved.request.length > MAX_REQUEST_CHARS;
-  const request = cut ? resolved.request.slice(0, MAX_REQUEST_CHARS) : resolved.request;
   const remaining = deps.remainingMs ?? (() => 2500);
+  const name = executionName(`slack-${trigger || randomBytes(8).toString('hex')}`, wf.id);
+  let threaded = false;
   try {
     const work = (async () => {
-      const name = executionName(`slack-${trigger || randomBytes(8).toString('hex')}`, wf.id);
+      // A secret pasted into the request is removed before it is posted in the channel, kept in a
+      // record or given to an agent.
+      const request = (await redactSecrets(cut ? resolved.request.slice(0, MAX_REQUEST_CHARS) : resolved.request)).text;
       // The request's thread: its first message becomes the outcome, the answer a reply. No
       // thread (no notifier, the bot cannot post there) does not stop the run.
       const thread =
@@ -210,6 +214,7 @@ async function askWorkflow(text: string, user: string, trigger: string, channel:
               .start(channel, requestStartedText({ workflow: wf.id, text: request, execution: name }))
               .catch(() => undefined)
           : undefined;
+      threaded = thread !== undefined;
       const input: ExecutionInput = {
         runId: name,
         workflow: wf.id,
@@ -219,13 +224,20 @@ async function askWorkflow(text: string, user: string, trigger: string, channel:
     })();
     const r = await withDeadline(work, remaining());
     const note = cut ? ` Your request was cut at ${MAX_REQUEST_CHARS.toLocaleString('en-US')} characters.` : '';
+    const where = threaded
+      ? "the answer comes in this channel's thread"
+      : `AgentFlow cannot post here, so see the answer with \`/agentflow status ${r.name}\``;
     return say(
       r.started
-        ? `Asked \`${wf.id}\` (execution \`${r.name}\`): the answer comes in this channel's thread.${note}`
+        ? `Asked \`${wf.id}\` (execution \`${r.name}\`): ${where}.${note}`
         : `\`${r.name}\` is already running (this command was received before).`,
     );
   } catch (e) {
-    const why = e instanceof DeadlineError ? 'Step Functions did not answer in time; try again' : (e as Error).message;
+    // The start may have gone through after all: asking again would be a second run (and act twice).
+    const why =
+      e instanceof DeadlineError
+        ? `Step Functions did not answer in time; check \`/agentflow status ${name}\` before asking again`
+        : (e as Error).message;
     return say(`Could not ask \`${wf.id}\`: ${why}.`);
   }
 }

@@ -176,7 +176,7 @@ describe('Function: handleSlackCommand (ask)', () => {
     expect((await answer('status slack-trig-1-support', e)).text).not.toContain('<https');
   });
 
-  it('answers within the time Slack waits when Step Functions does not, saying to try again', async () => {
+  it('answers within the time Slack waits when Step Functions does not, saying to check the run before asking again (it may have started)', async () => {
     // Prepare: a start that never answers; 50 ms left to answer.
     const { deps: d } = deps({ remainingMs: () => 50 }, () => new Promise(() => undefined));
 
@@ -184,6 +184,22 @@ describe('Function: handleSlackCommand (ask)', () => {
     const res = await answer('ask it-helpdesk my laptop is slow', d);
 
     // Assess
-    expect(res.text).toBe('Could not ask `it-helpdesk`: Step Functions did not answer in time; try again.');
+    expect(res.text).toBe(
+      'Could not ask `it-helpdesk`: Step Functions did not answer in time; check `/agentflow status slack-trig-1-it-helpdesk` before asking again.',
+    );
+  });
+
+  it('removes a secret pasted into the request before it is posted in the channel or started', async () => {
+    // Prepare
+    const { deps: d, started, threads } = deps();
+
+    // Act
+    await answer('ask it-helpdesk please rotate AKIAQ3EGUIOE5TNGXX7Z for the build bot', d);
+
+    // Assess
+    expect(started).toHaveLength(1);
+    expect(JSON.stringify(started)).not.toContain('AKIAQ3EGUIOE5TNGXX7Z');
+    expect(JSON.stringify(threads)).not.toContain('AKIAQ3EGUIOE5TNGXX7Z');
+    expect(JSON.stringify(started)).toContain('please rotate');
   });
 });
