@@ -104,7 +104,12 @@ export function testRuntime(repo: ExampleRepo, options: Partial<LocalRuntimeOpti
     modes: { openai: 'offline', bedrock: 'offline', 'openai-compatible': 'offline' },
     retryDelayMs: 1,
     gateway: GatewayConfigSchema.parse({ retry: { baseDelayMs: 1, maxDelayMs: 5 } }),
-    groups: { 'mobile-leads': { slack: [LEAD], github: ['octocat'] }, 'support-leads': { slack: [LEAD] } },
+    groups: {
+      'mobile-leads': { slack: [LEAD], github: ['octocat'] },
+      'support-leads': { slack: [LEAD] },
+      'mobile-team': { slack: [LEAD] },
+      'support-team': { slack: [LEAD] },
+    },
     print: () => undefined,
     ...options,
   });

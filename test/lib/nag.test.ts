@@ -14,7 +14,12 @@ import { loadWorkspace, PROJECT_ROOT } from '../../lib/workspace.js';
  */
 
 const ws = loadWorkspace();
-const groups = { 'mobile-leads': { slack: ['U024BE7LH'], github: ['@acme/mobile-leads'] }, 'support-leads': { slack: ['U024BE7LH'] } };
+const groups = {
+  'mobile-leads': { slack: ['U024BE7LH'], github: ['@acme/mobile-leads'] },
+  'support-leads': { slack: ['U024BE7LH'] },
+  'mobile-team': { slack: ['U024BE7LH'] },
+  'support-team': { slack: ['U024BE7LH'] },
+};
 const environments = {
   dev: { region: 'us-east-1', logRetentionDays: 14, removalPolicy: 'destroy', groups },
   prod: { region: 'eu-west-1', logRetentionDays: 90, removalPolicy: 'retain', groups, alarmEmail: 'oncall@example.com' },

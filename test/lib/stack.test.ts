@@ -19,7 +19,12 @@ import {
 import { callbackStatesWithoutTimeout, compileWorkflow, type ModelCatalog, taskStates, type Workflow } from '../../lib/workflow/index.js';
 import { loadWorkspace, PROJECT_ROOT } from '../../lib/workspace.js';
 
-const groups = { 'mobile-leads': { slack: ['U024BE7LH'], github: ['@acme/mobile-leads'] }, 'support-leads': { slack: ['U024BE7LH'] } };
+const groups = {
+  'mobile-leads': { slack: ['U024BE7LH'], github: ['@acme/mobile-leads'] },
+  'support-leads': { slack: ['U024BE7LH'] },
+  'mobile-team': { slack: ['U024BE7LH'] },
+  'support-team': { slack: ['U024BE7LH'] },
+};
 const environments = {
   dev: {
     region: 'us-east-1',
