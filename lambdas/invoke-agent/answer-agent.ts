@@ -185,7 +185,7 @@ export async function runAnswerAgent(input: InvokeAgentInput, deps: InvokeAgentD
     labels: { workflow: input.workflow, agent: agent.name, project },
     deadlineMs,
   };
-  const toolbox = agentToolbox(agent, {}, deps);
+  const toolbox = agentToolbox(agent, { previous: input.previous }, deps);
   let ex: Exchange;
   try {
     ex = await exchange(call, {
