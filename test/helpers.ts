@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createDynamoGateway } from '../lambdas/adapters/gateway-store.js';
 import { MemoryGatewayMetrics } from '../lambdas/adapters/metrics.js';
-import type { Change, ExecutionInput, ReviewInput } from '../lambdas/core/contracts.js';
+import type { Change, ReviewInput } from '../lambdas/core/contracts.js';
 import { GatewayConfigSchema } from '../lambdas/core/gateway-config.js';
 import type { ReportFinding } from '../lambdas/core/report.js';
 import { createExampleRepo, type ExampleRepo } from '../lib/local/example-repo.js';

@@ -46,7 +46,7 @@ const environmentGuardrail = {
   version: optionalEnv('AGENTFLOW_GUARDRAIL_VERSION', 'DRAFT'),
 };
 
-/** A guardrail step's guardrail: Bedrock Guardrails when the step or the environment names one, else its local rules. */
+/** A guardrail step's guardrail: its local rules, then Bedrock Guardrails on what they let through when the step or the environment names one. */
 const guardrailFor = guardrailChooser(environmentGuardrail, (g) => new BedrockGuardrail(bedrock, g));
 
 /** Time kept back from the Lambda timeout so the agent can store its result, in ms. */

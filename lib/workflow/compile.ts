@@ -4,7 +4,6 @@ import {
   type Comparison,
   type GatePhase,
   type GuardrailPhase,
-  mapPhases,
   type Phase,
   type PhaseKind,
   type RoutePhase,
@@ -260,7 +259,7 @@ function compileReview(workflow: Workflow): AslDefinition {
     const after = commitLevel + 1 < levels.length ? levelStateName(levels, commitLevel + 1) : STATE.aggregate;
     Object.assign(states, commitStates(workflow.output.createFiles, writers, after));
   }
-  levels.forEach((level, i) => {
+  levels.forEach((_level, i) => {
     const next = i === commitLevel ? COMMIT_TESTS_STATE : i + 1 < levels.length ? levelStateName(levels, i + 1) : STATE.aggregate;
     const ctx: PhaseContext = {
       run: 'review',

@@ -178,7 +178,7 @@ const ToolUse = z.strictObject({
           limits: z
             .record(
               z.string().regex(/^[A-Za-z0-9_]{1,64}$/, 'an argument name has letters, digits and _ only'),
-              z.string().regex(/^[a-z0-9][a-z0-9-]*\.[A-Za-z0-9_]+$/, 'write <phase>.<field>, an earlier answer\'s data field'),
+              z.string().regex(/^[a-z0-9][a-z0-9-]*\.[A-Za-z0-9_]+$/, "write <phase>.<field>, an earlier answer's data field"),
             )
             .optional()
             .describe(
