@@ -13,10 +13,33 @@ import { runToolLoop } from '../lambdas/core/tool-loop.js';
 import type { Toolbox } from '../lambdas/core/tools.js';
 import { OfflineModelServer } from '../lib/local/offline-model.js';
 import { localProviders } from '../lib/local/providers.js';
-import { LOCAL_TABLE, startLocalTable } from '../lib/local/runtime.js';
+import { LOCAL_TABLE, type LocalTable, startLocalTable } from '../lib/local/runtime.js';
 import { PROJECT_ROOT } from '../lib/workspace.js';
 
 type Record_ = (r: { name: string; value: number; unit: string; target: string | null }) => void;
+
+/**
+ * The model gateway as the benches measure it: the offline server's providers, budgets so large no
+ * run is refused, a rate limit that never makes a caller wait (overhead, not throttling), and
+ * Powertools Metrics serialising EMF as in Lambda into a null stream.
+ */
+export function benchGateway(server: OfflineModelServer, table: LocalTable) {
+  const providers = localProviders({ openai: 'offline', bedrock: 'offline', 'openai-compatible': 'offline' }, server);
+  const config = GatewayConfigSchema.parse({
+    budgets: { perRunUsd: 1000, global: { monthlyUsd: 1_000_000 }, projects: { bench: { dailyUsd: 100_000, monthlyUsd: 1_000_000 } } },
+    rateLimits: { bedrock: { requestsPerMinute: 1_000_000, maxConcurrency: 1000 } },
+  });
+  const metrics = new Metrics({ namespace: 'AgentFlowBench', serviceName: 'bench' });
+  (metrics as unknown as { console: Console }).console = new Console(new Writable({ write: (_c, _e, cb) => cb() }));
+  const { gateway, ledger } = createDynamoGateway({
+    doc: table.doc,
+    table: LOCAL_TABLE,
+    providers,
+    config,
+    metrics: new PowertoolsGatewayMetrics(metrics),
+  });
+  return { gateway, ledger, providers, config };
+}
 
 /** Answer delay of the offline model in this bench, ms: a model call takes about this long. */
 const MODEL_DELAY_MS = 200;
@@ -40,21 +63,7 @@ export async function toolLoopBench(record: Record_): Promise<void> {
     },
   ]);
   try {
-    const providers = localProviders({ openai: 'offline', bedrock: 'offline', 'openai-compatible': 'offline' }, server);
-    const config = GatewayConfigSchema.parse({
-      budgets: { perRunUsd: 1000, global: { monthlyUsd: 1_000_000 }, projects: { bench: { dailyUsd: 100_000, monthlyUsd: 1_000_000 } } },
-      rateLimits: { bedrock: { requestsPerMinute: 1_000_000, maxConcurrency: 1000 } },
-    });
-    // Powertools Metrics serialises EMF exactly as in Lambda; its output goes to a null stream here.
-    const metrics = new Metrics({ namespace: 'AgentFlowBench', serviceName: 'bench' });
-    (metrics as unknown as { console: Console }).console = new Console(new Writable({ write: (_c, _e, cb) => cb() }));
-    const { gateway } = createDynamoGateway({
-      doc: table.doc,
-      table: LOCAL_TABLE,
-      providers,
-      config,
-      metrics: new PowertoolsGatewayMetrics(metrics),
-    });
+    const { gateway, config } = benchGateway(server, table);
     const sonnet: ModelRef = {
       provider: 'bedrock',
       alias: 'claude-sonnet',

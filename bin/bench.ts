@@ -20,15 +20,10 @@
  *   runtime) and its module load time in a fresh Node process.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { Console } from 'node:console';
 import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import { Metrics } from '@aws-lambda-powertools/metrics';
 import { build } from 'esbuild';
-import { createDynamoGateway } from '../lambdas/adapters/gateway-store.js';
-import { PowertoolsGatewayMetrics } from '../lambdas/adapters/metrics.js';
 import { budgetScopes, reserveBudget } from '../lambdas/core/budget.js';
 import type { ModelRef } from '../lambdas/core/contracts.js';
 import { GatewayConfigSchema } from '../lambdas/core/gateway-config.js';
@@ -37,8 +32,7 @@ import { githubSignature } from '../lambdas/core/signatures.js';
 import { handleGithubDelivery } from '../lambdas/webhook/github-delivery.js';
 import { createExampleRepo } from '../lib/local/example-repo.js';
 import { OfflineModelServer } from '../lib/local/offline-model.js';
-import { localProviders } from '../lib/local/providers.js';
-import { connectLocalTable, LOCAL_TABLE, LocalRuntime, type LocalTable, startLocalTable } from '../lib/local/runtime.js';
+import { connectLocalTable, LocalRuntime, type LocalTable, startLocalTable } from '../lib/local/runtime.js';
 import { localIngress } from '../lib/local/server.js';
 import { loadWorkspace, PROJECT_ROOT } from '../lib/workspace.js';
 import { deployedBench } from './bench-deployed.js';
@@ -46,7 +40,7 @@ import { ingressBench } from './bench-ingress.js';
 import { reviewPlanBench } from './bench-plan.js';
 import { rereviewBench } from './bench-rereview.js';
 import { secretsBench } from './bench-secrets.js';
-import { toolLoopBench } from './bench-tools.js';
+import { benchGateway, toolLoopBench } from './bench-tools.js';
 
 interface Result {
   name: string;
@@ -213,22 +207,7 @@ await deployedBench(record);
 // DynamoDB's is not the Lambda's).
 async function gatewayBench(where: string, table: LocalTable): Promise<void> {
   const server = await new OfflineModelServer({ delayMs: 0, faults: {} }).start();
-  const providers = localProviders({ openai: 'offline', bedrock: 'offline', 'openai-compatible': 'offline' }, server);
-  const config = GatewayConfigSchema.parse({
-    budgets: { perRunUsd: 1000, global: { monthlyUsd: 1_000_000 }, projects: { bench: { dailyUsd: 100_000, monthlyUsd: 1_000_000 } } },
-    // The bench measures overhead, not throttling: a bucket this large never makes a caller wait.
-    rateLimits: { bedrock: { requestsPerMinute: 1_000_000, maxConcurrency: 1000 } },
-  });
-  // Powertools Metrics serialises EMF exactly as in Lambda; its output goes to a null stream here.
-  const metrics = new Metrics({ namespace: 'AgentFlowBench', serviceName: 'bench' });
-  (metrics as unknown as { console: Console }).console = new Console(new Writable({ write: (_c, _e, cb) => cb() }));
-  const { gateway, ledger } = createDynamoGateway({
-    doc: table.doc,
-    table: LOCAL_TABLE,
-    providers,
-    config,
-    metrics: new PowertoolsGatewayMetrics(metrics),
-  });
+  const { gateway, ledger, providers, config } = benchGateway(server, table);
   const sonnet: ModelRef = {
     provider: 'bedrock',
     alias: 'claude-sonnet',

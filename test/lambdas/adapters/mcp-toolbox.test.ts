@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -254,6 +254,35 @@ const TENANT_KEY = 'acme-7c41e09b55';
  * and transport per request) that wants `Authorization: Bearer <TOKEN>`. Careless on purpose: its
  * 401 answer and its `echo_auth` tool repeat the headers it got (`Authorization`, `X-Tenant-Key`).
  */
+/** Serves one MCP request statelessly with `mcp` (a new server per request, as the SDK's stateless example does). */
+async function serveOnce(
+  mcp: { connect(t: StreamableHTTPServerTransport): Promise<void>; close(): Promise<void> },
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
+  res.on('close', () => {
+    void transport.close();
+    void mcp.close();
+  });
+  await mcp.connect(transport);
+  await transport.handleRequest(req, res);
+}
+
+/** Listens on 127.0.0.1 (a free port) and says where, with a stop that closes every connection. */
+async function listen(http: Server): Promise<{ url: string; stop: () => Promise<void> }> {
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  const { port } = http.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/mcp`,
+    stop: () =>
+      new Promise((resolve) => {
+        http.closeAllConnections();
+        http.close(() => resolve());
+      }),
+  };
+}
+
 async function startHttpTracker(): Promise<{ url: string; stop: () => Promise<void> }> {
   const http: Server = createServer(async (req, res) => {
     if (req.headers.authorization !== `Bearer ${TOKEN}`) {
@@ -275,24 +304,9 @@ async function startHttpTracker(): Promise<{ url: string; stop: () => Promise<vo
         { type: 'text', text: `you sent ${extra.requestInfo?.headers.authorization} and ${extra.requestInfo?.headers['x-tenant-key']}` },
       ],
     }));
-    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
-    res.on('close', () => {
-      void transport.close();
-      void mcp.close();
-    });
-    await mcp.connect(transport);
-    await transport.handleRequest(req, res);
+    await serveOnce(mcp, req, res);
   });
-  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
-  const { port } = http.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}/mcp`,
-    stop: () =>
-      new Promise((resolve) => {
-        http.closeAllConnections();
-        http.close(() => resolve());
-      }),
-  };
+  return listen(http);
 }
 
 describe('Class: McpToolbox (streamable HTTP with headers)', () => {
@@ -429,24 +443,9 @@ async function startRefusingServer(): Promise<{ url: string; stop: () => Promise
     mcp.setRequestHandler(CallToolRequestSchema, async () => {
       throw new McpError(ErrorCode.InvalidParams, 'id must look like ISSUE-<n>');
     });
-    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
-    res.on('close', () => {
-      void transport.close();
-      void mcp.close();
-    });
-    await mcp.connect(transport);
-    await transport.handleRequest(req, res);
+    await serveOnce(mcp, req, res);
   });
-  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
-  const { port } = http.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}/mcp`,
-    stop: () =>
-      new Promise((resolve) => {
-        http.closeAllConnections();
-        http.close(() => resolve());
-      }),
-  };
+  return listen(http);
 }
 
 describe('Class: McpToolbox (a server answering a JSON-RPC error)', () => {
