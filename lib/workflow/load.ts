@@ -931,6 +931,26 @@ function parseWhen(text: string, src: YamlSource, at: SourcePath, diagnostics: D
   return { phase, field, op: op as WhenCondition['op'], value, text: text.trim() };
 }
 
+/**
+ * The data fields an answer agent's prompt declares (its line `Data fields: name (type), …`), or
+ * undefined when it declares none (then any field may be compared).
+ */
+export function declaredDataFields(prompt: string): string[] | undefined {
+  const line = /^\s*Data fields:\s*(.+)$/im.exec(prompt)?.[1];
+  if (line === undefined) return undefined;
+  return line
+    .split(',')
+    .map((f) => /^\s*([A-Za-z0-9_]+)/.exec(f)?.[1])
+    .filter((f): f is string => f !== undefined);
+}
+
+/** Why `field` cannot be compared on `agent`'s answer (a misspelt field would make a gate always ask), or undefined. */
+function undeclaredField(agent: ResolvedAgent | undefined, field: string): string | undefined {
+  const declared = agent ? declaredDataFields(agent.prompt) : undefined;
+  if (!agent || declared === undefined || declared.includes(field)) return undefined;
+  return `agent "${agent.name}" answers no field "${field}" (its prompt's Data fields: ${declared.join(', ') || 'none'})`;
+}
+
 /** Whether a phase writes an answer a later phase, a guardrail or `output.answer` can use. */
 const answers = (p: Phase): boolean =>
   (p.kind === 'agents' && p.agents.some((a) => a.output === 'answer')) ||
@@ -1071,8 +1091,11 @@ function checkPhaseKinds(
               target.agents[0]?.output === 'answer' &&
               before.has(l.phase) &&
               (!graphSound || !conditionalPhases(phases).has(l.phase) || dominates(phases, l.phase, p.name));
+            const undeclared = target?.kind === 'agents' ? undeclaredField(target.agents[0], l.field) : undefined;
             if (kind === 'review') {
               diagnostics.push(src.at(agentAt, `tool "${tool.name}": limits compare an earlier answer: only in request workflows`));
+            } else if (ok && undeclared) {
+              diagnostics.push(src.at(agentAt, `tool "${tool.name}": limits.${l.arg}: ${undeclared}`));
             } else if (!ok) {
               diagnostics.push(
                 src.at(
@@ -1123,6 +1146,9 @@ function checkPhaseKinds(
         diagnostics.push(
           src.at(whenAt, `approval.when: phase "${target.name}" must have exactly one agent with output: answer (its data is compared)`),
         );
+      } else {
+        const undeclared = undeclaredField(target.agents[0], p.when.field);
+        if (undeclared) diagnostics.push(src.at(whenAt, `approval.when: ${undeclared}`));
       }
     }
     if (p.kind === 'ci' && kind === 'request')

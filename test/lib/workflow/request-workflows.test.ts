@@ -262,6 +262,13 @@ describe('Request workflows: loading', () => {
       ),
       /approval.when: "billing" may be skipped while this gate runs/,
     ],
+    [
+      'a condition on a data field the agent does not answer (a misspelt field would always ask)',
+      requestWorkflow(
+        '  - name: billing\n    agents: [billing-specialist]\n  - name: g\n    depends_on: [billing]\n    approval: { channel: "#x", approvers: [U1], timeout: 1h, when: "billing.amount > 100" }\n',
+      ),
+      /approval.when: agent "billing-specialist" answers no field "amount" \(its prompt's Data fields: order_id, refund_usd, refund\)/,
+    ],
   ])('refuses %s with its line and column', (_what, text, message) => {
     const found = errors(text);
     expect(
