@@ -245,7 +245,12 @@ export class LocalRuntime {
     }
     rt.providers = localProviders(rt.modes, rt.offline, process.env, compatibleUrl);
     const persist = options.persist ?? true;
-    const table = await startLocalTable(persist ? join(options.stateDir, 'dynamodb') : undefined);
+    // A folder another process holds (or any failure to open the table) leaves nothing running:
+    // the offline model server would keep the process alive after the error.
+    const table = await startLocalTable(persist ? join(options.stateDir, 'dynamodb') : undefined).catch(async (e: unknown) => {
+      await rt.offline?.stop().catch(() => undefined);
+      throw e;
+    });
     rt.table = table;
     const doc = table.doc;
     rt.runs = new DynamoRunStore(doc, LOCAL_TABLE);

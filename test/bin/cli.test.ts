@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { githubSignature } from '../../lambdas/core/signatures.js';
+import { claimFolder } from '../../lib/local/runtime.js';
 import { PROJECT_ROOT } from '../../lib/workspace.js';
 import { exampleRepo, tempDir, waitFor } from '../helpers.js';
 import { sarifSchemaErrors } from '../standins/github.js';
@@ -46,6 +47,23 @@ describe('CLI: agentflow', () => {
     expect(r.stderr).toMatch(/bad\.yml:5:14: unknown agent "nobody"/);
     expect(r.stderr).toMatch(/bad\.yml:7:18: depends_on: unknown phase "ghost"/);
   });
+
+  it('stops at once, with one line, on a state folder another process holds (nothing it started keeps it alive)', async () => {
+    // Prepare: this process holds the folder, as a running `serve` would.
+    const stateDir = tempDir();
+    mkdirSync(join(stateDir, 'dynamodb'), { recursive: true });
+    const release = claimFolder(join(stateDir, 'dynamodb'));
+    try {
+      // Act: were the offline model server left running, the CLI would never exit (and the test would time out).
+      const r = await cli('run', 'team-request', '--request', 'Create a ticket', '--state-dir', stateDir);
+
+      // Assess
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/is in use by process \d+/);
+    } finally {
+      release();
+    }
+  }, 30_000);
 
   it('prints the compiled state machine as Mermaid', async () => {
     const r = await cli('graph', 'pr-review');
