@@ -37,9 +37,13 @@ import { loadWorkspace, PROJECT_ROOT, resolveWorkflowFile, WORKFLOWS_DIR } from 
 /** Default folder for local state (artifacts, DynamoDB data, comments). */
 const DEFAULT_STATE_DIR = join(PROJECT_ROOT, '.agentflow', 'state');
 
+/** The package's version (package.json), for `--version`. */
+const VERSION = (JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+
 const program = new Command()
   .name('agentflow')
   .description('Run AI agent workflows on pull requests: validate, graph and run them locally, serve the webhooks, decide approvals.')
+  .version(VERSION, '-V, --version', 'print the version')
   .showHelpAfterError();
 
 const stateDirOption = () =>

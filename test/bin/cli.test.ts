@@ -65,6 +65,14 @@ describe('CLI: agentflow', () => {
     }
   }, 30_000);
 
+  it('prints its version (package.json) with --version and -V', async () => {
+    const { version } = JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string };
+    for (const flag of ['--version', '-V']) {
+      const r = await cli(flag);
+      expect(r).toMatchObject({ code: 0, stdout: `${version}\n` });
+    }
+  });
+
   it('prints the compiled state machine as Mermaid', async () => {
     const r = await cli('graph', 'pr-review');
     expect(r.code).toBe(0);
