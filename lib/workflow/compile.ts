@@ -142,7 +142,13 @@ const runCatch = [{ ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: ST
  * top-level task has a Catch into `Record failure` → `Run failed`.
  *
  * Execution input: `{ runId, workflow, change, skip? }` (see `lambdas/core/contracts.ts`).
- * Function ARNs are `${...Arn}` placeholders from {@link TASK_FUNCTIONS}.
+ *
+ * That is a review's frame. A request workflow (`trigger: request`, `workflow.kind`) gets its own
+ * (see `compileRequest`): Start run with `{ runId, workflow, request }`, no pull request check,
+ * context or check run, the same phase states (`PHASE_STATES`: agents, approval, ci, route,
+ * guardrail, with guard and `when` Choices) → Aggregate answer → Publish answer. Both end in the
+ * same end states (`endStates`). Function ARNs are `${...Arn}` placeholders from {@link TASK_FUNCTIONS}.
+ * @throws Error when the worst case passes Step Functions' one-year limit (see {@link executionTimeoutSeconds})
  */
 export function compileWorkflow(workflow: Workflow): AslDefinition {
   return RUN_FRAMES[workflow.kind](workflow);
