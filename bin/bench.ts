@@ -2,8 +2,9 @@
  * `npm run bench`: prints AgentFlow's speed and cost figures and writes bench/results.json
  * (`[{ name, value, unit, target }]`).
  *
- * - orchestration overhead: pr-review's 4-agent parallel phase with every offline-model answer
- *   delayed 1000 ms; end-to-end wall time ÷ 1000 ms (one-after-another would be ≥ 4.0);
+ * - orchestration overhead (bin/bench-orchestration.ts): pr-review's 4-agent parallel phase and a
+ *   40-agent phase with every offline-model answer delayed 1000 ms; end-to-end wall time ÷ 1000 ms
+ *   (one-after-another would be ≥ 4.0 and 40.0), and the overhead per state transition;
  * - state transitions per pr-review run and the Step Functions cost per 1,000 runs;
  * - model gateway overhead per call (budget reservation in 4 scopes, breaker, rate limit, cache
  *   miss + store, Powertools metrics serialisation) minus a direct SDK call to the same local
@@ -37,6 +38,7 @@ import { localIngress } from '../lib/local/server.js';
 import { loadWorkspace, PROJECT_ROOT } from '../lib/workspace.js';
 import { deployedBench } from './bench-deployed.js';
 import { ingressBench } from './bench-ingress.js';
+import { DELAY_MS, orchestrationBench } from './bench-orchestration.js';
 import { reviewPlanBench } from './bench-plan.js';
 import { rereviewBench } from './bench-rereview.js';
 import { secretsBench } from './bench-secrets.js';
@@ -78,49 +80,9 @@ const change = {
 
 console.log('AgentFlow bench (offline model server, dynalite, local runtime)\n');
 
-// 1. Orchestration overhead with 1000 ms model answers.
-const DELAY_MS = 1000;
-{
-  // The 4-agent phase alone: pr-review without its verifier phase (a second round of model calls,
-  // measured below).
-  const shipped = loadWorkspace();
-  const workspace = {
-    ...shipped,
-    workflows: new Map(
-      [...shipped.workflows].map(([id, wf]) => [
-        id,
-        id === 'pr-review' ? { ...wf, phases: wf.phases.filter((p) => p.name !== 'verify') } : wf,
-      ]),
-    ),
-  };
-  const rt = await LocalRuntime.start({
-    stateDir: join(work, 'state-delay'),
-    repoPath: repo.path,
-    workspace,
-    persist: false,
-    modes: { openai: 'offline', bedrock: 'offline', 'openai-compatible': 'offline' },
-    offline: { delayMs: DELAY_MS, faults: {} },
-    // Every run reviews the same change: without this the response cache would answer runs 2–4.
-    gateway: GatewayConfigSchema.parse({ cache: { enabled: false } }),
-  });
-  await rt.execute('pr-review', 'warmup', { runId: 'warmup', workflow: 'pr-review', change });
-  const runs: number[] = [];
-  for (let i = 0; i < 3; i++) {
-    const t0 = performance.now();
-    const r = await rt.execute('pr-review', `delay-${i}`, { runId: `delay-${i}`, workflow: 'pr-review', change });
-    runs.push(performance.now() - t0);
-    if (r.status !== 'SUCCEEDED') throw new Error(`bench run failed: ${r.error}`);
-  }
-  await rt.stop();
-  const median = [...runs].sort((a, b) => a - b)[1] ?? 0;
-  record({ name: 'orchestration: 4 agents × 1000 ms answers, wall time', value: Math.round(median), unit: 'ms', target: null });
-  record({
-    name: 'orchestration overhead (wall ÷ one answer)',
-    value: Number((median / DELAY_MS).toFixed(3)),
-    unit: 'ratio',
-    target: '≤ 1.25 (sequential: 4.0)',
-  });
-}
+// 1. Orchestration overhead with 1000 ms model answers: pr-review's 4-agent phase and a 40-agent
+// phase, wall ÷ one answer and ms per state transition (bin/bench-orchestration.ts).
+await orchestrationBench(record, work, repo, change);
 
 // 1b. pr-review as shipped (the verifier after the 4 agents: two rounds of 1000 ms answers).
 let transitions = 0;
