@@ -86,6 +86,29 @@ export interface BudgetLedger {
    * @returns false when already settled or released
    */
   settle(scope: BudgetScope, hold: Hold, actualMicro: number, usage?: UsageRecord): Promise<boolean>;
+  /**
+   * Settles a hold that calls were charged to ({@link BudgetLedger.charge}): `chargedMicro` of
+   * `actualMicro` is already in `spent`; the hold's running total is removed with it.
+   * `ADD committed :(actual - estimate - over), spent :(actual - charged) DELETE holds :member REMOVE used` if the hold is still there.
+   * @returns false when already settled or released
+   */
+  settleCharged(scope: BudgetScope, hold: Hold, actualMicro: number, chargedMicro: number): Promise<boolean>;
+  /**
+   * Records one call's cost against a hold an agent keeps open for several calls (a {@link BudgetPool}):
+   * `SET used = :to ADD spent :(to - from), committed :over` if the hold is still there and its
+   * running total is `fromMicro` (so charges land once and in order). `committed` grows only by what
+   * passes the hold's estimate (`over`), so it stays settled spend + open holds. With `usage`, the
+   * same write adds the call to the month's per-model totals.
+   * @returns false when not applied (the hold is gone, or this charge landed already)
+   */
+  charge(
+    scope: BudgetScope,
+    hold: Hold,
+    c: { readonly fromMicro: number; readonly toMicro: number },
+    usage?: UsageRecord,
+  ): Promise<boolean>;
+  /** Adds settled spend to a scope without a limit, where nothing is reserved: `ADD committed :a, spent :a` (with `usage`, the per-model totals too). */
+  add(scope: BudgetScope, actualMicro: number, usage?: UsageRecord): Promise<void>;
   /** `ADD committed :-estimate DELETE holds :member` if the hold is still there. @returns false when already gone */
   release(scope: BudgetScope, hold: Hold): Promise<boolean>;
   /** Releases the scope's holds whose expiry is before `nowMs`. @returns how many it released */
@@ -179,29 +202,46 @@ export function worstCaseMicro(inputTokens: number, maxTokens: number, price: Pr
   return Math.ceil(inputTokens * inputRate + maxTokens * price.output);
 }
 
-/** A reservation held in every scope of a call. */
+/** Whether a scope has a limit: only those are reserved in; the others get the settled spend only. */
+export const isLimited = (s: BudgetScope): boolean => s.limitMicro !== undefined;
+
+/**
+ * A reservation held for a call. The hold is written only in the scopes with a limit (the others
+ * cannot refuse, so reserving there would be a write on the call's path for nothing); settling adds
+ * the actual cost to every scope.
+ */
 export class Reservation {
+  /** The scopes the hold was written to (those with a limit). */
+  readonly held: readonly BudgetScope[];
+
   constructor(
     private readonly ledger: BudgetLedger,
     readonly scopes: readonly BudgetScope[],
     readonly hold: Hold,
-  ) {}
+  ) {
+    this.held = scopes.filter(isLimited);
+  }
 
   /**
-   * Settles every scope to the actual cost (idempotent per hold). A scope that cannot be written
-   * keeps the hold until a sweep releases it.
+   * Settles every scope to the actual cost (idempotent per hold in the held scopes). A scope that
+   * cannot be written keeps the hold until a sweep releases it.
    * @returns true when this call applied the settlement (false: it was already settled)
    */
   async settle(actualMicro: number, usage?: UsageRecord): Promise<boolean> {
     const done = await Promise.all(
-      this.scopes.map((s) => retry(() => this.ledger.settle(s, this.hold, actualMicro, s.kind === 'global-month' ? usage : undefined))),
+      this.scopes.map((s) => {
+        const u = s.kind === 'global-month' ? usage : undefined;
+        return isLimited(s)
+          ? retry(() => this.ledger.settle(s, this.hold, actualMicro, u))
+          : retry(() => this.ledger.add(s, actualMicro, u)).then(() => false);
+      }),
     );
-    return done.some(Boolean);
+    return done.some(Boolean) || this.held.length === 0;
   }
 
-  /** Releases the hold in every scope (idempotent); used when the call failed or was not made. */
+  /** Releases the hold in every held scope (idempotent); used when the call failed or was not made. */
   async release(): Promise<void> {
-    await Promise.all(this.scopes.map((s) => retry(() => this.ledger.release(s, this.hold)).catch(() => false)));
+    await Promise.all(this.held.map((s) => retry(() => this.ledger.release(s, this.hold)).catch(() => false)));
   }
 }
 
@@ -217,7 +257,8 @@ async function retry<T>(f: () => Promise<T>, tries = 3): Promise<T> {
 }
 
 /**
- * Reserves `hold` in every scope at once, each with one conditional write. When a scope refuses,
+ * Reserves `hold` in every scope with a limit at once, each with one conditional write (a scope
+ * without a limit cannot refuse: it gets the settled cost only). When a scope refuses,
  * its expired holds (of crashed calls) are swept and it is tried once more; if it still refuses,
  * the scopes already reserved are released and {@link BudgetExceededError} names the scope.
  *
@@ -230,8 +271,9 @@ export async function reserveBudget(ledger: BudgetLedger, scopes: readonly Budge
       throw new BudgetExceededError(s.kind, s.key, fromMicro(s.limitMicro), 0, fromMicro(hold.estimateMicro));
     }
   }
+  const limited = scopes.filter(isLimited);
   const results = await Promise.allSettled(
-    scopes.map(async (s) => {
+    limited.map(async (s) => {
       let r = await ledger.reserve(s, hold);
       if (!r.ok && r.expiredHolds > 0) {
         await ledger.sweep(s, nowMs);
@@ -242,12 +284,12 @@ export async function reserveBudget(ledger: BudgetLedger, scopes: readonly Budge
   );
   const reservation = new Reservation(ledger, scopes, hold);
   const refused = results.flatMap((r, i) =>
-    r.status === 'fulfilled' && !r.value.ok ? [{ scope: scopes[i] as BudgetScope, outcome: r.value }] : [],
+    r.status === 'fulfilled' && !r.value.ok ? [{ scope: limited[i] as BudgetScope, outcome: r.value }] : [],
   )[0];
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (!refused && !failed) return reservation;
   // Release only where the reservation was written (a refused or failed scope holds nothing).
-  const held = scopes.filter((_, i) => {
+  const held = limited.filter((_, i) => {
     const r = results[i];
     return r?.status === 'fulfilled' && r.value.ok;
   });
@@ -267,4 +309,180 @@ export async function reserveBudget(ledger: BudgetLedger, scopes: readonly Budge
     fromMicro(hold.estimateMicro),
     spent + hold.estimateMicro <= (scope.limitMicro ?? 0),
   );
+}
+
+/** What a call holds while it runs: a {@link Reservation} of its own, or room in an agent's {@link BudgetPool}. */
+export interface CallHold {
+  readonly hold: Hold;
+  /** Settles the call's actual cost (micro-USD); `usage` goes to the month's per-model totals. */
+  settle(actualMicro: number, usage?: UsageRecord): Promise<unknown>;
+  /** Gives the call's hold back: it failed or was not made. */
+  release(): Promise<void>;
+}
+
+/** One hold of a pool: its reservation, what calls settled against it and what calls in flight hold. */
+interface PoolHold {
+  readonly reservation: Reservation;
+  /** Settled cost of the calls charged to this hold, micro-USD. */
+  usedMicro: number;
+  /** Worst cases of the calls in flight on this hold, micro-USD. */
+  inFlightMicro: number;
+  /** What each held scope's `used` total holds in the ledger (charges landed), by scope key. */
+  readonly charged: Map<string, number>;
+  /** Charges are written one after another per hold (each is conditional on the previous total). */
+  chain: Promise<unknown>;
+}
+
+/** How much a pool reserves when a call does not fit: this many times the call's worst case (less when the cap says so). */
+export const POOL_GROWTH = 2;
+
+/**
+ * An agent's held share of the budget (issue 16): the agent's calls take their worst case from
+ * holds it keeps open in every limited scope for its whole invocation, instead of one reservation
+ * per call, so a call's critical path has no budget write once the pool has room.
+ *
+ * - A call that fits (room = estimate − settled − in flight, and the hold's lease covers the call)
+ *   is admitted in memory. One that does not makes the pool reserve a new hold (through the same
+ *   conditional writes and waiting as a call's own reservation) of {@link POOL_GROWTH} × its worst
+ *   case — at most `capMicro` in all, never less than the call's worst case.
+ * - Each call's actual cost is charged to its hold in the background (`charge`: spent grows with
+ *   every call, so reports and other runs see it; a crash loses at most the call in flight), and
+ *   to scopes without a limit by `add`.
+ * - {@link close} waits for that bookkeeping and settles every hold to what it was used for: the
+ *   rest of the hold is released. A hold whose agent crashed is released by a sweep after its
+ *   lease (the agent's deadline + margin), keeping what was charged.
+ *
+ * No overspend: every call's worst case is inside a hold the ledger granted, and the pool never
+ * lets the calls on a hold hold more than its estimate.
+ *
+ * @example
+ * ```ts
+ * const pool = gateway.openPool(scopes, { capMicro: shareLeft });
+ * try {
+ *   await gateway.complete({ ...call, pool });
+ * } finally {
+ *   await pool.close(); // bookkeeping landed, leftovers released
+ * }
+ * ```
+ */
+export class BudgetPool {
+  private readonly holds: PoolHold[] = [];
+  private readonly pending = new Set<Promise<unknown>>();
+  private closed = false;
+
+  constructor(
+    private readonly ledger: BudgetLedger,
+    readonly scopes: readonly BudgetScope[],
+    /** The most the pool holds in all (micro-USD), e.g. what is left of the agent's share. @default no cap */
+    private readonly capMicro = Number.POSITIVE_INFINITY,
+  ) {}
+
+  /** Micro-USD held in all (estimates of the open holds). */
+  get heldMicro(): number {
+    return this.holds.reduce((s, h) => s + h.reservation.hold.estimateMicro, 0);
+  }
+
+  /** Settled cost of every call made on the pool, micro-USD. */
+  get usedMicro(): number {
+    return this.holds.reduce((s, h) => s + h.usedMicro, 0);
+  }
+
+  /** How much to reserve for a call of `estimateMicro` that fits in no hold. */
+  growth(estimateMicro: number): number {
+    return Math.max(estimateMicro, Math.min(POOL_GROWTH * estimateMicro, this.capMicro - this.heldMicro));
+  }
+
+  /**
+   * Admits a call of `estimateMicro` on a hold with room whose lease lasts until `leaseNeededMs`.
+   * @returns the call's hold, or undefined when none has room (reserve more: {@link add})
+   */
+  fit(estimateMicro: number, leaseNeededMs: number): CallHold | undefined {
+    if (this.closed) return undefined;
+    const h = this.holds.find(
+      (p) =>
+        p.reservation.hold.expiresAtMs >= leaseNeededMs &&
+        p.usedMicro + p.inFlightMicro + estimateMicro <= p.reservation.hold.estimateMicro,
+    );
+    return h ? this.ticket(h, estimateMicro) : undefined;
+  }
+
+  /** Adds a reservation the pool's caller made (see {@link growth}) and admits the call of `estimateMicro` on it. */
+  add(reservation: Reservation, estimateMicro: number): CallHold {
+    const h: PoolHold = { reservation, usedMicro: 0, inFlightMicro: 0, charged: new Map(), chain: Promise.resolve() };
+    this.holds.push(h);
+    return this.ticket(h, estimateMicro);
+  }
+
+  /** Runs bookkeeping of a call made on the pool off the call's path; {@link close} waits for it. */
+  track(work: Promise<unknown>): void {
+    const p = work.catch(() => undefined);
+    this.pending.add(p);
+    void p.finally(() => this.pending.delete(p));
+  }
+
+  /** Waits for the bookkeeping of every call made so far (charges, breaker counts, slot releases, cache stores). */
+  async drain(): Promise<void> {
+    while (this.pending.size > 0) await Promise.all([...this.pending]);
+  }
+
+  /**
+   * Waits for the pool's bookkeeping, then settles each hold to the cost of the calls charged to
+   * it, releasing the rest. Idempotent; later calls on the pool reserve for themselves.
+   */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.drain();
+    await Promise.all(
+      this.holds.splice(0).map(async (h) => {
+        await h.chain;
+        const { reservation } = h;
+        await Promise.all(
+          reservation.held.map((s) =>
+            retry(() => this.ledger.settleCharged(s, reservation.hold, h.usedMicro, h.charged.get(s.key) ?? 0)).catch(() => false),
+          ),
+        );
+      }),
+    );
+  }
+
+  private ticket(h: PoolHold, estimateMicro: number): CallHold {
+    h.inFlightMicro += estimateMicro;
+    let open = true;
+    const end = () => {
+      if (!open) return false;
+      open = false;
+      h.inFlightMicro -= estimateMicro;
+      return true;
+    };
+    return {
+      hold: h.reservation.hold,
+      settle: async (actualMicro, usage) => {
+        if (!end()) return;
+        h.usedMicro += actualMicro;
+        const to = h.usedMicro;
+        const { reservation } = h;
+        // Charges to the held scopes in order (each conditional on the last total); the scopes
+        // without a limit get the cost added.
+        h.chain = h.chain.then(() =>
+          Promise.all(
+            reservation.held.map(async (s) => {
+              const u = s.kind === 'global-month' ? usage : undefined;
+              const landed = await retry(() =>
+                this.ledger.charge(s, reservation.hold, { fromMicro: h.charged.get(s.key) ?? 0, toMicro: to }, u),
+              ).catch(() => false);
+              if (landed) h.charged.set(s.key, to);
+            }),
+          ),
+        );
+        this.track(h.chain);
+        const open = this.scopes.filter((s) => !isLimited(s));
+        this.track(
+          Promise.all(open.map((s) => retry(() => this.ledger.add(s, actualMicro, s.kind === 'global-month' ? usage : undefined)))),
+        );
+      },
+      release: async () => {
+        end();
+      },
+    };
+  }
 }

@@ -1,9 +1,11 @@
 import { createHash } from 'node:crypto';
 import type { AnswerFormat } from './answer-format.js';
-import type { Admission, CircuitBreaker, FailureKind } from './breaker.js';
+import { type Admission, type BreakerRecord, breakerKey, type CircuitBreaker, type FailureKind } from './breaker.js';
 import {
   type BudgetLedger,
+  BudgetPool,
   type BudgetScope,
+  type CallHold,
   fromMicro,
   type Hold,
   type Reservation,
@@ -75,6 +77,23 @@ export interface ResponseCache {
   /** @returns the answer when present and not expired at `nowMs` */
   get(key: string, nowMs: number): Promise<CachedAnswer | undefined>;
   put(key: string, answer: CachedAnswer, expiresAtMs: number): Promise<void>;
+}
+
+/**
+ * Reads a cached answer and a circuit breaker's record in one round trip (the DynamoDB adapter: one
+ * consistent `BatchGetItem`), before every try of a candidate.
+ */
+export interface GatewayReads {
+  /**
+   * @param cacheKey the request's cache key, or undefined when the cache is not used
+   * @returns the answer when cached and not expired at `nowMs`, and the breaker's record (undefined: never counted, closed)
+   * @throws Error when the table cannot be read (the gateway fails closed: no call)
+   */
+  read(
+    cacheKey: string | undefined,
+    breakerKey: string,
+    nowMs: number,
+  ): Promise<{ hit: CachedAnswer | undefined; breaker: BreakerRecord | undefined }>;
 }
 
 /** A held concurrency slot of a provider's rate limit. */
@@ -155,6 +174,13 @@ export interface GatewayCall {
   readonly inputTokens?: Partial<Record<TokenizerFamily, number>>;
   /** Tools the model may call (a tool loop: see `core/tool-loop.ts`); part of the cache key and the reservation. @default none */
   readonly tools?: readonly ToolSpec[];
+  /**
+   * The agent's held budget ({@link ModelGateway.openPool}, same `scopes`): the call's worst case is
+   * taken from it in memory when it has room, and the call's bookkeeping after the answer (charge,
+   * breaker count, slot release, cache store) runs off the answer's path until `pool.close()`.
+   * @default none: the call reserves in every limited scope and settles before it returns
+   */
+  readonly pool?: BudgetPool;
 }
 
 /** The gateway's answer. Costs in USD. */
@@ -189,6 +215,8 @@ export interface GatewayDeps {
   readonly limits: RateLimitStore;
   readonly metrics: GatewayMetrics;
   readonly config: GatewayConfig;
+  /** The cache and breaker reads in one round trip. @default `cache.get` and `breaker.peek` side by side */
+  readonly reads?: GatewayReads;
   /** @default Date.now */
   readonly clock?: () => number;
   /** @default setTimeout-based */
@@ -280,19 +308,15 @@ export class ModelGateway {
         continue;
       }
       const useCache = (call.cache ?? true) && this.deps.config.cache.enabled;
-      const key = useCache ? cacheKey(model, call) : '';
-      // The cache lookup and the breaker read are independent: one round trip for both.
-      const [hit, breakerRead] = await Promise.all([
-        useCache ? this.deps.cache.get(key, this.clock()).catch(() => undefined) : undefined,
-        this.deps.breaker.peek(model.provider, model.modelId).then(
-          (record) => ({ ok: true as const, record }),
-          (e: unknown) => ({ ok: false as const, error: e }),
-        ),
-      ]);
+      const key = useCache ? cacheKey(model, call) : undefined;
+      // The cache lookup and the breaker read: one round trip for both.
+      const { hit, breaker } = await this.read(model, key);
       if (hit) {
         attempts.push({ provider: model.provider, model: model.alias, outcome: 'cache-hit', ms: this.clock() - t0 });
         this.deps.metrics.record(dims, { CacheHit: 1, CostUsd: 0, FallbackUsed: index > 0 ? 1 : 0 });
-        await this.usage(model, hit.usage, 0, true);
+        const counted = this.usage(model, hit.usage, 0, true);
+        if (call.pool) call.pool.track(counted);
+        else await counted;
         return {
           text: hit.text,
           usage: hit.usage,
@@ -308,22 +332,14 @@ export class ModelGateway {
           ...(hit.servedBy ? { servedBy: hit.servedBy } : {}),
         };
       }
-      let admission: Admission;
-      try {
-        if (!breakerRead.ok) throw breakerRead.error;
-        admission = await this.deps.breaker.admit(model.provider, model.modelId, { record: breakerRead.record });
-      } catch (e) {
-        throw new BudgetUnavailableError(`gateway table unavailable (circuit breaker), no call was made: ${(e as Error).message}`, {
-          cause: e,
-        });
-      }
+      const admission = await this.admit(model, breaker);
       if (admission.kind === 'rejected') {
         skip(new CircuitOpenError(`${model.provider}/${model.alias}: circuit breaker ${admission.state}`));
         continue;
       }
       // An answer that asks for tools is not cached: the cache keeps text, and the tools' results differ per run.
       const store = (a: GatewayAnswer): Promise<void> =>
-        useCache && !a.toolCalls?.length && (call.cacheIf?.(a.text) ?? true)
+        key !== undefined && !a.toolCalls?.length && (call.cacheIf?.(a.text) ?? true)
           ? this.deps.cache
               .put(
                 key,
@@ -357,27 +373,71 @@ export class ModelGateway {
       }
       if (outcome.stop) throw withAttempts(outcome.error, attempts);
     }
-    if (attempts.every((a) => a.error?.startsWith('CircuitOpenError'))) {
+    if (attempts.length > 0 && attempts.every((a) => a.error?.startsWith('CircuitOpenError'))) {
       throw withAttempts(new CircuitOpenError('every provider of this agent has an open circuit breaker; no call was made'), attempts);
     }
     throw withAttempts(last ?? new ProviderUnavailableError('no candidate model', 'none'), attempts);
   }
 
   /**
-   * Tries one candidate up to `attemptsPerProvider` times (a probe: once). Before each try the
-   * rate-limit slot and the budget reservation are taken side by side; after a success, the
-   * settlement, usage totals, breaker count, slot release and cache store are written side by side.
+   * An agent's held budget in `scopes` (see {@link BudgetPool}): give it to every call of the agent
+   * (`GatewayCall.pool`) and close it when the agent ends.
+   * @param o.capMicro the most the pool may hold in all (micro-USD), e.g. what is left of the agent's share
+   */
+  openPool(scopes: readonly BudgetScope[], o: { readonly capMicro?: number } = {}): BudgetPool {
+    return new BudgetPool(this.deps.ledger, scopes, o.capMicro);
+  }
+
+  /** The cached answer (when `key` is given) and the candidate's breaker record, in one round trip. */
+  private async read(model: ModelRef, key: string | undefined): Promise<{ hit: CachedAnswer | undefined; breaker: BreakerRead }> {
+    if (this.deps.reads) {
+      try {
+        const r = await this.deps.reads.read(key, breakerKey(model.provider, model.modelId), this.clock());
+        return { hit: r.hit, breaker: { ok: true, record: r.breaker } };
+      } catch (e) {
+        return { hit: undefined, breaker: { ok: false, error: e } };
+      }
+    }
+    const [hit, breaker] = await Promise.all([
+      key !== undefined ? this.deps.cache.get(key, this.clock()).catch(() => undefined) : undefined,
+      this.deps.breaker.peek(model.provider, model.modelId).then(
+        (record): BreakerRead => ({ ok: true, record }),
+        (error: unknown): BreakerRead => ({ ok: false, error }),
+      ),
+    ]);
+    return { hit, breaker };
+  }
+
+  /** What the breaker lets this try do, from a record just read. @throws BudgetUnavailableError when the table could not be used (no call) */
+  private async admit(model: ModelRef, read: BreakerRead): Promise<Admission> {
+    try {
+      if (!read.ok) throw read.error;
+      return await this.deps.breaker.admit(model.provider, model.modelId, { record: read.record });
+    } catch (e) {
+      throw new BudgetUnavailableError(`gateway table unavailable (circuit breaker), no call was made: ${(e as Error).message}`, {
+        cause: e,
+      });
+    }
+  }
+
+  /**
+   * Tries one candidate up to `attemptsPerProvider` times (a probe: once). Every try consults the
+   * breaker (the first with the cache lookup, retries and tries that waited for a rate-limit slot
+   * with a read of their own), so callers admitted before it opened stop sending. Before each try
+   * the rate-limit slot and the budget hold are taken side by side. After a success, the
+   * settlement, breaker count, slot release and cache store are written side by side: before the
+   * answer returns, or in the background for a call on an agent's pool.
    */
   private async tryCandidate(
     call: GatewayCall,
     model: ModelRef,
-    admission: Exclude<Admission, { kind: 'rejected' }>,
+    first: Exclude<Admission, { kind: 'rejected' }>,
     dims: GatewayDimensions,
     attempts: Attempt[],
     store: (a: GatewayAnswer) => Promise<void>,
   ): Promise<{ ok: true; answer: GatewayAnswer; latencyMs: number } | { ok: false; error: unknown; stop: boolean }> {
     const { retry, providerTimeoutSeconds } = this.deps.config;
-    const tries = admission.kind === 'probe' ? 1 : retry.attemptsPerProvider;
+    let tries = first.kind === 'probe' ? 1 : retry.attemptsPerProvider;
     const price = model.price as NonNullable<ModelRef['price']>;
     const inputTokens = inputTokensOf(call, model);
     const estimateMicro = worstCaseMicro(inputTokens, call.maxTokens, price);
@@ -385,6 +445,12 @@ export class ModelGateway {
     // longest time, plus a margin; a hold or slot still there after it belongs to a crashed caller.
     const callBoundMs = (now: number) => Math.min(providerTimeoutSeconds * 1000, call.deadlineMs - now);
     const leaseFrom = (now: number) => now + callBoundMs(now) + LEASE_MARGIN_MS;
+    const circuitOpen = (state: string, t0: number) => {
+      const e = new CircuitOpenError(`${model.provider}/${model.alias}: circuit breaker ${state}`);
+      attempts.push({ provider: model.provider, model: model.alias, outcome: 'skipped', error: short(e), ms: this.clock() - t0 });
+      return { ok: false as const, error: e, stop: false };
+    };
+    let admission: Exclude<Admission, { kind: 'rejected' }> = first;
     let error: unknown;
     for (let n = 1; n <= tries; n++) {
       const t0 = this.clock();
@@ -393,6 +459,13 @@ export class ModelGateway {
         error ??= new ProviderTimeoutError(`${model.provider}: no time left for another try`, model.provider);
         break;
       }
+      if (n > 1) {
+        // A retry asks the breaker again: another caller's failures may have opened it meanwhile.
+        const again = await this.admit(model, (await this.read(model, undefined)).breaker);
+        if (again.kind === 'rejected') return circuitOpen(again.state, t0);
+        admission = again;
+        if (again.kind === 'probe') tries = n;
+      }
       const record = (e: unknown) =>
         attempts.push({ provider: model.provider, model: model.alias, outcome: 'error', error: short(e), ms: this.clock() - t0 });
       const id = this.newId();
@@ -400,7 +473,7 @@ export class ModelGateway {
       // flight to settle, the slot is given back meanwhile (others may use it) and taken again
       // afterwards, so neither lease has to outlast the wait.
       // Set when the budget must wait: a slot acquisition still polling stops at its next try.
-      const abandon = { set: false };
+      const abandon = { set: false, waited: false };
       const firstSlot = this.acquireSlot(model.provider, id, leaseFrom, call.deadlineMs, abandon);
       const given = { back: false };
       const giveSlotBack = async () => {
@@ -409,14 +482,12 @@ export class ModelGateway {
         const holder = await firstSlot.catch(() => undefined);
         if (holder) await this.deps.limits.leave(model.provider, holder).catch(() => undefined);
       };
-      const [slot, budget] = await Promise.allSettled([
-        firstSlot,
-        this.reserveWaiting(call, { id, estimateMicro }, leaseFrom, giveSlotBack),
-      ]);
+      const [slot, budget] = await Promise.allSettled([firstSlot, this.holdFor(call, id, estimateMicro, leaseFrom, giveSlotBack)]);
       let holder = slot.status === 'fulfilled' && !given.back ? slot.value : undefined;
       let slotError = slot.status === 'rejected' && !given.back ? slot.reason : undefined;
       if (budget.status === 'fulfilled' && !holder && !slotError) {
         try {
+          abandon.waited = true;
           holder = await this.acquireSlot(model.provider, id, leaseFrom, call.deadlineMs);
         } catch (e) {
           slotError = e;
@@ -431,6 +502,20 @@ export class ModelGateway {
         return { ok: false, error: e, stop: budget.status === 'rejected' };
       }
       const reservation = budget.value;
+      if (abandon.waited && admission.kind === 'closed') {
+        // It waited for a slot: calls that held it may have opened the breaker meanwhile.
+        const seen = await this.read(model, undefined);
+        if (!seen.breaker.ok || (seen.breaker.record && seen.breaker.record.state !== 'closed')) {
+          await Promise.all([reservation.release(), leave()]);
+          if (!seen.breaker.ok) {
+            throw new BudgetUnavailableError(
+              `gateway table unavailable (circuit breaker), no call was made: ${(seen.breaker.error as Error).message}`,
+              { cause: seen.breaker.error },
+            );
+          }
+          return circuitOpen(seen.breaker.record?.state ?? 'open', t0);
+        }
+      }
       // The waits took time: the call gets what is left now and ends before either lease does;
       // none starts with less than a second.
       const now = this.clock();
@@ -462,11 +547,13 @@ export class ModelGateway {
       } catch (e) {
         record(e);
         error = e;
+        // The failure is counted before the slot is given back, so a caller that takes the slot
+        // next sees the breaker this failure opened.
         const [, opened] = await Promise.all([
           reservation.release(),
           this.deps.breaker.onFailure(admission, model.provider, model.modelId, failureKind(e), short(e)).catch(() => false),
-          leave(),
         ]);
+        await leave();
         if (opened) this.deps.metrics.record(dims, { BreakerOpened: 1 });
         if (e instanceof ProviderRejectedError) return { ok: false, error: e, stop: true };
         if (!isRetryable(e) || opened) break;
@@ -496,15 +583,56 @@ export class ModelGateway {
         attempts,
         ...(response.servedBy ? { servedBy: response.servedBy } : {}),
       };
-      await Promise.all([
+      const settled = admission;
+      const bookkeeping = Promise.all([
         reservation.settle(actualMicro, this.usageRecord(model, response.usage, actualMicro, false)).catch(() => false),
-        this.deps.breaker.onSuccess(admission, model.provider, model.modelId).catch(() => undefined),
+        this.deps.breaker.onSuccess(settled, model.provider, model.modelId).catch(() => undefined),
         leave(),
         store(answer),
       ]);
+      // On an agent's pool nothing after the answer holds a guarantee the caller needs before it
+      // goes on (the hold stays until the charge lands; the slot is freed a moment later): the pool
+      // waits for it when it closes. A probe's result closes the breaker before the answer returns.
+      if (call.pool && admission.kind === 'closed') call.pool.track(bookkeeping);
+      else await bookkeeping;
       return { ok: true, answer, latencyMs: latency };
     }
     return { ok: false, error, stop: false };
+  }
+
+  /**
+   * The call's budget hold: room in the agent's pool when it has some (no write), else a new hold
+   * in the pool ({@link BudgetPool.growth}: more than the call needs, so the next calls fit; when
+   * that is refused, exactly the call's worst case), else — without a pool — a reservation of
+   * the call's own.
+   * @throws BudgetExceededError | BudgetUnavailableError as {@link reserveWaiting}
+   */
+  private async holdFor(
+    call: GatewayCall,
+    id: string,
+    estimateMicro: number,
+    leaseFrom: (nowMs: number) => number,
+    onWait: () => Promise<void>,
+  ): Promise<CallHold> {
+    const pool = call.pool;
+    if (!pool) return this.reserveWaiting(call, { id, estimateMicro }, leaseFrom, onWait);
+    const fitted = pool.fit(estimateMicro, leaseFrom(this.clock()));
+    if (fitted) return fitted;
+    // A pool's holds last the agent's whole time: until its deadline, plus the margin.
+    const poolLease = () => call.deadlineMs + LEASE_MARGIN_MS;
+    const grow = pool.growth(estimateMicro);
+    if (grow > estimateMicro) {
+      try {
+        const now = this.clock();
+        return pool.add(
+          await reserveBudget(this.deps.ledger, pool.scopes, { id, estimateMicro: grow, expiresAtMs: poolLease() }, now),
+          estimateMicro,
+        );
+      } catch (e) {
+        if (!(e instanceof BudgetExceededError)) throw e;
+      }
+    }
+    return pool.add(await this.reserveWaiting({ ...call, scopes: pool.scopes }, { id, estimateMicro }, poolLease, onWait), estimateMicro);
   }
 
   /**
@@ -549,7 +677,7 @@ export class ModelGateway {
     id: string,
     leaseFrom: (nowMs: number) => number,
     deadlineMs: number,
-    abandon: { readonly set: boolean } = { set: false },
+    abandon: { readonly set: boolean; waited?: boolean } = { set: false },
   ): Promise<SlotHolder | undefined> {
     const limit: RateLimit = this.deps.config.rateLimits[provider] ?? DEFAULT_RATE_LIMITS[provider];
     for (;;) {
@@ -567,6 +695,7 @@ export class ModelGateway {
         const what = r.reason === 'rate' ? `${limit.requestsPerMinute} requests per minute` : `${limit.maxConcurrency} calls in flight`;
         throw new ProviderThrottledError(`${provider}: AgentFlow rate limit (${what}) had no room before the deadline`, provider);
       }
+      abandon.waited = true;
       await this.sleep(wait);
     }
   }
@@ -612,6 +741,9 @@ export function worstCaseOf(
 function inputTokensOf(call: Pick<GatewayCall, 'system' | 'messages' | 'inputTokens' | 'tools'>, model: ModelRef): number {
   return call.inputTokens?.[TOKENIZER_OF[model.provider]] ?? requestTokens(model.provider, call.system, call.messages, call.tools);
 }
+
+/** A breaker record as read, or why it could not be. */
+type BreakerRead = { ok: true; record: BreakerRecord | undefined } | { ok: false; error: unknown };
 
 /** Appends the attempts to an error's message so the Catch's Cause (and the report) shows them. */
 function withAttempts(e: unknown, attempts: readonly Attempt[]): Error {

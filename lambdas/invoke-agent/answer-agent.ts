@@ -35,7 +35,7 @@ import { runToolLoop, type ToolLoopResult } from '../core/tool-loop.js';
 import type { Toolbox, ToolCallRecord } from '../core/tools.js';
 import { agentToolbox } from './agent-tools.js';
 import type { InvokeAgentDeps } from './invoke-agent.js';
-import { SpendMeter } from './meter.js';
+import { agentPool, SpendMeter } from './meter.js';
 
 /**
  * The agents of a `request` run (issue 15): `answer` and `route` agents answer the person's
@@ -153,6 +153,8 @@ export async function runAnswerAgent(input: InvokeAgentInput, deps: InvokeAgentD
   const project = input.budget.project ?? input.workflow;
   const scopes = budgetScopes(deps.budgets, { runId, project, maxUsdPerRun: input.budget.maxUsdPerRun, now: new Date(started) });
   const meter = await SpendMeter.open(deps.artifacts, { runId, phase, agent: agent.name }, primary, started);
+  // The agent's held budget: its calls (a tool loop's iterations, a repair) take their worst case from it.
+  const pool = agentPool(deps.gateway, scopes);
 
   const system = output === 'route' ? routeSystemPrompt(agent) : answerSystemPrompt(agent);
   const messages: ChatMessage[] = [
@@ -184,6 +186,7 @@ export async function runAnswerAgent(input: InvokeAgentInput, deps: InvokeAgentD
     cacheIf: readable,
     labels: { workflow: input.workflow, agent: agent.name, project },
     deadlineMs,
+    ...(pool ? { pool } : {}),
   };
   const toolbox = agentToolbox(agent, { previous: input.previous }, deps);
   let ex: Exchange;
@@ -199,7 +202,7 @@ export async function runAnswerAgent(input: InvokeAgentInput, deps: InvokeAgentD
       now,
     });
   } finally {
-    await toolbox?.close();
+    await Promise.all([toolbox?.close(), pool?.close()]);
   }
   if (ex.failure !== undefined) {
     const failure = ex.failure as Error;

@@ -1,5 +1,5 @@
 import { type AnswerFormat, FINDINGS_FORMAT, formatTokens, TESTS_FORMAT } from '../core/answer-format.js';
-import { budgetScopes, fromMicro } from '../core/budget.js';
+import { type BudgetPool, budgetScopes, fromMicro } from '../core/budget.js';
 import {
   type AgentItem,
   type AgentOutput,
@@ -59,7 +59,7 @@ import {
 } from '../core/verify.js';
 import { type AgentToolsOptions, agentToolbox, requesterOf } from './agent-tools.js';
 import { type GuardrailChoice, localGuardrailFor, runAnswerAgent, runGuardrailAgent, toolCallsKey } from './answer-agent.js';
-import { SpendMeter } from './meter.js';
+import { agentPool, SpendMeter } from './meter.js';
 
 export interface InvokeAgentDeps extends AgentToolsOptions {
   artifacts: ArtifactStore;
@@ -248,10 +248,12 @@ async function reviewAgent(input: InvokeAgentInput, deps: InvokeAgentDeps, kind:
   }
   const context = ContextArtifactSchema.parse(await deps.artifacts.getJson(input.contextRef));
   const toolbox = agentToolbox(agent, { change: context.change, files: context.files }, deps);
+  const opened: { pool?: BudgetPool } = {};
   try {
-    return await reviewWith(input, deps, kind, context, toolbox, started);
+    return await reviewWith(input, deps, kind, context, toolbox, started, opened);
   } finally {
-    await toolbox?.close();
+    // The pool's bookkeeping lands and its leftovers are released before the task returns.
+    await Promise.all([toolbox?.close(), opened.pool?.close()]);
   }
 }
 
@@ -263,6 +265,7 @@ async function reviewWith(
   context: ContextArtifact,
   toolbox: Toolbox | undefined,
   started: number,
+  opened: { pool?: BudgetPool },
 ): Promise<AgentResult> {
   const now = deps.now ?? Date.now;
   const { agent } = input;
@@ -308,6 +311,9 @@ async function reviewWith(
       ? shareMicro(context.plan.agents, agent.name, input.phase, runLimit)
       : Number.POSITIVE_INFINITY;
   const available = share - spentBefore;
+  // The agent's held budget, at most what is left of its share: most calls take their worst case from it with no write.
+  const pool = agentPool(deps.gateway, scopes, available);
+  if (pool) opened.pool = pool;
   // This invocation's accounting; every answer is added as it arrives.
   const mine = meter.mine;
   // Every model call is accounted in the spend record as it settles (each iteration of a tool loop too).
@@ -378,6 +384,7 @@ async function reviewWith(
       labels: { workflow: input.workflow, agent: agent.name, project },
       deadlineMs,
       inputTokens,
+      ...(pool ? { pool } : {}),
     };
     try {
       if (toolbox) {

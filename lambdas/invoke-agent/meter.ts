@@ -1,5 +1,6 @@
+import type { BudgetPool, BudgetScope } from '../core/budget.js';
 import { type AttemptRecord, MAX_ATTEMPTS_KEPT, type ModelRef } from '../core/contracts.js';
-import type { GatewayAnswer, GatewayCall } from '../core/gateway.js';
+import type { GatewayAnswer, GatewayCall, ModelGateway } from '../core/gateway.js';
 import type { ArtifactStore, TokenUsage } from '../core/ports.js';
 import { addUsage, NO_USAGE } from '../core/pricing.js';
 import { type InvocationSpend, readSpend, type SpendRecord, spendKey } from '../core/spend.js';
@@ -129,4 +130,16 @@ export class SpendMeter {
       },
     };
   }
+}
+
+/**
+ * The agent's held budget for this invocation (`ModelGateway.openPool`): its calls take their worst
+ * case from it, so most have no budget write on their path. Close it when the agent ends (it waits
+ * for the calls' bookkeeping and releases what was not used).
+ * @param capMicro the most it may hold (micro-USD): what is left of the agent's share. @default no cap
+ * @returns undefined for a gateway without pools (a test double)
+ */
+export function agentPool(gateway: ModelGateway, scopes: readonly BudgetScope[], capMicro?: number): BudgetPool | undefined {
+  if (typeof gateway.openPool !== 'function') return undefined;
+  return gateway.openPool(scopes, capMicro !== undefined && Number.isFinite(capMicro) ? { capMicro: Math.max(0, capMicro) } : {});
 }

@@ -341,7 +341,12 @@ describe('Class: ModelGateway', () => {
 
   it('leases its budget holds and rate-limit slot for the call they guard (provider timeout + margin), not for the whole deadline', async () => {
     const g = await gateway({ offline: { delayMs: 50 }, config: { providerTimeoutSeconds: 5 } });
-    const c = call({ candidates: [sonnet], deadlineMs: Date.now() + 15 * 60_000 });
+    // A run limit: holds are written only in scopes with a limit.
+    const c = call({
+      candidates: [sonnet],
+      deadlineMs: Date.now() + 15 * 60_000,
+      scopes: budgetScopes(BudgetConfigSchema.parse({ perRunUsd: 10 }), { runId: `run-lease-${n}`, project: 'ios-app', now: new Date() }),
+    });
     const seen: { holds: string[]; holders: string[] } = { holds: [], holders: [] };
     const inner = g.providers.bedrock;
     g.providers.bedrock = {

@@ -1,0 +1,226 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { budgetScopes, isLimited, toMicro } from '../../../lambdas/core/budget.js';
+import type { ModelRef } from '../../../lambdas/core/contracts.js';
+import type { GatewayCall } from '../../../lambdas/core/gateway.js';
+import { BudgetConfigSchema } from '../../../lambdas/core/gateway-config.js';
+import { type GatewayEnv, type GatewayEnvOptions, startGateway } from '../../helpers.js';
+
+// Issue 16: an agent's held budget (BudgetPool), the cache + breaker read in one BatchGetItem, the
+// bookkeeping after an answer off its path, and the breaker consulted on every try.
+
+const sonnet: ModelRef = {
+  provider: 'bedrock',
+  alias: 'claude-sonnet',
+  modelId: 'us.anthropic.claude-sonnet',
+  contextWindow: 200_000,
+  price: { input: 3, output: 15, cacheRead: 0.3, cacheWrite: 3.75 },
+};
+
+let env: GatewayEnv | undefined;
+afterEach(async () => {
+  await env?.stop();
+  env = undefined;
+});
+async function gateway(o: GatewayEnvOptions = {}): Promise<GatewayEnv> {
+  env = await startGateway(o);
+  return env;
+}
+
+/** Every scope with a limit (dev's shape): a call without a pool would reserve in all four. */
+const LIMITS = BudgetConfigSchema.parse({
+  perRunUsd: 5,
+  global: { monthlyUsd: 3000 },
+  projects: { 'ios-app': { dailyUsd: 50, monthlyUsd: 600 } },
+});
+
+let n = 0;
+const call = (over: Partial<GatewayCall> = {}): GatewayCall => ({
+  candidates: [sonnet],
+  system: 'You review Swift code. Answer with JSON.',
+  messages: [{ role: 'user', content: `Agent: code-review\nCategories: correctness\n+let x = y! // ${++n}` }],
+  maxTokens: 1000,
+  temperature: 0.2,
+  scopes: budgetScopes(LIMITS, { runId: 'run-pool', project: 'ios-app', now: new Date() }),
+  cache: true,
+  labels: { workflow: 'pr-review', agent: 'code-review', project: 'ios-app' },
+  deadlineMs: Date.now() + 30_000,
+  ...over,
+});
+
+/** Counts the DynamoDB requests the gateway's client sends, by operation. */
+function countRequests(g: GatewayEnv): { list: string[] } {
+  const seen = { list: [] as string[] };
+  g.table.doc.middlewareStack.add(
+    (next, context) => async (args) => {
+      seen.list.push(String((context as { commandName?: string }).commandName ?? '?').replace(/Command$/, ''));
+      return next(args);
+    },
+    { step: 'initialize', name: 'countRequests' },
+  );
+  return seen;
+}
+
+describe('Class: ModelGateway with an agent pool', () => {
+  it('sends 2 DynamoDB requests before a call answers once the pool has room (one BatchGetItem, one rate-limit write); growing the pool adds one write per limited scope', async () => {
+    const g = await gateway();
+    await g.gateway.complete(call()); // a first call fills the new rate-limit bucket
+    const seen = countRequests(g);
+    const scopes = call().scopes;
+    expect(scopes.every(isLimited)).toBe(true);
+    const pool = g.gateway.openPool(scopes);
+    const onPath: string[][] = [];
+    // The requests before the provider answers are the call's path: after the answer, nothing is
+    // awaited on a pool (the settlement, breaker count, slot release and cache store are not).
+    let beforeAnswer: string[] = [];
+    const inner = g.providers.bedrock;
+    g.providers.bedrock = {
+      complete: async (r) => {
+        const a = await inner.complete(r);
+        beforeAnswer = [...seen.list];
+        return a;
+      },
+    };
+    // One agent invocation: its calls share its deadline.
+    const deadlineMs = Date.now() + 30_000;
+    for (let i = 0; i < 5; i++) {
+      seen.list.length = 0;
+      await g.gateway.complete(call({ pool, deadlineMs }));
+      onPath.push(beforeAnswer);
+      await pool.drain(); // the bookkeeping of this call, outside the next one's count
+    }
+    // The first call reserves the pool's hold in the four limited scopes (as a call without a pool would).
+    expect(onPath[0]?.sort()).toEqual(['BatchGetItem', 'UpdateItem', 'UpdateItem', 'UpdateItem', 'UpdateItem', 'UpdateItem']);
+    for (const path of onPath.slice(1)) expect(path.sort()).toEqual(['BatchGetItem', 'UpdateItem']);
+    await pool.close();
+  });
+
+  it('keeps the ledger true: spent grows with every call before the pool closes, and closing settles every scope to the sum of the answers', async () => {
+    const g = await gateway();
+    const scopes = call().scopes;
+    const pool = g.gateway.openPool(scopes);
+    const deadlineMs = Date.now() + 30_000;
+    let total = 0;
+    for (let i = 0; i < 4; i++) {
+      const a = await g.gateway.complete(call({ pool, deadlineMs }));
+      total += a.costMicro;
+    }
+    await pool.drain();
+    for (const s of scopes) {
+      const status = await g.ledger.get(s.key);
+      expect(status?.spentMicro).toBe(total);
+      expect(status?.openHolds).toBe(1); // one hold, twice the first call's worst case: the later calls fit in it
+      expect(status?.committedMicro).toBeGreaterThanOrEqual(total);
+    }
+    expect((await g.ledger.listUsage(new Date().toISOString().slice(0, 7)))[0]).toMatchObject({ calls: 4, costMicro: total });
+    await pool.close();
+    for (const s of scopes) expect(await g.ledger.get(s.key)).toMatchObject({ committedMicro: total, spentMicro: total, openHolds: 0 });
+  });
+
+  it('never lets 30 agents of 6 calls each commit more than the run limit, and the ledger ends at the exact sum of the answers', async () => {
+    const g = await gateway({
+      offline: { delayMs: 5 },
+      config: { rateLimits: { bedrock: { requestsPerMinute: 100_000, maxConcurrency: 1000 } } },
+    });
+    // $0.25 per run: about 12 worst cases of 1000-token answers; the 180 calls want far more.
+    const scopes = budgetScopes(BudgetConfigSchema.parse({ perRunUsd: 0.25 }), { runId: 'run-race', project: 'ios-app', now: new Date() });
+    let answered = 0;
+    let refused = 0;
+    await Promise.all(
+      Array.from({ length: 30 }, async () => {
+        const pool = g.gateway.openPool(scopes);
+        const deadlineMs = Date.now() + 3_000;
+        try {
+          for (let i = 0; i < 6; i++) {
+            try {
+              const a = await g.gateway.complete(call({ pool, scopes, cache: false, deadlineMs }));
+              answered += a.costMicro;
+            } catch (e) {
+              // Refused, or out of time waiting for the others' holds to settle: nothing was sent.
+              expect(['BudgetExceededError', 'ProviderTimeoutError']).toContain((e as Error).name);
+              refused++;
+            }
+          }
+        } finally {
+          await pool.close();
+        }
+      }),
+    );
+    expect(refused).toBeGreaterThan(0);
+    const run = await g.ledger.get(scopes[0]?.key ?? '');
+    expect(run).toMatchObject({ committedMicro: answered, spentMicro: answered, openHolds: 0 });
+    expect(answered).toBeLessThanOrEqual(toMicro(0.25));
+  });
+
+  it('after a crash (the pool never closed), a sweep past its lease releases the rest of the hold and keeps what was charged', async () => {
+    const g = await gateway();
+    const scopes = budgetScopes(BudgetConfigSchema.parse({ perRunUsd: 5 }), { runId: 'run-crash', project: 'ios-app', now: new Date() });
+    const pool = g.gateway.openPool(scopes);
+    // The agent's deadline is near: its pool's hold lasts until then plus the margin.
+    const a = await g.gateway.complete(call({ pool, scopes, deadlineMs: Date.now() + 2_000 }));
+    await pool.drain(); // the charge landed; then the Lambda dies without closing the pool
+    const run = scopes[0] ?? scopes[0];
+    const before = await g.ledger.get(run?.key ?? '');
+    expect(before?.spentMicro).toBe(a.costMicro);
+    expect(before?.committedMicro).toBeGreaterThan(a.costMicro);
+    expect(await g.ledger.sweep(run as (typeof scopes)[number], Date.now() + 60_000)).toBe(1);
+    expect(await g.ledger.get(run?.key ?? '')).toMatchObject({ committedMicro: a.costMicro, spentMicro: a.costMicro, openHolds: 0 });
+  });
+});
+
+describe('Class: ModelGateway breaker on every try', () => {
+  it('sheds load: 90 callers at once against a Bedrock answering 503 send at most threshold + concurrency requests', async () => {
+    // 30 runs × 3 agents arriving together; 20 calls in flight at most; the breaker opens at 5 failures.
+    const g = await gateway({
+      offline: { faults: { bedrock: 503 }, delayMs: 30 },
+      config: { rateLimits: { bedrock: { requestsPerMinute: 100_000, maxConcurrency: 20 } } },
+    });
+    const results = await Promise.allSettled(
+      Array.from({ length: 90 }, () => g.gateway.complete(call({ cache: false, deadlineMs: Date.now() + 20_000 }))),
+    );
+    expect(results.every((r) => r.status === 'rejected')).toBe(true);
+    // Without a read before every try, callers admitted before the breaker opened kept retrying (266 of 270).
+    expect(g.server.stats.bedrock).toBeLessThanOrEqual(5 + 20);
+    const names = results.map((r) => (r.status === 'rejected' ? (r.reason as Error).name : ''));
+    expect(names.filter((x) => x === 'CircuitOpenError').length).toBeGreaterThan(60);
+  });
+
+  it('stops retrying a candidate once another caller opened its breaker, and falls back', async () => {
+    const g = await gateway({
+      offline: { faults: { bedrock: 503 } },
+      config: { retry: { attemptsPerProvider: 3, baseDelayMs: 1, maxDelayMs: 5 } },
+    });
+    const mini: ModelRef = {
+      provider: 'openai',
+      alias: 'gpt-4.1-mini',
+      modelId: 'gpt-4.1-mini',
+      contextWindow: 1_000_000,
+      price: { input: 0.4, output: 1.6, cacheRead: 0.1, cacheWrite: 0.4 },
+    };
+    // Open the breaker from outside while this call waits between its tries.
+    const inner = g.providers.bedrock;
+    g.providers.bedrock = {
+      complete: async (r) => {
+        try {
+          return await inner.complete(r);
+        } finally {
+          await g.breakers.trip(`bedrock#${sonnet.modelId}`, {
+            provider: 'bedrock',
+            model: sonnet.modelId,
+            nowMs: Date.now(),
+            cooldownMs: 30_000,
+            reason: 'another caller',
+            force: true,
+          });
+        }
+      },
+    };
+    const a = await g.gateway.complete(call({ candidates: [sonnet, mini], cache: false }));
+    expect(a.model.provider).toBe('openai');
+    expect(g.server.stats.bedrock).toBe(1);
+    expect(a.attempts.map((t) => [t.provider, t.outcome])).toEqual([
+      ['bedrock', 'error'],
+      ['bedrock', 'skipped'],
+      ['openai', 'ok'],
+    ]);
+  });
+});
