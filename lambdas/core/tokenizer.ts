@@ -81,6 +81,50 @@ export function warmTokenizers(): void {
  */
 export function countTokens(text: string, family: TokenizerFamily, options: { margin?: boolean } = {}): number {
   if (text.length === 0) return 0;
+  const n = counted(text, family);
+  return family === 'claude' && options.margin !== false ? Math.ceil(n * CLAUDE_SAFETY_MARGIN) : n;
+}
+
+/**
+ * Texts counted lately, per family (the plain count), most recent last: the same text is counted
+ * again and again — a system prompt for every chunk and every candidate of an agent, and in local
+ * mode once more by the offline model server in the same process to report its usage. Bounded by
+ * {@link MEMO_ENTRIES} and {@link MEMO_CHARS}; a text shorter than {@link MEMO_MIN_CHARS} is counted
+ * again (cheaper than keeping it).
+ */
+const memo: Record<TokenizerFamily, Map<string, number>> = { openai: new Map(), claude: new Map() };
+let memoChars = 0;
+const MEMO_ENTRIES = 512;
+const MEMO_CHARS = 8 * 1024 * 1024;
+const MEMO_MIN_CHARS = 256;
+
+/** {@link countTokens} without the margin, through {@link memo}. */
+function counted(text: string, family: TokenizerFamily): number {
+  if (text.length < MEMO_MIN_CHARS || text.length > MEMO_CHARS / 4) return bpeCount(text, family);
+  const known = memo[family];
+  const hit = known.get(text);
+  if (hit !== undefined) {
+    // Most recent last: delete and set again.
+    known.delete(text);
+    known.set(text, hit);
+    return hit;
+  }
+  const n = bpeCount(text, family);
+  known.set(text, n);
+  memoChars += text.length;
+  while (memo.openai.size + memo.claude.size > MEMO_ENTRIES || memoChars > MEMO_CHARS) {
+    // Evict the least recent of the larger map.
+    const from = memo.openai.size >= memo.claude.size ? memo.openai : memo.claude;
+    const oldest = from.keys().next().value;
+    if (oldest === undefined) break;
+    from.delete(oldest);
+    memoChars -= oldest.length;
+  }
+  return n;
+}
+
+/** The tokenizer's count of `text` (no margin, no memo). */
+function bpeCount(text: string, family: TokenizerFamily): number {
   const enc = encoder(family);
   const source = family === 'claude' ? text.normalize('NFKC') : text;
   // BPE is quadratic in the length of one pre-token: a minified line, a base64 blob or a line of
@@ -108,7 +152,7 @@ export function countTokens(text: string, family: TokenizerFamily, options: { ma
     last = m.index + m[0].length;
   }
   encode(source.slice(last));
-  return family === 'claude' && options.margin !== false ? Math.ceil(n * CLAUDE_SAFETY_MARGIN) : n;
+  return n;
 }
 
 /** Longest slice of ordinary text tokenized in one piece (characters). */
