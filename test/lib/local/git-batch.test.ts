@@ -1,0 +1,68 @@
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { GitChangeSource } from '../../../lambdas/adapters/changes.js';
+import type { Change } from '../../../lambdas/core/contracts.js';
+import { freshRepo } from '../../../lib/local/example-repo.js';
+import { GitBatchReader } from '../../../lib/local/git-batch.js';
+
+const dir = join(mkdtempSync(join(tmpdir(), 'agentflow-git-batch-')), 'repo');
+const { git } = freshRepo(dir, '2026-01-05T10:00:00Z');
+git('init', '-q', '-b', 'main');
+mkdirSync(join(dir, 'src', 'deep'), { recursive: true });
+const big = Array.from({ length: 20_000 }, (_, i) => `line ${i} — ünïcödé ✓ ${'x'.repeat(i % 40)}`).join('\n');
+const files: Record<string, string> = {
+  'README.md': '# Shop\n',
+  'with space.swift': 'let a = 1\n',
+  'src/deep/Big.kt': big,
+  'src/empty.txt': '',
+  'src/no-newline.txt': 'last line without newline',
+  'src/crlf.txt': 'a\r\nb\r\n',
+};
+for (const [path, text] of Object.entries(files)) writeFileSync(join(dir, path), text);
+git('add', '-A');
+git('commit', '-q', '-m', 'files');
+const head = git('rev-parse', 'HEAD');
+const change = (headSha: string): Change => ({
+  repository: 'acme/shop',
+  number: 1,
+  title: 't',
+  author: 'a',
+  url: '',
+  action: 'opened',
+  baseSha: headSha,
+  headSha,
+  baseRef: 'main',
+  headRef: 'main',
+});
+
+const reader = new GitBatchReader(dir);
+const plain = new GitChangeSource(dir);
+afterAll(() => reader.close());
+
+describe('GitBatchReader', () => {
+  it('reads what GitChangeSource.readHeadFile reads, for files, missing paths, folders and odd refs', async () => {
+    const paths = [...Object.keys(files), 'missing.txt', 'src', 'src/deep', './README.md', 'src/deep/../empty.txt', ''];
+    const refs = [head, 'main', 'no-such-branch', '--output=/tmp/x', 'HEAD~5'];
+    for (const ref of refs) {
+      const batched = await Promise.all(paths.map((p) => reader.readHeadFile(change(ref), p)));
+      const spawned = await Promise.all(paths.map((p) => plain.readHeadFile(change(ref), p)));
+      expect(batched, ref).toEqual(spawned);
+    }
+    expect(await reader.readHeadFile(change(head), 'src/deep/Big.kt')).toBe(big);
+    expect(await reader.readHeadFile(change(head), 'missing.txt')).toBeUndefined();
+  });
+
+  it('keeps answers in order when many reads are in flight, and starts again after close', async () => {
+    const order = Array.from({ length: 60 }, (_, i) => Object.keys(files)[i % Object.keys(files).length] as string);
+    const got = await Promise.all(order.map((p) => reader.readHeadFile(change(head), p)));
+    expect(got).toEqual(order.map((p) => files[p]));
+    reader.close();
+    expect(await reader.readHeadFile(change(head), 'README.md')).toBe('# Shop\n');
+  });
+
+  it('reads a path with a line break the old way', async () => {
+    expect(await reader.readHeadFile(change(head), 'a\nb')).toBe(await plain.readHeadFile(change(head), 'a\nb'));
+  });
+});
