@@ -1,38 +1,21 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { Command, Option } from 'commander';
-import { z } from 'zod';
-import { GitChangeLookup } from '../lambdas/adapters/changes.js';
-import { DynamoBreakerStore, DynamoBudgetLedger } from '../lambdas/adapters/gateway-store.js';
-import { ReportedToolCallSchema } from '../lambdas/aggregate/request.js';
+import type { DynamoBreakerStore, DynamoBudgetLedger } from '../lambdas/adapters/gateway-store.js';
 import type { Decision, PendingApproval } from '../lambdas/core/approvals.js';
-import {
-  type Change,
-  type ExecutionInput,
-  MAX_REQUEST_CHARS,
-  RequestSchema,
-  type RunRecord,
-  type RunSummary,
-  RunSummarySchema,
-} from '../lambdas/core/contracts.js';
-import { acceptanceRates } from '../lambdas/core/incremental.js';
-import { redactSecrets } from '../lambdas/core/redact.js';
-import { assertSafeRef } from '../lambdas/core/refs.js';
-import { buildSarif, securityFindings } from '../lambdas/core/sarif.js';
-import { executionName } from '../lambdas/core/triggers.js';
-import { reportFindings } from '../lambdas/publish/publish.js';
-import { loadLocalAskWorkflow, loadLocalGatewayConfig, loadLocalGroups, loadLocalMcpServers } from '../lib/config.js';
-import { type BreakerReport, breakerReport, type CostReport, costReport, formatBreakers, formatCostReport } from '../lib/local/costs.js';
-import { localApiHeaders, readServeState, removeServeState, writeServeState } from '../lib/local/local-api-token.js';
+import type { Change, ExecutionInput, RunRecord, RunSummary } from '../lambdas/core/contracts.js';
+import type { BreakerReport, CostReport } from '../lib/local/costs.js';
 import { exitCodeFor, formatProgress, formatRunLine, runOutcome } from '../lib/local/progress.js';
-import { DEFAULT_MAX_CONCURRENT_RUNS, LocalRuntime } from '../lib/local/runtime.js';
-import { type LocalServerOptions, localServerSecrets, startLocalServer } from '../lib/local/server.js';
-import { compileWorkflow, formatDiagnostic, mapPhases, toMermaid, type Workflow } from '../lib/workflow/index.js';
-import { securityAgents } from '../lib/workflow/model.js';
-import { loadWorkspace, PROJECT_ROOT, resolveWorkflowFile, WORKFLOWS_DIR } from '../lib/workspace.js';
+import type { LocalRuntime } from '../lib/local/runtime.js';
+import type { LocalServerOptions } from '../lib/local/server.js';
+import { PROJECT_ROOT, WORKFLOWS_DIR } from '../lib/paths.js';
+import type { Workflow } from '../lib/workflow/index.js';
+
+// A start imports only commander and what `--help` and `--version` print; each command imports what
+// it uses when it runs (`await import(…)`): the workflow loader (zod, yaml), the local runtime, the
+// server, the AWS SDK, the publish and SARIF code, the gateway settings. So `agentflow --help` and
+// `agentflow validate` load no more than they need (and the bundle's chunks split along these lines).
 
 /** Default folder for local state (artifacts, DynamoDB data, comments). */
 const DEFAULT_STATE_DIR = join(PROJECT_ROOT, '.agentflow', 'state');
@@ -55,12 +38,38 @@ const configOption = () =>
   );
 const workflowsOption = () => new Option('--workflows <dir>', 'workflows folder').default(WORKFLOWS_DIR);
 
+/** run's --request; its text (the longest request, from contracts.ts) is set when run starts. */
+const requestOption = new Option('--request <text>');
+/** serve's --max-concurrent-runs; its default (the local runtime's) is set when serve starts. */
+const maxConcurrentRunsOption = new Option(
+  '--max-concurrent-runs <n>',
+  'executions that run at once; later ones wait (RUNNING) for a free place, so webhooks are answered fast under bursts',
+);
+
+/**
+ * Completes the options of `command` whose text comes from a module too heavy for every start (the
+ * two above), before the command line is parsed: so `run`, `run --help` and `help run` show it.
+ */
+async function completeOptions(command: string | undefined): Promise<void> {
+  if (command === 'run') {
+    const { MAX_REQUEST_CHARS } = await import('../lambdas/core/contracts.js');
+    requestOption.description = `the request a request workflow (trigger: request) answers, at most ${MAX_REQUEST_CHARS} characters`;
+  } else if (command === 'serve') {
+    const { DEFAULT_MAX_CONCURRENT_RUNS } = await import('../lib/local/runtime.js');
+    maxConcurrentRunsOption.default(String(DEFAULT_MAX_CONCURRENT_RUNS));
+    const serve = program.commands.find((c) => c.name() === 'serve');
+    serve?.setOptionValueWithSource(maxConcurrentRunsOption.attributeName(), maxConcurrentRunsOption.defaultValue, 'default');
+  }
+}
+
 program
   .command('validate')
   .description('Validate workflows, agents and models; errors print as path:line:col: message (exit 1)')
   .argument('[paths...]', 'workflow files (default: every workflow in the workflows folder)')
   .addOption(workflowsOption())
-  .action((paths: string[], opts: { workflows: string }) => {
+  .action(async (paths: string[], opts: { workflows: string }) => {
+    const { loadWorkspace } = await import('../lib/workspace.js');
+    const { compileWorkflow, formatDiagnostic, mapPhases } = await import('../lib/workflow/index.js');
     const ws = loadWorkspace(opts.workflows, paths.length ? paths.map((p) => resolve(p)) : undefined);
     for (const d of ws.diagnostics) console.error(formatDiagnostic(d));
     if (ws.diagnostics.length > 0) {
@@ -99,8 +108,9 @@ program
   .argument('<workflow>', 'workflow id (pr-review) or file')
   .option('--asl', 'print the Amazon States Language JSON instead')
   .addOption(workflowsOption())
-  .action((ref: string, opts: { asl?: boolean; workflows: string }) => {
-    const wf = loadOne(ref, opts.workflows);
+  .action(async (ref: string, opts: { asl?: boolean; workflows: string }) => {
+    const wf = await loadOne(ref, opts.workflows);
+    const { compileWorkflow, toMermaid } = await import('../lib/workflow/index.js');
     const def = compileWorkflow(wf);
     console.log(opts.asl ? JSON.stringify(def, null, 2) : toMermaid(def));
   });
@@ -119,7 +129,7 @@ program
   )
   .option('--base <ref>', 'base branch, tag or commit SHA (a review workflow)')
   .option('--head <ref>', 'head branch, tag or commit SHA (a review workflow)')
-  .option('--request <text>', `the request a request workflow (trigger: request) answers, at most ${MAX_REQUEST_CHARS} characters`)
+  .addOption(requestOption)
   .option('--requester <id>', 'who asks, as the tools see them (a request workflow)', `local:${localUser()}`)
   .option('--json', 'end the output with one JSON object (progress goes to stderr)')
   .option('--fail-on-partial', 'exit 1 instead of 2 when the run is PARTIAL (for CI jobs that only treat 1 as failure)')
@@ -138,7 +148,7 @@ program
   .addOption(configOption())
   .addOption(workflowsOption())
   .action(async (ref: string, opts: RunOptions) => {
-    const wf = loadOne(ref, opts.workflows);
+    const wf = await loadOne(ref, opts.workflows);
     if (wf.kind === 'request') return runRequest(wf, ref, opts);
     if (opts.request !== undefined) {
       throw new UsageError(
@@ -155,11 +165,14 @@ program
     let reviewComments = 0;
     let sarifPath: string | null = null;
     let sarifResults = 0;
+    const { LocalRuntime } = await import('../lib/local/runtime.js');
+    const { loadLocalGroups, loadLocalMcpServers } = await import('../lib/config.js');
+    const { loadWorkspace, resolveWorkflowFile } = await import('../lib/workspace.js');
     const runtime = await LocalRuntime.start({
       stateDir: opts.stateDir,
       repoPath: repo,
       workspace: loadWorkspace(opts.workflows, [resolveWorkflowFile(ref, opts.workflows)]),
-      gateway: gatewayConfig(opts.config),
+      gateway: await gatewayConfig(opts.config),
       groups: loadLocalGroups(PROJECT_ROOT),
       mcpServers: loadLocalMcpServers(PROJECT_ROOT),
       print: out,
@@ -179,7 +192,7 @@ program
     // `agentflow approvals` / `agentflow approve` (another terminal, same --state-dir) can reach it,
     // and the webhook routes check the configured secrets, as `serve`'s do.
     const api = wf.phases.some((p) => p.kind !== 'agents')
-      ? await serveState(runtime, opts.stateDir, 0, localServerSecrets().secrets)
+      ? await serveState(runtime, opts.stateDir, 0, (await import('../lib/local/server.js')).localServerSecrets().secrets)
       : undefined;
     try {
       out(`AgentFlow: ${wf.name} on ${repo} (${change.baseSha.slice(0, 7)}...${change.headSha.slice(0, 7)}, from their merge base)`);
@@ -188,6 +201,7 @@ program
         const line = formatProgress(e);
         if (line) out(line);
       });
+      const { executionName } = await import('../lambdas/core/triggers.js');
       const name = executionName(`local-${Date.now().toString(36)}`, wf.id);
       const input: ExecutionInput = { runId: name, workflow: wf.id, change };
       const result = await runtime.startExecution(wf.id, name, input);
@@ -199,6 +213,9 @@ program
       // --sarif: the security agents' findings of the report (none when the run ended before it).
       const sarifFile = opts.sarif ? resolve(opts.sarif) : undefined;
       if (sarifFile) {
+        const { reportFindings } = await import('../lambdas/publish/publish.js');
+        const { buildSarif, securityFindings } = await import('../lambdas/core/sarif.js');
+        const { securityAgents } = await import('../lib/workflow/model.js');
         const findings = record?.reportRef ? await reportFindings(runtime.artifacts, record.reportRef) : [];
         const sarif = buildSarif(securityFindings(findings, securityAgents(wf)), wf.id);
         mkdirSync(dirname(sarifFile), { recursive: true });
@@ -256,11 +273,7 @@ program
   )
   .option('--port <n>', 'port (0 picks a free one)', '3000')
   .option('--repo <path>', 'local git repository the pull requests point at', '.')
-  .option(
-    '--max-concurrent-runs <n>',
-    'executions that run at once; later ones wait (RUNNING) for a free place, so webhooks are answered fast under bursts',
-    String(DEFAULT_MAX_CONCURRENT_RUNS),
-  )
+  .addOption(maxConcurrentRunsOption)
   .addOption(stateDirOption())
   .addOption(configOption())
   .addOption(workflowsOption())
@@ -269,18 +282,23 @@ program
     if (!Number.isInteger(maxConcurrentRuns) || maxConcurrentRuns < 1) {
       throw new UsageError(`--max-concurrent-runs must be a whole number ≥ 1 (got "${opts.maxConcurrentRuns}")`);
     }
+    const { loadWorkspace } = await import('../lib/workspace.js');
+    const { formatDiagnostic } = await import('../lib/workflow/index.js');
     const ws = loadWorkspace(opts.workflows);
     if (ws.diagnostics.length > 0) {
       for (const d of ws.diagnostics) console.error(formatDiagnostic(d));
       throw new UsageError('fix the workflows above first (npx agentflow validate)');
     }
+    const { localServerSecrets } = await import('../lib/local/server.js');
+    const { LocalRuntime } = await import('../lib/local/runtime.js');
+    const { loadLocalAskWorkflow, loadLocalGroups, loadLocalMcpServers } = await import('../lib/config.js');
     const { secrets, notes } = localServerSecrets();
     for (const note of notes) console.error(note);
     const runtime = await LocalRuntime.start({
       stateDir: opts.stateDir,
       repoPath: resolve(opts.repo),
       workspace: ws,
-      gateway: gatewayConfig(opts.config),
+      gateway: await gatewayConfig(opts.config),
       groups: loadLocalGroups(PROJECT_ROOT),
       mcpServers: loadLocalMcpServers(PROJECT_ROOT),
       maxConcurrentRuns,
@@ -350,6 +368,7 @@ program
   .option('--json', 'print JSON')
   .addOption(stateDirOption())
   .action(async (opts: { json?: boolean; stateDir: string }) => {
+    const { acceptanceRates } = await import('../lambdas/core/incremental.js');
     const rates = acceptanceRates(await listRuns(opts.stateDir, STATS_RUNS));
     if (opts.json) {
       console.log(JSON.stringify({ acceptance: rates }, null, 2));
@@ -421,8 +440,10 @@ program
   )
   .addOption(stateDirOption())
   .action(async (id: string, opts: { reject?: boolean; as?: string; stateDir: string }) => {
+    const { loadLocalGroups } = await import('../lib/config.js');
     const who = opts.as ?? Object.values(loadLocalGroups(PROJECT_ROOT)).flatMap((g) => g.slack)[0];
     if (!who) throw new UsageError('pass --as <Slack user id, @github-login or gitlab:@username>');
+    const { localApiHeaders, readServeState } = await import('../lib/local/local-api-token.js');
     const served = readServeState(opts.stateDir);
     if (!served) {
       throw new UsageError(
@@ -450,7 +471,8 @@ program
   .addOption(stateDirOption())
   .addOption(configOption())
   .action(async (opts: { json?: boolean; table?: string; region?: string; sweep?: boolean; stateDir: string; config?: string }) => {
-    const config = gatewayConfig(opts.config);
+    const { costReport, formatCostReport } = await import('../lib/local/costs.js');
+    const config = await gatewayConfig(opts.config);
     // While serve runs, it sweeps (the folder is its own); otherwise the sweep runs below.
     const swept =
       opts.sweep && !opts.table
@@ -475,12 +497,14 @@ program
   .option('--region <region>', 'AWS region of --table (default: AWS_REGION)')
   .addOption(stateDirOption())
   .action(async (opts: { json?: boolean; table?: string; region?: string; stateDir: string }) => {
+    const { breakerReport, formatBreakers } = await import('../lib/local/costs.js');
     const rows = await withGatewayTables(opts, '/breakers', async ({ breakers }) => ({ breakers: await breakerReport(breakers) }));
     const list = (rows as { breakers: BreakerReport[] }).breakers;
     console.log(opts.json ? JSON.stringify({ breakers: list }, null, 2) : formatBreakers(list));
   });
 
-function gatewayConfig(file: string | undefined) {
+async function gatewayConfig(file: string | undefined) {
+  const { loadLocalGatewayConfig } = await import('../lib/config.js');
   try {
     return loadLocalGatewayConfig(PROJECT_ROOT, file);
   } catch (e) {
@@ -505,6 +529,9 @@ async function withGatewayTables<T>(
   read: (t: { ledger: DynamoBudgetLedger; breakers: DynamoBreakerStore }) => Promise<T>,
 ): Promise<T | unknown> {
   if (opts.table) {
+    const { DynamoDBClient } = await import('@aws-sdk/client-dynamodb');
+    const { DynamoDBDocumentClient } = await import('@aws-sdk/lib-dynamodb');
+    const { DynamoBreakerStore, DynamoBudgetLedger } = await import('../lambdas/adapters/gateway-store.js');
     const client = new DynamoDBClient(opts.region ? { region: opts.region } : {});
     const doc = DynamoDBDocumentClient.from(client);
     try {
@@ -534,6 +561,8 @@ async function serveState(
   port: number,
   secrets: Omit<LocalServerOptions, 'runtime' | 'port' | 'token'>,
 ): Promise<{ url: string; close(): Promise<void> }> {
+  const { startLocalServer } = await import('../lib/local/server.js');
+  const { removeServeState, writeServeState } = await import('../lib/local/local-api-token.js');
   const server = await startLocalServer({ runtime, port, ...secrets });
   writeServeState(stateDir, { url: server.url, pid: process.pid, token: server.token });
   return {
@@ -547,6 +576,7 @@ async function serveState(
 
 /** GET `path` from the local API of the serve/run holding `stateDir`, with its token; undefined if none answers. */
 async function fromServe(stateDir: string, path: string, method: 'GET' | 'POST' = 'GET'): Promise<unknown> {
+  const { localApiHeaders, readServeState } = await import('../lib/local/local-api-token.js');
   const served = readServeState(stateDir);
   if (!served) return undefined;
   try {
@@ -563,7 +593,9 @@ async function fromServe(stateDir: string, path: string, method: 'GET' | 'POST' 
 }
 
 /** A runtime on the state folder that starts no model server (for reading state). */
-function stateRuntime(stateDir: string): Promise<LocalRuntime> {
+async function stateRuntime(stateDir: string): Promise<LocalRuntime> {
+  const { LocalRuntime } = await import('../lib/local/runtime.js');
+  const { loadWorkspace } = await import('../lib/workspace.js');
   return LocalRuntime.start({
     stateDir,
     repoPath: '.',
@@ -590,9 +622,6 @@ interface RunOptions {
   full?: boolean;
 }
 
-/** The report artifact's part `run --json` reads. */
-const ReportSummarySchema = z.object({ summary: RunSummarySchema });
-
 /**
  * The run summary `run` reports: the execution's output, or, when the execution failed after
  * aggregating (FAILED: every agent failed), the summary in the run's report artifact, so the
@@ -605,7 +634,11 @@ async function runSummary(
 ): Promise<Partial<RunSummary> | undefined> {
   if (result.status === 'SUCCEEDED') return result.output as Partial<RunSummary>;
   if (!record?.reportRef) return undefined;
-  const report = ReportSummarySchema.safeParse(await runtime.artifacts.getJson(record.reportRef).catch(() => undefined));
+  const { z } = await import('zod');
+  const { RunSummarySchema } = await import('../lambdas/core/contracts.js');
+  const stored = await runtime.artifacts.getJson(record.reportRef).catch(() => undefined);
+  // The report artifact's part `run --json` reads.
+  const report = z.object({ summary: RunSummarySchema }).safeParse(stored);
   return report.success ? report.data.summary : undefined;
 }
 
@@ -618,6 +651,8 @@ class UsageError extends Error {}
  * @throws UsageError with one line when a ref is unsafe, --repo is not a repository or a ref names no commit
  */
 async function localChange(opts: RunOptions & { repo: string; base: string; head: string }): Promise<Change> {
+  const { GitChangeLookup } = await import('../lambdas/adapters/changes.js');
+  const { assertSafeRef } = await import('../lambdas/core/refs.js');
   try {
     assertSafeRef(opts.base);
     assertSafeRef(opts.head);
@@ -646,11 +681,16 @@ function localUser(): string {
 }
 
 /** The parts of a request run's report (`aggregateRequest`) `run` prints. */
-const RequestReportSchema = z.object({
-  summary: RunSummarySchema,
-  answer: z.object({ phase: z.string(), agent: z.string(), text: z.string() }).nullish(),
-  toolCalls: z.array(z.object({ agent: z.string(), phase: z.string(), calls: z.array(ReportedToolCallSchema) })).default([]),
-});
+async function requestReportSchema() {
+  const { z } = await import('zod');
+  const { RunSummarySchema } = await import('../lambdas/core/contracts.js');
+  const { ReportedToolCallSchema } = await import('../lambdas/aggregate/request.js');
+  return z.object({
+    summary: RunSummarySchema,
+    answer: z.object({ phase: z.string(), agent: z.string(), text: z.string() }).nullish(),
+    toolCalls: z.array(z.object({ agent: z.string(), phase: z.string(), calls: z.array(ReportedToolCallSchema) })).default([]),
+  });
+}
 
 /** Model text for a terminal: no control characters (escape sequences) but line breaks and tabs. */
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point (an answer must not drive the terminal)
@@ -669,6 +709,7 @@ async function runRequest(wf: Workflow, ref: string, opts: RunOptions): Promise<
   if (review.length > 0) {
     throw new UsageError(`${wf.id} answers requests: ${review.map((o) => `--${o}`).join(', ')} belong to review workflows; drop them`);
   }
+  const { MAX_REQUEST_CHARS, RequestSchema } = await import('../lambdas/core/contracts.js');
   const parsed = RequestSchema.safeParse({ text: opts.request.trim(), requester: opts.requester });
   if (!parsed.success) {
     throw new UsageError(
@@ -676,20 +717,24 @@ async function runRequest(wf: Workflow, ref: string, opts: RunOptions): Promise<
     );
   }
   // As /agentflow ask does: a secret pasted into the request goes to no record, model or terminal.
+  const { redactSecrets } = await import('../lambdas/core/redact.js');
   const request = { ...parsed.data, text: (await redactSecrets(parsed.data.text)).text };
   const out = opts.json ? (s: string) => console.error(s) : (s: string) => console.log(s);
+  const { LocalRuntime } = await import('../lib/local/runtime.js');
+  const { loadLocalGroups, loadLocalMcpServers } = await import('../lib/config.js');
+  const { loadWorkspace, resolveWorkflowFile } = await import('../lib/workspace.js');
   const runtime = await LocalRuntime.start({
     stateDir: opts.stateDir,
     repoPath: resolve(opts.repo ?? '.'),
     workspace: loadWorkspace(opts.workflows, [resolveWorkflowFile(ref, opts.workflows)]),
-    gateway: gatewayConfig(opts.config),
+    gateway: await gatewayConfig(opts.config),
     groups: loadLocalGroups(PROJECT_ROOT),
     mcpServers: loadLocalMcpServers(PROJECT_ROOT),
     print: out,
   });
   // An approval gate waits for a decision: serve the local API for `agentflow approve`, as for reviews.
   const api = wf.phases.some((p) => p.kind === 'approval' || p.kind === 'ci')
-    ? await serveState(runtime, opts.stateDir, 0, localServerSecrets().secrets)
+    ? await serveState(runtime, opts.stateDir, 0, (await import('../lib/local/server.js')).localServerSecrets().secrets)
     : undefined;
   try {
     out(`AgentFlow: ${wf.name} answering a request from ${request.requester}`);
@@ -698,11 +743,12 @@ async function runRequest(wf: Workflow, ref: string, opts: RunOptions): Promise<
       const line = formatProgress(e);
       if (line) out(line);
     });
+    const { executionName } = await import('../lambdas/core/triggers.js');
     const name = executionName(`local-${Date.now().toString(36)}`, wf.id);
     const result = await runtime.startExecution(wf.id, name, { runId: name, workflow: wf.id, request });
     const record = await runtime.runs.get(name);
     const stored = record?.reportRef ? await runtime.artifacts.getJson(record.reportRef).catch(() => undefined) : undefined;
-    const report = RequestReportSchema.safeParse(stored);
+    const report = (await requestReportSchema()).safeParse(stored);
     const summary = report.success ? report.data.summary : undefined;
     const answer = report.success ? (report.data.answer ?? undefined) : undefined;
     const calls = report.success
@@ -759,7 +805,9 @@ async function runRequest(wf: Workflow, ref: string, opts: RunOptions): Promise<
   }
 }
 
-function loadOne(ref: string, dir: string) {
+async function loadOne(ref: string, dir: string): Promise<Workflow> {
+  const { loadWorkspace, resolveWorkflowFile } = await import('../lib/workspace.js');
+  const { formatDiagnostic } = await import('../lib/workflow/index.js');
   let file: string;
   try {
     file = resolveWorkflowFile(ref, dir);
@@ -789,10 +837,14 @@ async function listRuns(stateDir: string, limit = 100): Promise<RunRecord[]> {
   }
 }
 
-program.parseAsync(process.argv).catch((e: unknown) => {
-  // One line, no stack trace; exit 1 for bad input and errors alike (2 means a PARTIAL run).
-  console.error(`agentflow: ${(e as Error).message}`);
-  // `--json` promises one JSON object at the end of the output, on errors too.
-  if (process.argv.slice(2).includes('--json')) console.log(JSON.stringify({ status: 'FAILED', error: (e as Error).message }));
-  process.exitCode = 1;
-});
+// The program's own options (--help, --version) take no value: its first word is the command (`help run`: the second).
+const words = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+completeOptions(words[0] === 'help' ? words[1] : words[0])
+  .then(() => program.parseAsync(process.argv))
+  .catch((e: unknown) => {
+    // One line, no stack trace; exit 1 for bad input and errors alike (2 means a PARTIAL run).
+    console.error(`agentflow: ${(e as Error).message}`);
+    // `--json` promises one JSON object at the end of the output, on errors too.
+    if (process.argv.slice(2).includes('--json')) console.log(JSON.stringify({ status: 'FAILED', error: (e as Error).message }));
+    process.exitCode = 1;
+  });

@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { basename, dirname, join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { basename, join, relative, resolve } from 'node:path';
+import { WORKFLOWS_DIR } from './paths.js';
 import {
   type AgentSpec,
   type Catalog,
@@ -12,10 +12,7 @@ import {
   type Workflow,
 } from './workflow/index.js';
 
-/** The project root (the folder holding package.json). */
-export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-/** The shipped workflows folder. */
-export const WORKFLOWS_DIR = join(PROJECT_ROOT, 'workflows');
+export { PROJECT_ROOT, WORKFLOWS_DIR } from './paths.js';
 
 /** Everything under a workflows folder, loaded and checked. */
 export interface Workspace {
