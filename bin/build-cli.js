@@ -69,7 +69,7 @@ export async function buildCli() {
     format: 'esm',
     target: 'node20.10',
     packages: 'external',
-    outdir: dirname(BUNDLE),
+    outdir: outDir,
     entryNames: '[name]',
     chunkNames: 'chunk-[hash]',
     outExtension: { '.js': '.mjs' },
@@ -81,7 +81,7 @@ export async function buildCli() {
     logLevel: 'silent',
     // Each source's import.meta.url (…dirname, …filename) stays its own file's, not the bundle's
     // (the entry point and its chunks are in one folder, so each output file's URL serves):
-    // PROJECT_ROOT is found from lib/workspace.ts, createRequire resolves from the importing file.
+    // PROJECT_ROOT is found from lib/paths.ts, createRequire resolves from the importing file.
     banner: {
       js: [
         "import { fileURLToPath as __agentflowFileURLToPath } from 'node:url';",
@@ -102,12 +102,15 @@ export async function buildCli() {
   // last: an entry point never names a chunk not yet written, a manifest never vouches for an older build.
   const rank = (path) => (path.endsWith('.map') ? 0 : path === BUNDLE ? 2 : 1);
   const files = [...result.outputFiles].sort((a, b) => rank(a.path) - rank(b.path));
-  for (const file of files) {
-    writeFileSync(file.path + tmp, file.contents);
-    renameSync(file.path + tmp, file.path);
+  const manifest = { path: MANIFEST, contents: `${JSON.stringify({ builtAt, esbuild: esbuild.version, inputs }, null, 2)}\n` };
+  for (const file of [...files, manifest]) {
+    try {
+      writeFileSync(file.path + tmp, file.contents);
+      renameSync(file.path + tmp, file.path);
+    } finally {
+      rmSync(file.path + tmp, { force: true });
+    }
   }
-  writeFileSync(MANIFEST + tmp, `${JSON.stringify({ builtAt, esbuild: esbuild.version, inputs }, null, 2)}\n`);
-  renameSync(MANIFEST + tmp, MANIFEST);
   removeOldChunks(new Set(files.map((f) => f.path)));
   return inputs.length;
 }
