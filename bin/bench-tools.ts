@@ -27,7 +27,11 @@ export function benchGateway(server: OfflineModelServer, table: LocalTable) {
   const providers = localProviders({ openai: 'offline', bedrock: 'offline', 'openai-compatible': 'offline' }, server);
   const config = GatewayConfigSchema.parse({
     budgets: { perRunUsd: 1000, global: { monthlyUsd: 1_000_000 }, projects: { bench: { dailyUsd: 100_000, monthlyUsd: 1_000_000 } } },
-    rateLimits: { bedrock: { requestsPerMinute: 1_000_000, maxConcurrency: 1000 } },
+    rateLimits: {
+      bedrock: { requestsPerMinute: 1_000_000, maxConcurrency: 1000 },
+      openai: { requestsPerMinute: 1_000_000, maxConcurrency: 1000 },
+      'openai-compatible': { requestsPerMinute: 1_000_000, maxConcurrency: 1000 },
+    },
   });
   const metrics = new Metrics({ namespace: 'AgentFlowBench', serviceName: 'bench' });
   (metrics as unknown as { console: Console }).console = new Console(new Writable({ write: (_c, _e, cb) => cb() }));

@@ -6,9 +6,11 @@
  *   40-agent phase with every offline-model answer delayed 1000 ms; end-to-end wall time ÷ 1000 ms
  *   (one-after-another would be ≥ 4.0 and 40.0), and the overhead per state transition;
  * - state transitions per pr-review run and the Step Functions cost per 1,000 runs;
- * - model gateway overhead per call (budget reservation in 4 scopes, breaker, rate limit, cache
- *   miss + store, Powertools metrics serialisation) minus a direct SDK call to the same local
- *   server, p50 and p99, and budget reservations per second at 50 concurrent callers (dynalite);
+ * - the model gateway (bin/bench-gateway.ts): overhead per call over a direct SDK call to the same
+ *   local server on an agent's held budget (budgets in 4 scopes, breaker, rate limit, cache miss +
+ *   store, Powertools metrics serialisation), p50 and p99 of paired samples, DynamoDB requests before
+ *   the answer, the same without a pool, budget reservations per second at 50 concurrent callers
+ *   (dynalite), and provider requests sent during a 503 burst;
  * - the webhook handler in process per delivery (verify, match, idempotency record, start on the
  *   local engine), p50 and p99, and a duplicate delivery's answer;
  * - incremental re-review: tokens of a re-review after a 1-file push ÷ the first review's, and
@@ -20,29 +22,27 @@
  * - each Lambda's bundle as CDK deploys it (esbuild, minified, `@aws-sdk/*` from the nodejs24.x
  *   runtime) and its module load time in a fresh Node process.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from 'esbuild';
-import { budgetScopes, reserveBudget } from '../lambdas/core/budget.js';
-import type { ModelRef } from '../lambdas/core/contracts.js';
 import { GatewayConfigSchema } from '../lambdas/core/gateway-config.js';
 import { SFN_USD_PER_TRANSITION } from '../lambdas/core/pricing.js';
 import { githubSignature } from '../lambdas/core/signatures.js';
 import { handleGithubDelivery } from '../lambdas/webhook/github-delivery.js';
 import { createExampleRepo } from '../lib/local/example-repo.js';
-import { OfflineModelServer } from '../lib/local/offline-model.js';
-import { connectLocalTable, LocalRuntime, type LocalTable, startLocalTable } from '../lib/local/runtime.js';
+import { LocalRuntime } from '../lib/local/runtime.js';
 import { localIngress } from '../lib/local/server.js';
 import { loadWorkspace, PROJECT_ROOT } from '../lib/workspace.js';
 import { deployedBench } from './bench-deployed.js';
+import { gatewayBenches } from './bench-gateway.js';
 import { ingressBench } from './bench-ingress.js';
 import { DELAY_MS, orchestrationBench } from './bench-orchestration.js';
 import { reviewPlanBench } from './bench-plan.js';
 import { rereviewBench } from './bench-rereview.js';
 import { secretsBench } from './bench-secrets.js';
-import { benchGateway, toolLoopBench } from './bench-tools.js';
+import { toolLoopBench } from './bench-tools.js';
 
 interface Result {
   name: string;
@@ -170,112 +170,10 @@ await secretsBench(record);
 // 2e. pr-review as deployed (synthesized stack, bundles, stand-ins) beside the local runtime (bin/bench-deployed.ts).
 await deployedBench(record);
 
-// 3. Model gateway: overhead per call against a direct SDK call, and reservations per second, with
-// dynalite in this process (as `agentflow run` uses it) and in a child process (its CPU not ours, as
-// DynamoDB's is not the Lambda's).
-async function gatewayBench(where: string, table: LocalTable): Promise<void> {
-  const server = await new OfflineModelServer({ delayMs: 0, faults: {} }).start();
-  const { gateway, ledger, providers, config } = benchGateway(server, table);
-  const sonnet: ModelRef = {
-    provider: 'bedrock',
-    alias: 'claude-sonnet',
-    modelId: 'us.anthropic.claude-sonnet-4-5-20250929-v1:0',
-    contextWindow: 200_000,
-    price: { input: 3, output: 15, cacheRead: 0.3, cacheWrite: 3.75 },
-  };
-  const system = 'You review Swift code and answer with JSON findings.';
-  const message = (i: number) => [{ role: 'user' as const, content: `Agent: code-review\nCategories: correctness\n+let v${i} = value!` }];
-  const direct: number[] = [];
-  const viaGateway: number[] = [];
-  const N = 300;
-  for (let i = 0; i < N + 20; i++) {
-    let t = performance.now();
-    await providers.bedrock.complete({ modelId: sonnet.modelId, system, messages: message(i), maxTokens: 1000, temperature: 0.2 });
-    const d = performance.now() - t;
-    t = performance.now();
-    await gateway.complete({
-      candidates: [sonnet],
-      system,
-      messages: message(i),
-      maxTokens: 1000,
-      temperature: 0.2,
-      scopes: budgetScopes(config.budgets, { runId: `bench-${i}`, project: 'bench', now: new Date() }),
-      cache: true,
-      labels: { workflow: 'pr-review', agent: 'code-review', project: 'bench' },
-      deadlineMs: Date.now() + 60_000,
-    });
-    const g = performance.now() - t;
-    if (i >= 20) {
-      direct.push(d);
-      viaGateway.push(g);
-    }
-  }
-  const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))] ?? 0;
-  const ms = (x: number) => Number(x.toFixed(2));
-  record({ name: `direct Bedrock SDK call to the local server, p50 (${where})`, value: ms(pct(direct, 0.5)), unit: 'ms', target: null });
-  record({ name: `same call through the gateway, p50 (${where})`, value: ms(pct(viaGateway, 0.5)), unit: 'ms', target: null });
-  // Paired samples (issue 16): each call's overhead is its gateway time minus the direct call made
-  // just before it, so the p99 is a real call's overhead (one percentile minus another could come out
-  // below the p50, or negative).
-  const overhead = viaGateway.map((g, i) => g - (direct[i] ?? 0));
-  record({
-    name: `gateway overhead per call, p50 of paired samples (${where})`,
-    value: ms(pct(overhead, 0.5)),
-    unit: 'ms',
-    target: '≤ 5 (issue 16)',
-  });
-  record({
-    name: `gateway overhead per call, p99 of paired samples (${where})`,
-    value: ms(pct(overhead, 0.99)),
-    unit: 'ms',
-    target: '≤ 15 (issue 16)',
-  });
-
-  // Reservations per second: 50 callers reserving in all four scopes (one conditional write each)
-  // and settling, for 3 s.
-  const scopes = budgetScopes(config.budgets, { runId: 'bench-reservations', project: 'bench', now: new Date() });
-  let reserved = 0;
-  const until = performance.now() + 3000;
-  const started = performance.now();
-  await Promise.all(
-    Array.from({ length: 50 }, async (_, w) => {
-      for (let i = 0; performance.now() < until; i++) {
-        const r = await reserveBudget(
-          ledger,
-          scopes,
-          { id: `w${w}-${i}`, estimateMicro: 50_000, expiresAtMs: Date.now() + 60_000 },
-          Date.now(),
-        );
-        reserved++;
-        await r.settle(1_000);
-      }
-    }),
-  );
-  const seconds = (performance.now() - started) / 1000;
-  record({
-    name: `reservations/s, 50 callers, 4 scopes + settle (${where})`,
-    value: Math.round(reserved / seconds),
-    unit: '/s',
-    target: null,
-  });
-  await server.stop();
-  await table.stop();
-}
-
-await gatewayBench('dynalite in-process', await startLocalTable());
-{
-  // dynalite in a child process, like a remote table.
-  const child = spawn(
-    process.execPath,
-    ['-e', "const d=require('dynalite')({createTableMs:0});d.listen(0,'127.0.0.1',()=>console.log(d.address().port))"],
-    {
-      cwd: PROJECT_ROOT,
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  );
-  const port = await new Promise<string>((ok) => child.stdout.once('data', (d: Buffer) => ok(d.toString().trim())));
-  await gatewayBench('dynalite in a child process', await connectLocalTable(`http://127.0.0.1:${port}`, async () => void child.kill()));
-}
+// 3. Model gateway (bin/bench-gateway.ts): overhead per call over a direct SDK call on an agent's
+// held budget, DynamoDB requests before the answer, without a pool, reservations per second (dynalite
+// in process and in a child process), and provider requests sent during a 503 burst.
+await gatewayBenches(record);
 
 // 4. Webhook handler in process: verify the signature, match the workflows, take the delivery's
 // idempotency record (Powertools, dynalite) and start the execution on the local engine. Each

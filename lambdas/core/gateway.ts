@@ -309,12 +309,26 @@ export class ModelGateway {
       }
       const useCache = (call.cache ?? true) && this.deps.config.cache.enabled;
       const key = useCache ? cacheKey(model, call) : undefined;
-      // The cache lookup and the breaker read: one round trip for both.
+      // The cache lookup and the breaker read: one round trip for both. The rate-limit slot is asked
+      // for at the same time (one try, no waiting), so a call that goes ahead has both after one
+      // round trip; a cache hit or an open breaker gives it back.
+      const slot = { asked: this.trySlot(model.provider, this.leaseFrom(call)), came: false };
+      void slot.asked.then(() => {
+        slot.came = true;
+      });
       const { hit, breaker } = await this.read(model, key);
+      // A slot that came after the read (its try had to refill or sweep) is as one that waited: the
+      // breaker is asked again before the call.
+      const afterRead = !slot.came;
+      const early = slot.asked;
+      const giveBack = async () => {
+        const holder = await early;
+        if (holder) await this.deps.limits.leave(model.provider, holder).catch(() => undefined);
+      };
       if (hit) {
         attempts.push({ provider: model.provider, model: model.alias, outcome: 'cache-hit', ms: this.clock() - t0 });
         this.deps.metrics.record(dims, { CacheHit: 1, CostUsd: 0, FallbackUsed: index > 0 ? 1 : 0 });
-        const counted = this.usage(model, hit.usage, 0, true);
+        const counted = Promise.all([this.usage(model, hit.usage, 0, true), giveBack()]);
         if (call.pool) call.pool.track(counted);
         else await counted;
         return {
@@ -332,8 +346,15 @@ export class ModelGateway {
           ...(hit.servedBy ? { servedBy: hit.servedBy } : {}),
         };
       }
-      const admission = await this.admit(model, breaker);
+      let admission: Admission;
+      try {
+        admission = await this.admit(model, breaker);
+      } catch (e) {
+        await giveBack();
+        throw e;
+      }
       if (admission.kind === 'rejected') {
+        await giveBack();
         skip(new CircuitOpenError(`${model.provider}/${model.alias}: circuit breaker ${admission.state}`));
         continue;
       }
@@ -348,7 +369,16 @@ export class ModelGateway {
               )
               .catch(() => undefined)
           : Promise.resolve();
-      const outcome = await this.tryCandidate(call, model, admission, dims, attempts, store);
+      const holder = await early;
+      const outcome = await this.tryCandidate(
+        call,
+        model,
+        admission,
+        dims,
+        attempts,
+        store,
+        holder ? { holder, late: afterRead } : undefined,
+      );
       if (outcome.ok) {
         const a = outcome.answer;
         this.deps.metrics.record(dims, {
@@ -435,6 +465,8 @@ export class ModelGateway {
     dims: GatewayDimensions,
     attempts: Attempt[],
     store: (a: GatewayAnswer) => Promise<void>,
+    /** A slot taken already for the first try; `late`: it came after the breaker was read. */
+    early: { holder: SlotHolder; late: boolean } | undefined,
   ): Promise<{ ok: true; answer: GatewayAnswer; latencyMs: number } | { ok: false; error: unknown; stop: boolean }> {
     const { retry, providerTimeoutSeconds } = this.deps.config;
     let tries = first.kind === 'probe' ? 1 : retry.attemptsPerProvider;
@@ -443,8 +475,7 @@ export class ModelGateway {
     const estimateMicro = worstCaseMicro(inputTokens, call.maxTokens, price);
     // A lease covers the call it guards: taken at `now`, the call may last until `now` + the call's
     // longest time, plus a margin; a hold or slot still there after it belongs to a crashed caller.
-    const callBoundMs = (now: number) => Math.min(providerTimeoutSeconds * 1000, call.deadlineMs - now);
-    const leaseFrom = (now: number) => now + callBoundMs(now) + LEASE_MARGIN_MS;
+    const leaseFrom = this.leaseFrom(call);
     const circuitOpen = (state: string, t0: number) => {
       const e = new CircuitOpenError(`${model.provider}/${model.alias}: circuit breaker ${state}`);
       attempts.push({ provider: model.provider, model: model.alias, outcome: 'skipped', error: short(e), ms: this.clock() - t0 });
@@ -459,13 +490,6 @@ export class ModelGateway {
         error ??= new ProviderTimeoutError(`${model.provider}: no time left for another try`, model.provider);
         break;
       }
-      if (n > 1) {
-        // A retry asks the breaker again: another caller's failures may have opened it meanwhile.
-        const again = await this.admit(model, (await this.read(model, undefined)).breaker);
-        if (again.kind === 'rejected') return circuitOpen(again.state, t0);
-        admission = again;
-        if (again.kind === 'probe') tries = n;
-      }
       const record = (e: unknown) =>
         attempts.push({ provider: model.provider, model: model.alias, outcome: 'error', error: short(e), ms: this.clock() - t0 });
       const id = this.newId();
@@ -473,8 +497,9 @@ export class ModelGateway {
       // flight to settle, the slot is given back meanwhile (others may use it) and taken again
       // afterwards, so neither lease has to outlast the wait.
       // Set when the budget must wait: a slot acquisition still polling stops at its next try.
-      const abandon = { set: false, waited: false };
-      const firstSlot = this.acquireSlot(model.provider, id, leaseFrom, call.deadlineMs, abandon);
+      const abandon = { set: false, waited: n === 1 && early?.late === true };
+      const firstSlot =
+        n === 1 && early ? Promise.resolve(early.holder) : this.acquireSlot(model.provider, id, leaseFrom, call.deadlineMs, abandon);
       const given = { back: false };
       const giveSlotBack = async () => {
         given.back = true;
@@ -502,19 +527,22 @@ export class ModelGateway {
         return { ok: false, error: e, stop: budget.status === 'rejected' };
       }
       const reservation = budget.value;
-      if (abandon.waited && admission.kind === 'closed') {
-        // It waited for a slot: calls that held it may have opened the breaker meanwhile.
-        const seen = await this.read(model, undefined);
-        if (!seen.breaker.ok || (seen.breaker.record && seen.breaker.record.state !== 'closed')) {
+      if ((n > 1 || abandon.waited) && admission.kind === 'closed') {
+        // A retry, or a try that waited for a slot, asks the breaker again once it holds the slot:
+        // calls that failed meanwhile may have opened it.
+        let again: Admission;
+        try {
+          again = await this.admit(model, (await this.read(model, undefined)).breaker);
+        } catch (e) {
           await Promise.all([reservation.release(), leave()]);
-          if (!seen.breaker.ok) {
-            throw new BudgetUnavailableError(
-              `gateway table unavailable (circuit breaker), no call was made: ${(seen.breaker.error as Error).message}`,
-              { cause: seen.breaker.error },
-            );
-          }
-          return circuitOpen(seen.breaker.record?.state ?? 'open', t0);
+          throw e;
         }
+        if (again.kind === 'rejected') {
+          await Promise.all([reservation.release(), leave()]);
+          return circuitOpen(again.state, t0);
+        }
+        admission = again;
+        if (again.kind === 'probe') tries = n;
       }
       // The waits took time: the call gets what is left now and ends before either lease does;
       // none starts with less than a second.
@@ -663,6 +691,24 @@ export class ModelGateway {
         await this.sleep(wait);
       }
     }
+  }
+
+  /**
+   * The lease of a hold or slot taken at `now` for one call of `call`: the call may last until
+   * `now` + its longest time (the provider timeout, cut to the deadline), plus a margin; a hold or
+   * slot still there after it belongs to a crashed caller.
+   */
+  private leaseFrom(call: Pick<GatewayCall, 'deadlineMs'>): (nowMs: number) => number {
+    const timeoutMs = this.deps.config.providerTimeoutSeconds * 1000;
+    return (now) => now + Math.min(timeoutMs, call.deadlineMs - now) + LEASE_MARGIN_MS;
+  }
+
+  /** One try for a slot of `provider` (no waiting). @returns the holder, or undefined when refused or the table failed (the call asks again) */
+  private async trySlot(provider: ModelRef['provider'], leaseFrom: (nowMs: number) => number): Promise<SlotHolder | undefined> {
+    const limit: RateLimit = this.deps.config.rateLimits[provider] ?? DEFAULT_RATE_LIMITS[provider];
+    const holder: SlotHolder = { id: this.newId(), leaseUntilMs: leaseFrom(this.clock()) };
+    const r = await this.deps.limits.acquire(provider, holder, limit, this.clock()).catch(() => undefined);
+    return r?.ok ? holder : undefined;
   }
 
   /**
