@@ -2,8 +2,11 @@ import { BudgetExceededError, type BudgetScopeKind, BudgetUnavailableError } fro
 import type { BudgetConfig, ProjectLimits } from './gateway-config.js';
 
 /**
- * Budgets (DESIGN §6): before every provider call the gateway reserves a worst-case estimate in
- * every scope, each with one conditional write; after the call it settles to the actual cost.
+ * Budgets (DESIGN §6): before every provider call the gateway holds a worst-case estimate in every
+ * scope with a limit — a reservation of the call's own (one conditional write per scope), or room in
+ * the agent's held budget ({@link BudgetPool}, reserved the same way, once for many calls); after
+ * the call the actual cost is settled (or charged to the pool's hold). Scopes without a limit get
+ * the actual cost only.
  *
  * Amounts are integer micro-dollars (1 USD = 1,000,000) so sums are exact in DynamoDB and in
  * JavaScript alike.
@@ -369,13 +372,48 @@ export class BudgetPool {
   private readonly holds: PoolHold[] = [];
   private readonly pending = new Set<Promise<unknown>>();
   private closed = false;
+  /** A reservation made ahead of the first call ({@link prepare}), until it is answered. */
+  private preparing: Promise<void> | undefined;
 
   constructor(
     private readonly ledger: BudgetLedger,
     readonly scopes: readonly BudgetScope[],
     /** The most the pool holds in all (micro-USD), e.g. what is left of the agent's share. @default no cap */
-    private readonly capMicro = Number.POSITIVE_INFINITY,
+    private capMicro = Number.POSITIVE_INFINITY,
   ) {}
+
+  /** Lowers the most the pool may hold from now on (micro-USD), e.g. once an earlier invocation's spend is known. */
+  limit(capMicro: number): void {
+    this.capMicro = Math.min(this.capMicro, Math.max(0, capMicro));
+  }
+
+  /**
+   * Reserves a first hold of `estimateMicro` now, while the agent still reads its input, so its
+   * first call finds room (one conditional write per limited scope, not on the call's path). A
+   * refusal or a table error is not an error here: the first call then reserves for itself.
+   */
+  prepare(hold: Hold, nowMs: number): void {
+    if (this.closed || hold.estimateMicro <= 0 || this.holds.length > 0 || this.preparing) return;
+    const amount = Math.min(hold.estimateMicro, this.capMicro);
+    if (amount <= 0) return;
+    const p = reserveBudget(this.ledger, this.scopes, { ...hold, estimateMicro: amount }, nowMs).then(
+      (r) => {
+        // Closed meanwhile (the agent ended before calling): give it back.
+        if (this.closed) return r.release();
+        this.holds.push({ reservation: r, usedMicro: 0, inFlightMicro: 0, charged: new Map(), chain: Promise.resolve() });
+      },
+      () => undefined,
+    );
+    this.preparing = p.then(() => {
+      this.preparing = undefined;
+    });
+    this.track(p);
+  }
+
+  /** Waits for a reservation {@link prepare} made, if one is still unanswered. */
+  async ready(): Promise<void> {
+    await this.preparing;
+  }
 
   /** Micro-USD held in all (estimates of the open holds). */
   get heldMicro(): number {

@@ -38,16 +38,25 @@ import { requestTokens, TOKENIZER_OF, type TokenizerFamily } from './tokenizer.j
  * which walks the agent's provider chain (primary, then fallbacks) and for each candidate:
  *
  * 1. fails closed on a model without a price (`PriceUnknownError`, next candidate);
- * 2. answers from the response cache when the same request was answered before ($0);
- * 3. skips the candidate when its circuit breaker is open (or half-open with a probe in flight);
- * 4. takes a concurrency slot and a token from the provider's rate limit (queueing until the deadline);
- * 5. reserves the worst-case cost in every budget scope (input counted with the provider's
- *    tokenizer, output at `maxTokens`); a refusal that only calls in flight cause waits for them to
- *    settle, any other refusal moves to a cheaper candidate or ends with `BudgetExceededError`;
- * 6. calls the provider with a timeout; on a retryable error retries with exponential backoff and
- *    full jitter while time is left, then moves to the next candidate;
- * 7. settles the budget to the actual cost, records the breaker outcome, stores the answer in the
- *    cache and emits metrics.
+ * 2. reads the response cache and the candidate's circuit breaker in one round trip (a consistent
+ *    `BatchGetItem` in DynamoDB), asking for a rate-limit slot at the same time; a cached answer
+ *    costs $0; an open breaker (or half-open with a probe in flight) skips the candidate;
+ * 3. without a slot, waits for one (concurrency and a token bucket per provider) until the deadline;
+ * 4. holds the worst-case cost (input counted with the provider's tokenizer, output at
+ *    `maxTokens`) in every scope with a limit: from the agent's held budget ({@link BudgetPool},
+ *    `GatewayCall.pool`) when it has room — no write — else with one conditional write per scope.
+ *    A refusal that only calls in flight cause waits for them to settle; any other moves to a
+ *    cheaper candidate or ends with `BudgetExceededError`;
+ * 5. calls the provider with a timeout; on a retryable error retries with exponential backoff and
+ *    full jitter while time is left, asking the breaker again before every retry (and before a
+ *    try that waited for its slot), so callers admitted before it opened stop sending; then moves
+ *    to the next candidate;
+ * 6. settles the budget to the actual cost, counts the breaker outcome, gives the slot back, stores
+ *    the answer in the cache and emits metrics — after the answer has returned, for a call on a
+ *    pool (`pool.close()` waits for it), before it otherwise.
+ *
+ * On a pool, a call with room sends 2 DynamoDB requests before its answer (the read and the slot),
+ * in one round trip.
  *
  * Every attempt (provider, model, outcome, error, ms) is returned, and on failure appended to the
  * error's message, so reports show what happened.
@@ -413,9 +422,21 @@ export class ModelGateway {
    * An agent's held budget in `scopes` (see {@link BudgetPool}): give it to every call of the agent
    * (`GatewayCall.pool`) and close it when the agent ends.
    * @param o.capMicro the most the pool may hold in all (micro-USD), e.g. what is left of the agent's share
+   * @param o.prepare a first hold to reserve now (e.g. the agent's first call's worst case, twice: `POOL_GROWTH`), so that call finds room
    */
-  openPool(scopes: readonly BudgetScope[], o: { readonly capMicro?: number } = {}): BudgetPool {
-    return new BudgetPool(this.deps.ledger, scopes, o.capMicro);
+  openPool(
+    scopes: readonly BudgetScope[],
+    o: { readonly capMicro?: number; readonly prepare?: { readonly estimateMicro: number; readonly deadlineMs: number } } = {},
+  ): BudgetPool {
+    const pool = new BudgetPool(this.deps.ledger, scopes, o.capMicro);
+    if (o.prepare) {
+      // Held like the pool's other holds: until the agent's deadline, plus the margin.
+      pool.prepare(
+        { id: this.newId(), estimateMicro: o.prepare.estimateMicro, expiresAtMs: o.prepare.deadlineMs + LEASE_MARGIN_MS },
+        this.clock(),
+      );
+    }
+    return pool;
   }
 
   /** The cached answer (when `key` is given) and the candidate's breaker record, in one round trip. */
@@ -644,6 +665,7 @@ export class ModelGateway {
   ): Promise<CallHold> {
     const pool = call.pool;
     if (!pool) return this.reserveWaiting(call, { id, estimateMicro }, leaseFrom, onWait);
+    await pool.ready();
     const fitted = pool.fit(estimateMicro, leaseFrom(this.clock()));
     if (fitted) return fitted;
     // A pool's holds last the agent's whole time: until its deadline, plus the margin.

@@ -1,5 +1,5 @@
 import { type AnswerFormat, FINDINGS_FORMAT, formatTokens, TESTS_FORMAT } from '../core/answer-format.js';
-import { type BudgetPool, budgetScopes, fromMicro } from '../core/budget.js';
+import { type BudgetPool, budgetScopes, fromMicro, POOL_GROWTH, toMicro } from '../core/budget.js';
 import {
   type AgentItem,
   type AgentOutput,
@@ -283,6 +283,22 @@ async function reviewWith(
   });
   const runLimit = scopes.find((s) => s.kind === 'run')?.limitMicro;
   const planned = context.plan?.agents.find((a) => a.name === agent.name && a.phase === input.phase);
+  // The verifier runs after every other phase: the run budget (enforced by the gateway) bounds it,
+  // not a share kept from the reviewers, who have finished.
+  const share =
+    context.plan && agent.output !== 'verdicts'
+      ? shareMicro(context.plan.agents, agent.name, input.phase, runLimit)
+      : Number.POSITIVE_INFINITY;
+  // The agent's held budget, at most its share: most calls take their worst case from it with no
+  // write. Its first hold (room for the first part's worst case, twice) is reserved now, while the
+  // agent reads its earlier findings and spend, so the first call finds room.
+  const pool = agentPool(
+    deps.gateway,
+    scopes,
+    share,
+    planned ? { estimateMicro: POOL_GROWTH * toMicro(planned.firstChunkUsd), deadlineMs } : undefined,
+  );
+  if (pool) opened.pool = pool;
   const files = planned ? planned.files.flatMap((i) => context.files[i] ?? []) : context.files;
   const chunkTokens = planned?.chunkTokens ?? chunkTokensFor(agent, candidates, promptTokens(agent, context.change));
   const prior = await previousFindings(input.previous, deps.artifacts);
@@ -304,16 +320,9 @@ async function reviewWith(
   const chunks: readonly Chunk[] = batches ?? (files.length > 0 ? layoutChunks(files, chunkTokens) : []);
   const meter = await SpendMeter.open(deps.artifacts, { runId: input.runId, phase: input.phase, agent: agent.name }, primary, started);
   const spentBefore = meter.spentBefore;
-  // The verifier runs after every other phase: the run budget (enforced by the gateway) bounds it,
-  // not a share kept from the reviewers, who have finished.
-  const share =
-    context.plan && agent.output !== 'verdicts'
-      ? shareMicro(context.plan.agents, agent.name, input.phase, runLimit)
-      : Number.POSITIVE_INFINITY;
   const available = share - spentBefore;
-  // The agent's held budget, at most what is left of its share: most calls take their worst case from it with no write.
-  const pool = agentPool(deps.gateway, scopes, available);
-  if (pool) opened.pool = pool;
+  // Earlier invocations of this agent spent part of its share.
+  pool?.limit(available);
   // This invocation's accounting; every answer is added as it arrives.
   const mine = meter.mine;
   // Every model call is accounted in the spend record as it settles (each iteration of a tool loop too).

@@ -137,9 +137,18 @@ export class SpendMeter {
  * case from it, so most have no budget write on their path. Close it when the agent ends (it waits
  * for the calls' bookkeeping and releases what was not used).
  * @param capMicro the most it may hold (micro-USD): what is left of the agent's share. @default no cap
+ * @param prepare a first hold reserved at once (while the agent reads its input), so its first call finds room
  * @returns undefined for a gateway without pools (a test double)
  */
-export function agentPool(gateway: ModelGateway, scopes: readonly BudgetScope[], capMicro?: number): BudgetPool | undefined {
+export function agentPool(
+  gateway: ModelGateway,
+  scopes: readonly BudgetScope[],
+  capMicro?: number,
+  prepare?: { readonly estimateMicro: number; readonly deadlineMs: number },
+): BudgetPool | undefined {
   if (typeof gateway.openPool !== 'function') return undefined;
-  return gateway.openPool(scopes, capMicro !== undefined && Number.isFinite(capMicro) ? { capMicro: Math.max(0, capMicro) } : {});
+  return gateway.openPool(scopes, {
+    ...(capMicro !== undefined && Number.isFinite(capMicro) ? { capMicro: Math.max(0, capMicro) } : {}),
+    ...(prepare && prepare.estimateMicro > 0 ? { prepare } : {}),
+  });
 }

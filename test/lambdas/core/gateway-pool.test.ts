@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { budgetScopes, isLimited, toMicro } from '../../../lambdas/core/budget.js';
 import type { ModelRef } from '../../../lambdas/core/contracts.js';
-import type { GatewayCall } from '../../../lambdas/core/gateway.js';
+import { type GatewayCall, worstCaseOf } from '../../../lambdas/core/gateway.js';
 import { BudgetConfigSchema } from '../../../lambdas/core/gateway-config.js';
 import { type GatewayEnv, type GatewayEnvOptions, startGateway } from '../../helpers.js';
 
@@ -61,7 +61,7 @@ function countRequests(g: GatewayEnv): { list: string[] } {
 }
 
 describe('Class: ModelGateway with an agent pool', () => {
-  it('sends 2 DynamoDB requests before a call answers once the pool has room (one BatchGetItem, one rate-limit write); growing the pool adds one write per limited scope', async () => {
+  it('sends 2 DynamoDB requests before a call answers once the pool has room (one BatchGetItem, one rate-limit write); growing the pool adds one write per limited scope, unless the pool was prepared', async () => {
     const g = await gateway();
     await g.gateway.complete(call()); // a first call fills the new rate-limit bucket
     const seen = countRequests(g);
@@ -92,6 +92,18 @@ describe('Class: ModelGateway with an agent pool', () => {
     expect(onPath[0]?.sort()).toEqual(['BatchGetItem', 'UpdateItem', 'UpdateItem', 'UpdateItem', 'UpdateItem', 'UpdateItem']);
     for (const path of onPath.slice(1)) expect(path.sort()).toEqual(['BatchGetItem', 'UpdateItem']);
     await pool.close();
+
+    // An agent that knows its first call's worst case reserves the pool's first hold when it starts
+    // (InvokeAgent: twice its plan's first part), so that call's path has no budget write either.
+    const first = worstCaseOf(call(), sonnet);
+    const prepared = g.gateway.openPool(scopes, { prepare: { estimateMicro: 2 * first, deadlineMs } });
+    await prepared.ready(); // the agent reads its input meanwhile
+    seen.list.length = 0;
+    await g.gateway.complete(call({ pool: prepared, deadlineMs }));
+    expect(beforeAnswer.sort()).toEqual(['BatchGetItem', 'UpdateItem']);
+    expect(prepared.heldMicro).toBe(2 * first);
+    await prepared.close();
+    for (const s of scopes) expect((await g.ledger.get(s.key))?.openHolds).toBe(0);
   });
 
   it('keeps the ledger true: spent grows with every call before the pool closes, and closing settles every scope to the sum of the answers', async () => {
