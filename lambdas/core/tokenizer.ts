@@ -48,20 +48,51 @@ export const TOKENIZER_OF: Record<Provider, TokenizerFamily> = {
   'openai-compatible': 'openai',
 };
 
-const encoders: Partial<Record<TokenizerFamily, Tiktoken>> = {};
+/** A family's encoder and what {@link pieceCount} keeps beside it. */
+interface Encoder {
+  readonly enc: Tiktoken;
+  /** The encoding's pre-tokenizer (its `pat_str`), as js-tiktoken compiles it. */
+  readonly pattern: RegExp;
+  /** Tokens of pre-tokens seen before (words, operators, runs of spaces: code repeats them). */
+  readonly pieces: Map<string, number>;
+}
 
-function encoder(family: TokenizerFamily): Tiktoken {
+const encoders: Partial<Record<TokenizerFamily, Encoder>> = {};
+
+function encoder(family: TokenizerFamily): Encoder {
   const cached = encoders[family];
   if (cached) return cached;
-  let made: Tiktoken;
-  if (family === 'openai') {
-    made = new Tiktoken(o200k);
-  } else {
-    // The rank file is plain JSON (a static import, so bundles carry it).
-    made = new Tiktoken(claudeRanks as TiktokenBPE);
-  }
+  // The rank file is plain JSON (a static import, so bundles carry it).
+  const ranks = family === 'openai' ? o200k : (claudeRanks as TiktokenBPE);
+  const made = { enc: new Tiktoken(ranks), pattern: new RegExp(ranks.pat_str, 'ug'), pieces: new Map<string, number>() };
   encoders[family] = made;
   return made;
+}
+
+/** Pre-tokens remembered per family at most (then forgotten all at once). */
+const MAX_PIECES = 200_000;
+
+/**
+ * `enc.encode(text, [], []).length`, a pre-token at a time: js-tiktoken splits the text with the
+ * encoding's pattern and encodes each piece on its own (no special token is treated as one here),
+ * so the count is the sum of the pieces' counts, and a piece matched in a text is matched whole
+ * again on its own (the pattern's one lookahead, `\s+(?!\S)`, only holds more easily at the end).
+ * A piece seen before costs a lookup instead of a UTF-8 encoding and a rank search.
+ */
+function pieceCount(e: Encoder, text: string): number {
+  let n = 0;
+  e.pattern.lastIndex = 0;
+  for (const m of text.matchAll(e.pattern)) {
+    const piece = m[0];
+    let c = e.pieces.get(piece);
+    if (c === undefined) {
+      c = e.enc.encode(piece, [], []).length;
+      if (e.pieces.size >= MAX_PIECES) e.pieces.clear();
+      e.pieces.set(piece, c);
+    }
+    n += c;
+  }
+  return n;
 }
 
 /**
@@ -140,7 +171,7 @@ function bpeCount(text: string, family: TokenizerFamily): number {
         const nl = part.lastIndexOf('\n', end);
         if (nl > i) end = nl + 1;
       }
-      n += enc.encode(part.slice(i, end), [], []).length;
+      n += pieceCount(enc, part.slice(i, end));
       i = end;
     }
   };
@@ -148,7 +179,7 @@ function bpeCount(text: string, family: TokenizerFamily): number {
   let last = 0;
   for (const m of source.matchAll(longRun)) {
     encode(source.slice(last, m.index));
-    for (let i = 0; i < m[0].length; i += RUN_PIECE) n += enc.encode(m[0].slice(i, i + RUN_PIECE), [], []).length;
+    for (let i = 0; i < m[0].length; i += RUN_PIECE) n += pieceCount(enc, m[0].slice(i, i + RUN_PIECE));
     last = m.index + m[0].length;
   }
   encode(source.slice(last));

@@ -1,5 +1,36 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import claudeRanks from '@anthropic-ai/tokenizer/claude.json' with { type: 'json' };
+import { Tiktoken, type TiktokenBPE } from 'js-tiktoken/lite';
+import o200k from 'js-tiktoken/ranks/o200k_base';
 import { describe, expect, it } from 'vitest';
 import { CLAUDE_SAFETY_MARGIN, countTokens } from '../../../lambdas/core/tokenizer.js';
+import { PROJECT_ROOT } from '../../../lib/workspace.js';
+
+/** countTokens' plain count as it was before pre-tokens were remembered: js-tiktoken's encode on each slice. */
+function reference(enc: Tiktoken, text: string, nfkc: boolean): number {
+  const source = nfkc ? text.normalize('NFKC') : text;
+  let n = 0;
+  const encode = (part: string) => {
+    for (let i = 0; i < part.length; ) {
+      let end = Math.min(part.length, i + 8192);
+      if (end < part.length) {
+        const nl = part.lastIndexOf('\n', end);
+        if (nl > i) end = nl + 1;
+      }
+      n += enc.encode(part.slice(i, end), [], []).length;
+      i = end;
+    }
+  };
+  let last = 0;
+  for (const m of source.matchAll(/\S{128,}|[ \t]{128,}|\s{128,}/g)) {
+    encode(source.slice(last, m.index));
+    for (let i = 0; i < m[0].length; i += 32) n += enc.encode(m[0].slice(i, i + 32), [], []).length;
+    last = m.index + m[0].length;
+  }
+  encode(source.slice(last));
+  return n;
+}
 
 describe('countTokens memo', () => {
   const text = Array.from({ length: 40 }, (_, i) => `let value${i} = compute(${i}) // line ${i}`).join('\n');
@@ -20,5 +51,24 @@ describe('countTokens memo', () => {
     for (let i = 0; i < 700; i++) countTokens(`${text}\n// variant ${i}`, i % 2 ? 'openai' : 'claude');
     expect(countTokens(`${text}\nfirst`, 'openai')).toBe(first);
     expect(countTokens('short', 'openai')).toBe(countTokens('short', 'openai'));
+  });
+
+  it('counts what js-tiktoken encodes, a pre-token at a time (code, prose, Unicode, special-token text, long runs)', () => {
+    const root = PROJECT_ROOT;
+    const texts = [
+      ...['lambdas/core/tokenizer.ts', 'README.md', 'workflows/pr-review.yml', 'package.json'].map((f) =>
+        readFileSync(join(root, f), 'utf8'),
+      ),
+      'héllo wörld ✓ 日本語のテキスト 🎉🎉 \u0000 <|endoftext|> <EOT> x\r\n\r\n   \t\t  y',
+      "'s't're it's I'LL we'VE 123456789 1,234.5",
+      `${' '.repeat(300)}a\n\n\n   \n  x${'A'.repeat(1000)}`,
+      Array.from({ length: 400 }, (_, i) => String.fromCodePoint(32 + ((i * 7919) % 0x2fff))).join(''),
+    ];
+    const openai = new Tiktoken(o200k);
+    const claude = new Tiktoken(claudeRanks as TiktokenBPE);
+    for (const [i, t] of texts.entries()) {
+      expect(countTokens(t, 'openai'), `openai ${i}`).toBe(reference(openai, t, false));
+      expect(countTokens(t, 'claude', { margin: false }), `claude ${i}`).toBe(reference(claude, t, true));
+    }
   });
 });
