@@ -710,9 +710,16 @@ export class OfflineModelServer {
   }
 
   private async onOpenAI(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // The answer is made while the delay runs and sent when it ends, as a provider's latency
+    // includes its work: the answer takes `delayMs`, not `delayMs` plus this process's time to
+    // make it (which, 40 answers due at once, queued behind each other — issue 16).
+    let ready: Promise<void> = Promise.resolve();
     const send = (status: number, body: unknown) => {
-      res.writeHead(status, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(body));
+      const text = JSON.stringify(body);
+      void ready.then(() => {
+        res.writeHead(status, { 'content-type': 'application/json' });
+        res.end(text);
+      });
     };
     const path = new URL(req.url ?? '/', 'http://127.0.0.1').pathname;
     const provider = OPENAI_WIRE_PROVIDERS.find((p) => path === `${OPENAI_WIRE_PREFIX[p]}/chat/completions`);
@@ -743,7 +750,9 @@ export class OfflineModelServer {
     }
     this.stats[provider]++;
     this.countModel(`${provider}:${body.model ?? ''}`);
-    await this.wait();
+    ready = this.wait();
+    // An injected fault is served as before: once the delay has passed.
+    if (this.faults[provider] !== undefined) await ready;
     const fault = this.faults[provider];
     if (fault === 'hang') return;
     if (fault === 'malformed') {
@@ -863,14 +872,19 @@ export class OfflineModelServer {
   }
 
   private async onBedrock(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): Promise<void> {
+    // Made during the delay, sent when it ends (see onOpenAI).
+    let ready: Promise<void> = Promise.resolve();
     const send = (status: number, body: unknown, errorType?: string) => {
-      if (stream.destroyed) return;
-      stream.respond({
-        ':status': status,
-        'content-type': 'application/json',
-        ...(errorType ? { 'x-amzn-errortype': `${errorType}:http://internal.amazon.com/coral/com.amazon.bedrock/` } : {}),
+      const text = JSON.stringify(body);
+      void ready.then(() => {
+        if (stream.destroyed) return;
+        stream.respond({
+          ':status': status,
+          'content-type': 'application/json',
+          ...(errorType ? { 'x-amzn-errortype': `${errorType}:http://internal.amazon.com/coral/com.amazon.bedrock/` } : {}),
+        });
+        stream.end(text);
       });
-      stream.end(JSON.stringify(body));
     };
     const path = String(headers[':path'] ?? '');
     const m = /^\/model\/([^/]+)\/converse$/.exec(path);
@@ -897,7 +911,8 @@ export class OfflineModelServer {
     }
     this.stats.bedrock++;
     this.countModel(`bedrock:${decodeURIComponent(m[1] ?? '')}`);
-    await this.wait();
+    ready = this.wait();
+    if (this.faults.bedrock !== undefined) await ready;
     const fault = this.faults.bedrock;
     if (fault === 'hang') return;
     if (fault === 'malformed') {
