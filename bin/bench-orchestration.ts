@@ -8,10 +8,14 @@
  *   MaxConcurrency 40 (the Map's most) and the gateway's rate limits raised (maxConcurrency 40,
  *   6000 requests/min per provider) so the figure measures orchestration, not throttling.
  *
- * Also the per-state overhead: the wall time beyond the answer's delay divided by the states the
- * run entered (each Map iteration's states counted), in ms per state transition.
+ * Also the overhead per state transition: the wall time beyond the answer's delay divided by the
+ * states the run entered (each Map iteration's states counted) — the Lambdas' work in process
+ * (LoadContext, InvokeAgent around its model call, the gateway's table round trips, Aggregate,
+ * Publish) spread over the states — and the local engine's own cost per state
+ * (aws-local-stepfunctions running Task states whose handlers answer at once).
  */
 import { join } from 'node:path';
+import { StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
 import type { Change } from '../lambdas/core/contracts.js';
 import { GatewayConfigSchema } from '../lambdas/core/gateway-config.js';
 import { LocalRuntime } from '../lib/local/runtime.js';
@@ -105,9 +109,54 @@ async function timeRuns(
   }
 }
 
+/** States of the engine-only measurement. */
+const ENGINE_STATES = 500;
+
 /**
- * Records the 4-agent and the 40-agent phase's wall time ÷ one answer's delay, and the overhead
- * per state transition of each.
+ * The local engine's own time per state: a chain of {@link ENGINE_STATES} Task states (lambda:invoke
+ * with a Payload, as the compiled workflows call their functions) whose handlers answer at once,
+ * run as the runtime runs a definition (validated once, its event log read). Median of 5 runs, ms.
+ */
+async function enginePerState(): Promise<number> {
+  const states: Record<string, unknown> = {};
+  for (let i = 0; i < ENGINE_STATES; i++) {
+    states[`S${i}`] = {
+      Type: 'Task',
+      Resource: 'arn:aws:states:::lambda:invoke',
+      Parameters: { 'Payload.$': '$' },
+      OutputPath: '$.Payload',
+      ...(i < ENGINE_STATES - 1 ? { Next: `S${i + 1}` } : { End: true }),
+    };
+  }
+  const definition = { StartAt: 'S0', States: states } as unknown as StateMachineDefinition;
+  new StateMachine(definition, { validationOptions: { checkArn: false } });
+  const handlers = Object.fromEntries(
+    Object.keys(states).map((n) => [n, async (input: { Payload: unknown }) => ({ Payload: input.Payload })]),
+  );
+  // An input the size of a run's state (the change, the context reference, a phase's results).
+  const input = {
+    runId: 'engine',
+    change: { title: 'x'.repeat(200), url: 'x'.repeat(100) },
+    results: { review: Array.from({ length: 4 }, () => ({ costUsd: 0.01, findingsRef: 'x'.repeat(60) })) },
+  };
+  const times: number[] = [];
+  for (let k = 0; k < 6; k++) {
+    const sm = new StateMachine(definition, { validationOptions: { noValidate: true } });
+    const t0 = performance.now();
+    const exec = sm.run(input as never, { overrides: { taskResourceLocalHandlers: handlers as never } });
+    const logs = (async () => {
+      for await (const _ of exec.eventLogs);
+    })();
+    await exec.result;
+    await logs;
+    if (k > 0) times.push((performance.now() - t0) / ENGINE_STATES);
+  }
+  return [...times].sort((a, b) => a - b)[2] as number;
+}
+
+/**
+ * Records the 4-agent and the 40-agent phase's wall time ÷ one answer's delay, the overhead per
+ * state transition of each, and the local engine's own time per state.
  */
 export async function orchestrationBench(record: Record_, work: string, repo: { path: string }, change: Change): Promise<void> {
   const ratio = (t: Timed) => Number((t.wallMs / DELAY_MS).toFixed(3));
@@ -125,7 +174,7 @@ export async function orchestrationBench(record: Record_, work: string, repo: { 
     target: '≤ 1.10 (issue 16)',
   });
   record({
-    name: `orchestration overhead per state, 4 agents (${four.transitions} states)`,
+    name: `orchestration overhead per state transition, 4 agents (wall − 1000 ms) ÷ ${four.transitions} states`,
     value: perState(four),
     unit: 'ms/state',
     target: null,
@@ -157,8 +206,14 @@ export async function orchestrationBench(record: Record_, work: string, repo: { 
     target: '≤ 1.25 (issue 16)',
   });
   record({
-    name: `orchestration overhead per state, ${WIDE_AGENTS} agents (${wide.transitions} states)`,
+    name: `orchestration overhead per state transition, ${WIDE_AGENTS} agents (wall − 1000 ms) ÷ ${wide.transitions} states`,
     value: perState(wide),
+    unit: 'ms/state',
+    target: null,
+  });
+  record({
+    name: 'local engine alone per state (Task, instant handler; aws-local-stepfunctions)',
+    value: Number((await enginePerState()).toFixed(3)),
     unit: 'ms/state',
     target: null,
   });
