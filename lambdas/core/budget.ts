@@ -415,6 +415,11 @@ export class BudgetPool {
     await this.preparing;
   }
 
+  /** False once {@link close} was called: later calls reserve for themselves. */
+  get open(): boolean {
+    return !this.closed;
+  }
+
   /** Micro-USD held in all (estimates of the open holds). */
   get heldMicro(): number {
     return this.holds.reduce((s, h) => s + h.reservation.hold.estimateMicro, 0);

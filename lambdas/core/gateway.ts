@@ -338,7 +338,7 @@ export class ModelGateway {
         attempts.push({ provider: model.provider, model: model.alias, outcome: 'cache-hit', ms: this.clock() - t0 });
         this.deps.metrics.record(dims, { CacheHit: 1, CostUsd: 0, FallbackUsed: index > 0 ? 1 : 0 });
         const counted = Promise.all([this.usage(model, hit.usage, 0, true), giveBack()]);
-        if (call.pool) call.pool.track(counted);
+        if (call.pool?.open) call.pool.track(counted);
         else await counted;
         return {
           text: hit.text,
@@ -642,7 +642,7 @@ export class ModelGateway {
       // On an agent's pool nothing after the answer holds a guarantee the caller needs before it
       // goes on (the hold stays until the charge lands; the slot is freed a moment later): the pool
       // waits for it when it closes. A probe's result closes the breaker before the answer returns.
-      if (call.pool && admission.kind === 'closed') call.pool.track(bookkeeping);
+      if (call.pool?.open && admission.kind === 'closed') call.pool.track(bookkeeping);
       else await bookkeeping;
       return { ok: true, answer, latencyMs: latency };
     }
@@ -663,7 +663,7 @@ export class ModelGateway {
     leaseFrom: (nowMs: number) => number,
     onWait: () => Promise<void>,
   ): Promise<CallHold> {
-    const pool = call.pool;
+    const pool = call.pool?.open ? call.pool : undefined;
     if (!pool) return this.reserveWaiting(call, { id, estimateMicro }, leaseFrom, onWait);
     await pool.ready();
     const fitted = pool.fit(estimateMicro, leaseFrom(this.clock()));
