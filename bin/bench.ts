@@ -19,6 +19,7 @@
  *   through the local server (bin/bench-ingress.ts);
  * - the tool loop (bin/bench-tools.ts): its overhead per iteration excluding model and tool time,
  *   and a 5-iteration agent's wall time ÷ the sum of its model and MCP tool times (target ≤ 1.1);
+ * - the CLI's start (bin/bench-cli.ts): `node bin/agentflow.js --help` and `validate`, median wall time;
  * - each Lambda's bundle as CDK deploys it (esbuild, minified, `@aws-sdk/*` from the nodejs24.x
  *   runtime) and its module load time in a fresh Node process.
  */
@@ -35,6 +36,7 @@ import { createExampleRepo } from '../lib/local/example-repo.js';
 import { LocalRuntime } from '../lib/local/runtime.js';
 import { localIngress } from '../lib/local/server.js';
 import { loadWorkspace, PROJECT_ROOT } from '../lib/workspace.js';
+import { cliBench } from './bench-cli.js';
 import { deployedBench } from './bench-deployed.js';
 import { gatewayBenches } from './bench-gateway.js';
 import { ingressBench } from './bench-ingress.js';
@@ -242,6 +244,9 @@ await gatewayBenches(record);
 
 // Issue 15: the tool loop's own overhead, and a 5-iteration agent's wall time ÷ its model and tool time.
 await toolLoopBench(record);
+
+// Issue 16: the CLI's start — `agentflow --help` and `validate` of one workflow, median wall time (bin/bench-cli.ts).
+await cliBench(record);
 
 // 5. Lambda bundles: size and cold module load time.
 const env = {
