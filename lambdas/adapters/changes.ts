@@ -98,7 +98,7 @@ export class GitHubChangeSource implements ChangeSource {
  * The environment git runs with: ours without the variables that would point it at another
  * repository, index or object store than `-C <repoPath>` (set, for example, inside a git hook).
  */
-function gitEnv(): NodeJS.ProcessEnv {
+export function gitEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   const redirecting = new Set(['GIT_DIR', 'GIT_WORK_TREE', 'GIT_INDEX_FILE', 'GIT_OBJECT_DIRECTORY', 'GIT_COMMON_DIR', 'GIT_NAMESPACE']);
   for (const [k, v] of Object.entries(process.env)) if (!redirecting.has(k)) env[k] = v;
@@ -155,6 +155,28 @@ export async function resolveCommit(repoPath: string, ref: string): Promise<stri
   }
 }
 
+/** The diff {@link GitChangeSource.listChangedFiles} reads and {@link parseGitDiff} parses (before `--end-of-options <from> <to>`). */
+export const GIT_DIFF: readonly string[] = [
+  '-c',
+  'core.quotePath=false',
+  'diff',
+  '-z',
+  '--raw',
+  '--numstat',
+  '--patch',
+  '--find-renames',
+  // One section per submodule whatever the user's diff.submodule setting (`log` prints none).
+  '--submodule=short',
+  '--unified=3',
+  '--no-color',
+  '--no-ext-diff',
+  '--no-textconv',
+  '--no-relative',
+];
+
+/** The largest diff read, in bytes. */
+export const DIFF_MAX_BUFFER = 256 * 1024 * 1024;
+
 /** Status letters of `git diff --raw` (https://git-scm.com/docs/git-diff#_raw_output_format) as GitHub names them. */
 const STATUS_BY_LETTER: Readonly<Record<string, ChangedFile['status']>> = {
   A: 'added',
@@ -180,7 +202,7 @@ interface RawEntry {
  *
  * @throws Error when the three parts do not line up (a git whose output format we do not know)
  */
-function parseGitDiff(out: string): ChangedFile[] {
+export function parseGitDiff(out: string): ChangedFile[] {
   let at = 0;
   const next = (): string => {
     const end = out.indexOf('\0', at);
@@ -275,30 +297,7 @@ export class GitChangeSource implements ChangeSource {
     }
     let out: string;
     try {
-      out = await git(
-        this.repoPath,
-        [
-          '-c',
-          'core.quotePath=false',
-          'diff',
-          '-z',
-          '--raw',
-          '--numstat',
-          '--patch',
-          '--find-renames',
-          // One section per submodule whatever the user's diff.submodule setting (`log` prints none).
-          '--submodule=short',
-          '--unified=3',
-          '--no-color',
-          '--no-ext-diff',
-          '--no-textconv',
-          '--no-relative',
-          '--end-of-options',
-          mergeBase,
-          head,
-        ],
-        256 * 1024 * 1024,
-      );
+      out = await git(this.repoPath, [...GIT_DIFF, '--end-of-options', mergeBase, head], DIFF_MAX_BUFFER);
     } catch (e) {
       throw new Error(`cannot diff ${change.baseSha}...${change.headSha} in ${this.repoPath}: ${gitFailure(e).line}`);
     }

@@ -1,6 +1,7 @@
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { type ChildProcessWithoutNullStreams, execFile, spawn } from 'node:child_process';
 import type { Socket } from 'node:net';
-import { GitChangeSource } from '../../lambdas/adapters/changes.js';
+import { promisify } from 'node:util';
+import { DIFF_MAX_BUFFER, GIT_DIFF, GitChangeSource, gitEnv, parseGitDiff } from '../../lambdas/adapters/changes.js';
 import type { Change, ChangedFile } from '../../lambdas/core/contracts.js';
 import type { ChangeSource } from '../../lambdas/core/ports.js';
 import { assertSafeRef } from '../../lambdas/core/refs.js';
@@ -9,11 +10,20 @@ import { assertSafeRef } from '../../lambdas/core/refs.js';
 const MAX_FILE_BYTES = 16 * 1024 * 1024;
 
 /** A found object's header line: `<oid> <type> <size>`. */
-const HEADER = /^[0-9a-f]{40,64} (\S+) (\d+)$/;
+const HEADER = /^([0-9a-f]{40,64}) (\S+) (\d+)$/;
+
+const exec = promisify(execFile);
+
+/** What the batch answered for one object name: its id, type and content, or nothing (missing, ambiguous). */
+interface GitObject {
+  oid: string;
+  type: string;
+  body: Buffer;
+}
 
 /** One read waiting for its answer, in the order the object names were written. */
 interface Pending {
-  resolve(text: string | undefined): void;
+  resolve(object: GitObject | undefined): void;
   fail(e: Error): void;
 }
 
@@ -32,8 +42,8 @@ export class GitBatchReader {
   /** Bytes of the current answer: its header line, then its body. */
   private chunks: Buffer[] = [];
   private buffered = 0;
-  /** The body size (+ its newline) of the answer being read, once its header is in. */
-  private body?: { size: number; blob: boolean };
+  /** The answer being read, once its header is in: the body's size (+ its newline). */
+  private body?: { size: number; oid: string; type: string };
   private readonly fallback: GitChangeSource;
 
   constructor(private readonly repoPath: string) {
@@ -48,10 +58,27 @@ export class GitBatchReader {
       return undefined;
     }
     if (/[\n\r\0]/.test(path) || /[\n\r\0]/.test(change.headSha)) return this.fallback.readHeadFile(change, path);
+    let object: GitObject | undefined;
     try {
-      return await this.read(`${change.headSha}:${path}`);
+      object = await this.read(`${change.headSha}:${path}`);
     } catch {
       return this.fallback.readHeadFile(change, path);
+    }
+    return object?.type === 'blob' && object.body.length <= MAX_FILE_BYTES ? object.body.toString('utf8') : undefined;
+  }
+
+  /**
+   * The commit `ref` names (`<ref>^{commit}`), or undefined when it names none, is not a safe ref
+   * or cannot be asked (as `rev-parse --verify`, without a process).
+   */
+  async commit(ref: string): Promise<string | undefined> {
+    try {
+      assertSafeRef(ref);
+      if (/[\n\r\0]/.test(ref)) return undefined;
+      const object = await this.read(`${ref}^{commit}`);
+      return object?.type === 'commit' ? object.oid : undefined;
+    } catch {
+      return undefined;
     }
   }
 
@@ -65,9 +92,9 @@ export class GitBatchReader {
     child.kill();
   }
 
-  private read(name: string): Promise<string | undefined> {
+  private read(name: string): Promise<GitObject | undefined> {
     const child = this.process();
-    return new Promise<string | undefined>((resolve, fail) => {
+    return new Promise<GitObject | undefined>((resolve, fail) => {
       this.pending.push({ resolve, fail });
       // Kept alive while a read waits; idle, the process never holds the event loop open.
       (child.stdout as Socket).ref();
@@ -77,11 +104,8 @@ export class GitBatchReader {
 
   private process(): ChildProcessWithoutNullStreams {
     if (this.child) return this.child;
-    const env: NodeJS.ProcessEnv = {};
     // As GitChangeSource: variables that would point git at another repository are left out.
-    const redirecting = new Set(['GIT_DIR', 'GIT_WORK_TREE', 'GIT_INDEX_FILE', 'GIT_OBJECT_DIRECTORY', 'GIT_COMMON_DIR', 'GIT_NAMESPACE']);
-    for (const [k, v] of Object.entries(process.env)) if (!redirecting.has(k)) env[k] = v;
-    const child = spawn('git', ['-C', this.repoPath, 'cat-file', '--batch'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn('git', ['-C', this.repoPath, 'cat-file', '--batch'], { env: gitEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
     this.child = child;
     this.chunks = [];
     this.buffered = 0;
@@ -129,7 +153,7 @@ export class GitBatchReader {
           this.settle(undefined);
           continue;
         }
-        this.body = { size: Number(m[2]) + 1, blob: m[1] === 'blob' };
+        this.body = { size: Number(m[3]) + 1, oid: m[1] as string, type: m[2] as string };
       }
       const body = this.body;
       if (this.buffered < body.size) return;
@@ -139,27 +163,47 @@ export class GitBatchReader {
       this.chunks = rest.length > 0 ? [rest] : [];
       this.buffered = rest.length;
       this.body = undefined;
-      this.settle(body.blob && content.length <= MAX_FILE_BYTES ? content.toString('utf8') : undefined);
+      this.settle({ oid: body.oid, type: body.type, body: content });
     }
   }
 
-  private settle(text: string | undefined): void {
-    this.pending.shift()?.resolve(text);
+  private settle(object: GitObject | undefined): void {
+    this.pending.shift()?.resolve(object);
     if (this.pending.length === 0 && this.child) (this.child.stdout as Socket).unref();
   }
 }
 
-/** {@link GitChangeSource} with its head-file reads through a {@link GitBatchReader}. */
+/**
+ * {@link GitChangeSource} with its head-file reads and its commits resolved through a
+ * {@link GitBatchReader}, and the diff from the merge base in one `git diff --merge-base` (where
+ * GitChangeSource runs `rev-parse` twice, `merge-base`, then `diff`: four processes one after
+ * another before LoadContext can start). Anything unusual — a ref that names no commit, no or
+ * several merge bases, a git without `--merge-base` (before 2.30) — is left to GitChangeSource,
+ * so its errors are the same.
+ */
 export class BatchedGitChangeSource implements ChangeSource {
   private readonly git: GitChangeSource;
   constructor(
-    repoPath: string,
+    private readonly repoPath: string,
     private readonly reader: GitBatchReader,
   ) {
     this.git = new GitChangeSource(repoPath);
   }
 
-  listChangedFiles(change: Change): Promise<ChangedFile[]> {
+  async listChangedFiles(change: Change): Promise<ChangedFile[]> {
+    const [base, head] = await Promise.all([this.reader.commit(change.baseSha), this.reader.commit(change.headSha)]);
+    if (base && head) {
+      try {
+        const { stdout } = await exec('git', ['-C', this.repoPath, ...GIT_DIFF, '--merge-base', '--end-of-options', base, head], {
+          maxBuffer: DIFF_MAX_BUFFER,
+          env: gitEnv(),
+          encoding: 'utf8',
+        });
+        return parseGitDiff(stdout);
+      } catch {
+        // GitChangeSource runs it step by step and says what is wrong.
+      }
+    }
     return this.git.listChangedFiles(change);
   }
 

@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { GitChangeSource } from '../../../lambdas/adapters/changes.js';
 import type { Change } from '../../../lambdas/core/contracts.js';
 import { freshRepo } from '../../../lib/local/example-repo.js';
-import { GitBatchReader } from '../../../lib/local/git-batch.js';
+import { BatchedGitChangeSource, GitBatchReader } from '../../../lib/local/git-batch.js';
 
 const dir = join(mkdtempSync(join(tmpdir(), 'agentflow-git-batch-')), 'repo');
 const { git } = freshRepo(dir, '2026-01-05T10:00:00Z');
@@ -64,5 +64,58 @@ describe('GitBatchReader', () => {
 
   it('reads a path with a line break the old way', async () => {
     expect(await reader.readHeadFile(change(head), 'a\nb')).toBe(await plain.readHeadFile(change(head), 'a\nb'));
+  });
+
+  it('lists the changed files as GitChangeSource does, and fails with its errors', async () => {
+    // A branch off the first commit: a rename, an edit, a new binary file, a deletion.
+    git('checkout', '-q', '-b', 'feature');
+    git('mv', 'with space.swift', 'renamed space.swift');
+    writeFileSync(join(dir, 'README.md'), '# Shop\n\nMore.\n');
+    writeFileSync(join(dir, 'logo.png'), Buffer.from([0x89, 0x50, 0x4e, 0x47, 0, 1, 2, 3, 0, 255]));
+    git('rm', '-q', 'src/empty.txt');
+    git('add', '-A');
+    git('commit', '-q', '-m', 'feature');
+    const feature = git('rev-parse', 'HEAD');
+    // main moves on: the diff is from the merge base, not from main's head.
+    git('checkout', '-q', 'main');
+    writeFileSync(join(dir, 'src', 'no-newline.txt'), 'changed on main');
+    git('commit', '-q', '-am', 'main moves');
+    const main = git('rev-parse', 'HEAD');
+    // A commit with no history in common.
+    git('checkout', '-q', '--orphan', 'alone');
+    git('rm', '-rq', '--cached', '.');
+    writeFileSync(join(dir, 'alone.txt'), 'alone');
+    git('add', 'alone.txt');
+    git('commit', '-q', '-m', 'alone');
+    const alone = git('rev-parse', 'HEAD');
+    git('checkout', '-q', '-f', 'main');
+
+    const batched = new BatchedGitChangeSource(dir, reader);
+    const pair = (baseSha: string, headSha: string): Change => ({ ...change(headSha), baseSha });
+    for (const [b, h] of [
+      [main, feature],
+      ['main', 'feature'],
+      [head, main],
+      [feature, feature],
+    ] as const) {
+      expect(await batched.listChangedFiles(pair(b, h)), `${b}...${h}`).toEqual(await plain.listChangedFiles(pair(b, h)));
+    }
+    for (const [b, h] of [
+      [main, alone],
+      ['no-such-branch', feature],
+      [main, '0'.repeat(40)],
+      ['--upload-pack=x', feature],
+    ] as const) {
+      const want = await plain.listChangedFiles(pair(b, h)).then(
+        () => 'resolved',
+        (e: Error) => `${e.name}: ${e.message}`,
+      );
+      const got = await batched.listChangedFiles(pair(b, h)).then(
+        () => 'resolved',
+        (e: Error) => `${e.name}: ${e.message}`,
+      );
+      expect(want).not.toBe('resolved');
+      expect(got, `${b}...${h}`).toBe(want);
+    }
   });
 });
