@@ -184,13 +184,19 @@ describe('Class: ModelGateway breaker on every try', () => {
     // 30 runs × 3 agents arriving together; 20 calls in flight at most; the breaker opens at 5 failures.
     const g = await gateway({
       offline: { faults: { bedrock: 503 }, delayMs: 30 },
-      config: { rateLimits: { bedrock: { requestsPerMinute: 100_000, maxConcurrency: 20 } } },
+      // Retries back off as configured by default (up to 500 ms, then 1 s), not the 1–5 ms of the other tests.
+      config: {
+        rateLimits: { bedrock: { requestsPerMinute: 100_000, maxConcurrency: 20 } },
+        retry: { attemptsPerProvider: 3, baseDelayMs: 500, maxDelayMs: 8000 },
+      },
     });
     const results = await Promise.allSettled(
       Array.from({ length: 90 }, () => g.gateway.complete(call({ cache: false, deadlineMs: Date.now() + 20_000 }))),
     );
     expect(results.every((r) => r.status === 'rejected')).toBe(true);
     // Without a read before every try, callers admitted before the breaker opened kept retrying (266 of 270).
+    // Now: the first 20 in flight, plus a slot handed on after each of the first 4 failures (counted
+    // before the slot is given back, the breaker still closed below 5): at most 20 + 5 − 1.
     expect(g.server.stats.bedrock).toBeLessThanOrEqual(5 + 20);
     const names = results.map((r) => (r.status === 'rejected' ? (r.reason as Error).name : ''));
     expect(names.filter((x) => x === 'CircuitOpenError').length).toBeGreaterThan(60);
