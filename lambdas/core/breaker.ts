@@ -5,7 +5,8 @@ import type { BreakerConfig } from './gateway-config.js';
  * every local run sees one state.
  *
  * closed → open: `failureThreshold` counted failures (throttles, 5xx, timeouts) in the window, or
- * at least `failureRatio` of at least `minimumCalls` calls; a 401/403 opens it at once; a 400
+ * at least `failureRatio` of at least `minimumCalls` calls since the window's first failure (a
+ * healthy breaker's successes are not written); a 401/403 opens it at once; a 400
  * does not count. open rejects without calling. When the cooldown has passed, exactly one caller
  * wins a conditional transition to half-open (with a lease) and probes: success closes the
  * breaker, failure reopens it with twice the cooldown (at most `maxCooldownSeconds`).
@@ -61,7 +62,16 @@ export interface BreakerStore {
 
 /** What the breaker lets a caller do. */
 export type Admission =
-  | { readonly kind: 'closed'; readonly key: string }
+  | {
+      readonly kind: 'closed';
+      readonly key: string;
+      /**
+       * Whether a success is counted: only while the window holds a failure (the failure ratio is
+       * taken over the calls since the window's first failure). false: a healthy breaker, whose
+       * successes change nothing, so none is written. @default true
+       */
+      readonly counting?: boolean;
+    }
   | { readonly kind: 'probe'; readonly key: string; readonly probeId: string; readonly cooldownMs: number }
   | { readonly kind: 'rejected'; readonly key: string; readonly state: 'open' | 'half-open'; readonly retryAtMs?: number };
 
@@ -95,7 +105,10 @@ export class CircuitBreaker {
     const key = breakerKey(provider, modelId);
     const rec = preRead ? preRead.record : await this.store.get(key);
     const now = this.clock();
-    if (!rec || rec.state === 'closed') return { kind: 'closed', key };
+    if (!rec || rec.state === 'closed') {
+      const failing = rec !== undefined && rec.failures > 0 && rec.windowStartMs > now - this.config.windowSeconds * 1000;
+      return { kind: 'closed', key, counting: failing };
+    }
     const due = rec.state === 'open' ? (rec.openUntilMs ?? 0) : (rec.probeLeaseUntilMs ?? 0);
     if (now < due) return { kind: 'rejected', key, state: rec.state, retryAtMs: due };
     const probeId = this.newId();
@@ -110,11 +123,14 @@ export class CircuitBreaker {
     return this.store.get(breakerKey(provider, modelId));
   }
 
-  /** Records a successful call: a probe closes the breaker; a closed call counts towards the window. */
+  /**
+   * Records a successful call: a probe closes the breaker; a closed call counts towards the window
+   * while the window holds a failure (see `Admission.counting`).
+   */
   async onSuccess(a: Admission, provider: string, modelId: string): Promise<void> {
     if (a.kind === 'probe') {
       await this.store.close(a.key, { probeId: a.probeId, nowMs: this.clock(), cooldownMs: this.baseCooldownMs });
-    } else if (a.kind === 'closed') {
+    } else if (a.kind === 'closed' && a.counting !== false) {
       await this.store.count(a.key, {
         provider,
         model: modelId,
