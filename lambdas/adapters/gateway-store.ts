@@ -141,56 +141,86 @@ export class DynamoBudgetLedger implements BudgetLedger {
     );
   }
 
-  settleCharged(scope: BudgetScope, hold: Hold, actualMicro: number, chargedMicro: number): Promise<boolean> {
-    const meta = this.meta(scope);
-    const over = Math.max(0, chargedMicro - hold.estimateMicro);
-    return conditional(() =>
-      this.doc.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: this.key(scope),
-          UpdateExpression: `SET ${meta.set} ADD committed :delta, spent :rest DELETE holds :hold REMOVE #used`,
-          ConditionExpression: 'contains(holds, :member)',
-          ExpressionAttributeNames: { '#used': usedAttribute(hold) },
-          ExpressionAttributeValues: {
-            ...meta.values,
-            ':delta': actualMicro - hold.estimateMicro - over,
-            ':rest': actualMicro - chargedMicro,
-            ':hold': new Set([holdMember(hold)]),
-            ':member': holdMember(hold),
-          },
-        }),
-      ),
-    );
+  async settleCharged(scope: BudgetScope, hold: Hold, actualMicro: number, chargedMicro: number): Promise<boolean> {
+    // Conditional on the hold's running total as the caller knows it: a charge that landed although
+    // its write reported an error (or one that landed after the caller read it) is not added twice.
+    // On a mismatch the total is read again and the settlement computed from it (a few tries).
+    // No meta attributes are written: the item has them from its reservation (a sweep's scope has no expiry to give).
+    let charged = chargedMicro;
+    for (let attempt = 0; attempt < 4; attempt++) {
+      const over = Math.max(0, charged - hold.estimateMicro);
+      const applied = await conditional(() =>
+        this.doc.send(
+          new UpdateCommand({
+            TableName: this.table,
+            Key: this.key(scope),
+            UpdateExpression: 'ADD committed :delta, spent :rest DELETE holds :hold REMOVE #used',
+            ConditionExpression: `contains(holds, :member) AND ${charged === 0 ? '(attribute_not_exists(#used) OR #used = :charged)' : '#used = :charged'}`,
+            ExpressionAttributeNames: { '#used': usedAttribute(hold) },
+            ExpressionAttributeValues: {
+              ':delta': Math.max(actualMicro, charged) - hold.estimateMicro - over,
+              ':rest': Math.max(0, actualMicro - charged),
+              ':charged': charged,
+              ':hold': new Set([holdMember(hold)]),
+              ':member': holdMember(hold),
+            },
+          }),
+        ),
+      );
+      if (applied) return true;
+      const now = await this.usedOf(scope, hold);
+      if (now === undefined) return false; // settled or released already
+      charged = now;
+    }
+    return false;
   }
 
-  charge(
+  /** A hold's running total as the ledger has it (consistent read); undefined when the hold is gone. */
+  private async usedOf(scope: BudgetScope, hold: Hold): Promise<number | undefined> {
+    const r = await this.doc.send(new GetCommand({ TableName: this.table, Key: this.key(scope), ConsistentRead: true }));
+    if (!strings(r.Item?.holds).includes(holdMember(hold))) return undefined;
+    return num(r.Item?.[usedAttribute(hold)]);
+  }
+
+  async charge(
     scope: BudgetScope,
     hold: Hold,
     c: { readonly fromMicro: number; readonly toMicro: number },
     usage?: UsageRecord,
   ): Promise<boolean> {
     const u = usage ? usageUpdate(usage) : undefined;
-    const over = Math.max(0, c.toMicro - hold.estimateMicro) - Math.max(0, c.fromMicro - hold.estimateMicro);
-    return conditional(() =>
-      this.doc.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: this.key(scope),
-          UpdateExpression: `SET #used = :to ADD spent :delta, committed :over${u ? `, ${u.add}` : ''}`,
-          ConditionExpression: `contains(holds, :member) AND ${c.fromMicro === 0 ? '(attribute_not_exists(#used) OR #used = :from)' : '#used = :from'}`,
-          ExpressionAttributeNames: { '#used': usedAttribute(hold), ...u?.names },
-          ExpressionAttributeValues: {
-            ...u?.values,
-            ':to': c.toMicro,
-            ':from': c.fromMicro,
-            ':delta': c.toMicro - c.fromMicro,
-            ':over': over,
-            ':member': holdMember(hold),
-          },
-        }),
-      ),
-    );
+    // Conditional on the previous total, so each charge lands once and in order. When the condition
+    // fails, the total is read: already `to` (a write that landed although it reported an error):
+    // done; another value (the caller's was stale): charged from it.
+    let from = c.fromMicro;
+    for (let attempt = 0; attempt < 4; attempt++) {
+      if (from >= c.toMicro) return true;
+      const over = Math.max(0, c.toMicro - hold.estimateMicro) - Math.max(0, from - hold.estimateMicro);
+      const applied = await conditional(() =>
+        this.doc.send(
+          new UpdateCommand({
+            TableName: this.table,
+            Key: this.key(scope),
+            UpdateExpression: `SET #used = :to ADD spent :delta, committed :over${u ? `, ${u.add}` : ''}`,
+            ConditionExpression: `contains(holds, :member) AND ${from === 0 ? '(attribute_not_exists(#used) OR #used = :from)' : '#used = :from'}`,
+            ExpressionAttributeNames: { '#used': usedAttribute(hold), ...u?.names },
+            ExpressionAttributeValues: {
+              ...u?.values,
+              ':to': c.toMicro,
+              ':from': from,
+              ':delta': c.toMicro - from,
+              ':over': over,
+              ':member': holdMember(hold),
+            },
+          }),
+        ),
+      );
+      if (applied) return true;
+      const now = await this.usedOf(scope, hold);
+      if (now === undefined) return false; // the hold is gone (swept): the charge cannot land
+      from = now;
+    }
+    return false;
   }
 
   async add(scope: BudgetScope, actualMicro: number, usage?: UsageRecord): Promise<void> {
@@ -213,9 +243,13 @@ export class DynamoBudgetLedger implements BudgetLedger {
         new UpdateCommand({
           TableName: this.table,
           Key: this.key(scope),
-          UpdateExpression: 'ADD committed :minus DELETE holds :hold',
-          ConditionExpression: 'contains(holds, :member)',
+          UpdateExpression: 'ADD committed :minus DELETE holds :hold REMOVE #used',
+          // A hold calls were charged to is settled (settleCharged), never released: that would take
+          // their cost out of `committed` while `spent` keeps it.
+          ConditionExpression: 'contains(holds, :member) AND (attribute_not_exists(#used) OR #used = :zero)',
+          ExpressionAttributeNames: { '#used': usedAttribute(hold) },
           ExpressionAttributeValues: {
+            ':zero': 0,
             ':minus': -hold.estimateMicro,
             ':hold': new Set([holdMember(hold)]),
             ':member': holdMember(hold),
@@ -711,15 +745,23 @@ export class DynamoRateLimitStore implements RateLimitStore {
     await this.doc.send(new UpdateCommand({ TableName: this.table, Key: this.key(provider), UpdateExpression: 'REMOVE holders' }));
   }
 
-  async leave(provider: string, holder: SlotHolder): Promise<void> {
-    await this.doc.send(
-      new UpdateCommand({
-        TableName: this.table,
-        Key: this.key(provider),
-        UpdateExpression: 'DELETE holders :h',
-        ExpressionAttributeValues: { ':h': new Set([this.member(holder)]) },
-      }),
-    );
+  async leave(provider: string, holder: SlotHolder, o: { readonly refund?: boolean } = {}): Promise<void> {
+    const member = this.member(holder);
+    await this.doc
+      .send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: this.key(provider),
+          UpdateExpression: `DELETE holders :h${o.refund ? ' ADD tokens :one' : ''}`,
+          // Refunded only while the slot is still held (once).
+          ...(o.refund ? { ConditionExpression: 'contains(holders, :member)' } : {}),
+          ExpressionAttributeValues: { ':h': new Set([member]), ...(o.refund ? { ':one': 1, ':member': member } : {}) },
+        }),
+      )
+      .catch((e: unknown) => {
+        // A slot already gone is not an error.
+        if (!(o.refund && isConditionFailure(e))) throw e;
+      });
   }
 }
 

@@ -374,6 +374,9 @@ export class BudgetPool {
   private closed = false;
   /** A reservation made ahead of the first call ({@link prepare}), until it is answered. */
   private preparing: Promise<void> | undefined;
+  /** Calls holding room now, and who waits for them all to end ({@link close}). */
+  private inFlight = 0;
+  private readonly idle: Array<() => void> = [];
 
   constructor(
     private readonly ledger: BudgetLedger,
@@ -451,9 +454,34 @@ export class BudgetPool {
 
   /** Adds a reservation the pool's caller made (see {@link growth}) and admits the call of `estimateMicro` on it. */
   add(reservation: Reservation, estimateMicro: number): CallHold {
+    // Closed while the reservation was made: it is the call's own (settled by the call), not the pool's.
+    if (this.closed) return reservation;
     const h: PoolHold = { reservation, usedMicro: 0, inFlightMicro: 0, charged: new Map(), chain: Promise.resolve() };
     this.holds.push(h);
     return this.ticket(h, estimateMicro);
+  }
+
+  /**
+   * Settles the holds no call is using now (to what they were used for) and drops them from the
+   * pool, so their unused room is free again: before the pool reserves more when a reservation was
+   * refused (its own idle room must not be what refuses it).
+   */
+  async releaseIdle(): Promise<void> {
+    const idle = this.holds.filter((h) => h.inFlightMicro === 0);
+    if (idle.length === 0) return;
+    for (const h of idle) this.holds.splice(this.holds.indexOf(h), 1);
+    await Promise.all(idle.map((h) => this.settle(h)));
+  }
+
+  /** Settles one hold to what its calls used (after its charges), releasing the rest. */
+  private async settle(h: PoolHold): Promise<void> {
+    await h.chain;
+    const { reservation } = h;
+    await Promise.all(
+      reservation.held.map((s) =>
+        retry(() => this.ledger.settleCharged(s, reservation.hold, h.usedMicro, h.charged.get(s.key) ?? 0)).catch(() => false),
+      ),
+    );
   }
 
   /** Runs bookkeeping of a call made on the pool off the call's path; {@link close} waits for it. */
@@ -474,27 +502,22 @@ export class BudgetPool {
    */
   async close(): Promise<void> {
     this.closed = true;
+    // Calls still in flight settle on their holds first (else their cost would miss the settlement).
+    while (this.inFlight > 0) await new Promise<void>((r) => this.idle.push(r));
     await this.drain();
-    await Promise.all(
-      this.holds.splice(0).map(async (h) => {
-        await h.chain;
-        const { reservation } = h;
-        await Promise.all(
-          reservation.held.map((s) =>
-            retry(() => this.ledger.settleCharged(s, reservation.hold, h.usedMicro, h.charged.get(s.key) ?? 0)).catch(() => false),
-          ),
-        );
-      }),
-    );
+    await Promise.all(this.holds.splice(0).map((h) => this.settle(h)));
   }
 
   private ticket(h: PoolHold, estimateMicro: number): CallHold {
     h.inFlightMicro += estimateMicro;
+    this.inFlight++;
     let open = true;
     const end = () => {
       if (!open) return false;
       open = false;
       h.inFlightMicro -= estimateMicro;
+      this.inFlight--;
+      if (this.inFlight === 0) for (const r of this.idle.splice(0)) r();
       return true;
     };
     return {

@@ -123,7 +123,8 @@ export interface RateLimitStore {
    * and sweeps abandoned holders when the first try is refused.
    */
   acquire(provider: string, holder: SlotHolder, limit: RateLimit, nowMs: number): Promise<AcquireOutcome>;
-  leave(provider: string, holder: SlotHolder): Promise<void>;
+  /** Gives a slot back; with `refund`, its token too (the call it was taken for was not made). */
+  leave(provider: string, holder: SlotHolder, o?: { readonly refund?: boolean }): Promise<void>;
 }
 
 /** Names of the gateway's metrics (Powertools Metrics / EMF). */
@@ -330,9 +331,10 @@ export class ModelGateway {
       // breaker is asked again before the call.
       const afterRead = !slot.came;
       const early = slot.asked;
+      // A slot taken for a call that is not made goes back with its token.
       const giveBack = async () => {
         const holder = await early;
-        if (holder) await this.deps.limits.leave(model.provider, holder).catch(() => undefined);
+        if (holder) await this.deps.limits.leave(model.provider, holder, { refund: true }).catch(() => undefined);
       };
       if (hit) {
         attempts.push({ provider: model.provider, model: model.alias, outcome: 'cache-hit', ms: this.clock() - t0 });
@@ -379,15 +381,14 @@ export class ModelGateway {
               .catch(() => undefined)
           : Promise.resolve();
       const holder = await early;
-      const outcome = await this.tryCandidate(
-        call,
-        model,
-        admission,
-        dims,
-        attempts,
-        store,
-        holder ? { holder, late: afterRead } : undefined,
-      );
+      const taken = holder ? { holder, late: afterRead, used: false } : undefined;
+      let outcome: Awaited<ReturnType<ModelGateway['tryCandidate']>>;
+      try {
+        outcome = await this.tryCandidate(call, model, admission, dims, attempts, store, taken);
+      } finally {
+        // The first try did not start (no time left, an error before it): the early slot goes back.
+        if (taken && !taken.used) await this.deps.limits.leave(model.provider, taken.holder, { refund: true }).catch(() => undefined);
+      }
       if (outcome.ok) {
         const a = outcome.answer;
         this.deps.metrics.record(dims, {
@@ -486,8 +487,8 @@ export class ModelGateway {
     dims: GatewayDimensions,
     attempts: Attempt[],
     store: (a: GatewayAnswer) => Promise<void>,
-    /** A slot taken already for the first try; `late`: it came after the breaker was read. */
-    early: { holder: SlotHolder; late: boolean } | undefined,
+    /** A slot taken already for the first try (`used` once a try took it); `late`: it came after the breaker was read. */
+    early: { readonly holder: SlotHolder; readonly late: boolean; used: boolean } | undefined,
   ): Promise<{ ok: true; answer: GatewayAnswer; latencyMs: number } | { ok: false; error: unknown; stop: boolean }> {
     const { retry, providerTimeoutSeconds } = this.deps.config;
     let tries = first.kind === 'probe' ? 1 : retry.attemptsPerProvider;
@@ -519,8 +520,10 @@ export class ModelGateway {
       // afterwards, so neither lease has to outlast the wait.
       // Set when the budget must wait: a slot acquisition still polling stops at its next try.
       const abandon = { set: false, waited: n === 1 && early?.late === true };
+      const takeEarly = n === 1 && early !== undefined;
+      if (early && takeEarly) early.used = true;
       const firstSlot =
-        n === 1 && early ? Promise.resolve(early.holder) : this.acquireSlot(model.provider, id, leaseFrom, call.deadlineMs, abandon);
+        early && takeEarly ? Promise.resolve(early.holder) : this.acquireSlot(model.provider, id, leaseFrom, call.deadlineMs, abandon);
       const given = { back: false };
       const giveSlotBack = async () => {
         given.back = true;
@@ -682,6 +685,8 @@ export class ModelGateway {
         if (!(e instanceof BudgetExceededError)) throw e;
       }
     }
+    // Refused (or no room to grow): the pool's own idle room must not be what refuses the call.
+    await pool.releaseIdle();
     return pool.add(await this.reserveWaiting({ ...call, scopes: pool.scopes }, { id, estimateMicro }, poolLease, onWait), estimateMicro);
   }
 

@@ -202,7 +202,12 @@ export async function runAnswerAgent(input: InvokeAgentInput, deps: InvokeAgentD
       now,
     });
   } finally {
-    await Promise.all([toolbox?.close(), pool?.close()]);
+    // The pool is settled even when closing the tools fails (that error still ends the task, as before).
+    try {
+      await toolbox?.close();
+    } finally {
+      await pool?.close();
+    }
   }
   if (ex.failure !== undefined) {
     const failure = ex.failure as Error;

@@ -253,7 +253,12 @@ async function reviewAgent(input: InvokeAgentInput, deps: InvokeAgentDeps, kind:
     return await reviewWith(input, deps, kind, context, toolbox, started, opened);
   } finally {
     // The pool's bookkeeping lands and its leftovers are released before the task returns.
-    await Promise.all([toolbox?.close(), opened.pool?.close()]);
+    // The pool is settled even when closing the tools fails (that error still ends the task, as before).
+    try {
+      await toolbox?.close();
+    } finally {
+      await opened.pool?.close();
+    }
   }
 }
 
