@@ -100,7 +100,12 @@ let transitions = 0;
   });
   await rt.execute('pr-review', 'warmup', { runId: 'warmup', workflow: 'pr-review', change });
   const t0 = performance.now();
-  const r = await rt.execute('pr-review', 'verify-1', { runId: 'verify-1', workflow: 'pr-review', change });
+  // A full review: after the warm-up an incremental one would find the change reviewed and call no model.
+  const r = await rt.execute('pr-review', 'verify-1', {
+    runId: 'verify-1',
+    workflow: 'pr-review',
+    change: { ...change, fullReview: true },
+  });
   const ms = performance.now() - t0;
   transitions = r.transitions;
   await rt.stop();
