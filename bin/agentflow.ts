@@ -6,6 +6,7 @@ import type { DynamoBreakerStore, DynamoBudgetLedger } from '../lambdas/adapters
 import type { Decision, PendingApproval } from '../lambdas/core/approvals.js';
 import type { Change, ExecutionInput, RunRecord, RunSummary } from '../lambdas/core/contracts.js';
 import type { BreakerReport, CostReport } from '../lib/local/costs.js';
+import { DEFAULT_MAX_CONCURRENT_RUNS } from '../lib/local/limits.js';
 import { exitCodeFor, formatProgress, formatRunLine, runOutcome } from '../lib/local/progress.js';
 import type { LocalRuntime } from '../lib/local/runtime.js';
 import type { LocalServerOptions } from '../lib/local/server.js';
@@ -40,25 +41,20 @@ const workflowsOption = () => new Option('--workflows <dir>', 'workflows folder'
 
 /** run's --request; its text (the longest request, from contracts.ts) is set when run starts. */
 const requestOption = new Option('--request <text>');
-/** serve's --max-concurrent-runs; its default (the local runtime's) is set when serve starts. */
+/** serve's --max-concurrent-runs, with the local runtime's default (lib/local/limits.ts: light for every start). */
 const maxConcurrentRunsOption = new Option(
   '--max-concurrent-runs <n>',
   'executions that run at once; later ones wait (RUNNING) for a free place, so webhooks are answered fast under bursts',
-);
+).default(String(DEFAULT_MAX_CONCURRENT_RUNS));
 
 /**
- * Completes the options of `command` whose text comes from a module too heavy for every start (the
- * two above), before the command line is parsed: so `run`, `run --help` and `help run` show it.
+ * Completes the option of `command` whose text comes from a module too heavy for every start
+ * (run's --request), before the command line is parsed: so `run`, `run --help` and `help run` show it.
  */
 async function completeOptions(command: string | undefined): Promise<void> {
   if (command === 'run') {
     const { MAX_REQUEST_CHARS } = await import('../lambdas/core/contracts.js');
     requestOption.description = `the request a request workflow (trigger: request) answers, at most ${MAX_REQUEST_CHARS} characters`;
-  } else if (command === 'serve') {
-    const { DEFAULT_MAX_CONCURRENT_RUNS } = await import('../lib/local/runtime.js');
-    maxConcurrentRunsOption.default(String(DEFAULT_MAX_CONCURRENT_RUNS));
-    const serve = program.commands.find((c) => c.name() === 'serve');
-    serve?.setOptionValueWithSource(maxConcurrentRunsOption.attributeName(), maxConcurrentRunsOption.defaultValue, 'default');
   }
 }
 

@@ -144,8 +144,10 @@ export interface LocalRuntimeOptions {
 /** The start of a run record's `error` when {@link LocalRuntime.reconcile} found it interrupted (such a run may start again). */
 export const INTERRUPTED = 'interrupted:';
 
-/** Executions the embedded runtime runs at once by default (more wait their turn). */
-export const DEFAULT_MAX_CONCURRENT_RUNS = 8;
+import { DEFAULT_MAX_CONCURRENT_RUNS } from './limits.js';
+
+/** Executions the embedded runtime runs at once by default (more wait their turn): in ./limits.ts, light for the CLI's start. */
+export { DEFAULT_MAX_CONCURRENT_RUNS };
 
 /** What {@link LocalRuntime.reconcile} put right: runs marked interrupted, approvals expired, budget holds released. */
 export interface Recovery {
