@@ -319,6 +319,25 @@ describe('Class: ModelGateway breaker on every try', () => {
     expect(names.filter((x) => x === 'CircuitOpenError').length).toBeGreaterThan(60);
   });
 
+  it('writes nothing to a healthy breaker on success, and counts successes again once its window holds a failure', async () => {
+    const g = await gateway({
+      offline: { faults: { bedrock: 503 } },
+      config: { retry: { attemptsPerProvider: 1, baseDelayMs: 1, maxDelayMs: 2 } },
+    });
+    const key = `bedrock#${sonnet.modelId}`;
+    await expect(g.gateway.complete(call({ cache: false }))).rejects.toThrow();
+    expect(await g.breakers.get(key)).toMatchObject({ state: 'closed', failures: 1, calls: 1 });
+    // Bedrock recovers: its successes count while the window holds that failure.
+    g.server.setFaults({});
+    await g.gateway.complete(call({ cache: false }));
+    await g.gateway.complete(call({ cache: false }));
+    expect(await g.breakers.get(key)).toMatchObject({ state: 'closed', failures: 1, calls: 3 });
+    // A healthy provider's breaker: never written.
+    const mini: ModelRef = { ...sonnet, provider: 'openai', alias: 'gpt-4.1-mini', modelId: 'gpt-4.1-mini' };
+    await g.gateway.complete(call({ candidates: [mini], cache: false }));
+    expect(await g.breakers.get('openai#gpt-4.1-mini')).toBeUndefined();
+  });
+
   it('stops retrying a candidate once another caller opened its breaker, and falls back', async () => {
     const g = await gateway({
       offline: { faults: { bedrock: 503 } },
