@@ -541,9 +541,9 @@ export class BudgetPool {
           ),
         );
         this.track(h.chain);
-        const open = this.scopes.filter((s) => !isLimited(s));
+        const unlimited = this.scopes.filter((s) => !isLimited(s));
         this.track(
-          Promise.all(open.map((s) => retry(() => this.ledger.add(s, actualMicro, s.kind === 'global-month' ? usage : undefined)))),
+          Promise.all(unlimited.map((s) => retry(() => this.ledger.add(s, actualMicro, s.kind === 'global-month' ? usage : undefined)))),
         );
       },
       release: async () => {
