@@ -20,22 +20,15 @@ import { spawn } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { budgetScopes, POOL_GROWTH, reserveBudget } from '../lambdas/core/budget.js';
-import type { ModelRef } from '../lambdas/core/contracts.js';
 import { type GatewayCall, worstCaseOf } from '../lambdas/core/gateway.js';
 import { OfflineModelServer } from '../lib/local/offline-model.js';
 import { connectLocalTable, type LocalTable, startLocalTable } from '../lib/local/runtime.js';
 import { PROJECT_ROOT } from '../lib/workspace.js';
-import { benchGateway } from './bench-tools.js';
+import { benchGateway, shippedModel } from './bench-tools.js';
 
 type Record_ = (r: { name: string; value: number; unit: string; target: string | null }) => void;
 
-const sonnet: ModelRef = {
-  provider: 'bedrock',
-  alias: 'claude-sonnet',
-  modelId: 'us.anthropic.claude-sonnet-4-5-20250929-v1:0',
-  contextWindow: 200_000,
-  price: { input: 3, output: 15, cacheRead: 0.3, cacheWrite: 3.75 },
-};
+const sonnet = shippedModel('claude-sonnet');
 const system = 'You review Swift code and answer with JSON findings.';
 const message = (i: number) => [{ role: 'user' as const, content: `Agent: code-review\nCategories: correctness\n+let v${i} = value!` }];
 

@@ -34,12 +34,11 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import OpenAI from 'openai';
 import { type BudgetPool, budgetScopes, POOL_GROWTH } from '../lambdas/core/budget.js';
-import type { ModelRef } from '../lambdas/core/contracts.js';
 import { type GatewayCall, worstCaseOf } from '../lambdas/core/gateway.js';
 import { OfflineModelServer } from '../lib/local/offline-model.js';
 import { connectLocalTable, type LocalTable } from '../lib/local/runtime.js';
 import { PROJECT_ROOT } from '../lib/workspace.js';
-import { benchGateway } from './bench-tools.js';
+import { benchGateway, shippedModel } from './bench-tools.js';
 
 /** The Portkey gateway version measured (npm `@portkey-ai/gateway`, latest on 2026-11-30). */
 const PORTKEY_VERSION = '1.15.2';
@@ -228,13 +227,7 @@ async function startPortkey(dir: string): Promise<Portkey> {
   };
 }
 
-const gpt: ModelRef = {
-  provider: 'openai',
-  alias: 'gpt-4.1-mini',
-  modelId: 'gpt-4.1-mini',
-  contextWindow: 1_047_576,
-  price: { input: 0.4, output: 1.6, cacheRead: 0.1, cacheWrite: 0 },
-};
+const gpt = shippedModel('gpt-4.1-mini');
 const system = 'You review Swift code and answer with JSON findings.';
 const prompt = (i: number) => `Agent: code-review\nCategories: correctness\n+let v${i} = value!`;
 /** The body the AgentFlow gateway's `openai` provider sends, sent as is directly and through Portkey. */

@@ -14,7 +14,8 @@ import type { Toolbox } from '../lambdas/core/tools.js';
 import { OfflineModelServer } from '../lib/local/offline-model.js';
 import { localProviders } from '../lib/local/providers.js';
 import { LOCAL_TABLE, type LocalTable, startLocalTable } from '../lib/local/runtime.js';
-import { PROJECT_ROOT } from '../lib/workspace.js';
+import { findModel } from '../lib/workflow/index.js';
+import { loadWorkspace, PROJECT_ROOT } from '../lib/workspace.js';
 
 type Record_ = (r: { name: string; value: number; unit: string; target: string | null }) => void;
 
@@ -45,6 +46,18 @@ export function benchGateway(server: OfflineModelServer, table: LocalTable) {
   return { gateway, ledger, providers, config };
 }
 
+/**
+ * A model of the shipped catalog (workflows/models.yml: its id, context window and prices with their
+ * sources), as the benches call it.
+ * @throws Error when the catalog has no such model
+ */
+export function shippedModel(alias: string): ModelRef {
+  const models = loadWorkspace().catalog?.models;
+  const m = models ? findModel(models, alias) : undefined;
+  if (!m) throw new Error(`bench: workflows/models.yml has no model ${alias}`);
+  return m;
+}
+
 /** Answer delay of the offline model in this bench, ms: a model call takes about this long. */
 const MODEL_DELAY_MS = 200;
 
@@ -68,13 +81,7 @@ export async function toolLoopBench(record: Record_): Promise<void> {
   ]);
   try {
     const { gateway, config } = benchGateway(server, table);
-    const sonnet: ModelRef = {
-      provider: 'bedrock',
-      alias: 'claude-sonnet',
-      modelId: 'us.anthropic.claude-sonnet-4-5-20250929-v1:0',
-      contextWindow: 200_000,
-      price: { input: 3, output: 15, cacheRead: 0.3, cacheWrite: 3.75 },
-    };
+    const sonnet = shippedModel('claude-sonnet');
     let modelMs = 0;
     let toolMs = 0;
     const timedGateway = {

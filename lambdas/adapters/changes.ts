@@ -128,8 +128,15 @@ function repositoryError(repoPath: string, f: GitFailure): Error {
   return new Error(`cannot read the git repository ${repoPath}: ${f.line}`);
 }
 
-/** Runs `git -C <repoPath> …args` (no shell) and returns its stdout. @throws the failure of the child process */
-async function git(repoPath: string, args: readonly string[], maxBuffer = 16 * 1024 * 1024): Promise<string> {
+/** Largest output of one git call (a file read with `cat-file blob`, a listing), bytes: 16 MB. */
+export const GIT_MAX_BUFFER = 16 * 1024 * 1024;
+
+/**
+ * Runs `git -C <repoPath> …args` (no shell, the environment of {@link gitEnv}) and returns its stdout.
+ * @param maxBuffer most bytes of output. @default {@link GIT_MAX_BUFFER}
+ * @throws the failure of the child process (exit code, stderr), or one for output over `maxBuffer`
+ */
+export async function git(repoPath: string, args: readonly string[], maxBuffer = GIT_MAX_BUFFER): Promise<string> {
   const { stdout } = await exec('git', ['-C', repoPath, ...args], { maxBuffer, env: gitEnv(), encoding: 'utf8' });
   return stdout;
 }

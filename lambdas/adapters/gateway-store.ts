@@ -625,11 +625,6 @@ export class DynamoResponseCache implements ResponseCache {
     private readonly table: string,
   ) {}
 
-  async get(key: string, nowMs: number): Promise<CachedAnswer | undefined> {
-    const r = await this.doc.send(new GetCommand({ TableName: this.table, Key: { pk: `CACHE#${key}`, sk: 'CACHE' } }));
-    return cachedAnswer(r.Item, nowMs);
-  }
-
   async put(key: string, answer: CachedAnswer, expiresAtMs: number): Promise<void> {
     await this.doc.send(
       new PutCommand({

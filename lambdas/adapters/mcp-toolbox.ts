@@ -5,7 +5,7 @@ import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontex
 import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
 import type { CircuitBreaker } from '../core/breaker.js';
 import { DeadlineError, withDeadline } from '../core/http.js';
-import { headerSecrets, type McpHeadersSource, scrubSecrets } from '../core/mcp-headers.js';
+import { headerSecrets, MCP_HEADERS_ENV, type McpHeadersSource, scrubSecrets } from '../core/mcp-headers.js';
 import {
   type AllowedTool,
   cleanToolText,
@@ -75,7 +75,7 @@ const countdown = (ms: number) => {
 const oneLine = (e: unknown): string => {
   const message = (e instanceof Error ? e.message : String(e)).replace(/\s+/g, ' ');
   if (!(e instanceof StreamableHTTPError) || e.code === undefined || e.code < 100) return message;
-  const hint = e.code === 401 || e.code === 403 ? ' (check its headers: the mcp secret, or AGENTFLOW_MCP_HEADERS locally)' : '';
+  const hint = e.code === 401 || e.code === 403 ? ` (check its headers: the mcp secret, or ${MCP_HEADERS_ENV} locally)` : '';
   return `HTTP ${e.code} ${STATUS_CODES[e.code] ?? ''}${hint}: ${message}`;
 };
 

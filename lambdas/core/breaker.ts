@@ -98,7 +98,7 @@ export class CircuitBreaker {
 
   /**
    * Asks whether a call to `provider`/`modelId` may go ahead. `preRead` is a record read by
-   * {@link peek} a moment ago (saves a round trip); the transition to half-open is conditional either way.
+   * the caller a moment ago (the gateway's cache + breaker read: saves a round trip); the transition to half-open is conditional either way.
    * @returns closed (go), probe (go; this caller is the one half-open probe) or rejected (skip this provider)
    */
   async admit(provider: string, modelId: string, preRead?: { record: BreakerRecord | undefined }): Promise<Admission> {
@@ -116,11 +116,6 @@ export class CircuitBreaker {
     return won
       ? { kind: 'probe', key, probeId, cooldownMs: rec.cooldownMs || this.baseCooldownMs }
       : { kind: 'rejected', key, state: 'half-open' };
-  }
-
-  /** Reads a breaker's record (one consistent read), e.g. in parallel with other work before {@link admit}. */
-  peek(provider: string, modelId: string): Promise<BreakerRecord | undefined> {
-    return this.store.get(breakerKey(provider, modelId));
   }
 
   /**

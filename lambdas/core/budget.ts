@@ -428,11 +428,6 @@ export class BudgetPool {
     return this.holds.reduce((s, h) => s + h.reservation.hold.estimateMicro, 0);
   }
 
-  /** Settled cost of every call made on the pool, micro-USD. */
-  get usedMicro(): number {
-    return this.holds.reduce((s, h) => s + h.usedMicro, 0);
-  }
-
   /** How much to reserve for a call of `estimateMicro` that fits in no hold. */
   growth(estimateMicro: number): number {
     return Math.max(estimateMicro, Math.min(POOL_GROWTH * estimateMicro, this.capMicro - this.heldMicro));

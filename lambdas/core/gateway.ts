@@ -81,10 +81,8 @@ export interface CachedAnswer {
   readonly servedBy?: string;
 }
 
-/** The response cache: answers by request hash, with an expiry. */
+/** The response cache: answers by request hash, with an expiry (read through {@link GatewayReads}). */
 export interface ResponseCache {
-  /** @returns the answer when present and not expired at `nowMs` */
-  get(key: string, nowMs: number): Promise<CachedAnswer | undefined>;
   put(key: string, answer: CachedAnswer, expiresAtMs: number): Promise<void>;
 }
 
@@ -225,8 +223,8 @@ export interface GatewayDeps {
   readonly limits: RateLimitStore;
   readonly metrics: GatewayMetrics;
   readonly config: GatewayConfig;
-  /** The cache and breaker reads in one round trip. @default `cache.get` and `breaker.peek` side by side */
-  readonly reads?: GatewayReads;
+  /** The cache and breaker reads of a try, in one round trip. */
+  readonly reads: GatewayReads;
   /** @default Date.now */
   readonly clock?: () => number;
   /** @default setTimeout-based */
@@ -442,22 +440,13 @@ export class ModelGateway {
 
   /** The cached answer (when `key` is given) and the candidate's breaker record, in one round trip. */
   private async read(model: ModelRef, key: string | undefined): Promise<{ hit: CachedAnswer | undefined; breaker: BreakerRead }> {
-    if (this.deps.reads) {
-      try {
-        const r = await this.deps.reads.read(key, breakerKey(model.provider, model.modelId), this.clock());
-        return { hit: r.hit, breaker: { ok: true, record: r.breaker } };
-      } catch (e) {
-        return { hit: undefined, breaker: { ok: false, error: e } };
-      }
+    try {
+      const r = await this.deps.reads.read(key, breakerKey(model.provider, model.modelId), this.clock());
+      return { hit: r.hit, breaker: { ok: true, record: r.breaker } };
+    } catch (e) {
+      // The breaker could not be read: no call (the admission says so); a cache that cannot be read is a miss.
+      return { hit: undefined, breaker: { ok: false, error: e } };
     }
-    const [hit, breaker] = await Promise.all([
-      key !== undefined ? this.deps.cache.get(key, this.clock()).catch(() => undefined) : undefined,
-      this.deps.breaker.peek(model.provider, model.modelId).then(
-        (record): BreakerRead => ({ ok: true, record }),
-        (error: unknown): BreakerRead => ({ ok: false, error }),
-      ),
-    ]);
-    return { hit, breaker };
   }
 
   /** What the breaker lets this try do, from a record just read. @throws BudgetUnavailableError when the table could not be used (no call) */
@@ -635,10 +624,9 @@ export class ModelGateway {
         attempts,
         ...(response.servedBy ? { servedBy: response.servedBy } : {}),
       };
-      const settled = admission;
       const bookkeeping = Promise.all([
         reservation.settle(actualMicro, this.usageRecord(model, response.usage, actualMicro, false)).catch(() => false),
-        this.deps.breaker.onSuccess(settled, model.provider, model.modelId).catch(() => undefined),
+        this.deps.breaker.onSuccess(admission, model.provider, model.modelId).catch(() => undefined),
         leave(),
         store(answer),
       ]);

@@ -44,7 +44,7 @@ const TRANSPORT_HEADERS = new Set([
 /**
  * The schema of {@link McpHeaders}. Its messages never hold a header value.
  */
-export const McpHeadersSchema = z.record(
+const McpHeadersSchema = z.record(
   z.string().regex(SERVER_NAME, { error: 'a server name is letters, digits, "_" and "-" (1–64)' }),
   z
     .object({
@@ -127,7 +127,7 @@ export function mcpHeadersSource(load: () => Promise<string | undefined>, source
 }
 
 /** Shortest header value, or credential after its scheme, that is taken out of what a server answers. */
-export const MIN_SCRUBBED_CHARS = 8;
+const MIN_SCRUBBED_CHARS = 8;
 
 /**
  * The parts of header values to take out of any text a server sends back: each value and the

@@ -1,7 +1,7 @@
 import { BudgetExceededError, ProviderTimeoutError } from './errors.js';
 import type { GatewayAnswer, GatewayCall } from './gateway.js';
 import type { ChatMessage, ToolResultMessage, ToolSpec } from './ports.js';
-import { cleanToolText, inputText, MAX_TOOL_INPUT_CHARS, type Toolbox, type ToolCallRecord } from './tools.js';
+import { notCalled, type Toolbox, type ToolCallRecord } from './tools.js';
 
 /** Iterations (model calls) an agent's tool loop makes at most unless its `max_iterations` says otherwise. */
 export const DEFAULT_MAX_ITERATIONS = 8;
@@ -146,10 +146,4 @@ export async function runToolLoop(
     messages.push({ role: 'user', content: '', toolResults: results });
   }
   return result('partial', maxIterations, `reached max_iterations (${maxIterations}) with the model still calling tools`);
-}
-
-/** The record of a tool call the loop did not make, with why (its input redacted and capped as the toolbox's are). */
-async function notCalled(c: { name: string; input: unknown }, why: string): Promise<ToolCallRecord> {
-  const input = await cleanToolText(inputText(c.input), MAX_TOOL_INPUT_CHARS);
-  return { name: c.name, input: input.text, ok: false, refused: true, error: why, redacted: input.redacted, ms: 0 };
 }

@@ -117,6 +117,15 @@ export async function cleanToolText(text: string, max: number): Promise<{ text: 
   return { text: `${clean.slice(0, max)}\n[… ${clean.length - max} more characters cut by AgentFlow]`, redacted: count };
 }
 
+/**
+ * The record of a tool call that was not made, with why: its input redacted and capped at
+ * {@link MAX_TOOL_INPUT_CHARS} as the toolbox's records are (the tool loop's and a limit's refusals).
+ */
+export async function notCalled(c: { readonly name: string; readonly input: unknown }, why: string): Promise<ToolCallRecord> {
+  const input = await cleanToolText(inputText(c.input), MAX_TOOL_INPUT_CHARS);
+  return { name: c.name, input: input.text, ok: false, refused: true, error: why, redacted: input.redacted, ms: 0 };
+}
+
 /** A call's input as JSON for its record (never throws: an unserialisable input is described). */
 export function inputText(input: unknown): string {
   try {

@@ -8,7 +8,7 @@ type ToolLimit = NonNullable<ToolServer['allow'][number]['limits']>[number];
 import type { GatewayConfig } from '../core/gateway-config.js';
 import type { McpHeadersSource } from '../core/mcp-headers.js';
 import type { ChangeSource } from '../core/ports.js';
-import { inputText, parseToolName, type Toolbox, type ToolCallRecord, type ToolDefinition, toolName } from '../core/tools.js';
+import { notCalled, parseToolName, type Toolbox, type ToolCallRecord, type ToolDefinition, toolName } from '../core/tools.js';
 
 /** What building an agent's tools needs besides the agent (all optional: InvokeAgent's deps). */
 export interface AgentToolsOptions {
@@ -121,15 +121,8 @@ export class LimitedToolbox implements Toolbox {
   async call(name: string, input: unknown, options?: { requester?: string; timeoutMs?: number }): Promise<ToolCallRecord> {
     const limits = this.limits.get(name) ?? [];
     const args = (input && typeof input === 'object' ? input : {}) as Record<string, unknown>;
-    const refuse = (error: string): ToolCallRecord => ({
-      name,
-      input: inputText(input).slice(0, 2_000),
-      ok: false,
-      refused: true,
-      error,
-      redacted: 0,
-      ms: 0,
-    });
+    // Recorded as the loop's own refusals are: the input redacted and capped.
+    const refuse = (error: string): Promise<ToolCallRecord> => notCalled({ name, input }, error);
     const adds: Array<[string, number]> = [];
     for (const l of limits) {
       const key = `${name}:${l.arg}`;

@@ -32,7 +32,7 @@ import type { ChatMessage } from '../core/ports.js';
 import { repairMessages } from '../core/prompt.js';
 import { redactSecrets } from '../core/redact.js';
 import { runToolLoop, type ToolLoopResult } from '../core/tool-loop.js';
-import type { Toolbox, ToolCallRecord } from '../core/tools.js';
+import { type Toolbox, type ToolCallRecord, toolName } from '../core/tools.js';
 import { agentToolbox } from './agent-tools.js';
 import type { InvokeAgentDeps } from './invoke-agent.js';
 import { agentPool, SpendMeter } from './meter.js';
@@ -324,7 +324,7 @@ function resultBase(name: string, phase: string, meter: SpendMeter, ex: Exchange
 
 /** The names (`<server>__<tool>`) of the tools the agent's servers declare as writes (`allow[].write`). */
 const writeTools = (agent: AgentItem): Set<string> =>
-  new Set(agent.tools.flatMap((s) => s.allow.filter((a) => a.write).map((a) => `${s.name}__${a.name}`)));
+  new Set(agent.tools.flatMap((s) => s.allow.filter((a) => a.write).map((a) => toolName(s.name, a.name))));
 
 /**
  * Why a request agent whose exchange completed is short of a success, each one line (none: it
@@ -375,15 +375,15 @@ async function outcome(
   }
   const parsed = parseAgentAnswer(ex.text);
   if (!parsed.ok) {
-    const partial =
-      ex.loop?.status === 'partial' ? { status: 'partial' as const, stopReason: (ex.loop.reason ?? 'stopped').slice(0, 500) } : undefined;
+    // The stop reason goes through partialFor as every other one does (redacted, capped).
+    const partial = ex.loop?.status === 'partial' ? await partialFor([ex.loop.reason ?? 'stopped']) : undefined;
     // Kept (redacted) so a person can see what the model wrote.
     const rawKey = `runs/${runId}/raw/${phase}/${agent.name}.txt`;
     const rawAnswers = ex.text.trim()
       ? [deps.artifacts.where(await deps.artifacts.putText(rawKey, (await redactSecrets(ex.text)).text))]
       : [];
     // The loop stopped before the model answered: partial, with why (never a silent success, nor a format error).
-    if (partial) return { ...base, ...partial, rawAnswers };
+    if (partial) return { ...base, status: 'partial', ...partial, rawAnswers };
     const why = ex.cut
       ? `answered past max_tokens (${agent.maxTokens}, then the models' max_output): the answer was cut`
       : `answered in an unreadable format (${parsed.problem})`;

@@ -1,18 +1,15 @@
-import { type ChildProcessWithoutNullStreams, execFile, spawn } from 'node:child_process';
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import type { Socket } from 'node:net';
-import { promisify } from 'node:util';
-import { DIFF_MAX_BUFFER, GIT_DIFF, GitChangeSource, gitEnv, parseGitDiff } from '../../lambdas/adapters/changes.js';
+import { DIFF_MAX_BUFFER, GIT_DIFF, GIT_MAX_BUFFER, GitChangeSource, git, gitEnv, parseGitDiff } from '../../lambdas/adapters/changes.js';
 import type { Change, ChangedFile } from '../../lambdas/core/contracts.js';
 import type { ChangeSource } from '../../lambdas/core/ports.js';
 import { assertSafeRef } from '../../lambdas/core/refs.js';
 
-/** Largest file read (as `git cat-file blob` through `GitChangeSource`, whose output buffer is 16 MB): larger reads as absent. */
-const MAX_FILE_BYTES = 16 * 1024 * 1024;
+/** Largest file read, as `GitChangeSource` reads it (`git cat-file blob` with its output buffer): larger reads as absent. */
+const MAX_FILE_BYTES = GIT_MAX_BUFFER;
 
 /** A found object's header line: `<oid> <type> <size>`. */
 const HEADER = /^([0-9a-f]{40,64}) (\S+) (\d+)$/;
-
-const exec = promisify(execFile);
 
 /** What the batch answered for one object name: its id, type and content, or nothing (missing, ambiguous). */
 interface GitObject {
@@ -57,7 +54,8 @@ export class GitBatchReader {
     } catch {
       return undefined;
     }
-    if (/[\n\r\0]/.test(path) || /[\n\r\0]/.test(change.headSha)) return this.fallback.readHeadFile(change, path);
+    // The batch reads one name per line: a path with a line break goes the slow way (assertSafeRef refused such a SHA).
+    if (/[\n\r\0]/.test(path)) return this.fallback.readHeadFile(change, path);
     let object: GitObject | undefined;
     try {
       object = await this.read(`${change.headSha}:${path}`);
@@ -73,8 +71,7 @@ export class GitBatchReader {
    */
   async commit(ref: string): Promise<string | undefined> {
     try {
-      assertSafeRef(ref);
-      if (/[\n\r\0]/.test(ref)) return undefined;
+      assertSafeRef(ref); // refuses control characters, line breaks included
       const object = await this.read(`${ref}^{commit}`);
       return object?.type === 'commit' ? object.oid : undefined;
     } catch {
@@ -194,12 +191,7 @@ export class BatchedGitChangeSource implements ChangeSource {
     const [base, head] = await Promise.all([this.reader.commit(change.baseSha), this.reader.commit(change.headSha)]);
     if (base && head) {
       try {
-        const { stdout } = await exec('git', ['-C', this.repoPath, ...GIT_DIFF, '--merge-base', '--end-of-options', base, head], {
-          maxBuffer: DIFF_MAX_BUFFER,
-          env: gitEnv(),
-          encoding: 'utf8',
-        });
-        return parseGitDiff(stdout);
+        return parseGitDiff(await git(this.repoPath, [...GIT_DIFF, '--merge-base', '--end-of-options', base, head], DIFF_MAX_BUFFER));
       } catch {
         // GitChangeSource runs it step by step and says what is wrong.
       }

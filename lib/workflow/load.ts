@@ -932,11 +932,12 @@ function parseWhen(text: string, src: YamlSource, at: SourcePath, diagnostics: D
 }
 
 /**
- * The data fields an answer agent's prompt declares (its line `Data fields: name (type), …`), or
- * undefined when it declares none (then any field may be compared).
+ * The data fields an answer agent's prompt declares (its line `Data fields: name (type), …`, on
+ * one line), or undefined when it declares none (then any field may be compared). Tied to
+ * lambdas/core/answer.ts `declaresDataFields` by a test: both read the same line.
  */
 export function declaredDataFields(prompt: string): string[] | undefined {
-  const line = /^\s*Data fields:\s*(.+)$/im.exec(prompt)?.[1];
+  const line = /^[ \t]*Data fields:[ \t]*(\S.*)$/im.exec(prompt)?.[1];
   if (line === undefined) return undefined;
   return line
     .split(',')
@@ -974,7 +975,7 @@ const REVIEW_OUTPUTS = [
  * dependencies is `by` or is itself dominated by `by` (a phase after conditional phases runs when
  * one of them ran, so every dependency must be). A phase without dependencies is dominated by none.
  */
-export function dominates(phases: readonly Phase[], by: string, name: string, seen = new Set<string>()): boolean {
+function dominates(phases: readonly Phase[], by: string, name: string, seen = new Set<string>()): boolean {
   const p = phases.find((x) => x.name === name);
   if (!p || p.dependsOn.length === 0 || seen.has(name)) return false;
   seen.add(name);

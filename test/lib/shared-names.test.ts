@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { declaresDataFields } from '../../lambdas/core/answer.js';
 import { REJECTED_ERROR } from '../../lambdas/core/approvals.js';
 import {
   AGENT_OUTPUTS,
@@ -30,6 +31,7 @@ import {
   phaseKey,
 } from '../../lib/workflow/index.js';
 import {
+  declaredDataFields,
   DEFAULT_FAIL_ON as LOAD_FAIL_ON,
   DEFAULT_INLINE_MIN_SEVERITY as LOAD_INLINE_MIN_SEVERITY,
   DEFAULT_MAX_INLINE_COMMENTS as LOAD_MAX_INLINE_COMMENTS,
@@ -134,6 +136,19 @@ describe('shared names between the compiler and the Lambdas', () => {
     expect(LOAD_MAX_ITERATIONS).toBe(CORE_MAX_ITERATIONS);
     // Aggregate finds a phase's results under the key the compiler keeps them at.
     for (const name of ['order-status', 'refund.v2', 'a b', 'plain_name']) expect(stateKey(name)).toBe(phaseKey(name));
+  });
+
+  it('reads an answer agent\'s "Data fields:" line the same in the workflow loader and the Lambdas', () => {
+    const prompts = [
+      'Answer billing questions.\nData fields: refund_usd (number), order_id (string)',
+      '  Data fields: verdict (pass|fail)',
+      'Data fields:\nrefund_usd (number)', // the fields must be on the line itself
+      'Data fields:   ',
+      'No data here.',
+      'data fields: lower_case (number)',
+    ];
+    for (const p of prompts) expect(declaredDataFields(p) !== undefined, p).toBe(declaresDataFields(p));
+    expect(declaredDataFields(prompts[0] as string)).toEqual(['refund_usd', 'order_id']);
   });
 
   it('has the same inline review defaults in the workflow loader and the Lambdas', () => {
