@@ -296,6 +296,56 @@ describe('Class: BudgetPool under faults (review findings)', () => {
   });
 });
 
+describe('Class: ModelGateway breaker read beside the slot', () => {
+  /** Delays the rate-limit store's answer by `ms` (its writes are sent at once). */
+  async function slowSlot(ms: number): Promise<() => void> {
+    const store = (await import('../../../lambdas/adapters/gateway-store.js')).DynamoRateLimitStore.prototype;
+    const acquire = store.acquire;
+    store.acquire = async function (this: unknown, ...args: Parameters<typeof acquire>) {
+      const r = await acquire.apply(this as never, args);
+      await new Promise((ok) => setTimeout(ok, ms));
+      return r;
+    };
+    return () => {
+      store.acquire = acquire;
+    };
+  }
+
+  it('does not read the breaker again when its slot was taken by its first write, however late that write answers', async () => {
+    const g = await gateway();
+    await g.gateway.complete(call()); // the bucket exists: the next slot is one write
+    const seen = countRequests(g);
+    const restore = await slowSlot(40);
+    try {
+      await g.gateway.complete(call());
+    } finally {
+      restore();
+    }
+    expect(seen.list.filter((op) => op === 'BatchGetItem' || op === 'GetItem')).toEqual(['BatchGetItem']);
+  });
+
+  it('reads the breaker again before the call when its slot came after a refill (round trips after the read)', async () => {
+    // One request a minute: the bucket is empty after the first call; the second call's first write
+    // is refused, and its slot comes after a refill (forced by moving the refill time back).
+    const g = await gateway({ config: { rateLimits: { bedrock: { requestsPerMinute: 1, maxConcurrency: 20 } } } });
+    await g.gateway.complete(call());
+    const { UpdateCommand } = await import('@aws-sdk/lib-dynamodb');
+    await g.table.doc.send(
+      new UpdateCommand({
+        TableName: LOCAL_TABLE,
+        Key: { pk: 'RATE#bedrock', sk: 'RATE' },
+        UpdateExpression: 'SET refilledAt = :past',
+        ExpressionAttributeValues: { ':past': Date.now() - 120_000 },
+      }),
+    );
+    const seen = countRequests(g);
+    await g.gateway.complete(call());
+    // The cache and breaker read beside the slot, the bucket's read (its first write was refused),
+    // then the breaker read again before the call (alone: one GetItem).
+    expect(seen.list.filter((op) => op === 'BatchGetItem' || op === 'GetItem')).toEqual(['BatchGetItem', 'GetItem', 'GetItem']);
+  });
+});
+
 describe('Class: ModelGateway breaker on every try', () => {
   it('sheds load: 90 callers at once against a Bedrock answering 503 send at most threshold + concurrency requests', async () => {
     // 30 runs × 3 agents arriving together; 20 calls in flight at most; the breaker opens at 5 failures.

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { kindOf, redactAnswer, redactSecrets } from '../../../lambdas/core/redact.js';
+import { kindOf, redactAnswer, redactSecrets, redactTexts } from '../../../lambdas/core/redact.js';
 import { isSecretValue, shannonEntropy } from '../../../lambdas/core/secrets/allow.js';
 import { secretsCorpus } from '../../fixtures/secrets/corpus.js';
 
@@ -150,6 +150,34 @@ describe('Function: redactSecrets', () => {
 
   it('returns empty text unchanged', async () => {
     expect(await redactSecrets('')).toEqual({ text: '', count: 0, secrets: [] });
+  });
+});
+
+describe('Function: redactTexts', () => {
+  it('gives every text of the whole corpus, linted together, what redactSecrets gives it alone', async () => {
+    const { secrets, lookAlikes } = secretsCorpus();
+    // Raw and as added diff lines, secrets beside look-alikes, with empty texts between some.
+    const texts = [...secrets.map((s) => s.text), ...lookAlikes.map((l) => l.text), '', ...secrets.map((s) => added(s.text))];
+    texts.splice(7, 0, '');
+    // Act
+    const together = await redactTexts(texts);
+    const alone = await Promise.all(texts.map((t) => redactSecrets(t)));
+    // Assess
+    expect(together).toEqual(alone);
+    expect(together.reduce((n, r) => n + r.count, 0)).toBeGreaterThan(secrets.length);
+  });
+
+  it('lints a text alone again when a finding reaches over the line between two texts', async () => {
+    // A PEM block cut between two texts: one secretlint finding over both in the joined text.
+    const pem = secretsCorpus().secrets.find((s) => s.text.includes('-----BEGIN') && s.text.includes('PRIVATE KEY'));
+    expect(pem).toBeDefined();
+    const text = pem?.text ?? '';
+    const cut = text.indexOf('\n', text.indexOf('-----BEGIN')) + 1;
+    const parts = [text.slice(0, cut), text.slice(cut), 'key = "plain words"'];
+    // Act
+    const together = await redactTexts(parts);
+    // Assess
+    expect(together).toEqual(await Promise.all(parts.map((t) => redactSecrets(t))));
   });
 });
 
