@@ -160,7 +160,8 @@ export async function redactTexts(texts: readonly string[]): Promise<Redaction[]
     const touched = spans.flatMap((s, i) => (h.start < s.end + TEXTS_SEPARATOR.length && h.end > s.start ? [i] : []));
     const [i] = touched;
     const span = i === undefined ? undefined : spans[i];
-    if (touched.length === 1 && span && h.end <= span.end) hits[i as number]?.push({ ...h, start: h.start - span.start, end: h.end - span.start });
+    if (touched.length === 1 && span && h.end <= span.end)
+      hits[i as number]?.push({ ...h, start: h.start - span.start, end: h.end - span.start });
     else for (const j of touched) alone.add(j);
   }
   return Promise.all(
