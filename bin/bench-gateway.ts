@@ -227,7 +227,8 @@ async function burstBench(record: Record_): Promise<void> {
 
 /** Every gateway figure: see the module docstring. */
 export async function gatewayBenches(record: Record_): Promise<void> {
-  await overheadBench(record, 'dynalite in-process', await startLocalTable());
+  // The local runtime's table: dynalite in this process, its requests handed over without a socket.
+  await overheadBench(record, 'dynalite in process, no socket', await startLocalTable());
   // dynalite in a child process, like a remote table.
   const child = spawn(
     process.execPath,

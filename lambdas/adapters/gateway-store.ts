@@ -730,7 +730,7 @@ export class DynamoRateLimitStore implements RateLimitStore {
         }),
       );
     }
-    if (await this.take(provider, member, limit.maxConcurrency)) return { ok: true, later: true };
+    if (await this.take(provider, member, limit.maxConcurrency)) return { ok: true };
     if (holders.length - expired.length >= limit.maxConcurrency) return { ok: false, reason: 'concurrency', waitMs: 50 };
     return { ok: false, reason: 'rate', waitMs: Math.max(1, Math.ceil((1 - Math.min(1, tokens)) / perMs)) };
   }

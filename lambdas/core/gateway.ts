@@ -110,11 +110,8 @@ export interface SlotHolder {
   readonly leaseUntilMs: number;
 }
 
-/**
- * The answer to a slot request: ok, or which limit is full and how long to wait before asking again (ms).
- * `later`: the first try was refused and the slot came after a refill or sweep (more round trips).
- */
-export type AcquireOutcome = { ok: true; later?: boolean } | { ok: false; reason: 'concurrency' | 'rate'; waitMs: number };
+/** The answer to a slot request: ok, or which limit is full and how long to wait before asking again (ms). */
+export type AcquireOutcome = { ok: true } | { ok: false; reason: 'concurrency' | 'rate'; waitMs: number };
 
 /** Provider rate limits kept in the table (`RATE#<provider>`): a token bucket and the set of calls in flight. */
 export interface RateLimitStore {
@@ -323,12 +320,19 @@ export class ModelGateway {
       // The cache lookup and the breaker read: one round trip for both. The rate-limit slot is asked
       // for at the same time (one try, no waiting), so a call that goes ahead has both after one
       // round trip; a cache hit or an open breaker gives it back.
-      const early = this.trySlot(model.provider, this.leaseFrom(call));
+      const slot = { asked: this.trySlot(model.provider, this.leaseFrom(call)), came: false };
+      void slot.asked.then(() => {
+        slot.came = true;
+      });
       const { hit, breaker } = await this.read(model, key);
+      // A slot that came after the read (its try had to refill or sweep) is as one that waited: the
+      // breaker is asked again before the call.
+      const afterRead = !slot.came;
+      const early = slot.asked;
       // A slot taken for a call that is not made goes back with its token.
       const giveBack = async () => {
-        const slot = await early;
-        if (slot) await this.deps.limits.leave(model.provider, slot.holder, { refund: true }).catch(() => undefined);
+        const holder = await early;
+        if (holder) await this.deps.limits.leave(model.provider, holder, { refund: true }).catch(() => undefined);
       };
       if (hit) {
         attempts.push({ provider: model.provider, model: model.alias, outcome: 'cache-hit', ms: this.clock() - t0 });
@@ -374,11 +378,8 @@ export class ModelGateway {
               )
               .catch(() => undefined)
           : Promise.resolve();
-      // A slot whose first write was refused came after a refill or sweep, round trips after the
-      // breaker was read: as one that waited, the breaker is asked again before the call. One taken
-      // by its first write was taken side by side with the read, which is as recent.
-      const slot = await early;
-      const taken = slot ? { holder: slot.holder, late: slot.later, used: false } : undefined;
+      const holder = await early;
+      const taken = holder ? { holder, late: afterRead, used: false } : undefined;
       let outcome: Awaited<ReturnType<ModelGateway['tryCandidate']>>;
       try {
         outcome = await this.tryCandidate(call, model, admission, dims, attempts, store, taken);
@@ -475,7 +476,7 @@ export class ModelGateway {
     dims: GatewayDimensions,
     attempts: Attempt[],
     store: (a: GatewayAnswer) => Promise<void>,
-    /** A slot taken already for the first try (`used` once a try took it); `late`: it came round trips after the breaker was read. */
+    /** A slot taken already for the first try (`used` once a try took it); `late`: it came after the breaker was read. */
     early: { readonly holder: SlotHolder; readonly late: boolean; used: boolean } | undefined,
   ): Promise<{ ok: true; answer: GatewayAnswer; latencyMs: number } | { ok: false; error: unknown; stop: boolean }> {
     const { retry, providerTimeoutSeconds } = this.deps.config;
@@ -718,14 +719,11 @@ export class ModelGateway {
   }
 
   /** One try for a slot of `provider` (no waiting). @returns the holder, or undefined when refused or the table failed (the call asks again) */
-  private async trySlot(
-    provider: ModelRef['provider'],
-    leaseFrom: (nowMs: number) => number,
-  ): Promise<{ holder: SlotHolder; later: boolean } | undefined> {
+  private async trySlot(provider: ModelRef['provider'], leaseFrom: (nowMs: number) => number): Promise<SlotHolder | undefined> {
     const limit: RateLimit = this.deps.config.rateLimits[provider] ?? DEFAULT_RATE_LIMITS[provider];
     const holder: SlotHolder = { id: this.newId(), leaseUntilMs: leaseFrom(this.clock()) };
     const r = await this.deps.limits.acquire(provider, holder, limit, this.clock()).catch(() => undefined);
-    return r?.ok ? { holder, later: r.later === true } : undefined;
+    return r?.ok ? holder : undefined;
   }
 
   /**

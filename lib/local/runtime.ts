@@ -3,7 +3,13 @@ import { linkSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } 
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
-import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, ResourceInUseException } from '@aws-sdk/client-dynamodb';
+import {
+  CreateTableCommand,
+  DescribeTableCommand,
+  DynamoDBClient,
+  type DynamoDBClientConfig,
+  ResourceInUseException,
+} from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
 import dynalite from 'dynalite';
@@ -76,6 +82,7 @@ import {
 } from '../workflow/index.js';
 import type { Workspace } from '../workspace.js';
 import { LocalApprovalNotifier, LocalTaskCallbacks } from './approvals.js';
+import { inProcessHandler, UNSIGNED } from './dynalite-handler.js';
 import { BatchedGitChangeSource, GitBatchReader } from './git-batch.js';
 import { type OfflineModelOptions, OfflineModelServer } from './offline-model.js';
 import { type ProgressError, ProgressTracker } from './progress.js';
@@ -404,10 +411,13 @@ export class LocalRuntime {
 
   /** Head files of the local repository through one `git cat-file --batch` (a process per file cost the event loop 10–30 ms each). */
   private readonly headReader: GitBatchReader;
+  /** The local repository's changes (it keeps the last diffs it listed). */
+  private git?: BatchedGitChangeSource;
 
   /** The local repository, or a forge's own source for the forges `changeSources` names. */
   private changeSource(): ChangeSource {
-    const git = new BatchedGitChangeSource(this.options.repoPath, this.headReader);
+    this.git ??= new BatchedGitChangeSource(this.options.repoPath, this.headReader);
+    const git = this.git;
     const of = (change: Change) => this.options.changeSources?.[forgeOf(change)] ?? git;
     return {
       listChangedFiles: (change) => of(change).listChangedFiles(change),
@@ -701,10 +711,17 @@ export async function startLocalTable(path?: string): Promise<LocalTable> {
     throw e;
   }
   const endpoint = `http://127.0.0.1:${(db.address() as AddressInfo).port}`;
-  return connectLocalTable(endpoint, async () => {
-    await new Promise<void>((ok) => db.close(() => ok()));
-    release();
-  });
+  // This process's clients give their requests to dynalite directly (no socket, no SigV4: see
+  // dynalite-handler.ts); other processes use the endpoint.
+  const inProcess = { requestHandler: inProcessHandler(db), ...UNSIGNED };
+  return connectLocalTable(
+    endpoint,
+    async () => {
+      await new Promise<void>((ok) => db.close(() => ok()));
+      release();
+    },
+    inProcess,
+  );
 }
 
 /** The owner file of a data folder: `{ pid, startedAt }` of the process that holds it. */
@@ -796,9 +813,14 @@ function processAlive(pid: number): boolean {
  * Connects to a DynamoDB-compatible endpoint (dynalite started elsewhere, e.g. in another process)
  * and creates the AgentFlow table there. `close` runs after the client is destroyed on `stop()`.
  */
-export async function connectLocalTable(endpoint: string, close: () => Promise<void> = async () => undefined): Promise<LocalTable> {
+export async function connectLocalTable(
+  endpoint: string,
+  close: () => Promise<void> = async () => undefined,
+  /** More client settings (startLocalTable: the in-process request handler). */
+  more: Partial<DynamoDBClientConfig> = {},
+): Promise<LocalTable> {
   const newClient = () =>
-    new DynamoDBClient({ endpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+    new DynamoDBClient({ endpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' }, ...more });
   const client = newClient();
   await createTable(client);
   return {
