@@ -508,7 +508,9 @@ export class ModelGateway {
       // flight to settle, the slot is given back meanwhile (others may use it) and taken again
       // afterwards, so neither lease has to outlast the wait.
       // Set when the budget must wait: a slot acquisition still polling stops at its next try.
-      const abandon = { set: false, waited: n === 1 && early?.late === true };
+      // The breaker was read beside the early slot's request: a first try without that slot (refused
+      // then) takes one later, as does a slot that came after the read — either reads it again.
+      const abandon = { set: false, waited: n === 1 && (early === undefined || early.late) };
       const takeEarly = n === 1 && early !== undefined;
       if (early && takeEarly) early.used = true;
       const firstSlot =
