@@ -8,6 +8,11 @@ import { assertSafeRef } from '../../lambdas/core/refs.js';
 /** Largest file read, as `GitChangeSource` reads it (`git cat-file blob` with its output buffer): larger reads as absent. */
 const MAX_FILE_BYTES = GIT_MAX_BUFFER;
 
+/** Diffs a {@link BatchedGitChangeSource} keeps (by commit pair). */
+const DIFFS_KEPT = 8;
+/** The most patch text (characters, all files) of a diff that is kept. */
+const DIFF_KEPT_CHARS = 4_000_000;
+
 /** A found object's header line: `<oid> <type> <size>`. */
 const HEADER = /^([0-9a-f]{40,64}) (\S+) (\d+)$/;
 
@@ -187,11 +192,29 @@ export class BatchedGitChangeSource implements ChangeSource {
     this.git = new GitChangeSource(repoPath);
   }
 
+  /**
+   * Diffs already listed, by resolved commit pair: commits do not change, so neither does the diff
+   * between two (a second workflow on the same push, a re-run, `review --full`). The last
+   * {@link DIFFS_KEPT} are kept, each up to {@link DIFF_KEPT_CHARS} of patch text.
+   */
+  private readonly diffs = new Map<string, ChangedFile[]>();
+
   async listChangedFiles(change: Change): Promise<ChangedFile[]> {
     const [base, head] = await Promise.all([this.reader.commit(change.baseSha), this.reader.commit(change.headSha)]);
     if (base && head) {
+      const key = `${base}...${head}`;
+      const kept = this.diffs.get(key);
+      // A copy: the caller may change what it is given.
+      if (kept) return structuredClone(kept);
       try {
-        return parseGitDiff(await git(this.repoPath, [...GIT_DIFF, '--merge-base', '--end-of-options', base, head], DIFF_MAX_BUFFER));
+        const files = parseGitDiff(
+          await git(this.repoPath, [...GIT_DIFF, '--merge-base', '--end-of-options', base, head], DIFF_MAX_BUFFER),
+        );
+        if (files.reduce((n, f) => n + f.patch.length, 0) <= DIFF_KEPT_CHARS) {
+          this.diffs.set(key, structuredClone(files));
+          if (this.diffs.size > DIFFS_KEPT) this.diffs.delete(this.diffs.keys().next().value as string);
+        }
+        return files;
       } catch {
         // GitChangeSource runs it step by step and says what is wrong.
       }

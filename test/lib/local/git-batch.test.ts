@@ -1,8 +1,15 @@
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { GitChangeSource } from '../../../lambdas/adapters/changes.js';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { GitChangeSource, git as runGit } from '../../../lambdas/adapters/changes.js';
+
+// Every git process BatchedGitChangeSource starts, counted (it runs as before).
+vi.mock('../../../lambdas/adapters/changes.js', async (importOriginal) => {
+  const original = await importOriginal<typeof import('../../../lambdas/adapters/changes.js')>();
+  return { ...original, git: vi.fn(original.git) };
+});
+
 import type { Change } from '../../../lambdas/core/contracts.js';
 import { freshRepo } from '../../../lib/local/example-repo.js';
 import { BatchedGitChangeSource, GitBatchReader } from '../../../lib/local/git-batch.js';
@@ -117,5 +124,26 @@ describe('GitBatchReader', () => {
       expect(want).not.toBe('resolved');
       expect(got, `${b}...${h}`).toBe(want);
     }
+  });
+
+  it('lists the diff of a commit pair once: a second listing is a copy of the first, with no git process', async () => {
+    const base = git('rev-parse', 'HEAD');
+    writeFileSync(join(dir, 'README.md'), '# Shop\n\nCached.\n');
+    git('commit', '-q', '-am', 'readme');
+    const tip = git('rev-parse', 'HEAD');
+    git('reset', '-q', '--hard', base);
+    const batched = new BatchedGitChangeSource(dir, reader);
+    const pair: Change = { ...change(tip), baseSha: base };
+    vi.mocked(runGit).mockClear();
+    // Act
+    const first = await batched.listChangedFiles(pair);
+    const diffs = vi.mocked(runGit).mock.calls.length;
+    (first[0] as { patch: string }).patch = 'changed by the caller';
+    const second = await batched.listChangedFiles(pair);
+    // Assess
+    expect(diffs).toBe(1);
+    expect(vi.mocked(runGit).mock.calls.length).toBe(1);
+    expect(second).toEqual(await new GitChangeSource(dir).listChangedFiles(pair));
+    expect(second.map((f) => f.path)).toEqual(['README.md']);
   });
 });
