@@ -1,4 +1,4 @@
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve, sep } from 'node:path';
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { ArtifactStore } from '../core/ports.js';
@@ -60,14 +60,31 @@ export class FsArtifactStore implements ArtifactStore {
     return JSON.parse(await this.getText(key));
   }
 
+  // Synchronous file calls: the local runtime runs every Lambda on one event loop, where each
+  // asynchronous call is several thread-pool round trips (mkdir, open, write, close) that a run's
+  // artifacts wait for one after another; an artifact is small and the page cache answers at once.
   async putText(key: string, text: string): Promise<string> {
     const p = this.pathOf(key);
-    await mkdir(dirname(p), { recursive: true });
-    await writeFile(p, text, 'utf8');
+    const folder = dirname(p);
+    if (!this.folders.has(folder)) {
+      mkdirSync(folder, { recursive: true });
+      this.folders.add(folder);
+    }
+    try {
+      writeFileSync(p, text, 'utf8');
+    } catch (e) {
+      // The folder was removed since (a cleared state folder): made again.
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      mkdirSync(folder, { recursive: true });
+      writeFileSync(p, text, 'utf8');
+    }
     return key;
   }
 
+  /** Folders made already (mkdir once per folder). */
+  private readonly folders = new Set<string>();
+
   async getText(key: string): Promise<string> {
-    return readFile(this.pathOf(key), 'utf8');
+    return readFileSync(this.pathOf(key), 'utf8');
   }
 }

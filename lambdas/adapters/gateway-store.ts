@@ -664,23 +664,31 @@ export class DynamoRateLimitStore implements RateLimitStore {
     return `${h.leaseUntilMs}~${h.id}`;
   }
 
-  private take(provider: string, member: string, max: number): Promise<boolean> {
-    return conditional(() =>
-      this.doc.send(
+  /** Takes a slot and a token, both or neither: the bucket as written (its last failure), or undefined when full. */
+  private async take(provider: string, member: string, max: number): Promise<AcquireOutcome | undefined> {
+    try {
+      const r = await this.doc.send(
         new UpdateCommand({
           TableName: this.table,
           Key: this.key(provider),
           UpdateExpression: 'ADD holders :h, tokens :minus',
           ConditionExpression: '(attribute_not_exists(holders) OR size(holders) < :max) AND tokens >= :one',
           ExpressionAttributeValues: { ':h': new Set([member]), ':max': max, ':minus': -1, ':one': 1 },
+          ReturnValues: 'ALL_NEW',
         }),
-      ),
-    );
+      );
+      const failedAt = r.Attributes?.lastFailureMs;
+      return failedAt === undefined ? { ok: true } : { ok: true, failedAtMs: num(failedAt) };
+    } catch (e) {
+      if (isConditionFailure(e)) return undefined;
+      throw e;
+    }
   }
 
   async acquire(provider: string, holder: SlotHolder, limit: RateLimit, nowMs: number): Promise<AcquireOutcome> {
     const member = this.member(holder);
-    if (await this.take(provider, member, limit.maxConcurrency)) return { ok: true };
+    const first = await this.take(provider, member, limit.maxConcurrency);
+    if (first) return first;
     const r = await this.doc.send(new GetCommand({ TableName: this.table, Key: this.key(provider), ConsistentRead: true }));
     const item = r.Item;
     const capacity = limit.requestsPerMinute;
@@ -730,7 +738,8 @@ export class DynamoRateLimitStore implements RateLimitStore {
         }),
       );
     }
-    if (await this.take(provider, member, limit.maxConcurrency)) return { ok: true };
+    const again = await this.take(provider, member, limit.maxConcurrency);
+    if (again) return again;
     if (holders.length - expired.length >= limit.maxConcurrency) return { ok: false, reason: 'concurrency', waitMs: 50 };
     return { ok: false, reason: 'rate', waitMs: Math.max(1, Math.ceil((1 - Math.min(1, tokens)) / perMs)) };
   }
@@ -740,17 +749,22 @@ export class DynamoRateLimitStore implements RateLimitStore {
     await this.doc.send(new UpdateCommand({ TableName: this.table, Key: this.key(provider), UpdateExpression: 'REMOVE holders' }));
   }
 
-  async leave(provider: string, holder: SlotHolder, o: { readonly refund?: boolean } = {}): Promise<void> {
+  async leave(provider: string, holder: SlotHolder, o: { readonly refund?: boolean; readonly failedAtMs?: number } = {}): Promise<void> {
     const member = this.member(holder);
+    const failed = o.failedAtMs !== undefined;
     await this.doc
       .send(
         new UpdateCommand({
           TableName: this.table,
           Key: this.key(provider),
-          UpdateExpression: `DELETE holders :h${o.refund ? ' ADD tokens :one' : ''}`,
+          UpdateExpression: `${failed ? 'SET lastFailureMs = :failed ' : ''}DELETE holders :h${o.refund ? ' ADD tokens :one' : ''}`,
           // Refunded only while the slot is still held (once).
           ...(o.refund ? { ConditionExpression: 'contains(holders, :member)' } : {}),
-          ExpressionAttributeValues: { ':h': new Set([member]), ...(o.refund ? { ':one': 1, ':member': member } : {}) },
+          ExpressionAttributeValues: {
+            ':h': new Set([member]),
+            ...(o.refund ? { ':one': 1, ':member': member } : {}),
+            ...(failed ? { ':failed': o.failedAtMs } : {}),
+          },
         }),
       )
       .catch((e: unknown) => {

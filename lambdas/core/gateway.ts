@@ -110,8 +110,12 @@ export interface SlotHolder {
   readonly leaseUntilMs: number;
 }
 
-/** The answer to a slot request: ok, or which limit is full and how long to wait before asking again (ms). */
-export type AcquireOutcome = { ok: true } | { ok: false; reason: 'concurrency' | 'rate'; waitMs: number };
+/**
+ * The answer to a slot request: ok, or which limit is full and how long to wait before asking again (ms).
+ * `failedAtMs`: when a call of the provider last failed and gave its slot back (epoch ms, as the
+ * slot's write read it; absent: never) — the gateway reads the breaker again when that is after its read.
+ */
+export type AcquireOutcome = { ok: true; failedAtMs?: number } | { ok: false; reason: 'concurrency' | 'rate'; waitMs: number };
 
 /** Provider rate limits kept in the table (`RATE#<provider>`): a token bucket and the set of calls in flight. */
 export interface RateLimitStore {
@@ -121,8 +125,11 @@ export interface RateLimitStore {
    * and sweeps abandoned holders when the first try is refused.
    */
   acquire(provider: string, holder: SlotHolder, limit: RateLimit, nowMs: number): Promise<AcquireOutcome>;
-  /** Gives a slot back; with `refund`, its token too (the call it was taken for was not made). */
-  leave(provider: string, holder: SlotHolder, o?: { readonly refund?: boolean }): Promise<void>;
+  /**
+   * Gives a slot back; with `refund`, its token too (the call it was taken for was not made); with
+   * `failedAtMs`, records that the call failed then (epoch ms; its failure counted by the breaker first).
+   */
+  leave(provider: string, holder: SlotHolder, o?: { readonly refund?: boolean; readonly failedAtMs?: number }): Promise<void>;
 }
 
 /** Names of the gateway's metrics (Powertools Metrics / EMF). */
@@ -320,19 +327,13 @@ export class ModelGateway {
       // The cache lookup and the breaker read: one round trip for both. The rate-limit slot is asked
       // for at the same time (one try, no waiting), so a call that goes ahead has both after one
       // round trip; a cache hit or an open breaker gives it back.
-      const slot = { asked: this.trySlot(model.provider, this.leaseFrom(call)), came: false };
-      void slot.asked.then(() => {
-        slot.came = true;
-      });
+      const early = this.trySlot(model.provider, this.leaseFrom(call));
+      const readAtMs = this.clock();
       const { hit, breaker } = await this.read(model, key);
-      // A slot that came after the read (its try had to refill or sweep) is as one that waited: the
-      // breaker is asked again before the call.
-      const afterRead = !slot.came;
-      const early = slot.asked;
       // A slot taken for a call that is not made goes back with its token.
       const giveBack = async () => {
-        const holder = await early;
-        if (holder) await this.deps.limits.leave(model.provider, holder, { refund: true }).catch(() => undefined);
+        const slot = await early;
+        if (slot) await this.deps.limits.leave(model.provider, slot.holder, { refund: true }).catch(() => undefined);
       };
       if (hit) {
         attempts.push({ provider: model.provider, model: model.alias, outcome: 'cache-hit', ms: this.clock() - t0 });
@@ -378,8 +379,14 @@ export class ModelGateway {
               )
               .catch(() => undefined)
           : Promise.resolve();
-      const holder = await early;
-      const taken = holder ? { holder, late: afterRead, used: false } : undefined;
+      // The read and the slot's write are served side by side: the slot may be one a failing call
+      // gave back after the read was served (its failure counted after the read). Such a slot says
+      // so (the provider's last failure, from its write), and the breaker is read again before the
+      // call; without a failure since the read (less a margin for callers' clocks), the read stands.
+      const slot = await early;
+      const taken = slot
+        ? { holder: slot.holder, late: (slot.failedAtMs ?? Number.NEGATIVE_INFINITY) >= readAtMs - CLOCK_MARGIN_MS, used: false }
+        : undefined;
       let outcome: Awaited<ReturnType<ModelGateway['tryCandidate']>>;
       try {
         outcome = await this.tryCandidate(call, model, admission, dims, attempts, store, taken);
@@ -476,7 +483,7 @@ export class ModelGateway {
     dims: GatewayDimensions,
     attempts: Attempt[],
     store: (a: GatewayAnswer) => Promise<void>,
-    /** A slot taken already for the first try (`used` once a try took it); `late`: it came after the breaker was read. */
+    /** A slot taken already for the first try (`used` once a try took it); `late`: a call failed and gave a slot back after the breaker was read. */
     early: { readonly holder: SlotHolder; readonly late: boolean; used: boolean } | undefined,
   ): Promise<{ ok: true; answer: GatewayAnswer; latencyMs: number } | { ok: false; error: unknown; stop: boolean }> {
     const { retry, providerTimeoutSeconds } = this.deps.config;
@@ -596,7 +603,8 @@ export class ModelGateway {
           reservation.release(),
           this.deps.breaker.onFailure(admission, model.provider, model.modelId, failureKind(e), short(e)).catch(() => false),
         ]);
-        await leave();
+        // The slot goes back saying the call failed: a caller that takes it reads the breaker again.
+        if (holder) await this.deps.limits.leave(model.provider, holder, { failedAtMs: this.clock() }).catch(() => undefined);
         if (opened) this.deps.metrics.record(dims, { BreakerOpened: 1 });
         if (e instanceof ProviderRejectedError) return { ok: false, error: e, stop: true };
         if (!isRetryable(e) || opened) break;
@@ -721,11 +729,14 @@ export class ModelGateway {
   }
 
   /** One try for a slot of `provider` (no waiting). @returns the holder, or undefined when refused or the table failed (the call asks again) */
-  private async trySlot(provider: ModelRef['provider'], leaseFrom: (nowMs: number) => number): Promise<SlotHolder | undefined> {
+  private async trySlot(
+    provider: ModelRef['provider'],
+    leaseFrom: (nowMs: number) => number,
+  ): Promise<{ holder: SlotHolder; failedAtMs: number | undefined } | undefined> {
     const limit: RateLimit = this.deps.config.rateLimits[provider] ?? DEFAULT_RATE_LIMITS[provider];
     const holder: SlotHolder = { id: this.newId(), leaseUntilMs: leaseFrom(this.clock()) };
     const r = await this.deps.limits.acquire(provider, holder, limit, this.clock()).catch(() => undefined);
-    return r?.ok ? holder : undefined;
+    return r?.ok ? { holder, failedAtMs: r.failedAtMs } : undefined;
   }
 
   /**
@@ -784,6 +795,13 @@ export class ModelGateway {
 
 /** A lease (budget hold, rate-limit slot) outlasts the longest call it guards by this much (ms). */
 export const LEASE_MARGIN_MS = 10_000;
+
+/**
+ * How far callers' clocks may disagree (ms): a failure recorded by another Lambda up to this long
+ * before a breaker read still makes the caller read again. Lambda clocks are kept by the Amazon Time
+ * Sync Service (well under 1 ms apart: "Amazon Time Sync Service", EC2 User Guide, read 2026-11-30).
+ */
+const CLOCK_MARGIN_MS = 2_000;
 
 /** A provider call is not started with less time than this before the deadline (ms). */
 export const MIN_CALL_MS = 1_000;

@@ -297,27 +297,49 @@ describe('Class: BudgetPool under faults (review findings)', () => {
 });
 
 describe('Class: ModelGateway breaker read beside the slot', () => {
-  // The read and the slot's write are served side by side: a slot given back by a failing call and
-  // taken by this one may be served after the read, so a slot that came after the read reads again.
-  it('reads the breaker again before the call when its slot came after a refill (round trips after the read)', async () => {
-    // One request a minute: the bucket is empty after the first call; the second call's first write
-    // is refused, and its slot comes after a refill (forced by moving the refill time back).
-    const g = await gateway({ config: { rateLimits: { bedrock: { requestsPerMinute: 1, maxConcurrency: 20 } } } });
-    await g.gateway.complete(call());
-    const { UpdateCommand } = await import('@aws-sdk/lib-dynamodb');
-    await g.table.doc.send(
-      new UpdateCommand({
-        TableName: LOCAL_TABLE,
-        Key: { pk: 'RATE#bedrock', sk: 'RATE' },
-        UpdateExpression: 'SET refilledAt = :past',
-        ExpressionAttributeValues: { ':past': Date.now() - 120_000 },
-      }),
-    );
+  // The read and the slot's write are served side by side: the slot may be one a failing call gave
+  // back after the read was served. The slot's write says when the provider last failed.
+
+  /** Delays the rate-limit store's answers by `ms` (its writes are served at once). */
+  async function slowSlot(ms: number): Promise<() => void> {
+    const store = (await import('../../../lambdas/adapters/gateway-store.js')).DynamoRateLimitStore.prototype;
+    const acquire = store.acquire;
+    store.acquire = async function (this: unknown, ...args: Parameters<typeof acquire>) {
+      const r = await acquire.apply(this as never, args);
+      await new Promise((ok) => setTimeout(ok, ms));
+      return r;
+    };
+    return () => {
+      store.acquire = acquire;
+    };
+  }
+
+  it('does not read the breaker again when no call failed since the read, however late its slot came', async () => {
+    const g = await gateway();
+    await g.gateway.complete(call()); // the bucket exists: the next slot is one write
     const seen = countRequests(g);
-    await g.gateway.complete(call());
-    // The cache and breaker read beside the slot, the bucket's read (its first write was refused),
-    // then the breaker read again before the call (alone: one GetItem).
-    expect(seen.list.filter((op) => op === 'BatchGetItem' || op === 'GetItem')).toEqual(['BatchGetItem', 'GetItem', 'GetItem']);
+    const restore = await slowSlot(40);
+    try {
+      await g.gateway.complete(call());
+    } finally {
+      restore();
+    }
+    expect(seen.list.filter((op) => op === 'BatchGetItem' || op === 'GetItem')).toEqual(['BatchGetItem']);
+  });
+
+  it('reads the breaker again before the call when a call failed and gave its slot back since the read', async () => {
+    const g = await gateway({
+      offline: { faults: { bedrock: 503 } },
+      config: { retry: { attemptsPerProvider: 1, baseDelayMs: 1, maxDelayMs: 2 } },
+    });
+    await expect(g.gateway.complete(call({ cache: false }))).rejects.toThrow();
+    const rate = (await g.table.doc.send(new GetCommand({ TableName: LOCAL_TABLE, Key: { pk: 'RATE#bedrock', sk: 'RATE' } }))).Item;
+    expect(Number(rate?.lastFailureMs)).toBeGreaterThan(Date.now() - 5_000);
+    g.server.setFaults({});
+    const seen = countRequests(g);
+    await g.gateway.complete(call({ cache: false }));
+    // The breaker read beside the slot (alone: no cache key), then again before the call.
+    expect(seen.list.filter((op) => op === 'BatchGetItem' || op === 'GetItem')).toEqual(['GetItem', 'GetItem']);
   });
 });
 
