@@ -82,7 +82,7 @@ import {
 } from '../workflow/index.js';
 import type { Workspace } from '../workspace.js';
 import { LocalApprovalNotifier, LocalTaskCallbacks } from './approvals.js';
-import { inProcessHandler, UNSIGNED } from './dynalite-handler.js';
+import { inProcessHandler, UNSIGNED, withoutUnusedSteps } from './dynalite-handler.js';
 import { BatchedGitChangeSource, GitBatchReader } from './git-batch.js';
 import { type OfflineModelOptions, OfflineModelServer } from './offline-model.js';
 import { type ProgressError, ProgressTracker } from './progress.js';
@@ -713,7 +713,7 @@ export async function startLocalTable(path?: string): Promise<LocalTable> {
   const endpoint = `http://127.0.0.1:${(db.address() as AddressInfo).port}`;
   // This process's clients give their requests to dynalite directly (no socket, no SigV4: see
   // dynalite-handler.ts); other processes use the endpoint.
-  const inProcess = { requestHandler: inProcessHandler(db), ...UNSIGNED };
+  const inProcess = { requestHandler: inProcessHandler(db), ...UNSIGNED, trim: withoutUnusedSteps };
   return connectLocalTable(
     endpoint,
     async () => {
@@ -816,11 +816,12 @@ function processAlive(pid: number): boolean {
 export async function connectLocalTable(
   endpoint: string,
   close: () => Promise<void> = async () => undefined,
-  /** More client settings (startLocalTable: the in-process request handler). */
-  more: Partial<DynamoDBClientConfig> = {},
+  /** More client settings (startLocalTable: the in-process request handler), and steps to leave out of each client. */
+  more: Partial<DynamoDBClientConfig> & { readonly trim?: (client: DynamoDBClient) => DynamoDBClient } = {},
 ): Promise<LocalTable> {
+  const { trim = (c: DynamoDBClient) => c, ...config } = more;
   const newClient = () =>
-    new DynamoDBClient({ endpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' }, ...more });
+    trim(new DynamoDBClient({ endpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' }, ...config }));
   const client = newClient();
   await createTable(client);
   return {
