@@ -68,6 +68,8 @@ export class FsArtifactStore implements ArtifactStore {
     const folder = dirname(p);
     if (!this.folders.has(folder)) {
       mkdirSync(folder, { recursive: true });
+      // A long-lived server makes folders for every run: the set is a cache, not a record.
+      if (this.folders.size >= 10_000) this.folders.clear();
       this.folders.add(folder);
     }
     try {

@@ -751,20 +751,30 @@ export class DynamoRateLimitStore implements RateLimitStore {
 
   async leave(provider: string, holder: SlotHolder, o: { readonly refund?: boolean; readonly failedAtMs?: number } = {}): Promise<void> {
     const member = this.member(holder);
-    const failed = o.failedAtMs !== undefined;
+    if (o.failedAtMs !== undefined) {
+      // The failure's time lands before the slot is free (a caller that takes it reads it), and
+      // only moves forward: a late write of an older failure does not hide a newer one.
+      await conditional(() =>
+        this.doc.send(
+          new UpdateCommand({
+            TableName: this.table,
+            Key: this.key(provider),
+            UpdateExpression: 'SET lastFailureMs = :failed',
+            ConditionExpression: 'attribute_not_exists(lastFailureMs) OR lastFailureMs < :failed',
+            ExpressionAttributeValues: { ':failed': o.failedAtMs },
+          }),
+        ),
+      );
+    }
     await this.doc
       .send(
         new UpdateCommand({
           TableName: this.table,
           Key: this.key(provider),
-          UpdateExpression: `${failed ? 'SET lastFailureMs = :failed ' : ''}DELETE holders :h${o.refund ? ' ADD tokens :one' : ''}`,
+          UpdateExpression: `DELETE holders :h${o.refund ? ' ADD tokens :one' : ''}`,
           // Refunded only while the slot is still held (once).
           ...(o.refund ? { ConditionExpression: 'contains(holders, :member)' } : {}),
-          ExpressionAttributeValues: {
-            ':h': new Set([member]),
-            ...(o.refund ? { ':one': 1, ':member': member } : {}),
-            ...(failed ? { ':failed': o.failedAtMs } : {}),
-          },
+          ExpressionAttributeValues: { ':h': new Set([member]), ...(o.refund ? { ':one': 1, ':member': member } : {}) },
         }),
       )
       .catch((e: unknown) => {

@@ -380,9 +380,9 @@ export class ModelGateway {
               .catch(() => undefined)
           : Promise.resolve();
       // The read and the slot's write are served side by side: the slot may be one a failing call
-      // gave back after the read was served (its failure counted after the read). Such a slot says
-      // so (the provider's last failure, from its write), and the breaker is read again before the
-      // call; without a failure since the read (less a margin for callers' clocks), the read stands.
+      // gave back after the read was served (its failure counted after the read). The slot's write
+      // returns the provider's last counted failure: when it is after the read (less a margin for
+      // callers' clocks), the breaker is read again before the call; otherwise the read stands.
       const slot = await early;
       const taken = slot
         ? { holder: slot.holder, late: (slot.failedAtMs ?? Number.NEGATIVE_INFINITY) >= readAtMs - CLOCK_MARGIN_MS, used: false }
@@ -603,8 +603,10 @@ export class ModelGateway {
           reservation.release(),
           this.deps.breaker.onFailure(admission, model.provider, model.modelId, failureKind(e), short(e)).catch(() => false),
         ]);
-        // The slot goes back saying the call failed: a caller that takes it reads the breaker again.
-        if (holder) await this.deps.limits.leave(model.provider, holder, { failedAtMs: this.clock() }).catch(() => undefined);
+        // A failure the breaker counts goes back with the slot: a caller that takes it reads the breaker again.
+        const counted = failureKind(e) !== 'ignored';
+        if (holder)
+          await this.deps.limits.leave(model.provider, holder, counted ? { failedAtMs: this.clock() } : {}).catch(() => undefined);
         if (opened) this.deps.metrics.record(dims, { BreakerOpened: 1 });
         if (e instanceof ProviderRejectedError) return { ok: false, error: e, stop: true };
         if (!isRetryable(e) || opened) break;
@@ -798,8 +800,9 @@ export const LEASE_MARGIN_MS = 10_000;
 
 /**
  * How far callers' clocks may disagree (ms): a failure recorded by another Lambda up to this long
- * before a breaker read still makes the caller read again. Lambda clocks are kept by the Amazon Time
- * Sync Service (well under 1 ms apart: "Amazon Time Sync Service", EC2 User Guide, read 2026-11-30).
+ * before a breaker read still makes the caller read again. AWS hosts keep time with the Amazon Time
+ * Sync Service (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/set-time.html), typically well
+ * within a millisecond; Lambda publishes no bound of its own, so the margin is generous.
  */
 const CLOCK_MARGIN_MS = 2_000;
 

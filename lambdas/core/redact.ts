@@ -79,27 +79,43 @@ function valueRanges(text: string, range: readonly [number, number], data: unkno
   return found.length > 0 ? found : [[range[0], range[1]]];
 }
 
-/** secretlint's findings as ranges; closing quotes a rule included are left out of the range. */
-async function secretlintHits(text: string): Promise<SecretHit[]> {
+/** One secretlint finding: the rule's whole match (`range`, in the text linted) and its message. */
+interface LintMessage {
+  range: readonly [number, number];
+  messageId: string;
+  data: unknown;
+}
+
+/** secretlint's findings in `text`, or undefined when secretlint failed on it. */
+async function secretlintMessages(text: string): Promise<LintMessage[] | undefined> {
   try {
     const result = await lintSource({
       source: { filePath: 'diff.txt', content: text, contentType: 'text' },
       options: { config: SECRETLINT_CONFIG, noPhysicFilePath: true, locale: 'en' },
     });
-    const hits: SecretHit[] = [];
-    for (const m of result.messages) {
-      const kind = kindOf(m.messageId);
-      for (let [start, end] of valueRanges(text, m.range, m.data)) {
-        while (end > start && /["'`\s,;]/.test(text[end - 1] ?? '')) end--;
-        if (end <= start || isAllowedValue(text.slice(start, end))) continue;
-        hits.push({ start, end, kind });
-      }
-    }
-    return hits;
+    return result.messages.map((m) => ({ range: m.range, messageId: m.messageId, data: m.data }));
   } catch {
-    // secretlint failing on odd input must not stop redaction: AgentFlow's own rules still run.
-    return [];
+    return undefined;
   }
+}
+
+/** `messages` (ranges in `text`) as the values' ranges; closing quotes a rule included are left out. */
+function hitsOf(text: string, messages: readonly LintMessage[]): SecretHit[] {
+  const hits: SecretHit[] = [];
+  for (const m of messages) {
+    const kind = kindOf(m.messageId);
+    for (let [start, end] of valueRanges(text, m.range, m.data)) {
+      while (end > start && /["'`\s,;]/.test(text[end - 1] ?? '')) end--;
+      if (end <= start || isAllowedValue(text.slice(start, end))) continue;
+      hits.push({ start, end, kind });
+    }
+  }
+  return hits;
+}
+
+/** secretlint's findings as ranges; none when secretlint fails on the text (AgentFlow's own rules still run). */
+async function secretlintHits(text: string): Promise<SecretHit[]> {
+  return hitsOf(text, (await secretlintMessages(text)) ?? []);
 }
 
 /**
@@ -139,35 +155,57 @@ export async function redactSecrets(text: string): Promise<Redaction> {
 const TEXTS_SEPARATOR = '\n\n';
 
 /**
- * {@link redactSecrets} on each of `texts`, with secretlint run once on all of them (its setup,
- * about 0.13 ms a call, is most of the cost of a short text). A finding that reaches across the
- * line between two texts (a rule matching over lines) is not used: each text it touches is linted
- * again on its own, so every text gets exactly what `redactSecrets` would give it (a test ties them
- * on the whole secrets corpus). Never throws.
+ * A text secretlint may judge as a whole: one that may be a JSON object (its GCP service-account
+ * rule parses the whole source, and reports the whole of it).
+ */
+const WHOLE_TEXT = /^\s*\{/;
+
+/**
+ * {@link redactSecrets} on each of `texts`, with secretlint run once on most of them (its setup,
+ * about 0.13 ms a call, is most of the cost of a short text). Each text gets what `redactSecrets`
+ * would give it alone (a test ties them on the whole secrets corpus):
+ * - a rule's match that reaches over the line between two texts (a name in one, a value in the
+ *   next; a block over lines) is not used: each text it touches is linted again on its own;
+ * - a finding's value is looked for in its own text only;
+ * - a text that may be a JSON object is linted on its own (a rule parses the whole source);
+ * - when secretlint fails on the joined texts, each is linted on its own.
+ * Never throws.
  * @returns one {@link Redaction} per text, in order
  */
 export async function redactTexts(texts: readonly string[]): Promise<Redaction[]> {
-  const spans: Array<{ start: number; end: number }> = [];
+  const together = texts.flatMap((t, i) => (t.length > 0 && !WHOLE_TEXT.test(t) ? [i] : []));
+  const spans = new Map<number, { start: number; end: number }>();
   let at = 0;
-  for (const t of texts) {
-    spans.push({ start: at, end: at + t.length });
-    at += t.length + TEXTS_SEPARATOR.length;
+  for (const i of together) {
+    const length = (texts[i] as string).length;
+    spans.set(i, { start: at, end: at + length });
+    at += length + TEXTS_SEPARATOR.length;
   }
-  const all = await secretlintHits(texts.join(TEXTS_SEPARATOR));
-  const hits: SecretHit[][] = texts.map(() => []);
-  const alone = new Set<number>();
-  for (const h of all) {
-    const touched = spans.flatMap((s, i) => (h.start < s.end + TEXTS_SEPARATOR.length && h.end > s.start ? [i] : []));
-    const [i] = touched;
-    const span = i === undefined ? undefined : spans[i];
-    if (touched.length === 1 && span && h.end <= span.end)
-      hits[i as number]?.push({ ...h, start: h.start - span.start, end: h.end - span.start });
-    else for (const j of touched) alone.add(j);
+  const joined = together.length > 1 ? await secretlintMessages(together.map((i) => texts[i]).join(TEXTS_SEPARATOR)) : undefined;
+  // Per text, the findings wholly inside it (ranges in the text), when the joined lint can be used for it.
+  const found = new Map<number, LintMessage[]>();
+  if (joined) {
+    for (const i of together) found.set(i, []);
+    for (const m of joined) {
+      const touched = together.filter((i) => {
+        const s = spans.get(i) as { start: number; end: number };
+        return m.range[0] < s.end + TEXTS_SEPARATOR.length && m.range[1] > s.start;
+      });
+      const i = touched[0];
+      const s = i === undefined ? undefined : spans.get(i);
+      if (touched.length === 1 && s && m.range[0] >= s.start && m.range[1] <= s.end) {
+        found.get(i as number)?.push({ ...m, range: [m.range[0] - s.start, m.range[1] - s.start] });
+      } else {
+        for (const j of touched) found.delete(j);
+      }
+    }
   }
   return Promise.all(
-    texts.map(async (t, i) =>
-      t.length === 0 ? { text: t, count: 0, secrets: [] } : redactWith(t, alone.has(i) ? await secretlintHits(t) : (hits[i] ?? [])),
-    ),
+    texts.map(async (t, i) => {
+      if (t.length === 0) return { text: t, count: 0, secrets: [] };
+      const mine = found.get(i);
+      return redactWith(t, mine ? hitsOf(t, mine) : await secretlintHits(t));
+    }),
   );
 }
 

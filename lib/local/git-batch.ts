@@ -193,31 +193,37 @@ export class BatchedGitChangeSource implements ChangeSource {
   }
 
   /**
-   * Diffs already listed, by resolved commit pair: commits do not change, so neither does the diff
-   * between two (a second workflow on the same push, a re-run, `review --full`). The last
-   * {@link DIFFS_KEPT} are kept, each up to {@link DIFF_KEPT_CHARS} of patch text.
+   * Diffs listed (or being listed), by resolved commit pair: commits do not change, so neither does
+   * the diff between two (a second workflow on the same push, a re-run, `review --full`). The
+   * {@link DIFFS_KEPT} used last are kept, each up to {@link DIFF_KEPT_CHARS} of patch text; callers
+   * asking for a pair being listed share that listing.
    */
-  private readonly diffs = new Map<string, ChangedFile[]>();
+  private readonly diffs = new Map<string, Promise<ChangedFile[] | undefined>>();
 
   async listChangedFiles(change: Change): Promise<ChangedFile[]> {
     const [base, head] = await Promise.all([this.reader.commit(change.baseSha), this.reader.commit(change.headSha)]);
     if (base && head) {
       const key = `${base}...${head}`;
-      const kept = this.diffs.get(key);
-      // A copy: the caller may change what it is given.
-      if (kept) return structuredClone(kept);
-      try {
-        const files = parseGitDiff(
-          await git(this.repoPath, [...GIT_DIFF, '--merge-base', '--end-of-options', base, head], DIFF_MAX_BUFFER),
+      let listing = this.diffs.get(key);
+      if (listing) {
+        // Used last: kept longest.
+        this.diffs.delete(key);
+      } else {
+        listing = git(this.repoPath, [...GIT_DIFF, '--merge-base', '--end-of-options', base, head], DIFF_MAX_BUFFER).then(
+          (out) => parseGitDiff(out),
+          // GitChangeSource runs it step by step and says what is wrong.
+          () => undefined,
         );
-        if (files.reduce((n, f) => n + f.patch.length, 0) <= DIFF_KEPT_CHARS) {
-          this.diffs.set(key, structuredClone(files));
-          if (this.diffs.size > DIFFS_KEPT) this.diffs.delete(this.diffs.keys().next().value as string);
-        }
-        return files;
-      } catch {
-        // GitChangeSource runs it step by step and says what is wrong.
       }
+      this.diffs.set(key, listing);
+      const files = await listing;
+      if (!files || files.reduce((n, f) => n + f.patch.length, 0) > DIFF_KEPT_CHARS) {
+        if (this.diffs.get(key) === listing) this.diffs.delete(key);
+      } else if (this.diffs.size > DIFFS_KEPT) {
+        this.diffs.delete(this.diffs.keys().next().value as string);
+      }
+      // A copy: the caller may change what it is given.
+      if (files) return structuredClone(files);
     }
     return this.git.listChangedFiles(change);
   }

@@ -263,26 +263,34 @@ export class LocalRuntime {
       throw e;
     });
     rt.table = table;
-    const doc = table.doc;
-    rt.runs = new DynamoRunStore(doc, LOCAL_TABLE);
-    const gw = createDynamoGateway({ doc, table: LOCAL_TABLE, providers: rt.providers, config: rt.gatewayConfig, metrics: rt.metrics });
-    rt.gateway = gw.gateway;
-    rt.ledger = gw.ledger;
-    rt.breakers = gw.breakers;
-    rt.approvals = new DynamoApprovalStore(doc, LOCAL_TABLE);
-    // Ingress has its own client (own sockets): its few requests never queue behind the runs' requests.
-    rt.ingressClient = table.newClient();
-    rt.guard = new PowertoolsDeliveryGuard({ client: rt.ingressClient, table: LOCAL_TABLE });
-    rt.ingressRuns = new DynamoRunStore(DynamoDBDocumentClient.from(rt.ingressClient), LOCAL_TABLE);
-    rt.changeLookup = new GitChangeLookup(options.repoPath, async (repository, number) => {
-      const run = (await rt.runs.list(200)).find((r) => r.repository === repository && r.number === number);
-      if (!run) return undefined;
-      const ctx = ContextArtifactSchema.safeParse(await rt.artifacts.getJson(`runs/${run.runId}/context.json`).catch(() => undefined));
-      return ctx.success ? ctx.data.change : undefined;
-    });
-    rt.notifier = new LocalApprovalNotifier(options.print ?? ((l) => console.log(l)), join(options.stateDir, 'slack-outbox.jsonl'));
-    // This process now owns the folder (claimFolder): whatever a previous owner left running is gone.
-    if (persist) rt.recovered = await rt.reconcile();
+    try {
+      const doc = table.doc;
+      rt.runs = new DynamoRunStore(doc, LOCAL_TABLE);
+      const gw = createDynamoGateway({ doc, table: LOCAL_TABLE, providers: rt.providers, config: rt.gatewayConfig, metrics: rt.metrics });
+      rt.gateway = gw.gateway;
+      rt.ledger = gw.ledger;
+      rt.breakers = gw.breakers;
+      rt.approvals = new DynamoApprovalStore(doc, LOCAL_TABLE);
+      // Ingress has a client of its own (as its Lambda does in the cloud).
+      rt.ingressClient = table.newClient();
+      rt.guard = new PowertoolsDeliveryGuard({ client: rt.ingressClient, table: LOCAL_TABLE });
+      rt.ingressRuns = new DynamoRunStore(DynamoDBDocumentClient.from(rt.ingressClient), LOCAL_TABLE);
+      rt.changeLookup = new GitChangeLookup(options.repoPath, async (repository, number) => {
+        const run = (await rt.runs.list(200)).find((r) => r.repository === repository && r.number === number);
+        if (!run) return undefined;
+        const ctx = ContextArtifactSchema.safeParse(await rt.artifacts.getJson(`runs/${run.runId}/context.json`).catch(() => undefined));
+        return ctx.success ? ctx.data.change : undefined;
+      });
+      rt.notifier = new LocalApprovalNotifier(options.print ?? ((l) => console.log(l)), join(options.stateDir, 'slack-outbox.jsonl'));
+      // This process now owns the folder (claimFolder): whatever a previous owner left running is gone.
+      if (persist) rt.recovered = await rt.reconcile();
+    } catch (e) {
+      // Nothing started may outlive the error (the table and the model server would keep the process alive).
+      rt.ingressClient?.destroy();
+      await table.stop().catch(() => undefined);
+      await rt.offline?.stop().catch(() => undefined);
+      throw e;
+    }
     return rt;
   }
 
@@ -686,7 +694,7 @@ export interface LocalTable {
   readonly doc: DynamoDBDocumentClient;
   readonly client: DynamoDBClient;
   readonly endpoint: string;
-  /** Another client for the same table, with its own connections (destroy it before `stop`). */
+  /** Another client for the same table (its own middleware stack and settings; destroy it before `stop`). */
   newClient(): DynamoDBClient;
   stop(): Promise<void>;
 }
@@ -713,14 +721,16 @@ export async function startLocalTable(path?: string): Promise<LocalTable> {
   const endpoint = `http://127.0.0.1:${(db.address() as AddressInfo).port}`;
   // This process's clients give their requests to dynalite directly (no socket, no SigV4: see
   // dynalite-handler.ts); other processes use the endpoint.
-  const inProcess = { requestHandler: inProcessHandler(db), ...UNSIGNED, trim: withoutUnusedSteps };
+  const local = inProcessHandler(db);
   return connectLocalTable(
     endpoint,
     async () => {
+      // Requests still in flight (an execution's background bookkeeping) end first; later ones fail.
+      await local.close();
       await new Promise<void>((ok) => db.close(() => ok()));
       release();
     },
-    inProcess,
+    { requestHandler: local.requestHandler, ...UNSIGNED, trim: withoutUnusedSteps },
   );
 }
 

@@ -343,6 +343,26 @@ describe('Class: ModelGateway breaker read beside the slot', () => {
   });
 });
 
+describe('Class: DynamoRateLimitStore failures', () => {
+  it('records a failing call before its slot is free, and never moves the last failure back in time', async () => {
+    const g = await gateway();
+    const { DynamoRateLimitStore } = await import('../../../lambdas/adapters/gateway-store.js');
+    const limits = new DynamoRateLimitStore(g.table.doc, LOCAL_TABLE);
+    const limit = { requestsPerMinute: 100, maxConcurrency: 2 };
+    const a = { id: 'a', leaseUntilMs: Date.now() + 60_000 };
+    const b = { id: 'b', leaseUntilMs: Date.now() + 60_000 };
+    expect(await limits.acquire('bedrock', a, limit, Date.now())).toEqual({ ok: true });
+    expect(await limits.acquire('bedrock', b, limit, Date.now())).toEqual({ ok: true });
+    // b's newer failure lands first; a's older one, late, does not replace it.
+    await limits.leave('bedrock', b, { failedAtMs: 5_000 });
+    await limits.leave('bedrock', a, { failedAtMs: 3_000 });
+    const c = { id: 'c', leaseUntilMs: Date.now() + 60_000 };
+    expect(await limits.acquire('bedrock', c, limit, Date.now())).toEqual({ ok: true, failedAtMs: 5_000 });
+    const rate = (await g.table.doc.send(new GetCommand({ TableName: LOCAL_TABLE, Key: { pk: 'RATE#bedrock', sk: 'RATE' } }))).Item;
+    expect([...((rate?.holders as Set<string> | undefined) ?? [])]).toHaveLength(1);
+  });
+});
+
 describe('Class: ModelGateway breaker on every try', () => {
   it('sheds load: 90 callers at once against a Bedrock answering 503 send at most threshold + concurrency requests', async () => {
     // 30 runs × 3 agents arriving together; 20 calls in flight at most; the breaker opens at 5 failures.

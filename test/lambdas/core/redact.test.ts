@@ -167,17 +167,34 @@ describe('Function: redactTexts', () => {
     expect(together.reduce((n, r) => n + r.count, 0)).toBeGreaterThan(secrets.length);
   });
 
-  it('lints a text alone again when a finding reaches over the line between two texts', async () => {
-    // A PEM block cut between two texts: one secretlint finding over both in the joined text.
-    const pem = secretsCorpus().secrets.find((s) => s.text.includes('-----BEGIN') && s.text.includes('PRIVATE KEY'));
-    expect(pem).toBeDefined();
-    const text = pem?.text ?? '';
-    const cut = text.indexOf('\n', text.indexOf('-----BEGIN')) + 1;
-    const parts = [text.slice(0, cut), text.slice(cut), 'key = "plain words"'];
+  it('lints texts alone again when a rule matches over the line between them, and finds values in their own text', async () => {
+    const { secrets } = secretsCorpus();
+    // A name at the end of one text and a 40-character value at the start of the next: one AWS
+    // secret-key finding over both when joined; alone, neither text holds a secret.
+    const split = ['export AWS_SECRET_ACCESS_KEY=', 'Zq8vT3kP1mN9xR2wY7bL4cH6jF0sD5gA8eU3iO1q'];
+    // A PEM block cut after its first line.
+    const pem = secrets.find((x) => /-----BEGIN [A-Z ]*PRIVATE KEY-----\r?\n/.test(x.text))?.text ?? '';
+    const cut = pem.search(/PRIVATE KEY-----\r?\n/) + 'PRIVATE KEY-----\n'.length;
+    expect(cut).toBeGreaterThan('PRIVATE KEY-----\n'.length);
+    expect(cut).toBeLessThan(pem.length);
+    // A GCP service-account JSON: secretlint's rule parses the whole text.
+    const gcp = JSON.stringify(
+      {
+        type: 'service_account',
+        project_id: 'shop-apps',
+        private_key_id: '5c8f1e2d9a7b3c4e6f0a1b2c3d4e5f6a7b8c9d0e',
+        private_key: pem,
+        client_email: 'ci@shop-apps.iam.gserviceaccount.com',
+      },
+      null,
+      2,
+    );
+    const texts = ['intro', ...split, 'between', pem.slice(0, cut), pem.slice(cut), gcp, 'after'];
     // Act
-    const together = await redactTexts(parts);
+    const together = await redactTexts(texts);
     // Assess
-    expect(together).toEqual(await Promise.all(parts.map((t) => redactSecrets(t))));
+    expect(together).toEqual(await Promise.all(texts.map((t) => redactSecrets(t))));
+    expect(together[2]?.count).toBe(0);
   });
 });
 

@@ -126,7 +126,7 @@ describe('GitBatchReader', () => {
     }
   });
 
-  it('lists the diff of a commit pair once: a second listing is a copy of the first, with no git process', async () => {
+  it('lists the diff of a commit pair once: later listings are copies, with no git process, and two at once share it', async () => {
     const base = git('rev-parse', 'HEAD');
     writeFileSync(join(dir, 'README.md'), '# Shop\n\nCached.\n');
     git('commit', '-q', '-am', 'readme');
@@ -140,10 +140,19 @@ describe('GitBatchReader', () => {
     const diffs = vi.mocked(runGit).mock.calls.length;
     (first[0] as { patch: string }).patch = 'changed by the caller';
     const second = await batched.listChangedFiles(pair);
+    (second[0] as { patch: string }).patch = 'changed again';
+    const third = await batched.listChangedFiles(pair);
+    const calls = vi.mocked(runGit).mock.calls.length;
+    // Two at once, on a source that has not listed the pair yet, share one listing.
+    const fresh = new BatchedGitChangeSource(dir, reader);
+    const [, fourth] = await Promise.all([fresh.listChangedFiles(pair), fresh.listChangedFiles(pair)]);
     // Assess
     expect(diffs).toBe(1);
-    expect(vi.mocked(runGit).mock.calls.length).toBe(1);
-    expect(second).toEqual(await new GitChangeSource(dir).listChangedFiles(pair));
-    expect(second.map((f) => f.path)).toEqual(['README.md']);
+    expect(calls).toBe(1);
+    expect(vi.mocked(runGit).mock.calls.length).toBe(2);
+    const plain = await new GitChangeSource(dir).listChangedFiles(pair);
+    expect(third).toEqual(plain);
+    expect(fourth).toEqual(plain);
+    expect(third?.map((f) => f.path)).toEqual(['README.md']);
   });
 });
