@@ -499,8 +499,9 @@ export class BudgetPool {
     this.closed = true;
     // Calls still in flight settle on their holds first (else their cost would miss the settlement).
     while (this.inFlight > 0) await new Promise<void>((r) => this.idle.push(r));
-    await this.drain();
-    await Promise.all(this.holds.splice(0).map((h) => this.settle(h)));
+    // Each hold is settled once its own charges have landed, beside the rest of the bookkeeping
+    // (costs added to the scopes without a limit, breaker counts, slot releases), which it does not need.
+    await Promise.all([this.drain(), ...this.holds.splice(0).map((h) => this.settle(h))]);
   }
 
   private ticket(h: PoolHold, estimateMicro: number): CallHold {

@@ -389,7 +389,7 @@ export class ModelGateway {
         : undefined;
       let outcome: Awaited<ReturnType<ModelGateway['tryCandidate']>>;
       try {
-        outcome = await this.tryCandidate(call, model, admission, dims, attempts, store, taken);
+        outcome = await this.tryCandidate(call, model, admission, dims, attempts, store, taken, readAtMs);
       } finally {
         // The first try did not start (no time left, an error before it): the early slot goes back.
         if (taken && !taken.used) await this.deps.limits.leave(model.provider, taken.holder, { refund: true }).catch(() => undefined);
@@ -485,6 +485,8 @@ export class ModelGateway {
     store: (a: GatewayAnswer) => Promise<void>,
     /** A slot taken already for the first try (`used` once a try took it); `late`: a call failed and gave a slot back after the breaker was read. */
     early: { readonly holder: SlotHolder; readonly late: boolean; used: boolean } | undefined,
+    /** When the breaker was read for the first try (epoch ms). */
+    readAtMs: number,
   ): Promise<{ ok: true; answer: GatewayAnswer; latencyMs: number } | { ok: false; error: unknown; stop: boolean }> {
     const { retry, providerTimeoutSeconds } = this.deps.config;
     let tries = first.kind === 'probe' ? 1 : retry.attemptsPerProvider;
@@ -515,9 +517,9 @@ export class ModelGateway {
       // flight to settle, the slot is given back meanwhile (others may use it) and taken again
       // afterwards, so neither lease has to outlast the wait.
       // Set when the budget must wait: a slot acquisition still polling stops at its next try.
-      // The breaker was read beside the early slot's request: a first try without that slot (refused
-      // then) takes one later, as does a slot that came after the read — either reads it again.
-      const abandon = { set: false, waited: n === 1 && (early === undefined || early.late) };
+      // `waited`: the try waited for a slot (or its slot says a call failed since the breaker was
+      // read): it reads the breaker again. `failedAtMs`: what the slot it took says of the last failure.
+      const abandon: { set: boolean; waited: boolean; failedAtMs?: number } = { set: false, waited: n === 1 && early?.late === true };
       const takeEarly = n === 1 && early !== undefined;
       if (early && takeEarly) early.used = true;
       const firstSlot =
@@ -549,7 +551,11 @@ export class ModelGateway {
         return { ok: false, error: e, stop: budget.status === 'rejected' };
       }
       const reservation = budget.value;
-      if ((n > 1 || abandon.waited) && admission.kind === 'closed') {
+      // A first try whose early slot was refused took one without waiting: as the early slot, it
+      // reads the breaker again when that slot says a call failed since the read.
+      const failedSinceRead =
+        n === 1 && early === undefined && (abandon.failedAtMs ?? Number.NEGATIVE_INFINITY) >= readAtMs - CLOCK_MARGIN_MS;
+      if ((n > 1 || abandon.waited || failedSinceRead) && admission.kind === 'closed') {
         // A retry, or a try that waited for a slot, asks the breaker again once it holds the slot:
         // calls that failed meanwhile may have opened it.
         let again: Admission;
@@ -753,7 +759,7 @@ export class ModelGateway {
     id: string,
     leaseFrom: (nowMs: number) => number,
     deadlineMs: number,
-    abandon: { readonly set: boolean; waited?: boolean } = { set: false },
+    abandon: { readonly set: boolean; waited?: boolean; failedAtMs?: number } = { set: false },
   ): Promise<SlotHolder | undefined> {
     const limit: RateLimit = this.deps.config.rateLimits[provider] ?? DEFAULT_RATE_LIMITS[provider];
     for (;;) {
@@ -765,7 +771,10 @@ export class ModelGateway {
       } catch (e) {
         throw new BudgetUnavailableError(`gateway table unavailable (rate limit), no call was made: ${(e as Error).message}`, { cause: e });
       }
-      if (r.ok) return holder;
+      if (r.ok) {
+        abandon.failedAtMs = r.failedAtMs;
+        return holder;
+      }
       const wait = r.waitMs * (1 + this.random());
       if (this.clock() + wait >= deadlineMs) {
         const what = r.reason === 'rate' ? `${limit.requestsPerMinute} requests per minute` : `${limit.maxConcurrency} calls in flight`;
