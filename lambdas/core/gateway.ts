@@ -49,8 +49,8 @@ import { requestTokens, TOKENIZER_OF, type TokenizerFamily } from './tokenizer.j
  *    cheaper candidate or ends with `BudgetExceededError`;
  * 5. calls the provider with a timeout; on a retryable error retries with exponential backoff and
  *    full jitter while time is left, asking the breaker again before every retry (and before a
- *    try that waited for its slot), so callers admitted before it opened stop sending; then moves
- *    to the next candidate;
+ *    try that waited for its slot, or whose slot says a call failed since the read), so callers
+ *    admitted before it opened stop sending; then moves to the next candidate;
  * 6. settles the budget to the actual cost, counts the breaker outcome, gives the slot back, stores
  *    the answer in the cache and emits metrics — after the answer has returned, for a call on a
  *    pool (`pool.close()` waits for it), before it otherwise.
@@ -379,14 +379,10 @@ export class ModelGateway {
               )
               .catch(() => undefined)
           : Promise.resolve();
-      // The read and the slot's write are served side by side: the slot may be one a failing call
-      // gave back after the read was served (its failure counted after the read). The slot's write
-      // returns the provider's last counted failure: when it is after the read (less a margin for
-      // callers' clocks), the breaker is read again before the call; otherwise the read stands.
+      // The read and the slot's write are served side by side; what the slot says of the provider's
+      // last failure decides whether the read stands (tryCandidate).
       const slot = await early;
-      const taken = slot
-        ? { holder: slot.holder, late: (slot.failedAtMs ?? Number.NEGATIVE_INFINITY) >= readAtMs - CLOCK_MARGIN_MS, used: false }
-        : undefined;
+      const taken = slot ? { ...slot, used: false } : undefined;
       let outcome: Awaited<ReturnType<ModelGateway['tryCandidate']>>;
       try {
         outcome = await this.tryCandidate(call, model, admission, dims, attempts, store, taken, readAtMs);
@@ -483,8 +479,8 @@ export class ModelGateway {
     dims: GatewayDimensions,
     attempts: Attempt[],
     store: (a: GatewayAnswer) => Promise<void>,
-    /** A slot taken already for the first try (`used` once a try took it); `late`: a call failed and gave a slot back after the breaker was read. */
-    early: { readonly holder: SlotHolder; readonly late: boolean; used: boolean } | undefined,
+    /** A slot taken already for the first try (`used` once a try took it), with what its write said of the provider's last failure. */
+    early: { readonly holder: SlotHolder; readonly failedAtMs: number | undefined; used: boolean } | undefined,
     /** When the breaker was read for the first try (epoch ms). */
     readAtMs: number,
   ): Promise<{ ok: true; answer: GatewayAnswer; latencyMs: number } | { ok: false; error: unknown; stop: boolean }> {
@@ -517,9 +513,8 @@ export class ModelGateway {
       // flight to settle, the slot is given back meanwhile (others may use it) and taken again
       // afterwards, so neither lease has to outlast the wait.
       // Set when the budget must wait: a slot acquisition still polling stops at its next try.
-      // `waited`: the try waited for a slot (or its slot says a call failed since the breaker was
-      // read): it reads the breaker again. `failedAtMs`: what the slot it took says of the last failure.
-      const abandon: { set: boolean; waited: boolean; failedAtMs?: number } = { set: false, waited: n === 1 && early?.late === true };
+      // `waited`: the try waited for a slot. `failedAtMs`: what the slot it took says of the last failure.
+      const abandon: { set: boolean; waited: boolean; failedAtMs?: number } = { set: false, waited: false };
       const takeEarly = n === 1 && early !== undefined;
       if (early && takeEarly) early.used = true;
       const firstSlot =
@@ -542,7 +537,8 @@ export class ModelGateway {
           slotError = e;
         }
       }
-      const leave = () => (holder ? this.deps.limits.leave(model.provider, holder).catch(() => undefined) : undefined);
+      const leave = (o?: { failedAtMs: number }) =>
+        holder ? this.deps.limits.leave(model.provider, holder, o).catch(() => undefined) : undefined;
       if (!holder || budget.status === 'rejected') {
         await Promise.all([leave(), budget.status === 'fulfilled' ? budget.value.release() : undefined]);
         // A budget refusal stops the call; a full rate limit moves on to the next candidate.
@@ -551,13 +547,15 @@ export class ModelGateway {
         return { ok: false, error: e, stop: budget.status === 'rejected' };
       }
       const reservation = budget.value;
-      // A first try whose early slot was refused took one without waiting: as the early slot, it
-      // reads the breaker again when that slot says a call failed since the read.
-      const failedSinceRead =
-        n === 1 && early === undefined && (abandon.failedAtMs ?? Number.NEGATIVE_INFINITY) >= readAtMs - CLOCK_MARGIN_MS;
+      // The first try's breaker read was taken beside its early slot's request. Its slot — the early
+      // one, or one taken later without waiting — returns the provider's last counted failure: when
+      // that is after the read (less a margin for callers' clocks), a failing call may have given
+      // the slot back after the read was served, and the breaker is read again.
+      const slotFailedAtMs = takeEarly ? early?.failedAtMs : abandon.failedAtMs;
+      const failedSinceRead = n === 1 && (slotFailedAtMs ?? Number.NEGATIVE_INFINITY) >= readAtMs - CLOCK_MARGIN_MS;
       if ((n > 1 || abandon.waited || failedSinceRead) && admission.kind === 'closed') {
-        // A retry, or a try that waited for a slot, asks the breaker again once it holds the slot:
-        // calls that failed meanwhile may have opened it.
+        // A retry, a try that waited for a slot, or one whose slot says a call failed since the read
+        // asks the breaker again once it holds the slot: calls that failed meanwhile may have opened it.
         let again: Admission;
         try {
           again = await this.admit(model, (await this.read(model, undefined)).breaker);
@@ -610,9 +608,7 @@ export class ModelGateway {
           this.deps.breaker.onFailure(admission, model.provider, model.modelId, failureKind(e), short(e)).catch(() => false),
         ]);
         // A failure the breaker counts goes back with the slot: a caller that takes it reads the breaker again.
-        const counted = failureKind(e) !== 'ignored';
-        if (holder)
-          await this.deps.limits.leave(model.provider, holder, counted ? { failedAtMs: this.clock() } : {}).catch(() => undefined);
+        await leave(failureKind(e) !== 'ignored' ? { failedAtMs: this.clock() } : undefined);
         if (opened) this.deps.metrics.record(dims, { BreakerOpened: 1 });
         if (e instanceof ProviderRejectedError) return { ok: false, error: e, stop: true };
         if (!isRetryable(e) || opened) break;

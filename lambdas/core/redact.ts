@@ -233,10 +233,11 @@ function redactWith(text: string, linted: readonly SecretHit[]): Redaction {
 }
 
 /**
- * A model answer with every text a model wrote (summary, document, each finding's file, message
- * and suggestion) passed through {@link redactSecrets}: model output is scanned again before it
- * is stored, given to later phases or posted, whatever the model saw.
- * @returns the clean answer and how many secrets were removed from it
+ * A model answer with every text a model wrote (summary, document, each finding's file, message,
+ * category and suggestion) redacted as {@link redactSecrets} would, in one secretlint pass
+ * ({@link redactTexts}): model output is scanned again before it is stored, given to later phases
+ * or posted, whatever the model saw. A finding's suggested code that holds a secret is dropped.
+ * @returns the clean answer and how many secrets were removed from it (the dropped code not counted)
  */
 export async function redactAnswer(answer: ModelAnswer): Promise<{ answer: ModelAnswer; count: number }> {
   // Every text of the answer is linted in one pass (redactTexts); `clean` takes them back in order.

@@ -141,7 +141,7 @@ export function inProcessHandler(server: Server): InProcessHandler {
 }
 
 /** The Authorization header the in-process client sends: SigV4's form (dynalite checks it), no real signature. */
-export const LOCAL_SIGNATURE =
+const LOCAL_SIGNATURE =
   'AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host;x-amz-date, Signature=0';
 
 /** The `x-amz-date` sent with {@link LOCAL_SIGNATURE} (its credential scope's day). */
@@ -173,7 +173,7 @@ export const UNSIGNED: Pick<DynamoDBClientConfig, 'httpAuthSchemes'> = {
  * the Lambda trace header. The User-Agent step stays: Powertools adds its own after it. Serialisation,
  * checksums, retries and errors are kept.
  */
-export const UNUSED_LOCALLY = ['loggerMiddleware', 'recursionDetectionMiddleware'] as const;
+const UNUSED_LOCALLY = ['loggerMiddleware', 'recursionDetectionMiddleware'] as const;
 
 /** `client` without the {@link UNUSED_LOCALLY} steps. @returns `client` */
 export function withoutUnusedSteps(client: DynamoDBClient): DynamoDBClient {

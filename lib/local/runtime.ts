@@ -241,6 +241,7 @@ export class LocalRuntime {
   private constructor(readonly options: LocalRuntimeOptions) {
     this.artifacts = new FsArtifactStore(join(options.stateDir, 'artifacts'));
     this.headReader = new GitBatchReader(options.repoPath);
+    this.git = new BatchedGitChangeSource(options.repoPath, this.headReader);
     for (const [id, wf] of options.workspace.workflows)
       this.definitions.set(id, compileWorkflow(withMcpServers(wf, options.mcpServers ?? {})));
   }
@@ -420,12 +421,11 @@ export class LocalRuntime {
   /** Head files of the local repository through one `git cat-file --batch` (a process per file cost the event loop 10–30 ms each). */
   private readonly headReader: GitBatchReader;
   /** The local repository's changes (it keeps the last diffs it listed). */
-  private git?: BatchedGitChangeSource;
+  private readonly git: BatchedGitChangeSource;
 
   /** The local repository, or a forge's own source for the forges `changeSources` names. */
   private changeSource(): ChangeSource {
-    this.git ??= new BatchedGitChangeSource(this.options.repoPath, this.headReader);
-    const git = this.git;
+    const { git } = this;
     const of = (change: Change) => this.options.changeSources?.[forgeOf(change)] ?? git;
     return {
       listChangedFiles: (change) => of(change).listChangedFiles(change),
