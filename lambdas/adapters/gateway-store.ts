@@ -25,6 +25,7 @@ import {
 } from '../core/gateway.js';
 import type { GatewayConfig, RateLimit } from '../core/gateway-config.js';
 import type { ProviderTable } from '../core/ports.js';
+import { ItemWriteCombiner } from './write-combiner.js';
 
 /**
  * The gateway's state in the AgentFlow table (DESIGN §8), one item per budget scope, breaker,
@@ -60,8 +61,48 @@ function budgetStatus(key: string, i: Record<string, unknown>): BudgetStatus {
   };
 }
 
+/**
+ * One unconditional addition to a scope item: a call's cost (`costMicro`, added to `committed` and
+ * `spent`; absent for usage alone) and its usage (the per-model totals).
+ */
+interface ScopeAddition {
+  readonly scope: BudgetScope;
+  readonly costMicro?: number;
+  readonly usage?: UsageRecord;
+}
+
+/**
+ * A charge to a hold, or its settlement, as one part of a write to its scope item: applies only
+ * while the hold is open and its running total (`used~<hold id>`) is `usedMicro` (0 also matches
+ * a total never written). Parts of different holds combine into one conditional write (the AND of
+ * their conditions), which applies exactly when each would apply alone: a part touches only its
+ * hold's own attributes, and `committed` and `spent` by `ADD`.
+ */
+interface HoldWrite {
+  readonly hold: Hold;
+  readonly usedMicro: number;
+  /** The running total after the write (a charge); absent: the total is removed (a settlement). */
+  readonly toMicro?: number;
+  /** Added to `committed` and `spent` (micro-USD, may be negative for `committed`). */
+  readonly committedMicro: number;
+  readonly spentMicro: number;
+  readonly usage?: UsageRecord;
+}
+
 /** Budget scopes as `BUDGET#<scope key>` items: `committed`, `spent` (integer micro-USD), `holds` (string set). */
 export class DynamoBudgetLedger implements BudgetLedger {
+  /**
+   * Charges and settlements of holds, combined per scope item while one is in flight: a run's
+   * agents all charge and settle on the run's item.
+   */
+  private readonly holdWrites = new ItemWriteCombiner<HoldWrite>((key, parts) => this.writeHolds(key, parts));
+
+  /**
+   * Additions to scopes without a limit (and usage totals), combined per item while one is in
+   * flight: every call adds to the same few items (the month, the project's day and month).
+   */
+  private readonly additions = new ItemWriteCombiner<ScopeAddition>((_key, parts) => this.addAll(parts));
+
   constructor(
     private readonly doc: DynamoDBDocumentClient,
     private readonly table: string,
@@ -119,7 +160,7 @@ export class DynamoBudgetLedger implements BudgetLedger {
 
   settle(scope: BudgetScope, hold: Hold, actualMicro: number, usage?: UsageRecord): Promise<boolean> {
     const meta = this.meta(scope);
-    const u = usage ? usageUpdate(usage) : undefined;
+    const u = usage ? usageUpdate([usage]) : undefined;
     return conditional(() =>
       this.doc.send(
         new UpdateCommand({
@@ -150,22 +191,12 @@ export class DynamoBudgetLedger implements BudgetLedger {
     for (let attempt = 0; attempt < 4; attempt++) {
       const over = Math.max(0, charged - hold.estimateMicro);
       const applied = await conditional(() =>
-        this.doc.send(
-          new UpdateCommand({
-            TableName: this.table,
-            Key: this.key(scope),
-            UpdateExpression: 'ADD committed :delta, spent :rest DELETE holds :hold REMOVE #used',
-            ConditionExpression: `contains(holds, :member) AND ${charged === 0 ? '(attribute_not_exists(#used) OR #used = :charged)' : '#used = :charged'}`,
-            ExpressionAttributeNames: { '#used': usedAttribute(hold) },
-            ExpressionAttributeValues: {
-              ':delta': Math.max(actualMicro, charged) - hold.estimateMicro - over,
-              ':rest': Math.max(0, actualMicro - charged),
-              ':charged': charged,
-              ':hold': new Set([holdMember(hold)]),
-              ':member': holdMember(hold),
-            },
-          }),
-        ),
+        this.holdWrites.submit(scope.key, {
+          hold,
+          usedMicro: charged,
+          committedMicro: Math.max(actualMicro, charged) - hold.estimateMicro - over,
+          spentMicro: Math.max(0, actualMicro - charged),
+        }),
       );
       if (applied) return true;
       const now = await this.usedOf(scope, hold);
@@ -188,7 +219,6 @@ export class DynamoBudgetLedger implements BudgetLedger {
     c: { readonly fromMicro: number; readonly toMicro: number },
     usage?: UsageRecord,
   ): Promise<boolean> {
-    const u = usage ? usageUpdate(usage) : undefined;
     // Conditional on the previous total, so each charge lands once and in order. When the condition
     // fails, the total is read: already `to` (a write that landed although it reported an error):
     // done; another value (the caller's was stale): charged from it.
@@ -197,23 +227,14 @@ export class DynamoBudgetLedger implements BudgetLedger {
       if (from >= c.toMicro) return true;
       const over = Math.max(0, c.toMicro - hold.estimateMicro) - Math.max(0, from - hold.estimateMicro);
       const applied = await conditional(() =>
-        this.doc.send(
-          new UpdateCommand({
-            TableName: this.table,
-            Key: this.key(scope),
-            UpdateExpression: `SET #used = :to ADD spent :delta, committed :over${u ? `, ${u.add}` : ''}`,
-            ConditionExpression: `contains(holds, :member) AND ${from === 0 ? '(attribute_not_exists(#used) OR #used = :from)' : '#used = :from'}`,
-            ExpressionAttributeNames: { '#used': usedAttribute(hold), ...u?.names },
-            ExpressionAttributeValues: {
-              ...u?.values,
-              ':to': c.toMicro,
-              ':from': from,
-              ':delta': c.toMicro - from,
-              ':over': over,
-              ':member': holdMember(hold),
-            },
-          }),
-        ),
+        this.holdWrites.submit(scope.key, {
+          hold,
+          usedMicro: from,
+          toMicro: c.toMicro,
+          committedMicro: over,
+          spentMicro: c.toMicro - from,
+          ...(usage ? { usage } : {}),
+        }),
       );
       if (applied) return true;
       const now = await this.usedOf(scope, hold);
@@ -223,16 +244,82 @@ export class DynamoBudgetLedger implements BudgetLedger {
     return false;
   }
 
-  async add(scope: BudgetScope, actualMicro: number, usage?: UsageRecord): Promise<void> {
+  /**
+   * {@link HoldWrite}s to the scope item `scopeKey` as one conditional write.
+   * @throws ConditionalCheckFailedException when a part's condition does not hold
+   */
+  private async writeHolds(scopeKey: string, parts: readonly HoldWrite[]): Promise<void> {
+    const names: Record<string, string> = {};
+    const values: Record<string, unknown> = {};
+    const sets: string[] = [];
+    const removes: string[] = [];
+    const conditions: string[] = [];
+    const settled: string[] = [];
+    parts.forEach((p, i) => {
+      const member = holdMember(p.hold);
+      names[`#h${i}`] = usedAttribute(p.hold);
+      values[`:m${i}`] = member;
+      values[`:f${i}`] = p.usedMicro;
+      conditions.push(
+        `contains(holds, :m${i}) AND ${p.usedMicro === 0 ? `(attribute_not_exists(#h${i}) OR #h${i} = :f${i})` : `#h${i} = :f${i}`}`,
+      );
+      if (p.toMicro === undefined) {
+        removes.push(`#h${i}`);
+        settled.push(member);
+      } else {
+        sets.push(`#h${i} = :t${i}`);
+        values[`:t${i}`] = p.toMicro;
+      }
+    });
+    const usages = parts.flatMap((p) => (p.usage ? [p.usage] : []));
+    const u = usages.length > 0 ? usageUpdate(usages) : undefined;
+    values[':c'] = parts.reduce((n, p) => n + p.committedMicro, 0);
+    values[':s'] = parts.reduce((n, p) => n + p.spentMicro, 0);
+    if (settled.length > 0) values[':settled'] = new Set(settled);
+    await this.doc.send(
+      new UpdateCommand({
+        TableName: this.table,
+        Key: { pk: `BUDGET#${scopeKey}`, sk: 'BUDGET' },
+        UpdateExpression: [
+          ...(sets.length > 0 ? [`SET ${sets.join(', ')}`] : []),
+          `ADD committed :c, spent :s${u ? `, ${u.add}` : ''}`,
+          ...(settled.length > 0 ? ['DELETE holds :settled'] : []),
+          ...(removes.length > 0 ? [`REMOVE ${removes.join(', ')}`] : []),
+        ].join(' '),
+        ConditionExpression: conditions.map((c) => (parts.length > 1 ? `(${c})` : c)).join(' AND '),
+        ExpressionAttributeNames: { ...names, ...u?.names },
+        ExpressionAttributeValues: { ...values, ...u?.values },
+      }),
+    );
+  }
+
+  add(scope: BudgetScope, actualMicro: number, usage?: UsageRecord): Promise<void> {
+    return this.additions.submit(scope.key, { scope, costMicro: actualMicro, ...(usage ? { usage } : {}) });
+  }
+
+  /**
+   * Additions to one scope item as one write: the costs summed, the usage summed per model, the
+   * item's kind, limit and listing from the latest part and the latest expiry of them all.
+   */
+  private async addAll(parts: readonly ScopeAddition[]): Promise<void> {
+    const last = parts[parts.length - 1] as ScopeAddition;
+    const scope = { ...last.scope, expiresAtSeconds: Math.max(...parts.map((p) => p.scope.expiresAtSeconds)) };
     const meta = this.meta(scope);
-    const u = usage ? usageUpdate(usage) : undefined;
+    const costs = parts.flatMap((p) => (p.costMicro === undefined ? [] : [p.costMicro]));
+    const usages = parts.flatMap((p) => (p.usage ? [p.usage] : []));
+    const u = usages.length > 0 ? usageUpdate(usages) : undefined;
+    const adds = [...(costs.length > 0 ? ['committed :a', 'spent :a'] : []), ...(u ? [u.add] : [])];
     await this.doc.send(
       new UpdateCommand({
         TableName: this.table,
         Key: this.key(scope),
-        UpdateExpression: `SET ${meta.set} ADD committed :a, spent :a${u ? `, ${u.add}` : ''}`,
+        UpdateExpression: `SET ${meta.set}${adds.length > 0 ? ` ADD ${adds.join(', ')}` : ''}`,
         ...(u ? { ExpressionAttributeNames: u.names } : {}),
-        ExpressionAttributeValues: { ...meta.values, ...u?.values, ':a': actualMicro },
+        ExpressionAttributeValues: {
+          ...meta.values,
+          ...u?.values,
+          ...(costs.length > 0 ? { ':a': costs.reduce((a, b) => a + b, 0) } : {}),
+        },
       }),
     );
   }
@@ -293,23 +380,13 @@ export class DynamoBudgetLedger implements BudgetLedger {
     return r.Item ? budgetStatus(scopeKey, r.Item) : undefined;
   }
 
-  async recordUsage(usage: UsageRecord): Promise<void> {
+  recordUsage(usage: UsageRecord): Promise<void> {
     const scope: BudgetScope = {
       kind: 'global-month',
       key: `global#month#${usage.month}`,
       expiresAtSeconds: Math.floor(Date.now() / 1000) + 400 * 24 * 3600,
     };
-    const meta = this.meta(scope);
-    const u = usageUpdate(usage);
-    await this.doc.send(
-      new UpdateCommand({
-        TableName: this.table,
-        Key: this.key(scope),
-        UpdateExpression: `SET ${meta.set} ADD ${u.add}`,
-        ExpressionAttributeNames: u.names,
-        ExpressionAttributeValues: { ...meta.values, ...u.values },
-      }),
-    );
+    return this.additions.submit(scope.key, { scope, usage });
   }
 
   /** The month's totals per provider and model, kept as `u|<provider>|<model>|<field>` attributes of the global-month item. */
@@ -341,20 +418,30 @@ export class DynamoBudgetLedger implements BudgetLedger {
 /** The attribute keeping what calls were charged to a pool's hold (micro-USD), next to the hold in the scope item. */
 const usedAttribute = (hold: Hold): string => `used~${hold.id}`;
 
-/** The `ADD` clause adding one call to the per-model totals (attribute names `u|<provider>|<model>|<field>`). */
-function usageUpdate(u: UsageRecord): { add: string; names: Record<string, string>; values: Record<string, number> } {
-  const fields: Record<string, number> = {
-    calls: u.cacheHit ? 0 : 1,
-    cacheHits: u.cacheHit ? 1 : 0,
-    costMicro: u.costMicro,
-    inputTokens: u.inputTokens,
-    outputTokens: u.outputTokens,
-    cachedTokens: u.cachedTokens,
-  };
+/**
+ * The `ADD` clause adding calls to the per-model totals (attribute names
+ * `u|<provider>|<model>|<field>`), summed per provider and model.
+ */
+function usageUpdate(records: readonly UsageRecord[]): { add: string; names: Record<string, string>; values: Record<string, number> } {
+  const totals = new Map<string, number>();
+  for (const u of records) {
+    const fields: Record<string, number> = {
+      calls: u.cacheHit ? 0 : 1,
+      cacheHits: u.cacheHit ? 1 : 0,
+      costMicro: u.costMicro,
+      inputTokens: u.inputTokens,
+      outputTokens: u.outputTokens,
+      cachedTokens: u.cachedTokens,
+    };
+    for (const [f, v] of Object.entries(fields)) {
+      const name = `u|${u.provider}|${u.model}|${f}`;
+      totals.set(name, (totals.get(name) ?? 0) + v);
+    }
+  }
   const names: Record<string, string> = {};
   const values: Record<string, number> = {};
-  const add = Object.entries(fields).map(([f, v], i) => {
-    names[`#u${i}`] = `u|${u.provider}|${u.model}|${f}`;
+  const add = [...totals].map(([name, v], i) => {
+    names[`#u${i}`] = name;
     values[`:u${i}`] = v;
     return `#u${i} :u${i}`;
   });
@@ -651,6 +738,20 @@ export class DynamoResponseCache implements ResponseCache {
  * conditioned on the `refilledAt` it was computed from, so concurrent refills cannot add twice.
  */
 export class DynamoRateLimitStore implements RateLimitStore {
+  /** Slots given back without a refund (an unconditional `DELETE`), combined per provider while one is in flight. */
+  private readonly releases = new ItemWriteCombiner<string>((provider, members) =>
+    this.doc
+      .send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: this.key(provider),
+          UpdateExpression: 'DELETE holders :h',
+          ExpressionAttributeValues: { ':h': new Set(members) },
+        }),
+      )
+      .then(() => undefined),
+  );
+
   constructor(
     private readonly doc: DynamoDBDocumentClient,
     private readonly table: string,
@@ -766,20 +867,21 @@ export class DynamoRateLimitStore implements RateLimitStore {
         ),
       );
     }
+    if (!o.refund) return this.releases.submit(provider, member);
     await this.doc
       .send(
         new UpdateCommand({
           TableName: this.table,
           Key: this.key(provider),
-          UpdateExpression: `DELETE holders :h${o.refund ? ' ADD tokens :one' : ''}`,
+          UpdateExpression: 'DELETE holders :h ADD tokens :one',
           // Refunded only while the slot is still held (once).
-          ...(o.refund ? { ConditionExpression: 'contains(holders, :member)' } : {}),
-          ExpressionAttributeValues: { ':h': new Set([member]), ...(o.refund ? { ':one': 1, ':member': member } : {}) },
+          ConditionExpression: 'contains(holders, :member)',
+          ExpressionAttributeValues: { ':h': new Set([member]), ':one': 1, ':member': member },
         }),
       )
       .catch((e: unknown) => {
         // A slot already gone is not an error.
-        if (!(o.refund && isConditionFailure(e))) throw e;
+        if (!isConditionFailure(e)) throw e;
       });
   }
 }

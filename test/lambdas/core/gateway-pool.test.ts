@@ -226,7 +226,7 @@ describe('Class: BudgetPool under faults (review findings)', () => {
         const out = await next(args);
         const input = args.input as { UpdateExpression?: string };
         const name = String((context as { commandName?: string }).commandName);
-        if (name.startsWith('UpdateItem') && input.UpdateExpression?.startsWith('SET #used') && failed++ === 0) {
+        if (name.startsWith('UpdateItem') && /^SET #h\d+ = :t/.test(input.UpdateExpression ?? '') && failed++ === 0) {
           throw Object.assign(new Error('socket hang up'), { name: 'TimeoutError' });
         }
         return out;

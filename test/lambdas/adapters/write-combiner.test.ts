@@ -1,0 +1,136 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { DynamoBudgetLedger, DynamoRateLimitStore } from '../../../lambdas/adapters/gateway-store.js';
+import { ItemWriteCombiner } from '../../../lambdas/adapters/write-combiner.js';
+import type { BudgetScope, Hold } from '../../../lambdas/core/budget.js';
+import { LOCAL_TABLE, type LocalTable, startLocalTable } from '../../../lib/local/runtime.js';
+
+// Issue 16: writes to one item that arrive while one is in flight go as one request (group commit).
+
+/** A write that takes `ms` and records what it was sent. */
+function recorder(ms = 5, fail?: (parts: readonly number[]) => Error | undefined) {
+  const sent: number[][] = [];
+  const write = async (_key: string, parts: readonly number[]) => {
+    sent.push([...parts]);
+    await new Promise((r) => setTimeout(r, ms));
+    const e = fail?.(parts);
+    if (e) throw e;
+  };
+  return { sent, write };
+}
+
+describe('Class: ItemWriteCombiner', () => {
+  it('sends the first write at once and the ones arriving during it together, per item', async () => {
+    const r = recorder();
+    const c = new ItemWriteCombiner<number>(r.write);
+    await Promise.all([c.submit('a', 1), c.submit('a', 2), c.submit('a', 3), c.submit('b', 4)]);
+    expect(r.sent).toEqual([[1], [4], [2, 3]]);
+    // Nothing in flight: the next write goes alone again.
+    await c.submit('a', 5);
+    expect(r.sent.at(-1)).toEqual([5]);
+  });
+
+  it('sends at most maxParts in one request', async () => {
+    const r = recorder();
+    const c = new ItemWriteCombiner<number>(r.write, 2);
+    await Promise.all([1, 2, 3, 4, 5].map((n) => c.submit('a', n)));
+    expect(r.sent).toEqual([[1], [2, 3], [4, 5]]);
+  });
+
+  it('sends a failed combined request again part by part: each caller gets its own outcome', async () => {
+    const refused = new Error('refused');
+    const r = recorder(5, (parts) => (parts.includes(3) ? refused : undefined));
+    const c = new ItemWriteCombiner<number>(r.write);
+    const outcomes = await Promise.allSettled([1, 2, 3, 4].map((n) => c.submit('a', n)));
+    expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
+    expect((outcomes[2] as PromiseRejectedResult).reason).toBe(refused);
+    expect(r.sent).toEqual([[1], [2, 3, 4], [2], [3], [4]]);
+  });
+});
+
+describe('The gateway store: combined writes against the local table', () => {
+  let table: LocalTable | undefined;
+  afterEach(async () => {
+    await table?.stop();
+    table = undefined;
+  });
+
+  const scope: BudgetScope = { kind: 'run', key: 'run#combined', limitMicro: 10_000_000, expiresAtSeconds: 2_000_000_000 };
+  const open: BudgetScope = { kind: 'global-month', key: 'global#month#2026-11', expiresAtSeconds: 2_000_000_000 };
+  const usage = (model: string, costMicro: number) => ({
+    month: '2026-11',
+    provider: 'bedrock',
+    model,
+    costMicro,
+    inputTokens: 100,
+    outputTokens: 10,
+    cachedTokens: 0,
+    cacheHit: false,
+  });
+
+  it('40 holds charged and settled at once on one scope item: every cost counted once, fewer requests', async () => {
+    table = await startLocalTable();
+    let updates = 0;
+    table.doc.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (String((context as { commandName?: string }).commandName).startsWith('UpdateItem')) updates++;
+        return next(args);
+      },
+      { step: 'initialize', name: 'countUpdates' },
+    );
+    const ledger = new DynamoBudgetLedger(table.doc, LOCAL_TABLE);
+    const holds: Hold[] = Array.from({ length: 40 }, (_, i) => ({ id: `h${i}`, estimateMicro: 50_000, expiresAtMs: Date.now() + 60_000 }));
+    for (const h of holds) expect((await ledger.reserve(scope, h)).ok).toBe(true);
+    updates = 0;
+    // Each hold: two charges (1,000 then 3,000 µUSD in all), then its settlement at 3,000 — all holds at once.
+    const results = await Promise.all(
+      holds.map(async (h, i) => {
+        const a = await ledger.charge(scope, h, { fromMicro: 0, toMicro: 1_000 }, i % 2 ? usage('sonnet', 1_000) : undefined);
+        const b = await ledger.charge(scope, h, { fromMicro: 1_000, toMicro: 3_000 });
+        const s = await ledger.settleCharged(scope, h, 3_000, 3_000);
+        return [a, b, s];
+      }),
+    );
+    expect(results.flat().every(Boolean)).toBe(true);
+    expect(await ledger.get(scope.key)).toMatchObject({ committedMicro: 40 * 3_000, spentMicro: 40 * 3_000, openHolds: 0 });
+    // Alone, 120 writes (two charges and a settlement per hold).
+    expect(updates).toBeLessThan(120);
+    // A settled hold cannot be charged again (its condition fails, combined or not).
+    expect(await ledger.charge(scope, holds[0] as Hold, { fromMicro: 3_000, toMicro: 4_000 })).toBe(false);
+  });
+
+  it('a combined write with one stale part still applies the others, and the stale one recovers from the ledger', async () => {
+    table = await startLocalTable();
+    const ledger = new DynamoBudgetLedger(table.doc, LOCAL_TABLE);
+    const holds: Hold[] = Array.from({ length: 6 }, (_, i) => ({ id: `s${i}`, estimateMicro: 50_000, expiresAtMs: Date.now() + 60_000 }));
+    for (const h of holds) await ledger.reserve(scope, h);
+    await ledger.charge(scope, holds[5] as Hold, { fromMicro: 0, toMicro: 2_000 });
+    // Hold 5's caller believes nothing was charged yet (from 0): its part fails in the combined write.
+    const results = await Promise.all(holds.map((h) => ledger.charge(scope, h, { fromMicro: 0, toMicro: 2_000 })));
+    expect(results).toEqual([true, true, true, true, true, true]);
+    expect(await ledger.get(scope.key)).toMatchObject({ spentMicro: 6 * 2_000 });
+  });
+
+  it('additions to a scope without a limit, and usage alone, arriving together are summed per model', async () => {
+    table = await startLocalTable();
+    const ledger = new DynamoBudgetLedger(table.doc, LOCAL_TABLE);
+    await Promise.all([
+      ...Array.from({ length: 30 }, (_, i) => ledger.add(open, 1_000, usage(i % 3 ? 'sonnet' : 'haiku', 1_000))),
+      ledger.recordUsage({ ...usage('sonnet', 0), cacheHit: true }),
+    ]);
+    expect(await ledger.get(open.key)).toMatchObject({ committedMicro: 30_000, spentMicro: 30_000 });
+    const rows = await ledger.listUsage('2026-11');
+    expect(rows.find((r) => r.model === 'sonnet')).toMatchObject({ calls: 20, cacheHits: 1, costMicro: 20_000, inputTokens: 2_100 });
+    expect(rows.find((r) => r.model === 'haiku')).toMatchObject({ calls: 10, cacheHits: 0, costMicro: 10_000, inputTokens: 1_000 });
+  });
+
+  it('slots given back together all leave the rate limit item', async () => {
+    table = await startLocalTable();
+    const limits = new DynamoRateLimitStore(table.doc, LOCAL_TABLE);
+    const limit = { requestsPerMinute: 6000, maxConcurrency: 20 };
+    const holders = Array.from({ length: 20 }, (_, i) => ({ id: `c${i}`, leaseUntilMs: Date.now() + 60_000 }));
+    for (const h of holders) expect((await limits.acquire('bedrock', h, limit, Date.now())).ok).toBe(true);
+    expect((await limits.acquire('bedrock', { id: 'late', leaseUntilMs: Date.now() + 60_000 }, limit, Date.now())).ok).toBe(false);
+    await Promise.all(holders.map((h) => limits.leave('bedrock', h)));
+    expect((await limits.acquire('bedrock', { id: 'late', leaseUntilMs: Date.now() + 60_000 }, limit, Date.now())).ok).toBe(true);
+  });
+});
