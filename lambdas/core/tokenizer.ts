@@ -55,6 +55,10 @@ interface Encoder {
   readonly pattern: RegExp;
   /** Tokens of pre-tokens seen before (words, operators, runs of spaces: code repeats them). */
   readonly pieces: Map<string, number>;
+  /** Tokens of slices seen before ({@link sliceEnd}): the same diff in every agent's prompt. */
+  readonly slices: Map<string, number>;
+  /** Characters of {@link slices}' keys. */
+  sliceChars: number;
 }
 
 const encoders: Partial<Record<TokenizerFamily, Encoder>> = {};
@@ -64,7 +68,13 @@ function encoder(family: TokenizerFamily): Encoder {
   if (cached) return cached;
   // The rank file is plain JSON (a static import, so bundles carry it).
   const ranks = family === 'openai' ? o200k : (claudeRanks as TiktokenBPE);
-  const made = { enc: new Tiktoken(ranks), pattern: new RegExp(ranks.pat_str, 'ug'), pieces: new Map<string, number>() };
+  const made = {
+    enc: new Tiktoken(ranks),
+    pattern: new RegExp(ranks.pat_str, 'ug'),
+    pieces: new Map<string, number>(),
+    slices: new Map<string, number>(),
+    sliceChars: 0,
+  };
   encoders[family] = made;
   return made;
 }
@@ -166,12 +176,8 @@ function bpeCount(text: string, family: TokenizerFamily): number {
   let n = 0;
   const encode = (part: string) => {
     for (let i = 0; i < part.length; ) {
-      let end = Math.min(part.length, i + MAX_SLICE);
-      if (end < part.length) {
-        const nl = part.lastIndexOf('\n', end);
-        if (nl > i) end = nl + 1;
-      }
-      n += pieceCount(enc, part.slice(i, end));
+      const end = sliceEnd(part, i);
+      n += sliceCount(enc, part.slice(i, end));
       i = end;
     }
   };
@@ -188,6 +194,49 @@ function bpeCount(text: string, family: TokenizerFamily): number {
 
 /** Longest slice of ordinary text tokenized in one piece (characters). */
 const MAX_SLICE = 8192;
+/** Shortest slice cut where its content says ({@link sliceEnd}), in characters. */
+const MIN_SLICE = 1024;
+/** Slices remembered per family, in characters at most (then forgotten all at once). */
+const MAX_SLICE_CHARS = 4 * 1024 * 1024;
+
+/**
+ * Where the slice of `text` starting at `from` ends: after a line end chosen by the content around
+ * it (the line before it, when the line after starts with a non-space), at least {@link MIN_SLICE}
+ * and at most {@link MAX_SLICE} characters on (else after the last line end before that, else at
+ * it). The same lines cut the same way whatever comes before them, after a cut or two: a diff
+ * that every agent's prompt carries, behind its own header and data boundary, falls into the same
+ * slices in each, and {@link sliceCount} counts those once. A cut at a line end before a
+ * non-space leaves the pre-tokens as they are in the whole text in practice, and can only split a
+ * token in two otherwise: the count never errs low. Exported for tests.
+ */
+export function sliceEnd(text: string, from: number): number {
+  const limit = from + MAX_SLICE;
+  if (limit >= text.length) return text.length;
+  let lineStart = text.lastIndexOf('\n', from + MIN_SLICE - 1) + 1;
+  for (let nl = text.indexOf('\n', from + MIN_SLICE); nl !== -1 && nl < limit; nl = text.indexOf('\n', nl + 1)) {
+    const next = text.charCodeAt(nl + 1);
+    const hash = (Math.imul(nl - lineStart, 0x9e3779b1) ^ Math.imul(text.charCodeAt(lineStart), 31) ^ text.charCodeAt(nl - 1)) >>> 0;
+    if ((hash & 7) === 0 && next > 32) return nl + 1;
+    lineStart = nl + 1;
+  }
+  const nl = text.lastIndexOf('\n', limit);
+  return nl > from ? nl + 1 : limit;
+}
+
+/** {@link pieceCount} of a slice, remembered for slices of 256 characters or more. */
+function sliceCount(e: Encoder, slice: string): number {
+  if (slice.length < MEMO_MIN_CHARS) return pieceCount(e, slice);
+  const known = e.slices.get(slice);
+  if (known !== undefined) return known;
+  const n = pieceCount(e, slice);
+  if (e.sliceChars + slice.length > MAX_SLICE_CHARS) {
+    e.slices.clear();
+    e.sliceChars = 0;
+  }
+  e.slices.set(slice, n);
+  e.sliceChars += slice.length;
+  return n;
+}
 /** Non-space runs this long are cut into {@link RUN_PIECE}-character pieces. */
 const LONG_RUN = 128;
 const RUN_PIECE = 32;

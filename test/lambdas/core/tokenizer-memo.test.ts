@@ -4,20 +4,16 @@ import claudeRanks from '@anthropic-ai/tokenizer/claude.json' with { type: 'json
 import { Tiktoken, type TiktokenBPE } from 'js-tiktoken/lite';
 import o200k from 'js-tiktoken/ranks/o200k_base';
 import { describe, expect, it } from 'vitest';
-import { CLAUDE_SAFETY_MARGIN, countTokens } from '../../../lambdas/core/tokenizer.js';
+import { CLAUDE_SAFETY_MARGIN, countTokens, sliceEnd } from '../../../lambdas/core/tokenizer.js';
 import { PROJECT_ROOT } from '../../../lib/workspace.js';
 
-/** countTokens' plain count as it was before pre-tokens were remembered: js-tiktoken's encode on each slice. */
+/** countTokens' plain count without anything remembered: js-tiktoken's encode on each slice. */
 function reference(enc: Tiktoken, text: string, nfkc: boolean): number {
   const source = nfkc ? text.normalize('NFKC') : text;
   let n = 0;
   const encode = (part: string) => {
     for (let i = 0; i < part.length; ) {
-      let end = Math.min(part.length, i + 8192);
-      if (end < part.length) {
-        const nl = part.lastIndexOf('\n', end);
-        if (nl > i) end = nl + 1;
-      }
+      const end = sliceEnd(part, i);
       n += enc.encode(part.slice(i, end), [], []).length;
       i = end;
     }
@@ -69,6 +65,48 @@ describe('countTokens memo', () => {
     for (const [i, t] of texts.entries()) {
       expect(countTokens(t, 'openai'), `openai ${i}`).toBe(reference(openai, t, false));
       expect(countTokens(t, 'claude', { margin: false }), `claude ${i}`).toBe(reference(claude, t, true));
+      // Twice: the second time from what was remembered.
+      expect(countTokens(`${t} `, 'openai'), `openai ${i} again`).toBe(reference(openai, `${t} `, false));
     }
+  });
+
+  it('never counts fewer tokens than the whole text encoded at once, and stays within 0.2 % of it on code and diffs', () => {
+    const root = PROJECT_ROOT;
+    const code = ['lambdas/core/gateway.ts', 'lambdas/adapters/gateway-store.ts', 'lib/local/runtime.ts'].map((f) =>
+      readFileSync(join(root, f), 'utf8'),
+    );
+    // A unified diff of those files against nothing, as a prompt carries one.
+    const diff = code.map((c, i) => `diff --git a/f${i} b/f${i}\n@@ -0,0 +1 @@\n${c.replace(/^/gm, '+')}`).join('\n');
+    const openai = new Tiktoken(o200k);
+    const claude = new Tiktoken(claudeRanks as TiktokenBPE);
+    for (const t of [...code, diff]) {
+      const wholeOpenai = openai.encode(t, [], []).length;
+      const wholeClaude = claude.encode(t.normalize('NFKC'), [], []).length;
+      const ours = [countTokens(t, 'openai'), countTokens(t, 'claude', { margin: false })];
+      expect(ours[0]).toBeGreaterThanOrEqual(wholeOpenai);
+      expect(ours[1]).toBeGreaterThanOrEqual(wholeClaude);
+      expect(ours[0]).toBeLessThanOrEqual(Math.ceil(wholeOpenai * 1.002));
+      expect(ours[1]).toBeLessThanOrEqual(Math.ceil(wholeClaude * 1.002));
+    }
+  });
+
+  it("cuts the same lines the same way behind different headers (so each agent's copy of a diff is counted once)", () => {
+    const diff = Array.from({ length: 2000 }, (_, i) => `+  let value${i} = compute(${i * 7}) // ${'x'.repeat(i % 50)}`).join('\n');
+    const cuts = (text: string, offset: number) => {
+      const out: number[] = [];
+      for (let i = 0; i < text.length; ) {
+        i = sliceEnd(text, i);
+        if (i >= offset) out.push(i - offset);
+      }
+      return out;
+    };
+    const a = `Agent: security\nPart 1 of 1\n<<<BEGIN-1234>>>\n`;
+    const b = `Agent: code-review-with-a-longer-name\nCategories: correctness, style\n<<<BEGIN-abcd>>>\n`;
+    const inA = cuts(a + diff, a.length);
+    const inB = cuts(b + diff, b.length);
+    // After the first cut or two the cuts coincide, to the end.
+    const shared = inA.filter((c) => inB.includes(c));
+    expect(shared.length).toBeGreaterThan(inA.length - 3);
+    expect(inA.at(-1)).toBe(diff.length);
   });
 });
