@@ -210,8 +210,8 @@ const MAX_SLICE_CHARS = 4 * 1024 * 1024;
  * token in two otherwise: the count never errs low. Exported for tests.
  */
 export function sliceEnd(text: string, from: number): number {
+  if (from + MIN_SLICE >= text.length) return text.length;
   const limit = from + MAX_SLICE;
-  if (limit >= text.length) return text.length;
   let lineStart = text.lastIndexOf('\n', from + MIN_SLICE - 1) + 1;
   for (let nl = text.indexOf('\n', from + MIN_SLICE); nl !== -1 && nl < limit; nl = text.indexOf('\n', nl + 1)) {
     const next = text.charCodeAt(nl + 1);
@@ -219,6 +219,7 @@ export function sliceEnd(text: string, from: number): number {
     if ((hash & 7) === 0 && next > 32) return nl + 1;
     lineStart = nl + 1;
   }
+  if (limit >= text.length) return text.length;
   const nl = text.lastIndexOf('\n', limit);
   return nl > from ? nl + 1 : limit;
 }
