@@ -96,6 +96,10 @@ export class DynamoBudgetLedger implements BudgetLedger {
    * agents all charge and settle on the run's item.
    */
   private readonly holdWrites = new ItemWriteCombiner<HoldWrite>((key, parts) => this.writeHolds(key, parts));
+  /** Reservations, combined per scope item while one is in flight (a run's agents start together). */
+  private readonly reservations = new ItemWriteCombiner<{ scope: BudgetScope; hold: Hold }, number>((_key, parts) =>
+    this.reserveAll(parts),
+  );
 
   /**
    * Additions to scopes without a limit (and usage totals), combined per item while one is in
@@ -127,26 +131,8 @@ export class DynamoBudgetLedger implements BudgetLedger {
   }
 
   async reserve(scope: BudgetScope, hold: Hold): Promise<ReserveOutcome> {
-    const meta = this.meta(scope);
-    const limited = scope.limitMicro !== undefined;
     try {
-      const r = await this.doc.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: this.key(scope),
-          UpdateExpression: `SET ${meta.set} ADD committed :est, holds :hold`,
-          ...(limited ? { ConditionExpression: 'attribute_not_exists(committed) OR committed <= :threshold' } : {}),
-          ExpressionAttributeValues: {
-            ...meta.values,
-            ':est': hold.estimateMicro,
-            ':hold': new Set([holdMember(hold)]),
-            ...(limited ? { ':threshold': (scope.limitMicro as number) - hold.estimateMicro } : {}),
-          },
-          ReturnValues: 'UPDATED_NEW',
-          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
-        }),
-      );
-      return { ok: true, committedMicro: num(r.Attributes?.committed) };
+      return { ok: true, committedMicro: await this.reservations.submit(scope.key, { scope, hold }) };
     } catch (e) {
       if (!isConditionFailure(e)) throw e;
       const item =
@@ -156,6 +142,38 @@ export class DynamoBudgetLedger implements BudgetLedger {
       const expired = strings(item?.holds).filter((m) => (parseHold(m)?.expiresAtMs ?? Number.POSITIVE_INFINITY) < now).length;
       return { ok: false, committedMicro: num(item?.committed), expiredHolds: expired, spentMicro: num(item?.spent) };
     }
+  }
+
+  /**
+   * Reservations in one scope item as one write: the holds' estimates added together, under the
+   * limit less their sum (so it applies only when each, one after another, would).
+   * @returns the scope's `committed` after the write (micro-USD)
+   * @throws ConditionalCheckFailedException (with the item as found) when the limit does not leave room
+   */
+  private async reserveAll(parts: readonly { scope: BudgetScope; hold: Hold }[]): Promise<number> {
+    const last = parts[parts.length - 1] as { scope: BudgetScope };
+    const scope = { ...last.scope, expiresAtSeconds: Math.max(...parts.map((p) => p.scope.expiresAtSeconds)) };
+    const meta = this.meta(scope);
+    const limits = parts.flatMap((p) => (p.scope.limitMicro === undefined ? [] : [p.scope.limitMicro]));
+    const estimate = parts.reduce((n, p) => n + p.hold.estimateMicro, 0);
+    const limited = limits.length > 0;
+    const r = await this.doc.send(
+      new UpdateCommand({
+        TableName: this.table,
+        Key: this.key(scope),
+        UpdateExpression: `SET ${meta.set} ADD committed :est, holds :hold`,
+        ...(limited ? { ConditionExpression: 'attribute_not_exists(committed) OR committed <= :threshold' } : {}),
+        ExpressionAttributeValues: {
+          ...meta.values,
+          ':est': estimate,
+          ':hold': new Set(parts.map((p) => holdMember(p.hold))),
+          ...(limited ? { ':threshold': Math.min(...limits) - estimate } : {}),
+        },
+        ReturnValues: 'UPDATED_NEW',
+        ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+      }),
+    );
+    return num(r.Attributes?.committed);
   }
 
   settle(scope: BudgetScope, hold: Hold, actualMicro: number, usage?: UsageRecord): Promise<boolean> {
@@ -738,6 +756,10 @@ export class DynamoResponseCache implements ResponseCache {
  * conditioned on the `refilledAt` it was computed from, so concurrent refills cannot add twice.
  */
 export class DynamoRateLimitStore implements RateLimitStore {
+  /** Slots taken, combined per provider while one is in flight. */
+  private readonly takes = new ItemWriteCombiner<{ member: string; max: number }, number | undefined>((provider, parts) =>
+    this.takeAll(provider, parts),
+  );
   /** Slots given back without a refund (an unconditional `DELETE`), combined per provider while one is in flight. */
   private readonly releases = new ItemWriteCombiner<string>((provider, members) =>
     this.doc
@@ -768,22 +790,40 @@ export class DynamoRateLimitStore implements RateLimitStore {
   /** Takes a slot and a token, both or neither: the bucket as written (its last failure), or undefined when full. */
   private async take(provider: string, member: string, max: number): Promise<AcquireOutcome | undefined> {
     try {
-      const r = await this.doc.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: this.key(provider),
-          UpdateExpression: 'ADD holders :h, tokens :minus',
-          ConditionExpression: '(attribute_not_exists(holders) OR size(holders) < :max) AND tokens >= :one',
-          ExpressionAttributeValues: { ':h': new Set([member]), ':max': max, ':minus': -1, ':one': 1 },
-          ReturnValues: 'ALL_NEW',
-        }),
-      );
-      const failedAt = r.Attributes?.lastFailureMs;
-      return failedAt === undefined ? { ok: true } : { ok: true, failedAtMs: num(failedAt) };
+      const failedAt = await this.takes.submit(provider, { member, max });
+      return failedAt === undefined ? { ok: true } : { ok: true, failedAtMs: failedAt };
     } catch (e) {
       if (isConditionFailure(e)) return undefined;
       throw e;
     }
+  }
+
+  /**
+   * Slots taken together as one write: as many holders and tokens as parts, while the holders
+   * stay under the smallest limit of them and the tokens last (so it applies only when each part,
+   * one after another, would).
+   * @returns the provider's last failure as written (ms since the epoch), if any
+   * @throws ConditionalCheckFailedException when they do not all fit
+   */
+  private async takeAll(provider: string, parts: readonly { member: string; max: number }[]): Promise<number | undefined> {
+    const n = parts.length;
+    const r = await this.doc.send(
+      new UpdateCommand({
+        TableName: this.table,
+        Key: this.key(provider),
+        UpdateExpression: 'ADD holders :h, tokens :minus',
+        ConditionExpression: '(attribute_not_exists(holders) OR size(holders) <= :room) AND tokens >= :n',
+        ExpressionAttributeValues: {
+          ':h': new Set(parts.map((p) => p.member)),
+          ':room': Math.min(...parts.map((p) => p.max)) - n,
+          ':minus': -n,
+          ':n': n,
+        },
+        ReturnValues: 'ALL_NEW',
+      }),
+    );
+    const failedAt = r.Attributes?.lastFailureMs;
+    return failedAt === undefined ? undefined : num(failedAt);
   }
 
   async acquire(provider: string, holder: SlotHolder, limit: RateLimit, nowMs: number): Promise<AcquireOutcome> {

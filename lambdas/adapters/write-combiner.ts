@@ -1,35 +1,39 @@
 /**
- * Group commit for unconditional writes to one DynamoDB item. The first write to an item goes at
- * once; writes to it that arrive while one is in flight wait, and go together as one request when
- * it answers (at most {@link ItemWriteCombiner.maxParts} at a time). With no contention nothing
- * waits; under load (40 agents answering together in one process) the requests per item fall with
- * the load. Each caller's promise settles when the request carrying its part lands, so a caller
- * that awaits its write knows it landed, as with a request of its own.
+ * Group commit for writes to one DynamoDB item. The first write to an item goes at once; writes
+ * to it that arrive while one is in flight wait, and go together as one request when it answers
+ * (at most {@link ItemWriteCombiner.maxParts} at a time). With no contention nothing waits; under
+ * load (40 agents reserving, charging and settling on one run's item in one process) the requests
+ * per item fall as the load rises. Each caller's promise settles when the request carrying its
+ * part lands, with that request's result, so a caller that awaits its write knows it landed, as
+ * with a request of its own.
  *
- * Only for writes whose parts commute and never fail on their own (`ADD` of numbers, `DELETE` from
- * a set): a combined request that fails is sent again part by part, each caller getting its own
- * part's outcome, as if never combined.
+ * For writes whose combined request applies only when applying the parts alone, one after another,
+ * would: `ADD` of numbers, `DELETE` from a set, conditions on a part's own attributes (ANDed), or
+ * a limit checked against the parts' sum. A combined request that fails (a condition, or any
+ * error) is sent again part by part, each caller getting its own part's outcome, as if never
+ * combined.
  *
  * @example
  * const adds = new ItemWriteCombiner<number>((key, parts) => addToItem(key, parts.reduce((a, b) => a + b, 0)));
  * await Promise.all([adds.submit('BUDGET#global', 5), adds.submit('BUDGET#global', 7)]); // one or two UpdateItems
  */
-export class ItemWriteCombiner<P> {
-  private readonly waiting = new Map<string, Array<{ part: P; resolve: () => void; reject: (e: unknown) => void }>>();
+export class ItemWriteCombiner<P, R = void> {
+  private readonly waiting = new Map<string, Array<Waiting<P, R>>>();
   private readonly flying = new Set<string>();
 
   /**
-   * @param write sends `parts` (one or more, in arrival order) to the item `key` as one request
+   * @param write sends `parts` (one or more, in arrival order) to the item `key` as one request;
+   *   its result goes to every part's caller
    * @param maxParts parts per request at most (DynamoDB's expressions are limited to 4 KB). @default 20
    */
   constructor(
-    private readonly write: (key: string, parts: readonly P[]) => Promise<void>,
+    private readonly write: (key: string, parts: readonly P[]) => Promise<R>,
     readonly maxParts = 20,
   ) {}
 
-  /** Writes `part` to the item `key`; resolves when it landed, rejects with its request's error. */
-  submit(key: string, part: P): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
+  /** Writes `part` to the item `key`; resolves with its request's result when it landed, rejects with its error. */
+  submit(key: string, part: P): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
       const queue = this.waiting.get(key);
       if (queue) queue.push({ part, resolve, reject });
       else this.waiting.set(key, [{ part, resolve, reject }]);
@@ -50,9 +54,10 @@ export class ItemWriteCombiner<P> {
     void this.send(key, batch).finally(() => this.next(key));
   }
 
-  private async send(key: string, batch: Array<{ part: P; resolve: () => void; reject: (e: unknown) => void }>): Promise<void> {
+  private async send(key: string, batch: Array<Waiting<P, R>>): Promise<void> {
+    let result: R;
     try {
-      await this.write(
+      result = await this.write(
         key,
         batch.map((b) => b.part),
       );
@@ -65,6 +70,13 @@ export class ItemWriteCombiner<P> {
       await Promise.all(batch.map((b) => this.write(key, [b.part]).then(b.resolve, b.reject)));
       return;
     }
-    for (const b of batch) b.resolve();
+    for (const b of batch) b.resolve(result);
   }
+}
+
+/** A part waiting for its request, and its caller's promise. */
+interface Waiting<P, R> {
+  readonly part: P;
+  readonly resolve: (r: R) => void;
+  readonly reject: (e: unknown) => void;
 }

@@ -123,6 +123,32 @@ describe('The gateway store: combined writes against the local table', () => {
     expect(rows.find((r) => r.model === 'haiku')).toMatchObject({ calls: 10, cacheHits: 0, costMicro: 10_000, inputTokens: 1_000 });
   });
 
+  it('reservations arriving together, combined, never pass the limit: exactly as many as fit', async () => {
+    table = await startLocalTable();
+    const ledger = new DynamoBudgetLedger(table.doc, LOCAL_TABLE);
+    const tight: BudgetScope = { ...scope, key: 'run#tight', limitMicro: 1_000_000 };
+    // 50 holds of 0.05 USD against a 1 USD limit: 20 fit.
+    const holds: Hold[] = Array.from({ length: 50 }, (_, i) => ({ id: `r${i}`, estimateMicro: 50_000, expiresAtMs: Date.now() + 60_000 }));
+    const outcomes = await Promise.all(holds.map((h) => ledger.reserve(tight, h)));
+    expect(outcomes.filter((o) => o.ok)).toHaveLength(20);
+    expect(await ledger.get(tight.key)).toMatchObject({ committedMicro: 1_000_000, openHolds: 20 });
+    // A refusal reports the scope as found.
+    expect(outcomes.find((o) => !o.ok)).toMatchObject({ ok: false, committedMicro: expect.any(Number) });
+  });
+
+  it('slots taken together, combined, never pass the concurrency limit, and report the last failure', async () => {
+    table = await startLocalTable();
+    const limits = new DynamoRateLimitStore(table.doc, LOCAL_TABLE);
+    const limit = { requestsPerMinute: 6000, maxConcurrency: 12 };
+    const first = { id: 'first', leaseUntilMs: Date.now() + 60_000 };
+    expect((await limits.acquire('openai', first, limit, Date.now())).ok).toBe(true);
+    await limits.leave('openai', first, { failedAtMs: 1_234 });
+    const holders = Array.from({ length: 30 }, (_, i) => ({ id: `t${i}`, leaseUntilMs: Date.now() + 60_000 }));
+    const outcomes = await Promise.all(holders.map((h) => limits.acquire('openai', h, limit, Date.now())));
+    expect(outcomes.filter((o) => o.ok)).toHaveLength(12);
+    for (const o of outcomes.filter((o) => o.ok)) expect(o).toMatchObject({ failedAtMs: 1_234 });
+  });
+
   it('slots given back together all leave the rate limit item', async () => {
     table = await startLocalTable();
     const limits = new DynamoRateLimitStore(table.doc, LOCAL_TABLE);
