@@ -25,7 +25,7 @@ import {
 } from '../core/gateway.js';
 import type { GatewayConfig, RateLimit } from '../core/gateway-config.js';
 import type { ProviderTable } from '../core/ports.js';
-import { ItemWriteCombiner } from './write-combiner.js';
+import { ItemRequestCombiner } from './request-combiner.js';
 
 /**
  * The gateway's state in the AgentFlow table (DESIGN §8), one item per budget scope, breaker,
@@ -95,9 +95,9 @@ export class DynamoBudgetLedger implements BudgetLedger {
    * Charges and settlements of holds, combined per scope item while one is in flight: a run's
    * agents all charge and settle on the run's item.
    */
-  private readonly holdWrites = new ItemWriteCombiner<HoldWrite>((key, parts) => this.writeHolds(key, parts));
+  private readonly holdWrites = new ItemRequestCombiner<HoldWrite>((key, parts) => this.writeHolds(key, parts));
   /** Reservations, combined per scope item while one is in flight (a run's agents start together). */
-  private readonly reservations = new ItemWriteCombiner<{ scope: BudgetScope; hold: Hold }, number>((_key, parts) =>
+  private readonly reservations = new ItemRequestCombiner<{ scope: BudgetScope; hold: Hold }, number>((_key, parts) =>
     this.reserveAll(parts),
   );
 
@@ -105,7 +105,7 @@ export class DynamoBudgetLedger implements BudgetLedger {
    * Additions to scopes without a limit (and usage totals), combined per item while one is in
    * flight: every call adds to the same few items (the month, the project's day and month).
    */
-  private readonly additions = new ItemWriteCombiner<ScopeAddition>((_key, parts) => this.addAll(parts));
+  private readonly additions = new ItemRequestCombiner<ScopeAddition>((_key, parts) => this.addAll(parts));
 
   constructor(
     private readonly doc: DynamoDBDocumentClient,
@@ -700,26 +700,46 @@ export class DynamoGatewayReads implements GatewayReads {
     private readonly breakers: DynamoBreakerStore,
   ) {}
 
+  /**
+   * Reads of one breaker, with the cached answers their calls look up, combined while one is in
+   * flight: calls to one model that start together share a read sent after each of them asked.
+   */
+  private readonly combined = new ItemRequestCombiner<string | undefined, Map<string, Record<string, unknown>>>((breakerKey, cacheKeys) =>
+    this.readAll(breakerKey, cacheKeys),
+  );
+
   async read(cacheKey: string | undefined, breakerKey: string, nowMs: number) {
+    const items = await this.combined.submit(breakerKey, cacheKey);
+    const breakerItem = items.get(`BREAKER#${breakerKey}`);
+    return {
+      hit: cacheKey === undefined ? undefined : cachedAnswer(items.get(`CACHE#${cacheKey}`), nowMs),
+      breaker: breakerItem ? this.breakers.record(breakerItem) : undefined,
+    };
+  }
+
+  /**
+   * The breaker's item and the cached answers' (consistent reads), by `pk`: one GetItem without
+   * a cache key, else one BatchGetItem (keys left unprocessed are read one by one).
+   */
+  private async readAll(breakerKey: string, cacheKeys: readonly (string | undefined)[]): Promise<Map<string, Record<string, unknown>>> {
     const breaker = { pk: `BREAKER#${breakerKey}`, sk: 'BREAKER' };
-    const cache = cacheKey !== undefined ? { pk: `CACHE#${cacheKey}`, sk: 'CACHE' } : undefined;
-    if (!cache) return { hit: undefined, breaker: await this.breakers.get(breakerKey) };
+    const caches = [...new Set(cacheKeys.filter((k): k is string => k !== undefined))].map((k) => ({ pk: `CACHE#${k}`, sk: 'CACHE' }));
+    const found = new Map<string, Record<string, unknown>>();
+    if (caches.length === 0) {
+      const r = await this.doc.send(new GetCommand({ TableName: this.table, Key: breaker, ConsistentRead: true }));
+      if (r.Item) found.set(breaker.pk, r.Item);
+      return found;
+    }
     const r = await this.doc.send(
-      new BatchGetCommand({ RequestItems: { [this.table]: { Keys: [breaker, cache], ConsistentRead: true } } }),
+      new BatchGetCommand({ RequestItems: { [this.table]: { Keys: [breaker, ...caches], ConsistentRead: true } } }),
     );
     const items = [...(r.Responses?.[this.table] ?? [])];
     for (const key of (r.UnprocessedKeys?.[this.table]?.Keys ?? []) as Record<string, unknown>[]) {
       const again = await this.doc.send(new GetCommand({ TableName: this.table, Key: key, ConsistentRead: true }));
       if (again.Item) items.push(again.Item);
     }
-    const breakerItem = items.find((i) => i.pk === breaker.pk);
-    return {
-      hit: cachedAnswer(
-        items.find((i) => i.pk === cache.pk),
-        nowMs,
-      ),
-      breaker: breakerItem ? this.breakers.record(breakerItem) : undefined,
-    };
+    for (const i of items) found.set(String(i.pk), i);
+    return found;
   }
 }
 
@@ -757,11 +777,11 @@ export class DynamoResponseCache implements ResponseCache {
  */
 export class DynamoRateLimitStore implements RateLimitStore {
   /** Slots taken, combined per provider while one is in flight. */
-  private readonly takes = new ItemWriteCombiner<{ member: string; max: number }, number | undefined>((provider, parts) =>
+  private readonly takes = new ItemRequestCombiner<{ member: string; max: number }, number | undefined>((provider, parts) =>
     this.takeAll(provider, parts),
   );
   /** Slots given back without a refund (an unconditional `DELETE`), combined per provider while one is in flight. */
-  private readonly releases = new ItemWriteCombiner<string>((provider, members) =>
+  private readonly releases = new ItemRequestCombiner<string>((provider, members) =>
     this.doc
       .send(
         new UpdateCommand({

@@ -1,11 +1,11 @@
 /**
- * Group commit for writes to one DynamoDB item. The first write to an item goes at once; writes
- * to it that arrive while one is in flight wait, and go together as one request when it answers
- * (at most {@link ItemWriteCombiner.maxParts} at a time). With no contention nothing waits; under
- * load (40 agents reserving, charging and settling on one run's item in one process) the requests
- * per item fall as the load rises. Each caller's promise settles when the request carrying its
- * part lands, with that request's result, so a caller that awaits its write knows it landed, as
- * with a request of its own.
+ * Group commit for requests to one DynamoDB item. The first request for an item goes at once;
+ * requests for it that arrive while one is in flight wait, and go together as one request when it
+ * answers (at most {@link ItemRequestCombiner.maxParts} at a time). With no contention nothing
+ * waits; under load (40 agents reserving, charging and settling on one run's item in one process)
+ * the requests per item fall as the load rises. Each caller's promise settles when the request
+ * carrying its part lands, with that request's result, so a caller that awaits its write knows it
+ * landed, and a combined read is sent after every caller in it asked, as with a request of its own.
  *
  * For writes whose combined request applies only when applying the parts alone, one after another,
  * would: `ADD` of numbers, `DELETE` from a set, conditions on a part's own attributes (ANDed), or
@@ -14,10 +14,10 @@
  * combined.
  *
  * @example
- * const adds = new ItemWriteCombiner<number>((key, parts) => addToItem(key, parts.reduce((a, b) => a + b, 0)));
+ * const adds = new ItemRequestCombiner<number>((key, parts) => addToItem(key, parts.reduce((a, b) => a + b, 0)));
  * await Promise.all([adds.submit('BUDGET#global', 5), adds.submit('BUDGET#global', 7)]); // one or two UpdateItems
  */
-export class ItemWriteCombiner<P, R = void> {
+export class ItemRequestCombiner<P, R = void> {
   private readonly waiting = new Map<string, Array<Waiting<P, R>>>();
   private readonly flying = new Set<string>();
 

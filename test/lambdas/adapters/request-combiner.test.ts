@@ -1,6 +1,12 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { DynamoBudgetLedger, DynamoRateLimitStore } from '../../../lambdas/adapters/gateway-store.js';
-import { ItemWriteCombiner } from '../../../lambdas/adapters/write-combiner.js';
+import {
+  DynamoBreakerStore,
+  DynamoBudgetLedger,
+  DynamoGatewayReads,
+  DynamoRateLimitStore,
+  DynamoResponseCache,
+} from '../../../lambdas/adapters/gateway-store.js';
+import { ItemRequestCombiner } from '../../../lambdas/adapters/request-combiner.js';
 import type { BudgetScope, Hold } from '../../../lambdas/core/budget.js';
 import { LOCAL_TABLE, type LocalTable, startLocalTable } from '../../../lib/local/runtime.js';
 
@@ -18,10 +24,10 @@ function recorder(ms = 5, fail?: (parts: readonly number[]) => Error | undefined
   return { sent, write };
 }
 
-describe('Class: ItemWriteCombiner', () => {
+describe('Class: ItemRequestCombiner', () => {
   it('sends the first write at once and the ones arriving during it together, per item', async () => {
     const r = recorder();
-    const c = new ItemWriteCombiner<number>(r.write);
+    const c = new ItemRequestCombiner<number>(r.write);
     await Promise.all([c.submit('a', 1), c.submit('a', 2), c.submit('a', 3), c.submit('b', 4)]);
     expect(r.sent).toEqual([[1], [4], [2, 3]]);
     // Nothing in flight: the next write goes alone again.
@@ -31,7 +37,7 @@ describe('Class: ItemWriteCombiner', () => {
 
   it('sends at most maxParts in one request', async () => {
     const r = recorder();
-    const c = new ItemWriteCombiner<number>(r.write, 2);
+    const c = new ItemRequestCombiner<number>(r.write, 2);
     await Promise.all([1, 2, 3, 4, 5].map((n) => c.submit('a', n)));
     expect(r.sent).toEqual([[1], [2, 3], [4, 5]]);
   });
@@ -39,7 +45,7 @@ describe('Class: ItemWriteCombiner', () => {
   it('sends a failed combined request again part by part: each caller gets its own outcome', async () => {
     const refused = new Error('refused');
     const r = recorder(5, (parts) => (parts.includes(3) ? refused : undefined));
-    const c = new ItemWriteCombiner<number>(r.write);
+    const c = new ItemRequestCombiner<number>(r.write);
     const outcomes = await Promise.allSettled([1, 2, 3, 4].map((n) => c.submit('a', n)));
     expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
     expect((outcomes[2] as PromiseRejectedResult).reason).toBe(refused);
@@ -147,6 +153,47 @@ describe('The gateway store: combined writes against the local table', () => {
     const outcomes = await Promise.all(holders.map((h) => limits.acquire('openai', h, limit, Date.now())));
     expect(outcomes.filter((o) => o.ok)).toHaveLength(12);
     for (const o of outcomes.filter((o) => o.ok)) expect(o).toMatchObject({ failedAtMs: 1_234 });
+  });
+
+  it('breaker reads with cache lookups arriving together share one read: each caller gets its own cached answer', async () => {
+    table = await startLocalTable();
+    let reads = 0;
+    table.doc.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (/^(BatchGetItem|GetItem)/.test(String((context as { commandName?: string }).commandName))) reads++;
+        return next(args);
+      },
+      { step: 'initialize', name: 'countReads' },
+    );
+    const breakers = new DynamoBreakerStore(table.doc, LOCAL_TABLE);
+    const reads_ = new DynamoGatewayReads(table.doc, LOCAL_TABLE, breakers);
+    const cache = new DynamoResponseCache(table.doc, LOCAL_TABLE);
+    const now = Date.now();
+    const answer = (text: string) => ({
+      text,
+      usage: { inputTokens: 1, outputTokens: 1, cacheReadTokens: 0, cacheWriteTokens: 0 },
+      createdAtMs: now,
+    });
+    await cache.put('a', answer('answer a'), now + 60_000);
+    await cache.put('b', answer('answer b'), now + 60_000);
+    await cache.put('old', answer('expired'), now - 1);
+    await breakers.count('bedrock#m', { provider: 'bedrock', model: 'm', failed: true, nowMs: now, windowMs: 60_000 });
+    reads = 0;
+    const keys = ['a', 'b', 'missing', undefined, 'old', 'a', 'b', undefined];
+    const got = await Promise.all(keys.map((k) => reads_.read(k, 'bedrock#m', now)));
+    expect(got.map((g) => g.hit?.text)).toEqual([
+      'answer a',
+      'answer b',
+      undefined,
+      undefined,
+      undefined,
+      'answer a',
+      'answer b',
+      undefined,
+    ]);
+    for (const g of got) expect(g.breaker).toMatchObject({ failures: 1 });
+    // The first read alone, the other seven in one.
+    expect(reads).toBe(2);
   });
 
   it('slots given back together all leave the rate limit item', async () => {
