@@ -195,33 +195,45 @@ function bpeCount(text: string, family: TokenizerFamily): number {
 /** Longest slice of ordinary text tokenized in one piece (characters). */
 const MAX_SLICE = 8192;
 /** Shortest slice cut where its content says ({@link sliceEnd}), in characters. */
-const MIN_SLICE = 1024;
+const MIN_SLICE = 256;
 /** Slices remembered per family, in characters at most (then forgotten all at once). */
 const MAX_SLICE_CHARS = 4 * 1024 * 1024;
 
 /**
  * Where the slice of `text` starting at `from` ends: after a line end chosen by the content around
- * it (the line before it, when the line after starts with a non-space), at least {@link MIN_SLICE}
- * and at most {@link MAX_SLICE} characters on (else after the last line end before that, else at
- * it). The same lines cut the same way whatever comes before them, after a cut or two: a diff
- * that every agent's prompt carries, behind its own header and data boundary, falls into the same
- * slices in each, and {@link sliceCount} counts those once. A cut at a line end before a
- * non-space leaves the pre-tokens as they are in the whole text in practice, and can only split a
- * token in two otherwise: the count never errs low. Exported for tests.
+ * it (the line before it, when it ends in a non-space and the line after starts with one), at
+ * least {@link MIN_SLICE} and at most {@link MAX_SLICE} characters on; else after the last line
+ * end that follows a non-space before that, else between the last two non-spaces, else at the limit.
+ *
+ * The same lines are cut the same way whatever comes before them, after a cut or two: a diff that
+ * every agent's prompt carries, behind its own header and data boundary, falls into the same
+ * slices in each, and {@link sliceCount} counts each once. Cut between two non-spaces, a line end
+ * is a pre-token of its own in the whole text too, so the slices' pre-tokens are the whole text's;
+ * a cut elsewhere only splits a run of spaces or a token in two, and never ends a slice in spaces
+ * (the pre-tokenizer's `\s+(?!\S)` would join `"  \n"` at a slice's end, which the whole text
+ * splits): the count never errs low. Exported for tests.
  */
 export function sliceEnd(text: string, from: number): number {
   if (from + MIN_SLICE >= text.length) return text.length;
   const limit = from + MAX_SLICE;
+  // The last line end after a non-space: where to cut when the content chooses none.
+  let clean = -1;
   let lineStart = text.lastIndexOf('\n', from + MIN_SLICE - 1) + 1;
   for (let nl = text.indexOf('\n', from + MIN_SLICE); nl !== -1 && nl < limit; nl = text.indexOf('\n', nl + 1)) {
-    const next = text.charCodeAt(nl + 1);
-    const hash = (Math.imul(nl - lineStart, 0x9e3779b1) ^ Math.imul(text.charCodeAt(lineStart), 31) ^ text.charCodeAt(nl - 1)) >>> 0;
-    if ((hash & 7) === 0 && next > 32) return nl + 1;
+    if (text.charCodeAt(nl - 1) > 32) {
+      clean = nl;
+      const hash = (Math.imul(nl - lineStart, 0x9e3779b1) ^ Math.imul(text.charCodeAt(lineStart), 31) ^ text.charCodeAt(nl - 1)) >>> 0;
+      if ((hash & 3) === 0 && text.charCodeAt(nl + 1) > 32) return nl + 1;
+    }
     lineStart = nl + 1;
   }
   if (limit >= text.length) return text.length;
-  const nl = text.lastIndexOf('\n', limit);
-  return nl > from ? nl + 1 : limit;
+  if (clean !== -1) return clean + 1;
+  // No such line end (lines ending in spaces, or one long line): between two non-spaces.
+  for (let p = limit; p > from + MIN_SLICE; p--) {
+    if (text.charCodeAt(p - 1) > 32 && text.charCodeAt(p) > 32) return p;
+  }
+  return limit;
 }
 
 /** {@link pieceCount} of a slice, remembered for slices of 256 characters or more. */

@@ -79,7 +79,9 @@ describe('countTokens memo', () => {
     const diff = code.map((c, i) => `diff --git a/f${i} b/f${i}\n@@ -0,0 +1 @@\n${c.replace(/^/gm, '+')}`).join('\n');
     const openai = new Tiktoken(o200k);
     const claude = new Tiktoken(claudeRanks as TiktokenBPE);
-    for (const t of [...code, diff]) {
+    // Markdown's hard line breaks: two spaces before a line end (a cut after them would err low).
+    const markdown = Array.from({ length: 400 }, (_, i) => `Line ${i} of the notes, with a break  \n${i % 3 ? '' : '\n'}`).join('');
+    for (const t of [...code, diff, markdown, readFileSync(join(root, 'README.md'), 'utf8')]) {
       const wholeOpenai = openai.encode(t, [], []).length;
       const wholeClaude = claude.encode(t.normalize('NFKC'), [], []).length;
       const ours = [countTokens(t, 'openai'), countTokens(t, 'claude', { margin: false })];
