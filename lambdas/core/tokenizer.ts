@@ -181,15 +181,58 @@ function bpeCount(text: string, family: TokenizerFamily): number {
       i = end;
     }
   };
-  const longRun = new RegExp(`\\S{${LONG_RUN},}|[ \\t]{${LONG_RUN},}|\\s{${LONG_RUN},}`, 'g');
   let last = 0;
-  for (const m of source.matchAll(longRun)) {
-    encode(source.slice(last, m.index));
-    for (let i = 0; i < m[0].length; i += RUN_PIECE) n += pieceCount(enc, m[0].slice(i, i + RUN_PIECE));
-    last = m.index + m[0].length;
+  for (const [start, end] of longRuns(source)) {
+    encode(source.slice(last, start));
+    for (let i = start; i < end; i += RUN_PIECE) n += pieceCount(enc, source.slice(i, Math.min(end, i + RUN_PIECE)));
+    last = end;
   }
   encode(source.slice(last));
   return n;
+}
+
+/** JavaScript's `\s`: the Unicode White_Space characters, line terminators and U+FEFF. */
+function isSpace(c: number): boolean {
+  return c <= 32
+    ? c === 32 || (c >= 9 && c <= 13)
+    : c === 0xa0 ||
+        c === 0x1680 ||
+        (c >= 0x2000 && c <= 0x200a) ||
+        c === 0x2028 ||
+        c === 0x2029 ||
+        c === 0x202f ||
+        c === 0x205f ||
+        c === 0x3000 ||
+        c === 0xfeff;
+}
+
+/**
+ * The runs `text.matchAll(/\S{128,}|[ \t]{128,}|\s{128,}/g)` finds (as `[start, end)`, with
+ * {@link LONG_RUN} for 128), in one pass: a regex tries the run's length again at each of its
+ * characters (about 180 µs for 4 KB of code, against a few µs here). Exported for tests.
+ */
+export function* longRuns(text: string): Generator<readonly [number, number]> {
+  const n = text.length;
+  let p = 0;
+  while (p < n) {
+    let e = p;
+    if (!isSpace(text.charCodeAt(p))) {
+      while (e < n && !isSpace(text.charCodeAt(e))) e++;
+      if (e - p >= LONG_RUN) yield [p, e];
+      p = e;
+      continue;
+    }
+    while (e < n && (text.charCodeAt(e) === 32 || text.charCodeAt(e) === 9)) e++;
+    if (e - p >= LONG_RUN) {
+      yield [p, e];
+      p = e;
+      continue;
+    }
+    while (e < n && isSpace(text.charCodeAt(e))) e++;
+    if (e - p >= LONG_RUN) yield [p, e];
+    // Shorter: no run inside it is long enough either.
+    p = e;
+  }
 }
 
 /** Longest slice of ordinary text tokenized in one piece (characters). */

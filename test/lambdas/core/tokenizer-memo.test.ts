@@ -4,7 +4,7 @@ import claudeRanks from '@anthropic-ai/tokenizer/claude.json' with { type: 'json
 import { Tiktoken, type TiktokenBPE } from 'js-tiktoken/lite';
 import o200k from 'js-tiktoken/ranks/o200k_base';
 import { describe, expect, it } from 'vitest';
-import { CLAUDE_SAFETY_MARGIN, countTokens, sliceEnd } from '../../../lambdas/core/tokenizer.js';
+import { CLAUDE_SAFETY_MARGIN, countTokens, longRuns, sliceEnd } from '../../../lambdas/core/tokenizer.js';
 import { PROJECT_ROOT } from '../../../lib/workspace.js';
 
 /** countTokens' plain count without anything remembered: js-tiktoken's encode on each slice. */
@@ -89,6 +89,37 @@ describe('countTokens memo', () => {
       expect(ours[1]).toBeGreaterThanOrEqual(wholeClaude);
       expect(ours[0]).toBeLessThanOrEqual(Math.ceil(wholeOpenai * 1.002));
       expect(ours[1]).toBeLessThanOrEqual(Math.ceil(wholeClaude * 1.002));
+    }
+  });
+
+  it('finds the long runs the regex finds (spaces, tabs, line ends, Unicode spaces, long words), in one pass', () => {
+    const bits = [
+      'a',
+      'word',
+      ' ',
+      '\t',
+      '\n',
+      '\r\n',
+      '\u00a0',
+      '\u2028',
+      '\u3000',
+      'é',
+      '🎉',
+      'x'.repeat(130),
+      ' '.repeat(130),
+      '\n'.repeat(64),
+    ];
+    let seed = 7;
+    const next = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed;
+    };
+    for (let k = 0; k < 300; k++) {
+      // Runs of one bit repeated, so long runs of every kind occur.
+      let text = '';
+      while (text.length < 2000) text += (bits[next() % bits.length] as string).repeat(1 + (next() % 140));
+      const expected = [...text.matchAll(/\S{128,}|[ \t]{128,}|\s{128,}/g)].map((m) => [m.index, m.index + m[0].length]);
+      expect([...longRuns(text)], `text ${k}`).toEqual(expected);
     }
   });
 
