@@ -16,7 +16,7 @@ import { secretLintProfiler } from '@secretlint/profiler';
 import { creator as recommendedPreset } from '@secretlint/secretlint-rule-preset-recommend';
 import type { ModelAnswer } from './contracts.js';
 import { isAllowedValue } from './secrets/allow.js';
-import { findOwnSecrets, type SecretHit } from './secrets/rules.js';
+import { findOwnSecrets, findOwnSecretsEach, type SecretHit } from './secrets/rules.js';
 
 // secretlint's profiler is on by default: every rule on every text adds `performance.mark`s to the
 // process's timeline and its own list, kept for good (a long-running server or a warm Lambda grows
@@ -200,18 +200,21 @@ export async function redactTexts(texts: readonly string[]): Promise<Redaction[]
       }
     }
   }
+  const own = findOwnSecretsEach(texts);
   return Promise.all(
     texts.map(async (t, i) => {
       if (t.length === 0) return { text: t, count: 0, secrets: [] };
       const mine = found.get(i);
-      return redactWith(t, mine ? hitsOf(t, mine) : await secretlintHits(t));
+      return redactWith(t, mine ? hitsOf(t, mine) : await secretlintHits(t), own[i]);
     }),
   );
 }
 
-/** `text` with AgentFlow's own findings and secretlint's (`linted`, ranges in `text`) replaced by markers. */
-function redactWith(text: string, linted: readonly SecretHit[]): Redaction {
-  const own = findOwnSecrets(text);
+/**
+ * `text` with AgentFlow's own findings (`own`, found here unless given) and secretlint's (`linted`),
+ * ranges in `text`, replaced by markers.
+ */
+function redactWith(text: string, linted: readonly SecretHit[], own: readonly SecretHit[] = findOwnSecrets(text)): Redaction {
   // A secretlint range that holds one of ours is wider (it may include the name): ours wins.
   const wider = (h: SecretHit) => own.some((o) => o.start >= h.start && o.end <= h.end);
   const hits = [...own, ...linted.filter((h) => !wider(h))].sort((a, b) => a.start - b.start || b.end - a.end);

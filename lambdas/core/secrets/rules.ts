@@ -160,9 +160,43 @@ const COMPILED: ReadonlyArray<Rule> = RULES.map((r) => ({ ...r, re: new RegExp(r
 
 /** Applies AgentFlow's own rules to `text`. Overlapping hits are resolved by the caller. */
 export function findOwnSecrets(text: string): SecretHit[] {
+  return applyRules(text, COMPILED);
+}
+
+/**
+ * A rule's regex anchored to the start or end of the whole input (`^`/`$` without the `m` flag):
+ * it may match a text alone and not the same text among others.
+ */
+const anchored = (r: Rule) => !r.re.multiline && /[$^]/.test(r.re.source);
+
+/** Between texts {@link findOwnSecretsEach} scans at once: a line end on each side of a blank line. */
+const SCAN_SEPARATOR = '\n\n';
+
+/**
+ * {@link findOwnSecrets} on each of `texts`, the rules tried on each text only when they match
+ * somewhere in all of them joined by blank lines (49 regexes on each short field of an answer cost
+ * more in setup than in matching). A rule that matches a text alone matches the joined texts too
+ * (where that text starts and ends, a line end stands for the start or end of the input, which
+ * every rule's `\b`, lookarounds and multiline `^`/`$` treat alike; an earlier match there is a
+ * match), so no text loses a hit; rules anchored to the whole input are always tried.
+ * @returns one list of hits per text, in order, as {@link findOwnSecrets} gives them
+ */
+export function findOwnSecretsEach(texts: readonly string[]): SecretHit[][] {
+  const joined = texts.join(SCAN_SEPARATOR);
+  const rules = COMPILED.filter((r) => {
+    if (anchored(r)) return true;
+    r.re.lastIndex = 0;
+    const found = r.re.test(joined);
+    r.re.lastIndex = 0;
+    return found;
+  });
+  return texts.map((t) => (rules.length === 0 || t.length === 0 ? [] : applyRules(t, rules)));
+}
+
+function applyRules(text: string, rules: ReadonlyArray<Rule>): SecretHit[] {
   const hits: SecretHit[] = [];
   const publicBlocks = [...text.matchAll(PUBLIC_PEM)].map((m) => [m.index, m.index + m[0].length] as const);
-  for (const rule of COMPILED) {
+  for (const rule of rules) {
     for (const m of text.matchAll(rule.re)) {
       const value = rule.group === undefined ? m[0] : (m[rule.group] ?? '');
       if (value.length === 0 || value.includes('[REDACTED:')) continue;

@@ -167,6 +167,21 @@ describe('Function: redactTexts', () => {
     expect(together.reduce((n, r) => n + r.count, 0)).toBeGreaterThan(secrets.length);
   });
 
+  it('gives each corpus text, among clean short fields, what it gets alone (own rules are tried only where the joined texts match them)', async () => {
+    const { secrets, lookAlikes } = secretsCorpus();
+    const clean = ['security', 'Force unwrap of an optional.', 'ios/App/Login.swift', ''];
+    for (const t of [...secrets.map((s) => s.text), ...lookAlikes.map((l) => l.text), ...secrets.map((s) => added(s.text))]) {
+      // At the start, in the middle and at the end (edges of the joined text).
+      for (const texts of [
+        [t, ...clean],
+        [clean[0] as string, t, clean[1] as string],
+        [...clean, t],
+      ]) {
+        expect(await redactTexts(texts), t.slice(0, 60)).toEqual(await Promise.all(texts.map((x) => redactSecrets(x))));
+      }
+    }
+  });
+
   it('lints texts alone again when a rule matches over the line between them, and finds values in their own text', async () => {
     const { secrets } = secretsCorpus();
     // A name at the end of one text and a 40-character value at the start of the next: one AWS
