@@ -95,10 +95,11 @@ export class DynamoBudgetLedger implements BudgetLedger {
    * Charges and settlements of holds, combined per scope item while one is in flight: a run's
    * agents all charge and settle on the run's item.
    */
-  private readonly holdWrites = new ItemRequestCombiner<HoldWrite>((key, parts) => this.writeHolds(key, parts));
+  private readonly holdWrites = new ItemRequestCombiner<HoldWrite>((key, parts) => this.writeHolds(key, parts), isConditionFailure);
   /** Reservations, combined per scope item while one is in flight (a run's agents start together). */
-  private readonly reservations = new ItemRequestCombiner<{ scope: BudgetScope; hold: Hold }, number>((_key, parts) =>
-    this.reserveAll(parts),
+  private readonly reservations = new ItemRequestCombiner<{ scope: BudgetScope; hold: Hold }, number>(
+    (_key, parts) => this.reserveAll(parts),
+    isConditionFailure,
   );
 
   /**
@@ -779,8 +780,9 @@ export class DynamoResponseCache implements ResponseCache {
  */
 export class DynamoRateLimitStore implements RateLimitStore {
   /** Slots taken, combined per provider while one is in flight. */
-  private readonly takes = new ItemRequestCombiner<{ member: string; max: number }, number | undefined>((provider, parts) =>
-    this.takeAll(provider, parts),
+  private readonly takes = new ItemRequestCombiner<{ member: string; max: number }, number | undefined>(
+    (provider, parts) => this.takeAll(provider, parts),
+    isConditionFailure,
   );
   /** Slots given back without a refund (an unconditional `DELETE`), combined per provider while one is in flight. */
   private readonly releases = new ItemRequestCombiner<string>((provider, members) =>

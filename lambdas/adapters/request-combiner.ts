@@ -9,9 +9,10 @@
  *
  * For writes whose combined request applies only when applying the parts alone, one after another,
  * would: `ADD` of numbers, `DELETE` from a set, conditions on a part's own attributes (ANDed), or
- * a limit checked against the parts' sum. A combined request that fails (a condition, or any
- * error) is sent again part by part, each caller getting its own part's outcome, as if never
- * combined.
+ * a limit checked against the parts' sum. A combined request refused for a reason that may be one
+ * part's (`split`, e.g. a failed condition) is sent again part by part, each caller getting its
+ * own part's outcome, as if never combined; any other error reaches every caller in it, as their
+ * own requests' would (a timeout is not re-sent here: the request may have landed).
  *
  * @example
  * const adds = new ItemRequestCombiner<number>((key, parts) => addToItem(key, parts.reduce((a, b) => a + b, 0)));
@@ -24,10 +25,13 @@ export class ItemRequestCombiner<P, R = void> {
   /**
    * @param write sends `parts` (one or more, in arrival order) to the item `key` as one request;
    *   its result goes to every part's caller
+   * @param split whether a failed combined request is sent again part by part (a refusal that may
+   *   be one part's); @default never (for writes whose parts cannot be refused one by one)
    * @param maxParts parts per request at most (DynamoDB's expressions are limited to 4 KB). @default 20
    */
   constructor(
     private readonly write: (key: string, parts: readonly P[]) => Promise<R>,
+    private readonly split: (e: unknown) => boolean = () => false,
     readonly maxParts = 20,
   ) {}
 
@@ -62,8 +66,8 @@ export class ItemRequestCombiner<P, R = void> {
         batch.map((b) => b.part),
       );
     } catch (e) {
-      if (batch.length === 1) {
-        batch[0]?.reject(e);
+      if (batch.length === 1 || !this.split(e)) {
+        for (const b of batch) b.reject(e);
         return;
       }
       // Each part alone, as if never combined.

@@ -37,19 +37,31 @@ describe('Class: ItemRequestCombiner', () => {
 
   it('sends at most maxParts in one request', async () => {
     const r = recorder();
-    const c = new ItemRequestCombiner<number>(r.write, 2);
+    const c = new ItemRequestCombiner<number>(r.write, undefined, 2);
     await Promise.all([1, 2, 3, 4, 5].map((n) => c.submit('a', n)));
     expect(r.sent).toEqual([[1], [2, 3], [4, 5]]);
   });
 
-  it('sends a failed combined request again part by part: each caller gets its own outcome', async () => {
-    const refused = new Error('refused');
+  it('sends a combined request refused for a part again part by part: each caller gets its own outcome', async () => {
+    const refused = Object.assign(new Error('refused'), { name: 'ConditionalCheckFailedException' });
     const r = recorder(5, (parts) => (parts.includes(3) ? refused : undefined));
-    const c = new ItemRequestCombiner<number>(r.write);
+    const c = new ItemRequestCombiner<number>(r.write, (e) => (e as Error).name === 'ConditionalCheckFailedException');
     const outcomes = await Promise.allSettled([1, 2, 3, 4].map((n) => c.submit('a', n)));
     expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
     expect((outcomes[2] as PromiseRejectedResult).reason).toBe(refused);
     expect(r.sent).toEqual([[1], [2, 3, 4], [2], [3], [4]]);
+  });
+
+  it('gives any other error to every caller of the combined request, without sending it again (it may have landed)', async () => {
+    const timeout = Object.assign(new Error('socket hang up'), { name: 'TimeoutError' });
+    const r = recorder(5, (parts) => (parts.length > 1 ? timeout : undefined));
+    const c = new ItemRequestCombiner<number>(r.write, (e) => (e as Error).name === 'ConditionalCheckFailedException');
+    const outcomes = await Promise.allSettled([1, 2, 3].map((n) => c.submit('a', n)));
+    expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'rejected']);
+    expect(r.sent).toEqual([[1], [2, 3]]);
+    // The item is free again for the next request.
+    await c.submit('a', 4);
+    expect(r.sent.at(-1)).toEqual([4]);
   });
 });
 
