@@ -167,7 +167,19 @@ export function findOwnSecrets(text: string): SecretHit[] {
  * A rule's regex anchored to the start or end of the whole input (`^`/`$` without the `m` flag):
  * it may match a text alone and not the same text among others.
  */
-const anchored = (r: Rule) => !r.re.multiline && /[$^]/.test(r.re.source);
+function anchored(r: Rule): boolean {
+  if (r.re.multiline) return false;
+  const src = r.re.source;
+  let inClass = false;
+  for (let i = 0; i < src.length; i++) {
+    const c = src[i];
+    if (c === '\\') i++;
+    else if (inClass) inClass = c !== ']';
+    else if (c === '[') inClass = true;
+    else if (c === '^' || c === '$') return true;
+  }
+  return false;
+}
 
 /** Between texts {@link findOwnSecretsEach} scans at once: a line end on each side of a blank line. */
 const SCAN_SEPARATOR = '\n\n';
