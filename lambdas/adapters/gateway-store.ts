@@ -106,7 +106,12 @@ export class DynamoBudgetLedger implements BudgetLedger {
    * Additions to scopes without a limit (and usage totals), combined per item while one is in
    * flight: every call adds to the same few items (the month, the project's day and month).
    */
-  private readonly additions = new ItemRequestCombiner<ScopeAddition>((_key, parts) => this.addAll(parts));
+  private readonly additions = new ItemRequestCombiner<ScopeAddition>(
+    (_key, parts) => this.addAll(parts),
+    undefined,
+    // Summed: the expression grows only with the models named (6 attributes each).
+    100,
+  );
 
   constructor(
     private readonly doc: DynamoDBDocumentClient,
@@ -707,8 +712,11 @@ export class DynamoGatewayReads implements GatewayReads {
    * Reads of one breaker, with the cached answers their calls look up, combined while one is in
    * flight: calls to one model that start together share a read sent after each of them asked.
    */
-  private readonly combined = new ItemRequestCombiner<string | undefined, Map<string, Record<string, unknown>>>((breakerKey, cacheKeys) =>
-    this.readAll(breakerKey, cacheKeys),
+  private readonly combined = new ItemRequestCombiner<string | undefined, Map<string, Record<string, unknown>>>(
+    (breakerKey, cacheKeys) => this.readAll(breakerKey, cacheKeys),
+    undefined,
+    // BatchGetItem reads 100 keys at most: the breaker and up to 99 cached answers.
+    99,
   );
 
   async read(cacheKey: string | undefined, breakerKey: string, nowMs: number) {
@@ -785,17 +793,21 @@ export class DynamoRateLimitStore implements RateLimitStore {
     isConditionFailure,
   );
   /** Slots given back without a refund (an unconditional `DELETE`), combined per provider while one is in flight. */
-  private readonly releases = new ItemRequestCombiner<string>((provider, members) =>
-    this.doc
-      .send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: this.key(provider),
-          UpdateExpression: 'DELETE holders :h',
-          ExpressionAttributeValues: { ':h': new Set(members) },
-        }),
-      )
-      .then(() => undefined),
+  private readonly releases = new ItemRequestCombiner<string>(
+    (provider, members) =>
+      this.doc
+        .send(
+          new UpdateCommand({
+            TableName: this.table,
+            Key: this.key(provider),
+            UpdateExpression: 'DELETE holders :h',
+            ExpressionAttributeValues: { ':h': new Set(members) },
+          }),
+        )
+        .then(() => undefined),
+    undefined,
+    // One set of members: the expression does not grow.
+    100,
   );
 
   constructor(
