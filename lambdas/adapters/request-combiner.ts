@@ -20,7 +20,8 @@
  */
 export class ItemRequestCombiner<P, R = void> {
   private readonly waiting = new Map<string, Array<Waiting<P, R>>>();
-  private readonly flying = new Set<string>();
+  /** The request in flight per item (a token: a late one is let go of, see `patienceMs`). */
+  private readonly flying = new Map<string, object>();
 
   /**
    * @param write sends `parts` (one or more, in arrival order) to the item `key` as one request;
@@ -28,11 +29,15 @@ export class ItemRequestCombiner<P, R = void> {
    * @param split whether a failed combined request is sent again part by part (a refusal that may
    *   be one part's); @default never (for writes whose parts cannot be refused one by one)
    * @param maxParts parts per request at most (DynamoDB's expressions are limited to 4 KB). @default 20
+   * @param patienceMs how long a request in flight holds the next ones back (ms): past it they go on
+   *   their own, so one that never answers (a socket lost while a Lambda was frozen) cannot stall
+   *   the item's writes. @default 2000
    */
   constructor(
     private readonly write: (key: string, parts: readonly P[]) => Promise<R>,
     private readonly split: (e: unknown) => boolean = () => false,
     readonly maxParts = 20,
+    private readonly patienceMs = 2000,
   ) {}
 
   /** Writes `part` to the item `key`; resolves with its request's result when it landed, rejects with its error. */
@@ -54,8 +59,17 @@ export class ItemRequestCombiner<P, R = void> {
       return;
     }
     const batch = queue.splice(0, this.maxParts);
-    this.flying.add(key);
-    void this.send(key, batch).finally(() => this.next(key));
+    const flight = {};
+    this.flying.set(key, flight);
+    // A request that does not answer in time stops holding the item's next ones back.
+    const late = setTimeout(() => {
+      if (this.flying.get(key) === flight) this.next(key);
+    }, this.patienceMs);
+    late.unref?.();
+    void this.send(key, batch).finally(() => {
+      clearTimeout(late);
+      if (this.flying.get(key) === flight) this.next(key);
+    });
   }
 
   private async send(key: string, batch: Array<Waiting<P, R>>): Promise<void> {

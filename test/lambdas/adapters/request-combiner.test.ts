@@ -52,6 +52,26 @@ describe('Class: ItemRequestCombiner', () => {
     expect(r.sent).toEqual([[1], [2, 3, 4], [2], [3], [4]]);
   });
 
+  it('stops holding the item back for a request that does not answer in time (a socket lost while a Lambda was frozen)', async () => {
+    const sent: number[][] = [];
+    const c = new ItemRequestCombiner<number>(
+      (_key, parts) => {
+        sent.push([...parts]);
+        // The first request never answers.
+        return parts.includes(1) ? new Promise<void>(() => undefined) : Promise.resolve();
+      },
+      undefined,
+      20,
+      50,
+    );
+    void c.submit('a', 1);
+    // Queued behind the request that never answers, then sent once it is late.
+    await Promise.all([c.submit('a', 2), c.submit('a', 3)]);
+    expect(sent).toEqual([[1], [2, 3]]);
+    await c.submit('a', 4);
+    expect(sent.at(-1)).toEqual([4]);
+  });
+
   it('gives any other error to every caller of the combined request, without sending it again (it may have landed)', async () => {
     const timeout = Object.assign(new Error('socket hang up'), { name: 'TimeoutError' });
     const r = recorder(5, (parts) => (parts.length > 1 ? timeout : undefined));
