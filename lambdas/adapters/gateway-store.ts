@@ -36,6 +36,12 @@ import { ItemRequestCombiner } from './request-combiner.js';
 const isConditionFailure = (e: unknown) =>
   e instanceof ConditionalCheckFailedException || (e as { name?: string })?.name === 'ConditionalCheckFailedException';
 
+/**
+ * A combined request refused without being applied, for a reason that may be one part's: a failed
+ * condition, or a validation error (e.g. two parts writing one attribute). Sent again part by part.
+ */
+const refusedUnapplied = (e: unknown) => isConditionFailure(e) || (e as { name?: string })?.name === 'ValidationException';
+
 /** Runs a conditional write; `false` when its condition failed. */
 async function conditional(write: () => Promise<unknown>): Promise<boolean> {
   try {
@@ -95,11 +101,11 @@ export class DynamoBudgetLedger implements BudgetLedger {
    * Charges and settlements of holds, combined per scope item while one is in flight: a run's
    * agents all charge and settle on the run's item.
    */
-  private readonly holdWrites = new ItemRequestCombiner<HoldWrite>((key, parts) => this.writeHolds(key, parts), isConditionFailure);
+  private readonly holdWrites = new ItemRequestCombiner<HoldWrite>((key, parts) => this.writeHolds(key, parts), refusedUnapplied);
   /** Reservations, combined per scope item while one is in flight (a run's agents start together). */
   private readonly reservations = new ItemRequestCombiner<{ scope: BudgetScope; hold: Hold }, number>(
     (_key, parts) => this.reserveAll(parts),
-    isConditionFailure,
+    refusedUnapplied,
   );
 
   /**
@@ -108,7 +114,7 @@ export class DynamoBudgetLedger implements BudgetLedger {
    */
   private readonly additions = new ItemRequestCombiner<ScopeAddition>(
     (_key, parts) => this.addAll(parts),
-    undefined,
+    refusedUnapplied,
     // Summed: the expression grows only with the models named (6 attributes each).
     100,
   );
@@ -163,17 +169,20 @@ export class DynamoBudgetLedger implements BudgetLedger {
     const limits = parts.flatMap((p) => (p.scope.limitMicro === undefined ? [] : [p.scope.limitMicro]));
     const estimate = parts.reduce((n, p) => n + p.hold.estimateMicro, 0);
     const limited = limits.length > 0;
+    const threshold = Math.min(...limits) - estimate;
+    // A new item (no `committed` yet) takes the holds only when their sum fits the limit.
+    const condition = threshold >= 0 ? 'attribute_not_exists(committed) OR committed <= :threshold' : 'committed <= :threshold';
     const r = await this.doc.send(
       new UpdateCommand({
         TableName: this.table,
         Key: this.key(scope),
         UpdateExpression: `SET ${meta.set} ADD committed :est, holds :hold`,
-        ...(limited ? { ConditionExpression: 'attribute_not_exists(committed) OR committed <= :threshold' } : {}),
+        ...(limited ? { ConditionExpression: condition } : {}),
         ExpressionAttributeValues: {
           ...meta.values,
           ':est': estimate,
           ':hold': new Set(parts.map((p) => holdMember(p.hold))),
-          ...(limited ? { ':threshold': Math.min(...limits) - estimate } : {}),
+          ...(limited ? { ':threshold': threshold } : {}),
         },
         ReturnValues: 'UPDATED_NEW',
         ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
@@ -714,7 +723,7 @@ export class DynamoGatewayReads implements GatewayReads {
    */
   private readonly combined = new ItemRequestCombiner<string | undefined, Map<string, Record<string, unknown>>>(
     (breakerKey, cacheKeys) => this.readAll(breakerKey, cacheKeys),
-    undefined,
+    refusedUnapplied,
     // BatchGetItem reads 100 keys at most: the breaker and up to 99 cached answers.
     99,
   );
@@ -790,7 +799,7 @@ export class DynamoRateLimitStore implements RateLimitStore {
   /** Slots taken, combined per provider while one is in flight. */
   private readonly takes = new ItemRequestCombiner<{ member: string; max: number }, number | undefined>(
     (provider, parts) => this.takeAll(provider, parts),
-    isConditionFailure,
+    refusedUnapplied,
   );
   /** Slots given back without a refund (an unconditional `DELETE`), combined per provider while one is in flight. */
   private readonly releases = new ItemRequestCombiner<string>(
@@ -805,7 +814,7 @@ export class DynamoRateLimitStore implements RateLimitStore {
           }),
         )
         .then(() => undefined),
-    undefined,
+    refusedUnapplied,
     // One set of members: the expression does not grow.
     100,
   );
@@ -843,19 +852,24 @@ export class DynamoRateLimitStore implements RateLimitStore {
    */
   private async takeAll(provider: string, parts: readonly { member: string; max: number }[]): Promise<number | undefined> {
     const n = parts.length;
+    const room = Math.min(...parts.map((p) => p.max)) - n;
     const r = await this.doc.send(
       new UpdateCommand({
         TableName: this.table,
         Key: this.key(provider),
         UpdateExpression: 'ADD holders :h, tokens :minus',
         // (no holders OR room) AND tokens, written without parentheses (AND binds before OR), which
-        // dynalite's parser would backtrack over.
-        ConditionExpression: 'tokens >= :n AND attribute_not_exists(holders) OR tokens >= :n AND size(holders) <= :room',
+        // dynalite's parser would backtrack over. No holders (every slot free: an empty set is
+        // removed) gives room only when the takes fit the limit.
+        ConditionExpression:
+          room >= 0
+            ? 'tokens >= :n AND attribute_not_exists(holders) OR tokens >= :n AND size(holders) <= :room'
+            : 'size(holders) <= :room',
         ExpressionAttributeValues: {
           ':h': new Set(parts.map((p) => p.member)),
-          ':room': Math.min(...parts.map((p) => p.max)) - n,
+          ':room': room,
           ':minus': -n,
-          ':n': n,
+          ...(room >= 0 ? { ':n': n } : {}),
         },
         ReturnValues: 'ALL_NEW',
       }),

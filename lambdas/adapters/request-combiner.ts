@@ -12,7 +12,8 @@
  * a limit checked against the parts' sum. A combined request refused for a reason that may be one
  * part's (`split`, e.g. a failed condition) is sent again part by part, each caller getting its
  * own part's outcome, as if never combined; any other error reaches every caller in it, as their
- * own requests' would (a timeout is not re-sent here: the request may have landed).
+ * own requests' would (a timeout is not re-sent here: the request may have landed). A request that
+ * does not answer within `patienceMs` stops holding the item's next requests back.
  *
  * @example
  * const adds = new ItemRequestCombiner<number>((key, parts) => addToItem(key, parts.reduce((a, b) => a + b, 0)));
@@ -72,6 +73,7 @@ export class ItemRequestCombiner<P, R = void> {
     });
   }
 
+  /** Sends `batch` as one request and settles each part's caller; never rejects. */
   private async send(key: string, batch: Array<Waiting<P, R>>): Promise<void> {
     let result: R;
     try {
@@ -80,12 +82,24 @@ export class ItemRequestCombiner<P, R = void> {
         batch.map((b) => b.part),
       );
     } catch (e) {
-      if (batch.length === 1 || !this.split(e)) {
+      let split = false;
+      try {
+        split = batch.length > 1 && this.split(e);
+      } catch {
+        // A predicate that fails does not split.
+      }
+      if (!split) {
         for (const b of batch) b.reject(e);
         return;
       }
       // Each part alone, as if never combined.
-      await Promise.all(batch.map((b) => this.write(key, [b.part]).then(b.resolve, b.reject)));
+      await Promise.all(
+        batch.map((b) =>
+          Promise.resolve()
+            .then(() => this.write(key, [b.part]))
+            .then(b.resolve, b.reject),
+        ),
+      );
       return;
     }
     for (const b of batch) b.resolve(result);

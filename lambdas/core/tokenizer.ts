@@ -170,9 +170,8 @@ function bpeCount(text: string, family: TokenizerFamily): number {
   const source = family === 'claude' ? text.normalize('NFKC') : text;
   // BPE is quadratic in the length of one pre-token: a minified line, a base64 blob or a line of
   // 16 KB of spaces would take seconds to minutes. Runs of LONG_RUN or more non-space (or space)
-  // characters are encoded in RUN_PIECE-character
-  // pieces, the rest in slices cut at line ends. A cut can only split a token in two, so the
-  // count errs high, never low.
+  // characters are encoded in RUN_PIECE-character pieces (a cut there can only split a token in
+  // two: the count errs high), the rest in slices cut at line ends (sliceEnd).
   let n = 0;
   const encode = (part: string) => {
     for (let i = 0; i < part.length; ) {
@@ -235,48 +234,51 @@ export function* longRuns(text: string): Generator<readonly [number, number]> {
   }
 }
 
-/** Longest slice of ordinary text tokenized in one piece (characters). */
+/** Slices longer than this are cut at the last line end that may be (characters). */
 const MAX_SLICE = 8192;
 /** Shortest slice cut where its content says ({@link sliceEnd}), in characters. */
 const MIN_SLICE = 256;
 /** Slices remembered per family, in characters at most (then forgotten all at once). */
 const MAX_SLICE_CHARS = 4 * 1024 * 1024;
 
+/** `/`: o200k's punctuation pre-token runs on through line ends into it (`{\n//` is one pre-token). */
+const SLASH = 47;
+
 /**
  * Where the slice of `text` starting at `from` ends: after a line end chosen by the content around
- * it (the line before it, when it ends in a non-space and the line after starts with one), at
- * least {@link MIN_SLICE} and at most {@link MAX_SLICE} characters on; else after the last line
- * end that follows a non-space before that, else between the last two non-spaces, else at the limit.
+ * it (the line before it), at least {@link MIN_SLICE} characters on; else, past
+ * {@link MAX_SLICE}, after the last line end before it that may be cut; else after the first one
+ * after it; else at the end of the text. A line end may be cut when a non-space comes before it and
+ * no `/` after it; a chosen one also needs a non-space after it (spaces as JavaScript's `\s`).
  *
  * The same lines are cut the same way whatever comes before them, after a cut or two: a diff that
  * every agent's prompt carries, behind its own header and data boundary, falls into the same
  * slices in each, and {@link sliceCount} counts each once. Cut between two non-spaces, a line end
- * is a pre-token of its own in the whole text too, so the slices' pre-tokens are the whole text's;
- * a cut elsewhere only splits a run of spaces or a token in two, and never ends a slice in spaces
- * (the pre-tokenizer's `\s+(?!\S)` would join `"  \n"` at a slice's end, which the whole text
- * splits): the count never errs low. Exported for tests.
+ * is a pre-token of its own in the whole text too (o200k's punctuation runs through line ends
+ * only into `/`), so the slices' pre-tokens are the whole text's. A cut before spaces only splits
+ * a run of spaces; a slice never ends in spaces (the pre-tokenizer's `\s+(?!\S)` would join
+ * `"  \n"` at its end, which the whole text splits) and never inside a word: the count never errs
+ * low. Slices are not needed for speed (runs of 128 or more are cut before, {@link longRuns}), so
+ * a text without such a line end is one slice. Exported for tests.
  */
 export function sliceEnd(text: string, from: number): number {
   if (from + MIN_SLICE >= text.length) return text.length;
   const limit = from + MAX_SLICE;
-  // The last line end after a non-space: where to cut when the content chooses none.
+  // The last line end that may be cut, before the limit.
   let clean = -1;
   let lineStart = text.lastIndexOf('\n', from + MIN_SLICE - 1) + 1;
-  for (let nl = text.indexOf('\n', from + MIN_SLICE); nl !== -1 && nl < limit; nl = text.indexOf('\n', nl + 1)) {
-    if (text.charCodeAt(nl - 1) > 32) {
+  for (let nl = text.indexOf('\n', from + MIN_SLICE); nl !== -1; nl = text.indexOf('\n', nl + 1)) {
+    if (nl >= limit && clean !== -1) return clean + 1;
+    const next = text.charCodeAt(nl + 1);
+    if (!isSpace(text.charCodeAt(nl - 1)) && next !== SLASH) {
+      if (nl >= limit) return nl + 1;
       clean = nl;
       const hash = (Math.imul(nl - lineStart, 0x9e3779b1) ^ Math.imul(text.charCodeAt(lineStart), 31) ^ text.charCodeAt(nl - 1)) >>> 0;
-      if ((hash & 3) === 0 && text.charCodeAt(nl + 1) > 32) return nl + 1;
+      if ((hash & 3) === 0 && !isSpace(next) && nl + 1 < text.length) return nl + 1;
     }
     lineStart = nl + 1;
   }
-  if (limit >= text.length) return text.length;
-  if (clean !== -1) return clean + 1;
-  // No such line end (lines ending in spaces, or one long line): between two non-spaces.
-  for (let p = limit; p > from + MIN_SLICE; p--) {
-    if (text.charCodeAt(p - 1) > 32 && text.charCodeAt(p) > 32) return p;
-  }
-  return limit;
+  return clean !== -1 && limit < text.length ? clean + 1 : text.length;
 }
 
 /** {@link pieceCount} of a slice, remembered for slices of 256 characters or more. */

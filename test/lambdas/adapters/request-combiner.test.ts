@@ -174,6 +174,69 @@ describe('The gateway store: combined writes against the local table', () => {
     expect(outcomes.find((o) => !o.ok)).toMatchObject({ ok: false, committedMicro: expect.any(Number) });
   });
 
+  /** Fails the first UpdateItem that `match` accepts (before it is sent), after 20 ms. */
+  function failFirst(t: LocalTable, name: string, match: (expression: string) => boolean) {
+    let failed = false;
+    t.doc.middlewareStack.add(
+      (next, context) => async (args) => {
+        const expression = String((args.input as { UpdateExpression?: string }).UpdateExpression ?? '');
+        if (!failed && String((context as { commandName?: string }).commandName).startsWith('UpdateItem') && match(expression)) {
+          failed = true;
+          await new Promise((r) => setTimeout(r, 20));
+          throw Object.assign(new Error('throttled'), { name });
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: 'failFirst' },
+    );
+  }
+
+  it('a combined reservation on an item without `committed` yet (its first request failed) still keeps the limit', async () => {
+    table = await startLocalTable();
+    failFirst(table, 'ProvisionedThroughputExceededException', (x) => x.includes('holds :hold'));
+    const ledger = new DynamoBudgetLedger(table.doc, LOCAL_TABLE);
+    const fresh: BudgetScope = { ...scope, key: 'run#fresh', limitMicro: 1_000_000 };
+    // 11 holds of 0.9 USD against 1 USD: one fits.
+    const holds: Hold[] = Array.from({ length: 11 }, (_, i) => ({ id: `f${i}`, estimateMicro: 900_000, expiresAtMs: Date.now() + 60_000 }));
+    const outcomes = await Promise.allSettled(holds.map((h) => ledger.reserve(fresh, h)));
+    expect(outcomes.filter((o) => o.status === 'fulfilled' && o.value.ok)).toHaveLength(1);
+    expect(await ledger.get(fresh.key)).toMatchObject({ committedMicro: 900_000, openHolds: 1 });
+  });
+
+  it('combined slot takes when every slot is free (no holders set) after a failed first take keep the concurrency limit', async () => {
+    table = await startLocalTable();
+    const limits = new DynamoRateLimitStore(table.doc, LOCAL_TABLE);
+    const limit = { requestsPerMinute: 6000, maxConcurrency: 12 };
+    const first = { id: 'first', leaseUntilMs: Date.now() + 60_000 };
+    await limits.acquire('bedrock', first, limit, Date.now());
+    await limits.leave('bedrock', first);
+    failFirst(table, 'ThrottlingException', (x) => x.startsWith('ADD holders'));
+    const holders = Array.from({ length: 21 }, (_, i) => ({ id: `u${i}`, leaseUntilMs: Date.now() + 60_000 }));
+    const outcomes = await Promise.allSettled(holders.map((h) => limits.acquire('bedrock', h, limit, Date.now())));
+    expect(outcomes.filter((o) => o.status === 'fulfilled' && o.value.ok)).toHaveLength(12);
+  });
+
+  it('one hold settled twice at once (two sweeps) beside another hold: one settlement lands, the other says so, the other hold is settled', async () => {
+    table = await startLocalTable();
+    const ledger = new DynamoBudgetLedger(table.doc, LOCAL_TABLE);
+    const dup: BudgetScope = { ...scope, key: 'run#dup' };
+    const holds: Hold[] = Array.from({ length: 3 }, (_, i) => ({ id: `d${i}`, estimateMicro: 50_000, expiresAtMs: Date.now() + 60_000 }));
+    for (const h of holds) await ledger.reserve(dup, h);
+    for (const h of holds) await ledger.charge(dup, h, { fromMicro: 0, toMicro: 1_000 });
+    const [h0, h1, h2] = holds as [Hold, Hold, Hold];
+    // The first goes alone; the other three are combined, two of them for the same hold.
+    const results = await Promise.all([
+      ledger.settleCharged(dup, h2, 1_000, 1_000),
+      ledger.settleCharged(dup, h0, 1_000, 1_000),
+      ledger.settleCharged(dup, h0, 1_000, 1_000),
+      ledger.settleCharged(dup, h1, 1_000, 1_000),
+    ]);
+    expect(results[0]).toBe(true);
+    expect([results[1], results[2]].sort()).toEqual([false, true]);
+    expect(results[3]).toBe(true);
+    expect(await ledger.get(dup.key)).toMatchObject({ committedMicro: 3_000, spentMicro: 3_000, openHolds: 0 });
+  });
+
   it('slots taken together, combined, never pass the concurrency limit, and report the last failure', async () => {
     table = await startLocalTable();
     const limits = new DynamoRateLimitStore(table.doc, LOCAL_TABLE);
@@ -236,6 +299,9 @@ describe('The gateway store: combined writes against the local table', () => {
     for (const h of holders) expect((await limits.acquire('bedrock', h, limit, Date.now())).ok).toBe(true);
     expect((await limits.acquire('bedrock', { id: 'late', leaseUntilMs: Date.now() + 60_000 }, limit, Date.now())).ok).toBe(false);
     await Promise.all(holders.map((h) => limits.leave('bedrock', h)));
-    expect((await limits.acquire('bedrock', { id: 'late', leaseUntilMs: Date.now() + 60_000 }, limit, Date.now())).ok).toBe(true);
+    // Every slot is free again: 20 new callers, one after another, all get one.
+    for (let i = 0; i < 20; i++) {
+      expect((await limits.acquire('bedrock', { id: `next${i}`, leaseUntilMs: Date.now() + 60_000 }, limit, Date.now())).ok).toBe(true);
+    }
   });
 });

@@ -81,7 +81,12 @@ describe('countTokens memo', () => {
     const claude = new Tiktoken(claudeRanks as TiktokenBPE);
     // Markdown's hard line breaks: two spaces before a line end (a cut after them would err low).
     const markdown = Array.from({ length: 400 }, (_, i) => `Line ${i} of the notes, with a break  \n${i % 3 ? '' : '\n'}`).join('');
-    for (const t of [...code, diff, markdown, readFileSync(join(root, 'README.md'), 'utf8')]) {
+    // Lines starting with `/` (o200k's punctuation pre-token runs through a line end into it), lines
+    // ending in a no-break space, and one 40 KB line of words without a line end.
+    const slashes = Array.from({ length: 800 }, (_, i) => `/dd${'x'.repeat(i % 23)}{`).join('\n');
+    const nbsp = Array.from({ length: 400 }, (_, i) => `let a${i} = ${i};\u00a0\n\u3000b${i}`).join('\n');
+    const oneLine = Array.from({ length: 5000 }, (_, i) => ['lorem', 'ipsum_', '(x)', '{y}'][i % 4]).join(' ');
+    for (const t of [...code, diff, markdown, slashes, nbsp, oneLine, readFileSync(join(root, 'README.md'), 'utf8')]) {
       const wholeOpenai = openai.encode(t, [], []).length;
       const wholeClaude = claude.encode(t.normalize('NFKC'), [], []).length;
       const ours = [countTokens(t, 'openai'), countTokens(t, 'claude', { margin: false })];
