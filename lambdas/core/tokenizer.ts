@@ -245,45 +245,60 @@ const MAX_SLICE_CHARS = 4 * 1024 * 1024;
 const SLASH = 47;
 
 /**
- * Where the slice of `text` starting at `from` ends: after a line end chosen by the content around
- * it (the line before it), at least {@link MIN_SLICE} characters on; else, past
- * {@link MAX_SLICE}, after the last line end before it that may be cut; else after the first one
- * after it; else at the end of the text. A line end may be cut when a non-space comes before it and
- * no `/` after it; a chosen one also needs a non-space after it (spaces as JavaScript's `\s`).
+ * Where a slice may end at the line end `nl` of `text` (-1: not there): the line before it must end
+ * in a non-space. When the next line starts with a non-space (not `/`), right after the line end;
+ * when it starts with spaces or tabs and then a non-space, before the last of them. Either way the
+ * pre-tokenizers of both families (o200k's and Claude's) split the whole text there too: the line
+ * end is a pre-token of its own or ends one (`"\n "`, Claude's `\s+(?!\S)`, which a slice's end
+ * takes whole), and the next line's first pre-token starts at the cut (`" foo"`, `"\tfoo"`).
+ * o200k's punctuation runs on through a line end only into a `/` right after it.
+ */
+function cutAt(text: string, nl: number): number {
+  if (nl === 0 || isSpace(text.charCodeAt(nl - 1))) return -1;
+  let p = nl + 1;
+  while (p < text.length && (text.charCodeAt(p) === 32 || text.charCodeAt(p) === 9)) p++;
+  if (p >= text.length || isSpace(text.charCodeAt(p))) return -1;
+  if (p === nl + 1) return text.charCodeAt(p) === SLASH ? -1 : p;
+  return p - 1;
+}
+
+/**
+ * Where the slice of `text` starting at `from` ends: at a line end ({@link cutAt}) chosen by the
+ * line before it, at least {@link MIN_SLICE} characters on; else, past {@link MAX_SLICE}, at the
+ * last line end before it that may be cut, else the first after it; else at the end of the text.
  *
  * The same lines are cut the same way whatever comes before them, after a cut or two: a diff that
  * every agent's prompt carries, behind its own header and data boundary, falls into the same
- * slices in each, and {@link sliceCount} counts each once. Cut between two non-spaces, a line end
- * is a pre-token of its own in the whole text too (o200k's punctuation runs through line ends
- * only into `/`), so the slices' pre-tokens are the whole text's. A cut before spaces only splits
- * a run of spaces; a slice never ends in spaces (the pre-tokenizer's `\s+(?!\S)` would join
- * `"  \n"` at its end, which the whole text splits) and never inside a word: the count never errs
- * low. Slices are not needed for speed (runs of 128 or more are cut before, {@link longRuns}), so
- * a text without such a line end is one slice. Exported for tests.
+ * slices in each, and {@link sliceCount} counts each once. The slices' pre-tokens are the whole
+ * text's (see {@link cutAt}), so the count is the whole text's; a slice never ends in spaces
+ * before a line end (the pre-tokenizer's `\s+(?!\S)` would join `"  \n"` at a slice's end, which
+ * the whole text splits) nor inside a word. Slices are not needed for speed (runs of 128 or more
+ * are cut before, {@link longRuns}), so a text without such a line end is one slice. Exported for
+ * tests.
  */
 export function sliceEnd(text: string, from: number): number {
   if (from + MIN_SLICE >= text.length) return text.length;
   const limit = from + MAX_SLICE;
-  // The last line end that may be cut, before the limit.
-  let clean = -1;
+  // The last place that may be cut, before the limit.
+  let last = -1;
   let lineStart = text.lastIndexOf('\n', from + MIN_SLICE - 1) + 1;
   for (let nl = text.indexOf('\n', from + MIN_SLICE); nl !== -1; nl = text.indexOf('\n', nl + 1)) {
-    if (nl >= limit && clean !== -1) return clean + 1;
-    const next = text.charCodeAt(nl + 1);
-    if (!isSpace(text.charCodeAt(nl - 1)) && next !== SLASH) {
-      if (nl >= limit) return nl + 1;
-      clean = nl;
+    if (nl >= limit && last !== -1) return last;
+    const cut = cutAt(text, nl);
+    if (cut !== -1) {
+      if (nl >= limit) return cut;
+      last = cut;
       const hash = (Math.imul(nl - lineStart, 0x9e3779b1) ^ Math.imul(text.charCodeAt(lineStart), 31) ^ text.charCodeAt(nl - 1)) >>> 0;
-      if ((hash & 3) === 0 && !isSpace(next) && nl + 1 < text.length) return nl + 1;
+      if ((hash & 3) === 0) return cut;
     }
     lineStart = nl + 1;
   }
-  return clean !== -1 && limit < text.length ? clean + 1 : text.length;
+  return last !== -1 && limit < text.length ? last : text.length;
 }
 
 /** {@link pieceCount} of a slice, remembered for slices of 256 characters or more. */
 function sliceCount(e: Encoder, slice: string): number {
-  if (slice.length < MEMO_MIN_CHARS) return pieceCount(e, slice);
+  if (slice.length < MIN_SLICE) return pieceCount(e, slice);
   const known = e.slices.get(slice);
   if (known !== undefined) return known;
   const n = pieceCount(e, slice);

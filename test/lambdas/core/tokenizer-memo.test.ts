@@ -97,6 +97,20 @@ describe('countTokens memo', () => {
     }
   });
 
+  it('cuts indented code often (before the last space or tab of an indent) and counts it exactly as the whole text', () => {
+    const code = readFileSync(join(PROJECT_ROOT, 'lambdas/core/gateway.ts'), 'utf8');
+    const tabs = code.replace(/^( {2})+/gm, (m) => '\t'.repeat(m.length / 2));
+    const openai = new Tiktoken(o200k);
+    const claude = new Tiktoken(claudeRanks as TiktokenBPE);
+    for (const t of [code, tabs, `${code.slice(0, 6000).replace(/^/gm, '+')}`]) {
+      let slices = 0;
+      for (let i = 0; i < t.length; slices++) i = sliceEnd(t, i);
+      expect(slices).toBeGreaterThan(t.length / 1500);
+      expect(countTokens(t, 'openai')).toBe(openai.encode(t, [], []).length);
+      expect(countTokens(t, 'claude', { margin: false })).toBe(claude.encode(t.normalize('NFKC'), [], []).length);
+    }
+  });
+
   it('finds the long runs the regex finds (spaces, tabs, line ends, Unicode spaces, long words), in one pass', () => {
     const bits = [
       'a',
