@@ -237,7 +237,7 @@ export function* longRuns(text: string): Generator<readonly [number, number]> {
 /** Slices longer than this are cut at the last line end that may be (characters). */
 const MAX_SLICE = 8192;
 /** Shortest slice cut where its content says ({@link sliceEnd}), in characters. */
-const MIN_SLICE = 256;
+const MIN_SLICE = 64;
 /** Slices remembered per family, in characters at most (then forgotten all at once). */
 const MAX_SLICE_CHARS = 4 * 1024 * 1024;
 
@@ -264,8 +264,8 @@ function cutAt(text: string, nl: number): number {
 
 /**
  * Where the slice of `text` starting at `from` ends: at a line end ({@link cutAt}) chosen by the
- * line before it, at least {@link MIN_SLICE} characters on; else, past {@link MAX_SLICE}, at the
- * last line end before it that may be cut, else the first after it; else at the end of the text.
+ * line before it, at least {@link MIN_SLICE} characters on; else at the last line end that may be
+ * cut (before {@link MAX_SLICE} characters on, else the first after); else at the end of the text.
  *
  * The same lines are cut the same way whatever comes before them, after a cut or two: a diff that
  * every agent's prompt carries, behind its own header and data boundary, falls into the same
@@ -293,10 +293,12 @@ export function sliceEnd(text: string, from: number): number {
     }
     lineStart = nl + 1;
   }
-  return last !== -1 && limit < text.length ? last : text.length;
+  // None chosen before the end: at the last that may be, so what follows it (a prompt's closing
+  // data boundary, its own in each prompt) does not keep the lines before it from being shared.
+  return last !== -1 ? last : text.length;
 }
 
-/** {@link pieceCount} of a slice, remembered for slices of 256 characters or more. */
+/** {@link pieceCount} of a slice, remembered for slices of {@link MIN_SLICE} characters or more. */
 function sliceCount(e: Encoder, slice: string): number {
   if (slice.length < MIN_SLICE) return pieceCount(e, slice);
   const known = e.slices.get(slice);
