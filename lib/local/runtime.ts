@@ -248,6 +248,13 @@ export class LocalRuntime {
 
   /** Starts dynalite, the offline model server when a provider needs it, and the table. */
   static async start(options: LocalRuntimeOptions): Promise<LocalRuntime> {
+    // aws-local-stepfunctions calls Promise.withResolvers (Node 22+): say so before anything starts,
+    // instead of every state failing with "Promise.withResolvers is not a function".
+    if (typeof (Promise as { withResolvers?: unknown }).withResolvers !== 'function') {
+      throw new Error(
+        `the local runtime needs Node 22 or later (this is Node ${process.versions.node}): run it as \`npx agentflow …\` or \`npm run …\`, which use the project's Node 24`,
+      );
+    }
     const rt = new LocalRuntime(options);
     rt.gatewayConfig = options.gateway ?? GatewayConfigSchema.parse({});
     const compatibleUrl = rt.gatewayConfig.openaiCompatibleBaseUrl;
