@@ -170,8 +170,11 @@ function bpeCount(text: string, family: TokenizerFamily): number {
   const source = family === 'claude' ? text.normalize('NFKC') : text;
   // BPE is quadratic in the length of one pre-token: a minified line, a base64 blob or a line of
   // 16 KB of spaces would take seconds to minutes. Runs of LONG_RUN or more non-space (or space)
-  // characters are encoded in RUN_PIECE-character pieces (a cut there can only split a token in
-  // two: the count errs high), the rest in slices cut at line ends (sliceEnd).
+  // characters are encoded in pieces of about RUN_PIECE characters (never between the two halves
+  // of a surrogate pair, which would count as two U+FFFD), the rest in slices cut at line ends
+  // (sliceEnd, exact). A cut inside a pre-token can move the count by a token either way (BPE on
+  // the parts is not BPE on the whole; the worst seen was one token low per cut, 2026-11-30), so
+  // each cut adds one token: a run's count errs high.
   let n = 0;
   const encode = (part: string) => {
     for (let i = 0; i < part.length; ) {
@@ -183,7 +186,13 @@ function bpeCount(text: string, family: TokenizerFamily): number {
   let last = 0;
   for (const [start, end] of longRuns(source)) {
     encode(source.slice(last, start));
-    for (let i = start; i < end; i += RUN_PIECE) n += pieceCount(enc, source.slice(i, Math.min(end, i + RUN_PIECE)));
+    for (let i = start; i < end; ) {
+      let to = Math.min(end, i + RUN_PIECE);
+      // A high surrogate at the end of the piece: its low half goes with it.
+      if (to < end && (source.charCodeAt(to - 1) & 0xfc00) === 0xd800) to++;
+      n += pieceCount(enc, source.slice(i, to)) + (to < end ? 1 : 0);
+      i = to;
+    }
     last = end;
   }
   encode(source.slice(last));

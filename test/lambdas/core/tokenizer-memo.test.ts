@@ -21,7 +21,13 @@ function reference(enc: Tiktoken, text: string, nfkc: boolean): number {
   let last = 0;
   for (const m of source.matchAll(/\S{128,}|[ \t]{128,}|\s{128,}/g)) {
     encode(source.slice(last, m.index));
-    for (let i = 0; i < m[0].length; i += 32) n += enc.encode(m[0].slice(i, i + 32), [], []).length;
+    // Pieces of 32 (33 to keep a surrogate pair whole), one token added per cut.
+    for (let i = 0; i < m[0].length; ) {
+      let to = Math.min(m[0].length, i + 32);
+      if (to < m[0].length && /[\ud800-\udbff]/.test(m[0][to - 1] ?? '')) to++;
+      n += enc.encode(m[0].slice(i, to), [], []).length + (to < m[0].length ? 1 : 0);
+      i = to;
+    }
     last = m.index + m[0].length;
   }
   encode(source.slice(last));
@@ -70,7 +76,7 @@ describe('countTokens memo', () => {
     }
   });
 
-  it('never counts fewer tokens than the whole text encoded at once, and stays within 0.2 % of it on code and diffs', () => {
+  it('never counts fewer tokens than the whole text encoded at once, and stays within 0.2 % of it (and two tokens per cut in a long run)', () => {
     const root = PROJECT_ROOT;
     const code = ['lambdas/core/gateway.ts', 'lambdas/adapters/gateway-store.ts', 'lib/local/runtime.ts'].map((f) =>
       readFileSync(join(root, f), 'utf8'),
@@ -86,14 +92,27 @@ describe('countTokens memo', () => {
     const slashes = Array.from({ length: 800 }, (_, i) => `/dd${'x'.repeat(i % 23)}{`).join('\n');
     const nbsp = Array.from({ length: 400 }, (_, i) => `let a${i} = ${i};\u00a0\n\u3000b${i}`).join('\n');
     const oneLine = Array.from({ length: 5000 }, (_, i) => ['lorem', 'ipsum_', '(x)', '{y}'][i % 4]).join(' ');
-    for (const t of [...code, diff, markdown, slashes, nbsp, oneLine, readFileSync(join(root, 'README.md'), 'utf8')]) {
+    // Long runs cut into pieces (BPE on the parts can count fewer than on the whole, and a cut
+    // between the halves of a surrogate pair would count two U+FFFD).
+    const runs = [
+      `a${'\n'.repeat(128)}b`,
+      `foo${'\n'.repeat(200)}bar`,
+      `a${'🎉'.repeat(64)}`,
+      'wqcaaqeeakoiwoccomskkiyamaumkgeaiicqeqssaiamsksucyqyycawkggesecameyweaecykacwiqqwyikyiusekgccqmegyueoamguusqqyiimqgmasmieqsuqymu',
+      `const x = "https://example.com/${'aZ09_-'.repeat(15)}?q=${'0f'.repeat(20)}";`,
+    ];
+    for (const t of [...code, diff, markdown, slashes, nbsp, oneLine, ...runs, readFileSync(join(root, 'README.md'), 'utf8')]) {
       const wholeOpenai = openai.encode(t, [], []).length;
       const wholeClaude = claude.encode(t.normalize('NFKC'), [], []).length;
       const ours = [countTokens(t, 'openai'), countTokens(t, 'claude', { margin: false })];
       expect(ours[0]).toBeGreaterThanOrEqual(wholeOpenai);
       expect(ours[1]).toBeGreaterThanOrEqual(wholeClaude);
-      expect(ours[0]).toBeLessThanOrEqual(Math.ceil(wholeOpenai * 1.002));
-      expect(ours[1]).toBeLessThanOrEqual(Math.ceil(wholeClaude * 1.002));
+      // Within 0.2 %, plus two tokens per cut inside a long run (the one added, and one that BPE
+      // on the parts may count above the whole).
+      const cuts = [...longRuns(t.normalize('NFKC'))].reduce((k, [a, b]) => k + Math.ceil((b - a) / 32) - 1, 0);
+      const slack = (whole: number) => Math.ceil(whole * 1.002) + 2 * cuts;
+      expect(ours[0]).toBeLessThanOrEqual(slack(wholeOpenai));
+      expect(ours[1]).toBeLessThanOrEqual(slack(wholeClaude));
     }
   });
 
