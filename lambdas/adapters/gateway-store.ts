@@ -124,8 +124,8 @@ export class DynamoBudgetLedger implements BudgetLedger {
     private readonly table: string,
   ) {}
 
-  private key(scope: BudgetScope) {
-    return { pk: `BUDGET#${scope.key}`, sk: 'BUDGET' };
+  private key(scopeKey: string) {
+    return { pk: `BUDGET#${scopeKey}`, sk: 'BUDGET' };
   }
 
   /** Attributes every write refreshes: kind, limit, expiry and (except runs) the listing index. */
@@ -149,7 +149,7 @@ export class DynamoBudgetLedger implements BudgetLedger {
       if (!isConditionFailure(e)) throw e;
       const item =
         (e as { Item?: Record<string, unknown> }).Item ??
-        (await this.doc.send(new GetCommand({ TableName: this.table, Key: this.key(scope), ConsistentRead: true }))).Item;
+        (await this.doc.send(new GetCommand({ TableName: this.table, Key: this.key(scope.key), ConsistentRead: true }))).Item;
       const now = Date.now();
       const expired = strings(item?.holds).filter((m) => (parseHold(m)?.expiresAtMs ?? Number.POSITIVE_INFINITY) < now).length;
       return { ok: false, committedMicro: num(item?.committed), expiredHolds: expired, spentMicro: num(item?.spent) };
@@ -163,8 +163,7 @@ export class DynamoBudgetLedger implements BudgetLedger {
    * @throws ConditionalCheckFailedException (with the item as found) when the limit does not leave room
    */
   private async reserveAll(parts: readonly { scope: BudgetScope; hold: Hold }[]): Promise<number> {
-    const last = parts[parts.length - 1] as { scope: BudgetScope };
-    const scope = { ...last.scope, expiresAtSeconds: Math.max(...parts.map((p) => p.scope.expiresAtSeconds)) };
+    const scope = mergedScope(parts);
     const meta = this.meta(scope);
     const limits = parts.flatMap((p) => (p.scope.limitMicro === undefined ? [] : [p.scope.limitMicro]));
     const estimate = parts.reduce((n, p) => n + p.hold.estimateMicro, 0);
@@ -175,7 +174,7 @@ export class DynamoBudgetLedger implements BudgetLedger {
     const r = await this.doc.send(
       new UpdateCommand({
         TableName: this.table,
-        Key: this.key(scope),
+        Key: this.key(scope.key),
         UpdateExpression: `SET ${meta.set} ADD committed :est, holds :hold`,
         ...(limited ? { ConditionExpression: condition } : {}),
         ExpressionAttributeValues: {
@@ -198,7 +197,7 @@ export class DynamoBudgetLedger implements BudgetLedger {
       this.doc.send(
         new UpdateCommand({
           TableName: this.table,
-          Key: this.key(scope),
+          Key: this.key(scope.key),
           UpdateExpression: `SET ${meta.set} ADD committed :delta, spent :actual${u ? `, ${u.add}` : ''} DELETE holds :hold`,
           ConditionExpression: 'contains(holds, :member)',
           ...(u ? { ExpressionAttributeNames: u.names } : {}),
@@ -241,7 +240,7 @@ export class DynamoBudgetLedger implements BudgetLedger {
 
   /** A hold's running total as the ledger has it (consistent read); undefined when the hold is gone. */
   private async usedOf(scope: BudgetScope, hold: Hold): Promise<number | undefined> {
-    const r = await this.doc.send(new GetCommand({ TableName: this.table, Key: this.key(scope), ConsistentRead: true }));
+    const r = await this.doc.send(new GetCommand({ TableName: this.table, Key: this.key(scope.key), ConsistentRead: true }));
     if (!strings(r.Item?.holds).includes(holdMember(hold))) return undefined;
     return num(r.Item?.[usedAttribute(hold)]);
   }
@@ -312,7 +311,7 @@ export class DynamoBudgetLedger implements BudgetLedger {
     await this.doc.send(
       new UpdateCommand({
         TableName: this.table,
-        Key: { pk: `BUDGET#${scopeKey}`, sk: 'BUDGET' },
+        Key: this.key(scopeKey),
         UpdateExpression: [
           ...(sets.length > 0 ? [`SET ${sets.join(', ')}`] : []),
           `ADD committed :c, spent :s${u ? `, ${u.add}` : ''}`,
@@ -337,8 +336,7 @@ export class DynamoBudgetLedger implements BudgetLedger {
    * item's kind, limit and listing from the latest part and the latest expiry of them all.
    */
   private async addAll(parts: readonly ScopeAddition[]): Promise<void> {
-    const last = parts[parts.length - 1] as ScopeAddition;
-    const scope = { ...last.scope, expiresAtSeconds: Math.max(...parts.map((p) => p.scope.expiresAtSeconds)) };
+    const scope = mergedScope(parts);
     const meta = this.meta(scope);
     const costs = parts.flatMap((p) => (p.costMicro === undefined ? [] : [p.costMicro]));
     const usages = parts.flatMap((p) => (p.usage ? [p.usage] : []));
@@ -347,7 +345,7 @@ export class DynamoBudgetLedger implements BudgetLedger {
     await this.doc.send(
       new UpdateCommand({
         TableName: this.table,
-        Key: this.key(scope),
+        Key: this.key(scope.key),
         UpdateExpression: `SET ${meta.set}${adds.length > 0 ? ` ADD ${adds.join(', ')}` : ''}`,
         ...(u ? { ExpressionAttributeNames: u.names } : {}),
         ExpressionAttributeValues: {
@@ -364,7 +362,7 @@ export class DynamoBudgetLedger implements BudgetLedger {
       this.doc.send(
         new UpdateCommand({
           TableName: this.table,
-          Key: this.key(scope),
+          Key: this.key(scope.key),
           UpdateExpression: 'ADD committed :minus DELETE holds :hold REMOVE #used',
           // A hold calls were charged to is settled (settleCharged), never released: that would take
           // their cost out of `committed` while `spent` keeps it.
@@ -382,7 +380,7 @@ export class DynamoBudgetLedger implements BudgetLedger {
   }
 
   async sweep(scope: BudgetScope, nowMs: number): Promise<number> {
-    const r = await this.doc.send(new GetCommand({ TableName: this.table, Key: this.key(scope), ConsistentRead: true }));
+    const r = await this.doc.send(new GetCommand({ TableName: this.table, Key: this.key(scope.key), ConsistentRead: true }));
     let released = 0;
     for (const member of strings(r.Item?.holds)) {
       const hold = parseHold(member);
@@ -409,9 +407,7 @@ export class DynamoBudgetLedger implements BudgetLedger {
   }
 
   async get(scopeKey: string): Promise<BudgetStatus | undefined> {
-    const r = await this.doc.send(
-      new GetCommand({ TableName: this.table, Key: { pk: `BUDGET#${scopeKey}`, sk: 'BUDGET' }, ConsistentRead: true }),
-    );
+    const r = await this.doc.send(new GetCommand({ TableName: this.table, Key: this.key(scopeKey), ConsistentRead: true }));
     return r.Item ? budgetStatus(scopeKey, r.Item) : undefined;
   }
 
@@ -426,7 +422,7 @@ export class DynamoBudgetLedger implements BudgetLedger {
 
   /** The month's totals per provider and model, kept as `u|<provider>|<model>|<field>` attributes of the global-month item. */
   async listUsage(month: string): Promise<UsageTotals[]> {
-    const r = await this.doc.send(new GetCommand({ TableName: this.table, Key: { pk: `BUDGET#global#month#${month}`, sk: 'BUDGET' } }));
+    const r = await this.doc.send(new GetCommand({ TableName: this.table, Key: this.key(`global#month#${month}`) }));
     const rows = new Map<string, UsageTotals & Record<string, unknown>>();
     for (const [name, value] of Object.entries(r.Item ?? {})) {
       const m = /^u\|([^|]+)\|([^|]+)\|(\w+)$/.exec(name);
@@ -448,6 +444,15 @@ export class DynamoBudgetLedger implements BudgetLedger {
     }
     return [...rows.values()];
   }
+}
+
+/**
+ * The scope that combined writes to one item (`parts`, in arrival order) write: the latest part's
+ * kind, limit and listing, with the latest expiry of them all.
+ */
+function mergedScope(parts: readonly { readonly scope: BudgetScope }[]): BudgetScope {
+  const last = (parts[parts.length - 1] as { scope: BudgetScope }).scope;
+  return { ...last, expiresAtSeconds: Math.max(...parts.map((p) => p.scope.expiresAtSeconds)) };
 }
 
 /** The attribute keeping what calls were charged to a pool's hold (micro-USD), next to the hold in the scope item. */
