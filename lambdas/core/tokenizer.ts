@@ -7,7 +7,8 @@ import type { Provider } from './contracts.js';
  * Token counts from real tokenizers (js-tiktoken, pure JavaScript, no WASM):
  *
  * - `openai`: `o200k_base`, the encoding of GPT-4o, GPT-4.1, o-series and GPT-5 models (exact for
- *   the text; the chat format adds a few tokens per message, see {@link MESSAGE_OVERHEAD_TOKENS}).
+ *   the text but for long unbroken runs, see {@link countTokens}; the chat format adds a few tokens
+ *   per message, see {@link MESSAGE_OVERHEAD_TOKENS}).
  *   Source: https://github.com/openai/tiktoken (model → encoding table), checked 2026-11-29.
  * - `claude`: Anthropic's published Claude tokenizer (`@anthropic-ai/tokenizer`, the ranks of the
  *   Claude 1/2 models, loaded into js-tiktoken), the closest one available: Anthropic publishes no
@@ -116,7 +117,10 @@ export function warmTokenizers(): void {
 
 /**
  * Tokens of `text` for a tokenizer family (no chat overhead). Special-token text in the input is
- * counted as ordinary text, as providers do for user content.
+ * counted as ordinary text, as providers do for user content. The tokenizer's own count of the whole
+ * text, except in runs of 128 or more characters without a break (a minified line, a base64 blob),
+ * counted in 32-character pieces plus one token per piece after the first: there it errs high.
+ * Texts and their slices are remembered (a diff every agent's prompt carries is counted once).
  *
  * @example countTokens('let x = 1', 'openai') // → 5
  */
