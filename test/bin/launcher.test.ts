@@ -1,8 +1,21 @@
 import { execFile } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
+// @ts-expect-error: plain JavaScript without types (the launcher's builder)
+import { BUNDLED_PACKAGES } from '../../bin/build-cli.js';
 import { PROJECT_ROOT } from '../../lib/workspace.js';
 import { tempDir } from '../helpers.js';
 
@@ -116,6 +129,39 @@ describe('bin/agentflow.js (launcher)', () => {
     expect(r).toMatchObject({ code: 0, stderr: '' });
     expect(r.stdout).toMatch(/^✔ pr-review: /);
     expect(builtAt(root)).toBeGreaterThan(before);
+  }, 60_000);
+
+  it('bundles zod, yaml and commander (no import of them from node_modules), and rebuilds when one of them is reinstalled', async () => {
+    // Prepare
+    await launch(root, '--version');
+    const before = builtAt(root) ?? 0;
+    const dir = join(root, 'dist', 'cli');
+    const manifest = JSON.parse(readFileSync(join(dir, 'agentflow.inputs.json'), 'utf8')) as { inputs: string[] };
+    const imported = readdirSync(dir)
+      .filter((f) => f.endsWith('.mjs'))
+      .flatMap((f) => [...readFileSync(join(dir, f), 'utf8').matchAll(/\bfrom\s*"([^".][^"]*)"/g)].map((m) => m[1] ?? ''));
+
+    // Assess the build: each bundled package counts as its package.json; no other node_modules file is an input.
+    // (esbuild records the linked node_modules by its real path.)
+    const packageInputs = manifest.inputs.filter((f) => f.includes('node_modules/')).map((f) => f.replace(/^.*node_modules\//, ''));
+    expect(packageInputs.sort()).toEqual(BUNDLED_PACKAGES.map((p: string) => `${p}/package.json`).sort());
+    expect(imported.length).toBeGreaterThan(0);
+    for (const pkg of BUNDLED_PACKAGES) expect(imported.filter((i) => i === pkg || i.startsWith(`${pkg}/`))).toEqual([]);
+
+    // Act: a reinstall of yaml, as its package.json written again (node_modules is linked: its time is put back after).
+    const pkgJson = join(root, 'node_modules', 'yaml', 'package.json');
+    const { mtime, atime } = statSync(pkgJson);
+    const later = new Date(Date.now() + 1000);
+    utimesSync(pkgJson, later, later);
+    try {
+      const r = await launch(root, 'validate', 'workflows/pr-review.yml');
+
+      // Assess
+      expect(r).toMatchObject({ code: 0, stderr: '' });
+      expect(builtAt(root)).toBeGreaterThan(before);
+    } finally {
+      utimesSync(pkgJson, atime, mtime);
+    }
   }, 60_000);
 
   it('runs the TypeScript sources through tsx, never the stale bundle, when the bundle cannot be rebuilt', async () => {
