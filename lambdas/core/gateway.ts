@@ -269,6 +269,13 @@ export function cacheKey(
   return createHash('sha256').update(material).digest('hex');
 }
 
+/**
+ * Runs `work` once the current answer has been handed back: after the caller's continuation (its
+ * promise reactions) has run, in the event loop's next check phase. Its CPU (building and sending
+ * the bookkeeping's requests) is then not spent between the provider's answer and the caller's.
+ */
+const afterAnswer = <T>(work: () => Promise<T>): Promise<T> => new Promise<void>((ok) => setImmediate(ok)).then(work);
+
 const short = (e: unknown): string => {
   const err = e as Error;
   return `${err.name}: ${err.message}`.slice(0, 200);
@@ -338,9 +345,9 @@ export class ModelGateway {
       if (hit) {
         attempts.push({ provider: model.provider, model: model.alias, outcome: 'cache-hit', ms: this.clock() - t0 });
         this.deps.metrics.record(dims, { CacheHit: 1, CostUsd: 0, FallbackUsed: index > 0 ? 1 : 0 });
-        const counted = Promise.all([this.usage(model, hit.usage, 0, true), giveBack()]);
-        if (call.pool?.open) call.pool.track(counted);
-        else await counted;
+        const counted = () => Promise.all([this.usage(model, hit.usage, 0, true), giveBack()]);
+        if (call.pool?.open) call.pool.track(afterAnswer(counted));
+        else await counted();
         return {
           text: hit.text,
           usage: hit.usage,
@@ -638,17 +645,19 @@ export class ModelGateway {
         attempts,
         ...(response.servedBy ? { servedBy: response.servedBy } : {}),
       };
-      const bookkeeping = Promise.all([
-        reservation.settle(actualMicro, this.usageRecord(model, response.usage, actualMicro, false)).catch(() => false),
-        this.deps.breaker.onSuccess(admission, model.provider, model.modelId).catch(() => undefined),
-        leave(),
-        store(answer),
-      ]);
+      const bookkeeping = () =>
+        Promise.all([
+          reservation.settle(actualMicro, this.usageRecord(model, response.usage, actualMicro, false)).catch(() => false),
+          this.deps.breaker.onSuccess(admission, model.provider, model.modelId).catch(() => undefined),
+          leave(),
+          store(answer),
+        ]);
       // On an agent's pool nothing after the answer holds a guarantee the caller needs before it
-      // goes on (the hold stays until the charge lands; the slot is freed a moment later): the pool
-      // waits for it when it closes. A probe's result closes the breaker before the answer returns.
-      if (call.pool?.open && admission.kind === 'closed') call.pool.track(bookkeeping);
-      else await bookkeeping;
+      // goes on (the hold stays until the charge lands: the call's estimate is counted in the pool
+      // until then; the slot is freed a moment later): it starts once the answer is handed back,
+      // and the pool waits for it when it closes. A probe's result closes the breaker before the answer returns.
+      if (call.pool?.open && admission.kind === 'closed') call.pool.track(afterAnswer(bookkeeping));
+      else await bookkeeping();
       return { ok: true, answer, latencyMs: latency };
     }
     return { ok: false, error, stop: false };

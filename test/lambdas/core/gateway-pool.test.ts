@@ -87,8 +87,11 @@ describe('Class: ModelGateway with an agent pool', () => {
     for (let i = 0; i < 5; i++) {
       seen.list.length = 0;
       await g.gateway.complete(call({ pool, deadlineMs }));
-      onPath.push(beforeAnswer);
+      // The bookkeeping starts once the answer is handed back: no request of it was sent before.
+      expect(seen.list).toEqual(beforeAnswer);
       await pool.drain(); // the bookkeeping of this call, outside the next one's count
+      expect(seen.list.length).toBeGreaterThan(beforeAnswer.length);
+      onPath.push(beforeAnswer);
     }
     // The first call reserves the pool's hold in the four limited scopes (as a call without a pool would).
     expect(onPath[0]?.sort()).toEqual(['BatchGetItem', 'UpdateItem', 'UpdateItem', 'UpdateItem', 'UpdateItem', 'UpdateItem']);
