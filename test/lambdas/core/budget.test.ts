@@ -1,3 +1,4 @@
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoBudgetLedger } from '../../../lambdas/adapters/gateway-store.js';
 import { type BudgetScope, budgetScopes, reserveBudget, toMicro, worstCaseMicro } from '../../../lambdas/core/budget.js';
@@ -109,6 +110,56 @@ describe('Function: reserveBudget', () => {
     expect(after?.openHolds).toBe(0);
     expect(after?.committedMicro).toBe(after?.spentMicro);
     expect(after?.committedMicro).toBeLessThan(10_000);
+  });
+
+  it('adds a reservation once when the SDK sends it again after a lost answer (alone, and combined with others)', async () => {
+    // Prepare: a client whose first reservation write reaches the table and then loses its answer,
+    // as a timeout or a reset socket does; the SDK's retry sends the same write again.
+    const doc = DynamoDBDocumentClient.from(table.newClient(), { marshallOptions: { removeUndefinedValues: true } });
+    let lost = 0;
+    let sent = 0;
+    /** The least holds a write must carry to lose its answer: 2 loses a combined write's. */
+    let lose = 1;
+    doc.middlewareStack.add(
+      (next, context) => async (args) => {
+        const input = (args as { input?: { UpdateExpression?: string; ExpressionAttributeValues?: Record<string, { SS?: string[] }> } })
+          .input;
+        const name = String((context as { commandName?: string }).commandName);
+        const reservation = name.startsWith('UpdateItem') && (input?.UpdateExpression ?? '').includes('ADD committed :est');
+        if (reservation) sent++;
+        const out = await next(args);
+        const holds = input?.ExpressionAttributeValues?.[':hold']?.SS?.length ?? 0;
+        if (reservation && lost === 0 && holds >= lose) {
+          lost++;
+          throw Object.assign(new Error('socket hang up'), { name: 'TimeoutError', $metadata: {} });
+        }
+        return out;
+      },
+      // Inside the SDK's retry step: each attempt passes here.
+      { step: 'finalizeRequest', priority: 'low', name: 'loseFirstAnswer' },
+    );
+    const flaky = new DynamoBudgetLedger(doc, LOCAL_TABLE);
+
+    for (const parallel of [1, 5]) {
+      lost = 0;
+      sent = 0;
+      lose = Math.min(parallel, 2);
+      const s = scope(10);
+
+      // Act: `parallel` reservations at once (combined into one write), each settled to 1,000 µUSD.
+      const reservations = await Promise.all(
+        Array.from({ length: parallel }, (_, i) => reserveBudget(flaky, [s], hold(`lost-${parallel}-${i}`, 300_000), Date.now())),
+      );
+      const during = await ledger.get(s.key);
+      await Promise.all(reservations.map((r) => r.settle(1_000)));
+
+      // Assess: a write lost its answer and was sent again (a combined one, then part by part); its estimates counted once.
+      expect(lost).toBe(1);
+      expect(sent).toBeGreaterThanOrEqual(parallel === 1 ? 2 : 4);
+      expect(during).toMatchObject({ committedMicro: parallel * 300_000, openHolds: parallel });
+      expect(await ledger.get(s.key)).toMatchObject({ committedMicro: parallel * 1_000, spentMicro: parallel * 1_000, openHolds: 0 });
+    }
+    doc.destroy();
   });
 
   it('releases the reservation of a crashed call once its lease expires, when the scope would otherwise refuse', async () => {
