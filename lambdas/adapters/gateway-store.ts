@@ -147,9 +147,10 @@ export class DynamoBudgetLedger implements BudgetLedger {
       return { ok: true, committedMicro: await this.reservations.submit(scope.key, { scope, hold }) };
     } catch (e) {
       if (!isConditionFailure(e)) throw e;
-      const item =
-        (e as { Item?: Record<string, unknown> }).Item ??
-        (await this.doc.send(new GetCommand({ TableName: this.table, Key: this.key(scope.key), ConsistentRead: true }))).Item;
+      // Read again rather than from the refusal (ReturnValuesOnConditionCheckFailure): DynamoDB sends
+      // that item in its wire format, which the document client does not convert on an error
+      // (aws/aws-sdk-js-v3#6723), and dynalite does not send it at all (architect/dynalite#182).
+      const item = (await this.doc.send(new GetCommand({ TableName: this.table, Key: this.key(scope.key), ConsistentRead: true }))).Item;
       // The hold is there: a write of it landed although its answer was lost (reserveAll).
       if (strings(item?.holds).includes(holdMember(hold))) return { ok: true, committedMicro: num(item?.committed) };
       const now = Date.now();
@@ -162,8 +163,8 @@ export class DynamoBudgetLedger implements BudgetLedger {
    * Reservations in one scope item as one write: the holds' estimates added together, under the
    * limit less their sum (so it applies only when each, one after another, would).
    * @returns the scope's `committed` after the write (micro-USD)
-   * @throws ConditionalCheckFailedException (with the item as found) when the limit does not leave
-   *   room, or when the write's first hold is in the item already (the write landed before)
+   * @throws ConditionalCheckFailedException when the limit does not leave room, or when the write's
+   *   first hold is in the item already (the write landed before)
    */
   private async reserveAll(parts: readonly { scope: BudgetScope; hold: Hold }[]): Promise<number> {
     const scope = mergedScope(parts);
@@ -199,7 +200,6 @@ export class DynamoBudgetLedger implements BudgetLedger {
           ...(limited ? { ':threshold': threshold } : {}),
         },
         ReturnValues: 'UPDATED_NEW',
-        ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
       }),
     );
     return num(r.Attributes?.committed);

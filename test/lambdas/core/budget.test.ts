@@ -1,3 +1,4 @@
+import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoBudgetLedger } from '../../../lambdas/adapters/gateway-store.js';
@@ -127,7 +128,20 @@ describe('Function: reserveBudget', () => {
         const name = String((context as { commandName?: string }).commandName);
         const reservation = name.startsWith('UpdateItem') && (input?.UpdateExpression ?? '').includes('ADD committed :est');
         if (reservation) sent++;
-        const out = await next(args);
+        let out: Awaited<ReturnType<typeof next>>;
+        try {
+          out = await next(args);
+        } catch (e) {
+          // DynamoDB sends the refused item in its wire format ({ S }, { N }, { SS }) when asked for
+          // it (ReturnValuesOnConditionCheckFailure), which the document client does not convert on
+          // an error; dynalite sends none. Attached here, so reading it as converted would fail.
+          const key = (args as { input?: { Key?: Record<string, unknown> } }).input?.Key;
+          if (reservation && (e as Error).name === 'ConditionalCheckFailedException' && key) {
+            const raw = await table.client.send(new GetItemCommand({ TableName: LOCAL_TABLE, Key: key as never, ConsistentRead: true }));
+            Object.assign(e as object, { Item: raw.Item });
+          }
+          throw e;
+        }
         const holds = input?.ExpressionAttributeValues?.[':hold']?.SS?.length ?? 0;
         if (reservation && lost === 0 && holds >= lose) {
           lost++;
