@@ -1,5 +1,6 @@
 // Builds the CLI bundle: bin/agentflow.ts and the project sources it imports, bundled by esbuild
-// into dist/cli/agentflow.mjs (ESM, node_modules imported at run time), so `agentflow` starts
+// into dist/cli/agentflow.mjs (ESM; packages imported from node_modules at run time, but for the
+// few in BUNDLED_PACKAGES, bundled in), so `agentflow` starts
 // without compiling TypeScript. What the commands import when they start (`await import(…)`) goes
 // to chunks beside it (dist/cli/chunk-<hash>.mjs), so startup loads only what every command needs. Plain JavaScript (Node 20+): the launcher (bin/agentflow.js) imports
 // it before anything is compiled. `node bin/build-cli.js` builds (npm's `prepare` runs it at install).
@@ -138,7 +139,9 @@ function packageOf(specifier) {
 
 /** `node_modules/<package>/package.json` for a file inside that package, else undefined. */
 function packageJsonOf(file) {
-  const m = /^(.*?node_modules\/(?:@[^/]+\/)?[^/]+)\//.exec(file);
+  // The last node_modules in the path: a nested copy (node_modules/a/node_modules/zod) or pnpm's
+  // store (node_modules/.pnpm/zod@4/node_modules/zod) is the package itself.
+  const m = /^(.*node_modules\/(?:@[^/]+\/)?[^/]+)\//.exec(file);
   return m ? `${m[1]}/package.json` : undefined;
 }
 

@@ -37,7 +37,10 @@ describe('LocalRuntime.start when it fails after the table and the model server 
     expect(servers()).toBe(before);
     // The folder's claim went with the table: a new start opens it (no "held by another process").
     const again = await LocalRuntime.start(options);
-    expect(again.recovered).toBeDefined();
-    await again.stop();
+    try {
+      expect(again.recovered).toBeDefined();
+    } finally {
+      await again.stop();
+    }
   });
 });
