@@ -176,6 +176,62 @@ describe('Function: reserveBudget', () => {
     doc.destroy();
   });
 
+  it('keeps every combined write within DynamoDB expression limits (4 KB, 300 operators and functions), which dynalite does not check', async () => {
+    // Prepare: the gateway's client, watched. DynamoDB refuses an expression over 4 KB or with more
+    // than 300 operators or functions (Amazon DynamoDB Developer Guide, "Constraints" and "Count
+    // expression operators", read 2026-11-30).
+    const doc = DynamoDBDocumentClient.from(table.newClient(), { marshallOptions: { removeUndefinedValues: true } });
+    const seen = { longest: 0, mostOperators: 0, mostParts: 0 };
+    const operators =
+      /\b(?:AND|OR|NOT|BETWEEN|IN|attribute_exists|attribute_not_exists|attribute_type|begins_with|contains|size|if_not_exists|list_append)\b|<>|<=|>=|=|<|>/g;
+    doc.middlewareStack.add(
+      (next) => async (args) => {
+        const input = args.input as { ConditionExpression?: string; UpdateExpression?: string; ExpressionAttributeValues?: object };
+        for (const e of [input.ConditionExpression, input.UpdateExpression]) {
+          if (!e) continue;
+          seen.longest = Math.max(seen.longest, e.length);
+          seen.mostOperators = Math.max(seen.mostOperators, e.match(operators)?.length ?? 0);
+        }
+        seen.mostParts = Math.max(
+          seen.mostParts,
+          Object.keys(input.ExpressionAttributeValues ?? {}).filter((k) => /^:m\d+$/.test(k)).length,
+        );
+        return next(args);
+      },
+      { step: 'initialize', name: 'expressionLimits' },
+    );
+    const store = new DynamoBudgetLedger(doc, LOCAL_TABLE);
+    const limited = scope(10_000);
+    const unlimited = scope();
+    const usage = (i: number) => ({
+      month: '2026-11',
+      provider: 'bedrock',
+      model: `model-${i % 9}`,
+      costMicro: 100,
+      inputTokens: 1000,
+      outputTokens: 100,
+      cachedTokens: 10,
+      cacheHit: false,
+    });
+
+    // Act: 81 callers at once in each kind of write (the first of each goes alone, the rest combined).
+    const holds = Array.from({ length: 81 }, (_, i) => hold(`limits-${i}`, 50_000));
+    const reserved = await Promise.all(holds.map((h) => store.reserve(limited, h)));
+    const charged = await Promise.all(holds.map((h, i) => store.charge(limited, h, { fromMicro: 0, toMicro: 1_000 }, usage(i))));
+    const settled = await Promise.all(holds.map((h) => store.settleCharged(limited, h, 1_000, 1_000)));
+    await Promise.all(holds.map((_, i) => store.add(unlimited, 100, usage(i))));
+
+    // Assess
+    expect(reserved.every((r) => r.ok)).toBe(true);
+    expect(charged.every(Boolean) && settled.every(Boolean)).toBe(true);
+    expect(await ledger.get(limited.key)).toMatchObject({ committedMicro: 81_000, spentMicro: 81_000, openHolds: 0 });
+    expect(await ledger.get(unlimited.key)).toMatchObject({ spentMicro: 8_100 });
+    expect(seen.mostParts).toBe(20); // the combiner's most parts per write, reached
+    expect(seen.longest).toBeLessThanOrEqual(4096);
+    expect(seen.mostOperators).toBeLessThanOrEqual(300);
+    doc.destroy();
+  });
+
   it('releases the reservation of a crashed call once its lease expires, when the scope would otherwise refuse', async () => {
     const s = scope(1);
     await ledger.reserve(s, hold('crashed', 900_000, Date.now() - 1)); // lease already over: its Lambda died
