@@ -125,7 +125,7 @@ export async function buildCli() {
  * Packages bundled into the CLI rather than imported from node_modules at run time: each is many
  * small modules that every `validate` and `run` loads, and Node resolves and links each module
  * file at every start (zod: about 60 ms from node_modules, 20 ms bundled; yaml: 30 ms → 15 ms on
- * the 2-core bench machine). Only packages with no state shared with other packages: nothing
+ * the 2-core bench machine, 2026-11-30). Only packages with no state shared with other packages: nothing
  * passes our zod schemas or errors to a package loaded from node_modules.
  */
 export const BUNDLED_PACKAGES = ['zod', 'yaml', 'commander'];

@@ -128,6 +128,11 @@ export class DynamoBudgetLedger implements BudgetLedger {
     return { pk: `BUDGET#${scopeKey}`, sk: 'BUDGET' };
   }
 
+  /** The scope's item as the table has it now (a consistent read), or undefined when there is none. */
+  private async item(scopeKey: string): Promise<Record<string, unknown> | undefined> {
+    return (await this.doc.send(new GetCommand({ TableName: this.table, Key: this.key(scopeKey), ConsistentRead: true }))).Item;
+  }
+
   /** Attributes every write refreshes: kind, limit, expiry and (except runs) the listing index. */
   private meta(scope: BudgetScope) {
     const listed = scope.kind !== 'run';
@@ -150,7 +155,7 @@ export class DynamoBudgetLedger implements BudgetLedger {
       // Read again rather than from the refusal (ReturnValuesOnConditionCheckFailure): DynamoDB sends
       // that item in its wire format, which the document client does not convert on an error
       // (aws/aws-sdk-js-v3#6723), and dynalite does not send it at all (architect/dynalite#182).
-      const item = (await this.doc.send(new GetCommand({ TableName: this.table, Key: this.key(scope.key), ConsistentRead: true }))).Item;
+      const item = await this.item(scope.key);
       // The hold is there: a write of it landed although its answer was lost (reserveAll).
       if (strings(item?.holds).includes(holdMember(hold))) return { ok: true, committedMicro: num(item?.committed) };
       const now = Date.now();
@@ -255,9 +260,9 @@ export class DynamoBudgetLedger implements BudgetLedger {
 
   /** A hold's running total as the ledger has it (consistent read); undefined when the hold is gone. */
   private async usedOf(scope: BudgetScope, hold: Hold): Promise<number | undefined> {
-    const r = await this.doc.send(new GetCommand({ TableName: this.table, Key: this.key(scope.key), ConsistentRead: true }));
-    if (!strings(r.Item?.holds).includes(holdMember(hold))) return undefined;
-    return num(r.Item?.[usedAttribute(hold)]);
+    const item = await this.item(scope.key);
+    if (!strings(item?.holds).includes(holdMember(hold))) return undefined;
+    return num(item?.[usedAttribute(hold)]);
   }
 
   async charge(
@@ -395,13 +400,13 @@ export class DynamoBudgetLedger implements BudgetLedger {
   }
 
   async sweep(scope: BudgetScope, nowMs: number): Promise<number> {
-    const r = await this.doc.send(new GetCommand({ TableName: this.table, Key: this.key(scope.key), ConsistentRead: true }));
+    const item = await this.item(scope.key);
     let released = 0;
-    for (const member of strings(r.Item?.holds)) {
+    for (const member of strings(item?.holds)) {
       const hold = parseHold(member);
       if (!hold || hold.expiresAtMs >= nowMs) continue;
       // A pool's hold keeps what its calls were charged (already in `spent`); the rest is released.
-      const used = num(r.Item?.[usedAttribute(hold)]);
+      const used = num(item?.[usedAttribute(hold)]);
       if (await (used > 0 ? this.settleCharged(scope, hold, used, used) : this.release(scope, hold))) released++;
     }
     return released;
@@ -422,8 +427,8 @@ export class DynamoBudgetLedger implements BudgetLedger {
   }
 
   async get(scopeKey: string): Promise<BudgetStatus | undefined> {
-    const r = await this.doc.send(new GetCommand({ TableName: this.table, Key: this.key(scopeKey), ConsistentRead: true }));
-    return r.Item ? budgetStatus(scopeKey, r.Item) : undefined;
+    const item = await this.item(scopeKey);
+    return item ? budgetStatus(scopeKey, item) : undefined;
   }
 
   recordUsage(usage: UsageRecord): Promise<void> {
