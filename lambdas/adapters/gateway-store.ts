@@ -92,7 +92,8 @@ interface HoldWrite {
   /** Added to `committed` and `spent` (micro-USD, may be negative for `committed`). */
   readonly committedMicro: number;
   readonly spentMicro: number;
-  readonly usage?: UsageRecord;
+  /** Calls added to the month's per-model totals by the same write. */
+  readonly usages?: readonly UsageRecord[];
 }
 
 /** Budget scopes as `BUDGET#<scope key>` items: `committed`, `spent` (integer micro-USD), `holds` (string set). */
@@ -234,7 +235,13 @@ export class DynamoBudgetLedger implements BudgetLedger {
     );
   }
 
-  async settleCharged(scope: BudgetScope, hold: Hold, actualMicro: number, chargedMicro: number): Promise<boolean> {
+  async settleCharged(
+    scope: BudgetScope,
+    hold: Hold,
+    actualMicro: number,
+    chargedMicro: number,
+    usages: readonly UsageRecord[] = [],
+  ): Promise<boolean> {
     // Conditional on the hold's running total as the caller knows it: a charge that landed although
     // its write reported an error (or one that landed after the caller read it) is not added twice.
     // On a mismatch the total is read again and the settlement computed from it (a few tries).
@@ -248,6 +255,7 @@ export class DynamoBudgetLedger implements BudgetLedger {
           usedMicro: charged,
           committedMicro: Math.max(actualMicro, charged) - hold.estimateMicro - over,
           spentMicro: Math.max(0, actualMicro - charged),
+          ...(usages.length > 0 ? { usages } : {}),
         }),
       );
       if (applied) return true;
@@ -285,7 +293,7 @@ export class DynamoBudgetLedger implements BudgetLedger {
           toMicro: c.toMicro,
           committedMicro: over,
           spentMicro: c.toMicro - from,
-          ...(usage ? { usage } : {}),
+          ...(usage ? { usages: [usage] } : {}),
         }),
       );
       if (applied) return true;
@@ -323,7 +331,7 @@ export class DynamoBudgetLedger implements BudgetLedger {
         values[`:t${i}`] = p.toMicro;
       }
     });
-    const usages = parts.flatMap((p) => (p.usage ? [p.usage] : []));
+    const usages = parts.flatMap((p) => p.usages ?? []);
     const u = usages.length > 0 ? usageUpdate(usages) : undefined;
     values[':c'] = parts.reduce((n, p) => n + p.committedMicro, 0);
     values[':s'] = parts.reduce((n, p) => n + p.spentMicro, 0);

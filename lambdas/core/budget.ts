@@ -93,9 +93,17 @@ export interface BudgetLedger {
    * Settles a hold that calls were charged to ({@link BudgetLedger.charge}): `chargedMicro` of
    * `actualMicro` is already in `spent`; the hold's running total is removed with it.
    * `ADD committed :(actual - estimate - over), spent :(actual - charged) DELETE holds :member REMOVE used` if the hold is still there.
+   * With `usages` (calls charged by this write, not by {@link BudgetLedger.charge}), the same write
+   * adds them to the month's per-model totals.
    * @returns false when already settled or released
    */
-  settleCharged(scope: BudgetScope, hold: Hold, actualMicro: number, chargedMicro: number): Promise<boolean>;
+  settleCharged(
+    scope: BudgetScope,
+    hold: Hold,
+    actualMicro: number,
+    chargedMicro: number,
+    usages?: readonly UsageRecord[],
+  ): Promise<boolean>;
   /**
    * Records one call's cost against a hold an agent keeps open for several calls (a {@link BudgetPool}):
    * `SET used = :to ADD spent :(to - from), committed :over` if the hold is still there and its
@@ -334,6 +342,11 @@ interface PoolHold {
   readonly charged: Map<string, number>;
   /** Charges are written one after another per hold (each is conditional on the previous total). */
   chain: Promise<unknown>;
+  /**
+   * Usage of calls whose charge was not sent because the pool was closing by then: the hold's
+   * settlement writes it to the month's totals (the `global-month` scope) instead.
+   */
+  readonly unwritten: UsageRecord[];
 }
 
 /** How much a pool reserves when a call does not fit: this many times the call's worst case (less when the cap says so). */
@@ -403,7 +416,7 @@ export class BudgetPool {
       (r) => {
         // Closed meanwhile (the agent ended before calling): give it back.
         if (this.closed) return r.release();
-        this.holds.push({ reservation: r, usedMicro: 0, inFlightMicro: 0, charged: new Map(), chain: Promise.resolve() });
+        this.holds.push({ reservation: r, usedMicro: 0, inFlightMicro: 0, charged: new Map(), chain: Promise.resolve(), unwritten: [] });
       },
       () => undefined,
     );
@@ -451,7 +464,7 @@ export class BudgetPool {
   add(reservation: Reservation, estimateMicro: number): CallHold {
     // Closed while the reservation was made: it is the call's own (settled by the call), not the pool's.
     if (this.closed) return reservation;
-    const h: PoolHold = { reservation, usedMicro: 0, inFlightMicro: 0, charged: new Map(), chain: Promise.resolve() };
+    const h: PoolHold = { reservation, usedMicro: 0, inFlightMicro: 0, charged: new Map(), chain: Promise.resolve(), unwritten: [] };
     this.holds.push(h);
     return this.ticket(h, estimateMicro);
   }
@@ -468,13 +481,19 @@ export class BudgetPool {
     await Promise.all(idle.map((h) => this.settle(h)));
   }
 
-  /** Settles one hold to what its calls used (after its charges), releasing the rest. */
+  /**
+   * Settles one hold to what its calls used (after its charges), releasing the rest: the calls not
+   * charged yet are charged by the same write, with their usage.
+   */
   private async settle(h: PoolHold): Promise<void> {
     await h.chain;
     const { reservation } = h;
+    const usages = h.unwritten.splice(0);
     await Promise.all(
       reservation.held.map((s) =>
-        retry(() => this.ledger.settleCharged(s, reservation.hold, h.usedMicro, h.charged.get(s.key) ?? 0)).catch(() => false),
+        retry(() =>
+          this.ledger.settleCharged(s, reservation.hold, h.usedMicro, h.charged.get(s.key) ?? 0, s.kind === 'global-month' ? usages : []),
+        ).catch(() => false),
       ),
     );
   }
@@ -524,9 +543,14 @@ export class BudgetPool {
         const to = h.usedMicro;
         const { reservation } = h;
         // Charges to the held scopes in order (each conditional on the last total); the scopes
-        // without a limit get the cost added.
-        h.chain = h.chain.then(() =>
-          Promise.all(
+        // without a limit get the cost added. A charge whose turn comes once the pool is closing is
+        // not sent: the hold's settlement, next in line, writes it (one write per scope, not two).
+        h.chain = h.chain.then(() => {
+          if (this.closed) {
+            if (usage) h.unwritten.push(usage);
+            return undefined;
+          }
+          return Promise.all(
             reservation.held.map(async (s) => {
               const u = s.kind === 'global-month' ? usage : undefined;
               const landed = await retry(() =>
@@ -534,8 +558,8 @@ export class BudgetPool {
               ).catch(() => false);
               if (landed) h.charged.set(s.key, to);
             }),
-          ),
-        );
+          );
+        });
         this.track(h.chain);
         const unlimited = this.scopes.filter((s) => !isLimited(s));
         this.track(

@@ -243,6 +243,8 @@ describe('Class: BudgetPool under faults (review findings)', () => {
     });
     const pool = g.gateway.openPool(scopes);
     const a = await g.gateway.complete(call({ pool, scopes }));
+    // The charge is sent while the pool is open (closed at once, the settlement would charge it).
+    await pool.drain();
     await pool.close();
     expect(failed).toBeGreaterThan(0);
     expect(await g.ledger.get(scopes[0]?.key ?? '')).toMatchObject({ committedMicro: a.costMicro, spentMicro: a.costMicro, openHolds: 0 });
@@ -266,6 +268,35 @@ describe('Class: BudgetPool under faults (review findings)', () => {
     expect(Date.now() - started).toBeLessThan(5_000); // no wait for its own holds (the budget wait lasts until the deadline)
     await pool.close();
     expect(await g.ledger.get(scopes[0]?.key ?? '')).toMatchObject({ spentMicro: a.costMicro + b.costMicro, openHolds: 0 });
+  });
+
+  it('charges a call in the settlement when the pool closes before its charge is sent: one write per limited scope, its usage counted once', async () => {
+    const g = await gateway();
+    const scopes = call().scopes;
+    const held = scopes.filter(isLimited);
+    const pool = g.gateway.openPool(scopes);
+    const budgetWrites: string[] = [];
+    g.table.doc.middlewareStack.add(
+      (next, context) => async (args) => {
+        const input = args.input as { Key?: { pk?: string }; UpdateExpression?: string };
+        if (String((context as { commandName?: string }).commandName).startsWith('UpdateItem') && input.Key?.pk?.startsWith('BUDGET#')) {
+          budgetWrites.push(`${input.Key.pk} ${input.UpdateExpression}`);
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: 'budgetWrites' },
+    );
+    const a = await g.gateway.complete(call({ pool }));
+    const reserved = budgetWrites.length;
+    // As an agent with one call does: it closes its pool as soon as the answer is back.
+    await pool.close();
+    const after = budgetWrites.slice(reserved);
+    expect(after).toHaveLength(held.length);
+    for (const w of after) expect(w).toMatch(/DELETE holds :settled/);
+    for (const s of held) expect(await g.ledger.get(s.key)).toMatchObject({ committedMicro: a.costMicro, spentMicro: a.costMicro, openHolds: 0 });
+    expect(await g.ledger.listUsage(new Date().toISOString().slice(0, 7))).toEqual([
+      expect.objectContaining({ model: sonnet.alias, calls: 1, costMicro: a.costMicro, inputTokens: a.usage.inputTokens }),
+    ]);
   });
 
   it('closing waits for a call still in flight, whose cost is then settled', async () => {
