@@ -293,7 +293,8 @@ describe('Class: BudgetPool under faults (review findings)', () => {
     const after = budgetWrites.slice(reserved);
     expect(after).toHaveLength(held.length);
     for (const w of after) expect(w).toMatch(/DELETE holds :settled/);
-    for (const s of held) expect(await g.ledger.get(s.key)).toMatchObject({ committedMicro: a.costMicro, spentMicro: a.costMicro, openHolds: 0 });
+    for (const s of held)
+      expect(await g.ledger.get(s.key)).toMatchObject({ committedMicro: a.costMicro, spentMicro: a.costMicro, openHolds: 0 });
     expect(await g.ledger.listUsage(new Date().toISOString().slice(0, 7))).toEqual([
       expect.objectContaining({ model: sonnet.alias, calls: 1, costMicro: a.costMicro, inputTokens: a.usage.inputTokens }),
     ]);
