@@ -709,10 +709,21 @@ export class OfflineModelServer {
     if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
   }
 
+  /**
+   * Resolves halfway through the delay (at once without one): when the answer is made. By then the
+   * caller, when it runs in this process (the local runtime runs every agent on one thread), has
+   * sent the requests it sends together and waits for their answers, so making this answer does
+   * not hold the others back — as a provider's work is not the caller's (a 40-agent phase spent
+   * about 25 ms of its thread making answers while agents still had calls to send; issue 16).
+   */
+  private async halfway(): Promise<void> {
+    if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs / 2));
+  }
+
   private async onOpenAI(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    // The answer is made while the delay runs and sent when it ends, as a provider's latency
-    // includes its work: the answer takes `delayMs`, not `delayMs` plus this process's time to
-    // make it (which, 40 answers due at once, queued behind each other — issue 16).
+    // The answer is made while the delay runs (halfway through it: see `halfway`) and sent when
+    // it ends, as a provider's latency includes its work: the answer takes `delayMs`, not `delayMs`
+    // plus this process's time to make it (which, 40 answers due at once, queued behind each other — issue 16).
     let ready: Promise<void> = Promise.resolve();
     const send = (status: number, body: unknown) => {
       const text = JSON.stringify(body);
@@ -748,7 +759,7 @@ export class OfflineModelServer {
       send(400, { error: { message: 'body is not JSON', type: 'invalid_request_error' } });
       return;
     }
-    this.stats[provider]++;
+    const n = ++this.stats[provider];
     this.countModel(`${provider}:${body.model ?? ''}`);
     ready = this.wait();
     // An injected fault is served as before: once the delay has passed.
@@ -774,6 +785,7 @@ export class OfflineModelServer {
       send(fault, { error: { message: `offline model server: injected HTTP ${fault}`, type: 'server_error', code: String(fault) } });
       return;
     }
+    await this.halfway();
     const messages = (body.messages ?? []).map((m) => ({ role: m.role, content: typeof m.content === 'string' ? m.content : '' }));
     const system = messages.find((m) => m.role === 'system')?.content ?? '';
     const format = openAIAnswerMode(body.response_format, messages);
@@ -790,11 +802,11 @@ export class OfflineModelServer {
     const turn = { system, task, ...openAIToolTurn(body.tools, body.messages ?? []) };
     const call = offlineToolCall(turn);
     if (call) {
-      const id = `call_offline_${this.stats[provider]}`;
+      const id = `call_offline_${n}`;
       const toolTokens = countTokens(JSON.stringify(body.tools ?? []), 'openai');
       const args = JSON.stringify(call.input);
       send(200, {
-        id: `chatcmpl-offline-${this.stats[provider]}`,
+        id: `chatcmpl-offline-${n}`,
         object: 'chat.completion',
         created: Math.floor(Date.now() / 1000),
         model: body.model ?? '',
@@ -849,7 +861,7 @@ export class OfflineModelServer {
     // OpenAI caches prompt prefixes of 1,024 tokens or more automatically.
     const cached = this.cachedPrefix(system, 1024).read;
     send(200, {
-      id: `chatcmpl-offline-${this.stats[provider]}`,
+      id: `chatcmpl-offline-${n}`,
       object: 'chat.completion',
       created: Math.floor(Date.now() / 1000),
       model: body.model ?? 'offline',
@@ -909,7 +921,7 @@ export class OfflineModelServer {
       send(400, { message: 'body is not JSON' }, 'ValidationException');
       return;
     }
-    this.stats.bedrock++;
+    const n = ++this.stats.bedrock;
     this.countModel(`bedrock:${decodeURIComponent(m[1] ?? '')}`);
     ready = this.wait();
     if (this.faults.bedrock !== undefined) await ready;
@@ -938,6 +950,7 @@ export class OfflineModelServer {
       send(fault, { message: `offline model server: injected HTTP ${fault}` }, type);
       return;
     }
+    await this.halfway();
     // Text blocks only: a cachePoint block adds no text.
     const system = (body.system ?? []).flatMap((s) => (s.text === undefined ? [] : [s.text])).join('\n');
     const messages = (body.messages ?? []).map((msg) => ({ role: msg.role, content: msg.content.map((c) => c.text ?? '').join('') }));
@@ -972,7 +985,7 @@ export class OfflineModelServer {
           output: {
             message: {
               role: 'assistant',
-              content: [{ toolUse: { toolUseId: `tooluse_offline_${this.stats.bedrock}`, name: call.name, input: call.input } }],
+              content: [{ toolUse: { toolUseId: `tooluse_offline_${n}`, name: call.name, input: call.input } }],
             },
           },
           stopReason: 'tool_use',
@@ -997,7 +1010,7 @@ export class OfflineModelServer {
     const out = answer.cut
       ? { text: answer.text, tokens: countTokens(answer.text, 'openai'), truncated: true }
       : capAnswer(answer.text, tokenLimit(body.inferenceConfig?.maxTokens));
-    const content = bedrockContent(out, format.tool?.name, this.stats.bedrock);
+    const content = bedrockContent(out, format.tool?.name, n);
     // Bedrock serves Claude: count with Claude's published tokenizer (no margin), as that provider would.
     // A forced tool is billed input: its spec and Claude's tool-use system prompt.
     const allInput =
