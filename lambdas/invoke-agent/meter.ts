@@ -8,7 +8,8 @@ import { type InvocationSpend, readSpend, type SpendRecord, spendKey } from '../
 /**
  * One invocation's accounting of an agent: every gateway answer is added as it arrives (tokens,
  * settled cost in micro-USD, attempts, cache hits) and the agent's spend record
- * (`runs/<run>/spend/<phase>/<agent>.json`) is written after each, so Aggregate and Publish add up
+ * (`runs/<run>/spend/<phase>/<agent>.json`) is written after each (on the next turn of the event
+ * loop, unless the agent saves first: then once), so Aggregate and Publish add up
  * what the ledger settled — also for an agent that fails later (cost shown = ledger).
  *
  * @example
@@ -30,6 +31,8 @@ export class SpendMeter {
   answeredBy: ModelRef;
   // Spend record writes are chained so they land in order, one at a time.
   private writes: Promise<unknown> = Promise.resolve();
+  /** A write after an answer waits for the next turn of the event loop: a save before then (the final one) writes it instead. */
+  private scheduled: NodeJS.Immediate | undefined;
 
   private constructor(
     private readonly artifacts: ArtifactStore,
@@ -72,11 +75,14 @@ export class SpendMeter {
   }
 
   /**
-   * Writes the spend record with this invocation's entry. Writes after each call are best effort
-   * (the final one repeats them); the final one must succeed.
+   * Writes the spend record with this invocation's entry (and drops a write after an answer that
+   * has not started: this one includes it). Writes after each call are best effort (the final one
+   * repeats them); the final one must succeed.
    * @throws the artifact store's error, only when `final`
    */
   async save(final = false): Promise<void> {
+    if (this.scheduled) clearImmediate(this.scheduled);
+    this.scheduled = undefined;
     const record: SpendRecord = {
       ...this.before,
       invocations: [...this.before.invocations, { ...this.mine, attempts: this.attempts.slice(-MAX_ATTEMPTS_KEPT) }],
@@ -106,7 +112,12 @@ export class SpendMeter {
     this.servedBy = a.servedBy ?? this.servedBy;
     this.answeredBy = a.model;
     this.attempts.push(...a.attempts);
-    void this.save();
+    // On the next turn, unless the agent saves first: an agent whose last answer this was writes
+    // its record once (one artifact write, an S3 PUT in the cloud), not twice in a row.
+    this.scheduled ??= setImmediate(() => {
+      this.scheduled = undefined;
+      void this.save();
+    });
   }
 
   /** Keeps the tries a failed gateway call carries on its error (`attempts`). */

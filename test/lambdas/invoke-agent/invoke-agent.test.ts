@@ -8,7 +8,7 @@ import type { AgentItem, ContextArtifact, StructuredOutput } from '../../../lamb
 import type { GatewayAnswer, GatewayCall, ModelGateway } from '../../../lambdas/core/gateway.js';
 import { GatewayConfigSchema } from '../../../lambdas/core/gateway-config.js';
 import { buildPlan, promptTokens } from '../../../lambdas/core/plan.js';
-import { readSpend } from '../../../lambdas/core/spend.js';
+import { readSpend, spendKey } from '../../../lambdas/core/spend.js';
 import { VERDICTS_FORMAT } from '../../../lambdas/core/verify.js';
 import { findingsKey, invokeAgent } from '../../../lambdas/invoke-agent/invoke-agent.js';
 import type { OfflineModelServer } from '../../../lib/local/offline-model.js';
@@ -127,6 +127,22 @@ describe('Function: invokeAgent', () => {
       expect(server?.stats[provider]).toBe(1);
     },
   );
+
+  it('writes the spend record of an agent with one call once (the write after the answer is the final one), with what it spent', async () => {
+    const { artifacts, providers, contextRef } = await setup([swift(['let token = cardToken!', 'print("x")'])]);
+    const spendWrites: string[] = [];
+    const putText = artifacts.putText.bind(artifacts);
+    artifacts.putText = async (key: string, text: string) => {
+      if (key === spendKey('r1', 'review', 'code-review')) spendWrites.push(text);
+      return putText(key, text);
+    };
+    const r = await invokeAgent(input(agent('bedrock'), contextRef), { artifacts, ...providers });
+    await new Promise((ok) => setImmediate(ok));
+    expect(r.chunks).toBe(1);
+    expect(spendWrites).toHaveLength(1);
+    const spend = await readSpend(artifacts, 'r1', 'review', 'code-review');
+    expect(spend.invocations).toEqual([expect.objectContaining({ calls: 1, costMicro: Math.round(r.costUsd * 1e6) })]);
+  });
 
   it('asks bedrock and openai for the findings format natively (a forced tool, a strict json_schema) and reads their structured answers', async () => {
     for (const provider of ['bedrock', 'openai'] as const) {
