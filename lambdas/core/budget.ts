@@ -108,15 +108,15 @@ export interface BudgetLedger {
    * Records one call's cost against a hold an agent keeps open for several calls (a {@link BudgetPool}):
    * `SET used = :to ADD spent :(to - from), committed :over` if the hold is still there and its
    * running total is `fromMicro` (so charges land once and in order). `committed` grows only by what
-   * passes the hold's estimate (`over`), so it stays settled spend + open holds. With `usage`, the
-   * same write adds the call to the month's per-model totals.
+   * passes the hold's estimate (`over`), so it stays settled spend + open holds. With `usage` (one
+   * record or several: the calls charged together), the same write adds them to the month's per-model totals.
    * @returns false when not applied (the hold is gone, or this charge landed already)
    */
   charge(
     scope: BudgetScope,
     hold: Hold,
     c: { readonly fromMicro: number; readonly toMicro: number },
-    usage?: UsageRecord,
+    usage?: UsageRecord | readonly UsageRecord[],
   ): Promise<boolean>;
   /** Adds settled spend to a scope without a limit, where nothing is reserved: `ADD committed :a, spent :a` (with `usage`, the per-model totals too). */
   add(scope: BudgetScope, actualMicro: number, usage?: UsageRecord): Promise<void>;
@@ -490,11 +490,16 @@ export class BudgetPool {
     const { reservation } = h;
     const usages = h.unwritten.splice(0);
     await Promise.all(
-      reservation.held.map((s) =>
-        retry(() =>
-          this.ledger.settleCharged(s, reservation.hold, h.usedMicro, h.charged.get(s.key) ?? 0, s.kind === 'global-month' ? usages : []),
-        ).catch(() => false),
-      ),
+      reservation.held.map((s) => {
+        const u = s.kind === 'global-month' ? usages : [];
+        const charged = h.charged.get(s.key) ?? 0;
+        return retry(() => this.ledger.settleCharged(s, reservation.hold, h.usedMicro, charged, u)).catch(async () => {
+          // The settlement did not land: the calls it would have charged are charged on their own, so
+          // the hold's sweep keeps their cost (a charge finding the hold settled after all does nothing).
+          if (charged >= h.usedMicro) return false;
+          return retry(() => this.ledger.charge(s, reservation.hold, { fromMicro: charged, toMicro: h.usedMicro }, u)).catch(() => false);
+        });
+      }),
     );
   }
 

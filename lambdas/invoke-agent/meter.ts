@@ -8,14 +8,14 @@ import { type InvocationSpend, readSpend, type SpendRecord, spendKey } from '../
 /**
  * One invocation's accounting of an agent: every gateway answer is added as it arrives (tokens,
  * settled cost in micro-USD, attempts, cache hits) and the agent's spend record
- * (`runs/<run>/spend/<phase>/<agent>.json`) is written after each (on the next turn of the event
- * loop, unless the agent saves first: then once), so Aggregate and Publish add up
+ * (`runs/<run>/spend/<phase>/<agent>.json`) is written after them (on the next turn of the event
+ * loop: answers of the same turn share a write, and a save before then takes its place), so Aggregate and Publish add up
  * what the ledger settled — also for an agent that fails later (cost shown = ledger).
  *
  * @example
  * ```ts
  * const meter = await SpendMeter.open(artifacts, { runId, phase, agent: 'triage' }, primary, Date.now());
- * const a = await meter.gateway(gateway).complete(call); // accounted, spend record written
+ * const a = await meter.gateway(gateway).complete(call); // accounted; spend record written on the next turn
  * await meter.save(true); // the final write must land
  * ```
  */
@@ -94,7 +94,7 @@ export class SpendMeter {
     else await this.writes;
   }
 
-  /** Adds a gateway answer to the invocation and writes the spend record (best effort). */
+  /** Adds a gateway answer to the invocation and writes the spend record on the next turn of the event loop (best effort). */
   account(a: GatewayAnswer): void {
     const m = this.mine;
     this.usage = addUsage(this.usage, a.usage);

@@ -763,7 +763,8 @@ export class OfflineModelServer {
     this.countModel(`${provider}:${body.model ?? ''}`);
     ready = this.wait();
     // An injected fault is served as before: once the delay has passed.
-    if (this.faults[provider] !== undefined) await ready;
+    const faulted = this.faults[provider] !== undefined;
+    if (faulted) await ready;
     const fault = this.faults[provider];
     if (fault === 'hang') return;
     if (fault === 'malformed') {
@@ -785,7 +786,8 @@ export class OfflineModelServer {
       send(fault, { error: { message: `offline model server: injected HTTP ${fault}`, type: 'server_error', code: String(fault) } });
       return;
     }
-    await this.halfway();
+    // Waited for already when faulted (an answer-shape fault: made once the delay is over, as before).
+    if (!faulted) await this.halfway();
     const messages = (body.messages ?? []).map((m) => ({ role: m.role, content: typeof m.content === 'string' ? m.content : '' }));
     const system = messages.find((m) => m.role === 'system')?.content ?? '';
     const format = openAIAnswerMode(body.response_format, messages);
@@ -924,7 +926,8 @@ export class OfflineModelServer {
     const n = ++this.stats.bedrock;
     this.countModel(`bedrock:${decodeURIComponent(m[1] ?? '')}`);
     ready = this.wait();
-    if (this.faults.bedrock !== undefined) await ready;
+    const faulted = this.faults.bedrock !== undefined;
+    if (faulted) await ready;
     const fault = this.faults.bedrock;
     if (fault === 'hang') return;
     if (fault === 'malformed') {
@@ -950,7 +953,7 @@ export class OfflineModelServer {
       send(fault, { message: `offline model server: injected HTTP ${fault}` }, type);
       return;
     }
-    await this.halfway();
+    if (!faulted) await this.halfway();
     // Text blocks only: a cachePoint block adds no text.
     const system = (body.system ?? []).flatMap((s) => (s.text === undefined ? [] : [s.text])).join('\n');
     const messages = (body.messages ?? []).map((msg) => ({ role: msg.role, content: msg.content.map((c) => c.text ?? '').join('') }));

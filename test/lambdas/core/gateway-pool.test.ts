@@ -300,6 +300,32 @@ describe('Class: BudgetPool under faults (review findings)', () => {
     ]);
   });
 
+  it('charges the call on its own when that settlement fails, so the hold keeps its cost for the sweep', async () => {
+    const g = await gateway();
+    const scopes = budgetScopes(BudgetConfigSchema.parse({ perRunUsd: 5 }), {
+      runId: 'run-settle-fails',
+      project: 'ios-app',
+      now: new Date(),
+    });
+    const pool = g.gateway.openPool(scopes);
+    g.table.doc.middlewareStack.add(
+      (next, context) => async (args) => {
+        const input = args.input as { UpdateExpression?: string };
+        if (
+          String((context as { commandName?: string }).commandName).startsWith('UpdateItem') &&
+          /DELETE holds :settled/.test(input.UpdateExpression ?? '')
+        ) {
+          throw new Error('the table is unavailable');
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: 'failSettlements' },
+    );
+    const a = await g.gateway.complete(call({ pool, scopes }));
+    await pool.close();
+    expect(await g.ledger.get(scopes[0]?.key ?? '')).toMatchObject({ spentMicro: a.costMicro, openHolds: 1 });
+  });
+
   it('closing waits for a call still in flight, whose cost is then settled', async () => {
     const g = await gateway({ offline: { delayMs: 300 } });
     const scopes = budgetScopes(BudgetConfigSchema.parse({ perRunUsd: 5 }), { runId: 'run-inflight', project: 'ios-app', now: new Date() });
