@@ -300,6 +300,52 @@ describe('Class: BudgetPool under faults (review findings)', () => {
     ]);
   });
 
+  it('settles a pool whose first call was charged and whose last was not: every scope ends at the sum, the month counts both calls once', async () => {
+    const g = await gateway();
+    const scopes = call().scopes;
+    const pool = g.gateway.openPool(scopes);
+    const first = await g.gateway.complete(call({ pool }));
+    await pool.drain(); // charged while the pool is open
+    const last = await g.gateway.complete(call({ pool }));
+    await pool.close(); // its charge goes with the settlement
+    const total = first.costMicro + last.costMicro;
+    for (const s of scopes) expect(await g.ledger.get(s.key)).toMatchObject({ committedMicro: total, spentMicro: total, openHolds: 0 });
+    expect(await g.ledger.listUsage(new Date().toISOString().slice(0, 7))).toEqual([
+      expect.objectContaining({ calls: 2, costMicro: total, inputTokens: first.usage.inputTokens + last.usage.inputTokens }),
+    ]);
+  });
+
+  it('counts the usage a settlement carries once when its write landed but reported an error', async () => {
+    const g = await gateway();
+    let failed = 0;
+    g.table.doc.middlewareStack.add(
+      (next, context) => async (args) => {
+        const out = await next(args);
+        const input = args.input as { UpdateExpression?: string };
+        const name = String((context as { commandName?: string }).commandName);
+        if (name.startsWith('UpdateItem') && /DELETE holds :settled/.test(input.UpdateExpression ?? '') && failed++ === 0) {
+          throw Object.assign(new Error('socket hang up'), { name: 'TimeoutError' });
+        }
+        return out;
+      },
+      { step: 'initialize', name: 'failAfterSettlement' },
+    );
+    const scopes = budgetScopes(BudgetConfigSchema.parse({ global: { monthlyUsd: 3000 } }), {
+      runId: 'run-ambiguous-settle',
+      project: 'ios-app',
+      now: new Date(),
+    });
+    const pool = g.gateway.openPool(scopes);
+    const a = await g.gateway.complete(call({ pool, scopes }));
+    await pool.close();
+    expect(failed).toBeGreaterThan(0);
+    const month = scopes.find((s) => s.kind === 'global-month');
+    expect(await g.ledger.get(month?.key ?? '')).toMatchObject({ committedMicro: a.costMicro, spentMicro: a.costMicro, openHolds: 0 });
+    expect(await g.ledger.listUsage(new Date().toISOString().slice(0, 7))).toEqual([
+      expect.objectContaining({ calls: 1, costMicro: a.costMicro }),
+    ]);
+  });
+
   it('charges the call on its own when that settlement fails, so the hold keeps its cost for the sweep', async () => {
     const g = await gateway();
     const scopes = budgetScopes(BudgetConfigSchema.parse({ perRunUsd: 5 }), {
