@@ -62,6 +62,31 @@ function countRequests(g: GatewayEnv): { list: string[] } {
   return seen;
 }
 
+/**
+ * Makes the gateway's UpdateItems whose expression matches `pattern` fail: `landed-once`, the first
+ * one after it landed (its answer lost, as a timeout or a reset socket loses it); `always`, every one
+ * before it is sent (the table unavailable).
+ */
+function failUpdates(g: GatewayEnv, pattern: RegExp, how: 'landed-once' | 'always'): { failed: number } {
+  const seen = { failed: 0 };
+  g.table.doc.middlewareStack.add(
+    (next, context) => async (args) => {
+      const input = args.input as { UpdateExpression?: string };
+      const hit =
+        String((context as { commandName?: string }).commandName).startsWith('UpdateItem') && pattern.test(input.UpdateExpression ?? '');
+      if (hit && how === 'always') {
+        seen.failed++;
+        throw new Error('the table is unavailable');
+      }
+      const out = await next(args);
+      if (hit && seen.failed++ === 0) throw Object.assign(new Error('socket hang up'), { name: 'TimeoutError' });
+      return out;
+    },
+    { step: 'initialize', name: `fail ${pattern.source}` },
+  );
+  return seen;
+}
+
 describe('Class: ModelGateway with an agent pool', () => {
   it('sends 2 DynamoDB requests before a call answers once the pool has room (one BatchGetItem, one rate-limit write); growing the pool adds one write per limited scope, unless the pool was prepared', async () => {
     const g = await gateway();
@@ -223,19 +248,7 @@ describe('Class: BudgetPool under faults (review findings)', () => {
 
   it('counts a charge once when its write landed but reported an error (the retry finds it there)', async () => {
     const g = await gateway();
-    let failed = 0;
-    g.table.doc.middlewareStack.add(
-      (next, context) => async (args) => {
-        const out = await next(args);
-        const input = args.input as { UpdateExpression?: string };
-        const name = String((context as { commandName?: string }).commandName);
-        if (name.startsWith('UpdateItem') && /^SET #h\d+ = :t/.test(input.UpdateExpression ?? '') && failed++ === 0) {
-          throw Object.assign(new Error('socket hang up'), { name: 'TimeoutError' });
-        }
-        return out;
-      },
-      { step: 'initialize', name: 'failAfterWrite' },
-    );
+    const charges = failUpdates(g, /^SET #h\d+ = :t/, 'landed-once');
     const scopes = budgetScopes(BudgetConfigSchema.parse({ perRunUsd: 5 }), {
       runId: 'run-ambiguous',
       project: 'ios-app',
@@ -246,7 +259,7 @@ describe('Class: BudgetPool under faults (review findings)', () => {
     // The charge is sent while the pool is open (closed at once, the settlement would charge it).
     await pool.drain();
     await pool.close();
-    expect(failed).toBeGreaterThan(0);
+    expect(charges.failed).toBeGreaterThan(0);
     expect(await g.ledger.get(scopes[0]?.key ?? '')).toMatchObject({ committedMicro: a.costMicro, spentMicro: a.costMicro, openHolds: 0 });
   });
 
@@ -317,19 +330,7 @@ describe('Class: BudgetPool under faults (review findings)', () => {
 
   it('counts the usage a settlement carries once when its write landed but reported an error', async () => {
     const g = await gateway();
-    let failed = 0;
-    g.table.doc.middlewareStack.add(
-      (next, context) => async (args) => {
-        const out = await next(args);
-        const input = args.input as { UpdateExpression?: string };
-        const name = String((context as { commandName?: string }).commandName);
-        if (name.startsWith('UpdateItem') && /DELETE holds :settled/.test(input.UpdateExpression ?? '') && failed++ === 0) {
-          throw Object.assign(new Error('socket hang up'), { name: 'TimeoutError' });
-        }
-        return out;
-      },
-      { step: 'initialize', name: 'failAfterSettlement' },
-    );
+    const settlements = failUpdates(g, /DELETE holds :settled/, 'landed-once');
     const scopes = budgetScopes(BudgetConfigSchema.parse({ global: { monthlyUsd: 3000 } }), {
       runId: 'run-ambiguous-settle',
       project: 'ios-app',
@@ -338,7 +339,7 @@ describe('Class: BudgetPool under faults (review findings)', () => {
     const pool = g.gateway.openPool(scopes);
     const a = await g.gateway.complete(call({ pool, scopes }));
     await pool.close();
-    expect(failed).toBeGreaterThan(0);
+    expect(settlements.failed).toBeGreaterThan(0);
     const month = scopes.find((s) => s.kind === 'global-month');
     expect(await g.ledger.get(month?.key ?? '')).toMatchObject({ committedMicro: a.costMicro, spentMicro: a.costMicro, openHolds: 0 });
     expect(await g.ledger.listUsage(new Date().toISOString().slice(0, 7))).toEqual([
@@ -354,19 +355,7 @@ describe('Class: BudgetPool under faults (review findings)', () => {
       now: new Date(),
     });
     const pool = g.gateway.openPool(scopes);
-    g.table.doc.middlewareStack.add(
-      (next, context) => async (args) => {
-        const input = args.input as { UpdateExpression?: string };
-        if (
-          String((context as { commandName?: string }).commandName).startsWith('UpdateItem') &&
-          /DELETE holds :settled/.test(input.UpdateExpression ?? '')
-        ) {
-          throw new Error('the table is unavailable');
-        }
-        return next(args);
-      },
-      { step: 'initialize', name: 'failSettlements' },
-    );
+    failUpdates(g, /DELETE holds :settled/, 'always');
     const a = await g.gateway.complete(call({ pool, scopes }));
     await pool.close();
     expect(await g.ledger.get(scopes[0]?.key ?? '')).toMatchObject({ spentMicro: a.costMicro, openHolds: 1 });
