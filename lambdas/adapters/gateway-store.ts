@@ -277,10 +277,8 @@ export class DynamoBudgetLedger implements BudgetLedger {
     scope: BudgetScope,
     hold: Hold,
     c: { readonly fromMicro: number; readonly toMicro: number },
-    usage?: UsageRecord | readonly UsageRecord[],
+    usages: readonly UsageRecord[] = [],
   ): Promise<boolean> {
-    const usages: readonly UsageRecord[] =
-      usage === undefined ? [] : 'month' in usage ? [usage as UsageRecord] : (usage as readonly UsageRecord[]);
     // Conditional on the previous total, so each charge lands once and in order. When the condition
     // fails, the total is read: already `to` (a write that landed although it reported an error):
     // done; another value (the caller's was stale): charged from it.

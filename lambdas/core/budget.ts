@@ -108,15 +108,15 @@ export interface BudgetLedger {
    * Records one call's cost against a hold an agent keeps open for several calls (a {@link BudgetPool}):
    * `SET used = :to ADD spent :(to - from), committed :over` if the hold is still there and its
    * running total is `fromMicro` (so charges land once and in order). `committed` grows only by what
-   * passes the hold's estimate (`over`), so it stays settled spend + open holds. With `usage` (one
-   * record or several: the calls charged together), the same write adds them to the month's per-model totals.
+   * passes the hold's estimate (`over`), so it stays settled spend + open holds. With `usages` (the
+   * calls charged by this write; none by default), the same write adds them to the month's per-model totals.
    * @returns false when not applied (the hold is gone, or this charge landed already)
    */
   charge(
     scope: BudgetScope,
     hold: Hold,
     c: { readonly fromMicro: number; readonly toMicro: number },
-    usage?: UsageRecord | readonly UsageRecord[],
+    usages?: readonly UsageRecord[],
   ): Promise<boolean>;
   /** Adds settled spend to a scope without a limit, where nothing is reserved: `ADD committed :a, spent :a` (with `usage`, the per-model totals too). */
   add(scope: BudgetScope, actualMicro: number, usage?: UsageRecord): Promise<void>;
@@ -557,7 +557,7 @@ export class BudgetPool {
           }
           return Promise.all(
             reservation.held.map(async (s) => {
-              const u = s.kind === 'global-month' ? usage : undefined;
+              const u = s.kind === 'global-month' && usage ? [usage] : [];
               const landed = await retry(() =>
                 this.ledger.charge(s, reservation.hold, { fromMicro: h.charged.get(s.key) ?? 0, toMicro: to }, u),
               ).catch(() => false);

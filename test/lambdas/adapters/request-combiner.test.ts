@@ -122,7 +122,7 @@ describe('The gateway store: combined writes against the local table', () => {
     // Each hold: two charges (1,000 then 3,000 µUSD in all), then its settlement at 3,000 — all holds at once.
     const results = await Promise.all(
       holds.map(async (h, i) => {
-        const a = await ledger.charge(scope, h, { fromMicro: 0, toMicro: 1_000 }, i % 2 ? usage('sonnet', 1_000) : undefined);
+        const a = await ledger.charge(scope, h, { fromMicro: 0, toMicro: 1_000 }, i % 2 ? [usage('sonnet', 1_000)] : []);
         const b = await ledger.charge(scope, h, { fromMicro: 1_000, toMicro: 3_000 });
         const s = await ledger.settleCharged(scope, h, 3_000, 3_000);
         return [a, b, s];

@@ -217,7 +217,7 @@ describe('Function: reserveBudget', () => {
     // Act: 81 callers at once in each kind of write (the first of each goes alone, the rest combined).
     const holds = Array.from({ length: 81 }, (_, i) => hold(`limits-${i}`, 50_000));
     const reserved = await Promise.all(holds.map((h) => store.reserve(limited, h)));
-    const charged = await Promise.all(holds.map((h, i) => store.charge(limited, h, { fromMicro: 0, toMicro: 1_000 }, usage(i))));
+    const charged = await Promise.all(holds.map((h, i) => store.charge(limited, h, { fromMicro: 0, toMicro: 1_000 }, [usage(i)])));
     const settled = await Promise.all(holds.map((h) => store.settleCharged(limited, h, 1_000, 1_000)));
     await Promise.all(holds.map((_, i) => store.add(unlimited, 100, usage(i))));
 
